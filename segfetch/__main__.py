@@ -1,0 +1,3 @@
+from segfetch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""One small hierarchy of errors that end a command with a one-line message.
+
+    SegfetchError                 anything segfetch reports to the user (exit 1)
+    ├── UsageError                bad input from the user: fix the command (exit 2)
+    └── DownloadError             a download could not be completed
+        ├── HTTPStatusError       the server answered with a final error status (404, 401, ...)
+        ├── ServerError           the server broke the protocol (bad Content-Range, too many bytes)
+        ├── RetriesExhausted      the link kept failing with no progress
+        └── HashMismatch          the file arrived but its sha256 is not the one expected
+
+Every message is one line that says what went wrong and, where it can, what to do.
+"""
+
+
+class SegfetchError(Exception):
+    exit_code = 1
+
+
+class UsageError(SegfetchError):
+    exit_code = 2
+
+
+class DownloadError(SegfetchError):
+    pass
+
+
+class HTTPStatusError(DownloadError):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ServerError(DownloadError):
+    pass
+
+
+class RetriesExhausted(DownloadError):
+    pass
+
+
+class HashMismatch(DownloadError):
+    def __init__(self, message: str, expected: str, got: str) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.got = got
