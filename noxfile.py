@@ -21,5 +21,5 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".", "mypy")
+    session.install("-e", ".", "mypy", "types-tqdm")
     session.run("mypy", "segfetch")

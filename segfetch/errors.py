@@ -43,3 +43,14 @@ class HashMismatch(DownloadError):
         super().__init__(message)
         self.expected = expected
         self.got = got
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password replaced, fit to print or log."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        authority = "***@" + authority.rpartition("@")[2]
+    return f"{scheme}://{authority}{slash}{path}"

@@ -1,0 +1,200 @@
+"""`segfetch emulate` (serve a throttled, flaky loopback link) and `segfetch demo`."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from segfetch.emulate import Emulator, Fault, Link, SyntheticFile, serve_forever
+from segfetch.errors import SegfetchError, UsageError
+from segfetch.units import human_bytes, parse_duration, parse_size
+
+_FAULT_FIELDS = {f.name: f.type for f in dataclasses.fields(Fault) if f.name != "kind"}
+
+
+def add_commands(sub: Any, add_download_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    emulate = sub.add_parser(
+        "emulate", help="serve files over an emulated slow, flaky link on 127.0.0.1"
+    )
+    emulate.add_argument(
+        "root", nargs="?", type=Path, metavar="DIR", help="serve the files below DIR"
+    )
+    emulate.add_argument(
+        "--file",
+        action="append",
+        default=[],
+        metavar="PATH:SIZE",
+        help="a synthetic file, e.g. /big.whl:8M (repeatable)",
+    )
+    emulate.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
+    emulate.add_argument("--log", type=Path, metavar="FILE", help="append a JSON line per request")
+    _add_link_options(emulate)
+    emulate.set_defaults(run=_run_emulate)
+
+    demo = sub.add_parser(
+        "demo", help="download one file over a flaky loopback link with 1 and with N connections"
+    )
+    demo.add_argument("--size", default="4M", help="file size (default 4M)")
+    _add_link_options(demo, rate="512K", drop_every="1M")
+    add_download_options(demo)
+    demo.set_defaults(run=_run_demo)
+
+
+def _add_link_options(
+    p: argparse.ArgumentParser, rate: str | None = None, drop_every: str | None = None
+) -> None:
+    p.add_argument(
+        "--rate",
+        default=rate,
+        metavar="RATE",
+        help=f"bytes/s per connection, e.g. 256K (default {rate or 'unlimited'})",
+    )
+    p.add_argument("--shared-rate", metavar="RATE", help="bytes/s shared by all connections")
+    p.add_argument("--rtt", default="0", metavar="T", help="added round-trip time, e.g. 100ms")
+    p.add_argument(
+        "--drop-every",
+        default=drop_every,
+        metavar="SIZE",
+        help=f"reset the connection about every SIZE bytes (default {drop_every or 'never'})",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:k=v,...]",
+        help="a seeded fault, e.g. stall:every=2M,stall_seconds=5 or status:status=503,rate=0.1",
+    )
+    p.add_argument(
+        "--max-connections", type=int, metavar="N", help="answer 503 beyond N connections"
+    )
+    p.add_argument("--no-etag", action="store_true", help="send no ETag")
+    p.add_argument("--seed", type=int, default=1, help="seed of content and faults (default 1)")
+
+
+def link_from_args(args: argparse.Namespace) -> Link:
+    try:
+        faults = [parse_fault(spec) for spec in args.fault]
+        if args.drop_every:
+            faults.append(Fault("reset", every=parse_size(args.drop_every)))
+        return Link(
+            rate=parse_size(args.rate) if args.rate else None,
+            shared_rate=parse_size(args.shared_rate) if args.shared_rate else None,
+            rtt=parse_duration(args.rtt),
+            max_connections=args.max_connections,
+            faults=tuple(faults),
+            seed=args.seed,
+            etag=not args.no_etag,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parse_fault(spec: str) -> Fault:
+    """'reset:every=1M' or 'status:status=429,rate=0.2,retry_after=2' -> Fault."""
+    kind, _, rest = spec.partition(":")
+    values: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in _FAULT_FIELDS:
+            raise ValueError(f"bad fault option {item!r}; options: {', '.join(_FAULT_FIELDS)}")
+        if key == "every":
+            values[key] = parse_size(value)
+        elif key in ("rate", "stall_seconds"):
+            values[key] = float(value)
+        elif key == "retry_after":
+            values[key] = value or None
+        else:
+            values[key] = int(value)
+    return Fault(kind, **values)
+
+
+def _describe(link: Link) -> str:
+    parts = [f"{human_bytes(link.rate)}/s per connection" if link.rate else "no rate limit"]
+    if link.shared_rate:
+        parts.append(f"{human_bytes(link.shared_rate)}/s shared")
+    if link.rtt:
+        parts.append(f"{link.rtt * 1000:.0f} ms RTT")
+    for f in link.faults:
+        parts.append(f"{f.kind} about every {human_bytes(f.every)}" if f.every else f.kind)
+    return ", ".join(parts)
+
+
+def _run_emulate(args: argparse.Namespace) -> int:
+    link = link_from_args(args)
+    files: dict[str, SyntheticFile] = {}
+    for spec in args.file:
+        path, _, size = spec.rpartition(":")
+        try:
+            files["/" + path.lstrip("/")] = SyntheticFile(parse_size(size))
+        except ValueError as exc:
+            raise UsageError(f"--file {spec!r}: {exc}; write PATH:SIZE, e.g. /big.whl:8M") from None
+    if args.root is not None and not args.root.is_dir():
+        raise UsageError(f"{str(args.root)!r} is not a folder")
+    if not files and args.root is None:
+        files["/file.bin"] = SyntheticFile(8 * 1024 * 1024)
+
+    async def serve() -> None:
+        emu = Emulator(files, root=args.root, link=link, port=args.port, log_path=args.log)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(serve_forever, emu)
+                print(f"serving on http://127.0.0.1:{emu.port}/ ({_describe(link)}); Ctrl-C stops")
+                for path in files:
+                    print(f"  {emu.url(path)}  sha256 {emu.sha256(path)}")
+                sys.stdout.flush()
+        except OSError as exc:
+            raise SegfetchError(
+                f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; try --port"
+            ) from None
+
+    trio.run(serve)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from segfetch.cli import ProgressBar, download_options
+    from segfetch.engine import download
+
+    link = link_from_args(args)
+    options = download_options(args)
+    try:
+        size = parse_size(args.size)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    n = options.pop("connections")
+
+    async def run() -> None:
+        async with Emulator({"/demo.whl": SyntheticFile(size)}, link=link) as emu:
+            print(f"link: {_describe(link)} (emulated on 127.0.0.1, seed {link.seed})")
+            print(f"file: {human_bytes(size)}, sha256 {emu.sha256('/demo.whl')}")
+            times = []
+            with tempfile.TemporaryDirectory() as tmp:
+                for count in dict.fromkeys((1, n)):
+                    dest = Path(tmp) / f"demo-{count}.whl"
+                    with ProgressBar(f"{count} conn", quiet=args.quiet) as bar:
+                        result = await download(
+                            emu.url("/demo.whl"),
+                            dest,
+                            connections=count,
+                            sha256=emu.sha256("/demo.whl"),
+                            progress=bar.update,
+                            **options,
+                        )
+                    times.append(result.seconds)
+                    print(
+                        f"{count:>2} conn: {result.seconds:6.2f} s "
+                        f"({human_bytes(size / result.seconds)}/s), {result.retries} retries, "
+                        f"{result.requests} requests, sha256 verified"
+                    )
+            if len(times) == 2:
+                print(f"speed-up with {n} connections: {times[0] / times[1]:.1f}x")
+
+    trio.run(run)
+    return 0

@@ -1,0 +1,568 @@
+"""The download engine: the one place with trio + httpx I/O.
+
+One probe request (an open-ended Range) learns the size, range support and validator,
+and its body is the first segment. The planner cuts the rest; each worker task holds one
+HTTP/1.1 connection, fetches a segment, retries it from the byte where it stopped, and
+asks for more work (stealing when none is left). Bytes go to the .part at their offsets
+as they arrive; the sha256 follows the completed prefix, so verifying costs almost
+nothing after the last byte.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from segfetch import __version__
+from segfetch.errors import (
+    DownloadError,
+    HashMismatch,
+    HTTPStatusError,
+    RetriesExhausted,
+    SegfetchError,
+    ServerError,
+    redact_url,
+)
+from segfetch.plan import Planner, Segment
+from segfetch.ranges import (
+    RangeSet,
+    parse_content_range,
+    parse_unsatisfied_range,
+    range_header,
+)
+from segfetch.retry import (
+    BACKPRESSURE_STATUS,
+    RETRYABLE_STATUS,
+    Budget,
+    RetryPolicy,
+    parse_retry_after,
+)
+from segfetch.store import PartFile, PrefixHasher, State
+
+DEFAULT_CONNECTIONS = 8
+DEFAULT_MIN_SEGMENT = 256 * 1024
+DEFAULT_TIMEOUT = 30.0
+MAX_RESTARTS = 3  # times the whole file may be started over because it changed
+SAVE_EVERY = 1.0  # seconds between control-file saves
+REPORT_EVERY = 0.1  # seconds between progress callbacks
+
+
+@dataclass(frozen=True)
+class Progress:
+    url: str
+    size: int | None
+    done: int
+    connections: int
+    retries: int
+
+
+@dataclass(frozen=True)
+class Result:
+    url: str
+    path: Path
+    size: int
+    sha256: str
+    seconds: float
+    connections: int  # most connections open at once
+    requests: int
+    retries: int
+    resumed: int  # bytes already on disk from an earlier run
+    restarts: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class _Retry(Exception):
+    """A failure worth another try."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class _Restart(Exception):
+    """Start the whole file over: it changed on the server, or our saved state is stale.
+
+    ``ranged=False``: the server stopped honouring ranges; the next pass is one stream.
+    """
+
+    def __init__(self, message: str, ranged: bool = True) -> None:
+        super().__init__(message)
+        self.ranged = ranged
+
+
+def make_client(
+    connections: int = DEFAULT_CONNECTIONS, timeout: float = DEFAULT_TIMEOUT
+) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        http1=True,
+        http2=False,  # one TCP connection per segment is the point
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=True,
+        max_redirects=10,
+        # identity: the bytes on the wire are the bytes of the file, so ranges mean file offsets
+        headers={"Accept-Encoding": "identity", "User-Agent": f"segfetch/{__version__}"},
+        trust_env=True,  # HTTP(S)_PROXY, SSL_CERT_FILE
+    )
+
+
+async def download(
+    url: str,
+    dest: Path | str,
+    *,
+    connections: int = DEFAULT_CONNECTIONS,
+    sha256: str | None = None,
+    min_segment: int = DEFAULT_MIN_SEGMENT,
+    timeout: float = DEFAULT_TIMEOUT,
+    policy: RetryPolicy | None = None,
+    progress: ProgressCallback | None = None,
+    client: httpx.AsyncClient | None = None,
+    seed: int | None = None,
+) -> Result:
+    """Fetch url to dest over up to ``connections`` connections; dest appears only verified."""
+    if connections < 1:
+        raise ValueError("connections must be at least 1")
+    if min_segment < 1:
+        raise ValueError("min_segment must be at least 1")
+    job = _Download(
+        url,
+        Path(dest),
+        connections=connections,
+        sha256=sha256.lower() if sha256 else None,
+        min_segment=min_segment,
+        policy=policy or RetryPolicy(),
+        progress=progress,
+        rng=random.Random(seed),
+    )
+    if client is not None:
+        return await job.run(client)
+    async with make_client(connections, timeout) as own:
+        return await job.run(own)
+
+
+def download_sync(url: str, dest: Path | str, **kwargs: Any) -> Result:
+    """``download`` for code that is not async."""
+    return trio.run(partial(download, url, dest, **kwargs))
+
+
+class _Download:
+    def __init__(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        connections: int,
+        sha256: str | None,
+        min_segment: int,
+        policy: RetryPolicy,
+        progress: ProgressCallback | None,
+        rng: random.Random,
+    ) -> None:
+        self.origin = url  # what the user asked for: the control file's key
+        self.name = redact_url(url)  # for messages: never print credentials
+        self.url = url  # where requests go: the probe's final URL after redirects
+        self.ranged = True  # False once the server has shown it ignores ranges
+        self.part = PartFile(dest)
+        self.connections = connections
+        self.sha256 = sha256
+        self.min_segment = min_segment
+        self.policy = policy
+        self.progress = progress
+        self.rng = rng
+        self.state: State | None = None
+        self.planner: Planner | None = None
+        self.hasher = PrefixHasher(self.part)
+        self.requests = self.retries = self.restarts = self.resumed = 0
+        self.live = self.peak = 0
+        self.workers = 0
+        self.received = 0  # bytes written in this run
+        self._last_report = -1.0
+
+    async def run(self, client: httpx.AsyncClient) -> Result:
+        self.client = client
+        started = trio.current_time()
+        while True:
+            try:
+                size = await self._attempt()
+                break
+            except _Restart as restart:
+                self.part.discard()
+                self.restarts += 1
+                self.ranged = self.ranged and restart.ranged
+                if self.restarts > MAX_RESTARTS:
+                    raise ServerError(
+                        f"{self.name} changed {self.restarts} times during the download; "
+                        "try again later"
+                    ) from None
+        digest = self.hasher.hexdigest()
+        if self.sha256 is not None and digest != self.sha256:
+            self.part.discard()
+            raise HashMismatch(
+                f"sha256 mismatch for {self.name}: expected {self.sha256}, got {digest}; "
+                "nothing was kept",
+                expected=self.sha256,
+                got=digest,
+            )
+        self.part.commit()
+        return Result(
+            url=self.url,
+            path=self.part.dest,
+            size=size,
+            sha256=digest,
+            seconds=trio.current_time() - started,
+            connections=self.peak,
+            requests=self.requests,
+            retries=self.retries,
+            resumed=self.resumed,
+            restarts=self.restarts,
+        )
+
+    # -- one pass over the file -------------------------------------------------------
+
+    async def _attempt(self) -> int:
+        """Download the whole file once; returns its size. Raises _Restart to start over."""
+        self.state = self.part.load(self.origin, self.sha256)
+        self.planner = None
+        self.hasher = PrefixHasher(self.part)
+        budget = Budget(self.policy)
+        while True:
+            try:
+                response = await self._probe()
+                break
+            except _Retry as exc:
+                await self._backoff(budget, exc)
+        try:
+            if response.status_code == 206:
+                return await self._ranged(response)
+            if response.status_code == 416:
+                return await self._empty()
+            return await self._single(response)
+        finally:
+            await response.aclose()
+
+    async def _probe(self) -> httpx.Response:
+        state = self.state
+        if state is None:
+            start, end = 0, None
+        else:
+            self.resumed = state.done.total()
+            gaps = state.done.gaps(state.size)
+            if not gaps:  # everything was on disk; ask for one byte to check the validator
+                start, end = state.size - 1, state.size
+            else:
+                start, end = gaps[0]
+        headers = {"Range": range_header(start, end)} if self.ranged else {}
+        if state is not None and (validator := state.etag or state.last_modified):
+            headers["If-Range"] = validator
+        response = await self._send(headers)
+        self.url = str(response.url)
+        status = response.status_code
+        if status == 200 and state is not None:
+            await response.aclose()
+            raise _Restart("the file changed since the last run")
+        if status == 416:
+            total = parse_unsatisfied_range(response.headers.get("Content-Range", ""))
+            if state is None and total == 0:
+                return response
+            await response.aclose()
+            if state is not None:
+                raise _Restart("the saved state does not fit the file")
+            raise _Retry(f"{self.name} answered 416 to a request for the start of the file", 416)
+        if status == 206:
+            try:
+                first, last, total = parse_content_range(response.headers.get("Content-Range", ""))
+            except ValueError as exc:
+                await response.aclose()
+                raise _Retry(f"{self.name}: {exc}") from None
+            if total is None or first != start or last != (end if end is not None else total):
+                await response.aclose()
+                raise _Retry(f"{self.name} answered a different range than asked")
+            etag, modified = _validators(response)
+            if state is not None and (
+                total != state.size or (state.etag and etag and etag != state.etag)
+            ):
+                await response.aclose()
+                raise _Restart("the file changed since the last run")
+            if state is None:
+                self.state = State(self.origin, total, etag, modified, self.sha256)
+        return response
+
+    async def _ranged(self, response: httpx.Response) -> int:
+        assert self.state is not None
+        state = self.state
+        self.part.open(fresh=not state.done)
+        self.planner = Planner(
+            state.size, state.done, pieces=self.connections, min_segment=self.min_segment
+        )
+        first = int(parse_content_range(response.headers["Content-Range"])[0])
+        seg = self.planner.take(at=first) if self.planner.pending else None
+        try:
+            async with trio.open_nursery() as background:
+                background.start_soon(self._keep_hashing)
+                background.start_soon(self._keep_saving)
+                try:
+                    async with trio.open_nursery() as workers:
+                        workers.start_soon(self._worker, seg, response)
+                        for _ in range(self.connections - 1):
+                            workers.start_soon(self._worker, None, None)
+                except BaseExceptionGroup as group:
+                    raise _first(group) from None
+                background.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _first(group) from None
+        finally:
+            self._save_now()
+        if self.planner.done.total() != state.size:
+            raise ServerError(f"{self.name}: download ended with bytes missing")  # planner bug
+        await self.hasher.advance(state.size)
+        self._report(force=True)
+        return state.size
+
+    async def _single(self, response: httpx.Response | None) -> int:
+        """One stream from byte 0: the server ignores ranges. A failure starts it over."""
+        budget = Budget(self.policy)
+        while True:
+            try:
+                if response is None:
+                    response = await self._send({})
+                    if response.status_code != 200:
+                        raise _Retry(f"{self.name} answered {response.status_code}")
+                size = _content_length(response)
+                self.state = None  # no resume without ranges
+                self.part.forget()
+                self.part.open(fresh=True)
+                self.received = pos = 0
+                async for chunk in response.aiter_raw():
+                    if size is not None and pos + len(chunk) > size:
+                        raise ServerError(f"{self.name} sent more bytes than its Content-Length")
+                    self.part.write(pos, chunk)
+                    pos += len(chunk)
+                    self.received = pos
+                    self._report()
+                if size is not None and pos != size:
+                    raise _Retry(f"{self.name}: body ended at {pos} of {size} bytes")
+                await self.hasher.advance(pos)
+                self._report(force=True)
+                return pos
+            except (_Retry, httpx.TransportError) as exc:
+                retry = exc if isinstance(exc, _Retry) else _transport_retry(exc, self.url)
+                await self._backoff(budget, retry)
+            finally:
+                if response is not None:
+                    await response.aclose()
+                response = None
+
+    async def _empty(self) -> int:
+        self.part.open(fresh=True)
+        return 0
+
+    # -- workers ----------------------------------------------------------------------
+
+    async def _worker(self, seg: Segment | None, response: httpx.Response | None) -> None:
+        planner = self.planner
+        assert planner is not None
+        self.workers += 1
+        try:
+            if seg is None:
+                response = None
+                seg = planner.take()
+            while seg is not None:
+                if not await self._fetch(seg, response):
+                    planner.release(seg)
+                    return  # the host pushed back: one connection fewer
+                response = None
+                planner.release(seg)
+                seg = planner.take()
+        finally:
+            self.workers -= 1
+
+    async def _fetch(self, seg: Segment, response: httpx.Response | None) -> bool:
+        """Fetch seg to its end, retrying from where it stopped. False: give it up."""
+        budget = Budget(self.policy)
+        while seg.remaining > 0:
+            try:
+                if response is None:
+                    response = await self._open_segment(seg)
+                await self._stream(seg, response, budget)
+            except (_Retry, httpx.TransportError) as exc:
+                retry = exc if isinstance(exc, _Retry) else _transport_retry(exc, self.url)
+                if retry.status in BACKPRESSURE_STATUS and self.workers > 1:
+                    self.retries += 1
+                    return False
+                await self._backoff(budget, retry)
+            finally:
+                if response is not None:
+                    await response.aclose()
+                response = None
+        return True
+
+    async def _open_segment(self, seg: Segment) -> httpx.Response:
+        assert self.state is not None
+        state = self.state
+        headers = {"Range": range_header(seg.pos, seg.end)}
+        if validator := state.etag or state.last_modified:
+            headers["If-Range"] = validator
+        response = await self._send(headers)
+        try:
+            etag, modified = _validators(response)
+            if (state.etag and etag and etag != state.etag) or (
+                not state.etag and state.last_modified and modified != state.last_modified
+            ):
+                raise _Restart(f"{self.name} changed during the download")
+            if response.status_code == 200:
+                # Same file, but the range was ignored: never splice, go to one stream.
+                raise _Restart(f"{self.name} ignored a Range request", ranged=False)
+            if response.status_code != 206:
+                raise _Retry(f"{self.name} answered {response.status_code}", response.status_code)
+            try:
+                first, last, total = parse_content_range(response.headers.get("Content-Range", ""))
+            except ValueError as exc:
+                raise _Retry(f"{self.name}: {exc}") from None
+            if (first, last, total) != (seg.pos, seg.end, state.size):
+                raise _Retry(f"{self.name} answered bytes {first}-{last} for {seg.pos}-{seg.end}")
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    async def _stream(self, seg: Segment, response: httpx.Response, budget: Budget) -> None:
+        assert self.planner is not None
+        self.live += 1
+        self.peak = max(self.peak, self.live)
+        try:
+            async for chunk in response.aiter_raw():
+                n = min(len(chunk), seg.remaining)
+                self.part.write(seg.pos, memoryview(chunk)[:n])
+                self.planner.advance(seg, n)
+                self.received += n
+                budget.progressed()
+                self._report()
+                if seg.remaining == 0:
+                    return  # done, or the rest was stolen: this response ends here
+        finally:
+            self.live -= 1
+        raise _Retry(f"{self.name}: response ended {seg.remaining} bytes short")
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    async def _send(self, headers: dict[str, str]) -> httpx.Response:
+        request = self.client.build_request("GET", self.url, headers=headers)
+        self.requests += 1
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise _transport_retry(exc, self.url) from None
+        except httpx.TooManyRedirects:
+            raise DownloadError(f"{self.name}: too many redirects") from None
+        status = response.status_code
+        if status in (200, 206, 416):
+            return response
+        await response.aclose()
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        if status in RETRYABLE_STATUS:
+            raise _Retry(f"{self.name} answered {status}", status, retry_after)
+        raise HTTPStatusError(f"{self.name} answered {status} {response.reason_phrase}", status)
+
+    async def _backoff(self, budget: Budget, exc: _Retry) -> None:
+        if not budget.fail():
+            raise RetriesExhausted(
+                f"giving up after {budget.failures} tries with no progress: {exc}; "
+                "check the link, or raise --max-tries / --timeout"
+            )
+        self.retries += 1
+        await trio.sleep(self.policy.delay(budget.failures, self.rng, exc.retry_after))
+
+    async def _keep_hashing(self) -> None:
+        assert self.planner is not None
+        while True:
+            await self.hasher.advance(self.planner.done.prefix())
+            await trio.sleep(0.05)
+
+    async def _keep_saving(self) -> None:
+        while True:
+            await trio.sleep(SAVE_EVERY)
+            await self.part.sync()
+            self._save_now(synced=True)
+
+    def _save_now(self, synced: bool = False) -> None:
+        """Record what is on disk so that a later run resumes; also on crash or Ctrl-C."""
+        if self.state is None or self.part.fd is None:
+            return
+        if not synced:
+            os.fdatasync(self.part.fd)
+        self.part.save(self.state)
+
+    def _report(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = trio.current_time()
+        if not force and now - self._last_report < REPORT_EVERY:
+            return
+        self._last_report = now
+        size = self.state.size if self.state is not None else None
+        done = self.planner.done.total() if self.planner is not None else self.received
+        self.progress(Progress(self.origin, size, done, self.live, self.retries))
+
+
+def _validators(response: httpx.Response) -> tuple[str | None, str | None]:
+    etag = response.headers.get("ETag")
+    if etag is not None and etag.startswith("W/"):
+        etag = None  # weak tags may not be used in If-Range
+    return etag, response.headers.get("Last-Modified")
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length", "")
+    return int(value) if value.isdigit() else None
+
+
+def _transport_retry(exc: httpx.TransportError, url: str) -> _Retry:
+    """Classify a transport error: a retry, or a final DownloadError raised here."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            host = httpx.URL(url).host
+            raise DownloadError(f"cannot resolve host {host!r}: check the URL") from None
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            raise DownloadError(
+                f"TLS certificate check failed for {httpx.URL(url).host}: {cause.verify_message}; "
+                "set SSL_CERT_FILE to your CA bundle"
+            ) from None
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.UnsupportedProtocol):
+        raise DownloadError(
+            f"{redact_url(url)}: only http:// and https:// URLs are supported"
+        ) from None
+    return _Retry(f"{type(exc).__name__}: {exc or 'connection failed'}")
+
+
+def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The exception that explains a failed nursery: restarts and user errors first."""
+    leaves = list(_leaves(group))
+    for kind in (_Restart, SegfetchError, KeyboardInterrupt):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return next((e for e in leaves if not isinstance(e, trio.Cancelled)), leaves[0])
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+__all__ = ["Progress", "RangeSet", "Result", "download", "download_sync", "make_client"]

@@ -1,0 +1,93 @@
+"""The segment planner: which bytes each connection fetches next. Pure: no I/O, no clock.
+
+The file's missing bytes are cut into about one piece per connection. A connection that
+finishes its piece takes the next one; when none is left it steals the back half of the
+largest range still in flight, so the tail never waits on one slow connection. Bytes are
+in exactly one place at all times: done, in flight (``[pos, end)`` of a segment) or pending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+
+from segfetch.ranges import RangeSet, Span
+
+
+@dataclass(eq=False)
+class Segment:
+    """A range a connection is fetching: ``[pos, end)`` is still to come."""
+
+    pos: int
+    end: int
+
+    @property
+    def remaining(self) -> int:
+        return self.end - self.pos
+
+
+class Planner:
+    def __init__(self, size: int, done: RangeSet, *, pieces: int, min_segment: int) -> None:
+        if size < 0 or pieces < 1 or min_segment < 1:
+            raise ValueError("size >= 0, pieces >= 1 and min_segment >= 1")
+        self.size = size
+        self.done = done
+        self.min_segment = min_segment
+        self.active: list[Segment] = []
+        self.pending = _split(done.gaps(size), pieces, min_segment)
+
+    @property
+    def complete(self) -> bool:
+        return not self.pending and not self.active and self.done.total() == self.size
+
+    def take(self, at: int | None = None) -> Segment | None:
+        """Work for an idle connection, or None when there is nothing worth taking.
+
+        ``at`` claims the pending piece that starts at that offset (the probe's request
+        already asked for it).
+        """
+        if self.pending:
+            index = 0
+            if at is not None:
+                index = next(i for i, p in enumerate(self.pending) if p.start == at)
+            piece = self.pending.pop(index)
+            return self._start(piece.start, piece.end)
+        victim = max(self.active, key=lambda s: s.remaining, default=None)
+        if victim is None or victim.remaining < 2 * self.min_segment:
+            return None
+        mid = victim.pos + victim.remaining // 2
+        end, victim.end = victim.end, mid
+        return self._start(mid, end)
+
+    def advance(self, seg: Segment, n: int) -> int:
+        """Record that n bytes arrived at seg.pos; returns how many of them belong to seg."""
+        n = max(0, min(n, seg.remaining))
+        self.done.add(seg.pos, seg.pos + n)
+        seg.pos += n
+        return n
+
+    def release(self, seg: Segment) -> None:
+        """The connection stops working on seg; what it did not fetch goes back to pending."""
+        self.active.remove(seg)
+        if seg.remaining > 0:
+            self.pending.insert(0, Span(seg.pos, seg.end))
+
+    def _start(self, start: int, end: int) -> Segment:
+        seg = Segment(start, end)
+        self.active.append(seg)
+        return seg
+
+
+def _split(gaps: list[Span], pieces: int, min_segment: int) -> list[Span]:
+    """Cut gaps into about ``pieces`` spans of similar size, none below min_segment."""
+    missing = sum(g.length() for g in gaps)
+    if missing == 0:
+        return []
+    target = max(min_segment, -(-missing // pieces))
+    out: list[Span] = []
+    for start, end in gaps:
+        count = max(1, round((end - start) / target))
+        step = (end - start) // count
+        cuts = [start + i * step for i in range(count)] + [end]
+        out.extend(Span(a, b) for a, b in pairwise(cuts))
+    return out

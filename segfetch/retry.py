@@ -1,0 +1,67 @@
+"""Retry policy: what is worth retrying, how long to wait, when to give up. Pure.
+
+The budget counts failures in a row *without progress*: a retry that brought bytes renews
+it, so a link that drops every 300 KB still completes, while a dead server runs out of
+tries after a bounded time.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+# 416 is here because the planner only asks for ranges inside the known size: a 416 then
+# is a glitch of the server (or a proxy), not a wrong request.
+RETRYABLE_STATUS = frozenset({408, 416, 425, 429, 500, 502, 503, 504})
+# Statuses that say "too many of us": the host wants fewer connections.
+BACKPRESSURE_STATUS = frozenset({429, 503})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_tries: int = 5  # failures in a row with no new byte before giving up
+    base: float = 0.25  # first backoff, seconds
+    cap: float = 10.0  # longest backoff, seconds
+    max_retry_after: float = 120.0  # a longer Retry-After is an error, not a wait
+
+    def delay(self, failures: int, rng: random.Random, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``failures`` (1-based)."""
+        if retry_after is not None:
+            return min(max(float(retry_after), 0.0), self.max_retry_after)
+        # "Equal jitter": half fixed, half random, so retries spread out yet never fire at once.
+        ceiling = min(self.cap, self.base * 2.0 ** (failures - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class Budget:
+    """Failures in a row without progress, for one segment."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self.failures = 0
+
+    def progressed(self) -> None:
+        self.failures = 0
+
+    def fail(self) -> bool:
+        """Count a failure; True if another try is allowed."""
+        self.failures += 1
+        return self.failures < self.policy.max_tries
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,38 @@
+"""Parsing what people type: sizes, rates, durations. Pure."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
+_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(text: str) -> int:
+    """'256K', '1M', '8MB', '1.5GiB', '300000' -> bytes. K/M/G are binary (KiB, MiB, GiB)
+    unless written as kB/MB/GB, which are decimal, as on a speed test."""
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"not a size: {text!r} (try 256K, 8M or 1.5G)")
+    number, prefix, suffix = float(m[1]), m[2].lower(), m[3].lower()
+    base = 1000 if suffix == "b" and prefix else 1024
+    return int(number * base ** _POWERS[prefix])
+
+
+def parse_duration(text: str) -> float:
+    """'100ms', '1.5s', '2' (seconds) -> seconds."""
+    t = text.strip().lower()
+    try:
+        if t.endswith("ms"):
+            return float(t[:-2]) / 1000
+        return float(t.removesuffix("s"))
+    except ValueError:
+        raise ValueError(f"not a duration: {text!r} (try 100ms or 2s)") from None
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")

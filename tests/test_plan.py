@@ -1,0 +1,137 @@
+"""The planner, driven by random schedules: bytes are never lost, duplicated or overlapped."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segfetch.plan import Planner, Segment
+from segfetch.ranges import RangeSet
+
+
+def check_tiling(p: Planner) -> None:
+    """done + in flight + pending cover [0, size) exactly once."""
+    owners = [0] * p.size
+    for s, e in p.done:
+        for b in range(s, e):
+            owners[b] += 1
+    for seg in p.active:
+        assert seg.pos <= seg.end
+        for b in range(seg.pos, seg.end):
+            owners[b] += 1
+    for s, e in p.pending:
+        for b in range(s, e):
+            owners[b] += 1
+    assert owners == [1] * p.size
+
+
+@st.composite
+def schedules(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], int, int, list[tuple[str, int, int]]]:
+    size = draw(st.integers(0, 3000))
+    done = draw(st.lists(st.tuples(st.integers(0, size), st.integers(0, 400)), max_size=5))
+    pieces = draw(st.integers(1, 16))
+    min_segment = draw(st.integers(1, 300))
+    ops = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["take", "data", "release"]),
+                st.integers(0, 15),
+                st.integers(0, 500),
+            ),
+            max_size=200,
+        )
+    )
+    spans = [(s, min(size, s + n)) for s, n in done]
+    return size, spans, pieces, min_segment, ops
+
+
+@given(schedules())
+def test_random_schedules_tile_the_file(
+    case: tuple[int, list[tuple[int, int]], int, int, list[tuple[str, int, int]]],
+) -> None:
+    size, done, pieces, min_segment, ops = case
+    p = Planner(size, RangeSet(done), pieces=pieces, min_segment=min_segment)
+    check_tiling(p)
+    workers: dict[int, Segment] = {}
+    for op, who, n in ops:
+        seg = workers.get(who)
+        if op == "take" and seg is None:
+            got = p.take()
+            if got is not None:
+                workers[who] = got
+        elif op == "data" and seg is not None:
+            before = seg.pos
+            kept = p.advance(seg, n)
+            assert kept == min(n, seg.end - before) and seg.pos == before + kept
+            if seg.remaining == 0:
+                p.release(workers.pop(who))
+        elif op == "release" and seg is not None:
+            p.release(workers.pop(who))
+        check_tiling(p)
+    # Run the rest to completion with four connections: it always finishes.
+    for who in range(4):
+        if who not in workers and (got := p.take()) is not None:
+            workers[who] = got
+    rounds = 0
+    while workers:
+        rounds += 1
+        assert rounds < 100_000
+        for who, seg in list(workers.items()):
+            p.advance(seg, 37)
+            if seg.remaining == 0:
+                p.release(seg)
+                nxt = p.take()
+                if nxt is None:
+                    del workers[who]
+                else:
+                    workers[who] = nxt
+        check_tiling(p)
+        if not workers and p.pending:
+            workers[0] = p.take()  # type: ignore[assignment]
+    assert p.complete and p.done.total() == size
+
+
+def test_initial_split_is_even_and_respects_min_segment() -> None:
+    p = Planner(8_000_000, RangeSet(), pieces=8, min_segment=256 * 1024)
+    assert [s.length() for s in p.pending] == [1_000_000] * 8
+    small = Planner(300_000, RangeSet(), pieces=8, min_segment=256 * 1024)
+    assert len(small.pending) == 1
+
+
+def test_split_skips_done_ranges() -> None:
+    p = Planner(1000, RangeSet([(0, 100), (500, 600)]), pieces=2, min_segment=10)
+    covered = sorted((s.start, s.end) for s in p.pending)
+    assert covered[0][0] == 100 and covered[-1][1] == 1000
+    assert all(not (s < 600 and e > 500) for s, e in covered)
+
+
+def test_idle_connection_steals_back_half_of_largest() -> None:
+    p = Planner(1000, RangeSet(), pieces=1, min_segment=100)
+    a = p.take()
+    assert a is not None and (a.pos, a.end) == (0, 1000)
+    p.advance(a, 200)
+    b = p.take()
+    assert b is not None
+    assert (a.pos, a.end) == (200, 600) and (b.pos, b.end) == (600, 1000)
+
+
+def test_no_steal_below_twice_min_segment() -> None:
+    p = Planner(1000, RangeSet(), pieces=1, min_segment=300)
+    a = p.take()
+    assert a is not None
+    p.advance(a, 500)
+    assert p.take() is None
+
+
+def test_take_at_claims_the_probe_piece() -> None:
+    p = Planner(1000, RangeSet([(0, 100)]), pieces=3, min_segment=10)
+    first = p.take(at=100)
+    assert first is not None and first.pos == 100
+
+
+def test_release_returns_the_unfetched_rest() -> None:
+    p = Planner(1000, RangeSet(), pieces=1, min_segment=10)
+    a = p.take()
+    assert a is not None
+    p.advance(a, 250)
+    p.release(a)
+    assert [(s.start, s.end) for s in p.pending] == [(250, 1000)]
+    assert p.done.total() == 250
