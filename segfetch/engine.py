@@ -412,6 +412,7 @@ class _Download:
     async def _open_segment(self, seg: Segment) -> httpx.Response:
         assert self.state is not None
         state = self.state
+        asked = (seg.pos, seg.end, state.size)  # seg.end may shrink while we wait: keep it
         headers = {"Range": range_header(seg.pos, seg.end)}
         if validator := state.etag or state.last_modified:
             headers["If-Range"] = validator
@@ -431,8 +432,8 @@ class _Download:
                 first, last, total = parse_content_range(response.headers.get("Content-Range", ""))
             except ValueError as exc:
                 raise _Retry(f"{self.name}: {exc}") from None
-            if (first, last, total) != (seg.pos, seg.end, state.size):
-                raise _Retry(f"{self.name} answered bytes {first}-{last} for {seg.pos}-{seg.end}")
+            if (first, last, total) != asked:
+                raise _Retry(f"{self.name} answered bytes {first}-{last} for {asked[0]}-{asked[1]}")
         except BaseException:
             await response.aclose()
             raise

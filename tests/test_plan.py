@@ -24,7 +24,9 @@ def check_tiling(p: Planner) -> None:
 
 
 @st.composite
-def schedules(draw: st.DrawFn) -> tuple[int, list[tuple[int, int]], int, int, list[tuple[str, int, int]]]:
+def schedules(
+    draw: st.DrawFn,
+) -> tuple[int, list[tuple[int, int]], int, int, list[tuple[str, int, int]]]:
     size = draw(st.integers(0, 3000))
     done = draw(st.lists(st.tuples(st.integers(0, size), st.integers(0, 400)), max_size=5))
     pieces = draw(st.integers(1, 16))

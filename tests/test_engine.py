@@ -1,0 +1,302 @@
+"""The engine over real loopback sockets against the link emulator, with seeded faults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
+from segfetch.engine import Result, download
+from segfetch.errors import HashMismatch, HTTPStatusError, RetriesExhausted
+from segfetch.ranges import RangeSet
+from segfetch.retry import RetryPolicy
+
+FAST = RetryPolicy(max_tries=6, base=0.01, cap=0.05)
+SEEDS = [1, 2, 3]
+PATH = "/pkg.whl"
+
+
+async def fetch(emu: Emulator, dest: Path, **kw: Any) -> Result:
+    kw.setdefault("policy", FAST)
+    kw.setdefault("min_segment", 64 * 1024)
+    return await download(emu.url(PATH), dest, **kw)
+
+
+def assert_clean(dest: Path) -> None:
+    """Only the final file remains: no .part, no control file."""
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+
+
+def assert_nothing_at(dest: Path) -> None:
+    assert not dest.exists()
+
+
+def file_requests(emu: Emulator) -> list[dict[str, Any]]:
+    """Requests for the file in the order they arrived (the log is in order of ending)."""
+    rows = (e for e in emu.log if e["path"] == PATH and e["method"] == "GET")
+    return sorted(rows, key=lambda e: e["t"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 300_000, 1_000_003])
+@pytest.mark.parametrize("connections", [1, 3, 8])
+async def test_clean_link_gives_identical_file(tmp_path: Path, size: int, connections: int) -> None:
+    async with Emulator({PATH: SyntheticFile(size)}) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=connections, sha256=emu.sha256(PATH))
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.size == size and result.sha256 == emu.sha256(PATH)
+        assert_clean(dest)
+    assert result.requests == len(file_requests(emu))
+
+
+async def test_probe_is_the_first_segment(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(1 << 20)}, link=Link(rate=2 << 20)) as emu:
+        result = await fetch(emu, tmp_path / "out.whl", connections=4, min_segment=128 * 1024)
+    # Read the log once the server has stopped: the probe's answer, cut short by the
+    # client at the end of its segment, is logged when the server notices.
+    log = file_requests(emu)
+    assert log[0]["range"] == "bytes=0-"  # no HEAD, no extra round trip
+    assert result.connections == 4 and result.requests == len(log)
+    # Every later request is a bounded range inside the file.
+    for entry in log[1:]:
+        assert entry["status"] == 206 and entry["end"] <= 1 << 20
+
+
+async def test_small_file_takes_one_request(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(100_000)}) as emu:
+        result = await fetch(emu, tmp_path / "out.whl", connections=8, min_segment=256 * 1024)
+        assert result.requests == 1 and len(file_requests(emu)) == 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_resets_are_survived(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, faults=(Fault("reset", every=200_000),))
+    async with Emulator({PATH: SyntheticFile(2_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=4, sha256=emu.sha256(PATH))
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.retries >= 1 and any(e["fault"] == "reset" for e in emu.log)
+        assert_clean(dest)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_truncated_segment_resumes_from_the_byte_it_stopped(
+    tmp_path: Path, seed: int
+) -> None:
+    link = Link(seed=seed, faults=(Fault("close", every=150_000),))
+    async with Emulator({PATH: SyntheticFile(1_500_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=1)
+        assert dest.read_bytes() == emu.content(PATH)
+        log = file_requests(emu)
+        closes = [e for e in log if e["fault"] == "close"]
+        assert closes
+        # One connection, clean closes: every byte crossed the wire exactly once.
+        assert sum(e["sent"] for e in log) == 1_500_000
+        starts = {e["start"] for e in log}
+        assert all(e["start"] + e["sent"] in starts for e in closes)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_truncations_with_many_connections_resume(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, faults=(Fault("close", every=100_000),))
+    async with Emulator({PATH: SyntheticFile(1_200_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=6)
+        assert dest.read_bytes() == emu.content(PATH)
+        log = file_requests(emu)
+        starts = {e["start"] for e in log}
+        for e in log:
+            if e["fault"] == "close":  # the next try asked for exactly the missing rest
+                assert e["start"] + e["sent"] in starts
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_stalled_connection_times_out_and_resumes(tmp_path: Path, seed: int) -> None:
+    fault = Fault("stall", every=300_000, stall_seconds=30, limit=2)
+    async with Emulator(
+        {PATH: SyntheticFile(800_000)}, link=Link(seed=seed, faults=(fault,))
+    ) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=2, timeout=0.3)
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.retries >= 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_flipped_byte_fails_the_hash_and_leaves_nothing(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, faults=(Fault("flip", every=100_000, limit=1),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        with pytest.raises(HashMismatch) as info:
+            await fetch(emu, dest, connections=4, sha256=emu.sha256(PATH))
+        assert info.value.expected == emu.sha256(PATH) and info.value.got in str(info.value)
+        assert list(tmp_path.iterdir()) == []
+
+
+async def test_server_ignoring_ranges_gives_one_stream(tmp_path: Path) -> None:
+    link = Link(faults=(Fault("ignore_range"),))
+    async with Emulator({PATH: SyntheticFile(700_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=8)
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.requests == 1 and file_requests(emu)[0]["status"] == 200
+        assert_clean(dest)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_ranges_ignored_midway_restart_as_one_stream(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, rate=4 << 20, faults=(Fault("ignore_range", after=2),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=4)
+        assert dest.read_bytes() == emu.content(PATH)  # restarted, never spliced
+        assert result.restarts >= 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_wrong_content_range_is_never_written(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, faults=(Fault("wrong_range", rate=0.4), Fault("reset", every=150_000)))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=4)
+        assert dest.read_bytes() == emu.content(PATH)
+        assert any(e["fault"] == "wrong_range" for e in emu.log)
+
+
+async def test_always_wrong_range_fails_cleanly(tmp_path: Path) -> None:
+    link = Link(faults=(Fault("wrong_range", after=1),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        policy = RetryPolicy(max_tries=3, base=0.01, cap=0.02)
+        with pytest.raises(RetriesExhausted, match=r"different range|answered bytes"):
+            await fetch(emu, dest, connections=4, policy=policy)
+        assert_nothing_at(dest)
+        # The resume state is kept for the next run.
+        assert (tmp_path / "out.whl.part.json").exists()
+
+
+@pytest.mark.parametrize("status", [429, 503, 416, 500])
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_error_statuses_are_retried(tmp_path: Path, status: int, seed: int) -> None:
+    fault = Fault("status", status=status, rate=0.3, retry_after="0")
+    async with Emulator(
+        {PATH: SyntheticFile(900_000)}, link=Link(seed=seed, faults=(fault,))
+    ) as emu:
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=4)
+        assert dest.read_bytes() == emu.content(PATH)
+
+
+async def test_retry_after_is_honoured(tmp_path: Path) -> None:
+    fault = Fault("status", status=503, retry_after="1", limit=1)
+    async with Emulator({PATH: SyntheticFile(10_000)}, link=Link(faults=(fault,))) as emu:
+        await fetch(emu, tmp_path / "out.whl", connections=1)
+        first, second = file_requests(emu)
+        assert first["status"] == 503 and second["status"] == 206
+        assert second["t"] - first["t"] >= 0.9  # the server asked for a second
+
+
+@pytest.mark.parametrize("after", [1, 3])
+async def test_file_changing_midway_restarts_whole(tmp_path: Path, after: int) -> None:
+    link = Link(rate=4 << 20, faults=(Fault("change", after=after),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=4)
+        assert dest.read_bytes() == emu.content(PATH, version=1)
+        assert result.restarts == 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_connection_limit_makes_fewer_connections(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, rate=2 << 20, max_connections=2)
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=8)
+        assert dest.read_bytes() == emu.content(PATH)
+        refused = [e for e in emu.log if e["fault"] == "max_connections"]
+        assert len(refused) <= 8  # it backs off instead of hammering the limit
+
+
+@pytest.mark.parametrize(("etag", "modified"), [(False, True), (False, False)])
+async def test_resume_without_etag(tmp_path: Path, etag: bool, modified: bool) -> None:
+    link = Link(etag=etag, last_modified=modified, faults=(Fault("reset", every=200_000),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=3, sha256=emu.sha256(PATH))
+        assert dest.read_bytes() == emu.content(PATH)
+        later = file_requests(emu)[1:]
+        if modified:
+            assert all(e["if_range"] and "GMT" in str(e["if_range"]) for e in later)
+        else:
+            assert all(e["if_range"] is None for e in later)
+
+
+async def test_404_is_final(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(10)}) as emu:
+        dest = tmp_path / "out.whl"
+        with pytest.raises(HTTPStatusError, match="404"):
+            await download(emu.url("/missing.whl"), dest, policy=FAST)
+        assert list(tmp_path.iterdir()) == []
+
+
+async def test_dead_server_fails_in_bounded_tries(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(10)}) as emu:
+        url = emu.url(PATH)
+    with pytest.raises(RetriesExhausted, match="giving up after 3 tries"):
+        await download(url, tmp_path / "out.whl", policy=RetryPolicy(max_tries=3, base=0.01))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_resume_from_saved_state_skips_done_ranges(tmp_path: Path) -> None:
+    """A control file from an earlier run: only the missing bytes are asked for."""
+    async with Emulator({PATH: SyntheticFile(1_000_000)}) as emu:
+        dest = tmp_path / "out.whl"
+        content = emu.content(PATH)
+        part = tmp_path / "out.whl.part"
+        part.write_bytes(content[:300_000] + bytes(400_000) + content[700_000:])
+        etag = (await _head(emu))["etag"]
+        control = {
+            "url": emu.url(PATH),
+            "size": 1_000_000,
+            "etag": etag,
+            "last_modified": None,
+            "sha256": None,
+            "done": [[0, 300_000], [700_000, 1_000_000]],
+        }
+        (tmp_path / "out.whl.part.json").write_text(json.dumps(control))
+        result = await fetch(emu, dest, connections=3)
+        assert dest.read_bytes() == content
+        assert result.resumed == 600_000
+        done = RangeSet([(0, 300_000), (700_000, 1_000_000)])
+        for e in file_requests(emu):
+            assert not done.covers(e["start"], e["start"] + 1)
+
+
+async def test_stale_state_of_a_changed_file_is_discarded(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(500_000)}) as emu:
+        dest = tmp_path / "out.whl"
+        (tmp_path / "out.whl.part").write_bytes(bytes(200_000))
+        control = {
+            "url": emu.url(PATH),
+            "size": 500_000,
+            "etag": '"old"',
+            "last_modified": None,
+            "sha256": None,
+            "done": [[0, 200_000]],
+        }
+        (tmp_path / "out.whl.part.json").write_text(json.dumps(control))
+        result = await fetch(emu, dest, connections=2)
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.restarts == 1
+
+
+async def _head(emu: Emulator) -> dict[str, str]:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        r = await client.head(emu.url(PATH))
+        return dict(r.headers)
