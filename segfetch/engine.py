@@ -527,7 +527,7 @@ def _validators(response: httpx.Response) -> tuple[str | None, str | None]:
 
 def _content_length(response: httpx.Response) -> int | None:
     value = response.headers.get("Content-Length", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _transport_retry(exc: httpx.TransportError, url: str) -> _Retry:
