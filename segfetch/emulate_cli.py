@@ -12,7 +12,7 @@ from typing import Any
 
 import trio
 
-from segfetch.emulate import Emulator, Fault, Link, SyntheticFile, serve_forever
+from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
 from segfetch.errors import SegfetchError, UsageError
 from segfetch.units import human_bytes, parse_duration, parse_size
 
@@ -143,16 +143,19 @@ def _run_emulate(args: argparse.Namespace) -> int:
     async def serve() -> None:
         emu = Emulator(files, root=args.root, link=link, port=args.port, log_path=args.log)
         try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(serve_forever, emu)
-                print(f"serving on http://127.0.0.1:{emu.port}/ ({_describe(link)}); Ctrl-C stops")
-                for path in files:
-                    print(f"  {emu.url(path)}  sha256 {emu.sha256(path)}")
-                sys.stdout.flush()
+            await emu.__aenter__()
         except OSError as exc:
             raise SegfetchError(
-                f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; try --port"
+                f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; choose another --port"
             ) from None
+        try:
+            print(f"serving on http://127.0.0.1:{emu.port}/ ({_describe(link)}); Ctrl-C stops")
+            for path in files:
+                print(f"  {emu.url(path)}  sha256 {emu.sha256(path)}")
+            sys.stdout.flush()
+            await trio.sleep_forever()
+        finally:
+            await emu.__aexit__(None, None, None)
 
     trio.run(serve)
     return 0

@@ -1,0 +1,228 @@
+"""The command line as a user runs it: real subprocesses against the emulator."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
+from segfetch.ranges import RangeSet
+
+PATH = "/pkg-1.0-py3-none-any.whl"
+
+
+async def segfetch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        [sys.executable, "-m", "segfetch", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+        cwd=cwd,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("segfetch: error: ")
+    return lines[0]
+
+
+BAD_ARGS = [
+    (["get", "not a url"], "URL"),
+    (["get", "ftp://127.0.0.1/x.whl"], "http"),
+    (["get", "http://127.0.0.1:9/x.whl", "--sha256", "zz"], "64 hex"),
+    (["get", "http://127.0.0.1:9/x.whl", "-n", "0"], "-n"),
+    (["get", "http://127.0.0.1:9/x.whl", "-n", "many"], "invalid int"),
+    (["get", "http://127.0.0.1:9/x.whl", "--min-segment", "big"], "size"),
+    (["get", "http://127.0.0.1:9/x.whl", "--min-segment", "10"], "at least 1K"),
+    (["get", "http://127.0.0.1:9/x.whl", "--timeout", "-1"], "--timeout"),
+    (["get", "http://127.0.0.1:9/x.whl", "--max-tries", "0"], "--max-tries"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "/no/such/folder/x.whl"], "does not exist"),
+    (["get", "http://127.0.0.1:9/"], "file name"),
+    (["get"], "required"),
+    (["get", "http://127.0.0.1:9/x.whl", "--bogus"], "unrecognized"),
+    (["fetch"], "invalid choice"),
+    (["emulate", "--rate", "fast"], "size"),
+    (["emulate", "--fault", "meteor"], "unknown fault"),
+    (["emulate", "--file", "x"], "PATH:SIZE"),
+    (["demo", "--size", "huge"], "size"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_ARGS)
+async def test_bad_input_gets_one_line_and_exit_2(args: list[str], words: str) -> None:
+    proc = await segfetch(*args)
+    assert proc.returncode == 2
+    assert words in one_line_error(proc)
+
+
+async def test_get_writes_verified_file_and_json(tmp_path: Path) -> None:
+    link = Link(faults=(Fault("reset", every=100_000),))
+    async with Emulator({PATH: SyntheticFile(600_000)}, link=link) as emu:
+        proc = await segfetch(
+            "get", emu.url(PATH), "-n", "4", "--sha256", emu.sha256(PATH), "--json", cwd=tmp_path
+        )
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["sha256"] == emu.sha256(PATH) and result["size"] == 600_000
+        assert (tmp_path / PATH.lstrip("/")).read_bytes() == emu.content(PATH)
+
+
+async def test_output_folder_takes_name_from_url(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(1000)}) as emu:
+        proc = await segfetch("get", emu.url(PATH), "-o", str(tmp_path), "-q")
+        assert proc.returncode == 0 and proc.stdout == b"" and proc.stderr == b""
+        assert (tmp_path / PATH.lstrip("/")).read_bytes() == emu.content(PATH)
+
+
+async def test_download_errors_are_one_line_exit_1(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(1000)}) as emu:
+        missing = emu.url("/missing.whl").replace("http://", "http://user:s3cret@")
+        proc = await segfetch("get", missing, "-o", str(tmp_path / "m.whl"))
+        assert proc.returncode == 1
+        line = one_line_error(proc)
+        assert "404" in line and "s3cret" not in line
+
+        bad_hash = "0" * 64
+        proc = await segfetch(
+            "get", emu.url(PATH), "-o", str(tmp_path / "x.whl"), "--sha256", bad_hash
+        )
+        assert proc.returncode == 1
+        line = one_line_error(proc)
+        assert f"expected {bad_hash}, got {emu.sha256(PATH)}" in line
+        assert list(tmp_path.iterdir()) == []
+        url = emu.url(PATH)
+    # The server is gone: bounded retries, then one line.
+    proc = await segfetch("get", url, "-o", str(tmp_path / "x.whl"), "--max-tries", "2")
+    assert proc.returncode == 1
+    assert "giving up after 2 tries" in one_line_error(proc)
+
+
+async def test_killed_download_resumes_without_refetching(tmp_path: Path) -> None:
+    """SIGKILL mid-transfer; the next run fetches only what the control file lacks."""
+    size = 3_000_000
+    dest = tmp_path / "pkg.whl"
+    control = tmp_path / "pkg.whl.part.json"
+    async with Emulator({PATH: SyntheticFile(size)}, link=Link(rate=256 * 1024)) as emu:
+        args = [
+            sys.executable,
+            "-m",
+            "segfetch",
+            "get",
+            emu.url(PATH),
+            "-o",
+            str(dest),
+            "-n",
+            "4",
+            "-q",
+        ]
+        proc = subprocess.Popen(args)
+        try:
+            with trio.fail_after(30):
+                while True:
+                    await trio.sleep(0.1)
+                    if control.exists():
+                        done = RangeSet(json.loads(control.read_text())["done"])
+                        if done.total() > 600_000:
+                            break
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert not dest.exists()
+        done = RangeSet(json.loads(control.read_text())["done"])
+        with trio.fail_after(10):  # until the server has logged every answer of the first run
+            while emu.open_connections:
+                await trio.sleep(0.05)
+        first_run = len(emu.log)
+        emu.link = Link(rate=4 << 20)
+        rerun = await segfetch("get", emu.url(PATH), "-o", str(dest), "-n", "4", "--json")
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["resumed"] == done.total()
+        assert dest.read_bytes() == emu.content(PATH)
+    second = emu.log[first_run:]
+    assert second
+    for e in second:  # no request of the second run starts inside a completed range
+        assert not done.covers(e["start"], e["start"] + 1)
+
+
+async def test_one_gib_download_keeps_memory_flat(tmp_path: Path) -> None:
+    size = 1 << 30
+    dest = tmp_path / "big.bin"
+    async with Emulator({"/big.bin": SyntheticFile(size)}) as emu:
+        expected = emu.sha256("/big.bin")
+        args = ["get", emu.url("/big.bin"), "-o", str(dest), "-n", "8", "--sha256", expected, "-q"]
+        rc, peak_kib = await trio.to_thread.run_sync(
+            _run_measuring_rss, args, abandon_on_cancel=True
+        )
+    assert rc == 0
+    assert dest.stat().st_size == size
+    print(f"peak RSS of `segfetch get` for 1 GiB: {peak_kib / 1024:.1f} MiB")
+    assert peak_kib < 100 * 1024
+
+
+def _run_measuring_rss(args: list[str]) -> tuple[int, int]:
+    proc = subprocess.Popen([sys.executable, "-m", "segfetch", *args])
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_maxrss  # KiB on Linux
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
+async def test_tls_is_verified_and_honours_ssl_cert_file(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def hang_up(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.do_handshake()
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, hang_up, 0, context, host="127.0.0.1")
+        )
+        url = f"https://127.0.0.1:{listeners[0].transport_listener.socket.getsockname()[1]}/x.whl"
+        args = ["get", url, "-o", str(tmp_path / "x.whl"), "--max-tries", "1"]
+        proc = await segfetch(*args)
+        assert proc.returncode == 1
+        assert "TLS certificate check failed" in one_line_error(proc)
+        # Trusting the certificate through SSL_CERT_FILE gets past the handshake.
+        env = {**os.environ, "SSL_CERT_FILE": str(cert)}
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args], env=env, capture_stderr=True, check=False
+        )
+        assert proc.returncode == 1
+        line = one_line_error(proc)
+        assert "TLS" not in line and "giving up" in line
+        nursery.cancel_scope.cancel()
+
+
+async def test_emulate_on_a_busy_port_is_one_line() -> None:
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    proc = await segfetch("emulate", "--port", str(port))
+    assert proc.returncode == 1
+    assert "choose another --port" in one_line_error(proc)
+    await listeners[0].aclose()
