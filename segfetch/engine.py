@@ -15,7 +15,7 @@ import random
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,7 @@ class _Download:
         self.state = self.part.load(self.origin, self.sha256)
         self.planner = None
         self.hasher = PrefixHasher(self.part)
-        budget = Budget(self.policy)
+        budget = Budget(self.policy, self.rng)
         while True:
             try:
                 response = await self._probe()
@@ -333,7 +333,7 @@ class _Download:
 
     async def _single(self, response: httpx.Response | None) -> int:
         """One stream from byte 0: the server ignores ranges. A failure starts it over."""
-        budget = Budget(self.policy)
+        budget = Budget(self.policy, self.rng)
         while True:
             try:
                 if response is None:
@@ -391,7 +391,7 @@ class _Download:
 
     async def _fetch(self, seg: Segment, response: httpx.Response | None) -> bool:
         """Fetch seg to its end, retrying from where it stopped. False: give it up."""
-        budget = Budget(self.policy)
+        budget = Budget(self.policy, self.rng)
         while seg.remaining > 0:
             try:
                 if response is None:
@@ -449,7 +449,7 @@ class _Download:
                 self.part.write(seg.pos, memoryview(chunk)[:n])
                 self.planner.advance(seg, n)
                 self.received += n
-                budget.progressed()
+                budget.progressed(n)
                 self._report()
                 if seg.remaining == 0:
                     return  # done, or the rest was stolen: this response ends here
@@ -478,13 +478,14 @@ class _Download:
         raise HTTPStatusError(f"{self.name} answered {status} {response.reason_phrase}", status)
 
     async def _backoff(self, budget: Budget, exc: _Retry) -> None:
-        if not budget.fail():
+        wait = budget.fail(exc.retry_after)
+        if wait is None:
             raise RetriesExhausted(
                 f"giving up after {budget.failures} tries with no progress: {exc}; "
                 "check the link, or raise --max-tries / --timeout"
             )
         self.retries += 1
-        await trio.sleep(self.policy.delay(budget.failures, self.rng, exc.retry_after))
+        await trio.sleep(wait)
 
     async def _keep_hashing(self) -> None:
         assert self.planner is not None
@@ -495,16 +496,17 @@ class _Download:
     async def _keep_saving(self) -> None:
         while True:
             await trio.sleep(SAVE_EVERY)
-            await self.part.sync()
-            self._save_now(synced=True)
+            if self.state is not None and self.part.fd is not None:
+                # Claim only what was written before the sync began: workers go on writing.
+                done = RangeSet(self.state.done)
+                await self.part.sync()
+                self.part.save(replace(self.state, done=done))
 
-    def _save_now(self, synced: bool = False) -> None:
+    def _save_now(self) -> None:
         """Record what is on disk so that a later run resumes; also on crash or Ctrl-C."""
-        if self.state is None or self.part.fd is None:
-            return
-        if not synced:
+        if self.state is not None and self.part.fd is not None:
             os.fdatasync(self.part.fd)
-        self.part.save(self.state)
+            self.part.save(self.state)
 
     def _report(self, force: bool = False) -> None:
         if self.progress is None:

@@ -21,10 +21,13 @@ BACKPRESSURE_STATUS = frozenset({429, 503})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_tries: int = 5  # failures in a row with no new byte before giving up
+    max_tries: int = 5  # tries in a row with no new byte before giving up
     base: float = 0.25  # first backoff, seconds
     cap: float = 10.0  # longest backoff, seconds
-    max_retry_after: float = 120.0  # a longer Retry-After is an error, not a wait
+    max_retry_after: float = 120.0  # a longer Retry-After is waited only this long
+    # A connection that brought this much before it failed was dropped, not refused:
+    # reconnect at once, as a drop says nothing about the server being overloaded.
+    quick_retry_bytes: int = 64 * 1024
 
     def delay(self, failures: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait before retry number ``failures`` (1-based)."""
@@ -36,19 +39,27 @@ class RetryPolicy:
 
 
 class Budget:
-    """Failures in a row without progress, for one segment."""
+    """Tries of one segment: failures in a row without progress, and the wait before each."""
 
-    def __init__(self, policy: RetryPolicy) -> None:
+    def __init__(self, policy: RetryPolicy, rng: random.Random) -> None:
         self.policy = policy
+        self.rng = rng
         self.failures = 0
+        self.gained = 0  # bytes since the last failure
 
-    def progressed(self) -> None:
+    def progressed(self, n: int) -> None:
         self.failures = 0
+        self.gained += n
 
-    def fail(self) -> bool:
-        """Count a failure; True if another try is allowed."""
+    def fail(self, retry_after: float | None = None) -> float | None:
+        """Count a failure: seconds to wait before the next try, or None to give up."""
         self.failures += 1
-        return self.failures < self.policy.max_tries
+        gained, self.gained = self.gained, 0
+        if self.failures >= self.policy.max_tries:
+            return None
+        if retry_after is None and gained >= self.policy.quick_retry_bytes:
+            return 0.0
+        return self.policy.delay(self.failures, self.rng, retry_after)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

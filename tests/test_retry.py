@@ -30,13 +30,26 @@ def test_retry_after_wins_and_is_capped() -> None:
 
 
 def test_budget_renews_on_progress() -> None:
-    budget = Budget(RetryPolicy(max_tries=3))
+    budget = Budget(RetryPolicy(max_tries=3), random.Random(0))
     for _ in range(10):
-        assert budget.fail()
-        assert budget.fail()
-        budget.progressed()
-    assert budget.fail() and budget.fail()
-    assert not budget.fail()
+        assert budget.fail() is not None
+        assert budget.fail() is not None
+        budget.progressed(1)
+    assert budget.fail() is not None and budget.fail() is not None
+    assert budget.fail() is None
+    assert budget.failures == 3
+
+
+def test_drop_after_progress_retries_at_once() -> None:
+    policy = RetryPolicy(base=1.0, quick_retry_bytes=1000)
+    budget = Budget(policy, random.Random(0))
+    budget.progressed(1000)
+    assert budget.fail() == 0.0  # a drop: reconnect now
+    assert budget.fail() is not None and budget.fail() >= 0.5  # no progress since: back off
+    budget.progressed(10)
+    assert budget.fail() >= 0.5  # a trickle is not a drop
+    budget.progressed(5000)
+    assert budget.fail(retry_after=3.0) == 3.0  # the server's word wins
 
 
 def test_parse_retry_after_seconds_and_date() -> None:
