@@ -8,15 +8,17 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
-from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
 from segfetch.errors import SegfetchError, UsageError
 from segfetch.units import human_bytes, parse_duration, parse_size
 
-_FAULT_FIELDS = {f.name: f.type for f in dataclasses.fields(Fault) if f.name != "kind"}
+if TYPE_CHECKING:
+    from segfetch.emulate import Fault, Link
+
+# segfetch.emulate is imported where used: `segfetch get` need not load a server.
 
 
 def add_commands(sub: Any, add_download_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -79,6 +81,8 @@ def _add_link_options(
 
 
 def link_from_args(args: argparse.Namespace) -> Link:
+    from segfetch.emulate import Fault, Link
+
     try:
         faults = [parse_fault(spec) for spec in args.fault]
         if args.drop_every:
@@ -98,12 +102,15 @@ def link_from_args(args: argparse.Namespace) -> Link:
 
 def parse_fault(spec: str) -> Fault:
     """'reset:every=1M' or 'status:status=429,rate=0.2,retry_after=2' -> Fault."""
+    from segfetch.emulate import Fault
+
+    options = [f.name for f in dataclasses.fields(Fault) if f.name != "kind"]
     kind, _, rest = spec.partition(":")
     values: dict[str, Any] = {}
     for item in filter(None, rest.split(",")):
         key, eq, value = item.partition("=")
-        if not eq or key not in _FAULT_FIELDS:
-            raise ValueError(f"bad fault option {item!r}; options: {', '.join(_FAULT_FIELDS)}")
+        if not eq or key not in options:
+            raise ValueError(f"bad fault option {item!r}; options: {', '.join(options)}")
         if key == "every":
             values[key] = parse_size(value)
         elif key in ("rate", "stall_seconds"):
@@ -127,6 +134,8 @@ def _describe(link: Link) -> str:
 
 
 def _run_emulate(args: argparse.Namespace) -> int:
+    from segfetch.emulate import Emulator, SyntheticFile
+
     link = link_from_args(args)
     files: dict[str, SyntheticFile] = {}
     for spec in args.file:
@@ -163,6 +172,7 @@ def _run_emulate(args: argparse.Namespace) -> int:
 
 def _run_demo(args: argparse.Namespace) -> int:
     from segfetch.cli import ProgressBar, download_options
+    from segfetch.emulate import Emulator, SyntheticFile
     from segfetch.engine import download
 
     link = link_from_args(args)
