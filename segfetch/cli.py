@@ -15,18 +15,17 @@ from urllib.parse import unquote
 
 import httpx
 import trio
-from tqdm import tqdm
 
 from segfetch import __version__
 from segfetch.engine import (
     DEFAULT_CONNECTIONS,
     DEFAULT_MIN_SEGMENT,
     DEFAULT_TIMEOUT,
-    Progress,
     Result,
     download,
 )
 from segfetch.errors import SegfetchError, UsageError, redact_url
+from segfetch.progress import ProgressBar
 from segfetch.retry import RetryPolicy
 from segfetch.units import human_bytes, parse_duration, parse_size
 
@@ -35,7 +34,11 @@ _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # Options segfetch does not know go to pip, for `install` only (--user, --target, ...).
+    args, pip_args = parser.parse_known_args(argv)
+    args.pip_args = pip_args
+    if args.pip_args and getattr(args, "command", None) != "install":
+        parser.error(f"unrecognized arguments: {' '.join(args.pip_args)}")
     try:
         return int(args.run(args))
     except SegfetchError as exc:
@@ -74,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--json", action="store_true", help="print the result as JSON")
     get.set_defaults(run=_run_get)
 
-    from segfetch import emulate_cli
+    from segfetch import emulate_cli, install_cli
 
+    install_cli.add_commands(sub, _add_download_options)
     emulate_cli.add_commands(sub, _add_download_options)
     return parser
 
@@ -193,32 +197,3 @@ def summary(result: Result) -> str:
         f"({human_bytes(rate)}/s), sha256 {result.sha256}, {result.connections} connections, "
         f"{result.retries} retries"
     )
-
-
-class ProgressBar:
-    """One tqdm line: bytes, rate, ETA and live connections. Silent when quiet or not a tty."""
-
-    def __init__(self, name: str, *, quiet: bool) -> None:
-        self.bar = tqdm(
-            desc=name,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            disable=True if quiet else None,  # None: off when stderr is not a terminal
-            leave=False,
-            dynamic_ncols=True,
-        )
-
-    def update(self, p: Progress) -> None:
-        if self.bar.disable:
-            return
-        if p.size is not None and self.bar.total != p.size:
-            self.bar.total = p.size
-        self.bar.set_postfix_str(f"{p.connections} conn, {p.retries} retries", refresh=False)
-        self.bar.update(p.done - self.bar.n)
-
-    def __enter__(self) -> ProgressBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()

@@ -171,9 +171,10 @@ def _run_emulate(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from segfetch.cli import ProgressBar, download_options
+    from segfetch.cli import download_options
     from segfetch.emulate import Emulator, SyntheticFile
     from segfetch.engine import download
+    from segfetch.progress import ProgressBar
 
     link = link_from_args(args)
     options = download_options(args)

@@ -10,11 +10,13 @@ nothing after the last byte.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
 import ssl
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -131,8 +133,12 @@ async def download(
     progress: ProgressCallback | None = None,
     client: httpx.AsyncClient | None = None,
     seed: int | None = None,
+    slots: trio.Semaphore | None = None,
 ) -> Result:
-    """Fetch url to dest over up to ``connections`` connections; dest appears only verified."""
+    """Fetch url to dest over up to ``connections`` connections; dest appears only verified.
+
+    ``slots`` is a connection budget shared with other downloads: each connection holds one.
+    """
     if connections < 1:
         raise ValueError("connections must be at least 1")
     if min_segment < 1:
@@ -146,6 +152,7 @@ async def download(
         policy=policy or RetryPolicy(),
         progress=progress,
         rng=random.Random(seed),
+        slots=slots,
     )
     if client is not None:
         return await job.run(client)
@@ -170,7 +177,9 @@ class _Download:
         policy: RetryPolicy,
         progress: ProgressCallback | None,
         rng: random.Random,
+        slots: trio.Semaphore | None,
     ) -> None:
+        self.slots = slots
         self.origin = url  # what the user asked for: the control file's key
         self.name = redact_url(url)  # for messages: never print credentials
         self.url = url  # where requests go: the probe's final URL after redirects
@@ -238,20 +247,21 @@ class _Download:
         self.planner = None
         self.hasher = PrefixHasher(self.part)
         budget = Budget(self.policy, self.rng)
-        while True:
+        async with self._slot():  # the probe's connection; it goes on as the first worker
+            while True:
+                try:
+                    response = await self._probe()
+                    break
+                except _Retry as exc:
+                    await self._backoff(budget, exc)
             try:
-                response = await self._probe()
-                break
-            except _Retry as exc:
-                await self._backoff(budget, exc)
-        try:
-            if response.status_code == 206:
-                return await self._ranged(response)
-            if response.status_code == 416:
-                return await self._empty()
-            return await self._single(response)
-        finally:
-            await response.aclose()
+                if response.status_code == 206:
+                    return await self._ranged(response)
+                if response.status_code == 416:
+                    return await self._empty()
+                return await self._single(response)
+            finally:
+                await response.aclose()
 
     async def _probe(self) -> httpx.Response:
         state = self.state
@@ -317,7 +327,7 @@ class _Download:
                     async with trio.open_nursery() as workers:
                         workers.start_soon(self._worker, seg, response)
                         for _ in range(self.connections - 1):
-                            workers.start_soon(self._worker, None, None)
+                            workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
                     raise _first(group) from None
                 background.cancel_scope.cancel()
@@ -370,6 +380,14 @@ class _Download:
         return 0
 
     # -- workers ----------------------------------------------------------------------
+
+    async def _extra_worker(self) -> None:
+        async with self._slot():
+            await self._worker(None, None)
+
+    def _slot(self) -> AbstractAsyncContextManager[object]:
+        """A place in the connection budget shared with other downloads, if there is one."""
+        return self.slots if self.slots is not None else contextlib.nullcontext()
 
     async def _worker(self, seg: Segment | None, response: httpx.Response | None) -> None:
         planner = self.planner

@@ -1,0 +1,191 @@
+"""The simple repository API: PEP 691 JSON, PEP 503 HTML, PEP 592 yanks, PEP 658 metadata.
+
+Parsing is pure; ``fetch_project`` is the one function here that does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import httpx
+import trio
+
+from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted, redact_url
+from segfetch.retry import RETRYABLE_STATUS, Budget, RetryPolicy, parse_retry_after
+
+PYPI = "https://pypi.org/simple/"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class IndexPageError(DownloadError):
+    """The index answered something that is not a usable project page."""
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    filename: str
+    url: str
+    sha256: str | None = None
+    requires_python: str | None = None
+    yanked: str | None = None  # the reason ("" if none given); None if not yanked
+    size: int | None = None
+    metadata: bool = False  # a PEP 658 .metadata file is advertised
+
+
+def normalize(name: str) -> str:
+    """PEP 503 project name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def project_url(index_url: str, name: str) -> str:
+    return index_url.rstrip("/") + "/" + normalize(name) + "/"
+
+
+def parse_page(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:
+    """Files of a project page, JSON or HTML by its Content-Type."""
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        if media == JSON_TYPE:
+            return parse_json(json.loads(body), page_url)
+        if media in ("text/html", "application/vnd.pypi.simple.v1+html"):
+            return parse_html(body.decode("utf-8", errors="replace"), page_url)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise IndexPageError(
+            f"{redact_url(page_url)} is not a valid project page ({exc})"
+        ) from None
+    raise IndexPageError(
+        f"{redact_url(page_url)} answered {media or 'no content type'}, not an index page"
+    )
+
+
+def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
+    files = data["files"]
+    if not isinstance(files, list):
+        raise ValueError("'files' is not a list")
+    out = []
+    for f in files:
+        hashes = f.get("hashes") or {}
+        yanked = f.get("yanked", False)
+        size = f.get("size")
+        metadata = f.get("core-metadata", f.get("dist-info-metadata", False))
+        out.append(
+            _file(
+                str(f["filename"]),
+                str(f["url"]),
+                page_url,
+                sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
+                requires_python=f.get("requires-python") or None,
+                yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
+                size=size if isinstance(size, int) and size >= 0 else None,
+                metadata=bool(metadata),
+            )
+        )
+    return out
+
+
+class _Anchors(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchors: list[tuple[dict[str, str | None], str]] = []
+        self._open: dict[str, str | None] | None = None
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._open, self._text = dict(attrs), ""
+
+    def handle_data(self, data: str) -> None:
+        if self._open is not None:
+            self._text += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open is not None:
+            self.anchors.append((self._open, self._text.strip()))
+            self._open = None
+
+
+def parse_html(text: str, page_url: str) -> list[IndexFile]:
+    parser = _Anchors()
+    parser.feed(text)
+    out = []
+    for attrs, label in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        yanked = attrs.get("data-yanked")
+        metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        out.append(
+            _file(
+                label,
+                href,
+                page_url,
+                requires_python=attrs.get("data-requires-python") or None,
+                yanked=yanked if yanked is not None else None,
+                metadata=metadata is not None and metadata != "false",
+            )
+        )
+    return out
+
+
+def _file(filename: str, href: str, page_url: str, **fields: object) -> IndexFile:
+    """One file entry, checked: a safe file name, no https -> http downgrade."""
+    if (
+        not filename
+        or "/" in filename
+        or "\\" in filename
+        or filename in (".", "..")
+        or ".." in filename
+    ):
+        raise IndexPageError(f"{redact_url(page_url)} lists an unsafe file name {filename!r}")
+    url, fragment = urldefrag(urljoin(page_url, href))
+    if urlsplit(page_url).scheme == "https" and urlsplit(url).scheme != "https":
+        raise IndexPageError(
+            f"{redact_url(page_url)} links {filename} over plain http; refusing the downgrade"
+        )
+    sha = fields.pop("sha256", None)
+    if sha is None and fragment.startswith("sha256="):
+        sha = fragment[len("sha256=") :]
+    sha = str(sha).lower() if sha else None
+    if sha is not None and not _HEX64.fullmatch(sha):
+        raise IndexPageError(f"{redact_url(page_url)} gives {filename} a malformed sha256")
+    return IndexFile(filename, url, sha, **fields)  # type: ignore[arg-type]
+
+
+async def fetch_project(
+    client: httpx.AsyncClient, index_url: str, name: str, policy: RetryPolicy | None = None
+) -> list[IndexFile]:
+    """The files an index lists for a project, retried over a flaky link."""
+    url = project_url(index_url, name)
+    budget = Budget(policy or RetryPolicy(), random.Random())
+    while True:
+        try:
+            response = await client.get(url, headers={"Accept": ACCEPT}, follow_redirects=True)
+        except httpx.TransportError as exc:
+            reason, retry_after = f"{type(exc).__name__}: {exc}", None
+        else:
+            if response.status_code == 200:
+                return parse_page(
+                    response.content, response.headers.get("Content-Type", ""), str(response.url)
+                )
+            if response.status_code == 404:
+                raise HTTPStatusError(f"no project {name!r} on {redact_url(index_url)}", 404)
+            if response.status_code not in RETRYABLE_STATUS:
+                raise HTTPStatusError(
+                    f"{redact_url(url)} answered {response.status_code} {response.reason_phrase}",
+                    response.status_code,
+                )
+            reason = f"{redact_url(url)} answered {response.status_code}"
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        wait = budget.fail(retry_after)
+        if wait is None:
+            raise RetriesExhausted(
+                f"giving up on the index after {budget.failures} tries: {reason}"
+            )
+        await trio.sleep(wait)

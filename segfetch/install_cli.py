@@ -1,0 +1,207 @@
+"""`segfetch download` and `segfetch install`: requirement sets through the engine to pip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from segfetch.cache import Cache, default_cache_dir
+from segfetch.engine import make_client
+from segfetch.errors import UsageError, redact_url
+from segfetch.index import PYPI
+from segfetch.install import (
+    Fetched,
+    Planned,
+    fetch_all,
+    link_into,
+    pip_install,
+    plan_pinned,
+    plan_with_pip,
+)
+from segfetch.progress import MultiProgress
+from segfetch.reqs import RequirementSet
+from segfetch.target import pip_index_urls, query_target
+from segfetch.units import human_bytes
+
+DEFAULT_BUDGET = 16
+
+
+def add_commands(sub: Any, add_download_options: Any) -> None:
+    for name, help_text in (
+        ("download", "fetch the wheels of a requirement set into a folder, like pip download"),
+        ("install", "fetch a requirement set through segfetch, then install it with pip"),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "requirements",
+            nargs="*",
+            metavar="REQ",
+            help="requirement strings, e.g. 'attrs==25.1.0'",
+        )
+        p.add_argument(
+            "-r",
+            "--requirement",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="requirements file",
+        )
+        p.add_argument(
+            "-c",
+            "--constraint",
+            action="append",
+            default=[],
+            metavar="FILE",
+            help="constraints file",
+        )
+        p.add_argument(
+            "-i", "--index-url", metavar="URL", help="simple index (default: pip's own setting)"
+        )
+        p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
+        p.add_argument(
+            "--python",
+            metavar="PATH",
+            help="the interpreter to choose files for (default: this one)",
+        )
+        p.add_argument("--pre", action="store_true", help="allow pre-releases")
+        p.add_argument(
+            "--cache-dir", type=Path, metavar="DIR", help=f"default {default_cache_dir()}"
+        )
+        p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
+        p.add_argument(
+            "--max-connections",
+            type=int,
+            default=DEFAULT_BUDGET,
+            metavar="M",
+            help=f"connections at most over all files (default {DEFAULT_BUDGET})",
+        )
+        p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
+        add_download_options(p)
+        if name == "download":
+            p.add_argument(
+                "-d", "--dest", type=Path, required=True, metavar="DIR", help="folder for the files"
+            )
+        p.set_defaults(run=_run, command=name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from segfetch.cli import download_options
+
+    if args.max_connections < 1:
+        raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
+    options = download_options(args)
+    reqs, pip_reqs = _requirements(args)
+    python = args.python
+    if python is not None and not Path(python).exists():
+        raise UsageError(f"no Python at {python!r}; give --python the path of an interpreter")
+    python = python or sys.executable
+    target = query_target(python)
+    indexes = _indexes(args, reqs, python)
+
+    with tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway:
+        cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
+        fetched = trio.run(
+            _fetch_set, args, options, reqs, pip_reqs, target, indexes, python, cache
+        )
+        if args.json:
+            print(json.dumps([_as_dict(f) for f in fetched], indent=1))
+        elif not args.quiet:
+            _summary(fetched)
+        if args.command == "download":
+            link_into(fetched, args.dest)
+            return 0
+        return pip_install(python, fetched, pip_reqs, args.pip_args)
+
+
+async def _fetch_set(
+    args: argparse.Namespace,
+    options: dict[str, Any],
+    reqs: RequirementSet,
+    pip_reqs: list[str],
+    target: Any,
+    indexes: list[str],
+    python: str,
+    cache: Cache,
+) -> list[Fetched]:
+    connections = options.pop("connections")
+    async with make_client(args.max_connections, options.pop("timeout")) as client:
+        if reqs.fully_pinned:
+            planned: list[Planned] = await plan_pinned(client, reqs, target, indexes)
+        else:
+            planned = await trio.to_thread.run_sync(
+                plan_with_pip, python, pip_reqs, indexes, reqs.pre
+            )
+        sizes = [p.size for p in planned]
+        total = sum(s for s in sizes if s is not None) if None not in sizes else None
+        progress = MultiProgress(len(planned), total, quiet=args.quiet or args.json)
+        try:
+            return await fetch_all(
+                planned, cache, client, budget=args.max_connections, connections=connections,
+                progress=lambda p, pr: progress.update(p.filename, pr), **options,
+            )  # fmt: skip
+        finally:
+            progress.close()
+
+
+def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
+    """The parsed set, and the same requirements as arguments for pip."""
+    reqs = RequirementSet()
+    pip_reqs: list[str] = []
+    for text in args.requirements:
+        reqs.add_string(text)
+        pip_reqs.append(text)
+    for path in args.requirement:
+        reqs.add_file(Path(path))
+        pip_reqs += ["-r", path]
+    for path in args.constraint:
+        reqs.add_file(Path(path), constraint=True)
+        pip_reqs += ["-c", path]
+    if not reqs.wanted:
+        raise UsageError("nothing to do: give requirements, or -r FILE")
+    return reqs, pip_reqs
+
+
+def _indexes(args: argparse.Namespace, reqs: RequirementSet, python: str) -> list[str]:
+    """As pip sees it: the command line, then the requirement files, then pip's config."""
+    index = args.index_url or reqs.index_url
+    extras = args.extra_index_url + reqs.extra_index_urls
+    if index is None and not extras:
+        index, extras = pip_index_urls(python)
+    urls = [index or PYPI, *extras]
+    web = [u for u in urls if u.startswith(("http://", "https://"))]
+    if not web:
+        raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")
+    return web
+
+
+def _as_dict(f: Fetched) -> dict[str, Any]:
+    r = f.result
+    return {
+        "name": f.planned.name,
+        "version": f.planned.version,
+        "filename": f.planned.filename,
+        "url": redact_url(f.planned.url),
+        "sha256": f.sha256,
+        "bytes": f.size,
+        "cached": r is None,
+        "seconds": r.seconds if r else 0.0,
+        "connections": r.connections if r else 0,
+        "retries": r.retries if r else 0,
+    }
+
+
+def _summary(fetched: list[Fetched]) -> None:
+    got = [f for f in fetched if f.result is not None]
+    size = sum(f.size for f in got)
+    retries = sum(f.result.retries for f in got if f.result)
+    print(
+        f"{len(fetched)} files verified ({len(fetched) - len(got)} from the cache, "
+        f"{human_bytes(size)} fetched, {retries} retries)",
+        file=sys.stderr,
+    )

@@ -1,0 +1,84 @@
+"""Progress on the terminal with tqdm: one line per active file plus a total.
+
+Silent when asked (``quiet``) and when stderr is not a terminal, so logs stay clean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tqdm import tqdm
+
+from segfetch.engine import Progress
+
+_BAR: dict[str, Any] = {
+    "unit": "B",
+    "unit_scale": True,
+    "unit_divisor": 1024,
+    "dynamic_ncols": True,
+}
+
+
+class ProgressBar:
+    """One line: bytes, rate, ETA and live connections."""
+
+    def __init__(self, name: str, *, quiet: bool, position: int = 0) -> None:
+        # disable=None: tqdm turns itself off when stderr is not a terminal.
+        self.bar = tqdm(
+            desc=name, disable=True if quiet else None, leave=False, position=position, **_BAR
+        )
+
+    def update(self, p: Progress) -> None:
+        if self.bar.disable:
+            return
+        if p.size is not None and self.bar.total != p.size:
+            self.bar.total = p.size
+        self.bar.set_postfix_str(f"{p.connections} conn, {p.retries} retries", refresh=False)
+        self.bar.update(p.done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MultiProgress:
+    """A total line (files, bytes, rate, ETA) and a line per file while it downloads."""
+
+    def __init__(self, files: int, total_bytes: int | None, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.files = files
+        self.finished = 0
+        self.total = tqdm(
+            desc=f"0/{files} files", total=total_bytes, disable=True if quiet else None, **_BAR
+        )
+        self.bars: dict[str, ProgressBar] = {}
+        self.done: dict[str, int] = {}
+
+    def update(self, name: str, p: Progress | None) -> None:
+        """p None: the file is complete (or was cached)."""
+        if p is not None:
+            bar = self.bars.get(name)
+            if bar is None:
+                bar = self.bars[name] = ProgressBar(
+                    name, quiet=self.quiet, position=len(self.bars) + 1
+                )
+            bar.update(p)
+            delta = p.done - self.done.get(name, 0)
+            self.done[name] = p.done
+            self.total.update(delta)
+            if p.size is None or p.done < p.size:
+                return
+        if (bar := self.bars.pop(name, None)) is not None:
+            bar.close()
+        self.finished += 1
+        self.total.set_description(f"{self.finished}/{self.files} files", refresh=True)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.total.close()

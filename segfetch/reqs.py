@@ -1,0 +1,169 @@
+"""Requirement files and strings, as pip reads them. Pure: no network, no subprocess.
+
+Handles comments, line continuations, ``${VAR}``, nested ``-r`` / ``-c``, ``--hash``,
+``--index-url`` / ``--extra-index-url`` / ``--pre`` inside files, markers and extras.
+Editable, URL and path requirements are refused: they are not on an index.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from segfetch.errors import UsageError
+
+_ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class Wanted:
+    req: Requirement
+    hashes: frozenset[str] = frozenset()  # sha256 hex digests; any one may match
+    where: str = "command line"  # file:line, for messages
+
+    @property
+    def pinned(self) -> str | None:
+        """The version if the requirement is exactly one version (``==X``, no wildcard)."""
+        specs = list(self.req.specifier)
+        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
+            return specs[0].version
+        return None
+
+
+@dataclass
+class RequirementSet:
+    wanted: list[Wanted] = field(default_factory=list)
+    constraints: list[Wanted] = field(default_factory=list)
+    index_url: str | None = None
+    extra_index_urls: list[str] = field(default_factory=list)
+    pre: bool = False
+
+    @property
+    def fully_pinned(self) -> bool:
+        """True when no resolver is needed: every line is ``==`` (dependencies listed too)."""
+        return bool(self.wanted) and all(w.pinned for w in self.wanted)
+
+    def add_string(self, text: str, where: str = "command line") -> None:
+        self.wanted.append(_requirement(text, where))
+
+    def add_file(
+        self, path: Path, *, constraint: bool = False, _seen: tuple[Path, ...] = ()
+    ) -> None:
+        try:
+            real = path.resolve()
+            if real in _seen:
+                raise UsageError(f"{path}: includes itself through -r/-c")
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read requirements file {str(path)!r}: {exc.strerror}"
+            ) from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+        for lineno, line in _logical_lines(text):
+            self._add_line(line, f"{path}:{lineno}", path.parent, constraint, (*_seen, real))
+
+    def _add_line(
+        self, line: str, where: str, base: Path, constraint: bool, seen: tuple[Path, ...]
+    ) -> None:
+        line = _ENV.sub(lambda m: os.environ.get(m[1], m[0]), line)
+        if not line.startswith("-"):
+            req_text, _, options = _split_options(line)
+            wanted = _requirement(req_text, where, options)
+            (self.constraints if constraint else self.wanted).append(wanted)
+            return
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+        opt, value = _option(words, where)
+        if opt in ("-r", "--requirement", "-c", "--constraint"):
+            nested = base / value
+            self.add_file(
+                nested, constraint=constraint or opt in ("-c", "--constraint"), _seen=seen
+            )
+        elif opt in ("-i", "--index-url"):
+            self.index_url = value
+        elif opt == "--extra-index-url":
+            self.extra_index_urls.append(value)
+        elif opt == "--pre":
+            self.pre = True
+        elif opt in ("-e", "--editable"):
+            raise UsageError(
+                f"{where}: editable requirements are not on an index; install them with pip"
+            )
+        else:
+            raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
+
+
+def _logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, line) with comments removed and continuations joined."""
+    out: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = _COMMENT.sub("", raw).rstrip()
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line:
+            out.append((start, line))
+    if pending.strip():
+        out.append((start, pending.strip()))
+    return out
+
+
+def _split_options(line: str) -> tuple[str, str, list[str]]:
+    """'foo==1 --hash=sha256:ab' -> ('foo==1', '', ['--hash=sha256:ab'])."""
+    head, sep, tail = line.partition(" --")
+    options = ("--" + tail).split() if sep else []
+    return head.strip(), sep, options
+
+
+def _option(words: list[str], where: str) -> tuple[str, str]:
+    first = words[0]
+    if first.startswith("--") and "=" in first:
+        name, _, value = first.partition("=")
+        return name, value
+    if first in ("--pre",):
+        return first, ""
+    if len(words) >= 2:
+        return first, words[1]
+    if first.startswith("-") and not first.startswith("--") and len(first) > 2:
+        return first[:2], first[2:]  # -rfile.txt
+    raise UsageError(f"{where}: option {first} needs a value")
+
+
+def _requirement(text: str, where: str, options: list[str] | None = None) -> Wanted:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        reason = str(exc).splitlines()[0]  # packaging adds lines that draw a caret
+        raise UsageError(f"{where}: not a requirement: {text!r} ({reason})") from None
+    if req.url:
+        raise UsageError(f"{where}: {req.name} @ URL is not on an index; install it with pip")
+    hashes = set()
+    words = iter(options or [])
+    for opt in words:
+        name, eq, value = opt.partition("=")
+        if name != "--hash":
+            raise UsageError(f"{where}: option {name} is not supported after a requirement")
+        if not eq:
+            value = next(words, "")
+        algo, _, digest = value.partition(":")
+        if algo != "sha256" or not _HEX64.fullmatch(digest.lower()):
+            raise UsageError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
+        hashes.add(digest.lower())
+    return Wanted(req, frozenset(hashes), where)

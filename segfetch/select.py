@@ -1,0 +1,131 @@
+"""Choosing the file pip would choose for a requirement. Pure: tags and versions in, file out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+from segfetch.errors import SegfetchError
+from segfetch.index import IndexFile
+from segfetch.reqs import Wanted
+
+
+class NoMatch(SegfetchError):
+    """No file on the index fits the requirement and the target."""
+
+
+@dataclass
+class Target:
+    """The interpreter the files are for: its version and its tags, most preferred first."""
+
+    python_version: Version
+    tags: tuple[str, ...]
+    markers: dict[str, str]
+    order: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.order = {t: i for i, t in enumerate(self.tags)}
+
+    def rank(self, tags: frozenset[str]) -> int | None:
+        """Position of the best of these tags in the target's order; None if none fits."""
+        positions = [self.order[t] for t in tags if t in self.order]
+        return min(positions) if positions else None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    file: IndexFile
+    version: Version
+    rank: int | None  # tag rank for a wheel; None for an sdist
+
+
+def choose(
+    wanted: Wanted, files: Sequence[IndexFile], target: Target, *, pre: bool = False
+) -> Candidate:
+    """The highest allowed version; of it, the best-ranked wheel, else its sdist (as pip)."""
+    name = canonicalize_name(wanted.req.name)
+    pinned = wanted.pinned
+    versions_seen: set[Version] = set()
+    tags_seen: set[str] = set()
+    candidates = []
+    for f in files:
+        parsed = _parse_name(f.filename)
+        if parsed is None or parsed[0] != name:
+            continue
+        version, tags = parsed[1], parsed[2]
+        versions_seen.add(version)
+        if not wanted.req.specifier.contains(version, prereleases=True):
+            continue
+        if f.yanked is not None and str(version) != pinned:
+            continue  # PEP 592: a yanked file is only for an exact pin
+        if not _python_ok(f.requires_python, target.python_version):
+            continue
+        if wanted.hashes and f.sha256 is not None and f.sha256 not in wanted.hashes:
+            continue
+        if tags is None:
+            candidates.append(Candidate(f, version, None))
+            continue
+        tags_seen.update(tags)
+        rank = target.rank(tags)
+        if rank is not None:
+            candidates.append(Candidate(f, version, rank))
+    # As packaging's SpecifierSet.filter (and so pip): pre-releases only when asked for,
+    # when the specifier names one, or when nothing else fits.
+    if not (pre or wanted.req.specifier.prereleases):
+        finals = [c for c in candidates if not c.version.is_prerelease]
+        candidates = finals or candidates
+    if not candidates:
+        raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target))
+    # Newest version first; within it a wheel (lowest rank) before the sdist.
+    return max(candidates, key=lambda c: (c.version, c.rank is not None, -(c.rank or 0)))
+
+
+def _parse_name(filename: str) -> tuple[str, Version, frozenset[str] | None] | None:
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, tags = parse_wheel_filename(filename)
+            return name, version, frozenset(str(t) for t in tags)
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return name, version, None
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return None
+
+
+def _python_ok(requires_python: str | None, version: Version) -> bool:
+    if not requires_python:
+        return True
+    try:
+        return SpecifierSet(requires_python).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        return True  # pip ignores a malformed requires-python too
+
+
+def _why_none(wanted: Wanted, versions: set[Version], tags: set[str], target: Target) -> str:
+    req = str(wanted.req)
+    if not versions:
+        return f"{wanted.where}: the index has no files for {wanted.req.name}"
+    matching = [v for v in versions if wanted.req.specifier.contains(v, prereleases=True)]
+    if not matching:
+        newest = ", ".join(str(v) for v in sorted(versions)[-5:])
+        name = wanted.req.name
+        return f"{wanted.where}: no version of {name} matches {req!r} (the index has {newest})"
+    if wanted.hashes:
+        return f"{wanted.where}: no file of {req} has the sha256 given with --hash"
+    ours = ", ".join(target.tags[:3])
+    theirs = ", ".join(sorted(tags)[:6]) or "none"
+    return (
+        f"{wanted.where}: no file of {req} fits Python {target.python_version} "
+        f"(it accepts {ours}, ...; the index has wheels for {theirs})"
+    )

@@ -1,0 +1,67 @@
+"""What the target interpreter is: its tags, version, marker environment and pip settings.
+
+Asked of the interpreter itself (``--python PATH``), through the packaging copy inside its
+pip, so segfetch chooses files for that Python, not for the one running segfetch.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from packaging.version import Version
+
+from segfetch.errors import UsageError
+from segfetch.select import Target
+
+_PROBE = r"""
+import json, sys
+from pip._vendor.packaging import markers, tags
+print(json.dumps({
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "tags": [str(t) for t in tags.sys_tags()],
+    "markers": markers.default_environment(),
+}))
+"""
+
+
+def query_target(python: str | None = None) -> Target:
+    exe = python or sys.executable
+    try:
+        out = subprocess.run(
+            [exe, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        raw = json.loads(out)
+    except FileNotFoundError:
+        raise UsageError(
+            f"no Python at {exe!r}; give --python the path of an interpreter"
+        ) from None
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError):
+        raise UsageError(f"{exe} did not answer as a Python with pip; check --python") from None
+    return Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
+
+
+def pip_index_urls(python: str | None = None) -> tuple[str | None, list[str]]:
+    """index-url and extra-index-urls from the target pip's configuration and environment."""
+    exe = python or sys.executable
+    try:
+        out = subprocess.run(
+            [exe, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None, []
+    index, extras = None, []
+    # Lines look like  global.index-url='https://...'  or  :env:.extra-index-url='a b'.
+    # Later lines win, as pip's own precedence lists files before the environment.
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        value = value.strip().strip("'\"")
+        section, _, name = key.rpartition(".")
+        if section not in ("global", "install", "download", ":env:"):
+            continue
+        if name == "index-url":
+            index = value
+        elif name == "extra-index-url":
+            extras = value.split()
+    return index, extras

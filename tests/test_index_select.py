@@ -1,0 +1,164 @@
+"""Parsing index pages and choosing files, without sockets."""
+
+import contextlib
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.version import Version
+
+from segfetch.index import IndexFile, IndexPageError, normalize, parse_page, project_url
+from segfetch.reqs import RequirementSet, Wanted
+from segfetch.select import NoMatch, Target, choose
+
+SHA = "c" * 64
+PAGE = "https://idx.example/simple/alpha/"
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def wanted(text: str, hashes: frozenset[str] = frozenset()) -> Wanted:
+    rs = RequirementSet()
+    rs.add_string(text)
+    return Wanted(rs.wanted[0].req, hashes)
+
+
+TARGET = Target(
+    Version("3.11.7"),
+    ("cp311-cp311-manylinux_2_17_x86_64", "cp311-abi3-manylinux_2_17_x86_64", "py3-none-any"),
+    {},
+)
+
+
+def f(name: str, **kw: object) -> IndexFile:
+    return IndexFile(name, "https://files.example/" + name, **kw)  # type: ignore[arg-type]
+
+
+def test_json_page() -> None:
+    body = json.dumps(
+        {
+            "meta": {"api-version": "1.1"},
+            "name": "alpha",
+            "files": [
+                {
+                    "filename": "alpha-1.0-py3-none-any.whl",
+                    "url": "../../files/alpha-1.0-py3-none-any.whl",
+                    "hashes": {"sha256": SHA.upper()},
+                    "requires-python": ">=3.8",
+                    "yanked": "broken",
+                    "size": 1234,
+                    "core-metadata": {"sha256": SHA},
+                },
+                {"filename": "alpha-0.9.tar.gz", "url": "https://f.example/a.tgz", "hashes": {}},
+            ],
+        }
+    ).encode()
+    files = parse_page(body, JSON, PAGE)
+    assert files[0] == IndexFile(
+        "alpha-1.0-py3-none-any.whl",
+        "https://idx.example/files/alpha-1.0-py3-none-any.whl",
+        SHA,
+        ">=3.8",
+        "broken",
+        1234,
+        True,
+    )
+    assert files[1].sha256 is None and files[1].yanked is None and not files[1].metadata
+
+
+def test_html_page() -> None:
+    body = f"""<!DOCTYPE html><html><body>
+    <a href="/files/alpha-1.0-py3-none-any.whl#sha256={SHA}" data-requires-python="&gt;=3.8"
+       data-yanked="" data-dist-info-metadata="sha256={SHA}">alpha-1.0-py3-none-any.whl</a>
+    <a href="alpha-0.9.tar.gz">alpha-0.9.tar.gz</a>
+    </body></html>""".encode()
+    files = parse_page(body, "text/html; charset=utf-8", PAGE)
+    assert files[0].url == "https://idx.example/files/alpha-1.0-py3-none-any.whl"
+    assert files[0].sha256 == SHA and files[0].requires_python == ">=3.8"
+    assert files[0].yanked == "" and files[0].metadata
+    assert files[1].url == PAGE + "alpha-0.9.tar.gz" and files[1].yanked is None
+
+
+@pytest.mark.parametrize(
+    ("name", "href", "words"),
+    [
+        ("../evil.whl", "x", "unsafe file name"),
+        ("a/b.whl", "x", "unsafe file name"),
+        ("ok.whl", "http://plain.example/ok.whl", "downgrade"),
+        ("ok.whl", "ok.whl#sha256=xyz", "malformed sha256"),
+    ],
+)
+def test_hostile_entries_are_refused(name: str, href: str, words: str) -> None:
+    body = f'<a href="{href}">{name}</a>'.encode()
+    with pytest.raises(IndexPageError, match=words):
+        parse_page(body, "text/html", PAGE)
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype"),
+    [(b"{", JSON), (b'{"files": 3}', JSON), (b"[]", JSON), (b"<html/>", "image/png")],
+)
+def test_garbage_pages_are_one_clear_error(body: bytes, ctype: str) -> None:
+    with pytest.raises(IndexPageError) as info:
+        parse_page(body, ctype, PAGE)
+    assert "\n" not in str(info.value)
+
+
+@given(st.binary(max_size=300), st.sampled_from([JSON, "text/html"]))
+def test_page_parser_never_crashes(body: bytes, ctype: str) -> None:
+    with contextlib.suppress(IndexPageError):
+        parse_page(body, ctype, PAGE)
+
+
+def test_names_are_normalized() -> None:
+    assert normalize("Foo.Bar__baz") == "foo-bar-baz"
+    assert project_url("https://i.example/simple", "Foo_Bar") == "https://i.example/simple/foo-bar/"
+
+
+FILES = [
+    f("alpha-1.0-py3-none-any.whl"),
+    f("alpha-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"),
+    f("alpha-1.1-cp39-cp39-win_amd64.whl"),
+    f("alpha-1.1.tar.gz"),
+    f("alpha-2.0-py3-none-any.whl", yanked=""),
+    f("alpha-1.5-py3-none-any.whl", requires_python=">=3.12"),
+    f("alpha-3.0a1-py3-none-any.whl"),
+    f("beta-9.0-py3-none-any.whl"),
+]
+
+
+def test_newest_allowed_version_wins_with_its_sdist_if_no_wheel_fits() -> None:
+    # 3.0a1 is a pre-release, 2.0 yanked, 1.5 needs Python 3.12: 1.1 has only an sdist that fits.
+    assert choose(wanted("alpha"), FILES, TARGET).file.filename == "alpha-1.1.tar.gz"
+
+
+def test_best_tag_of_the_version_wins() -> None:
+    pick = choose(wanted("alpha==1.0"), FILES, TARGET)
+    assert pick.file.filename == "alpha-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
+
+
+def test_yanked_only_for_an_exact_pin_and_pre_only_when_asked() -> None:
+    assert choose(wanted("alpha==2.0"), FILES, TARGET).version == Version("2.0")
+    assert choose(wanted("alpha>=2"), FILES, TARGET, pre=True).version == Version("3.0a1")
+
+
+def test_hash_options_filter_files() -> None:
+    files = [f("alpha-1.0-py3-none-any.whl", sha256="a" * 64)]
+    assert choose(wanted("alpha==1.0", frozenset({"a" * 64})), files, TARGET)
+    with pytest.raises(NoMatch, match="--hash"):
+        choose(wanted("alpha==1.0", frozenset({"b" * 64})), files, TARGET)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("gamma", "no files for gamma"),
+        ("alpha==7", "no version of alpha matches"),
+        ("beta>=9", "fits Python"),
+    ],
+)
+def test_no_match_says_why(text: str, words: str) -> None:
+    files = [*FILES, f("beta-9.0-cp27-cp27m-win32.whl")]
+    files = [x for x in files if x.filename != "beta-9.0-py3-none-any.whl"]
+    with pytest.raises(NoMatch, match=words):
+        choose(wanted(text), files, TARGET)

@@ -1,0 +1,117 @@
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segfetch.errors import UsageError
+from segfetch.reqs import RequirementSet
+
+H1, H2 = "a" * 64, "b" * 64
+
+
+def write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> Path:
+    path = folder / name
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_pinned_file_with_hashes_comments_and_continuations(tmp_path: Path) -> None:
+    req = write(
+        tmp_path,
+        "req.txt",
+        f"# pinned by pip-compile\n"
+        f"alpha==1.0 \\\n    --hash=sha256:{H1} \\\n    --hash=sha256:{H2}\n"
+        f"beta[fast]==2.0 ; python_version >= '3.8'  # trailing comment\n"
+        f"gamma===3.0 --hash sha256:{H1.upper()}\n",
+    )
+    rs = RequirementSet()
+    rs.add_file(req)
+    assert [str(w.req) for w in rs.wanted] == [
+        "alpha==1.0",
+        'beta[fast]==2.0; python_version >= "3.8"',
+        "gamma===3.0",
+    ]
+    assert rs.wanted[0].hashes == {H1, H2} and rs.wanted[2].hashes == {H1}
+    assert rs.wanted[1].req.extras == {"fast"}
+    assert rs.wanted[0].where == f"{req}:2"
+    assert rs.fully_pinned
+
+
+def test_ranges_and_wildcards_are_not_pinned() -> None:
+    for text in ["alpha", "alpha>=1", "alpha==1.*", "alpha==1,<2"]:
+        rs = RequirementSet()
+        rs.add_string(text)
+        assert not rs.fully_pinned, text
+
+
+def test_nested_files_constraints_and_index_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MY_INDEX", "https://mirror.example/simple")
+    (tmp_path / "sub").mkdir()
+    write(tmp_path / "sub", "base.txt", "alpha==1.0\n-c cons.txt\n")
+    write(tmp_path / "sub", "cons.txt", "beta<3\n")
+    top = write(
+        tmp_path,
+        "req.txt",
+        "--index-url ${MY_INDEX}\n--extra-index-url=https://extra.example/simple\n"
+        "--pre\n-r sub/base.txt\ngamma>=1\n",
+    )
+    rs = RequirementSet()
+    rs.add_file(top)
+    assert [w.req.name for w in rs.wanted] == ["alpha", "gamma"]
+    assert [w.req.name for w in rs.constraints] == ["beta"]
+    assert rs.index_url == "https://mirror.example/simple"
+    assert rs.extra_index_urls == ["https://extra.example/simple"]
+    assert rs.pre
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("alpha==", "not a requirement"),
+        ("-e ./src", "editable"),
+        ("alpha @ https://x.example/a.whl", "not on an index"),
+        ("alpha==1 --hash=md5:abc", "--hash takes sha256"),
+        ("alpha==1 --hash=sha256:abc", "--hash takes sha256"),
+        ("alpha==1 --global-option=x", "not supported"),
+        ("--find-links /tmp", "not supported"),
+        ("-r", "needs a value"),
+        ("-r missing.txt", "cannot read"),
+    ],
+)
+def test_bad_lines_name_file_and_line(tmp_path: Path, text: str, words: str) -> None:
+    req = write(tmp_path, "req.txt", "ok==1\n" + text + "\n")
+    with pytest.raises(UsageError, match=words) as info:
+        RequirementSet().add_file(req)
+    assert "\n" not in str(info.value)
+    if "cannot read" not in words:
+        assert f"{req}:2" in str(info.value)
+
+
+def test_wrong_encoding_and_self_include(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9==1\n".encode("latin-1"))
+    with pytest.raises(UsageError, match="not UTF-8"):
+        RequirementSet().add_file(latin)
+    loop = write(tmp_path, "loop.txt", "-r loop.txt\n")
+    with pytest.raises(UsageError, match="includes itself"):
+        RequirementSet().add_file(loop)
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    req = tmp_path / "bom.txt"
+    req.write_bytes("\ufeffalpha==1\n".encode())
+    rs = RequirementSet()
+    rs.add_file(req)
+    assert rs.wanted[0].req.name == "alpha"
+
+
+@given(st.text(max_size=80))
+def test_any_line_is_a_requirement_or_a_usage_error(line: str) -> None:
+    rs = RequirementSet()
+    try:
+        rs._add_line(line.strip() or "x", "fuzz:1", Path("."), False, ())
+    except UsageError as exc:
+        assert "\n" not in str(exc)
