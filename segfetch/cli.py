@@ -24,7 +24,7 @@ from segfetch.engine import (
     Result,
     download,
 )
-from segfetch.errors import SegfetchError, UsageError, redact_url
+from segfetch.errors import SegfetchError, UsageError, first_error, redact_url
 from segfetch.progress import ProgressBar
 from segfetch.retry import RetryPolicy
 from segfetch.units import human_bytes, parse_duration, parse_size
@@ -40,7 +40,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pip_args and getattr(args, "command", None) != "install":
         parser.error(f"unrecognized arguments: {' '.join(args.pip_args)}")
     try:
-        return int(args.run(args))
+        try:
+            return int(args.run(args))
+        except BaseExceptionGroup as group:  # from a nursery: say what caused it
+            raise first_error(group) from None
     except SegfetchError as exc:
         print(f"segfetch: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,6 +9,11 @@ accept order or the timing. Every request is logged when its response ends.
     async with Emulator({"/f.bin": SyntheticFile(8 << 20)}, link=Link(rate=256 << 10)) as emu:
         ...  # GET emu.url("/f.bin"); compare with emu.sha256("/f.bin"); inspect emu.log
 
+With `index=folder` it is also a simple index of the wheels and sdists in that folder (PEP 503
+HTML and PEP 691 JSON at emu.index_url, files at /files/<name>, PEP 658 metadata at
+/files/<name>.metadata), shaped by IndexOptions; the files go through the same pacing and
+faults, the pages do not.
+
 From the command line, run `serve_forever(emulator)` under trio.run.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import html
 import json
 import logging
 import os
@@ -25,9 +31,11 @@ import re
 import socket
 import struct
 import urllib.parse
+import zipfile
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from email.parser import BytesHeaderParser
 from email.utils import formatdate
 from http import HTTPStatus
 from pathlib import Path
@@ -35,8 +43,17 @@ from typing import IO
 
 import h11
 import trio
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
 
-__all__ = ["Emulator", "Fault", "Link", "SyntheticFile", "serve_forever"]
+from segfetch.wheelmaker import metadata_of
+
+__all__ = ["Emulator", "Fault", "IndexOptions", "Link", "SyntheticFile", "serve_forever"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +107,42 @@ class Link:
 @dataclass(frozen=True)
 class SyntheticFile:
     size: int
+
+
+HASHES_IN = frozenset({"hashes", "fragment", "both", "none"})
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How the simple index (`Emulator(index=folder)`) answers; each knob mimics a real index."""
+
+    json: bool = True  # answer PEP 691 JSON when the client's Accept prefers it
+    html: bool = True  # answer PEP 503 HTML
+    metadata: bool = True  # serve <file URL>.metadata (PEP 658) for wheels
+    # False: like the proxy that drops the key; the .metadata files are still served.
+    advertise_metadata: bool = True
+    yanked: Mapping[str, str] = field(default_factory=dict)  # filename -> reason (PEP 592)
+    hashes_in: str = "both"  # sha256 in JSON `hashes`, in the URL `#sha256=`, both, or none
+    absolute_urls: bool = False  # http://127.0.0.1:PORT/files/... rather than ../../files/...
+
+    def __post_init__(self) -> None:
+        if not (self.json or self.html):
+            raise ValueError("IndexOptions: enable json, html or both")
+        if self.hashes_in not in HASHES_IN:
+            raise ValueError(f"hashes_in must be one of {sorted(HASHES_IN)}")
+
+
+@dataclass(frozen=True)
+class _IndexFile:
+    filename: str
+    project: str  # PEP 503 normalized
+    version: Version
+    size: int
+    sha256: str
+    requires_python: str | None
+    metadata_sha256: str | None  # wheels only
 
 
 @dataclass(frozen=True)
@@ -195,6 +248,9 @@ class Emulator:
     replaced between downloads: it is read per request (rtt and max_connections also per
     connection).
 
+    `index_options` may be replaced likewise. Paths in `files` and below `root` come before the
+    index's /files/.
+
     `log` entries: t (request arrival, seconds since start), conn, method, path, range,
     if_range, status, start/end (served body, end exclusive; None without a file body), sent
     (body bytes written to the socket), fault (kind, or "max_connections"), version, duration.
@@ -209,8 +265,13 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         log_path: Path | None = None,
+        index: Path | None = None,
+        index_options: IndexOptions = IndexOptions(),
     ) -> None:
         self.link = link
+        self.index_options = index_options
+        self._index = index.resolve() if index is not None else None
+        self._index_cache: dict[tuple[str, int, int], _IndexFile | None] = {}
         self.host, self.port = host, port
         self.log: list[dict[str, object]] = []
         self._files = dict(files or {})
@@ -257,6 +318,10 @@ class Emulator:
     def url(self, path: str) -> str:
         return f"http://{self.host}:{self.port}{path}"
 
+    @property
+    def index_url(self) -> str:
+        return self.url("/simple/")
+
     # -- content -----------------------------------------------------------------------------
 
     def _source(self, path: str, version: int = 0) -> _Source | None:
@@ -268,6 +333,11 @@ class Emulator:
             p = (self._root / path.lstrip("/")).resolve()
             if p.is_relative_to(self._root) and p.is_file():
                 spec = p
+        if spec is None and self._index is not None and path.startswith("/files/"):
+            name = path.removeprefix("/files/")
+            if self.index_options.metadata and name.endswith(".whl.metadata"):
+                return self._metadata_source(name.removesuffix(".metadata"))
+            spec = self._index_path(name)
         if isinstance(spec, SyntheticFile):
             key, size = (seed, path, version), spec.size
             if key not in self._tails:
@@ -286,6 +356,41 @@ class Emulator:
             date = formatdate(st.st_mtime, usegmt=True)
             return _Source(st.st_size, f'"{dtag[:24]}"', date, lambda a, b: _pread(disk, a, b))
         return None
+
+    def _index_path(self, filename: str) -> Path | None:
+        """A file directly in the index folder (no sub-folders, no dot files)."""
+        if self._index is None or "/" in filename or filename.startswith("."):
+            return None
+        p = self._index / filename
+        return p if p.is_file() else None
+
+    def _metadata_source(self, filename: str) -> _Source | None:
+        p = self._index_path(filename)
+        if p is None:
+            return None
+        try:
+            data = metadata_of(p)
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return None
+        tag = hashlib.sha256(data).hexdigest()[:24]
+        date = formatdate(p.stat().st_mtime, usegmt=True)
+        return _Source(len(data), f'"{tag}"', date, lambda a, b: data[a:b])
+
+    def _index_files(self) -> list[_IndexFile]:
+        """Every wheel and sdist in the index folder, read afresh so that files may be added
+        while serving; digests are cached by (name, size, mtime)."""
+        assert self._index is not None
+        out = []
+        for p in sorted(self._index.iterdir()):
+            if p.name.startswith(".") or not p.is_file():
+                continue
+            st = p.stat()
+            key = (p.name, st.st_size, st.st_mtime_ns)
+            if key not in self._index_cache:
+                self._index_cache[key] = _describe(p, st.st_size)
+            if (info := self._index_cache[key]) is not None:
+                out.append(info)
+        return out
 
     def _must(self, path: str, version: int) -> _Source:
         src = self._source(path, version)
@@ -391,7 +496,21 @@ class Emulator:
         e: _Entry | None = None,
     ) -> None:
         body = f"{status} {_reason(status)}\n".encode()
-        headers = [*headers, ("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        headers = [*headers, ("Content-Type", "text/plain")]
+        await self._send_bytes(c, method, status, headers, body, close, e)
+
+    async def _send_bytes(
+        self,
+        c: _Conn,
+        method: str,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        close: bool,
+        e: _Entry | None = None,
+    ) -> None:
+        """A small response in one write: no pacing, no faults."""
+        headers = [*headers, ("Content-Length", str(len(body)))]
         if close:
             headers.append(("Connection", "close"))
         out = c.h11.send(h11.Response(status_code=status, headers=headers, reason=_reason(status)))
@@ -435,6 +554,9 @@ class Emulator:
             await trio.sleep(link.rtt)
         if method not in ("GET", "HEAD"):
             await self._send_simple(c, method, 405, [("Allow", "GET, HEAD")], close=False, e=e)
+            return
+        if self._index is not None and (path == "/simple" or path.startswith("/simple/")):
+            await self._respond_index(c, method, path, hdrs, e)
             return
         index = self._requests[path]
         version = self._version(path, index, link)
@@ -487,6 +609,37 @@ class Emulator:
             return
         await c.stream.send_all(head)
         await self._send_body(c, src, plan, e)
+
+    async def _respond_index(
+        self, c: _Conn, method: str, path: str, hdrs: dict[str, str], e: _Entry
+    ) -> None:
+        """/simple/ and /simple/<project>/ pages, negotiated between PEP 691 JSON and HTML."""
+        # Hashing a new large wheel takes a while: not on the event loop.
+        every = await trio.to_thread.run_sync(self._index_files)
+        rest = path.removeprefix("/simple").strip("/")
+        if "/" in rest:
+            await self._send_simple(c, method, 404, [], close=False, e=e)
+            return
+        project = _normalize(rest)
+        files = [f for f in every if f.project == project]
+        if rest and not files:
+            await self._send_simple(c, method, 404, [], close=False, e=e)
+            return
+        canonical = f"/simple/{project}/" if rest else "/simple/"
+        if path != canonical:  # as PyPI does for a non-normalized name or a missing slash
+            await self._send_simple(c, method, 301, [("Location", canonical)], close=False, e=e)
+            return
+        opts = self.index_options
+        media = _negotiate(hdrs.get("accept"), opts)
+        if not rest:
+            names = sorted({f.project for f in every})
+            body = _render_list(names, media)
+        else:
+            base = self.url("/files/") if opts.absolute_urls else "../../files/"
+            body = _render_project(project, files, media, opts, base)
+        headers = [("Content-Type", media), ("Vary", "Accept")]
+        e.sent = len(body) if method == "GET" else 0
+        await self._send_bytes(c, method, 200, headers, body, close=False, e=e)
 
     def _plan(
         self,
@@ -610,6 +763,151 @@ def _reserve(tat: float, n: int, rate: float) -> float:
     if tat < now - _SLACK:
         tat = now
     return tat + n / rate
+
+
+def _normalize(name: str) -> str:
+    """PEP 503 project name normalization."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _describe(p: Path, size: int) -> _IndexFile | None:
+    """What the index says about one file; None if it is not a wheel or sdist."""
+    rp: str | None = None
+    md_sha: str | None = None
+    try:
+        if p.name.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(p.name)
+            try:
+                md = metadata_of(p)
+            except (OSError, ValueError, zipfile.BadZipFile):
+                pass  # listed, but without metadata: a broken wheel is a fault worth serving
+            else:
+                md_sha = hashlib.sha256(md).hexdigest()
+                value = BytesHeaderParser().parsebytes(md).get("Requires-Python")
+                rp = str(value).strip() if value is not None else None
+        else:
+            name, version = parse_sdist_filename(p.name)
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        return None
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return _IndexFile(p.name, str(name), version, size, h.hexdigest(), rp, md_sha)
+
+
+def _negotiate(accept: str | None, opts: IndexOptions) -> str:
+    """The media type to answer: the offer with the highest q (JSON on a tie); HTML when the
+    client accepts none (PEP 691 allows a default), or the one format enabled. A bare `*/*`
+    (curl, browsers, httpx) gets HTML, as on PyPI: JSON must be asked for by name."""
+    if not opts.html:
+        return JSON_TYPE
+    offers = [JSON_TYPE, "text/html", HTML_TYPE] if opts.json else ["text/html", HTML_TYPE]
+    ranges = _parse_accept(accept or "text/html")
+    best, best_q = "text/html", 0.0
+    for offer in offers:
+        q = _quality(offer, ranges)
+        if q > best_q:
+            best, best_q = offer, q
+    return best
+
+
+def _parse_accept(header: str) -> list[tuple[str, float]]:
+    out = []
+    for part in header.split(","):
+        media, *params = (x.strip() for x in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        if not 0.0 <= q <= 1.0:  # also nan
+            q = 0.0
+        if media:
+            out.append((media.lower().replace(".latest+", ".v1+"), q))
+    return out
+
+
+def _quality(offer: str, ranges: list[tuple[str, float]]) -> float:
+    """q of the most specific media range that matches the offer (RFC 9110 12.5.1)."""
+    major = offer.partition("/")[0]
+    matches = (
+        {offer: 2, f"{major}/*": 1} if offer == JSON_TYPE else {offer: 2, f"{major}/*": 1, "*/*": 0}
+    )
+    best_spec, q = -1, 0.0
+    for media, mq in ranges:
+        spec = matches.get(media, -1)
+        if spec > best_spec:
+            best_spec, q = spec, mq
+    return q
+
+
+def _render_list(names: list[str], media: str) -> bytes:
+    if media == JSON_TYPE:
+        doc = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in names]}
+        return json.dumps(doc).encode()
+    links = "".join(f'    <a href="{html.escape(n)}/">{html.escape(n)}</a><br>\n' for n in names)
+    return _html_page("Simple index", links)
+
+
+def _render_project(
+    project: str, files: list[_IndexFile], media: str, opts: IndexOptions, base: str
+) -> bytes:
+    entries = []
+    for f in files:
+        url = base + urllib.parse.quote(f.filename)
+        if opts.hashes_in in ("fragment", "both"):
+            url += f"#sha256={f.sha256}"
+        hashes = {"sha256": f.sha256} if opts.hashes_in in ("hashes", "both") else {}
+        yanked = opts.yanked.get(f.filename)
+        entry: dict[str, object] = {
+            "filename": f.filename,
+            "url": url,
+            "hashes": hashes,
+            "requires-python": f.requires_python,
+            "yanked": False if yanked is None else (yanked or True),
+            "size": f.size,
+        }
+        if opts.advertise_metadata:
+            md = {"sha256": f.metadata_sha256} if opts.metadata and f.metadata_sha256 else False
+            entry["core-metadata"] = entry["dist-info-metadata"] = md
+        entries.append(entry)
+    if media == JSON_TYPE:
+        versions = sorted({f.version for f in files})
+        doc = {
+            "meta": {"api-version": "1.1"},
+            "name": project,
+            "files": entries,
+            "versions": [str(v) for v in versions],
+        }
+        return json.dumps(doc).encode()
+    links = []
+    for entry in entries:
+        attrs = [("href", str(entry["url"]))]
+        if entry["requires-python"] is not None:
+            attrs.append(("data-requires-python", str(entry["requires-python"])))
+        if entry["yanked"] is not False:
+            attrs.append(("data-yanked", opts.yanked[str(entry["filename"])]))
+        advertised = entry.get("core-metadata")
+        if isinstance(advertised, dict):
+            value = f"sha256={advertised['sha256']}"
+            attrs += [("data-core-metadata", value), ("data-dist-info-metadata", value)]
+        text = " ".join(f'{k}="{html.escape(v)}"' for k, v in attrs)
+        links.append(f"    <a {text}>{html.escape(str(entry['filename']))}</a><br>\n")
+    return _html_page(f"Links for {project}", "".join(links))
+
+
+def _html_page(title: str, body: str) -> bytes:
+    t = html.escape(title)
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        '    <meta name="pypi:repository-version" content="1.1">\n'
+        f"    <title>{t}</title>\n  </head>\n  <body>\n    <h1>{t}</h1>\n"
+        f"{body}  </body>\n</html>\n"
+    ).encode()
 
 
 def _reason(status: int) -> str:

@@ -166,7 +166,10 @@ def _run_emulate(args: argparse.Namespace) -> int:
         finally:
             await emu.__aexit__(None, None, None)
 
-    trio.run(serve)
+    try:
+        trio.run(serve)
+    except KeyboardInterrupt:  # the way to stop it: not an error
+        print("segfetch emulate: stopped", file=sys.stderr)
     return 0
 
 

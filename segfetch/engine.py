@@ -31,8 +31,8 @@ from segfetch.errors import (
     HashMismatch,
     HTTPStatusError,
     RetriesExhausted,
-    SegfetchError,
     ServerError,
+    first_error,
     redact_url,
 )
 from segfetch.plan import Planner, Segment
@@ -329,10 +329,10 @@ class _Download:
                         for _ in range(self.connections - 1):
                             workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
-                    raise _first(group) from None
+                    raise first_error(group, _Restart) from None
                 background.cancel_scope.cancel()
         except BaseExceptionGroup as group:
-            raise _first(group) from None
+            raise first_error(group, _Restart) from None
         finally:
             self._save_now()
         if self.planner.done.total() != state.size:
@@ -568,22 +568,6 @@ def _transport_retry(exc: httpx.TransportError, url: str) -> _Retry:
             f"{redact_url(url)}: only http:// and https:// URLs are supported"
         ) from None
     return _Retry(f"{type(exc).__name__}: {exc or 'connection failed'}")
-
-
-def _first(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The exception that explains a failed nursery: restarts and user errors first."""
-    leaves = list(_leaves(group))
-    for kind in (_Restart, SegfetchError, KeyboardInterrupt):
-        for leaf in leaves:
-            if isinstance(leaf, kind):
-                return leaf
-    return next((e for e in leaves if not isinstance(e, trio.Cancelled)), leaves[0])
-
-
-def _leaves(exc: BaseException) -> list[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
-    return [exc]
 
 
 __all__ = ["Progress", "RangeSet", "Result", "download", "download_sync", "make_client"]

@@ -11,6 +11,8 @@
 Every message is one line that says what went wrong and, where it can, what to do.
 """
 
+from __future__ import annotations
+
 
 class SegfetchError(Exception):
     exit_code = 1
@@ -54,3 +56,22 @@ def redact_url(url: str) -> str:
     if "@" in authority:
         authority = "***@" + authority.rpartition("@")[2]
     return f"{scheme}://{authority}{slash}{path}"
+
+
+def first_error(
+    group: BaseExceptionGroup[BaseException], *prefer: type[BaseException]
+) -> BaseException:
+    """The one exception that explains a failed nursery: ``prefer`` kinds first, then our
+    own errors and Ctrl-C, then anything but the cancellations that followed it."""
+    leaves = list(_leaves(group))
+    for kind in (*prefer, SegfetchError, KeyboardInterrupt):
+        for leaf in leaves:
+            if isinstance(leaf, kind):
+                return leaf
+    return next((e for e in leaves if type(e).__name__ != "Cancelled"), leaves[0])
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]

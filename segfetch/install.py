@@ -18,12 +18,26 @@ from pathlib import Path
 
 import httpx
 import trio
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from segfetch.cache import Cache
 from segfetch.engine import Progress, Result, download
-from segfetch.errors import DownloadError, HashMismatch, SegfetchError, UsageError, redact_url
+from segfetch.errors import (
+    DownloadError,
+    HashMismatch,
+    HTTPStatusError,
+    SegfetchError,
+    UsageError,
+    redact_url,
+)
 from segfetch.index import IndexFile, fetch_project
+from segfetch.proxy import LocalIndex, metadata_from_wheel
 from segfetch.reqs import RequirementSet, Wanted
 from segfetch.select import Target, choose
 
@@ -55,109 +69,151 @@ def applies(wanted: Wanted, target: Target) -> bool:
     return marker is None or marker.evaluate({**target.markers, "extra": ""})
 
 
-async def plan_pinned(
-    client: httpx.AsyncClient, reqs: RequirementSet, target: Target, indexes: Sequence[str]
-) -> list[Planned]:
-    """Each ``==`` pin straight from the index pages, all pages fetched at once."""
-    wanted = [w for w in reqs.wanted if applies(w, target)]
-    pages: dict[str, list[IndexFile]] = {}
+class Session:
+    """One requirement set's downloads: a shared client, cache and connection budget."""
 
-    async def page(name: str) -> None:
-        files: list[IndexFile] = []
-        found = False
-        for index in indexes:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        cache: Cache,
+        indexes: Sequence[str],
+        *,
+        budget: int,
+        connections: int,
+        progress: Callable[[Planned, Progress | None], None] | None = None,
+        **engine: object,
+    ) -> None:
+        self.client, self.cache, self.indexes = client, cache, indexes
+        self.slots = trio.Semaphore(budget)
+        self.connections = connections
+        self.progress = progress
+        self.engine = engine
+        self._pages: dict[str, list[IndexFile]] = {}
+        self._metadata: dict[str, bytes | None] = {}
+
+    async def project(self, name: str) -> list[IndexFile]:
+        """Files of a project over all indexes (a 404 on some of them is fine)."""
+        key = canonicalize_name(name)
+        if key not in self._pages:
+            files: list[IndexFile] = []
+            found = False
+            for index in self.indexes:
+                try:
+                    files += await fetch_project(self.client, index, name)
+                    found = True
+                except HTTPStatusError as exc:
+                    if exc.status != 404:
+                        raise
+            if not found:
+                where = ", ".join(map(redact_url, self.indexes))
+                raise HTTPStatusError(f"no project {name!r} on {where}", 404)
+            self._pages[key] = files
+        return self._pages[key]
+
+    async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
+        """Each ``==`` pin straight from the index pages, all pages fetched at once."""
+        wanted = [w for w in reqs.wanted if applies(w, target)]
+        async with trio.open_nursery() as nursery:
+            for name in {canonicalize_name(w.req.name) for w in wanted}:
+                nursery.start_soon(self.project, name)
+        planned = []
+        for w in wanted:
+            f = choose(w, await self.project(w.req.name), target, pre=reqs.pre).file
+            planned.append(_planned(f, w.hashes))
+        return planned
+
+    async def plan_with_pip(self, python: str, pip_reqs: Sequence[str], pre: bool) -> list[Planned]:
+        """The complete set from the target pip's resolver, run against a local index that
+        gets every byte through segfetch (nothing is installed)."""
+        local = LocalIndex(self.project, self.file_of, self.metadata_of)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(local.serve)
             try:
-                files += await fetch_project(client, index, name)
-                found = True
-            except DownloadError as exc:
-                if getattr(exc, "status", None) != 404:
-                    raise
-        if not found:
-            raise DownloadError(f"no project {name!r} on {', '.join(map(redact_url, indexes))}")
-        pages[name] = files
+                urls = await trio.to_thread.run_sync(_pip_report, python, pip_reqs, local.url, pre)
+            except SegfetchError as exc:
+                raise (local.error or exc) from None  # say why, not just "pip failed"
+            nursery.cancel_scope.cancel()
+        planned = []
+        for url in urls:
+            f = local.upstream(url)
+            if f is None:
+                raise SegfetchError(f"pip chose {redact_url(url)}, which is not from the index")
+            planned.append(_planned(f, frozenset()))
+        return planned
 
-    async with trio.open_nursery() as nursery:
-        for name in {canonicalize_name(w.req.name) for w in wanted}:
-            nursery.start_soon(page, name)
-    planned = []
-    for w in wanted:
-        pick = choose(w, pages[canonicalize_name(w.req.name)], target, pre=reqs.pre)
-        f = pick.file
-        planned.append(
-            Planned(
-                canonicalize_name(w.req.name),
-                str(pick.version),
-                f.filename,
-                f.url,
-                f.sha256,
-                w.hashes,
-                f.size,
-            )
+    async def file_of(self, f: IndexFile) -> Path:
+        return (await self.fetch(_planned(f, frozenset()))).path
+
+    async def metadata_of(self, f: IndexFile) -> bytes | None:
+        """METADATA of a wheel: the index's .metadata file if it has one, else from the wheel."""
+        if f.url not in self._metadata:
+            dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
+            try:
+                async with self.cache.lock(dest.parent):
+                    if not dest.exists():
+                        await download(
+                            f.url + ".metadata", dest, connections=1, client=self.client,
+                            slots=self.slots, **self.engine,  # type: ignore[arg-type]
+                        )  # fmt: skip
+                self._metadata[f.url] = dest.read_bytes()
+            except HTTPStatusError:
+                self._metadata[f.url] = metadata_from_wheel(await self.file_of(f))
+        return self._metadata[f.url]
+
+    async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
+        """Every file at once; each connection holds one place in the budget."""
+        out: dict[Planned, Fetched] = {}
+
+        async def one(p: Planned) -> None:
+            out[p] = await self.fetch(p)
+
+        async with trio.open_nursery() as nursery:
+            for p in dict.fromkeys(planned):
+                nursery.start_soon(one, p)
+        return [out[p] for p in planned]
+
+    async def fetch(self, p: Planned) -> Fetched:
+        return await _fetch(
+            p, self.cache, self.client, self.slots, self.connections, self.progress, self.engine
         )
-    return planned
 
 
-def plan_with_pip(
-    python: str, pip_reqs: Sequence[str], indexes: Sequence[str], pre: bool
-) -> list[Planned]:
-    """The complete set from the target pip's resolver (nothing is installed)."""
+def _planned(f: IndexFile, allowed: frozenset[str]) -> Planned:
+    name, version = _name_version(f.filename)
+    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size)
+
+
+def _name_version(filename: str) -> tuple[str, str]:
+    try:
+        if filename.endswith(".whl"):
+            name, version, *_ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return canonicalize_name(filename.split("-")[0]), "?"
+    return name, str(version)
+
+
+def _pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
+    """The URL of every file pip would install from this index."""
     cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
-    cmd += ["--report", "-", "--index-url", indexes[0]]
-    for extra in indexes[1:]:
-        cmd += ["--extra-index-url", extra]
-    if pre:
-        cmd.append("--pre")
-    proc = subprocess.run([*cmd, *pip_reqs], capture_output=True, text=True)
+    cmd += ["--disable-pip-version-check"]
+    cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
+    # Our local index stands for every index the user's pip would use: keep pip's own
+    # index settings (files or environment) out, so it asks nothing behind our back.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip().startswith("ERROR")]
         why = lines[-1].removeprefix("ERROR:").strip() if lines else "see pip's output"
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
-        report = json.loads(proc.stdout)
-        items = report["install"]
-    except (ValueError, KeyError):
+        return [item["download_info"]["url"] for item in json.loads(proc.stdout)["install"]]
+    except (ValueError, KeyError, TypeError):
         raise SegfetchError(
-            "pip gave no installation report; is the target pip older than 22.2?"
+            "pip gave no installation report; is its version 22.2 or newer?"
         ) from None
-    planned = []
-    for item in items:
-        info = item["download_info"]
-        url = info["url"]
-        hashes = (info.get("archive_info") or {}).get("hashes") or {}
-        meta = item["metadata"]
-        planned.append(
-            Planned(
-                canonicalize_name(meta["name"]),
-                meta["version"],
-                url.rsplit("/", 1)[-1].split("#")[0],
-                url,
-                hashes.get("sha256"),
-            )
-        )
-    return planned
-
-
-async def fetch_all(
-    planned: Sequence[Planned],
-    cache: Cache,
-    client: httpx.AsyncClient,
-    *,
-    budget: int,
-    connections: int,
-    progress: Callable[[Planned, Progress | None], None] | None = None,
-    **engine: object,
-) -> list[Fetched]:
-    """Every file at once; each connection holds one of ``budget`` slots."""
-    slots = trio.Semaphore(budget)
-    out: dict[Planned, Fetched] = {}
-
-    async def one(p: Planned) -> None:
-        out[p] = await _fetch(p, cache, client, slots, connections, progress, engine)
-
-    async with trio.open_nursery() as nursery:
-        for p in dict.fromkeys(planned):
-            nursery.start_soon(one, p)
-    return [out[p] for p in planned]
 
 
 async def _fetch(

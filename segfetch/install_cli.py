@@ -15,17 +15,10 @@ from segfetch.cache import Cache, default_cache_dir
 from segfetch.engine import make_client
 from segfetch.errors import UsageError, redact_url
 from segfetch.index import PYPI
-from segfetch.install import (
-    Fetched,
-    Planned,
-    fetch_all,
-    link_into,
-    pip_install,
-    plan_pinned,
-    plan_with_pip,
-)
+from segfetch.install import Fetched, Session, link_into, pip_install
 from segfetch.progress import MultiProgress
 from segfetch.reqs import RequirementSet
+from segfetch.select import Target
 from segfetch.target import pip_index_urls, query_target
 from segfetch.units import human_bytes
 
@@ -124,29 +117,31 @@ async def _fetch_set(
     options: dict[str, Any],
     reqs: RequirementSet,
     pip_reqs: list[str],
-    target: Any,
+    target: Target,
     indexes: list[str],
     python: str,
     cache: Cache,
 ) -> list[Fetched]:
     connections = options.pop("connections")
+    quiet = args.quiet or args.json
     async with make_client(args.max_connections, options.pop("timeout")) as client:
+        session = Session(
+            client, cache, indexes, budget=args.max_connections, connections=connections, **options
+        )
         if reqs.fully_pinned:
-            planned: list[Planned] = await plan_pinned(client, reqs, target, indexes)
+            planned = await session.plan_pinned(reqs, target)
         else:
-            planned = await trio.to_thread.run_sync(
-                plan_with_pip, python, pip_reqs, indexes, reqs.pre
-            )
+            if not quiet:
+                print("resolving with pip through segfetch ...", file=sys.stderr)
+            planned = await session.plan_with_pip(python, pip_reqs, reqs.pre)
         sizes = [p.size for p in planned]
         total = sum(s for s in sizes if s is not None) if None not in sizes else None
-        progress = MultiProgress(len(planned), total, quiet=args.quiet or args.json)
+        bars = MultiProgress(len(planned), total, quiet=quiet)
+        session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            return await fetch_all(
-                planned, cache, client, budget=args.max_connections, connections=connections,
-                progress=lambda p, pr: progress.update(p.filename, pr), **options,
-            )  # fmt: skip
+            return await session.fetch_all(planned)
         finally:
-            progress.close()
+            bars.close()
 
 
 def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:

@@ -1,0 +1,387 @@
+"""segfetch benchmarks against peers over the built-in link emulator (docs/benchmarks.md).
+
+    python benchmarks/bench.py [--quick] [--runs N] [--out DIR] [--scenario S2]
+
+Per scenario: build the file(s), then for run k = 1..N and each peer: start a fresh
+`segfetch emulate` (seed k, its own JSON-lines log) so every peer meets the same seeded faults
+in run k, run the peer under a hard wall limit, check the sha256 of what it wrote, read the
+emulator log (requests, bytes sent), stop the emulator. A fresh emulator per measurement
+matters: fault draws depend on a per-process attempt counter per (path, range start).
+
+Writes OUT/<scenario>.json (raw results) and OUT/<scenario>.md (the table). Stdlib only;
+segfetch, aria2c and pip are run as subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KIB = 1024
+WALL_LIMIT = 180.0  # seconds per download; hitting it counts as a failure
+BIN = Path(sys.executable).parent
+SEGFETCH = str(BIN / "segfetch") if (BIN / "segfetch").exists() else "segfetch"
+PIP = os.environ.get("BENCH_PIP", str(Path(".bench-venv/bin/pip").resolve()))
+ARIA2C = shutil.which("aria2c") or "aria2c"
+
+
+# -- files -------------------------------------------------------------------------------------
+
+
+def build_wheel(folder: Path, data_size: int = 8 * KIB * KIB, seed: int = 0) -> Path:
+    """A real, installable wheel `benchpkg-1.0-py3-none-any.whl` holding `data_size` seeded
+    random (incompressible) bytes, stored uncompressed. Byte-identical for the same arguments."""
+    files = {
+        "benchpkg/__init__.py": b'"""Benchmark payload for segfetch."""\n__version__ = "1.0"\n',
+        "benchpkg/data.bin": random.Random(seed).randbytes(data_size),
+        "benchpkg-1.0.dist-info/METADATA": (
+            b"Metadata-Version: 2.1\nName: benchpkg\nVersion: 1.0\n"
+            b"Summary: segfetch benchmark payload\n"
+        ),
+        "benchpkg-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: segfetch-bench\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("benchpkg-1.0.dist-info/RECORD,,")
+    files["benchpkg-1.0.dist-info/RECORD"] = ("\n".join(record) + "\n").encode()
+    path = folder / "benchpkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return path
+
+
+# -- scenarios and peers -------------------------------------------------------------------------
+
+
+@dataclass
+class Scenario:
+    id: str
+    title: str
+    link: list[str]  # `segfetch emulate` options
+    rate: int  # bytes/s per connection, for the physical limit
+    make_file: object = build_wheel  # (folder) -> Path
+
+
+SCENARIOS = {
+    "S2": Scenario(
+        "S2",
+        "256 KiB/s per connection, a reset about every 1 MiB; one 8 MiB wheel",
+        ["--rate", "256K", "--drop-every", "1M"],
+        rate=256 * KIB,
+    ),
+}
+
+ARIA2_OPTS = (
+    "--allow-overwrite=true --auto-file-renaming=false -d {dir} -o {name} --max-tries=0"
+    " --retry-wait=0 --file-allocation=none --console-log-level=warn --summary-interval=0"
+)
+
+
+@dataclass
+class Peer:
+    name: str
+    cmd: str  # template: {url} {dir} {name} {path} {sha256}
+    conns: int  # nominal connections, for the physical limit
+    quick: bool = False  # part of --quick
+
+
+PEERS = (
+    [
+        Peer(
+            f"segfetch -n {n}",
+            SEGFETCH + f" get {{url}} -o {{path}} -n {n} --sha256 {{sha256}} -q --json",
+            n,
+            quick=n == 8,
+        )
+        for n in (1, 4, 8, 16)
+    ]
+    + [
+        Peer(
+            f"aria2c -x{n} -s{n} -k1M",
+            f"{ARIA2C} -x{n} -s{n} -k1M " + ARIA2_OPTS + " {url}",
+            n,
+            quick=n == 8,
+        )
+        for n in (8, 16)
+    ]
+    + [
+        Peer(
+            "pip download --resume-retries 50",
+            PIP + " --isolated download --no-deps --no-index --no-cache-dir --resume-retries 50"
+            " --timeout 30 -d {dir} {url}",
+            1,
+            quick=True,
+        ),
+    ]
+)
+BASELINE = "segfetch -n 8"
+
+
+# -- runner ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Emulator:
+    """`segfetch emulate` as a subprocess, on a free port, logging to `log`."""
+
+    root: Path
+    args: list[str]
+    log: Path
+    proc: subprocess.Popen[str] | None = field(default=None, repr=False)
+    base: str = ""
+
+    def __enter__(self) -> Emulator:
+        cmd = [SEGFETCH, "emulate", str(self.root), "--port", "0", "--log", str(self.log)]
+        out, err = self.log.with_suffix(".out"), self.log.with_suffix(".err")
+        with out.open("w") as o, err.open("w") as e:
+            self.proc = subprocess.Popen([*cmd, *self.args], stdout=o, stderr=e)
+        deadline = time.monotonic() + 10
+        while not (line := out.read_text()).startswith("serving on "):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                raise RuntimeError(f"emulator did not start: {line!r} {err.read_text()!r}")
+            time.sleep(0.02)
+        self.base = line.split()[2].rstrip("/")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        # A request's log line is written once its last bytes are on the wire, which can be
+        # just after the client has exited: wait until the log has been still for 0.3 s.
+        deadline, last, still_since = time.monotonic() + 3, -1, time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - still_since < 0.3:
+            if (n := self.log.stat().st_size if self.log.exists() else 0) != last:
+                last, still_since = n, time.monotonic()
+            time.sleep(0.05)
+        self.proc.terminate()  # SIGTERM: quiet (SIGINT printed a traceback in 1e33aad)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def rows(self) -> list[dict[str, object]]:
+        return [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
+
+    def figures(self, size: int) -> dict[str, int]:
+        rows = self.rows()
+        sent = sum(int(r.get("sent") or 0) for r in rows)
+        faults = sum(1 for r in rows if r.get("fault"))  # responses the log marks with a fault
+        return {"requests": len(rows), "sent": sent, "wasted": sent - size, "faults": faults}
+
+
+def sha256_of(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _text(b: bytes | str | None) -> str:  # TimeoutExpired carries bytes even with text=True
+    return b.decode(errors="replace") if isinstance(b, bytes) else b or ""
+
+
+def peer_env() -> dict[str, str]:
+    """The caller's environment without proxies or pip settings: loopback only, same for all."""
+    drop = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+    env = {
+        k: v for k, v in os.environ.items() if k.lower() not in drop and not k.startswith("PIP_")
+    }
+    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict[str, object]:
+    size, digest = file.stat().st_size, sha256_of(file)
+    dest = work / "dest"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    log = work / "emulator.jsonl"
+    log.unlink(missing_ok=True)
+    with Emulator(file.parent, [*sc.link, "--seed", str(run)], log) as emu:
+        fields = {
+            "url": f"{emu.base}/{file.name}",
+            "dir": str(dest),
+            "name": file.name,
+            "path": str(dest / file.name),
+            "sha256": digest,
+        }
+        cmd = peer.cmd.format(**fields).split()
+        t0 = time.monotonic()
+        try:
+            p = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=WALL_LIMIT, env=peer_env(), cwd=work
+            )
+            rc, out, err = p.returncode, p.stdout, p.stderr
+        except subprocess.TimeoutExpired as e:
+            rc, out, err = "timeout", _text(e.stdout), _text(e.stderr)
+        seconds = time.monotonic() - t0
+    got = sha256_of(dest / file.name)
+    result: dict[str, object] = {
+        "peer": peer.name,
+        "run": run,
+        "seed": run,
+        "seconds": round(seconds, 3),
+        "rc": rc,
+        "ok": rc == 0 and got == digest,
+        "sha256_ok": got == digest,
+        **emu.figures(size),
+    }
+    if peer.name.startswith("segfetch"):
+        with contextlib.suppress(ValueError, IndexError):  # its --json result
+            result["segfetch"] = json.loads(out.strip().splitlines()[-1])
+    if not result["ok"]:
+        result["stdout_tail"], result["stderr_tail"] = out[-3000:], err[-3000:]
+        result["emulator_log"] = emu.rows()  # every request of the failed run
+        result["emulator_stderr"] = log.with_suffix(".err").read_text()[-3000:]
+    return result
+
+
+def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -> list[dict]:
+    rows = []
+    for peer in peers:
+        rs = [r for r in results if r["peer"] == peer.name]
+        ok = [r for r in rs if r["ok"]]
+        secs = [r["seconds"] for r in ok]
+        limit = size / (peer.conns * sc.rate)
+        rows.append(
+            {
+                "peer": peer.name,
+                "runs": len(rs),
+                "success": len(ok),
+                "median": statistics.median(secs) if secs else None,
+                "min": min(secs) if secs else None,
+                "max": max(secs) if secs else None,
+                "requests": statistics.median(r["requests"] for r in rs),
+                "wasted": statistics.median(r["wasted"] for r in rs),
+                "limit": limit,
+            }
+        )
+    base = next((r["median"] for r in rows if r["peer"] == BASELINE), None)
+    for r in rows:
+        r["vs_base"] = r["median"] / base if r["median"] and base else None
+        r["of_limit"] = r["limit"] / r["median"] if r["median"] else None
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    def f(x: float | None, fmt: str) -> str:
+        return "—" if x is None else format(x, fmt)
+
+    lines = [
+        f"| peer | median s | min s | max s | success | requests | wasted bytes "
+        f"| × {BASELINE} | limit s | % of limit |",  # noqa: RUF001
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['peer']} | {f(r['median'], '.2f')} | {f(r['min'], '.2f')} "
+            f"| {f(r['max'], '.2f')} | {r['success']}/{r['runs']} | {r['requests']:g} "
+            f"| {r['wasted']:,.0f} | {f(r['vs_base'], '.2f')} | {r['limit']:.2f} "
+            f"| {f(r['of_limit'] and 100 * r['of_limit'], '.0f')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def version(cmd: list[str]) -> str:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=peer_env())
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "not found"
+
+
+def machine() -> dict[str, object]:
+    return {
+        "nproc": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "segfetch": version([sys.executable, "-c", "import segfetch; print(segfetch.__version__)"]),
+        "commit": version(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"]),
+        "aria2c": version([ARIA2C, "--version"]),
+        "pip": version([PIP, "--version"]),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 run, fewer peers: checks the script")
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=HERE / "out")
+    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    ap.add_argument("--peer", action="append", help="only peers whose name contains this")
+    args = ap.parse_args()
+    runs = 1 if args.quick else args.runs
+    peers = [p for p in PEERS if p.quick or not args.quick or args.peer]
+    peers = [p for p in peers if not args.peer or any(x in p.name for x in args.peer)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    for sid in args.scenario or sorted(SCENARIOS):
+        sc = SCENARIOS[sid]
+        with tempfile.TemporaryDirectory(prefix="segfetch-bench-") as tmp:
+            served = Path(tmp, "served")
+            served.mkdir()
+            file = sc.make_file(served)
+            size, digest = file.stat().st_size, sha256_of(file)
+            print(f"{sid}: {sc.title}; {file.name} {size} bytes; {runs} run(s)", flush=True)
+            results = []
+            for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
+                for peer in peers:
+                    r = run_once(sc, peer, run, file, Path(tmp, "work"))
+                    results.append(r)
+                    print(
+                        f"  run {run} {peer.name:34} {r['seconds']:7.2f} s ok={r['ok']} "
+                        f"requests={r['requests']} wasted={r['wasted']}",
+                        flush=True,
+                    )
+        rows = summarize(sc, peers, results, size)
+        md = table(rows)
+        report = {
+            "scenario": sid,
+            "title": sc.title,
+            "link": sc.link,
+            "file": file.name,
+            "size": size,
+            "sha256": digest,
+            "runs": runs,
+            "wall_limit": WALL_LIMIT,
+            "machine": machine(),
+            "command": " ".join(sys.argv),
+            "peers": {p.name: p.cmd for p in peers},
+            "summary": rows,
+            "results": results,
+        }
+        (args.out / f"{sid.lower()}.json").write_text(json.dumps(report, indent=1) + "\n")
+        (args.out / f"{sid.lower()}.md").write_text(md)
+        print(md)
+
+
+if __name__ == "__main__":
+    main()

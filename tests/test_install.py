@@ -1,0 +1,224 @@
+"""`segfetch download` / `install` against a local index served by the link emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trio
+
+from segfetch.emulate import Emulator, Fault, IndexOptions, Link
+from segfetch.wheelmaker import make_wheel
+
+FLAKY = Link(rate=2 << 20, faults=(Fault("reset", every=150_000),))
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("index")
+    make_wheel(d, "sf-alpha", "1.0", requires=["sf-beta>=1"])
+    make_wheel(d, "sf-beta", "1.0", payload=100_000)
+    make_wheel(d, "sf-beta", "1.1", payload=600_000, seed=1)
+    make_wheel(d, "sf-beta", "1.2", payload=1000, seed=2)  # yanked below
+    make_wheel(d, "sf-gamma", "1.0", extras={"fast": ["sf-delta"]})
+    make_wheel(d, "sf-delta", "1.0", requires=['sf-beta==1.0; python_version < "3"'])
+    make_wheel(d, "sf-old", "1.0", tag="cp27-cp27m-win32")
+    return d
+
+
+YANKED = {"sf_beta-1.2-py3-none-any.whl": "broken"}
+
+
+@pytest.fixture
+def venv(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    yield path / "bin" / "python"
+
+
+async def segfetch(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        [sys.executable, "-m", "segfetch", *args],
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+
+
+def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
+    err = proc.stderr.decode()
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("segfetch: error: ")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def file_requests(emu: Emulator) -> list[dict[str, object]]:
+    return [e for e in emu.log if str(e["path"]).startswith("/files/")]
+
+
+def index(index_dir: Path, link: Link = FLAKY, **options: object) -> Emulator:
+    opts = IndexOptions(yanked=YANKED, **options)  # type: ignore[arg-type]
+    return Emulator(index=index_dir, link=link, index_options=opts)
+
+
+@pytest.mark.parametrize("json_api", [True, False])
+async def test_pinned_set_with_hashes_downloads_verified(
+    tmp_path: Path, index_dir: Path, json_api: bool
+) -> None:
+    alpha = index_dir / "sf_alpha-1.0-py3-none-any.whl"
+    beta = index_dir / "sf_beta-1.1-py3-none-any.whl"
+    req = tmp_path / "req.txt"
+    lines = [
+        f"sf-alpha==1.0 --hash=sha256:{_sha(alpha)}",
+        f"sf-beta==1.1 \\\n  --hash=sha256:{_sha(beta)}",
+    ]
+    req.write_text("\n".join(lines) + "\n")
+    async with index(index_dir, json=json_api) as emu:
+        out = tmp_path / "out"
+        proc = await segfetch(
+            "download", "-r", str(req), "-d", str(out), "--index-url", emu.index_url,
+            "--no-cache", "--json",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        got = {p.name: p.read_bytes() for p in out.iterdir()}
+        assert got == {alpha.name: alpha.read_bytes(), beta.name: beta.read_bytes()}
+        report = json.loads(proc.stdout)
+        assert {r["name"] for r in report} == {"sf-alpha", "sf-beta"}
+    # Pinned: no resolver, so no metadata requests; the flaky link cost retries only.
+    assert not any(str(e["path"]).endswith(".metadata") for e in emu.log)
+    assert any(e["fault"] == "reset" for e in emu.log)
+
+
+async def test_unpinned_set_resolves_with_every_byte_through_segfetch(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    async with index(index_dir, advertise_metadata=False) as emu:
+        out = tmp_path / "out"
+        proc = await segfetch(
+            "download", "sf-alpha", "-d", str(out), "--index-url", emu.index_url, "--no-cache"
+        )
+        assert proc.returncode == 0, proc.stderr
+        # sf-beta 1.2 is yanked: pip took 1.1, as it would from the real index.
+        assert sorted(p.name for p in out.iterdir()) == [
+            "sf_alpha-1.0-py3-none-any.whl",
+            "sf_beta-1.1-py3-none-any.whl",
+        ]
+    # The resolver read .metadata files, never whole wheels; every wheel request is ours
+    # (the engine always sends Range; pip does not).
+    assert any(str(e["path"]).endswith(".metadata") for e in emu.log)
+    assert all(e["range"] for e in file_requests(emu))
+
+
+async def test_install_into_fresh_venv_with_extras_and_markers(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "--python", str(venv), "--index-url", emu.index_url,
+            "--cache-dir", str(tmp_path / "cache"), "-q", "sf-alpha", "sf-gamma[fast]",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    check = "import sf_alpha, sf_beta, sf_gamma, sf_delta; print(sf_beta.__version__)"
+    ran = subprocess.run([str(venv), "-c", check], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "1.1"
+
+
+async def test_cache_hit_sends_no_file_request(tmp_path: Path, index_dir: Path) -> None:
+    args = ["sf-alpha==1.0", "sf-beta==1.1", "--cache-dir", str(tmp_path / "cache")]
+    async with index(index_dir) as emu:
+        url = emu.index_url
+        first = await segfetch("download", *args, "-d", str(tmp_path / "a"), "--index-url", url)
+        assert first.returncode == 0, first.stderr
+        seen = len(emu.log)
+        second = await segfetch(
+            "download", *args, "-d", str(tmp_path / "b"), "--index-url", emu.index_url, "--json"
+        )
+        assert second.returncode == 0, second.stderr
+        assert all(r["cached"] for r in json.loads(second.stdout))
+    assert not [e for e in emu.log[seen:] if str(e["path"]).startswith("/files/")]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(
+        p.name for p in (tmp_path / "a").iterdir()
+    )
+
+
+async def test_two_processes_share_one_cache(tmp_path: Path, index_dir: Path) -> None:
+    slow = Link(rate=512 * 1024, faults=(Fault("reset", every=200_000),))
+    async with index(index_dir, link=slow) as emu:
+        results: list[subprocess.CompletedProcess[bytes]] = []
+
+        async def run(dest: str) -> None:
+            args = ["sf-beta==1.1", "sf-beta==1.0", "-d", str(tmp_path / dest)]
+            args += ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "cache")]
+            results.append(await segfetch("download", *args))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "a")
+            nursery.start_soon(run, "b")
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    for dest in ("a", "b"):
+        for f in (tmp_path / dest).iterdir():
+            assert f.read_bytes() == (index_dir / f.name).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["sf-nothing==1.0"], "no project 'sf-nothing'"),
+        (["sf-beta==9.9"], "no version of sf-beta matches"),
+        (["sf-old==1.0"], "fits Python"),
+        (["sf-beta==1.1", "--hash-file"], "unrecognized arguments"),
+        (["sf-beta=="], "not a requirement"),
+        (["sf-nothing"], "no project 'sf-nothing'"),
+    ],
+)
+async def test_bad_requirements_are_one_line(
+    tmp_path: Path, index_dir: Path, args: list[str], words: str
+) -> None:
+    async with index(index_dir, link=Link()) as emu:
+        where = ["-d", str(tmp_path / "out"), "--index-url", emu.index_url, "--no-cache"]
+        proc = await segfetch("download", *args, *where)
+    assert proc.returncode in (1, 2)
+    assert words in one_line_error(proc)
+    assert not (tmp_path / "out").exists()
+
+
+async def test_wrong_hash_keeps_nothing_and_installs_nothing(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text(f"sf-beta==1.1 --hash=sha256:{'0' * 64}\n")
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "--python", str(venv), "-r", str(req), "--index-url", emu.index_url,
+            "--cache-dir", str(tmp_path / "cache"),
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "--hash" in one_line_error(proc)
+    ran = subprocess.run([str(venv), "-c", "import sf_beta"], capture_output=True)
+    assert ran.returncode != 0
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.network
+def test_real_index_install(tmp_path: Path) -> None:
+    """Off by default (-m network): a small real package from the real index."""
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "v")], check=True)
+    py = str(tmp_path / "v" / "bin" / "python")
+    proc = subprocess.run(
+        [sys.executable, "-m", "segfetch", "install", "--python", py, "--no-cache", "six==1.16.0"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([py, "-c", "import six"]).returncode == 0
