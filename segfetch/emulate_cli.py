@@ -35,6 +35,12 @@ def add_commands(sub: Any, add_download_options: Callable[[argparse.ArgumentPars
         metavar="PATH:SIZE",
         help="a synthetic file, e.g. /big.whl:8M (repeatable)",
     )
+    emulate.add_argument(
+        "--index",
+        type=Path,
+        metavar="DIR",
+        help="serve the wheels in DIR as a simple index at /simple/ (PEP 691/503)",
+    )
     emulate.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     emulate.add_argument("--log", type=Path, metavar="FILE", help="append a JSON line per request")
     _add_link_options(emulate)
@@ -146,11 +152,15 @@ def _run_emulate(args: argparse.Namespace) -> int:
             raise UsageError(f"--file {spec!r}: {exc}; write PATH:SIZE, e.g. /big.whl:8M") from None
     if args.root is not None and not args.root.is_dir():
         raise UsageError(f"{str(args.root)!r} is not a folder")
-    if not files and args.root is None:
+    if args.index is not None and not args.index.is_dir():
+        raise UsageError(f"{str(args.index)!r} is not a folder")
+    if not files and args.root is None and args.index is None:
         files["/file.bin"] = SyntheticFile(8 * 1024 * 1024)
 
     async def serve() -> None:
-        emu = Emulator(files, root=args.root, link=link, port=args.port, log_path=args.log)
+        emu = Emulator(
+            files, root=args.root, index=args.index, link=link, port=args.port, log_path=args.log
+        )
         try:
             await emu.__aenter__()
         except OSError as exc:
@@ -161,6 +171,8 @@ def _run_emulate(args: argparse.Namespace) -> int:
             print(f"serving on http://127.0.0.1:{emu.port}/ ({_describe(link)}); Ctrl-C stops")
             for path in files:
                 print(f"  {emu.url(path)}  sha256 {emu.sha256(path)}")
+            if args.index is not None:
+                print(f"  index: {emu.index_url}")
             sys.stdout.flush()
             await trio.sleep_forever()
         finally:

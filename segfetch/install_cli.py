@@ -7,20 +7,19 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import trio
+from typing import TYPE_CHECKING, Any
 
 from segfetch.cache import Cache, default_cache_dir
-from segfetch.engine import make_client
 from segfetch.errors import UsageError, redact_url
-from segfetch.index import PYPI
-from segfetch.install import Fetched, Session, link_into, pip_install
-from segfetch.progress import MultiProgress
-from segfetch.reqs import RequirementSet
-from segfetch.select import Target
-from segfetch.target import pip_index_urls, query_target
 from segfetch.units import human_bytes
+
+if TYPE_CHECKING:
+    from segfetch.install import Fetched
+    from segfetch.reqs import RequirementSet
+    from segfetch.select import Target
+
+# The resolver side (packaging, h11, the local index) is imported when used, so that
+# `segfetch get` starts without it.
 
 DEFAULT_BUDGET = 16
 
@@ -84,7 +83,11 @@ def add_commands(sub: Any, add_download_options: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import trio
+
     from segfetch.cli import download_options
+    from segfetch.install import link_into, pip_install
+    from segfetch.target import query_target
 
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
@@ -122,6 +125,10 @@ async def _fetch_set(
     python: str,
     cache: Cache,
 ) -> list[Fetched]:
+    from segfetch.engine import make_client
+    from segfetch.install import Session
+    from segfetch.progress import MultiProgress
+
     connections = options.pop("connections")
     quiet = args.quiet or args.json
     async with make_client(args.max_connections, options.pop("timeout")) as client:
@@ -146,6 +153,8 @@ async def _fetch_set(
 
 def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
     """The parsed set, and the same requirements as arguments for pip."""
+    from segfetch.reqs import RequirementSet
+
     reqs = RequirementSet()
     pip_reqs: list[str] = []
     for text in args.requirements:
@@ -164,6 +173,9 @@ def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
 
 def _indexes(args: argparse.Namespace, reqs: RequirementSet, python: str) -> list[str]:
     """As pip sees it: the command line, then the requirement files, then pip's config."""
+    from segfetch.index import PYPI
+    from segfetch.target import pip_index_urls
+
     index = args.index_url or reqs.index_url
     extras = args.extra_index_url + reqs.extra_index_urls
     if index is None and not extras:

@@ -1,13 +1,13 @@
 """Progress on the terminal with tqdm: one line per active file plus a total.
 
-Silent when asked (``quiet``) and when stderr is not a terminal, so logs stay clean.
+Silent when asked (``quiet``) and when stderr is not a terminal, so logs stay clean; tqdm
+is only imported when a bar is drawn.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-from tqdm import tqdm
 
 from segfetch.engine import Progress
 
@@ -19,17 +19,22 @@ _BAR: dict[str, Any] = {
 }
 
 
+def _bar(quiet: bool, **options: Any) -> Any:
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(**_BAR, **options)
+
+
 class ProgressBar:
     """One line: bytes, rate, ETA and live connections."""
 
     def __init__(self, name: str, *, quiet: bool, position: int = 0) -> None:
-        # disable=None: tqdm turns itself off when stderr is not a terminal.
-        self.bar = tqdm(
-            desc=name, disable=True if quiet else None, leave=False, position=position, **_BAR
-        )
+        self.bar = _bar(quiet, desc=name, leave=False, position=position)
 
     def update(self, p: Progress) -> None:
-        if self.bar.disable:
+        if self.bar is None:
             return
         if p.size is not None and self.bar.total != p.size:
             self.bar.total = p.size
@@ -37,7 +42,8 @@ class ProgressBar:
         self.bar.update(p.done - self.bar.n)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -53,14 +59,14 @@ class MultiProgress:
         self.quiet = quiet
         self.files = files
         self.finished = 0
-        self.total = tqdm(
-            desc=f"0/{files} files", total=total_bytes, disable=True if quiet else None, **_BAR
-        )
+        self.total = _bar(quiet, desc=f"0/{files} files", total=total_bytes)
         self.bars: dict[str, ProgressBar] = {}
         self.done: dict[str, int] = {}
 
     def update(self, name: str, p: Progress | None) -> None:
         """p None: the file is complete (or was cached)."""
+        if self.total is None:
+            return
         if p is not None:
             bar = self.bars.get(name)
             if bar is None:
@@ -68,9 +74,8 @@ class MultiProgress:
                     name, quiet=self.quiet, position=len(self.bars) + 1
                 )
             bar.update(p)
-            delta = p.done - self.done.get(name, 0)
+            self.total.update(p.done - self.done.get(name, 0))
             self.done[name] = p.done
-            self.total.update(delta)
             if p.size is None or p.done < p.size:
                 return
         if (bar := self.bars.pop(name, None)) is not None:
@@ -81,4 +86,5 @@ class MultiProgress:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
-        self.total.close()
+        if self.total is not None:
+            self.total.close()
