@@ -528,6 +528,8 @@ class Emulator:
         hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in req.headers}
         method = req.method.decode("latin-1")
         target = req.target.decode("latin-1")
+        if target.startswith(("http://", "https://")):  # absolute form: we are the proxy
+            target = "/" + target.split("/", 3)[-1] if target.count("/") >= 3 else "/"
         path = urllib.parse.unquote(target.partition("?")[0])
         e = _Entry(trio.current_time() - self._t0, c.cid, method, path)
         e.range, e.if_range = hdrs.get("range"), hdrs.get("if-range")

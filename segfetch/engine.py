@@ -134,10 +134,12 @@ async def download(
     client: httpx.AsyncClient | None = None,
     seed: int | None = None,
     slots: trio.Semaphore | None = None,
+    size: int | None = None,
 ) -> Result:
     """Fetch url to dest over up to ``connections`` connections; dest appears only verified.
 
     ``slots`` is a connection budget shared with other downloads: each connection holds one.
+    ``size``, if known (from an index), must be the server's size, or nothing is fetched.
     """
     if connections < 1:
         raise ValueError("connections must be at least 1")
@@ -153,6 +155,7 @@ async def download(
         progress=progress,
         rng=random.Random(seed),
         slots=slots,
+        size=size,
     )
     if client is not None:
         return await job.run(client)
@@ -178,8 +181,10 @@ class _Download:
         progress: ProgressCallback | None,
         rng: random.Random,
         slots: trio.Semaphore | None,
+        size: int | None,
     ) -> None:
         self.slots = slots
+        self.size = size
         self.origin = url  # what the user asked for: the control file's key
         self.name = redact_url(url)  # for messages: never print credentials
         self.url = url  # where requests go: the probe's final URL after redirects
@@ -279,6 +284,9 @@ class _Download:
             headers["If-Range"] = validator
         response = await self._send(headers)
         self.url = str(response.url)
+        if self.origin.startswith("https:") and not self.url.startswith("https:"):
+            await response.aclose()
+            raise DownloadError(f"{self.name} redirected to plain http; refusing the downgrade")
         status = response.status_code
         if status == 200 and state is not None:
             await response.aclose()
@@ -307,6 +315,12 @@ class _Download:
                 await response.aclose()
                 raise _Restart("the file changed since the last run")
             if state is None:
+                if self.size is not None and total != self.size:
+                    await response.aclose()
+                    raise ServerError(
+                        f"{self.name} is {total} bytes, but {self.size} were expected; "
+                        "the index and the file server disagree"
+                    )
                 self.state = State(self.origin, total, etag, modified, self.sha256)
         return response
 
@@ -351,13 +365,16 @@ class _Download:
                     if response.status_code != 200:
                         raise _Retry(f"{self.name} answered {response.status_code}")
                 size = _content_length(response)
+                if self.size is not None and size not in (None, self.size):
+                    raise ServerError(f"{self.name} is {size} bytes, but {self.size} were expected")
+                size = size if size is not None else self.size  # never write past a known size
                 self.state = None  # no resume without ranges
                 self.part.forget()
                 self.part.open(fresh=True)
                 self.received = pos = 0
                 async for chunk in response.aiter_raw():
                     if size is not None and pos + len(chunk) > size:
-                        raise ServerError(f"{self.name} sent more bytes than its Content-Length")
+                        raise ServerError(f"{self.name} sent more than {size} bytes")
                     self.part.write(pos, chunk)
                     pos += len(chunk)
                     self.received = pos

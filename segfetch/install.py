@@ -29,7 +29,6 @@ from packaging.utils import (
 from segfetch.cache import Cache
 from segfetch.engine import Progress, Result, download
 from segfetch.errors import (
-    DownloadError,
     HashMismatch,
     HTTPStatusError,
     SegfetchError,
@@ -248,11 +247,8 @@ async def _fetch(
         report = (lambda pr: progress(p, pr)) if progress else None
         result = await download(
             p.url, dest, connections=connections, sha256=expected, client=client,
-            slots=slots, progress=report, **engine,  # type: ignore[arg-type]
+            slots=slots, progress=report, size=p.size, **engine,  # type: ignore[arg-type]
         )  # fmt: skip
-        if p.size is not None and result.size != p.size:
-            dest.unlink()
-            raise DownloadError(f"{p.filename}: got {result.size} bytes, the index says {p.size}")
         if p.allowed and result.sha256 not in p.allowed:
             dest.unlink()
             raise HashMismatch(

@@ -79,7 +79,22 @@ def add_commands(sub: Any, add_download_options: Any) -> None:
             p.add_argument(
                 "-d", "--dest", type=Path, required=True, metavar="DIR", help="folder for the files"
             )
+        else:
+            pip = p.add_argument_group("passed to pip install (other pip options pass through too)")
+            for flag in ("-U", "--upgrade", "--user", "--force-reinstall", "--no-deps"):
+                pip.add_argument(flag, action=_PipOption, nargs=0)
+            for option in ("--target", "--prefix", "--root"):
+                pip.add_argument(option, action=_PipOption, metavar="DIR")
         p.set_defaults(run=_run, command=name)
+
+
+class _PipOption(argparse.Action):
+    """Keep a pip option, in order, for the pip install at the end."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
+        kept = getattr(namespace, "pip_kept", None) or []
+        kept += [option, *([values] if isinstance(values, str) else [])]
+        namespace.pip_kept = kept
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -112,7 +127,8 @@ def _run(args: argparse.Namespace) -> int:
         if args.command == "download":
             link_into(fetched, args.dest)
             return 0
-        return pip_install(python, fetched, pip_reqs, args.pip_args)
+        pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+        return pip_install(python, fetched, pip_reqs, pip_args)
 
 
 async def _fetch_set(

@@ -10,7 +10,7 @@ import pytest
 
 from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
 from segfetch.engine import Result, download
-from segfetch.errors import HashMismatch, HTTPStatusError, RetriesExhausted
+from segfetch.errors import HashMismatch, HTTPStatusError, RetriesExhausted, ServerError
 from segfetch.ranges import RangeSet
 from segfetch.retry import RetryPolicy
 
@@ -300,3 +300,48 @@ async def _head(emu: Emulator) -> dict[str, str]:
     async with httpx.AsyncClient() as client:
         r = await client.head(emu.url(PATH))
         return dict(r.headers)
+
+
+async def test_size_from_the_index_must_match(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(50_000)}) as emu:
+        with pytest.raises(ServerError, match="50000 bytes, but 40000 were expected"):
+            await fetch(emu, tmp_path / "out.whl", size=40_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_size_is_enforced_on_a_single_stream(tmp_path: Path) -> None:
+    link = Link(faults=(Fault("ignore_range"),))
+    async with Emulator({PATH: SyntheticFile(50_000)}, link=link) as emu:
+        with pytest.raises(ServerError, match="but 40000 were expected"):
+            await fetch(emu, tmp_path / "out.whl", size=40_000)
+    assert not (tmp_path / "out.whl").exists()
+
+
+async def test_http_proxy_from_the_environment_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY is honoured: the emulator plays the proxy; the host never resolves."""
+    async with Emulator({PATH: SyntheticFile(300_000)}) as emu:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{emu.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        dest = tmp_path / "out.whl"
+        await fetch(emu, dest, connections=2)  # the URL is emu's, so it would work anyway
+        await download("http://files.invalid" + PATH, tmp_path / "via.whl", policy=FAST)
+        assert (tmp_path / "via.whl").read_bytes() == emu.content(PATH)
+
+
+def test_dns_failure_is_final_and_says_so() -> None:
+    import socket
+
+    import httpx
+
+    from segfetch.engine import _transport_retry
+    from segfetch.errors import DownloadError
+
+    exc = httpx.ConnectError("[Errno -2] Name or service not known")
+    exc.__cause__ = socket.gaierror(-2, "Name or service not known")
+    with pytest.raises(DownloadError, match=r"cannot resolve host 'nowhere\.invalid'"):
+        _transport_retry(exc, "https://nowhere.invalid/x.whl")
+    retry = _transport_retry(httpx.ReadError("connection reset"), "https://h.example/x")
+    assert "ReadError" in str(retry)

@@ -222,3 +222,18 @@ def test_real_index_install(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert subprocess.run([py, "-c", "import six"]).returncode == 0
+
+
+async def test_pip_options_pass_through_and_markers_skip_lines(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    target = tmp_path / "target"
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "--target", str(target), "--index-url", emu.index_url, "--no-cache",
+            "-q", "sf-beta==1.0", 'sf-alpha==1.0; python_version < "3"', "--no-compile",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+    assert (target / "sf_beta" / "__init__.py").exists()
+    assert not (target / "sf_alpha").exists()  # its marker is false for this Python
+    assert not any(str(e["path"]).startswith("/files/sf_alpha") for e in emu.log)
