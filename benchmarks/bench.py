@@ -1,6 +1,6 @@
 """segfetch benchmarks against peers over the built-in link emulator (docs/benchmarks.md).
 
-    python benchmarks/bench.py [--quick] [--runs N] [--out DIR] [--scenario S2]
+    python benchmarks/bench.py [--quick] [--runs N] [--out DIR] [--scenario S2|S5]
 
 Per scenario: build the file(s), then for run k = 1..N and each peer: start a fresh
 `segfetch emulate` (seed k, its own JSON-lines log) so every peer meets the same seeded faults
@@ -8,8 +8,12 @@ in run k, run the peer under a hard wall limit, check the sha256 of what it wrot
 emulator log (requests, bytes sent), stop the emulator. A fresh emulator per measurement
 matters: fault draws depend on a per-process attempt counter per (path, range start).
 
+S5 is an install, not a download: 30 small wheels with dependencies served as a simple index
+(`segfetch emulate --index`), each peer installing into a fresh venv made before the clock
+starts; success = exit 0 and all 30 packages import in that venv.
+
 Writes OUT/<scenario>.json (raw results) and OUT/<scenario>.md (the table). Stdlib only;
-segfetch, aria2c and pip are run as subprocesses.
+segfetch, aria2c, pip and uv are run as subprocesses.
 """
 
 from __future__ import annotations
@@ -39,6 +43,11 @@ BIN = Path(sys.executable).parent
 SEGFETCH = str(BIN / "segfetch") if (BIN / "segfetch").exists() else "segfetch"
 PIP = os.environ.get("BENCH_PIP", str(Path(".bench-venv/bin/pip").resolve()))
 ARIA2C = shutil.which("aria2c") or "aria2c"
+# S5: uv and the current pip's wheel live in a tool venv (docs/benchmarks.md, "S5")
+TOOLS = Path(os.environ.get("BENCH_TOOLS", ".bench-tools")).resolve()
+UV = str(TOOLS / "bin" / "uv")
+# the interpreter fresh venvs are made from (`python3 -m venv`), not this script's venv
+BASE_PYTHON = getattr(sys, "_base_executable", None) or shutil.which("python3") or "python3"
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -84,6 +93,7 @@ class Scenario:
     link: list[str]  # `segfetch emulate` options
     rate: int  # bytes/s per connection, for the physical limit
     make_file: object = build_wheel  # (folder) -> Path
+    kind: str = "file"  # "file": one download (S2); "install": a requirement set (S5)
 
 
 SCENARIOS = {
@@ -92,6 +102,13 @@ SCENARIOS = {
         "256 KiB/s per connection, a reset about every 1 MiB; one 8 MiB wheel",
         ["--rate", "256K", "--drop-every", "1M"],
         rate=256 * KIB,
+    ),
+    "S5": Scenario(
+        "S5",
+        "256 KiB/s per connection, 100 ms RTT; 30 wheels of about 200 kB with dependencies",
+        ["--rate", "256K", "--rtt", "100ms"],
+        rate=256 * KIB,
+        kind="install",
     ),
 }
 
@@ -153,9 +170,11 @@ class Emulator:
     log: Path
     proc: subprocess.Popen[str] | None = field(default=None, repr=False)
     base: str = ""
+    serve: list[str] | None = None  # what to serve instead of the folder `root`
 
     def __enter__(self) -> Emulator:
-        cmd = [SEGFETCH, "emulate", str(self.root), "--port", "0", "--log", str(self.log)]
+        what = self.serve if self.serve is not None else [str(self.root)]
+        cmd = [SEGFETCH, "emulate", *what, "--port", "0", "--log", str(self.log)]
         out, err = self.log.with_suffix(".out"), self.log.with_suffix(".err")
         with out.open("w") as o, err.open("w") as e:
             self.proc = subprocess.Popen([*cmd, *self.args], stdout=o, stderr=e)
