@@ -17,6 +17,7 @@ import httpx
 import trio
 
 from segfetch import __version__
+from segfetch.config import saved_connections
 from segfetch.engine import (
     DEFAULT_CONNECTIONS,
     DEFAULT_MIN_SEGMENT,
@@ -80,9 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     get.add_argument("--json", action="store_true", help="print the result as JSON")
     get.set_defaults(run=_run_get)
 
-    from segfetch import emulate_cli, install_cli
+    from segfetch import bench_cli, emulate_cli, install_cli
 
     install_cli.add_commands(sub, _add_download_options)
+    bench_cli.add_command(sub, emulate_cli.add_link_options)
     emulate_cli.add_commands(sub, _add_download_options)
     return parser
 
@@ -92,9 +94,9 @@ def _add_download_options(p: argparse.ArgumentParser) -> None:
         "-n",
         "--connections",
         type=int,
-        default=DEFAULT_CONNECTIONS,
+        default=saved_connections(DEFAULT_CONNECTIONS),
         metavar="N",
-        help=f"connections at most (default {DEFAULT_CONNECTIONS})",
+        help="connections at most (default 8, or what `segfetch bench --save` chose)",
     )
     p.add_argument(
         "--min-segment",

@@ -43,19 +43,19 @@ def add_commands(sub: Any, add_download_options: Callable[[argparse.ArgumentPars
     )
     emulate.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765)")
     emulate.add_argument("--log", type=Path, metavar="FILE", help="append a JSON line per request")
-    _add_link_options(emulate)
+    add_link_options(emulate)
     emulate.set_defaults(run=_run_emulate)
 
     demo = sub.add_parser(
         "demo", help="download one file over a flaky loopback link with 1 and with N connections"
     )
     demo.add_argument("--size", default="4M", help="file size (default 4M)")
-    _add_link_options(demo, rate="512K", drop_every="1M")
+    add_link_options(demo, rate="512K", drop_every="1M")
     add_download_options(demo)
     demo.set_defaults(run=_run_demo)
 
 
-def _add_link_options(
+def add_link_options(
     p: argparse.ArgumentParser, rate: str | None = None, drop_every: str | None = None
 ) -> None:
     p.add_argument(

@@ -88,3 +88,21 @@ class MultiProgress:
             bar.close()
         if self.total is not None:
             self.total.close()
+
+
+class ByteBar:
+    """A plain byte counter against a budget."""
+
+    def __init__(self, name: str, total: int, *, quiet: bool) -> None:
+        self.bar = _bar(quiet, desc=name, total=total, leave=False)
+
+    def add(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> ByteBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -1,0 +1,91 @@
+"""`segfetch bench`: measure a link (a real URL, or the built-in emulator) and suggest -n."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import trio
+
+from segfetch.errors import UsageError
+from segfetch.units import human_bytes, parse_duration, parse_size
+
+
+def add_command(sub: Any, add_link_options: Any) -> None:
+    p = sub.add_parser("bench", help="measure how much more connections buy on a link")
+    p.add_argument("url", nargs="?", metavar="URL", help="a large file on the server to measure")
+    p.add_argument("--emulate", action="store_true", help="measure the built-in emulator instead")
+    p.add_argument("--budget", default="16M", metavar="SIZE", help="bytes to read at most (16M)")
+    p.add_argument("--time", default="30s", metavar="T", help="time to take at most (30s)")
+    p.add_argument("-n", "--connections", type=int, default=16, metavar="N", help="up to N (16)")
+    p.add_argument("--save", action="store_true", help="make the suggested -n the default")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_link_options(p)
+    p.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from segfetch.cli import check_url
+
+    if (args.url is None) == (not args.emulate):
+        raise UsageError("give a URL to measure, or --emulate (not both)")
+    try:
+        budget, seconds = parse_size(args.budget), parse_duration(args.time)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if budget < 64 * 1024 or seconds <= 0 or not 1 <= args.connections <= 64:
+        raise UsageError("--budget must be at least 64K, --time above 0, -n from 1 to 64")
+    url = check_url(args.url) if args.url else None
+    report = trio.run(_measure, args, url, budget, seconds)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        _print(report)
+    if args.save:
+        from segfetch.config import save_connections
+
+        path = save_connections(report.recommended)
+        print(f"saved: get and install now use -n {report.recommended} ({path})", file=sys.stderr)
+    return 0
+
+
+async def _measure(args: argparse.Namespace, url: str | None, budget: int, seconds: float) -> Any:
+    from segfetch.engine import make_client
+    from segfetch.measure import bench
+    from segfetch.progress import ByteBar
+
+    async with make_client(args.connections, timeout=30.0) as client:
+        with ByteBar("measuring", budget, quiet=args.quiet or args.json) as bar:
+            if url is not None:
+                return await bench(
+                    client, url, budget=budget, seconds=seconds,
+                    max_connections=args.connections, progress=bar.add,
+                )  # fmt: skip
+            from segfetch.emulate import Emulator, SyntheticFile
+            from segfetch.emulate_cli import link_from_args
+
+            files = {"/bench.bin": SyntheticFile(max(budget, 64 << 20))}
+            async with Emulator(files, link=link_from_args(args)) as emu:
+                return await bench(
+                    client, emu.url("/bench.bin"), budget=budget, seconds=seconds,
+                    max_connections=args.connections, progress=bar.add,
+                )  # fmt: skip
+
+
+def _print(report: Any) -> None:
+    print(f"{report.url}: {human_bytes(report.size)}, ranges {'yes' if report.ranges else 'NO'}")
+    print(
+        f"first byte on a new connection {report.first_byte * 1000:.0f} ms, "
+        f"a request on an open one {report.request * 1000:.0f} ms"
+    )
+    print("connections   rate         x one   bytes read")
+    one = report.steps[0].rate if report.steps else 0.0
+    for s in report.steps:
+        times = s.rate / one if one else 0.0
+        rate = human_bytes(s.rate) + "/s"
+        print(f"{s.connections:>11}   {rate:>11}   {times:5.1f}   {human_bytes(s.bytes)}")
+    n = report.recommended
+    print(f"limit: {report.limit}; suggested: -n {n} (segfetch bench --save keeps it)")

@@ -1,0 +1,191 @@
+"""`segfetch bench`: how much do more connections buy on this link?
+
+Ranged reads within a byte budget and a time budget, at 1, 2, 4, 8, 16 connections,
+stopping once throughput stops growing. The decisions (is the limit per connection or
+shared, which -n to use) are pure functions at the bottom.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import httpx
+import trio
+
+from segfetch.errors import DownloadError, HTTPStatusError, redact_url
+from segfetch.ranges import parse_content_range, range_header
+
+STEPS = (1, 2, 4, 8, 16)
+STEP_SECONDS = 2.0  # how long one step lasts at most, so start-up costs do not dominate
+GROWTH = 1.15  # a step that does not beat the last by this much ends the climb
+
+
+@dataclass
+class Step:
+    connections: int
+    bytes: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.bytes / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class Report:
+    url: str
+    size: int
+    ranges: bool
+    first_byte: float  # seconds to the first byte on a new connection (median)
+    request: float  # seconds for a one-byte request on an open connection (about one RTT)
+    steps: list[Step] = field(default_factory=list)
+    limit: str = ""  # "per connection", "shared" or "mixed"
+    recommended: int = 1
+
+    def as_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["url"] = redact_url(self.url)
+        for step, raw in zip(self.steps, out["steps"], strict=True):
+            raw["rate"] = step.rate
+        return out
+
+
+async def bench(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    budget: int,
+    seconds: float,
+    max_connections: int = 16,
+    progress: Callable[[int], None] | None = None,
+    step_seconds: float = STEP_SECONDS,
+) -> Report:
+    """Measure the link to url without downloading more than ``budget`` bytes."""
+    deadline = trio.current_time() + seconds
+    size, ranges, first = await _probe(client, url)
+    report = Report(url, size, ranges, first, await _request_time(client, url))
+    spent = 0
+    steps = [s for s in STEPS if s <= max_connections] if ranges else [1]
+    for i, n in enumerate(steps):
+        left_bytes, left_time = budget - spent, deadline - trio.current_time()
+        if left_bytes <= n * 16 * 1024 or left_time <= 0:
+            break
+        # Spread what is left of the budget over the steps still to come; each step lasts
+        # step_seconds or until its share is read, whichever comes first.
+        cap = left_bytes // (len(steps) - i)
+        window = min(step_seconds, left_time)
+        step = await _step(client, url, n, cap, size, ranges, window, progress)
+        spent += step.bytes
+        best = max((s.rate for s in report.steps), default=0.0)
+        report.steps.append(step)
+        if best and step.rate < best * GROWTH:
+            break
+    report.limit = classify(report.steps)
+    report.recommended = recommend(report.steps)
+    return report
+
+
+async def _probe(client: httpx.AsyncClient, url: str) -> tuple[int, bool, float]:
+    times = []
+    size, ranges = 0, False
+    for _ in range(3):  # a new connection each time: this is the cost of opening one
+        started = trio.current_time()
+        async with httpx.AsyncClient(
+            timeout=client.timeout, headers=client.headers, follow_redirects=True
+        ) as fresh:
+            response = await _get(fresh, url, range_header(0, 1))
+        times.append(trio.current_time() - started)
+        if response.status_code == 206:
+            _, _, total = parse_content_range(response.headers.get("Content-Range", ""))
+            size, ranges = total or 0, total is not None
+        else:
+            size = int(response.headers.get("Content-Length") or 0)
+    return size, ranges, statistics.median(times)
+
+
+async def _request_time(client: httpx.AsyncClient, url: str) -> float:
+    await _get(client, url, range_header(0, 1))  # opens the connection
+    times = []
+    for _ in range(3):
+        started = trio.current_time()
+        await _get(client, url, range_header(0, 1))
+        times.append(trio.current_time() - started)
+    return statistics.median(times)
+
+
+async def _get(client: httpx.AsyncClient, url: str, range_value: str) -> httpx.Response:
+    try:
+        response = await client.get(url, headers={"Range": range_value})
+    except httpx.TransportError as exc:
+        raise DownloadError(
+            f"cannot reach {redact_url(url)}: {type(exc).__name__}: {exc}"
+        ) from None
+    if response.status_code not in (200, 206):
+        raise HTTPStatusError(
+            f"{redact_url(url)} answered {response.status_code}", response.status_code
+        )
+    return response
+
+
+async def _step(
+    client: httpx.AsyncClient,
+    url: str,
+    n: int,
+    cap: int,
+    size: int,
+    ranges: bool,
+    window: float,
+    progress: Callable[[int], None] | None,
+) -> Step:
+    """n connections at once, each reading its share at its own offset, for ``window``
+    seconds at most. The rate counts from the first byte, not from the requests."""
+    share = max(1, min(cap, size) // n)
+    got = [0] * n
+    first: list[float] = []
+
+    async def one(i: int) -> None:
+        start = (i * share) % max(1, size - share + 1) if ranges else 0
+        headers = {"Range": range_header(start, start + share)} if ranges else {}
+        async with client.stream("GET", url, headers=headers) as response:
+            async for chunk in response.aiter_raw():
+                if not first:
+                    first.append(trio.current_time())
+                take = min(len(chunk), share - got[i])
+                got[i] += take
+                if progress:
+                    progress(take)
+                if got[i] >= share:
+                    break
+
+    with trio.move_on_after(window):
+        try:
+            async with trio.open_nursery() as nursery:
+                for i in range(n):
+                    nursery.start_soon(one, i)
+        except* httpx.TransportError as group:
+            raise DownloadError(f"the link failed while measuring: {group.exceptions[0]}") from None
+    ended = trio.current_time()
+    return Step(n, sum(got), ended - first[0] if first else window)
+
+
+def classify(steps: list[Step]) -> str:
+    """Is the limit per connection (more connections add up) or shared (they do not)?"""
+    if len(steps) < 2 or steps[0].rate <= 0:
+        return "unknown"
+    best = max(steps, key=lambda s: s.rate)
+    growth = best.rate / steps[0].rate
+    if growth < 1.3:
+        return "shared"
+    if growth >= 0.7 * best.connections:
+        return "per connection"
+    return "mixed"
+
+
+def recommend(steps: list[Step]) -> int:
+    """The fewest connections that reach 90 % of the best rate seen."""
+    if not steps:
+        return 1
+    best = max(s.rate for s in steps)
+    return min(s.connections for s in steps if s.rate >= 0.9 * best)

@@ -1,0 +1,102 @@
+"""`segfetch bench`: the decisions without sockets, the measurement against the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from segfetch.emulate import Emulator, Link, SyntheticFile
+from segfetch.measure import Step, bench, classify, recommend
+
+
+def steps(*rates: float) -> list[Step]:
+    return [Step(n, int(r * 2), 2.0) for n, r in zip((1, 2, 4, 8, 16), rates, strict=False)]
+
+
+def test_classify_and_recommend() -> None:
+    per_conn = steps(100, 200, 400, 800)
+    assert classify(per_conn) == "per connection" and recommend(per_conn) == 8
+    shared = steps(1000, 1050)
+    assert classify(shared) == "shared" and recommend(shared) == 1
+    mixed = steps(100, 190, 300, 320)
+    assert classify(mixed) == "mixed" and recommend(mixed) == 4  # 300 >= 0.9 * 320
+    assert classify(steps(100)) == "unknown" and recommend([]) == 1
+
+
+@pytest.mark.parametrize(
+    ("link", "limit"),
+    [(Link(rate=512 * 1024), "per connection"), (Link(shared_rate=2 << 20), "shared")],
+)
+async def test_bench_tells_per_connection_from_shared(link: Link, limit: str) -> None:
+    read: list[int] = []
+    emu = Emulator({"/b.bin": SyntheticFile(32 << 20)}, link=link)
+    async with emu, httpx.AsyncClient() as client:
+        report = await bench(
+            client, emu.url("/b.bin"), budget=6 << 20, seconds=20,
+            max_connections=8, progress=read.append, step_seconds=0.4,
+        )  # fmt: skip
+    assert report.ranges and report.size == 32 << 20
+    assert report.limit == limit
+    assert sum(s.bytes for s in report.steps) == sum(read) <= 6 << 20
+    if limit == "shared":
+        assert report.recommended == 1 and len(report.steps) == 2  # stopped once flat
+    else:
+        assert report.recommended >= 4
+
+
+async def test_bench_respects_the_time_budget() -> None:
+    emu = Emulator({"/b.bin": SyntheticFile(8 << 20)}, link=Link(rate=64 * 1024))
+    async with emu, httpx.AsyncClient() as client:
+        with trio.fail_after(10):  # a guard against hanging, not a speed assertion
+            report = await bench(
+                client, emu.url("/b.bin"), budget=64 << 20, seconds=1.0, step_seconds=0.4
+            )
+    assert 1 <= len(report.steps) <= 3
+
+
+async def test_save_makes_the_default_of_get(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    env = {"SEGFETCH_CONFIG": str(config), "PATH": "/usr/bin:/bin"}
+    async with Emulator({"/b.bin": SyntheticFile(4 << 20)}, link=Link(shared_rate=8 << 20)) as emu:
+        args = ["bench", emu.url("/b.bin"), "--budget", "2M", "--time", "3s", "-n", "4", "--save"]
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args], env=env, capture_stdout=True,
+            capture_stderr=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        saved = json.loads(config.read_text())["connections"]
+        assert 1 <= saved <= 4
+        get = [
+            "get",
+            emu.url("/b.bin"),
+            "-o",
+            str(tmp_path / "b.bin"),
+            "--json",
+            "--min-segment",
+            "64K",
+        ]
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *get], env=env, capture_stdout=True, check=False
+        )
+        assert proc.returncode == 0
+        assert json.loads(proc.stdout)["connections"] <= saved
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bench"],
+        ["bench", "http://127.0.0.1:9/x", "--emulate"],
+        ["bench", "--emulate", "--budget", "1K"],
+    ],
+)
+def test_bench_bad_input(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "segfetch", *args], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("segfetch: error: ") and "Traceback" not in proc.stderr

@@ -1,0 +1,203 @@
+import hashlib
+import io
+import random
+import struct
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segfetch.repair import damaged_ranges
+from segfetch.wheelmaker import make_wheel
+
+_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def _members() -> list[tuple[str, bytes, int]]:
+    rng = random.Random(7)
+    text = "".join(f"line {i}: {rng.random()}\n" for i in range(20_000)).encode()
+    return [
+        ("a/first.bin", rng.randbytes(300_000), zipfile.ZIP_STORED),
+        ("a/text.txt", text, zipfile.ZIP_DEFLATED),
+        ("a/empty", b"", zipfile.ZIP_STORED),
+        ("a/second.bin", rng.randbytes(300_000), zipfile.ZIP_STORED),
+        ("a/small.py", b"print('hi')\n" * 10, zipfile.ZIP_DEFLATED),
+        ("a/third.bin", rng.randbytes(300_000), zipfile.ZIP_DEFLATED),
+    ]
+
+
+def _write_zip(path: Path, stream: bool = False) -> Path:
+    buf = io.BytesIO()
+
+    class Unseekable(io.RawIOBase):  # makes zipfile write data descriptors (flag bit 3)
+        def writable(self) -> bool:
+            return True
+
+        def write(self, b: bytes) -> int:  # type: ignore[override]
+            return buf.write(b)
+
+    with zipfile.ZipFile(Unseekable() if stream else buf, "w") as zf:
+        for name, data, method in _members():
+            info = zipfile.ZipInfo(name, date_time=_DATE)
+            info.compress_type = method
+            zf.writestr(info, data)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def _layout(path: Path) -> tuple[dict[str, tuple[int, int, int]], int]:
+    """name -> (span start, data start, span end), and the central directory's start."""
+    raw = path.read_bytes()
+    with zipfile.ZipFile(path) as zf:
+        infos = sorted(zf.infolist(), key=lambda i: i.header_offset)
+        cd_start = zf.start_dir
+    ends = [i.header_offset for i in infos[1:]] + [cd_start]
+    out = {}
+    for info, end in zip(infos, ends, strict=True):
+        name_len, extra_len = struct.unpack_from("<HH", raw, info.header_offset + 26)
+        out[info.filename] = (info.header_offset, info.header_offset + 30 + name_len + extra_len, end)
+    return out, cd_start
+
+
+def _flip(good: Path, bad: Path, *offsets: int) -> bytes:
+    data = bytearray(good.read_bytes())
+    for o in offsets:
+        data[o] ^= 0xFF
+    bad.write_bytes(data)
+    return bytes(data)
+
+
+def _repaired_ok(good: Path, bad: bytes, ranges: list[tuple[int, int]]) -> bool:
+    """Copying the good bytes over the ranges restores the file: what a re-fetch would do."""
+    fixed, original = bytearray(bad), good.read_bytes()
+    for start, end in ranges:
+        fixed[start:end] = original[start:end]
+    return hashlib.sha256(fixed).digest() == hashlib.sha256(original).digest()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write_zip(tmp_path_factory.mktemp("zip") / "multi.zip")
+
+
+def test_intact_archive_and_wheel_have_nothing_damaged(archive: Path, tmp_path: Path) -> None:
+    assert damaged_ranges(archive) == []
+    assert damaged_ranges(archive, size=archive.stat().st_size) == []
+    assert damaged_ranges(make_wheel(tmp_path, "demo", "1.0", payload=300_000)) == []
+    assert damaged_ranges(_write_zip(tmp_path / "stream.zip", stream=True)) == []
+
+
+@pytest.mark.parametrize("name", ["a/first.bin", "a/text.txt", "a/second.bin", "a/third.bin"])
+def test_flip_in_member_data_gives_that_member_span(
+    archive: Path, tmp_path: Path, name: str
+) -> None:
+    spans, _ = _layout(archive)
+    start, data, end = spans[name]
+    offset = (data + end) // 2
+    bad = _flip(archive, tmp_path / "bad.zip", offset)
+    ranges = damaged_ranges(tmp_path / "bad.zip")
+    assert ranges == [(start, end)]
+    assert end - start < archive.stat().st_size / 2
+    assert ranges is not None and _repaired_ok(archive, bad, ranges)
+
+
+def test_flip_in_wheel_members(tmp_path: Path) -> None:
+    whl = make_wheel(tmp_path, "demo", "1.0", payload=300_000, requires=["x>=1"])
+    spans, _ = _layout(whl)
+    for name in ["demo/data.bin", "demo-1.0.dist-info/METADATA"]:
+        start, data, end = spans[name]
+        bad = _flip(whl, tmp_path / "bad.whl", data + 5)
+        assert damaged_ranges(tmp_path / "bad.whl") == [(start, end)]
+        assert _repaired_ok(whl, bad, [(start, end)])
+    start, _, end = spans["demo-1.0.dist-info/METADATA"]
+    assert end - start < 1000  # a small member costs a small re-fetch
+
+
+def test_flip_in_local_header_name_gives_its_span_and_the_directory(
+    archive: Path, tmp_path: Path
+) -> None:
+    spans, cd_start = _layout(archive)
+    start, _, end = spans["a/second.bin"]
+    bad = _flip(archive, tmp_path / "bad.zip", start + 30 + 2)
+    ranges = damaged_ranges(tmp_path / "bad.zip")
+    # Local header and central entry disagree; either may be the damaged copy.
+    size = archive.stat().st_size
+    assert ranges == [(start, end), (cd_start, size)]
+    assert end - start + size - cd_start < size / 2
+    assert _repaired_ok(archive, bad, ranges)
+
+
+def test_flip_in_central_crc_is_placed_in_the_directory(archive: Path, tmp_path: Path) -> None:
+    _, cd_start = _layout(archive)
+    bad = _flip(archive, tmp_path / "bad.zip", cd_start + 16)  # the first entry's CRC-32
+    ranges = damaged_ranges(tmp_path / "bad.zip")
+    assert ranges is not None and ranges[-1] == (cd_start, archive.stat().st_size)
+    assert _repaired_ok(archive, bad, ranges)
+
+
+@pytest.mark.parametrize("where", ["entry signature", "name length", "eocd count", "eocd offset"])
+def test_flip_that_breaks_the_directory_gives_none(
+    archive: Path, tmp_path: Path, where: str
+) -> None:
+    _, cd_start = _layout(archive)
+    eocd = archive.stat().st_size - 22
+    offset = {
+        "entry signature": cd_start + 46 + len("a/first.bin"),  # the second entry's
+        "name length": cd_start + 28,
+        "eocd count": eocd + 10,
+        "eocd offset": eocd + 16,
+    }[where]
+    _flip(archive, tmp_path / "bad.zip", offset)
+    assert damaged_ranges(tmp_path / "bad.zip") is None
+
+
+def test_two_flips_give_two_spans_merged_when_adjacent(archive: Path, tmp_path: Path) -> None:
+    spans, _ = _layout(archive)
+    first, text, second = spans["a/first.bin"], spans["a/text.txt"], spans["a/second.bin"]
+    bad = _flip(archive, tmp_path / "bad.zip", first[1] + 9, second[1] + 9)
+    assert damaged_ranges(tmp_path / "bad.zip") == [(first[0], first[2]), (second[0], second[2])]
+    bad = _flip(archive, tmp_path / "bad.zip", first[1] + 9, text[1] + 9)
+    ranges = damaged_ranges(tmp_path / "bad.zip")
+    assert ranges == [(first[0], text[2])]
+    assert _repaired_ok(archive, bad, ranges)
+
+
+def test_truncated_missing_or_wrong_size_gives_none(archive: Path, tmp_path: Path) -> None:
+    raw = archive.read_bytes()
+    for cut in (len(raw) - 1, len(raw) - 30, len(raw) // 2, 10, 0):
+        (tmp_path / "cut.zip").write_bytes(raw[:cut])
+        assert damaged_ranges(tmp_path / "cut.zip") is None
+    assert damaged_ranges(archive, size=len(raw) + 1) is None
+    assert damaged_ranges(tmp_path / "absent.zip") is None
+
+
+def test_data_descriptor_members_are_checked(tmp_path: Path) -> None:
+    good = _write_zip(tmp_path / "stream.zip", stream=True)
+    spans, _ = _layout(good)
+    start, data, end = spans["a/text.txt"]
+    bad = _flip(good, tmp_path / "bad.zip", data + 100)
+    assert damaged_ranges(tmp_path / "bad.zip") == [(start, end)]
+    assert _repaired_ok(good, bad, [(start, end)])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_single_flip_is_located_or_given_up_on(archive: Path, data: st.DataObject) -> None:
+    spans, cd_start = _layout(archive)
+    size = archive.stat().st_size
+    offset = data.draw(st.integers(0, size - 1) | st.integers(cd_start, size - 1), "offset")
+    bad_path = archive.with_name("flipped.zip")
+    bad = _flip(archive, bad_path, offset)
+    ranges = damaged_ranges(bad_path)
+    if ranges is None or ranges == []:
+        # Only the directory can be unparseable or hold bytes no CRC covers (attributes).
+        # A single flipped byte in member data always changes its CRC-32.
+        assert offset >= cd_start
+        return
+    assert ranges == sorted(ranges)
+    assert all(0 <= s < e <= size for s, e in ranges)
+    assert all(e1 < s2 for (_, e1), (s2, _) in zip(ranges, ranges[1:]))
+    assert any(s <= offset < e for s, e in ranges)
+    assert _repaired_ok(archive, bad, ranges)
