@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegfetchError as exc:
         print(f"segfetch: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a local file the command had to write or read
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"segfetch: error: {exc.strerror or exc}:{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("segfetch: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

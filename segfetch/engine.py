@@ -27,6 +27,7 @@ import trio
 
 from segfetch import __version__
 from segfetch.errors import (
+    DiskError,
     DownloadError,
     HashMismatch,
     HTTPStatusError,
@@ -157,10 +158,13 @@ async def download(
         slots=slots,
         size=size,
     )
-    if client is not None:
-        return await job.run(client)
-    async with make_client(connections, timeout) as own:
-        return await job.run(own)
+    try:
+        if client is not None:
+            return await job.run(client)
+        async with make_client(connections, timeout) as own:
+            return await job.run(own)
+    except OSError as exc:  # httpx wraps network errors: these are the disk's
+        raise DiskError.from_os(exc, str(job.part.part)) from None
 
 
 def download_sync(url: str, dest: Path | str, **kwargs: Any) -> Result:
@@ -497,8 +501,14 @@ class _Download:
     async def _send(self, headers: dict[str, str]) -> httpx.Response:
         request = self.client.build_request("GET", self.url, headers=headers)
         self.requests += 1
+        # httpx's read timeout is per read: a server trickling its headers a byte at a
+        # time would never trip it. The whole head must arrive within one timeout.
+        head_timeout = self.client.timeout.read or DEFAULT_TIMEOUT
         try:
-            response = await self.client.send(request, stream=True)
+            with trio.fail_after(head_timeout):
+                response = await self.client.send(request, stream=True)
+        except trio.TooSlowError:
+            raise _Retry(f"{self.name}: no complete answer within {head_timeout:g} s") from None
         except httpx.TransportError as exc:
             raise _transport_retry(exc, self.url) from None
         except httpx.TooManyRedirects:

@@ -2,6 +2,7 @@
 
     SegfetchError                 anything segfetch reports to the user (exit 1)
     ├── UsageError                bad input from the user: fix the command (exit 2)
+    ├── DiskError                 the local file system refused (full, read-only, gone)
     └── DownloadError             a download could not be completed
         ├── HTTPStatusError       the server answered with a final error status (404, 401, ...)
         ├── ServerError           the server broke the protocol (bad Content-Range, too many bytes)
@@ -20,6 +21,13 @@ class SegfetchError(Exception):
 
 class UsageError(SegfetchError):
     exit_code = 2
+
+
+class DiskError(SegfetchError):
+    @classmethod
+    def from_os(cls, exc: OSError, what: str) -> DiskError:
+        reason = exc.strerror or str(exc)
+        return cls(f"cannot write {what}: {reason}; free space or choose another place")
 
 
 class DownloadError(SegfetchError):

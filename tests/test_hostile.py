@@ -1,0 +1,158 @@
+"""Servers that misbehave on purpose: bounded time and memory, one clean error, nothing kept."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+import trio
+
+from segfetch.engine import download
+from segfetch.errors import DiskError, DownloadError, RetriesExhausted
+from segfetch.retry import RetryPolicy
+
+FAST = RetryPolicy(max_tries=2, base=0.01, cap=0.02)
+Handler = Callable[[trio.SocketStream], Awaitable[None]]
+
+
+async def serve(nursery: trio.Nursery, handler: Handler) -> int:
+    async def guarded(stream: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await handler(stream)
+
+    listeners = await nursery.start(partial(trio.serve_tcp, guarded, 0, host="127.0.0.1"))
+    port: int = listeners[0].socket.getsockname()[1]
+    return port
+
+
+async def read_head(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+async def slow_loris(stream: trio.SocketStream) -> None:
+    await read_head(stream)
+    await stream.send_all(b"HTTP/1.1 206 Partial Content\r\n")
+    for _ in range(600):  # a header byte every 50 ms, never finishing
+        await stream.send_all(b"X")
+        await trio.sleep(0.05)
+
+
+async def huge_header(stream: trio.SocketStream) -> None:
+    await read_head(stream)
+    await stream.send_all(b"HTTP/1.1 200 OK\r\nX-Big: ")
+    block = b"a" * 65536
+    for _ in range(20 * 16):  # 20 MiB of one header line
+        await stream.send_all(block)
+
+
+async def redirect_to_self(stream: trio.SocketStream) -> None:
+    while head := await read_head(stream):
+        path = head.split(b" ")[1]
+        await stream.send_all(
+            b"HTTP/1.1 302 Found\r\nLocation: " + path + b"\r\nContent-Length: 0\r\n\r\n"
+        )
+
+
+async def endless_body(stream: trio.SocketStream) -> None:
+    await read_head(stream)
+    await stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    chunk = b"10000\r\n" + b"z" * 0x10000 + b"\r\n"
+    for _ in range(2000):  # would be 128 MiB; the client must stop far earlier
+        await stream.send_all(chunk)
+
+
+@pytest.mark.parametrize(
+    ("handler", "error", "words"),
+    [
+        (slow_loris, RetriesExhausted, "no complete answer"),
+        (huge_header, RetriesExhausted, "RemoteProtocolError"),
+        (redirect_to_self, DownloadError, "too many redirects"),
+    ],
+)
+async def test_hostile_server_fails_cleanly(
+    tmp_path: Path, handler: Handler, error: type[Exception], words: str
+) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        with trio.fail_after(30), pytest.raises(error, match=words):
+            await download(
+                f"http://127.0.0.1:{port}/x.whl", tmp_path / "x.whl", policy=FAST, timeout=0.5
+            )
+        nursery.cancel_scope.cancel()
+    assert not (tmp_path / "x.whl").exists()
+
+
+async def test_body_longer_than_the_index_size_is_cut(tmp_path: Path) -> None:
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, endless_body)
+        with trio.fail_after(30), pytest.raises(DownloadError, match="more than 100000 bytes"):
+            await download(f"http://127.0.0.1:{port}/x.whl", tmp_path / "x.whl", size=100_000)
+        nursery.cancel_scope.cancel()
+    assert not (tmp_path / "x.whl").exists()
+
+
+async def test_credentials_do_not_follow_a_redirect_to_another_host(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+
+    async def other_host(stream: trio.SocketStream) -> None:
+        head = await read_head(stream)
+        seen.append(head)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+
+    async with trio.open_nursery() as nursery:
+        other = await serve(nursery, other_host)
+
+        async def first_host(stream: trio.SocketStream) -> None:
+            head = await read_head(stream)
+            seen.append(head)
+            # "localhost" is another origin than "127.0.0.1", on this machine only
+            location = f"http://localhost:{other}/x.whl".encode()
+            await stream.send_all(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\n\r\n")
+
+        first = await serve(nursery, first_host)
+        await download(f"http://user:secret@127.0.0.1:{first}/x.whl", tmp_path / "x.whl")
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "x.whl").read_bytes() == b"hello"
+    assert b"authorization:" in seen[0].lower()
+    assert b"authorization:" not in seen[1].lower()
+
+
+async def test_unwritable_destination_is_one_line(tmp_path: Path) -> None:
+    from segfetch.emulate import Emulator, SyntheticFile
+
+    async with Emulator({"/x.whl": SyntheticFile(1000)}) as emu:
+        (tmp_path / "x.whl.part").mkdir()  # the .part cannot be opened as a file
+        with pytest.raises(DiskError, match="cannot write"):
+            await download(emu.url("/x.whl"), tmp_path / "x.whl")
+
+
+def test_file_size_limit_gives_one_line(tmp_path: Path) -> None:
+    """RLIMIT_FSIZE, as a full disk: EFBIG on write, one line, no traceback."""
+    script = f"""
+import resource, sys, trio
+from segfetch.cli import main
+from segfetch.emulate import Emulator, SyntheticFile
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+async def run():
+    async with Emulator({{"/x.whl": SyntheticFile(1_000_000)}}) as emu:
+        args = ["get", emu.url("/x.whl"), "-o", {str(tmp_path / "x.whl")!r}, "-q"]
+        return await trio.to_thread.run_sync(main, args)
+sys.exit(trio.run(run))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("segfetch: error: cannot write")
+    assert "File too large" in proc.stderr
+    assert not (tmp_path / "x.whl").exists()
