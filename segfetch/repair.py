@@ -10,7 +10,7 @@ alone:
 
 Not covered, so a flip there gives [] (with a wrong sha256 the caller must re-fetch the whole
 file): the central directory's version-made-by, attributes, extra and comment fields, the local
-extra field, data descriptors, bytes between members, and the archive comment. ZIP64 archives,
+extra field, bytes between members, and the archive comment. ZIP64 archives,
 methods other than stored and deflate, and encrypted members give None.
 """
 
@@ -26,12 +26,11 @@ from segfetch.ranges import RangeSet
 
 __all__ = ["damaged_ranges"]
 
-_EOCD = struct.Struct(
-    "<IHHHHIIH"
-)  # sig, disk, cd disk, entries here, entries, size, offset, comment
+# sig, disk, directory's disk, entries on this disk, entries, directory size, offset, comment
+_EOCD = struct.Struct("<IHHHHIIH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
-_EOCD_SIG, _CENTRAL_SIG, _LOCAL_SIG = 0x06054B50, 0x02014B50, 0x04034B50
+_CENTRAL_SIG, _LOCAL_SIG, _DESCRIPTOR_SIG = 0x02014B50, 0x04034B50, 0x08074B50
 _STORED, _DEFLATED = 0, 8
 _CHUNK = 1 << 20
 
@@ -50,13 +49,15 @@ class _Member(NamedTuple):
 
 def damaged_ranges(path: Path, size: int | None = None) -> list[tuple[int, int]] | None:
     """Half-open byte ranges of `path` (a zip) that must be fetched again, or None when the
-    damage cannot be located (end of central directory, central directory, or a local header
-    unreadable/inconsistent), in which case the caller re-downloads the whole file.
+    damage cannot be located (the end of central directory record or the central directory is
+    unreadable or inconsistent, ZIP64, an unsupported member, or `size` is not the file's size),
+    in which case the caller re-downloads the whole file.
 
-    A member that fails gives its span: from its local header to the next member's (or to the
-    central directory). When its local header disagrees with its central entry, either copy may
-    be the damaged one, so the central directory and what follows it are added too (small).
-    [] means every checked byte is sound.
+    A member whose data fails its CRC gives its span: from its local header to the next member's
+    (or to the central directory). When its local header (or data descriptor) disagrees with its
+    central entry, either copy may be the damaged one, so the span of the central directory to
+    the end of the file is added too (small). [] means every checked byte is sound; with a wrong
+    sha256 the damage is where no check reaches, and the whole file must be fetched again.
     """
     try:
         with path.open("rb") as f:
@@ -123,14 +124,19 @@ def _check(f: BinaryIO, m: _Member, end: int, central: tuple[int, int]) -> list[
     span = (m.offset, end)
     f.seek(m.offset)
     h = _LOCAL.unpack(f.read(_LOCAL.size).ljust(_LOCAL.size, b"\0"))
-    # With a data descriptor (flag bit 3) the local CRC and sizes may be zeros.
-    n = 5 if m.fields[1] & 8 else 8
+    name = f.read(len(m.name))
     data = m.offset + _LOCAL.size + len(m.name) + h[10]
+    local = h[1:9]
+    if m.fields[1] & 8:  # CRC and sizes follow the data in a descriptor; the header may hold 0s
+        f.seek(data + m.fields[6])
+        d = struct.unpack("<4I", f.read(16).ljust(16, b"\0"))
+        if local[5:] == (0, 0, 0):
+            local = local[:5] + (d[1:] if d[0] == _DESCRIPTOR_SIG else d[:3])
     if (
         h[0] != _LOCAL_SIG
-        or h[1 : 1 + n] != m.fields[:n]
+        or local != m.fields
         or h[9] != len(m.name)
-        or f.read(len(m.name)) != m.name
+        or name != m.name
         or data + m.fields[6] > end
     ):
         return [span, central]
