@@ -43,6 +43,7 @@ from segfetch.ranges import (
     parse_unsatisfied_range,
     range_header,
 )
+from segfetch.repair import damaged_ranges
 from segfetch.retry import (
     BACKPRESSURE_STATUS,
     RETRYABLE_STATUS,
@@ -81,6 +82,7 @@ class Result:
     retries: int
     resumed: int  # bytes already on disk from an earlier run
     restarts: int
+    repaired: int = 0  # bytes fetched again because a zip member failed its CRC
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -203,7 +205,7 @@ class _Download:
         self.state: State | None = None
         self.planner: Planner | None = None
         self.hasher = PrefixHasher(self.part)
-        self.requests = self.retries = self.restarts = self.resumed = 0
+        self.requests = self.retries = self.restarts = self.resumed = self.repaired = 0
         self.live = self.peak = 0
         self.workers = 0
         self.received = 0  # bytes written in this run
@@ -212,28 +214,27 @@ class _Download:
     async def run(self, client: httpx.AsyncClient) -> Result:
         self.client = client
         started = trio.current_time()
+        refetched = False
         while True:
-            try:
-                size = await self._attempt()
+            size = await self._pass()
+            digest = self.hasher.hexdigest()
+            if self.sha256 is None or digest == self.sha256:
                 break
-            except _Restart as restart:
-                self.part.discard()
-                self.restarts += 1
-                self.ranged = self.ranged and restart.ranged
-                if self.restarts > MAX_RESTARTS:
-                    raise ServerError(
-                        f"{self.name} changed {self.restarts} times during the download; "
-                        "try again later"
-                    ) from None
-        digest = self.hasher.hexdigest()
-        if self.sha256 is not None and digest != self.sha256:
+            # Bytes went bad on the way (a proxy, a flipped bit). A zip says which members
+            # fail their CRC: fetch just those again, once; else the whole file, once.
+            if not self.repaired and (holes := await self._damaged(size)):
+                self.repaired = sum(end - start for start, end in holes)
+                continue
             self.part.discard()
-            raise HashMismatch(
-                f"sha256 mismatch for {self.name}: expected {self.sha256}, got {digest}; "
-                "nothing was kept",
-                expected=self.sha256,
-                got=digest,
-            )
+            if refetched:
+                raise HashMismatch(
+                    f"sha256 mismatch for {self.name}: expected {self.sha256}, got {digest}, "
+                    "twice; nothing was kept",
+                    expected=self.sha256,
+                    got=digest,
+                )
+            refetched = True
+            self.restarts += 1
         self.part.commit()
         return Result(
             url=self.url,
@@ -246,7 +247,34 @@ class _Download:
             retries=self.retries,
             resumed=self.resumed,
             restarts=self.restarts,
+            repaired=self.repaired,
         )
+
+    async def _pass(self) -> int:
+        """The whole file once, started over when it changes on the server."""
+        while True:
+            try:
+                return await self._attempt()
+            except _Restart as restart:
+                self.part.discard()
+                self.restarts += 1
+                self.ranged = self.ranged and restart.ranged
+                if self.restarts > MAX_RESTARTS:
+                    raise ServerError(
+                        f"{self.name} changed {self.restarts} times during the download; "
+                        "try again later"
+                    ) from None
+
+    async def _damaged(self, size: int) -> list[tuple[int, int]]:
+        """Mark the ranges of a bad zip's failing members as missing; [] if none is found."""
+        if self.state is None:  # one stream, no ranges: nothing to re-fetch in part
+            return []
+        holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size) or []
+        for start, end in holes:
+            self.state.done.remove(start, end)
+        if holes:
+            self.part.save(self.state)
+        return holes
 
     # -- one pass over the file -------------------------------------------------------
 
@@ -277,7 +305,8 @@ class _Download:
         if state is None:
             start, end = 0, None
         else:
-            self.resumed = state.done.total()
+            if not self.requests:  # the first pass, not a repair
+                self.resumed = state.done.total()
             gaps = state.done.gaps(state.size)
             if not gaps:  # everything was on disk; ask for one byte to check the validator
                 start, end = state.size - 1, state.size

@@ -43,6 +43,18 @@ class RangeSet:
         self._starts[lo:hi] = [start]
         self._ends[lo:hi] = [end]
 
+    def remove(self, start: int, end: int) -> None:
+        """Take [start, end) out of the set (bytes found damaged are no longer done)."""
+        if start >= end:
+            return
+        kept = [(s, e) for s, e in self]
+        self._starts, self._ends = [], []
+        for s, e in kept:
+            if s < start:
+                self.add(s, min(e, start))
+            if e > end:
+                self.add(max(s, end), e)
+
     def __iter__(self) -> Iterator[Span]:
         return (Span(s, e) for s, e in zip(self._starts, self._ends, strict=True))
 

@@ -98,3 +98,14 @@ def test_unsatisfied_range() -> None:
 
 def test_span_length() -> None:
     assert Span(3, 10).length() == 7
+
+
+@given(spans, st.integers(0, 250), st.integers(0, 60))
+def test_remove_takes_exactly_those_bytes_out(added: list[tuple[int, int]], a: int, n: int) -> None:
+    rs = RangeSet(added)
+    before = {b for s, e in rs for b in range(s, e)}
+    rs.remove(a, a + n)
+    after = {b for s, e in rs for b in range(s, e)}
+    assert after == before - set(range(a, a + n))
+    listed = list(rs)
+    assert all(e1 < s2 for (_, e1), (s2, _) in itertools.pairwise(listed))
