@@ -60,6 +60,21 @@ BAD_ARGS = [
     (["emulate", "--fault", "meteor"], "unknown fault"),
     (["emulate", "--file", "x"], "PATH:SIZE"),
     (["demo", "--size", "huge"], "size"),
+    (["get", "http://127.0.0.1:9/x.whl", "--timeout", "soon"], "duration"),
+    (["get", "http://[::1/x.whl"], "URL"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null/x.whl"], "folder"),
+    (["get", "http://127.0.0.1:9/x.whl", "--sha256", "a" * 63], "64 hex"),
+    (["emulate", "/no/such/dir"], "not a folder"),
+    (["emulate", "--index", "/no/such/dir"], "not a folder"),
+    (["emulate", "--fault", "reset:every=oops"], "size"),
+    (["emulate", "--fault", "status:colour=red"], "bad fault option"),
+    (["download", "-d", "/tmp/x"], "nothing to do"),
+    (["download", "x==1"], "required"),
+    (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),
+    (["install", "x==1", "--python", "/no/such/python"], "no Python"),
+    (["install", "-r", "/no/such/req.txt"], "cannot read"),
+    (["install", "x==1", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
+    (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),
 ]
 
 
@@ -226,3 +241,33 @@ async def test_emulate_on_a_busy_port_is_one_line() -> None:
     assert proc.returncode == 1
     assert "choose another --port" in one_line_error(proc)
     await listeners[0].aclose()
+
+
+async def test_ctrl_c_keeps_resume_state_and_exits_130(tmp_path: Path) -> None:
+    dest = tmp_path / "pkg.whl"
+    control = tmp_path / "pkg.whl.part.json"
+    async with Emulator({PATH: SyntheticFile(3_000_000)}, link=Link(rate=256 * 1024)) as emu:
+        args = [sys.executable, "-m", "segfetch", "get", emu.url(PATH), "-o", str(dest), "-n", "4"]
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE)
+        try:
+            with trio.fail_after(30):
+                while not control.exists():
+                    await trio.sleep(0.05)
+            sent = trio.current_time()
+            proc.send_signal(signal.SIGINT)
+            with trio.fail_after(10):  # a guard against hanging; the figure is printed
+                while proc.poll() is None:
+                    await trio.sleep(0.01)
+            print(f"Ctrl-C to exit: {trio.current_time() - sent:.3f} s")
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == 130
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        assert "Traceback" not in err and "run the same command again to resume" in err
+        assert not dest.exists() and control.exists()
+        rerun = await segfetch("get", emu.url(PATH), "-o", str(dest), "--json")
+        assert rerun.returncode == 0
+        assert json.loads(rerun.stdout)["resumed"] > 0
+        assert dest.read_bytes() == emu.content(PATH)
