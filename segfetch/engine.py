@@ -10,13 +10,11 @@ nothing after the last byte.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import socket
 import ssl
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -190,6 +188,7 @@ class _Download:
         size: int | None,
     ) -> None:
         self.slots = slots
+        self.probe_slot = False  # this attempt holds a place no worker has taken over
         self.size = size
         self.origin = url  # what the user asked for: the control file's key
         self.name = redact_url(url)  # for messages: never print credentials
@@ -284,7 +283,13 @@ class _Download:
         self.planner = None
         self.hasher = PrefixHasher(self.part)
         budget = Budget(self.policy, self.rng)
-        async with self._slot():  # the probe's connection; it goes on as the first worker
+        # The probe's place in the budget passes to the first worker, which gives it back
+        # when it ends: holding it for the whole attempt while extra workers wait for places
+        # of their own would deadlock many files sharing one budget.
+        if self.slots is not None:
+            await self.slots.acquire()
+        self.probe_slot = True
+        try:
             while True:
                 try:
                     response = await self._probe()
@@ -299,6 +304,13 @@ class _Download:
                 return await self._single(response)
             finally:
                 await response.aclose()
+        finally:
+            self._release_probe_slot()
+
+    def _release_probe_slot(self) -> None:
+        if self.probe_slot and self.slots is not None:
+            self.slots.release()
+        self.probe_slot = False
 
     async def _probe(self) -> httpx.Response:
         state = self.state
@@ -372,7 +384,7 @@ class _Download:
                 background.start_soon(self._keep_saving)
                 try:
                     async with trio.open_nursery() as workers:
-                        workers.start_soon(self._worker, seg, response)
+                        workers.start_soon(self._first_worker, seg, response)
                         for _ in range(self.connections - 1):
                             workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
@@ -431,13 +443,19 @@ class _Download:
 
     # -- workers ----------------------------------------------------------------------
 
-    async def _extra_worker(self) -> None:
-        async with self._slot():
-            await self._worker(None, None)
+    async def _first_worker(self, seg: Segment | None, response: httpx.Response) -> None:
+        try:
+            await self._worker(seg, response)
+        finally:
+            self._release_probe_slot()
 
-    def _slot(self) -> AbstractAsyncContextManager[object]:
-        """A place in the connection budget shared with other downloads, if there is one."""
-        return self.slots if self.slots is not None else contextlib.nullcontext()
+    async def _extra_worker(self) -> None:
+        """A worker that needs its own place in a shared connection budget, if there is one."""
+        if self.slots is None:
+            await self._worker(None, None)
+            return
+        async with self.slots:
+            await self._worker(None, None)
 
     async def _worker(self, seg: Segment | None, response: httpx.Response | None) -> None:
         planner = self.planner

@@ -394,3 +394,35 @@ def test_dns_failure_is_final_and_says_so() -> None:
         _transport_retry(exc, "https://nowhere.invalid/x.whl")
     retry = _transport_retry(httpx.ReadError("connection reset"), "https://h.example/x")
     assert "ReadError" in str(retry)
+
+
+async def test_many_files_share_a_small_budget_without_deadlock(tmp_path: Path) -> None:
+    """Each connection holds a place in the budget; nobody holds one while waiting for one."""
+    import httpx
+    import trio
+
+    files = {f"/f{i}.whl": SyntheticFile(300_000 + i) for i in range(8)}
+    async with Emulator(files, link=Link(rate=4 << 20)) as emu, httpx.AsyncClient() as client:
+        slots = trio.Semaphore(2)
+        done: list[Result] = []
+
+        async def one(path: str) -> None:
+            dest = tmp_path / path.strip("/")
+            done.append(
+                await download(
+                    emu.url(path),
+                    dest,
+                    connections=4,
+                    min_segment=64 * 1024,
+                    client=client,
+                    slots=slots,
+                    policy=FAST,
+                )
+            )
+            assert dest.read_bytes() == emu.content(path)
+
+        with trio.fail_after(60):  # a guard against the deadlock, not a speed claim
+            async with trio.open_nursery() as nursery:
+                for path in files:
+                    nursery.start_soon(one, path)
+    assert len(done) == 8 and slots.value == 2
