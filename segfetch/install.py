@@ -84,6 +84,7 @@ class Session:
     ) -> None:
         self.client, self.cache, self.indexes = client, cache, indexes
         self.slots = trio.Semaphore(budget)
+        self.files_at_once = trio.CapacityLimiter(budget)
         self.connections = connections
         self.progress = progress
         self.engine = engine
@@ -172,9 +173,12 @@ class Session:
         return [out[p] for p in planned]
 
     async def fetch(self, p: Planned) -> Fetched:
-        return await _fetch(
-            p, self.cache, self.client, self.slots, self.connections, self.progress, self.engine
-        )
+        # A file in progress holds a lock and a .part open: no more files at once than
+        # connections, so descriptors stay within the budget however long the list.
+        async with self.files_at_once:
+            return await _fetch(
+                p, self.cache, self.client, self.slots, self.connections, self.progress, self.engine
+            )
 
 
 def _planned(f: IndexFile, allowed: frozenset[str]) -> Planned:
