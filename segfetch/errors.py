@@ -14,6 +14,8 @@ Every message is one line that says what went wrong and, where it can, what to d
 
 from __future__ import annotations
 
+import errno
+
 
 class SegfetchError(Exception):
     exit_code = 1
@@ -26,8 +28,14 @@ class UsageError(SegfetchError):
 class DiskError(SegfetchError):
     @classmethod
     def from_os(cls, exc: OSError, what: str) -> DiskError:
-        reason = exc.strerror or str(exc)
-        return cls(f"cannot write {what}: {reason}; free space or choose another place")
+        hints = {
+            errno.ENOSPC: "free some space or choose another place",
+            errno.EFBIG: "free some space or choose another place",
+            errno.EDQUOT: "free some space or choose another place",
+            errno.ENOENT: "its folder went away; run the command again",
+        }
+        hint = hints.get(exc.errno or 0, "choose a place you can write to")
+        return cls(f"cannot write {what}: {exc.strerror or exc}; {hint}")
 
 
 class DownloadError(SegfetchError):

@@ -237,3 +237,38 @@ async def test_pip_options_pass_through_and_markers_skip_lines(
     assert (target / "sf_beta" / "__init__.py").exists()
     assert not (target / "sf_alpha").exists()  # its marker is false for this Python
     assert not any(str(e["path"]).startswith("/files/sf_alpha") for e in emu.log)
+
+
+async def test_cache_removed_mid_run_is_one_line_or_success(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    import shutil
+
+    cache = tmp_path / "cache"
+    slow = Link(rate=256 * 1024)
+    async with index(index_dir, link=slow) as emu:
+        args = ["download", "sf-beta==1.1", "-d", str(tmp_path / "out"), "--cache-dir", str(cache)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "segfetch", *args, "--index-url", emu.index_url],
+            stderr=subprocess.PIPE,
+        )
+        with trio.fail_after(30):
+            while not list(cache.rglob("*.part")):
+                await trio.sleep(0.02)
+        shutil.rmtree(cache)
+        with trio.fail_after(60):
+            while proc.poll() is None:
+                await trio.sleep(0.05)
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode()
+        print(f"cache removed mid-run: exit {proc.returncode}: {err.strip()}")
+        assert "Traceback" not in err
+        if proc.returncode != 0:
+            assert proc.returncode == 1 and err.strip().startswith("segfetch: error: ")
+            assert len(err.strip().splitlines()) == 1
+            assert not (tmp_path / "out").exists()
+        # Either way a second run gives the verified file.
+        again = await segfetch(*args, "--index-url", emu.index_url)
+        assert again.returncode == 0, again.stderr
+    wheel = "sf_beta-1.1-py3-none-any.whl"
+    assert (tmp_path / "out" / wheel).read_bytes() == (index_dir / wheel).read_bytes()
