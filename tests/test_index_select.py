@@ -162,3 +162,17 @@ def test_no_match_says_why(text: str, words: str) -> None:
     files = [x for x in files if x.filename != "beta-9.0-py3-none-any.whl"]
     with pytest.raises(NoMatch, match=words):
         choose(wanted(text), files, TARGET)
+
+
+@given(st.text(max_size=60), st.text(max_size=20))
+def test_any_file_name_is_chosen_or_refused_cleanly(filename: str, spec: str) -> None:
+    """Names and specifiers straight from a hostile index never crash the choice."""
+    rs = RequirementSet()
+    try:
+        rs.add_string("alpha" + spec)
+    except Exception as exc:  # a bad requirement is the user's error, reported as one
+        assert type(exc).__name__ == "UsageError"
+        return
+    files = [f("alpha-1.0-py3-none-any.whl"), IndexFile(filename, "https://f.example/x")]
+    with contextlib.suppress(NoMatch):
+        choose(rs.wanted[0], files, TARGET)

@@ -272,3 +272,34 @@ async def test_cache_removed_mid_run_is_one_line_or_success(
         assert again.returncode == 0, again.stderr
     wheel = "sf_beta-1.1-py3-none-any.whl"
     assert (tmp_path / "out" / wheel).read_bytes() == (index_dir / wheel).read_bytes()
+
+
+async def test_killed_during_pip_the_next_run_completes(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    import psutil
+
+    args = ["install", "--python", str(venv), "-q", "sf-alpha", "sf-gamma[fast]"]
+    args += ["--cache-dir", str(tmp_path / "cache")]
+    async with index(index_dir, link=Link()) as emu:
+        args += ["--index-url", emu.index_url]
+        proc = subprocess.Popen([sys.executable, "-m", "segfetch", *args])
+        me = psutil.Process(proc.pid)
+        killed = False
+        with trio.fail_after(120):
+            while proc.poll() is None and not killed:
+                for child in me.children(recursive=True):
+                    try:
+                        if "--no-index" in child.cmdline():  # pip is installing now
+                            child.kill()
+                            me.kill()
+                            killed = True
+                    except psutil.Error:
+                        pass
+                await trio.sleep(0.005)
+        proc.wait()
+        again = await segfetch(*args)
+        assert again.returncode == 0, again.stderr
+    print(f"killed during pip: {killed}")
+    check = "import sf_alpha, sf_beta, sf_gamma, sf_delta"
+    assert subprocess.run([str(venv), "-c", check]).returncode == 0
