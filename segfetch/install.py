@@ -7,17 +7,21 @@ install. Then every file is fetched at once through the engine under one connect
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from email.parser import BytesParser
+from functools import partial
 from pathlib import Path
 
 import httpx
 import trio
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -89,26 +93,38 @@ class Session:
         self.progress = progress
         self.engine = engine
         self._pages: dict[str, list[IndexFile]] = {}
+        self._fetching: dict[str, trio.Event] = {}
+        self._guessed: set[str] = set()
         self._metadata: dict[str, bytes | None] = {}
 
     async def project(self, name: str) -> list[IndexFile]:
-        """Files of a project over all indexes (a 404 on some of them is fine)."""
+        """Files of a project over all indexes (a 404 on some of them is fine); each page is
+        fetched once, however many ask for it at the same time."""
         key = canonicalize_name(name)
+        while key in self._fetching:
+            await self._fetching[key].wait()
         if key not in self._pages:
-            files: list[IndexFile] = []
-            found = False
-            for index in self.indexes:
-                try:
-                    files += await fetch_project(self.client, index, name)
-                    found = True
-                except HTTPStatusError as exc:
-                    if exc.status != 404:
-                        raise
-            if not found:
-                where = ", ".join(map(redact_url, self.indexes))
-                raise HTTPStatusError(f"no project {name!r} on {where}", 404)
-            self._pages[key] = files
+            self._fetching[key] = trio.Event()
+            try:
+                self._pages[key] = await self._fetch_project(name)
+            finally:
+                self._fetching.pop(key).set()
         return self._pages[key]
+
+    async def _fetch_project(self, name: str) -> list[IndexFile]:
+        files: list[IndexFile] = []
+        found = False
+        for index in self.indexes:
+            try:
+                files += await fetch_project(self.client, index, name)
+                found = True
+            except HTTPStatusError as exc:
+                if exc.status != 404:
+                    raise
+        if not found:
+            where = ", ".join(map(redact_url, self.indexes))
+            raise HTTPStatusError(f"no project {name!r} on {where}", 404)
+        return files
 
     async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
         """Each ``==`` pin straight from the index pages, all pages fetched at once."""
@@ -122,16 +138,36 @@ class Session:
             planned.append(_planned(f, w.hashes))
         return planned
 
-    async def plan_with_pip(self, python: str, pip_reqs: Sequence[str], pre: bool) -> list[Planned]:
+    async def plan_with_pip(
+        self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
+    ) -> list[Planned]:
         """The complete set from the target pip's resolver, run against a local index that
-        gets every byte through segfetch (nothing is installed)."""
-        local = LocalIndex(self.project, self.file_of, self.metadata_of)
+        gets every byte through segfetch (nothing is installed).
+
+        pip walks the dependency graph one request at a time. Meanwhile segfetch guesses
+        ahead: for every project it sees, the file pip will most likely pick, its metadata,
+        its dependencies' pages, and the wheel itself, all at once; pip then finds most of
+        what it asks for already here, and the wheels already in the cache.
+        """
         async with trio.open_nursery() as nursery:
+            guess = partial(self._guess, target=target, pre=reqs.pre, nursery=nursery)
+
+            async def page(name: str) -> list[IndexFile]:
+                nursery.start_soon(guess, name)
+                return await self.project(name)
+
+            local = LocalIndex(page, self.file_of, self.metadata_of)
             await nursery.start(local.serve)
+            for w in reqs.wanted:
+                nursery.start_soon(guess, w.req.name)
             try:
-                urls = await trio.to_thread.run_sync(_pip_report, python, pip_reqs, local.url, pre)
+                urls = await trio.to_thread.run_sync(
+                    _pip_report, python, pip_reqs, local.url, reqs.pre
+                )
             except SegfetchError as exc:
                 raise (local.error or exc) from None  # say why, not just "pip failed"
+            # Guesses still running are cut short: a wheel half fetched stays in the
+            # cache as a .part, and the real fetch resumes it.
             nursery.cancel_scope.cancel()
         planned = []
         for url in urls:
@@ -140,6 +176,28 @@ class Session:
                 raise SegfetchError(f"pip chose {redact_url(url)}, which is not from the index")
             planned.append(_planned(f, frozenset()))
         return planned
+
+    async def _guess(self, name: str, *, target: Target, pre: bool, nursery: trio.Nursery) -> None:
+        key = canonicalize_name(name)
+        if key in self._guessed:
+            return
+        self._guessed.add(key)
+        try:
+            files = await self.project(name)
+            pick = choose(Wanted(Requirement(name)), files, target, pre=pre).file
+            if not pick.filename.endswith(".whl"):
+                return  # an sdist: pip builds it, we cannot read ahead
+            nursery.start_soon(self._quietly, self.file_of, pick)
+            metadata = await self.metadata_of(pick)
+        except SegfetchError:
+            return  # only a guess: pip will ask for what it really needs, and hear why not
+        for dep in requirements_of(metadata or b"", target):
+            nursery.start_soon(partial(self._guess, dep, target=target, pre=pre, nursery=nursery))
+
+    @staticmethod
+    async def _quietly(fn: Callable[[IndexFile], Awaitable[object]], f: IndexFile) -> None:
+        with contextlib.suppress(SegfetchError):
+            await fn(f)
 
     async def file_of(self, f: IndexFile) -> Path:
         return (await self.fetch(_planned(f, frozenset()))).path
@@ -179,6 +237,20 @@ class Session:
             return await _fetch(
                 p, self.cache, self.client, self.slots, self.connections, self.progress, self.engine
             )
+
+
+def requirements_of(metadata: bytes, target: Target) -> list[str]:
+    """Names of the dependencies a METADATA declares for the target (no extras)."""
+    message = BytesParser().parsebytes(metadata, headersonly=True)
+    names = []
+    for line in message.get_all("Requires-Dist") or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is None or req.marker.evaluate({**target.markers, "extra": ""}):
+            names.append(req.name)
+    return names
 
 
 def _planned(f: IndexFile, allowed: frozenset[str]) -> Planned:

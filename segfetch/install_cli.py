@@ -156,7 +156,7 @@ async def _fetch_set(
         else:
             if not quiet:
                 print("resolving with pip through segfetch ...", file=sys.stderr)
-            planned = await session.plan_with_pip(python, pip_reqs, reqs.pre)
+            planned = await session.plan_with_pip(python, reqs, pip_reqs, target)
         sizes = [p.size for p in planned]
         total = sum(s for s in sizes if s is not None) if None not in sizes else None
         bars = MultiProgress(len(planned), total, quiet=quiet)

@@ -303,3 +303,18 @@ async def test_killed_during_pip_the_next_run_completes(
     print(f"killed during pip: {killed}")
     check = "import sf_alpha, sf_beta, sf_gamma, sf_delta"
     assert subprocess.run([str(venv), "-c", check]).returncode == 0
+
+
+def test_requirements_of_reads_metadata_for_the_target() -> None:
+    from packaging.version import Version
+
+    from segfetch.install import requirements_of
+    from segfetch.select import Target
+
+    target = Target(Version("3.11.7"), ("py3-none-any",), {"python_version": "3.11"})
+    metadata = (
+        b"Metadata-Version: 2.1\nName: a\nVersion: 1\n"
+        b"Requires-Dist: b>=1\nRequires-Dist: c; python_version < '3'\n"
+        b"Requires-Dist: d; extra == 'fast'\nRequires-Dist: not a requirement!\n\nbody"
+    )
+    assert requirements_of(metadata, target) == ["b"]
