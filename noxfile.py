@@ -23,3 +23,9 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     session.install("-e", ".", "mypy", "types-tqdm")
     session.run("mypy", "segfetch")
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:  # the long version: the whole matrix
+    session.install("-e", ".[test]")
+    session.run("python", "benchmarks/reliability.py", *session.posargs)

@@ -354,6 +354,8 @@ def machine() -> dict[str, object]:
 # -- S5: installing a requirement set of 30 small wheels -----------------------------------------
 
 S5_PAYLOAD = 200_000  # seeded random bytes per wheel, stored: each wheel is about 201 kB
+# pip needs about 30 s on this link; a peer that hangs costs this much per run
+S5_WALL_LIMIT = 60.0
 
 
 def s5_graph() -> dict[str, list[str]]:
@@ -428,6 +430,18 @@ S5_PEERS = [
         SEGFETCH + " install --python {python} --no-cache -q -r {pinned} --index-url {url}",
         16,
     ),
+    # the same with settings that avoid the hang of the defaults at 49b6305 (30 files, budget 16)
+    InstallPeer(
+        "segfetch install (pinned) -n 1",
+        SEGFETCH + " install --python {python} --no-cache -q -r {pinned} --index-url {url} -n 1",
+        16,
+    ),
+    InstallPeer(
+        "segfetch install (pinned) --max-connections 32",
+        SEGFETCH + " install --python {python} --no-cache -q -r {pinned} --index-url {url}"
+        " --max-connections 32",
+        32,
+    ),
     InstallPeer(
         "segfetch install (unpinned)",
         SEGFETCH + " install --python {python} --no-cache -q -r {unpinned} --index-url {url}",
@@ -457,6 +471,7 @@ S5_PEERS = [
     ),
 ]
 S5_BASELINE = "segfetch install (pinned)"
+S5_ALT = "segfetch install (pinned) --max-connections 32"  # second ratio column
 
 
 def install_env(cache: Path) -> dict[str, str]:
@@ -521,6 +536,21 @@ def kinds(rows: list[dict[str, object]]) -> dict[str, int]:
     return out
 
 
+def peak_wheels(rows: list[dict[str, object]]) -> int:
+    """Most wheel responses on the wire at once (a log line is written at a response's end,
+    `duration` after its start)."""
+    events = []
+    for r in rows:
+        if str(r.get("path")).endswith(".whl") and r.get("status") in (200, 206):
+            end = float(r["t"])  # type: ignore[arg-type]
+            events += [(end - float(r["duration"]), 1), (end, -1)]  # type: ignore[arg-type]
+    peak = live = 0
+    for _, step in sorted(events):
+        live += step
+        peak = max(peak, live)
+    return peak
+
+
 def run_install_once(
     sc: Scenario, peer: InstallPeer, run: int, rs: ReqSet, work: Path
 ) -> dict[str, object]:
@@ -544,7 +574,7 @@ def run_install_once(
         t0 = time.monotonic()
         try:
             p = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=WALL_LIMIT, env=env, cwd=work,
+                cmd, capture_output=True, text=True, timeout=S5_WALL_LIMIT, env=env, cwd=work,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
             rc, out, err = p.returncode, p.stdout, p.stderr
@@ -570,6 +600,7 @@ def run_install_once(
         "kinds": kinds(rows),
         "statuses": dict(sorted(Counter(str(r.get("status")) for r in rows).items())),
         "max_conn": max((int(r.get("conn") or 0) for r in rows), default=-1) + 1,
+        "peak_wheels": peak_wheels(rows),
     }
     if rows:  # emulator clock: first request to the end of the last response
         ends = [float(r["t"]) for r in rows]  # t: when the log line was written (response end)
@@ -605,12 +636,15 @@ def summarize_install(
                     for k in ("pages", "metadata", "wheels", "other")
                 },
                 "connections": statistics.median(r["max_conn"] for r in rs),
+                "peak_wheels": statistics.median(r["peak_wheels"] for r in rs),
                 "pip_in_venv": sorted({r["pip_in_venv"] for r in rs}),
             }
         )
     base = next((r["median"] for r in rows if r["peer"] == S5_BASELINE), None)
+    alt = next((r["median"] for r in rows if r["peer"] == S5_ALT), None)
     for r in rows:
         r["vs_base"] = r["median"] / base if r["median"] and base else None
+        r["vs_alt"] = r["median"] / alt if r["median"] and alt else None
     return rows
 
 
@@ -623,8 +657,9 @@ def install_table(rows: list[dict], size: int, rate: int) -> str:
         f"with one connection {size / rate:.2f} s (bytes / rate, no RTT).",
         "",
         "| peer | median s | min s | max s | success | requests (pages/metadata/wheels/other) "
-        f"| bytes sent | connections | × {S5_BASELINE} |",  # noqa: RUF001
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| bytes sent | connections | wheels at once | × segfetch pinned "  # noqa: RUF001
+        "| × segfetch pinned --max-connections 32 |",  # noqa: RUF001
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         k = r["kinds"]
@@ -633,7 +668,8 @@ def install_table(rows: list[dict], size: int, rate: int) -> str:
             f"| {f(r['max'], '.2f')} | {r['success']}/{r['runs']} "
             f"| {r['requests']:g} "
             f"({k['pages']:g}/{k['metadata']:g}/{k['wheels']:g}/{k['other']:g}) "
-            f"| {r['sent']:,.0f} | {r['connections']:g} | {f(r['vs_base'], '.2f')} |"
+            f"| {r['sent']:,.0f} | {r['connections']:g} | {r['peak_wheels']:g} "
+            f"| {f(r['vs_base'], '.2f')} | {f(r['vs_alt'], '.2f')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -657,11 +693,12 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
                 print(
                     f"  run {run} {peer.name:38} {r['seconds']:7.2f} s ok={r['ok']} "
                     f"requests={r['requests']} sent={r['sent']} kinds={r['kinds']} "
-                    f"conns={r['max_conn']}",
+                    f"conns={r['max_conn']} peak={r['peak_wheels']}",
                     flush=True,
                 )
                 if not r["ok"]:
-                    print(r.get("stderr_tail", ""), r.get("import_error", ""), flush=True)
+                    tail = (r.get("stderr_tail") or "")[-600:]
+                    print(f"    rc={r['rc']} stderr: {tail!r}", flush=True)
         pinned_text = rs.pinned.read_text()
         unpinned_text = rs.unpinned.read_text()
         files = {f.name: {"size": f.stat().st_size, "sha256": sha256_of(f)} for f in rs.files}
@@ -670,6 +707,11 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
     mach = {k: v for k, v in machine().items() if k not in ("aria2c", "pip")}
     mach["uv"] = version([UV, "--version"])
     mach["venv_python"] = version([BASE_PYTHON, "--version"])
+    git = ["git", "-C", str(HERE.parent)]
+    mach["commit_full"] = version([*git, "rev-parse", "HEAD"])
+    mach["segfetch_uncommitted"] = subprocess.run(
+        [*git, "status", "--short", "--", "segfetch"], capture_output=True, text=True
+    ).stdout.splitlines()
     report = {
         "scenario": sc.id,
         "title": sc.title,
@@ -682,7 +724,7 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
         "pinned_txt": pinned_text,
         "unpinned_txt": unpinned_text,
         "runs": runs,
-        "wall_limit": WALL_LIMIT,
+        "wall_limit": S5_WALL_LIMIT,
         "machine": mach,
         "command": " ".join(sys.argv),
         "peers": {p.name: {"cmd": p.cmd, "pip": p.pip, "reference": p.reference} for p in peers},
