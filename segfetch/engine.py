@@ -510,8 +510,11 @@ class _Download:
             ):
                 raise _Restart(f"{self.name} changed during the download")
             if response.status_code == 200:
-                # Same file, but the range was ignored: never splice, go to one stream.
-                raise _Restart(f"{self.name} ignored a Range request", ranged=False)
+                # Same file, but this answer ignored the range (the probe showed the server
+                # can do ranges): drop the body, never splice it, and try the segment again.
+                # A server that stopped for good runs out of tries with the state kept; the
+                # next run's probe then sees the 200 and takes one stream.
+                raise _Retry(f"{self.name} ignored a Range request")
             if response.status_code != 206:
                 raise _Retry(f"{self.name} answered {response.status_code}", response.status_code)
             try:
@@ -641,7 +644,7 @@ def _transport_retry(exc: httpx.TransportError, url: str) -> _Retry:
         raise DownloadError(
             f"{redact_url(url)}: only http:// and https:// URLs are supported"
         ) from None
-    return _Retry(f"{type(exc).__name__}: {exc or 'connection failed'}")
+    return _Retry(f"{type(exc).__name__}: {str(exc) or 'no answer in time'}")
 
 
 __all__ = ["Progress", "RangeSet", "Result", "download", "download_sync", "make_client"]

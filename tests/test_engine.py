@@ -197,13 +197,29 @@ async def test_server_ignoring_ranges_gives_one_stream(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-async def test_ranges_ignored_midway_restart_as_one_stream(tmp_path: Path, seed: int) -> None:
-    link = Link(seed=seed, rate=4 << 20, faults=(Fault("ignore_range", after=2),))
+async def test_a_range_ignored_midway_is_retried_never_spliced(tmp_path: Path, seed: int) -> None:
+    link = Link(seed=seed, rate=4 << 20, faults=(Fault("ignore_range", after=1, limit=2),))
     async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
         dest = tmp_path / "out.whl"
         result = await fetch(emu, dest, connections=4)
-        assert dest.read_bytes() == emu.content(PATH)  # restarted, never spliced
-        assert result.restarts >= 1
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.retries >= 1 and result.restarts == 0
+
+
+async def test_server_that_stops_honouring_ranges_keeps_state_then_goes_one_stream(
+    tmp_path: Path,
+) -> None:
+    link = Link(rate=4 << 20, faults=(Fault("ignore_range", after=2),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        policy = RetryPolicy(max_tries=2, base=0.01, cap=0.02)
+        with pytest.raises(RetriesExhausted, match="ignored a Range request"):
+            await fetch(emu, dest, connections=4, policy=policy)
+        assert (tmp_path / "out.whl.part.json").exists()  # the state is kept
+        result = await fetch(emu, dest, connections=4)  # the probe now sees 200: one stream
+        assert dest.read_bytes() == emu.content(PATH)
+        assert result.restarts == 1
+        assert_clean(dest)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
