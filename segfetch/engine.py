@@ -86,6 +86,40 @@ class Result:
 ProgressCallback = Callable[[Progress], None]
 
 
+class Slots:
+    """A connection budget shared by downloads: each open connection holds one place.
+
+    It shrinks when a host pushes back (429/503), so a host that allows four connections
+    soon sees about four, however many files want them. It never grows back.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = trio.Semaphore(size)
+        self._owed = 0  # places to retire as they come back
+
+    async def acquire(self) -> None:
+        await self._free.acquire()
+
+    def release(self) -> None:
+        if self._owed:
+            self._owed -= 1
+            self.size -= 1
+        else:
+            self._free.release()
+
+    def shrink(self) -> None:
+        """Halve the places in use, as TCP halves its window: free ones go at once, the
+        others as they come back."""
+        target = max(1, (self.size - self._free.value) // 2)
+        while self.size - self._owed > target:
+            try:
+                self._free.acquire_nowait()
+                self.size -= 1
+            except trio.WouldBlock:
+                self._owed += 1
+
+
 class _Retry(Exception):
     """A failure worth another try."""
 
@@ -134,7 +168,7 @@ async def download(
     progress: ProgressCallback | None = None,
     client: httpx.AsyncClient | None = None,
     seed: int | None = None,
-    slots: trio.Semaphore | None = None,
+    slots: Slots | None = None,
     size: int | None = None,
 ) -> Result:
     """Fetch url to dest over up to ``connections`` connections; dest appears only verified.
@@ -184,7 +218,7 @@ class _Download:
         policy: RetryPolicy,
         progress: ProgressCallback | None,
         rng: random.Random,
-        slots: trio.Semaphore | None,
+        slots: Slots | None,
         size: int | None,
     ) -> None:
         self.slots = slots
@@ -454,8 +488,11 @@ class _Download:
         if self.slots is None:
             await self._worker(None, None)
             return
-        async with self.slots:
+        await self.slots.acquire()
+        try:
             await self._worker(None, None)
+        finally:
+            self.slots.release()
 
     async def _worker(self, seg: Segment | None, response: httpx.Response | None) -> None:
         planner = self.planner
@@ -485,9 +522,12 @@ class _Download:
                 await self._stream(seg, response, budget)
             except (_Retry, httpx.TransportError) as exc:
                 retry = exc if isinstance(exc, _Retry) else _transport_retry(exc, self.url)
-                if retry.status in BACKPRESSURE_STATUS and self.workers > 1:
-                    self.retries += 1
-                    return False
+                if retry.status in BACKPRESSURE_STATUS:
+                    if self.slots is not None:
+                        self.slots.shrink()  # the host wants fewer of us, whichever file
+                    if self.workers > 1:
+                        self.retries += 1
+                        return False
                 await self._backoff(budget, retry)
             finally:
                 if response is not None:

@@ -10,13 +10,23 @@ import random
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
 import trio
 
+if TYPE_CHECKING:
+    from segfetch.engine import Slots
+
 from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted, redact_url
-from segfetch.retry import RETRYABLE_STATUS, Budget, RetryPolicy, parse_retry_after
+from segfetch.retry import (
+    BACKPRESSURE_STATUS,
+    RETRYABLE_STATUS,
+    Budget,
+    RetryPolicy,
+    parse_retry_after,
+)
 
 PYPI = "https://pypi.org/simple/"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -159,14 +169,25 @@ def _file(filename: str, href: str, page_url: str, **fields: object) -> IndexFil
 
 
 async def fetch_project(
-    client: httpx.AsyncClient, index_url: str, name: str, policy: RetryPolicy | None = None
+    client: httpx.AsyncClient,
+    index_url: str,
+    name: str,
+    policy: RetryPolicy | None = None,
+    slots: Slots | None = None,
 ) -> list[IndexFile]:
-    """The files an index lists for a project, retried over a flaky link."""
+    """The files an index lists for a project, retried over a flaky link. A request holds a
+    place in ``slots`` (the connection budget shared with the downloads) while it runs."""
     url = project_url(index_url, name)
     budget = Budget(policy or RetryPolicy(), random.Random())
     while True:
         try:
-            response = await client.get(url, headers={"Accept": ACCEPT}, follow_redirects=True)
+            if slots is not None:
+                await slots.acquire()
+            try:
+                response = await client.get(url, headers={"Accept": ACCEPT}, follow_redirects=True)
+            finally:
+                if slots is not None:
+                    slots.release()
         except httpx.TransportError as exc:
             reason, retry_after = f"{type(exc).__name__}: {exc}", None
         else:
@@ -182,6 +203,8 @@ async def fetch_project(
                     response.status_code,
                 )
             reason = f"{redact_url(url)} answered {response.status_code}"
+            if slots is not None and response.status_code in BACKPRESSURE_STATUS:
+                slots.shrink()
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
         wait = budget.fail(retry_after)
         if wait is None:

@@ -31,7 +31,7 @@ from packaging.utils import (
 )
 
 from segfetch.cache import Cache
-from segfetch.engine import Progress, Result, download
+from segfetch.engine import Progress, Result, Slots, download
 from segfetch.errors import (
     HashMismatch,
     HTTPStatusError,
@@ -87,7 +87,7 @@ class Session:
         **engine: object,
     ) -> None:
         self.client, self.cache, self.indexes = client, cache, indexes
-        self.slots = trio.Semaphore(budget)
+        self.slots = Slots(budget)
         self.files_at_once = trio.CapacityLimiter(budget)
         self.connections = connections
         self.progress = progress
@@ -116,7 +116,7 @@ class Session:
         found = False
         for index in self.indexes:
             try:
-                files += await fetch_project(self.client, index, name)
+                files += await fetch_project(self.client, index, name, slots=self.slots)
                 found = True
             except HTTPStatusError as exc:
                 if exc.status != 404:
@@ -295,7 +295,7 @@ async def _fetch(
     p: Planned,
     cache: Cache,
     client: httpx.AsyncClient,
-    slots: trio.Semaphore,
+    slots: Slots,
     connections: int,
     progress: Callable[[Planned, Progress | None], None] | None,
     engine: dict[str, object],

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
-from segfetch.engine import Result, download
+from segfetch.engine import Result, Slots, download
 from segfetch.errors import HashMismatch, HTTPStatusError, RetriesExhausted, ServerError
 from segfetch.ranges import RangeSet
 from segfetch.retry import RetryPolicy
@@ -419,7 +419,7 @@ async def test_many_files_share_a_small_budget_without_deadlock(tmp_path: Path) 
 
     files = {f"/f{i}.whl": SyntheticFile(300_000 + i) for i in range(8)}
     async with Emulator(files, link=Link(rate=4 << 20)) as emu, httpx.AsyncClient() as client:
-        slots = trio.Semaphore(2)
+        slots = Slots(2)
         done: list[Result] = []
 
         async def one(path: str) -> None:
@@ -441,4 +441,26 @@ async def test_many_files_share_a_small_budget_without_deadlock(tmp_path: Path) 
             async with trio.open_nursery() as nursery:
                 for path in files:
                     nursery.start_soon(one, path)
-    assert len(done) == 8 and slots.value == 2
+    assert len(done) == 8 and slots.size == 2
+
+
+async def test_slots_halve_what_is_in_use_when_a_host_pushes_back() -> None:
+    slots = Slots(32)
+    for _ in range(10):
+        await slots.acquire()
+    slots.shrink()  # 10 in use: 5 is the new budget; the 22 free places go at once
+    assert slots.size == 10
+    for _ in range(10):
+        slots.release()
+    assert slots.size == 5
+    for _ in range(5):
+        await slots.acquire()  # all five can be had again
+    slots.shrink()
+    slots.shrink()  # the same five in use: still half of them
+    for _ in range(5):
+        slots.release()
+    assert slots.size == 2
+    await slots.acquire()
+    slots.shrink()
+    slots.release()
+    assert slots.size == 1  # never below one
