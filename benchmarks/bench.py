@@ -673,6 +673,14 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
             pip_wheel(p.pip)
         if p.cmd.startswith(UV) and not Path(UV).exists():
             raise SystemExit(f"no uv at {UV}: {TOOLS}/bin/pip install uv")
+    mach = {k: v for k, v in machine().items() if k not in ("aria2c", "pip")}
+    git = ["git", "-C", str(HERE.parent)]
+    mach["commit_full"] = version([*git, "rev-parse", "HEAD"])  # at the start: the tree moves
+    mach["segfetch_uncommitted"] = subprocess.run(
+        [*git, "status", "--short", "--", "segfetch"], capture_output=True, text=True
+    ).stdout.splitlines()
+    mach["uv"] = version([UV, "--version"])
+    mach["venv_python"] = version([BASE_PYTHON, "--version"])
     with tempfile.TemporaryDirectory(prefix="segfetch-bench-") as tmp:
         rs = build_s5(Path(tmp, "set"))
         size = rs.size
@@ -696,14 +704,7 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
         files = {f.name: {"size": f.stat().st_size, "sha256": sha256_of(f)} for f in rs.files}
     rows = summarize_install(sc, peers, results, size)
     md = install_table(rows, size, sc.rate)
-    mach = {k: v for k, v in machine().items() if k not in ("aria2c", "pip")}
-    mach["uv"] = version([UV, "--version"])
-    mach["venv_python"] = version([BASE_PYTHON, "--version"])
-    git = ["git", "-C", str(HERE.parent)]
-    mach["commit_full"] = version([*git, "rev-parse", "HEAD"])
-    mach["segfetch_uncommitted"] = subprocess.run(
-        [*git, "status", "--short", "--", "segfetch"], capture_output=True, text=True
-    ).stdout.splitlines()
+    mach["commit_at_end"] = version([*git, "rev-parse", "HEAD"])
     report = {
         "scenario": sc.id,
         "title": sc.title,
