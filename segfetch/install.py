@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from segfetch.errors import (
     HashMismatch,
     HTTPStatusError,
     SegfetchError,
-    UsageError,
     redact_url,
 )
 from segfetch.index import IndexFile, fetch_project
@@ -370,11 +368,3 @@ def pip_install(
             *pip_reqs,
         ]
         return subprocess.run(cmd, stdin=subprocess.DEVNULL).returncode
-
-
-def python_or_default(python: str | None) -> str:
-    if python is None:
-        return sys.executable
-    if not Path(python).exists():
-        raise UsageError(f"no Python at {python!r}; give --python the path of an interpreter")
-    return python
