@@ -630,9 +630,10 @@ def render(
         "in a throw-away cache): after a clean error with `.part` + `.part.json` kept, a second "
         "run on a clean link must complete with `resumed` equal to the bytes the control file "
         "records as done and no request starting inside them (else the run counts as BAD). "
-        "*Kept no state*: the server had answered a ranged request with 200, segfetch went on "
-        "as one stream, which has no resume state (docs/architecture.md, step 8). A sha256 "
-        "mismatch deletes the `.part` by design.\n",
+        "*Kept no state*: a server that ignores ranges altogether is fetched as one stream, "
+        "which has no resume state (docs/architecture.md, step 8); a 200 to one ranged "
+        "request is retried and keeps the state. A sha256 mismatch deletes the `.part` by "
+        "design.\n",
         "Reading the table: `flip` on `get` costs one whole refetch because the synthetic file "
         "is not a zip (a wheel costs one member: see *Repair* below). The `none` row is the "
         "baseline of wasted bytes: the first request of each file is open-ended, and the "
