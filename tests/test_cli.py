@@ -271,3 +271,29 @@ async def test_ctrl_c_keeps_resume_state_and_exits_130(tmp_path: Path) -> None:
         assert rerun.returncode == 0
         assert json.loads(rerun.stdout)["resumed"] > 0
         assert dest.read_bytes() == emu.content(PATH)
+
+
+async def test_killed_at_the_rename_the_next_run_only_renames(tmp_path: Path) -> None:
+    """SIGKILL at the moment of the final rename: the next run finds every byte on disk."""
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(700_000)}) as emu:
+        script = (
+            "import os, signal, sys\n"
+            "import segfetch.store as store\n"
+            "real = os.replace\n"
+            f"def replace(a, b):\n    if str(b) == {str(dest)!r}:\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n    real(a, b)\n"
+            "store.os.replace = replace\n"
+            "from segfetch.cli import main\n"
+            f"sys.exit(main(['get', {emu.url(PATH)!r}, '-o', {str(dest)!r}, '-q']))\n"
+        )
+        killed = await trio.run_process([sys.executable, "-c", script], check=False)
+        assert killed.returncode == -signal.SIGKILL
+        assert not dest.exists() and (tmp_path / "pkg.whl.part.json").exists()
+        seen = len(emu.log)
+        rerun = await segfetch("get", emu.url(PATH), "-o", str(dest), "--json")
+        assert rerun.returncode == 0
+        assert json.loads(rerun.stdout)["resumed"] == 700_000
+        assert dest.read_bytes() == emu.content(PATH)
+    # The rerun only checked the validator with a one-byte request.
+    assert [e["range"] for e in emu.log[seen:]] == ["bytes=699999-699999"]
