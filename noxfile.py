@@ -29,3 +29,9 @@ def typecheck(session: nox.Session) -> None:
 def reliability(session: nox.Session) -> None:  # the long version: the whole matrix
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/reliability.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:  # benchmarks against peers; `-- --quick`: < 3 minutes
+    session.install("-e", ".[bench]")
+    session.run("python", "benchmarks/bench.py", *session.posargs)

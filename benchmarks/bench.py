@@ -1,6 +1,7 @@
 """segfetch benchmarks against peers over the built-in link emulator (docs/benchmarks.md).
 
-    python benchmarks/bench.py [--quick] [--runs N] [--out DIR] [--scenario S2|S5]
+    python benchmarks/bench.py [--quick] [--runs N] [--slow-runs K] [--out DIR]
+                               [--scenario S1..S7]... [--peer TEXT]... [--plot-only]
 
 Per scenario: build the file(s), then for run k = 1..N and each peer: start a fresh
 `segfetch emulate` (seed k, its own JSON-lines log) so every peer meets the same seeded faults
@@ -12,8 +13,10 @@ S5 is an install, not a download: 30 small wheels with dependencies served as a 
 (`segfetch emulate --index`), each peer installing into a fresh venv made before the clock
 starts; success = exit 0 and all 30 packages import in that venv.
 
-Writes OUT/<scenario>.json (raw results) and OUT/<scenario>.md (the table). Stdlib only;
-segfetch, aria2c, pip and uv are run as subprocesses.
+Writes OUT/<scenario>.json (raw results), OUT/<scenario>.md (the table) and, for the one-file
+scenarios, OUT/bench-<scenario>.png (matplotlib, the `bench` extra; skipped without it).
+Otherwise stdlib only; segfetch, aria2c, axel, curl, wget, pip and uv run as subprocesses, each
+under GNU time (peak RSS) and reaped with os.wait4 (CPU seconds).
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zipfile
 from collections import Counter
@@ -39,7 +44,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KIB = 1024
-WALL_LIMIT = 180.0  # seconds per download; hitting it counts as a failure
+WALL_LIMIT = 120.0  # seconds per download; hitting it counts as a failure
+# GNU time measures peak RSS: os.wait4 reports at least the RSS of the process that forked the
+# peer (Linux keeps the pre-exec high-water mark: this script, ~26 MiB), GNU time forks from ~2 MiB
+GNU_TIME = "/usr/bin/time" if Path("/usr/bin/time").is_file() else None
 BIN = Path(sys.executable).parent
 SEGFETCH = str(BIN / "segfetch") if (BIN / "segfetch").exists() else "segfetch"
 PIP = os.environ.get("BENCH_PIP", str(Path(".bench-venv/bin/pip").resolve()))
@@ -54,12 +62,22 @@ BASE_PYTHON = getattr(sys, "_base_executable", None) or shutil.which("python3") 
 # -- files -------------------------------------------------------------------------------------
 
 
+def seeded_bytes(size: int, seed: int) -> bytes:
+    """random.Random(seed).randbytes(size), in 64 MiB pieces above 256 MiB (randbytes cannot
+    make more than 2**28 bytes at once); the same bytes as before for the smaller sizes."""
+    rng = random.Random(seed)
+    if size <= 1 << 28:
+        return rng.randbytes(size)
+    step = 1 << 26
+    return b"".join(rng.randbytes(min(step, size - i)) for i in range(0, size, step))
+
+
 def build_wheel(folder: Path, data_size: int = 8 * KIB * KIB, seed: int = 0) -> Path:
     """A real, installable wheel `benchpkg-1.0-py3-none-any.whl` holding `data_size` seeded
     random (incompressible) bytes, stored uncompressed. Byte-identical for the same arguments."""
     files = {
         "benchpkg/__init__.py": b'"""Benchmark payload for segfetch."""\n__version__ = "1.0"\n',
-        "benchpkg/data.bin": random.Random(seed).randbytes(data_size),
+        "benchpkg/data.bin": seeded_bytes(data_size, seed),
         "benchpkg-1.0.dist-info/METADATA": (
             b"Metadata-Version: 2.1\nName: benchpkg\nVersion: 1.0\n"
             b"Summary: segfetch benchmark payload\n"
@@ -92,17 +110,57 @@ class Scenario:
     id: str
     title: str
     link: list[str]  # `segfetch emulate` options
-    rate: int  # bytes/s per connection, for the physical limit
+    rate: int  # bytes/s per connection, for the physical limit (0: none)
     make_file: object = build_wheel  # (folder) -> Path
     kind: str = "file"  # "file": one download (S2); "install": a requirement set (S5)
+    data_size: int = 8 * KIB * KIB  # payload of the wheel (quick: QUICK_SIZE)
+    shared_rate: int = 0  # bytes/s shared by all connections (S4): the limit is size / this
+    max_conns: int = 0  # the server's connection limit (S7): more connections do not help
+    ns: tuple[int, ...] = (1, 2, 4, 8, 16)  # segfetch -n
+    extra: tuple[str, ...] = ()  # more segfetch -n 8 variants (option strings)
+    max_runs: int = 0  # at most this many runs (0: --runs)
 
+    def limit(self, size: int, conns: int) -> float | None:
+        """Physical limit in seconds: size / link rate for `conns` connections."""
+        if self.shared_rate:
+            return size / self.shared_rate
+        if not self.rate:
+            return None
+        n = min(conns, self.max_conns) if self.max_conns else conns
+        return size / (n * self.rate)
+
+
+QUICK_SIZE = 2 * KIB * KIB  # --quick: a 2 MiB wheel (S6: QUICK_SIZE_S6)
+QUICK_SIZE_S6 = 50 * KIB * KIB
+S6_SIZE = 500 * 1000 * 1000  # "one 500 MB file"
 
 SCENARIOS = {
+    "S1": Scenario(
+        "S1",
+        "256 KiB/s per connection; one 8 MiB wheel",
+        ["--rate", "256K"],
+        rate=256 * KIB,
+        extra=("--min-segment 64K", "--min-segment 1M"),
+    ),
     "S2": Scenario(
         "S2",
         "256 KiB/s per connection, a reset about every 1 MiB; one 8 MiB wheel",
         ["--rate", "256K", "--drop-every", "1M"],
         rate=256 * KIB,
+    ),
+    "S3": Scenario(
+        "S3",
+        "512 KiB/s per connection, a reset about every 300 kB; one 8 MiB wheel",
+        ["--rate", "512K", "--drop-every", "300K"],
+        rate=512 * KIB,
+        extra=("--min-segment 64K", "--min-segment 1M"),
+    ),
+    "S4": Scenario(
+        "S4",
+        "1 MB/s shared by all connections, 100 ms RTT; one 8 MiB wheel",
+        ["--shared-rate", "1M", "--rtt", "100ms"],
+        rate=0,
+        shared_rate=1 * KIB * KIB,  # what `--shared-rate 1M` means (1M = 1 MiB, as 256K = 256 KiB)
     ),
     "S5": Scenario(
         "S5",
@@ -111,12 +169,31 @@ SCENARIOS = {
         rate=256 * KIB,
         kind="install",
     ),
+    "S6": Scenario(
+        "S6",
+        "no limit (loopback); one 500 MB wheel: CPU and throughput",
+        [],
+        rate=0,
+        data_size=S6_SIZE,
+        ns=(1, 4, 8),
+        max_runs=3,
+    ),
+    "S7": Scenario(
+        "S7",
+        "256 KiB/s per connection, the server allows 4 connections (503 beyond); one 8 MiB wheel",
+        ["--rate", "256K", "--max-connections", "4"],
+        rate=256 * KIB,
+        max_conns=4,
+    ),
 }
 
 ARIA2_OPTS = (
     "--allow-overwrite=true --auto-file-renaming=false -d {dir} -o {name} --max-tries=0"
     " --retry-wait=0 --file-allocation=none --console-log-level=warn --summary-interval=0"
 )
+AXEL = shutil.which("axel") or "axel"
+CURL = shutil.which("curl") or "curl"
+WGET = shutil.which("wget") or "wget"
 
 
 @dataclass
@@ -125,37 +202,62 @@ class Peer:
     cmd: str  # template: {url} {dir} {name} {path} {sha256}
     conns: int  # nominal connections, for the physical limit
     quick: bool = False  # part of --quick
+    n: int = 0  # segfetch -n N (the x axis of the plot); 0: not a plain segfetch -n N
+
+    @property
+    def exe(self) -> str:
+        return self.cmd.split()[0]
 
 
-PEERS = (
-    [
-        Peer(
-            f"segfetch -n {n}",
-            SEGFETCH + f" get {{url}} -o {{path}} -n {n} --sha256 {{sha256}} -q --json",
-            n,
-            quick=n == 8,
-        )
-        for n in (1, 4, 8, 16)
-    ]
-    + [
-        Peer(
-            f"aria2c -x{n} -s{n} -k1M",
-            f"{ARIA2C} -x{n} -s{n} -k1M " + ARIA2_OPTS + " {url}",
-            n,
-            quick=n == 8,
-        )
-        for n in (8, 16)
-    ]
-    + [
-        Peer(
-            "pip download --resume-retries 50",
-            PIP + " --isolated download --no-deps --no-index --no-cache-dir --resume-retries 50"
-            " --timeout 30 -d {dir} {url}",
-            1,
-            quick=True,
-        ),
-    ]
-)
+def segfetch_peer(n: int, extra: str = "") -> Peer:
+    return Peer(
+        f"segfetch -n {n}" + (f" {extra}" if extra else ""),
+        SEGFETCH + f" get {{url}} -o {{path}} -n {n} {extra} --sha256 {{sha256}} -q --json",
+        n,
+        quick=n == 8 and not extra,
+        n=0 if extra else n,
+    )
+
+
+def peers_for(sc: Scenario) -> list[Peer]:
+    """Every peer that applies to a one-file scenario (uv has no "download a URL" command)."""
+    return (
+        [segfetch_peer(n) for n in sc.ns]
+        + [segfetch_peer(8, x) for x in sc.extra]
+        + [
+            Peer(
+                f"aria2c -x{n} -s{n} -k1M",
+                f"{ARIA2C} -x{n} -s{n} -k1M " + ARIA2_OPTS + " {url}",
+                n,
+                quick=n == 8,
+            )
+            for n in (8, 16)
+        ]
+        + [
+            Peer("axel -n 8", AXEL + " -q -n 8 -o {path} {url}", 8),
+            Peer(
+                "curl -C - --retry 50",
+                CURL + " -sS -f -o {path} --retry 50 --retry-all-errors --retry-delay 0 -C - {url}",
+                1,
+            ),
+            Peer(
+                "wget --continue --tries=50",
+                WGET
+                + " -q -O {path} --tries=50 --continue --retry-connrefused --waitretry=0 {url}",
+                1,
+                quick=True,  # the one-connection reference of --quick (curl fails S2/S3: 120 s)
+            ),
+            Peer(
+                "pip download --resume-retries 50",
+                PIP + " --isolated download --no-deps --no-index --no-cache-dir --resume-retries 50"
+                " --timeout 30 -d {dir} {url}",
+                1,
+            ),
+        ]
+    )
+
+
+PEERS = peers_for(SCENARIOS["S2"])  # S2's peers (kept for importers of PEERS)
 BASELINE = "segfetch -n 8"
 
 
@@ -239,6 +341,50 @@ def peer_env() -> dict[str, str]:
     return env
 
 
+def run_proc(cmd: list[str], timeout: float, env: dict[str, str], cwd: Path) -> dict[str, object]:
+    """Run `cmd` to its end or `timeout`; wall time, and the child's CPU seconds (user +
+    system) and peak RSS from os.wait4's rusage. Output goes to files (no pipe to drain)."""
+    out_f, err_f, rss_f = cwd / "peer.out", cwd / "peer.err", cwd / "peer.rss"
+    rss_f.unlink(missing_ok=True)
+    if GNU_TIME:
+        cmd = [GNU_TIME, "-q", "-f", "%M", "-o", str(rss_f), *cmd]
+    done: dict[str, object] = {}
+    with out_f.open("w") as o, err_f.open("w") as e:
+        t0 = time.monotonic()
+        p = subprocess.Popen(
+            cmd, stdout=o, stderr=e, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
+            start_new_session=True,
+        )  # fmt: skip
+
+        def reap() -> None:
+            _, status, ru = os.wait4(p.pid, 0)
+            done.update(t=time.monotonic(), status=status, ru=ru)
+
+        waiter = threading.Thread(target=reap, daemon=True)
+        waiter.start()
+        waiter.join(timeout)
+        timed_out = waiter.is_alive()
+        if timed_out:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
+            waiter.join()
+        p.returncode = 0  # reaped by os.wait4: keep Popen from waiting again
+    ru = done["ru"]
+    status = int(done["status"])  # type: ignore[call-overload]
+    rss = ru.ru_maxrss  # type: ignore[attr-defined]
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        rss = int(rss_f.read_text().split()[-1])
+    return {
+        "rc": "timeout" if timed_out else os.waitstatus_to_exitcode(status),
+        "seconds": float(done["t"]) - t0,  # type: ignore[arg-type]
+        "cpu": ru.ru_utime + ru.ru_stime,  # type: ignore[attr-defined]
+        "maxrss_kib": rss,
+        "wait4_maxrss_kib": ru.ru_maxrss,  # type: ignore[attr-defined]
+        "out": out_f.read_text(errors="replace"),
+        "err": err_f.read_text(errors="replace"),
+    }
+
+
 def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict[str, object]:
     size, digest = file.stat().st_size, sha256_of(file)
     dest = work / "dest"
@@ -255,80 +401,175 @@ def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict
             "sha256": digest,
         }
         cmd = peer.cmd.format(**fields).split()
-        t0 = time.monotonic()
-        try:
-            p = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=WALL_LIMIT, env=peer_env(), cwd=work
-            )
-            rc, out, err = p.returncode, p.stdout, p.stderr
-        except subprocess.TimeoutExpired as e:
-            rc, out, err = "timeout", _text(e.stdout), _text(e.stderr)
-        seconds = time.monotonic() - t0
+        pr = run_proc(cmd, WALL_LIMIT, peer_env(), work)
+    rc, out, err = pr["rc"], str(pr["out"]), str(pr["err"])
     got = sha256_of(dest / file.name)
+    rows = emu.rows()
     result: dict[str, object] = {
         "peer": peer.name,
         "run": run,
         "seed": run,
-        "seconds": round(seconds, 3),
+        "seconds": round(float(pr["seconds"]), 3),  # type: ignore[arg-type]
+        "cpu": round(float(pr["cpu"]), 3),  # type: ignore[arg-type]
+        "maxrss_kib": pr["maxrss_kib"],
         "rc": rc,
         "ok": rc == 0 and got == digest,
         "sha256_ok": got == digest,
         **emu.figures(size),
+        "statuses": dict(sorted(Counter(str(r.get("status")) for r in rows).items())),
+        "connections": len({r.get("conn") for r in rows if r.get("conn") is not None}),
     }
+    result["n503"] = result["statuses"].get("503", 0)  # type: ignore[union-attr]
     if peer.name.startswith("segfetch"):
         with contextlib.suppress(ValueError, IndexError):  # its --json result
             result["segfetch"] = json.loads(out.strip().splitlines()[-1])
+            result["retries"] = result["segfetch"]["retries"]  # type: ignore[index]
     if not result["ok"]:
         result["stdout_tail"], result["stderr_tail"] = out[-3000:], err[-3000:]
-        result["emulator_log"] = emu.rows()  # every request of the failed run
+        result["emulator_log"] = rows[:200]  # the requests of the failed run
         result["emulator_stderr"] = log.with_suffix(".err").read_text()[-3000:]
     return result
+
+
+def _median(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
 
 
 def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -> list[dict]:
     rows = []
     for peer in peers:
         rs = [r for r in results if r["peer"] == peer.name]
+        if not rs:
+            continue
         ok = [r for r in rs if r["ok"]]
         secs = [r["seconds"] for r in ok]
-        limit = size / (peer.conns * sc.rate)
+        cpu = _median([r.get("cpu") for r in ok])
         rows.append(
             {
                 "peer": peer.name,
+                "n": peer.n,
                 "runs": len(rs),
                 "success": len(ok),
                 "median": statistics.median(secs) if secs else None,
                 "min": min(secs) if secs else None,
                 "max": max(secs) if secs else None,
                 "requests": statistics.median(r["requests"] for r in rs),
-                "wasted": statistics.median(r["wasted"] for r in rs),
-                "limit": limit,
+                # wasted = sent - size, over the successful runs (a failed run sent less)
+                "wasted": statistics.median(r["wasted"] for r in ok) if ok else None,
+                "sent": statistics.median(r["sent"] for r in rs),
+                "retries": _median([r.get("retries") for r in rs]),
+                "n503": statistics.median(r.get("n503", 0) for r in rs),
+                "cpu": cpu,
+                "own_seconds": _median(  # segfetch's own `seconds` (--json): no start-up
+                    [
+                        r["segfetch"].get("seconds")
+                        for r in ok
+                        if isinstance(r.get("segfetch"), dict)
+                    ]
+                ),
+                "cpu_per_gb": cpu / (size / 1e9) if cpu is not None else None,
+                "maxrss_mib": _median([r.get("maxrss_kib") for r in ok])
+                and _median([r.get("maxrss_kib") for r in ok]) / KIB,  # type: ignore[operator]
+                "limit": sc.limit(size, peer.conns),
             }
         )
     base = next((r["median"] for r in rows if r["peer"] == BASELINE), None)
     for r in rows:
         r["vs_base"] = r["median"] / base if r["median"] and base else None
-        r["of_limit"] = r["limit"] / r["median"] if r["median"] else None
+        r["of_limit"] = r["limit"] / r["median"] if r["median"] and r["limit"] else None
+        r["mb_s"] = size / 1e6 / r["median"] if r["median"] else None
     return rows
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], sc: Scenario | None = None) -> str:
     def f(x: float | None, fmt: str) -> str:
         return "—" if x is None else format(x, fmt)
 
+    s6 = sc is not None and not sc.rate and not sc.shared_rate
+    tail = "MB/s | CPU s per GB" if s6 else "limit s | % of limit"
     lines = [
-        f"| peer | median s | min s | max s | success | requests | wasted bytes "
-        f"| × {BASELINE} | limit s | % of limit |",  # noqa: RUF001
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| peer | median s | min s | max s | success | requests | wasted bytes | retries | 503s "
+        f"| CPU s | peak RSS MiB | × {BASELINE} | {tail} |",  # noqa: RUF001
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        end = (
+            f"{f(r['mb_s'], '.0f')} | {f(r['cpu_per_gb'], '.2f')}"
+            if s6
+            else f"{f(r['limit'], '.2f')} | {f(r['of_limit'] and 100 * r['of_limit'], '.0f')}"
+        )
+        sent = r.get("sent")
+        wasted = (
+            f(r["wasted"], ",.0f")
+            if r["wasted"] is not None or sent is None
+            else (f"— (sent {sent:,.0f})")
+        )
         lines.append(
             f"| {r['peer']} | {f(r['median'], '.2f')} | {f(r['min'], '.2f')} "
             f"| {f(r['max'], '.2f')} | {r['success']}/{r['runs']} | {r['requests']:g} "
-            f"| {r['wasted']:,.0f} | {f(r['vs_base'], '.2f')} | {r['limit']:.2f} "
-            f"| {f(r['of_limit'] and 100 * r['of_limit'], '.0f')} |"
+            f"| {wasted} | {f(r['retries'], 'g')} | {r['n503']:g} "
+            f"| {f(r['cpu'], '.2f')} | {f(r['maxrss_mib'], '.0f')} "
+            f"| {f(r['vs_base'], '.2f')} | {end} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, png: Path) -> None:
+    """Time against connections for segfetch (median, min-max bars), peers as horizontal
+    lines, the link's physical limit as a line."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sc = SCENARIOS[report["scenario"]]
+    rows = [r for r in report["summary"] if r["median"] is not None]
+    seg = sorted((r for r in rows if r.get("n")), key=lambda r: r["n"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    if seg:
+        xs = [r["n"] for r in seg]
+        ys = [r["median"] for r in seg]
+        err = [
+            [y - r["min"] for y, r in zip(ys, seg, strict=True)],
+            [r["max"] - y for y, r in zip(ys, seg, strict=True)],
+        ]
+        ax.errorbar(xs, ys, yerr=err, marker="o", lw=2, color="black", capsize=3,
+                    label="segfetch -n N (median, min-max)", zorder=5)  # fmt: skip
+    nmax = max(16, *(r["n"] for r in seg)) if seg else 16
+    grid = [1, 2, 4, 8, 16] if nmax <= 16 else [1, 2, 4, 8, 16, nmax]
+    size = report["size"]
+    if sc.rate or sc.shared_rate:
+        fine = [1 + i * (nmax - 1) / 200 for i in range(201)]
+        ax.plot(fine, [sc.limit(size, n) for n in fine], ls="--", color="gray",
+                label="physical limit of the link")  # fmt: skip
+    cmap = plt.get_cmap("tab10")
+    others = [r for r in rows if not r.get("n")]
+    for i, r in enumerate(others):
+        ax.axhline(r["median"], color=cmap(i % 10), lw=1.2, ls="-." if "segfetch" in r["peer"]
+                   else "-", label=f"{r['peer']}: {r['median']:.2f} s")  # fmt: skip
+    failed = [r["peer"] for r in report["summary"] if r["median"] is None]
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(grid, [str(g) for g in grid])
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.tick_params(axis="y", which="minor", labelsize=7)
+    ax.set_xlabel("connections (segfetch -n)")
+    ax.set_ylabel("wall time, s (log)")
+    title = f"{report['scenario']}: {report['title']}"
+    title += f"\n{size:,} bytes; {report['runs']} run(s)" + (
+        " (--quick)" if report.get("quick") else ""
+    )
+    if failed:
+        title += "\nno successful run: " + ", ".join(failed)
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
 
 
 def version(cmd: list[str]) -> str:
@@ -342,12 +583,26 @@ def version(cmd: list[str]) -> str:
 def machine() -> dict[str, object]:
     return {
         "nproc": os.cpu_count(),
+        "cpu": next(
+            (
+                x.split(":", 1)[1].strip()
+                for x in Path("/proc/cpuinfo").read_text().splitlines()
+                if x.startswith("model name")
+            ),
+            "?",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else "?",
         "platform": platform.platform(),
         "python": platform.python_version(),
         "segfetch": version([sys.executable, "-c", "import segfetch; print(segfetch.__version__)"]),
         "commit": version(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"]),
         "aria2c": version([ARIA2C, "--version"]),
+        "axel": version([AXEL, "--version"]),
+        "curl": version([CURL, "--version"]),
+        "wget": version([WGET, "--version"]),
         "pip": version([PIP, "--version"]),
+        "uv": version([UV, "--version"]),
     }
 
 
@@ -730,59 +985,124 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
     print(md)
 
 
+SLOW_LIMIT = 10.0  # s: peers whose physical limit is above this run at most --slow-runs times
+S5_QUICK = ("segfetch install (pinned)", "uv pip install", "pip 23.2.1, local files (no network)")
+
+
+def write_outputs(report: dict, out: Path) -> str:
+    sid = report["scenario"].lower()
+    md = table(report["summary"], SCENARIOS[report["scenario"]])
+    (out / f"{sid}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{sid}.md").write_text(md)
+    try:
+        plot(report, out / f"bench-{sid}.png")
+    except ImportError:
+        print("no matplotlib: no plot (pip install -e '.[bench]')", file=sys.stderr)
+    return md
+
+
+def have(exe: str) -> bool:
+    return bool(shutil.which(exe)) or Path(exe).is_file()
+
+
+def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
+    peers = [p for p in peers_for(sc) if p.quick or not args.quick or args.peer]
+    peers = [p for p in peers if not args.peer or any(x in p.name for x in args.peer)]
+    skipped = {p.name: f"not installed: {p.exe}" for p in peers if not have(p.exe)}
+    skipped["uv"] = "no plain 'download a URL' command"
+    peers = [p for p in peers if p.name not in skipped]
+    if sc.max_runs:
+        runs = min(runs, sc.max_runs)
+    slow_runs = args.slow_runs or runs
+    size_wanted = (QUICK_SIZE_S6 if sc.id == "S6" else QUICK_SIZE) if args.quick else sc.data_size
+    with tempfile.TemporaryDirectory(prefix="segfetch-bench-") as tmp:
+        served = Path(tmp, "served")
+        served.mkdir()
+        file = build_wheel(served, size_wanted)
+        size, digest = file.stat().st_size, sha256_of(file)
+        print(f"{sc.id}: {sc.title}; {file.name} {size} bytes; {runs} run(s)", flush=True)
+        for name, why in skipped.items():
+            print(f"  skipped {name}: {why}", flush=True)
+        results = []
+        for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
+            for peer in peers:
+                limit = sc.limit(size, peer.conns)
+                if run > slow_runs and limit is not None and limit > SLOW_LIMIT:
+                    continue
+                r = run_once(sc, peer, run, file, Path(tmp, "work"))
+                results.append(r)
+                print(
+                    f"  run {run} {peer.name:34} {r['seconds']:7.2f} s ok={r['ok']} "
+                    f"requests={r['requests']} wasted={r['wasted']} 503s={r['n503']} "
+                    f"retries={r.get('retries', '-')} cpu={r['cpu']:.2f} "
+                    f"rss={r['maxrss_kib']} KiB",
+                    flush=True,
+                )
+                if not r["ok"]:
+                    tail = (str(r.get("stderr_tail")) or "")[-400:]
+                    print(f"    rc={r['rc']} stderr: {tail!r}", flush=True)
+    rows = summarize(sc, peers, results, size)
+    report = {
+        "scenario": sc.id,
+        "title": sc.title,
+        "link": sc.link,
+        "file": file.name,
+        "size": size,
+        "sha256": digest,
+        "runs": runs,
+        "slow_runs": slow_runs,
+        "slow_limit": SLOW_LIMIT,
+        "quick": args.quick,
+        "wall_limit": WALL_LIMIT,
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "peers": {p.name: p.cmd for p in peers},
+        "skipped": skipped,
+        "summary": rows,
+        "results": results,
+    }
+    print(write_outputs(report, args.out), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="1 run, fewer peers: checks the script")
+    ap.add_argument(
+        "--quick", action="store_true", help="1 run, fewer peers, 2 MiB files (S6: 50 MiB)"
+    )
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument(
+        "--slow-runs",
+        type=int,
+        default=0,
+        help=f"at most this many runs of peers whose limit is above {SLOW_LIMIT:g} s (0: --runs)",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     ap.add_argument("--peer", action="append", help="only peers whose name contains this")
+    ap.add_argument(
+        "--plot-only", action="store_true", help="redo tables and plots from OUT/*.json"
+    )
     args = ap.parse_args()
     runs = 1 if args.quick else args.runs
-    peers = [p for p in PEERS if p.quick or not args.quick or args.peer]
-    peers = [p for p in peers if not args.peer or any(x in p.name for x in args.peer)]
+    if args.quick:
+        global WALL_LIMIT
+        WALL_LIMIT = 30.0  # a 2 MiB file takes 8 s on one connection at 256 KiB/s
     args.out.mkdir(parents=True, exist_ok=True)
     for sid in args.scenario or sorted(SCENARIOS):
         sc = SCENARIOS[sid]
-        if sc.kind == "install":
-            bench_install(sc, runs, args.quick, args.peer, args.out)
+        if args.plot_only:
+            src = args.out / f"{sid.lower()}.json"
+            if sc.kind == "file" and src.exists():
+                report = json.loads(src.read_text())
+                peers = [p for p in peers_for(sc) if p.name in report["peers"]]
+                report["summary"] = summarize(sc, peers, report["results"], report["size"])
+                print(write_outputs(report, args.out))
             continue
-        with tempfile.TemporaryDirectory(prefix="segfetch-bench-") as tmp:
-            served = Path(tmp, "served")
-            served.mkdir()
-            file = sc.make_file(served)
-            size, digest = file.stat().st_size, sha256_of(file)
-            print(f"{sid}: {sc.title}; {file.name} {size} bytes; {runs} run(s)", flush=True)
-            results = []
-            for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
-                for peer in peers:
-                    r = run_once(sc, peer, run, file, Path(tmp, "work"))
-                    results.append(r)
-                    print(
-                        f"  run {run} {peer.name:34} {r['seconds']:7.2f} s ok={r['ok']} "
-                        f"requests={r['requests']} wasted={r['wasted']}",
-                        flush=True,
-                    )
-        rows = summarize(sc, peers, results, size)
-        md = table(rows)
-        report = {
-            "scenario": sid,
-            "title": sc.title,
-            "link": sc.link,
-            "file": file.name,
-            "size": size,
-            "sha256": digest,
-            "runs": runs,
-            "wall_limit": WALL_LIMIT,
-            "machine": machine(),
-            "command": " ".join(sys.argv),
-            "peers": {p.name: p.cmd for p in peers},
-            "summary": rows,
-            "results": results,
-        }
-        (args.out / f"{sid.lower()}.json").write_text(json.dumps(report, indent=1) + "\n")
-        (args.out / f"{sid.lower()}.md").write_text(md)
-        print(md)
+        if sc.kind == "install":
+            only = args.peer or (list(S5_QUICK) if args.quick else None)
+            bench_install(sc, runs, args.quick, only, args.out)
+            continue
+        bench_file(sc, args, runs)
 
 
 if __name__ == "__main__":
