@@ -149,6 +149,8 @@ async def _step(
         start = (i * share) % max(1, size - share + 1) if ranges else 0
         headers = {"Range": range_header(start, start + share)} if ranges else {}
         async with client.stream("GET", url, headers=headers) as response:
+            if response.status_code not in (200, 206):
+                return  # refused (a host that allows fewer connections): this one adds nothing
             async for chunk in response.aiter_raw():
                 if not first:
                     first.append(trio.current_time())
