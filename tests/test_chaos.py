@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import trio
+from helpers import one_line_error, segfetch
 
 from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
 from segfetch.engine import Result, download
@@ -56,25 +57,6 @@ def dying(seed: int) -> Link:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
-    err = proc.stderr.decode()
-    assert proc.returncode == 1, err
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("segfetch: error: "), err
-    return lines[0]
-
-
-async def segfetch(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return await trio.run_process(
-        [sys.executable, "-m", "segfetch", *args],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
 
 
 def file_gets(rows: list[dict[str, Any]], path: str = PATH) -> list[dict[str, Any]]:
@@ -164,6 +146,7 @@ async def test_get_when_the_server_dies_keeps_state_and_resumes(tmp_path: Path, 
             "get", emu.url(PATH), "-o", str(dest), "-n", "4", "--sha256", emu.sha256(PATH),
             "--timeout", str(TIMEOUT), "--min-segment", "64K", "--max-tries", "3", "-q",
         )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
         line = one_line_error(proc)
         assert "giving up" in line or "answered 500" in line, line
         assert not dest.exists()
@@ -216,6 +199,7 @@ async def test_download_under_chaos_is_verified_or_one_clean_error(
         got = {p.name: p.read_bytes() for p in out.iterdir()}
         assert got == source_bytes(index_dir)  # every file, byte-identical, nothing else
     else:
+        assert proc.returncode == 1, proc.stderr
         one_line_error(proc)
         assert not out.exists() or list(out.iterdir()) == []
     fired = {e["fault"] for e in emu.log} - {None}
@@ -253,6 +237,7 @@ async def test_install_under_chaos_is_complete_or_untouched(
         have = {d["name"]: d["version"] for d in json.loads(listing.stdout)}
         assert all(have.get(n) == v for n, v, _, _ in WHEELS), have
     else:
+        assert proc.returncode == 1, proc.stderr
         one_line_error(proc)
         for m in modules:  # not one of them: nothing half-installed
             imported = subprocess.run([str(venv), "-c", f"import {m}"], capture_output=True)

@@ -15,30 +15,12 @@ from pathlib import Path
 
 import pytest
 import trio
+from helpers import one_line_error, segfetch
 
 from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
 from segfetch.ranges import RangeSet
 
 PATH = "/pkg-1.0-py3-none-any.whl"
-
-
-async def segfetch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
-    return await trio.run_process(
-        [sys.executable, "-m", "segfetch", *args],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-        cwd=cwd,
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
-    err = proc.stderr.decode()
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("segfetch: error: ")
-    return lines[0]
 
 
 BAD_ARGS = [

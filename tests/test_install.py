@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from helpers import one_line_error, segfetch
 
 from segfetch.emulate import Emulator, Fault, IndexOptions, Link
 from segfetch.wheelmaker import make_wheel
@@ -38,23 +39,6 @@ def venv(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
     yield path / "bin" / "python"
-
-
-async def segfetch(*args: str) -> subprocess.CompletedProcess[bytes]:
-    return await trio.run_process(
-        [sys.executable, "-m", "segfetch", *args],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-    )
-
-
-def one_line_error(proc: subprocess.CompletedProcess[bytes]) -> str:
-    err = proc.stderr.decode()
-    assert "Traceback" not in err
-    lines = [ln for ln in err.strip().splitlines() if ln.startswith("segfetch: error: ")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def file_requests(emu: Emulator) -> list[dict[str, object]]:
@@ -184,7 +168,7 @@ async def test_bad_requirements_are_one_line(
         where = ["-d", str(tmp_path / "out"), "--index-url", emu.index_url, "--no-cache"]
         proc = await segfetch("download", *args, *where)
     assert proc.returncode in (1, 2)
-    assert words in one_line_error(proc)
+    assert words in one_line_error(proc, only=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -199,7 +183,7 @@ async def test_wrong_hash_keeps_nothing_and_installs_nothing(
             "--cache-dir", str(tmp_path / "cache"),
         )  # fmt: skip
     assert proc.returncode == 1
-    assert "--hash" in one_line_error(proc)
+    assert "--hash" in one_line_error(proc, only=False)
     ran = subprocess.run([str(venv), "-c", "import sf_beta"], capture_output=True)
     assert ran.returncode != 0
 
