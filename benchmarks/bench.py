@@ -436,6 +436,21 @@ def _median(xs: list) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def _timings(rs: list[dict]) -> dict:
+    """What every scenario reports of a peer's runs: success, wall time, requests, bytes."""
+    ok = [r for r in rs if r["ok"]]
+    secs = [r["seconds"] for r in ok]
+    return {
+        "runs": len(rs),
+        "success": len(ok),
+        "median": statistics.median(secs) if secs else None,
+        "min": min(secs) if secs else None,
+        "max": max(secs) if secs else None,
+        "requests": statistics.median(r["requests"] for r in rs),
+        "sent": statistics.median(r["sent"] for r in rs),
+    }
+
+
 def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -> list[dict]:
     rows = []
     for peer in peers:
@@ -443,21 +458,14 @@ def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -
         if not rs:
             continue
         ok = [r for r in rs if r["ok"]]
-        secs = [r["seconds"] for r in ok]
         cpu = _median([r.get("cpu") for r in ok])
         rows.append(
             {
                 "peer": peer.name,
                 "n": peer.n,
-                "runs": len(rs),
-                "success": len(ok),
-                "median": statistics.median(secs) if secs else None,
-                "min": min(secs) if secs else None,
-                "max": max(secs) if secs else None,
-                "requests": statistics.median(r["requests"] for r in rs),
+                **_timings(rs),
                 # wasted = sent - size, over the successful runs (a failed run sent less)
                 "wasted": statistics.median(r["wasted"] for r in ok) if ok else None,
-                "sent": statistics.median(r["sent"] for r in rs),
                 "retries": _median([r.get("retries") for r in rs]),
                 "n503": statistics.median(r.get("n503", 0) for r in rs),
                 "cpu": cpu,
@@ -867,19 +875,11 @@ def summarize_install(
     rows = []
     for peer in peers:
         rs = [r for r in results if r["peer"] == peer.name]
-        ok = [r for r in rs if r["ok"]]
-        secs = [r["seconds"] for r in ok]
         rows.append(
             {
                 "peer": peer.name,
                 "reference": peer.reference,
-                "runs": len(rs),
-                "success": len(ok),
-                "median": statistics.median(secs) if secs else None,
-                "min": min(secs) if secs else None,
-                "max": max(secs) if secs else None,
-                "requests": statistics.median(r["requests"] for r in rs),
-                "sent": statistics.median(r["sent"] for r in rs),
+                **_timings(rs),
                 "kinds": {
                     k: statistics.median(r["kinds"][k] for r in rs)
                     for k in ("pages", "metadata", "wheels", "other")

@@ -79,12 +79,9 @@ def saved_done(dest: Path) -> RangeSet:
     return RangeSet((a, b) for a, b in json.loads(control.read_text())["done"])
 
 
-async def resume_on_a_clean_link(emu: Emulator, dest: Path, seed: int) -> None:
-    """The next run completes from the saved state and asks for no completed byte again."""
-    done = saved_done(dest)
-    first_run = await quiet(emu)
-    emu.link = Link(rate=8 << 20, seed=seed)  # same seed: same content and validators
-    result = await download(
+async def fetch(emu: Emulator, dest: Path) -> Result:
+    """`get` of the file as every test here does it."""
+    return await download(
         emu.url(PATH),
         dest,
         connections=4,
@@ -93,6 +90,14 @@ async def resume_on_a_clean_link(emu: Emulator, dest: Path, seed: int) -> None:
         timeout=TIMEOUT,
         min_segment=64 * 1024,
     )
+
+
+async def resume_on_a_clean_link(emu: Emulator, dest: Path, seed: int) -> None:
+    """The next run completes from the saved state and asks for no completed byte again."""
+    done = saved_done(dest)
+    first_run = await quiet(emu)
+    emu.link = Link(rate=8 << 20, seed=seed)  # same seed: same content and validators
+    result = await fetch(emu, dest)
     assert dest.read_bytes() == emu.content(PATH)
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
     assert result.resumed == done.total()
@@ -111,15 +116,7 @@ async def test_get_under_chaos_is_verified_or_one_clean_error(tmp_path: Path, se
     async with Emulator({PATH: SyntheticFile(SIZE)}, link=chaos(seed)) as emu:
         dest = tmp_path / "out.bin"
         try:
-            result: Result | None = await download(
-                emu.url(PATH),
-                dest,
-                connections=4,
-                sha256=emu.sha256(PATH),
-                policy=POLICY,
-                timeout=TIMEOUT,
-                min_segment=64 * 1024,
-            )
+            result: Result | None = await fetch(emu, dest)
         except SegfetchError as exc:  # anything else is a bug and fails the test as it is
             result = None
             assert "\n" not in str(exc) and str(exc)
