@@ -644,7 +644,7 @@ class ReqSet:
 
 
 def build_s5(folder: Path) -> ReqSet:
-    from segfetch.wheelmaker import make_wheel, wheel_name  # the venv's segfetch
+    from segfetch.testing.wheelmaker import make_wheel, wheel_name  # the venv's segfetch
 
     graph = s5_graph()
     wheels = folder / "wheels"

@@ -46,12 +46,13 @@ from typing import Any
 import trio
 
 from segfetch import __version__
-from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
-from segfetch.engine import download
+from segfetch.engine.download import download
+from segfetch.engine.options import Options
+from segfetch.engine.ranges import RangeSet
+from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import HashMismatch, SegfetchError
-from segfetch.ranges import RangeSet
-from segfetch.retry import RetryPolicy
-from segfetch.wheelmaker import make_wheel
+from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
+from segfetch.testing.wheelmaker import make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 KIB, MIB = 1024, 1024 * 1024
@@ -61,6 +62,7 @@ PATH = "/file.bin"
 CONNECTIONS = 8
 MIN_SEGMENT = 64 * KIB
 TIMEOUT = 2.0  # seconds of silence before a connection counts as stalled
+OPTIONS = Options(CONNECTIONS, MIN_SEGMENT, TIMEOUT, RetryPolicy())
 RUN_LIMIT = 180.0  # a run still going after this is BAD ("does not end")
 # Body faults fire at an offset drawn in [E/2, 3E/2) of a response body; E is about half a
 # segment, so that most requests meet one: the get file splits into ~250 KB segments, the
@@ -221,11 +223,8 @@ async def run_get(fault: str, seed: int, work: Path) -> Run:
                 result = await download(
                     emu.url(PATH),
                     dest,
-                    connections=CONNECTIONS,
+                    OPTIONS,
                     sha256=sha,
-                    timeout=TIMEOUT,
-                    min_segment=MIN_SEGMENT,
-                    policy=RetryPolicy(),
                     seed=seed,
                 )
             except SegfetchError as exc:
@@ -270,8 +269,7 @@ async def resume(run: Run, emu: Emulator, dest: Path, sha: str | None, want: byt
     try:
         with trio.fail_after(RUN_LIMIT):
             result = await download(
-                emu.url(PATH), dest, connections=CONNECTIONS, sha256=sha, timeout=TIMEOUT,
-                min_segment=MIN_SEGMENT, policy=RetryPolicy(), seed=run.seed,
+                emu.url(PATH), dest, OPTIONS, sha256=sha, seed=run.seed,
             )  # fmt: skip
         await _settle(emu)
     except Exception as exc:

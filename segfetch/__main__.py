@@ -1,3 +1,3 @@
-from segfetch.cli import main
+from segfetch.cli.main import main
 
 raise SystemExit(main())

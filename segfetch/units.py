@@ -1,4 +1,4 @@
-"""Parsing what people type: sizes, rates, durations. Pure."""
+"""Values as people and indexes write them: sizes, rates, durations, sha256 digests. Pure."""
 
 from __future__ import annotations
 
@@ -36,3 +36,8 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def is_sha256(text: str) -> bool:
+    """64 hex digits, either case: the one check of a sha256 as people and indexes write it."""
+    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)

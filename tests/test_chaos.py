@@ -21,12 +21,13 @@ import pytest
 import trio
 from helpers import one_line_error, segfetch
 
-from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
-from segfetch.engine import Result, download
+from segfetch.engine.download import Result, download
+from segfetch.engine.options import Options
+from segfetch.engine.ranges import RangeSet
+from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import HashMismatch, SegfetchError
-from segfetch.ranges import RangeSet
-from segfetch.retry import RetryPolicy
-from segfetch.wheelmaker import make_wheel
+from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
+from segfetch.testing.wheelmaker import make_wheel
 
 SIZE = 2_000_000
 PATH = "/chaos.bin"
@@ -84,11 +85,8 @@ async def fetch(emu: Emulator, dest: Path) -> Result:
     return await download(
         emu.url(PATH),
         dest,
-        connections=4,
+        Options(connections=4, min_segment=64 * 1024, timeout=TIMEOUT, policy=POLICY),
         sha256=emu.sha256(PATH),
-        policy=POLICY,
-        timeout=TIMEOUT,
-        min_segment=64 * 1024,
     )
 
 

@@ -17,8 +17,8 @@ import pytest
 import trio
 from helpers import one_line_error, segfetch
 
-from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
-from segfetch.ranges import RangeSet
+from segfetch.engine.ranges import RangeSet
+from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 PATH = "/pkg-1.0-py3-none-any.whl"
 
@@ -261,12 +261,12 @@ async def test_killed_at_the_rename_the_next_run_only_renames(tmp_path: Path) ->
     async with Emulator({PATH: SyntheticFile(700_000)}) as emu:
         script = (
             "import os, signal, sys\n"
-            "import segfetch.store as store\n"
+            "import segfetch.engine.store as store\n"
             "real = os.replace\n"
             f"def replace(a, b):\n    if str(b) == {str(dest)!r}:\n"
             "        os.kill(os.getpid(), signal.SIGKILL)\n    real(a, b)\n"
             "store.os.replace = replace\n"
-            "from segfetch.cli import main\n"
+            "from segfetch.cli.main import main\n"
             f"sys.exit(main(['get', {emu.url(PATH)!r}, '-o', {str(dest)!r}, '-q']))\n"
         )
         killed = await trio.run_process([sys.executable, "-c", script], check=False)

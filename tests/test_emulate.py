@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from segfetch.emulate import BLOCK, Emulator, Fault, Link, SyntheticFile, parse_range
+from segfetch.testing.emulator import BLOCK, Emulator, Fault, Link, SyntheticFile, parse_range
 
 SIZE = 100_000
 F = "/f.bin"

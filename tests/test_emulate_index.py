@@ -14,8 +14,8 @@ import httpx
 import pytest
 import trio
 
-from segfetch.emulate import Emulator, Fault, IndexOptions, Link
-from segfetch.wheelmaker import make_wheel, metadata_of
+from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
+from segfetch.testing.wheelmaker import make_wheel, metadata_of
 
 JSON = "application/vnd.pypi.simple.v1+json"
 VND_HTML = "application/vnd.pypi.simple.v1+html"

@@ -8,21 +8,30 @@ from typing import Any
 
 import pytest
 
-from segfetch.emulate import Emulator, Fault, Link, SyntheticFile
-from segfetch.engine import Result, Slots, download
+from segfetch.engine.download import Result, Slots, download
+from segfetch.engine.options import Options
+from segfetch.engine.ranges import RangeSet
+from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import HashMismatch, HTTPStatusError, RetriesExhausted, ServerError
-from segfetch.ranges import RangeSet
-from segfetch.retry import RetryPolicy
+from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 FAST = RetryPolicy(max_tries=6, base=0.01, cap=0.05)
 SEEDS = [1, 2, 3]
 PATH = "/pkg.whl"
 
 
-async def fetch(emu: Emulator, dest: Path, **kw: Any) -> Result:
-    kw.setdefault("policy", FAST)
-    kw.setdefault("min_segment", 64 * 1024)
-    return await download(emu.url(PATH), dest, **kw)
+async def fetch(
+    emu: Emulator,
+    dest: Path,
+    connections: int = 8,
+    *,
+    min_segment: int = 64 * 1024,
+    policy: RetryPolicy = FAST,
+    timeout: float = 30.0,
+    **kw: Any,
+) -> Result:
+    options = Options(connections, min_segment, timeout, policy)
+    return await download(emu.url(PATH), dest, options, **kw)
 
 
 def assert_clean(dest: Path) -> None:
@@ -304,7 +313,7 @@ async def test_404_is_final(tmp_path: Path) -> None:
     async with Emulator({PATH: SyntheticFile(10)}) as emu:
         dest = tmp_path / "out.whl"
         with pytest.raises(HTTPStatusError, match="404"):
-            await download(emu.url("/missing.whl"), dest, policy=FAST)
+            await download(emu.url("/missing.whl"), dest, Options(policy=FAST))
         assert list(tmp_path.iterdir()) == []
 
 
@@ -312,7 +321,9 @@ async def test_dead_server_fails_in_bounded_tries(tmp_path: Path) -> None:
     async with Emulator({PATH: SyntheticFile(10)}) as emu:
         url = emu.url(PATH)
     with pytest.raises(RetriesExhausted, match="giving up after 3 tries"):
-        await download(url, tmp_path / "out.whl", policy=RetryPolicy(max_tries=3, base=0.01))
+        await download(
+            url, tmp_path / "out.whl", Options(policy=RetryPolicy(max_tries=3, base=0.01))
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -392,24 +403,8 @@ async def test_http_proxy_from_the_environment_is_used(
         monkeypatch.delenv("no_proxy", raising=False)
         dest = tmp_path / "out.whl"
         await fetch(emu, dest, connections=2)  # the URL is emu's, so it would work anyway
-        await download("http://files.invalid" + PATH, tmp_path / "via.whl", policy=FAST)
+        await download("http://files.invalid" + PATH, tmp_path / "via.whl", Options(policy=FAST))
         assert (tmp_path / "via.whl").read_bytes() == emu.content(PATH)
-
-
-def test_dns_failure_is_final_and_says_so() -> None:
-    import socket
-
-    import httpx
-
-    from segfetch.engine import _transport_retry
-    from segfetch.errors import DownloadError
-
-    exc = httpx.ConnectError("[Errno -2] Name or service not known")
-    exc.__cause__ = socket.gaierror(-2, "Name or service not known")
-    with pytest.raises(DownloadError, match=r"cannot resolve host 'nowhere\.invalid'"):
-        _transport_retry(exc, "https://nowhere.invalid/x.whl")
-    retry = _transport_retry(httpx.ReadError("connection reset"), "https://h.example/x")
-    assert "ReadError" in str(retry)
 
 
 async def test_many_files_share_a_small_budget_without_deadlock(tmp_path: Path) -> None:
@@ -428,11 +423,9 @@ async def test_many_files_share_a_small_budget_without_deadlock(tmp_path: Path) 
                 await download(
                     emu.url(path),
                     dest,
-                    connections=4,
-                    min_segment=64 * 1024,
+                    Options(connections=4, min_segment=64 * 1024, policy=FAST),
                     client=client,
                     slots=slots,
-                    policy=FAST,
                 )
             )
             assert dest.read_bytes() == emu.content(path)

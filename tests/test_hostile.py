@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from segfetch.engine import download
+from segfetch.engine.download import download
+from segfetch.engine.options import Options
+from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import DiskError, DownloadError, RetriesExhausted
-from segfetch.retry import RetryPolicy
 
 FAST = RetryPolicy(max_tries=2, base=0.01, cap=0.02)
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
@@ -87,7 +88,9 @@ async def test_hostile_server_fails_cleanly(
         port = await serve(nursery, handler)
         with trio.fail_after(30), pytest.raises(error, match=words):
             await download(
-                f"http://127.0.0.1:{port}/x.whl", tmp_path / "x.whl", policy=FAST, timeout=0.5
+                f"http://127.0.0.1:{port}/x.whl",
+                tmp_path / "x.whl",
+                Options(timeout=0.5, policy=FAST),
             )
         nursery.cancel_scope.cancel()
     assert not (tmp_path / "x.whl").exists()
@@ -129,7 +132,7 @@ async def test_credentials_do_not_follow_a_redirect_to_another_host(tmp_path: Pa
 
 
 async def test_unwritable_destination_is_one_line(tmp_path: Path) -> None:
-    from segfetch.emulate import Emulator, SyntheticFile
+    from segfetch.testing.emulator import Emulator, SyntheticFile
 
     async with Emulator({"/x.whl": SyntheticFile(1000)}) as emu:
         (tmp_path / "x.whl.part").mkdir()  # the .part cannot be opened as a file
@@ -141,8 +144,8 @@ def test_file_size_limit_gives_one_line(tmp_path: Path) -> None:
     """RLIMIT_FSIZE, as a full disk: EFBIG on write, one line, no traceback."""
     script = f"""
 import resource, sys, trio
-from segfetch.cli import main
-from segfetch.emulate import Emulator, SyntheticFile
+from segfetch.cli.main import main
+from segfetch.testing.emulator import Emulator, SyntheticFile
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 async def run():
     async with Emulator({{"/x.whl": SyntheticFile(1_000_000)}}) as emu:

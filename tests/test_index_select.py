@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from segfetch.index import IndexFile, IndexPageError, normalize, parse_page, project_url
-from segfetch.reqs import RequirementSet, Wanted
-from segfetch.select import NoMatch, Target, choose
+from segfetch.wheels.index import IndexFile, IndexPageError, normalize, parse_page, project_url
+from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.select import NoMatch, Target, choose
 
 SHA = "c" * 64
 PAGE = "https://idx.example/simple/alpha/"

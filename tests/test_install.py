@@ -12,8 +12,8 @@ import pytest
 import trio
 from helpers import one_line_error, segfetch
 
-from segfetch.emulate import Emulator, Fault, IndexOptions, Link
-from segfetch.wheelmaker import make_wheel
+from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
+from segfetch.testing.wheelmaker import make_wheel
 
 FLAKY = Link(rate=2 << 20, faults=(Fault("reset", every=150_000),))
 
@@ -292,8 +292,8 @@ async def test_killed_during_pip_the_next_run_completes(
 def test_requirements_of_reads_metadata_for_the_target() -> None:
     from packaging.version import Version
 
-    from segfetch.install import requirements_of
-    from segfetch.select import Target
+    from segfetch.wheels.install import requirements_of
+    from segfetch.wheels.select import Target
 
     target = Target(Version("3.11.7"), ("py3-none-any",), {"python_version": "3.11"})
     metadata = (

@@ -12,8 +12,8 @@ from pathlib import Path
 import psutil
 import trio
 
-from segfetch.emulate import Emulator, IndexOptions, Link
-from segfetch.wheelmaker import make_wheel
+from segfetch.testing.emulator import Emulator, IndexOptions, Link
+from segfetch.testing.wheelmaker import make_wheel
 
 FILES = 500
 BUDGET = 64

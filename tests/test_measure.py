@@ -11,8 +11,8 @@ import httpx
 import pytest
 import trio
 
-from segfetch.emulate import Emulator, Link, SyntheticFile
-from segfetch.measure import Step, bench, classify, recommend
+from segfetch.engine.measure import Step, bench, classify, recommend
+from segfetch.testing.emulator import Emulator, Link, SyntheticFile
 
 
 def steps(*rates: float) -> list[Step]:

@@ -3,8 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.plan import Planner, Segment
-from segfetch.ranges import RangeSet
+from segfetch.engine.plan import Planner, Segment
+from segfetch.engine.ranges import RangeSet
 
 
 def check_tiling(p: Planner) -> None:

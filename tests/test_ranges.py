@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.ranges import (
+from segfetch.engine.ranges import (
     RangeSet,
     Span,
     parse_content_range,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from segfetch.repair import damaged_ranges
-from segfetch.wheelmaker import make_wheel
+from segfetch.engine.repair import damaged_ranges
+from segfetch.testing.wheelmaker import make_wheel
 
 _DATE = (1980, 1, 1, 0, 0, 0)
 

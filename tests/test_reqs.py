@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segfetch.errors import UsageError
-from segfetch.reqs import RequirementSet
+from segfetch.wheels.requirements import RequirementSet
 
 H1, H2 = "a" * 64, "b" * 64
 

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.retry import Budget, RetryPolicy, parse_retry_after
+from segfetch.engine.retry import Budget, RetryPolicy, parse_retry_after
 
 
 @given(st.integers(1, 60), st.integers(0, 2**32))

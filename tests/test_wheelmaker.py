@@ -1,4 +1,4 @@
-"""Wheels from segfetch.wheelmaker are real: pip installs them, RECORD is right, builds repeat."""
+"""Wheels from the wheel maker are real: pip installs them, RECORD is right, builds repeat."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from segfetch.wheelmaker import make_wheel, metadata_of
+from segfetch.testing.wheelmaker import make_wheel, metadata_of
 
 
 def pip_env() -> dict[str, str]:

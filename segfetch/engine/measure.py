@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 import httpx
 import trio
 
+from segfetch.engine.ranges import parse_content_range, range_header
 from segfetch.errors import DownloadError, HTTPStatusError, redact_url
-from segfetch.ranges import parse_content_range, range_header
 
 STEPS = (1, 2, 4, 8, 16)
 STEP_SECONDS = 2.0  # how long one step lasts at most, so start-up costs do not dominate

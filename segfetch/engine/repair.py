@@ -22,7 +22,7 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from segfetch.ranges import RangeSet
+from segfetch.engine.ranges import RangeSet
 
 __all__ = ["damaged_ranges"]
 

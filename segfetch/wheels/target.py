@@ -13,7 +13,7 @@ import sys
 from packaging.version import Version
 
 from segfetch.errors import UsageError
-from segfetch.select import Target
+from segfetch.wheels.select import Target
 
 _PROBE = r"""
 import json, sys

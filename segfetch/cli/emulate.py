@@ -6,22 +6,27 @@ import argparse
 import dataclasses
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from segfetch.cli.options import (
+    add_download_options,
+    add_link_options,
+    download_options,
+    link_from_args,
+)
 from segfetch.errors import SegfetchError, UsageError
-from segfetch.units import human_bytes, parse_duration, parse_size
+from segfetch.units import human_bytes, parse_size
 
 if TYPE_CHECKING:
-    from segfetch.emulate import Fault, Link
+    from segfetch.testing.emulator import Link
 
-# segfetch.emulate is imported where used: `segfetch get` need not load a server.
+# segfetch.testing is imported where used: `segfetch get` need not load a server.
 
 
-def add_commands(sub: Any, add_download_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: Any) -> None:
     emulate = sub.add_parser(
         "emulate", help="serve files over an emulated slow, flaky link on 127.0.0.1"
     )
@@ -55,79 +60,6 @@ def add_commands(sub: Any, add_download_options: Callable[[argparse.ArgumentPars
     demo.set_defaults(run=_run_demo)
 
 
-def add_link_options(
-    p: argparse.ArgumentParser, rate: str | None = None, drop_every: str | None = None
-) -> None:
-    p.add_argument(
-        "--rate",
-        default=rate,
-        metavar="RATE",
-        help=f"bytes/s per connection, e.g. 256K (default {rate or 'unlimited'})",
-    )
-    p.add_argument("--shared-rate", metavar="RATE", help="bytes/s shared by all connections")
-    p.add_argument("--rtt", default="0", metavar="T", help="added round-trip time, e.g. 100ms")
-    p.add_argument(
-        "--drop-every",
-        default=drop_every,
-        metavar="SIZE",
-        help=f"reset the connection about every SIZE bytes (default {drop_every or 'never'})",
-    )
-    p.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KIND[:k=v,...]",
-        help="a seeded fault, e.g. stall:every=2M,stall_seconds=5 or status:status=503,rate=0.1",
-    )
-    p.add_argument(
-        "--max-connections", type=int, metavar="N", help="answer 503 beyond N connections"
-    )
-    p.add_argument("--no-etag", action="store_true", help="send no ETag")
-    p.add_argument("--seed", type=int, default=1, help="seed of content and faults (default 1)")
-
-
-def link_from_args(args: argparse.Namespace) -> Link:
-    from segfetch.emulate import Fault, Link
-
-    try:
-        faults = [parse_fault(spec) for spec in args.fault]
-        if args.drop_every:
-            faults.append(Fault("reset", every=parse_size(args.drop_every)))
-        return Link(
-            rate=parse_size(args.rate) if args.rate else None,
-            shared_rate=parse_size(args.shared_rate) if args.shared_rate else None,
-            rtt=parse_duration(args.rtt),
-            max_connections=args.max_connections,
-            faults=tuple(faults),
-            seed=args.seed,
-            etag=not args.no_etag,
-        )
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def parse_fault(spec: str) -> Fault:
-    """'reset:every=1M' or 'status:status=429,rate=0.2,retry_after=2' -> Fault."""
-    from segfetch.emulate import Fault
-
-    options = [f.name for f in dataclasses.fields(Fault) if f.name != "kind"]
-    kind, _, rest = spec.partition(":")
-    values: dict[str, Any] = {}
-    for item in filter(None, rest.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or key not in options:
-            raise ValueError(f"bad fault option {item!r}; options: {', '.join(options)}")
-        if key == "every":
-            values[key] = parse_size(value)
-        elif key in ("rate", "stall_seconds"):
-            values[key] = float(value)
-        elif key == "retry_after":
-            values[key] = value or None
-        else:
-            values[key] = int(value)
-    return Fault(kind, **values)
-
-
 def _describe(link: Link) -> str:
     parts = [f"{human_bytes(link.rate)}/s per connection" if link.rate else "no rate limit"]
     if link.shared_rate:
@@ -140,7 +72,7 @@ def _describe(link: Link) -> str:
 
 
 def _run_emulate(args: argparse.Namespace) -> int:
-    from segfetch.emulate import Emulator, SyntheticFile
+    from segfetch.testing.emulator import Emulator, SyntheticFile
 
     link = link_from_args(args)
     files: dict[str, SyntheticFile] = {}
@@ -186,10 +118,9 @@ def _run_emulate(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from segfetch.cli import download_options
-    from segfetch.emulate import Emulator, SyntheticFile
-    from segfetch.engine import download
-    from segfetch.progress import ProgressBar
+    from segfetch.cli.progress import ProgressBar
+    from segfetch.engine.download import download
+    from segfetch.testing.emulator import Emulator, SyntheticFile
 
     link = link_from_args(args)
     options = download_options(args)
@@ -197,7 +128,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         size = parse_size(args.size)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    n = options.pop("connections")
+    n = options.connections
 
     async def run() -> None:
         async with Emulator({"/demo.whl": SyntheticFile(size)}, link=link) as emu:
@@ -211,10 +142,9 @@ def _run_demo(args: argparse.Namespace) -> int:
                         result = await download(
                             emu.url("/demo.whl"),
                             dest,
-                            connections=count,
+                            dataclasses.replace(options, connections=count),
                             sha256=emu.sha256("/demo.whl"),
                             progress=bar.update,
-                            **options,
                         )
                     times.append(result.seconds)
                     print(

@@ -19,7 +19,7 @@ import h11
 import trio
 
 from segfetch.errors import SegfetchError
-from segfetch.index import IndexFile, normalize
+from segfetch.wheels.index import IndexFile, normalize
 
 FetchFile = Callable[[IndexFile], Awaitable[Path]]
 FetchMetadata = Callable[[IndexFile], Awaitable[bytes | None]]

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.parser import BytesParser
 from functools import partial
 from pathlib import Path
@@ -29,18 +29,19 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from segfetch.cache import Cache
-from segfetch.engine import Progress, Result, Slots, download
+from segfetch.engine.download import Progress, Result, Slots, download
+from segfetch.engine.options import Options
 from segfetch.errors import (
     HashMismatch,
     HTTPStatusError,
     SegfetchError,
     redact_url,
 )
-from segfetch.index import IndexFile, fetch_project
-from segfetch.proxy import LocalIndex, metadata_from_wheel
-from segfetch.reqs import RequirementSet, Wanted
-from segfetch.select import Target, choose
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.index import IndexFile, fetch_project
+from segfetch.wheels.localindex import LocalIndex, metadata_from_wheel
+from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.select import Target, choose
 
 
 @dataclass(frozen=True)
@@ -80,16 +81,14 @@ class Session:
         indexes: Sequence[str],
         *,
         budget: int,
-        connections: int,
+        options: Options | None = None,
         progress: Callable[[Planned, Progress | None], None] | None = None,
-        **engine: object,
     ) -> None:
         self.client, self.cache, self.indexes = client, cache, indexes
         self.slots = Slots(budget)
         self.files_at_once = trio.CapacityLimiter(budget)
-        self.connections = connections
+        self.options = options or Options()
         self.progress = progress
-        self.engine = engine
         self._pages: dict[str, list[IndexFile]] = {}
         self._fetching: dict[str, trio.Event] = {}
         self._guessed: set[str] = set()
@@ -208,8 +207,8 @@ class Session:
                 async with self.cache.lock(dest.parent):
                     if not dest.exists():
                         await download(
-                            f.url + ".metadata", dest, connections=1, client=self.client,
-                            slots=self.slots, **self.engine,  # type: ignore[arg-type]
+                            f.url + ".metadata", dest, replace(self.options, connections=1),
+                            client=self.client, slots=self.slots,
                         )  # fmt: skip
                 self._metadata[f.url] = dest.read_bytes()
             except HTTPStatusError:
@@ -232,9 +231,7 @@ class Session:
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
         async with self.files_at_once:
-            return await _fetch(
-                p, self.cache, self.client, self.slots, self.connections, self.progress, self.engine
-            )
+            return await _fetch(p, self.cache, self.client, self.slots, self.options, self.progress)
 
 
 def requirements_of(metadata: bytes, target: Target) -> list[str]:
@@ -294,9 +291,8 @@ async def _fetch(
     cache: Cache,
     client: httpx.AsyncClient,
     slots: Slots,
-    connections: int,
+    options: Options,
     progress: Callable[[Planned, Progress | None], None] | None,
-    engine: dict[str, object],
 ) -> Fetched:
     expected = p.sha256
     if expected is None and len(p.allowed) == 1:
@@ -320,8 +316,8 @@ async def _fetch(
         dest = folder / p.filename
         report = (lambda pr: progress(p, pr)) if progress else None
         result = await download(
-            p.url, dest, connections=connections, sha256=expected, client=client,
-            slots=slots, progress=report, size=p.size, **engine,  # type: ignore[arg-type]
+            p.url, dest, options, sha256=expected, client=client,
+            slots=slots, progress=report, size=p.size,
         )  # fmt: skip
         if p.allowed and result.sha256 not in p.allowed:
             dest.unlink()

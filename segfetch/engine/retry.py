@@ -1,4 +1,5 @@
-"""Retry policy: what is worth retrying, how long to wait, when to give up. Pure.
+"""Retry policy: how long to wait, when to give up. Pure. (What is worth retrying at all:
+failures.py.)
 
 The budget counts failures in a row *without progress*: a retry that brought bytes renews
 it, so a link that drops every 300 KB still completes, while a dead server runs out of
@@ -11,12 +12,6 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-
-# 416 is here because the planner only asks for ranges inside the known size: a 416 then
-# is a glitch of the server (or a proxy), not a wrong request.
-RETRYABLE_STATUS = frozenset({408, 416, 425, 429, 500, 502, 503, 504})
-# Statuses that say "too many of us": the host wants fewer connections.
-BACKPRESSURE_STATUS = frozenset({429, 503})
 
 
 @dataclass(frozen=True)

@@ -17,16 +17,11 @@ import httpx
 import trio
 
 if TYPE_CHECKING:
-    from segfetch.engine import Slots
+    from segfetch.engine.download import Slots
 
-from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted, redact_url
-from segfetch.retry import (
-    BACKPRESSURE_STATUS,
-    RETRYABLE_STATUS,
-    Budget,
-    RetryPolicy,
-    parse_retry_after,
-)
+from segfetch.engine import failures
+from segfetch.engine.retry import Budget, RetryPolicy
+from segfetch.errors import DownloadError, HTTPStatusError, redact_url
 
 PYPI = "https://pypi.org/simple/"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -189,7 +184,7 @@ async def fetch_project(
                 if slots is not None:
                     slots.release()
         except httpx.TransportError as exc:
-            reason, retry_after = f"{type(exc).__name__}: {exc}", None
+            failure = failures.from_transport(exc, url)
         else:
             if response.status_code == 200:
                 return parse_page(
@@ -197,18 +192,14 @@ async def fetch_project(
                 )
             if response.status_code == 404:
                 raise HTTPStatusError(f"no project {name!r} on {redact_url(index_url)}", 404)
-            if response.status_code not in RETRYABLE_STATUS:
-                raise HTTPStatusError(
-                    f"{redact_url(url)} answered {response.status_code} {response.reason_phrase}",
-                    response.status_code,
-                )
-            reason = f"{redact_url(url)} answered {response.status_code}"
-            if slots is not None and response.status_code in BACKPRESSURE_STATUS:
-                slots.shrink()
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        wait = budget.fail(retry_after)
-        if wait is None:
-            raise RetriesExhausted(
-                f"giving up on the index after {budget.failures} tries: {reason}"
+            failure = failures.from_status(
+                response.status_code, response.reason_phrase, response.headers, url
             )
+            if slots is not None and failure.backpressure:
+                slots.shrink()
+        if not failure.retry:
+            raise failure.error()
+        wait = budget.fail(failure.retry_after)
+        if wait is None:
+            raise failures.exhausted(budget.failures, failure)
         await trio.sleep(wait)

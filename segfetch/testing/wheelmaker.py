@@ -82,7 +82,7 @@ def make_wheel(
     if payload:
         data = random.Random(f"{seed}:{name}:{version}").randbytes(payload)
         files.append((f"{pkg}/data.bin", data, zipfile.ZIP_STORED))
-    wheel = "Wheel-Version: 1.0\nGenerator: segfetch.wheelmaker\nRoot-Is-Purelib: true\n"
+    wheel = "Wheel-Version: 1.0\nGenerator: segfetch.testing.wheelmaker\nRoot-Is-Purelib: true\n"
     wheel += "".join(f"Tag: {t}\n" for t in _expand_tag(tag))
     files.append(
         (

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import trio
 
-from segfetch.ranges import RangeSet
+from segfetch.engine.ranges import RangeSet
 
 HASH_CHUNK = 4 * 1024 * 1024
 

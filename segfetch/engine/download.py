@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
@@ -24,36 +22,28 @@ import httpx
 import trio
 
 from segfetch import __version__
-from segfetch.errors import (
-    DiskError,
-    DownloadError,
-    HashMismatch,
-    HTTPStatusError,
-    RetriesExhausted,
-    ServerError,
-    first_error,
-    redact_url,
-)
-from segfetch.plan import Planner, Segment
-from segfetch.ranges import (
+from segfetch.engine import failures
+from segfetch.engine.failures import Failure
+from segfetch.engine.options import DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT, Options
+from segfetch.engine.plan import Planner, Segment
+from segfetch.engine.ranges import (
     RangeSet,
     parse_content_range,
     parse_unsatisfied_range,
     range_header,
 )
-from segfetch.repair import damaged_ranges
-from segfetch.retry import (
-    BACKPRESSURE_STATUS,
-    RETRYABLE_STATUS,
-    Budget,
-    RetryPolicy,
-    parse_retry_after,
+from segfetch.engine.repair import damaged_ranges
+from segfetch.engine.retry import Budget
+from segfetch.engine.store import PartFile, PrefixHasher, State
+from segfetch.errors import (
+    DiskError,
+    DownloadError,
+    HashMismatch,
+    ServerError,
+    first_error,
+    redact_url,
 )
-from segfetch.store import PartFile, PrefixHasher, State
 
-DEFAULT_CONNECTIONS = 8
-DEFAULT_MIN_SEGMENT = 256 * 1024
-DEFAULT_TIMEOUT = 30.0
 MAX_RESTARTS = 3  # times the whole file may be started over because it changed
 SAVE_EVERY = 1.0  # seconds between control-file saves
 REPORT_EVERY = 0.1  # seconds between progress callbacks
@@ -123,10 +113,11 @@ class Slots:
 class _Retry(Exception):
     """A failure worth another try."""
 
-    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
+    def __init__(self, failure: Failure | str) -> None:
+        if isinstance(failure, str):
+            failure = Failure(failure, retry=True)
+        super().__init__(failure.message)
+        self.failure = failure
 
 
 class _Restart(Exception):
@@ -159,34 +150,29 @@ def make_client(
 async def download(
     url: str,
     dest: Path | str,
+    options: Options | None = None,
     *,
-    connections: int = DEFAULT_CONNECTIONS,
     sha256: str | None = None,
-    min_segment: int = DEFAULT_MIN_SEGMENT,
-    timeout: float = DEFAULT_TIMEOUT,
-    policy: RetryPolicy | None = None,
+    size: int | None = None,
     progress: ProgressCallback | None = None,
     client: httpx.AsyncClient | None = None,
-    seed: int | None = None,
     slots: Slots | None = None,
-    size: int | None = None,
+    seed: int | None = None,
 ) -> Result:
-    """Fetch url to dest over up to ``connections`` connections; dest appears only verified.
+    """Fetch url to dest; dest appears only complete and verified.
 
-    ``slots`` is a connection budget shared with other downloads: each connection holds one.
-    ``size``, if known (from an index), must be the server's size, or nothing is fetched.
+    ``sha256``: the file is kept only if it matches. ``size``, if known (from an index), must
+    be the server's size, or nothing is fetched. ``slots`` is a connection budget shared with
+    other downloads: each connection holds one place. ``client`` is reused if given (its
+    connection pool should allow ``options.connections``); ``options.timeout`` applies to
+    every request either way. ``seed`` makes backoff jitter repeatable.
     """
-    if connections < 1:
-        raise ValueError("connections must be at least 1")
-    if min_segment < 1:
-        raise ValueError("min_segment must be at least 1")
+    options = options or Options()
     job = _Download(
         url,
         Path(dest),
-        connections=connections,
+        options=options,
         sha256=sha256.lower() if sha256 else None,
-        min_segment=min_segment,
-        policy=policy or RetryPolicy(),
         progress=progress,
         rng=random.Random(seed),
         slots=slots,
@@ -195,7 +181,7 @@ async def download(
     try:
         if client is not None:
             return await job.run(client)
-        async with make_client(connections, timeout) as own:
+        async with make_client(options.connections, options.timeout) as own:
             return await job.run(own)
     except OSError as exc:  # httpx wraps network errors: these are the disk's
         raise DiskError.from_os(exc, str(job.part.part)) from None
@@ -212,10 +198,8 @@ class _Download:
         url: str,
         dest: Path,
         *,
-        connections: int,
+        options: Options,
         sha256: str | None,
-        min_segment: int,
-        policy: RetryPolicy,
         progress: ProgressCallback | None,
         rng: random.Random,
         slots: Slots | None,
@@ -229,10 +213,11 @@ class _Download:
         self.url = url  # where requests go: the probe's final URL after redirects
         self.ranged = True  # False once the server has shown it ignores ranges
         self.part = PartFile(dest)
-        self.connections = connections
+        self.options = options
+        self.connections = options.connections
         self.sha256 = sha256
-        self.min_segment = min_segment
-        self.policy = policy
+        self.min_segment = options.min_segment
+        self.policy = options.policy
         self.progress = progress
         self.rng = rng
         self.state: State | None = None
@@ -329,7 +314,7 @@ class _Download:
                     response = await self._probe()
                     break
                 except _Retry as exc:
-                    await self._backoff(budget, exc)
+                    await self._backoff(budget, exc.failure)
             try:
                 if response.status_code == 206:
                     return await self._ranged(response)
@@ -377,7 +362,8 @@ class _Download:
             await response.aclose()
             if state is not None:
                 raise _Restart("the saved state does not fit the file")
-            raise _Retry(f"{self.name} answered 416 to a request for the start of the file", 416)
+            message = f"{self.name} answered 416 to a request for the start of the file"
+            raise _Retry(Failure(message, retry=True, status=416))
         if status == 206:
             try:
                 first, last, total = parse_content_range(response.headers.get("Content-Range", ""))
@@ -464,8 +450,7 @@ class _Download:
                 self._report(force=True)
                 return pos
             except (_Retry, httpx.TransportError) as exc:
-                retry = exc if isinstance(exc, _Retry) else _transport_retry(exc, self.url)
-                await self._backoff(budget, retry)
+                await self._backoff(budget, _failure(exc, self.url))
             finally:
                 if response is not None:
                     await response.aclose()
@@ -521,14 +506,14 @@ class _Download:
                     response = await self._open_segment(seg)
                 await self._stream(seg, response, budget)
             except (_Retry, httpx.TransportError) as exc:
-                retry = exc if isinstance(exc, _Retry) else _transport_retry(exc, self.url)
-                if retry.status in BACKPRESSURE_STATUS:
+                failure = _failure(exc, self.url)
+                if failure.backpressure:
                     if self.slots is not None:
                         self.slots.shrink()  # the host wants fewer of us, whichever file
                     if self.workers > 1:
                         self.retries += 1
                         return False
-                await self._backoff(budget, retry)
+                await self._backoff(budget, failure)
             finally:
                 if response is not None:
                     await response.aclose()
@@ -556,7 +541,7 @@ class _Download:
                 # next run's probe then sees the 200 and takes one stream.
                 raise _Retry(f"{self.name} ignored a Range request")
             if response.status_code != 206:
-                raise _Retry(f"{self.name} answered {response.status_code}", response.status_code)
+                raise _Retry(Failure(f"{self.name} answered 416", retry=True, status=416))
             try:
                 first, last, total = parse_content_range(response.headers.get("Content-Range", ""))
             except ValueError as exc:
@@ -589,36 +574,35 @@ class _Download:
     # -- plumbing ---------------------------------------------------------------------
 
     async def _send(self, headers: dict[str, str]) -> httpx.Response:
-        request = self.client.build_request("GET", self.url, headers=headers)
+        timeout = self.options.timeout
+        request = self.client.build_request("GET", self.url, headers=headers, timeout=timeout)
         self.requests += 1
         # httpx's read timeout is per read: a server trickling its headers a byte at a
         # time would never trip it. The whole head must arrive within one timeout.
-        head_timeout = self.client.timeout.read or DEFAULT_TIMEOUT
         try:
-            with trio.fail_after(head_timeout):
+            with trio.fail_after(timeout):
                 response = await self.client.send(request, stream=True)
         except trio.TooSlowError:
-            raise _Retry(f"{self.name}: no complete answer within {head_timeout:g} s") from None
+            raise _Retry(f"{self.name}: no complete answer within {timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise _transport_retry(exc, self.url) from None
+            raise _Retry(_failure(exc, self.url)) from None
         except httpx.TooManyRedirects:
             raise DownloadError(f"{self.name}: too many redirects") from None
         status = response.status_code
         if status in (200, 206, 416):
             return response
         await response.aclose()
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        if status in RETRYABLE_STATUS:
-            raise _Retry(f"{self.name} answered {status}", status, retry_after)
-        raise HTTPStatusError(f"{self.name} answered {status} {response.reason_phrase}", status)
+        failure = failures.from_status(
+            status, response.reason_phrase, response.headers, self.url, what=self.name
+        )
+        if failure.retry:
+            raise _Retry(failure)
+        raise failure.error()
 
-    async def _backoff(self, budget: Budget, exc: _Retry) -> None:
-        wait = budget.fail(exc.retry_after)
+    async def _backoff(self, budget: Budget, failure: Failure) -> None:
+        wait = budget.fail(failure.retry_after)
         if wait is None:
-            raise RetriesExhausted(
-                f"giving up after {budget.failures} tries with no progress: {exc}; "
-                "check the link, or raise --max-tries / --timeout"
-            )
+            raise failures.exhausted(budget.failures, failure)
         self.retries += 1
         await trio.sleep(wait)
 
@@ -667,24 +651,12 @@ def _content_length(response: httpx.Response) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def _transport_retry(exc: httpx.TransportError, url: str) -> _Retry:
-    """Classify a transport error: a retry, or a final DownloadError raised here."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, socket.gaierror):
-            host = httpx.URL(url).host
-            raise DownloadError(f"cannot resolve host {host!r}: check the URL") from None
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            raise DownloadError(
-                f"TLS certificate check failed for {httpx.URL(url).host}: {cause.verify_message}; "
-                "set SSL_CERT_FILE to your CA bundle"
-            ) from None
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        raise DownloadError(
-            f"{redact_url(url)}: only http:// and https:// URLs are supported"
-        ) from None
-    return _Retry(f"{type(exc).__name__}: {str(exc) or 'no answer in time'}")
+def _failure(exc: _Retry | httpx.TransportError, url: str) -> Failure:
+    """What a caught failure means; a final one is raised here."""
+    failure = exc.failure if isinstance(exc, _Retry) else failures.from_transport(exc, url)
+    if not failure.retry:
+        raise failure.error() from None
+    return failure
 
 
-__all__ = ["Progress", "RangeSet", "Result", "download", "download_sync", "make_client"]
+__all__ = ["Options", "Progress", "Result", "Slots", "download", "download_sync", "make_client"]

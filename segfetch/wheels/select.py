@@ -16,8 +16,8 @@ from packaging.utils import (
 from packaging.version import Version
 
 from segfetch.errors import SegfetchError
-from segfetch.index import IndexFile
-from segfetch.reqs import Wanted
+from segfetch.wheels.index import IndexFile
+from segfetch.wheels.requirements import Wanted
 
 
 class NoMatch(SegfetchError):

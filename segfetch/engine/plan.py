@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
-from segfetch.ranges import RangeSet, Span
+from segfetch.engine.ranges import RangeSet, Span
 
 
 @dataclass(eq=False)

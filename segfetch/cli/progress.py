@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from segfetch.engine import Progress
+from segfetch.engine.download import Progress
 
 _BAR: dict[str, Any] = {
     "unit": "B",

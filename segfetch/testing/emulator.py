@@ -51,7 +51,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from segfetch.wheelmaker import metadata_of
+from segfetch.testing.wheelmaker import metadata_of
 
 __all__ = ["Emulator", "Fault", "IndexOptions", "Link", "SyntheticFile", "serve_forever"]
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import trio
 
+from segfetch.cli.options import add_link_options, check_url, link_from_args
 from segfetch.errors import UsageError
 from segfetch.units import human_bytes, parse_duration, parse_size
 
 
-def add_command(sub: Any, add_link_options: Any) -> None:
+def add_command(sub: Any) -> None:
     p = sub.add_parser("bench", help="measure how much more connections buy on a link")
     p.add_argument("url", nargs="?", metavar="URL", help="a large file on the server to measure")
     p.add_argument("--emulate", action="store_true", help="measure the built-in emulator instead")
@@ -28,8 +29,6 @@ def add_command(sub: Any, add_link_options: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from segfetch.cli import check_url
-
     if (args.url is None) == (not args.emulate):
         raise UsageError("give a URL to measure, or --emulate (not both)")
     try:
@@ -53,9 +52,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _measure(args: argparse.Namespace, url: str | None, budget: int, seconds: float) -> Any:
-    from segfetch.engine import make_client
-    from segfetch.measure import bench
-    from segfetch.progress import ByteBar
+    from segfetch.cli.progress import ByteBar
+    from segfetch.engine.download import make_client
+    from segfetch.engine.measure import bench
 
     async with make_client(args.connections, timeout=30.0) as client:
         with ByteBar("measuring", budget, quiet=args.quiet or args.json) as bar:
@@ -64,8 +63,7 @@ async def _measure(args: argparse.Namespace, url: str | None, budget: int, secon
                     client, url, budget=budget, seconds=seconds,
                     max_connections=args.connections, progress=bar.add,
                 )  # fmt: skip
-            from segfetch.emulate import Emulator, SyntheticFile
-            from segfetch.emulate_cli import link_from_args
+            from segfetch.testing.emulator import Emulator, SyntheticFile
 
             files = {"/bench.bin": SyntheticFile(max(budget, 64 << 20))}
             async with Emulator(files, link=link_from_args(args)) as emu:

@@ -9,14 +9,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segfetch.cache import Cache, default_cache_dir
+from segfetch.cli.options import add_download_options, download_options
 from segfetch.errors import UsageError, redact_url
 from segfetch.units import human_bytes
+from segfetch.wheels.cache import Cache, default_cache_dir
 
 if TYPE_CHECKING:
-    from segfetch.install import Fetched
-    from segfetch.reqs import RequirementSet
-    from segfetch.select import Target
+    from segfetch.engine.options import Options
+    from segfetch.wheels.install import Fetched
+    from segfetch.wheels.requirements import RequirementSet
+    from segfetch.wheels.select import Target
 
 # The resolver side (packaging, h11, the local index) is imported when used, so that
 # `segfetch get` starts without it.
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_BUDGET = 32  # S5: 2.1 s against 3.2 s at 16 for 30 small wheels (docs/benchmarks.md)
 
 
-def add_commands(sub: Any, add_download_options: Any) -> None:
+def add_commands(sub: Any) -> None:
     for name, help_text in (
         ("download", "fetch the wheels of a requirement set into a folder, like pip download"),
         ("install", "fetch a requirement set through segfetch, then install it with pip"),
@@ -100,9 +102,8 @@ class _PipOption(argparse.Action):
 def _run(args: argparse.Namespace) -> int:
     import trio
 
-    from segfetch.cli import download_options
-    from segfetch.install import link_into, pip_install
-    from segfetch.target import query_target
+    from segfetch.wheels.install import link_into, pip_install
+    from segfetch.wheels.target import query_target
 
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
@@ -133,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _fetch_set(
     args: argparse.Namespace,
-    options: dict[str, Any],
+    options: Options,
     reqs: RequirementSet,
     pip_reqs: list[str],
     target: Target,
@@ -141,16 +142,13 @@ async def _fetch_set(
     python: str,
     cache: Cache,
 ) -> list[Fetched]:
-    from segfetch.engine import make_client
-    from segfetch.install import Session
-    from segfetch.progress import MultiProgress
+    from segfetch.cli.progress import MultiProgress
+    from segfetch.engine.download import make_client
+    from segfetch.wheels.install import Session
 
-    connections = options.pop("connections")
     quiet = args.quiet or args.json
-    async with make_client(args.max_connections, options.pop("timeout")) as client:
-        session = Session(
-            client, cache, indexes, budget=args.max_connections, connections=connections, **options
-        )
+    async with make_client(args.max_connections, options.timeout) as client:
+        session = Session(client, cache, indexes, budget=args.max_connections, options=options)
         if reqs.fully_pinned:
             planned = await session.plan_pinned(reqs, target)
         else:
@@ -169,7 +167,7 @@ async def _fetch_set(
 
 def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
     """The parsed set, and the same requirements as arguments for pip."""
-    from segfetch.reqs import RequirementSet
+    from segfetch.wheels.requirements import RequirementSet
 
     reqs = RequirementSet()
     pip_reqs: list[str] = []
@@ -189,8 +187,8 @@ def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
 
 def _indexes(args: argparse.Namespace, reqs: RequirementSet, python: str) -> list[str]:
     """As pip sees it: the command line, then the requirement files, then pip's config."""
-    from segfetch.index import PYPI
-    from segfetch.target import pip_index_urls
+    from segfetch.wheels.index import PYPI
+    from segfetch.wheels.target import pip_index_urls
 
     index = args.index_url or reqs.index_url
     extras = args.extra_index_url + reqs.extra_index_urls

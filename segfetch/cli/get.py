@@ -1,0 +1,89 @@
+"""`segfetch get URL`: one file over several connections."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import trio
+
+from segfetch.cli.options import add_download_options, check_url, download_options
+from segfetch.cli.progress import ProgressBar
+from segfetch.engine.download import Result, download
+from segfetch.errors import UsageError, redact_url
+from segfetch.units import human_bytes, is_sha256
+
+
+def add_command(sub: Any) -> None:
+    get = sub.add_parser("get", help="download one URL over several connections")
+    get.add_argument("url", metavar="URL")
+    get.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="file or folder to write (default: name from the URL)",
+    )
+    add_download_options(get)
+    get.add_argument(
+        "--sha256", metavar="HEX", help="expected sha256; the file is kept only if it matches"
+    )
+    get.add_argument("--json", action="store_true", help="print the result as JSON")
+    get.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    url = check_url(args.url)
+    if args.sha256 is not None and not is_sha256(args.sha256):
+        raise UsageError("--sha256 takes 64 hex digits")
+    options = download_options(args)
+    dest = _destination(url, args.output)
+    with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
+        result = trio.run(
+            lambda: download(url, dest, options, sha256=args.sha256, progress=bar.update)
+        )
+    if args.json:
+        print(json.dumps(result_dict(result)))
+    elif not args.quiet:
+        print(summary(result), file=sys.stderr)
+    return 0
+
+
+def _destination(url: str, output: str | None) -> Path:
+    name = unquote(httpx.URL(url).path.rsplit("/", 1)[-1])
+    if output is None or Path(output).is_dir():
+        if not name or name in (".", ".."):
+            raise UsageError("cannot tell a file name from the URL; give one with -o PATH")
+        dest = Path(output or ".") / name
+    else:
+        dest = Path(output)
+    parent = dest.parent
+    if not parent.is_dir():
+        raise UsageError(f"folder {str(parent)!r} does not exist; create it or choose another -o")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"cannot write to folder {str(parent)!r}; choose another -o")
+    if dest.is_dir():
+        raise UsageError(f"{str(dest)!r} is a folder; give a file path with -o")
+    return dest
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    out = asdict(result)
+    out["path"] = str(result.path)
+    out["url"] = redact_url(result.url)
+    return out
+
+
+def summary(result: Result) -> str:
+    rate = result.size / result.seconds if result.seconds > 0 else 0.0
+    return (
+        f"{result.path}: {human_bytes(result.size)} in {result.seconds:.2f} s "
+        f"({human_bytes(rate)}/s), sha256 {result.sha256}, {result.connections} connections, "
+        f"{result.retries} retries"
+    )

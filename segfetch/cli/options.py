@@ -1,0 +1,166 @@
+"""Options shared by several commands, each defined and checked in one place."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from segfetch.config import saved_connections
+from segfetch.engine.options import (
+    DEFAULT_CONNECTIONS,
+    DEFAULT_MIN_SEGMENT,
+    DEFAULT_TIMEOUT,
+    MAX_CONNECTIONS,
+    MAX_TIMEOUT,
+    Options,
+)
+from segfetch.engine.retry import RetryPolicy
+from segfetch.errors import UsageError, redact_url
+from segfetch.units import parse_duration, parse_size
+
+if TYPE_CHECKING:
+    from segfetch.testing.emulator import Fault, Link
+
+# segfetch.testing is imported where used: `segfetch get` need not load a server.
+
+
+def add_download_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-n",
+        "--connections",
+        type=int,
+        default=saved_connections(DEFAULT_CONNECTIONS),
+        metavar="N",
+        help="connections at most (default 8, or what `segfetch bench --save` chose)",
+    )
+    p.add_argument(
+        "--min-segment",
+        default=str(DEFAULT_MIN_SEGMENT),
+        metavar="SIZE",
+        help="smallest segment worth its own connection (default 256K)",
+    )
+    p.add_argument(
+        "--timeout",
+        default=str(DEFAULT_TIMEOUT),
+        metavar="S",
+        help="seconds of silence before a connection counts as stalled (default 30)",
+    )
+    p.add_argument(
+        "--max-tries",
+        type=int,
+        default=RetryPolicy.max_tries,
+        metavar="K",
+        help="failures in a row without progress before giving up (default 5)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def download_options(args: argparse.Namespace) -> Options:
+    """The engine's options from the shared command-line options, checked."""
+    if not 1 <= args.connections <= MAX_CONNECTIONS:
+        raise UsageError(f"-n must be from 1 to {MAX_CONNECTIONS}, not {args.connections}")
+    if not 1 <= args.max_tries <= 1000:
+        raise UsageError(f"--max-tries must be from 1 to 1000, not {args.max_tries}")
+    try:
+        min_segment = parse_size(args.min_segment)
+        timeout = parse_duration(args.timeout)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if min_segment < 1024:
+        raise UsageError("--min-segment must be at least 1K")
+    if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise UsageError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
+    return Options(
+        connections=args.connections,
+        min_segment=min_segment,
+        timeout=timeout,
+        policy=RetryPolicy(max_tries=args.max_tries),
+    )
+
+
+def check_url(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        raise UsageError(f"not a valid URL: {redact_url(url)!r}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"not an http:// or https:// URL: {redact_url(url)!r}")
+    return url
+
+
+def add_link_options(
+    p: argparse.ArgumentParser, rate: str | None = None, drop_every: str | None = None
+) -> None:
+    """The emulated link: `emulate`, `demo` and `bench --emulate`."""
+    p.add_argument(
+        "--rate",
+        default=rate,
+        metavar="RATE",
+        help=f"bytes/s per connection, e.g. 256K (default {rate or 'unlimited'})",
+    )
+    p.add_argument("--shared-rate", metavar="RATE", help="bytes/s shared by all connections")
+    p.add_argument("--rtt", default="0", metavar="T", help="added round-trip time, e.g. 100ms")
+    p.add_argument(
+        "--drop-every",
+        default=drop_every,
+        metavar="SIZE",
+        help=f"reset the connection about every SIZE bytes (default {drop_every or 'never'})",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND[:k=v,...]",
+        help="a seeded fault, e.g. stall:every=2M,stall_seconds=5 or status:status=503,rate=0.1",
+    )
+    p.add_argument(
+        "--max-connections", type=int, metavar="N", help="answer 503 beyond N connections"
+    )
+    p.add_argument("--no-etag", action="store_true", help="send no ETag")
+    p.add_argument("--seed", type=int, default=1, help="seed of content and faults (default 1)")
+
+
+def link_from_args(args: argparse.Namespace) -> Link:
+    from segfetch.testing.emulator import Fault, Link
+
+    try:
+        faults = [parse_fault(spec) for spec in args.fault]
+        if args.drop_every:
+            faults.append(Fault("reset", every=parse_size(args.drop_every)))
+        return Link(
+            rate=parse_size(args.rate) if args.rate else None,
+            shared_rate=parse_size(args.shared_rate) if args.shared_rate else None,
+            rtt=parse_duration(args.rtt),
+            max_connections=args.max_connections,
+            faults=tuple(faults),
+            seed=args.seed,
+            etag=not args.no_etag,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def parse_fault(spec: str) -> Fault:
+    """'reset:every=1M' or 'status:status=429,rate=0.2,retry_after=2' -> Fault."""
+    from segfetch.testing.emulator import Fault
+
+    options = [f.name for f in dataclasses.fields(Fault) if f.name != "kind"]
+    kind, _, rest = spec.partition(":")
+    values: dict[str, Any] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in options:
+            raise ValueError(f"bad fault option {item!r}; options: {', '.join(options)}")
+        if key == "every":
+            values[key] = parse_size(value)
+        elif key in ("rate", "stall_seconds"):
+            values[key] = float(value)
+        elif key == "retry_after":
+            values[key] = value or None
+        else:
+            values[key] = int(value)
+    return Fault(kind, **values)

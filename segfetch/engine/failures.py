@@ -1,0 +1,102 @@
+"""The one classifier of failed requests: every layer (the engine, the index client, the
+local index, `bench`) asks it, so the same failure gets the same answer everywhere. Pure.
+
+A failure is either worth another try (after a backoff, or as long as the server's
+Retry-After says) or final, with the one line to show the user.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from segfetch.engine.retry import parse_retry_after
+from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted, redact_url
+
+# 416 is here because ranges are asked only inside the known size: a 416 then is a glitch of
+# the server (or a proxy), not a wrong request.
+RETRYABLE_STATUS = frozenset({408, 416, 425, 429, 500, 502, 503, 504})
+# Statuses that say "too many of us": the host wants fewer connections.
+BACKPRESSURE_STATUS = frozenset({429, 503})
+# Final statuses, with what the user can do about them.
+_HINTS = {
+    401: "check the credentials (in the URL, ~/.netrc or the index settings)",
+    403: "check the credentials, or whether the URL has expired",
+    404: "check the URL",
+    407: "check the proxy's credentials (HTTP_PROXY / HTTPS_PROXY)",
+    410: "check the URL",
+}
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed request: ``retry`` says whether another try may help."""
+
+    message: str
+    retry: bool
+    status: int | None = None
+    retry_after: float | None = None  # seconds, from the server's Retry-After
+
+    @property
+    def backpressure(self) -> bool:
+        """The host asks for fewer connections: use fewer, not just wait."""
+        return self.status in BACKPRESSURE_STATUS
+
+    def error(self) -> DownloadError:
+        """The exception that ends the command, for a final failure or the last try."""
+        if self.status is not None:
+            return HTTPStatusError(self.message, self.status)
+        return DownloadError(self.message)
+
+
+def exhausted(tries: int, failure: Failure) -> RetriesExhausted:
+    """The error after the last try of a failure worth retrying."""
+    return RetriesExhausted(
+        f"giving up after {tries} tries with no progress: {failure.message}; "
+        "check the link, or raise --max-tries / --timeout"
+    )
+
+
+def from_status(
+    status: int, reason: str, headers: Mapping[str, str], url: str, what: str | None = None
+) -> Failure:
+    """An HTTP answer that is not what was asked for. ``what`` names the thing fetched in the
+    message (default: the URL, without credentials)."""
+    name = what or redact_url(url)
+    text = f"{name} answered {status}" + (f" {reason}" if reason else "")
+    if status in RETRYABLE_STATUS:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return Failure(text, retry=True, status=status, retry_after=retry_after)
+    hint = _HINTS.get(status)
+    return Failure(f"{text}; {hint}" if hint else text, retry=False, status=status)
+
+
+def from_transport(exc: BaseException, url: str) -> Failure:
+    """A connection that failed (httpx.TransportError and its causes). Name resolution,
+    certificate and scheme failures are final: another try would fail the same way."""
+    host = _host(url)
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return Failure(f"cannot resolve host {host!r}: check the URL", retry=False)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Failure(
+                f"TLS certificate check failed for {host}: {cause.verify_message}; "
+                "set SSL_CERT_FILE to your CA bundle",
+                retry=False,
+            )
+        cause = cause.__cause__ or cause.__context__
+    if type(exc).__name__ == "UnsupportedProtocol":  # httpx's, without importing httpx
+        return Failure(
+            f"{redact_url(url)}: only http:// and https:// URLs are supported", retry=False
+        )
+    return Failure(f"{type(exc).__name__}: {str(exc) or 'no answer in time'}", retry=True)
+
+
+def _host(url: str) -> str:
+    authority = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+    if authority.startswith("["):
+        return authority.partition("]")[0] + "]"
+    return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority

@@ -1,0 +1,34 @@
+"""What a download may do: one typed set of options for the engine, `get`, `download` and
+`install`. Pure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from segfetch.engine.retry import RetryPolicy
+
+DEFAULT_CONNECTIONS = 8
+MAX_CONNECTIONS = 256  # more sockets than any host will give one client; bounds memory too
+DEFAULT_MIN_SEGMENT = 256 * 1024
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """``connections`` per file; ``min_segment``: the smallest range worth its own connection;
+    ``timeout``: seconds of silence before a connection counts as stalled."""
+
+    connections: int = DEFAULT_CONNECTIONS
+    min_segment: int = DEFAULT_MIN_SEGMENT
+    timeout: float = DEFAULT_TIMEOUT
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.connections <= MAX_CONNECTIONS:
+            raise ValueError(f"connections must be from 1 to {MAX_CONNECTIONS}")
+        if self.min_segment < 1:
+            raise ValueError("min_segment must be at least 1")
+        if not (math.isfinite(self.timeout) and 0 < self.timeout <= MAX_TIMEOUT):
+            raise ValueError(f"timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")

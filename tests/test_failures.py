@@ -1,0 +1,106 @@
+"""The one classifier of failed requests: pure, and the same answer in every layer."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segfetch.engine import failures
+from segfetch.engine.download import download
+from segfetch.engine.failures import BACKPRESSURE_STATUS, RETRYABLE_STATUS
+from segfetch.engine.options import Options
+from segfetch.engine.retry import RetryPolicy
+from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted
+from segfetch.wheels.index import fetch_project
+
+
+@given(st.integers(min_value=300, max_value=599))
+def test_every_status_gets_one_answer(status: int) -> None:
+    failure = failures.from_status(status, "Reason", {}, "https://u:pw@h.example/x.whl")
+    assert failure.retry == (status in RETRYABLE_STATUS)
+    assert failure.backpressure == (status in BACKPRESSURE_STATUS)
+    assert failure.status == status
+    assert "pw" not in failure.message and "\n" not in failure.message
+    assert f"answered {status} Reason" in failure.message
+    assert isinstance(failure.error(), HTTPStatusError)
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [(401, "credentials"), (403, "expired"), (404, "check the URL"), (407, "proxy")],
+)
+def test_final_statuses_say_what_to_do(status: int, hint: str) -> None:
+    failure = failures.from_status(status, "", {}, "https://h.example/x.whl")
+    assert not failure.retry
+    assert hint in failure.message
+
+
+def test_retry_after_is_read_for_retryable_statuses_only() -> None:
+    assert failures.from_status(503, "", {"Retry-After": "7"}, "http://h/x").retry_after == 7.0
+    assert failures.from_status(404, "", {"Retry-After": "7"}, "http://h/x").retry_after is None
+
+
+def _with_cause(exc: httpx.TransportError, cause: BaseException) -> httpx.TransportError:
+    exc.__cause__ = cause
+    return exc
+
+
+def test_transport_failures() -> None:
+    dns = _with_cause(httpx.ConnectError("no"), socket.gaierror(-2, "Name or service not known"))
+    failure = failures.from_transport(dns, "https://u:pw@nowhere.invalid:8443/x.whl")
+    assert not failure.retry
+    assert failure.message == "cannot resolve host 'nowhere.invalid': check the URL"
+
+    cert = ssl.SSLCertVerificationError("bad")
+    cert.verify_message = "self-signed certificate"
+    failure = failures.from_transport(_with_cause(httpx.ConnectError("x"), cert), "https://h/x")
+    assert not failure.retry and "SSL_CERT_FILE" in failure.message
+
+    failure = failures.from_transport(httpx.UnsupportedProtocol("ftp"), "ftp://h/x")
+    assert not failure.retry and "only http:// and https://" in failure.message
+
+    failure = failures.from_transport(httpx.ReadError(""), "https://h/x")
+    assert failure.retry and failure.message == "ReadError: no answer in time"
+    assert isinstance(failures.exhausted(3, failure), RetriesExhausted)
+
+
+def _transport(exc: Exception) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return httpx.MockTransport(handler)
+
+
+async def _messages(exc: Exception, tmp_path: Path) -> tuple[str, str]:
+    """The engine's and the index client's one line for the same failure."""
+    policy = RetryPolicy(max_tries=2, base=0.0, cap=0.0)
+    async with httpx.AsyncClient(transport=_transport(exc)) as client:
+        with pytest.raises(DownloadError) as engine:
+            await download(
+                "https://files.invalid/x.whl", tmp_path / "x.whl", Options(policy=policy),
+                client=client,
+            )  # fmt: skip
+        with pytest.raises(DownloadError) as index:
+            await fetch_project(client, "https://files.invalid/simple/", "x", policy=policy)
+    return str(engine.value), str(index.value)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _with_cause(httpx.ConnectError("dns"), socket.gaierror(-2, "Name or service not known")),
+        httpx.ConnectError("[Errno 111] Connection refused"),
+    ],
+    ids=["dns", "refused"],
+)
+async def test_engine_and_index_client_agree(exc: Exception, tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        engine, index = await _messages(exc, tmp_path)
+    assert engine == index
