@@ -1,0 +1,53 @@
+"""What a download reports: progress while it runs, counters, and the result. Pure values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Progress:
+    url: str
+    size: int | None
+    done: int
+    connections: int
+    retries: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class Stats:
+    """Every counter of one download, in one place."""
+
+    requests: int = 0
+    retries: int = 0
+    restarts: int = 0  # the whole file started over (it changed, or failed its sha256)
+    resumed: int = 0  # bytes already on disk from an earlier run
+    repaired: int = 0  # bytes fetched again because a zip member failed its CRC
+    received: int = 0  # bytes written in this pass
+    live: int = 0  # connections streaming now
+    peak: int = 0  # most connections streaming at once
+    workers: int = 0  # worker tasks that hold a segment now
+
+    def streaming(self, delta: int) -> None:
+        self.live += delta
+        self.peak = max(self.peak, self.live)
+
+
+@dataclass(frozen=True)
+class Result:
+    url: str
+    path: Path
+    size: int
+    sha256: str
+    seconds: float
+    connections: int  # most connections open at once
+    requests: int
+    retries: int
+    resumed: int  # bytes already on disk from an earlier run
+    restarts: int
+    repaired: int = 0  # bytes fetched again because a zip member failed its CRC

@@ -1,0 +1,153 @@
+"""The rules that judge an answer, tested without sockets (as h11 tests its state machine)."""
+
+from __future__ import annotations
+
+import httpx
+from hypothesis import given
+from hypothesis import strategies as st
+
+from segfetch.engine import rules
+from segfetch.engine.ranges import range_header
+from segfetch.engine.rules import Known
+
+NAME = "https://h.example/x.whl"
+sizes = st.integers(min_value=1, max_value=10**12)
+etags = st.none() | st.sampled_from(['"a"', '"b"', 'W/"a"'])
+dates = st.none() | st.sampled_from(
+    ["Mon, 01 Jan 2024 00:00:00 GMT", "Tue, 02 Jan 2024 00:00:00 GMT"]
+)
+
+
+def _headers(first: int, last: int, total: int | str, **extra: str | None) -> httpx.Headers:
+    """Case-insensitive, as the engine gets them from httpx."""
+    h = httpx.Headers({"Content-Range": f"bytes {first}-{last}/{total}"})
+    h.update({k.replace("_", "-"): v for k, v in extra.items() if v is not None})
+    return h
+
+
+@st.composite
+def asked(draw: st.DrawFn) -> tuple[int, int, int]:
+    size = draw(sizes)
+    start = draw(st.integers(0, size - 1))
+    end = draw(st.integers(start + 1, size))
+    return start, end, size
+
+
+@given(asked(), st.integers(0, 10**12), st.integers(0, 10**12), st.integers(1, 10**12))
+def test_a_206_is_used_only_for_exactly_the_range_asked(
+    a: tuple[int, int, int], first: int, last: int, total: int
+) -> None:
+    start, end, size = a
+    known = Known(size, '"a"', None)
+    verdict = rules.judge_segment(
+        206, _headers(first, last, total, etag='"a"'), start, end, known, NAME
+    )
+    exact = (first, last + 1, total) == (start, end, size)
+    assert isinstance(verdict, rules.Ranged) == exact
+    if not exact:
+        assert isinstance(verdict, rules.Retry)
+
+
+@given(asked())
+def test_a_206_that_starts_elsewhere_but_ends_right_is_refused(a: tuple[int, int, int]) -> None:
+    start, end, size = a
+    if start == 0:
+        return
+    known = Known(size, None, None)
+    for first in (start - 1, 0):
+        verdict = rules.judge_segment(206, _headers(first, end - 1, size), start, end, known, NAME)
+        assert isinstance(verdict, rules.Retry)
+
+
+@given(asked(), etags, dates, etags, dates)
+def test_a_segment_from_another_version_restarts_and_is_never_used(
+    a: tuple[int, int, int],
+    old_etag: str | None,
+    old_date: str | None,
+    etag: str | None,
+    date: str | None,
+) -> None:
+    start, end, size = a
+    known = Known(size, old_etag if old_etag and not old_etag.startswith("W/") else None, old_date)
+    headers = _headers(start, end - 1, size, etag=etag, last_modified=date)
+    verdict = rules.judge_segment(206, headers, start, end, known, NAME)
+    strong, modified = rules.validators(headers)
+    if rules.changed(known, strong, modified):
+        assert isinstance(verdict, rules.Restart)
+    else:
+        assert isinstance(verdict, rules.Ranged)
+
+
+@given(asked(), st.sampled_from([200, 416]))
+def test_a_segment_answered_without_its_range_is_retried(
+    a: tuple[int, int, int], status: int
+) -> None:
+    start, end, size = a
+    verdict = rules.judge_segment(status, {}, start, end, Known(size, None, None), NAME)
+    assert isinstance(verdict, rules.Retry)
+    assert verdict.failure.retry
+
+
+def test_weak_etags_are_not_validators() -> None:
+    assert rules.validators({"ETag": 'W/"x"', "Last-Modified": "d"}) == (None, "d")
+    assert rules.validators({"ETag": '"x"'}) == ('"x"', None)
+
+
+@given(etags, dates)
+def test_a_missing_validator_proves_no_change(etag: str | None, date: str | None) -> None:
+    assert not rules.changed(Known(1, None, None), etag, date)
+
+
+@given(sizes, st.integers(0, 10**12))
+def test_probe_of_a_new_file(size: int, expected: int) -> None:
+    headers = _headers(0, size - 1, size, etag='"e"')
+    verdict = rules.judge_probe(206, headers, 0, None, None, None, NAME)
+    assert verdict == rules.Ranged(0, size, '"e"', None)
+    verdict = rules.judge_probe(206, headers, 0, None, None, expected, NAME)
+    assert isinstance(verdict, rules.Ranged if expected == size else rules.Fail)
+
+
+@given(sizes)
+def test_probe_with_saved_state(size: int) -> None:
+    known = Known(size, '"e"', None)
+    # If-Range answered with the whole file: another version
+    assert isinstance(rules.judge_probe(200, {}, 0, 1, known, None, NAME), rules.Restart)
+    other_size = _headers(0, 0, size + 1, etag='"e"')
+    assert isinstance(rules.judge_probe(206, other_size, 0, 1, known, None, NAME), rules.Restart)
+    assert isinstance(rules.judge_probe(416, {}, 0, 1, known, None, NAME), rules.Restart)
+
+
+def test_probe_answers_without_ranges() -> None:
+    assert rules.judge_probe(
+        200, {"Content-Length": "5"}, 0, None, None, None, NAME
+    ) == rules.Whole(5)
+    assert rules.judge_probe(
+        200, {"Content-Length": "²"}, 0, None, None, None, NAME
+    ) == rules.Whole(None)
+    assert isinstance(
+        rules.judge_probe(200, {"Content-Length": "5"}, 0, None, None, 6, NAME), rules.Fail
+    )
+    empty = {"Content-Range": "bytes */0"}
+    assert rules.judge_probe(416, empty, 0, None, None, None, NAME) == rules.Empty()
+    assert isinstance(
+        rules.judge_probe(416, {"Content-Range": "bytes */9"}, 0, None, None, None, NAME),
+        rules.Retry,
+    )
+    bad = {"Content-Range": "bytes 0-9/*"}
+    assert isinstance(rules.judge_probe(206, bad, 0, None, None, None, NAME), rules.Retry)
+
+
+@given(asked())
+def test_range_header_and_content_range_agree(a: tuple[int, int, int]) -> None:
+    """What we ask for is what judge_segment accepts: the one place of inclusive ends."""
+    start, end, size = a
+    last = int(range_header(start, end).split("-")[1])
+    verdict = rules.judge_segment(
+        206, _headers(start, last, size), start, end, Known(size, None, None), NAME
+    )
+    assert isinstance(verdict, rules.Ranged)
+
+
+def test_whole_answers() -> None:
+    assert isinstance(rules.judge_whole(503, {}, None, NAME), rules.Retry)
+    assert rules.judge_whole(200, {}, 7, NAME) == rules.Whole(None)
