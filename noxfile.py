@@ -20,9 +20,9 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
-def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".", "mypy", "types-tqdm")
-    session.run("mypy", "segfetch")
+def typecheck(session: nox.Session) -> None:  # as .ci/run: the tests' and benchmarks' imports too
+    session.install("-e", ".[test,dev]")
+    session.run("mypy", "--strict", "segfetch", "tests", "benchmarks")
 
 
 @nox.session

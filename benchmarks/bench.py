@@ -41,6 +41,10 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
+
+if TYPE_CHECKING:
+    from resource import struct_rusage
 
 HERE = Path(__file__).resolve().parent
 KIB = 1024
@@ -57,6 +61,41 @@ TOOLS = Path(os.environ.get("BENCH_TOOLS", ".bench-tools")).resolve()
 UV = str(TOOLS / "bin" / "uv")
 # the interpreter fresh venvs are made from (`python3 -m venv`), not this script's venv
 BASE_PYTHON = getattr(sys, "_base_executable", None) or shutil.which("python3") or "python3"
+
+# A JSON object of a report: one run's result, a summary row, the report itself. Reports are
+# written to OUT/<scenario>.json and read back by --plot-only, so a value is whatever JSON holds.
+Record = dict[str, Any]
+
+
+class LogRow(TypedDict):
+    """One line of `segfetch emulate --log`: a request and its response, as the emulator's
+    docstring lists them."""
+
+    t: float
+    conn: int
+    method: str
+    path: str
+    range: str | None
+    if_range: str | None
+    status: int
+    start: int | None
+    end: int | None
+    sent: int
+    fault: str | None
+    version: int
+    duration: float
+
+
+class ProcResult(TypedDict):
+    """What run_proc measured of one peer's run."""
+
+    rc: int | str  # exit code, or "timeout"
+    seconds: float
+    cpu: float
+    maxrss_kib: int
+    wait4_maxrss_kib: int
+    out: str
+    err: str
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -120,7 +159,7 @@ class Scenario:
     extra: tuple[str, ...] = ()  # more segfetch -n 8 variants (option strings)
     max_runs: int = 0  # at most this many runs (0: --runs)
 
-    def limit(self, size: int, conns: int) -> float | None:
+    def limit(self, size: int, conns: float) -> float | None:
         """Physical limit in seconds: size / link rate for `conns` connections."""
         if self.shared_rate:
             return size / self.shared_rate
@@ -271,7 +310,7 @@ class Emulator:
     root: Path
     args: list[str]
     log: Path
-    proc: subprocess.Popen[str] | None = field(default=None, repr=False)
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     base: str = ""
     serve: list[str] | None = None  # what to serve instead of the folder `root`
 
@@ -280,11 +319,11 @@ class Emulator:
         cmd = [SEGFETCH, "emulate", *what, "--port", "0", "--log", str(self.log)]
         out, err = self.log.with_suffix(".out"), self.log.with_suffix(".err")
         with out.open("w") as o, err.open("w") as e:
-            self.proc = subprocess.Popen([*cmd, *self.args], stdout=o, stderr=e)
+            self.proc = proc = subprocess.Popen([*cmd, *self.args], stdout=o, stderr=e)
         deadline = time.monotonic() + 10
         while not (line := out.read_text()).startswith("serving on "):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
                 raise RuntimeError(f"emulator did not start: {line!r} {err.read_text()!r}")
             time.sleep(0.02)
         self.base = line.split()[2].rstrip("/")
@@ -306,7 +345,7 @@ class Emulator:
             self.proc.kill()
             self.proc.wait()
 
-    def rows(self) -> list[dict[str, object]]:
+    def rows(self) -> list[LogRow]:
         return [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
 
     def figures(self, size: int) -> dict[str, int]:
@@ -341,14 +380,20 @@ def peer_env() -> dict[str, str]:
     return env
 
 
-def run_proc(cmd: list[str], timeout: float, env: dict[str, str], cwd: Path) -> dict[str, object]:
+class _Reaped(TypedDict, total=False):
+    t: float
+    status: int
+    ru: struct_rusage
+
+
+def run_proc(cmd: list[str], timeout: float, env: dict[str, str], cwd: Path) -> ProcResult:
     """Run `cmd` to its end or `timeout`; wall time, and the child's CPU seconds (user +
     system) and peak RSS from os.wait4's rusage. Output goes to files (no pipe to drain)."""
     out_f, err_f, rss_f = cwd / "peer.out", cwd / "peer.err", cwd / "peer.rss"
     rss_f.unlink(missing_ok=True)
     if GNU_TIME:
         cmd = [GNU_TIME, "-q", "-f", "%M", "-o", str(rss_f), *cmd]
-    done: dict[str, object] = {}
+    done: _Reaped = {}
     with out_f.open("w") as o, err_f.open("w") as e:
         t0 = time.monotonic()
         p = subprocess.Popen(
@@ -358,7 +403,7 @@ def run_proc(cmd: list[str], timeout: float, env: dict[str, str], cwd: Path) -> 
 
         def reap() -> None:
             _, status, ru = os.wait4(p.pid, 0)
-            done.update(t=time.monotonic(), status=status, ru=ru)
+            done.update({"t": time.monotonic(), "status": status, "ru": ru})
 
         waiter = threading.Thread(target=reap, daemon=True)
         waiter.start()
@@ -370,16 +415,16 @@ def run_proc(cmd: list[str], timeout: float, env: dict[str, str], cwd: Path) -> 
             waiter.join()
         p.returncode = 0  # reaped by os.wait4: keep Popen from waiting again
     ru = done["ru"]
-    status = int(done["status"])  # type: ignore[call-overload]
-    rss = ru.ru_maxrss  # type: ignore[attr-defined]
+    status = int(done["status"])
+    rss = ru.ru_maxrss
     with contextlib.suppress(OSError, ValueError, IndexError):
         rss = int(rss_f.read_text().split()[-1])
     return {
         "rc": "timeout" if timed_out else os.waitstatus_to_exitcode(status),
-        "seconds": float(done["t"]) - t0,  # type: ignore[arg-type]
-        "cpu": ru.ru_utime + ru.ru_stime,  # type: ignore[attr-defined]
+        "seconds": float(done["t"]) - t0,
+        "cpu": ru.ru_utime + ru.ru_stime,
         "maxrss_kib": rss,
-        "wait4_maxrss_kib": ru.ru_maxrss,  # type: ignore[attr-defined]
+        "wait4_maxrss_kib": ru.ru_maxrss,
         "out": out_f.read_text(errors="replace"),
         "err": err_f.read_text(errors="replace"),
     }
@@ -405,25 +450,26 @@ def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict
     rc, out, err = pr["rc"], str(pr["out"]), str(pr["err"])
     got = sha256_of(dest / file.name)
     rows = emu.rows()
+    statuses = dict(sorted(Counter(str(r.get("status")) for r in rows).items()))
     result: dict[str, object] = {
         "peer": peer.name,
         "run": run,
         "seed": run,
-        "seconds": round(float(pr["seconds"]), 3),  # type: ignore[arg-type]
-        "cpu": round(float(pr["cpu"]), 3),  # type: ignore[arg-type]
+        "seconds": round(float(pr["seconds"]), 3),
+        "cpu": round(float(pr["cpu"]), 3),
         "maxrss_kib": pr["maxrss_kib"],
         "rc": rc,
         "ok": rc == 0 and got == digest,
         "sha256_ok": got == digest,
         **emu.figures(size),
-        "statuses": dict(sorted(Counter(str(r.get("status")) for r in rows).items())),
+        "statuses": statuses,
         "connections": len({r.get("conn") for r in rows if r.get("conn") is not None}),
     }
-    result["n503"] = result["statuses"].get("503", 0)  # type: ignore[union-attr]
+    result["n503"] = statuses.get("503", 0)
     if peer.name.startswith("segfetch"):
         with contextlib.suppress(ValueError, IndexError):  # its --json result
-            result["segfetch"] = json.loads(out.strip().splitlines()[-1])
-            result["retries"] = result["segfetch"]["retries"]  # type: ignore[index]
+            result["segfetch"] = reply = json.loads(out.strip().splitlines()[-1])
+            result["retries"] = reply["retries"]
     if not result["ok"]:
         result["stdout_tail"], result["stderr_tail"] = out[-3000:], err[-3000:]
         result["emulator_log"] = rows[:200]  # the requests of the failed run
@@ -431,12 +477,12 @@ def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict
     return result
 
 
-def _median(xs: list) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
+def _median(xs: list[float | None]) -> float | None:
+    got = [x for x in xs if x is not None]
+    return statistics.median(got) if got else None
 
 
-def _timings(rs: list[dict]) -> dict:
+def _timings(rs: list[Record]) -> Record:
     """What every scenario reports of a peer's runs: success, wall time, requests, bytes."""
     ok = [r for r in rs if r["ok"]]
     secs = [r["seconds"] for r in ok]
@@ -451,8 +497,8 @@ def _timings(rs: list[dict]) -> dict:
     }
 
 
-def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -> list[dict]:
-    rows = []
+def summarize(sc: Scenario, peers: list[Peer], results: list[Record], size: int) -> list[Record]:
+    rows: list[Record] = []
     for peer in peers:
         rs = [r for r in results if r["peer"] == peer.name]
         if not rs:
@@ -477,8 +523,7 @@ def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -
                     ]
                 ),
                 "cpu_per_gb": cpu / (size / 1e9) if cpu is not None else None,
-                "maxrss_mib": _median([r.get("maxrss_kib") for r in ok])
-                and _median([r.get("maxrss_kib") for r in ok]) / KIB,  # type: ignore[operator]
+                "maxrss_mib": (rss := _median([r.get("maxrss_kib") for r in ok])) and rss / KIB,
                 "limit": sc.limit(size, peer.conns),
             }
         )
@@ -490,7 +535,7 @@ def summarize(sc: Scenario, peers: list[Peer], results: list[dict], size: int) -
     return rows
 
 
-def table(rows: list[dict], sc: Scenario | None = None) -> str:
+def table(rows: list[Record], sc: Scenario | None = None) -> str:
     def f(x: float | None, fmt: str) -> str:
         return "—" if x is None else format(x, fmt)
 
@@ -523,7 +568,7 @@ def table(rows: list[dict], sc: Scenario | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(report: dict, png: Path) -> None:
+def plot(report: Record, png: Path) -> None:
     """Time against connections for segfetch (median, min-max bars), peers as horizontal
     lines, the link's physical limit as a line."""
     import matplotlib
@@ -550,7 +595,8 @@ def plot(report: dict, png: Path) -> None:
     size = report["size"]
     if sc.rate or sc.shared_rate:
         fine = [1 + i * (nmax - 1) / 200 for i in range(201)]
-        ax.plot(fine, [sc.limit(size, n) for n in fine], ls="--", color="gray",
+        limits = cast("list[float]", [sc.limit(size, n) for n in fine])  # a rate: no None
+        ax.plot(fine, limits, ls="--", color="gray",
                 label="physical limit of the link")  # fmt: skip
     cmap = plt.get_cmap("tab10")
     others = [r for r in rows if not r.get("n")]
@@ -773,7 +819,7 @@ def fresh_venv(venv: Path, pip: str | None, env: dict[str, str]) -> str:
     return out.stdout.split(" from ")[0]
 
 
-def kinds(rows: list[dict[str, object]]) -> dict[str, int]:
+def kinds(rows: list[LogRow]) -> dict[str, int]:
     """Requests by kind: index pages, .metadata files, wheels, anything else (a 404 ...)."""
     out = {"pages": 0, "metadata": 0, "wheels": 0, "other": 0}
     for r in rows:
@@ -793,14 +839,14 @@ def kinds(rows: list[dict[str, object]]) -> dict[str, int]:
     return out
 
 
-def peak_wheels(rows: list[dict[str, object]]) -> int:
+def peak_wheels(rows: list[LogRow]) -> int:
     """Most wheel responses on the wire at once (a log line is written at a response's end,
     `duration` after its start)."""
     events = []
     for r in rows:
         if str(r.get("path")).endswith(".whl") and r.get("status") in (200, 206):
-            end = float(r["t"])  # type: ignore[arg-type]
-            events += [(end - float(r["duration"]), 1), (end, -1)]  # type: ignore[arg-type]
+            end = float(r["t"])
+            events += [(end - float(r["duration"]), 1), (end, -1)]
     peak = live = 0
     for _, step in sorted(events):
         live += step
@@ -834,7 +880,8 @@ def run_install_once(
                 cmd, capture_output=True, text=True, timeout=S5_WALL_LIMIT, env=env, cwd=work,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
-            rc, out, err = p.returncode, p.stdout, p.stderr
+            rc: int | str = p.returncode
+            out, err = p.stdout, p.stderr
         except subprocess.TimeoutExpired as e:
             rc, out, err = "timeout", _text(e.stdout), _text(e.stderr)
         seconds = time.monotonic() - t0
@@ -870,9 +917,9 @@ def run_install_once(
 
 
 def summarize_install(
-    sc: Scenario, peers: list[InstallPeer], results: list[dict], size: int
-) -> list[dict]:
-    rows = []
+    sc: Scenario, peers: list[InstallPeer], results: list[Record], size: int
+) -> list[Record]:
+    rows: list[Record] = []
     for peer in peers:
         rs = [r for r in results if r["peer"] == peer.name]
         rows.append(
@@ -895,7 +942,7 @@ def summarize_install(
     return rows
 
 
-def install_table(rows: list[dict], size: int, rate: int) -> str:
+def install_table(rows: list[Record], size: int, rate: int) -> str:
     def f(x: float | None, fmt: str) -> str:
         return "—" if x is None else format(x, fmt)
 
@@ -952,7 +999,7 @@ def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, 
                     flush=True,
                 )
                 if not r["ok"]:
-                    tail = (r.get("stderr_tail") or "")[-600:]
+                    tail = str(r.get("stderr_tail") or "")[-600:]
                     print(f"    rc={r['rc']} stderr: {tail!r}", flush=True)
         pinned_text = rs.pinned.read_text()
         unpinned_text = rs.unpinned.read_text()
@@ -989,7 +1036,7 @@ SLOW_LIMIT = 10.0  # s: peers whose physical limit is above this run at most --s
 S5_QUICK = ("segfetch install (pinned)", "uv pip install", "pip 23.2.1, local files (no network)")
 
 
-def write_outputs(report: dict, out: Path) -> str:
+def write_outputs(report: Record, out: Path) -> str:
     sid = report["scenario"].lower()
     md = table(report["summary"], SCENARIOS[report["scenario"]])
     (out / f"{sid}.json").write_text(json.dumps(report, indent=1) + "\n")
