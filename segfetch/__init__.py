@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from segfetch.engine.download import Progress, Result, Slots, download, download_sync
     from segfetch.engine.options import Options
     from segfetch.errors import (
+        Busy,
         DiskError,
         DownloadError,
         HashMismatch,
@@ -43,6 +44,7 @@ _HOMES = {
         (
             "SegfetchError",
             "UsageError",
+            "Busy",
             "DiskError",
             "DownloadError",
             "HTTPStatusError",
@@ -55,6 +57,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "Busy",
     "DiskError",
     "DownloadError",
     "HTTPStatusError",

@@ -3,6 +3,7 @@
     SegfetchError                 anything segfetch reports to the user (exit 1)
     ├── UsageError                bad input from the user: fix the command (exit 2)
     ├── DiskError                 the local file system refused (full, read-only, gone)
+    ├── Busy                      another process is writing the same destination
     └── DownloadError             a download could not be completed
         ├── HTTPStatusError       the server answered with a final error status (404, 401, ...)
         ├── ServerError           the server broke the protocol (bad Content-Range, too many bytes)
@@ -36,6 +37,10 @@ class DiskError(SegfetchError):
         }
         hint = hints.get(exc.errno or 0, "choose a place you can write to")
         return cls(f"cannot write {what}: {exc.strerror or exc}; {hint}")
+
+
+class Busy(SegfetchError):
+    pass
 
 
 class DownloadError(SegfetchError):

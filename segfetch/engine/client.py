@@ -4,16 +4,19 @@ file changed: begin the whole file again)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import trio
 
 from segfetch import __version__
 from segfetch.engine import failures
 from segfetch.engine.failures import Failure
+from segfetch.engine.multipart import PartHead
 from segfetch.engine.options import DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
-from segfetch.errors import DownloadError
+from segfetch.errors import DownloadError, redact_url
 
 
 class RetryLater(Exception):
@@ -26,6 +29,21 @@ class RetryLater(Exception):
 
 class StartOver(Exception):
     """Start the whole file over: it changed on the server, or our saved state is stale."""
+
+
+# A redirect target that answers these has most likely expired (presigned URLs, release
+# assets): the URL asked for gives a fresh one.
+EXPIRED_STATUS = frozenset({401, 403, 404, 410})
+
+
+class Location:
+    """Where requests go: the URL asked for, and the redirect target it last led to. Shared
+    by every connection of a download."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        self.current = origin
+        self.name = redact_url(origin)  # for messages: never print credentials
 
 
 def make_client(
@@ -45,10 +63,11 @@ def make_client(
 
 
 async def send(
-    client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float, name: str
+    client: httpx.AsyncClient, where: Location, headers: dict[str, str], timeout: float
 ) -> httpx.Response:
-    """GET url, streamed. Returns 200, 206 and 416 answers for the rules to judge; any
-    other status or transport failure is classified: RetryLater, or a final error."""
+    """GET the current URL, streamed. Returns 200, 206 and 416 answers for the rules to judge;
+    any other status or transport failure is classified: RetryLater, or a final error."""
+    url, name = where.current, where.name
     request = client.build_request("GET", url, headers=headers, timeout=timeout)
     # httpx's read timeout is per read: a server trickling its headers a byte at a time
     # would never trip it. The whole head must arrive within one timeout.
@@ -63,14 +82,54 @@ async def send(
         raise RetryLater(classify(exc, url)) from None
     except httpx.TooManyRedirects:
         raise DownloadError(f"{name}: too many redirects") from None
+    final = str(response.url)
+    if where.origin.startswith("https:") and not final.startswith("https:"):
+        await response.aclose()
+        raise DownloadError(f"{name} redirected to plain http; refusing the downgrade")
     status = response.status_code
     if status in (200, 206, 416):
+        where.current = final
         return response
     await response.aclose()
+    if status in EXPIRED_STATUS and where.current != where.origin:
+        where.current = where.origin  # ask again where the redirect came from
+        target = redact_url(url).split("?")[0]
+        raise RetryLater(
+            Failure(f"{target} (a redirect of {name}) answered {status}; asking again", True)
+        )
     failure = failures.from_status(status, response.reason_phrase, response.headers, url, name)
     if failure.retry:
         raise RetryLater(failure)
     raise failure.error()
+
+
+async def part_body(
+    response: httpx.Response, boundary: bytes
+) -> tuple[httpx.Headers, AsyncIterator[bytes]]:
+    """A single-part ``multipart/byteranges`` answer: the headers to judge it by (the part's
+    Content-Range and Content-Type over the response's) and the part's bytes."""
+    head = PartHead(boundary)
+    raw = response.aiter_raw()
+    rest = None
+    try:
+        async for chunk in raw:
+            if (rest := head.feed(chunk)) is not None:
+                break
+    except ValueError as exc:
+        raise RetryLater(Failure(f"{redact_url(str(response.url))}: {exc}", True)) from None
+    if rest is None:
+        raise RetryLater(Failure("a multipart answer ended before its part began", True))
+    headers = httpx.Headers(response.headers)
+    del headers["Content-Type"]
+    headers.update(head.headers)
+
+    async def body() -> AsyncIterator[bytes]:
+        if rest:
+            yield rest
+        async for chunk in raw:
+            yield chunk
+
+    return headers, body()
 
 
 def classify(exc: RetryLater | httpx.TransportError, url: str) -> Failure:

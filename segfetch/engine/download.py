@@ -10,15 +10,25 @@ a zip that fails its sha256 has just its damaged members fetched again.
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import trio
 
 from segfetch.engine import rules
-from segfetch.engine.client import RetryLater, StartOver, backoff, classify, make_client, send
+from segfetch.engine.client import (
+    Location,
+    RetryLater,
+    StartOver,
+    backoff,
+    classify,
+    make_client,
+    part_body,
+    send,
+)
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import range_header
@@ -26,9 +36,9 @@ from segfetch.engine.repair import damaged_ranges
 from segfetch.engine.result import Progress, ProgressCallback, Result, Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.slots import Slots
-from segfetch.engine.store import PartFile, PrefixHasher, State
-from segfetch.engine.transfer import Transfer
-from segfetch.errors import DiskError, DownloadError, HashMismatch, ServerError, redact_url
+from segfetch.engine.store import PartFile, PrefixHasher, State, check_destination
+from segfetch.engine.transfer import Body, Transfer
+from segfetch.errors import DiskError, HashMismatch, ServerError
 
 MAX_RESTARTS = 3  # times the whole file may be started over because it changed
 REPORT_EVERY = 0.1  # seconds between progress callbacks
@@ -55,9 +65,11 @@ async def download(
     every request either way. ``seed`` makes backoff jitter repeatable.
     """
     options = options or Options()
+    dest = Path(dest)
+    check_destination(dest)
     job = _Download(
         url,
-        Path(dest),
+        dest,
         options=options,
         sha256=sha256.lower() if sha256 else None,
         progress=progress,
@@ -72,11 +84,26 @@ async def download(
             return await job.run(own)
     except OSError as exc:  # httpx wraps network errors: these are the disk's
         raise DiskError.from_os(exc, str(job.part.part)) from None
+    finally:
+        job.part.release()  # and with it the lock on the destination
 
 
-def download_sync(url: str, dest: Path | str, **kwargs: Any) -> Result:
+def download_sync(
+    url: str,
+    dest: Path | str,
+    options: Options | None = None,
+    *,
+    sha256: str | None = None,
+    size: int | None = None,
+    progress: ProgressCallback | None = None,
+    seed: int | None = None,
+) -> Result:
     """``download`` for code that is not async."""
-    return trio.run(partial(download, url, dest, **kwargs))
+    return trio.run(
+        partial(
+            download, url, dest, options, sha256=sha256, size=size, progress=progress, seed=seed
+        )
+    )
 
 
 class _Download:
@@ -92,9 +119,8 @@ class _Download:
         slots: Slots | None,
         size: int | None,
     ) -> None:
-        self.origin = url  # what the user asked for: the control file's key
-        self.name = redact_url(url)  # for messages: never print credentials
-        self.url = url  # where requests go: the probe's final URL after redirects
+        self.where = Location(url)  # the URL asked for (the control file's key), and where to
+        self.name = self.where.name
         self.options, self.sha256, self.size = options, sha256, size
         self.progress, self.rng, self.slots = progress, rng, slots
         self.part = PartFile(dest)
@@ -103,6 +129,11 @@ class _Download:
         self.state: State | None = None
         self.transfer: Transfer | None = None
         self.probe_slot = False  # this attempt holds a place no worker has taken over
+        # An HTML answer is a portal's page, unless HTML is what was asked for.
+        self.html_ok = urlsplit(url).path.lower().endswith((".html", ".htm"))
+        # A zip can check itself (CRC-32 of every member): it may resume without validators.
+        self.zip = dest.name.lower().endswith((".whl", ".zip"))
+        self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs
         self._last_report = -1.0
 
     async def run(self, client: httpx.AsyncClient) -> Result:
@@ -112,6 +143,13 @@ class _Download:
         while True:
             size = await self._pass()
             digest = self.hasher.hexdigest()
+            if self.sha256 is None and self.check_zip:
+                self.check_zip = False
+                if await trio.to_thread.run_sync(damaged_ranges, self.part.part, size) == []:
+                    break
+                self.part.reset()  # resumed bytes of another version: fetch it whole, once
+                self.stats.restarts += 1
+                continue
             if self.sha256 is None or digest == self.sha256:
                 break
             # Bytes went bad on the way (a proxy, a flipped bit). A zip says which members
@@ -119,20 +157,21 @@ class _Download:
             if not self.stats.repaired and (holes := await self._damaged(size)):
                 self.stats.repaired = sum(end - start for start, end in holes)
                 continue
-            self.part.discard()
             if refetched:
+                self.part.discard()
                 raise HashMismatch(
                     f"sha256 mismatch for {self.name}: expected {self.sha256}, got {digest}, "
                     "twice; nothing was kept",
                     expected=self.sha256,
                     got=digest,
                 )
+            self.part.reset()
             refetched = True
             self.stats.restarts += 1
         self.part.commit()
         st = self.stats
         return Result(
-            url=self.url,
+            url=self.where.current,
             path=self.part.dest,
             size=size,
             sha256=digest,
@@ -151,9 +190,10 @@ class _Download:
             try:
                 return await self._attempt()
             except StartOver:
-                self.part.discard()
+                self.part.reset()
                 self.stats.restarts += 1
                 if self.stats.restarts > MAX_RESTARTS:
+                    self.part.discard()
                     raise ServerError(
                         f"{self.name} changed {self.stats.restarts} times during the download; "
                         "try again later"
@@ -170,9 +210,26 @@ class _Download:
             self.part.save(self.state)
         return holes
 
+    def _resume_state(self) -> State | None:
+        """The saved state, if it may be resumed: it is for this file, and either the server
+        can tell us whether the file changed (ETag or Last-Modified) or the result is
+        checked anyway (a sha256, or a zip's CRCs)."""
+        self.part.acquire()  # before reading what the control file claims
+        state = self.part.load(self.where.origin, self.sha256)
+        if state is None or not state.done:
+            return state
+        if not (state.etag or state.last_modified):
+            if self.sha256 is None and not self.zip:
+                self.part.reset()  # nothing could tell a changed file: start over
+                return None
+            self.check_zip = self.sha256 is None
+        if self.sha256 is not None:
+            state.sha256 = self.sha256  # the identity grows when --sha256 is added
+        return state
+
     async def _attempt(self) -> int:
         """Download the whole file once; returns its size. Raises StartOver to start over."""
-        self.state = self.part.load(self.origin, self.sha256)
+        self.state = self._resume_state()
         self.transfer = None
         self.hasher = PrefixHasher(self.part)
         budget = Budget(self.options.policy, self.rng)
@@ -185,16 +242,17 @@ class _Download:
         try:
             while True:
                 try:
-                    response, verdict = await self._probe()
+                    response, chunks, verdict = await self._probe()
                     break
                 except RetryLater as exc:
                     await backoff(budget, exc.failure, self.stats)
             try:
                 if isinstance(verdict, rules.Ranged):
-                    return await self._ranged(verdict, response)
+                    return await self._ranged(verdict, Body(response, chunks))
                 if isinstance(verdict, rules.Empty):
-                    self.part.open(fresh=True)
-                    return 0
+                    # A 416 "bytes */0" may be wrong: only a plain GET shows the file is empty.
+                    await response.aclose()
+                    return await self._single(None)
                 return await self._single(response)
             finally:
                 await response.aclose()
@@ -206,7 +264,9 @@ class _Download:
             self.slots.release()
         self.probe_slot = False
 
-    async def _probe(self) -> tuple[httpx.Response, rules.Ranged | rules.Whole | rules.Empty]:
+    async def _probe(
+        self,
+    ) -> tuple[httpx.Response, AsyncIterator[bytes], rules.Ranged | rules.Whole | rules.Empty]:
         """The first request of a pass: the first missing range, or the whole file."""
         state = self.state
         known = None
@@ -223,36 +283,54 @@ class _Download:
         if state is not None and (validator := state.etag or state.last_modified):
             headers["If-Range"] = validator
         self.stats.requests += 1
-        response = await send(self.client, self.url, headers, self.options.timeout, self.name)
-        self.url = str(response.url)
-        if self.origin.startswith("https:") and not self.url.startswith("https:"):
+        response = await send(self.client, self.where, headers, self.options.timeout)
+        try:
+            chunks, verdict = await self._judge_probe(response, start, end, known)
+        except BaseException:
             await response.aclose()
-            raise DownloadError(f"{self.name} redirected to plain http; refusing the downgrade")
-        verdict = rules.judge_probe(
-            response.status_code, response.headers, start, end, known, self.size, self.name
-        )
+            raise
+        if isinstance(verdict, rules.Ranged) and state is None:
+            self.state = State(
+                self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
+            )
+        return response, chunks, verdict
+
+    async def _judge_probe(
+        self, response: httpx.Response, start: int, end: int | None, known: rules.Known | None
+    ) -> tuple[AsyncIterator[bytes], rules.Ranged | rules.Whole | rules.Empty]:
+        def judge(headers: rules.Headers) -> rules.Verdict:
+            return rules.judge_probe(
+                response.status_code, headers, start, end, known, self.size, self.name,
+                self.html_ok,
+            )  # fmt: skip
+
+        verdict = judge(response.headers)
+        chunks = response.aiter_raw()
+        if isinstance(verdict, rules.Multipart):
+            headers, chunks = await part_body(response, verdict.boundary)
+            verdict = judge(headers)
         if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
-            if isinstance(verdict, rules.Ranged) and state is None:
-                self.state = State(
-                    self.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
-                )
-            return response, verdict
-        await response.aclose()
+            return chunks, verdict
         if isinstance(verdict, rules.Restart):
             raise StartOver(verdict.reason)
         if isinstance(verdict, rules.Fail):
             raise verdict.error
-        raise RetryLater(verdict.failure)
+        if isinstance(verdict, rules.Retry):
+            if verdict.drop_etag and self.state is not None:
+                self.state.etag = None
+            raise RetryLater(verdict.failure)
+        raise RetryLater(Failure(f"{self.name}: a multipart answer inside a multipart", True))
 
-    async def _ranged(self, verdict: rules.Ranged, response: httpx.Response) -> int:
+    async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None
         state = self.state
         self.part.open(fresh=not state.done)
         self.transfer = Transfer(
-            self.client, self.url, self.name, self.options, state, self.part, self.hasher,
+            self.client, self.where, self.options, state, self.part, self.hasher,
             stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
+            html_ok=self.html_ok,
         )  # fmt: skip
-        await self.transfer.run(verdict.first, response, self._release_probe_slot)
+        await self.transfer.run(verdict.first, body, self._release_probe_slot)
         if state.done.total() != state.size:
             raise ServerError(f"{self.name}: download ended with bytes missing")  # planner bug
         await self.hasher.advance(state.size)
@@ -266,11 +344,9 @@ class _Download:
             try:
                 if response is None:
                     self.stats.requests += 1
-                    response = await send(
-                        self.client, self.url, {}, self.options.timeout, self.name
-                    )
+                    response = await send(self.client, self.where, {}, self.options.timeout)
                 verdict = rules.judge_whole(
-                    response.status_code, response.headers, self.size, self.name
+                    response.status_code, response.headers, self.size, self.name, self.html_ok
                 )
                 if isinstance(verdict, rules.Fail):
                     raise verdict.error
@@ -278,7 +354,7 @@ class _Download:
                     raise RetryLater(verdict.failure)
                 return await self._stream_whole(response, verdict.size)
             except (RetryLater, httpx.TransportError) as exc:
-                await backoff(budget, classify(exc, self.url), self.stats)
+                await backoff(budget, classify(exc, self.where.current), self.stats)
             finally:
                 if response is not None:
                     await response.aclose()
@@ -286,17 +362,25 @@ class _Download:
 
     async def _stream_whole(self, response: httpx.Response, size: int | None) -> int:
         size = size if size is not None else self.size  # never write past a known size
-        self.state = None  # no resume without ranges
-        self.part.forget()
-        self.part.open(fresh=True)
+        keep = self.state  # set only where the validator showed the same file: bytes stay good
+        if keep is None:
+            self.part.reset()  # no resume without ranges
+        else:
+            self.part.open(fresh=False)
         self.stats.received = pos = 0
-        async for chunk in response.aiter_raw():
-            if size is not None and pos + len(chunk) > size:
-                raise ServerError(f"{self.name} sent more than {size} bytes")
-            self.part.write(pos, chunk)
-            pos += len(chunk)
-            self.stats.received = pos
-            self._report()
+        try:
+            async for chunk in response.aiter_raw():
+                if size is not None and pos + len(chunk) > size:
+                    raise ServerError(f"{self.name} sent more than {size} bytes")
+                self.part.write(pos, chunk)
+                pos += len(chunk)
+                self.stats.received = pos
+                self._report()
+        finally:
+            if keep is not None and pos:  # what arrived counts for the next run too
+                keep.done.add(0, pos)
+                await self.part.sync()
+                self.part.save(keep)
         if size is not None and pos != size:
             raise RetryLater(Failure(f"{self.name}: body ended at {pos} of {size} bytes", True))
         await self.hasher.advance(pos)
@@ -313,7 +397,7 @@ class _Download:
         size = self.state.size if self.state is not None else None
         t = self.transfer
         done = t.planner.done.total() if t is not None else self.stats.received
-        self.progress(Progress(self.origin, size, done, self.stats.live, self.stats.retries))
+        self.progress(Progress(self.where.origin, size, done, self.stats.live, self.stats.retries))
 
 
 __all__ = ["Options", "Progress", "Result", "Slots", "download", "download_sync", "make_client"]

@@ -39,6 +39,14 @@ class Ranged:
 
 
 @dataclass(frozen=True)
+class Multipart:
+    """A 206 as ``multipart/byteranges``: read the part's head from the body, then judge
+    again with the part's Content-Range (see multipart.py)."""
+
+    boundary: bytes
+
+
+@dataclass(frozen=True)
 class Whole:
     """A 200: the server ignores ranges; the body is the whole file from byte 0."""
 
@@ -52,7 +60,12 @@ class Empty:
 
 @dataclass(frozen=True)
 class Retry:
+    """Try again, keeping every saved byte. ``drop_etag``: the ETag differs from node to
+    node of a load-balanced server while size and Last-Modified agree; send If-Range with
+    Last-Modified from now on."""
+
     failure: Failure
+    drop_etag: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,7 +80,7 @@ class Fail:
     error: ServerError
 
 
-Verdict = Ranged | Whole | Empty | Retry | Restart | Fail
+Verdict = Ranged | Multipart | Whole | Empty | Retry | Restart | Fail
 
 
 def validators(headers: Headers) -> tuple[str | None, str | None]:
@@ -83,14 +96,67 @@ def content_length(headers: Headers) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def changed(known: Known, etag: str | None, last_modified: str | None) -> bool:
-    """Whether an answer's validators show another version of the file than ``known``.
-    A missing validator proves nothing; the ETag decides where both sides have one."""
-    if known.etag and etag:
-        return etag != known.etag
-    if not known.etag and known.last_modified:
-        return last_modified != known.last_modified
-    return False
+def changed(
+    known: Known, etag: str | None, last_modified: str | None, size: int | None = None
+) -> bool:
+    """Whether an answer shows another version of the file than ``known``: another size,
+    another Last-Modified, or another strong ETag. A missing validator proves nothing. An
+    ETag alone does not prove a change where size and Last-Modified both agree: nodes of a
+    load balancer send different ETags for the same bytes."""
+    if size is not None and size != known.size:
+        return True
+    if known.last_modified and last_modified:
+        if last_modified != known.last_modified:
+            return True
+        if size is not None:
+            return False  # same size, same date: a per-node ETag, not a new file
+    return bool(known.etag and etag and etag != known.etag)
+
+
+def same_version(
+    known: Known, etag: str | None, last_modified: str | None, size: int | None
+) -> bool:
+    """Positive evidence that an answer is the known file: its strong ETag, or its size and
+    Last-Modified."""
+    if known.etag and etag == known.etag:
+        return True
+    return bool(known.last_modified and last_modified == known.last_modified and size == known.size)
+
+
+def per_node_etag(known: Known, etag: str | None, last_modified: str | None) -> bool:
+    """Another ETag for the same size and Last-Modified."""
+    return bool(known.etag and etag and etag != known.etag and last_modified == known.last_modified)
+
+
+def multipart_boundary(headers: Headers) -> bytes | None:
+    """The boundary of a ``multipart/byteranges`` answer, or None for any other type."""
+    media, _, params = headers.get("Content-Type", "").partition(";")
+    if media.strip().lower() != "multipart/byteranges":
+        return None
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary" and value.strip('"'):
+            return value.strip('"').encode("latin-1")
+    return None
+
+
+def cannot_be_the_file(headers: Headers, name: str, html_ok: bool) -> Fail | Retry | None:
+    """An answer whose body is not the file's bytes, whatever its status says: compressed
+    though identity was asked (ranges would address the compressed bytes), or an HTML page
+    (a captive portal, a login page) for a file that is not HTML."""
+    encoding = headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return Fail(
+            ServerError(
+                f"{name} sent {encoding}-encoded bytes though asked for the file as it is; "
+                "they cannot be used as the file's bytes (try another mirror or proxy)"
+            )
+        )
+    media = headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if not html_ok and media in ("text/html", "application/xhtml+xml"):
+        message = f"{name} answered with an HTML page, not the file (a captive portal or login?)"
+        return Retry(Failure(message, retry=True))
+    return None
 
 
 def judge_probe(
@@ -101,32 +167,49 @@ def judge_probe(
     known: Known | None,
     expected_size: int | None,
     name: str,
+    html_ok: bool = False,
 ) -> Verdict:
     """The first answer of a pass: bytes ``[start, end)`` (``end`` None: to the end) were
-    asked, with If-Range if ``known`` (the saved state) is not None."""
+    asked, with If-Range if ``known`` (the saved state) is not None. Saved bytes are given
+    up (Restart) only on evidence that the file changed, never for an answer that merely
+    cannot be used."""
+    if (bad := cannot_be_the_file(headers, name, html_ok)) is not None:
+        return bad
+    etag, modified = validators(headers)
     if status == 200:
-        if known is not None:  # If-Range answered with the whole file: it changed
+        if known is None:
+            return judge_whole(status, headers, expected_size, name, html_ok)
+        size = content_length(headers)
+        if changed(known, etag, modified, size):
             return Restart("the file changed since the last run")
-        return judge_whole(status, headers, expected_size, name)
+        if same_version(known, etag, modified, size):
+            return Whole(known.size)  # the same bytes: usable as one stream, state kept
+        message = f"{name} ignored the range asked for; the saved bytes are kept"
+        return Retry(Failure(message, retry=True), drop_etag=per_node_etag(known, etag, modified))
     if status == 416:
         total = parse_unsatisfied_range(headers.get("Content-Range", ""))
         if known is not None:
-            return Restart("the saved state does not fit the file")
-        if total == 0:
-            return Empty()
+            if total is not None and total != known.size:
+                return Restart("the file changed since the last run")
+            return Retry(Failure(f"{name} answered 416 to a range inside the file", retry=True))
+        if total == 0 and not expected_size:
+            return Empty()  # to be confirmed by a request without Range
         message = f"{name} answered 416 to a request for the start of the file"
         return Retry(Failure(message, retry=True, status=416))
     if status != 206:
         return Retry(Failure(f"{name} answered {status}", retry=True, status=status))
+    if (boundary := multipart_boundary(headers)) is not None:
+        return Multipart(boundary)
     try:
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
         return Retry(Failure(f"{name}: {exc}", retry=True))
+    if total is None and end is None:
+        total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
     if total is None or first != start or last != (end if end is not None else total):
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
-    etag, modified = validators(headers)
     if known is not None:
-        if total != known.size or (known.etag and etag and etag != known.etag):
+        if changed(known, etag, modified, total):
             return Restart("the file changed since the last run")
     elif expected_size is not None and total != expected_size:
         return Fail(
@@ -139,11 +222,13 @@ def judge_probe(
 
 
 def judge_whole(
-    status: int, headers: Headers, expected_size: int | None, name: str
+    status: int, headers: Headers, expected_size: int | None, name: str, html_ok: bool = False
 ) -> Whole | Retry | Fail:
     """An answer to a request without Range, from a server that ignores ranges."""
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
+    if (bad := cannot_be_the_file(headers, name, html_ok)) is not None:
+        return bad
     size = content_length(headers)
     if expected_size is not None and size not in (None, expected_size):
         return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
@@ -151,24 +236,39 @@ def judge_whole(
 
 
 def judge_segment(
-    status: int, headers: Headers, start: int, end: int, known: Known, name: str
-) -> Ranged | Retry | Restart:
+    status: int,
+    headers: Headers,
+    start: int,
+    end: int,
+    known: Known,
+    name: str,
+    html_ok: bool = False,
+) -> Ranged | Multipart | Retry | Restart | Fail:
     """An answer to ``Range: bytes=start-(end-1)`` with If-Range, once the file is known."""
+    if (bad := cannot_be_the_file(headers, name, html_ok)) is not None:
+        return bad
     etag, modified = validators(headers)
-    if changed(known, etag, modified):
+    size = content_length(headers) if status == 200 else None
+    span = None  # (first, end) of a plain 206
+    if status == 206 and multipart_boundary(headers) is None:
+        try:
+            first, last, size = parse_content_range(headers.get("Content-Range", ""))
+        except ValueError as exc:
+            return Retry(Failure(f"{name}: {exc}", retry=True))
+        span = (first, last)
+    if changed(known, etag, modified, size):
         return Restart(f"{name} changed during the download")
     if status == 200:
-        # Same file, but this answer ignored the range (the probe showed the server can do
-        # ranges): drop the body, never splice it, and try again. A server that stopped for
-        # good runs out of tries with the state kept; the next run's probe then sees the 200
-        # and takes one stream.
-        return Retry(Failure(f"{name} ignored a Range request", retry=True))
+        # Same file, but this answer ignored the range: drop the body, never splice it, and
+        # try again. Where the ETag differs from node to node, If-Range with it fails on the
+        # other nodes: from now on it carries Last-Modified.
+        failure = Failure(f"{name} ignored a Range request", retry=True)
+        return Retry(failure, drop_etag=per_node_etag(known, etag, modified))
     if status != 206:
         return Retry(Failure(f"{name} answered {status}", retry=True, status=status))
-    try:
-        first, last, total = parse_content_range(headers.get("Content-Range", ""))
-    except ValueError as exc:
-        return Retry(Failure(f"{name}: {exc}", retry=True))
-    if (first, last, total) != (start, end, known.size):
-        return Retry(Failure(f"{name} answered bytes {first}-{last} for {start}-{end}", retry=True))
-    return Ranged(first, known.size, etag, modified)
+    if span is None:
+        return Multipart(multipart_boundary(headers) or b"")
+    if span != (start, end):
+        message = f"{name} answered bytes {span[0]}-{span[1]} for {start}-{end}"
+        return Retry(Failure(message, retry=True))
+    return Ranged(start, known.size, etag, modified)

@@ -7,14 +7,23 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from typing import NamedTuple
 
 import httpx
 import trio
 
 from segfetch.engine import rules
-from segfetch.engine.client import RetryLater, StartOver, backoff, classify, send
+from segfetch.engine.client import (
+    Location,
+    RetryLater,
+    StartOver,
+    backoff,
+    classify,
+    part_body,
+    send,
+)
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
 from segfetch.engine.plan import Planner, Segment
@@ -25,6 +34,14 @@ from segfetch.engine.slots import Slots
 from segfetch.engine.store import PartFile, PrefixHasher, State
 from segfetch.errors import first_error
 
+
+class Body(NamedTuple):
+    """An answer whose bytes are a segment's: the response (to close) and its chunks."""
+
+    response: httpx.Response
+    chunks: AsyncIterator[bytes]
+
+
 SAVE_EVERY = 1.0  # seconds between control-file saves
 HASH_EVERY = 0.05  # seconds between steps of the prefix hash
 
@@ -33,8 +50,7 @@ class Transfer:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        url: str,
-        name: str,
+        where: Location,
         options: Options,
         state: State,
         part: PartFile,
@@ -44,8 +60,10 @@ class Transfer:
         rng: random.Random,
         slots: Slots | None,
         report: Callable[[], None],
+        html_ok: bool = False,
     ) -> None:
-        self.client, self.url, self.name, self.options = client, url, name, options
+        self.client, self.where, self.name, self.options = client, where, where.name, options
+        self.html_ok = html_ok
         self.state, self.part, self.hasher = state, part, hasher
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
         self.known = rules.Known(state.size, state.etag, state.last_modified)
@@ -56,9 +74,7 @@ class Transfer:
             min_segment=options.min_segment,
         )
 
-    async def run(
-        self, first: int, response: httpx.Response, release_probe: Callable[[], None]
-    ) -> None:
+    async def run(self, first: int, body: Body, release_probe: Callable[[], None]) -> None:
         """Fetch every missing byte. ``response`` (the probe's, starting at ``first``) feeds
         the first worker, which then takes over the probe's place in the budget."""
         seg = self.planner.take(at=first) if self.planner.pending else None
@@ -68,7 +84,7 @@ class Transfer:
                 background.start_soon(self._keep_saving)
                 try:
                     async with trio.open_nursery() as workers:
-                        workers.start_soon(self._first_worker, seg, response, release_probe)
+                        workers.start_soon(self._first_worker, seg, body, release_probe)
                         for _ in range(self.options.connections - 1):
                             workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
@@ -80,10 +96,10 @@ class Transfer:
             self.save_now()
 
     async def _first_worker(
-        self, seg: Segment | None, response: httpx.Response, release_probe: Callable[[], None]
+        self, seg: Segment | None, body: Body, release_probe: Callable[[], None]
     ) -> None:
         try:
-            await self._worker(seg, response)
+            await self._worker(seg, body)
         finally:
             release_probe()
 
@@ -98,32 +114,32 @@ class Transfer:
         finally:
             self.slots.release()
 
-    async def _worker(self, seg: Segment | None, response: httpx.Response | None) -> None:
+    async def _worker(self, seg: Segment | None, body: Body | None) -> None:
         self.stats.workers += 1
         try:
             if seg is None:
-                response = None
+                body = None
                 seg = self.planner.take()
             while seg is not None:
-                if not await self._fetch(seg, response):
+                if not await self._fetch(seg, body):
                     self.planner.release(seg)
                     return  # the host pushed back: one connection fewer
-                response = None
+                body = None
                 self.planner.release(seg)
                 seg = self.planner.take()
         finally:
             self.stats.workers -= 1
 
-    async def _fetch(self, seg: Segment, response: httpx.Response | None) -> bool:
+    async def _fetch(self, seg: Segment, body: Body | None) -> bool:
         """Fetch seg to its end, retrying from where it stopped. False: give it up."""
         budget = Budget(self.options.policy, self.rng)
         while seg.remaining > 0:
             try:
-                if response is None:
-                    response = await self._open(seg)
-                await self._stream(seg, response, budget)
+                if body is None:
+                    body = await self._open(seg)
+                await self._stream(seg, body.chunks, budget)
             except (RetryLater, httpx.TransportError) as exc:
-                failure = classify(exc, self.url)
+                failure = classify(exc, self.where.current)
                 if failure.backpressure:
                     if self.slots is not None:
                         self.slots.shrink()  # the host wants fewer of us, whichever file
@@ -132,32 +148,56 @@ class Transfer:
                         return False
                 await backoff(budget, failure, self.stats)
             finally:
-                if response is not None:
-                    await response.aclose()
-                response = None
+                if body is not None:
+                    await body.response.aclose()
+                body = None
         return True
 
-    async def _open(self, seg: Segment) -> httpx.Response:
+    async def _open(self, seg: Segment) -> Body:
         start, end = seg.pos, seg.end  # seg.end may shrink while we wait: keep what we asked
         headers = {"Range": range_header(start, end)}
         if validator := self.state.etag or self.state.last_modified:
             headers["If-Range"] = validator
         self.stats.requests += 1
-        response = await send(self.client, self.url, headers, self.options.timeout, self.name)
-        verdict = rules.judge_segment(
-            response.status_code, response.headers, start, end, self.known, self.name
-        )
+        response = await send(self.client, self.where, headers, self.options.timeout)
+        try:
+            return await self._judge(response, start, end)
+        except BaseException:
+            await response.aclose()
+            raise
+
+    async def _judge(self, response: httpx.Response, start: int, end: int) -> Body:
+        def judge(headers: rules.Headers) -> rules.Verdict:
+            return rules.judge_segment(
+                response.status_code, headers, start, end, self.known, self.name, self.html_ok
+            )
+
+        verdict = judge(response.headers)
+        chunks = response.aiter_raw()
+        if isinstance(verdict, rules.Multipart):
+            headers, chunks = await part_body(response, verdict.boundary)
+            verdict = judge(headers)
         if isinstance(verdict, rules.Ranged):
-            return response
-        await response.aclose()
+            return Body(response, chunks)
         if isinstance(verdict, rules.Restart):
             raise StartOver(verdict.reason)
-        raise RetryLater(verdict.failure)
+        if isinstance(verdict, rules.Fail):
+            raise verdict.error
+        if isinstance(verdict, rules.Retry):
+            if verdict.drop_etag:
+                self.drop_etag()
+            raise RetryLater(verdict.failure)
+        raise RetryLater(Failure(f"{self.name}: a multipart answer inside a multipart", True))
 
-    async def _stream(self, seg: Segment, response: httpx.Response, budget: Budget) -> None:
+    def drop_etag(self) -> None:
+        """The ETag differs from node to node: If-Range carries Last-Modified from now on."""
+        self.state.etag = None
+        self.known = self.known._replace(etag=None)
+
+    async def _stream(self, seg: Segment, chunks: AsyncIterator[bytes], budget: Budget) -> None:
         self.stats.streaming(+1)
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in chunks:
                 n = min(len(chunk), seg.remaining)
                 self.part.write(seg.pos, memoryview(chunk)[:n])
                 self.planner.advance(seg, n)
