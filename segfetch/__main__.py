@@ -1,3 +1,3 @@
-from segfetch.cli.main import main
+from segfetch.cli import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)", re.IGNORECASE)
@@ -20,14 +21,15 @@ def parse_size(text: str) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """'100ms', '1.5s', '2' (seconds) -> seconds."""
+    """'100ms', '1.5s', '2' (seconds) -> seconds; finite and not negative."""
     t = text.strip().lower()
     try:
-        if t.endswith("ms"):
-            return float(t[:-2]) / 1000
-        return float(t.removesuffix("s"))
+        seconds = float(t[:-2]) / 1000 if t.endswith("ms") else float(t.removesuffix("s"))
     except ValueError:
-        raise ValueError(f"not a duration: {text!r} (try 100ms or 2s)") from None
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"not a duration: {text!r} (try 100ms or 2s)")
+    return seconds
 
 
 def human_bytes(n: float) -> str:

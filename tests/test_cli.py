@@ -57,6 +57,19 @@ BAD_ARGS = [
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
     (["install", "x==1", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
     (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),
+    # Every option range-checked: no traceback, no runaway memory.
+    (["get", "http://127.0.0.1:9/x.whl", "--timeout", "nan"], "duration"),
+    (["get", "http://127.0.0.1:9/x.whl", "--timeout", "inf"], "duration"),
+    (["get", "http://127.0.0.1:9/x.whl", "-n", "3000000"], "-n must be from 1 to 256"),
+    (["get", "http://127.0.0.1:9/x.whl", "--max-tries", "99999"], "--max-tries"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null"], "not a regular file"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "newdir/"], "does not exist"),
+    (["emulate", "--rtt", "nan"], "duration"),
+    (["emulate", "--rtt", "1h"], "duration"),
+    (["emulate", "--rate", "0"], "more than 0"),
+    (["emulate", "--port", "70000"], "--port"),
+    (["emulate", "--drop-every", "10"], "at least 1K"),
+    (["bench", "--emulate", "--time", "inf"], "duration"),
 ]
 
 

@@ -7,8 +7,7 @@ import json
 import sys
 from typing import Any
 
-import trio
-
+from segfetch.cli import running
 from segfetch.cli.options import add_link_options, check_url, link_from_args
 from segfetch.errors import UsageError
 from segfetch.units import human_bytes, parse_duration, parse_size
@@ -38,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
     if budget < 64 * 1024 or seconds <= 0 or not 1 <= args.connections <= 64:
         raise UsageError("--budget must be at least 64K, --time above 0, -n from 1 to 64")
     url = check_url(args.url) if args.url else None
-    report = trio.run(_measure, args, url, budget, seconds)
+    report = running.run(lambda: _measure(args, url, budget, seconds))
     if args.json:
         print(json.dumps(report.as_dict()))
     else:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from segfetch.cli import running
 from segfetch.cli.options import (
     add_download_options,
     add_link_options,
@@ -75,6 +76,8 @@ def _run_emulate(args: argparse.Namespace) -> int:
     from segfetch.testing.emulator import Emulator, SyntheticFile
 
     link = link_from_args(args)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, not {args.port}")
     files: dict[str, SyntheticFile] = {}
     for spec in args.file:
         path, _, size = spec.rpartition(":")
@@ -111,8 +114,8 @@ def _run_emulate(args: argparse.Namespace) -> int:
             await emu.__aexit__(None, None, None)
 
     try:
-        trio.run(serve)
-    except KeyboardInterrupt:  # the way to stop it: not an error
+        running.run(serve)
+    except (KeyboardInterrupt, running.Terminated):  # the ways to stop it: not an error
         print("segfetch emulate: stopped", file=sys.stderr)
     return 0
 
@@ -155,5 +158,5 @@ def _run_demo(args: argparse.Namespace) -> int:
             if len(times) == 2:
                 print(f"speed-up with {n} connections: {times[0] / times[1]:.1f}x")
 
-    trio.run(run)
+    running.run(run)
     return 0

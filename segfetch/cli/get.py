@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import unquote
 
 import httpx
-import trio
 
+from segfetch.cli import running
 from segfetch.cli.options import add_download_options, check_url, download_options
 from segfetch.cli.progress import ProgressBar
 from segfetch.engine.download import Result, download
@@ -45,7 +45,7 @@ def _run(args: argparse.Namespace) -> int:
     options = download_options(args)
     dest = _destination(url, args.output)
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
-        result = trio.run(
+        result = running.run(
             lambda: download(url, dest, options, sha256=args.sha256, progress=bar.update)
         )
     if args.json:
@@ -57,6 +57,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _destination(url: str, output: str | None) -> Path:
     name = unquote(httpx.URL(url).path.rsplit("/", 1)[-1])
+    if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
+        raise UsageError(f"folder {output!r} does not exist; create it or choose another -o")
     if output is None or Path(output).is_dir():
         if not name or name in (".", ".."):
             raise UsageError("cannot tell a file name from the URL; give one with -o PATH")

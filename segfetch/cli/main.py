@@ -13,6 +13,7 @@ from typing import Any
 
 from segfetch import __version__
 from segfetch.cli import bench, emulate, get, install
+from segfetch.cli.running import Terminated
 from segfetch.errors import SegfetchError, first_error
 
 
@@ -38,6 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("segfetch: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"segfetch: stopped by {exc}; run the same command again to resume", file=sys.stderr)
+        return 128 + exc.signum
 
 
 class _Parser(argparse.ArgumentParser):

@@ -67,9 +67,12 @@ def download_options(args: argparse.Namespace) -> Options:
         raise UsageError(f"--max-tries must be from 1 to 1000, not {args.max_tries}")
     try:
         min_segment = parse_size(args.min_segment)
+    except ValueError as exc:
+        raise UsageError(f"--min-segment: {exc}") from None
+    try:
         timeout = parse_duration(args.timeout)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--timeout: {exc}") from None
     if min_segment < 1024:
         raise UsageError("--min-segment must be at least 1K")
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
@@ -129,19 +132,30 @@ def link_from_args(args: argparse.Namespace) -> Link:
 
     try:
         faults = [parse_fault(spec) for spec in args.fault]
+        rate = parse_size(args.rate) if args.rate else None
+        shared = parse_size(args.shared_rate) if args.shared_rate else None
+        rtt = parse_duration(args.rtt)
         if args.drop_every:
             faults.append(Fault("reset", every=parse_size(args.drop_every)))
-        return Link(
-            rate=parse_size(args.rate) if args.rate else None,
-            shared_rate=parse_size(args.shared_rate) if args.shared_rate else None,
-            rtt=parse_duration(args.rtt),
-            max_connections=args.max_connections,
-            faults=tuple(faults),
-            seed=args.seed,
-            etag=not args.no_etag,
-        )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if 0 in (rate, shared):
+        raise UsageError("--rate and --shared-rate must be more than 0")
+    if rtt > 10:
+        raise UsageError("--rtt must be at most 10s")
+    if any(f.every is not None and f.every < 1024 for f in faults):
+        raise UsageError("--drop-every and a fault's every= must be at least 1K")
+    if args.max_connections is not None and not 1 <= args.max_connections <= 10_000:
+        raise UsageError("--max-connections must be from 1 to 10000")
+    return Link(
+        rate=rate,
+        shared_rate=shared,
+        rtt=rtt,
+        max_connections=args.max_connections,
+        faults=tuple(faults),
+        seed=args.seed,
+        etag=not args.no_etag,
+    )
 
 
 def parse_fault(spec: str) -> Fault:

@@ -1,0 +1,49 @@
+"""Run a command's trio code so that SIGTERM and SIGHUP (docker stop, a cancelled CI job,
+a closed terminal) do what Ctrl-C does: cancel cleanly, saving resume state on the way."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import trio
+
+T = TypeVar("T")
+SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+class Terminated(BaseException):
+    """The process was asked to stop; like KeyboardInterrupt, not an error of the work."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """trio.run(fn); on SIGTERM or SIGHUP, cancel it and raise Terminated."""
+    if threading.current_thread() is not threading.main_thread():
+        return trio.run(fn)  # signals reach the main thread only (a test harness, say)
+    received: list[int] = []
+    results: list[T] = []
+
+    async def main() -> None:
+        with trio.open_signal_receiver(*SIGNALS) as signals:
+            async with trio.open_nursery() as nursery:
+
+                async def watch() -> None:
+                    async for signum in signals:
+                        received.append(signum)
+                        nursery.cancel_scope.cancel()
+                        return
+
+                nursery.start_soon(watch)
+                results.append(await fn())
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    if received:
+        raise Terminated(received[0])
+    return results[0]

@@ -1,0 +1,195 @@
+"""Never a wrong file, never lost progress: one writer per destination, destinations that are
+not files, long names, signals, reruns that change --sha256, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+from helpers import one_line_error, segfetch
+
+from segfetch.engine.download import download
+from segfetch.engine.options import Options
+from segfetch.engine.store import PartFile, State, side_names
+from segfetch.errors import Busy, UsageError
+from segfetch.testing.emulator import Emulator, Link, SyntheticFile
+
+PATH = "/pkg.whl"
+SLOW = Link(rate=256 * 1024)
+
+
+async def _wait_for(path: Path, seconds: float = 30) -> None:
+    with trio.fail_after(seconds):
+        while not path.exists():
+            await trio.sleep(0.02)
+
+
+def _get(url: str, dest: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "segfetch", "get", url, "-o", str(dest), "-n", "4", *extra]
+
+
+async def test_two_runs_on_one_destination(tmp_path: Path) -> None:
+    """The second run stops at once, naming the first; the first ends verified."""
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(2_000_000)}, link=SLOW) as emu:
+        first = subprocess.Popen(_get(emu.url(PATH), dest, "--sha256", emu.sha256(PATH), "-q"))
+        try:
+            await _wait_for(tmp_path / "pkg.whl.part.json")
+            second = await segfetch("get", emu.url(PATH), "-o", str(dest), "-q")
+            assert second.returncode == 1
+            line = one_line_error(second)
+            assert f"another segfetch (pid {first.pid})" in line
+            with trio.fail_after(60):
+                while first.poll() is None:
+                    await trio.sleep(0.05)
+        finally:
+            first.kill()
+            first.wait()
+        assert first.returncode == 0
+        assert dest.read_bytes() == emu.content(PATH)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg.whl"]
+
+
+async def test_two_downloads_in_one_process_do_not_share_a_part(tmp_path: Path) -> None:
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=SLOW) as emu:
+        errors: list[BaseException] = []
+
+        async def one() -> None:
+            try:
+                await download(emu.url(PATH), dest, Options(connections=2))
+            except Busy as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(one)
+            await _wait_for(tmp_path / "pkg.whl.part")
+            nursery.start_soon(one)
+        assert len(errors) == 1
+        assert dest.read_bytes() == emu.content(PATH)
+
+
+async def test_a_fifo_is_never_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(UsageError, match="not a regular file"):
+        await download("http://127.0.0.1:9/x.whl", fifo)
+    assert fifo.is_fifo() and sorted(tmp_path.iterdir()) == [fifo]
+
+
+@pytest.mark.parametrize("length", [246, 250, 255])
+async def test_names_near_the_file_system_limit(tmp_path: Path, length: int) -> None:
+    name = "p" * (length - 4) + ".whl"
+    part, control = side_names(name)
+    assert all(len(n.encode()) + len(".tmp") <= 255 for n in (part, control))
+    async with Emulator({PATH: SyntheticFile(600_000)}) as emu:
+        await download(emu.url(PATH), tmp_path / name, Options(connections=3, min_segment=64 << 10))
+        assert (tmp_path / name).read_bytes() == emu.content(PATH)
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_side_names_are_beside_the_file_when_they_fit() -> None:
+    assert side_names("pkg.whl") == ("pkg.whl.part", "pkg.whl.part.json")
+    long = side_names("é" * 125)  # 250 bytes in UTF-8
+    assert long[0].startswith(".segfetch-") and long[0] != side_names("è" * 125)[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+async def test_termination_signals_save_state_like_ctrl_c(tmp_path: Path, sig: int) -> None:
+    dest = tmp_path / "pkg.whl"
+    control = tmp_path / "pkg.whl.part.json"
+    async with Emulator({PATH: SyntheticFile(3_000_000)}, link=SLOW) as emu:
+        proc = subprocess.Popen(_get(emu.url(PATH), dest, "-q"), stderr=subprocess.PIPE)
+        try:
+            await _wait_for(control)
+            await trio.sleep(0.3)  # bytes arrive after the first save
+            proc.send_signal(sig)
+            with trio.fail_after(10):
+                while proc.poll() is None:
+                    await trio.sleep(0.01)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == 128 + sig
+        assert proc.stderr is not None
+        err = proc.stderr.read().decode().strip()
+        assert err.splitlines() == [
+            f"segfetch: stopped by {signal.Signals(sig).name}; run the same command again to resume"
+        ]
+        claimed = sum(b - a for a, b in json.loads(control.read_text())["done"])
+        assert claimed > 0 and not dest.exists()
+        # Adding --sha256 on the rerun keeps the progress.
+        rerun = await segfetch(
+            *_get(emu.url(PATH), dest, "--sha256", emu.sha256(PATH))[3:], "--json"
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        assert json.loads(rerun.stdout)["resumed"] >= claimed
+        assert dest.read_bytes() == emu.content(PATH)
+
+
+async def test_dropping_sha256_on_a_rerun_keeps_progress(tmp_path: Path) -> None:
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(3_000_000)}, link=SLOW) as emu:
+        with trio.move_on_after(1.5):
+            await download(emu.url(PATH), dest, Options(connections=2), sha256=emu.sha256(PATH))
+        assert (tmp_path / "pkg.whl.part.json").exists()
+        result = await download(emu.url(PATH), dest, Options(connections=4))
+        assert result.resumed > 0
+        assert dest.read_bytes() == emu.content(PATH)
+
+
+def test_a_failed_control_file_save_leaves_no_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    part = PartFile(tmp_path / "x.whl")
+
+    def full(self: Path, data: str) -> int:
+        self.open("w").write(data[:10])  # half written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError):
+        part.save(State("http://h/x.whl", 10))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_then_the_rerun_resumes(tmp_path: Path) -> None:
+    """EFBIG (as a full disk) mid-download: one line; the rerun resumes what was synced and
+    nothing stray is left."""
+    dest = tmp_path / "x.whl"
+    script = f"""
+import resource, sys, trio
+from segfetch.cli.main import main
+from segfetch.testing.emulator import Emulator, Link, SyntheticFile
+limit, port = int(sys.argv[1]), int(sys.argv[2])
+async def run():
+    files = {{"/x.whl": SyntheticFile(2_000_000)}}
+    async with Emulator(files, link=Link(rate=1 << 20), port=port) as emu:
+        if limit:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        args = ["get", emu.url("/x.whl"), "-o", {str(dest)!r}, "-q", "-n", "2", "--json"]
+        code = await trio.to_thread.run_sync(main, args)
+        if code == 0:
+            assert open({str(dest)!r}, "rb").read() == emu.content("/x.whl")
+        return code
+sys.exit(trio.run(run))
+"""
+    with socket.socket() as sock:  # the same URL on both runs: the state's key
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    run = [sys.executable, "-c", script]
+    full = subprocess.run([*run, "1500000", port], capture_output=True, text=True)
+    assert full.returncode == 1, full.stderr
+    assert full.stderr.strip().startswith("segfetch: error: cannot write")
+    rerun = subprocess.run([*run, "0", port], capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["resumed"] > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["x.whl"]
