@@ -8,9 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from packaging.version import Version
 
-from segfetch.wheels.index import IndexFile, IndexPageError, normalize, parse_page, project_url
+from segfetch.wheels.index import IndexFile, IndexPageError, parse_page, project_url
 from segfetch.wheels.requirements import RequirementSet, Wanted
-from segfetch.wheels.select import NoMatch, Target, choose
+from segfetch.wheels.select import NoMatch, choose
+from segfetch.wheels.target import Target
 
 SHA = "c" * 64
 PAGE = "https://idx.example/simple/alpha/"
@@ -30,8 +31,15 @@ TARGET = Target(
 )
 
 
-def f(name: str, **kw: object) -> IndexFile:
-    return IndexFile(name, "https://files.example/" + name, **kw)  # type: ignore[arg-type]
+def f(
+    name: str,
+    *,
+    sha256: str | None = None,
+    requires_python: str | None = None,
+    yanked: str | None = None,
+) -> IndexFile:
+    url = "https://files.example/" + name
+    return IndexFile(name, url, sha256=sha256, requires_python=requires_python, yanked=yanked)
 
 
 def test_json_page() -> None:
@@ -110,9 +118,22 @@ def test_page_parser_never_crashes(body: bytes, ctype: str) -> None:
         parse_page(body, ctype, PAGE)
 
 
-def test_names_are_normalized() -> None:
-    assert normalize("Foo.Bar__baz") == "foo-bar-baz"
-    assert project_url("https://i.example/simple", "Foo_Bar") == "https://i.example/simple/foo-bar/"
+@pytest.mark.parametrize("index", ["https://i.example/simple", "https://i.example/simple/"])
+def test_names_are_normalized(index: str) -> None:
+    assert project_url(index, "Foo.Bar__baz") == "https://i.example/simple/foo-bar-baz/"
+    assert project_url(index, "Foo_Bar") == "https://i.example/simple/foo-bar/"
+
+
+def test_json_hashes_win_over_the_url_and_are_lowercased() -> None:
+    def one(hashes: dict[str, object]) -> IndexFile:
+        entry = {"filename": "a-1.0.tar.gz", "url": f"a-1.0.tar.gz#sha256={SHA}", "hashes": hashes}
+        return parse_page(json.dumps({"files": [entry]}).encode(), JSON, PAGE)[0]
+
+    assert one({}).sha256 == SHA  # none in JSON: the URL's
+    assert one({"sha256": "A" * 64}).sha256 == "a" * 64
+    assert one({"sha256": ""}).sha256 is None  # given empty: none, not the URL's
+    with pytest.raises(IndexPageError, match="malformed sha256"):
+        one({"sha256": 12})
 
 
 FILES = [

@@ -6,14 +6,19 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from helpers import one_line_error, segfetch
 
+from segfetch.errors import HTTPStatusError, RetriesExhausted, SegfetchError
 from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels.index import IndexFile
+from segfetch.wheels.localindex import LocalIndex
 
 FLAKY = Link(rate=2 << 20, faults=(Fault("reset", every=150_000),))
 
@@ -45,8 +50,8 @@ def file_requests(emu: Emulator) -> list[dict[str, object]]:
     return [e for e in emu.log if str(e["path"]).startswith("/files/")]
 
 
-def index(index_dir: Path, link: Link = FLAKY, **options: object) -> Emulator:
-    opts = IndexOptions(yanked=YANKED, **options)  # type: ignore[arg-type]
+def index(index_dir: Path, link: Link = FLAKY, options: IndexOptions | None = None) -> Emulator:
+    opts = replace(options or IndexOptions(), yanked=YANKED)
     return Emulator(index=index_dir, link=link, index_options=opts)
 
 
@@ -62,7 +67,7 @@ async def test_pinned_set_with_hashes_downloads_verified(
         f"sf-beta==1.1 \\\n  --hash=sha256:{_sha(beta)}",
     ]
     req.write_text("\n".join(lines) + "\n")
-    async with index(index_dir, json=json_api) as emu:
+    async with index(index_dir, options=IndexOptions(json=json_api)) as emu:
         out = tmp_path / "out"
         proc = await segfetch(
             "download", "-r", str(req), "-d", str(out), "--index-url", emu.index_url,
@@ -81,7 +86,7 @@ async def test_pinned_set_with_hashes_downloads_verified(
 async def test_unpinned_set_resolves_with_every_byte_through_segfetch(
     tmp_path: Path, index_dir: Path
 ) -> None:
-    async with index(index_dir, advertise_metadata=False) as emu:
+    async with index(index_dir, options=IndexOptions(advertise_metadata=False)) as emu:
         out = tmp_path / "out"
         proc = await segfetch(
             "download", "sf-alpha", "-d", str(out), "--index-url", emu.index_url, "--no-cache"
@@ -293,7 +298,7 @@ def test_requirements_of_reads_metadata_for_the_target() -> None:
     from packaging.version import Version
 
     from segfetch.wheels.install import requirements_of
-    from segfetch.wheels.select import Target
+    from segfetch.wheels.target import Target
 
     target = Target(Version("3.11.7"), ("py3-none-any",), {"python_version": "3.11"})
     metadata = (
@@ -302,3 +307,38 @@ def test_requirements_of_reads_metadata_for_the_target() -> None:
         b"Requires-Dist: d; extra == 'fast'\nRequires-Dist: not a requirement!\n\nbody"
     )
     assert requirements_of(metadata, target) == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (HTTPStatusError("https://i.example/simple/a/ answered 404", 404), 404),
+        (HTTPStatusError("https://i.example/simple/a/ answered 410 Gone", 410), 404),
+        (HTTPStatusError("https://i.example/simple/a/ answered 403", 403), 502),
+        (HTTPStatusError("https://i.example/simple/a/ answered 401", 401), 502),
+        (RetriesExhausted("giving up after 5 tries with no progress"), 502),
+    ],
+)
+async def test_local_index_tells_pip_the_upstream_failure(
+    error: SegfetchError, status: int
+) -> None:
+    """Not there upstream: a 404, as pip expects of an index. Anything else: a 502 with our
+    one-line reason, kept to report instead of pip's."""
+
+    async def project(name: str) -> list[IndexFile]:
+        raise error
+
+    async def never(f: IndexFile) -> Path:
+        raise AssertionError(f"asked for {f}")
+
+    async def no_metadata(f: IndexFile) -> bytes | None:
+        raise AssertionError(f"asked for {f}")
+
+    local = LocalIndex(project, never, no_metadata)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(local.serve)
+        async with httpx.AsyncClient(trust_env=False) as client:
+            r = await client.get(local.url + "a/")
+        nursery.cancel_scope.cancel()
+    assert (r.status_code, r.text) == (status, str(error))
+    assert local.error is error

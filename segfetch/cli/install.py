@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from segfetch.engine.options import Options
     from segfetch.wheels.install import Fetched
     from segfetch.wheels.requirements import RequirementSet
-    from segfetch.wheels.select import Target
+    from segfetch.wheels.target import Target
 
 # The resolver side (packaging, h11, the local index) is imported when used, so that
 # `segfetch get` starts without it.

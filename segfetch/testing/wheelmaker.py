@@ -13,10 +13,14 @@ import csv
 import hashlib
 import io
 import random
-import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+# The one reader of a wheel's METADATA, under the name the tests and the emulator know.
+from segfetch.wheels.dists import read_metadata as metadata_of
 
 __all__ = ["make_wheel", "metadata_of", "wheel_name"]
 
@@ -25,7 +29,7 @@ _DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold: no clock in the ou
 
 def wheel_name(name: str) -> str:
     """The escaped project name used in wheel file names and as the import name."""
-    return re.sub(r"[-_.]+", "_", name).lower()
+    return canonicalize_name(name).replace("-", "_")
 
 
 def _record_hash(data: bytes) -> str:
@@ -118,12 +122,3 @@ def _expand_tag(tag: str) -> list[str]:
     return [
         f"{p}-{a}-{s}" for p in pys.split(".") for a in abis.split(".") for s in plats.split(".")
     ]
-
-
-def metadata_of(wheel: Path) -> bytes:
-    """The METADATA file of a wheel (the single top-level `*.dist-info/METADATA`)."""
-    with zipfile.ZipFile(wheel) as zf:
-        names = [n for n in zf.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)]
-        if len(names) != 1:
-            raise ValueError(f"{wheel.name}: expected one .dist-info/METADATA, found {names}")
-        return zf.read(names[0])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import httpx
 import trio
+from packaging.utils import canonicalize_name
 
 if TYPE_CHECKING:
     from segfetch.engine.download import Slots
@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 from segfetch.engine import failures
 from segfetch.engine.retry import Budget, RetryPolicy
 from segfetch.errors import DownloadError, HTTPStatusError, redact_url
+from segfetch.units import is_sha256
 
 PYPI = "https://pypi.org/simple/"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 class IndexPageError(DownloadError):
@@ -44,13 +44,8 @@ class IndexFile:
     metadata: bool = False  # a PEP 658 .metadata file is advertised
 
 
-def normalize(name: str) -> str:
-    """PEP 503 project name normalization."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def project_url(index_url: str, name: str) -> str:
-    return index_url.rstrip("/") + "/" + normalize(name) + "/"
+    return index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
 
 
 def parse_page(body: bytes, content_type: str, page_url: str) -> list[IndexFile]:
@@ -80,12 +75,14 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
         yanked = f.get("yanked", False)
         size = f.get("size")
         metadata = f.get("core-metadata", f.get("dist-info-metadata", False))
+        sha = hashes.get("sha256") if isinstance(hashes, dict) else None
         out.append(
             _file(
                 str(f["filename"]),
                 str(f["url"]),
                 page_url,
-                sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
+                # The JSON's hashes win over the URL's #sha256=, even when empty.
+                sha256=None if sha is None else str(sha or ""),
                 requires_python=f.get("requires-python") or None,
                 yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
                 size=size if isinstance(size, int) and size >= 0 else None,
@@ -139,7 +136,17 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
     return out
 
 
-def _file(filename: str, href: str, page_url: str, **fields: object) -> IndexFile:
+def _file(
+    filename: str,
+    href: str,
+    page_url: str,
+    *,
+    sha256: str | None = None,
+    requires_python: str | None = None,
+    yanked: str | None = None,
+    size: int | None = None,
+    metadata: bool = False,
+) -> IndexFile:
     """One file entry, checked: a safe file name, no https -> http downgrade."""
     if (
         not filename
@@ -154,13 +161,12 @@ def _file(filename: str, href: str, page_url: str, **fields: object) -> IndexFil
         raise IndexPageError(
             f"{redact_url(page_url)} links {filename} over plain http; refusing the downgrade"
         )
-    sha = fields.pop("sha256", None)
-    if sha is None and fragment.startswith("sha256="):
-        sha = fragment[len("sha256=") :]
-    sha = str(sha).lower() if sha else None
-    if sha is not None and not _HEX64.fullmatch(sha):
+    if sha256 is None and fragment.startswith("sha256="):
+        sha256 = fragment.removeprefix("sha256=")
+    sha = sha256.lower() if sha256 else None
+    if sha is not None and not is_sha256(sha):
         raise IndexPageError(f"{redact_url(page_url)} gives {filename} a malformed sha256")
-    return IndexFile(filename, url, sha, **fields)  # type: ignore[arg-type]
+    return IndexFile(filename, url, sha, requires_python, yanked, size, metadata)
 
 
 async def fetch_project(

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import tempfile
+import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from email.parser import BytesParser
@@ -21,13 +22,7 @@ from pathlib import Path
 import httpx
 import trio
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
@@ -38,10 +33,12 @@ from segfetch.errors import (
     redact_url,
 )
 from segfetch.wheels.cache import Cache
+from segfetch.wheels.dists import marker_applies, parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile, fetch_project
-from segfetch.wheels.localindex import LocalIndex, metadata_from_wheel
+from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.requirements import RequirementSet, Wanted
-from segfetch.wheels.select import Target, choose
+from segfetch.wheels.select import choose
+from segfetch.wheels.target import Target
 
 
 @dataclass(frozen=True)
@@ -64,11 +61,6 @@ class Fetched:
     sha256: str
     size: int
     result: Result | None  # None: it was in the cache
-
-
-def applies(wanted: Wanted, target: Target) -> bool:
-    marker = wanted.req.marker
-    return marker is None or marker.evaluate({**target.markers, "extra": ""})
 
 
 class Session:
@@ -125,7 +117,7 @@ class Session:
 
     async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
         """Each ``==`` pin straight from the index pages, all pages fetched at once."""
-        wanted = [w for w in reqs.wanted if applies(w, target)]
+        wanted = [w for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
         async with trio.open_nursery() as nursery:
             for name in {canonicalize_name(w.req.name) for w in wanted}:
                 nursery.start_soon(self.project, name)
@@ -212,7 +204,7 @@ class Session:
                         )  # fmt: skip
                 self._metadata[f.url] = dest.read_bytes()
             except HTTPStatusError:
-                self._metadata[f.url] = metadata_from_wheel(await self.file_of(f))
+                self._metadata[f.url] = _wheel_metadata(await self.file_of(f))
         return self._metadata[f.url]
 
     async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
@@ -243,25 +235,26 @@ def requirements_of(metadata: bytes, target: Target) -> list[str]:
             req = Requirement(line)
         except InvalidRequirement:
             continue
-        if req.marker is None or req.marker.evaluate({**target.markers, "extra": ""}):
+        if marker_applies(req.marker, target.markers):
             names.append(req.name)
     return names
 
 
-def _planned(f: IndexFile, allowed: frozenset[str]) -> Planned:
-    name, version = _name_version(f.filename)
-    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size)
-
-
-def _name_version(filename: str) -> tuple[str, str]:
+def _wheel_metadata(path: Path) -> bytes | None:
+    """METADATA from the wheel itself; None from a broken wheel (pip then says why)."""
     try:
-        if filename.endswith(".whl"):
-            name, version, *_ = parse_wheel_filename(filename)
-        else:
-            name, version = parse_sdist_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return canonicalize_name(filename.split("-")[0]), "?"
-    return name, str(version)
+        return read_metadata(path)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def _planned(f: IndexFile, allowed: frozenset[str]) -> Planned:
+    parsed = parse_filename(f.filename)
+    if parsed is None:  # named against the spec: still fetched, as pip chose it
+        name, version = canonicalize_name(f.filename.split("-")[0]), "?"
+    else:
+        name, version = parsed.name, str(parsed.version)
+    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size)
 
 
 def _pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:

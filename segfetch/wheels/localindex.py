@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import html
 import os
-import zipfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import h11
 import trio
+from packaging.utils import canonicalize_name
 
-from segfetch.errors import SegfetchError
-from segfetch.wheels.index import IndexFile, normalize
+from segfetch.errors import HTTPStatusError, SegfetchError
+from segfetch.wheels.index import IndexFile
 
 FetchFile = Callable[[IndexFile], Awaitable[Path]]
 FetchMetadata = Callable[[IndexFile], Awaitable[bytes | None]]
 FetchProject = Callable[[str], Awaitable[list[IndexFile]]]
 CHUNK = 64 * 1024
+# Upstream statuses that mean "not there": pip hears a 404, as from an index without the
+# file. Any other failure is a 502, which stops pip; we then report the upstream's reason.
+NOT_THERE = frozenset({404, 410})
 
 
 class LocalIndex:
@@ -84,7 +87,8 @@ class LocalIndex:
                 await _send(conn, stream, 404, "text/plain", b"not found")
         except SegfetchError as exc:
             self.error = self.error or exc
-            status = 404 if getattr(exc, "status", None) == 404 else 502
+            gone = isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE
+            status = 404 if gone else 502
             await _send(conn, stream, status, "text/plain", str(exc).encode())
 
     async def _page(self, name: str) -> bytes:
@@ -101,25 +105,14 @@ class LocalIndex:
             if f.filename.endswith(".whl"):
                 attrs += ['data-dist-info-metadata="true"', 'data-core-metadata="true"']
             rows.append(f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
-        head = f"<!DOCTYPE html><html><head><title>{html.escape(normalize(name))}</title></head>"
+        title = html.escape(canonicalize_name(name))
+        head = f"<!DOCTYPE html><html><head><title>{title}</title></head>"
         return f"{head}<body>{''.join(rows)}</body></html>".encode()
 
     def upstream(self, url: str) -> IndexFile | None:
         """The upstream file behind one of our /files/ URLs."""
         parts = url.split("#")[0].split("/files/", 1)
         return self.files.get(parts[1].split("/")[0]) if len(parts) == 2 else None
-
-
-def metadata_from_wheel(path: Path) -> bytes | None:
-    """The METADATA of a wheel, or None if it has none."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [
-                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-            ]
-            return zf.read(names[0]) if names else None
-    except (OSError, zipfile.BadZipFile):
-        return None
 
 
 async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:

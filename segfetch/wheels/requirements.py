@@ -16,10 +16,10 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 
 from segfetch.errors import UsageError
+from segfetch.units import is_sha256
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
-_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass
@@ -163,7 +163,7 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
         if not eq:
             value = next(words, "")
         algo, _, digest = value.partition(":")
-        if algo != "sha256" or not _HEX64.fullmatch(digest.lower()):
+        if algo != "sha256" or not is_sha256(digest):
             raise UsageError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
         hashes.add(digest.lower())
     return Wanted(req, frozenset(hashes), where)

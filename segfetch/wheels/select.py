@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from segfetch.errors import SegfetchError
+from segfetch.wheels.dists import parse_filename
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.requirements import Wanted
+from segfetch.wheels.target import Target
 
 
 class NoMatch(SegfetchError):
     """No file on the index fits the requirement and the target."""
-
-
-@dataclass
-class Target:
-    """The interpreter the files are for: its version and its tags, most preferred first."""
-
-    python_version: Version
-    tags: tuple[str, ...]
-    markers: dict[str, str]
-    order: dict[str, int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self.order = {t: i for i, t in enumerate(self.tags)}
-
-    def rank(self, tags: frozenset[str]) -> int | None:
-        """Position of the best of these tags in the target's order; None if none fits."""
-        positions = [self.order[t] for t in tags if t in self.order]
-        return min(positions) if positions else None
 
 
 @dataclass(frozen=True)
@@ -59,10 +37,10 @@ def choose(
     tags_seen: set[str] = set()
     candidates = []
     for f in files:
-        parsed = _parse_name(f.filename)
-        if parsed is None or parsed[0] != name:
+        parsed = parse_filename(f.filename)
+        if parsed is None or parsed.name != name:
             continue
-        version, tags = parsed[1], parsed[2]
+        version, tags = parsed.version, parsed.tags
         versions_seen.add(version)
         if not wanted.req.specifier.contains(version, prereleases=True):
             continue
@@ -88,19 +66,6 @@ def choose(
         raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target))
     # Newest version first; within it a wheel (lowest rank) before the sdist.
     return max(candidates, key=lambda c: (c.version, c.rank is not None, -(c.rank or 0)))
-
-
-def _parse_name(filename: str) -> tuple[str, Version, frozenset[str] | None] | None:
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, tags = parse_wheel_filename(filename)
-            return name, version, frozenset(str(t) for t in tags)
-        if filename.endswith((".tar.gz", ".zip")):
-            name, version = parse_sdist_filename(filename)
-            return name, version, None
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        return None
-    return None
 
 
 def _python_ok(requires_python: str | None, version: Version) -> bool:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import dataclass, field
 
 from packaging.version import Version
 
 from segfetch.errors import UsageError
-from segfetch.wheels.select import Target
 
 _PROBE = r"""
 import json, sys
@@ -24,6 +24,24 @@ print(json.dumps({
     "markers": markers.default_environment(),
 }))
 """
+
+
+@dataclass
+class Target:
+    """The interpreter the files are for: its version and its tags, most preferred first."""
+
+    python_version: Version
+    tags: tuple[str, ...]
+    markers: dict[str, str]
+    order: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.order = {t: i for i, t in enumerate(self.tags)}
+
+    def rank(self, tags: frozenset[str]) -> int | None:
+        """Position of the best of these tags in the target's order; None if none fits."""
+        positions = [self.order[t] for t in tags if t in self.order]
+        return min(positions) if positions else None
 
 
 def query_target(python: str | None = None) -> Target:

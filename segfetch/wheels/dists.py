@@ -1,0 +1,65 @@
+"""Facts about distribution files: what a wheel's or sdist's name says, a wheel's METADATA,
+and whether a requirement's marker holds. Pure: no network.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from packaging.markers import Marker
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+_METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
+
+
+class DistName(NamedTuple):
+    """What a distribution's file name says."""
+
+    name: NormalizedName
+    version: Version
+    tags: frozenset[str] | None  # a wheel's tags, as "py3-none-any"; None for an sdist
+
+
+def parse_filename(filename: str) -> DistName | None:
+    """Name, version and (for a wheel) tags from a wheel or sdist file name; None for any
+    other file, or a name that breaks the spec (an index may list anything)."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, tags = parse_wheel_filename(filename)
+            return DistName(name, version, frozenset(str(t) for t in tags))
+        if filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            return DistName(name, version, None)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return None
+    return None
+
+
+def read_metadata(wheel: Path) -> bytes:
+    """The METADATA of a wheel: its one top-level ``*.dist-info/METADATA``.
+
+    Raises ValueError when there is not exactly one (a wheel with two is as broken as one
+    with none), zipfile.BadZipFile when the file is no zip, OSError when it cannot be read.
+    """
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if _METADATA.fullmatch(n)]
+        if len(names) != 1:
+            raise ValueError(f"{wheel.name}: expected one .dist-info/METADATA, found {names}")
+        return zf.read(names[0])
+
+
+def marker_applies(marker: Marker | None, environment: Mapping[str, str]) -> bool:
+    """Whether a requirement with this marker is for the interpreter with this marker
+    environment (a target's), with no extra selected: as pip reads a requirement line."""
+    return marker is None or marker.evaluate({**environment, "extra": ""})
