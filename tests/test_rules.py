@@ -74,7 +74,7 @@ def test_a_segment_from_another_version_restarts_and_is_never_used(
     headers = _headers(start, end - 1, size, etag=etag, last_modified=date)
     verdict = rules.judge_segment(206, headers, start, end, known, NAME)
     strong, modified = rules.validators(headers)
-    if rules.changed(known, strong, modified):
+    if rules.changed(known, strong, modified, size):
         assert isinstance(verdict, rules.Restart)
     else:
         assert isinstance(verdict, rules.Ranged)

@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field
 import httpx
 import trio
 
+from segfetch.engine import failures
 from segfetch.engine.ranges import parse_content_range, range_header
-from segfetch.errors import DownloadError, HTTPStatusError, redact_url
+from segfetch.errors import DownloadError, redact_url
 
 STEPS = (1, 2, 4, 8, 16)
 STEP_SECONDS = 2.0  # how long one step lasts at most, so start-up costs do not dominate
@@ -116,16 +117,14 @@ async def _request_time(client: httpx.AsyncClient, url: str) -> float:
 
 
 async def _get(client: httpx.AsyncClient, url: str, range_value: str) -> httpx.Response:
+    """One measuring request; a failure ends the measurement with the classifier's line."""
     try:
         response = await client.get(url, headers={"Range": range_value})
     except httpx.TransportError as exc:
-        raise DownloadError(
-            f"cannot reach {redact_url(url)}: {type(exc).__name__}: {exc}"
-        ) from None
+        raise failures.from_transport(exc, url).error() from None
     if response.status_code not in (200, 206):
-        raise HTTPStatusError(
-            f"{redact_url(url)} answered {response.status_code}", response.status_code
-        )
+        status, reason = response.status_code, response.reason_phrase
+        raise failures.from_status(status, reason, response.headers, url).error()
     return response
 
 
