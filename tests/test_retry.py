@@ -6,12 +6,16 @@ from hypothesis import strategies as st
 
 from segfetch.engine.retry import Budget, RetryPolicy, parse_retry_after
 
+# Every test here holds the default policy to its numbers, written out: 0.25 s doubling to
+# 10 s with equal jitter, 5 tries without progress, Retry-After capped at 120 s, a drop after
+# 64 KiB retried at once. (test_timing.py holds the engine to the same on the mock clock.)
+KIB = 1024
+
 
 @given(st.integers(1, 60), st.integers(0, 2**32))
 def test_backoff_grows_and_stays_in_bounds(failures: int, seed: int) -> None:
-    policy = RetryPolicy(base=0.5, cap=8.0)
-    d = policy.delay(failures, random.Random(seed))
-    ceiling = min(8.0, 0.5 * 2 ** (failures - 1))
+    d = RetryPolicy().delay(failures, random.Random(seed))
+    ceiling = min(10.0, 0.25 * 2 ** (failures - 1))
     assert ceiling / 2 <= d <= ceiling
 
 
@@ -23,33 +27,35 @@ def test_backoff_is_reproducible_from_the_rng() -> None:
 
 
 def test_retry_after_wins_and_is_capped() -> None:
-    policy = RetryPolicy(max_retry_after=30)
+    policy = RetryPolicy()
     rng = random.Random(0)
     assert policy.delay(1, rng, retry_after=3.0) == 3.0
-    assert policy.delay(9, rng, retry_after=3600.0) == 30
+    assert policy.delay(9, rng, retry_after=120.0) == 120.0
+    assert policy.delay(9, rng, retry_after=3600.0) == 120.0
 
 
 def test_budget_renews_on_progress() -> None:
-    budget = Budget(RetryPolicy(max_tries=3), random.Random(0))
-    for _ in range(10):
-        assert budget.fail() is not None
-        assert budget.fail() is not None
+    budget = Budget(RetryPolicy(), random.Random(0))
+    for _ in range(10):  # four failures in a row, then a byte: it never gives up
+        for _ in range(4):
+            assert budget.fail() is not None
         budget.progressed(1)
-    assert budget.fail() is not None and budget.fail() is not None
-    assert budget.fail() is None
-    assert budget.failures == 3
+    for _ in range(4):
+        assert budget.fail() is not None
+    assert budget.fail() is None  # the fifth in a row without a byte
+    assert budget.failures == 5
 
 
 def test_drop_after_progress_retries_at_once() -> None:
-    policy = RetryPolicy(base=1.0, quick_retry_bytes=1000)
-    budget = Budget(policy, random.Random(0))
-    budget.progressed(1000)
+    budget = Budget(RetryPolicy(), random.Random(0))
+    budget.progressed(64 * KIB)
     assert budget.fail() == 0.0  # a drop: reconnect now
-    assert budget.fail() is not None  # no progress since: back off (two failures)
-    assert (d := budget.fail()) is not None and d >= 0.5
-    budget.progressed(10)
-    assert (d := budget.fail()) is not None and d >= 0.5  # a trickle is not a drop
-    budget.progressed(5000)
+    # no progress since: back off, as for a second failure
+    assert (d := budget.fail()) is not None and 0.25 <= d <= 0.5
+    budget.progressed(64 * KIB - 1)
+    # a byte less is a trickle, not a drop: back off, as for a first failure
+    assert (d := budget.fail()) is not None and 0.125 <= d <= 0.25
+    budget.progressed(64 * KIB)
     assert budget.fail(retry_after=3.0) == 3.0  # the server's word wins
 
 
