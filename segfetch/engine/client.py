@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 import trio
 
@@ -44,6 +45,14 @@ class Location:
         self.origin = origin
         self.current = origin
         self.name = redact_url(origin)  # for messages: never print credentials
+
+
+# httpcore reads a response 64 KiB at a time, and each read costs a trio wakeup, an h11
+# event and a cancel scope: on a fast link that overhead is most of segfetch's CPU. A
+# read returns what the socket has, so a larger size costs a slow link nothing (measured:
+# 2.9 -> 2.0-2.5 CPU-s per GB from nginx on loopback, docs/benchmarks.md).
+READ_SIZE = 1024 * 1024
+httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
 def make_client(

@@ -373,6 +373,7 @@ class _Download:
                 if size is not None and pos + len(chunk) > size:
                     raise ServerError(f"{self.name} sent more than {size} bytes")
                 self.part.write(pos, chunk)
+                self.hasher.feed(pos, chunk)
                 pos += len(chunk)
                 self.stats.received = pos
                 self._report()

@@ -204,21 +204,33 @@ class PartFile:
 
 
 class PrefixHasher:
-    """sha256 of the file's completed prefix, read back from the .part as the prefix grows.
+    """sha256 of the file's completed prefix.
 
-    Reading back (from the page cache) keeps one code path for bytes that arrived in
-    order and bytes that arrived early from other segments; hashing runs in a thread.
+    Bytes that arrive in order (at the end of the hashed prefix) are hashed from memory as
+    they are written; bytes that arrived early from other segments are read back from the
+    .part (the page cache) in a thread once the prefix reaches them.
     """
 
     def __init__(self, part: PartFile) -> None:
         self.part = part
         self.hashed = 0
         self._hash = hashlib.sha256()
+        self._reading = False  # a read-back is under way in a thread: feed must wait
+
+    def feed(self, offset: int, data: bytes | memoryview) -> None:
+        """Bytes just written at offset: hashed now if they extend the prefix."""
+        if offset == self.hashed and not self._reading:
+            self._hash.update(data)
+            self.hashed += len(data)
 
     async def advance(self, to: int) -> None:
         while self.hashed < to:
             n = min(HASH_CHUNK, to - self.hashed)
-            await trio.to_thread.run_sync(self._update, self.hashed, n)
+            self._reading = True
+            try:
+                await trio.to_thread.run_sync(self._update, self.hashed, n)
+            finally:
+                self._reading = False
 
     def _update(self, offset: int, n: int) -> None:
         assert self.part.fd is not None

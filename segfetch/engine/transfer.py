@@ -199,7 +199,9 @@ class Transfer:
         try:
             async for chunk in chunks:
                 n = min(len(chunk), seg.remaining)
-                self.part.write(seg.pos, memoryview(chunk)[:n])
+                data = memoryview(chunk)[:n]
+                self.part.write(seg.pos, data)
+                self.hasher.feed(seg.pos, data)
                 self.planner.advance(seg, n)
                 self.stats.received += n
                 budget.progressed(n)
