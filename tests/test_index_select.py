@@ -2,6 +2,7 @@
 
 import contextlib
 import json
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -92,6 +93,11 @@ def test_html_page() -> None:
     [
         ("../evil.whl", "x", "unsafe file name"),
         ("a/b.whl", "x", "unsafe file name"),
+        ("..\\evil-1.0.tar.gz", "x", "unsafe file name"),
+        ("evil\x00-1.0.zip", "x", "unsafe file name"),
+        # No usable text: the name comes from the URL, decoded as pip decodes it.
+        ("", "..%2F..%2Fevil-1.0-py3-none-any.whl", "unsafe file name"),
+        ("evil..&gt;", "sub%5C..%5Cevil-1.0.tar.gz", "unsafe file name"),
         ("ok.whl", "http://plain.example/ok.whl", "downgrade"),
         ("ok.whl", "ok.whl#sha256=xyz", "malformed sha256"),
     ],
@@ -100,6 +106,58 @@ def test_hostile_entries_are_refused(name: str, href: str, words: str) -> None:
     body = f'<a href="{href}">{name}</a>'.encode()
     with pytest.raises(IndexPageError, match=words):
         parse_page(body, "text/html", PAGE)
+
+
+def test_hostile_json_names_are_refused() -> None:
+    for name in ["..", ".", "", "../alpha-1.0.tar.gz", "a\\alpha-1.0.tar.gz"]:
+        body = json.dumps({"files": [{"filename": name, "url": "x.whl"}]}).encode()
+        with pytest.raises(IndexPageError, match="unsafe file name"):
+            parse_page(body, JSON, PAGE)
+
+
+LONG = "alpha-1.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+
+
+def autoindex(names: list[str]) -> bytes:
+    """A page as nginx's autoindex writes it (ngx_http_autoindex_module.c): "../" first,
+    hrefs percent-encoded, texts over 50 characters cut to 47 and "..&gt;", then the date
+    and the size; folders end in "/"."""
+    rows = ['<h1>Index of /simple/alpha/</h1><hr><pre><a href="../">../</a>']
+    for name in names:
+        text = name if len(name) <= 50 else name[:47] + "..&gt;"
+        pad = " " * max(50 - len(name), 0)
+        size = "-" if name.endswith("/") else "4567"
+        rows.append(f'<a href="{quote(name)}">{text}</a>{pad} 02-Mar-2024 10:40 {size:>19}')
+    head = "<html>\r\n<head><title>Index of /simple/alpha/</title></head>\r\n<body>\r\n"
+    return (head + "\r\n".join(rows) + "\r\n</pre><hr></body>\r\n</html>\r\n").encode()
+
+
+def test_folder_listing_page_is_read_as_pip_reads_it() -> None:
+    page = autoindex(
+        [
+            "old/",
+            "alpha-0.8+local.tar.gz",
+            "alpha-0.9.tar.gz",
+            "alpha-0.9.tar.gz.asc",
+            "alpha-1.0-py3-none-any.whl",
+            "alpha-1.0-py3-none-any.whl.metadata",
+            LONG,
+            "alpha-1.0..tar.gz",  # one name with no ".." part: harmless
+            "README",
+        ]
+    )
+    assert b'<a href="../">../</a>' in page and b"..&gt;</a> 02-Mar-2024" in page
+    files = parse_page(page, "text/html", PAGE)
+    assert [(x.filename, x.url) for x in files] == [
+        ("alpha-0.8+local.tar.gz", PAGE + "alpha-0.8%2Blocal.tar.gz"),
+        ("alpha-0.9.tar.gz", PAGE + "alpha-0.9.tar.gz"),
+        ("alpha-1.0-py3-none-any.whl", PAGE + "alpha-1.0-py3-none-any.whl"),
+        (LONG, PAGE + LONG),  # its cut text is no name: the URL's is
+        ("alpha-1.0..tar.gz", PAGE + "alpha-1.0..tar.gz"),
+    ]
+    linux = Target(Version("3.11.7"), ("cp311-cp311-manylinux_2_17_x86_64", "py3-none-any"), {})
+    assert choose(wanted("alpha==1.0"), files, linux).file.filename == LONG
+    assert choose(wanted("alpha<1"), files, linux).file.filename == "alpha-0.9.tar.gz"
 
 
 @pytest.mark.parametrize(

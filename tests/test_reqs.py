@@ -1,3 +1,5 @@
+import codecs
+import locale
 from pathlib import Path
 
 import pytest
@@ -90,7 +92,8 @@ def test_bad_lines_name_file_and_line(tmp_path: Path, text: str, words: str) -> 
         assert f"{req}:2" in str(info.value)
 
 
-def test_wrong_encoding_and_self_include(tmp_path: Path) -> None:
+def test_wrong_encoding_and_self_include(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "UTF-8")
     latin = tmp_path / "latin.txt"
     latin.write_bytes("caf\xe9==1\n".encode("latin-1"))
     with pytest.raises(UsageError, match="not UTF-8"):
@@ -106,6 +109,68 @@ def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     rs = RequirementSet()
     rs.add_file(req)
     assert rs.wanted[0].req.name == "alpha"
+
+
+# Windows editors and PowerShell's `>` write UTF-16 with a BOM; pip reads every one of these.
+ENCODED = "# caf\u00e9 \u2713\nalpha==1.0 --hash=sha256:" + H1 + "\r\n-r nested.txt\n"
+
+
+@pytest.mark.parametrize(
+    ("codec", "bom"),
+    [
+        ("utf-8", b""),
+        ("utf-8", codecs.BOM_UTF8),
+        ("utf-16-le", codecs.BOM_UTF16_LE),
+        ("utf-16-be", codecs.BOM_UTF16_BE),
+        ("utf-32-le", codecs.BOM_UTF32_LE),
+        ("utf-32-be", codecs.BOM_UTF32_BE),
+    ],
+)
+def test_files_are_read_by_their_bom(tmp_path: Path, codec: str, bom: bytes) -> None:
+    req = tmp_path / "req.txt"
+    req.write_bytes(bom + ENCODED.encode(codec))
+    (tmp_path / "nested.txt").write_bytes(bom + "beta==2.0\n".encode(codec))
+    rs = RequirementSet()
+    rs.add_file(req)
+    assert [str(w.req) for w in rs.wanted] == ["alpha==1.0", "beta==2.0"]
+    assert rs.wanted[0].hashes == {H1}
+    assert rs.wanted[0].where == f"{req}:2"
+
+
+def test_a_coding_line_names_the_encoding(tmp_path: Path) -> None:
+    req = tmp_path / "req.txt"
+    req.write_bytes("# -*- coding: latin-1 -*-\n# caf\u00e9\nalpha==1\n".encode("latin-1"))
+    rs = RequirementSet()
+    rs.add_file(req)
+    assert rs.wanted[0].req.name == "alpha"
+    bad = write(tmp_path, "bad.txt", "# coding: no-such-codec\nalpha==1\n")
+    with pytest.raises(UsageError, match="unknown encoding 'no-such-codec'") as info:
+        RequirementSet().add_file(bad)
+    assert str(info.value).startswith(f"{bad}: ")
+
+
+def test_neither_utf8_nor_the_locale_is_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("# caf\xe9\nalpha==1\n".encode("latin-1"))
+    # pip's last resort is the locale's encoding: a cp1252 file reads on a cp1252 system...
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "cp1252")
+    rs = RequirementSet()
+    rs.add_file(latin)
+    assert rs.wanted[0].req.name == "alpha"
+    # ... and is one line naming the file where the locale is UTF-8 too.
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "UTF-8")
+    with pytest.raises(UsageError) as info:
+        RequirementSet().add_file(latin)
+    assert str(info.value) == (
+        f"{latin}: not UTF-8 text (invalid continuation byte at byte 5); save it as UTF-8"
+    )
+    # A broken UTF-16 file (an odd byte at the end) says so, counting its BOM.
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes(codecs.BOM_UTF16_LE + "alpha==1\n".encode("utf-16-le") + b"x")
+    with pytest.raises(UsageError, match=r"not UTF-16-LE text \(truncated data at byte 20\)"):
+        RequirementSet().add_file(odd)
 
 
 @given(st.text(max_size=80))

@@ -3,6 +3,10 @@
 A file is at ``<root>/sha256/<aa>/<digest>/<filename>`` only once it is complete and its
 hash checked (the engine's atomic rename). A lock file per digest lets two processes that
 want the same file wait for each other instead of writing one .part twice.
+
+A disk, a hard link edited in place or a stray tool can still damage an entry later, so
+``get`` checks one before it is used: its size against the index's, and its sha256 once per
+run (a ``Cache`` is one run); a damaged entry is removed.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import stat
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
+
+from segfetch.engine.store import HASH_CHUNK
 
 LOCK_POLL = 0.05  # seconds between tries of a held lock
 
@@ -30,9 +37,34 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segfetch"
 
 
+# What identifies one version of a file on disk; any write or rename changes the ctime.
+Identity = tuple[int, int, int, int, int]
+
+
+def _identity(st: os.stat_result) -> Identity:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+async def sha256_of(path: Path) -> str:
+    """The file's sha256, read in a thread chunk by chunk (each chunk is a checkpoint, so a
+    cancelled guess does not hold its lock for a whole large file)."""
+    h = hashlib.sha256()
+    with path.open("rb", buffering=0) as f:
+
+        def step() -> bool:
+            chunk = f.read(HASH_CHUNK)
+            h.update(chunk)
+            return bool(chunk)
+
+        while await trio.to_thread.run_sync(step):
+            pass
+    return h.hexdigest()
+
+
 class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._verified: dict[Path, Identity] = {}  # entries whose sha256 this run checked
 
     def path(self, sha256: str, filename: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256 / filename
@@ -42,9 +74,40 @@ class Cache:
         key = hashlib.sha256(url.encode()).hexdigest()
         return self.root / "by-url" / key[:2] / key / filename
 
-    def get(self, sha256: str, filename: str) -> Path | None:
+    async def get(
+        self,
+        sha256: str,
+        filename: str,
+        *,
+        size: int | None = None,
+        damaged: Callable[[str], None] | None = None,
+    ) -> Path | None:
+        """The entry if it is intact, else None. Hold the entry's lock: a damaged entry is
+        removed (``damaged`` is told why), so no other process sees it half replaced."""
         path = self.path(sha256, filename)
-        return path if path.is_file() else None
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        why = None
+        if size is not None and st.st_size != size:
+            why = f"{st.st_size} bytes, not {size}"
+        elif self._verified.get(path) != _identity(st) and await sha256_of(path) != sha256:
+            why = "its sha256 does not match"
+        if why is not None:
+            self._verified.pop(path, None)
+            path.unlink(missing_ok=True)
+            if damaged is not None:
+                damaged(why)
+            return None
+        self._verified[path] = _identity(st)
+        return path
+
+    def verified(self, path: Path) -> None:
+        """Note a file whose sha256 was just checked (by the engine): not hashed again this run."""
+        self._verified[path] = _identity(path.stat())
 
     def adopt(self, path: Path, sha256: str) -> Path:
         """Move a file fetched by URL to its sha256 place."""

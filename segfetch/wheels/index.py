@@ -10,7 +10,7 @@ import random
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import httpx
 import trio
@@ -25,6 +25,10 @@ from segfetch.errors import DownloadError, HTTPStatusError, redact_url
 from segfetch.units import is_sha256
 
 PYPI = "https://pypi.org/simple/"
+# The archive types pip's link evaluator considers (pip._internal.utils.filetypes); a link
+# to anything else ("../", a folder, a .metadata or .asc file) is not a distribution.
+DIST_EXTENSIONS: tuple[str, ...] = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2")
+DIST_EXTENSIONS += (".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma")
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
@@ -114,6 +118,8 @@ class _Anchors(HTMLParser):
 
 
 def parse_html(text: str, page_url: str) -> list[IndexFile]:
+    """Files of a PEP 503 page, or of any page of links such as a server's folder listing:
+    links that are not distribution files are skipped, as pip skips them."""
     parser = _Anchors()
     parser.feed(text)
     out = []
@@ -121,11 +127,14 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
         href = attrs.get("href")
         if not href:
             continue
+        filename = _link_filename(label, href, page_url)
+        if filename is None:
+            continue
         yanked = attrs.get("data-yanked")
         metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         out.append(
             _file(
-                label,
+                filename,
                 href,
                 page_url,
                 requires_python=attrs.get("data-requires-python") or None,
@@ -134,6 +143,28 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
             )
         )
     return out
+
+
+def _link_filename(label: str, href: str, page_url: str) -> str | None:
+    """The file name a link stands for: its text, as PEP 503 has it; else, as pip reads
+    links, the last part of its URL (nginx's autoindex cuts texts over 50 characters to
+    "...>"). None when neither is a distribution file."""
+    path = urlsplit(urljoin(page_url, href)).path
+    for name in (label, unquote(path.rstrip("/").rpartition("/")[2])):
+        if name.lower().endswith(DIST_EXTENSIONS):
+            return name  # _file refuses it if it would escape its folder
+    return None
+
+
+def _unsafe(filename: str) -> bool:
+    """A name that is no single file name in a folder: it could write outside it."""
+    return (
+        not filename
+        or "/" in filename
+        or "\\" in filename
+        or "\0" in filename
+        or filename in (".", "..")
+    )
 
 
 def _file(
@@ -148,13 +179,7 @@ def _file(
     metadata: bool = False,
 ) -> IndexFile:
     """One file entry, checked: a safe file name, no https -> http downgrade."""
-    if (
-        not filename
-        or "/" in filename
-        or "\\" in filename
-        or filename in (".", "..")
-        or ".." in filename
-    ):
+    if _unsafe(filename):
         raise IndexPageError(f"{redact_url(page_url)} lists an unsafe file name {filename!r}")
     url, fragment = urldefrag(urljoin(page_url, href))
     if urlsplit(page_url).scheme == "https" and urlsplit(url).scheme != "https":

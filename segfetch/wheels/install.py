@@ -75,12 +75,14 @@ class Session:
         budget: int,
         options: Options | None = None,
         progress: Callable[[Planned, Progress | None], None] | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.client, self.cache, self.indexes = client, cache, indexes
         self.slots = Slots(budget)
         self.files_at_once = trio.CapacityLimiter(budget)
         self.options = options or Options()
         self.progress = progress
+        self.notice = notice  # one line for the user (a damaged cache entry); None: silent
         self._pages: dict[str, list[IndexFile]] = {}
         self._fetching: dict[str, trio.Event] = {}
         self._guessed: set[str] = set()
@@ -223,7 +225,9 @@ class Session:
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
         async with self.files_at_once:
-            return await _fetch(p, self.cache, self.client, self.slots, self.options, self.progress)
+            return await _fetch(
+                p, self.cache, self.client, self.slots, self.options, self.progress, self.notice
+            )
 
 
 def requirements_of(metadata: bytes, target: Target) -> list[str]:
@@ -286,6 +290,7 @@ async def _fetch(
     slots: Slots,
     options: Options,
     progress: Callable[[Planned, Progress | None], None] | None,
+    notice: Callable[[str], None] | None = None,
 ) -> Fetched:
     expected = p.sha256
     if expected is None and len(p.allowed) == 1:
@@ -301,8 +306,15 @@ async def _fetch(
         if expected
         else cache.unverified_path(p.url, p.filename).parent
     )
+
+    def damaged(why: str) -> None:
+        if notice is not None:
+            notice(f"{p.filename}: the cached copy is damaged ({why}); fetching it again")
+
     async with cache.lock(folder):
-        if expected is not None and (hit := cache.get(expected, p.filename)):
+        if expected is not None and (
+            hit := await cache.get(expected, p.filename, size=p.size, damaged=damaged)
+        ):
             if progress:
                 progress(p, None)
             return Fetched(p, hit, expected, hit.stat().st_size, None)
@@ -320,6 +332,7 @@ async def _fetch(
                 got=result.sha256,
             )
         path = dest if expected else cache.adopt(dest, result.sha256)
+        cache.verified(path)
         return Fetched(p, path, result.sha256, result.size, result)
 
 

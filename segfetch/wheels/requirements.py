@@ -7,9 +7,13 @@ Editable, URL and path requirements are refused: they are not on an index.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
+import locale
 import os
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +24,15 @@ from segfetch.units import is_sha256
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
+# As pip's auto_decode, but UTF-32 first: a UTF-32-LE BOM starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "UTF-32-BE"),
+    (codecs.BOM_UTF8, "UTF-8"),
+    (codecs.BOM_UTF16_LE, "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "UTF-16-BE"),
+)
+_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")  # PEP 263, as pip reads it
 
 
 @dataclass
@@ -65,10 +78,7 @@ class RequirementSet:
             raise UsageError(
                 f"cannot read requirements file {str(path)!r}: {exc.strerror}"
             ) from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise UsageError(f"{path}: not UTF-8 text; save it as UTF-8") from None
+        text = decode(raw, path)
         for lineno, line in _logical_lines(text):
             self._add_line(line, f"{path}:{lineno}", path.parent, constraint, (*_seen, real))
 
@@ -103,6 +113,32 @@ class RequirementSet:
             )
         else:
             raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
+
+
+def decode(raw: bytes, path: Path) -> str:
+    """A requirements file's text, read as pip reads it: by its BOM, else by a coding line
+    in its first two lines, else as the locale's encoding. UTF-8 is tried before the locale,
+    as segfetch has always read these files."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return _decode(raw, encoding, path, len(bom))
+    for line in raw.split(b"\n")[:2]:
+        if line.startswith(b"#") and (m := _CODING.search(line)):
+            return _decode(raw, m[1].decode("ascii"), path)
+    for encoding in ("utf-8", locale.getpreferredencoding(False) or sys.getdefaultencoding()):
+        with contextlib.suppress(UnicodeDecodeError, LookupError):
+            return raw.decode(encoding)
+    return _decode(raw, "UTF-8", path)  # to say where it is not UTF-8
+
+
+def _decode(raw: bytes, encoding: str, path: Path, start: int = 0) -> str:
+    try:
+        return raw[start:].decode(encoding)
+    except LookupError:
+        raise UsageError(f"{path}: unknown encoding {encoding!r} in its coding line") from None
+    except UnicodeDecodeError as exc:
+        where = f"{exc.reason} at byte {start + exc.start}"
+        raise UsageError(f"{path}: not {encoding} text ({where}); save it as UTF-8") from None
 
 
 def _logical_lines(text: str) -> list[tuple[int, str]]:
