@@ -88,7 +88,7 @@ class Hit:
 def asked(range_value: str) -> tuple[int, int]:
     """``[start, end)`` of a ``bytes=a-`` or ``bytes=a-b`` header."""
     first, _, last = range_value.removeprefix("bytes=").partition("-")
-    return int(first), int(last) + 1 if last else SIZE
+    return int(first), min(int(last) + 1, SIZE) if last else SIZE  # as servers clamp
 
 
 async def streamed(data: bytes) -> AsyncIterator[bytes]:

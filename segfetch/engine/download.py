@@ -31,7 +31,7 @@ from segfetch.engine.client import (
 )
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
-from segfetch.engine.ranges import range_header
+from segfetch.engine.ranges import Span, range_header
 from segfetch.engine.repair import damaged_ranges
 from segfetch.engine.result import Progress, ProgressCallback, Result, Stats
 from segfetch.engine.retry import Budget
@@ -129,6 +129,8 @@ class _Download:
         self.state: State | None = None
         self.transfer: Transfer | None = None
         self.probe_slot = False  # this attempt holds a place no worker has taken over
+        self.open_probe = False  # the server tells the size only to "bytes=0-"
+        self.probe_end: int | None = None  # where the first answer's range ends
         # An HTML answer is a portal's page, unless HTML is what was asked for.
         self.html_ok = urlsplit(url).path.lower().endswith((".html", ".htm"))
         # A zip can check itself (CRC-32 of every member): it may resume without validators.
@@ -271,7 +273,9 @@ class _Download:
         state = self.state
         known = None
         if state is None:
-            start, end = 0, None
+            # Bounded, so that no byte is sent twice: an open-ended first answer would run on
+            # into ranges other connections fetch, until it is cut.
+            start, end = 0, None if self.open_probe else self.options.min_segment
         else:
             known = rules.Known(state.size, state.etag, state.last_modified)
             if not self.stats.requests:  # the first pass, not a repair
@@ -279,6 +283,7 @@ class _Download:
             gaps = state.done.gaps(state.size)
             # everything on disk: ask for one byte, to check the validator
             start, end = gaps[0] if gaps else (state.size - 1, state.size)
+            end = min(end, start + self.options.min_segment)
         headers = {"Range": range_header(start, end)}
         if state is not None and (validator := state.etag or state.last_modified):
             headers["If-Range"] = validator
@@ -289,6 +294,8 @@ class _Download:
         except BaseException:
             await response.aclose()
             raise
+        if isinstance(verdict, rules.Ranged):
+            self.probe_end = verdict.total if end is None else min(end, verdict.total)
         if isinstance(verdict, rules.Ranged) and state is None:
             self.state = State(
                 self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
@@ -318,6 +325,7 @@ class _Download:
         if isinstance(verdict, rules.Retry):
             if verdict.drop_etag and self.state is not None:
                 self.state.etag = None
+            self.open_probe = self.open_probe or verdict.open
             raise RetryLater(verdict.failure)
         raise RetryLater(Failure(f"{self.name}: a multipart answer inside a multipart", True))
 
@@ -328,7 +336,7 @@ class _Download:
         self.transfer = Transfer(
             self.client, self.where, self.options, state, self.part, self.hasher,
             stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
-            html_ok=self.html_ok,
+            html_ok=self.html_ok, first=Span(verdict.first, self.probe_end or verdict.total),
         )  # fmt: skip
         await self.transfer.run(verdict.first, body, self._release_probe_slot)
         if state.done.total() != state.size:

@@ -4,6 +4,11 @@ The file's missing bytes are cut into about one piece per connection. A connecti
 finishes its piece takes the next one; when none is left it steals the back half of the
 largest range still in flight, so the tail never waits on one slow connection. Bytes are
 in exactly one place at all times: done, in flight (``[pos, end)`` of a segment) or pending.
+
+Stealing cuts the victim's open response, and the bytes already on their way to it are
+lost: so a range is stolen only when its connection would take longer than ``steal_after``
+seconds to finish it at its current rate (on a fast link, never: the cut would cost more
+than it saves).
 """
 
 from __future__ import annotations
@@ -20,31 +25,56 @@ class Segment:
 
     pos: int
     end: int
+    since: float = 0.0  # when the current response's first byte arrived
+    got: int = 0  # bytes of the current response so far
 
     @property
     def remaining(self) -> int:
         return self.end - self.pos
 
+    def seconds_left(self, now: float) -> float:
+        """At the current response's rate; unknown (infinite) before its first bytes."""
+        elapsed = now - self.since
+        if self.got <= 0 or elapsed <= 0:
+            return float("inf")
+        return self.remaining * elapsed / self.got
+
 
 class Planner:
-    def __init__(self, size: int, done: RangeSet, *, pieces: int, min_segment: int) -> None:
+    def __init__(
+        self,
+        size: int,
+        done: RangeSet,
+        *,
+        pieces: int,
+        min_segment: int,
+        steal_after: float = 0.0,
+        first: Span | None = None,
+    ) -> None:
+        """``first``: a range the first request already asked for; it stays whole."""
         if size < 0 or pieces < 1 or min_segment < 1:
             raise ValueError("size >= 0, pieces >= 1 and min_segment >= 1")
         self.size = size
         self.done = done
         self.min_segment = min_segment
+        self.steal_after = steal_after
         self.active: list[Segment] = []
-        self.pending = _split(done.gaps(size), pieces, min_segment)
+        if first is not None and first.length() > 0:
+            rest = RangeSet(done)
+            rest.add(*first)
+            self.pending = [first, *_split(rest.gaps(size), pieces, min_segment)]
+        else:
+            self.pending = _split(done.gaps(size), pieces, min_segment)
 
     @property
     def complete(self) -> bool:
         return not self.pending and not self.active and self.done.total() == self.size
 
-    def take(self, at: int | None = None) -> Segment | None:
+    def take(self, at: int | None = None, now: float = 0.0) -> Segment | None:
         """Work for an idle connection, or None when there is nothing worth taking.
 
         ``at`` claims the pending piece that starts at that offset (the probe's request
-        already asked for it).
+        already asked for it). ``now`` is the clock the segments' ``since`` was read from.
         """
         if self.pending:
             index = 0
@@ -55,6 +85,8 @@ class Planner:
         victim = max(self.active, key=lambda s: s.remaining, default=None)
         if victim is None or victim.remaining < 2 * self.min_segment:
             return None
+        if victim.seconds_left(now) <= self.steal_after:
+            return None
         mid = victim.pos + victim.remaining // 2
         end, victim.end = victim.end, mid
         return self._start(mid, end)
@@ -64,6 +96,7 @@ class Planner:
         n = max(0, min(n, seg.remaining))
         self.done.add(seg.pos, seg.pos + n)
         seg.pos += n
+        seg.got += n
         return n
 
     def release(self, seg: Segment) -> None:

@@ -62,10 +62,11 @@ class Empty:
 class Retry:
     """Try again, keeping every saved byte. ``drop_etag``: the ETag differs from node to
     node of a load-balanced server while size and Last-Modified agree; send If-Range with
-    Last-Modified from now on."""
+    Last-Modified from now on. ``open``: the size is only learnt from an open-ended range."""
 
     failure: Failure
     drop_etag: bool = False
+    open: bool = False  # ask the rest of the file (``bytes=N-``) next time
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,12 @@ def judge_probe(
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
         return Retry(Failure(f"{name}: {exc}", retry=True))
-    if total is None and end is None:
+    if total is None:
+        if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
+            return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
         total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
-    if total is None or first != start or last != (end if end is not None else total):
+    # A bounded first request past the end of a small file gets what there is.
+    if first != start or last != (min(end, total) if end is not None else total):
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
     if known is not None:
         if changed(known, etag, modified, total):
