@@ -333,13 +333,6 @@ def replace_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="segfetch reports the bytes it loaded from the .part as 'resumed' even after the "
-    "server's 200 to If-Range made it discard them and start over (--json: restarts 1, "
-    "resumed 1048576, none of those bytes in the file): Stats.resumed is not reset on a "
-    "restart",
-)
 async def test_discarded_bytes_are_not_reported_resumed(nginx: Nginx, tmp_path: Path) -> None:
     old = serve(nginx, "discarded.bin", random_bytes(2 * MiB, seed=20))
     url = nginx.url("plain", old.name)

@@ -148,7 +148,10 @@ async def _fetch_set(
 
     quiet = args.quiet or args.json
     async with make_client(args.max_connections, options.timeout) as client:
-        session = Session(client, cache, indexes, budget=args.max_connections, options=options)
+        session = Session(
+            client, cache, indexes, budget=args.max_connections, options=options,
+            notice=None if args.quiet else lambda line: print(f"segfetch: {line}", file=sys.stderr),
+        )  # fmt: skip
         if reqs.fully_pinned:
             planned = await session.plan_pinned(reqs, target)
         else:

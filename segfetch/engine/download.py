@@ -149,8 +149,7 @@ class _Download:
                 self.check_zip = False
                 if await trio.to_thread.run_sync(damaged_ranges, self.part.part, size) == []:
                     break
-                self.part.reset()  # resumed bytes of another version: fetch it whole, once
-                self.stats.restarts += 1
+                self._start_over()  # resumed bytes of another version: fetch it whole, once
                 continue
             if self.sha256 is None or digest == self.sha256:
                 break
@@ -167,9 +166,8 @@ class _Download:
                     expected=self.sha256,
                     got=digest,
                 )
-            self.part.reset()
+            self._start_over()
             refetched = True
-            self.stats.restarts += 1
         self.part.commit()
         st = self.stats
         return Result(
@@ -186,14 +184,19 @@ class _Download:
             repaired=st.repaired,
         )
 
+    def _start_over(self) -> None:
+        """Drop every byte on disk, and with them the claim that any was resumed."""
+        self.part.reset()
+        self.stats.restarts += 1
+        self.stats.resumed = 0
+
     async def _pass(self) -> int:
         """The whole file once, started over when it changes on the server."""
         while True:
             try:
                 return await self._attempt()
             except StartOver:
-                self.part.reset()
-                self.stats.restarts += 1
+                self._start_over()
                 if self.stats.restarts > MAX_RESTARTS:
                     self.part.discard()
                     raise ServerError(
@@ -274,8 +277,9 @@ class _Download:
         known = None
         if state is None:
             # Bounded, so that no byte is sent twice: an open-ended first answer would run on
-            # into ranges other connections fetch, until it is cut.
-            start, end = 0, None if self.open_probe else self.options.min_segment
+            # into ranges other connections fetch, until it is cut. One connection takes all.
+            whole = self.open_probe or self.options.connections == 1
+            start, end = 0, None if whole else self.options.min_segment
         else:
             known = rules.Known(state.size, state.etag, state.last_modified)
             if not self.stats.requests:  # the first pass, not a repair
