@@ -154,3 +154,29 @@ def test_python_version_markers_compare_as_versions(ours: int, theirs: int) -> N
         Marker(f'python_version >= "3.{theirs}"'), {"python_version": f"3.{ours}"}
     )
     assert applies is (ours >= theirs)
+
+
+def test_missing_dependencies_of_a_pinned_set() -> None:
+    from segfetch.wheels.install import Planned, missing_dependencies
+    from segfetch.wheels.target import Target
+
+    target = Target(Version("3.11"), ("py3-none-any",), {"python_version": "3.11"})
+    meta = b"Metadata-Version: 2.1\nName: app\nVersion: 1\nRequires-Dist: lib>=2\n"
+    meta += b'Requires-Dist: old; python_version < "3"\nRequires-Dist: fast; extra == "speed"\n'
+    app = Planned("app", "1", "app-1-py3-none-any.whl", "u", None)
+    lib = Planned("lib", "2.5", "lib-2.5-py3-none-any.whl", "u2", None)
+    lib_meta = b"Metadata-Version: 2.1\nName: lib\nVersion: 2.5\n"
+    assert missing_dependencies([app, lib], [meta, lib_meta], {}, target) == []
+    assert missing_dependencies([app], [meta], {}, target) == ["lib>=2 (for app)"]
+    old_lib = Planned("lib", "1.0", "lib-1.0-py3-none-any.whl", "u3", None)
+    assert missing_dependencies([app, old_lib], [meta, lib_meta], {}, target) == [
+        "lib>=2 (for app)"
+    ]
+    with_extra = missing_dependencies(
+        [app, lib], [meta, lib_meta], {"app": frozenset({"speed"})}, target
+    )
+    assert with_extra == ['fast; extra == "speed" (for app)']
+    sdist = Planned("lib", "2.5", "lib-2.5.tar.gz", "u4", None)
+    assert missing_dependencies([app, sdist], [meta, None], {}, target) == [
+        "lib: dependencies unknown"
+    ]

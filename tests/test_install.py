@@ -342,3 +342,35 @@ async def test_local_index_tells_pip_the_upstream_failure(
         nursery.cancel_scope.cancel()
     assert (r.status_code, r.text) == (status, str(error))
     assert local.error is error
+
+
+@pytest.mark.parametrize(
+    ("reqs", "expected"),
+    [
+        # A lone pin is not a lock: its dependencies are resolved (the newest sf-beta >= 1
+        # that is not yanked).
+        (["sf-alpha==1.0"], {"sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.1-py3-none-any.whl"}),
+        # An extra's dependency is a dependency too.
+        (
+            ["sf-gamma[fast]==1.0"],
+            {"sf_gamma-1.0-py3-none-any.whl", "sf_delta-1.0-py3-none-any.whl"},
+        ),
+        # Every Requires-Dist satisfied inside the set: taken as it is.
+        (
+            ["sf-alpha==1.0", "sf-beta==1.0"],
+            {"sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.0-py3-none-any.whl"},
+        ),
+    ],
+)
+async def test_pinned_sets_are_complete_or_resolved(
+    tmp_path: Path, index_dir: Path, reqs: list[str], expected: set[str]
+) -> None:
+    async with index(index_dir, link=Link()) as emu:
+        out = tmp_path / "out"
+        proc = await segfetch(
+            "download", *reqs, "-d", str(out), "--index-url", emu.index_url, "--no-cache"
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert {p.name for p in out.iterdir()} == expected
+        resolved = "resolving with pip" in proc.stderr.decode()
+        assert resolved == (len(reqs) == 1)

@@ -152,12 +152,12 @@ async def _fetch_set(
             client, cache, indexes, budget=args.max_connections, options=options,
             notice=None if args.quiet else lambda line: print(f"segfetch: {line}", file=sys.stderr),
         )  # fmt: skip
-        if reqs.fully_pinned:
-            planned = await session.plan_pinned(reqs, target)
-        else:
+
+        def resolving() -> None:
             if not quiet:
                 print("resolving with pip through segfetch ...", file=sys.stderr)
-            planned = await session.plan_with_pip(python, reqs, pip_reqs, target)
+
+        planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
         sizes = [p.size for p in planned]
         total = sum(s for s in sizes if s is not None) if None not in sizes else None
         bars = MultiProgress(len(planned), total, quiet=quiet)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -59,7 +59,12 @@ def read_metadata(wheel: Path) -> bytes:
         return zf.read(names[0])
 
 
-def marker_applies(marker: Marker | None, environment: Mapping[str, str]) -> bool:
+def marker_applies(
+    marker: Marker | None, environment: Mapping[str, str], extras: Iterable[str] = ()
+) -> bool:
     """Whether a requirement with this marker is for the interpreter with this marker
-    environment (a target's), with no extra selected: as pip reads a requirement line."""
-    return marker is None or marker.evaluate({**environment, "extra": ""})
+    environment (a target's): with no extra selected, as pip reads a requirement line, or
+    with any one of ``extras`` (a dependency of ``pkg[extra]``)."""
+    if marker is None:
+        return True
+    return any(marker.evaluate({**environment, "extra": e}) for e in ("", *extras))

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 import zipfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from email.parser import BytesParser
 from functools import partial
@@ -87,6 +87,7 @@ class Session:
         self._fetching: dict[str, trio.Event] = {}
         self._guessed: set[str] = set()
         self._metadata: dict[str, bytes | None] = {}
+        self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
 
     async def project(self, name: str) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
@@ -126,8 +127,49 @@ class Session:
         planned = []
         for w in wanted:
             f = choose(w, await self.project(w.req.name), target, pre=reqs.pre).file
+            self._files[f.url] = f
             planned.append(_planned(f, w.hashes))
         return planned
+
+    async def plan(
+        self,
+        python: str,
+        reqs: RequirementSet,
+        pip_reqs: Sequence[str],
+        target: Target,
+        on_resolve: Callable[[], None] | None = None,
+    ) -> list[Planned]:
+        """The files to install. A pinned set is taken as it is only when it is known to be
+        complete: in hash-checking mode (pip itself then requires every dependency pinned
+        and hashed), or when every file's Requires-Dist is satisfied inside the set.
+        Anything else goes to pip's resolver."""
+        if reqs.fully_pinned:
+            planned = await self.plan_pinned(reqs, target)
+            if all(w.hashes for w in reqs.wanted) or not await self.missing(planned, reqs, target):
+                return planned
+        if on_resolve is not None:
+            on_resolve()
+        return await self.plan_with_pip(python, reqs, pip_reqs, target)
+
+    async def missing(
+        self, planned: Sequence[Planned], reqs: RequirementSet, target: Target
+    ) -> list[str]:
+        """missing_dependencies of a pinned set, its metadata fetched all at once (a
+        ``.metadata`` file each, or the wheel, which is then already in the cache)."""
+        meta: dict[Planned, bytes | None] = {}
+
+        async def one(p: Planned) -> None:
+            f = self._files.get(p.url)
+            meta[p] = await self.metadata_of(f) if f and p.filename.endswith(".whl") else None
+
+        async with trio.open_nursery() as nursery:
+            for p in planned:
+                nursery.start_soon(one, p)
+        extras: dict[str, frozenset[str]] = {}
+        for w in reqs.wanted:
+            key = canonicalize_name(w.req.name)
+            extras[key] = extras.get(key, frozenset()) | frozenset(w.req.extras)
+        return missing_dependencies(planned, [meta[p] for p in planned], extras, target)
 
     async def plan_with_pip(
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
@@ -230,18 +272,45 @@ class Session:
             )
 
 
-def requirements_of(metadata: bytes, target: Target) -> list[str]:
-    """Names of the dependencies a METADATA declares for the target (no extras)."""
+def dependencies(metadata: bytes, target: Target, extras: Iterable[str] = ()) -> list[Requirement]:
+    """The dependencies a METADATA declares for the target, with these extras selected."""
     message = BytesParser().parsebytes(metadata, headersonly=True)
-    names = []
+    deps = []
     for line in message.get_all("Requires-Dist") or []:
         try:
             req = Requirement(line)
         except InvalidRequirement:
             continue
-        if marker_applies(req.marker, target.markers):
-            names.append(req.name)
-    return names
+        if marker_applies(req.marker, target.markers, extras):
+            deps.append(req)
+    return deps
+
+
+def requirements_of(metadata: bytes, target: Target) -> list[str]:
+    """Names of the dependencies a METADATA declares for the target (no extras)."""
+    return [req.name for req in dependencies(metadata, target)]
+
+
+def missing_dependencies(
+    planned: Sequence[Planned],
+    metadata: Sequence[bytes | None],
+    extras: Mapping[str, frozenset[str]],
+    target: Target,
+) -> list[str]:
+    """What the pinned set leaves out: each dependency (for the target, with the extras
+    asked for) that no file of the set satisfies. A file whose metadata is unknown (an
+    sdist) leaves the set unknown: ``["<name>: dependencies unknown"]``. Pure."""
+    versions = {canonicalize_name(p.name): p.version for p in planned}
+    missing = []
+    for p, meta in zip(planned, metadata, strict=True):
+        if meta is None:
+            missing.append(f"{p.name}: dependencies unknown")
+            continue
+        for dep in dependencies(meta, target, extras.get(canonicalize_name(p.name), frozenset())):
+            have = versions.get(canonicalize_name(dep.name))
+            if have is None or not dep.specifier.contains(have, prereleases=True):
+                missing.append(f"{dep} (for {p.name})")
+    return missing
 
 
 def _wheel_metadata(path: Path) -> bytes | None:
