@@ -55,7 +55,7 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),
     (["install", "x==1", "--python", "/no/such/python"], "no Python"),
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
-    (["install", "x==1", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
+    (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
     (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),
     # Every option range-checked: no traceback, no runaway memory.
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "nan"], "duration"),

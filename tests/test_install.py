@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -374,3 +375,38 @@ async def test_pinned_sets_are_complete_or_resolved(
         assert {p.name for p in out.iterdir()} == expected
         resolved = "resolving with pip" in proc.stderr.decode()
         assert resolved == (len(reqs) == 1)
+
+
+def test_which_python_is_installed_into(tmp_path: Path) -> None:
+    """--python, else the active virtual environment, else a .venv here or above."""
+    from segfetch.wheels.target import environment_python, is_own_environment
+
+    deep = tmp_path / "project" / "src"
+    deep.mkdir(parents=True)
+    assert environment_python(None, {}, deep) is None
+    assert environment_python("/usr/bin/python3", {"VIRTUAL_ENV": "/v"}, deep) == "/usr/bin/python3"
+    assert environment_python(None, {"VIRTUAL_ENV": "/v"}, deep) == "/v/bin/python"
+    (tmp_path / "project" / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / "project" / ".venv" / "bin" / "python").touch()
+    assert environment_python(None, {}, deep) == str(tmp_path / "project" / ".venv/bin/python")
+    assert is_own_environment(sys.executable)
+    assert not is_own_environment(str(tmp_path / "project" / ".venv/bin/python"))
+
+
+async def test_install_never_picks_segfetchs_own_environment(tmp_path: Path) -> None:
+    """With no environment to be found, install asks; its own environment needs --system."""
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    proc = await trio.run_process(
+        [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
+        cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    line = one_line_error(proc)
+    assert "give --python PATH, activate a virtual environment, or --system" in line
+    env["VIRTUAL_ENV"] = sys.prefix  # segfetch's own environment, activated
+    proc = await trio.run_process(
+        [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
+        cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "the environment segfetch itself runs in" in one_line_error(proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -61,7 +62,13 @@ def add_commands(sub: Any) -> None:
         p.add_argument(
             "--python",
             metavar="PATH",
-            help="the interpreter to choose files for (default: this one)",
+            help="the interpreter to install for (default: the active virtual environment, "
+            "else a .venv here or in a parent folder)",
+        )
+        p.add_argument(
+            "--system",
+            action="store_true",
+            help="allow installing into the Python segfetch runs in",
         )
         p.add_argument("--pre", action="store_true", help="allow pre-releases")
         p.add_argument(
@@ -109,10 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
     reqs, pip_reqs = _requirements(args)
-    python = args.python
-    if python is not None and not Path(python).exists():
-        raise UsageError(f"no Python at {python!r}; give --python the path of an interpreter")
-    python = python or sys.executable
+    python = _python(args)
     target = query_target(python)
     indexes = _indexes(args, reqs, python)
 
@@ -130,6 +134,32 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
         return pip_install(python, fetched, pip_reqs, pip_args)
+
+
+def _python(args: argparse.Namespace) -> str:
+    """The interpreter to choose files for and install into (README: "Which Python")."""
+    from segfetch.wheels.target import environment_python, is_own_environment
+
+    found = environment_python(args.python, os.environ, Path.cwd())
+    if found is not None and not Path(found).exists():
+        raise UsageError(f"no Python at {found!r}; give --python the path of an interpreter")
+    pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+    elsewhere = args.command == "download" or any(
+        a.split("=")[0] in ("--target", "--prefix", "--root", "--user", "-t") for a in pip_args
+    )
+    if found is None:
+        if args.system or elsewhere:
+            return sys.executable
+        raise UsageError(
+            "no environment to install into: give --python PATH, activate a virtual "
+            f"environment, or --system to install into {sys.executable}"
+        )
+    if is_own_environment(found) and not (args.system or elsewhere or args.python):
+        raise UsageError(
+            f"{found} is the environment segfetch itself runs in, and installing there may "
+            "break segfetch: give --python PATH, or --system to install there anyway"
+        )
+    return found
 
 
 async def _fetch_set(

@@ -7,9 +7,12 @@ pip, so segfetch chooses files for that Python, not for the one running segfetch
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.version import Version
 
@@ -24,6 +27,29 @@ print(json.dumps({
     "markers": markers.default_environment(),
 }))
 """
+
+
+def environment_python(given: str | None, environ: Mapping[str, str], cwd: Path) -> str | None:
+    """The interpreter to install for, as uv finds it: ``--python`` if given, else the
+    active virtual environment, else a ``.venv`` in the current folder or a parent; None
+    when there is none (the caller asks the user rather than guess)."""
+    if given:
+        return given
+    scripts = "Scripts" if os.name == "nt" else "bin"
+    exe = "python.exe" if os.name == "nt" else "python"
+    if venv := environ.get("VIRTUAL_ENV"):
+        return str(Path(venv) / scripts / exe)
+    for folder in (cwd, *cwd.parents):
+        if (python := folder / ".venv" / scripts / exe).exists():
+            return str(python)
+    return None
+
+
+def is_own_environment(python: str) -> bool:
+    """Whether ``python`` belongs to the environment segfetch itself runs in."""
+    # The folder holding bin/python, not the file: a venv's python links to the base one.
+    home = Path(os.path.abspath(python)).parent.parent
+    return os.path.realpath(home) == os.path.realpath(sys.prefix)
 
 
 @dataclass
