@@ -43,3 +43,10 @@ def human_bytes(n: float) -> str:
 def is_sha256(text: str) -> bool:
     """64 hex digits, either case: the one check of a sha256 as people and indexes write it."""
     return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 connection', '2 connections', '2 retries'."""
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word[:-1]}ies" if word.endswith("y") else f"{n} {word}s"

@@ -410,3 +410,38 @@ async def test_install_never_picks_segfetchs_own_environment(tmp_path: Path) -> 
     )  # fmt: skip
     assert proc.returncode == 2
     assert "the environment segfetch itself runs in" in one_line_error(proc)
+
+
+async def test_install_json_is_one_document_and_tells_the_truth(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    """stdout holds exactly the JSON (pip's own output goes to stderr), and a first run with
+    no cache reports what it fetched, look-ahead included, never "cached"."""
+    async with index(index_dir, link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--python", str(venv), "--index-url", emu.index_url, "--no-cache",
+            "--json", "sf-alpha",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(proc.stdout)  # nothing else on stdout
+    assert {r["name"] for r in records} == {"sf-alpha", "sf-beta"}
+    assert not any(r["cached"] for r in records)
+    assert all(r["seconds"] > 0 and r["connections"] >= 1 for r in records)
+    assert "Successfully installed" in proc.stderr.decode()
+
+
+def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
+    from segfetch.wheels.install import _pip_report
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Usage: pip install ...' >&2\n"
+                    "echo 'no such option: --report' >&2\nexit 2\n")  # fmt: skip
+    fake.chmod(0o755)
+    with pytest.raises(SegfetchError, match=r"older than 22\.2.*pip install -U pip"):
+        _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+    fake.write_text("#!/bin/sh\necho 'ERROR: Operation cancelled by user' >&2\nexit 1\n")
+    with pytest.raises(KeyboardInterrupt):
+        _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+    fake.write_text("#!/bin/sh\necho 'something broke' >&2\nexit 1\n")
+    with pytest.raises(SegfetchError, match="something broke"):
+        _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)

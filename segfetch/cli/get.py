@@ -18,7 +18,7 @@ from segfetch.cli.options import add_download_options, check_url, download_optio
 from segfetch.cli.progress import ProgressBar
 from segfetch.engine.download import Result, download
 from segfetch.errors import UsageError, redact_url
-from segfetch.units import human_bytes, is_sha256
+from segfetch.units import human_bytes, is_sha256, plural
 
 
 def add_command(sub: Any) -> None:
@@ -86,6 +86,6 @@ def summary(result: Result) -> str:
     rate = result.size / result.seconds if result.seconds > 0 else 0.0
     return (
         f"{result.path}: {human_bytes(result.size)} in {result.seconds:.2f} s "
-        f"({human_bytes(rate)}/s), sha256 {result.sha256}, {result.connections} connections, "
-        f"{result.retries} retries"
+        f"({human_bytes(rate)}/s), sha256 {result.sha256}, "
+        f"{plural(result.connections, 'connection')}, {plural(result.retries, 'retry')}"
     )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.errors import UsageError, redact_url
-from segfetch.units import human_bytes
+from segfetch.units import human_bytes, plural
 from segfetch.wheels.cache import Cache, default_cache_dir
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             link_into(fetched, args.dest)
             return 0
         pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
-        return pip_install(python, fetched, pip_reqs, pip_args)
+        return pip_install(python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
 
 
 def _python(args: argparse.Namespace) -> str:
@@ -256,6 +256,6 @@ def _summary(fetched: list[Fetched]) -> None:
     retries = sum(f.result.retries for f in got if f.result)
     print(
         f"{len(fetched)} files verified ({len(fetched) - len(got)} from the cache, "
-        f"{human_bytes(size)} fetched, {retries} retries)",
+        f"{human_bytes(size)} fetched, {plural(retries, 'retry')})",
         file=sys.stderr,
     )

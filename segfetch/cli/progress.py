@@ -12,7 +12,7 @@ from typing import Any
 from segfetch.engine.download import Progress
 
 _BAR: dict[str, Any] = {
-    "unit": "B",
+    "unit": "iB",  # with unit_divisor 1024 and unit_scale: KiB, MiB (tqdm would say MB)
     "unit_scale": True,
     "unit_divisor": 1024,
     "dynamic_ncols": True,

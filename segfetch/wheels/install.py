@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -87,7 +88,10 @@ class Session:
         self._fetching: dict[str, trio.Event] = {}
         self._guessed: set[str] = set()
         self._metadata: dict[str, bytes | None] = {}
-        self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
+        self._files: dict[str, IndexFile] = {}
+        self._results: dict[
+            str, Result
+        ] = {}  # files this run fetched, by URL  # the index's entry behind each planned URL
 
     async def project(self, name: str) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
@@ -267,9 +271,15 @@ class Session:
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
         async with self.files_at_once:
-            return await _fetch(
+            got = await _fetch(
                 p, self.cache, self.client, self.slots, self.options, self.progress, self.notice
             )
+        # Fetched earlier in this run (by the look-ahead, say): report that fetch, not "cached".
+        if got.result is not None:
+            self._results[p.url] = got.result
+        elif p.url in self._results:
+            got = replace(got, result=self._results[p.url])
+        return got
 
 
 def dependencies(metadata: bytes, target: Target, extras: Iterable[str] = ()) -> list[Requirement]:
@@ -340,16 +350,23 @@ def _pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     env["PIP_CONFIG_FILE"] = os.devnull
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    old_pip = SegfetchError(
+        f"the pip of {python} is older than 22.2, which segfetch needs to resolve requirements: "
+        f"upgrade it ({python} -m pip install -U pip), or give a complete pinned set"
+    )
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip().startswith("ERROR")]
-        why = lines[-1].removeprefix("ERROR:").strip() if lines else "see pip's output"
+        if "Operation cancelled by user" in proc.stderr:
+            raise KeyboardInterrupt  # Ctrl-C reached pip too: exit as interrupted, not failed
+        if "no such option: --report" in proc.stderr or "no such option: --dry-run" in proc.stderr:
+            raise old_pip
+        said = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        errors = [ln for ln in said if ln.startswith("ERROR")]
+        why = (errors or said or ["no reason given"])[-1].removeprefix("ERROR:").strip()
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
         return [item["download_info"]["url"] for item in json.loads(proc.stdout)["install"]]
     except (ValueError, KeyError, TypeError):
-        raise SegfetchError(
-            "pip gave no installation report; is its version 22.2 or newer?"
-        ) from None
+        raise old_pip from None
 
 
 async def _fetch(
@@ -422,9 +439,14 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
 
 
 def pip_install(
-    python: str, fetched: Sequence[Fetched], pip_reqs: Sequence[str], pip_args: Sequence[str]
+    python: str,
+    fetched: Sequence[Fetched],
+    pip_reqs: Sequence[str],
+    pip_args: Sequence[str],
+    quiet_stdout: bool = False,
 ) -> int:
-    """Run the target pip on the verified files only: it never touches the network for them."""
+    """Run the target pip on the verified files only: it never touches the network for them.
+    ``quiet_stdout``: pip's output goes to stderr (stdout holds one JSON document)."""
     with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
         link_into(fetched, Path(tmp))
         cmd = [
@@ -438,4 +460,5 @@ def pip_install(
             *pip_args,
             *pip_reqs,
         ]
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL).returncode
+        out = sys.stderr if quiet_stdout else None
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out).returncode
