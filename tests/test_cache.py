@@ -19,7 +19,8 @@ from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels import cache as cache_module
 from segfetch.wheels.cache import Cache
-from segfetch.wheels.install import Planned, Session
+from segfetch.wheels.files import Planned
+from segfetch.wheels.install import Session
 from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.target import Target
 

@@ -17,7 +17,7 @@ from packaging.version import Version
 from segfetch.testing import wheelmaker
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.dists import DistName, marker_applies, parse_filename, read_metadata
-from segfetch.wheels.install import _wheel_metadata
+from segfetch.wheels.files import wheel_metadata as _wheel_metadata
 
 names = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True)
 versions = st.builds(
@@ -157,7 +157,8 @@ def test_python_version_markers_compare_as_versions(ours: int, theirs: int) -> N
 
 
 def test_missing_dependencies_of_a_pinned_set() -> None:
-    from segfetch.wheels.install import Planned, missing_dependencies
+    from segfetch.wheels.files import Planned
+    from segfetch.wheels.install import missing_dependencies
     from segfetch.wheels.target import Target
 
     target = Target(Version("3.11"), ("py3-none-any",), {"python_version": "3.11"})

@@ -298,7 +298,7 @@ async def test_killed_during_pip_the_next_run_completes(
 def test_requirements_of_reads_metadata_for_the_target() -> None:
     from packaging.version import Version
 
-    from segfetch.wheels.install import requirements_of
+    from segfetch.wheels.dists import requirements_of
     from segfetch.wheels.target import Target
 
     target = Target(Version("3.11.7"), ("py3-none-any",), {"python_version": "3.11"})
@@ -431,7 +431,7 @@ async def test_install_json_is_one_document_and_tells_the_truth(
 
 
 def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
-    from segfetch.wheels.install import _pip_report
+    from segfetch.wheels.pip import pip_report as _pip_report
 
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho 'Usage: pip install ...' >&2\n"

@@ -17,7 +17,7 @@ from segfetch.wheels.cache import Cache, default_cache_dir
 
 if TYPE_CHECKING:
     from segfetch.engine.options import Options
-    from segfetch.wheels.install import Fetched
+    from segfetch.wheels.files import Fetched
     from segfetch.wheels.requirements import RequirementSet
     from segfetch.wheels.target import Target
 
@@ -109,7 +109,8 @@ class _PipOption(argparse.Action):
 def _run(args: argparse.Namespace) -> int:
     import trio
 
-    from segfetch.wheels.install import link_into, pip_install
+    from segfetch.wheels.files import link_into
+    from segfetch.wheels.pip import pip_install
     from segfetch.wheels.target import query_target
 
     if args.max_connections < 1:

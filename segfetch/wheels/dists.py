@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Iterable, Mapping
+from email.parser import BytesParser
 from pathlib import Path
 from typing import NamedTuple
 
 from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -19,6 +21,8 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 from packaging.version import Version
+
+from segfetch.wheels.target import Target
 
 _METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
 
@@ -68,3 +72,22 @@ def marker_applies(
     if marker is None:
         return True
     return any(marker.evaluate({**environment, "extra": e}) for e in ("", *extras))
+
+
+def dependencies(metadata: bytes, target: Target, extras: Iterable[str] = ()) -> list[Requirement]:
+    """The dependencies a METADATA declares for the target, with these extras selected."""
+    message = BytesParser().parsebytes(metadata, headersonly=True)
+    deps = []
+    for line in message.get_all("Requires-Dist") or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if marker_applies(req.marker, target.markers, extras):
+            deps.append(req)
+    return deps
+
+
+def requirements_of(metadata: bytes, target: Target) -> list[str]:
+    """Names of the dependencies a METADATA declares for the target (no extras)."""
+    return [req.name for req in dependencies(metadata, target)]

@@ -8,60 +8,36 @@ install. Then every file is fetched at once through the engine under one connect
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from email.parser import BytesParser
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
 import httpx
 import trio
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
 from segfetch.errors import (
-    HashMismatch,
     HTTPStatusError,
     SegfetchError,
     redact_url,
 )
 from segfetch.wheels.cache import Cache
-from segfetch.wheels.dists import marker_applies, parse_filename, read_metadata
+from segfetch.wheels.dists import (
+    dependencies,
+    marker_applies,
+    requirements_of,
+)
+from segfetch.wheels.files import Fetched, Planned, fetch_file, planned_of, wheel_metadata
 from segfetch.wheels.index import IndexFile, fetch_project
 from segfetch.wheels.localindex import LocalIndex
+from segfetch.wheels.pip import pip_report
 from segfetch.wheels.requirements import RequirementSet, Wanted
 from segfetch.wheels.select import choose
 from segfetch.wheels.target import Target
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One file of the set: what to fetch and what its bytes must hash to."""
-
-    name: str
-    version: str
-    filename: str
-    url: str
-    sha256: str | None  # from the index, if it gave one
-    allowed: frozenset[str] = frozenset()  # from --hash options: the file must match one
-    size: int | None = None
-
-
-@dataclass(frozen=True)
-class Fetched:
-    planned: Planned
-    path: Path
-    sha256: str
-    size: int
-    result: Result | None  # None: it was in the cache
 
 
 class Session:
@@ -132,7 +108,7 @@ class Session:
         for w in wanted:
             f = choose(w, await self.project(w.req.name), target, pre=reqs.pre).file
             self._files[f.url] = f
-            planned.append(_planned(f, w.hashes))
+            planned.append(planned_of(f, w.hashes))
         return planned
 
     async def plan(
@@ -199,7 +175,7 @@ class Session:
                 nursery.start_soon(guess, w.req.name)
             try:
                 urls = await trio.to_thread.run_sync(
-                    _pip_report, python, pip_reqs, local.url, reqs.pre
+                    pip_report, python, pip_reqs, local.url, reqs.pre
                 )
             except SegfetchError as exc:
                 raise (local.error or exc) from None  # say why, not just "pip failed"
@@ -211,7 +187,7 @@ class Session:
             f = local.upstream(url)
             if f is None:
                 raise SegfetchError(f"pip chose {redact_url(url)}, which is not from the index")
-            planned.append(_planned(f, frozenset()))
+            planned.append(planned_of(f, frozenset()))
         return planned
 
     async def _guess(self, name: str, *, target: Target, pre: bool, nursery: trio.Nursery) -> None:
@@ -237,7 +213,7 @@ class Session:
             await fn(f)
 
     async def file_of(self, f: IndexFile) -> Path:
-        return (await self.fetch(_planned(f, frozenset()))).path
+        return (await self.fetch(planned_of(f, frozenset()))).path
 
     async def metadata_of(self, f: IndexFile) -> bytes | None:
         """METADATA of a wheel: the index's .metadata file if it has one, else from the wheel."""
@@ -252,7 +228,7 @@ class Session:
                         )  # fmt: skip
                 self._metadata[f.url] = dest.read_bytes()
             except HTTPStatusError:
-                self._metadata[f.url] = _wheel_metadata(await self.file_of(f))
+                self._metadata[f.url] = wheel_metadata(await self.file_of(f))
         return self._metadata[f.url]
 
     async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
@@ -271,7 +247,7 @@ class Session:
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
         async with self.files_at_once:
-            got = await _fetch(
+            got = await fetch_file(
                 p, self.cache, self.client, self.slots, self.options, self.progress, self.notice
             )
         # Fetched earlier in this run (by the look-ahead, say): report that fetch, not "cached".
@@ -280,25 +256,6 @@ class Session:
         elif p.url in self._results:
             got = replace(got, result=self._results[p.url])
         return got
-
-
-def dependencies(metadata: bytes, target: Target, extras: Iterable[str] = ()) -> list[Requirement]:
-    """The dependencies a METADATA declares for the target, with these extras selected."""
-    message = BytesParser().parsebytes(metadata, headersonly=True)
-    deps = []
-    for line in message.get_all("Requires-Dist") or []:
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue
-        if marker_applies(req.marker, target.markers, extras):
-            deps.append(req)
-    return deps
-
-
-def requirements_of(metadata: bytes, target: Target) -> list[str]:
-    """Names of the dependencies a METADATA declares for the target (no extras)."""
-    return [req.name for req in dependencies(metadata, target)]
 
 
 def missing_dependencies(
@@ -321,144 +278,3 @@ def missing_dependencies(
             if have is None or not dep.specifier.contains(have, prereleases=True):
                 missing.append(f"{dep} (for {p.name})")
     return missing
-
-
-def _wheel_metadata(path: Path) -> bytes | None:
-    """METADATA from the wheel itself; None from a broken wheel (pip then says why)."""
-    try:
-        return read_metadata(path)
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return None
-
-
-def _planned(f: IndexFile, allowed: frozenset[str]) -> Planned:
-    parsed = parse_filename(f.filename)
-    if parsed is None:  # named against the spec: still fetched, as pip chose it
-        name, version = canonicalize_name(f.filename.split("-")[0]), "?"
-    else:
-        name, version = parsed.name, str(parsed.version)
-    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size)
-
-
-def _pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
-    """The URL of every file pip would install from this index."""
-    cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
-    cmd += ["--disable-pip-version-check"]
-    cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
-    # Our local index stands for every index the user's pip would use: keep pip's own
-    # index settings (files or environment) out, so it asks nothing behind our back.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
-    old_pip = SegfetchError(
-        f"the pip of {python} is older than 22.2, which segfetch needs to resolve requirements: "
-        f"upgrade it ({python} -m pip install -U pip), or give a complete pinned set"
-    )
-    if proc.returncode != 0:
-        if "Operation cancelled by user" in proc.stderr:
-            raise KeyboardInterrupt  # Ctrl-C reached pip too: exit as interrupted, not failed
-        if "no such option: --report" in proc.stderr or "no such option: --dry-run" in proc.stderr:
-            raise old_pip
-        said = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-        errors = [ln for ln in said if ln.startswith("ERROR")]
-        why = (errors or said or ["no reason given"])[-1].removeprefix("ERROR:").strip()
-        raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
-    try:
-        return [item["download_info"]["url"] for item in json.loads(proc.stdout)["install"]]
-    except (ValueError, KeyError, TypeError):
-        raise old_pip from None
-
-
-async def _fetch(
-    p: Planned,
-    cache: Cache,
-    client: httpx.AsyncClient,
-    slots: Slots,
-    options: Options,
-    progress: Callable[[Planned, Progress | None], None] | None,
-    notice: Callable[[str], None] | None = None,
-) -> Fetched:
-    expected = p.sha256
-    if expected is None and len(p.allowed) == 1:
-        expected = next(iter(p.allowed))
-    if expected is not None and p.allowed and expected not in p.allowed:
-        raise HashMismatch(
-            f"{p.filename}: the index says sha256 {expected}, which no --hash allows",
-            expected=" or ".join(sorted(p.allowed)),
-            got=expected,
-        )
-    folder = (
-        cache.path(expected, p.filename).parent
-        if expected
-        else cache.unverified_path(p.url, p.filename).parent
-    )
-
-    def damaged(why: str) -> None:
-        if notice is not None:
-            notice(f"{p.filename}: the cached copy is damaged ({why}); fetching it again")
-
-    async with cache.lock(folder):
-        if expected is not None and (
-            hit := await cache.get(expected, p.filename, size=p.size, damaged=damaged)
-        ):
-            if progress:
-                progress(p, None)
-            return Fetched(p, hit, expected, hit.stat().st_size, None)
-        dest = folder / p.filename
-        report = (lambda pr: progress(p, pr)) if progress else None
-        result = await download(
-            p.url, dest, options, sha256=expected, client=client,
-            slots=slots, progress=report, size=p.size,
-        )  # fmt: skip
-        if p.allowed and result.sha256 not in p.allowed:
-            dest.unlink()
-            raise HashMismatch(
-                f"{p.filename}: sha256 {result.sha256} matches no --hash given",
-                expected=" or ".join(sorted(p.allowed)),
-                got=result.sha256,
-            )
-        path = dest if expected else cache.adopt(dest, result.sha256)
-        cache.verified(path)
-        return Fetched(p, path, result.sha256, result.size, result)
-
-
-def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
-    """Put the files in folder: a hard link where the file system allows, else a copy."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in fetched:
-        target = folder / f.planned.filename
-        tmp = target.with_name(target.name + ".segfetch-tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(f.path, tmp)
-        except OSError:
-            import shutil
-
-            shutil.copyfile(f.path, tmp)
-        os.replace(tmp, target)
-
-
-def pip_install(
-    python: str,
-    fetched: Sequence[Fetched],
-    pip_reqs: Sequence[str],
-    pip_args: Sequence[str],
-    quiet_stdout: bool = False,
-) -> int:
-    """Run the target pip on the verified files only: it never touches the network for them.
-    ``quiet_stdout``: pip's output goes to stderr (stdout holds one JSON document)."""
-    with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
-        link_into(fetched, Path(tmp))
-        cmd = [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            tmp,
-            *pip_args,
-            *pip_reqs,
-        ]
-        out = sys.stderr if quiet_stdout else None
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out).returncode

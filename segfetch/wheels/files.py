@@ -1,0 +1,127 @@
+"""The files of a requirement set: what to fetch (``Planned``), fetching one through the
+cache and the engine (``fetch_file``), and handing them over (``link_into``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from packaging.utils import canonicalize_name
+
+from segfetch.engine.download import Progress, Result, Slots, download
+from segfetch.engine.options import Options
+from segfetch.errors import HashMismatch
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.dists import parse_filename, read_metadata
+from segfetch.wheels.index import IndexFile
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One file of the set: what to fetch and what its bytes must hash to."""
+
+    name: str
+    version: str
+    filename: str
+    url: str
+    sha256: str | None  # from the index, if it gave one
+    allowed: frozenset[str] = frozenset()  # from --hash options: the file must match one
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class Fetched:
+    planned: Planned
+    path: Path
+    sha256: str
+    size: int
+    result: Result | None  # None: it was in the cache
+
+
+def wheel_metadata(path: Path) -> bytes | None:
+    """METADATA from the wheel itself; None from a broken wheel (pip then says why)."""
+    try:
+        return read_metadata(path)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return None
+
+
+def planned_of(f: IndexFile, allowed: frozenset[str]) -> Planned:
+    parsed = parse_filename(f.filename)
+    if parsed is None:  # named against the spec: still fetched, as pip chose it
+        name, version = canonicalize_name(f.filename.split("-")[0]), "?"
+    else:
+        name, version = parsed.name, str(parsed.version)
+    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size)
+
+
+async def fetch_file(
+    p: Planned,
+    cache: Cache,
+    client: httpx.AsyncClient,
+    slots: Slots,
+    options: Options,
+    progress: Callable[[Planned, Progress | None], None] | None,
+    notice: Callable[[str], None] | None = None,
+) -> Fetched:
+    expected = p.sha256
+    if expected is None and len(p.allowed) == 1:
+        expected = next(iter(p.allowed))
+    if expected is not None and p.allowed and expected not in p.allowed:
+        raise HashMismatch(
+            f"{p.filename}: the index says sha256 {expected}, which no --hash allows",
+            expected=" or ".join(sorted(p.allowed)),
+            got=expected,
+        )
+    folder = (
+        cache.path(expected, p.filename).parent
+        if expected
+        else cache.unverified_path(p.url, p.filename).parent
+    )
+
+    def damaged(why: str) -> None:
+        if notice is not None:
+            notice(f"{p.filename}: the cached copy is damaged ({why}); fetching it again")
+
+    async with cache.lock(folder):
+        if expected is not None and (
+            hit := await cache.get(expected, p.filename, size=p.size, damaged=damaged)
+        ):
+            if progress:
+                progress(p, None)
+            return Fetched(p, hit, expected, hit.stat().st_size, None)
+        dest = folder / p.filename
+        report = (lambda pr: progress(p, pr)) if progress else None
+        result = await download(
+            p.url, dest, options, sha256=expected, client=client,
+            slots=slots, progress=report, size=p.size,
+        )  # fmt: skip
+        if p.allowed and result.sha256 not in p.allowed:
+            dest.unlink()
+            raise HashMismatch(
+                f"{p.filename}: sha256 {result.sha256} matches no --hash given",
+                expected=" or ".join(sorted(p.allowed)),
+                got=result.sha256,
+            )
+        path = dest if expected else cache.adopt(dest, result.sha256)
+        cache.verified(path)
+        return Fetched(p, path, result.sha256, result.size, result)
+
+
+def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
+    """Put the files in folder: a hard link where the file system allows, else a copy."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in fetched:
+        target = folder / f.planned.filename
+        tmp = target.with_name(target.name + ".segfetch-tmp")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(f.path, tmp)
+        except OSError:
+            shutil.copyfile(f.path, tmp)
+        os.replace(tmp, target)
