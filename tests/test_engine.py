@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
 from segfetch.engine.download import Result, Slots, download
 from segfetch.engine.options import Options
@@ -457,3 +458,22 @@ async def test_slots_halve_what_is_in_use_when_a_host_pushes_back() -> None:
     slots.shrink()
     slots.release()
     assert slots.size == 1  # never below one
+
+
+async def test_a_silent_connection_is_hedged_long_before_the_timeout(tmp_path: Path) -> None:
+    """Each connection goes quiet once (no reset: a fading link) while others flow: its
+    worker asks again on a new connection from the byte where it stopped, so the 30 s
+    timeout never has to fire."""
+    fault = Fault("stall", every=400_000, stall_seconds=60, limit=4)
+    link = Link(rate=512 * 1024, seed=3, faults=(fault,))
+    async with Emulator({PATH: SyntheticFile(4_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        with trio.fail_after(25):  # under the 30 s timeout: hedging, not the timeout, did it
+            result = await fetch(emu, dest, connections=4, timeout=30.0)
+        assert dest.read_bytes() == emu.content(PATH)
+    log = file_requests(emu)
+    stalled = [e for e in log if e["fault"] == "stall"]
+    assert stalled and result.retries >= len(stalled) - 1
+    # Each stalled range was asked again from where its bytes stopped, not from its start.
+    starts = {int(e["start"]) for e in log}
+    assert all(any(int(s["start"]) < a < int(s["end"]) for a in starts) for s in stalled[:1])

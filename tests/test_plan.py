@@ -137,3 +137,33 @@ def test_release_returns_the_unfetched_rest() -> None:
     p.release(a)
     assert [(s.start, s.end) for s in p.pending] == [(250, 1000)]
     assert p.done.total() == 250
+
+
+def test_silent_is_several_usual_gaps_and_never_before_the_first_byte() -> None:
+    from segfetch.engine.plan import SILENT_GAPS, SILENT_MIN, Segment
+
+    seg = Segment(0, 100, since=10.0)
+    assert not seg.silent(10_000.0)  # waiting for the head: the timeout's business
+    seg.last, seg.reads = 20.0, 10  # a read every second
+    assert not seg.silent(20.0 + SILENT_GAPS - 0.1)
+    assert seg.silent(20.0 + SILENT_GAPS + 0.1)
+    fast = Segment(0, 100, since=10.0, last=10.1, reads=100)  # a read every ms
+    assert not fast.silent(10.1 + SILENT_MIN - 0.1)
+    assert fast.silent(10.1 + SILENT_MIN + 0.1)
+
+
+def test_a_fast_connection_is_not_stolen_from() -> None:
+    p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
+    a, b = p.take(now=0.0), p.take(now=0.0)
+    assert a is not None and b is not None
+    p.advance(a, a.remaining)
+    p.release(a)
+    p.advance(b, 1_000_000)  # 1 MB/s since 0: its 4 MB left take 4 s
+    assert p.take(now=1.0) is not None
+    c = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
+    x, y = c.take(now=0.0), c.take(now=0.0)
+    assert x is not None and y is not None
+    c.advance(x, x.remaining)
+    c.release(x)
+    c.advance(y, 4_500_000)  # 4.5 MB/s since 0: 0.5 MB left, 0.1 s: a cut would cost more
+    assert c.take(now=1.0) is None

@@ -25,12 +25,23 @@ class Segment:
 
     pos: int
     end: int
-    since: float = 0.0  # when the current response's first byte arrived
+    since: float = 0.0  # when the current response began
     got: int = 0  # bytes of the current response so far
+    last: float = 0.0  # when its latest bytes arrived
+    reads: int = 0  # reads that brought bytes, for the usual gap between them
 
     @property
     def remaining(self) -> int:
         return self.end - self.pos
+
+    def silent(self, now: float) -> bool:
+        """A body that flowed, then went quiet for several times its usual gap between reads
+        (a fading wifi link sends no reset: it just goes quiet). Waiting for the head is
+        the timeout's business."""
+        if self.reads == 0:
+            return False
+        usual = (self.last - self.since) / self.reads
+        return now - self.last > max(SILENT_MIN, SILENT_GAPS * usual)
 
     def seconds_left(self, now: float) -> float:
         """At the current response's rate; unknown (infinite) before its first bytes."""
@@ -38,6 +49,10 @@ class Segment:
         if self.got <= 0 or elapsed <= 0:
             return float("inf")
         return self.remaining * elapsed / self.got
+
+
+SILENT_MIN = 2.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
+SILENT_GAPS = 8  # times the usual gap between reads
 
 
 class Planner:
@@ -98,6 +113,11 @@ class Planner:
         seg.pos += n
         seg.got += n
         return n
+
+    def heard(self, seg: Segment, now: float) -> None:
+        """A read brought bytes for seg at ``now``."""
+        seg.last = now
+        seg.reads += 1
 
     def release(self, seg: Segment) -> None:
         """The connection stops working on seg; what it did not fetch goes back to pending."""

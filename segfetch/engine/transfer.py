@@ -45,6 +45,7 @@ class Body(NamedTuple):
 # Steal from a connection only if it needs longer than this to finish its range: then the
 # bytes lost in flight on the cut are worth it (measured on nginx, docs/benchmarks.md).
 STEAL_AFTER = 1.0
+WATCH_EVERY = 0.25  # seconds between looks for silent connections
 SAVE_EVERY = 1.0  # seconds between control-file saves
 HASH_EVERY = 0.05  # seconds between steps of the prefix hash
 
@@ -71,6 +72,7 @@ class Transfer:
         self.state, self.part, self.hasher = state, part, hasher
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
         self.known = rules.Known(state.size, state.etag, state.last_modified)
+        self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.planner = Planner(
             state.size,
             state.done,
@@ -87,6 +89,7 @@ class Transfer:
         try:
             async with trio.open_nursery() as background:
                 background.start_soon(self._keep_hashing)
+                background.start_soon(self._keep_watching)
                 background.start_soon(self._keep_saving)
                 try:
                     async with trio.open_nursery() as workers:
@@ -141,9 +144,20 @@ class Transfer:
         budget = Budget(self.options.policy, self.rng)
         while seg.remaining > 0:
             try:
-                if body is None:
-                    body = await self._open(seg)
-                await self._stream(seg, body.chunks, budget)
+                with trio.CancelScope() as scope:
+                    self.watched[id(seg)] = scope
+                    if body is None:
+                        body = await self._open(seg)
+                    await self._stream(seg, body.chunks, budget)
+                if scope.cancelled_caught:
+                    silent = trio.current_time() - max(seg.last, seg.since)
+                    raise RetryLater(
+                        Failure(
+                            f"{self.name}: a connection went silent for "
+                            f"{silent:.1f} s; asking again on a new one",
+                            True,
+                        )
+                    )
             except (RetryLater, httpx.TransportError) as exc:
                 failure = classify(exc, self.where.current)
                 if failure.backpressure:
@@ -154,6 +168,7 @@ class Transfer:
                         return False
                 await backoff(budget, failure, self.stats)
             finally:
+                self.watched.pop(id(seg), None)
                 if body is not None:
                     await body.response.aclose()
                 body = None
@@ -202,7 +217,7 @@ class Transfer:
 
     async def _stream(self, seg: Segment, chunks: AsyncIterator[bytes], budget: Budget) -> None:
         self.stats.streaming(+1)
-        seg.since, seg.got = trio.current_time(), 0  # this response's rate, for stealing
+        seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
         try:
             async for chunk in chunks:
                 n = min(len(chunk), seg.remaining)
@@ -210,6 +225,7 @@ class Transfer:
                 self.part.write(seg.pos, data)
                 self.hasher.feed(seg.pos, data)
                 self.planner.advance(seg, n)
+                self.planner.heard(seg, trio.current_time())
                 self.stats.received += n
                 budget.progressed(n)
                 self.report()
@@ -220,6 +236,20 @@ class Transfer:
         raise RetryLater(
             Failure(f"{self.name}: response ended {seg.remaining} bytes short", retry=True)
         )
+
+    async def _keep_watching(self) -> None:
+        """Hedge silent connections: one that has gone quiet while others flow is dropped
+        and its worker asks again, from the byte where it stopped, on a new connection,
+        long before the timeout (which stays the last resort when all go quiet)."""
+        while True:
+            await trio.sleep(WATCH_EVERY)
+            now = trio.current_time()
+            active = [s for s in self.planner.active if id(s) in self.watched]
+            if not any(s.reads and not s.silent(now) for s in active):
+                continue  # the whole link is quiet: nothing to gain from new connections
+            for seg in active:
+                if seg.remaining > 0 and seg.silent(now):
+                    self.watched[id(seg)].cancel()
 
     async def _keep_hashing(self) -> None:
         while True:
