@@ -1,12 +1,14 @@
 """The simple repository API: PEP 691 JSON, PEP 503 HTML, PEP 592 yanks, PEP 658 metadata.
 
-Parsing is pure; ``fetch_project`` is the one function here that does I/O.
+Parsing is pure; ``fetch_project`` is the one function here that does network I/O (and,
+with a page cache, disk I/O through ``pages.py``).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
@@ -23,6 +25,7 @@ from segfetch.engine import failures
 from segfetch.engine.retry import Budget, RetryPolicy
 from segfetch.errors import DownloadError, HTTPStatusError, redact_url
 from segfetch.units import is_sha256
+from segfetch.wheels.pages import Page, PageCache, page_of, storable
 
 PYPI = "https://pypi.org/simple/"
 # The archive types pip's link evaluator considers (pip._internal.utils.filetypes); a link
@@ -200,32 +203,60 @@ async def fetch_project(
     name: str,
     policy: RetryPolicy | None = None,
     slots: Slots | None = None,
+    pages: PageCache | None = None,
+    *,
+    recheck: bool = False,
 ) -> list[IndexFile]:
     """The files an index lists for a project, retried over a flaky link. A request holds a
-    place in ``slots`` (the connection budget shared with the downloads) while it runs."""
+    place in ``slots`` (the connection budget shared with the downloads) while it runs.
+
+    Pages are asked for compressed (the client's default, identity, is for file ranges).
+    With ``pages``, a stored page still fresh is used with no request (``recheck``: ask
+    anyway), an older one is revalidated (a 304 keeps it), and a new one replaces it."""
     url = project_url(index_url, name)
+    stored, stored_files = None, None
+    if pages is not None and (stored := pages.load(url)) is not None:
+        stored_files = _parse_stored(stored)
+        if stored_files is None:
+            stored = None  # unreadable now (the parser changed): as if none
+        elif not recheck and stored.fresh(time.time()):
+            pages.unasked.add(url)
+            return stored_files
+    headers = {"Accept": ACCEPT, "Accept-Encoding": "gzip"}
+    if stored is not None:
+        headers.update(stored.validators())
     budget = Budget(policy or RetryPolicy(), random.Random())
     while True:
         try:
             if slots is not None:
                 await slots.acquire()
             try:
-                response = await client.get(url, headers={"Accept": ACCEPT}, follow_redirects=True)
+                response = await client.get(url, headers=headers, follow_redirects=True)
             finally:
                 if slots is not None:
                     slots.release()
         except httpx.TransportError as exc:
             failure = failures.from_transport(exc, url)
+        except httpx.DecodingError:  # a compressed page damaged on the way: ask again
+            failure = failures.Failure(f"{redact_url(url)}: a damaged compressed page", True)
         else:
-            if response.status_code == 200:
-                return parse_page(
+            status = response.status_code
+            if status == 304 and stored is not None and stored_files is not None:
+                assert pages is not None  # a stored page came from it
+                _keep(pages, stored.revalidated(response.headers, time.time()), response)
+                return stored_files
+            if status == 200:
+                files = parse_page(
                     response.content, response.headers.get("Content-Type", ""), str(response.url)
                 )
-            if response.status_code == 404:
+                if pages is not None:
+                    moved = str(response.url) if response.history else None
+                    page = page_of(url, moved, response.headers, response.content, time.time())
+                    _keep(pages, page, response)
+                return files
+            if status == 404:
                 raise HTTPStatusError(f"no project {name!r} on {redact_url(index_url)}", 404)
-            failure = failures.from_status(
-                response.status_code, response.reason_phrase, response.headers, url
-            )
+            failure = failures.from_status(status, response.reason_phrase, response.headers, url)
             if slots is not None and failure.backpressure:
                 slots.shrink()
         if not failure.retry:
@@ -234,3 +265,23 @@ async def fetch_project(
         if wait is None:
             raise failures.exhausted(budget.failures, failure)
         await trio.sleep(wait)
+
+
+def stored_project(pages: PageCache, index_url: str, name: str) -> list[IndexFile] | None:
+    """The files of the stored page of a project, however old it is; None if none."""
+    page = pages.load(project_url(index_url, name))
+    return _parse_stored(page) if page is not None else None
+
+
+def _parse_stored(page: Page) -> list[IndexFile] | None:
+    try:
+        return parse_page(page.body, page.content_type, page.page_url)
+    except IndexPageError:
+        return None
+
+
+def _keep(pages: PageCache, page: Page, response: httpx.Response) -> None:
+    if storable(response.headers):
+        pages.save(page)
+    else:
+        pages.drop(page.url)  # no-store: not even the copy from before

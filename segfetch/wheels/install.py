@@ -29,15 +29,19 @@ from segfetch.wheels.cache import Cache
 from segfetch.wheels.dists import (
     dependencies,
     marker_applies,
+    parse_filename,
     requirements_of,
 )
 from segfetch.wheels.files import Fetched, Planned, fetch_file, planned_of, wheel_metadata
-from segfetch.wheels.index import IndexFile, fetch_project
+from segfetch.wheels.index import IndexFile, fetch_project, project_url, stored_project
 from segfetch.wheels.localindex import LocalIndex
+from segfetch.wheels.pages import PageCache
 from segfetch.wheels.pip import pip_report
 from segfetch.wheels.requirements import RequirementSet, Wanted
-from segfetch.wheels.select import choose
+from segfetch.wheels.select import NoMatch, choose
 from segfetch.wheels.target import Target
+
+Pick = Callable[[Wanted, Sequence[IndexFile]], IndexFile]  # the file pip would choose
 
 
 class Session:
@@ -64,31 +68,41 @@ class Session:
         self._fetching: dict[str, trio.Event] = {}
         self._guessed: set[str] = set()
         self._metadata: dict[str, bytes | None] = {}
+        self._asking_metadata: dict[str, trio.Event] = {}  # by URL, as _fetching by project
+        self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
+        self.pages = PageCache(cache.root / "pages")
         self._files: dict[str, IndexFile] = {}
         self._results: dict[
             str, Result
         ] = {}  # files this run fetched, by URL  # the index's entry behind each planned URL
 
-    async def project(self, name: str) -> list[IndexFile]:
+    async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
-        fetched once, however many ask for it at the same time."""
+        fetched once, however many ask for it at the same time. ``recheck``: pages this run
+        took fresh from the page cache, with no request, are asked for after all."""
         key = canonicalize_name(name)
         while key in self._fetching:
             await self._fetching[key].wait()
+        urls = {project_url(index, key) for index in self.indexes}
+        if recheck and urls & self.pages.unasked:
+            self.pages.unasked -= urls
+            self._pages.pop(key, None)
         if key not in self._pages:
             self._fetching[key] = trio.Event()
             try:
-                self._pages[key] = await self._fetch_project(name)
+                self._pages[key] = await self._fetch_project(name, recheck)
             finally:
                 self._fetching.pop(key).set()
         return self._pages[key]
 
-    async def _fetch_project(self, name: str) -> list[IndexFile]:
+    async def _fetch_project(self, name: str, recheck: bool = False) -> list[IndexFile]:
         files: list[IndexFile] = []
         found = False
         for index in self.indexes:
             try:
-                files += await fetch_project(self.client, index, name, slots=self.slots)
+                files += await fetch_project(
+                    self.client, index, name, slots=self.slots, pages=self.pages, recheck=recheck
+                )
                 found = True
             except HTTPStatusError as exc:
                 if exc.status != 404:
@@ -99,17 +113,70 @@ class Session:
         return files
 
     async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
-        """Each ``==`` pin straight from the index pages, all pages fetched at once."""
+        """Each ``==`` pin straight from the index pages, all pages fetched at once; a
+        hashed pin whose file is cached needs no page at all (``_cached_choice``)."""
         wanted = [w for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
+
+        def pick(w: Wanted, files: Sequence[IndexFile]) -> IndexFile:  # the one choice
+            return choose(w, files, target, pre=reqs.pre).file
+
+        cached = [self._cached_choice(w, pick) for w in wanted]
+        asked = [w for w, f in zip(wanted, cached, strict=True) if f is None]
         async with trio.open_nursery() as nursery:
-            for name in {canonicalize_name(w.req.name) for w in wanted}:
+            for name in {canonicalize_name(w.req.name) for w in asked}:
                 nursery.start_soon(self.project, name)
         planned = []
-        for w in wanted:
-            f = choose(w, await self.project(w.req.name), target, pre=reqs.pre).file
+        for w, hit in zip(wanted, cached, strict=True):
+            f = hit or await self._choose(w, pick)
             self._files[f.url] = f
             planned.append(planned_of(f, w.hashes))
         return planned
+
+    async def _choose(self, w: Wanted, pick: Pick) -> IndexFile:
+        """The file pip would choose. A pin missing from a page the page cache gave with no
+        request (released since the page was fetched) asks the index once more."""
+        try:
+            return pick(w, await self.project(w.req.name))
+        except NoMatch:
+            if not {project_url(i, w.req.name) for i in self.indexes} & self.pages.unasked:
+                raise
+        return pick(w, await self.project(w.req.name, recheck=True))
+
+    def _cached_choice(self, w: Wanted, pick: Pick) -> IndexFile | None:
+        """The file pip would choose for a hashed pin, with no request: the choice among
+        the files of the stored pages, when they list every file the pin's hashes allow,
+        and it is in the cache. Else None."""
+        files = self._stored_files(w)
+        if files is None:
+            return None
+        try:
+            f = pick(w, files)
+        except NoMatch:
+            return None
+        return f if f.sha256 and self.cache.path(f.sha256, f.filename).is_file() else None
+
+    def _stored_files(self, w: Wanted) -> list[IndexFile] | None:
+        """The files of a hashed pin's project on the stored pages, however old, if they
+        list every file its hashes allow: then no file that fits better can be missing
+        from them (a file's name and Requires-Python stay those of its sha256). Else None."""
+        if not w.hashes:
+            return None
+        name = canonicalize_name(w.req.name)
+        files: list[IndexFile] = []
+        for index in self.indexes:
+            files += stored_project(self.pages, index, name) or []
+        listed = {f.sha256 for f in files if (d := parse_filename(f.filename)) and d.name == name}
+        return files if w.hashes <= listed else None
+
+    def needs_page(self, w: Wanted) -> bool:
+        """Whether planning this requirement will likely need its project's page: not for
+        a hashed pin with ``_stored_files`` of which one is cached. For a caller that
+        fetches pages before the target is known; plan_pinned still asks for the page if
+        the target's choice turns out not to be cached."""
+        files = self._stored_files(w)
+        return files is None or not any(
+            f.sha256 in w.hashes and self.cache.path(f.sha256, f.filename).is_file() for f in files
+        )
 
     async def plan(
         self,
@@ -216,8 +283,21 @@ class Session:
         return (await self.fetch(planned_of(f, frozenset()))).path
 
     async def metadata_of(self, f: IndexFile) -> bytes | None:
-        """METADATA of a wheel: the index's .metadata file if it has one, else from the wheel."""
+        """METADATA of a wheel: the index's .metadata file if it has one, else from the wheel.
+        Asked for once per file and run, however many ask at the same time (pip and the
+        look-ahead do); a .metadata the index refused (a 404) is not asked for again."""
+        while f.url in self._asking_metadata:
+            await self._asking_metadata[f.url].wait()
         if f.url not in self._metadata:
+            self._asking_metadata[f.url] = trio.Event()
+            try:
+                self._metadata[f.url] = await self._read_metadata(f)
+            finally:
+                self._asking_metadata.pop(f.url).set()
+        return self._metadata[f.url]
+
+    async def _read_metadata(self, f: IndexFile) -> bytes | None:
+        if f.url not in self._no_metadata:
             dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
             try:
                 async with self.cache.lock(dest.parent):
@@ -226,10 +306,10 @@ class Session:
                             f.url + ".metadata", dest, replace(self.options, connections=1),
                             client=self.client, slots=self.slots,
                         )  # fmt: skip
-                self._metadata[f.url] = dest.read_bytes()
+                return dest.read_bytes()
             except HTTPStatusError:
-                self._metadata[f.url] = wheel_metadata(await self.file_of(f))
-        return self._metadata[f.url]
+                self._no_metadata.add(f.url)
+        return wheel_metadata(await self.file_of(f))
 
     async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
         """Every file at once; each connection holds one place in the budget."""
