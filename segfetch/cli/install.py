@@ -88,13 +88,55 @@ def add_commands(sub: Any) -> None:
             p.add_argument(
                 "-d", "--dest", type=Path, required=True, metavar="DIR", help="folder for the files"
             )
+            _add_pip_options(p.add_argument_group("pip's options that change what is chosen"))
         else:
             pip = p.add_argument_group("passed to pip install (other pip options pass through too)")
-            for flag in ("-U", "--upgrade", "--user", "--force-reinstall", "--no-deps"):
-                pip.add_argument(flag, action=_PipOption, nargs=0)
-            for option in ("--target", "--prefix", "--root"):
-                pip.add_argument(option, action=_PipOption, metavar="DIR")
+            _add_pip_options(pip, install=True)
         p.set_defaults(run=_run, command=name)
+
+
+# pip's options, kept in order with their values for pip (an option argparse does not know
+# would leave its value to be read as a requirement: `--only-binary :all:`). Those that
+# change what pip chooses (wheels/requirements.py: RESOLVER_*) go to its resolver too, and
+# are the ones `download` takes; the rest are for `pip install` at the end. Not here:
+# segfetch's own -c/-r/-i/--extra-index-url/--python/--cache-dir/--timeout/--pre.
+PIP_FLAGS: tuple[str, ...] = (
+    *("--no-deps", "--no-dependencies", "--prefer-binary", "--ignore-requires-python"),
+    *("--no-build-isolation", "--use-pep517", "--no-use-pep517", "--check-build-dependencies"),
+)
+PIP_VALUED: tuple[str, ...] = (
+    *("--only-binary", "--no-binary", "--platform", "--python-version", "--implementation"),
+    *("--abi", "-C", "--config-settings", "--global-option"),
+    "--progress-bar",  # for download: taken, and left to segfetch's own bar
+)
+INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall")
+INSTALL_VALUED: tuple[str, ...] = (
+    *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--src", "--log"),
+    *("--exists-action", "--root-user-action", "--report", "--proxy", "--cert"),
+    *("--client-cert", "--retries", "--trusted-host", "--keyring-provider", "--use-feature"),
+    "--use-deprecated",
+)
+_ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
+
+
+def _add_pip_options(group: Any, install: bool = False) -> None:
+    flags = PIP_FLAGS + (INSTALL_FLAGS if install else ())
+    valued = PIP_VALUED + (INSTALL_VALUED if install else ())
+    for names in _spellings(flags):
+        group.add_argument(*names, action=_PipOption, nargs=0)
+    for names in _spellings(valued):
+        group.add_argument(*names, action=_PipOption, metavar="VALUE")
+
+
+def _spellings(options: tuple[str, ...]) -> list[list[str]]:
+    """Options with their other spellings beside them (-t with --target)."""
+    short = {v: k for k, v in _ALIASES.items()}
+    out = []
+    for o in options:
+        if o in _ALIASES:
+            continue  # added beside its other spelling
+        out.append([o, *([short[o]] if o in short else [])])
+    return out
 
 
 class _PipOption(argparse.Action):
@@ -118,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     options = download_options(args)
     reqs, pip_reqs = _requirements(args)
     python = _python(args)
+    _configured_constraints(args, reqs, python)
     target = query_target(python)
     indexes = _indexes(args, reqs, python)
 
@@ -203,8 +246,9 @@ def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
     """The parsed set, and the same requirements as arguments for pip."""
     from segfetch.wheels.requirements import RequirementSet
 
-    reqs = RequirementSet()
+    reqs = RequirementSet(pre=args.pre)
     pip_reqs: list[str] = []
+    _resolver_options(reqs, getattr(args, "pip_kept", None) or [])
     for text in args.requirements:
         reqs.add_string(text)
         pip_reqs.append(text)
@@ -217,6 +261,47 @@ def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
     if not reqs.wanted:
         raise UsageError("nothing to do: give requirements, or -r FILE")
     return reqs, pip_reqs
+
+
+def _resolver_options(reqs: RequirementSet, kept: list[str]) -> None:
+    """The pip options given that change what pip chooses, for segfetch's own choices and
+    for pip's resolver (``reqs.pip_options``)."""
+    from segfetch.wheels.requirements import RESOLVER_FLAGS, RESOLVER_VALUED
+
+    words = iter(kept)  # as _PipOption keeps them: an option, then its value if it has one
+    for word in words:
+        if word in PIP_VALUED or word in INSTALL_VALUED:
+            value = next(words, "")
+            if word in RESOLVER_VALUED:
+                reqs.add_pip_option(word, value)
+        elif word in RESOLVER_FLAGS:
+            reqs.add_pip_option(word)
+
+
+def _configured_constraints(args: argparse.Namespace, reqs: RequirementSet, python: str) -> None:
+    """The constraint files of the target pip's configuration (``constraint`` in pip.conf,
+    PIP_CONSTRAINT): pip applies them to every install, so segfetch applies them too, and
+    names them to its resolver, which runs without pip's configuration."""
+    import subprocess
+
+    from segfetch.wheels.requirements import constraints_in_config
+
+    if "--isolated" in args.pip_args:
+        return  # pip reads no configuration then
+    cmd = [python, "-m", "pip", "config", "list"]
+    try:
+        out = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    for path in constraints_in_config(out, args.command):
+        if path.startswith(("http://", "https://")):
+            raise UsageError(
+                f"pip's configuration names the constraints file {redact_url(path)}: segfetch "
+                "reads constraints from disk only; save it and give it with -c"
+            )
+        reqs.add_constraint_file(Path(path))
 
 
 def _indexes(args: argparse.Namespace, reqs: RequirementSet, python: str) -> list[str]:

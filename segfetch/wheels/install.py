@@ -8,6 +8,7 @@ install. Then every file is fetched at once through the engine under one connect
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
@@ -15,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import trio
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
@@ -30,11 +30,11 @@ from segfetch.wheels.dists import (
     dependencies,
     marker_applies,
     parse_filename,
-    requirements_of,
 )
 from segfetch.wheels.files import Fetched, Planned, fetch_file, planned_of, wheel_metadata
 from segfetch.wheels.index import IndexFile, fetch_project, project_url, stored_project
 from segfetch.wheels.localindex import LocalIndex
+from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
 from segfetch.wheels.pip import pip_report
 from segfetch.wheels.requirements import RequirementSet, Wanted
@@ -66,7 +66,6 @@ class Session:
         self.notice = notice  # one line for the user (a damaged cache entry); None: silent
         self._pages: dict[str, list[IndexFile]] = {}
         self._fetching: dict[str, trio.Event] = {}
-        self._guessed: set[str] = set()
         self._metadata: dict[str, bytes | None] = {}
         self._asking_metadata: dict[str, trio.Event] = {}  # by URL, as _fetching by project
         self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
@@ -115,10 +114,11 @@ class Session:
     async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
         """Each ``==`` pin straight from the index pages, all pages fetched at once; a
         hashed pin whose file is cached needs no page at all (``_cached_choice``)."""
+        reqs.check_pins(target.markers)  # a pin that a constraint excludes: pip's error
         wanted = [w for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
 
         def pick(w: Wanted, files: Sequence[IndexFile]) -> IndexFile:  # the one choice
-            return choose(w, files, target, pre=reqs.pre).file
+            return choose(w, files, target, how=reqs.choosing(w.req.name)).file
 
         cached = [self._cached_choice(w, pick) for w in wanted]
         asked = [w for w, f in zip(wanted, cached, strict=True) if f is None]
@@ -222,15 +222,21 @@ class Session:
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
     ) -> list[Planned]:
         """The complete set from the target pip's resolver, run against a local index that
-        gets every byte through segfetch (nothing is installed).
+        gets every byte through segfetch (nothing is installed), with the constraints of
+        pip's configuration (``reqs.pip_options``: pip runs without its configuration).
 
-        pip walks the dependency graph one request at a time. Meanwhile segfetch guesses
-        ahead: for every project it sees, the file pip will most likely pick, its metadata,
-        its dependencies' pages, and the wheel itself, all at once; pip then finds most of
-        what it asks for already here, and the wheels already in the cache.
+        pip walks the dependency graph one request at a time. Meanwhile segfetch reads
+        ahead (``lookahead.py``): the metadata of the file pip will most likely choose of
+        every project it sees, within every specifier known, and its dependencies' pages;
+        a whole file only where it is certain to be installed. pip then finds most of what
+        it asks for already here, and no byte goes to a file it does not install.
         """
+        options = list(reqs.pip_options)
+        if reqs.foreign_target:  # pip before 23.3 takes --platform & co. only with --target;
+            options += ["--target", tempfile.gettempdir()]  # --dry-run writes nothing there
+        ahead = Lookahead(reqs, target)
         async with trio.open_nursery() as nursery:
-            guess = partial(self._guess, target=target, pre=reqs.pre, nursery=nursery)
+            guess = partial(self._guess, ahead=ahead, nursery=nursery)
 
             async def page(name: str) -> list[IndexFile]:
                 nursery.start_soon(guess, name)
@@ -238,16 +244,16 @@ class Session:
 
             local = LocalIndex(page, self.file_of, self.metadata_of)
             await nursery.start(local.serve)
-            for w in reqs.wanted:
-                nursery.start_soon(guess, w.req.name)
+            for name in ahead.roots:
+                nursery.start_soon(guess, name)
             try:
                 urls = await trio.to_thread.run_sync(
-                    pip_report, python, pip_reqs, local.url, reqs.pre
+                    pip_report, python, [*options, *pip_reqs], local.url, reqs.pre
                 )
             except SegfetchError as exc:
                 raise (local.error or exc) from None  # say why, not just "pip failed"
-            # Guesses still running are cut short: a wheel half fetched stays in the
-            # cache as a .part, and the real fetch resumes it.
+            # Reading ahead still under way is cut short: a certain file half fetched
+            # stays in the cache as a .part, and the real fetch resumes it.
             nursery.cancel_scope.cancel()
         planned = []
         for url in urls:
@@ -257,22 +263,31 @@ class Session:
             planned.append(planned_of(f, frozenset()))
         return planned
 
-    async def _guess(self, name: str, *, target: Target, pre: bool, nursery: trio.Nursery) -> None:
-        key = canonicalize_name(name)
-        if key in self._guessed:
-            return
-        self._guessed.add(key)
+    async def _guess(self, name: str, *, ahead: Lookahead, nursery: trio.Nursery) -> None:
+        """Read ahead what ``ahead`` hands out for this project now (on first sight, and
+        again whenever a file's metadata told something new about it)."""
         try:
             files = await self.project(name)
-            pick = choose(Wanted(Requirement(name)), files, target, pre=pre).file
-            if not pick.filename.endswith(".whl"):
-                return  # an sdist: pip builds it, we cannot read ahead
-            nursery.start_soon(self._quietly, self.file_of, pick)
-            metadata = await self.metadata_of(pick)
         except SegfetchError:
             return  # only a guess: pip will ask for what it really needs, and hear why not
-        for dep in requirements_of(metadata or b"", target):
-            nursery.start_soon(partial(self._guess, dep, target=target, pre=pre, nursery=nursery))
+        for f, certain in ahead.picks(name, files):
+            nursery.start_soon(self._read_ahead, f, certain, ahead, nursery)
+
+    async def _read_ahead(
+        self, f: IndexFile, certain: bool, ahead: Lookahead, nursery: trio.Nursery
+    ) -> None:
+        if certain:
+            nursery.start_soon(self._quietly, self.file_of, f)  # to be installed: all of it now
+        if not f.filename.endswith(".whl"):
+            return  # an sdist: pip builds it for its metadata; we cannot read ahead
+        if not (certain or f.metadata):
+            return  # no .metadata upstream: its METADATA would cost the whole wheel
+        try:
+            metadata = await self.metadata_of(f)
+        except SegfetchError:
+            return
+        for dep in ahead.learn(f, metadata, certain) if metadata else ():
+            nursery.start_soon(partial(self._guess, dep, ahead=ahead, nursery=nursery))
 
     @staticmethod
     async def _quietly(fn: Callable[[IndexFile], Awaitable[object]], f: IndexFile) -> None:

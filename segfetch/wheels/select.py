@@ -12,7 +12,7 @@ from packaging.version import Version
 from segfetch.errors import SegfetchError
 from segfetch.wheels.dists import parse_filename
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.requirements import Wanted
+from segfetch.wheels.requirements import Choosing, Wanted
 from segfetch.wheels.target import Target
 
 
@@ -28,14 +28,40 @@ class Candidate:
 
 
 def choose(
-    wanted: Wanted, files: Sequence[IndexFile], target: Target, *, pre: bool = False
+    wanted: Wanted,
+    files: Sequence[IndexFile],
+    target: Target,
+    *,
+    pre: bool = False,
+    how: Choosing | None = None,
 ) -> Candidate:
-    """The highest allowed version; of it, the best-ranked wheel, else its sdist (as pip)."""
+    """The highest allowed version; of it, the best-ranked wheel, else its sdist (as pip).
+    ``how``: pip's options that change the choice (``pre`` is its ``--pre`` alone)."""
+    how = how or Choosing(pre=pre)
+    found = candidates(wanted, files, target, how=how)
+    # Newest version first; within it a wheel (lowest rank) before the sdist. With
+    # --prefer-binary any wheel before any sdist (pip's binary_preference).
+    return max(
+        found,
+        key=lambda c: (
+            how.prefer_binary and c.rank is not None,
+            c.version,
+            c.rank is not None,
+            -(c.rank or 0),
+        ),
+    )
+
+
+def candidates(
+    wanted: Wanted, files: Sequence[IndexFile], target: Target, *, how: Choosing | None = None
+) -> list[Candidate]:
+    """Every file pip may choose for the requirement and the target (NoMatch if none)."""
+    how = how or Choosing()
     name = canonicalize_name(wanted.req.name)
     pinned = wanted.pinned
     versions_seen: set[Version] = set()
     tags_seen: set[str] = set()
-    candidates = []
+    found = []
     for f in files:
         parsed = parse_filename(f.filename)
         if parsed is None or parsed.name != name:
@@ -46,26 +72,29 @@ def choose(
             continue
         if f.yanked is not None and str(version) != pinned:
             continue  # PEP 592: a yanked file is only for an exact pin
-        if not _python_ok(f.requires_python, target.python_version):
+        if not how.ignore_requires_python and not _python_ok(
+            f.requires_python, target.python_version
+        ):
             continue
         if wanted.hashes and f.sha256 is not None and f.sha256 not in wanted.hashes:
             continue
+        if ("source" if tags is None else "binary") not in how.formats:
+            continue  # --only-binary / --no-binary
         if tags is None:
-            candidates.append(Candidate(f, version, None))
+            found.append(Candidate(f, version, None))
             continue
         tags_seen.update(tags)
         rank = target.rank(tags)
         if rank is not None:
-            candidates.append(Candidate(f, version, rank))
+            found.append(Candidate(f, version, rank))
     # As packaging's SpecifierSet.filter (and so pip): pre-releases only when asked for,
     # when the specifier names one, or when nothing else fits.
-    if not (pre or wanted.req.specifier.prereleases):
-        finals = [c for c in candidates if not c.version.is_prerelease]
-        candidates = finals or candidates
-    if not candidates:
+    if not (how.pre or wanted.req.specifier.prereleases):
+        finals = [c for c in found if not c.version.is_prerelease]
+        found = finals or found
+    if not found:
         raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target))
-    # Newest version first; within it a wheel (lowest rank) before the sdist.
-    return max(candidates, key=lambda c: (c.version, c.rank is not None, -(c.rank or 0)))
+    return found
 
 
 def _python_ok(requires_python: str | None, version: Version) -> bool:

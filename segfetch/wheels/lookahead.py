@@ -1,0 +1,169 @@
+"""What segfetch reads ahead of pip's resolver, decided with no I/O.
+
+pip walks the dependency graph one request at a time; segfetch reads ahead so that pip finds
+what it asks for already here. But bytes read ahead for a file pip does not install are
+lost, so (``Lookahead.picks``):
+
+- A *guess* (the file pip will most likely choose) honours every specifier known for the
+  project: the user's requirements, every constraint, and the Requires-Dist of each parent
+  whose metadata named it, intersected (should the parents disagree, the latest one alone;
+  if no file fits, no guess). Of a guess only its metadata is read ahead, a small
+  ``.metadata`` file, and only where the index has one: reading a wheel's METADATA costs
+  the whole wheel, so there the guess stops, and pip asks for what it really needs.
+- A whole file is fetched ahead only where it is *certain* to be installed: the project is
+  needed for sure (the user asked for it, or a certain file requires it: its Requires-Dist
+  for the target, with the extras asked for) and what surely applies to it (the user's
+  specifiers, the constraints, certain parents' Requires-Dist) leaves exactly one version.
+  Any successful resolution then holds that file. Not when pip chooses for another
+  interpreter (``--platform`` & co.): its tags are not the target's.
+
+``learn`` takes a file's metadata and answers the projects that it told something new about;
+the caller asks ``picks`` for each again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+
+from segfetch.wheels.dists import dependencies, marker_applies, parse_filename
+from segfetch.wheels.index import IndexFile
+from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.select import NoMatch, candidates, choose
+from segfetch.wheels.target import Target
+
+
+@dataclass
+class _Known:
+    """What is known of one project before pip says."""
+
+    base: SpecifierSet  # the user's requirements and the constraints
+    hashes: frozenset[str] = frozenset()  # the user's --hash, if any
+    declared: SpecifierSet = field(default_factory=SpecifierSet)  # every parent's, intersected
+    last: SpecifierSet | None = None  # the latest parent's
+    extras: set[str] = field(default_factory=set)  # asked for by anyone
+    needed: bool = False  # for sure in the result
+    sure: SpecifierSet = field(default_factory=SpecifierSet)  # from certain parents
+    sure_extras: set[str] = field(default_factory=set)  # asked for by the user or certain parents
+
+
+class Lookahead:
+    def __init__(self, reqs: RequirementSet, target: Target) -> None:
+        self.reqs, self.target = reqs, target
+        self._known: dict[NormalizedName, _Known] = {}
+        self._handed: dict[str, bool] = {}  # URL -> handed out as certain
+        self._learned: dict[str, tuple[NormalizedName, bytes]] = {}  # URL -> metadata
+        self._sure_urls: set[str] = set()  # files learned as certain
+        self._edges: set[tuple[str, str, bool]] = set()  # (URL, dependency, certain) seen
+        self.roots: list[str] = []  # the user's projects, in order
+        for w in reqs.wanted:
+            if not marker_applies(w.req.marker, target.markers):
+                continue
+            k = self._project(w.req.name)
+            if not k.needed:
+                self.roots.append(w.req.name)
+            k.needed = True
+            k.base &= w.req.specifier
+            k.extras |= w.req.extras
+            k.sure_extras |= w.req.extras
+            k.hashes = k.hashes & w.hashes if k.hashes and w.hashes else k.hashes or w.hashes
+
+    def _project(self, name: str) -> _Known:
+        key = canonicalize_name(name)
+        if key not in self._known:
+            base = SpecifierSet()
+            for c in self.reqs.constraints_for(key, self.target.markers):
+                base &= c.req.specifier
+            self._known[key] = _Known(base)
+        return self._known[key]
+
+    def picks(self, name: str, files: Sequence[IndexFile]) -> list[tuple[IndexFile, bool]]:
+        """What to read ahead of this project now, each file once (and once more when it
+        becomes certain): ``(file, certain)``. Certain: fetch it whole. Else: its metadata
+        only."""
+        k = self._project(name)
+        sure = self._certain(name, k, files)
+        if sure is not None:
+            if self._handed.get(sure.url):
+                return []
+            self._handed[sure.url] = True
+            return [(sure, True)]
+        guess = self._guess(name, k, files)
+        if guess is None or guess.url in self._handed:
+            return []
+        self._handed[guess.url] = False
+        return [(guess, False)]
+
+    def _choose(
+        self, name: str, k: _Known, spec: SpecifierSet, files: Sequence[IndexFile]
+    ) -> IndexFile | None:
+        req = Requirement(canonicalize_name(name))
+        req.specifier = spec
+        try:
+            return choose(
+                Wanted(req, k.hashes), files, self.target, how=self.reqs.choosing(name)
+            ).file
+        except NoMatch:
+            return None
+
+    def _guess(self, name: str, k: _Known, files: Sequence[IndexFile]) -> IndexFile | None:
+        pick = self._choose(name, k, k.base & k.declared, files)
+        if pick is None and k.last is not None:
+            pick = self._choose(name, k, k.base & k.last, files)
+        return pick
+
+    def _certain(self, name: str, k: _Known, files: Sequence[IndexFile]) -> IndexFile | None:
+        if not k.needed or self.reqs.foreign_target:
+            return None
+        req = Requirement(canonicalize_name(name))
+        req.specifier = k.base & k.sure
+        how = self.reqs.choosing(name)
+        try:
+            found = candidates(Wanted(req, k.hashes), files, self.target, how=how)
+        except NoMatch:
+            return None
+        if len({c.version for c in found}) != 1:
+            return None
+        return choose(Wanted(req, k.hashes), files, self.target, how=how).file
+
+    def learn(self, f: IndexFile, metadata: bytes, certain: bool) -> set[str]:
+        """A file's METADATA (``certain``: the file is): what it requires is now known.
+        Returns the projects this told something new about."""
+        parsed = parse_filename(f.filename)
+        if parsed is None or self.reqs.no_deps:
+            return set()  # --no-deps: pip looks at no dependency
+        self._learned[f.url] = (parsed.name, metadata)
+        if certain:
+            self._sure_urls.add(f.url)
+        changed: set[str] = set()
+        work = [f.url]
+        while work:
+            url = work.pop()
+            name, meta = self._learned[url]
+            k = self._project(name)
+            edges = [(dep, False) for dep in dependencies(meta, self.target, k.extras)]
+            if url in self._sure_urls:
+                edges += [(dep, True) for dep in dependencies(meta, self.target, k.sure_extras)]
+            for dep, sure in edges:
+                if (url, str(dep), sure) in self._edges:
+                    continue
+                self._edges.add((url, str(dep), sure))
+                key = canonicalize_name(dep.name)
+                d = self._project(key)
+                grew = not dep.extras <= (d.sure_extras if sure else d.extras)
+                if sure:
+                    d.needed = True
+                    d.sure &= dep.specifier
+                    d.sure_extras |= dep.extras
+                else:
+                    d.declared &= dep.specifier
+                    d.last = dep.specifier
+                    d.extras |= dep.extras
+                changed.add(key)
+                if grew:  # more of its files' Requires-Dist apply now
+                    work += [u for u, (n, _) in self._learned.items() if n == key]
+        return changed
