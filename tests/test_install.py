@@ -420,7 +420,7 @@ async def test_install_json_is_one_document_and_tells_the_truth(
     async with index(index_dir, link=Link()) as emu:
         proc = await segfetch(
             "install", "--python", str(venv), "--index-url", emu.index_url, "--no-cache",
-            "--json", "sf-alpha",
+            "--json", "--installer", "pip", "sf-alpha",
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)  # nothing else on stdout

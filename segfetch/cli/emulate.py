@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import trio
-
 from segfetch.cli import running
 from segfetch.cli.options import (
     add_download_options,
@@ -91,6 +89,8 @@ def _run_emulate(args: argparse.Namespace) -> int:
         raise UsageError(f"{str(args.index)!r} is not a folder")
     if not files and args.root is None and args.index is None:
         files["/file.bin"] = SyntheticFile(8 * 1024 * 1024)
+
+    import trio
 
     async def serve() -> None:
         emu = Emulator(

@@ -8,17 +8,18 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
-
-import httpx
 
 from segfetch.cli import running
 from segfetch.cli.options import add_download_options, check_url, download_options
-from segfetch.cli.progress import ProgressBar
-from segfetch.engine.download import Result, download
 from segfetch.errors import UsageError, redact_url
 from segfetch.units import human_bytes, is_sha256, plural
+
+if TYPE_CHECKING:
+    from segfetch.engine.download import Result
+
+# The engine (trio, httpx) is imported when the command runs: the parser loads none of it.
 
 
 def add_command(sub: Any) -> None:
@@ -39,6 +40,9 @@ def add_command(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from segfetch.cli.progress import ProgressBar
+    from segfetch.engine.download import download
+
     url = check_url(args.url)
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
@@ -56,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _destination(url: str, output: str | None) -> Path:
+    import httpx
+
     name = unquote(httpx.URL(url).path.rsplit("/", 1)[-1])
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
         raise UsageError(f"folder {output!r} does not exist; create it or choose another -o")

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.errors import UsageError, redact_url
 from segfetch.units import human_bytes, plural
-from segfetch.wheels.cache import Cache, default_cache_dir
 
 if TYPE_CHECKING:
     from segfetch.engine.options import Options
+    from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import Fetched
     from segfetch.wheels.requirements import RequirementSet
-    from segfetch.wheels.target import Target
+    from segfetch.wheels.target import Pending, Probe, Target
 
-# The resolver side (packaging, h11, the local index) is imported when used, so that
-# `segfetch get` starts without it.
+# trio, httpx and the resolver side are imported when used: `segfetch --version` and the
+# parser load none of them, and `install` starts the target's probe before loading them.
 
 DEFAULT_BUDGET = 32  # S5: 2.1 s against 3.2 s at 16 for 30 small wheels (docs/benchmarks.md)
 
@@ -72,7 +75,11 @@ def add_commands(sub: Any) -> None:
         )
         p.add_argument("--pre", action="store_true", help="allow pre-releases")
         p.add_argument(
-            "--cache-dir", type=Path, metavar="DIR", help=f"default {default_cache_dir()}"
+            "--cache-dir",
+            type=Path,
+            metavar="DIR",
+            help="default $SEGFETCH_CACHE_DIR, else segfetch in the user's cache folder "
+            "(~/.cache/segfetch on Linux)",
         )
         p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
         p.add_argument(
@@ -90,6 +97,14 @@ def add_commands(sub: Any) -> None:
             )
             _add_pip_options(p.add_argument_group("pip's options that change what is chosen"))
         else:
+            p.add_argument(
+                "--installer",
+                choices=("auto", "pip", "uv"),
+                default="auto",
+                help="what installs the verified files: the target's pip, or uv pip install; "
+                "auto (default): uv when it is on PATH or installed as a package and takes "
+                "every pip option given, else pip",
+            )
             pip = p.add_argument_group("passed to pip install (other pip options pass through too)")
             _add_pip_options(pip, install=True)
         p.set_defaults(run=_run, command=name)
@@ -149,35 +164,69 @@ class _PipOption(argparse.Action):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import trio
-
-    from segfetch.wheels.files import link_into
-    from segfetch.wheels.pip import pip_install
-    from segfetch.wheels.target import query_target
+    from segfetch.wheels.target import start_probe
 
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
     reqs, pip_reqs = _requirements(args)
     python = _python(args)
-    _configured_constraints(args, reqs, python)
-    target = query_target(python)
-    indexes = _indexes(args, reqs, python)
+    # The target's tags, and its pip's settings (the index when none is given, the
+    # constraint files) are asked in a subprocess started now: it answers while trio and
+    # httpx load and the first index pages arrive.
+    given = args.index_url or reqs.index_url or args.extra_index_url or reqs.extra_index_urls
+    pip_config = not (given and "--isolated" in args.pip_args)
+    with start_probe(python, pip_config=pip_config) as probe:
+        return _run_started(args, options, reqs, pip_reqs, python, probe)
+
+
+def _run_started(
+    args: argparse.Namespace,
+    options: Options,
+    reqs: RequirementSet,
+    pip_reqs: list[str],
+    python: str,
+    probe: Pending[Probe],
+) -> int:
+    import trio
+
+    from segfetch.wheels.cache import Cache, default_cache_dir
+    from segfetch.wheels.files import link_into
+    from segfetch.wheels.pip import choose_installer, install
+
+    pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+    installer = None
+    if args.command == "install":  # a usage error here comes before any download
+        installer = choose_installer(args.installer, pip_args)
+
+    @functools.cache
+    def pip_config() -> str:
+        """pip's settings as `pip config list` prints them: from the probe, else (a pip
+        that keeps them elsewhere) from `pip config list` itself."""
+        listing = probe.result().pip_config
+        return _pip_config_list(python) if listing is None else listing
+
+    indexes = _indexes(args, reqs, pip_config)
+
+    def ready() -> Target:
+        """The target, once pip's configured constraints are in the set: run in a thread
+        while the first index pages are fetched (constraints change choices, not pages)."""
+        _configured_constraints(args, reqs, pip_config)
+        return probe.result().target
 
     with tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway:
         cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
-        fetched = trio.run(
-            _fetch_set, args, options, reqs, pip_reqs, target, indexes, python, cache
-        )
+        fetched = trio.run(_fetch_set, args, options, reqs, pip_reqs, ready, indexes, python, cache)
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
         elif not args.quiet:
             _summary(fetched)
-        if args.command == "download":
+        if installer is None:
             link_into(fetched, args.dest)
             return 0
-        pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
-        return pip_install(python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+        if installer.why_not_uv and not args.quiet:
+            print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
+        return install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
 
 
 def _python(args: argparse.Namespace) -> str:
@@ -211,13 +260,16 @@ async def _fetch_set(
     options: Options,
     reqs: RequirementSet,
     pip_reqs: list[str],
-    target: Target,
+    ready: Callable[[], Target],
     indexes: list[str],
     python: str,
     cache: Cache,
 ) -> list[Fetched]:
+    import trio
+
     from segfetch.cli.progress import MultiProgress
     from segfetch.engine.download import make_client
+    from segfetch.errors import SegfetchError
     from segfetch.wheels.install import Session
 
     quiet = args.quiet or args.json
@@ -231,7 +283,17 @@ async def _fetch_set(
             if not quiet:
                 print("resolving with pip through segfetch ...", file=sys.stderr)
 
-        planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
+        async def page(name: str) -> None:
+            with contextlib.suppress(SegfetchError):  # the plan asks again, and says why
+                await session.project(name)
+
+        async with trio.open_nursery() as nursery:
+            # Index pages need no target: those of requirements without a marker are
+            # fetched while the target's probe may still run.
+            for name in dict.fromkeys(w.req.name for w in reqs.wanted if w.req.marker is None):
+                nursery.start_soon(page, name)
+            target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
+            planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
         sizes = [p.size for p in planned]
         total = sum(s for s in sizes if s is not None) if None not in sizes else None
         bars = MultiProgress(len(planned), total, quiet=quiet)
@@ -278,24 +340,18 @@ def _resolver_options(reqs: RequirementSet, kept: list[str]) -> None:
             reqs.add_pip_option(word)
 
 
-def _configured_constraints(args: argparse.Namespace, reqs: RequirementSet, python: str) -> None:
+def _configured_constraints(
+    args: argparse.Namespace, reqs: RequirementSet, pip_config: Callable[[], str]
+) -> None:
     """The constraint files of the target pip's configuration (``constraint`` in pip.conf,
-    PIP_CONSTRAINT): pip applies them to every install, so segfetch applies them too, and
-    names them to its resolver, which runs without pip's configuration."""
-    import subprocess
-
+    PIP_CONSTRAINT; ``pip_config``: the lines of ``pip config list``): pip applies them to
+    every install, so segfetch applies them too, and names them to its resolver, which runs
+    without pip's configuration."""
     from segfetch.wheels.requirements import constraints_in_config
 
     if "--isolated" in args.pip_args:
         return  # pip reads no configuration then
-    cmd = [python, "-m", "pip", "config", "list"]
-    try:
-        out = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return
-    for path in constraints_in_config(out, args.command):
+    for path in constraints_in_config(pip_config(), args.command):
         if path.startswith(("http://", "https://")):
             raise UsageError(
                 f"pip's configuration names the constraints file {redact_url(path)}: segfetch "
@@ -304,15 +360,31 @@ def _configured_constraints(args: argparse.Namespace, reqs: RequirementSet, pyth
         reqs.add_constraint_file(Path(path))
 
 
-def _indexes(args: argparse.Namespace, reqs: RequirementSet, python: str) -> list[str]:
+def _pip_config_list(python: str) -> str:
+    """The lines of the target's ``pip config list`` ("" when pip cannot say)."""
+    from segfetch.wheels.target import start_pip_config
+
+    try:
+        pending = start_pip_config(python)
+    except OSError:
+        return ""
+    with pending:
+        return pending.result()
+
+
+def _indexes(
+    args: argparse.Namespace,
+    reqs: RequirementSet,
+    pip_config: Callable[[], str],
+) -> list[str]:
     """As pip sees it: the command line, then the requirement files, then pip's config."""
     from segfetch.wheels.index import PYPI
-    from segfetch.wheels.target import pip_index_urls
+    from segfetch.wheels.target import index_urls_in_config
 
     index = args.index_url or reqs.index_url
     extras = args.extra_index_url + reqs.extra_index_urls
     if index is None and not extras:
-        index, extras = pip_index_urls(python)
+        index, extras = index_urls_in_config(pip_config())
     urls = [index or PYPI, *extras]
     web = [u for u in urls if u.startswith(("http://", "https://"))]
     if not web:

@@ -7,8 +7,6 @@ import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from segfetch.config import saved_connections
 from segfetch.engine.options import (
     DEFAULT_CONNECTIONS,
@@ -86,6 +84,8 @@ def download_options(args: argparse.Namespace) -> Options:
 
 
 def check_url(url: str) -> str:
+    import httpx  # here: building the parser loads no httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError):

@@ -8,8 +8,6 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import trio
-
 T = TypeVar("T")
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -24,6 +22,8 @@ class Terminated(BaseException):
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
     """trio.run(fn); on SIGTERM or SIGHUP, cancel it and raise Terminated."""
+    import trio  # here, not above: the parser and `--version` load no trio
+
     if threading.current_thread() is not threading.main_thread():
         return trio.run(fn)  # signals reach the main thread only (a test harness, say)
     received: list[int] = []

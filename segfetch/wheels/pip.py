@@ -1,17 +1,21 @@
-"""The target's own pip: its resolver (``--dry-run --report``) and the final install from
-the verified files only."""
+"""The target's own pip: its resolver (``--dry-run --report``); and the final install from
+the verified files only, by that pip or by uv (``--installer``)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from segfetch.errors import SegfetchError, redact_url
+from segfetch.errors import SegfetchError, UsageError, redact_url
 from segfetch.wheels.files import Fetched, link_into
 
 
@@ -44,27 +48,136 @@ def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> l
         raise old_pip from None
 
 
-def pip_install(
+# --- the installer: the target's pip, or uv -------------------------------------------------
+
+# pip install options that uv pip install takes, in uv's spelling (None: nothing to pass,
+# uv does that anyway). Checked against `uv pip install --help` of uv 0.13; any other
+# option (--user, --root, --upgrade-strategy, ...) keeps the install with pip.
+UV_FLAGS: dict[str, str | None] = {
+    "-U": "--upgrade",
+    "--upgrade": "--upgrade",
+    "--force-reinstall": "--reinstall",
+    "--no-deps": "--no-deps",
+    "--no-dependencies": "--no-deps",
+    "--compile": "--compile-bytecode",
+    "--no-compile": None,  # uv's default: no .pyc at install time
+    "--break-system-packages": "--break-system-packages",
+    "--require-hashes": "--require-hashes",
+    "--no-build-isolation": "--no-build-isolation",
+    "--no-warn-script-location": None,  # uv does not warn
+    "--no-warn-conflicts": None,
+    "--disable-pip-version-check": None,
+}
+UV_VALUED = {
+    "-t": "--target",
+    "--target": "--target",
+    "--prefix": "--prefix",
+    "--only-binary": "--only-binary",  # :all:, :none: or names, as pip writes them
+    "--no-binary": "--no-binary",
+}
+# The user's uv settings that only shape how files land (cache, links, bytecode); every
+# other UV_* variable (an index, find-links, constraints, a Python) is left out.
+UV_ENV_KEPT = frozenset(
+    {
+        "UV_CACHE_DIR",
+        "UV_NO_CACHE",
+        "UV_LINK_MODE",
+        "UV_COMPILE_BYTECODE",
+        "UV_CONCURRENT_INSTALLS",
+        "UV_NO_PROGRESS",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Installer:
+    """What runs the final install: the target's ``pip``, or ``uv``."""
+
+    name: Literal["pip", "uv"]
+    uv: str = ""  # the uv binary
+    uv_args: tuple[str, ...] = ()  # the pip options, as uv takes them
+    why_not_uv: str | None = None  # auto chose pip although uv was found: the reason
+
+
+def find_uv() -> str | None:
+    """uv on PATH, else the binary of the ``uv`` package; None when there is neither."""
+    if found := shutil.which("uv"):
+        return found
+    try:
+        return str(importlib.import_module("uv").find_uv_bin())
+    except (ImportError, AttributeError, OSError):  # not installed, or no binary beside it
+        return None
+
+
+def uv_options(pip_args: Sequence[str]) -> tuple[list[str], str | None]:
+    """pip install options as uv pip install takes them, and the first option it does not
+    take (None when it takes them all)."""
+    out: list[str] = []
+    words = iter(pip_args)
+    for word in words:
+        name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if name in UV_VALUED:
+            if not eq:
+                value = next(words, "")
+            if not value:
+                return out, name
+            out += [UV_VALUED[name], value]
+        elif name in UV_FLAGS and not eq:
+            flag = UV_FLAGS[name]
+            out += [flag] if flag else []
+        else:
+            return out, name
+    return out, None
+
+
+def choose_installer(wanted: str, pip_args: Sequence[str]) -> Installer:
+    """``auto``: uv when it is found and takes every pip option, else the target's pip.
+    ``uv``: uv, or a UsageError saying why not. ``pip``: the target's pip."""
+    if wanted == "pip":
+        return Installer("pip")
+    uv = find_uv()
+    args, refused = uv_options(pip_args)
+    if wanted == "uv":
+        if uv is None:
+            raise UsageError(
+                "--installer uv: no uv on PATH and no uv package beside segfetch; "
+                "pip install uv, or use --installer pip"
+            )
+        if refused is not None:
+            raise UsageError(
+                f"--installer uv: uv pip install does not take pip's {refused}; "
+                "use --installer pip for it"
+            )
+    if uv is None:
+        return Installer("pip")
+    if refused is not None:
+        return Installer("pip", why_not_uv=f"uv pip install does not take {refused}")
+    return Installer("uv", uv, tuple(args))
+
+
+def install(
+    installer: Installer,
     python: str,
     fetched: Sequence[Fetched],
-    pip_reqs: Sequence[str],
+    reqs: Sequence[str],
     pip_args: Sequence[str],
     quiet_stdout: bool = False,
 ) -> int:
-    """Run the target pip on the verified files only: it never touches the network for them.
-    ``quiet_stdout``: pip's output goes to stderr (stdout holds one JSON document)."""
+    """Install the verified files only into ``python``'s environment, with the target's pip
+    or with uv. Neither touches the network for them (--no-index; uv also --offline, and
+    none of the user's uv configuration). The installer's output and exit code are the
+    command's; ``quiet_stdout``: its output goes to stderr (stdout holds one JSON document)."""
     with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
         link_into(fetched, Path(tmp))
-        cmd = [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--no-index",
-            "--find-links",
-            tmp,
-            *pip_args,
-            *pip_reqs,
-        ]
+        env = None
+        if installer.name == "pip":
+            cmd = [python, "-m", "pip", "install", "--no-index", "--find-links", tmp]
+            cmd += [*pip_args, *reqs]
+        else:
+            cmd = [installer.uv, "pip", "install", "--python", python, "--no-config"]
+            cmd += ["--offline", "--no-index", "--find-links", tmp, *installer.uv_args, *reqs]
+            env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
+            env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
+            env["UV_NO_CONFIG"] = "1"
         out = sys.stderr if quiet_stdout else None
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out).returncode
+        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env).returncode

@@ -1,7 +1,10 @@
 """What the target interpreter is: its tags, version, marker environment and pip settings.
 
 Asked of the interpreter itself (``--python PATH``), through the packaging copy inside its
-pip, so segfetch chooses files for that Python, not for the one running segfetch.
+pip, so segfetch chooses files for that Python, not for the one running segfetch. The
+question is one subprocess, started early (``start_probe``) and read when needed; it can
+read pip's settings in the same go (as ``pip config list`` prints them), which costs less
+than a ``pip config list`` of its own.
 """
 
 from __future__ import annotations
@@ -10,22 +13,35 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from packaging.version import Version
 
 from segfetch.errors import UsageError
 
+T = TypeVar("T")
+
 _PROBE = r"""
 import json, sys
 from pip._vendor.packaging import markers, tags
-print(json.dumps({
+answer = {
     "version": "%d.%d.%d" % sys.version_info[:3],
     "tags": [str(t) for t in tags.sys_tags()],
     "markers": markers.default_environment(),
-}))
+}
+if "--pip-config" in sys.argv:
+    try:  # what `pip config list` prints, without loading pip's command line
+        from pip._internal.configuration import Configuration
+        configuration = Configuration(isolated=False)
+        configuration.load()
+        answer["pip_config"] = "".join("%s=%r\n" % kv for kv in sorted(configuration.items()))
+    except Exception:
+        pass  # segfetch runs `pip config list` instead
+print(json.dumps(answer))
 """
 
 
@@ -70,35 +86,106 @@ class Target:
         return min(positions) if positions else None
 
 
-def query_target(python: str | None = None) -> Target:
+class Pending(Generic[T]):
+    """A question to the target interpreter, asked now (a subprocess started at once) and
+    answered later: segfetch loads and fetches index pages while it runs. ``result()`` waits
+    for the answer (read once, kept); ``close()`` stops a question no longer needed."""
+
+    def __init__(self, cmd: list[str], read: Callable[[int, str], T]) -> None:
+        self._read = read
+        self._answer: list[T] = []
+        self._lock = threading.Lock()  # result() may be called from a worker thread
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    def result(self, timeout: float = 60) -> T:
+        with self._lock:
+            if not self._answer:
+                try:
+                    out, _ = self._proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    self.close()
+                    out = ""
+                self._answer.append(self._read(self._proc.returncode, out))
+            return self._answer[0]
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
+    def __enter__(self) -> Pending[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class Probe:
+    """What the probe found: the target, and pip's settings as ``pip config list`` prints
+    them (None: not asked for, or this pip could not say so)."""
+
+    target: Target
+    pip_config: str | None = None
+
+
+def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[Probe]:
+    """Ask the target for its tags, version and markers, and if ``pip_config`` for pip's
+    settings, in the background."""
     exe = python or sys.executable
+
+    def read(returncode: int, out: str) -> Probe:
+        try:
+            if returncode != 0:
+                raise ValueError(returncode)
+            raw = json.loads(out)
+            target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
+            config = raw.get("pip_config")
+            return Probe(target, config if isinstance(config, str) else None)
+        except (ValueError, KeyError, TypeError):
+            raise UsageError(f"{exe} did not answer as a Python with pip; check --python") from None
+
     try:
-        out = subprocess.run(
-            [exe, "-c", _PROBE], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
-        raw = json.loads(out)
+        return Pending([exe, "-c", _PROBE, *(["--pip-config"] if pip_config else [])], read)
     except FileNotFoundError:
         raise UsageError(
             f"no Python at {exe!r}; give --python the path of an interpreter"
         ) from None
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, ValueError):
-        raise UsageError(f"{exe} did not answer as a Python with pip; check --python") from None
-    return Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
+
+
+def query_target(python: str | None = None) -> Target:
+    with start_probe(python) as pending:
+        return pending.result().target
+
+
+def start_pip_config(python: str | None = None) -> Pending[str]:
+    """``pip config list`` of the target pip, asked in the background: its lines (settings
+    from files and the environment), or "" when pip could not say."""
+    return Pending([python or sys.executable, "-m", "pip", "config", "list"], lambda _, out: out)
 
 
 def pip_index_urls(python: str | None = None) -> tuple[str | None, list[str]]:
     """index-url and extra-index-urls from the target pip's configuration and environment."""
-    exe = python or sys.executable
     try:
-        out = subprocess.run(
-            [exe, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60
-        ).stdout
-    except (OSError, subprocess.TimeoutExpired):
+        pending = start_pip_config(python)
+    except OSError:
         return None, []
+    with pending:
+        return index_urls_in_config(pending.result())
+
+
+def index_urls_in_config(listing: str) -> tuple[str | None, list[str]]:
+    """index-url and extra-index-urls from the lines of ``pip config list``."""
     index, extras = None, []
     # Lines look like  global.index-url='https://...'  or  :env:.extra-index-url='a b'.
     # Later lines win, as pip's own precedence lists files before the environment.
-    for line in out.splitlines():
+    for line in listing.splitlines():
         key, _, value = line.partition("=")
         value = value.strip().strip("'\"")
         section, _, name = key.rpartition(".")

@@ -1,0 +1,235 @@
+"""The final install step and segfetch's start-up, over the link emulator on loopback.
+
+    python benchmarks/installer.py [--runs 5] [--only startup|install] [--out FILE]
+                                   [--baseline DIR ...]
+
+Start-up: `segfetch --version` (wall time), and the time from spawning `segfetch install`
+to the emulator's first request (a pinned set, so the first request is an index page), with
+the index given as --index-url, and given through PIP_INDEX_URL (segfetch then asks the
+target's pip for its configuration, as it does with no index given).
+
+Install: the 30 small wheels of S5 (benchmarks/bench.py) from the emulator with no rate limit
+(a fast link), each peer into a fresh venv made before the clock starts, with a fresh cache
+folder (XDG_CACHE_HOME) per run: `segfetch install --installer pip`, `--installer uv`, and
+`uv pip install` straight from the emulator's index; the two installers on the local files
+(`--no-index --find-links`) as floors. Median, min and max over --runs runs, peers
+interleaved. Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+from bench import HERE, SEGFETCH, ReqSet, build_s5, install_env
+
+from segfetch.testing.emulator import Emulator, Link
+from segfetch.wheels.pip import find_uv
+
+Record = dict[str, Any]
+
+
+def fresh_venv(venv: Path, env: dict[str, str]) -> str:
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env)
+    return str(venv / "bin" / "python")
+
+
+def stats(xs: list[float]) -> Record:
+    return {
+        "median": round(statistics.median(xs), 3),
+        "min": round(min(xs), 3),
+        "max": round(max(xs), 3),
+        "runs": len(xs),
+    }
+
+
+# -- start-up ----------------------------------------------------------------------------------
+
+
+async def first_request_seconds(
+    emu: Emulator, cmd: list[str], env: dict[str, str], cwd: Path
+) -> tuple[float, int]:
+    """Seconds from spawning ``cmd`` to the emulator's first request, and the exit code."""
+    seen = len(emu.log)
+    t0 = trio.current_time()
+    proc = await trio.run_process(
+        cmd, env=env, cwd=cwd, check=False, capture_stdout=True, capture_stderr=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        print(proc.stderr.decode()[-2000:], file=sys.stderr)
+    rows = emu.log[seen:]
+    # Entry.t is the request's arrival, on the emulator's clock (started at emu._t0)
+    first = min(float(str(r["t"])) for r in rows) + emu._t0 if rows else float("nan")
+    return first - t0, proc.returncode
+
+
+def segfetch_cmd(tree: Path | None) -> tuple[list[str], dict[str, str]]:
+    """segfetch as a command: the venv's own, or ``python -m segfetch`` from a source tree."""
+    if tree is None:
+        return [SEGFETCH], {}
+    return [sys.executable, "-m", "segfetch"], {"PYTHONPATH": str(tree)}
+
+
+async def startup(rs: ReqSet, runs: int, work: Path, trees: dict[str, Path | None]) -> Record:
+    """Per tree (the code as it is, and a baseline to compare with), interleaved run by run
+    so that the machine's load hits all alike; the first run of each is not counted (it
+    warms the page cache and installs the set into the venv)."""
+    env = install_env(work / "cache")
+    python = fresh_venv(work / "venv", env)
+    times: dict[str, list[float]] = {}
+    async with Emulator(index=rs.wheels, link=Link()) as emu:
+        for run in range(runs + 1):
+            for label, tree in trees.items():
+                prefix, extra = segfetch_cmd(tree)
+                e = {**env, **extra}
+                t0 = time.perf_counter()
+                subprocess.run(  # from `work`: `-m` puts the cwd first on sys.path
+                    [*prefix, "--version"], check=True, capture_output=True, env=e, cwd=work
+                )
+                took = {f"{label}: --version": time.perf_counter() - t0}
+                cmd = [*prefix, "install", "--python", python, "--no-cache", "-q"]
+                cmd += ["-r", str(rs.pinned)]
+                variants = {
+                    "first request, --index-url": ([*cmd, "--index-url", emu.index_url], e),
+                    "first request, PIP_INDEX_URL": (cmd, {**e, "PIP_INDEX_URL": emu.index_url}),
+                }
+                for name, (argv, env_) in variants.items():
+                    seconds, rc = await first_request_seconds(emu, argv, env_, work)
+                    assert rc == 0, f"{label} {name}: exit {rc}"
+                    took[f"{label}: {name}"] = seconds
+                print(f"  run {run} " + ", ".join(f"{k} {v:.3f}" for k, v in took.items()))
+                if run:
+                    for k, v in took.items():
+                        times.setdefault(k, []).append(v)
+    return {name: stats(xs) for name, xs in sorted(times.items())}
+
+
+# -- the install step --------------------------------------------------------------------------
+
+Peer = Callable[[str, str, ReqSet, str], list[str]]  # (python, index url, set, uv) -> argv
+
+
+def _segfetch(installer: str) -> Peer:
+    def cmd(python: str, url: str, rs: ReqSet, uv: str) -> list[str]:
+        return [
+            SEGFETCH, "install", "--installer", installer, "--python", python, "--no-cache",
+            "-q", "-r", str(rs.pinned), "--index-url", url,
+        ]  # fmt: skip
+
+    return cmd
+
+
+def _uv_from_index(python: str, url: str, rs: ReqSet, uv: str) -> list[str]:
+    return [uv, "pip", "install", "--python", python, "-r", str(rs.pinned), "--index-url", url]
+
+
+def _pip_local(python: str, url: str, rs: ReqSet, uv: str) -> list[str]:
+    return [
+        python, "-m", "pip", "install", "--disable-pip-version-check", "--no-index",
+        "--find-links", str(rs.wheels), "-r", str(rs.pinned),
+    ]  # fmt: skip
+
+
+def _uv_local(python: str, url: str, rs: ReqSet, uv: str) -> list[str]:
+    return [
+        uv, "pip", "install", "--python", python, "--no-index", "--find-links", str(rs.wheels),
+        "-r", str(rs.pinned),
+    ]  # fmt: skip
+
+
+PEERS: dict[str, Peer] = {
+    "segfetch install --installer pip": _segfetch("pip"),
+    "segfetch install --installer uv": _segfetch("uv"),
+    "uv pip install (from the emulator)": _uv_from_index,
+    "floor: pip install --no-index --find-links": _pip_local,
+    "floor: uv pip install --no-index --find-links": _uv_local,
+}
+
+
+async def install(rs: ReqSet, runs: int, work: Path, uv: str) -> Record:
+    imports = "import " + ", ".join(rs.imports)
+    seconds: dict[str, list[float]] = {name: [] for name in PEERS}
+    async with Emulator(index=rs.wheels, link=Link()) as emu:
+        for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
+            for name, peer in PEERS.items():
+                here = work / "install"
+                shutil.rmtree(here, ignore_errors=True)
+                here.mkdir(parents=True)
+                env = install_env(here / "cache")
+                python = fresh_venv(here / "venv", env)
+                cmd = peer(python, emu.index_url, rs, uv)
+                t0 = time.perf_counter()
+                proc = await trio.run_process(
+                    cmd, env=env, cwd=here, check=False, capture_stdout=True,
+                    capture_stderr=True, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                took = time.perf_counter() - t0
+                check = subprocess.run([python, "-c", imports], capture_output=True, env=env)
+                if proc.returncode != 0 or check.returncode != 0:
+                    err = proc.stderr.decode()[-2000:] + check.stderr.decode()[-1000:]
+                    raise SystemExit(f"{name}: exit {proc.returncode}: {err}")
+                seconds[name].append(took)
+                print(f"  run {run} {name:48} {took:6.2f} s", flush=True)
+    return {name: stats(xs) for name, xs in seconds.items()}
+
+
+def table(rows: Record) -> str:
+    lines = ["| | median s | min s | max s | runs |", "|---|---:|---:|---:|---:|"]
+    for name, r in rows.items():
+        figures = f"{r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {r['runs']}"
+        lines.append(f"| {name} | {figures} |")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", choices=["startup", "install"])
+    ap.add_argument("--out", type=Path, help="write the figures here as JSON")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="start-up: also time the segfetch package in DIR (e.g. `git archive` of an "
+        "earlier commit), interleaved with this tree's; repeatable",
+    )
+    args = ap.parse_args()
+    report: Record = {"python": sys.version.split()[0], "command": " ".join(sys.argv)}
+    with tempfile.TemporaryDirectory(prefix="segfetch-installer-") as tmp:
+        rs = build_s5(Path(tmp, "set"))
+        print(f"{len(rs.files)} wheels, {rs.size:,} bytes; {args.runs} runs")
+        if args.only != "install":
+            trees: dict[str, Path | None] = {"now": None}
+            if args.baseline:  # all as `python -m segfetch`, each from its own tree
+                trees = {d.name: d.resolve() for d in args.baseline} | {"now": HERE.parent}
+            report["startup"] = await startup(rs, args.runs, Path(tmp, "startup"), trees)
+            print(table(report["startup"]), flush=True)
+        if args.only != "startup":
+            uv = find_uv()
+            if uv is None:
+                raise SystemExit("no uv: pip install uv")
+            report["uv"] = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout
+            report["install"] = await install(rs, args.runs, Path(tmp), uv)
+            print(table(report["install"]))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    os.environ.pop("VIRTUAL_ENV", None)
+    trio.run(main)

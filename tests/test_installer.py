@@ -1,0 +1,360 @@
+"""The final install (`--installer auto|pip|uv`) and what `segfetch` loads before it works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+from helpers import one_line_error, segfetch
+
+from segfetch.testing.emulator import Emulator, IndexOptions, Link
+from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels.pip import UV_FLAGS, find_uv, uv_options
+
+UV = find_uv()
+needs_uv = pytest.mark.skipif(
+    UV is None, reason="uv is not installed: pip install uv (it is in the test extra)"
+)
+YANKED = {"sf_beta-1.2-py3-none-any.whl": "broken"}
+SET = ["sf-alpha", "sf-gamma[fast]"]  # resolved: sf-alpha, sf-beta 1.1, sf-gamma, sf-delta
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("index")
+    make_wheel(d, "sf-alpha", "1.0", requires=["sf-beta>=1"])
+    make_wheel(d, "sf-beta", "1.0", payload=100_000)
+    make_wheel(d, "sf-beta", "1.1", payload=300_000, seed=1)
+    make_wheel(d, "sf-beta", "1.2", payload=1000, seed=2)  # yanked
+    make_wheel(d, "sf-gamma", "1.0", extras={"fast": ["sf-delta"]})
+    make_wheel(d, "sf-delta", "1.0", requires=['sf-beta==1.0; python_version < "3"'])
+    return d
+
+
+def index(index_dir: Path, link: Link | None = None) -> Emulator:
+    return Emulator(index=index_dir, link=link or Link(), index_options=IndexOptions(yanked=YANKED))
+
+
+@pytest.fixture
+def make_venv(tmp_path: Path) -> Callable[[str], Path]:
+    def make(name: str) -> Path:
+        path = tmp_path / name
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        return path / "bin" / "python"
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def _own_uv_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uv's cache in the test's folder, not the user's (UV_CACHE_DIR is one of the few uv
+    variables segfetch passes on)."""
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "uv-cache"))
+
+
+def freeze(python: Path) -> list[str]:
+    out = subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--all", "--disable-pip-version-check"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return sorted(out.stdout.splitlines())
+
+
+def installers(python: Path) -> dict[str, str]:
+    """Project -> who installed it, from each .dist-info/INSTALLER ("pip" or "uv")."""
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    return {
+        d.name.split("-")[0]: (d / "INSTALLER").read_text().strip()
+        for d in Path(site).glob("sf_*.dist-info")
+    }
+
+
+async def install(python: Path, url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return await segfetch(
+        "install", "--python", str(python), "--index-url", url, "--no-cache", *args
+    )
+
+
+@needs_uv
+async def test_uv_and_pip_leave_the_same_environment(
+    index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    by_uv, by_pip = make_venv("by-uv"), make_venv("by-pip")
+    async with index(index_dir) as emu:
+        uv = await install(by_uv, emu.index_url, "--installer", "uv", *SET)
+        assert uv.returncode == 0, uv.stderr
+        pip = await install(by_pip, emu.index_url, "--installer", "pip", *SET)
+        assert pip.returncode == 0, pip.stderr
+    assert freeze(by_uv) == freeze(by_pip)
+    assert "sf-beta==1.1" in freeze(by_uv)
+    assert set(installers(by_uv).values()) == {"uv"}
+    assert set(installers(by_pip).values()) == {"pip"}
+    assert len(installers(by_uv)) == 4
+    # Both installed exactly the verified files: every wheel request came from segfetch
+    # (the engine always sends Range), none from pip or uv.
+    wheels = [e for e in emu.log if str(e["path"]).endswith(".whl")]
+    assert wheels and all(e["range"] for e in wheels)
+
+
+@needs_uv
+async def test_auto_picks_uv_when_present(
+    index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    python = make_venv("venv")
+    async with index(index_dir) as emu:
+        proc = await install(python, emu.index_url, "-q", "sf-alpha")
+    assert proc.returncode == 0, proc.stderr
+    assert installers(python) == {"sf_alpha": "uv", "sf_beta": "uv"}
+
+
+def _hide_uv(tmp_path: Path) -> dict[str, str]:
+    """An environment where segfetch finds no uv: none on PATH, and `import uv` fails."""
+    stub = tmp_path / "no-uv"
+    stub.mkdir()
+    (stub / "uv.py").write_text("raise ImportError('hidden by the test')\n")
+    path = [
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if d and not Path(d, "uv").exists()
+    ]
+    return {**os.environ, "PATH": os.pathsep.join(path), "PYTHONPATH": str(stub)}
+
+
+async def test_auto_without_uv_installs_with_pip(
+    tmp_path: Path, index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    python = make_venv("venv")
+    env = _hide_uv(tmp_path)
+    async with index(index_dir) as emu:
+        args = ["install", "--python", str(python), "--index-url", emu.index_url, "--no-cache"]
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args, "-q", "sf-alpha"],
+            env=env, capture_stdout=True, capture_stderr=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert installers(python) == {"sf_alpha": "pip", "sf_beta": "pip"}
+        # and asked for uv by name, it says there is none, before any request
+        seen = len(emu.log)
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args, "--installer", "uv", "sf-alpha"],
+            env=env, capture_stdout=True, capture_stderr=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2
+        assert "no uv on PATH" in one_line_error(proc)
+        assert len(emu.log) == seen
+
+
+@needs_uv
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        (["--user"], "--user"),
+        (["--root", "/tmp/segfetch-never"], "--root"),
+        (["--upgrade-strategy", "eager"], "--upgrade-strategy"),
+        (["--no-compile", "--report=x.json"], "--report"),
+    ],
+)
+async def test_a_pip_only_option_with_uv_is_one_line(option: list[str], named: str) -> None:
+    """Refused before any download: the index here does not even exist."""
+    proc = await segfetch(
+        "install", "--installer", "uv", "--system", "--index-url", "http://127.0.0.1:9/simple/",
+        "sf-alpha==1.0", *option,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    line = one_line_error(proc)
+    assert f"does not take pip's {named};" in line and "--installer pip" in line
+
+
+@needs_uv
+async def test_auto_with_a_pip_only_option_installs_with_pip(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    root = tmp_path / "root"
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "--index-url", emu.index_url, "--no-cache", "sf-beta==1.0",
+            "--root", str(root), "--no-warn-script-location",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "installing with pip: uv pip install does not take --root" in proc.stderr.decode()
+    [installer] = root.rglob("sf_beta-1.0.dist-info/INSTALLER")
+    assert installer.read_text().strip() == "pip"
+
+
+@needs_uv
+async def test_uv_json_keeps_stdout_one_document(
+    index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    python = make_venv("venv")
+    async with index(index_dir) as emu:
+        proc = await install(python, emu.index_url, "--installer", "uv", "--json", "sf-alpha")
+    assert proc.returncode == 0, proc.stderr
+    assert {r["name"] for r in json.loads(proc.stdout)} == {"sf-alpha", "sf-beta"}
+    assert "sf-alpha==1.0" in proc.stderr.decode()  # uv's own report, on stderr
+
+
+@needs_uv
+async def test_uv_ignores_the_users_uv_settings(
+    tmp_path: Path, index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    """uv installs the verified files only: no index, find-links, constraint or Python of
+    the user's uv configuration (variables, uv.toml, pyproject.toml) applies."""
+    python = make_venv("venv")
+    elsewhere = tmp_path / "elsewhere"
+    make_wheel(elsewhere, "sf-beta", "9.0")
+    conflict = tmp_path / "constraints.txt"
+    conflict.write_text("sf-beta==1.0\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    async with index(index_dir) as emu, index(elsewhere) as other:
+        config = f'index-url = "{other.index_url}"\nfind-links = ["{elsewhere}"]\n'
+        (project / "uv.toml").write_text(config)
+        (project / "pyproject.toml").write_text(f"[tool.uv]\n{config}")
+        (tmp_path / "xdg" / "uv").mkdir(parents=True)
+        (tmp_path / "xdg" / "uv" / "uv.toml").write_text(config)
+        env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+            "UV_INDEX_URL": other.index_url,
+            "UV_DEFAULT_INDEX": other.index_url,
+            "UV_EXTRA_INDEX_URL": other.index_url,
+            "UV_FIND_LINKS": str(elsewhere),
+            "UV_CONSTRAINT": str(conflict),
+            "UV_PYTHON": sys.executable,
+        }
+        args = ["install", "--installer", "uv", "--python", str(python), "--no-cache", "-q"]
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args, "--index-url", emu.index_url, "-U",
+             "sf-alpha"],
+            env=env, cwd=project, capture_stdout=True, capture_stderr=True, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "sf-beta==1.1" in freeze(python)  # not 1.0 (the constraint), not 9.0 (elsewhere)
+    assert other.log == []
+
+
+def test_pip_options_as_uv_takes_them() -> None:
+    args, refused = uv_options(
+        ["--target", "d", "-U", "--no-compile", "--force-reinstall", "--prefix=p", "--compile"]
+    )
+    assert refused is None
+    assert args == [
+        *("--target", "d", "--upgrade", "--reinstall", "--prefix", "p", "--compile-bytecode")
+    ]
+    assert uv_options(["--no-deps", "--user", "--upgrade"]) == (["--no-deps"], "--user")
+    assert uv_options(["--target"])[1] == "--target"  # no value: pip would refuse it too
+    assert uv_options(["--upgrade=yes"])[1] == "--upgrade"
+    assert uv_options(["-Ux"])[1] == "-Ux"  # combined short flags: left to pip
+    assert "--user" not in UV_FLAGS
+
+
+# -- start-up --------------------------------------------------------------------------------
+
+LOADED = """
+import json, sys
+from segfetch.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["install", "--help"], ["get", "--help"]])
+def test_version_and_help_load_no_trio_nor_httpx(argv: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LOADED, *argv], capture_output=True, text=True, check=True
+    )
+    loaded = {m.split(".")[0] for m in json.loads(proc.stdout.splitlines()[-1])}
+    assert not loaded & {"trio", "httpx", "httpcore", "h11", "tqdm", "packaging"}
+
+
+async def test_index_pages_are_fetched_while_the_probe_runs(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """The target's probe answers only once an index page has been requested: segfetch
+    must not wait for it before the first request (no clock involved: it would wait 20 s
+    and the probe would say "late")."""
+    flag, said = tmp_path / "page-seen", tmp_path / "probe-said"
+    wrapper = tmp_path / "bin" / "python"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then\n'
+        "  i=0\n"
+        f'  while [ ! -e "{flag}" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n'
+        f'  if [ -e "{flag}" ]; then echo early > "{said}"; else echo late > "{said}"; fi\n'
+        "fi\n"
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    async with index(index_dir) as emu, trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            while not any(str(e["path"]).startswith("/simple/") for e in emu.log):
+                await trio.sleep(0.01)
+            flag.touch()
+
+        nursery.start_soon(watch)
+        proc = await segfetch(
+            "download", "--python", str(wrapper), "--index-url", emu.index_url, "--no-cache",
+            "-d", str(tmp_path / "out"), "sf-alpha==1.0", "sf-beta==1.0",
+        )  # fmt: skip
+        nursery.cancel_scope.cancel()
+    assert proc.returncode == 0, proc.stderr
+    assert said.read_text().strip() == "early"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "sf_alpha-1.0-py3-none-any.whl",
+        "sf_beta-1.0-py3-none-any.whl",
+    ]
+
+
+def test_a_probe_that_is_no_python_is_one_line(tmp_path: Path) -> None:
+    from segfetch.errors import UsageError
+    from segfetch.wheels.target import query_target, start_probe
+
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho not json\n")
+    fake.chmod(0o755)
+    with pytest.raises(UsageError, match="did not answer as a Python with pip"):
+        query_target(str(fake))
+    with pytest.raises(UsageError, match="no Python at"):
+        start_probe(str(tmp_path / "missing"))
+    slow = tmp_path / "slow"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    with start_probe(str(slow)) as pending:  # left unread: closing it stops the process
+        proc = pending._proc
+    assert proc.poll() is not None
+
+
+def test_the_probe_reads_pips_settings_as_pip_config_list_prints_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One subprocess asks for the tags and pip's settings; what it reads must be what
+    `pip config list` says (the index and the constraint files are taken from it)."""
+    from segfetch.wheels.target import index_urls_in_config, start_pip_config, start_probe
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://mirror.example/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://a.example/simple https://b.example/s")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(tmp_path / "c.txt"))
+    with start_probe(sys.executable, pip_config=True) as probe:
+        listing = probe.result().pip_config
+    with start_pip_config(sys.executable) as pending:
+        assert listing == pending.result()
+    assert index_urls_in_config(listing) == (
+        "https://mirror.example/simple",
+        ["https://a.example/simple", "https://b.example/s"],
+    )
+    with start_probe(sys.executable) as probe:
+        assert probe.result().pip_config is None  # not asked for
