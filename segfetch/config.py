@@ -16,9 +16,10 @@ def config_path() -> Path:
     return Path(os.environ.get("SEGFETCH_CONFIG", Path(base) / "segfetch" / "config.json"))
 
 
-def saved_connections(default: int) -> int:
+def saved_connections(default: str) -> str:
+    """The -n that `segfetch bench --save` chose, as -n takes it; else ``default``."""
     value = load_config().get("connections")
-    return value if isinstance(value, int) and 1 <= value <= 64 else default
+    return str(value) if isinstance(value, int) and 1 <= value <= 64 else default
 
 
 def load_config() -> dict[str, object]:
