@@ -1,6 +1,7 @@
 """One HTTP/1.1 connection on the server side (h11): read the next request, write a response.
 Small responses go in one write; a file's body goes chunk by chunk through the token buckets,
-with the body fault its Plan drew (reset, close, stall, flip)."""
+with the body fault its Plan drew (reset, close, stall, flip, expire), multipart-framed or
+gzip-encoded where the Plan's shape says so."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from http import HTTPStatus
 import h11
 import trio
 
+from segfetch.testing.emulator.answers import Encoder
 from segfetch.testing.emulator.faults import Link, Plan
 from segfetch.testing.emulator.files import Source
 from segfetch.testing.emulator.log import Entry, RequestLog
@@ -33,6 +35,9 @@ class Conn:
     log: RequestLog
     protocol: h11.Connection = field(default_factory=lambda: h11.Connection(h11.SERVER))
     bucket: Bucket = field(default_factory=Bucket)  # this connection's token bucket
+
+    def _data(self, data: bytes) -> bytes:
+        return (self.protocol.send(h11.Data(data=data)) or b"") if data else b""
 
     async def next_request(self) -> h11.Request | None:
         """The next request, with its (empty) body consumed; None when the client is done."""
@@ -114,10 +119,13 @@ class Conn:
     async def _send_body(
         self, src: Source, plan: Plan, e: Entry, link: Callable[[], Link], shared: Bucket
     ) -> None:
+        # e.sent counts the file's bytes, before any encoding or multipart framing.
         pos, stop = plan.start, plan.stop
+        encoder, head = Encoder(plan), plan.prefix
         if pos == plan.end:
             self.log.publish(e)
-            await self.stream.send_all(self.protocol.send(h11.EndOfMessage()) or b"")
+            out = self._data(head + plan.suffix) + (self.protocol.send(h11.EndOfMessage()) or b"")
+            await self.stream.send_all(out)
         while pos < stop:
             current = link()
             n = min(chunk_size(current.rate, current.shared_rate), stop - pos)
@@ -127,10 +135,12 @@ class Conn:
                 buf = bytearray(data)
                 buf[i] ^= 0xFF
                 data = bytes(buf)
-            out = self.protocol.send(h11.Data(data=data)) or b""
             pos += n
+            last = pos == plan.end
+            wire = head + encoder.encode(data, last) + (plan.suffix if last else b"")
+            out, head = self._data(wire), b""
             e.sent += n
-            if pos == plan.end:  # Content-Length framing: EndOfMessage adds no bytes
+            if last:  # the end of the message goes in the same write
                 out += self.protocol.send(h11.EndOfMessage()) or b""
                 self.log.publish(e)
             try:

@@ -12,18 +12,57 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+from segfetch.testing.emulator.files import BLOCK
+
 BODY_FAULTS = frozenset({"reset", "close", "stall", "flip"})
-REQUEST_FAULTS = frozenset({"ignore_range", "wrong_range", "status"})
-FAULT_KINDS = BODY_FAULTS | REQUEST_FAULTS | {"change"}
-_CUTS = ("reset", "close", "stall")  # body faults that end the body where they fire
+# Answers instead of the file: a status, a captive portal's page, a wrong 416.
+ANSWER_FAULTS = frozenset({"status", "portal", "wrong_416"})
+# Answers to a ranged request that are not the plain 206 asked for.
+RANGE_FAULTS = frozenset(
+    {"ignore_range", "wrong_range", "shifted_start", "unknown_total", "multipart", "gzip_range"}
+)
+REQUEST_FAULTS = ANSWER_FAULTS | RANGE_FAULTS
+# Not drawn per request: the file's version (change), the ETag of each node of a load balancer
+# (node_etag), redirects to expiring signed URLs (expire).
+STANDING_FAULTS = frozenset({"change", "node_etag", "expire"})
+FAULT_KINDS = BODY_FAULTS | REQUEST_FAULTS | STANDING_FAULTS
+# Faults that end the body where they fire (expire: the signed URL's byte allowance ran out).
+_CUTS = ("reset", "close", "stall", "expire")
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One kind of misbehaviour. Body faults (reset, close, stall, flip) fire at a body offset
-    drawn in [every/2, 3*every/2) (offset 0 if every is None) when the body is that long; request
-    faults (ignore_range, wrong_range, status) fire with probability `rate`. ignore_range and
-    wrong_range only apply to ranged requests (wrong_range not to one starting at 0)."""
+    """One kind of misbehaviour.
+
+    Body faults (reset, close, stall, flip) fire at a body offset drawn in [every/2, 3*every/2)
+    (offset 0 if every is None) when the body is that long.
+
+    Request faults fire with probability `rate`, on requests with index >= `after`:
+      status         answer `status` (with Retry-After: `retry_after`) instead of the file
+      portal         200 text/html, a captive portal's small page
+      wrong_416      416 with `Content-Range: bytes */0` though the file is not empty; only
+                     the request with index == `after` (the path's first, by default)
+    and, on ranged requests only:
+      ignore_range   200 with the whole file
+      wrong_range    206 with the same length, one byte early (not for a range from 0)
+      shifted_start  206 from an earlier start (by `every` bytes, else 1..4096 drawn), same
+                     end (not for a range from 0)
+      unknown_total  206 with `Content-Range: bytes a-b/*`
+      multipart      206 as multipart/byteranges with one part (RFC 9110, 14.6)
+      gzip_range     206 with Content-Encoding: gzip, the range's bytes compressed (chunked),
+                     whatever Accept-Encoding asked
+
+    Standing faults, not drawn per request:
+      change         the (synthetic) file's content is version 1 from request `after` on
+      node_etag      each connection reaches one of `nodes` nodes (seeded), which send
+                     different ETags for the same bytes; If-Range with another node's ETag
+                     gets the whole file (200)
+      expire         the file's URL answers 302 to /signed/<token>/<path>; a token serves at
+                     most `after` requests (0: any number) and about `every` body bytes (None:
+                     any; drawn in [every/2, 3*every/2) per token; a body that would go past
+                     it is cut there); an expired token answers 403, the file's URL gives a
+                     new one
+    """
 
     kind: str
     every: int | None = None
@@ -33,12 +72,17 @@ class Fault:
     after: int = 0  # only requests with index >= after on that path (0-based, all methods)
     limit: int | None = None  # at most this many firings server-wide
     stall_seconds: float = 3600.0
+    nodes: int = 2  # node_etag: nodes behind the load balancer
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
         if self.every is not None and self.every <= 0:
             raise ValueError("Fault.every must be positive")
+        if self.nodes < 1:
+            raise ValueError("Fault.nodes must be at least 1")
+        if self.after < 0:
+            raise ValueError("Fault.after must not be negative")
 
 
 @dataclass(frozen=True)
@@ -51,6 +95,11 @@ class Link:
     seed: int = 0
     etag: bool = True
     last_modified: bool = True
+    weak_etag: bool = False  # send the ETag as W/"...": unusable in If-Range (RFC 9110)
+
+    def standing(self, kind: str) -> Fault | None:
+        """The first fault of a standing kind (node_etag, expire), if the link has one."""
+        return next((f for f in self.faults if f.kind == kind), None)
 
 
 @dataclass
@@ -63,6 +112,9 @@ class Plan:
     content_range: str | None = None
     fault: Fault | None = None  # the fault that fired, if any
     fault_at: int = -1  # body offset of a body fault
+    shape: str | None = None  # "multipart" or "gzip_range": how the body is sent (answers)
+    prefix: bytes = b""  # multipart: the part's head, before the bytes
+    suffix: bytes = b""  # multipart: the closing delimiter, after them
 
     @property
     def kind(self) -> str | None:
@@ -126,22 +178,21 @@ class Dice:
         for i, f in enumerate(link.faults):
             # One generator per (request, fault): the draws do not depend on other faults.
             rng = random.Random(f"{link.seed}:{path}:{start}:{attempt}:{i}:{f.kind}")
-            if f.kind == "change" or index < f.after:
+            if f.kind in STANDING_FAULTS or index < f.after:
+                continue
+            if f.kind == "wrong_416" and index != f.after:
                 continue
             if f.limit is not None and self.fired[f] >= f.limit:
                 continue
             if f.kind in REQUEST_FAULTS:
                 if plan.fault is not None or rng.random() >= f.rate:
                     continue
-                if f.kind == "status":
+                if f.kind in ANSWER_FAULTS:
                     plan.fault = f
                     self.fired[f] += 1
                     return plan
-                if f.kind == "ignore_range" and asked:
-                    plan = Plan(200, 0, size, None, f)
-                elif f.kind == "wrong_range" and asked and start > 0:
-                    s, t = start - 1, end - 1  # same length, one byte early
-                    plan = Plan(206, s, t, f"bytes {s}-{t - 1}/{size}", f)
+                if asked:
+                    plan = _misranged(f, rng, start, end, size) or plan
             else:
                 at = 0 if f.every is None else int(f.every * (0.5 + rng.random()))
                 body_faults.append((at, i, f))
@@ -154,3 +205,22 @@ class Dice:
             plan.fault_at, _, plan.fault = min(hits)
             self.fired[plan.fault] += 1
         return plan
+
+
+def _misranged(f: Fault, rng: random.Random, start: int, end: int, size: int) -> Plan | None:
+    """The answer of a range fault to a request for [start, end); None where it does not
+    apply (a shift needs a range that does not start at 0)."""
+    if f.kind == "ignore_range":
+        return Plan(200, 0, size, None, f)
+    if f.kind == "wrong_range" and start > 0:
+        s, t = start - 1, end - 1  # same length, one byte early
+        return Plan(206, s, t, f"bytes {s}-{t - 1}/{size}", f)
+    if f.kind == "shifted_start" and start > 0:
+        s = start - (min(start, f.every) if f.every else rng.randint(1, min(start, BLOCK)))
+        return Plan(206, s, end, f"bytes {s}-{end - 1}/{size}", f)  # earlier start, same end
+    if f.kind == "unknown_total":
+        return Plan(206, start, end, f"bytes {start}-{end - 1}/*", f)
+    if f.kind in ("multipart", "gzip_range"):
+        # Framed or encoded when sent (answers.py), even if a body fault also fires.
+        return Plan(206, start, end, f"bytes {start}-{end - 1}/{size}", f, shape=f.kind)
+    return None

@@ -41,7 +41,9 @@ def range_if(
     range_header: str | None, if_range: str | None, validators: Iterable[str]
 ) -> str | None:
     """The Range header to honour: none when If-Range names a validator the file no longer
-    has (changed, or unknown): then the whole current file is served."""
-    if if_range is not None and if_range.strip() not in set(validators):
+    has (changed, or unknown): then the whole current file is served. Weak ETags never match
+    (RFC 9110 13.1.5: If-Range compares strongly)."""
+    strong = {v for v in validators if not v.startswith("W/")}
+    if if_range is not None and if_range.strip() not in strong:
         return None
     return range_header

@@ -14,14 +14,17 @@ from pathlib import Path
 import h11
 import trio
 
+from segfetch.testing.emulator.answers import file_headers, instead, node_validators, other_node
 from segfetch.testing.emulator.conn import Conn
-from segfetch.testing.emulator.faults import Dice, Link, changed_version
+from segfetch.testing.emulator.faults import Dice, Fault, Link, changed_version
 from segfetch.testing.emulator.files import Contents, Source, SyntheticFile
 from segfetch.testing.emulator.index import IndexFolder, IndexOptions
 from segfetch.testing.emulator.log import Entry, RequestLog
 from segfetch.testing.emulator.pacing import Bucket, round_trip
 from segfetch.testing.emulator.pages import page
 from segfetch.testing.emulator.ranges import Unsatisfiable, parse_range, range_if
+from segfetch.testing.emulator.signed import Token, Tokens
+from segfetch.testing.emulator.signed import parse as parse_signed
 
 logger = logging.getLogger("segfetch.testing.emulator")
 # A client that goes away shows up as one of these; never worth a traceback.
@@ -39,7 +42,10 @@ class Emulator:
 
     `log` entries: t (request arrival, seconds since start), conn, method, path, range,
     if_range, status, start/end (served body, end exclusive; None without a file body), sent
-    (body bytes written to the socket), fault (kind, or "max_connections"), version, duration.
+    (the file's bytes written to the socket, before any gzip or multipart framing; a portal
+    page's bytes), fault (kind, or "max_connections"; "node_etag" where If-Range named another
+    node's ETag; "expire" on a signed URL's 403 or cut body), version, duration. With the
+    expire fault, path is the path asked for: the file's (302) or its signed one.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class Emulator:
         self._requests_log = RequestLog(log_path)
         self.log = self._requests_log.rows
         self._dice = Dice()
+        self._tokens = Tokens()  # the expire fault's signed URLs
         self._shared = Bucket()  # the token bucket of Link.shared_rate
         self._next_cid = 0
         self.open_connections = 0  # admitted (not refused) connections now open
@@ -195,6 +202,12 @@ class Emulator:
         if self._index is not None and (path == "/simple" or path.startswith("/simple/")):
             await self._respond_index(c, method, path, hdrs, e)
             return
+        token = None
+        if (expire := link.standing("expire")) is not None:
+            signed = await self._signed(c, method, path, e, link, expire)
+            if signed is None:
+                return
+            path, token = signed
         index = self._dice.requests[path]
         version = changed_version(index, link.faults) if self._contents.is_synthetic(path) else 0
         src = self._source(path, version)  # self.link: it may have changed during the rtt
@@ -203,11 +216,7 @@ class Emulator:
             return
         self._dice.requests[path] += 1
         e.version = version
-        validators = []
-        if link.etag:
-            validators.append(("ETag", src.etag))
-        if link.last_modified:
-            validators.append(("Last-Modified", src.last_modified))
+        validators = node_validators(link, src, c.cid)
         range_header = range_if(e.range, e.if_range, (v for _, v in validators))
         try:
             asked = parse_range(range_header, src.size)
@@ -217,24 +226,44 @@ class Emulator:
             return
         attempt = self._dice.attempt(path, asked[0] if asked else 0)
         plan = self._dice.plan(link, path, index, attempt, asked, src.size, method)
+        if token is not None and expire is not None and method == "GET":
+            self._tokens.spend(token, expire, plan)
         f = plan.fault
         e.fault = f.kind if f is not None else None
+        if e.range != range_header and other_node(link, src, c.cid, e.if_range):
+            e.fault = e.fault or "node_etag"  # If-Range named another node's ETag: all of it
         if f is not None and f.kind == "status":
             extra = [("Retry-After", f.retry_after)] if f.retry_after is not None else []
             if f.status == 416:
                 extra.append(("Content-Range", f"bytes */{src.size}"))
             await c.send_simple(method, f.status, extra, close=False, e=e)
             return
+        if (answer := instead(plan, validators)) is not None:
+            status, headers, body = answer
+            e.sent = len(body) if method == "GET" else 0
+            await c.send_bytes(method, status, headers, body, close=False, e=e)
+            return
         e.status, e.start, e.end = plan.status, plan.start, plan.end
-        headers = [
-            ("Content-Type", "application/octet-stream"),
-            ("Accept-Ranges", "bytes"),
-            ("Content-Length", str(plan.end - plan.start)),
-            *validators,
-        ]
-        if plan.content_range is not None:
-            headers.append(("Content-Range", plan.content_range))
+        headers = file_headers(link, plan, validators)
         await c.send_file(method, headers, src, plan, e, lambda: self.link, self._shared)
+
+    async def _signed(
+        self, c: Conn, method: str, path: str, e: Entry, link: Link, expire: Fault
+    ) -> tuple[str, Token | None] | None:
+        """The expire fault: the file's URL answers 302 to a new signed URL, an expired one
+        403. Returns the file's path and the token to serve it under (None: not a signed
+        path), or None once answered."""
+        if (signed := parse_signed(path)) is None:
+            if self._source(path) is None:
+                return path, None  # not a file: 404 below
+            location = self.url(urllib.parse.quote(self._tokens.issue(link, expire, path)))
+            await c.send_simple(method, 302, [("Location", location)], close=False, e=e)
+            return None
+        if (token := self._tokens.admit(*signed)) is None:
+            e.fault = "expire"
+            await c.send_simple(method, 403, [], close=False, e=e)
+            return None
+        return signed[1], token
 
     async def _respond_index(
         self, c: Conn, method: str, path: str, hdrs: dict[str, str], e: Entry
