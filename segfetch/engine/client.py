@@ -98,9 +98,12 @@ async def send(
         where.current = final
         return response
     await response.aclose()
-    if status in EXPIRED_STATUS and where.current != where.origin:
-        where.current = where.origin  # ask again where the redirect came from
-        target = redact_url(url).split("?")[0]
+    if status in EXPIRED_STATUS and final != where.origin:
+        # A redirect target refused (a presigned URL that expired, say): ask again where
+        # the redirect came from. Judged by this answer's own URL: other connections may
+        # have moved `where` meanwhile.
+        where.current = where.origin
+        target = redact_url(final).split("?")[0]
         raise RetryLater(
             Failure(f"{target} (a redirect of {name}) answered {status}; asking again", True)
         )

@@ -378,6 +378,7 @@ class _Download:
     async def _stream_whole(self, response: httpx.Response, size: int | None) -> int:
         size = size if size is not None else self.size  # never write past a known size
         keep = self.state  # set only where the validator showed the same file: bytes stay good
+        self.stats.resumed = 0  # every byte comes again in this stream
         if keep is None:
             self.part.reset()  # no resume without ranges
         else:
