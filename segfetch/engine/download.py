@@ -29,7 +29,7 @@ from segfetch.engine.client import (
     part_body,
     send,
 )
-from segfetch.engine.control import Controller
+from segfetch.engine.control import START, Controller
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
@@ -124,7 +124,8 @@ class _Download:
         self.name = self.where.name
         self.options, self.sha256, self.size = options, sha256, size
         if slots is None and options.connections is None:
-            slots = Slots(0, Controller(options.cap))  # this file alone finds its count
+            start = options.start or START  # this file alone finds its count
+            slots = Slots(0, Controller(options.cap, limit=start, knee=options.start))
         self.progress, self.rng, self.slots = progress, rng, slots
         self.part = PartFile(dest)
         self.hasher = PrefixHasher(self.part)
@@ -185,6 +186,7 @@ class _Download:
             resumed=st.resumed,
             restarts=st.restarts,
             repaired=st.repaired,
+            settled=self.slots.controller.limit if self.slots and self.slots.controller else None,
         )
 
     def _start_over(self) -> None:

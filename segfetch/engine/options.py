@@ -25,10 +25,13 @@ class Options:
     min_segment: int = DEFAULT_MIN_SEGMENT
     timeout: float = DEFAULT_TIMEOUT
     policy: RetryPolicy = field(default_factory=RetryPolicy)
+    start: int | None = None  # auto: the count to begin with (what this host settled at before)
 
     def __post_init__(self) -> None:
         if self.connections is not None and not 1 <= self.connections <= MAX_CONNECTIONS:
             raise ValueError(f"connections must be from 1 to {MAX_CONNECTIONS}")
+        if self.start is not None and not 1 <= self.start <= MAX_CONNECTIONS:
+            raise ValueError(f"start must be from 1 to {MAX_CONNECTIONS}")
         if self.min_segment < 1:
             raise ValueError("min_segment must be at least 1")
         if not (math.isfinite(self.timeout) and 0 < self.timeout <= MAX_TIMEOUT):
