@@ -1,11 +1,13 @@
 """segfetch's own settings file: what `segfetch bench --save` writes, `get` and `install` read.
 
 ``$SEGFETCH_CONFIG``, else ``$XDG_CONFIG_HOME/segfetch/config.json``, else
-``~/.config/segfetch/config.json``. JSON: ``{"connections": 8}``.
+``~/.config/segfetch/config.json``. JSON: ``{"connections": 8, "hosts": {"files.example:443":
+3}}``: a fixed -n, and where ``-n auto`` settled for each host, to begin there next time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -16,9 +18,10 @@ def config_path() -> Path:
     return Path(os.environ.get("SEGFETCH_CONFIG", Path(base) / "segfetch" / "config.json"))
 
 
-def saved_connections(default: int) -> int:
+def saved_connections(default: str) -> str:
+    """The -n that `segfetch bench --save` chose, as -n takes it; else ``default``."""
     value = load_config().get("connections")
-    return value if isinstance(value, int) and 1 <= value <= 64 else default
+    return str(value) if isinstance(value, int) and 1 <= value <= 64 else default
 
 
 def load_config() -> dict[str, object]:
@@ -30,10 +33,32 @@ def load_config() -> dict[str, object]:
 
 
 def save_connections(n: int) -> Path:
+    return _write({**load_config(), "connections": n})
+
+
+def _write(config: dict[str, object]) -> Path:
     path = config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = {**load_config(), "connections": n}
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two runs may save at once
     tmp.write_text(json.dumps(config, indent=1) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def host_start(host: str) -> int | None:
+    """Where ``-n auto`` settled for this host last time, if it was recorded."""
+    hosts = load_config().get("hosts")
+    value = hosts.get(host) if isinstance(hosts, dict) else None
+    return value if isinstance(value, int) and 1 <= value <= 256 else None
+
+
+def save_host_start(host: str, n: int) -> None:
+    """Remember where ``-n auto`` settled for this host; never fails the command."""
+    config = load_config()
+    hosts = config.get("hosts")
+    hosts = dict(hosts) if isinstance(hosts, dict) else {}
+    if hosts.get(host) == n:
+        return
+    hosts[host] = n
+    with contextlib.suppress(OSError):
+        _write({**config, "hosts": hosts})

@@ -167,3 +167,33 @@ def test_a_fast_connection_is_not_stolen_from() -> None:
     c.release(x)
     c.advance(y, 4_500_000)  # 4.5 MB/s since 0: 0.5 MB left, 0.1 s: a cut would cost more
     assert c.take(now=1.0) is None
+
+
+def test_auto_control_doubles_while_it_pays_and_steps_back_at_the_knee() -> None:
+    from segfetch.engine.control import START, Controller
+
+    c = Controller(cap=16)
+    assert c.limit == START
+    assert c.epoch(2e6, busy=2) == 2  # settling: the first epoch shows nothing
+    assert c.epoch(2e6, busy=2) == 4  # then grow
+    c.epoch(2e6, busy=4)  # settling
+    assert c.epoch(4e6, busy=4) == 16  # doubled the rate in full: grow faster (capped)
+    c.epoch(4e6, busy=16)
+    assert c.epoch(4.2e6, busy=16) == 4  # 4x the connections bought 5 %: back to the knee
+    assert c.knee == 4
+    c.epoch(4e6, busy=4)
+    for _ in range(7):
+        assert c.epoch(4e6, busy=4) == 4  # at the knee
+    assert c.epoch(4e6, busy=4) == 5  # now and then, one more to see if the link changed
+    assert c.pushback(busy=5) == 2  # the host refused: half of what was in use
+    assert c.epoch(1e6, busy=1) == 2  # too little work to judge: unchanged
+
+
+def test_auto_control_on_a_shared_cap_stays_small() -> None:
+    from segfetch.engine.control import Controller
+
+    c = Controller(cap=16)
+    rates = iter([1e6] * 20)
+    for _ in range(20):
+        c.epoch(next(rates), busy=c.limit)
+    assert c.limit <= 3

@@ -17,7 +17,7 @@ from segfetch.cli.options import (
     link_from_args,
 )
 from segfetch.errors import SegfetchError, UsageError
-from segfetch.units import human_bytes, parse_size
+from segfetch.units import human_bytes, parse_size, plural
 
 if TYPE_CHECKING:
     from segfetch.testing.emulator import Link
@@ -140,8 +140,9 @@ def _run_demo(args: argparse.Namespace) -> int:
             times = []
             with tempfile.TemporaryDirectory() as tmp:
                 for count in dict.fromkeys((1, n)):
+                    label = "auto" if count is None else f"{count} conn"
                     dest = Path(tmp) / f"demo-{count}.whl"
-                    with ProgressBar(f"{count} conn", quiet=args.quiet) as bar:
+                    with ProgressBar(label, quiet=args.quiet) as bar:
                         result = await download(
                             emu.url("/demo.whl"),
                             dest,
@@ -150,13 +151,15 @@ def _run_demo(args: argparse.Namespace) -> int:
                             progress=bar.update,
                         )
                     times.append(result.seconds)
+                    most = plural(result.connections, "connection")
                     print(
-                        f"{count:>2} conn: {result.seconds:6.2f} s "
+                        f"{label:>7}: {result.seconds:6.2f} s "
                         f"({human_bytes(size / result.seconds)}/s), {result.retries} retries, "
-                        f"{result.requests} requests, sha256 verified"
+                        f"{result.requests} requests, at most {most}, sha256 verified"
                     )
             if len(times) == 2:
-                print(f"speed-up with {n} connections: {times[0] / times[1]:.1f}x")
+                what = "-n auto" if n is None else f"{n} connections"
+                print(f"speed-up with {what}: {times[0] / times[1]:.1f}x")
 
     running.run(run)
     return 0

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from segfetch.config import saved_connections
 from segfetch.engine.options import (
-    DEFAULT_CONNECTIONS,
+    AUTO_CAP,
     DEFAULT_MIN_SEGMENT,
     DEFAULT_TIMEOUT,
     MAX_CONNECTIONS,
@@ -30,10 +30,10 @@ def add_download_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-n",
         "--connections",
-        type=int,
-        default=saved_connections(DEFAULT_CONNECTIONS),
-        metavar="N",
-        help="connections at most (default 8, or what `segfetch bench --save` chose)",
+        default=saved_connections("auto"),
+        metavar="N|auto",
+        help="connections per file: auto (the default: as many as the link rewards, up to "
+        f"{AUTO_CAP}) or a fixed count (`segfetch bench --save` may set one)",
     )
     p.add_argument(
         "--min-segment",
@@ -59,8 +59,7 @@ def add_download_options(p: argparse.ArgumentParser) -> None:
 
 def download_options(args: argparse.Namespace) -> Options:
     """The engine's options from the shared command-line options, checked."""
-    if not 1 <= args.connections <= MAX_CONNECTIONS:
-        raise UsageError(f"-n must be from 1 to {MAX_CONNECTIONS}, not {args.connections}")
+    connections = _connections(str(args.connections))
     if not 1 <= args.max_tries <= 1000:
         raise UsageError(f"--max-tries must be from 1 to 1000, not {args.max_tries}")
     try:
@@ -76,11 +75,19 @@ def download_options(args: argparse.Namespace) -> Options:
     if not (math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
         raise UsageError(f"--timeout must be more than 0 and at most {MAX_TIMEOUT:g} seconds")
     return Options(
-        connections=args.connections,
+        connections=connections,
         min_segment=min_segment,
         timeout=timeout,
         policy=RetryPolicy(max_tries=args.max_tries),
     )
+
+
+def _connections(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_CONNECTIONS:
+        raise UsageError(f"-n takes auto or a count from 1 to {MAX_CONNECTIONS}, not {text!r}")
+    return int(text)
 
 
 def check_url(url: str) -> str:

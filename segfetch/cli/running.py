@@ -8,6 +8,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from segfetch.errors import first_error
+
 T = TypeVar("T")
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
@@ -43,7 +45,10 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
                 results.append(await fn())
                 nursery.cancel_scope.cancel()
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:  # Ctrl-C inside the nursery: say it plainly
+        raise first_error(group) from None
     if received:
         raise Terminated(received[0])
     return results[0]

@@ -14,7 +14,7 @@ from segfetch import __version__
 from segfetch.engine import failures
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
-from segfetch.engine.options import DEFAULT_CONNECTIONS, DEFAULT_TIMEOUT
+from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
 from segfetch.errors import DownloadError, redact_url
@@ -55,9 +55,7 @@ READ_SIZE = 1024 * 1024
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
-def make_client(
-    connections: int = DEFAULT_CONNECTIONS, timeout: float = DEFAULT_TIMEOUT
-) -> httpx.AsyncClient:
+def make_client(connections: int = AUTO_CAP, timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         http1=True,
         http2=False,  # one TCP connection per segment is the point
@@ -100,9 +98,12 @@ async def send(
         where.current = final
         return response
     await response.aclose()
-    if status in EXPIRED_STATUS and where.current != where.origin:
-        where.current = where.origin  # ask again where the redirect came from
-        target = redact_url(url).split("?")[0]
+    if status in EXPIRED_STATUS and final != where.origin:
+        # A redirect target refused (a presigned URL that expired, say): ask again where
+        # the redirect came from. Judged by this answer's own URL: other connections may
+        # have moved `where` meanwhile.
+        where.current = where.origin
+        target = redact_url(final).split("?")[0]
         raise RetryLater(
             Failure(f"{target} (a redirect of {name}) answered {status}; asking again", True)
         )

@@ -29,6 +29,7 @@ from segfetch.engine.client import (
     part_body,
     send,
 )
+from segfetch.engine.control import START, Controller
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
@@ -61,7 +62,7 @@ async def download(
     ``sha256``: the file is kept only if it matches. ``size``, if known (from an index), must
     be the server's size, or nothing is fetched. ``slots`` is a connection budget shared with
     other downloads: each connection holds one place. ``client`` is reused if given (its
-    connection pool should allow ``options.connections``); ``options.timeout`` applies to
+    connection pool should allow ``options.cap``); ``options.timeout`` applies to
     every request either way. ``seed`` makes backoff jitter repeatable.
     """
     options = options or Options()
@@ -80,7 +81,7 @@ async def download(
     try:
         if client is not None:
             return await job.run(client)
-        async with make_client(options.connections, options.timeout) as own:
+        async with make_client(options.cap, options.timeout) as own:
             return await job.run(own)
     except OSError as exc:  # httpx wraps network errors: these are the disk's
         raise DiskError.from_os(exc, str(job.part.part)) from None
@@ -122,6 +123,9 @@ class _Download:
         self.where = Location(url)  # the URL asked for (the control file's key), and where to
         self.name = self.where.name
         self.options, self.sha256, self.size = options, sha256, size
+        if slots is None and options.connections is None:
+            start = options.start or START  # this file alone finds its count
+            slots = Slots(0, Controller(options.cap, limit=start, knee=options.start))
         self.progress, self.rng, self.slots = progress, rng, slots
         self.part = PartFile(dest)
         self.hasher = PrefixHasher(self.part)
@@ -182,6 +186,7 @@ class _Download:
             resumed=st.resumed,
             restarts=st.restarts,
             repaired=st.repaired,
+            settled=self.slots.controller.limit if self.slots and self.slots.controller else None,
         )
 
     def _start_over(self) -> None:
@@ -278,7 +283,7 @@ class _Download:
         if state is None:
             # Bounded, so that no byte is sent twice: an open-ended first answer would run on
             # into ranges other connections fetch, until it is cut. One connection takes all.
-            whole = self.open_probe or self.options.connections == 1
+            whole = self.open_probe or self.options.cap == 1
             start, end = 0, None if whole else self.options.min_segment
         else:
             known = rules.Known(state.size, state.etag, state.last_modified)
@@ -375,6 +380,7 @@ class _Download:
     async def _stream_whole(self, response: httpx.Response, size: int | None) -> int:
         size = size if size is not None else self.size  # never write past a known size
         keep = self.state  # set only where the validator showed the same file: bytes stay good
+        self.stats.resumed = 0  # every byte comes again in this stream
         if keep is None:
             self.part.reset()  # no resume without ranges
         else:

@@ -183,6 +183,9 @@ def judge_probe(
         size = content_length(headers)
         if changed(known, etag, modified, size):
             return Restart("the file changed since the last run")
+        if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
+            message = f"{name} sent another node's ETag; asking again by Last-Modified"
+            return Retry(Failure(message, retry=True), drop_etag=True)
         if same_version(known, etag, modified, size):
             return Whole(known.size)  # the same bytes: usable as one stream, state kept
         message = f"{name} ignored the range asked for; the saved bytes are kept"
@@ -205,6 +208,8 @@ def judge_probe(
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
         return Retry(Failure(f"{name}: {exc}", retry=True))
+    if total is None and known is not None:
+        total = known.size  # "bytes a-b/*" on a rerun: the size is known already
     if total is None:
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)

@@ -76,7 +76,7 @@ class Transfer:
         self.planner = Planner(
             state.size,
             state.done,
-            pieces=options.connections,
+            pieces=options.cap,
             min_segment=options.min_segment,
             steal_after=STEAL_AFTER,
             first=first,
@@ -94,7 +94,7 @@ class Transfer:
                 try:
                     async with trio.open_nursery() as workers:
                         workers.start_soon(self._first_worker, seg, body, release_probe)
-                        for _ in range(self.options.connections - 1):
+                        for _ in range(self.options.cap - 1):
                             workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
                     raise first_error(group, StartOver) from None
@@ -117,11 +117,34 @@ class Transfer:
         if self.slots is None:
             await self._worker(None, None)
             return
+        if self.slots.controller is not None:
+            await self._auto_worker(self.slots)
+            return
         await self.slots.acquire()
         try:
             await self._worker(None, None)
         finally:
             self.slots.release()
+
+    async def _auto_worker(self, slots: Slots) -> None:
+        """Under ``-n auto`` a place is held per segment, not for life, so that the count
+        the controller sets applies at once."""
+        self.stats.workers += 1
+        try:
+            while True:
+                await slots.acquire()
+                try:
+                    seg = self.planner.take(now=trio.current_time())
+                    if seg is None:
+                        return
+                    ok = await self._fetch(seg, None)
+                    self.planner.release(seg)
+                    if not ok:
+                        return
+                finally:
+                    slots.release()
+        finally:
+            self.stats.workers -= 1
 
     async def _worker(self, seg: Segment | None, body: Body | None) -> None:
         self.stats.workers += 1
@@ -226,6 +249,8 @@ class Transfer:
                 self.hasher.feed(seg.pos, data)
                 self.planner.advance(seg, n)
                 self.planner.heard(seg, trio.current_time())
+                if self.slots is not None:
+                    self.slots.count(n)
                 self.stats.received += n
                 budget.progressed(n)
                 self.report()

@@ -1,0 +1,77 @@
+"""How many connections a host gets, when segfetch chooses (``-n auto``). Pure: rates in,
+a connection count out; no clock, no socket.
+
+Additive increase, multiplicative decrease, with a slow start, as TCP does with its window:
+start with two connections and double while the total rate keeps growing with them; once
+more connections stop buying more (a shared cap, a CPU-bound fast link: "the knee"), step
+back and probe one more now and then, in case the link changed. A host that pushes back
+(429, 503, refused connections) gets half of what was in use at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+START = 2  # connections to begin with
+EPOCH = 0.3  # seconds of transfer per measurement
+# An increase from a to b connections must raise the rate by at least this share of the
+# (b - a) / a it would bring on a link capped per connection; else it bought too little.
+GAIN = 0.5
+PROBE_EVERY = 8  # epochs at the knee between probes of one more connection
+LINEAR = 0.8  # an increase that bought this share of its ideal: grow by 4x next, not 2x
+
+
+@dataclass
+class Controller:
+    cap: int  # never more than this
+    limit: int = START
+    knee: int | None = None  # where more connections stopped helping
+    _before: tuple[int, float] | None = None  # (limit, rate) before the increase on trial
+    _settling: bool = True  # the epoch after a change: new connections are still opening
+    _calm: int = 0  # epochs at the knee since the last probe
+    _linear: bool = False  # the last increase paid off almost in full
+
+    def __post_init__(self) -> None:
+        self.limit = max(1, min(self.limit, self.cap))
+
+    def epoch(self, rate: float, busy: int) -> int:
+        """One measurement: the total rate (bytes/s) over the epoch, and how many
+        connections were busy at its end. Returns the new limit."""
+        if self._settling:
+            self._settling = False
+            return self.limit
+        if busy < self.limit:
+            return self.limit  # too little work to fill the connections: it shows nothing
+        if self._before is not None:
+            limit, before = self._before
+            self._before = None
+            ideal = (self.limit - limit) / limit
+            if rate < before * (1 + GAIN * ideal):
+                self.knee = limit
+                return self._set(limit)
+            self._linear = rate >= before * (1 + LINEAR * ideal)
+        if self.limit >= self.cap:
+            return self.limit
+        if self.knee is not None:
+            self._calm += 1
+            if self._calm < PROBE_EVERY:
+                return self.limit
+            self._calm = 0
+            grown = self.limit + 1
+        else:
+            grown = self.limit * (4 if self._linear else 2)
+        self._before = (self.limit, rate)
+        return self._set(min(self.cap, grown))
+
+    def pushback(self, busy: int) -> int:
+        """The host refused or asked us to slow down: half of what was in use."""
+        self.knee = max(1, busy // 2)
+        self._before = None
+        self._calm = 0
+        return self._set(self.knee)
+
+    def _set(self, limit: int) -> int:
+        if limit != self.limit:
+            self._settling = True
+        self.limit = limit
+        return limit

@@ -1,0 +1,26 @@
+"""segfetch's settings file: a fixed -n from `bench --save`, and where -n auto settled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segfetch import config
+
+
+def test_host_starts_are_remembered_beside_the_fixed_count(tmp_path: Path) -> None:
+    assert config.host_start("files.example:443") is None
+    config.save_connections(6)
+    config.save_host_start("files.example:443", 3)
+    config.save_host_start("other:80", 12)
+    assert config.host_start("files.example:443") == 3
+    assert config.host_start("other:80") == 12
+    assert config.saved_connections("auto") == "6"
+    assert not list(Path(config.config_path()).parent.glob("*.tmp"))
+
+
+def test_a_broken_settings_file_is_no_settings(tmp_path: Path) -> None:
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"hosts": {"h:1": "lots"}, "connections": 9999}')
+    assert config.host_start("h:1") is None
+    assert config.saved_connections("auto") == "auto"
