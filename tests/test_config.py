@@ -24,3 +24,20 @@ def test_a_broken_settings_file_is_no_settings(tmp_path: Path) -> None:
     path.write_text('{"hosts": {"h:1": "lots"}, "connections": 9999}')
     assert config.host_start("h:1") is None
     assert config.saved_connections("auto") == "auto"
+
+
+async def test_get_remembers_where_auto_settled_for_the_host(tmp_path: Path) -> None:
+    import json
+
+    from helpers import segfetch
+
+    from segfetch.testing.emulator import Emulator, Link, SyntheticFile
+
+    async with Emulator({"/f.bin": SyntheticFile(3_000_000)}, link=Link(rate=1 << 20)) as emu:
+        first = await segfetch("get", emu.url("/f.bin"), "-o", str(tmp_path / "a"), "--json")
+        assert first.returncode == 0, first.stderr
+        settled = json.loads(first.stdout)["settled"]
+        assert config.host_start(f"127.0.0.1:{emu.port}") == settled >= 1
+        fixed = await segfetch("get", emu.url("/f.bin"), "-o", str(tmp_path / "b"), "-n", "3")
+        assert fixed.returncode == 0, fixed.stderr  # a fixed -n neither reads nor writes it
+        assert config.host_start(f"127.0.0.1:{emu.port}") == settled

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -13,6 +14,7 @@ from urllib.parse import unquote
 
 from segfetch.cli import running
 from segfetch.cli.options import add_download_options, check_url, download_options
+from segfetch.config import host_start, save_host_start
 from segfetch.errors import UsageError, redact_url
 from segfetch.units import human_bytes, is_sha256, plural
 
@@ -48,15 +50,29 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("--sha256 takes 64 hex digits")
     options = download_options(args)
     dest = _destination(url, args.output)
+    host = _host(url)
+    if options.connections is None:  # auto: begin where this host settled last time
+        options = dataclasses.replace(options, start=host_start(host))
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
         result = running.run(
             lambda: download(url, dest, options, sha256=args.sha256, progress=bar.update)
         )
+    if result.settled is not None:
+        save_host_start(host, result.settled)
     if args.json:
         print(json.dumps(result_dict(result)))
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0
+
+
+def _host(url: str) -> str:
+    """host:port, the key under which -n auto remembers a host."""
+    scheme, _, rest = url.partition("://")
+    authority = rest.split("/", 1)[0].rpartition("@")[2].lower()
+    if authority.rsplit(":", 1)[-1].isdigit() and not authority.endswith("]"):
+        return authority
+    return f"{authority}:{443 if scheme.lower() == 'https' else 80}"
 
 
 def _destination(url: str, output: str | None) -> Path:
