@@ -26,7 +26,9 @@ def typecheck(session: nox.Session) -> None:  # as .ci/run: the tests' and bench
 
 
 @nox.session
-def reliability(session: nox.Session) -> None:  # the long version: the whole matrix
+def reliability(session: nox.Session) -> None:
+    # The long version: the whole matrix (~20 min). curl and aria2c run as peers from PATH
+    # (`apt-get install curl aria2`); a missing one is skipped and the report says so.
     session.install("-e", ".[test]")
     session.run("python", "benchmarks/reliability.py", *session.posargs)
 

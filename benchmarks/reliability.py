@@ -1,7 +1,8 @@
 """The reliability matrix: every fault of the link emulator alone, and all of them at once.
 
-    python benchmarks/reliability.py [--seeds N] [--out FILE] [--json FILE]
-                                     [--only FAULT ...] [--no-evidence]
+    python benchmarks/reliability.py [--seeds N] [--peer-seeds N] [--out FILE] [--json FILE]
+                                     [--only FAULT ...] [--no-peers] [--no-crash]
+                                     [--no-evidence]
 
 The promise checked: a bad link may cost time, never a broken file. Each run ends in one of
 
@@ -19,6 +20,13 @@ served by the emulator as a simple index. Then the crash/resume experiment (SIGK
 `segfetch get`, then a second run) and the evidence of selected tests (pytest -s), and the
 whole thing is written to docs/reliability.md.
 
+Peers on the same cases: the `get` case is also fetched by curl (plain, and `-C - --retry 5
+--retry-all-errors`) and aria2c (plain, and with `--checksum=sha-256=...`), found on PATH
+(skipped and reported if missing; `--no-peers` skips them), on the same link and seed, with
+fewer seeds (`--peer-seeds`). Every run of every tool also records "exit 0 with a wrong file":
+success reported while the destination is not the server's file. segfetch must have none;
+the peers' are reported, not judged (the exit status counts segfetch's BAD runs only).
+
 Stdlib + segfetch (+ pytest for the evidence section). No network beyond 127.0.0.1.
 """
 
@@ -26,10 +34,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -52,6 +62,7 @@ from segfetch.engine.ranges import RangeSet
 from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import HashMismatch, SegfetchError
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
+from segfetch.testing.emulator.faults import FAULT_KINDS
 from segfetch.testing.wheelmaker import make_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,6 +102,11 @@ def _one(*faults: Fault, **link: Any) -> Factory:
 
 def _body(kind: str, **kw: Any) -> Factory:
     return lambda seed, e: Link(rate=RATE, seed=seed, faults=(Fault(kind, every=e, **kw),))
+
+
+def _server(kind: str, **kw: Any) -> Factory:
+    """One fault, built when the link is: a kind this emulator lacks fails only if used."""
+    return lambda seed, e: Link(rate=RATE, seed=seed, faults=(Fault(kind, **kw),))
 
 
 def _chaos(seed: int, e: int) -> Link:
@@ -179,6 +195,50 @@ FAULTS: dict[str, tuple[str, Factory]] = {
         ),
     ),
 }
+# Misbehaving servers seen in the wild, added when the emulator has the fault kind (FAULT_KINDS).
+SERVERS: dict[str, tuple[str, Factory]] = {
+    "portal": (
+        "the run's first request for a file gets a captive portal's small page (200 "
+        "text/html) instead of the file; later ones the file",
+        _server("portal", limit=1),
+    ),
+    "node_etag": (
+        "behind a load balancer: each connection reaches one of 2 nodes (seeded), which send "
+        "different ETags for the same bytes; an If-Range naming the other node's ETag gets 200 "
+        "with the whole file",
+        _server("node_etag", nodes=2),
+    ),
+    "expire": (
+        "the URL answers 302 to a signed URL that serves ~4E body bytes (drawn in [2E, 6E), a "
+        "body going past it is cut there), then answers 403; the URL gives a new one",
+        lambda seed, e: _server("expire", every=4 * e)(seed, e),
+    ),
+    "gzip_range": (
+        "30 % of ranged requests answered 206 with Content-Encoding: gzip (the range's bytes "
+        "compressed, chunked), whatever Accept-Encoding asked",
+        _server("gzip_range", rate=0.3),
+    ),
+    "multipart": (
+        "30 % of ranged requests answered 206 multipart/byteranges with the one part asked",
+        _server("multipart", rate=0.3),
+    ),
+    "wrong_416": (
+        "the first request for a file answered 416 with Content-Range: bytes */0 (the file is "
+        "not empty)",
+        _server("wrong_416"),
+    ),
+    "unknown_total": (
+        "30 % of ranged requests answered 206 with Content-Range: bytes a-b/* (length unknown)",
+        _server("unknown_total", rate=0.3),
+    ),
+    "shifted_start": (
+        "30 % of ranged requests (not starting at 0) answered 206 from 1-4096 bytes earlier "
+        "than asked, with the end asked (the Content-Range says so)",
+        _server("shifted_start", rate=0.3),
+    ),
+}
+MISSING = [k for k in SERVERS if k not in FAULT_KINDS]  # not in this emulator: left out
+FAULTS.update({k: v for k, v in SERVERS.items() if k in FAULT_KINDS})
 COMMANDS = ("get", "download")
 NOT_APPLICABLE = {("change", "download"): "the emulator changes synthetic files only"}
 
@@ -190,6 +250,9 @@ class Run:
     seed: int
     outcome: str  # verified | clean error | BAD
     detail: str = ""  # the error line, or why BAD
+    tool: str = "segfetch"  # or a peer's name (PEERS), on the get case
+    wrong_file: bool = False  # exit 0 (returned), but the destination is not the server's file
+    left: bool = False  # peers: failed, and a (partial) file is at the destination
     seconds: float = 0.0
     retries: int | None = None
     requests: int = 0
@@ -205,6 +268,13 @@ class Cell:
     fault: str
     command: str
     runs: list[Run] = field(default_factory=list)
+    tool: str = "segfetch"
+    skipped: str = ""  # why this tool did not run this case
+
+
+def is_get_file(path: str) -> bool:
+    """The get file's path in the log, also under a signed URL (/signed/<token>/file.bin)."""
+    return path == PATH or (path.startswith("/signed/") and path.endswith(PATH))
 
 
 # -- get: the library call ---------------------------------------------------------------------
@@ -243,8 +313,9 @@ async def run_get(fault: str, seed: int, work: Path) -> Run:
             else:
                 run.retries = result.retries
                 leftovers = sorted(p.name for p in work.iterdir() if p != dest)
-                if dest.read_bytes() not in versions:
-                    run.detail = "BAD: the file at the destination has wrong bytes"
+                if not dest.is_file() or dest.read_bytes() not in versions:
+                    run.wrong_file = True
+                    run.detail = "BAD: returned, but the destination is not the server's file"
                 elif leftovers:
                     run.detail = f"BAD: leftovers beside the verified file: {leftovers}"
                 else:
@@ -253,7 +324,7 @@ async def run_get(fault: str, seed: int, work: Path) -> Run:
         if scope.cancelled_caught:
             run.outcome, run.detail = "BAD", f"BAD: still running after {RUN_LIMIT:g} s"
         await _settle(emu)
-        _account(run, emu, lambda p: p == PATH, SIZE)
+        _account(run, emu, is_get_file, SIZE)
         if run.outcome == "clean error" and _state_kept(dest):
             await resume(run, emu, dest, sha, versions[0])  # a clean link serves version 0
     return run
@@ -265,7 +336,9 @@ async def resume(run: Run, emu: Emulator, dest: Path, sha: str | None, want: byt
     control = dest.with_name(dest.name + ".part.json")
     done = RangeSet((a, b) for a, b in json.loads(control.read_text())["done"])
     first = len(emu.log)
-    emu.link = Link(rate=RATE, seed=run.seed)  # the same content and validators, no faults
+    # The same content and validators (a node's ETag included), no faults
+    nodes = tuple(f for f in emu.link.faults if f.kind == "node_etag")
+    emu.link = Link(rate=RATE, seed=run.seed, faults=nodes)
     try:
         with trio.fail_after(RUN_LIMIT):
             result = await download(
@@ -276,7 +349,7 @@ async def resume(run: Run, emu: Emulator, dest: Path, sha: str | None, want: byt
         run.resume = f"BAD: the second run failed: {type(exc).__name__}: {exc}"
         run.outcome, run.detail = "BAD", f"{run.resume} (first run: {run.detail})"
         return
-    again = [e for e in emu.log[first:] if e["path"] == PATH and e["method"] == "GET"]
+    again = [e for e in emu.log[first:] if is_get_file(str(e["path"])) and e["method"] == "GET"]
     inside = [
         e for e in again if e["start"] is None or done.covers(_n(e["start"]), _n(e["start"]) + 1)
     ]
@@ -360,7 +433,11 @@ async def run_download(
                     report = json.loads(proc.stdout)
                     run.retries = sum(int(r.get("retries") or 0) for r in report)
                 else:
-                    run.detail = "BAD: exit 0 but the files differ from the index's"
+                    run.wrong_file = True
+                    differ = sorted(
+                        set(got) ^ set(wheels) | {k for k in got if got[k] != wheels.get(k)}
+                    )
+                    run.detail = f"BAD: exit 0 but the files differ from the index's: {differ}"
             elif (
                 proc.returncode == 1
                 and len(lines) == 1
@@ -375,6 +452,134 @@ async def run_download(
         await _settle(emu)
         _account(run, emu, lambda p: p.endswith(".whl"), sum(len(b) for b in wheels.values()))
     return run
+
+
+# -- peers: curl and aria2c on the get case ---------------------------------------------------
+
+CURL, ARIA2C = shutil.which("curl"), shutil.which("aria2c")
+PEER_SEEDS = 3  # seeds per peer cell (default): the peers' runs are the slow part
+PEER_LIMIT = 120.0  # a peer's run still going after this counts as BAD ("does not end")
+# Peer runs at a time: they mostly wait (stalls waited out, curl's backoff), and one at a time
+# would take ~12 minutes per seed. segfetch's runs go one at a time.
+PEER_PARALLEL = 6
+ARIA2 = [
+    "-x8", "-s8", "-k1M", "--allow-overwrite=true", "--auto-file-renaming=false",
+    "--no-conf=true", "--console-log-level=error", "--summary-interval=0",
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str  # as shown in the tables
+    exe: str | None  # None: not installed
+    args: Callable[[str, Path, str | None], list[str]]  # (url, dest, sha256) -> the argv
+    checksum: bool = False  # needs the sha256 (not run where none is given: `change`)
+    missing: str = ""  # why it is not run at all, beside "not installed"
+
+
+@functools.cache
+def _curl_retry_all() -> bool:
+    """--retry-all-errors: curl 7.71 and later."""
+    if CURL is None:
+        return False
+    out = subprocess.run([CURL, "--help", "all"], capture_output=True, text=True, check=False)
+    return "--retry-all-errors" in out.stdout
+
+
+def peers() -> list[Peer]:
+    retry = ["-C", "-", "--retry", "5"] + (["--retry-all-errors"] if _curl_retry_all() else [])
+
+    def curl(extra: list[str]) -> Callable[[str, Path, str | None], list[str]]:
+        return lambda url, dest, sha: [str(CURL), "-sS", "-f", "-L", *extra, "-o", str(dest), url]
+
+    def aria2c(checksum: bool) -> Callable[[str, Path, str | None], list[str]]:
+        def args(url: str, dest: Path, sha: str | None) -> list[str]:
+            extra = [f"--checksum=sha-256={sha}"] if checksum and sha else []
+            return [str(ARIA2C), *ARIA2, *extra, "-d", str(dest.parent), "-o", dest.name, url]
+
+        return args
+
+    return [
+        Peer("curl", CURL, curl([])),
+        Peer("curl " + " ".join(retry), CURL, curl(retry)),
+        Peer("aria2c", ARIA2C, aria2c(False)),
+        Peer("aria2c --checksum", ARIA2C, aria2c(True), checksum=True),
+    ]
+
+
+def _what(data: bytes, versions: list[bytes]) -> str:
+    """What a wrong file looks like, in a few words."""
+    if not data:
+        return "an empty file"
+    if data.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if data[:2] == b"\x1f\x8b":
+        return "gzip data"
+    if data.startswith(b"--"):
+        return "a multipart body"
+    if data in versions:
+        return "the right bytes"
+    if any(v.startswith(data) for v in versions):
+        return "the file's first bytes"
+    if any(len(v) == len(data) for v in versions):
+        differ = min(sum(a != b for a, b in zip(v, data, strict=True)) for v in versions)
+        return f"{differ:,} byte{'s' if differ > 1 else ''} wrong"
+    return "parts of the file, with holes or wrong bytes"
+
+
+async def run_peer(peer: Peer, fault: str, seed: int, work: Path) -> Run:
+    link = FAULTS[fault][1](seed, EVERY["get"])
+    dest = work / "out.bin"
+    run = Run(fault, "get", seed, "BAD", tool=peer.name)
+    async with Emulator({PATH: SyntheticFile(SIZE)}, link=link) as emu:
+        versions = [emu.content(PATH, v) for v in (0, 1)]
+        sha = None if fault == "change" else emu.sha256(PATH)
+        t0 = time.perf_counter()
+        proc = None
+        with trio.move_on_after(PEER_LIMIT):
+            proc = await trio.run_process(
+                peer.args(emu.url(PATH), dest, sha),
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                cwd=work,
+            )
+        run.seconds = time.perf_counter() - t0
+        data = dest.read_bytes() if dest.is_file() else None
+        if proc is None:
+            run.detail = f"BAD: still running after {PEER_LIMIT:g} s"
+        elif proc.returncode == 0:
+            if data in versions:
+                run.outcome = "verified"
+            else:
+                run.wrong_file = True
+                run.detail = "BAD: exit 0 with a wrong file: " + (
+                    "no file" if data is None else f"{len(data):,} bytes, {_what(data, versions)}"
+                )
+        else:
+            out = (proc.stderr + proc.stdout).decode(errors="replace")
+            why = _peer_error(out)
+            if data is not None:
+                run.left = True
+                run.detail = (
+                    f"BAD: exit {proc.returncode} with {len(data):,} bytes left at the "
+                    f"destination ({_what(data, versions)}): " + why
+                )
+            else:
+                run.outcome, run.detail = "clean error", f"exit {proc.returncode}: {why}"
+        await _settle(emu)
+        _account(run, emu, is_get_file, SIZE)
+    return run
+
+
+def _peer_error(out: str) -> str:
+    """The line of a peer's output that says why it failed."""
+    lines = [x.strip() for x in out.splitlines() if x.strip()]
+    for key in ("curl: (", "errorCode=", "Exception:", "error"):
+        hits = [x for x in lines if key in x]
+        if hits:
+            return re.sub(r"^\S+ \S+ \[\w+\] ", "", hits[-1])[:200]  # aria2c's time stamp
+    return lines[-1][:200] if lines else "(no output)"
 
 
 # -- crash and resume ------------------------------------------------------------------------
@@ -516,30 +721,105 @@ def normalized(detail: str) -> str:
     return re.sub(r"received \d+ bytes", "received N bytes", detail)
 
 
+def spread(xs: list[float]) -> str:
+    """The median, with min-max when there are several values."""
+    if not xs:
+        return "-"
+    m = f"{statistics.median(xs):.2f}"
+    return m if len(xs) == 1 else f"{m} ({min(xs):.2f}-{max(xs):.2f})"
+
+
+def counts(c: Cell) -> dict[str, int]:
+    n = {o: sum(r.outcome == o for r in c.runs) for o in ("verified", "clean error", "BAD")}
+    n["wrong"] = sum(r.wrong_file for r in c.runs)
+    n["left"] = sum(r.left for r in c.runs)
+    return n
+
+
+def strong(n: int) -> str:
+    return f"**{n}**" if n else "0"
+
+
 def matrix_table(cells: list[Cell]) -> str:
     head = (
-        "| fault | command | verified | clean error | BAD | median retries | median wasted "
-        "| median requests | median faults fired | median s | resumed after the error |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        "| fault | command | verified | clean error | BAD | exit 0 with a wrong file "
+        "| median retries | median wasted | median requests | median faults fired "
+        "| median s (min-max) | resumed after the error |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n"
     )
     rows = []
     for c in cells:
         if (c.fault, c.command) in NOT_APPLICABLE:
             why = NOT_APPLICABLE[c.fault, c.command]
-            rows.append(f"| {c.fault} | {c.command} | n/a: {why} ||||||||| ")
+            rows.append(f"| {c.fault} | {c.command} | n/a: {why} |||||||||| ")
             continue
-        n = {o: sum(r.outcome == o for r in c.runs) for o in ("verified", "clean error", "BAD")}
+        n = counts(c)
         ok = [r for r in c.runs if r.outcome == "verified"]
         retries = median([r.retries for r in ok if r.retries is not None])
         wasted = size_text(statistics.median([r.wasted for r in ok])) if ok else "-"
-        bad = f"**{n['BAD']}**" if n["BAD"] else "0"
         rows.append(
-            f"| {c.fault} | {c.command} | {n['verified']} | {n['clean error']} | {bad} | "
+            f"| {c.fault} | {c.command} | {n['verified']} | {n['clean error']} | "
+            f"{strong(n['BAD'])} | {strong(n['wrong'])} | "
             f"{retries} | {wasted} | {median([r.requests for r in c.runs])} | "
             f"{median([r.fired for r in c.runs])} | "
-            f"{median([round(r.seconds, 2) for r in c.runs])} | {resumed(c)} |"
+            f"{spread([r.seconds for r in c.runs])} | {resumed(c)} |"
         )
     return head + "\n".join(rows) + "\n"
+
+
+def peer_table(cells: list[Cell]) -> str:
+    head = (
+        "| fault | tool | verified | clean error | BAD | exit 0 with a wrong file "
+        "| failed, a file left at the destination | did not end | median requests "
+        "| median s (min-max) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    )
+    rows = []
+    for c in cells:
+        if c.skipped:
+            rows.append(f"| {c.fault} | {c.tool} | n/a: {c.skipped} ||||||| ")
+            continue
+        n = counts(c)
+        hung = sum("still running" in r.detail for r in c.runs)
+        rows.append(
+            f"| {c.fault} | {c.tool} | {n['verified']} | {n['clean error']} | {n['BAD']} | "
+            f"{strong(n['wrong'])} | {n['left']} | {hung} | "
+            f"{median([r.requests for r in c.runs])} | {spread([r.seconds for r in c.runs])} |"
+        )
+    return head + "\n".join(rows) + "\n"
+
+
+def summary_table(cells: list[Cell], peer_cells: list[Cell]) -> str:
+    """One line per fault: verified / clean error / BAD / exit 0 with a wrong file, per tool."""
+    tools = ["segfetch get", "segfetch download"]
+    tools += list(dict.fromkeys(c.tool for c in peer_cells))
+    table: dict[tuple[str, str], Cell] = {}
+    for c in cells:
+        table[c.fault, f"segfetch {c.command}"] = c
+    for c in peer_cells:
+        table[c.fault, c.tool] = c
+    out = "| fault | " + " | ".join(f"`{t}`" for t in tools) + " |\n"
+    out += "|---|" + "---:|" * len(tools) + "\n"
+    for fault in dict.fromkeys(c.fault for c in cells):
+        row = []
+        for t in tools:
+            cell = table.get((fault, t))
+            if cell is None or cell.skipped or (cell.fault, cell.command) in NOT_APPLICABLE:
+                row.append("n/a")
+                continue
+            n = counts(cell)
+            row.append(f"{n['verified']} / {n['clean error']} / {n['BAD']} / {strong(n['wrong'])}")
+        out += f"| {fault} | " + " | ".join(row) + " |\n"
+    return out
+
+
+def version(exe: str | None, *args: str) -> str:
+    if exe is None:
+        return "not installed"
+    try:
+        out = subprocess.run([exe, *args], capture_output=True, text=True, check=False).stdout
+    except OSError as exc:
+        return f"not runnable ({exc})"
+    return out.strip().splitlines()[0] if out.strip() else "?"
 
 
 def machine() -> str:
@@ -562,10 +842,12 @@ def machine() -> str:
 
 
 def render(
-    cells: list[Cell], seeds: int, crashes: list[Crash], evidence: dict[str, Any] | None,
-    started: str, elapsed: float, argv: list[str],
+    cells: list[Cell], peer_cells: list[Cell], args: argparse.Namespace,
+    crashes: list[Crash], evidence: dict[str, Any] | None, started: str, elapsed: float,
 ) -> str:  # fmt: skip
+    seeds, argv = args.seeds, args.argv
     bad = [r for c in cells for r in c.runs if r.outcome == "BAD"]
+    wrong = sum(r.wrong_file for c in cells for r in c.runs)
     errors = Counter(
         (r.fault, r.command, normalized(r.detail))
         for c in cells for r in c.runs if r.outcome == "clean error"
@@ -601,7 +883,8 @@ def render(
         "seeds).",
         "- `benchmarks/reliability.py` (`nox -s reliability`): the matrix below, every fault "
         "kind alone and all at once, for both commands, several seeds, each run on a fresh "
-        "emulator so that its faults depend only on the seed.\n",
+        "emulator so that its faults depend only on the seed; and curl and aria2c on the "
+        "same `get` cases (*Peers on the same cases*).\n",
         "## The matrix\n",
         f"Link: {RATE / MIB:g} MiB/s per connection, no RTT, emulator on 127.0.0.1. Body faults "
         f"fire at an offset drawn in [E/2, 3E/2) of a response, E = {EVERY['get'] // KIB} KiB "
@@ -615,14 +898,28 @@ def render(
         f"`-n {CONNECTIONS} --min-segment {MIN_SEGMENT // KIB}K --timeout {TIMEOUT:g} "
         "--no-cache`. Seeds 1.." + str(seeds) + " per cell.\n",
         "| fault | what the emulator does |\n|---|---|\n" + faults + "\n",
-        "Columns: outcome counts; over the verified runs, median retries (the engine's count; "
+        *(
+            [
+                "Not in this run (the emulator has no such fault kind yet): "
+                + ", ".join(f"`{k}`" for k in MISSING)
+                + ".\n"
+            ]
+            if MISSING
+            else []
+        ),
+        "Columns: outcome counts; *exit 0 with a wrong file*: runs that reported success "
+        "(exit 0; for the library, `download` returned) while the destination is not "
+        "byte-identical to the server's file (for `change`, to one whole version): the one "
+        "failure that a caller cannot see, counted apart from BAD (which includes it) and "
+        "required to read 0; over the verified runs, median retries (the engine's count; "
         "for `download` summed over the files) and median wasted bytes (the emulator log's "
         "`sent` for the file(s) minus their size: bytes that crossed the wire twice, or that "
         "the server wrote after the client had stopped reading, e.g. the rest of the "
         "open-ended first request; after a reset the client may have received less than "
         "`sent`); over all runs, median requests for the file(s), median faults fired (log "
         "entries with a fault, plus one when a changed version was served; a fault may fire "
-        "on bytes the client no longer wanted) and median wall seconds (informative only).\n",
+        "on bytes the client no longer wanted) and wall seconds, median and min-max "
+        "(informative only).\n",
         matrix_table(cells),
         "*Resumed after the error* (`get` only; `download --no-cache` keeps its resume state "
         "in a throw-away cache): after a clean error with `.part` + `.part.json` kept, a second "
@@ -636,7 +933,8 @@ def render(
         "is not a zip (a wheel costs one member: see *Repair* below). The `none` row is the "
         "baseline of wasted bytes: the first request of each file is open-ended, and the "
         "server writes ahead into the socket after the client has read its first segment.\n",
-        f"{total} runs, {len(bad)} BAD. Run started {started}, took {elapsed / 60:.1f} min.\n",
+        f"{total} segfetch runs, {len(bad)} BAD, {wrong} exit 0 with a wrong file. Run started "
+        f"{started}, took {elapsed / 60:.1f} min (peers, crash runs and evidence included).\n",
     ]
     if bad:
         parts.append("### BAD outcomes\n")
@@ -646,6 +944,8 @@ def render(
         parts.append("### The clean errors seen\n")
         parts += [f"- {f} / {c} ({n}x): `{d}`" for (f, c, d), n in sorted(errors.items())]
         parts.append("")
+    if peer_cells:
+        parts += peer_sections(cells, peer_cells, args)
     parts += [
         "## Crash and resume\n",
         "`segfetch get` of an 8,000,000 byte file (512 KiB/s per connection, `-n 4`) is killed "
@@ -676,13 +976,15 @@ def render(
     parts += [
         "## The machine\n",
         machine() + "\n",
+        f"Peers: {version(CURL, '--version')}; {version(ARIA2C, '--version')}.\n",
         "## Reproduce\n",
         "```sh",
         "pip install -e '.[test]'",
-        "python benchmarks/reliability.py              # the whole matrix, 5 seeds: this file",
+        "python benchmarks/reliability.py              # the whole matrix: this file",
         "nox -s reliability                            # the same in a nox venv",
         "python benchmarks/reliability.py --seeds 2 --only reset chaos --no-evidence "
         "--out /tmp/r.md",
+        "python benchmarks/reliability.py --no-peers ...  # segfetch only (no curl, aria2c)",
         "pytest -q tests/test_chaos.py                 # the short version, in the default run",
         "```\n",
         f"This file was written by: `python benchmarks/reliability.py {' '.join(argv)}`. "
@@ -690,6 +992,68 @@ def render(
         "from (seed, path, range start, attempt), and `FAULTS` in the script gives the link.\n",
     ]
     return "\n".join(parts)
+
+
+def peer_sections(cells: list[Cell], peer_cells: list[Cell], args: argparse.Namespace) -> list[str]:
+    ran = [c for c in peer_cells if not c.skipped]
+    runs = [r for c in ran for r in c.runs]
+    wrong = sum(r.wrong_file for r in runs)
+    missing = sorted({c.tool for c in peer_cells if c.skipped == "not installed"})
+    details = Counter((r.fault, r.tool, normalized(r.detail)) for r in runs if r.detail)
+    commands = (
+        "\n".join(
+            f"- `{p.name}`: `{' '.join(p.args('URL', Path('DIR/out.bin'), 'HEX'))}`"
+            for p in peers()
+        )
+        .replace(str(CURL), "curl")
+        .replace(str(ARIA2C), "aria2c")
+    )
+    out = [
+        "## Peers on the same cases\n",
+        "The `get` case (one 2,000,000 byte file, the same link and seed, a fresh emulator per "
+        "run) fetched by curl and aria2c as a user would, measured in the same run as "
+        f"segfetch. Seeds 1..{args.peer_seeds} per cell (segfetch: 1..{args.seeds}); fewer "
+        "seeds because a peer's run is slower (one connection, curl's backoff of 1, 2, 4, 8, "
+        f"16 s, stalls waited out) and the whole run must stay near 20 minutes; for the same "
+        f"reason {PEER_PARALLEL} peer runs go at a time, each with its own emulator (segfetch's "
+        "runs go one at a time), so a peer's seconds include that load. A peer's run "
+        f"still going after {PEER_LIMIT:g} s is stopped and counted as BAD.\n",
+        commands + "\n",
+        "Notes on the commands: `-L` is added to the curl commands given in the issue "
+        "(`curl -sS -f -o FILE URL`): without it curl saves the body of a 302 and no redirect "
+        "is followed, which would make the `expire` row say nothing about a download. With "
+        "`-k1M` aria2c splits the 2 MB file into at most 2 pieces, so it opens 2 connections, "
+        "not 8. `--no-conf` keeps a local aria2.conf out; the log options only change what it "
+        "prints. `aria2c --checksum` is not run on `change` (no single sha256 exists; segfetch "
+        "`get` runs without one there too). curl 7.88 works out `-C -` once, before the first "
+        "try: its retries start again from that offset (here byte 0, a request without a "
+        "Range header, as the emulator's log shows), so `--retry` does not resume what an "
+        "earlier try received.\n",
+        "The peers are judged by the same rules as segfetch: **verified** = exit 0 and the "
+        "file byte-identical to the server's (for `change`, to one whole version); **clean "
+        "error** = a non-zero exit and nothing at the destination path (side files such as "
+        "`out.bin.aria2` allowed, as segfetch's `.part`); everything else **BAD**, split into "
+        "*exit 0 with a wrong file* (success reported, wrong bytes kept: the failure a script "
+        "cannot see), *failed, a file left at the destination* (a non-zero exit, but a "
+        "partial or wrong file sits under the final name: curl and aria2c keep partial files "
+        "there by design, to resume them, so this is a difference of design that a caller "
+        "checking the exit code can handle) and *did not end*. A peer's error output is not "
+        "held to one line.\n",
+        "### Summary: verified / clean error / BAD / exit 0 with a wrong file\n",
+        f"segfetch's counts are from the matrix above ({args.seeds} seeds per cell; `download` "
+        f"is {len(WHEELS)} wheels through the CLI, so it has no peer here); the peers' from "
+        f"the table below ({args.peer_seeds} seeds per cell).\n",
+        summary_table(cells, peer_cells),
+        f"{len(runs)} peer runs; {wrong} of them exited 0 with a wrong file.\n",
+    ]
+    if missing:
+        out.append(f"Not installed, so not run: {', '.join(missing)}.\n")
+    out += ["### Each peer\n", peer_table(peer_cells)]
+    if details:
+        out.append("### What the peers' errors and BAD runs were\n")
+        out += [f"- {f} / `{t}` ({n}x): {d}" for (f, t, d), n in sorted(details.items())]
+        out.append("")
+    return out
 
 
 HOSTILE = {
@@ -762,11 +1126,51 @@ def evidence_sections(ev: dict[str, Any]) -> list[str]:
 # -- main ------------------------------------------------------------------------------------
 
 
+async def run_peers(fault: str, seeds: int, tmpdir: Path) -> list[Cell]:
+    """Every peer on one fault, PEER_PARALLEL runs at a time (each with its own emulator)."""
+    cells = []
+    limiter = trio.CapacityLimiter(PEER_PARALLEL)
+
+    async def one(peer: Peer, cell: Cell, seed: int) -> None:
+        async with limiter:
+            work = tmpdir / f"{fault}-{peer.name.replace(' ', '_')}-{seed}"
+            work.mkdir()
+            run = await run_peer(peer, fault, seed, work)
+        cell.runs.append(run)
+        _progress(run)
+
+    async with trio.open_nursery() as nursery:
+        for peer in peers():
+            cell = Cell(fault, "get", tool=peer.name)
+            cells.append(cell)
+            if peer.exe is None:
+                cell.skipped = "not installed"
+            elif peer.checksum and fault == "change":
+                cell.skipped = "no single sha256 (the file changes)"
+            else:
+                for seed in range(1, seeds + 1):
+                    nursery.start_soon(one, peer, cell, seed)
+    for cell in cells:
+        cell.runs.sort(key=lambda r: r.seed)
+    return cells
+
+
+def _progress(run: Run) -> None:
+    mark = run.outcome if run.outcome != "BAD" else f"BAD {run.detail}"
+    print(
+        f"{run.fault:>15} {run.command:>8} {run.tool:>20} seed {run.seed}: {mark} "
+        f"({run.seconds:.2f} s, {run.requests} requests, {run.fired} faults)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 async def main_async(args: argparse.Namespace) -> int:
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.perf_counter()
     faults = args.only or list(FAULTS)
     cells: list[Cell] = []
+    peer_cells: list[Cell] = []
     with tempfile.TemporaryDirectory(prefix="segfetch-reliability-") as tmp:
         tmpdir = Path(tmp)
         index = tmpdir / "index"
@@ -785,13 +1189,9 @@ async def main_async(args: argparse.Namespace) -> int:
                     else:
                         run = await run_download(fault, seed, work, index, wheels)
                     cell.runs.append(run)
-                    mark = run.outcome if run.outcome != "BAD" else f"BAD {run.detail}"
-                    print(
-                        f"{fault:>15} {command:>8} seed {seed}: {mark} "
-                        f"({run.seconds:.2f} s, {run.requests} requests, {run.fired} faults)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                    _progress(run)
+            if not args.no_peers:
+                peer_cells += await run_peers(fault, args.peer_seeds, tmpdir)
         crashes = []
         if not args.no_crash:
             for kill_at in (0.25, 0.5, 0.75):
@@ -805,20 +1205,28 @@ async def main_async(args: argparse.Namespace) -> int:
         evidence = await trio.to_thread.run_sync(run_evidence)
         print(evidence["summary"], file=sys.stderr, flush=True)
     elapsed = time.perf_counter() - t0
-    text = render(cells, args.seeds, crashes, evidence, started, elapsed, args.argv)
+    text = render(cells, peer_cells, args, crashes, evidence, started, elapsed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     if args.json is not None:
         raw = {
-            "cells": [{"fault": c.fault, "command": c.command,
-                       "runs": [asdict(r) for r in c.runs]} for c in cells],
+            "cells": [{"fault": c.fault, "command": c.command, "tool": c.tool,
+                       "skipped": c.skipped, "runs": [asdict(r) for r in c.runs]}
+                      for c in cells + peer_cells],
             "crashes": [asdict(c) for c in crashes],
             "evidence": evidence,
         }  # fmt: skip
         args.json.write_text(json.dumps(raw, indent=1))
     print(matrix_table(cells))
+    if peer_cells:
+        print(summary_table(cells, peer_cells))
     bad = sum(r.outcome == "BAD" for c in cells for r in c.runs)
-    print(f"{bad} BAD; written to {args.out}", file=sys.stderr)
+    wrong = sum(r.wrong_file for c in cells for r in c.runs)
+    print(
+        f"segfetch: {bad} BAD, {wrong} exit 0 with a wrong file (peers' outcomes are "
+        f"reported, not judged); written to {args.out}",
+        file=sys.stderr,
+    )
     return 1 if bad else 0
 
 
@@ -828,6 +1236,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "reliability.md")
     p.add_argument("--json", type=Path, help="also write the raw results here")
     p.add_argument("--only", nargs="+", choices=list(FAULTS), help="these faults only")
+    p.add_argument(
+        "--peer-seeds",
+        type=int,
+        default=PEER_SEEDS,
+        help=f"seeds per peer cell (default {PEER_SEEDS})",
+    )
+    p.add_argument("--no-peers", action="store_true", help="skip curl and aria2c")
     p.add_argument("--no-crash", action="store_true", help="skip the crash/resume runs")
     p.add_argument("--no-evidence", action="store_true", help="skip running the tests")
     args = p.parse_args(argv)
