@@ -39,7 +39,10 @@ def _get(url: str, dest: Path, *extra: str) -> list[str]:
 async def test_two_runs_on_one_destination(tmp_path: Path) -> None:
     """The second run stops at once, naming the first; the first ends verified."""
     dest = tmp_path / "pkg.whl"
-    async with Emulator({PATH: SyntheticFile(2_000_000)}, link=SLOW) as emu:
+    # Slow enough that the first is still running when the second has started, however
+    # loaded the machine (the suite runs in parallel).
+    slower = Link(rate=96 * 1024)
+    async with Emulator({PATH: SyntheticFile(2_000_000)}, link=slower) as emu:
         first = subprocess.Popen(_get(emu.url(PATH), dest, "--sha256", emu.sha256(PATH), "-q"))
         try:
             await _wait_for(tmp_path / "pkg.whl.part.json")

@@ -141,18 +141,19 @@ def multipart_boundary(headers: Headers) -> bytes | None:
     return None
 
 
-def cannot_be_the_file(headers: Headers, name: str, html_ok: bool) -> Fail | Retry | None:
+def cannot_be_the_file(headers: Headers, name: str, html_ok: bool) -> Retry | None:
     """An answer whose body is not the file's bytes, whatever its status says: compressed
     though identity was asked (ranges would address the compressed bytes), or an HTML page
     (a captive portal, a login page) for a file that is not HTML."""
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        return Fail(
-            ServerError(
-                f"{name} sent {encoding}-encoded bytes though asked for the file as it is; "
-                "they cannot be used as the file's bytes (try another mirror or proxy)"
-            )
+        # Not the file's bytes, so never written; but worth another try, as a proxy may
+        # compress only some answers. A server that always does runs out of tries quickly.
+        message = (
+            f"{name} sent {encoding}-encoded bytes though asked for the file as it is; "
+            "they cannot be used as the file's bytes (try another mirror or proxy)"
         )
+        return Retry(Failure(message, retry=True))
     media = headers.get("Content-Type", "").split(";")[0].strip().lower()
     if not html_ok and media in ("text/html", "application/xhtml+xml"):
         message = f"{name} answered with an HTML page, not the file (a captive portal or login?)"
