@@ -1,7 +1,8 @@
 """segfetch benchmarks against peers over the built-in link emulator (docs/benchmarks.md).
 
     python benchmarks/bench.py [--quick] [--runs N] [--slow-runs K] [--out DIR]
-                               [--scenario S1..S7]... [--peer TEXT]... [--plot-only]
+                               [--scenario S1..S9]... [--peer TEXT]... [--skip TEXT]...
+                               [--no-trace] [--plot-only]
 
 Per scenario: build the file(s), then for run k = 1..N and each peer: start a fresh
 `segfetch emulate` (seed k, its own JSON-lines log) so every peer meets the same seeded faults
@@ -9,14 +10,24 @@ in run k, run the peer under a hard wall limit, check the sha256 of what it wrot
 emulator log (requests, bytes sent), stop the emulator. A fresh emulator per measurement
 matters: fault draws depend on a per-process attempt counter per (path, range start).
 
+S8 is served by a real nginx (Debian's, on 127.0.0.1, its own config in a temporary folder,
+`daemon off`, started and stopped here); bytes on the wire are the sum of `$body_bytes_sent`
+of its access log over the requests of one run.
+
+Scenarios marked `trace` (S1, S4, S7) end with library runs (`segfetch.download_sync` with a
+progress callback, in this process) of -n auto and of the best fixed -n: done bytes and
+connections streaming every 0.1 s, plotted as rate and connections over time
+(OUT/bench-<scenario>-auto.png).
+
 S5 is an install, not a download: 30 small wheels with dependencies served as a simple index
 (`segfetch emulate --index`), each peer installing into a fresh venv made before the clock
 starts; success = exit 0 and all 30 packages import in that venv.
 
 Writes OUT/<scenario>.json (raw results), OUT/<scenario>.md (the table) and, for the one-file
 scenarios, OUT/bench-<scenario>.png (matplotlib, the `bench` extra; skipped without it).
-Otherwise stdlib only; segfetch, aria2c, axel, curl, wget, pip and uv run as subprocesses, each
-under GNU time (peak RSS) and reaped with os.wait4 (CPU seconds).
+Otherwise stdlib only (and segfetch itself for S5's wheels and the traces); segfetch, aria2c,
+axel, curl, wget, pip and uv run as subprocesses, each under GNU time (peak RSS) and reaped with
+os.wait4 (CPU seconds).
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import platform
 import random
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -155,9 +167,13 @@ class Scenario:
     data_size: int = 8 * KIB * KIB  # payload of the wheel (quick: QUICK_SIZE)
     shared_rate: int = 0  # bytes/s shared by all connections (S4): the limit is size / this
     max_conns: int = 0  # the server's connection limit (S7): more connections do not help
-    ns: tuple[int, ...] = (1, 2, 4, 8, 16)  # segfetch -n
+    ns: tuple[int, ...] = (1, 2, 4, 8, 16)  # segfetch -n (and -n auto, always)
     extra: tuple[str, ...] = ()  # more segfetch -n 8 variants (option strings)
     max_runs: int = 0  # at most this many runs (0: --runs)
+    server: str = "emulator"  # "nginx": a real server on loopback, no link options (S8)
+    others: tuple[str, ...] | None = None  # the peers besides segfetch (None: all that apply)
+    wall_limit: float = 0.0  # per download (0: WALL_LIMIT)
+    trace: bool = False  # library runs of -n auto with progress: rate and connections over time
 
     def limit(self, size: int, conns: float) -> float | None:
         """Physical limit in seconds: size / link rate for `conns` connections."""
@@ -169,30 +185,32 @@ class Scenario:
         return size / (n * self.rate)
 
 
-QUICK_SIZE = 2 * KIB * KIB  # --quick: a 2 MiB wheel (S6: QUICK_SIZE_S6)
+QUICK_SIZE = 2 * KIB * KIB  # --quick: a 2 MiB wheel (S6, S8: QUICK_SIZE_S6)
 QUICK_SIZE_S6 = 50 * KIB * KIB
 S6_SIZE = 500 * 1000 * 1000  # "one 500 MB file"
+SMALL_SIZE = 4 * KIB * KIB  # S1, S2, S9: "a 4 MB file", where the ramp-up of -n auto shows
 
 SCENARIOS = {
     "S1": Scenario(
         "S1",
-        "256 KiB/s per connection; one 8 MiB wheel",
+        "256 KiB/s per connection; one 4 MiB wheel",
         ["--rate", "256K"],
         rate=256 * KIB,
-        extra=("--min-segment 64K", "--min-segment 1M"),
+        data_size=SMALL_SIZE,
+        trace=True,
     ),
     "S2": Scenario(
         "S2",
-        "256 KiB/s per connection, a reset about every 1 MiB; one 8 MiB wheel",
+        "256 KiB/s per connection, a reset about every 1 MiB; one 4 MiB wheel",
         ["--rate", "256K", "--drop-every", "1M"],
         rate=256 * KIB,
+        data_size=SMALL_SIZE,
     ),
     "S3": Scenario(
         "S3",
         "512 KiB/s per connection, a reset about every 300 kB; one 8 MiB wheel",
         ["--rate", "512K", "--drop-every", "300K"],
         rate=512 * KIB,
-        extra=("--min-segment 64K", "--min-segment 1M"),
     ),
     "S4": Scenario(
         "S4",
@@ -200,6 +218,7 @@ SCENARIOS = {
         ["--shared-rate", "1M", "--rtt", "100ms"],
         rate=0,
         shared_rate=1 * KIB * KIB,  # what `--shared-rate 1M` means (1M = 1 MiB, as 256K = 256 KiB)
+        trace=True,
     ),
     "S5": Scenario(
         "S5",
@@ -223,6 +242,30 @@ SCENARIOS = {
         ["--rate", "256K", "--max-connections", "4"],
         rate=256 * KIB,
         max_conns=4,
+        trace=True,
+    ),
+    "S8": Scenario(
+        "S8",
+        "fast link: nginx on loopback (sendfile on), no limit; one 500 MB wheel",
+        [],
+        rate=0,
+        data_size=S6_SIZE,
+        ns=(1, 4, 8, 16),
+        server="nginx",
+        others=("curl -C - --retry 50", "aria2c -x8 -s8 -k1M"),
+    ),
+    "S9": Scenario(
+        "S9",
+        "stalls: 256 KiB/s per connection, 8 responses go silent for 60 s; one 4 MiB wheel",
+        # a response stalls at a seeded offset in [128, 384) KiB of its body (if it is that
+        # long), silent for 60 s unless the client closes; the server stalls 8 responses in all:
+        # about once per connection of an 8-connection client
+        ["--rate", "256K", "--fault", "stall:every=256K,stall_seconds=60,limit=8"],
+        rate=256 * KIB,
+        data_size=SMALL_SIZE,
+        ns=(8,),
+        others=("aria2c -x8 -s8 -k1M", "axel -n 8"),
+        wall_limit=150.0,  # aria2c waits out two 60 s stalls (its --timeout is 60 s)
     ),
 }
 
@@ -248,22 +291,37 @@ class Peer:
         return self.cmd.split()[0]
 
 
-def segfetch_peer(n: int, extra: str = "") -> Peer:
+AUTO = "segfetch -n auto"  # the default of `segfetch get`; -n is given so a saved -n cannot win
+# -n auto has no fixed count: its physical limit is taken at 8 connections, the count of
+# aria2c -x8 and axel -n 8 (the auto row's "% of limit" compares it with them)
+AUTO_LIMIT_CONNECTIONS = 8
+
+
+def segfetch_peer(n: int | None, extra: str = "") -> Peer:
+    count = "auto" if n is None else str(n)
     return Peer(
-        f"segfetch -n {n}" + (f" {extra}" if extra else ""),
-        SEGFETCH + f" get {{url}} -o {{path}} -n {n} {extra} --sha256 {{sha256}} -q --json",
-        n,
-        quick=n == 8 and not extra,
-        n=0 if extra else n,
+        f"segfetch -n {count}" + (f" {extra}" if extra else ""),
+        SEGFETCH + f" get {{url}} -o {{path}} -n {count} {extra} --sha256 {{sha256}} -q --json",
+        AUTO_LIMIT_CONNECTIONS if n is None else n,
+        quick=n in (None, 8) and not extra,
+        n=0 if extra or n is None else n,
     )
 
 
 def peers_for(sc: Scenario) -> list[Peer]:
     """Every peer that applies to a one-file scenario (uv has no "download a URL" command)."""
+    others = [p for p in _other_peers() if sc.others is None or p.name in sc.others]
     return (
         [segfetch_peer(n) for n in sc.ns]
+        + [segfetch_peer(None)]
         + [segfetch_peer(8, x) for x in sc.extra]
-        + [
+        + others
+    )
+
+
+def _other_peers() -> list[Peer]:
+    return (
+        [
             Peer(
                 f"aria2c -x{n} -s{n} -k1M",
                 f"{ARIA2C} -x{n} -s{n} -k1M " + ARIA2_OPTS + " {url}",
@@ -297,7 +355,7 @@ def peers_for(sc: Scenario) -> list[Peer]:
 
 
 PEERS = peers_for(SCENARIOS["S2"])  # S2's peers (kept for importers of PEERS)
-BASELINE = "segfetch -n 8"
+BASELINE = AUTO  # the ratio column: time / the time of segfetch's default
 
 
 # -- runner ------------------------------------------------------------------------------------
@@ -331,13 +389,7 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         assert self.proc is not None
-        # A request's log line is written once its last bytes are on the wire, which can be
-        # just after the client has exited: wait until the log has been still for 0.3 s.
-        deadline, last, still_since = time.monotonic() + 3, -1, time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - still_since < 0.3:
-            if (n := self.log.stat().st_size if self.log.exists() else 0) != last:
-                last, still_since = n, time.monotonic()
-            time.sleep(0.05)
+        wait_still(self.log)
         self.proc.terminate()  # SIGTERM: quiet (SIGINT printed a traceback in 1e33aad)
         try:
             self.proc.wait(10)
@@ -349,10 +401,203 @@ class Emulator:
         return [json.loads(x) for x in self.log.read_text().splitlines() if x.strip()]
 
     def figures(self, size: int) -> dict[str, int]:
-        rows = self.rows()
-        sent = sum(int(r.get("sent") or 0) for r in rows)
-        faults = sum(1 for r in rows if r.get("fault"))  # responses the log marks with a fault
-        return {"requests": len(rows), "sent": sent, "wasted": sent - size, "faults": faults}
+        return log_figures(self.rows(), size)
+
+    def stderr_tail(self) -> str:
+        return self.log.with_suffix(".err").read_text()[-3000:]
+
+
+def log_figures(rows: list[LogRow], size: int) -> dict[str, int]:
+    sent = sum(int(r.get("sent") or 0) for r in rows)
+    faults = sum(1 for r in rows if r.get("fault"))  # responses the log marks with a fault
+    return {"requests": len(rows), "sent": sent, "wasted": sent - size, "faults": faults}
+
+
+def wait_still(path: Path, quiet: float = 0.3, most: float = 3.0) -> None:
+    """A request's log line is written once its last bytes are on the wire (or the client
+    closed), which can be just after the client has exited: wait until `path` has not grown
+    for `quiet` seconds, `most` seconds at most."""
+    deadline, last, still_since = time.monotonic() + most, -1, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - still_since < quiet:
+        if (n := path.stat().st_size if path.exists() else 0) != last:
+            last, still_since = n, time.monotonic()
+        time.sleep(0.05)
+
+
+# -- S8: nginx ---------------------------------------------------------------------------------
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# One JSON object a line, every value a string; `sent` is what counts as bytes on the wire.
+NGINX_LOG = (
+    '{"conn":"$connection","status":"$status","method":"$request_method","uri":"$uri",'
+    '"range":"$http_range","sent":"$body_bytes_sent","duration":"$request_time"}'
+)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (nginx binds it a moment later; a lost race is retried)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+    return False
+
+
+@dataclass
+class Nginx:
+    """Debian's nginx serving `files` on 127.0.0.1 (one worker, sendfile on), its config, pid
+    file, logs and temp paths in `folder`; `daemon off`, so it is our child: stopped (SIGQUIT,
+    then SIGKILL to its process group) on exit. The approach of tests/nginx.py, without TLS."""
+
+    folder: Path
+    files: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    port: int = 0
+
+    @property
+    def access_log(self) -> Path:
+        return self.folder / "access.log"
+
+    @property
+    def error_log(self) -> Path:
+        return self.folder / "error.log"
+
+    def config(self, port: int) -> Path:
+        temp = self.folder / "temp"
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (temp / sub).mkdir(parents=True, exist_ok=True)
+        user = "user root;\n" if os.geteuid() == 0 else ""  # workers as nobody cannot read /tmp/x
+        conf = f"""\
+daemon off;
+master_process on;
+worker_processes 1;
+{user}pid {self.folder}/nginx.pid;
+lock_file {self.folder}/nginx.lock;
+error_log {self.error_log} warn;
+worker_shutdown_timeout 3s;
+events {{ worker_connections 1024; }}
+http {{
+    default_type application/octet-stream;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    log_format bench escape=json '{NGINX_LOG}';
+    access_log {self.access_log} bench;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 30s;
+    keepalive_requests 10000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ root {self.files}; }}
+    }}
+}}
+"""
+        path = self.folder / "nginx.conf"
+        path.write_text(conf)
+        return path
+
+    def __enter__(self) -> Nginx:
+        cmd = [NGINX, "-p", f"{self.folder}/", "-e", str(self.error_log)]
+        for _ in range(3):  # a port taken by someone else meanwhile: pick another
+            port = free_port()
+            conf = self.config(port)
+            test = subprocess.run([*cmd, "-t", "-q", "-c", str(conf)], capture_output=True,
+                                  text=True, timeout=30, check=False)  # fmt: skip
+            if test.returncode != 0:
+                raise RuntimeError(f"nginx -t rejects the config: {test.stderr.strip()}")
+            with (self.folder / "stderr.log").open("ab") as err:
+                self.proc = proc = subprocess.Popen(
+                    [*cmd, "-c", str(conf)], stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                    start_new_session=True,
+                )  # fmt: skip
+            deadline = time.monotonic() + 10
+            while proc.poll() is None and time.monotonic() < deadline and not accepts(port):
+                time.sleep(0.05)
+            if proc.poll() is None and accepts(port):
+                self.port = port
+                return self
+            self.__exit__()
+            if "Address already in use" not in self.stderr_tail():
+                break
+        raise RuntimeError(f"nginx did not start: {self.stderr_tail()}")
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGQUIT)  # graceful: the master stops its worker
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        with contextlib.suppress(ProcessLookupError):  # a worker left behind: its group
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        self.proc = None
+
+    def stderr_tail(self) -> str:
+        return self.error_log.read_text(errors="replace")[-3000:] if self.error_log.exists() else ""
+
+    def version(self) -> str:
+        return version([NGINX, "-v"])
+
+
+@dataclass
+class NginxRun:
+    """One measurement's part of nginx's access log: the lines written after __enter__."""
+
+    nginx: Nginx
+    offset: int = 0
+    base: str = ""
+
+    def __enter__(self) -> NginxRun:
+        log = self.nginx.access_log
+        self.offset = log.stat().st_size if log.exists() else 0
+        self.base = f"http://127.0.0.1:{self.nginx.port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wait_still(self.nginx.access_log)
+
+    def rows(self) -> list[LogRow]:
+        """The access log's lines as the emulator's log rows (the fields nginx has)."""
+        with self.nginx.access_log.open("rb") as f:
+            f.seek(self.offset)
+            lines = f.read().decode(errors="replace").splitlines()
+        rows: list[LogRow] = []
+        for text in filter(str.strip, lines):
+            raw = json.loads(text)
+            rows.append(
+                {
+                    "t": 0.0,
+                    "conn": int(raw["conn"]),
+                    "method": raw["method"],
+                    "path": raw["uri"],
+                    "range": raw["range"] or None,
+                    "if_range": None,
+                    "status": int(raw["status"]),
+                    "start": None,
+                    "end": None,
+                    "sent": int(raw["sent"] or 0),
+                    "fault": None,
+                    "version": 0,
+                    "duration": float(raw["duration"] or 0),
+                }
+            )
+        return rows
+
+    def figures(self, size: int) -> dict[str, int]:
+        return log_figures(self.rows(), size)
+
+    def stderr_tail(self) -> str:
+        return self.nginx.stderr_tail()
 
 
 def sha256_of(path: Path) -> str | None:
@@ -430,14 +675,27 @@ def run_proc(cmd: list[str], timeout: float, env: dict[str, str], cwd: Path) -> 
     }
 
 
-def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict[str, object]:
-    size, digest = file.stat().st_size, sha256_of(file)
+def run_once(
+    sc: Scenario,
+    peer: Peer,
+    run: int,
+    file: Path,
+    work: Path,
+    digest: str | None,
+    nginx: Nginx | None = None,
+) -> dict[str, object]:
+    size = file.stat().st_size
     dest = work / "dest"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     log = work / "emulator.jsonl"
     log.unlink(missing_ok=True)
-    with Emulator(file.parent, [*sc.link, "--seed", str(run)], log) as emu:
+    served: Emulator | NginxRun = (
+        NginxRun(nginx)
+        if nginx is not None
+        else Emulator(file.parent, [*sc.link, "--seed", str(run)], log)
+    )
+    with served as emu:
         fields = {
             "url": f"{emu.base}/{file.name}",
             "dir": str(dest),
@@ -446,9 +704,15 @@ def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict
             "sha256": digest,
         }
         cmd = peer.cmd.format(**fields).split()
-        pr = run_proc(cmd, WALL_LIMIT, peer_env(), work)
+        env = peer_env()
+        # a settings file of its own, empty: no saved -n, and -n auto starts cold in every run
+        # (it may record where it settled per host:port; nginx keeps its port for all runs)
+        env["SEGFETCH_CONFIG"] = str(config := work / "segfetch-config.json")
+        config.unlink(missing_ok=True)
+        pr = run_proc(cmd, sc.wall_limit or WALL_LIMIT, env, work)
     rc, out, err = pr["rc"], str(pr["out"]), str(pr["err"])
     got = sha256_of(dest / file.name)
+    shutil.rmtree(dest, ignore_errors=True)  # 500 MB in S6/S8: not kept between runs
     rows = emu.rows()
     statuses = dict(sorted(Counter(str(r.get("status")) for r in rows).items()))
     result: dict[str, object] = {
@@ -470,10 +734,11 @@ def run_once(sc: Scenario, peer: Peer, run: int, file: Path, work: Path) -> dict
         with contextlib.suppress(ValueError, IndexError):  # its --json result
             result["segfetch"] = reply = json.loads(out.strip().splitlines()[-1])
             result["retries"] = reply["retries"]
+            result["peak"] = reply["connections"]  # most connections streaming at once
     if not result["ok"]:
         result["stdout_tail"], result["stderr_tail"] = out[-3000:], err[-3000:]
         result["emulator_log"] = rows[:200]  # the requests of the failed run
-        result["emulator_stderr"] = log.with_suffix(".err").read_text()[-3000:]
+        result["emulator_stderr"] = emu.stderr_tail()
     return result
 
 
@@ -525,6 +790,12 @@ def summarize(sc: Scenario, peers: list[Peer], results: list[Record], size: int)
                 "cpu_per_gb": cpu / (size / 1e9) if cpu is not None else None,
                 "maxrss_mib": (rss := _median([r.get("maxrss_kib") for r in ok])) and rss / KIB,
                 "limit": sc.limit(size, peer.conns),
+                # connections the server saw (refused ones too), and segfetch's most at once
+                "conns": _median([r.get("connections") for r in rs]),
+                "peak": _median([r.get("peak") for r in ok]),
+                # bytes on the wire per byte of the file, over the successful runs
+                "wire": statistics.median(r["sent"] / size for r in ok) if ok else None,
+                "wire_max": max(r["sent"] / size for r in ok) if ok else None,
             }
         )
     base = next((r["median"] for r in rows if r["peer"] == BASELINE), None)
@@ -540,18 +811,21 @@ def table(rows: list[Record], sc: Scenario | None = None) -> str:
         return "—" if x is None else format(x, fmt)
 
     s6 = sc is not None and not sc.rate and not sc.shared_rate
-    tail = "MB/s | CPU s per GB" if s6 else "limit s | % of limit"
+    tail = "MB/s | CPU s per GB | wire / size" if s6 else "limit s | % of limit"
     lines = [
-        "| peer | median s | min s | max s | success | requests | wasted bytes | retries | 503s "
+        "| peer | median s | min s | max s | success | requests | conns (most at once) "
+        "| wasted bytes | retries | 503s "
         f"| CPU s | peak RSS MiB | × {BASELINE} | {tail} |",  # noqa: RUF001
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---:|" if s6 else ""),
     ]
     for r in rows:
         end = (
-            f"{f(r['mb_s'], '.0f')} | {f(r['cpu_per_gb'], '.2f')}"
+            f"{f(r['mb_s'], '.0f')} | {f(r['cpu_per_gb'], '.2f')} | {f(r.get('wire'), '.3f')}"
             if s6
             else f"{f(r['limit'], '.2f')} | {f(r['of_limit'] and 100 * r['of_limit'], '.0f')}"
         )
+        conns = f(r.get("conns"), "g") + (f" ({r['peak']:g})" if r.get("peak") is not None else "")
         sent = r.get("sent")
         wasted = (
             f(r["wasted"], ",.0f")
@@ -561,7 +835,7 @@ def table(rows: list[Record], sc: Scenario | None = None) -> str:
         lines.append(
             f"| {r['peer']} | {f(r['median'], '.2f')} | {f(r['min'], '.2f')} "
             f"| {f(r['max'], '.2f')} | {r['success']}/{r['runs']} | {r['requests']:g} "
-            f"| {wasted} | {f(r['retries'], 'g')} | {r['n503']:g} "
+            f"| {conns} | {wasted} | {f(r['retries'], 'g')} | {r['n503']:g} "
             f"| {f(r['cpu'], '.2f')} | {f(r['maxrss_mib'], '.0f')} "
             f"| {f(r['vs_base'], '.2f')} | {end} |"
         )
@@ -648,6 +922,7 @@ def machine() -> dict[str, object]:
         if Path("/proc/cpuinfo").exists()
         else "?",
         "platform": platform.platform(),
+        "loadavg_start": os.getloadavg(),  # other work on the machine: it shares the 2 CPUs
         "python": platform.python_version(),
         "segfetch": version([sys.executable, "-c", "import segfetch; print(segfetch.__version__)"]),
         "commit": version(["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"]),
@@ -1038,11 +1313,13 @@ S5_QUICK = ("segfetch install (pinned)", "uv pip install", "pip 23.2.1, local fi
 
 def write_outputs(report: Record, out: Path) -> str:
     sid = report["scenario"].lower()
-    md = table(report["summary"], SCENARIOS[report["scenario"]])
+    md = table(report["summary"], SCENARIOS[report["scenario"]]) + "\n" + goals(report)
     (out / f"{sid}.json").write_text(json.dumps(report, indent=1) + "\n")
     (out / f"{sid}.md").write_text(md)
     try:
         plot(report, out / f"bench-{sid}.png")
+        if report.get("traces"):
+            plot_trace(report, out / f"bench-{sid}-auto.png")
     except ImportError:
         print("no matplotlib: no plot (pip install -e '.[bench]')", file=sys.stderr)
     return md
@@ -1054,14 +1331,22 @@ def have(exe: str) -> bool:
 
 def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
     peers = [p for p in peers_for(sc) if p.quick or not args.quick or args.peer]
+    if args.quick and not args.peer and sc.wall_limit > WALL_LIMIT:
+        # S9's peers wait out 60 s stalls (aria2c: two of them): not in a quick look
+        peers = [p for p in peers if p.name.startswith("segfetch")]
     peers = [p for p in peers if not args.peer or any(x in p.name for x in args.peer)]
+    peers = [p for p in peers if not args.skip or not any(x in p.name for x in args.skip)]
     skipped = {p.name: f"not installed: {p.exe}" for p in peers if not have(p.exe)}
     skipped["uv"] = "no plain 'download a URL' command"
+    if sc.server == "nginx" and not have(NGINX):
+        raise SystemExit(f"no nginx at {NGINX}: apt-get install nginx-light")
     peers = [p for p in peers if p.name not in skipped]
     if sc.max_runs:
         runs = min(runs, sc.max_runs)
     slow_runs = args.slow_runs or runs
-    size_wanted = (QUICK_SIZE_S6 if sc.id == "S6" else QUICK_SIZE) if args.quick else sc.data_size
+    big = sc.data_size > 100 * KIB * KIB
+    size_wanted = (QUICK_SIZE_S6 if big else QUICK_SIZE) if args.quick else sc.data_size
+    mach = machine()
     with tempfile.TemporaryDirectory(prefix="segfetch-bench-") as tmp:
         served = Path(tmp, "served")
         served.mkdir()
@@ -1070,51 +1355,245 @@ def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
         print(f"{sc.id}: {sc.title}; {file.name} {size} bytes; {runs} run(s)", flush=True)
         for name, why in skipped.items():
             print(f"  skipped {name}: {why}", flush=True)
-        results = []
-        for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
-            for peer in peers:
-                limit = sc.limit(size, peer.conns)
-                if run > slow_runs and limit is not None and limit > SLOW_LIMIT:
-                    continue
-                r = run_once(sc, peer, run, file, Path(tmp, "work"))
-                results.append(r)
-                print(
-                    f"  run {run} {peer.name:34} {r['seconds']:7.2f} s ok={r['ok']} "
-                    f"requests={r['requests']} wasted={r['wasted']} 503s={r['n503']} "
-                    f"retries={r.get('retries', '-')} cpu={r['cpu']:.2f} "
-                    f"rss={r['maxrss_kib']} KiB",
-                    flush=True,
-                )
-                if not r["ok"]:
-                    tail = (str(r.get("stderr_tail")) or "")[-400:]
-                    print(f"    rc={r['rc']} stderr: {tail!r}", flush=True)
-    rows = summarize(sc, peers, results, size)
+        results: list[Record] = []
+        slow: set[str] = set()  # peers limited to --slow-runs: limit or a run above SLOW_LIMIT
+        with contextlib.ExitStack() as stack:
+            nginx = None
+            if sc.server == "nginx":
+                folder = Path(tmp, "nginx")
+                folder.mkdir()
+                nginx = stack.enter_context(Nginx(folder, served))
+                mach["nginx"] = nginx.version()
+                print(f"  nginx ({mach['nginx']}) on 127.0.0.1:{nginx.port}", flush=True)
+            for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
+                for peer in peers:
+                    limit = sc.limit(size, peer.conns)
+                    if limit is not None and limit > SLOW_LIMIT:
+                        slow.add(peer.name)
+                    if run > slow_runs and peer.name in slow:
+                        continue
+                    r = run_once(sc, peer, run, file, Path(tmp, "work"), digest, nginx)
+                    results.append(r)
+                    if cast("float", r["seconds"]) > SLOW_LIMIT:
+                        slow.add(peer.name)
+                    print(
+                        f"  run {run} {peer.name:34} {r['seconds']:7.2f} s ok={r['ok']} "
+                        f"requests={r['requests']} wasted={r['wasted']} 503s={r['n503']} "
+                        f"retries={r.get('retries', '-')} cpu={r['cpu']:.2f} "
+                        f"conns={r['connections']}/{r.get('peak', '-')} "
+                        f"rss={r['maxrss_kib']} KiB",
+                        flush=True,
+                    )
+                    if not r["ok"]:
+                        tail = (str(r.get("stderr_tail")) or "")[-400:]
+                        print(f"    rc={r['rc']} stderr: {tail!r}", flush=True)
+        rows = summarize(sc, peers, results, size)
+        traces: list[Record] = []
+        if sc.trace and not args.no_trace and sc.server == "emulator":
+            best = best_fixed(rows)
+            for n in (None, best and best["n"]):
+                for seed in range(1, args.trace_runs + 1):
+                    t = trace_once(sc, n or None, file, digest, Path(tmp, "trace"), seed)
+                    traces.append(t)
+                    print(
+                        f"  trace -n {t['n']} seed {seed}: {t['seconds']:.2f} s ok={t['ok']} "
+                        f"samples={len(t['samples'])} most connections={t.get('connections')} "
+                        f"503s={len(t['refused'])}",
+                        flush=True,
+                    )
+                if n is None and best is None:
+                    break
+    mach["loadavg_end"] = os.getloadavg()
+    mach["commit_at_end"] = version(
+        ["git", "-C", str(HERE.parent), "describe", "--always", "--dirty"]
+    )
     report = {
         "scenario": sc.id,
         "title": sc.title,
         "link": sc.link,
+        "server": sc.server,
         "file": file.name,
         "size": size,
         "sha256": digest,
         "runs": runs,
         "slow_runs": slow_runs,
         "slow_limit": SLOW_LIMIT,
+        "slow_peers": sorted(slow),
         "quick": args.quick,
-        "wall_limit": WALL_LIMIT,
-        "machine": machine(),
+        "wall_limit": sc.wall_limit or WALL_LIMIT,
+        "machine": mach,
         "command": " ".join(sys.argv),
         "peers": {p.name: p.cmd for p in peers},
         "skipped": skipped,
         "summary": rows,
         "results": results,
+        "traces": traces,
     }
     print(write_outputs(report, args.out), flush=True)
+
+
+# -- -n auto: goals and traces -------------------------------------------------------------------
+
+
+def best_fixed(rows: list[Record]) -> Record | None:
+    """The plain `segfetch -n N` row with the lowest median."""
+    fixed = [r for r in rows if r.get("n") and r["median"] is not None]
+    return min(fixed, key=lambda r: float(r["median"])) if fixed else None
+
+
+def goals(report: Record) -> str:
+    """The issue's checks of -n auto in one scenario, as text under its table."""
+    rows = {r["peer"]: r for r in report["summary"]}
+    auto = rows.get(AUTO)
+    if auto is None or auto["median"] is None:
+        return "-n auto: no successful run\n"
+    a = float(auto["median"])
+    lines = [f"-n auto: median {a:.2f} s, {auto['success']}/{auto['runs']} runs"]
+    best = best_fixed(report["summary"])
+    if best is not None:
+        ratio = a / float(best["median"])
+        lines.append(
+            f"best fixed: {best['peer']} {best['median']:.2f} s; auto / best = {ratio:.3f} "
+            f"({'within' if ratio <= 1.05 else 'NOT within'} 5 %)"
+        )
+    one = rows.get("segfetch -n 1")
+    if one is not None and one["median"] is not None:
+        ratio = a / float(one["median"])
+        lines.append(
+            f"-n 1: {one['median']:.2f} s; auto / -n 1 = {ratio:.3f} "
+            f"({'not slower' if ratio <= 1 else 'SLOWER'})"
+        )
+    for name in ("aria2c -x8 -s8 -k1M", "axel -n 8", "curl -C - --retry 50"):
+        if (r := rows.get(name)) is not None and r["median"] is not None:
+            lines.append(f"{name}: {r['median']:.2f} s; auto / it = {a / float(r['median']):.3f}")
+    if auto.get("of_limit"):
+        lines.append(f"% of limit (at {AUTO_LIMIT_CONNECTIONS} connections): "
+                     f"{100 * auto['of_limit']:.1f}")  # fmt: skip
+    sc = SCENARIOS[report["scenario"]]
+    if auto.get("wire") is not None and not sc.rate and not sc.shared_rate:  # fast link
+        lines.append(f"wire / size {auto['wire']:.4f} (max {auto['wire_max']:.4f}); "
+                     f"CPU s per GB {auto['cpu_per_gb']:.2f}")  # fmt: skip
+    lines.append(f"503s (median) {auto['n503']:g}; most connections at once {auto.get('peak')}")
+    return "".join(f"- {x}\n" for x in lines)
+
+
+def trace_once(
+    sc: Scenario, n: int | None, file: Path, digest: str | None, work: Path, seed: int
+) -> Record:
+    """One download through the library (not the CLI), recording (seconds, bytes done,
+    connections streaming) at every progress callback (at most every 0.1 s, while bytes come)."""
+    from segfetch import Options, Progress, SegfetchError, download_sync
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    log = work / "emulator.jsonl"
+    samples: list[tuple[float, int, int]] = []
+    out: Record = {"n": "auto" if n is None else n, "seed": seed}
+    with Emulator(file.parent, [*sc.link, "--seed", str(seed)], log) as emu:
+        t0 = time.monotonic()
+
+        def progress(p: Progress) -> None:
+            samples.append((round(time.monotonic() - t0, 4), p.done, p.connections))
+
+        try:
+            res = download_sync(
+                f"{emu.base}/{file.name}",
+                work / file.name,
+                Options(connections=n),
+                sha256=digest,
+                progress=progress,
+                seed=seed,
+            )
+            out.update(ok=True, connections=res.connections, requests=res.requests,
+                       retries=res.retries, own_seconds=res.seconds)  # fmt: skip
+        except SegfetchError as exc:
+            out.update(ok=False, error=str(exc))
+        out["seconds"] = round(time.monotonic() - t0, 3)
+    rows = emu.rows()
+    first = min((float(r["t"]) for r in rows), default=0.0)
+    out["refused"] = [round(float(r["t"]) - first, 3) for r in rows if r.get("status") == 503]
+    out["samples"] = samples
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def rate_series(samples: list[list[float]], window: float = 0.5) -> tuple[list[float], list[float]]:
+    """(times, MiB/s over the `window` seconds before each sample) from (t, done, conns)."""
+    pts = [(0.0, 0.0), *((float(t), float(d)) for t, d, _ in samples)]
+    ts, rs = [], []
+    j = 0
+    for i in range(1, len(pts)):
+        t, d = pts[i]
+        while j + 1 < i and pts[j + 1][0] <= t - window:
+            j += 1
+        dt = t - pts[j][0]
+        if dt > 0:
+            ts.append(t)
+            rs.append((d - pts[j][1]) / dt / (KIB * KIB))
+    return ts, rs
+
+
+def plot_trace(report: Record, png: Path) -> None:
+    """Rate over time (left axis) and connections streaming (right axis) of the -n auto trace,
+    with the best fixed -n's rate for reference and the link's capacity at auto's count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sc = SCENARIOS[report["scenario"]]
+    traces = [t for t in report.get("traces", []) if t.get("samples")]
+    autos = [t for t in traces if t["n"] == "auto"]
+    if not autos:
+        return
+    auto = autos[0]
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    ax2 = ax.twinx()
+    for t in traces:
+        if t["n"] == "auto" and t is not auto:
+            ts, rs = rate_series(t["samples"])
+            ax.plot(ts, rs, color="tab:blue", lw=0.8, alpha=0.35)
+    for t in traces:
+        if t["n"] != "auto":
+            ts, rs = rate_series(t["samples"])
+            label = f"-n {t['n']} (best fixed): {t['seconds']:.2f} s" if t["seed"] == 1 else None
+            ax.plot(ts, rs, color="gray", lw=1, alpha=0.7, label=label)
+    ts, rs = rate_series(auto["samples"])
+    ax.plot(ts, rs, color="tab:blue", lw=2, label=f"-n auto: {auto['seconds']:.2f} s (rate)")
+    times = [float(s[0]) for s in auto["samples"]]
+    conns = [int(s[2]) for s in auto["samples"]]
+    ax2.step(times, conns, where="post", color="tab:orange", lw=1.5,
+             label="-n auto: connections streaming")  # fmt: skip
+    if sc.rate or sc.shared_rate:
+        cap = [(sc.shared_rate or min(c, sc.max_conns or c) * sc.rate) / (KIB * KIB) for c in conns]
+        ax.step(times, cap, where="post", ls="--", color="gray", lw=1,
+                label="link capacity at auto's connections")  # fmt: skip
+    refused = auto.get("refused", [])
+    for i, t503 in enumerate(refused):
+        label = f"-n auto: 503 (refused), {len(refused)} in all" if i == 0 else None
+        ax.axvline(t503, color="red", lw=0.8, alpha=0.6, label=label)
+    ax.set_xlabel("seconds since the start of the download")
+    ax.set_ylabel("rate, MiB/s (over the last 0.5 s)")
+    ax2.set_ylabel("connections streaming")
+    ax2.set_ylim(0, max([*conns, 4]) + 1)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{report['scenario']}: {report['title']}\n-n auto through the library "
+                 f"(progress every 0.1 s), seed {auto['seed']}", fontsize=9)  # fmt: skip
+    ax.grid(True, alpha=0.3)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
-        "--quick", action="store_true", help="1 run, fewer peers, 2 MiB files (S6: 50 MiB)"
+        "--quick",
+        action="store_true",
+        help="1 run, fewer peers (S9: segfetch only), 2 MiB files (S6, S8: 50 MiB)",
     )
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument(
@@ -1126,6 +1605,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "out")
     ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
     ap.add_argument("--peer", action="append", help="only peers whose name contains this")
+    ap.add_argument("--skip", action="append", help="no peers whose name contains this")
+    ap.add_argument("--no-trace", action="store_true", help="no library runs for the plots")
+    ap.add_argument(
+        "--trace-runs", type=int, default=1, help="library runs (seeds 1..K) per traced -n"
+    )
     ap.add_argument(
         "--plot-only", action="store_true", help="redo tables and plots from OUT/*.json"
     )
