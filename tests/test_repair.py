@@ -5,12 +5,20 @@ import random
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import segfetch.engine.download as engine
+from segfetch.engine.client import make_client
+from segfetch.engine.options import Options
+from segfetch.engine.ranges import RangeSet
 from segfetch.engine.repair import damaged_ranges
+from segfetch.engine.retry import RetryPolicy
+from segfetch.testing.emulator import Emulator, Fault, Link
 from segfetch.testing.wheelmaker import make_wheel
 
 _DATE = (1980, 1, 1, 0, 0, 0)
@@ -201,3 +209,80 @@ def test_any_single_flip_is_located_or_given_up_on(archive: Path, data: st.DataO
     assert all(e1 < s2 for (_, e1), (s2, _) in itertools.pairwise(ranges))
     assert any(s <= offset < e for s, e in ranges)
     assert _repaired_ok(archive, bad, ranges)
+
+
+# -- over the wire: a flipped byte in a zip costs its member, not the file ---------------------
+
+
+def _asked(request: httpx.Request) -> tuple[int, int]:
+    """[start, end) of a request's bounded Range header."""
+    first, _, last = request.headers["range"].removeprefix("bytes=").partition("-")
+    return int(first), int(last) + 1
+
+
+async def test_flipped_byte_in_a_zip_refetches_only_that_member_over_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zip of 40 members of 100 kB, one byte flipped on the way: the sha256 fails, and
+    the requests made after it are exactly the damaged member's bytes.
+
+    The repair's requests are told from the first pass's by order, not by length (short
+    work-stealing requests of the first pass look like them): the client records each
+    request as it leaves, and damaged_ranges notes how many had left when it was asked."""
+    rng = random.Random(7)
+    source = tmp_path / "source.whl"
+    with zipfile.ZipFile(source, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(40):
+            zf.writestr(f"pkg/part{i:02}.bin", rng.randbytes(100_000))
+    wheel = source.read_bytes()
+    spans, _ = _layout(source)
+    members = {(start, end) for start, _, end in spans.values()}
+
+    requests: list[httpx.Request] = []
+    asked: list[tuple[int, list[tuple[int, int]] | None, bytes]] = []  # (requests, ranges, part)
+
+    async def on_request(request: httpx.Request) -> None:
+        requests.append(request)
+
+    def spy(path: Path, size: int | None = None) -> list[tuple[int, int]] | None:
+        ranges = damaged_ranges(path, size)
+        asked.append((len(requests), ranges, path.read_bytes()))
+        return ranges
+
+    monkeypatch.setattr(engine, "damaged_ranges", spy)
+    link = Link(rate=8 << 20, faults=(Fault("flip", every=300_000, limit=1),))
+    dest = tmp_path / "out" / "out.whl"
+    dest.parent.mkdir()
+    options = Options(4, 64 * 1024, 30.0, RetryPolicy(max_tries=6, base=0.01, cap=0.05))
+    sha = hashlib.sha256(wheel).hexdigest()
+    async with Emulator({"/pkg.whl": wheel}, link=link) as emu, make_client(4, 30.0) as client:
+        client.event_hooks = {"request": [on_request], "response": []}
+        result = await engine.download(
+            emu.url("/pkg.whl"), dest, options, sha256=sha, client=client
+        )
+    assert dest.read_bytes() == wheel
+    assert list(dest.parent.iterdir()) == [dest]
+    assert [e["fault"] for e in emu.log].count("flip") == 1
+
+    # Asked once, after the first pass: one member's span, the one with the flipped byte.
+    assert len(asked) == 1, [a[:2] for a in asked]
+    first_pass, ranges, part = asked[0]
+    assert ranges is not None and len(ranges) == 1 and ranges[0] in members, ranges
+    start, end = ranges[0]
+    diff = [i for i in range(start, end) if part[i] != wheel[i]]
+    assert len(diff) == 1 and part[:start] == wheel[:start] and part[end:] == wheel[end:]
+    assert result.restarts == 0 and result.repaired == end - start
+
+    # The repair: requests sent after the check, with If-Range, inside the span, covering it.
+    repair = requests[first_pass:]
+    assert repair and all("if-range" in r.headers for r in repair)
+    spans_asked = [_asked(r) for r in repair]
+    assert all(start <= a < b <= end for a, b in spans_asked), (ranges, spans_asked)
+    assert RangeSet(spans_asked) == RangeSet([(start, end)])
+    assert spans_asked[0][0] == start  # the repair's first request: from the gap's start
+    # On the server: the file sent about once, plus the member.
+    file_gets: list[dict[str, Any]] = [
+        e for e in emu.log if e["path"] == "/pkg.whl" and e["method"] == "GET"
+    ]
+    served = sum(e["sent"] for e in file_gets)
+    assert served - len(wheel) < len(wheel) * 0.1, served
