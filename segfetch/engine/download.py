@@ -258,7 +258,8 @@ class _Download:
                     await backoff(budget, exc.failure, self.stats)
             try:
                 if isinstance(verdict, rules.Ranged):
-                    return await self._ranged(verdict, Body(response, chunks))
+                    end = self.probe_end or verdict.total
+                    return await self._ranged(verdict, Body(response, chunks, end))
                 if isinstance(verdict, rules.Empty):
                     # A 416 "bytes */0" may be wrong: only a plain GET shows the file is empty.
                     await response.aclose()

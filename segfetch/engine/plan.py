@@ -77,7 +77,10 @@ class Planner:
         if first is not None and first.length() > 0:
             rest = RangeSet(done)
             rest.add(*first)
-            self.pending = [first, *_split(rest.gaps(size), pieces, min_segment)]
+            # The other connections share the rest; the first joins in by stealing once its
+            # (small) range is done, rather than leave a last piece waiting for it.
+            others = max(1, pieces - 1)
+            self.pending = [first, *_split(rest.gaps(size), others, min_segment)]
         else:
             self.pending = _split(done.gaps(size), pieces, min_segment)
 

@@ -40,6 +40,7 @@ class Body(NamedTuple):
 
     response: httpx.Response
     chunks: AsyncIterator[bytes]
+    end: int  # where the range asked for ends
 
 
 # Steal from a connection only if it needs longer than this to finish its range: then the
@@ -73,6 +74,7 @@ class Transfer:
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
         self.known = rules.Known(state.size, state.etag, state.last_modified)
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
+        self.heard = 0.0  # when the latest bytes arrived, on any connection
         self.planner = Planner(
             state.size,
             state.done,
@@ -171,7 +173,7 @@ class Transfer:
                     self.watched[id(seg)] = scope
                     if body is None:
                         body = await self._open(seg)
-                    await self._stream(seg, body.chunks, budget)
+                    await self._stream(seg, body, budget)
                 if scope.cancelled_caught:
                     silent = trio.current_time() - max(seg.last, seg.since)
                     raise RetryLater(
@@ -222,7 +224,7 @@ class Transfer:
             headers, chunks = await part_body(response, verdict.boundary)
             verdict = judge(headers)
         if isinstance(verdict, rules.Ranged):
-            return Body(response, chunks)
+            return Body(response, chunks, end)
         if isinstance(verdict, rules.Restart):
             raise StartOver(verdict.reason)
         if isinstance(verdict, rules.Fail):
@@ -238,23 +240,26 @@ class Transfer:
         self.state.etag = None
         self.known = self.known._replace(etag=None)
 
-    async def _stream(self, seg: Segment, chunks: AsyncIterator[bytes], budget: Budget) -> None:
+    async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
         self.stats.streaming(+1)
         seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
         try:
-            async for chunk in chunks:
+            async for chunk in body.chunks:
                 n = min(len(chunk), seg.remaining)
                 data = memoryview(chunk)[:n]
                 self.part.write(seg.pos, data)
                 self.hasher.feed(seg.pos, data)
                 self.planner.advance(seg, n)
-                self.planner.heard(seg, trio.current_time())
+                self.heard = trio.current_time()
+                self.planner.heard(seg, self.heard)
                 if self.slots is not None:
                     self.slots.count(n)
                 self.stats.received += n
                 budget.progressed(n)
                 self.report()
                 if seg.remaining == 0:
+                    if seg.end == body.end:
+                        await _drain(body.chunks)  # keeps the connection for the next range
                     return  # done, or the rest was stolen: this response ends here
         finally:
             self.stats.streaming(-1)
@@ -269,12 +274,15 @@ class Transfer:
         while True:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
-            active = [s for s in self.planner.active if id(s) in self.watched]
-            if not any(s.reads and not s.silent(now) for s in active):
-                continue  # the whole link is quiet: nothing to gain from new connections
-            for seg in active:
+            for seg in [s for s in self.planner.active if id(s) in self.watched]:
+                # Bytes came on other connections after this one went quiet (they may have
+                # finished since): the link lives, ask again now. When every connection is
+                # quiet the link may be down: a new one is tried after a third of the
+                # timeout, and the tries without progress are counted as ever.
                 if seg.remaining > 0 and seg.silent(now):
-                    self.watched[id(seg)].cancel()
+                    others = self.heard > seg.last + 1.0
+                    if others or now - seg.last > self.options.timeout / 3:
+                        self.watched[id(seg)].cancel()
 
     async def _keep_hashing(self) -> None:
         while True:
@@ -295,3 +303,12 @@ class Transfer:
         if self.part.fd is not None:
             os.fdatasync(self.part.fd)
             self.part.save(self.state)
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read a response whose range is all written to its end (nothing more should come), so
+    that httpx keeps its connection for the next request instead of closing it: a new
+    connection costs a round trip, and on TLS a handshake."""
+    async for extra in chunks:
+        if extra:
+            return  # more than the range asked: the connection is not worth keeping
