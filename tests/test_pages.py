@@ -334,11 +334,6 @@ async def test_a_hashed_set_all_cached_makes_no_request(tmp_path: Path, index_di
     assert [f.path.read_bytes() for f in got] == [(index_dir / n).read_bytes() for *_, n in _SET]
 
 
-@pytest.mark.xfail(
-    reason="cli/install.py fetches the pages of unmarked requirements while the target is "
-    "probed; it should leave those for which Session.needs_page(w) is False",
-    strict=False,
-)
 async def test_a_hashed_set_all_cached_makes_no_request_from_the_cli(
     tmp_path: Path, index_dir: Path
 ) -> None:

@@ -290,7 +290,9 @@ async def _fetch_set(
         async with trio.open_nursery() as nursery:
             # Index pages need no target: those of requirements without a marker are
             # fetched while the target's probe may still run.
-            for name in dict.fromkeys(w.req.name for w in reqs.wanted if w.req.marker is None):
+            # (Not for a hashed pin whose file is cached: that set asks nothing at all.)
+            early = [w for w in reqs.wanted if w.req.marker is None and session.needs_page(w)]
+            for name in dict.fromkeys(w.req.name for w in early):
                 nursery.start_soon(page, name)
             target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
             planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
