@@ -185,7 +185,10 @@ def test_auto_control_doubles_while_it_pays_and_steps_back_at_the_knee() -> None
     for _ in range(7):
         assert c.epoch(4e6, busy=4) == 4  # at the knee
     assert c.epoch(4e6, busy=4) == 5  # now and then, one more to see if the link changed
-    assert c.pushback(busy=5) == 2  # the host refused: half of what was in use
+    assert c.pushback(busy=5) == 4  # refused while one more was on trial: back to 4
+    assert c.pushback(busy=4) == 4  # the same burst of refusals: nothing more
+    c.epoch(4e6, busy=4)  # settled
+    assert c.pushback(busy=4) == 2  # refused again later: half of what was in use
     assert c.epoch(1e6, busy=1) == 2  # too little work to judge: unchanged
 
 
@@ -197,3 +200,14 @@ def test_auto_control_on_a_shared_cap_stays_small() -> None:
     for _ in range(20):
         c.epoch(next(rates), busy=c.limit)
     assert c.limit <= 3
+
+
+def test_auto_control_backs_out_of_an_increase_the_host_refuses() -> None:
+    from segfetch.engine.control import Controller
+
+    c = Controller(cap=16, limit=4)
+    c.epoch(1e6, busy=4)  # settling
+    assert c.epoch(1e6, busy=4) == 8  # on trial
+    assert c.pushback(busy=8) == 4  # 503s: the 4 that streamed without refusals
+    assert c.knee == 4
+    assert c.pushback(busy=8) == 4  # more 503s of the same burst: nothing more

@@ -64,8 +64,15 @@ class Controller:
         return self._set(min(self.cap, grown))
 
     def pushback(self, busy: int) -> int:
-        """The host refused or asked us to slow down: half of what was in use."""
-        self.knee = max(1, busy // 2)
+        """The host refused or asked us to slow down: back to the count before an increase
+        still on trial (it streamed without refusals), else half of what was in use. The
+        other refusals of the same burst change nothing more."""
+        if self._settling and self.knee is not None and self._before is None:
+            return self.limit
+        if self._before is not None:
+            self.knee = self._before[0]
+        else:
+            self.knee = max(1, busy // 2)
         self._before = None
         self._calm = 0
         return self._set(self.knee)
