@@ -4,14 +4,14 @@ file changed: begin the whole file again)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpcore
 import httpx
 import trio
 
 from segfetch import __version__
-from segfetch.engine import failures
+from segfetch.engine import failures, rules
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
 from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT
@@ -111,6 +111,35 @@ async def send(
     if failure.retry:
         raise RetryLater(failure)
     raise failure.error()
+
+
+Usable = rules.Ranged | rules.Whole | rules.Empty
+
+
+async def carry_out(
+    response: httpx.Response,
+    judge: Callable[[rules.Headers], rules.Verdict],
+    on_retry: Callable[[rules.Retry], None],
+    name: str,
+) -> tuple[AsyncIterator[bytes], Usable]:
+    """The one place a verdict on an answer is carried out: a usable answer gives its body's
+    chunks (a multipart one judged again by its part's head); Restart, Fail and Retry are
+    raised, ``on_retry`` seeing a Retry first (to change what the next request asks)."""
+    verdict = judge(response.headers)
+    chunks = response.aiter_raw()
+    if isinstance(verdict, rules.Multipart):
+        headers, chunks = await part_body(response, verdict.boundary)
+        verdict = judge(headers)
+    if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
+        return chunks, verdict
+    if isinstance(verdict, rules.Restart):
+        raise StartOver(verdict.reason)
+    if isinstance(verdict, rules.Fail):
+        raise verdict.error
+    if isinstance(verdict, rules.Retry):
+        on_retry(verdict)
+        raise RetryLater(verdict.failure)
+    raise RetryLater(Failure(f"{name}: a multipart answer inside a multipart", True))
 
 
 async def part_body(

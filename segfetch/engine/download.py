@@ -1,7 +1,7 @@
 """The download of one file: the only place that ties trio and httpx to the rules.
 
-The first request (an open-ended Range) learns the size, range support and validator, and
-its body is the first segment: no HEAD, no extra round trip. Then a ranged pass
+The first request (a Range of one --min-segment) learns the size, range support and
+validator, and its body is the first segment: no HEAD, no extra round trip. Then a ranged pass
 (transfer.py) fetches the rest over many connections, or one stream where the server
 ignores ranges. The whole file starts over if it changes (at most MAX_RESTARTS times);
 a zip that fails its sha256 has just its damaged members fetched again.
@@ -23,10 +23,11 @@ from segfetch.engine.client import (
     Location,
     RetryLater,
     StartOver,
+    Usable,
     backoff,
+    carry_out,
     classify,
     make_client,
-    part_body,
     send,
 )
 from segfetch.engine.control import START, Controller
@@ -275,9 +276,7 @@ class _Download:
             self.slots.release()
         self.probe_slot = False
 
-    async def _probe(
-        self,
-    ) -> tuple[httpx.Response, AsyncIterator[bytes], rules.Ranged | rules.Whole | rules.Empty]:
+    async def _probe(self) -> tuple[httpx.Response, AsyncIterator[bytes], Usable]:
         """The first request of a pass: the first missing range, or the whole file."""
         state = self.state
         known = None
@@ -314,30 +313,19 @@ class _Download:
 
     async def _judge_probe(
         self, response: httpx.Response, start: int, end: int | None, known: rules.Known | None
-    ) -> tuple[AsyncIterator[bytes], rules.Ranged | rules.Whole | rules.Empty]:
+    ) -> tuple[AsyncIterator[bytes], Usable]:
         def judge(headers: rules.Headers) -> rules.Verdict:
             return rules.judge_probe(
                 response.status_code, headers, start, end, known, self.size, self.name,
                 self.html_ok,
             )  # fmt: skip
 
-        verdict = judge(response.headers)
-        chunks = response.aiter_raw()
-        if isinstance(verdict, rules.Multipart):
-            headers, chunks = await part_body(response, verdict.boundary)
-            verdict = judge(headers)
-        if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
-            return chunks, verdict
-        if isinstance(verdict, rules.Restart):
-            raise StartOver(verdict.reason)
-        if isinstance(verdict, rules.Fail):
-            raise verdict.error
-        if isinstance(verdict, rules.Retry):
+        def on_retry(verdict: rules.Retry) -> None:
             if verdict.drop_etag and self.state is not None:
                 self.state.etag = None
             self.open_probe = self.open_probe or verdict.open
-            raise RetryLater(verdict.failure)
-        raise RetryLater(Failure(f"{self.name}: a multipart answer inside a multipart", True))
+
+        return await carry_out(response, judge, on_retry, self.name)
 
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None
@@ -399,8 +387,7 @@ class _Download:
         finally:
             if keep is not None and pos:  # what arrived counts for the next run too
                 keep.done.add(0, pos)
-                await self.part.sync()
-                self.part.save(keep)
+                self.part.save_synced(keep)
         if size is not None and pos != size:
             raise RetryLater(Failure(f"{self.name}: body ended at {pos} of {size} bytes", True))
         await self.hasher.advance(pos)

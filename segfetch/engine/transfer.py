@@ -5,7 +5,6 @@ one task hashes the completed prefix and one saves the control file."""
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -20,8 +19,8 @@ from segfetch.engine.client import (
     RetryLater,
     StartOver,
     backoff,
+    carry_out,
     classify,
-    part_body,
     send,
 )
 from segfetch.engine.failures import Failure
@@ -218,27 +217,13 @@ class Transfer:
                 response.status_code, headers, start, end, self.known, self.name, self.html_ok
             )
 
-        verdict = judge(response.headers)
-        chunks = response.aiter_raw()
-        if isinstance(verdict, rules.Multipart):
-            headers, chunks = await part_body(response, verdict.boundary)
-            verdict = judge(headers)
-        if isinstance(verdict, rules.Ranged):
-            return Body(response, chunks, end)
-        if isinstance(verdict, rules.Restart):
-            raise StartOver(verdict.reason)
-        if isinstance(verdict, rules.Fail):
-            raise verdict.error
-        if isinstance(verdict, rules.Retry):
-            if verdict.drop_etag:
-                self.drop_etag()
-            raise RetryLater(verdict.failure)
-        raise RetryLater(Failure(f"{self.name}: a multipart answer inside a multipart", True))
+        def on_retry(verdict: rules.Retry) -> None:
+            if verdict.drop_etag:  # per-node ETags: If-Range carries Last-Modified from now on
+                self.state.etag = None
+                self.known = self.known._replace(etag=None)
 
-    def drop_etag(self) -> None:
-        """The ETag differs from node to node: If-Range carries Last-Modified from now on."""
-        self.state.etag = None
-        self.known = self.known._replace(etag=None)
+        chunks, _ = await carry_out(response, judge, on_retry, self.name)
+        return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
         self.stats.streaming(+1)
@@ -300,9 +285,7 @@ class Transfer:
 
     def save_now(self) -> None:
         """Record what is on disk so that a later run resumes; also on crash or Ctrl-C."""
-        if self.part.fd is not None:
-            os.fdatasync(self.part.fd)
-            self.part.save(self.state)
+        self.part.save_synced(self.state)
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
