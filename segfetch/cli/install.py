@@ -154,6 +154,11 @@ def _spellings(options: tuple[str, ...]) -> list[list[str]]:
     return out
 
 
+def _pip_args(args: argparse.Namespace) -> list[str]:
+    """Every pip option given, known to segfetch's parser or passed through, in order."""
+    return [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+
+
 class _PipOption(argparse.Action):
     """Keep a pip option, in order, for the pip install at the end."""
 
@@ -194,7 +199,7 @@ def _run_started(
     from segfetch.wheels.files import link_into
     from segfetch.wheels.pip import choose_installer, install
 
-    pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+    pip_args = _pip_args(args)
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)
@@ -236,7 +241,7 @@ def _python(args: argparse.Namespace) -> str:
     found = environment_python(args.python, os.environ, Path.cwd())
     if found is not None and not Path(found).exists():
         raise UsageError(f"no Python at {found!r}; give --python the path of an interpreter")
-    pip_args = [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+    pip_args = _pip_args(args)
     elsewhere = args.command == "download" or any(
         a.split("=")[0] in ("--target", "--prefix", "--root", "--user", "-t") for a in pip_args
     )
