@@ -404,7 +404,9 @@ class _Download:
         size = self.state.size if self.state is not None else None
         t = self.transfer
         done = t.planner.done.total() if t is not None else self.stats.received
-        self.progress(Progress(self.where.origin, size, done, self.stats.live, self.stats.retries))
+        prefix = t.planner.done.prefix() if t is not None else self.stats.received
+        st = self.stats
+        self.progress(Progress(self.where.origin, size, done, st.live, st.retries, prefix))
 
 
 __all__ = ["Options", "Progress", "Result", "Slots", "download", "download_sync", "make_client"]

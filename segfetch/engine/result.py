@@ -14,6 +14,7 @@ class Progress:
     done: int
     connections: int
     retries: int
+    prefix: int = 0  # bytes from 0 written in a row to the .part (for a reader streaming it)
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -1,145 +1,160 @@
-"""A local index in front of pip's resolver, so that every byte pip asks for comes
-through segfetch: project pages from the real indexes (retried), files and their metadata
+"""segfetch's own simple index: one implementation for ``segfetch serve`` and for the index
+``segfetch install`` runs in front of pip's resolver, so that every byte a client asks for
+comes through segfetch: project pages from the real indexes, files and their metadata
 through the engine (segmented, resumed, verified, cached).
 
-pip is told every file has PEP 658 metadata, so resolving a wheel costs one small
-``.metadata`` download, not the whole wheel. Where the upstream has no ``.metadata`` file
-the wheel is fetched through the engine and its METADATA read from it.
+``IndexApp`` answers requests (routes and pages in ``simple.py``, HTTP in ``httpd.py``)
+from three functions of its owner: a project's files, a file's METADATA, and sending a
+file. A file is served only if it is listed on its project's page, as upstream listed it;
+a request never names an upstream URL. Clients are told every wheel has PEP 658 metadata,
+so resolving a wheel costs one small ``.metadata`` download, not the whole wheel; where the
+upstream has no ``.metadata`` the wheel is fetched and its METADATA read from it.
 """
 
 from __future__ import annotations
 
-import html
-import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import h11
 import trio
-from packaging.utils import canonicalize_name
 
 from segfetch.errors import HTTPStatusError, SegfetchError
+from segfetch.wheels import simple
+from segfetch.wheels.httpd import Cut, Reply, Request, basic_auth_ok, send_file, serve_listeners
 from segfetch.wheels.index import IndexFile
 
 FetchFile = Callable[[IndexFile], Awaitable[Path]]
 FetchMetadata = Callable[[IndexFile], Awaitable[bytes | None]]
 FetchProject = Callable[[str], Awaitable[list[IndexFile]]]
-CHUNK = 64 * 1024
-# Upstream statuses that mean "not there": pip hears a 404, as from an index without the
-# file. Any other failure is a 502, which stops pip; we then report the upstream's reason.
+Listing = tuple[list[IndexFile], bool]  # a project's files, and whether they are stale
+FetchListing = Callable[[str], Awaitable[Listing]]
+SendFile = Callable[[IndexFile, Request, Reply], Awaitable[None]]
+# Upstream statuses that mean "not there": the client hears a 404, as from an index without
+# the file. Any other failure is a 502 (which stops pip), with the upstream's reason.
 NOT_THERE = frozenset({404, 410})
+STALE = ("Warning", '110 - "Response is Stale"')
+MAX_CLIENTS = 64
 
 
-class LocalIndex:
-    def __init__(self, project: FetchProject, file: FetchFile, metadata: FetchMetadata) -> None:
-        self._project, self._file, self._metadata = project, file, metadata
-        self.files: dict[str, IndexFile] = {}  # our /files/<key>/<name> -> upstream file
+class IndexApp:
+    def __init__(
+        self,
+        project: FetchListing,
+        metadata: FetchMetadata,
+        send: SendFile,
+        *,
+        auth: str | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self._project, self._metadata, self._send = project, metadata, send
+        self.auth = auth  # "user:pass" clients must give (Basic), or None
+        self.secrets = [s for s in secrets if s]  # never in an answer (upstream credentials)
+        self.listed: dict[str, dict[str, IndexFile]] = {}  # project -> name -> upstream file
         self.port = 0
         self.error: SegfetchError | None = None  # the first failure, to report instead of pip's
+
+    async def serve(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_clients: int = MAX_CLIENTS,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started()
+        await serve_listeners(listeners, self.handle, max_clients=max_clients)
+
+    async def handle(self, request: Request, reply: Reply) -> None:
+        if self.auth is not None and not basic_auth_ok(
+            request.headers.get("authorization"), self.auth
+        ):
+            challenge = ("WWW-Authenticate", 'Basic realm="segfetch"')
+            await reply.text(401, "this index needs a user name and password", [challenge])
+            return
+        where = simple.route(request.target)
+        try:
+            await self._answer(where, request, reply)
+        except SegfetchError as exc:
+            self.error = self.error or exc
+            if reply.started:
+                raise Cut from None  # the client sees a short body, never a wrong one
+            gone = isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE
+            await reply.text(404 if gone else 502, self.scrub(str(exc)))
+
+    async def _answer(self, where: simple.Route, request: Request, reply: Reply) -> None:
+        if isinstance(where, simple.Refused):
+            await reply.text(where.status, where.why)
+        elif isinstance(where, simple.Redirect):
+            await reply.text(301, "moved", [("Location", where.location)])
+        elif isinstance(where, simple.File):
+            await self._file(where, request, reply)
+        else:
+            media = simple.negotiate(request.headers.get("accept"))
+            if media is None:
+                await reply.text(406, "pages are PEP 691 JSON or HTML")
+                return
+            headers = [("Vary", "Accept"), ("Cache-Control", "max-age=0")]
+            if isinstance(where, simple.Root):
+                body = simple.render_root(media, self.listed)
+            else:
+                files, stale = await self.listing(where.project)
+                body = simple.render_page(media, where.project, files)
+                headers += [STALE] if stale else []
+            await reply.whole(200, simple.content_type(media), body, headers)
+
+    async def listing(self, project: str) -> Listing:
+        """The project's files as its pages list them, one per name; remembered, so that
+        its file URLs lead to them."""
+        files, stale = await self._project(project)
+        files = simple.unique(files)
+        self.listed[project] = {f.filename: f for f in files}
+        return files, stale
+
+    async def _file(self, where: simple.File, request: Request, reply: Reply) -> None:
+        f = self.listed.get(where.project, {}).get(where.filename)
+        if f is None:  # not seen in this run: as its page lists it now (or last listed it)
+            await self.listing(where.project)
+            f = self.listed[where.project].get(where.filename)
+        if f is None or (where.metadata and not f.filename.endswith(".whl")):
+            await reply.text(404, f"{where.project} lists no such file")
+        elif where.metadata:
+            meta = await self._metadata(f)
+            if meta is None:
+                await reply.text(404, "no metadata")
+            else:
+                await reply.whole(200, "text/plain; charset=utf-8", meta)
+        else:
+            await self._send(f, request, reply)
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def upstream(self, url: str) -> IndexFile | None:
+        """The upstream file behind one of our /files/ URLs."""
+        where = simple.route(urlsplit(url).path)
+        if not isinstance(where, simple.File) or where.metadata:
+            return None
+        return self.listed.get(where.project, {}).get(where.filename)
+
+
+class LocalIndex(IndexApp):
+    """The index in front of pip's resolver during ``install``: on 127.0.0.1, a file sent
+    once it is complete in the cache."""
+
+    def __init__(self, project: FetchProject, file: FetchFile, metadata: FetchMetadata) -> None:
+        async def listing(name: str) -> Listing:
+            return await project(name), False
+
+        async def send(f: IndexFile, request: Request, reply: Reply) -> None:
+            await send_file(request, reply, await file(f))
+
+        super().__init__(listing, metadata, send)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/simple/"
-
-    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        self.port = listeners[0].socket.getsockname()[1]
-        task_status.started()
-        await trio.serve_listeners(self._connection, listeners)
-
-    async def _connection(self, stream: trio.SocketStream) -> None:
-        conn = h11.Connection(h11.SERVER)
-        try:
-            while True:
-                event = await _next_event(conn, stream)
-                if not isinstance(event, h11.Request):
-                    return
-                while not isinstance(await _next_event(conn, stream), h11.EndOfMessage):
-                    pass
-                await self._answer(conn, stream, event.target.decode("latin-1"))
-                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
-                    return
-                conn.start_next_cycle()
-        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
-            pass  # pip went away
-        finally:
-            await stream.aclose()
-
-    async def _answer(self, conn: h11.Connection, stream: trio.SocketStream, target: str) -> None:
-        parts = target.split("?")[0].strip("/").split("/")
-        try:
-            if parts[0] == "simple" and len(parts) == 2:
-                body = await self._page(parts[1])
-                await _send(conn, stream, 200, "text/html; charset=utf-8", body)
-            elif parts[0] == "files" and len(parts) == 3 and parts[1] in self.files:
-                f = self.files[parts[1]]
-                if parts[2] == f.filename + ".metadata":
-                    meta = await self._metadata(f)
-                    if meta is None:
-                        await _send(conn, stream, 404, "text/plain", b"no metadata")
-                    else:
-                        await _send(conn, stream, 200, "text/plain", meta)
-                elif parts[2] == f.filename:
-                    await _send_file(conn, stream, await self._file(f))
-                else:
-                    await _send(conn, stream, 404, "text/plain", b"not found")
-            else:
-                await _send(conn, stream, 404, "text/plain", b"not found")
-        except SegfetchError as exc:
-            self.error = self.error or exc
-            gone = isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE
-            status = 404 if gone else 502
-            await _send(conn, stream, status, "text/plain", str(exc).encode())
-
-    async def _page(self, name: str) -> bytes:
-        rows = []
-        for f in await self._project(name):
-            key = str(len(self.files))
-            self.files[key] = f
-            href = f"/files/{key}/{f.filename}" + (f"#sha256={f.sha256}" if f.sha256 else "")
-            attrs = [f'href="{html.escape(href)}"']
-            if f.requires_python:
-                attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
-            if f.yanked is not None:
-                attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
-            if f.filename.endswith(".whl"):
-                attrs += ['data-dist-info-metadata="true"', 'data-core-metadata="true"']
-            rows.append(f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
-        title = html.escape(canonicalize_name(name))
-        head = f"<!DOCTYPE html><html><head><title>{title}</title></head>"
-        return f"{head}<body>{''.join(rows)}</body></html>".encode()
-
-    def upstream(self, url: str) -> IndexFile | None:
-        """The upstream file behind one of our /files/ URLs."""
-        parts = url.split("#")[0].split("/files/", 1)
-        return self.files.get(parts[1].split("/")[0]) if len(parts) == 2 else None
-
-
-async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
-    while True:
-        event = conn.next_event()
-        if event is not h11.NEED_DATA:
-            return event
-        conn.receive_data(await stream.receive_some(CHUNK))
-
-
-async def _send(
-    conn: h11.Connection, stream: trio.SocketStream, status: int, ctype: str, body: bytes
-) -> None:
-    headers = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
-    out = conn.send(h11.Response(status_code=status, headers=headers)) or b""
-    out += (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
-    await stream.send_all(out)
-
-
-async def _send_file(conn: h11.Connection, stream: trio.SocketStream, path: Path) -> None:
-    size = path.stat().st_size
-    headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))]
-    await stream.send_all(conn.send(h11.Response(status_code=200, headers=headers)) or b"")
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        for offset in range(0, size, CHUNK):
-            await stream.send_all(conn.send(h11.Data(data=os.pread(fd, CHUNK, offset))) or b"")
-    finally:
-        os.close(fd)
-    await stream.send_all(conn.send(h11.EndOfMessage()) or b"")

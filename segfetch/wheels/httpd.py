@@ -1,0 +1,224 @@
+"""The HTTP/1.1 side of segfetch's index server (h11): one connection's loop with its
+limits, and the ways to answer: bytes, a file on disk with Range, a body sent piece by piece.
+
+Only GET and HEAD exist here: any other method, or a request with a body, gets a 405 and the
+connection is closed without reading further. A request head larger than ``MAX_HEAD`` gets a
+431, one not sent within ``HEAD_TIMEOUT`` seconds a closed connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import os
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Literal
+
+import h11
+import trio
+
+from segfetch.engine.ranges import Span
+
+MAX_HEAD = 16 * 1024  # request line and headers, bytes
+HEAD_TIMEOUT = 30.0  # seconds a client has to send a request's head
+CHUNK = 256 * 1024
+OCTETS = "application/octet-stream"
+Headers = Sequence[tuple[str, str]]
+UNSATISFIABLE: Literal["unsatisfiable"] = "unsatisfiable"
+
+
+class Cut(Exception):
+    """Stop the response here and close the connection: the client sees a short body."""
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    target: str
+    headers: dict[str, str]  # names lower-cased; repeated headers joined with ", "
+
+    @property
+    def head(self) -> bool:
+        return self.method == "HEAD"
+
+
+class Reply:
+    """One response on a connection; a HEAD request's reply sends no body."""
+
+    def __init__(self, conn: h11.Connection, stream: trio.abc.Stream, head: bool) -> None:
+        self.conn, self.stream, self.head = conn, stream, head
+        self.started = False
+
+    async def start(self, status: int, headers: Headers) -> None:
+        self.started = True
+        hs = [("Server", "segfetch"), *headers]
+        await self.stream.send_all(self.conn.send(h11.Response(status_code=status, headers=hs)))
+
+    async def body(self, data: bytes) -> None:
+        if data and not self.head:
+            await self.stream.send_all(self.conn.send(h11.Data(data=data)))
+
+    async def end(self) -> None:
+        await self.stream.send_all(self.conn.send(h11.EndOfMessage()))
+
+    async def whole(self, status: int, ctype: str, body: bytes, headers: Headers = ()) -> None:
+        hs = [("Content-Type", ctype), ("Content-Length", str(len(body))), *headers]
+        await self.start(status, hs)
+        await self.body(body)
+        await self.end()
+
+    async def text(self, status: int, message: str, headers: Headers = ()) -> None:
+        await self.whole(status, "text/plain; charset=utf-8", message.encode(), headers)
+
+
+Handler = Callable[[Request, Reply], Awaitable[None]]
+
+
+async def serve_listeners(
+    listeners: list[trio.SocketListener], handler: Handler, *, max_clients: int
+) -> None:
+    """Answer connections until cancelled; more than ``max_clients`` at once wait their turn."""
+    limiter = trio.CapacityLimiter(max_clients)
+
+    async def one(stream: trio.SocketStream) -> None:
+        async with limiter:
+            await serve_connection(stream, handler)
+
+    await trio.serve_listeners(one, listeners)
+
+
+async def serve_connection(stream: trio.abc.Stream, handler: Handler) -> None:
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    try:
+        while True:
+            request = None
+            with trio.move_on_after(HEAD_TIMEOUT):
+                request = await _read_request(conn, stream)
+            if request is None:
+                return
+            reply = Reply(conn, stream, request.head)
+            if request.method not in ("GET", "HEAD") or _has_body(request):
+                await reply.text(405, "only GET and HEAD", [("Allow", "GET, HEAD")])
+                return  # its body is not read: the connection cannot be reused
+            while not isinstance(await _next_event(conn, stream), h11.EndOfMessage):
+                pass
+            await handler(request, reply)
+            if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+    except h11.RemoteProtocolError as exc:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # no response begun yet
+            status = HTTPStatus(exc.error_status_hint)
+            head = f"HTTP/1.1 {status.value} {status.phrase}\r\nConnection: close\r\n"
+            head += "Content-Length: 0\r\n\r\n"
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await stream.send_all(head.encode())
+    except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError, Cut):
+        pass  # the client went away, or the body was cut short on purpose
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:
+    event = await _next_event(conn, stream)
+    if not isinstance(event, h11.Request):
+        return None
+    headers: dict[str, str] = {}
+    for name, value in event.headers:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return Request(event.method.decode("latin-1"), event.target.decode("latin-1"), headers)
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length", "0").strip()
+    return "transfer-encoding" in request.headers or length not in ("", "0")
+
+
+async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(bytes(await stream.receive_some(CHUNK)))
+
+
+def parse_range(value: str | None, size: int) -> Span | Literal["unsatisfiable"] | None:
+    """The one byte range a Range header asks of a ``size``-byte file: a Span, None for the
+    whole file (no header, one we do not honour: several ranges, another unit, a malformed
+    one; RFC 9110 lets a server ignore those), or UNSATISFIABLE (a 416). Pure."""
+    if value is None:
+        return None
+    unit, _, spec = value.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    first, last = first.strip(), last.strip()
+    if not dash or not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        return None
+    if first == "":  # the last N bytes
+        if last == "":
+            return None
+        n = int(last)
+        return UNSATISFIABLE if n == 0 or size == 0 else Span(max(0, size - n), size)
+    start = int(first)
+    if last != "" and int(last) < start:
+        return None
+    if start >= size:
+        return UNSATISFIABLE
+    end = size if last == "" else min(size, int(last) + 1)
+    return Span(start, end)
+
+
+async def send_file(
+    request: Request, reply: Reply, path: Path, *, etag: str | None = None, headers: Headers = ()
+) -> None:
+    """A complete file, or the one range asked for (206), or a 416. If-Range against the
+    ETag: a range of another version is never sent."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        asked = request.headers.get("range")
+        if_range = request.headers.get("if-range")
+        if if_range is not None and if_range != etag:
+            asked = None
+        span = parse_range(asked, size)
+        common = [("Accept-Ranges", "bytes"), *([("ETag", etag)] if etag else []), *headers]
+        if span == UNSATISFIABLE:
+            await reply.text(416, "range not satisfiable", [("Content-Range", f"bytes */{size}")])
+            return
+        if span is None:
+            span, status = Span(0, size), 200
+        else:
+            status = 206
+            common.append(("Content-Range", f"bytes {span.start}-{span.end - 1}/{size}"))
+        length = ("Content-Length", str(span.end - span.start))
+        await reply.start(status, [("Content-Type", OCTETS), length, *common])
+        if not reply.head:
+            for offset in range(span.start, span.end, CHUNK):
+                n = min(CHUNK, span.end - offset)
+                data = await trio.to_thread.run_sync(os.pread, fd, n, offset)
+                if len(data) != n:
+                    raise Cut  # shrunk under us: never pad
+                await reply.body(data)
+        await reply.end()
+    finally:
+        os.close(fd)
+
+
+def basic_auth_ok(header: str | None, user_pass: str) -> bool:
+    """Whether an Authorization header carries exactly ``user:pass`` (Basic). Pure."""
+    scheme, _, token = (header or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return secrets.compare_digest(given, user_pass.encode())

@@ -1,0 +1,207 @@
+"""What segfetch's index server answers, without sockets: the route of a request target,
+the page format an Accept header asks for, and the pages (PEP 503 HTML, PEP 691 JSON, with
+PEP 592 yanks and PEP 658/714 metadata). Pure.
+
+The URL layout, stable across restarts (a file's URL names no upstream):
+
+    /simple/                              the projects seen so far
+    /simple/<project>/                    a project's page (HTML or JSON by Accept)
+    /files/<project>/<filename>           a file listed on that page
+    /files/<project>/<filename>.metadata  its METADATA (PEP 658)
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from packaging.utils import canonicalize_name
+
+from segfetch.wheels.index import JSON_TYPE, IndexFile
+
+HTML_V1 = "application/vnd.pypi.simple.v1+html"
+HTML = "text/html"
+_LATEST = {
+    "application/vnd.pypi.simple.latest+json": JSON_TYPE,
+    "application/vnd.pypi.simple.latest+html": HTML_V1,
+}
+_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
+
+
+@dataclass(frozen=True)
+class Root:
+    pass
+
+
+@dataclass(frozen=True)
+class Page:
+    project: str  # canonical
+
+
+@dataclass(frozen=True)
+class File:
+    project: str
+    filename: str
+    metadata: bool = False  # the .metadata beside it
+
+
+@dataclass(frozen=True)
+class Redirect:
+    location: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    status: int  # 400: a target we never accept; 404: nothing there
+    why: str
+
+
+Route = Root | Page | File | Redirect | Refused
+
+
+def route(target: str) -> Route:
+    """Where a request target leads. Only origin-form targets (``/path``); every path
+    segment is one plain name once percent-decoded (no ``..``, no slash, no NUL)."""
+    if not target.startswith("/"):
+        return Refused(400, "only /path request targets are served")
+    path = target.partition("?")[0].partition("#")[0]
+    try:
+        parts = [unquote(p, errors="strict") for p in path.split("/")[1:]]
+    except UnicodeDecodeError:
+        return Refused(400, "a path that is not UTF-8")
+    if any(_unsafe(p) for p in parts[:-1]) or (parts[-1] and _unsafe(parts[-1])):
+        return Refused(400, "a path segment that is not a plain name")
+    trailing = parts[-1] == ""
+    parts = parts[:-1] if trailing and len(parts) > 1 else parts
+    if parts == ["simple"]:
+        return Root() if trailing else Redirect("/simple/")
+    if len(parts) == 2 and parts[0] == "simple" and _NAME.match(parts[1]):
+        name = canonicalize_name(parts[1])
+        if name != parts[1] or not trailing:
+            return Redirect(f"/simple/{name}/")
+        return Page(name)
+    if len(parts) == 3 and parts[0] == "files" and not trailing:
+        project, filename = parts[1], parts[2]
+        if _NAME.match(project) and canonicalize_name(project) == project:
+            if filename.endswith(".metadata"):  # no distribution's name ends so
+                return File(project, filename.removesuffix(".metadata"), metadata=True)
+            return File(project, filename)
+    return Refused(404, "not found")
+
+
+def _unsafe(segment: str) -> bool:
+    return segment in ("", ".", "..") or any(c in segment for c in "/\\\0")
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The page format for an Accept header: JSON_TYPE, HTML_V1 or HTML; None: none of them
+    is acceptable (a 406). No header: HTML, as PEP 503 clients expect. Equal preference:
+    JSON first (PEP 691)."""
+    if not accept or not accept.strip():
+        return HTML
+    ranges: list[tuple[str, float]] = []
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        ranges.append((_LATEST.get(media, media), q))
+    best, best_q = None, 0.0
+    for candidate in (JSON_TYPE, HTML_V1, HTML):
+        q = _quality(candidate, ranges)
+        if q > best_q:
+            best, best_q = candidate, q
+    return best
+
+
+def _quality(media: str, ranges: Sequence[tuple[str, float]]) -> float:
+    """q of the most specific range that matches (RFC 9110 12.5.1)."""
+    kind = media.split("/")[0]
+    for pattern in (media, f"{kind}/*", "*/*"):
+        qs = [q for m, q in ranges if m == pattern]
+        if qs:
+            return max(qs)
+    return 0.0
+
+
+def content_type(media: str) -> str:
+    return "text/html; charset=utf-8" if media == HTML else media
+
+
+def unique(files: Iterable[IndexFile]) -> list[IndexFile]:
+    """One entry per file name, the first index's (our URLs are by name)."""
+    seen: dict[str, IndexFile] = {}
+    for f in files:
+        seen.setdefault(f.filename, f)
+    return list(seen.values())
+
+
+def file_href(project: str, filename: str) -> str:
+    """A file's URL relative to its project page."""
+    return f"../../files/{project}/{quote(filename)}"
+
+
+def _has_metadata(f: IndexFile) -> bool:
+    return f.filename.endswith(".whl")  # from the upstream's .metadata, or the wheel itself
+
+
+def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
+    if media == JSON_TYPE:
+        return json.dumps(
+            {
+                "meta": {"api-version": "1.0"},
+                "name": project,
+                "files": [_json(project, f) for f in files],
+            }
+        ).encode()
+    rows = []
+    for f in files:
+        href = file_href(project, f.filename) + (f"#sha256={f.sha256}" if f.sha256 else "")
+        attrs = [f'href="{html.escape(href)}"']
+        if f.requires_python:
+            attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
+        if f.yanked is not None:
+            attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
+        if _has_metadata(f):
+            attrs += ['data-dist-info-metadata="true"', 'data-core-metadata="true"']
+        rows.append(f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
+    return _html(html.escape(project), rows)
+
+
+def _json(project: str, f: IndexFile) -> dict[str, object]:
+    out: dict[str, object] = {
+        "filename": f.filename,
+        "url": file_href(project, f.filename),
+        "hashes": {"sha256": f.sha256} if f.sha256 else {},
+        "yanked": (f.yanked or True) if f.yanked is not None else False,
+        "core-metadata": _has_metadata(f),
+        "dist-info-metadata": _has_metadata(f),
+    }
+    if f.requires_python:
+        out["requires-python"] = f.requires_python
+    if f.size is not None:
+        out["size"] = f.size
+    return out
+
+
+def render_root(media: str, projects: Iterable[str]) -> bytes:
+    names = sorted(set(projects))
+    if media == JSON_TYPE:
+        doc = {"meta": {"api-version": "1.0"}, "projects": [{"name": n} for n in names]}
+        return json.dumps(doc).encode()
+    return _html("Simple index", [f'<a href="{n}/">{n}</a><br/>' for n in names])
+
+
+def _html(title: str, rows: Sequence[str]) -> bytes:
+    head = '<!DOCTYPE html><html><head><meta name="pypi:repository-version" content="1.0">'
+    return f"{head}<title>{title}</title></head><body>{''.join(rows)}</body></html>".encode()
