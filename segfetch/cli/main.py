@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from segfetch import __version__
-from segfetch.cli import bench, emulate, get, install
+from segfetch.cli import bench, emulate, get, install, serve
 from segfetch.cli.running import Terminated
 from segfetch.errors import SegfetchError, first_error
 
@@ -60,4 +60,5 @@ def _parser() -> argparse.ArgumentParser:
     install.add_commands(sub)
     bench.add_command(sub)
     emulate.add_commands(sub)
+    serve.add_command(sub)
     return parser

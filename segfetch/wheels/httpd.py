@@ -125,7 +125,23 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler) -> None:
 
 
 async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:
-    event = await _next_event(conn, stream)
+    # h11 checks the size of an incomplete head only: one arriving whole is measured here
+    received = 0
+    too_large = h11.RemoteProtocolError("request head too large", error_status_hint=431)
+    while True:
+        try:
+            event = conn.next_event()
+        except h11.RemoteProtocolError:
+            if received > MAX_HEAD:
+                raise too_large from None
+            raise
+        if received > MAX_HEAD:
+            raise too_large
+        if event is not h11.NEED_DATA:
+            break
+        data = await stream.receive_some(MAX_HEAD)
+        received += len(data)
+        conn.receive_data(bytes(data))
     if not isinstance(event, h11.Request):
         return None
     headers: dict[str, str] = {}
@@ -146,7 +162,7 @@ async def _next_event(conn: h11.Connection, stream: trio.abc.Stream) -> object:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
-        conn.receive_data(bytes(await stream.receive_some(CHUNK)))
+        conn.receive_data(bytes(await stream.receive_some(MAX_HEAD)))
 
 
 def parse_range(value: str | None, size: int) -> Span | Literal["unsatisfiable"] | None:

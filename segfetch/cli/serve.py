@@ -1,0 +1,112 @@
+"""`segfetch serve`: a local simple index in front of the real ones, for pip, uv and any
+other client: every file through the engine into the shared cache, streamed as it arrives."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from segfetch.cli import running
+from segfetch.cli.options import add_download_options, download_options
+from segfetch.errors import UsageError, redact_url
+
+DEFAULT_PORT = 3141
+AUTH_ENV = "SEGFETCH_SERVE_AUTH"
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def add_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve", help="run a local package index: every file through segfetch, for pip and uv"
+    )
+    p.add_argument(
+        "-i", "--index-url", metavar="URL", help="the index to serve (default: pip's own setting)"
+    )
+    p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"(default {DEFAULT_PORT}; 0: any free one)"
+    )
+    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="(default: segfetch's cache)")
+    p.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help=f"the user and password clients must give (or set {AUTH_ENV})",
+    )
+    p.add_argument("--max-connections", type=int, default=32, metavar="N",
+                   help="upstream connections at once, over all files (default 32)")  # fmt: skip
+    p.add_argument("--max-clients", type=int, default=64, metavar="N",
+                   help="client connections served at once; more wait (default 64)")  # fmt: skip
+    add_download_options(p)
+    p.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = download_options(args)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535, not {args.port}")
+    for name in ("max_connections", "max_clients"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    auth = args.auth or os.environ.get(AUTH_ENV) or None
+    if auth is not None and (":" not in auth or auth.startswith(":")):
+        raise UsageError(f"--auth takes USER:PASS (or {AUTH_ENV}=USER:PASS)")
+    indexes = _indexes(args)
+    if args.host not in LOOPBACK:
+        print(
+            f"segfetch: warning: listening on {args.host}: whoever reaches this port may use "
+            f"the index{'' if auth else ' (give --auth USER:PASS to require a password)'}",
+            file=sys.stderr,
+        )
+    try:
+        running.run(lambda: _serve(args, options, indexes, auth))
+    except (KeyboardInterrupt, running.Terminated):
+        print("segfetch: serve stopped", file=sys.stderr)
+    return 0
+
+
+def _indexes(args: argparse.Namespace) -> list[str]:
+    from segfetch.wheels.index import PYPI
+    from segfetch.wheels.target import pip_index_urls
+
+    index, extras = args.index_url, args.extra_index_url
+    if index is None and not extras:
+        index, extras = pip_index_urls()
+    urls = [index or PYPI, *extras]
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"{redact_url(url)} is not an http(s) index URL")
+    return urls
+
+
+async def _serve(
+    args: argparse.Namespace, options: Any, indexes: list[str], auth: str | None
+) -> None:
+    import trio
+
+    from segfetch.engine.download import make_client
+    from segfetch.wheels import serve
+    from segfetch.wheels.cache import Cache, default_cache_dir
+
+    cache = Cache(args.cache_dir or default_cache_dir())
+    async with (
+        make_client(args.max_connections, options.timeout) as client,
+        trio.open_nursery() as nursery,
+    ):
+        app = await nursery.start(
+            lambda task_status: serve.run(
+                indexes, cache, client, host=args.host, port=args.port,
+                budget=args.max_connections, max_clients=args.max_clients, options=options,
+                auth=auth, task_status=task_status,
+            )
+        )  # fmt: skip
+        host = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        url = f"http://{f'[{host}]' if ':' in host else host}:{app.port}/simple/"
+        print(url, flush=True)
+        print(f"  PIP_INDEX_URL={url} pip install ...   UV_INDEX_URL={url} uv pip install ...",
+              flush=True)  # fmt: skip
+        upstream = ", ".join(map(redact_url, indexes))
+        print(f"segfetch: serving {upstream} (Ctrl-C stops)", file=sys.stderr, flush=True)

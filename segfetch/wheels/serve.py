@@ -1,0 +1,221 @@
+"""``segfetch serve``: the index app (``localindex.py``) in front of the configured indexes,
+for any number of clients over time.
+
+- Pages: fetched once however many ask at the same time, kept and revalidated in the page
+  cache; when an upstream fails, its stored page is served, marked stale.
+- Files: one download per file however many clients ask (the engine: segmented, resumed,
+  verified) into the sha256 cache, streamed to each client as it arrives (``growing.py``);
+  a cached file is sent from the cache, with Range.
+- Every fetch runs in the server's own nursery: a client that leaves cancels nothing
+  another client waits for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+
+from segfetch.engine.download import Progress
+from segfetch.engine.options import Options
+from segfetch.engine.retry import RetryPolicy
+from segfetch.engine.store import side_names
+from segfetch.errors import DiskError, HTTPStatusError, SegfetchError, redact_url
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.files import Planned, planned_of, wheel_metadata
+from segfetch.wheels.growing import Growing, stream
+from segfetch.wheels.httpd import Reply, Request, send_file
+from segfetch.wheels.index import IndexFile, fetch_project, stored_project
+from segfetch.wheels.install import Session
+from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
+
+T = TypeVar("T")
+# With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
+QUICK = RetryPolicy(max_tries=2)
+
+
+@dataclass
+class _Job:
+    done: trio.Event = field(default_factory=trio.Event)
+    value: Any = None
+    error: SegfetchError | None = None
+
+
+class Upstream(Session):
+    """install's Session (client, cache, connection budget, metadata), with what a
+    long-running server adds: pages asked again each time (the page cache revalidates),
+    stale pages when an upstream fails, and file downloads shared and streamed."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        cache: Cache,
+        indexes: Sequence[str],
+        nursery: trio.Nursery,
+        *,
+        budget: int,
+        options: Options | None = None,
+    ) -> None:
+        super().__init__(client, cache, indexes, budget=budget, options=options)
+        self.progress = self._progress
+        self.nursery = nursery
+        self._jobs: dict[tuple[str, str], _Job] = {}
+        self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
+        self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
+
+    async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
+        """fn() run once for all who ask while it runs, in the server's nursery."""
+        job = self._jobs.get(key)
+        if job is None:
+            job = self._jobs[key] = _Job()
+            self.nursery.start_soon(self._run, key, job, fn)
+        await job.done.wait()
+        if job.error is not None:
+            raise job.error
+        value: T = job.value
+        return value
+
+    async def _run(self, key: tuple[str, str], job: _Job, fn: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            job.value = await fn()
+        except SegfetchError as exc:
+            job.error = exc
+        except OSError as exc:
+            job.error = DiskError.from_os(exc, str(self.cache.root))
+        finally:
+            del self._jobs[key]
+            job.done.set()
+
+    async def listing(self, name: str) -> Listing:
+        return await self._once(("page", name), lambda: self._listing(name))
+
+    async def _listing(self, name: str) -> Listing:
+        """Files over all indexes; an index that fails gives its stored page, if any."""
+        files: list[IndexFile] = []
+        found = stale = False
+        for index in self.indexes:
+            stored = stored_project(self.pages, index, name)
+            policy = QUICK if stored is not None else None
+            try:
+                files += await fetch_project(
+                    self.client, index, name, policy, self.slots, self.pages
+                )
+                found = True
+            except SegfetchError as exc:
+                if isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE:
+                    continue
+                if stored is None:
+                    raise
+                files += stored
+                found = stale = True
+        if not found:
+            where = ", ".join(map(redact_url, self.indexes))
+            raise HTTPStatusError(f"no project {name!r} on {where}", 404)
+        return files, stale
+
+    async def metadata(self, f: IndexFile) -> bytes | None:
+        """From the wheel if it is cached (no request), else as install gets it."""
+        hit = await self._cached(f)
+        if hit is not None:
+            return wheel_metadata(hit)
+        return await self._once(("metadata", f.url), lambda: self.metadata_of(f))
+
+    async def send(self, f: IndexFile, request: Request, reply: Reply) -> None:
+        source = await self._source(f)
+        if isinstance(source, Path):
+            etag = f'"{f.sha256}"' if f.sha256 else None
+            await send_file(request, reply, source, etag=etag)
+        else:
+            await stream(source, reply)  # a Range is ignored while the file grows
+
+    async def file_of(self, f: IndexFile) -> Path:
+        """The whole file (install's metadata reads a wheel through this): shared too."""
+        source = await self._source(f)
+        return source if isinstance(source, Path) else await source.result()
+
+    async def _source(self, f: IndexFile) -> Path | Growing:
+        """The cached file, or its download (started here if none is under way)."""
+        g = self._growing.get(f.url)
+        if g is None:
+            hit = await self._cached(f)
+            if hit is not None:
+                return hit
+            g = self._growing.get(f.url) or self._start(f)
+        return g
+
+    async def _cached(self, f: IndexFile) -> Path | None:
+        if f.url in self._growing:
+            return None
+        if not f.sha256:
+            path = self._fetched.get(f.url)
+            return path if path is not None and path.is_file() else None
+        async with self.cache.lock(self.cache.path(f.sha256, f.filename).parent):
+            return await self.cache.get(f.sha256, f.filename, size=f.size)
+
+    def _start(self, f: IndexFile) -> Growing:
+        if f.sha256:
+            dest = self.cache.path(f.sha256, f.filename)
+        else:
+            dest = self.cache.unverified_path(f.url, f.filename)
+        g = self._growing[f.url] = Growing(dest.with_name(side_names(dest.name)[0]), f.size)
+        self.nursery.start_soon(self._download, f, g)
+        return g
+
+    async def _download(self, f: IndexFile, g: Growing) -> None:
+        try:
+            got = await self.fetch(planned_of(f, frozenset()))
+            if not f.sha256:
+                self._fetched[f.url] = got.path
+            g.finish(got.path, got.sha256, got.size)
+        except SegfetchError as exc:
+            g.fail(exc)
+        except OSError as exc:
+            g.fail(DiskError.from_os(exc, str(self.cache.root)))
+        finally:
+            self._growing.pop(f.url, None)
+
+    def _progress(self, p: Planned, progress: Progress | None) -> None:
+        g = self._growing.get(p.url)
+        if g is not None and progress is not None:
+            g.update(progress.size, progress.prefix)
+
+
+def secrets_of(indexes: Sequence[str]) -> list[str]:
+    """The credentials in index URLs, which no answer may hold."""
+    out = []
+    for url in indexes:
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            out.append(parts.netloc.rpartition("@")[0])
+            out += [s for s in (parts.password or parts.username,) if s]
+    return sorted(set(out), key=len, reverse=True)  # the longest first
+
+
+async def run(
+    indexes: Sequence[str],
+    cache: Cache,
+    client: httpx.AsyncClient,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    budget: int = 32,
+    max_clients: int = 64,
+    options: Options | None = None,
+    auth: str | None = None,
+    task_status: trio.TaskStatus[IndexApp] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until cancelled; tells ``task_status`` the app (its ``port``) once listening."""
+    async with trio.open_nursery() as nursery:
+        up = Upstream(client, cache, indexes, nursery, budget=budget, options=options)
+        app = IndexApp(up.listing, up.metadata, up.send, auth=auth, secrets=secrets_of(indexes))
+
+        async def listen(*, task_status: trio.TaskStatus[None]) -> None:
+            await app.serve(host, port, max_clients=max_clients, task_status=task_status)
+
+        await nursery.start(listen)
+        task_status.started(app)

@@ -1,0 +1,550 @@
+"""`segfetch serve`: routes, pages, ranges and streaming without sockets; then pip and uv
+installing through it from the link emulator's index, over loopback only."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from segfetch.engine.download import make_client
+from segfetch.engine.ranges import Span
+from segfetch.testing.emulator import Emulator, Fault, Link
+from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels import simple
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.growing import Growing, stream
+from segfetch.wheels.httpd import UNSATISFIABLE, Cut, Reply, basic_auth_ok, parse_range
+from segfetch.wheels.index import JSON_TYPE, IndexFile, parse_page
+from segfetch.wheels.localindex import IndexApp
+from segfetch.wheels.pip import find_uv
+from segfetch.wheels.serve import run, secrets_of
+
+UV = find_uv()
+SHA = "ab" * 32
+FLAKY = Link(rate=4 << 20, faults=(Fault("reset", every=100_000),))
+SLOW = Link(shared_rate=1 << 20)  # a 2 MB wheel takes two seconds: long enough to join midway
+
+# -- routes, pages, negotiation: pure --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/simple/", simple.Root()),
+        ("/simple", simple.Redirect("/simple/")),
+        ("/simple/sf-alpha/", simple.Page("sf-alpha")),
+        ("/simple/sf-alpha/?format=x", simple.Page("sf-alpha")),
+        ("/simple/SF_Alpha/", simple.Redirect("/simple/sf-alpha/")),
+        ("/simple/sf-alpha", simple.Redirect("/simple/sf-alpha/")),
+        (
+            "/files/sf-alpha/a-1.0-py3-none-any.whl",
+            simple.File("sf-alpha", "a-1.0-py3-none-any.whl"),
+        ),
+        (
+            "/files/sf-alpha/a-1.0%2Blocal-py3-none-any.whl",
+            simple.File("sf-alpha", "a-1.0+local-py3-none-any.whl"),
+        ),
+        ("/files/sf-alpha/a.whl.metadata", simple.File("sf-alpha", "a.whl", metadata=True)),
+        ("/files/SF_Alpha/a.whl", simple.Refused(404, "not found")),  # file URLs are canonical
+        ("/simple/../etc/passwd", simple.Refused(400, "a path segment that is not a plain name")),
+        ("/files/sf-alpha/..", simple.Refused(400, "a path segment that is not a plain name")),
+        ("/files/sf-alpha/%2e%2e", simple.Refused(400, "a path segment that is not a plain name")),
+        (
+            "/files/sf-alpha/..%2f..%2fx",
+            simple.Refused(400, "a path segment that is not a plain name"),
+        ),
+        (
+            "/files/sf-alpha/a%5c..%5cx",
+            simple.Refused(400, "a path segment that is not a plain name"),
+        ),
+        (
+            "/files/sf-alpha/a%00.whl",
+            simple.Refused(400, "a path segment that is not a plain name"),
+        ),
+        ("/files/sf-alpha/%ff.whl", simple.Refused(400, "a path that is not UTF-8")),
+        ("//evil/simple/", simple.Refused(400, "a path segment that is not a plain name")),
+        ("http://evil/simple/x/", simple.Refused(400, "only /path request targets are served")),
+        ("*", simple.Refused(400, "only /path request targets are served")),
+        ("/simple/-x-/", simple.Refused(404, "not found")),  # no project name
+        ("/files/sf-alpha/a/b", simple.Refused(404, "not found")),
+        ("/", simple.Refused(404, "not found")),
+    ],
+)
+def test_route(target: str, expected: simple.Route) -> None:
+    assert simple.route(target) == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        (None, simple.HTML),
+        ("", simple.HTML),
+        # pip's and uv's own
+        (f"{JSON_TYPE}, {simple.HTML_V1};q=0.1, text/html;q=0.01", JSON_TYPE),
+        ("application/vnd.pypi.simple.latest+json", JSON_TYPE),
+        ("text/html", simple.HTML),
+        (f"text/html, {JSON_TYPE};q=0.5", simple.HTML),
+        ("*/*", JSON_TYPE),  # a tie: JSON first
+        ("application/*;q=0.5, text/html;q=0.4", JSON_TYPE),
+        (f"{JSON_TYPE};q=0, */*;q=0.1", simple.HTML_V1),
+        ("image/png", None),
+        (f"{JSON_TYPE};q=bad", None),
+    ],
+)
+def test_negotiate(accept: str | None, media: str | None) -> None:
+    assert simple.negotiate(accept) == media
+
+
+FILES = [
+    IndexFile("a-1.0-py3-none-any.whl", "https://u:p@up.example/x/a.whl", SHA, ">=3.8", None, 10),
+    IndexFile("a-0.9.tar.gz", "https://up.example/a-0.9.tar.gz", None, None, "bad & old"),
+    IndexFile("a-1.0+local-py3-none-any.whl", "https://up.example/y", SHA, None, ""),
+]
+
+
+@pytest.mark.parametrize("media", [JSON_TYPE, simple.HTML_V1, simple.HTML])
+def test_page_round_trips_through_our_own_parser(media: str) -> None:
+    """What the page says, as a client (segfetch's own index parser) reads it back: our
+    URLs, never an upstream one, with hashes, Requires-Python, yanks and metadata."""
+    page_url = "http://127.0.0.1:1/simple/a/"
+    body = simple.render_page(media, "a", FILES)
+    assert b"up.example" not in body and b"u:p" not in body
+    got = parse_page(body, simple.content_type(media), page_url)
+    ours = "http://127.0.0.1:1/files/a/"
+    assert [(f.filename, f.url, f.sha256, f.requires_python, f.yanked) for f in got] == [
+        ("a-1.0-py3-none-any.whl", ours + "a-1.0-py3-none-any.whl", SHA, ">=3.8", None),
+        ("a-0.9.tar.gz", ours + "a-0.9.tar.gz", None, None, "bad & old"),
+        ("a-1.0+local-py3-none-any.whl", ours + "a-1.0%2Blocal-py3-none-any.whl", SHA, None, ""),
+    ]
+    assert [f.metadata for f in got] == [True, False, True]  # wheels: from the wheel if need be
+    if media == JSON_TYPE:
+        doc = json.loads(body)
+        assert doc["meta"] == {"api-version": "1.0"} and doc["name"] == "a"
+        assert [f["yanked"] for f in doc["files"]] == [False, "bad & old", True]
+
+
+def test_unique_keeps_the_first_index_file_of_a_name() -> None:
+    other = IndexFile("a-0.9.tar.gz", "https://extra.example/a-0.9.tar.gz")
+    assert simple.unique([*FILES, other]) == FILES
+
+
+@pytest.mark.parametrize(
+    ("header", "size", "expected"),
+    [
+        (None, 100, None),
+        ("bytes=0-9", 100, Span(0, 10)),
+        ("bytes=90-", 100, Span(90, 100)),
+        ("bytes=90-1000", 100, Span(90, 100)),
+        ("bytes=-10", 100, Span(90, 100)),
+        ("bytes=-1000", 100, Span(0, 100)),
+        (" Bytes = 5 - 5 ", 100, Span(5, 6)),
+        ("bytes=100-", 100, UNSATISFIABLE),
+        ("bytes=-0", 100, UNSATISFIABLE),
+        ("bytes=0-", 0, UNSATISFIABLE),
+        ("bytes=5-4", 100, None),  # malformed: ignored, the whole file
+        ("bytes=0-1,5-6", 100, None),  # several ranges: the whole file
+        ("items=0-1", 100, None),
+        ("bytes=a-b", 100, None),
+        ("bytes=-", 100, None),
+    ],
+)
+def test_parse_range(header: str | None, size: int, expected: object) -> None:
+    assert parse_range(header, size) == expected
+
+
+def test_basic_auth_and_secrets() -> None:
+    good = "Basic " + base64.b64encode(b"me:s3cret").decode()
+    assert basic_auth_ok(good, "me:s3cret")
+    assert not basic_auth_ok(good, "me:other")
+    assert not basic_auth_ok("Bearer x", "me:s3cret")
+    assert not basic_auth_ok("Basic !!!", "me:s3cret")
+    assert not basic_auth_ok(None, "me:s3cret")
+    urls = ["https://me:s3cret@a.example/simple/", "https://TOKEN@b.example/", "https://c.example/"]
+    assert secrets_of(urls) == ["me:s3cret", "s3cret", "TOKEN"]
+
+
+# -- a growing file, without sockets -----------------------------------------------------------
+
+
+class Sink(Reply):
+    """A reply that keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.head, self.started, self.ended = False, False, False
+        self.headers: dict[str, str] = {}
+        self.data = b""
+
+    async def start(self, status: int, headers: object) -> None:
+        assert status == 200
+        self.started = True
+        self.headers = dict(headers)  # type: ignore[call-overload]
+
+    async def body(self, data: bytes) -> None:
+        self.data += data
+
+    async def end(self) -> None:
+        self.ended = True
+
+
+CONTENT = bytes(range(256)) * 40  # 10240 bytes
+
+
+async def _grow(
+    tmp_path: Path, size: int | None, final: bytes
+) -> tuple[Sink, BaseException | None]:
+    """Stream a file that the "engine" writes in two steps, then finishes as ``final``."""
+    part, dest = tmp_path / "f.whl.part", tmp_path / "f.whl"
+    g, sink = Growing(part, size), Sink()
+    error: list[BaseException] = []
+
+    async def reader() -> None:
+        try:
+            await stream(g, sink)
+        except (Cut, OSError) as exc:
+            error.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not sink.started or size is not None  # size unknown: nothing before a byte
+        part.write_bytes(CONTENT[:4000])
+        g.update(size, 4000)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sink.data == CONTENT[:3999]  # sent as it came, less the byte held back
+        part.write_bytes(final)
+        part.rename(dest)
+        g.finish(dest, hashlib.sha256(final).hexdigest(), len(final))
+    return sink, error[0] if error else None
+
+
+async def test_a_growing_file_is_sent_as_it_arrives(tmp_path: Path) -> None:
+    sink, error = await _grow(tmp_path, len(CONTENT), CONTENT)
+    assert error is None and sink.ended
+    assert sink.data == CONTENT and sink.headers["Content-Length"] == str(len(CONTENT))
+
+
+async def test_a_growing_file_of_unknown_size_is_chunked(tmp_path: Path) -> None:
+    sink, error = await _grow(tmp_path, None, CONTENT)
+    assert error is None and sink.data == CONTENT and "Content-Length" not in sink.headers
+
+
+async def test_bytes_sent_before_a_restart_never_complete_a_wrong_file(tmp_path: Path) -> None:
+    """The .part started over with other bytes (the file changed upstream): the verified
+    file is not what the client got first, so its last byte never goes out."""
+    other = bytes(reversed(CONTENT))
+    sink, error = await _grow(tmp_path, len(CONTENT), other)
+    assert isinstance(error, Cut) and not sink.ended
+    assert len(sink.data) < len(CONTENT)
+
+
+async def test_a_failed_download_before_any_byte_is_an_error(tmp_path: Path) -> None:
+    from segfetch.errors import RetriesExhausted
+
+    g, sink = Growing(tmp_path / "x.part", 10), Sink()
+    g.fail(RetriesExhausted("gave up"))
+    with pytest.raises(RetriesExhausted):
+        await stream(g, sink)
+    assert not sink.started
+
+
+# -- over loopback: the emulator's index behind `serve` --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("index")
+    make_wheel(d, "sf-alpha", "1.0", requires=["sf-beta>=1"])
+    make_wheel(d, "sf-beta", "1.0", payload=300_000)
+    make_wheel(d, "sf-big", "1.0", payload=2_000_000)
+    return d
+
+
+ALPHA, BETA = "sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.0-py3-none-any.whl"
+BIG = "sf_big-1.0-py3-none-any.whl"
+
+
+@asynccontextmanager
+async def serving(
+    indexes: list[str], cache: Path, **kw: object
+) -> AsyncIterator[tuple[IndexApp, str]]:
+    async with make_client(8, 10) as client, trio.open_nursery() as nursery:
+        app = await nursery.start(partial(run, indexes, Cache(cache), client, **kw))  # type: ignore[arg-type]
+        yield app, f"http://127.0.0.1:{app.port}/simple/"
+        nursery.cancel_scope.cancel()
+
+
+def probes(emu: Emulator, name: str) -> int:
+    """Downloads of a file: each starts with a request from byte 0."""
+    return sum(1 for e in emu.log if e["path"] == f"/files/{name}" and e["start"] == 0)
+
+
+async def _run(*cmd: str | Path) -> subprocess.CompletedProcess[bytes]:
+    with trio.fail_after(120):
+        return await trio.run_process(
+            [str(c) for c in cmd], capture_stdout=True, capture_stderr=True, check=False
+        )
+
+
+async def _uv_venv(path: Path) -> Path:
+    assert UV is not None
+    proc = await _run(UV, "venv", "-q", "--python", sys.executable, path)
+    assert proc.returncode == 0, proc.stderr
+    return path / "bin" / "python"
+
+
+async def _uv_install(python: Path, url: str, *reqs: str) -> subprocess.CompletedProcess[bytes]:
+    assert UV is not None
+    return await _run(
+        UV, "pip", "install", "--no-cache", "--python", python, "--index-url", url, *reqs
+    )
+
+
+async def _imports(python: Path, *modules: str) -> None:
+    proc = await _run(python, "-c", f"import {', '.join(modules)}")
+    assert proc.returncode == 0, proc.stderr
+
+
+needs_uv = pytest.mark.skipif(UV is None, reason="uv is not installed (it is in the test extra)")
+
+
+async def test_pip_installs_through_serve_over_a_flaky_link(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    venv = tmp_path / "venv"
+    assert (await _run(sys.executable, "-m", "venv", venv)).returncode == 0
+    python = venv / "bin" / "python"
+    async with (
+        Emulator(index=index_dir, link=FLAKY) as emu,
+        serving([emu.index_url], tmp_path / "cache") as (_, url),
+    ):
+        pip: list[str | Path] = [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--index-url",
+            url,
+        ]
+        proc = await _run(*pip, "sf-alpha")
+        assert proc.returncode == 0, proc.stderr
+    await _imports(python, "sf_alpha", "sf_beta")
+    assert any(e["fault"] == "reset" for e in emu.log)  # the link did break on the way
+    # pip read the metadata through serve (PEP 658), from the upstream's .metadata
+    assert any(e["path"] == f"/files/{ALPHA}.metadata" for e in emu.log)
+
+
+@needs_uv
+async def test_two_uv_clients_at_once_share_one_download_then_the_cache_outlives_upstream(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    one, two, three = [await _uv_venv(tmp_path / n) for n in ("one", "two", "three")]
+    cache = tmp_path / "cache"
+    async with Emulator(index=index_dir, link=SLOW) as emu:
+        async with serving([emu.index_url], cache) as (_, url):
+            results = {}
+
+            async def install(python: Path) -> None:
+                results[python] = await _uv_install(python, url, "sf-alpha", "sf-big")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(install, one)
+                nursery.start_soon(install, two)
+            assert all(p.returncode == 0 for p in results.values()), results
+        for name in (ALPHA, BETA, BIG):
+            assert probes(emu, name) == 1, name
+    await _imports(one, "sf_alpha", "sf_beta", "sf_big")
+    await _imports(two, "sf_alpha", "sf_beta", "sf_big")
+    # The upstream is gone: a fresh server on the same cache still installs (stale pages).
+    async with serving([emu.index_url], cache) as (_, url):
+        proc = await _uv_install(three, url, "sf-alpha")
+        assert proc.returncode == 0, proc.stderr
+        async with httpx.AsyncClient(trust_env=False) as client:
+            r = await client.get(url + "sf-alpha/")
+        assert r.status_code == 200 and r.headers["Warning"] == '110 - "Response is Stale"'
+    await _imports(three, "sf_alpha", "sf_beta")
+
+
+async def test_a_client_leaving_midway_cancels_nothing(tmp_path: Path, index_dir: Path) -> None:
+    """The first bytes reach a client while the engine still downloads (no verified file
+    yet); that client leaves; another, come meanwhile, gets the whole file from the same
+    download."""
+    cache = tmp_path / "cache"
+    data = (index_dir / BIG).read_bytes()
+    final = Cache(cache).path(hashlib.sha256(data).hexdigest(), BIG)
+    async with (
+        Emulator(index=index_dir, link=SLOW) as emu,
+        serving([emu.index_url], cache) as (_, url),
+    ):
+        file_url = url.replace("/simple/", f"/files/sf-big/{BIG}")
+        async with httpx.AsyncClient(trust_env=False) as a, httpx.AsyncClient(trust_env=False) as b:
+            assert (await a.get(url + "sf-big/")).status_code == 200
+            async with a.stream("GET", file_url) as first:
+                assert first.headers["Content-Length"] == str(len(data))
+                chunk = await first.aiter_raw().__anext__()
+                assert chunk == data[: len(chunk)] and not final.exists()  # streamed
+                with trio.fail_after(30):
+                    async with b.stream("GET", file_url) as second:
+                        pieces = second.aiter_raw()
+                        got = chunk[:0]
+                        while len(got) < len(data) // 4:
+                            got += await anext(pieces)
+                        await first.aclose()  # the first client leaves; the second carries on
+                        async for piece in pieces:
+                            got += piece
+        assert got == data and final.read_bytes() == data
+    assert probes(emu, BIG) == 1
+
+
+async def _raw(port: int, request: bytes) -> bytes:
+    """The status line of the answer to raw request bytes."""
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(request)
+            answer = b""
+            while b"\r\n" not in answer:
+                got = await stream.receive_some(4096)
+                if not got:
+                    break
+                answer += got
+    return answer.split(b"\r\n")[0]
+
+
+HOSTILE = [
+    (b"GET ../ HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET /simple/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET /files/sf-alpha/%2e%2e%2f%2e%2e%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET /files/sf-alpha/..%5C..%5Cwin.ini HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"GET http://evil.example/simple/sf-alpha/ HTTP/1.1\r\nHost: evil.example\r\n\r\n", 400),
+    (b"GET http://127.0.0.1:1/files/x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n", 405),
+    (b"POST /simple/sf-alpha/ HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", 405),
+    (b"PUT /files/sf-alpha/x.whl HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 405),
+    (b"GET /simple/sf-alpha/ HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", 431),
+    (b"GET /simple/sf-alpha/ HTTP/1.1\r\n" + b"X: y\r\n" * 5000 + b"\r\n", 431),
+    (b"GARBAGE\r\n\r\n", 400),
+]
+
+
+async def test_hostile_requests_get_4xx_and_never_reach_upstream(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    async with (
+        Emulator(index=index_dir) as emu,
+        serving([emu.index_url], tmp_path / "c") as (app, _),
+    ):
+        for request, status in HOSTILE:
+            line = await _raw(app.port, request)
+            assert line.startswith(b"HTTP/1.1 %d " % status), (request[:60], line)
+        # and the server still answers
+        assert (await _raw(app.port, b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n")).endswith(b"200 ")
+    assert emu.log == []
+
+
+async def test_upstream_credentials_never_reach_clients(tmp_path: Path, index_dir: Path) -> None:
+    seen = []
+    async with Emulator(index=index_dir) as emu:
+        upstream = emu.index_url.replace("http://", "http://me:s3cret@")
+        async with (
+            serving([upstream], tmp_path / "c") as (_, url),
+            httpx.AsyncClient(trust_env=False) as client,
+        ):
+            for path in ("sf-alpha/", "nothing-here/", "sf-alpha/?x", ""):
+                seen.append(await client.get(url + path))
+            for accept in (JSON_TYPE, "text/html"):
+                seen.append(await client.get(url + "sf-alpha/", headers={"Accept": accept}))
+            seen.append(await client.get(url.replace("/simple/", f"/files/sf-alpha/{ALPHA}")))
+    # An upstream that cannot be reached (nothing listens on port 1): the error says which.
+    dead = "http://me:s3cret@127.0.0.1:1/simple/"
+    async with (
+        serving([dead], tmp_path / "d") as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        seen.append(await client.get(url + "sf-beta/"))
+    assert [r.status_code for r in seen] == [200, 404, 200, 200, 200, 200, 200, 502]
+    assert ALPHA in seen[0].text and "127.0.0.1:1" in seen[-1].text
+    for r in seen:
+        text = r.text + "".join(f"{k}: {v}\n" for k, v in r.headers.items())
+        assert "s3cret" not in text and "me:" not in text, text
+
+
+async def test_ranges_head_and_auth(tmp_path: Path, index_dir: Path) -> None:
+    data = (index_dir / BETA).read_bytes()
+    auth = httpx.BasicAuth("reader", "pw")
+    async with (
+        Emulator(index=index_dir) as emu,
+        serving([emu.index_url], tmp_path / "c", auth="reader:pw") as (_, url),
+    ):
+        file_url = url.replace("/simple/", f"/files/sf-beta/{BETA}")
+        async with httpx.AsyncClient(trust_env=False) as client:
+            r = await client.get(url + "sf-beta/")
+            assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+            r = await client.get(url + "sf-beta/", auth=httpx.BasicAuth("reader", "nope"))
+            assert r.status_code == 401
+            assert (await client.get(file_url, auth=auth)).content == data  # fetched, cached
+            r = await client.get(file_url, auth=auth, headers={"Range": "bytes=10-19"})
+            assert (r.status_code, r.content) == (206, data[10:20])
+            assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+            r = await client.get(file_url, auth=auth, headers={"Range": f"bytes={len(data)}-"})
+            assert (r.status_code, r.headers["Content-Range"]) == (416, f"bytes */{len(data)}")
+            etag = r.headers.get("ETag")
+            r = await client.get(
+                file_url, auth=auth, headers={"Range": "bytes=0-0", "If-Range": '"other"'}
+            )
+            assert (r.status_code, r.content) == (200, data)  # another version's range: all
+            r = await client.head(file_url, auth=auth)
+            assert (r.status_code, r.content) == (200, b"")
+            assert r.headers["Content-Length"] == str(len(data)) and etag is None
+            meta = await client.get(file_url + ".metadata", auth=auth)
+            assert meta.status_code == 200 and b"Name: sf-beta" in meta.content
+    assert probes(emu, BETA) == 1
+
+
+async def test_cli_prints_the_url_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    async with Emulator(index=index_dir) as emu:
+        cmd = [sys.executable, "-m", "segfetch", "serve", "--index-url", emu.index_url,
+               "--port", "0", "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+        proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            out = b""
+            with trio.fail_after(30):
+                while out.count(b"\n") < 2 and (got := await proc.stdout.receive_some(4096)):
+                    out += got
+            url = out.decode().splitlines()[0]
+            assert url.startswith("http://127.0.0.1:") and url.endswith("/simple/")
+            assert f"PIP_INDEX_URL={url}" in out.decode() and f"UV_INDEX_URL={url}" in out.decode()
+            async with httpx.AsyncClient(trust_env=False) as client:
+                r = await client.get(url + "sf-alpha/", headers={"Accept": JSON_TYPE})
+            assert r.status_code == 200 and r.json()["name"] == "sf-alpha"
+            proc.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                assert await proc.wait() == 0
+            err = (await proc.stderr.receive_some(65536)).decode()
+        finally:
+            proc.kill()
+    assert "Traceback" not in err and "stopped" in err, err
+
+
+async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
+    from helpers import one_line_error, segfetch
+
+    proc = await segfetch("serve", "--index-url", "file:///x", "--port", "0")
+    assert proc.returncode != 0 and "not an http(s) index URL" in one_line_error(proc)
+    proc = await segfetch("serve", "--auth", "nopassword", "--port", "0")
+    assert proc.returncode != 0 and "USER:PASS" in one_line_error(proc)
