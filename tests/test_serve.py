@@ -548,3 +548,29 @@ async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "not an http(s) index URL" in one_line_error(proc)
     proc = await segfetch("serve", "--auth", "nopassword", "--port", "0")
     assert proc.returncode != 0 and "USER:PASS" in one_line_error(proc)
+
+
+async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """The first request opens the upstream connection (an rtt of 1 s); the others come
+    while it is under way and wait for the same answer."""
+    async with (
+        Emulator(index=index_dir, link=Link(rtt=1.0)) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        bodies: list[bytes] = []
+
+        async def ask() -> None:
+            bodies.append((await client.get(url + "sf-alpha/")).content)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            with trio.fail_after(10):
+                while not emu.open_connections:  # the first request reached upstream
+                    await trio.sleep(0.01)
+            for _ in range(4):
+                nursery.start_soon(ask)
+    assert len(bodies) == 5 and len(set(bodies)) == 1 and ALPHA.encode() in bodies[0]
+    assert [e["path"] for e in emu.log] == ["/simple/sf-alpha/"]

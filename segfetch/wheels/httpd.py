@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import os
 import secrets
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -103,11 +104,21 @@ async def serve_connection(stream: trio.abc.Stream, handler: Handler) -> None:
                 return
             reply = Reply(conn, stream, request.head)
             if request.method not in ("GET", "HEAD") or _has_body(request):
-                await reply.text(405, "only GET and HEAD", [("Allow", "GET, HEAD")])
+                await reply.text(405, "only GET and HEAD, without a body", [("Allow", "GET, HEAD")])
                 return  # its body is not read: the connection cannot be reused
             while not isinstance(await _next_event(conn, stream), h11.EndOfMessage):
                 pass
-            await handler(request, reply)
+            try:
+                await handler(request, reply)
+            except (Cut, trio.BrokenResourceError, trio.ClosedResourceError):
+                raise
+            except Exception as exc:
+                # A bug or a disk error costs this request, never the server (or any other
+                # client): said on the server's stderr, a 500 if nothing was sent yet.
+                print(f"segfetch: {request.method} {request.target}: {exc!r}", file=sys.stderr)
+                if not reply.started:
+                    await reply.text(500, "internal error; see the server's log")
+                return
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
