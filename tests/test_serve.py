@@ -101,6 +101,8 @@ def test_route(target: str, expected: simple.Route) -> None:
         (f"{JSON_TYPE};q=0, */*;q=0.1", simple.HTML_V1),
         ("image/png", None),
         (f"{JSON_TYPE};q=bad", None),
+        (f"{JSON_TYPE};q=nan, text/html;q=0.5", simple.HTML),
+        (f"{JSON_TYPE};q=2, text/html;q=0.5", simple.HTML),
     ],
 )
 def test_negotiate(accept: str | None, media: str | None) -> None:
@@ -513,12 +515,15 @@ async def test_ranges_head_and_auth(tmp_path: Path, index_dir: Path) -> None:
     assert probes(emu, BETA) == 1
 
 
-async def test_cli_prints_the_url_and_stops_cleanly_on_sigterm(
-    tmp_path: Path, index_dir: Path
+async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with Emulator(index=index_dir) as emu:
-        cmd = [sys.executable, "-m", "segfetch", "serve", "--index-url", emu.index_url,
-               "--port", "0", "--cache-dir", str(tmp_path / "c")]  # fmt: skip
+        conf = tmp_path / "pip.conf"  # no --index-url: pip's own setting, as install takes it
+        conf.write_text(f"[global]\nindex-url = {emu.index_url}\n")
+        monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+        cmd = [sys.executable, "-m", "segfetch", "serve", "--port", "0",
+               "--cache-dir", str(tmp_path / "c")]  # fmt: skip
         proc = await trio.lowlevel.open_process(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -574,3 +579,22 @@ async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(
                 nursery.start_soon(ask)
     assert len(bodies) == 5 and len(set(bodies)) == 1 and ALPHA.encode() in bodies[0]
     assert [e["path"] for e in emu.log] == ["/simple/sf-alpha/"]
+
+
+async def test_clients_beyond_the_limit_wait_their_turn(tmp_path: Path, index_dir: Path) -> None:
+    async with (
+        Emulator(index=index_dir) as emu,
+        serving([emu.index_url], tmp_path / "c", max_clients=1) as (app, _),
+    ):
+        idle = await trio.open_tcp_stream("127.0.0.1", app.port)  # holds the one place
+        answered: list[bytes] = []
+
+        async def ask() -> None:
+            answered.append(await _raw(app.port, b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask)
+            await trio.sleep(0.5)
+            assert answered == []  # waiting, not refused
+            await idle.aclose()
+        assert answered == [b"HTTP/1.1 200 "]

@@ -114,6 +114,7 @@ def negotiate(accept: str | None) -> str | None:
                     q = float(value)
                 except ValueError:
                     q = 0.0
+        q = q if 0.0 <= q <= 1.0 else 0.0  # also NaN
         media = media.lower()
         ranges.append((_LATEST.get(media, media), q))
     best, best_q = None, 0.0
