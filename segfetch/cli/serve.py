@@ -108,5 +108,6 @@ async def _serve(
         print(url, flush=True)
         print(f"  PIP_INDEX_URL={url} pip install ...   UV_INDEX_URL={url} uv pip install ...",
               flush=True)  # fmt: skip
-        upstream = ", ".join(map(redact_url, indexes))
-        print(f"segfetch: serving {upstream} (Ctrl-C stops)", file=sys.stderr, flush=True)
+        if not args.quiet:
+            upstream = ", ".join(map(redact_url, indexes))
+            print(f"segfetch: serving {upstream} (Ctrl-C stops)", file=sys.stderr, flush=True)

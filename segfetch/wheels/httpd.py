@@ -58,7 +58,9 @@ class Reply:
     async def start(self, status: int, headers: Headers) -> None:
         self.started = True
         hs = [("Server", "segfetch"), *headers]
-        await self.stream.send_all(self.conn.send(h11.Response(status_code=status, headers=hs)))
+        reason = HTTPStatus(status).phrase.encode()
+        response = h11.Response(status_code=status, headers=hs, reason=reason)
+        await self.stream.send_all(self.conn.send(response))
 
     async def body(self, data: bytes) -> None:
         if data and not self.head:
