@@ -17,10 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+import trio.testing
 
 from segfetch.engine.download import make_client
 from segfetch.engine.ranges import Span
-from segfetch.testing.emulator import Emulator, Fault, Link
+from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels import simple
 from segfetch.wheels.cache import Cache
@@ -498,9 +499,10 @@ async def test_ranges_head_and_auth(tmp_path: Path, index_dir: Path) -> None:
             assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
             r = await client.get(url + "sf-beta/", auth=httpx.BasicAuth("reader", "nope"))
             assert r.status_code == 401
-            assert (await client.get(file_url, auth=auth)).content == data  # fetched, cached
+            # not fetched yet: the range waits for the verified file
             r = await client.get(file_url, auth=auth, headers={"Range": "bytes=10-19"})
             assert (r.status_code, r.content) == (206, data[10:20])
+            assert (await client.get(file_url, auth=auth)).content == data  # now cached
             assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
             r = await client.get(file_url, auth=auth, headers={"Range": f"bytes={len(data)}-"})
             assert (r.status_code, r.headers["Content-Range"]) == (416, f"bytes */{len(data)}")
@@ -600,3 +602,25 @@ async def test_clients_beyond_the_limit_wait_their_turn(tmp_path: Path, index_di
             assert answered == []  # waiting, not refused
             await idle.aclose()
         assert answered == [b"HTTP/1.1 200 OK"]
+
+
+async def test_metadata_from_the_wheel_where_upstream_has_none(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """PEP 658 for every wheel: without an upstream .metadata the wheel is fetched (once,
+    into the cache) and its METADATA read; the wheel asked for next comes from the cache."""
+    data = (index_dir / BETA).read_bytes()
+    no_meta = IndexOptions(metadata=False, advertise_metadata=False)
+    async with (
+        Emulator(index=index_dir, index_options=no_meta) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        page = (await client.get(url + "sf-beta/", headers={"Accept": JSON_TYPE})).json()
+        assert page["files"][0]["core-metadata"] is True
+        file_url = url.replace("/simple/", f"/files/sf-beta/{BETA}")
+        meta = await client.get(file_url + ".metadata")
+        assert meta.status_code == 200 and b"Name: sf-beta" in meta.content
+        assert (await client.get(file_url)).content == data
+    assert probes(emu, BETA) == 1
+    assert [e["status"] for e in emu.log if e["path"] == f"/files/{BETA}.metadata"] == [404]

@@ -127,11 +127,13 @@ class Upstream(Session):
 
     async def send(self, f: IndexFile, request: Request, reply: Reply) -> None:
         source = await self._source(f)
+        if isinstance(source, Growing) and "range" in request.headers:
+            source = await source.result()  # a range is sent from the verified file only
         if isinstance(source, Path):
             etag = f'"{f.sha256}"' if f.sha256 else None
             await send_file(request, reply, source, etag=etag)
         else:
-            await stream(source, reply)  # a Range is ignored while the file grows
+            await stream(source, reply)
 
     async def file_of(self, f: IndexFile) -> Path:
         """The whole file (install's metadata reads a wheel through this): shared too."""
