@@ -624,3 +624,14 @@ async def test_metadata_from_the_wheel_where_upstream_has_none(
         assert (await client.get(file_url)).content == data
     assert probes(emu, BETA) == 1
     assert [e["status"] for e in emu.log if e["path"] == f"/files/{BETA}.metadata"] == [404]
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("localhost", True),
+     ("0.0.0.0", False), ("::", False), ("192.168.1.5", False), ("build-cache.lan", False)],
+)  # fmt: skip
+def test_only_a_non_loopback_host_is_warned_about(host: str, loopback: bool) -> None:
+    from segfetch.cli.serve import _loopback
+
+    assert _loopback(host) is loopback

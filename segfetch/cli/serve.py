@@ -4,6 +4,7 @@ other client: every file through the engine into the shared cache, streamed as i
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -15,7 +16,6 @@ from segfetch.errors import UsageError, redact_url
 
 DEFAULT_PORT = 3141
 AUTH_ENV = "SEGFETCH_SERVE_AUTH"
-LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def add_command(sub: Any) -> None:
@@ -55,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     if auth is not None and (":" not in auth or auth.startswith(":")):
         raise UsageError(f"--auth takes USER:PASS (or {AUTH_ENV}=USER:PASS)")
     indexes = _indexes(args)
-    if args.host not in LOOPBACK:
+    if not _loopback(args.host):
         print(
             f"segfetch: warning: listening on {args.host}: whoever reaches this port may use "
             f"the index{'' if auth else ' (give --auth USER:PASS to require a password)'}",
@@ -66,6 +66,13 @@ def _run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, running.Terminated):
         print("segfetch: serve stopped", file=sys.stderr)
     return 0
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        return False
 
 
 def _indexes(args: argparse.Namespace) -> list[str]:
