@@ -26,7 +26,15 @@ from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels import simple
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.growing import Growing, stream
-from segfetch.wheels.httpd import UNSATISFIABLE, Cut, Reply, basic_auth_ok, parse_range
+from segfetch.wheels.httpd import (
+    UNSATISFIABLE,
+    Cut,
+    Reply,
+    Request,
+    basic_auth_ok,
+    parse_range,
+    serve_connection,
+)
 from segfetch.wheels.index import JSON_TYPE, IndexFile, parse_page
 from segfetch.wheels.localindex import IndexApp
 from segfetch.wheels.pip import find_uv
@@ -635,3 +643,18 @@ def test_only_a_non_loopback_host_is_warned_about(host: str, loopback: bool) -> 
     from segfetch.cli.serve import _loopback
 
     assert _loopback(host) is loopback
+
+
+async def test_a_client_that_never_finishes_its_request_is_let_go(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A slow or idle client (a slow loris) holds its place only so long."""
+
+    async def handler(request: Request, reply: Reply) -> None:
+        raise AssertionError("no request was complete")
+
+    client, server = trio.testing.memory_stream_pair()
+    await client.send_all(b"GET /simple/ HTTP/1.1\r\nHost: x\r\n")  # never the blank line
+    with trio.fail_after(60):
+        await serve_connection(server, handler, head_timeout=5)
+    assert await client.receive_some() == b""  # closed, nothing answered

@@ -107,7 +107,8 @@ async def _serve(
             lambda task_status: serve.run(
                 indexes, cache, client, host=args.host, port=args.port,
                 budget=args.max_connections, max_clients=args.max_clients, options=options,
-                auth=auth, task_status=task_status,
+                auth=auth, notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
+                task_status=task_status,
             )
         )  # fmt: skip
         host = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"

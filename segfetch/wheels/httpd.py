@@ -95,12 +95,14 @@ async def serve_listeners(
     await trio.serve_listeners(one, listeners)
 
 
-async def serve_connection(stream: trio.abc.Stream, handler: Handler) -> None:
+async def serve_connection(
+    stream: trio.abc.Stream, handler: Handler, *, head_timeout: float = HEAD_TIMEOUT
+) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     try:
         while True:
             request = None
-            with trio.move_on_after(HEAD_TIMEOUT):
+            with trio.move_on_after(head_timeout):  # a slow or idle client frees its place
                 request = await _read_request(conn, stream)
             if request is None:
                 return

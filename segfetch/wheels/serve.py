@@ -60,8 +60,9 @@ class Upstream(Session):
         *,
         budget: int,
         options: Options | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(client, cache, indexes, budget=budget, options=options)
+        super().__init__(client, cache, indexes, budget=budget, options=options, notice=notice)
         self.progress = self._progress
         self.nursery = nursery
         self._jobs: dict[tuple[str, str], _Job] = {}
@@ -209,11 +210,15 @@ async def run(
     max_clients: int = 64,
     options: Options | None = None,
     auth: str | None = None,
+    notice: Callable[[str], None] | None = None,
     task_status: trio.TaskStatus[IndexApp] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until cancelled; tells ``task_status`` the app (its ``port``) once listening."""
+    """Serve until cancelled; tells ``task_status`` the app (its ``port``) once listening.
+    ``notice``: where a line for the operator goes (a damaged cache entry fetched again)."""
     async with trio.open_nursery() as nursery:
-        up = Upstream(client, cache, indexes, nursery, budget=budget, options=options)
+        up = Upstream(
+            client, cache, indexes, nursery, budget=budget, options=options, notice=notice
+        )
         app = IndexApp(up.listing, up.metadata, up.send, auth=auth, secrets=secrets_of(indexes))
 
         async def listen(*, task_status: trio.TaskStatus[None]) -> None:
