@@ -562,9 +562,16 @@ async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
     from helpers import one_line_error, segfetch
 
     proc = await segfetch("serve", "--index-url", "file:///x", "--port", "0")
-    assert proc.returncode != 0 and "not an http(s) index URL" in one_line_error(proc)
-    proc = await segfetch("serve", "--auth", "nopassword", "--port", "0")
-    assert proc.returncode != 0 and "USER:PASS" in one_line_error(proc)
+    assert proc.returncode == 2 and "not an http(s) index URL" in one_line_error(proc)
+    for args, says in [
+        (["--auth", "nopassword"], "USER:PASS"),
+        (["--port", "70000"], "--port must be"),
+        (["--max-clients", "0"], "--max-clients must be"),
+        (["--max-connections", "0"], "--max-connections must be"),
+        (["--timeout", "soon"], "--timeout"),
+    ]:
+        proc = await segfetch("serve", "--index-url", "http://127.0.0.1:1/simple/", *args)
+        assert proc.returncode == 2 and says in one_line_error(proc), args
 
 
 async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(
