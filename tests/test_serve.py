@@ -665,3 +665,19 @@ async def test_a_client_that_never_finishes_its_request_is_let_go(
     with trio.fail_after(60):
         await serve_connection(server, handler, head_timeout=5)
     assert await client.receive_some() == b""  # closed, nothing answered
+
+
+async def test_a_cache_that_cannot_be_written_fails_the_request_not_the_server(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    cache = tmp_path / "c"
+    cache.mkdir()
+    (cache / "sha256").write_text("a file where the cache wants a folder")
+    async with (
+        Emulator(index=index_dir) as emu,
+        serving([emu.index_url], cache) as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        r = await client.get(url.replace("/simple/", f"/files/sf-beta/{BETA}"))
+        assert r.status_code == 500 and "Traceback" not in r.text
+        assert (await client.get(url + "sf-beta/")).status_code == 200  # still serving

@@ -12,6 +12,7 @@ for any number of clients over time.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,10 +85,8 @@ class Upstream(Session):
     async def _run(self, key: tuple[str, str], job: _Job, fn: Callable[[], Awaitable[Any]]) -> None:
         try:
             job.value = await fn()
-        except SegfetchError as exc:
-            job.error = exc
-        except OSError as exc:
-            job.error = DiskError.from_os(exc, str(self.cache.root))
+        except Exception as exc:
+            job.error = self._error(exc)
         finally:
             del self._jobs[key]
             job.done.set()
@@ -175,12 +174,20 @@ class Upstream(Session):
             if not f.sha256:
                 self._fetched[f.url] = got.path
             g.finish(got.path, got.sha256, got.size)
-        except SegfetchError as exc:
-            g.fail(exc)
-        except OSError as exc:
-            g.fail(DiskError.from_os(exc, str(self.cache.root)))
+        except Exception as exc:
+            g.fail(self._error(exc))
         finally:
             self._growing.pop(f.url, None)
+
+    def _error(self, exc: Exception) -> SegfetchError:
+        """What the clients waiting for a fetch in the server's nursery are told: a failure
+        there fails their requests, never the server."""
+        if isinstance(exc, SegfetchError):
+            return exc
+        if isinstance(exc, OSError):
+            return DiskError.from_os(exc, str(self.cache.root))
+        print(f"segfetch: serve: {exc!r}", file=sys.stderr)  # a bug: say it where it is seen
+        return SegfetchError(f"internal error ({type(exc).__name__}); see the server's log")
 
     def _progress(self, p: Planned, progress: Progress | None) -> None:
         g = self._growing.get(p.url)
