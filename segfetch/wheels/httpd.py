@@ -108,7 +108,8 @@ async def serve_connection(
                 return
             reply = Reply(conn, stream, request.head)
             if request.method not in ("GET", "HEAD") or _has_body(request):
-                await reply.text(405, "only GET and HEAD, without a body", [("Allow", "GET, HEAD")])
+                allow = [("Allow", "GET, HEAD"), ("Connection", "close")]
+                await reply.text(405, "only GET and HEAD, without a body", allow)
                 return  # its body is not read: the connection cannot be reused
             while not isinstance(await _next_event(conn, stream), h11.EndOfMessage):
                 pass
@@ -122,7 +123,6 @@ async def serve_connection(
                 print(f"segfetch: {request.method} {request.target}: {exc!r}", file=sys.stderr)
                 if not reply.started:
                     await reply.text(500, "internal error; see the server's log")
-                return
             if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                 return
             conn.start_next_cycle()
