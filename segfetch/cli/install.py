@@ -61,6 +61,23 @@ def add_commands(sub: Any) -> None:
         p.add_argument(
             "-i", "--index-url", metavar="URL", help="simple index (default: pip's own setting)"
         )
+        p.add_argument(
+            "-f",
+            "--find-links",
+            action="append",
+            default=[],
+            metavar="DIR|URL",
+            help="a folder of files, or a page of links to them, as pip takes it",
+        )
+        if name == "install":
+            p.add_argument(
+                "-e",
+                "--editable",
+                action="append",
+                default=[],
+                metavar="PATH",
+                help="a local project (or VCS URL) in editable mode, handed to pip",
+            )
         p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
         p.add_argument(
             "--python",
@@ -174,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
-    reqs, pip_reqs = _requirements(args)
+    reqs = _requirements(args)
     python = _python(args)
     # The target's tags, and its pip's settings (the index when none is given, the
     # constraint files) are asked in a subprocess started now: it answers while trio and
@@ -182,14 +199,13 @@ def _run(args: argparse.Namespace) -> int:
     given = args.index_url or reqs.index_url or args.extra_index_url or reqs.extra_index_urls
     pip_config = not (given and "--isolated" in args.pip_args)
     with start_probe(python, pip_config=pip_config) as probe:
-        return _run_started(args, options, reqs, pip_reqs, python, probe)
+        return _run_started(args, options, reqs, python, probe)
 
 
 def _run_started(
     args: argparse.Namespace,
     options: Options,
     reqs: RequirementSet,
-    pip_reqs: list[str],
     python: str,
     probe: Pending[Probe],
 ) -> int:
@@ -219,9 +235,14 @@ def _run_started(
         _configured_constraints(args, reqs, pip_config)
         return probe.result().target
 
-    with tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway:
+    with (
+        tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway,
+        tempfile.TemporaryDirectory(prefix="segfetch-reqs-") as pip_files,
+    ):
         cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
-        fetched = trio.run(_fetch_set, args, options, reqs, pip_reqs, ready, indexes, python, cache)
+        fetched, pip_reqs = trio.run(
+            _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
+        )
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
         elif not args.quiet:
@@ -264,12 +285,14 @@ async def _fetch_set(
     args: argparse.Namespace,
     options: Options,
     reqs: RequirementSet,
-    pip_reqs: list[str],
+    pip_files: Path,
     ready: Callable[[], Target],
     indexes: list[str],
     python: str,
     cache: Cache,
-) -> list[Fetched]:
+) -> tuple[list[Fetched], list[str]]:
+    """The verified files to install (with what pip's build environments took, for
+    `install`), and the requirements as arguments for pip (files in ``pip_files``)."""
     import trio
 
     from segfetch.cli.progress import MultiProgress
@@ -282,6 +305,7 @@ async def _fetch_set(
         session = Session(
             client, cache, indexes, budget=args.max_connections, options=options,
             notice=None if args.quiet else lambda line: print(f"segfetch: {line}", file=sys.stderr),
+            find_links=reqs.find_links,
         )  # fmt: skip
 
         def resolving() -> None:
@@ -300,36 +324,49 @@ async def _fetch_set(
             for name in dict.fromkeys(w.req.name for w in early):
                 nursery.start_soon(page, name)
             target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
+            pip_reqs = _pip_files(reqs, await session.fetch_direct(reqs, target), pip_files)
             planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
+        if args.command == "install":
+            planned += session.build_deps
         sizes = [p.size for p in planned]
         total = sum(s for s in sizes if s is not None) if None not in sizes else None
         bars = MultiProgress(len(planned), total, quiet=quiet)
         session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            return await session.fetch_all(planned)
+            return await session.fetch_all(planned), pip_reqs
         finally:
             bars.close()
 
 
-def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
-    """The parsed set, and the same requirements as arguments for pip."""
+def _requirements(args: argparse.Namespace) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
-    reqs = RequirementSet(pre=args.pre)
-    pip_reqs: list[str] = []
+    reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
     _resolver_options(reqs, getattr(args, "pip_kept", None) or [])
     for text in args.requirements:
         reqs.add_string(text)
-        pip_reqs.append(text)
+    for path in getattr(args, "editable", []):
+        reqs.add_editable(path)
     for path in args.requirement:
         reqs.add_file(Path(path))
-        pip_reqs += ["-r", path]
     for path in args.constraint:
         reqs.add_file(Path(path), constraint=True)
-        pip_reqs += ["-c", path]
-    if not reqs.wanted:
+    if reqs.empty:
         raise UsageError("nothing to do: give requirements, or -r FILE")
-    return reqs, pip_reqs
+    return reqs
+
+
+def _pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> list[str]:
+    """The set as pip reads it, in files of ``folder``: the same lines, flattened, with the
+    direct URLs on their verified files (``local``), so pip fetches nothing itself."""
+    lines, constraints = reqs.pip_lines(local)
+    out = []
+    for name, flag, text in (("requirements", "-r", lines), ("constraints", "-c", constraints)):
+        if text:
+            path = folder / f"{name}.txt"
+            path.write_text("".join(line + "\n" for line in text), encoding="utf-8")
+            out += [flag, str(path)]
+    return out
 
 
 def _resolver_options(reqs: RequirementSet, kept: list[str]) -> None:

@@ -20,7 +20,7 @@ from segfetch.wheels.files import Fetched, link_into
 
 
 def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
-    """The URL of every file pip would install from this index."""
+    """The URL of every file pip would install from this index (or from a local file)."""
     cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
@@ -43,9 +43,11 @@ def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> l
         why = (errors or said or ["no reason given"])[-1].removeprefix("ERROR:").strip()
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
-        return [item["download_info"]["url"] for item in json.loads(proc.stdout)["install"]]
+        infos = [item["download_info"] for item in json.loads(proc.stdout)["install"]]
     except (ValueError, KeyError, TypeError):
         raise old_pip from None
+    # A local folder (-e, a path) or a VCS checkout is pip's to build at the install.
+    return [i["url"] for i in infos if "dir_info" not in i and "vcs_info" not in i]
 
 
 # --- the installer: the target's pip, or uv -------------------------------------------------
