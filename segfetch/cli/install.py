@@ -148,6 +148,7 @@ INSTALL_VALUED: tuple[str, ...] = (
     *("--client-cert", "--retries", "--trusted-host", "--keyring-provider", "--use-feature"),
     "--use-deprecated",
 )
+ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
 _ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
 
 
@@ -213,7 +214,7 @@ def _run_started(
 
     from segfetch.wheels.cache import Cache, default_cache_dir
     from segfetch.wheels.files import link_into
-    from segfetch.wheels.pip import choose_installer, install
+    from segfetch.wheels.pip import choose_installer, install, record_origins
 
     pip_args = _pip_args(args)
     installer = None
@@ -240,7 +241,7 @@ def _run_started(
         tempfile.TemporaryDirectory(prefix="segfetch-reqs-") as pip_files,
     ):
         cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
-        fetched, pip_reqs = trio.run(
+        fetched, pip_reqs, origins = trio.run(
             _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
         )
         if args.json:
@@ -252,7 +253,10 @@ def _run_started(
             return 0
         if installer.why_not_uv and not args.quiet:
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
-        return install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+        code = install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+        if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
+            record_origins(python, origins)
+        return code
 
 
 def _python(args: argparse.Namespace) -> str:
@@ -264,7 +268,7 @@ def _python(args: argparse.Namespace) -> str:
         raise UsageError(f"no Python at {found!r}; give --python the path of an interpreter")
     pip_args = _pip_args(args)
     elsewhere = args.command == "download" or any(
-        a.split("=")[0] in ("--target", "--prefix", "--root", "--user", "-t") for a in pip_args
+        a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args
     )
     if found is None:
         if args.system or elsewhere:
@@ -290,9 +294,10 @@ async def _fetch_set(
     indexes: list[str],
     python: str,
     cache: Cache,
-) -> tuple[list[Fetched], list[str]]:
+) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
-    `install`), and the requirements as arguments for pip (files in ``pip_files``)."""
+    `install`), the requirements as arguments for pip (files in ``pip_files``), and the
+    direct URLs' (name, URL, sha256)."""
     import trio
 
     from segfetch.cli.progress import MultiProgress
@@ -324,7 +329,8 @@ async def _fetch_set(
             for name in dict.fromkeys(w.req.name for w in early):
                 nursery.start_soon(page, name)
             target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
-            pip_reqs = _pip_files(reqs, await session.fetch_direct(reqs, target), pip_files)
+            direct = await session.fetch_direct(reqs, target)
+            pip_reqs = _pip_files(reqs, {url: f.path for url, f in direct.items()}, pip_files)
             planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
         if args.command == "install":
             planned += session.build_deps
@@ -333,9 +339,11 @@ async def _fetch_set(
         bars = MultiProgress(len(planned), total, quiet=quiet)
         session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            return await session.fetch_all(planned), pip_reqs
+            fetched = await session.fetch_all(planned)
         finally:
             bars.close()
+    origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
+    return fetched, pip_reqs, origins
 
 
 def _requirements(args: argparse.Namespace) -> RequirementSet:

@@ -142,7 +142,7 @@ class Session:
                     )  # fmt: skip
             return self._linked
 
-    async def fetch_direct(self, reqs: RequirementSet, target: Target) -> dict[str, Path]:
+    async def fetch_direct(self, reqs: RequirementSet, target: Target) -> dict[str, Fetched]:
         """The files of the direct URL requirements for the target, fetched and verified
         (sha256 of a ``#sha256=`` fragment or ``--hash``; else the zip's own check): by
         URL. pip then reads them from the cache as ``file:`` URLs."""
@@ -154,7 +154,7 @@ class Session:
         fetched = await self.fetch_all(planned)
         for f in fetched:
             self._local[f.path.resolve().as_uri()] = f
-        return {w.url: f.path for w, f in zip(wanted, fetched, strict=True)}
+        return {w.url: f for w, f in zip(wanted, fetched, strict=True)}
 
     async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
         """Each ``==`` pin straight from the index pages, all pages fetched at once; a

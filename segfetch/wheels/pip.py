@@ -183,3 +183,36 @@ def install(
             env["UV_NO_CONFIG"] = "1"
         out = sys.stderr if quiet_stdout else None
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env).returncode
+
+
+# Run in the target: each direct requirement's direct_url.json (PEP 610) names the URL it
+# came from, as pip writes it, not the cached file the installer was given; RECORD follows.
+_ORIGINS = """
+import base64, hashlib, importlib.metadata as md, json, sys
+for name, url, sha in json.loads(sys.argv[1]):
+    dist = md.distribution(name)
+    files = {str(f).replace(chr(92), "/"): f for f in dist.files or ()}
+    where = [f for k, f in files.items() if k.endswith(".dist-info/direct_url.json")]
+    if not where:
+        continue
+    info = {"archive_info": {"hash": "sha256=" + sha, "hashes": {"sha256": sha}}, "url": url}
+    data = json.dumps(info, sort_keys=True).encode()
+    path = dist.locate_file(where[0])
+    path.write_bytes(data)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record = [f for k, f in files.items() if k.endswith(".dist-info/RECORD")]
+    if record:
+        rpath = dist.locate_file(record[0])
+        rows = rpath.read_text().splitlines()
+        key = str(where[0]).replace(chr(92), "/")
+        rows = [f"{key},sha256={digest},{len(data)}" if r.split(",")[0] == key else r for r in rows]
+        rpath.write_text("".join(r + chr(10) for r in rows))
+"""
+
+
+def record_origins(python: str, origins: Sequence[tuple[str, str, str]]) -> None:
+    """After the install: the installed projects of direct URLs (name, URL, sha256) say,
+    as pip's own install would, that they came from their URL (``pip freeze`` shows it)."""
+    if origins:
+        cmd = [python, "-c", _ORIGINS, json.dumps(list(origins))]
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
