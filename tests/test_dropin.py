@@ -4,6 +4,7 @@ alone and segfetch (with pip or uv installing) leave two fresh environments with
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import segfetch
+from helpers import one_line_error, segfetch
 
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_backend, make_project, make_sdist, make_wheel
@@ -39,6 +40,11 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_wheel(root / "links", "dr-local", "2.0", requires=["dr-b==1.0"])
     make_project(root / "src", "dr-proj", "0.1", requires=["dr-a", "dr-e"])
     (root / "constraints.txt").write_text("dr-b==1.0\n")
+    if shutil.which("git"):  # a VCS requirement, cloned from a local repository
+        repo = make_project(root / "vcs", "dr-vcs", "0.2", requires=["dr-b<1.1"])
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+        for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "v"]):
+            subprocess.run([*git, *cmd], check=True)
     return {"root": root, "index": d}
 
 
@@ -72,6 +78,8 @@ CASES: dict[str, Args] = {
     "sdist": lambda emu, other, root: ["dr-src"],
     "editable": lambda emu, other, root: ["-e", str(root / "src" / "dr-proj-0.1")],
     "local-path": lambda emu, other, root: [str(root / "src" / "dr-proj-0.1")],
+    "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
+    "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
     "find-links-dir": lambda emu, other, root: ["dr-local", "-f", str(root / "links")],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
 }
@@ -86,6 +94,8 @@ async def test_same_freeze_as_pip(
     tmp_path: Path, dirs: dict[str, Path], template: Path, case: str, installer: str
 ) -> None:
     root = dirs["root"]
+    if case == "vcs" and not shutil.which("git"):
+        pytest.skip("needs git")
     served = {DIRECT: root / DIRECT[1:]}
     async with (
         Emulator(served, index=dirs["index"]) as emu,
@@ -112,3 +122,31 @@ async def test_same_freeze_as_pip(
     assert len(expected) >= 2, expected  # the set and a dependency at least
     # The editable's line names the same source folder in both: no difference to explain.
     assert await freeze(ours) == expected
+
+
+async def test_direct_url_hashes_are_checked(
+    tmp_path: Path, dirs: dict[str, Path], template: Path
+) -> None:
+    """A direct URL's file is verified by its #sha256= fragment or --hash: a wrong one keeps
+    and installs nothing; a right one is what `download` writes, byte for byte."""
+    wheel = dirs["root"] / DIRECT[1:]
+    ours = fresh(template, tmp_path / "ours")
+    async with Emulator({DIRECT: wheel}, index=dirs["index"]) as emu:
+        where = ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "cache")]
+        wrong = f"dr-direct @ {emu.url(DIRECT)}#sha256={'0' * 64}"
+        proc = await segfetch("install", "--python", ours, *where, wrong)
+        assert proc.returncode == 1
+        assert "sha256" in one_line_error(proc, only=False)
+        req = tmp_path / "req.txt"
+        req.write_text(f"{emu.url(DIRECT)} --hash=sha256:{'1' * 64}\n")
+        proc = await segfetch("install", "--python", ours, *where, "-r", str(req))
+        assert proc.returncode == 1
+        assert "sha256 mismatch" in one_line_error(proc, only=False)
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        req.write_text(f"{emu.url(DIRECT)}#sha256={sha}\n")  # --hash: all pinned, as pip
+        out = tmp_path / "out"
+        proc = await segfetch("download", *where, "-r", str(req), "-d", str(out), "-q")
+        assert proc.returncode == 0, proc.stderr.decode()
+    assert (out / wheel.name).read_bytes() == wheel.read_bytes()
+    assert {p.name for p in out.iterdir()} >= {wheel.name, "dr_c-1.0-py3-none-any.whl"}
+    assert not [ln for ln in await freeze(ours) if ln.startswith("dr-")]
