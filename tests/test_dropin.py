@@ -150,3 +150,39 @@ async def test_direct_url_hashes_are_checked(
     assert (out / wheel.name).read_bytes() == wheel.read_bytes()
     assert {p.name for p in out.iterdir()} >= {wheel.name, "dr_c-1.0-py3-none-any.whl"}
     assert not [ln for ln in await freeze(ours) if ln.startswith("dr-")]
+
+
+PYPI = "https://pypi.org/simple/"
+
+
+async def _both(tmp_path: Path, template: Path, *args: str) -> tuple[list[str], list[str]]:
+    """pip alone and segfetch installing the same set from the real index: their freezes."""
+    alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+    pip = [alone, "-m", "pip", "install", "-q", "--index-url", PYPI, *args]
+    ran = await trio.run_process(pip, capture_stderr=True, check=False)
+    assert ran.returncode == 0, ran.stderr.decode()
+    where = ["--index-url", PYPI, "--cache-dir", str(tmp_path / "cache"), "-q"]
+    proc = await segfetch("install", "--python", ours, *where, *args)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return await freeze(alone), await freeze(ours)
+
+
+@pytest.mark.network
+async def test_real_lone_pin_installs_and_downloads_as_pip(tmp_path: Path, template: Path) -> None:
+    """Off by default (-m network): requests==2.32.3 brings its dependencies, as with pip."""
+    expected, got = await _both(tmp_path, template, "requests==2.32.3")
+    assert got == expected and len(expected) >= 5, expected
+    out, theirs = tmp_path / "out", tmp_path / "theirs"
+    proc = await segfetch("download", "requests==2.32.3", "-d", str(out), "--index-url", PYPI)
+    assert proc.returncode == 0, proc.stderr.decode()
+    pip = [sys.executable, "-m", "pip", "download", "-q", "requests==2.32.3", "-d", str(theirs)]
+    await trio.run_process([*pip, "--index-url", PYPI, "--no-cache-dir"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in theirs.iterdir())
+
+
+@pytest.mark.network
+async def test_real_sdist_only_package_installs(tmp_path: Path, template: Path) -> None:
+    """Off by default: docopt has only an sdist; its build dependencies (setuptools) come
+    through segfetch too, so the offline install can build it."""
+    expected, got = await _both(tmp_path, template, "docopt==0.6.2")
+    assert got == expected and "docopt==0.6.2" in expected
