@@ -182,9 +182,14 @@ def test_any_line_is_a_requirement_or_a_usage_error(line: str) -> None:
         assert "\n" not in str(exc)
 
 
-def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(tmp_path: Path) -> None:
+def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     wheel = "https://h.example/w/sf_a-1.0-py3-none-any.whl"
     (tmp_path / "links").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "x.whl").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)  # pip reads a path in a requirement file from the cwd
     req = write(
         tmp_path,
         "req.txt",
@@ -223,3 +228,10 @@ def test_a_url_constraint_is_refused(tmp_path: Path) -> None:
     c = write(tmp_path, "c.txt", "sf-a @ https://h.example/sf_a-1.0-py3-none-any.whl\n")
     with pytest.raises(UsageError, match="constraint cannot be a URL"):
         RequirementSet().add_file(c, constraint=True)
+
+
+def test_a_path_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    req = write(tmp_path, "req.txt", "./no-such-project\n")
+    with pytest.raises(UsageError, match="looks like a path") as info:
+        RequirementSet().add_file(req)
+    assert f"{req}:1" in str(info.value)

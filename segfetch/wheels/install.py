@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import trio
@@ -402,7 +401,7 @@ class Session:
         if p.url.startswith("file:"):  # a direct file already fetched, or a local one
             if p.url in self._local:
                 return self._local[p.url]
-            path = Path(url2pathname(urlsplit(p.url).path))
+            path = _path_of(p.url)
             return Fetched(p, path, await sha256_of(path), path.stat().st_size, None)
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
@@ -423,9 +422,13 @@ def _project_of(f: IndexFile) -> str | None:
     return parsed.name if parsed else None
 
 
+def _path_of(file_url: str) -> Path:
+    return Path(unquote(urlsplit(file_url).path))  # POSIX: a file: URL's path is the path
+
+
 def _on_disk(url: str) -> Planned:
     """A local file pip chose (a --find-links folder's, or a path given)."""
-    path = Path(url2pathname(urlsplit(url).path))
+    path = _path_of(url)
     return planned_of(IndexFile(path.name, url), frozenset())
 
 

@@ -242,6 +242,9 @@ class RequirementSet:
         """A requirement line (its ``--hash`` options apart): from an index, direct, or
         for pip itself (pip's own reading of it: pip's ``install_req_from_line``)."""
         if not constraint and _for_pip(text):
+            path = _local_path(text)
+            if path is not None and not Path(path).exists():  # as pip says it
+                raise UsageError(f"{where}: {text!r} looks like a path, but {path} does not exist")
             self.handed.append(" ".join([text, *options]))
             return
         if text.startswith(("http://", "https://")):  # a bare URL: the name is the file's
@@ -418,19 +421,19 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
 
 
 def _for_pip(text: str) -> bool:
-    """A requirement that only pip reads: a VCS or file: URL, or a local path (as pip's
-    ``_looks_like_path``: a separator in it, or a leading dot; or an archive on disk)."""
-    if text.startswith((*_VCS, "file:")):
-        return True
+    """A requirement that only pip reads: a VCS or file: URL, or a local path."""
+    return text.startswith((*_VCS, "file:")) or _local_path(text) is not None
+
+
+def _local_path(text: str) -> str | None:
+    """The path a requirement names, if it looks like one (as pip's ``_looks_like_path``:
+    a separator in it, or a leading dot; or an archive on disk). Else None."""
     head = re.split(r"\s+;|;\s", text, maxsplit=1)[0].strip()
-    if "://" in head or " @ " in text:
-        return False
+    if "://" in head or " @ " in text or text.startswith((*_VCS, "file:")):
+        return None
     seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
-    return (
-        head.startswith(".")
-        or any(s in head for s in seps)
-        or (head.endswith(_ARCHIVES) and Path(head).is_file())
-    )
+    looks = head.startswith(".") or any(s in head for s in seps)
+    return head if looks or (head.endswith(_ARCHIVES) and Path(head).is_file()) else None
 
 
 def _name_of_url(url: str, where: str) -> str:
