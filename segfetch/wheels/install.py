@@ -146,10 +146,7 @@ class Session:
         (sha256 of a ``#sha256=`` fragment or ``--hash``; else the zip's own check): by
         URL. pip then reads them from the cache as ``file:`` URLs."""
         wanted = [w for w in reqs.direct if marker_applies(w.req.marker, target.markers)]
-        planned = [
-            Planned(canonicalize_name(w.req.name), "?", w.filename, w.url, w.url_sha256, w.hashes)
-            for w in wanted
-        ]
+        planned = [planned_of(IndexFile(w.filename, w.url, w.url_sha256), w.hashes) for w in wanted]
         fetched = await self.fetch_all(planned)
         for f in fetched:
             self._local[f.path.resolve().as_uri()] = f
