@@ -38,6 +38,8 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_wheel(root / "direct", "dr-direct", "1.0", requires=["dr-c[fast]"])
     make_wheel(root / "elsewhere", "dr-found", "1.0", requires=["dr-a"])  # a -f page's
     make_wheel(root / "links", "dr-local", "2.0", requires=["dr-b==1.0"])
+    make_wheel(root / "links", "dr-solo", "1.0", requires=["dr-solo-dep"])
+    make_wheel(root / "links", "dr-solo-dep", "1.0")
     make_project(root / "src", "dr-proj", "0.1", requires=["dr-a", "dr-e"])
     (root / "constraints.txt").write_text("dr-b==1.0\n")
     if shutil.which("git"):  # a VCS requirement, cloned from a local repository
@@ -81,9 +83,10 @@ CASES: dict[str, Args] = {
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
     "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
     "find-links-dir": lambda emu, other, root: ["dr-local", "-f", str(root / "links")],
+    "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
 }
-UV_TOO = ("unpinned", "direct-url", "sdist", "editable")
+UV_TOO = ("unpinned", "direct-url", "sdist", "editable", "no-index")
 
 
 @pytest.mark.parametrize(
@@ -116,6 +119,8 @@ async def test_same_freeze_as_pip(
         # Every file segfetch's run took came through the engine (it always asks a range):
         # neither pip's resolver nor the final install fetched one itself.
         log = [*emu.log, *other.log]
+        if case == "no-index":
+            assert log == []  # --find-links alone, as pip takes --no-index
         files = [e for e in log if e["path"] == DIRECT or str(e["path"]).startswith("/files/")]
         assert all(e["range"] for e in files if not str(e["path"]).endswith(".metadata")), files
     expected = await freeze(alone)

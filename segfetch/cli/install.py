@@ -433,6 +433,9 @@ def _indexes(
     from segfetch.wheels.index import PYPI
     from segfetch.wheels.target import index_urls_in_config
 
+    if "--no-index" in args.pip_args:  # pip's: the --find-links alone
+        return []
+
     index = args.index_url or reqs.index_url
     extras = args.extra_index_url + reqs.extra_index_urls
     if index is None and not extras:

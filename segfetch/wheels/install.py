@@ -125,7 +125,7 @@ class Session:
                 if exc.status != 404:
                     raise
         if not found:
-            where = ", ".join(map(redact_url, self.indexes))
+            where = ", ".join(map(redact_url, self.indexes)) or "the --find-links pages"
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
         return files
 

@@ -69,6 +69,7 @@ UV_FLAGS: dict[str, str | None] = {
     "--no-warn-script-location": None,  # uv does not warn
     "--no-warn-conflicts": None,
     "--disable-pip-version-check": None,
+    "--no-index": None,  # uv is given --no-index anyway
 }
 UV_VALUED = {
     "-t": "--target",
