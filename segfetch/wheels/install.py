@@ -118,8 +118,9 @@ class Session:
         for index in self.indexes:
             try:
                 files += await fetch_project(
-                    self.client, index, name, slots=self.slots, pages=self.pages, recheck=recheck
-                )
+                    self.client, index, name, self.options.policy, self.slots, self.pages,
+                    recheck=recheck,
+                )  # fmt: skip
                 found = True
             except HTTPStatusError as exc:
                 if exc.status != 404:
@@ -137,7 +138,7 @@ class Session:
                 for url in self.link_pages:
                     self._linked += await fetch_page(
                         self.client, url, f"--find-links {redact_url(url)}: not found (404)",
-                        slots=self.slots,
+                        self.options.policy, self.slots,
                     )  # fmt: skip
             return self._linked
 
