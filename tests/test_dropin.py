@@ -82,7 +82,7 @@ CASES: dict[str, Args] = {
     "local-path": lambda emu, other, root: [str(root / "src" / "dr-proj-0.1")],
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
     "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
-    "find-links-dir": lambda emu, other, root: ["dr-local", "-f", str(root / "links")],
+    "find-links-dir": lambda emu, other, root: ["dr-local", "-f", "links"],  # from the cwd
     "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
 }
@@ -107,13 +107,13 @@ async def test_same_freeze_as_pip(
         args = CASES[case](emu, other, root)
         alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
         pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, *args]
-        ran = await trio.run_process(pip, capture_stderr=True, check=False)
+        ran = await trio.run_process(pip, capture_stderr=True, check=False, cwd=root)
         assert ran.returncode == 0, ran.stderr.decode()
         emu.log.clear()
         other.log.clear()
         proc = await segfetch(
             "install", "--python", ours, "--index-url", emu.index_url, "-q",
-            "--installer", installer, "--cache-dir", str(tmp_path / "cache"), *args,
+            "--installer", installer, "--cache-dir", str(tmp_path / "cache"), *args, cwd=root,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr.decode()
         # Every file segfetch's run took came through the engine (it always asks a range):

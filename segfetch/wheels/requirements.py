@@ -270,7 +270,9 @@ class RequirementSet:
         def line(w: Wanted, req: str) -> str:
             return " ".join([req, *(f"--hash=sha256:{h}" for h in sorted(w.hashes))])
 
-        folders = [f for f in self.find_links if not f.startswith(("http://", "https://"))]
+        # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
+        folders = [f if "://" in f else os.path.abspath(f) for f in self.find_links]
+        folders = [f for f in folders if not f.startswith(("http://", "https://"))]
         lines = [*self.file_options, *(f"--find-links {shlex.quote(f)}" for f in folders)]
         lines += [line(w, str(w.req)) for w in self.wanted]
         for w in self.direct:
