@@ -78,15 +78,15 @@ CASES: dict[str, Args] = {
     "direct-url": lambda emu, other, root: [f"dr-direct @ {emu.url(DIRECT)}"],
     "bare-url": lambda emu, other, root: [emu.url(DIRECT)],
     "sdist": lambda emu, other, root: ["dr-src"],
-    "editable": lambda emu, other, root: ["-e", str(root / "src" / "dr-proj-0.1")],
-    "local-path": lambda emu, other, root: [str(root / "src" / "dr-proj-0.1")],
+    "editable": lambda emu, other, root: ["-e", "src/dr-proj-0.1"],  # from the cwd
+    "local-path": lambda emu, other, root: ["./src/dr-proj-0.1"],
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
     "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
     "find-links-dir": lambda emu, other, root: ["dr-local", "-f", "links"],  # from the cwd
     "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
 }
-UV_TOO = ("unpinned", "direct-url", "sdist", "editable", "no-index")
+UV_TOO = ("unpinned", "direct-url", "sdist", "editable", "local-path", "no-index")
 
 
 @pytest.mark.parametrize(

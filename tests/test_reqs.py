@@ -205,8 +205,9 @@ def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(
         (wheel, H1, frozenset(), "sf_a-1.0-py3-none-any.whl"),
         ("https://h.example/sf_b-2.0.tar.gz", None, {H2}, "sf_b-2.0.tar.gz"),
     ]
-    assert rs.handed == [
-        "-e ./proj", "./lib/x.whl", "git+https://g.example/x.git#egg=x", "foo @ file:///srv/foo"
+    assert rs.handed == [  # paths from the cwd, made absolute: pip is given another file
+        f"-e {tmp_path / 'proj'}", f"{tmp_path / 'lib' / 'x.whl'}",
+        "git+https://g.example/x.git#egg=x", "foo @ file:///srv/foo",
     ]  # fmt: skip
     assert rs.find_links == [str(tmp_path / "links")]  # beside the file, as pip finds it
     assert not rs.fully_pinned

@@ -234,7 +234,10 @@ class RequirementSet:
         self._add_requirement(text, where, [], constraint=False)
 
     def add_editable(self, path: str) -> None:
-        self.handed.append(f"-e {shlex.quote(path)}")
+        """``-e PATH`` (or a VCS URL), for pip; a path made absolute from the cwd, where pip
+        reads it from (the file pip is given lives elsewhere; uv reads from its folder)."""
+        local = "://" not in path and not path.startswith((*_VCS, "file:"))
+        self.handed.append(f"-e {shlex.quote(os.path.abspath(path) if local else path)}")
 
     def _add_requirement(
         self, text: str, where: str, options: list[str], *, constraint: bool
@@ -245,6 +248,8 @@ class RequirementSet:
             path = _local_path(text)
             if path is not None and not Path(path).exists():  # as pip says it
                 raise UsageError(f"{where}: {text!r} looks like a path, but {path} does not exist")
+            if path is not None:  # from the cwd, as for -e
+                text = os.path.abspath(path) + text.strip()[len(path) :]
             self.handed.append(" ".join([text, *options]))
             return
         if text.startswith(("http://", "https://")):  # a bare URL: the name is the file's
