@@ -252,6 +252,8 @@ def test_any_file_name_is_chosen_or_refused_cleanly(filename: str, spec: str) ->
     except Exception as exc:  # a bad requirement is the user's error, reported as one
         assert type(exc).__name__ == "UsageError"
         return
+    if not rs.wanted:  # a URL or a path ("alpha @ https://...", "alpha/"): not on an index
+        return
     files = [f("alpha-1.0-py3-none-any.whl"), IndexFile(filename, "https://f.example/x")]
     with contextlib.suppress(NoMatch):
         choose(rs.wanted[0], files, TARGET)

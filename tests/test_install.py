@@ -445,3 +445,13 @@ def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
     fake.write_text("#!/bin/sh\necho 'something broke' >&2\nexit 1\n")
     with pytest.raises(SegfetchError, match="something broke"):
         _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+
+
+async def test_max_tries_applies_to_index_pages(tmp_path: Path) -> None:
+    """--max-tries counts the index pages' tries too, not only the files'."""
+    proc = await segfetch(
+        "download", "sf-alpha==1.0", "-d", str(tmp_path / "out"), "--no-cache",
+        "--index-url", "http://127.0.0.1:9/simple/", "--max-tries", "1",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "after 1 tr" in one_line_error(proc, only=False)

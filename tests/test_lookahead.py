@@ -310,8 +310,8 @@ def test_pip_options_keep_their_values() -> None:
     assert args.requirements == ["lk-src"]
     from segfetch.cli.install import _requirements
 
-    reqs, pip_reqs = _requirements(args)
-    assert pip_reqs == ["lk-src"]
+    reqs = _requirements(args)
+    assert reqs.pip_lines({}) == (["lk-src"], [])
     assert reqs.only_binary == {":all:"} and reqs.no_binary == {"lk-x"}
     assert reqs.prefer_binary and reqs.foreign_target and not reqs.fully_pinned
     assert reqs.pip_options[:4] == ["--only-binary", ":all:", "--no-binary", "lk-x"]

@@ -73,12 +73,12 @@ def test_nested_files_constraints_and_index_options(
     ("text", "words"),
     [
         ("alpha==", "not a requirement"),
-        ("-e ./src", "editable"),
-        ("alpha @ https://x.example/a.whl", "not on an index"),
+        ("https://x.example/download?id=3", "cannot tell the project"),
+        ("-c c.txt", "cannot read"),
         ("alpha==1 --hash=md5:abc", "--hash takes sha256"),
         ("alpha==1 --hash=sha256:abc", "--hash takes sha256"),
         ("alpha==1 --global-option=x", "not supported"),
-        ("--find-links /tmp", "not supported"),
+        ("--trusted-host x.example", "not supported"),
         ("-r", "needs a value"),
         ("-r missing.txt", "cannot read"),
     ],
@@ -180,3 +180,59 @@ def test_any_line_is_a_requirement_or_a_usage_error(line: str) -> None:
         rs._add_line(line.strip() or "x", "fuzz:1", Path("."), False, ())
     except UsageError as exc:
         assert "\n" not in str(exc)
+
+
+def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = "https://h.example/w/sf_a-1.0-py3-none-any.whl"
+    (tmp_path / "links").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "x.whl").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)  # pip reads a path in a requirement file from the cwd
+    req = write(
+        tmp_path,
+        "req.txt",
+        f"sf-a[x] @ {wheel}#sha256={H1} ; python_version >= '3'\n"
+        f"https://h.example/sf_b-2.0.tar.gz --hash=sha256:{H2}\n"
+        "-e ./proj\n./lib/x.whl\ngit+https://g.example/x.git#egg=x\nfoo @ file:///srv/foo\n"
+        "-f links\n--only-binary :all:\nalpha>=1\n",
+    )
+    rs = RequirementSet()
+    rs.add_file(req)
+    assert [str(w.req.name) for w in rs.wanted] == ["alpha"]
+    assert [(w.url, w.url_sha256, w.hashes, w.filename) for w in rs.direct] == [
+        (wheel, H1, frozenset(), "sf_a-1.0-py3-none-any.whl"),
+        ("https://h.example/sf_b-2.0.tar.gz", None, {H2}, "sf_b-2.0.tar.gz"),
+    ]
+    assert rs.handed == [  # paths from the cwd, made absolute: pip is given another file
+        f"-e {tmp_path / 'proj'}", f"{tmp_path / 'lib' / 'x.whl'}",
+        "git+https://g.example/x.git#egg=x", "foo @ file:///srv/foo",
+    ]  # fmt: skip
+    assert rs.find_links == [str(tmp_path / "links")]  # beside the file, as pip finds it
+    assert not rs.fully_pinned
+    local = {w.url: tmp_path / w.filename for w in rs.direct}
+    lines, constraints = rs.pip_lines(local)
+    a_uri = (tmp_path / "sf_a-1.0-py3-none-any.whl").as_uri()
+    assert lines == [
+        "--only-binary :all:",
+        f"--find-links {tmp_path / 'links'}",
+        "alpha>=1",
+        f'sf-a[x] @ {a_uri}#sha256={H1} ; python_version >= "3"',
+        f"sf-b @ {(tmp_path / 'sf_b-2.0.tar.gz').as_uri()} --hash=sha256:{H2}",
+        *rs.handed,
+    ]
+    assert constraints == []
+
+
+def test_a_url_constraint_is_refused(tmp_path: Path) -> None:
+    c = write(tmp_path, "c.txt", "sf-a @ https://h.example/sf_a-1.0-py3-none-any.whl\n")
+    with pytest.raises(UsageError, match="constraint cannot be a URL"):
+        RequirementSet().add_file(c, constraint=True)
+
+
+def test_a_path_that_is_not_there_is_one_line(tmp_path: Path) -> None:
+    req = write(tmp_path, "req.txt", "./no-such-project\n")
+    with pytest.raises(UsageError, match="looks like a path") as info:
+        RequirementSet().add_file(req)
+    assert f"{req}:1" in str(info.value)

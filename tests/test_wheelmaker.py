@@ -88,3 +88,18 @@ def test_pip_installs_into_fresh_venv(tmp_path: Path) -> None:
         text=True,
     )
     assert out.stdout.split() == ["1.0", "2.0"]
+
+
+def test_sdists_repeat_byte_for_byte_and_name_their_backend(tmp_path: Path) -> None:
+    import tarfile
+
+    from segfetch.testing.wheelmaker import make_sdist
+
+    one = make_sdist(tmp_path / "a", "Src.Pkg", "1.0", requires=["dep>=1"]).read_bytes()
+    two = make_sdist(tmp_path / "b", "Src.Pkg", "1.0", requires=["dep>=1"])
+    assert two.name == "src_pkg-1.0.tar.gz" and two.read_bytes() == one
+    with tarfile.open(two) as tar:
+        toml = tar.extractfile("src_pkg-1.0/pyproject.toml")
+        assert toml is not None
+        text = toml.read().decode()
+    assert 'requires = ["sf-backend"]' in text and 'dependencies = ["dep>=1"]' in text

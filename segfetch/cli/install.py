@@ -61,6 +61,23 @@ def add_commands(sub: Any) -> None:
         p.add_argument(
             "-i", "--index-url", metavar="URL", help="simple index (default: pip's own setting)"
         )
+        p.add_argument(
+            "-f",
+            "--find-links",
+            action="append",
+            default=[],
+            metavar="DIR|URL",
+            help="a folder of files, or a page of links to them, as pip takes it",
+        )
+        if name == "install":
+            p.add_argument(
+                "-e",
+                "--editable",
+                action="append",
+                default=[],
+                metavar="PATH",
+                help="a local project (or VCS URL) in editable mode, handed to pip",
+            )
         p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
         p.add_argument(
             "--python",
@@ -131,6 +148,7 @@ INSTALL_VALUED: tuple[str, ...] = (
     *("--client-cert", "--retries", "--trusted-host", "--keyring-provider", "--use-feature"),
     "--use-deprecated",
 )
+ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
 _ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
 
 
@@ -174,7 +192,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
-    reqs, pip_reqs = _requirements(args)
+    reqs = _requirements(args)
     python = _python(args)
     # The target's tags, and its pip's settings (the index when none is given, the
     # constraint files) are asked in a subprocess started now: it answers while trio and
@@ -182,14 +200,13 @@ def _run(args: argparse.Namespace) -> int:
     given = args.index_url or reqs.index_url or args.extra_index_url or reqs.extra_index_urls
     pip_config = not (given and "--isolated" in args.pip_args)
     with start_probe(python, pip_config=pip_config) as probe:
-        return _run_started(args, options, reqs, pip_reqs, python, probe)
+        return _run_started(args, options, reqs, python, probe)
 
 
 def _run_started(
     args: argparse.Namespace,
     options: Options,
     reqs: RequirementSet,
-    pip_reqs: list[str],
     python: str,
     probe: Pending[Probe],
 ) -> int:
@@ -197,7 +214,7 @@ def _run_started(
 
     from segfetch.wheels.cache import Cache, default_cache_dir
     from segfetch.wheels.files import link_into
-    from segfetch.wheels.pip import choose_installer, install
+    from segfetch.wheels.pip import choose_installer, install, record_origins
 
     pip_args = _pip_args(args)
     installer = None
@@ -219,9 +236,14 @@ def _run_started(
         _configured_constraints(args, reqs, pip_config)
         return probe.result().target
 
-    with tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway:
+    with (
+        tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway,
+        tempfile.TemporaryDirectory(prefix="segfetch-reqs-") as pip_files,
+    ):
         cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
-        fetched = trio.run(_fetch_set, args, options, reqs, pip_reqs, ready, indexes, python, cache)
+        fetched, pip_reqs, origins = trio.run(
+            _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
+        )
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
         elif not args.quiet:
@@ -231,7 +253,10 @@ def _run_started(
             return 0
         if installer.why_not_uv and not args.quiet:
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
-        return install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+        code = install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+        if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
+            record_origins(python, origins)
+        return code
 
 
 def _python(args: argparse.Namespace) -> str:
@@ -243,7 +268,7 @@ def _python(args: argparse.Namespace) -> str:
         raise UsageError(f"no Python at {found!r}; give --python the path of an interpreter")
     pip_args = _pip_args(args)
     elsewhere = args.command == "download" or any(
-        a.split("=")[0] in ("--target", "--prefix", "--root", "--user", "-t") for a in pip_args
+        a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args
     )
     if found is None:
         if args.system or elsewhere:
@@ -264,12 +289,15 @@ async def _fetch_set(
     args: argparse.Namespace,
     options: Options,
     reqs: RequirementSet,
-    pip_reqs: list[str],
+    pip_files: Path,
     ready: Callable[[], Target],
     indexes: list[str],
     python: str,
     cache: Cache,
-) -> list[Fetched]:
+) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
+    """The verified files to install (with what pip's build environments took, for
+    `install`), the requirements as arguments for pip (files in ``pip_files``), and the
+    direct URLs' (name, URL, sha256)."""
     import trio
 
     from segfetch.cli.progress import MultiProgress
@@ -282,6 +310,7 @@ async def _fetch_set(
         session = Session(
             client, cache, indexes, budget=args.max_connections, options=options,
             notice=None if args.quiet else lambda line: print(f"segfetch: {line}", file=sys.stderr),
+            find_links=reqs.find_links,
         )  # fmt: skip
 
         def resolving() -> None:
@@ -300,36 +329,52 @@ async def _fetch_set(
             for name in dict.fromkeys(w.req.name for w in early):
                 nursery.start_soon(page, name)
             target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
+            direct = await session.fetch_direct(reqs, target)
+            pip_reqs = _pip_files(reqs, {url: f.path for url, f in direct.items()}, pip_files)
             planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
+        if args.command == "install":
+            planned += session.build_deps
         sizes = [p.size for p in planned]
         total = sum(s for s in sizes if s is not None) if None not in sizes else None
         bars = MultiProgress(len(planned), total, quiet=quiet)
         session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            return await session.fetch_all(planned)
+            fetched = await session.fetch_all(planned)
         finally:
             bars.close()
+    origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
+    return fetched, pip_reqs, origins
 
 
-def _requirements(args: argparse.Namespace) -> tuple[RequirementSet, list[str]]:
-    """The parsed set, and the same requirements as arguments for pip."""
+def _requirements(args: argparse.Namespace) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
-    reqs = RequirementSet(pre=args.pre)
-    pip_reqs: list[str] = []
+    reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
     _resolver_options(reqs, getattr(args, "pip_kept", None) or [])
     for text in args.requirements:
         reqs.add_string(text)
-        pip_reqs.append(text)
+    for path in getattr(args, "editable", []):
+        reqs.add_editable(path)
     for path in args.requirement:
         reqs.add_file(Path(path))
-        pip_reqs += ["-r", path]
     for path in args.constraint:
         reqs.add_file(Path(path), constraint=True)
-        pip_reqs += ["-c", path]
-    if not reqs.wanted:
+    if reqs.empty:
         raise UsageError("nothing to do: give requirements, or -r FILE")
-    return reqs, pip_reqs
+    return reqs
+
+
+def _pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> list[str]:
+    """The set as pip reads it, in files of ``folder``: the same lines, flattened, with the
+    direct URLs on their verified files (``local``), so pip fetches nothing itself."""
+    lines, constraints = reqs.pip_lines(local)
+    out = []
+    for name, flag, text in (("requirements", "-r", lines), ("constraints", "-c", constraints)):
+        if text:
+            path = folder / f"{name}.txt"
+            path.write_text("".join(line + "\n" for line in text), encoding="utf-8")
+            out += [flag, str(path)]
+    return out
 
 
 def _resolver_options(reqs: RequirementSet, kept: list[str]) -> None:
@@ -387,6 +432,9 @@ def _indexes(
     """As pip sees it: the command line, then the requirement files, then pip's config."""
     from segfetch.wheels.index import PYPI
     from segfetch.wheels.target import index_urls_in_config
+
+    if "--no-index" in args.pip_args:  # pip's: the --find-links alone
+        return []
 
     index = args.index_url or reqs.index_url
     extras = args.extra_index_url + reqs.extra_index_urls

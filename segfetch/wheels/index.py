@@ -213,7 +213,24 @@ async def fetch_project(
     Pages are asked for compressed (the client's default, identity, is for file ranges).
     With ``pages``, a stored page still fresh is used with no request (``recheck``: ask
     anyway), an older one is revalidated (a 304 keeps it), and a new one replaces it."""
-    url = project_url(index_url, name)
+    return await fetch_page(
+        client, project_url(index_url, name), f"no project {name!r} on {redact_url(index_url)}",
+        policy, slots, pages, recheck=recheck,
+    )  # fmt: skip
+
+
+async def fetch_page(
+    client: httpx.AsyncClient,
+    url: str,
+    not_found: str,
+    policy: RetryPolicy | None = None,
+    slots: Slots | None = None,
+    pages: PageCache | None = None,
+    *,
+    recheck: bool = False,
+) -> list[IndexFile]:
+    """The files a page of links lists (fetch_project's, or a ``--find-links`` page);
+    ``not_found``: what a 404 says."""
     stored, stored_files = None, None
     if pages is not None and (stored := pages.load(url)) is not None:
         stored_files = _parse_stored(stored)
@@ -255,7 +272,7 @@ async def fetch_project(
                     _keep(pages, page, response)
                 return files
             if status == 404:
-                raise HTTPStatusError(f"no project {name!r} on {redact_url(index_url)}", 404)
+                raise HTTPStatusError(not_found, 404)
             failure = failures.from_status(status, response.reason_phrase, response.headers, url)
             if slots is not None and failure.backpressure:
                 slots.shrink()

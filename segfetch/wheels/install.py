@@ -3,6 +3,9 @@
 Fully pinned sets are resolved here, straight from the index; anything else is resolved by
 the target's own pip (``--dry-run --report``), so the set is exactly the one pip would
 install. Then every file is fetched at once through the engine under one connection budget.
+Direct URLs (``name @ https://.../x.whl``) are fetched first, and pip resolves against the
+verified local files; the files pip's build environments took (an sdist's or an editable's
+build dependencies) are kept too (``build_deps``), for the final install to build offline.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import trio
@@ -25,14 +29,20 @@ from segfetch.errors import (
     SegfetchError,
     redact_url,
 )
-from segfetch.wheels.cache import Cache
+from segfetch.wheels.cache import Cache, sha256_of
 from segfetch.wheels.dists import (
     dependencies,
     marker_applies,
     parse_filename,
 )
 from segfetch.wheels.files import Fetched, Planned, fetch_file, planned_of, wheel_metadata
-from segfetch.wheels.index import IndexFile, fetch_project, project_url, stored_project
+from segfetch.wheels.index import (
+    IndexFile,
+    fetch_page,
+    fetch_project,
+    project_url,
+    stored_project,
+)
 from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
@@ -57,8 +67,16 @@ class Session:
         options: Options | None = None,
         progress: Callable[[Planned, Progress | None], None] | None = None,
         notice: Callable[[str], None] | None = None,
+        find_links: Sequence[str] = (),
     ) -> None:
         self.client, self.cache, self.indexes = client, cache, indexes
+        # --find-links pages (http URLs; pip reads folders itself): their files join the
+        # indexes' for every project, as pip's finder merges them.
+        self.link_pages = [u for u in find_links if u.startswith(("http://", "https://"))]
+        self._linked: list[IndexFile] | None = None
+        self._linking = trio.Lock()
+        self._local: dict[str, Fetched] = {}  # direct files, by the file: URL pip is given
+        self.build_deps: list[Planned] = []  # files pip's build environments took
         self.slots = Slots(budget)
         self.files_at_once = trio.CapacityLimiter(budget)
         self.options = options or Options()
@@ -95,21 +113,45 @@ class Session:
         return self._pages[key]
 
     async def _fetch_project(self, name: str, recheck: bool = False) -> list[IndexFile]:
-        files: list[IndexFile] = []
-        found = False
+        files = [f for f in await self._link_files() if _project_of(f) == canonicalize_name(name)]
+        found = bool(files)
         for index in self.indexes:
             try:
                 files += await fetch_project(
-                    self.client, index, name, slots=self.slots, pages=self.pages, recheck=recheck
-                )
+                    self.client, index, name, self.options.policy, self.slots, self.pages,
+                    recheck=recheck,
+                )  # fmt: skip
                 found = True
             except HTTPStatusError as exc:
                 if exc.status != 404:
                     raise
         if not found:
-            where = ", ".join(map(redact_url, self.indexes))
+            where = ", ".join(map(redact_url, self.indexes)) or "the --find-links pages"
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
         return files
+
+    async def _link_files(self) -> list[IndexFile]:
+        """Every file of the --find-links pages, each page fetched once per run."""
+        async with self._linking:
+            if self._linked is None:
+                self._linked = []
+                for url in self.link_pages:
+                    self._linked += await fetch_page(
+                        self.client, url, f"--find-links {redact_url(url)}: not found (404)",
+                        self.options.policy, self.slots,
+                    )  # fmt: skip
+            return self._linked
+
+    async def fetch_direct(self, reqs: RequirementSet, target: Target) -> dict[str, Fetched]:
+        """The files of the direct URL requirements for the target, fetched and verified
+        (sha256 of a ``#sha256=`` fragment or ``--hash``; else the zip's own check): by
+        URL. pip then reads them from the cache as ``file:`` URLs."""
+        wanted = [w for w in reqs.direct if marker_applies(w.req.marker, target.markers)]
+        planned = [planned_of(IndexFile(w.filename, w.url, w.url_sha256), w.hashes) for w in wanted]
+        fetched = await self.fetch_all(planned)
+        for f in fetched:
+            self._local[f.path.resolve().as_uri()] = f
+        return {w.url: f for w, f in zip(wanted, fetched, strict=True)}
 
     async def plan_pinned(self, reqs: RequirementSet, target: Target) -> list[Planned]:
         """Each ``==`` pin straight from the index pages, all pages fetched at once; a
@@ -242,7 +284,13 @@ class Session:
                 nursery.start_soon(guess, name)
                 return await self.project(name)
 
-            local = LocalIndex(page, self.file_of, self.metadata_of)
+            served: dict[str, IndexFile] = {}  # every file pip took whole, by URL
+
+            async def file(f: IndexFile) -> Path:
+                served[f.url] = f
+                return await self.file_of(f)
+
+            local = LocalIndex(page, file, self.metadata_of)
             await nursery.start(local.serve)
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
@@ -257,10 +305,19 @@ class Session:
             nursery.cancel_scope.cancel()
         planned = []
         for url in urls:
+            if url.startswith("file:"):  # a direct file, or one of a --find-links folder
+                planned.append(self._local[url].planned if url in self._local else _on_disk(url))
+                continue
             f = local.upstream(url)
             if f is None:
                 raise SegfetchError(f"pip chose {redact_url(url)}, which is not from the index")
             planned.append(planned_of(f, frozenset()))
+        # What else pip took whole: a build environment's files (setuptools for an sdist).
+        # The offline install builds again, from the same files.
+        chosen = {p.url for p in planned}
+        self.build_deps = [
+            planned_of(f, frozenset()) for f in served.values() if f.url not in chosen
+        ]
         return planned
 
     async def _guess(self, name: str, *, ahead: Lookahead, nursery: trio.Nursery) -> None:
@@ -339,6 +396,11 @@ class Session:
         return [out[p] for p in planned]
 
     async def fetch(self, p: Planned) -> Fetched:
+        if p.url.startswith("file:"):  # a direct file already fetched, or a local one
+            if p.url in self._local:
+                return self._local[p.url]
+            path = _path_of(p.url)
+            return Fetched(p, path, await sha256_of(path), path.stat().st_size, None)
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
         async with self.files_at_once:
@@ -351,6 +413,21 @@ class Session:
         elif p.url in self._results:
             got = replace(got, result=self._results[p.url])
         return got
+
+
+def _project_of(f: IndexFile) -> str | None:
+    parsed = parse_filename(f.filename)
+    return parsed.name if parsed else None
+
+
+def _path_of(file_url: str) -> Path:
+    return Path(unquote(urlsplit(file_url).path))  # POSIX: a file: URL's path is the path
+
+
+def _on_disk(url: str) -> Planned:
+    """A local file pip chose (a --find-links folder's, or a path given)."""
+    path = _path_of(url)
+    return planned_of(IndexFile(path.name, url), frozenset())
 
 
 def missing_dependencies(

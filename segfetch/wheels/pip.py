@@ -20,7 +20,7 @@ from segfetch.wheels.files import Fetched, link_into
 
 
 def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
-    """The URL of every file pip would install from this index."""
+    """The URL of every file pip would install from this index (or from a local file)."""
     cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
@@ -43,9 +43,11 @@ def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> l
         why = (errors or said or ["no reason given"])[-1].removeprefix("ERROR:").strip()
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
-        return [item["download_info"]["url"] for item in json.loads(proc.stdout)["install"]]
+        infos = [item["download_info"] for item in json.loads(proc.stdout)["install"]]
     except (ValueError, KeyError, TypeError):
         raise old_pip from None
+    # A local folder (-e, a path) or a VCS checkout is pip's to build at the install.
+    return [i["url"] for i in infos if "dir_info" not in i and "vcs_info" not in i]
 
 
 # --- the installer: the target's pip, or uv -------------------------------------------------
@@ -67,6 +69,7 @@ UV_FLAGS: dict[str, str | None] = {
     "--no-warn-script-location": None,  # uv does not warn
     "--no-warn-conflicts": None,
     "--disable-pip-version-check": None,
+    "--no-index": None,  # uv is given --no-index anyway
 }
 UV_VALUED = {
     "-t": "--target",
@@ -181,3 +184,36 @@ def install(
             env["UV_NO_CONFIG"] = "1"
         out = sys.stderr if quiet_stdout else None
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env).returncode
+
+
+# Run in the target: each direct requirement's direct_url.json (PEP 610) names the URL it
+# came from, as pip writes it, not the cached file the installer was given; RECORD follows.
+_ORIGINS = """
+import base64, hashlib, importlib.metadata as md, json, sys
+for name, url, sha in json.loads(sys.argv[1]):
+    dist = md.distribution(name)
+    files = {str(f).replace(chr(92), "/"): f for f in dist.files or ()}
+    where = [f for k, f in files.items() if k.endswith(".dist-info/direct_url.json")]
+    if not where:
+        continue
+    info = {"archive_info": {"hash": "sha256=" + sha, "hashes": {"sha256": sha}}, "url": url}
+    data = json.dumps(info, sort_keys=True).encode()
+    path = dist.locate_file(where[0])
+    path.write_bytes(data)
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record = [f for k, f in files.items() if k.endswith(".dist-info/RECORD")]
+    if record:
+        rpath = dist.locate_file(record[0])
+        rows = rpath.read_text().splitlines()
+        key = str(where[0]).replace(chr(92), "/")
+        rows = [f"{key},sha256={digest},{len(data)}" if r.split(",")[0] == key else r for r in rows]
+        rpath.write_text("".join(r + chr(10) for r in rows))
+"""
+
+
+def record_origins(python: str, origins: Sequence[tuple[str, str, str]]) -> None:
+    """After the install: the installed projects of direct URLs (name, URL, sha256) say,
+    as pip's own install would, that they came from their URL (``pip freeze`` shows it)."""
+    if origins:
+        cmd = [python, "-c", _ORIGINS, json.dumps(list(origins))]
+        subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)

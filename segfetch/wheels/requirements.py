@@ -2,10 +2,12 @@
 
 Handles comments, line continuations, ``${VAR}``, nested ``-r`` / ``-c``, ``--hash``,
 ``--index-url`` / ``--extra-index-url`` / ``--pre`` / ``--only-binary`` / ``--no-binary`` /
-``--prefer-binary`` inside files, markers and extras. Editable, URL and path requirements
-are refused: they are not on an index. pip's options that change which files it chooses
-are kept too (``Choosing``), and so are the ``constraint`` files of pip's configuration
-(``constraints_in_config``).
+``--prefer-binary`` / ``--find-links`` inside files, markers and extras. A requirement on
+an http(s) URL of a distribution (``name @ https://host/x.whl``, or the bare URL) is
+``direct``: segfetch fetches it. Editables, local paths, ``file:`` and VCS URLs are
+``handed`` to pip as they are. pip's options that change which files it chooses are kept
+too (``Choosing``), and so are the ``constraint`` files of pip's configuration
+(``constraints_in_config``). ``pip_lines`` writes the set back out for pip.
 """
 
 from __future__ import annotations
@@ -17,11 +19,19 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import SegfetchError, UsageError
@@ -37,6 +47,8 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "UTF-16-LE"),
     (codecs.BOM_UTF16_BE, "UTF-16-BE"),
 )
+_VCS = ("git+", "hg+", "svn+", "bzr+")
+_ARCHIVES = (".whl", ".tar.gz", ".zip")  # what segfetch fetches from a direct URL
 _CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")  # PEP 263, as pip reads it
 BOTH = frozenset({"binary", "source"})
 # pip options that choose files for another interpreter than the target's: segfetch's own
@@ -84,6 +96,26 @@ class Wanted:
     where: str = "command line"  # file:line, for messages
 
     @property
+    def url(self) -> str:
+        """A direct requirement's URL, without its ``#fragment``."""
+        return (self.req.url or "").partition("#")[0]
+
+    @property
+    def url_sha256(self) -> str | None:
+        """The sha256 a direct URL's ``#sha256=`` fragment names, if any."""
+        fragment = urlsplit(self.req.url or "").fragment
+        for part in fragment.split("&"):
+            algo, _, digest = part.partition("=")
+            if algo == "sha256" and is_sha256(digest):
+                return digest.lower()
+        return None
+
+    @property
+    def filename(self) -> str:
+        """A direct requirement's file name: the URL's last path segment."""
+        return unquote(urlsplit(self.req.url or "").path.rsplit("/", 1)[-1])
+
+    @property
     def pinned(self) -> str | None:
         """The version if the requirement is exactly one version (``==X``, no wildcard)."""
         specs = list(self.req.specifier)
@@ -94,7 +126,11 @@ class Wanted:
 
 @dataclass
 class RequirementSet:
-    wanted: list[Wanted] = field(default_factory=list)
+    wanted: list[Wanted] = field(default_factory=list)  # from the indexes
+    direct: list[Wanted] = field(default_factory=list)  # name @ https://.../file: fetched here
+    handed: list[str] = field(default_factory=list)  # lines for pip itself (-e, paths, VCS)
+    find_links: list[str] = field(default_factory=list)  # -f: folders and pages, as given
+    file_options: list[str] = field(default_factory=list)  # --pre & co. of files, for pip
     constraints: list[Wanted] = field(default_factory=list)
     index_url: str | None = None
     extra_index_urls: list[str] = field(default_factory=list)
@@ -115,7 +151,12 @@ class RequirementSet:
     def fully_pinned(self) -> bool:
         """True when no resolver is needed: every line is ``==`` (dependencies listed too),
         and the files are for the target interpreter (else only pip knows which fit)."""
-        return bool(self.wanted) and all(w.pinned for w in self.wanted) and not self.foreign_target
+        only_index = not (self.direct or self.handed or self.find_links or self.foreign_target)
+        return bool(self.wanted) and only_index and all(w.pinned for w in self.wanted)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.wanted or self.direct or self.handed)
 
     def formats(self, name: str) -> frozenset[str]:
         """The formats pip takes for a project (pip's FormatControl.get_allowed_formats)."""
@@ -190,7 +231,64 @@ class RequirementSet:
                     )
 
     def add_string(self, text: str, where: str = "command line") -> None:
-        self.wanted.append(_requirement(text, where))
+        self._add_requirement(text, where, [], constraint=False)
+
+    def add_editable(self, path: str) -> None:
+        """``-e PATH`` (or a VCS URL), for pip; a path made absolute from the cwd, where pip
+        reads it from (the file pip is given lives elsewhere; uv reads from its folder)."""
+        local = "://" not in path and not path.startswith((*_VCS, "file:"))
+        self.handed.append(f"-e {shlex.quote(os.path.abspath(path) if local else path)}")
+
+    def _add_requirement(
+        self, text: str, where: str, options: list[str], *, constraint: bool
+    ) -> None:
+        """A requirement line (its ``--hash`` options apart): from an index, direct, or
+        for pip itself (pip's own reading of it: pip's ``install_req_from_line``)."""
+        if not constraint and _for_pip(text):
+            path = _local_path(text)
+            if path is not None and not Path(path).exists():  # as pip says it
+                raise UsageError(f"{where}: {text!r} looks like a path, but {path} does not exist")
+            if path is not None:  # from the cwd, as for -e
+                text = os.path.abspath(path) + text.strip()[len(path) :]
+            self.handed.append(" ".join([text, *options]))
+            return
+        if text.startswith(("http://", "https://")):  # a bare URL: the name is the file's
+            text = f"{_name_of_url(text, where)} @ {text}"
+        wanted = _requirement(text, where, options)
+        if wanted.req.url is None:
+            (self.constraints if constraint else self.wanted).append(wanted)
+        elif constraint:
+            raise UsageError(f"{where}: a constraint cannot be a URL ({wanted.req.url})")
+        elif wanted.req.url.startswith(("http://", "https://")) and wanted.filename.endswith(
+            _ARCHIVES
+        ):
+            self.direct.append(wanted)
+        else:  # file:, VCS, an http URL of no distribution file: pip fetches it
+            self.handed.append(" ".join([text, *options]))
+
+    def pip_lines(self, local: Mapping[str, Path]) -> tuple[list[str], list[str]]:
+        """The set as requirement and constraint files' lines for pip: the index
+        requirements and constraints with their hashes, the options of the files, the
+        direct requirements on their verified files (``local``: by URL), the rest as given.
+        """
+
+        def line(w: Wanted, req: str) -> str:
+            return " ".join([req, *(f"--hash=sha256:{h}" for h in sorted(w.hashes))])
+
+        # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
+        folders = [f if "://" in f else os.path.abspath(f) for f in self.find_links]
+        folders = [f for f in folders if not f.startswith(("http://", "https://"))]
+        lines = [*self.file_options, *(f"--find-links {shlex.quote(f)}" for f in folders)]
+        lines += [line(w, str(w.req)) for w in self.wanted]
+        for w in self.direct:
+            url = local[w.url].resolve().as_uri()
+            if sha := w.url_sha256:
+                url += f"#sha256={sha}"
+            extras = f"[{','.join(sorted(w.req.extras))}]" if w.req.extras else ""
+            marker = f" ; {w.req.marker}" if w.req.marker else ""
+            lines.append(line(w, f"{w.req.name}{extras} @ {url}{marker}"))
+        lines += self.handed
+        return lines, [line(c, str(c.req)) for c in self.constraints]
 
     def add_file(
         self, path: Path, *, constraint: bool = False, _seen: tuple[Path, ...] = ()
@@ -214,8 +312,7 @@ class RequirementSet:
         line = _ENV.sub(lambda m: os.environ.get(m[1], m[0]), line)
         if not line.startswith("-"):
             req_text, _, options = _split_options(line)
-            wanted = _requirement(req_text, where, options)
-            (self.constraints if constraint else self.wanted).append(wanted)
+            self._add_requirement(req_text, where, options, constraint=constraint)
             return
         try:
             words = shlex.split(line)
@@ -233,10 +330,11 @@ class RequirementSet:
             self.extra_index_urls.append(value)
         elif opt in ("--pre", "--prefer-binary", "--only-binary", "--no-binary"):
             self.add_pip_option(opt, value or None, from_file=True)
-        elif opt in ("-e", "--editable"):
-            raise UsageError(
-                f"{where}: editable requirements are not on an index; install them with pip"
-            )
+            self.file_options.append(f"{opt} {shlex.quote(value)}" if value else opt)
+        elif opt in ("-f", "--find-links"):  # a folder beside the file, as pip takes it
+            self.find_links.append(str(base / value) if (base / value).exists() else value)
+        elif opt in ("-e", "--editable") and not constraint:
+            self.add_editable(value)
         else:
             raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
 
@@ -314,8 +412,6 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
     except InvalidRequirement as exc:
         reason = str(exc).splitlines()[0]  # packaging adds lines that draw a caret
         raise UsageError(f"{where}: not a requirement: {text!r} ({reason})") from None
-    if req.url:
-        raise UsageError(f"{where}: {req.name} @ URL is not on an index; install it with pip")
     hashes = set()
     words = iter(options or [])
     for opt in words:
@@ -329,6 +425,35 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
             raise UsageError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
         hashes.add(digest.lower())
     return Wanted(req, frozenset(hashes), where)
+
+
+def _for_pip(text: str) -> bool:
+    """A requirement that only pip reads: a VCS or file: URL, or a local path."""
+    return text.startswith((*_VCS, "file:")) or _local_path(text) is not None
+
+
+def _local_path(text: str) -> str | None:
+    """The path a requirement names, if it looks like one (as pip's ``_looks_like_path``:
+    a separator in it, or a leading dot; or an archive on disk). Else None."""
+    head = re.split(r"\s+;|;\s", text, maxsplit=1)[0].strip()
+    if "://" in head or " @ " in text or text.startswith((*_VCS, "file:")):
+        return None
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    looks = head.startswith(".") or any(s in head for s in seps)
+    return head if looks or (head.endswith(_ARCHIVES) and Path(head).is_file()) else None
+
+
+def _name_of_url(url: str, where: str) -> str:
+    """The project a bare URL of a distribution names, by its file name."""
+    filename = unquote(urlsplit(url.split(" ", 1)[0]).path.rsplit("/", 1)[-1])
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        raise UsageError(
+            f"{where}: cannot tell the project of {filename!r}; write it as NAME @ URL"
+        ) from None
 
 
 def _format_control(value: str, target: set[str], other: set[str]) -> None:

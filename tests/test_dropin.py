@@ -1,0 +1,193 @@
+"""`segfetch install` is a drop-in for `pip install`: for every kind of requirement set, pip
+alone and segfetch (with pip or uv installing) leave two fresh environments with the same
+`pip freeze`. Everything is served by the emulator on 127.0.0.1; the wheels are tiny."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+from helpers import one_line_error, segfetch
+
+from segfetch.testing.emulator import Emulator
+from segfetch.testing.wheelmaker import make_backend, make_project, make_sdist, make_wheel
+
+DIRECT = "/direct/dr_direct-1.0-py3-none-any.whl"  # not on the index: only at its URL
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("dropin")
+    d = root / "index"
+    make_wheel(d, "dr-a", "1.0", requires=["dr-b>=1"])
+    make_wheel(d, "dr-b", "1.0")
+    make_wheel(d, "dr-b", "1.1", seed=1)
+    make_wheel(d, "dr-c", "1.0", extras={"fast": ["dr-d"]})
+    make_wheel(d, "dr-d", "1.0", requires=['dr-e; python_version < "3"', "dr-b<1.1"])
+    make_wheel(d, "dr-e", "1.0")
+    # An sdist whose build backend has a dependency of its own: both are build dependencies.
+    make_backend(d, requires=["dr-helper"])
+    make_wheel(d, "dr-helper", "1.0")
+    make_sdist(d, "dr-src", "1.0", requires=["dr-a"])
+    make_wheel(root / "direct", "dr-direct", "1.0", requires=["dr-c[fast]"])
+    make_wheel(root / "elsewhere", "dr-found", "1.0", requires=["dr-a"])  # a -f page's
+    make_wheel(root / "links", "dr-local", "2.0", requires=["dr-b==1.0"])
+    make_wheel(root / "links", "dr-solo", "1.0", requires=["dr-solo-dep"])
+    make_wheel(root / "links", "dr-solo-dep", "1.0")
+    make_project(root / "src", "dr-proj", "0.1", requires=["dr-a", "dr-e"])
+    (root / "constraints.txt").write_text("dr-b==1.0\n")
+    if shutil.which("git"):  # a VCS requirement, cloned from a local repository
+        repo = make_project(root / "vcs", "dr-vcs", "0.2", requires=["dr-b<1.1"])
+        git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+        for cmd in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "v"]):
+            subprocess.run([*git, *cmd], check=True)
+    return {"root": root, "index": d}
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One environment with pip, copied for each install (a copy works as well as a new one)."""
+    path = tmp_path_factory.mktemp("template") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    return path
+
+
+def fresh(template: Path, dest: Path) -> str:
+    shutil.copytree(template, dest, symlinks=True)
+    return str(dest / "bin" / "python")
+
+
+async def freeze(python: str) -> list[str]:
+    proc = await trio.run_process([python, "-m", "pip", "freeze"], capture_stdout=True)
+    return sorted(proc.stdout.decode().splitlines())
+
+
+Args = Callable[[Emulator, Emulator, Path], list[str]]
+CASES: dict[str, Args] = {
+    "unpinned": lambda emu, other, root: ["dr-a"],
+    "pinned": lambda emu, other, root: ["dr-a==1.0", "dr-b==1.0"],
+    "lone-pin": lambda emu, other, root: ["dr-a==1.0"],
+    "extras-markers": lambda emu, other, root: ["dr-c[fast]"],
+    "constraints": lambda emu, other, root: ["dr-a", "-c", str(root / "constraints.txt")],
+    "direct-url": lambda emu, other, root: [f"dr-direct @ {emu.url(DIRECT)}"],
+    "bare-url": lambda emu, other, root: [emu.url(DIRECT)],
+    "sdist": lambda emu, other, root: ["dr-src"],
+    "editable": lambda emu, other, root: ["-e", "src/dr-proj-0.1"],  # from the cwd
+    "local-path": lambda emu, other, root: ["./src/dr-proj-0.1"],
+    "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
+    "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
+    "find-links-dir": lambda emu, other, root: ["dr-local", "-f", "links"],  # from the cwd
+    "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
+    "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
+}
+UV_TOO = ("unpinned", "direct-url", "sdist", "editable", "local-path", "no-index")
+
+
+@pytest.mark.parametrize(
+    ("case", "installer"),
+    [(c, "pip") for c in CASES] + [(c, "uv") for c in UV_TOO],
+)
+async def test_same_freeze_as_pip(
+    tmp_path: Path, dirs: dict[str, Path], template: Path, case: str, installer: str
+) -> None:
+    root = dirs["root"]
+    if case == "vcs" and not shutil.which("git"):
+        pytest.skip("needs git")
+    served = {DIRECT: root / DIRECT[1:]}
+    async with (
+        Emulator(served, index=dirs["index"]) as emu,
+        Emulator(index=root / "elsewhere") as other,
+    ):
+        args = CASES[case](emu, other, root)
+        alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+        pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, *args]
+        ran = await trio.run_process(pip, capture_stderr=True, check=False, cwd=root)
+        assert ran.returncode == 0, ran.stderr.decode()
+        emu.log.clear()
+        other.log.clear()
+        proc = await segfetch(
+            "install", "--python", ours, "--index-url", emu.index_url, "-q",
+            "--installer", installer, "--cache-dir", str(tmp_path / "cache"), *args, cwd=root,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        # Every file segfetch's run took came through the engine (it always asks a range):
+        # neither pip's resolver nor the final install fetched one itself.
+        log = [*emu.log, *other.log]
+        if case == "no-index":
+            assert log == []  # --find-links alone, as pip takes --no-index
+        files = [e for e in log if e["path"] == DIRECT or str(e["path"]).startswith("/files/")]
+        assert all(e["range"] for e in files if not str(e["path"]).endswith(".metadata")), files
+    expected = await freeze(alone)
+    assert len(expected) >= 2, expected  # the set and a dependency at least
+    # The editable's line names the same source folder in both: no difference to explain.
+    assert await freeze(ours) == expected
+
+
+async def test_direct_url_hashes_are_checked(
+    tmp_path: Path, dirs: dict[str, Path], template: Path
+) -> None:
+    """A direct URL's file is verified by its #sha256= fragment or --hash: a wrong one keeps
+    and installs nothing; a right one is what `download` writes, byte for byte."""
+    wheel = dirs["root"] / DIRECT[1:]
+    ours = fresh(template, tmp_path / "ours")
+    async with Emulator({DIRECT: wheel}, index=dirs["index"]) as emu:
+        where = ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "cache")]
+        wrong = f"dr-direct @ {emu.url(DIRECT)}#sha256={'0' * 64}"
+        proc = await segfetch("install", "--python", ours, *where, wrong)
+        assert proc.returncode == 1
+        assert "sha256" in one_line_error(proc, only=False)
+        req = tmp_path / "req.txt"
+        req.write_text(f"{emu.url(DIRECT)} --hash=sha256:{'1' * 64}\n")
+        proc = await segfetch("install", "--python", ours, *where, "-r", str(req))
+        assert proc.returncode == 1
+        assert "sha256 mismatch" in one_line_error(proc, only=False)
+        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        req.write_text(f"{emu.url(DIRECT)}#sha256={sha}\n")  # --hash: all pinned, as pip
+        out = tmp_path / "out"
+        proc = await segfetch("download", *where, "-r", str(req), "-d", str(out), "-q")
+        assert proc.returncode == 0, proc.stderr.decode()
+    assert (out / wheel.name).read_bytes() == wheel.read_bytes()
+    assert {p.name for p in out.iterdir()} >= {wheel.name, "dr_c-1.0-py3-none-any.whl"}
+    assert not [ln for ln in await freeze(ours) if ln.startswith("dr-")]
+
+
+PYPI = "https://pypi.org/simple/"
+
+
+async def _both(tmp_path: Path, template: Path, *args: str) -> tuple[list[str], list[str]]:
+    """pip alone and segfetch installing the same set from the real index: their freezes."""
+    alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+    pip = [alone, "-m", "pip", "install", "-q", "--index-url", PYPI, *args]
+    ran = await trio.run_process(pip, capture_stderr=True, check=False)
+    assert ran.returncode == 0, ran.stderr.decode()
+    where = ["--index-url", PYPI, "--cache-dir", str(tmp_path / "cache"), "-q"]
+    proc = await segfetch("install", "--python", ours, *where, *args)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return await freeze(alone), await freeze(ours)
+
+
+@pytest.mark.network
+async def test_real_lone_pin_installs_and_downloads_as_pip(tmp_path: Path, template: Path) -> None:
+    """Off by default (-m network): requests==2.32.3 brings its dependencies, as with pip."""
+    expected, got = await _both(tmp_path, template, "requests==2.32.3")
+    assert got == expected and len(expected) >= 5, expected
+    out, theirs = tmp_path / "out", tmp_path / "theirs"
+    proc = await segfetch("download", "requests==2.32.3", "-d", str(out), "--index-url", PYPI)
+    assert proc.returncode == 0, proc.stderr.decode()
+    pip = [sys.executable, "-m", "pip", "download", "-q", "requests==2.32.3", "-d", str(theirs)]
+    await trio.run_process([*pip, "--index-url", PYPI, "--no-cache-dir"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in theirs.iterdir())
+
+
+@pytest.mark.network
+async def test_real_sdist_only_package_installs(tmp_path: Path, template: Path) -> None:
+    """Off by default: docopt has only an sdist; its build dependencies (setuptools) come
+    through segfetch too, so the offline install can build it."""
+    expected, got = await _both(tmp_path, template, "docopt==0.6.2")
+    assert got == expected and "docopt==0.6.2" in expected
