@@ -35,7 +35,7 @@ from segfetch.wheels.httpd import (
     parse_range,
     serve_connection,
 )
-from segfetch.wheels.index import JSON_TYPE, IndexFile, parse_page
+from segfetch.wheels.index import JSON_TYPE, IndexFile, parse_page, parse_root
 from segfetch.wheels.localindex import IndexApp
 from segfetch.wheels.pip import find_uv
 from segfetch.wheels.serve import run, secrets_of
@@ -144,6 +144,20 @@ def test_page_round_trips_through_our_own_parser(media: str) -> None:
         doc = json.loads(body)
         assert doc["meta"] == {"api-version": "1.0"} and doc["name"] == "a"
         assert [f["yanked"] for f in doc["files"]] == [False, "bad & old", True]
+
+
+@pytest.mark.parametrize("media", [JSON_TYPE, simple.HTML_V1, simple.HTML])
+def test_root_lists_each_valid_name_once_and_reads_back(media: str) -> None:
+    """An upstream's root page is not trusted to hold names: markup or a path is dropped,
+    not rendered; spellings of one project are one entry (the first)."""
+    listed = ["Flask", "flask", "sf-alpha", "<script>x</script>", "../etc", "a_b.c"]
+    body = simple.render_root(media, listed)
+    assert b"<script>" not in body and b"../" not in body
+    assert sorted(parse_root(body, simple.content_type(media), "http://h/simple/")) == [
+        "Flask", "a_b.c", "sf-alpha",
+    ]  # fmt: skip
+    if media != JSON_TYPE:
+        assert b'<a href="a-b-c/">a_b.c</a>' in body
 
 
 def test_unique_keeps_the_first_index_file_of_a_name() -> None:
@@ -460,11 +474,12 @@ async def test_hostile_requests_get_4xx_and_never_reach_upstream(
         for request, status in HOSTILE:
             line = await _raw(app.port, request)
             assert line.startswith(b"HTTP/1.1 %d " % status), (request[:60], line)
-        # and the server still answers
+        assert emu.log == []
+        # and the server still answers (the root list is the upstream's)
         assert (await _raw(app.port, b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n")).endswith(
             b"200 OK"
         )
-    assert emu.log == []
+    assert [e["path"] for e in emu.log] == ["/simple/"]
 
 
 async def test_upstream_credentials_never_reach_clients(tmp_path: Path, index_dir: Path) -> None:
@@ -572,6 +587,29 @@ async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
     ]:
         proc = await segfetch("serve", "--index-url", "http://127.0.0.1:1/simple/", *args)
         assert proc.returncode == 2 and says in one_line_error(proc), args
+
+
+async def test_root_lists_the_upstreams_projects_and_outlives_it(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """A client that looks a project up in the root list first (proxpi does) finds every
+    project the upstream has, not only those asked for; with the upstream gone, the list
+    it last gave."""
+    accept = {"Accept": JSON_TYPE}
+    async with Emulator(index=index_dir) as emu:
+        async with (
+            serving([emu.index_url], tmp_path / "c") as (_, url),
+            httpx.AsyncClient(trust_env=False) as client,
+        ):
+            doc = (await client.get(url, headers=accept)).json()
+        index_url = emu.index_url
+    assert sorted(p["name"] for p in doc["projects"]) == ["sf-alpha", "sf-beta", "sf-big"]
+    async with (
+        serving([index_url], tmp_path / "c") as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        html = (await client.get(url, headers={"Accept": "text/html"})).text
+    assert all(f'<a href="{n}/">' in html for n in ("sf-alpha", "sf-beta", "sf-big"))
 
 
 async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(

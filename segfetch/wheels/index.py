@@ -1,7 +1,7 @@
 """The simple repository API: PEP 691 JSON, PEP 503 HTML, PEP 592 yanks, PEP 658 metadata.
 
-Parsing is pure; ``fetch_project`` is the one function here that does network I/O (and,
-with a page cache, disk I/O through ``pages.py``).
+Parsing is pure; ``fetch_page`` (behind ``fetch_project`` and ``fetch_projects``) is the one
+function here that does network I/O (and, with a page cache, disk I/O through ``pages.py``).
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import httpx
@@ -34,6 +35,10 @@ DIST_EXTENSIONS: tuple[str, ...] = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", "
 DIST_EXTENSIONS += (".tbz", ".tar.xz", ".txz", ".tlz", ".tar.lz", ".tar.lzma")
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+
+
+T = TypeVar("T")
+Parse = Callable[[bytes, str, str], T]  # (body, Content-Type, page URL) -> what the page says
 
 
 class IndexPageError(DownloadError):
@@ -70,6 +75,21 @@ def parse_page(body: bytes, content_type: str, page_url: str) -> list[IndexFile]
     raise IndexPageError(
         f"{redact_url(page_url)} answered {media or 'no content type'}, not an index page"
     )
+
+
+def parse_root(body: bytes, content_type: str, page_url: str) -> list[str]:
+    """Project names of an index's root page (PEP 691 ``projects``, or PEP 503 anchors)."""
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        if media == JSON_TYPE:
+            return [str(p["name"]) for p in json.loads(body)["projects"]]
+        if media in ("text/html", "application/vnd.pypi.simple.v1+html"):
+            parser = _Anchors()
+            parser.feed(body.decode("utf-8", errors="replace"))
+            return [text for _, text in parser.anchors if text]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise IndexPageError(f"{redact_url(page_url)} is not a valid root page ({exc})") from None
+    raise IndexPageError(f"{redact_url(page_url)} answered {media or 'no content type'}")
 
 
 def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
@@ -215,25 +235,40 @@ async def fetch_project(
     anyway), an older one is revalidated (a 304 keeps it), and a new one replaces it."""
     return await fetch_page(
         client, project_url(index_url, name), f"no project {name!r} on {redact_url(index_url)}",
-        policy, slots, pages, recheck=recheck,
+        parse_page, policy, slots, pages, recheck=recheck,
     )  # fmt: skip
+
+
+async def fetch_projects(
+    client: httpx.AsyncClient,
+    index_url: str,
+    policy: RetryPolicy | None = None,
+    slots: Slots | None = None,
+    pages: PageCache | None = None,
+) -> list[str]:
+    """The project names an index's root page lists."""
+    url = index_url.rstrip("/") + "/"
+    where = f"{redact_url(url)} lists no projects"
+    return await fetch_page(client, url, where, parse_root, policy, slots, pages)
 
 
 async def fetch_page(
     client: httpx.AsyncClient,
     url: str,
     not_found: str,
+    parse: Parse[T],
     policy: RetryPolicy | None = None,
     slots: Slots | None = None,
     pages: PageCache | None = None,
     *,
     recheck: bool = False,
-) -> list[IndexFile]:
-    """The files a page of links lists (fetch_project's, or a ``--find-links`` page);
+) -> T:
+    """What ``parse`` reads in a page: the files a page of links lists (``parse_page``:
+    fetch_project's, or a ``--find-links`` page), or an index's projects (``parse_root``);
     ``not_found``: what a 404 says."""
     stored, stored_files = None, None
     if pages is not None and (stored := pages.load(url)) is not None:
-        stored_files = _parse_stored(stored)
+        stored_files = _parse_stored(stored, parse)
         if stored_files is None:
             stored = None  # unreadable now (the parser changed): as if none
         elif not recheck and stored.fresh(time.time()):
@@ -263,7 +298,7 @@ async def fetch_page(
                 _keep(pages, stored.revalidated(response.headers, time.time()), response)
                 return stored_files
             if status == 200:
-                files = parse_page(
+                files = parse(
                     response.content, response.headers.get("Content-Type", ""), str(response.url)
                 )
                 if pages is not None:
@@ -287,12 +322,18 @@ async def fetch_page(
 def stored_project(pages: PageCache, index_url: str, name: str) -> list[IndexFile] | None:
     """The files of the stored page of a project, however old it is; None if none."""
     page = pages.load(project_url(index_url, name))
-    return _parse_stored(page) if page is not None else None
+    return _parse_stored(page, parse_page) if page is not None else None
 
 
-def _parse_stored(page: Page) -> list[IndexFile] | None:
+def stored_projects(pages: PageCache, index_url: str) -> list[str] | None:
+    """The project names of an index's stored root page, however old; None if none."""
+    page = pages.load(index_url.rstrip("/") + "/")
+    return _parse_stored(page, parse_root) if page is not None else None
+
+
+def _parse_stored(page: Page, parse: Parse[T]) -> T | None:
     try:
-        return parse_page(page.body, page.content_type, page.page_url)
+        return parse(page.body, page.content_type, page.page_url)
     except IndexPageError:
         return None
 

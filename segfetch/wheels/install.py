@@ -40,6 +40,7 @@ from segfetch.wheels.index import (
     IndexFile,
     fetch_page,
     fetch_project,
+    parse_page,
     project_url,
     stored_project,
 )
@@ -138,7 +139,7 @@ class Session:
                 for url in self.link_pages:
                     self._linked += await fetch_page(
                         self.client, url, f"--find-links {redact_url(url)}: not found (404)",
-                        self.options.policy, self.slots,
+                        parse_page, self.options.policy, self.slots,
                     )  # fmt: skip
             return self._linked
 

@@ -30,6 +30,7 @@ FetchProject = Callable[[str], Awaitable[list[IndexFile]]]
 Listing = tuple[list[IndexFile], bool]  # a project's files, and whether they are stale
 FetchListing = Callable[[str], Awaitable[Listing]]
 SendFile = Callable[[IndexFile, Request, Reply], Awaitable[None]]
+FetchProjects = Callable[[], Awaitable[list[str]]]
 # Upstream statuses that mean "not there": the client hears a 404, as from an index without
 # the file. Any other failure is a 502 (which stops pip), with the upstream's reason.
 NOT_THERE = frozenset({404, 410})
@@ -46,8 +47,10 @@ class IndexApp:
         *,
         auth: str | None = None,
         secrets: Sequence[str] = (),
+        projects: FetchProjects | None = None,
     ) -> None:
         self._project, self._metadata, self._send = project, metadata, send
+        self._projects = projects  # what the upstream's root page lists; None: not asked
         self.auth = auth  # "user:pass" clients must give (Basic), or None
         self.secrets = [s for s in secrets if s]  # never in an answer (upstream credentials)
         self.listed: dict[str, dict[str, IndexFile]] = {}  # project -> name -> upstream file
@@ -98,7 +101,8 @@ class IndexApp:
                 return
             headers = [("Vary", "Accept"), ("Cache-Control", "max-age=0")]
             if isinstance(where, simple.Root):
-                body = simple.render_root(media, self.listed)
+                upstream = await self._projects() if self._projects is not None else []
+                body = simple.render_root(media, [*self.listed, *upstream])
             else:
                 files, stale = await self.listing(where.project)
                 body = simple.render_page(media, where.project, files)

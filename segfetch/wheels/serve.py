@@ -31,7 +31,13 @@ from segfetch.wheels.cache import Cache
 from segfetch.wheels.files import Planned, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
-from segfetch.wheels.index import IndexFile, fetch_project, stored_project
+from segfetch.wheels.index import (
+    IndexFile,
+    fetch_project,
+    fetch_projects,
+    stored_project,
+    stored_projects,
+)
 from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
 
@@ -117,6 +123,22 @@ class Upstream(Session):
             where = ", ".join(map(redact_url, self.indexes))
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
         return files, stale
+
+    async def projects(self) -> list[str]:
+        """The projects all indexes list (clients such as proxpi look a project up there):
+        revalidated as pages are; an index that fails gives its stored list, or none."""
+        return await self._once(("root", ""), self._projects)
+
+    async def _projects(self) -> list[str]:
+        names: list[str] = []
+        for index in self.indexes:
+            stored = stored_projects(self.pages, index)
+            policy = QUICK if stored is not None else None
+            try:
+                names += await fetch_projects(self.client, index, policy, self.slots, self.pages)
+            except SegfetchError:
+                names += stored or []
+        return names
 
     async def metadata(self, f: IndexFile) -> bytes | None:
         """From the wheel if it is cached (no request), else as install gets it."""
@@ -226,7 +248,10 @@ async def run(
         up = Upstream(
             client, cache, indexes, nursery, budget=budget, options=options, notice=notice
         )
-        app = IndexApp(up.listing, up.metadata, up.send, auth=auth, secrets=secrets_of(indexes))
+        app = IndexApp(
+            up.listing, up.metadata, up.send, auth=auth, secrets=secrets_of(indexes),
+            projects=up.projects,
+        )  # fmt: skip
 
         async def listen(*, task_status: trio.TaskStatus[None]) -> None:
             await app.serve(host, port, max_clients=max_clients, task_status=task_status)

@@ -4,7 +4,7 @@ PEP 592 yanks and PEP 658/714 metadata). Pure.
 
 The URL layout, stable across restarts (a file's URL names no upstream):
 
-    /simple/                              the projects seen so far
+    /simple/                              the projects the indexes list, and those seen
     /simple/<project>/                    a project's page (HTML or JSON by Accept)
     /files/<project>/<filename>           a file listed on that page
     /files/<project>/<filename>.metadata  its METADATA (PEP 658)
@@ -196,11 +196,18 @@ def _json(project: str, f: IndexFile) -> dict[str, object]:
 
 
 def render_root(media: str, projects: Iterable[str]) -> bytes:
-    names = sorted(set(projects))
+    """The root page: each valid project name once (as first listed), linked canonically;
+    an upstream's root is not trusted to hold only names."""
+    names: dict[str, str] = {}
+    for n in projects:
+        if _NAME.match(n):
+            names.setdefault(canonicalize_name(n), n)
+    listed = sorted(names.items())
     if media == JSON_TYPE:
-        doc = {"meta": {"api-version": "1.0"}, "projects": [{"name": n} for n in names]}
+        doc = {"meta": {"api-version": "1.0"}, "projects": [{"name": n} for _, n in listed]}
         return json.dumps(doc).encode()
-    return _html("Simple index", [f'<a href="{n}/">{n}</a><br/>' for n in names])
+    rows = [f'<a href="{c}/">{html.escape(n)}</a><br/>' for c, n in listed]
+    return _html("Simple index", rows)
 
 
 def _html(title: str, rows: Sequence[str]) -> bytes:
