@@ -6,7 +6,7 @@ one task hashes the completed prefix and one saves the control file."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -74,6 +74,7 @@ class Transfer:
         self.known = rules.Known(state.size, state.etag, state.last_modified)
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.heard = 0.0  # when the latest bytes arrived, on any connection
+        self.ready = trio.Event()  # the first answer showed the file as expected
         self.planner = Planner(
             state.size,
             state.done,
@@ -83,9 +84,23 @@ class Transfer:
             first=first,
         )
 
-    async def run(self, first: int, body: Body, release_probe: Callable[[], None]) -> None:
-        """Fetch every missing byte. ``response`` (the probe's, starting at ``first``) feeds
-        the first worker, which then takes over the probe's place in the budget."""
+    def learn(self, etag: str | None, last_modified: str | None) -> None:
+        """The first answer's validators, for the answers sent beside it (an eager pass)."""
+        self.state.etag, self.state.last_modified = etag, last_modified
+        self.known = rules.Known(self.state.size, etag, last_modified)
+
+    async def run(
+        self,
+        first: int,
+        body: Body | Callable[[], Awaitable[Body]],
+        release_probe: Callable[[], None],
+    ) -> None:
+        """Fetch every missing byte. ``body`` (the probe's answer, starting at ``first``)
+        feeds the first worker, which then takes over the probe's place in the budget. Given
+        as a function, the probe is sent beside the other workers' requests, and they judge
+        their answers once it has come."""
+        if isinstance(body, Body):
+            self.ready.set()
         seg = self.planner.take(at=first) if self.planner.pending else None
         try:
             async with trio.open_nursery() as background:
@@ -103,12 +118,19 @@ class Transfer:
         except BaseExceptionGroup as group:
             raise first_error(group, StartOver) from None
         finally:
-            self.save_now()
+            if self.ready.is_set():  # else nothing was written, nor known to be this file
+                self.save_now()
 
     async def _first_worker(
-        self, seg: Segment | None, body: Body, release_probe: Callable[[], None]
+        self,
+        seg: Segment | None,
+        body: Body | Callable[[], Awaitable[Body]],
+        release_probe: Callable[[], None],
     ) -> None:
         try:
+            if not isinstance(body, Body):
+                body = await body()
+                self.ready.set()
             await self._worker(seg, body)
         finally:
             release_probe()
@@ -206,6 +228,7 @@ class Transfer:
         self.stats.requests += 1
         response = await send(self.client, self.where, headers, self.options.timeout)
         try:
+            await self.ready.wait()  # sent beside the first request: judged after it
             return await self._judge(response, start, end)
         except BaseException:
             await response.aclose()
