@@ -250,6 +250,8 @@ class Transfer:
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
         self.stats.streaming(+1)
+        if self.slots is not None:
+            self.slots.streaming(+1)
         seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
         try:
             async for chunk in body.chunks:
@@ -271,6 +273,8 @@ class Transfer:
                     return  # done, or the rest was stolen: this response ends here
         finally:
             self.stats.streaming(-1)
+            if self.slots is not None:
+                self.slots.streaming(-1)
         raise RetryLater(
             Failure(f"{self.name}: response ended {seg.remaining} bytes short", retry=True)
         )
