@@ -25,7 +25,7 @@ from segfetch.engine.client import (
 )
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
-from segfetch.engine.plan import Planner, Segment
+from segfetch.engine.plan import Planner, Segment, hedge
 from segfetch.engine.ranges import RangeSet, Span, range_header
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
@@ -287,14 +287,9 @@ class Transfer:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
             for seg in [s for s in self.planner.active if id(s) in self.watched]:
-                # Bytes came on other connections after this one went quiet (they may have
-                # finished since): the link lives, ask again now. When every connection is
-                # quiet the link may be down: a new one is tried after a third of the
-                # timeout, and the tries without progress are counted as ever.
-                if seg.remaining > 0 and seg.silent(now):
-                    others = self.heard > seg.last + 1.0
-                    if others or now - seg.last > self.options.timeout / 3:
-                        self.watched[id(seg)].cancel()
+                # The tries without progress are counted as ever.
+                if hedge(seg, now, self.heard, self.options.timeout):
+                    self.watched[id(seg)].cancel()
 
     async def _keep_hashing(self) -> None:
         while True:
