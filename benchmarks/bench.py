@@ -169,6 +169,7 @@ class Scenario:
     max_conns: int = 0  # the server's connection limit (S7): more connections do not help
     ns: tuple[int, ...] = (1, 2, 4, 8, 16)  # segfetch -n (and -n auto, always)
     extra: tuple[str, ...] = ()  # more segfetch -n 8 variants (option strings)
+    sized: bool = False  # a row of -n auto given the size (--size), as an index gives it
     max_runs: int = 0  # at most this many runs (0: --runs)
     server: str = "emulator"  # "nginx": a real server on loopback, no link options (S8)
     others: tuple[str, ...] | None = None  # the peers besides segfetch (None: all that apply)
@@ -198,6 +199,7 @@ SCENARIOS = {
         rate=256 * KIB,
         data_size=SMALL_SIZE,
         trace=True,
+        sized=True,
     ),
     "S2": Scenario(
         "S2",
@@ -243,6 +245,7 @@ SCENARIOS = {
         rate=256 * KIB,
         max_conns=4,
         trace=True,
+        sized=True,
     ),
     "S8": Scenario(
         "S8",
@@ -266,6 +269,7 @@ SCENARIOS = {
         ns=(8,),
         others=("aria2c -x8 -s8 -k1M", "axel -n 8"),
         wall_limit=150.0,  # aria2c waits out two 60 s stalls (its --timeout is 60 s)
+        sized=True,
     ),
 }
 
@@ -297,6 +301,9 @@ AUTO = "segfetch -n auto"  # the default of `segfetch get`; -n is given so a sav
 AUTO_LIMIT_CONNECTIONS = 8
 
 
+SIZED = "--size {size}"  # the size known before the first answer: all connections ask at once
+
+
 def segfetch_peer(n: int | None, extra: str = "") -> Peer:
     count = "auto" if n is None else str(n)
     return Peer(
@@ -315,6 +322,7 @@ def peers_for(sc: Scenario) -> list[Peer]:
         [segfetch_peer(n) for n in sc.ns]
         + [segfetch_peer(None)]
         + [segfetch_peer(8, x) for x in sc.extra]
+        + ([segfetch_peer(None, SIZED)] if sc.sized else [])
         + others
     )
 
@@ -702,6 +710,7 @@ def run_once(
             "name": file.name,
             "path": str(dest / file.name),
             "sha256": digest,
+            "size": str(size),
         }
         cmd = peer.cmd.format(**fields).split()
         env = peer_env()

@@ -192,9 +192,10 @@ async def test_server_that_stops_honouring_ranges_keeps_state_then_goes_one_stre
             await fetch(emu, dest, connections=4, policy=policy)
         assert (tmp_path / "out.whl.part.json").exists()  # the state is kept
         # The probe now sees a 200 with the same ETag: the same bytes, taken as one stream.
+        # (The saved size let the other connections ask beside it; they are dropped unread.)
         result = await fetch(emu, dest, connections=4)
         assert dest.read_bytes() == emu.content(PATH)
-        assert result.restarts == 0 and result.requests == 1
+        assert result.restarts == 0 and result.retries == 0 and result.requests <= 4
         assert_clean(dest)
 
 

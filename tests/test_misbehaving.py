@@ -297,7 +297,12 @@ async def test_portal_on_a_rerun_keeps_the_saved_bytes(tmp_path: Path) -> None:
         with pytest.raises(RetriesExhausted) as failed:
             await download(e.url(F), dest, OPTS)
         assert "HTML page" in is_one_line(failed.value)
-        assert count((await settled(e))[before:]) == Counter({"portal": FAST.max_tries})
+        # Every try of the first request met the portal, and so may have the first asks of
+        # the other three connections, sent beside the first (the saved size is known):
+        # those are dropped unjudged once the first answer fails.
+        seen = count((await settled(e))[before:])
+        assert set(seen) == {"portal"}
+        assert FAST.max_tries <= seen["portal"] <= FAST.max_tries + OPTS.cap - 1
         assert control(dest)["done"] == claimed and not dest.exists()  # nothing given up
 
         e.link = PLAIN

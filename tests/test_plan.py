@@ -152,6 +152,26 @@ def test_silent_is_several_usual_gaps_and_never_before_the_first_byte() -> None:
     assert fast.silent(10.1 + SILENT_MIN + 0.1)
 
 
+def test_a_silent_body_is_hedged_at_once_while_others_flow_later_alone() -> None:
+    from segfetch.engine.plan import ALONE, SILENT_MIN, Segment, hedge
+
+    assert SILENT_MIN == 1.0 and ALONE == 2  # the issue: "several times its usual gap"
+    seg = Segment(0, 100, since=10.0, last=10.1, reads=100)  # a read every ms, then quiet
+    quiet = 10.1 + SILENT_MIN + 0.1
+    assert hedge(seg, quiet, heard=quiet, timeout=30.0)  # others flow: now
+    assert not hedge(seg, quiet, heard=10.1, timeout=30.0)  # alone: not yet
+    alone = 10.1 + ALONE * SILENT_MIN + 0.1
+    assert hedge(seg, alone, heard=10.1, timeout=30.0)  # 2 s, not a third of the timeout
+    assert hedge(seg, quiet, heard=10.1, timeout=3.0)  # a third of a short timeout is sooner
+    slow = Segment(0, 100, since=0.0, last=10.0, reads=10)  # a read a second: 8 s is silent
+    assert not hedge(slow, 17.0, heard=17.0, timeout=30.0)
+    assert hedge(slow, 18.5, heard=18.5, timeout=30.0)
+    assert not hedge(slow, 19.5, heard=10.0, timeout=30.0)  # alone: 2 x 8 s, capped at 10 s
+    assert hedge(slow, 20.5, heard=10.0, timeout=30.0)
+    seg.pos = seg.end  # nothing left to ask for: never
+    assert not hedge(seg, 1000.0, heard=1000.0, timeout=30.0)
+
+
 def test_a_fast_connection_is_not_stolen_from() -> None:
     p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
     a, b = p.take(now=0.0), p.take(now=0.0)

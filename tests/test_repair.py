@@ -279,7 +279,8 @@ async def test_flipped_byte_in_a_zip_refetches_only_that_member_over_loopback(
     spans_asked = [_asked(r) for r in repair]
     assert all(start <= a < b <= end for a, b in spans_asked), (ranges, spans_asked)
     assert RangeSet(spans_asked) == RangeSet([(start, end)])
-    assert spans_asked[0][0] == start  # the repair's first request: from the gap's start
+    # (Which of them leaves first is not fixed: the size being known, the other connections
+    # ask for the rest of the gap beside the request for its start.)
     # On the server: the file sent about once, plus the member.
     file_gets: list[dict[str, Any]] = [
         e for e in emu.log if e["path"] == "/pkg.whl" and e["method"] == "GET"

@@ -37,6 +37,13 @@ def add_command(sub: Any) -> None:
     get.add_argument(
         "--sha256", metavar="HEX", help="expected sha256; the file is kept only if it matches"
     )
+    get.add_argument(
+        "--size",
+        metavar="BYTES",
+        type=_size,
+        help="the file's size, if known: every connection starts at once (a server that "
+        "disagrees fails the download)",
+    )
     get.add_argument("--json", action="store_true", help="print the result as JSON")
     get.set_defaults(run=_run)
 
@@ -55,7 +62,9 @@ def _run(args: argparse.Namespace) -> int:
         options = dataclasses.replace(options, start=host_start(host))
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
         result = running.run(
-            lambda: download(url, dest, options, sha256=args.sha256, progress=bar.update)
+            lambda: download(
+                url, dest, options, sha256=args.sha256, size=args.size, progress=bar.update
+            )
         )
     if result.settled is not None:
         save_host_start(host, result.settled)
@@ -64,6 +73,12 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0
+
+
+def _size(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"--size takes a count of bytes, not {text!r}")
+    return int(text)
 
 
 def _host(url: str) -> str:

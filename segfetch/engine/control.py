@@ -2,10 +2,12 @@
 a connection count out; no clock, no socket.
 
 Additive increase, multiplicative decrease, with a slow start, as TCP does with its window:
-start with two connections and double while the total rate keeps growing with them; once
-more connections stop buying more (a shared cap, a CPU-bound fast link: "the knee"), step
-back and probe one more now and then, in case the link changed. A host that pushes back
-(429, 503, refused connections) gets half of what was in use at once.
+start with two connections and double while the total rate keeps growing with them (short
+measurements, each begun once every new connection streams); once more connections stop
+buying more (a shared cap, a CPU-bound fast link: "the knee"), step back and probe one more
+now and then, in case the link changed. A host that pushes back (429, 503, refused
+connections) gets back the count that streamed without refusals, or half of what was in
+use, and no probing for a long while.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from dataclasses import dataclass
 
 START = 2  # connections to begin with
 EPOCH = 0.3  # seconds of transfer per measurement
+# Before the first knee or refusal (slow start) a measurement is shorter: on a 4 MB file at
+# a per-connection cap, the ramp from 2 to 16 is most of the download at 0.3 s a step.
+SLOW_START_EPOCH = 0.1
 # An increase from a to b connections must raise the rate by at least this share of the
 # (b - a) / a it would bring on a link capped per connection; else it bought too little.
 GAIN = 0.5
 PROBE_EVERY = 8  # epochs at the knee between probes of one more connection
+QUIET_AFTER_REFUSAL = 100  # epochs (30 s) without probes once the host refused a count
 LINEAR = 0.8  # an increase that bought this share of its ideal: grow by 4x next, not 2x
 
 
@@ -33,6 +39,19 @@ class Controller:
 
     def __post_init__(self) -> None:
         self.limit = max(1, min(self.limit, self.cap))
+
+    @property
+    def period(self) -> float:
+        """Seconds of transfer per measurement."""
+        return SLOW_START_EPOCH if self.knee is None else EPOCH
+
+    @property
+    def settling(self) -> bool:
+        return self._settling
+
+    def settled(self) -> None:
+        """Every connection of the new count streams: measure from now, not an epoch later."""
+        self._settling = False
 
     def epoch(self, rate: float, busy: int) -> int:
         """One measurement: the total rate (bytes/s) over the epoch, and how many
@@ -74,7 +93,7 @@ class Controller:
         else:
             self.knee = max(1, busy // 2)
         self._before = None
-        self._calm = 0
+        self._calm = -QUIET_AFTER_REFUSAL  # it showed its limit: no probing into it soon
         return self._set(self.knee)
 
     def _set(self, limit: int) -> int:

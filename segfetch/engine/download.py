@@ -108,6 +108,15 @@ def download_sync(
     )
 
 
+class _Unranged(Exception):
+    """The first answer of an eager pass is usable, but not as a range (None: ask again
+    the plain way)."""
+
+    def __init__(self, answer: tuple[httpx.Response, AsyncIterator[bytes], Usable] | None):
+        super().__init__("the first answer is not a range")
+        self.answer = answer
+
+
 class _Download:
     def __init__(
         self,
@@ -241,6 +250,8 @@ class _Download:
     async def _attempt(self) -> int:
         """Download the whole file once; returns its size. Raises StartOver to start over."""
         self.state = self._resume_state()
+        if self.state is not None and not self.stats.requests:  # the first pass, not a repair
+            self.stats.resumed = self.state.done.total()
         self.transfer = None
         self.hasher = PrefixHasher(self.part)
         budget = Budget(self.options.policy, self.rng)
@@ -251,12 +262,19 @@ class _Download:
             await self.slots.acquire()
         self.probe_slot = True
         try:
-            while True:
-                try:
-                    response, chunks, verdict = await self._probe()
-                    break
-                except RetryLater as exc:
-                    await backoff(budget, exc.failure, self.stats)
+            start, end = self._first_range()
+            size = self.state.size if self.state is not None else self.size
+            if end is not None and size is not None and end < size and self.options.cap > 1:
+                try:  # the size is known: every connection starts now, not after the probe
+                    return await self._eager(Span(start, end), size, budget)
+                except _Unranged as exc:
+                    if self.slots is not None and not self.probe_slot:  # the worker gave it
+                        await self.slots.acquire()
+                    self.probe_slot = True
+                    answer = exc.answer or await self._probe_until_usable(budget)
+                    response, chunks, verdict = answer
+            else:
+                response, chunks, verdict = await self._probe_until_usable(budget)
             try:
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total
@@ -271,28 +289,77 @@ class _Download:
         finally:
             self._release_probe_slot()
 
+    async def _probe_until_usable(
+        self, budget: Budget
+    ) -> tuple[httpx.Response, AsyncIterator[bytes], Usable]:
+        while True:
+            try:
+                return await self._probe()
+            except RetryLater as exc:
+                await backoff(budget, exc.failure, self.stats)
+
+    async def _eager(self, first: Span, size: int, budget: Budget) -> int:
+        """The ranged pass with the first request sent beside the others, not before them.
+        The others judge their answers only after the first one showed the file as expected
+        (its size, and the validators they are checked against); an answer that is not a
+        range (a 200, an empty file) ends them all and is used as in the plain path."""
+        resumed = self.state is not None
+        state = self.state or State(self.where.origin, size, None, None, self.sha256)
+        self.state = state
+        self.part.open(fresh=not state.done)
+        transfer = self._transfer(first)
+
+        async def first_body() -> Body:
+            self.state = state if resumed else None  # a fresh probe knows nothing yet
+            while True:
+                try:
+                    response, chunks, verdict = await self._probe()
+                    break
+                except RetryLater as exc:
+                    if self.open_probe:  # only an open-ended request learns the size
+                        raise _Unranged(None) from None
+                    await backoff(budget, exc.failure, self.stats)
+            if not isinstance(verdict, rules.Ranged):
+                raise _Unranged((response, chunks, verdict))
+            self.state = state
+            transfer.learn(verdict.etag, verdict.last_modified)
+            return Body(response, chunks, self.probe_end or verdict.total)
+
+        try:
+            await transfer.run(first.start, first_body, self._release_probe_slot)
+        except _Unranged:
+            self.state = None  # nothing was written: the plain path starts clean
+            raise
+        return await self._finish_ranged()
+
     def _release_probe_slot(self) -> None:
         if self.probe_slot and self.slots is not None:
             self.slots.release()
         self.probe_slot = False
 
-    async def _probe(self) -> tuple[httpx.Response, AsyncIterator[bytes], Usable]:
-        """The first request of a pass: the first missing range, or the whole file."""
-        state = self.state
-        known = None
+    def _first_range(self) -> tuple[int, int | None]:
+        """What the first request of a pass asks: the first missing range, or the whole file."""
+        state, cap, least = self.state, self.options.cap, self.options.min_segment
         if state is None:
             # Bounded, so that no byte is sent twice: an open-ended first answer would run on
             # into ranges other connections fetch, until it is cut. One connection takes all.
-            whole = self.open_probe or self.options.cap == 1
-            start, end = 0, None if whole else self.options.min_segment
-        else:
+            if self.open_probe or cap == 1:
+                return 0, None
+            if self.size:  # known: the first request's range is one of cap equal pieces
+                return 0, min(self.size, max(least, -(-self.size // cap)))
+            return 0, least
+        gaps = state.done.gaps(state.size)
+        # everything on disk: ask for one byte, to check the validator
+        start, end = gaps[0] if gaps else (state.size - 1, state.size)
+        return start, min(end, start + least)
+
+    async def _probe(self) -> tuple[httpx.Response, AsyncIterator[bytes], Usable]:
+        """The first request of a pass (see _first_range)."""
+        state = self.state
+        known = None
+        if state is not None:
             known = rules.Known(state.size, state.etag, state.last_modified)
-            if not self.stats.requests:  # the first pass, not a repair
-                self.stats.resumed = state.done.total()
-            gaps = state.done.gaps(state.size)
-            # everything on disk: ask for one byte, to check the validator
-            start, end = gaps[0] if gaps else (state.size - 1, state.size)
-            end = min(end, start + self.options.min_segment)
+        start, end = self._first_range()
         headers = {"Range": range_header(start, end)}
         if state is not None and (validator := state.etag or state.last_modified):
             headers["If-Range"] = validator
@@ -327,16 +394,25 @@ class _Download:
 
         return await carry_out(response, judge, on_retry, self.name)
 
+    def _transfer(self, first: Span) -> Transfer:
+        assert self.state is not None
+        self.transfer = Transfer(
+            self.client, self.where, self.options, self.state, self.part, self.hasher,
+            stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
+            html_ok=self.html_ok, first=first,
+        )  # fmt: skip
+        return self.transfer
+
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None
+        self.part.open(fresh=not self.state.done)
+        transfer = self._transfer(Span(verdict.first, self.probe_end or verdict.total))
+        await transfer.run(verdict.first, body, self._release_probe_slot)
+        return await self._finish_ranged()
+
+    async def _finish_ranged(self) -> int:
         state = self.state
-        self.part.open(fresh=not state.done)
-        self.transfer = Transfer(
-            self.client, self.where, self.options, state, self.part, self.hasher,
-            stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
-            html_ok=self.html_ok, first=Span(verdict.first, self.probe_end or verdict.total),
-        )  # fmt: skip
-        await self.transfer.run(verdict.first, body, self._release_probe_slot)
+        assert state is not None
         if state.done.total() != state.size:
             raise ServerError(f"{self.name}: download ended with bytes missing")  # planner bug
         await self.hasher.advance(state.size)

@@ -40,8 +40,12 @@ class Segment:
         the timeout's business."""
         if self.reads == 0:
             return False
-        usual = (self.last - self.since) / self.reads
-        return now - self.last > max(SILENT_MIN, SILENT_GAPS * usual)
+        return now - self.last > self.quiet_limit()
+
+    def quiet_limit(self) -> float:
+        """Seconds of silence that count as silent for this body (see ``silent``)."""
+        usual = (self.last - self.since) / self.reads if self.reads else 0.0
+        return max(SILENT_MIN, SILENT_GAPS * usual)
 
     def seconds_left(self, now: float) -> float:
         """At the current response's rate; unknown (infinite) before its first bytes."""
@@ -51,8 +55,24 @@ class Segment:
         return self.remaining * elapsed / self.got
 
 
-SILENT_MIN = 2.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
+SILENT_MIN = 1.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
 SILENT_GAPS = 8  # times the usual gap between reads
+ALONE = 2  # a silent body with no other bytes coming: hedged after this many quiet limits
+
+
+def hedge(seg: Segment, now: float, heard: float, timeout: float) -> bool:
+    """Whether to drop seg's response and ask its remaining range again on a new connection.
+
+    ``heard``: when the latest bytes arrived on any connection. Bytes on other connections
+    after seg went quiet show the link lives: hedge as soon as seg is silent. When nothing
+    else comes (seg alone, or the whole link quiet), the link may be down: wait twice as
+    long, still well before the timeout (a third of it at most), which stays the last resort.
+    """
+    if seg.remaining <= 0 or not seg.silent(now):
+        return False
+    if heard > seg.last + SILENT_MIN:
+        return True
+    return now - seg.last > min(timeout / 3, ALONE * seg.quiet_limit())
 
 
 class Planner:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import trio
 
-from segfetch.engine.control import EPOCH, Controller
+from segfetch.engine.control import Controller
+
+# Beyond the most places that ever streamed at once, at most this many may wait for their
+# first answer: a host that allows 4 connections then refuses 2, not the 12 of a step to 16.
+OPENING = 2
 
 
 class Slots:
@@ -23,15 +27,52 @@ class Slots:
         self._owed = 0  # places to retire as they come back
         self._since: float | None = None  # start of the current measurement
         self._bytes = 0
+        self._streaming = 0  # places whose answer's bytes are flowing
+        self._proven = self.size  # the most places that streamed at once
+        self._moved = trio.Event()  # a place began streaming or came back
+        self._opening = 0  # places beyond _proven still waiting for their first answer
 
     @property
     def busy(self) -> int:
         return self.size - self._free.value
 
     async def acquire(self) -> None:
-        await self._free.acquire()
+        while True:
+            await self._free.acquire()
+            if self.controller is None:
+                return
+            try:
+                while self.busy > self._proven and self._opening >= OPENING:
+                    if self.busy > self.size - self._owed:
+                        break  # the count was cut meanwhile: this place goes
+                    await self._moved.wait()  # grow step by step into an unknown host
+            except BaseException:
+                self.release()
+                raise
+            if self.busy > self.size - self._owed:
+                self.release()
+                continue
+            if self.busy > self._proven:
+                self._opening += 1
+            return
+
+    def streaming(self, delta: int) -> None:
+        """A connection holding a place began (+1) or stopped (-1) streaming bytes."""
+        self._streaming += delta
+        self._proven = max(self._proven, self._streaming)
+        if delta > 0:
+            self._wake()
+
+    def _wake(self, answered: bool = True) -> None:
+        """A place streams or came back (``answered``: one fewer may still be waiting for
+        its answer), or the count changed."""
+        if answered:
+            self._opening = max(0, self._opening - 1)
+        self._moved.set()
+        self._moved = trio.Event()
 
     def release(self) -> None:
+        self._wake()
         if self._owed:
             self._owed -= 1
             self.size -= 1
@@ -43,10 +84,14 @@ class Slots:
         if self.controller is None:
             return
         now = trio.current_time()
+        control = self.controller
+        if control.settling and self._streaming >= self.size - self._owed:
+            control.settled()
+            self._since = None
         if self._since is None:
-            self._since = now
+            self._since, self._bytes = now, 0
         self._bytes += n
-        if (elapsed := now - self._since) >= EPOCH:
+        if (elapsed := now - self._since) >= control.period:
             self._resize(self.controller.epoch(self._bytes / elapsed, self.busy))
             self._since, self._bytes = now, 0
 
@@ -59,6 +104,7 @@ class Slots:
             self._resize(max(1, self.busy // 2))
 
     def _resize(self, target: int) -> None:
+        self._wake(answered=False)
         while self.size - self._owed < target:
             if self._owed:
                 self._owed -= 1  # a place due to retire stays

@@ -6,7 +6,7 @@ one task hashes the completed prefix and one saves the control file."""
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import NamedTuple
 
@@ -25,7 +25,7 @@ from segfetch.engine.client import (
 )
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
-from segfetch.engine.plan import Planner, Segment
+from segfetch.engine.plan import Planner, Segment, hedge
 from segfetch.engine.ranges import RangeSet, Span, range_header
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
@@ -74,6 +74,7 @@ class Transfer:
         self.known = rules.Known(state.size, state.etag, state.last_modified)
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.heard = 0.0  # when the latest bytes arrived, on any connection
+        self.ready = trio.Event()  # the first answer showed the file as expected
         self.planner = Planner(
             state.size,
             state.done,
@@ -83,9 +84,23 @@ class Transfer:
             first=first,
         )
 
-    async def run(self, first: int, body: Body, release_probe: Callable[[], None]) -> None:
-        """Fetch every missing byte. ``response`` (the probe's, starting at ``first``) feeds
-        the first worker, which then takes over the probe's place in the budget."""
+    def learn(self, etag: str | None, last_modified: str | None) -> None:
+        """The first answer's validators, for the answers sent beside it (an eager pass)."""
+        self.state.etag, self.state.last_modified = etag, last_modified
+        self.known = rules.Known(self.state.size, etag, last_modified)
+
+    async def run(
+        self,
+        first: int,
+        body: Body | Callable[[], Awaitable[Body]],
+        release_probe: Callable[[], None],
+    ) -> None:
+        """Fetch every missing byte. ``body`` (the probe's answer, starting at ``first``)
+        feeds the first worker, which then takes over the probe's place in the budget. Given
+        as a function, the probe is sent beside the other workers' requests, and they judge
+        their answers once it has come."""
+        if isinstance(body, Body):
+            self.ready.set()
         seg = self.planner.take(at=first) if self.planner.pending else None
         try:
             async with trio.open_nursery() as background:
@@ -103,12 +118,19 @@ class Transfer:
         except BaseExceptionGroup as group:
             raise first_error(group, StartOver) from None
         finally:
-            self.save_now()
+            if self.ready.is_set():  # else nothing was written, nor known to be this file
+                self.save_now()
 
     async def _first_worker(
-        self, seg: Segment | None, body: Body, release_probe: Callable[[], None]
+        self,
+        seg: Segment | None,
+        body: Body | Callable[[], Awaitable[Body]],
+        release_probe: Callable[[], None],
     ) -> None:
         try:
+            if not isinstance(body, Body):
+                body = await body()
+                self.ready.set()
             await self._worker(seg, body)
         finally:
             release_probe()
@@ -206,6 +228,7 @@ class Transfer:
         self.stats.requests += 1
         response = await send(self.client, self.where, headers, self.options.timeout)
         try:
+            await self.ready.wait()  # sent beside the first request: judged after it
             return await self._judge(response, start, end)
         except BaseException:
             await response.aclose()
@@ -227,6 +250,8 @@ class Transfer:
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
         self.stats.streaming(+1)
+        if self.slots is not None:
+            self.slots.streaming(+1)
         seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
         try:
             async for chunk in body.chunks:
@@ -248,6 +273,8 @@ class Transfer:
                     return  # done, or the rest was stolen: this response ends here
         finally:
             self.stats.streaming(-1)
+            if self.slots is not None:
+                self.slots.streaming(-1)
         raise RetryLater(
             Failure(f"{self.name}: response ended {seg.remaining} bytes short", retry=True)
         )
@@ -260,14 +287,9 @@ class Transfer:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
             for seg in [s for s in self.planner.active if id(s) in self.watched]:
-                # Bytes came on other connections after this one went quiet (they may have
-                # finished since): the link lives, ask again now. When every connection is
-                # quiet the link may be down: a new one is tried after a third of the
-                # timeout, and the tries without progress are counted as ever.
-                if seg.remaining > 0 and seg.silent(now):
-                    others = self.heard > seg.last + 1.0
-                    if others or now - seg.last > self.options.timeout / 3:
-                        self.watched[id(seg)].cancel()
+                # The tries without progress are counted as ever.
+                if hedge(seg, now, self.heard, self.options.timeout):
+                    self.watched[id(seg)].cancel()
 
     async def _keep_hashing(self) -> None:
         while True:
