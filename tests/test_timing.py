@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import random
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from segfetch.engine import plan
 from segfetch.engine.download import Result, download
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
+from segfetch.engine.store import PartFile, State
 from segfetch.engine.transfer import WATCH_EVERY
 from segfetch.errors import RetriesExhausted
 
@@ -63,6 +63,18 @@ SHA256 = hashlib.sha256(DATA).hexdigest()
 # never times out fails the test instead of hanging it.
 GUARD = 600.0
 EPS = 1e-6  # virtual times are float sums
+
+
+@pytest.fixture(autouse=True)
+def _no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work the engine hands to threads (hashing, fdatasync) runs inline here: the clock
+    autojumps whenever every task waits, so it would run on, to further timers, for as long
+    as a thread really works, and the timings under test would hang on the machine's load."""
+
+    async def inline(fn: Callable[..., Any], *args: Any, **_: Any) -> Any:
+        return fn(*args)
+
+    monkeypatch.setattr(trio.to_thread, "run_sync", inline)
 
 
 def ceiling(k: int) -> float:
@@ -426,7 +438,6 @@ async def test_a_head_that_trickles_is_given_up_after_30_s(
 # the server writes at known times and pauses until it sees the control file change.
 
 CHUNK = 1000
-POLL = 0.02  # how often a paused server looks at the control file
 
 
 def claimed(dest: Path) -> int | None:
@@ -440,30 +451,44 @@ def claimed(dest: Path) -> int | None:
     return n
 
 
-async def claim_other_than(dest: Path, old: int | None) -> tuple[float, int]:
-    """Wait for the control file to claim something else than ``old``: (when seen, claim)."""
-    with trio.fail_after(GUARD):
-        while (claim := claimed(dest)) in (None, old):
-            await trio.sleep(POLL)
-    return trio.current_time(), claim
+class Saves:
+    """Wakes a paused server at each control-file save. Not a poll: under the autojumping
+    clock a poll runs the clock on for as long as a worker thread (hashing, syncing) works."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.saved = trio.Event()
+        save = PartFile.save
+
+        def save_and_tell(part: PartFile, state: State) -> None:
+            save(part, state)
+            self.saved.set()
+
+        monkeypatch.setattr(PartFile, "save", save_and_tell)
+
+    async def claim_other_than(self, dest: Path, old: int | None) -> tuple[float, int]:
+        """Wait for the control file to claim something else than ``old``: (when, claim)."""
+        with trio.fail_after(GUARD):
+            while (claim := claimed(dest)) in (None, old):
+                self.saved = trio.Event()
+                await self.saved.wait()
+        return trio.current_time(), claim
 
 
 async def test_control_file_is_saved_every_second_with_what_was_written(
     autojump_clock: trio.testing.MockClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A disk whose fdatasync takes 0.1 s of the mock clock: the worker goes on while a save
-    # syncs. (A real sleep in the thread would let the autojumping clock run arbitrarily far.)
-    fdatasync = os.fdatasync
+    # A disk whose sync takes 0.1 s: the worker goes on writing while a save syncs.
+    sync = PartFile.sync
 
-    def slow_fdatasync(fd: int) -> None:
-        with contextlib.suppress(RuntimeError):  # on the Trio thread: the save on the way out
-            trio.from_thread.run(trio.sleep, 0.1)
-        fdatasync(fd)
+    async def slow_sync(part: PartFile) -> None:
+        await trio.sleep(0.1)
+        await sync(part)
 
-    monkeypatch.setattr(os, "fdatasync", slow_fdatasync)
+    monkeypatch.setattr(PartFile, "sync", slow_sync)
     # The body pauses about 2 s below while it waits for the saves: not a hedge's business.
     monkeypatch.setattr(plan, "ALONE", 5)
     dest = tmp_path / "pkg.whl"
+    watch = Saves(monkeypatch)
     early: list[int | None] = []  # what the control file claimed before each early chunk
     saves: list[int] = []
 
@@ -475,15 +500,15 @@ async def test_control_file_is_saved_every_second_with_what_was_written(
                 await trio.sleep_until(t0 + 0.05 + 0.1 * i)
                 early.append(claimed(dest))
                 yield DATA[i * CHUNK : (i + 1) * CHUNK]
-            seen, claim = await claim_other_than(dest, None)
+            seen, claim = await watch.claim_other_than(dest, None)
             saves.append(claim)
-            # The first save was written within the last POLL, so the next one's timer fires
-            # 0.98-1.0 s from now: a chunk just before that, one just after.
+            # Seen as it was written, so the next save's timer fires 1.0 s from now: a chunk
+            # just before that, one while that save syncs (0.1 s).
             await trio.sleep_until(seen + 0.95)
             yield DATA[10 * CHUNK : 11 * CHUNK]
             await trio.sleep_until(seen + 1.03)
             yield DATA[11 * CHUNK : 12 * CHUNK]
-            saves.append((await claim_other_than(dest, claim))[1])
+            saves.append((await watch.claim_other_than(dest, claim))[1])
             yield DATA[12 * CHUNK :]
 
         return partial(request, body())
