@@ -247,7 +247,7 @@ class RequirementSet:
         if not constraint and _for_pip(text):
             path = _local_path(text)
             if path is not None and not Path(path).exists():  # as pip says it
-                raise UsageError(f"{where}: {text!r} looks like a path, but {path} does not exist")
+                raise UsageError(f"{where}: {text!r} looks like a path; {path!r} does not exist")
             if path is not None:  # from the cwd, as for -e
                 text = os.path.abspath(path) + text.strip()[len(path) :]
             self.handed.append(" ".join([text, *options]))
