@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -20,7 +21,9 @@ import trio
 import trio.testing
 
 from segfetch.engine.download import make_client
+from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span
+from segfetch.engine.retry import RetryPolicy
 from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels import simple
@@ -402,6 +405,40 @@ async def test_two_uv_clients_at_once_share_one_download_then_the_cache_outlives
     await _imports(three, "sf_alpha", "sf_beta")
 
 
+async def test_a_download_failing_midway_resets_the_client_and_is_said(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """The upstream goes away while a client is streamed a file: the client's connection is
+    reset (an error it cannot take for the end of the file: pip 23 would take a closed one
+    for a whole, tampered file), and the server says why on its log."""
+    said: list[str] = []
+    quick = Options(policy=RetryPolicy(max_tries=1, base=0.01))
+    stop = trio.Event()
+
+    async def upstream(*, task_status: trio.TaskStatus[Emulator]) -> None:
+        async with Emulator(index=index_dir, link=SLOW) as emu:
+            task_status.started(emu)
+            await stop.wait()
+
+    async with trio.open_nursery() as nursery:
+        emu = await nursery.start(upstream)
+        async with serving([emu.index_url], tmp_path / "c", options=quick, notice=said.append) as (
+            app,
+            _,
+        ):
+            stream = await trio.open_tcp_stream("127.0.0.1", app.port)
+            ask = f"GET /files/sf-big/{BIG} HTTP/1.1\r\nHost: x\r\n\r\n"
+            await stream.send_all(ask.encode())
+            with trio.fail_after(30):
+                assert (await stream.receive_some(65536)).startswith(b"HTTP/1.1 200 ")
+            stop.set()  # the upstream goes away midway
+            with trio.fail_after(30), pytest.raises(trio.BrokenResourceError):
+                while await stream.receive_some(65536):
+                    pass
+            await stream.aclose()
+    assert any(f"/files/sf-big/{BIG} (cut short)" in line for line in said), said
+
+
 async def test_a_client_leaving_midway_cancels_nothing(tmp_path: Path, index_dir: Path) -> None:
     """The first bytes reach a client while the engine still downloads (no verified file
     yet); that client leaves; another, come meanwhile, gets the whole file from the same
@@ -547,7 +584,10 @@ async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm
 ) -> None:
     async with Emulator(index=index_dir) as emu:
         conf = tmp_path / "pip.conf"  # no --index-url: pip's own setting, as install takes it
-        conf.write_text(f"[global]\nindex-url = {emu.index_url}\n")
+        # and a local extra index (this machine's pip.conf has one): passed over, and said
+        conf.write_text(
+            f"[global]\nindex-url = {emu.index_url}\nextra-index-url = file:///nowhere/simple\n"
+        )
         monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
         cmd = [sys.executable, "-m", "segfetch", "serve", "--port", "0",
                "--cache-dir", str(tmp_path / "c")]  # fmt: skip
@@ -571,13 +611,22 @@ async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm
         finally:
             proc.kill()
     assert "Traceback" not in err and "stopped" in err, err
+    assert "file:///nowhere/simple is not an http(s) index; not served" in err, err
 
 
 async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
     from helpers import one_line_error, segfetch
 
-    proc = await segfetch("serve", "--index-url", "file:///x", "--port", "0")
-    assert proc.returncode == 2 and "not an http(s) index URL" in one_line_error(proc)
+    for url in ("file:///x", "http://", "https:///simple/"):
+        proc = await segfetch("serve", "--index-url", url, "--port", "0")
+        assert proc.returncode == 2 and "not an http(s) index URL" in one_line_error(proc), url
+    with socket.socket() as taken:  # a port in use: one line naming it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await segfetch("serve", "--index-url", "http://127.0.0.1:1/", "--port", str(port))
+        assert proc.returncode == 2
+        assert f"cannot listen on 127.0.0.1:{port}: " in one_line_error(proc)
     for args, says in [
         (["--auth", "nopassword"], "USER:PASS"),
         (["--port", "70000"], "--port must be"),

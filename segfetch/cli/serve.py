@@ -9,13 +9,17 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from segfetch.cli import running
 from segfetch.cli.options import add_download_options, download_options
-from segfetch.errors import UsageError, redact_url
+from segfetch.errors import UsageError, first_error, redact_url
 
 DEFAULT_PORT = 3141
 AUTH_ENV = "SEGFETCH_SERVE_AUTH"
+# Clients wait on a file's download: ride out an upstream outage of half a minute (tries in a
+# row without a new byte, backoff 0.25 s doubling to 10 s) before failing their requests.
+MAX_TRIES = 8
 
 
 def add_command(sub: Any) -> None:
@@ -41,7 +45,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--max-clients", type=int, default=64, metavar="N",
                    help="client connections served at once; more wait (default 64)")  # fmt: skip
     add_download_options(p)
-    p.set_defaults(run=_run)
+    p.set_defaults(run=_run, max_tries=MAX_TRIES)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -82,11 +86,23 @@ def _indexes(args: argparse.Namespace) -> list[str]:
     index, extras = args.index_url, args.extra_index_url
     if index is None and not extras:
         index, extras = pip_index_urls()
+        # pip's settings may name local (file:) indexes, which pip reads itself: serve
+        # proxies http(s) ones only, so those are passed over, and said.
+        for url in [u for u in [index, *extras] if u is not None and not _http(u)]:
+            line = f"pip's setting {redact_url(url)} is not an http(s) index; not served"
+            print(f"segfetch: warning: {line} (name the indexes with --index-url)", file=sys.stderr)
+        index = index if index is not None and _http(index) else None
+        extras = [u for u in extras if _http(u)]
     urls = [index or PYPI, *extras]
     for url in urls:
-        if not url.startswith(("http://", "https://")):
-            raise UsageError(f"{redact_url(url)} is not an http(s) index URL")
+        if not _http(url):
+            raise UsageError(f"{redact_url(url)} is not an http(s) index URL with a host")
     return urls
+
+
+def _http(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 async def _serve(
@@ -103,19 +119,32 @@ async def _serve(
         make_client(args.max_connections, options.timeout) as client,
         trio.open_nursery() as nursery,
     ):
-        app = await nursery.start(
-            lambda task_status: serve.run(
+        try:
+            app = await nursery.start(
+                lambda task_status: serve.run(
                 indexes, cache, client, host=args.host, port=args.port,
                 budget=args.max_connections, max_clients=args.max_clients, options=options,
-                auth=auth, notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
-                task_status=task_status,
-            )
-        )  # fmt: skip
+                    auth=auth, notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
+                    task_status=task_status,
+                )
+            )  # fmt: skip
+        except (OSError, BaseExceptionGroup) as caught:
+            # the host does not resolve, the port is taken or not ours (from serve's nursery)
+            exc = first_error(caught, OSError) if isinstance(caught, BaseExceptionGroup) else caught
+            if not isinstance(exc, OSError):
+                raise
+            why = exc.strerror or str(exc)
+            raise UsageError(
+                f"cannot listen on {args.host}:{args.port}: {why}; choose another --host or --port"
+            ) from None
         host = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        url = f"http://{f'[{host}]' if ':' in host else host}:{app.port}/simple/"
-        print(url, flush=True)
+        where = f"{f'[{host}]' if ':' in host else host}:{app.port}/simple/"
+        print(f"http://{where}", flush=True)
+        login = f"{auth.partition(':')[0]}:PASS@" if auth else ""  # the password is not echoed
+        url = f"http://{login}{where}"
         print(f"  PIP_INDEX_URL={url} pip install ...   UV_INDEX_URL={url} uv pip install ...",
               flush=True)  # fmt: skip
         if not args.quiet:
             upstream = ", ".join(map(redact_url, indexes))
-            print(f"segfetch: serving {upstream} (Ctrl-C stops)", file=sys.stderr, flush=True)
+            print(f"segfetch: serve: files from {upstream} (Ctrl-C stops)", file=sys.stderr,
+                  flush=True)  # fmt: skip

@@ -88,7 +88,9 @@ async def stream(g: Growing, reply: Reply) -> None:
             sent += len(data)
         else:
             await g.changed()
-    if g.error is not None or g.path is None:
+    if g.error is not None:
+        raise g.error  # the body is cut short (the index app says why on the server's log)
+    if g.path is None:
         raise Cut
     await _finish(g.path, g.sha256, sent, h, reply)
 

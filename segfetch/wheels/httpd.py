@@ -13,6 +13,8 @@ import binascii
 import contextlib
 import os
 import secrets
+import socket
+import struct
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -136,7 +138,19 @@ async def serve_connection(
     except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError, Cut):
         pass  # the client went away, or the body was cut short on purpose
     finally:
+        if conn.our_state is h11.SEND_BODY:  # a body cut short (a failure, the server stopping)
+            _reset(stream)
         await trio.aclose_forcefully(stream)
+
+
+def _reset(stream: trio.abc.Stream) -> None:
+    """Close with a reset, not a FIN: a client reading a body cut short then sees a network
+    error, not an early end it could take for the whole file (pip 23 does not check
+    Content-Length, and reports a hash mismatch as tampering)."""
+    sock = getattr(stream, "socket", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 async def _read_request(conn: h11.Connection, stream: trio.abc.Stream) -> Request | None:

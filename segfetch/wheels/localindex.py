@@ -48,9 +48,11 @@ class IndexApp:
         auth: str | None = None,
         secrets: Sequence[str] = (),
         projects: FetchProjects | None = None,
+        log: Callable[[str], None] | None = None,
     ) -> None:
         self._project, self._metadata, self._send = project, metadata, send
         self._projects = projects  # what the upstream's root page lists; None: not asked
+        self._log = log  # a line for the operator per failed request; None: silent
         self.auth = auth  # "user:pass" clients must give (Basic), or None
         self.secrets = [s for s in secrets if s]  # never in an answer (upstream credentials)
         self.listed: dict[str, dict[str, IndexFile]] = {}  # project -> name -> upstream file
@@ -82,9 +84,12 @@ class IndexApp:
             await self._answer(where, request, reply)
         except SegfetchError as exc:
             self.error = self.error or exc
-            if reply.started:
-                raise Cut from None  # the client sees a short body, never a wrong one
             gone = isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE
+            if self._log is not None and not gone:
+                cut = " (cut short)" if reply.started else ""
+                self._log(f"{request.method} {request.target}{cut}: {self.scrub(str(exc))}")
+            if reply.started:
+                raise Cut from None  # the client sees a reset, never a wrong file
             await reply.text(404 if gone else 502, self.scrub(str(exc)))
 
     async def _answer(self, where: simple.Route, request: Request, reply: Reply) -> None:

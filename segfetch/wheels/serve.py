@@ -250,7 +250,7 @@ async def run(
         )
         app = IndexApp(
             up.listing, up.metadata, up.send, auth=auth, secrets=secrets_of(indexes),
-            projects=up.projects,
+            projects=up.projects, log=notice,
         )  # fmt: skip
 
         async def listen(*, task_status: trio.TaskStatus[None]) -> None:
