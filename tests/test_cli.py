@@ -54,6 +54,8 @@ BAD_ARGS = [
     (["download", "x==1"], "required"),
     (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),
     (["install", "x==1", "--python", "/no/such/python"], "no Python"),
+    (["install", "x==1", "--python", "/etc/passwd"], "is not a Python interpreter"),
+    (["install", "x==1", "--python", "/"], "is not a Python interpreter"),
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
     (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
     (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),

@@ -157,6 +157,8 @@ def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[
         raise UsageError(
             f"no Python at {exe!r}; give --python the path of an interpreter"
         ) from None
+    except OSError:  # a folder, a file that is not executable, or not a program at all
+        raise UsageError(f"{exe!r} is not a Python interpreter; check --python") from None
 
 
 def query_target(python: str | None = None) -> Target:
