@@ -56,6 +56,8 @@ BAD_ARGS = [
     (["install", "x==1", "--python", "/no/such/python"], "no Python"),
     (["install", "x==1", "--python", "/etc/passwd"], "is not a Python interpreter"),
     (["install", "x==1", "--python", "/"], "is not a Python interpreter"),
+    (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/proc/x"], "cannot use the cache folder"),
+    (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/etc/passwd"], "give --cache-dir"),
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
     (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
     (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),

@@ -240,6 +240,7 @@ def _run_started(
         tempfile.TemporaryDirectory(prefix="segfetch-reqs-") as pip_files,
     ):
         cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
+        cache.check()  # before any network work
         # running.run: SIGTERM and SIGHUP cancel as Ctrl-C does, so pip's resolver is
         # stopped and these folders removed on the way out.
         fetched, pip_reqs, origins = running.run(
