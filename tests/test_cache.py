@@ -192,7 +192,7 @@ async def test_download_fetches_a_damaged_entry_again(
         assert again.returncode == 0, again.stderr
         assert _requests(emu.log[seen:])
     assert again.stdout == b""  # stdout stays for --json
-    assert b"1 files verified (0 from the cache" in again.stderr
+    assert b"1 file verified (0 from the cache" in again.stderr
     assert (tmp_path / "c" / NAME).read_bytes() == source
     assert entry.read_bytes() == source
 

@@ -472,7 +472,7 @@ def _summary(fetched: list[Fetched]) -> None:
     size = sum(f.size for f in got)
     retries = sum(f.result.retries for f in got if f.result)
     print(
-        f"{len(fetched)} files verified ({len(fetched) - len(got)} from the cache, "
+        f"{plural(len(fetched), 'file')} verified ({len(fetched) - len(got)} from the cache, "
         f"{human_bytes(size)} fetched, {plural(retries, 'retry')})",
         file=sys.stderr,
     )
