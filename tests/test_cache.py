@@ -192,6 +192,19 @@ async def test_download_fetches_a_damaged_entry_again(
         assert again.returncode == 0, again.stderr
         assert _requests(emu.log[seen:])
     assert again.stdout == b""  # stdout stays for --json
-    assert b"1 files verified (0 from the cache" in again.stderr
+    assert b"1 file verified (0 from the cache" in again.stderr
     assert (tmp_path / "c" / NAME).read_bytes() == source
     assert entry.read_bytes() == source
+
+
+def test_check_makes_the_folder_and_refuses_one_it_cannot_use(tmp_path: Path) -> None:
+    from segfetch.errors import UsageError
+
+    Cache(tmp_path / "new" / "cache").check()
+    assert (tmp_path / "new" / "cache").is_dir()
+    assert list((tmp_path / "new" / "cache").iterdir()) == []  # its test file removed
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match=r"cache folder '.*file': a file is there; give"):
+        Cache(tmp_path / "file").check()
+    with pytest.raises(UsageError, match=r"cache folder .*Not a directory"):
+        Cache(tmp_path / "file" / "below").check()

@@ -54,6 +54,10 @@ BAD_ARGS = [
     (["download", "x==1"], "required"),
     (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),
     (["install", "x==1", "--python", "/no/such/python"], "no Python"),
+    (["install", "x==1", "--python", "/etc/passwd"], "is not a Python interpreter"),
+    (["install", "x==1", "--python", "/"], "is not a Python interpreter"),
+    (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/proc/x"], "cannot use the cache folder"),
+    (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/etc/passwd"], "give --cache-dir"),
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
     (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
     (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),
@@ -294,3 +298,25 @@ async def test_killed_at_the_rename_the_next_run_only_renames(tmp_path: Path) ->
         assert dest.read_bytes() == emu.content(PATH)
     # The rerun only checked the validator with a one-byte request.
     assert [e["range"] for e in emu.log[seen:]] == ["bytes=699999-699999"]
+
+
+def test_progress_counts_read_as_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'0/1 file' and '1 retry' on the bars, as the summary says '1 file verified'."""
+    import io
+
+    from segfetch.cli.progress import MultiProgress
+    from segfetch.engine.result import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bars = MultiProgress(1, 100, quiet=False)
+    bars.update("a.whl", Progress("http://x/a.whl", 100, 50, 2, 1))
+    assert bars.total is not None and bars.total.desc == "0/1 file"
+    assert bars.bars["a.whl"].bar.postfix == "2 conn, 1 retry"
+    bars.update("a.whl", None)
+    assert bars.total.desc.rstrip(": ") == "1/1 file"  # tqdm adds ": "
+    bars.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -430,7 +432,7 @@ async def test_install_json_is_one_document_and_tells_the_truth(
     assert "Successfully installed" in proc.stderr.decode()
 
 
-def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
+async def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
     from segfetch.wheels.pip import pip_report as _pip_report
 
     fake = tmp_path / "python"
@@ -438,13 +440,62 @@ def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
                     "echo 'no such option: --report' >&2\nexit 2\n")  # fmt: skip
     fake.chmod(0o755)
     with pytest.raises(SegfetchError, match=r"older than 22\.2.*pip install -U pip"):
-        _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+        await _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
     fake.write_text("#!/bin/sh\necho 'ERROR: Operation cancelled by user' >&2\nexit 1\n")
     with pytest.raises(KeyboardInterrupt):
-        _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+        await _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
     fake.write_text("#!/bin/sh\necho 'something broke' >&2\nexit 1\n")
     with pytest.raises(SegfetchError, match="something broke"):
-        _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+        await _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [
+        pytest.param(signal.SIGTERM, 143, "stopped by SIGTERM", id="SIGTERM"),
+        pytest.param(signal.SIGINT, 130, "interrupted", id="SIGINT"),
+    ],
+)
+async def test_a_signal_while_pip_resolves_stops_pip_and_cleans_up(
+    tmp_path: Path, index_dir: Path, sig: signal.Signals, code: int, said: str
+) -> None:
+    """A signal to segfetch's pid alone (not its process group) while pip's resolver runs:
+    pip is stopped, the temporary folders removed, one line said, exit 128 + the signal."""
+    import psutil
+
+    # The target: this Python, except that pip's resolver (--dry-run) hangs, as pip does
+    # against a slow index; exec, so the resolver is segfetch's own child.
+    fake = tmp_path / "bin" / "python"
+    fake.parent.mkdir()
+    fake.write_text(
+        f'#!/bin/sh\ncase "$*" in *--dry-run*) exec sleep 300;; esac\nexec {sys.executable} "$@"\n'
+    )
+    fake.chmod(0o755)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    async with index(index_dir, link=Link()) as emu:
+        cmd = [sys.executable, "-m", "segfetch", "install", "-q", "--python", str(fake)]
+        cmd += ["--no-cache", "--index-url", emu.index_url, "sf-alpha"]
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp)})
+        me = psutil.Process(proc.pid)
+        resolver: list[psutil.Process] = []
+        with trio.fail_after(60):
+            while not resolver and proc.poll() is None:
+                with contextlib.suppress(psutil.Error):
+                    resolver = [c for c in me.children() if c.cmdline()[:1] == ["sleep"]]
+                await trio.sleep(0.02)
+        assert resolver, "pip's resolver never started"
+        assert list(tmp.iterdir())  # segfetch's temporary folders, while it runs
+        proc.send_signal(sig)
+        with trio.fail_after(30):
+            while proc.poll() is None:
+                await trio.sleep(0.05)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode()
+    assert proc.returncode == code, err
+    assert len(err.strip().splitlines()) == 1 and said in err, err
+    assert not resolver[0].is_running()
+    assert list(tmp.iterdir()) == []
 
 
 async def test_max_tries_applies_to_index_pages(tmp_path: Path) -> None:

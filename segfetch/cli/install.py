@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from segfetch.cli import running
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.errors import UsageError, redact_url
 from segfetch.units import human_bytes, plural
@@ -210,8 +211,6 @@ def _run_started(
     python: str,
     probe: Pending[Probe],
 ) -> int:
-    import trio
-
     from segfetch.wheels.cache import Cache, default_cache_dir
     from segfetch.wheels.files import link_into
     from segfetch.wheels.pip import choose_installer, install, record_origins
@@ -241,8 +240,13 @@ def _run_started(
         tempfile.TemporaryDirectory(prefix="segfetch-reqs-") as pip_files,
     ):
         cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
-        fetched, pip_reqs, origins = trio.run(
-            _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
+        cache.check()  # before any network work
+        # running.run: SIGTERM and SIGHUP cancel as Ctrl-C does, so pip's resolver is
+        # stopped and these folders removed on the way out.
+        fetched, pip_reqs, origins = running.run(
+            functools.partial(
+                _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
+            )
         )
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
@@ -468,7 +472,7 @@ def _summary(fetched: list[Fetched]) -> None:
     size = sum(f.size for f in got)
     retries = sum(f.result.retries for f in got if f.result)
     print(
-        f"{len(fetched)} files verified ({len(fetched) - len(got)} from the cache, "
+        f"{plural(len(fetched), 'file')} verified ({len(fetched) - len(got)} from the cache, "
         f"{human_bytes(size)} fetched, {plural(retries, 'retry')})",
         file=sys.stderr,
     )

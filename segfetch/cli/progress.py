@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 from segfetch.engine.download import Progress
+from segfetch.units import plural
 
 _BAR: dict[str, Any] = {
     "unit": "iB",  # with unit_divisor 1024 and unit_scale: KiB, MiB (tqdm would say MB)
@@ -38,7 +39,8 @@ class ProgressBar:
             return
         if p.size is not None and self.bar.total != p.size:
             self.bar.total = p.size
-        self.bar.set_postfix_str(f"{p.connections} conn, {p.retries} retries", refresh=False)
+        said = f"{p.connections} conn, {plural(p.retries, 'retry')}"
+        self.bar.set_postfix_str(said, refresh=False)
         self.bar.update(p.done - self.bar.n)
 
     def close(self) -> None:
@@ -59,7 +61,7 @@ class MultiProgress:
         self.quiet = quiet
         self.files = files
         self.finished = 0
-        self.total = _bar(quiet, desc=f"0/{files} files", total=total_bytes)
+        self.total = _bar(quiet, desc=f"0/{plural(files, 'file')}", total=total_bytes)
         self.bars: dict[str, ProgressBar] = {}
         self.done: dict[str, int] = {}
 
@@ -81,7 +83,7 @@ class MultiProgress:
         if (bar := self.bars.pop(name, None)) is not None:
             bar.close()
         self.finished += 1
-        self.total.set_description(f"{self.finished}/{self.files} files", refresh=True)
+        self.total.set_description(f"{self.finished}/{plural(self.files, 'file')}", refresh=True)
 
     def close(self) -> None:
         for bar in self.bars.values():

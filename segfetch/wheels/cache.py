@@ -16,6 +16,7 @@ import hashlib
 import os
 import stat
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from pathlib import Path
 import trio
 
 from segfetch.engine.store import HASH_CHUNK
+from segfetch.errors import UsageError
 
 LOCK_POLL = 0.05  # seconds between tries of a held lock
 
@@ -65,6 +67,21 @@ class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._verified: dict[Path, Identity] = {}  # entries whose sha256 this run checked
+
+    def check(self) -> None:
+        """Make the root if need be and write a file in it: a cache that cannot be used is a
+        usage error said before any work, not a failure of every fetch later."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.root, prefix=".check-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            why = "a file is there" if isinstance(exc, FileExistsError) else exc.strerror or exc
+            raise UsageError(
+                f"cannot use the cache folder {str(self.root)!r}: {why}; "
+                "give --cache-dir a folder segfetch can write to"
+            ) from None
 
     def path(self, sha256: str, filename: str) -> Path:
         return self.root / "sha256" / sha256[:2] / sha256 / filename

@@ -296,9 +296,7 @@ class Session:
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
             try:
-                urls = await trio.to_thread.run_sync(
-                    pip_report, python, [*options, *pip_reqs], local.url, reqs.pre
-                )
+                urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre)
             except SegfetchError as exc:
                 raise (local.error or exc) from None  # say why, not just "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import trio
+
 from segfetch.errors import SegfetchError, UsageError, redact_url
 from segfetch.wheels.files import Fetched, link_into
 
 
-def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
-    """The URL of every file pip would install from this index (or from a local file)."""
+async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
+    """The URL of every file pip would install from this index (or from a local file).
+    Cancelled (Ctrl-C, SIGTERM), pip is stopped and waited for: trio's run_process sends it
+    SIGTERM, then SIGKILL after 5 s."""
     cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
@@ -28,22 +32,29 @@ def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> l
     # index settings (files or environment) out, so it asks nothing behind our back.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     env["PIP_CONFIG_FILE"] = os.devnull
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+    proc = await trio.run_process(
+        cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, check=False,
+        env=env,
+    )  # fmt: skip
+    return _read_report(python, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list[str]:
     old_pip = SegfetchError(
         f"the pip of {python} is older than 22.2, which segfetch needs to resolve requirements: "
         f"upgrade it ({python} -m pip install -U pip), or give a complete pinned set"
     )
-    if proc.returncode != 0:
-        if "Operation cancelled by user" in proc.stderr:
+    if returncode != 0:
+        if "Operation cancelled by user" in stderr:
             raise KeyboardInterrupt  # Ctrl-C reached pip too: exit as interrupted, not failed
-        if "no such option: --report" in proc.stderr or "no such option: --dry-run" in proc.stderr:
+        if "no such option: --report" in stderr or "no such option: --dry-run" in stderr:
             raise old_pip
-        said = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+        said = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
         errors = [ln for ln in said if ln.startswith("ERROR")]
         why = (errors or said or ["no reason given"])[-1].removeprefix("ERROR:").strip()
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
-        infos = [item["download_info"] for item in json.loads(proc.stdout)["install"]]
+        infos = [item["download_info"] for item in json.loads(stdout)["install"]]
     except (ValueError, KeyError, TypeError):
         raise old_pip from None
     # A local folder (-e, a path) or a VCS checkout is pip's to build at the install.

@@ -27,7 +27,11 @@ T = TypeVar("T")
 
 _PROBE = r"""
 import json, sys
-from pip._vendor.packaging import markers, tags
+try:
+    from pip._vendor.packaging import markers, tags
+except ImportError:  # a venv made --without-pip, or by uv
+    print(json.dumps({"no_pip": True}))
+    sys.exit()
 answer = {
     "version": "%d.%d.%d" % sys.version_info[:3],
     "tags": [str(t) for t in tags.sys_tags()],
@@ -145,6 +149,11 @@ def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[
             if returncode != 0:
                 raise ValueError(returncode)
             raw = json.loads(out)
+            if isinstance(raw, dict) and raw.get("no_pip") is True:
+                raise UsageError(
+                    f"{exe} has no pip: segfetch asks the target's pip for its tags and to "
+                    f"resolve; run {exe} -m ensurepip, or give --python an environment with pip"
+                )
             target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
             config = raw.get("pip_config")
             return Probe(target, config if isinstance(config, str) else None)
@@ -157,6 +166,8 @@ def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[
         raise UsageError(
             f"no Python at {exe!r}; give --python the path of an interpreter"
         ) from None
+    except OSError:  # a folder, a file that is not executable, or not a program at all
+        raise UsageError(f"{exe!r} is not a Python interpreter; check --python") from None
 
 
 def query_target(python: str | None = None) -> Target:
