@@ -633,6 +633,7 @@ async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
         (["--max-clients", "0"], "--max-clients must be"),
         (["--max-connections", "0"], "--max-connections must be"),
         (["--timeout", "soon"], "--timeout"),
+        (["--cache-dir", "/proc/x"], "cannot use the cache folder '/proc/x'"),
     ]:
         proc = await segfetch("serve", "--index-url", "http://127.0.0.1:1/simple/", *args)
         assert proc.returncode == 2 and says in one_line_error(proc), args

@@ -115,6 +115,7 @@ async def _serve(
     from segfetch.wheels.cache import Cache, default_cache_dir
 
     cache = Cache(args.cache_dir or default_cache_dir())
+    cache.check()  # one line now, not a 500 on every file later
     async with (
         make_client(args.max_connections, options.timeout) as client,
         trio.open_nursery() as nursery,
