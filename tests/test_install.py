@@ -456,25 +456,29 @@ async def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
         pytest.param(signal.SIGINT, 130, "interrupted", id="SIGINT"),
     ],
 )
-async def test_a_signal_while_pip_resolves_stops_pip_and_cleans_up(
-    tmp_path: Path, index_dir: Path, sig: signal.Signals, code: int, said: str
+@pytest.mark.parametrize("step", ["--dry-run", "--no-index"], ids=["resolver", "installer"])
+async def test_a_signal_while_pip_runs_stops_pip_and_cleans_up(
+    tmp_path: Path, index_dir: Path, sig: signal.Signals, code: int, said: str, step: str
 ) -> None:
-    """A signal to segfetch's pid alone (not its process group) while pip's resolver runs:
-    pip is stopped, the temporary folders removed, one line said, exit 128 + the signal."""
+    """A signal to segfetch's pid alone (not its process group) while pip's resolver runs,
+    or pip's final install: pip is stopped, the temporary folders removed, one line said,
+    exit 128 + the signal."""
     import psutil
 
-    # The target: this Python, except that pip's resolver (--dry-run) hangs, as pip does
-    # against a slow index; exec, so the resolver is segfetch's own child.
+    # The target: this Python, except that pip's resolver (--dry-run) or its install of the
+    # fetched files (--no-index) hangs, as pip does against a slow index or disk; exec, so
+    # that pip is segfetch's own child.
     fake = tmp_path / "bin" / "python"
     fake.parent.mkdir()
     fake.write_text(
-        f'#!/bin/sh\ncase "$*" in *--dry-run*) exec sleep 300;; esac\nexec {sys.executable} "$@"\n'
+        f'#!/bin/sh\ncase "$*" in *{step}*) exec sleep 300;; esac\nexec {sys.executable} "$@"\n'
     )
     fake.chmod(0o755)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     async with index(index_dir, link=Link()) as emu:
         cmd = [sys.executable, "-m", "segfetch", "install", "-q", "--python", str(fake)]
+        cmd += ["--installer", "pip"]
         cmd += ["--no-cache", "--index-url", emu.index_url, "sf-alpha"]
         proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp)})
         me = psutil.Process(proc.pid)
@@ -484,7 +488,7 @@ async def test_a_signal_while_pip_resolves_stops_pip_and_cleans_up(
                 with contextlib.suppress(psutil.Error):
                     resolver = [c for c in me.children() if c.cmdline()[:1] == ["sleep"]]
                 await trio.sleep(0.02)
-        assert resolver, "pip's resolver never started"
+        assert resolver, f"pip ({step}) never started"
         assert list(tmp.iterdir())  # segfetch's temporary folders, while it runs
         proc.send_signal(sig)
         with trio.fail_after(30):

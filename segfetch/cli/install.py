@@ -257,9 +257,10 @@ def _run_started(
             return 0
         if installer.why_not_uv and not args.quiet:
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
-        code = install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
-        if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
-            record_origins(python, origins)
+        with running.stop_on_signals():  # the installer is stopped with segfetch
+            code = install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+            if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
+                record_origins(python, origins)
         return code
 
 

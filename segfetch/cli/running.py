@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from segfetch.errors import first_error
@@ -52,3 +53,22 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     if received:
         raise Terminated(received[0])
     return results[0]
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Outside trio: SIGTERM and SIGHUP raise Terminated where the main thread is, so that a
+    child being waited for is stopped (subprocess.run kills it) and ``with`` blocks clean up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    before = {s: signal.signal(s, stop) for s in SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
