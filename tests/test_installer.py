@@ -201,6 +201,20 @@ async def test_uv_json_keeps_stdout_one_document(
 
 
 @needs_uv
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+async def test_quiet_is_quiet_as_pips_q(
+    index_dir: Path, make_venv: Callable[[str], Path], installer: str
+) -> None:
+    """-q, as with pip install -q: nothing said on success, the installer's lines included."""
+    python = make_venv("venv")
+    async with index(index_dir) as emu:
+        proc = await install(python, emu.index_url, "--installer", installer, "-q", "sf-alpha")
+    assert proc.returncode == 0, proc.stderr
+    assert (proc.stdout, proc.stderr) == (b"", b"")
+    assert "sf-alpha==1.0" in freeze(python)
+
+
+@needs_uv
 async def test_uv_ignores_the_users_uv_settings(
     tmp_path: Path, index_dir: Path, make_venv: Callable[[str], Path]
 ) -> None:

@@ -258,7 +258,10 @@ def _run_started(
         if installer.why_not_uv and not args.quiet:
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
         with running.stop_on_signals():  # the installer is stopped with segfetch
-            code = install(installer, python, fetched, pip_reqs, pip_args, quiet_stdout=args.json)
+            code = install(
+                installer, python, fetched, pip_reqs, pip_args,
+                quiet_stdout=args.json, quiet=args.quiet,
+            )  # fmt: skip
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)
         return code

@@ -54,7 +54,12 @@ def add_download_options(p: argparse.ArgumentParser) -> None:
         metavar="K",
         help="failures in a row without progress before giving up (default 5)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar (install: a quiet installer too)",
+    )
 
 
 def download_options(args: argparse.Namespace) -> Options:

@@ -176,11 +176,13 @@ def install(
     reqs: Sequence[str],
     pip_args: Sequence[str],
     quiet_stdout: bool = False,
+    quiet: bool = False,
 ) -> int:
     """Install the verified files only into ``python``'s environment, with the target's pip
     or with uv. Neither touches the network for them (--no-index; uv also --offline, and
     none of the user's uv configuration). The installer's output and exit code are the
-    command's; ``quiet_stdout``: its output goes to stderr (stdout holds one JSON document)."""
+    command's; ``quiet_stdout``: its output goes to stderr (stdout holds one JSON document);
+    ``quiet``: the installer is told -q, as pip install -q would be."""
     with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
         link_into(fetched, Path(tmp))
         env = None
@@ -193,6 +195,7 @@ def install(
             env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
             env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
             env["UV_NO_CONFIG"] = "1"
+        cmd += ["-q"] if quiet else []
         out = sys.stderr if quiet_stdout else None
         return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env).returncode
 
