@@ -395,13 +395,16 @@ async def test_two_uv_clients_at_once_share_one_download_then_the_cache_outlives
             assert probes(emu, name) == 1, name
     await _imports(one, "sf_alpha", "sf_beta", "sf_big")
     await _imports(two, "sf_alpha", "sf_beta", "sf_big")
-    # The upstream is gone: a fresh server on the same cache still installs (stale pages).
+    # The upstream is gone: a fresh server on the same cache still installs (stale pages
+    # and files, marked).
     async with serving([emu.index_url], cache) as (_, url):
         proc = await _uv_install(three, url, "sf-alpha")
         assert proc.returncode == 0, proc.stderr
         async with httpx.AsyncClient(trust_env=False) as client:
             r = await client.get(url + "sf-alpha/")
+            f = await client.get(url.replace("/simple/", f"/files/sf-alpha/{ALPHA}"))
         assert r.status_code == 200 and r.headers["Warning"] == '110 - "Response is Stale"'
+        assert f.status_code == 200 and f.headers["Warning"] == '110 - "Response is Stale"'
     await _imports(three, "sf_alpha", "sf_beta")
 
 

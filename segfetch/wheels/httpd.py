@@ -56,10 +56,11 @@ class Reply:
     def __init__(self, conn: h11.Connection, stream: trio.abc.Stream, head: bool) -> None:
         self.conn, self.stream, self.head = conn, stream, head
         self.started = False
+        self.extra: list[tuple[str, str]] = []  # headers for whatever answer is sent
 
     async def start(self, status: int, headers: Headers) -> None:
         self.started = True
-        hs = [("Server", "segfetch"), *headers]
+        hs = [("Server", "segfetch"), *self.extra, *headers]
         reason = HTTPStatus(status).phrase.encode()
         response = h11.Response(status_code=status, headers=hs, reason=reason)
         await self.stream.send_all(self.conn.send(response))

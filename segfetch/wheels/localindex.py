@@ -56,6 +56,7 @@ class IndexApp:
         self.auth = auth  # "user:pass" clients must give (Basic), or None
         self.secrets = [s for s in secrets if s]  # never in an answer (upstream credentials)
         self.listed: dict[str, dict[str, IndexFile]] = {}  # project -> name -> upstream file
+        self.stale: set[str] = set()  # projects last listed from a stored page (upstream down)
         self.port = 0
         self.error: SegfetchError | None = None  # the first failure, to report instead of pip's
 
@@ -120,6 +121,7 @@ class IndexApp:
         files, stale = await self._project(project)
         files = simple.unique(files)
         self.listed[project] = {f.filename: f for f in files}
+        (self.stale.add if stale else self.stale.discard)(project)
         return files, stale
 
     async def _file(self, where: simple.File, request: Request, reply: Reply) -> None:
@@ -127,6 +129,8 @@ class IndexApp:
         if f is None:  # not seen in this run: as its page lists it now (or last listed it)
             await self.listing(where.project)
             f = self.listed[where.project].get(where.filename)
+        if where.project in self.stale:  # served from the cache while the upstream is down
+            reply.extra.append(STALE)
         if f is None or (where.metadata and not f.filename.endswith(".whl")):
             await reply.text(404, f"{where.project} lists no such file")
         elif where.metadata:
