@@ -52,7 +52,7 @@ def add_download_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=RetryPolicy.max_tries,
         metavar="K",
-        help="failures in a row without progress before giving up (default 5)",
+        help="failures in a row without progress before giving up (default %(default)s)",
     )
     p.add_argument(
         "-q",

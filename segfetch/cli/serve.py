@@ -123,8 +123,8 @@ async def _serve(
         try:
             app = await nursery.start(
                 lambda task_status: serve.run(
-                indexes, cache, client, host=args.host, port=args.port,
-                budget=args.max_connections, max_clients=args.max_clients, options=options,
+                    indexes, cache, client, host=args.host, port=args.port,
+                    budget=args.max_connections, max_clients=args.max_clients, options=options,
                     auth=auth, notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
                     task_status=task_status,
                 )
