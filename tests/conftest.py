@@ -1,4 +1,5 @@
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,13 @@ from hypothesis import settings
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+# A suite started in the background (`cmd &` in a script, some CI runners) inherits SIGINT
+# ignored, and so would every segfetch it starts: the tests of Ctrl-C would time out. A Python
+# handler here is reset to the default in each child at exec, so they hear SIGINT as at a
+# terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
