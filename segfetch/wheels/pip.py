@@ -197,7 +197,21 @@ def install(
             env["UV_NO_CONFIG"] = "1"
         cmd += ["-q"] if quiet else []
         out = sys.stderr if quiet_stdout else None
-        return subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env).returncode
+        with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env) as proc:
+            try:
+                return proc.wait()
+            except BaseException:  # Ctrl-C, SIGTERM: the installer stops too, and is reaped
+                _stop(proc)  # (subprocess.run would leave it unreaped after a Ctrl-C)
+                raise
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 # Run in the target: each direct requirement's direct_url.json (PEP 610) names the URL it
