@@ -332,3 +332,35 @@ async def test_a_file_that_changes_max_restarts_times_is_fetched(tmp_path: Path)
     assert result is not None, error
     assert result.restarts == MAX_RESTARTS and result.resumed == 0
     assert len(changing.requests) == 2 * (MAX_RESTARTS + 1)
+
+
+@pytest.mark.parametrize("step", ["save_synced", "commit"])
+async def test_a_slow_disk_sync_of_one_file_stalls_no_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """The last save and the commit of a file (fdatasync, fsync: tens of milliseconds on an
+    SD card) run off the event loop: here the slow file's sync waits until another file has
+    downloaded whole, which could never happen if the sync held the loop."""
+    other_done = threading.Event()
+    waited: list[bool] = []
+    slow_step = getattr(PartFile, step)
+
+    def slow(self: PartFile, *args: Any) -> None:
+        if self.dest.name == "slow.whl" and not waited:
+            waited.append(other_done.wait(timeout=10))
+        slow_step(self, *args)
+
+    monkeypatch.setattr(PartFile, step, slow)
+    files = {"/slow.whl": SyntheticFile(50_000), "/other.whl": SyntheticFile(3_000_000)}
+    async with Emulator(files, link=Link(rate=1_000_000)) as emu, make_client() as client:
+
+        async def other() -> None:
+            await download(emu.url("/other.whl"), tmp_path / "other.whl", client=client)
+            other_done.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(download, emu.url("/slow.whl"), tmp_path / "slow.whl")
+            nursery.start_soon(other)
+    assert waited == [True]
+    assert (tmp_path / "slow.whl").read_bytes() == emu.content("/slow.whl")
+    assert (tmp_path / "other.whl").read_bytes() == emu.content("/other.whl")

@@ -44,6 +44,9 @@ from segfetch.errors import DiskError, HashMismatch, ServerError
 
 MAX_RESTARTS = 3  # times the whole file may be started over because it changed
 REPORT_EVERY = 0.1  # seconds between progress callbacks
+# Backoff jitter for downloads given no seed: one generator for all of them, since seeding a
+# fresh one from the OS costs more than a small file's whole fetch on a fast link.
+JITTER = random.Random()
 
 
 async def download(
@@ -75,7 +78,7 @@ async def download(
         options=options,
         sha256=sha256.lower() if sha256 else None,
         progress=progress,
-        rng=random.Random(seed),
+        rng=JITTER if seed is None else random.Random(seed),
         slots=slots,
         size=size,
     )
@@ -182,7 +185,7 @@ class _Download:
                 )
             self._start_over()
             refetched = True
-        self.part.commit()
+        await trio.to_thread.run_sync(self.part.commit)  # fsyncs: off the event loop
         st = self.stats
         return Result(
             url=self.where.current,

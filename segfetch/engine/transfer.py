@@ -102,6 +102,7 @@ class Transfer:
         if isinstance(body, Body):
             self.ready.set()
         seg = self.planner.take(at=first) if self.planner.pending else None
+        finished = False
         try:
             async with trio.open_nursery() as background:
                 background.start_soon(self._keep_hashing)
@@ -115,11 +116,18 @@ class Transfer:
                 except BaseExceptionGroup as group:
                     raise first_error(group, StartOver) from None
                 background.cancel_scope.cancel()
+            finished = True
         except BaseExceptionGroup as group:
             raise first_error(group, StartOver) from None
         finally:
-            if self.ready.is_set():  # else nothing was written, nor known to be this file
+            # Not ready: nothing was written, nor known to be this file. On the way out of
+            # a failure or a cancel the state is saved at once; after a whole pass in a
+            # thread, as an SD card's fdatasync can take tens of milliseconds that would
+            # stall every other file's connections on the event loop.
+            if self.ready.is_set() and not finished:
                 self.save_now()
+        if self.ready.is_set():
+            await trio.to_thread.run_sync(self.save_now)
 
     async def _first_worker(
         self,
