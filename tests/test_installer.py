@@ -381,3 +381,14 @@ def test_the_probe_reads_pips_settings_as_pip_config_list_prints_them(
     )
     with start_probe(sys.executable) as probe:
         assert probe.result().pip_config is None  # not asked for
+
+
+def test_the_probes_marker_environment_is_packagings() -> None:
+    """The probe writes PEP 508's environment out instead of loading pip's markers module:
+    for this interpreter it must equal packaging's own ``default_environment()``."""
+    from packaging.markers import default_environment
+
+    from segfetch.wheels.target import start_probe
+
+    with start_probe(sys.executable) as probe:
+        assert probe.result().target.markers == default_environment()

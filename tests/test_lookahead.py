@@ -164,6 +164,26 @@ async def test_pips_configured_constraint_applies(
     assert not wheel_bytes(emu.log)
 
 
+async def test_isolated_reads_no_configured_constraint(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip's --isolated ignores its configuration, PIP_CONSTRAINT included: so does segfetch."""
+    constraints = tmp_path / "configured.txt"
+    constraints.write_text("lk-url3==2.2.3\n")
+    monkeypatch.setenv("PIP_CONSTRAINT", str(constraints))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "lk-url3==2.8.0", "--python", python, "--installer", "pip",
+            "--isolated", "--index-url", emu.index_url, "--no-cache",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    shown = subprocess.run([python, "-m", "pip", "show", "lk-url3"], capture_output=True, text=True)
+    assert "Version: 2.8.0" in shown.stdout
+
+
 async def test_pins_are_fetched_ahead_and_nothing_else(tmp_path: Path, index_dir: Path) -> None:
     """lk-top==1.0 is pinned and so is its lk-exact==1.0: both certain, fetched whole while
     pip resolves; lk-lib is not pinned: metadata only until pip has chosen."""

@@ -193,15 +193,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
-    reqs = _requirements(args)
     python = _python(args)
     # The target's tags, and its pip's settings (the index when none is given, the
-    # constraint files) are asked in a subprocess started now: it answers while trio and
-    # httpx load and the first index pages arrive.
-    given = args.index_url or reqs.index_url or args.extra_index_url or reqs.extra_index_urls
-    pip_config = not (given and "--isolated" in args.pip_args)
-    with start_probe(python, pip_config=pip_config) as probe:
-        return _run_started(args, options, reqs, python, probe)
+    # constraint files) are asked in a subprocess started first: it answers while the
+    # requirements are read, trio and httpx load and the first index pages arrive.
+    with start_probe(python, pip_config="--isolated" not in args.pip_args) as probe:
+        return _run_started(args, options, _requirements(args), python, probe)
 
 
 def _run_started(
@@ -224,6 +221,8 @@ def _run_started(
     def pip_config() -> str:
         """pip's settings as `pip config list` prints them: from the probe, else (a pip
         that keeps them elsewhere) from `pip config list` itself."""
+        if "--isolated" in args.pip_args:
+            return ""  # pip reads no configuration then, files or environment
         listing = probe.result().pip_config
         return _pip_config_list(python) if listing is None else listing
 
@@ -409,8 +408,6 @@ def _configured_constraints(
     without pip's configuration."""
     from segfetch.wheels.requirements import constraints_in_config
 
-    if "--isolated" in args.pip_args:
-        return  # pip reads no configuration then
     for path in constraints_in_config(pip_config(), args.command):
         if path.startswith(("http://", "https://")):
             raise UsageError(

@@ -25,17 +25,35 @@ from segfetch.errors import UsageError
 
 T = TypeVar("T")
 
+# The marker environment is PEP 508's own definition, written out here: pip's markers
+# module would load its parser too (~40 ms of the probe) for a dict of eleven values.
 _PROBE = r"""
-import json, sys
+import json, os, platform, sys
 try:
-    from pip._vendor.packaging import markers, tags
+    from pip._vendor.packaging import tags
 except ImportError:  # a venv made --without-pip, or by uv
     print(json.dumps({"no_pip": True}))
     sys.exit()
+impl = sys.implementation.version
+impl_version = "%d.%d.%d" % impl[:3]
+if impl.releaselevel != "final":
+    impl_version += impl.releaselevel[0] + str(impl.serial)
 answer = {
     "version": "%d.%d.%d" % sys.version_info[:3],
     "tags": [str(t) for t in tags.sys_tags()],
-    "markers": markers.default_environment(),
+    "markers": {
+        "implementation_name": sys.implementation.name,
+        "implementation_version": impl_version,
+        "os_name": os.name,
+        "platform_machine": platform.machine(),
+        "platform_release": platform.release(),
+        "platform_system": platform.system(),
+        "platform_version": platform.version(),
+        "python_full_version": platform.python_version(),
+        "platform_python_implementation": platform.python_implementation(),
+        "python_version": ".".join(platform.python_version_tuple()[:2]),
+        "sys_platform": sys.platform,
+    },
 }
 if "--pip-config" in sys.argv:
     try:  # what `pip config list` prints, without loading pip's command line
