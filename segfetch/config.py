@@ -1,4 +1,5 @@
-"""segfetch's own settings file: what `segfetch bench --save` writes, `get` and `install` read.
+"""segfetch's own settings file: what `segfetch bench --save` writes, `get` and `install` read;
+and where its cache lives.
 
 ``$SEGFETCH_CONFIG``, else ``$XDG_CONFIG_HOME/segfetch/config.json``, else
 ``~/.config/segfetch/config.json``. JSON: ``{"connections": 8, "hosts": {"files.example:443":
@@ -10,7 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
+
+
+def default_cache_dir() -> Path:
+    if env := os.environ.get("SEGFETCH_CACHE_DIR"):
+        return Path(env)
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "segfetch"
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "segfetch" / "Cache"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segfetch"
 
 
 def config_path() -> Path:

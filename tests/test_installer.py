@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -356,7 +357,7 @@ def test_a_probe_that_is_no_python_is_one_line(tmp_path: Path) -> None:
     slow.chmod(0o755)
     with start_probe(str(slow)) as pending:  # left unread: closing it stops the process
         proc = pending._proc
-    assert proc.poll() is not None
+    assert proc is not None and proc.poll() is not None
 
 
 def test_the_probe_reads_pips_settings_as_pip_config_list_prints_them(
@@ -392,3 +393,77 @@ def test_the_probes_marker_environment_is_packagings() -> None:
 
     with start_probe(sys.executable) as probe:
         assert probe.result().target.markers == default_environment()
+
+
+def test_the_probes_answer_is_kept_until_what_it_depends_on_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kept answer is used with no process started; a changed pip configuration file, a
+    PIP_* variable, or a question about pip's settings the kept answer lacks asks again."""
+    from segfetch.wheels import target
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = https://one.example/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    keep = tmp_path / "cache"
+    started: list[list[str]] = []
+
+    class Counted(subprocess.Popen[str]):
+        def __init__(self, cmd: list[str], **kw: Any) -> None:
+            started.append(cmd)
+            super().__init__(cmd, **kw)
+
+    monkeypatch.setattr(subprocess, "Popen", Counted)
+
+    def probe(pip_config: bool = True) -> target.Probe:
+        with target.start_probe(sys.executable, pip_config=pip_config, keep=keep) as pending:
+            return pending.result()
+
+    first = probe()
+    assert "one.example" in (first.pip_config or "") and len(started) == 1
+    again = probe()
+    assert again == first and len(started) == 1  # kept: no process
+    assert probe(pip_config=False).target == first.target and len(started) == 1
+
+    conf.write_text("[global]\nindex-url = https://second.example/simple\n")
+    assert "second.example" in (probe().pip_config or "") and len(started) == 2
+    monkeypatch.setenv("PIP_INDEX_URL", "https://three.example/simple")
+    assert "three.example" in (probe().pip_config or "") and len(started) == 3
+    assert probe() is not None and len(started) == 3
+
+    other = tmp_path / "other-cache"  # an answer without pip's settings does not stand
+    with target.start_probe(sys.executable, keep=other) as pending:  # in for one with them
+        pending.result()
+    with target.start_probe(sys.executable, pip_config=True, keep=other) as pending:
+        assert pending.result().pip_config is not None
+    assert len(started) == 5
+
+
+def test_a_venv_made_afresh_at_the_same_place_keeps_the_probes_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI makes its venv anew on every run: the same interpreter, pip and settings at the
+    same path give the same answer, so the kept one is used."""
+    import shutil
+
+    from segfetch.wheels import target
+
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    venv, keep = tmp_path / "venv", tmp_path / "cache"
+    started: list[list[str]] = []
+
+    class Counted(subprocess.Popen[str]):
+        def __init__(self, cmd: list[str], **kw: Any) -> None:
+            started.append(cmd)
+            super().__init__(cmd, **kw)
+
+    answers = []
+    for _ in range(2):
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        with monkeypatch.context() as m:
+            m.setattr(subprocess, "Popen", Counted)
+            with target.start_probe(str(venv / "bin" / "python"), True, keep) as pending:
+                answers.append(pending.result())
+    assert answers[0] == answers[1] and len(started) == 1

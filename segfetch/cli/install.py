@@ -188,6 +188,7 @@ class _PipOption(argparse.Action):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from segfetch.config import default_cache_dir
     from segfetch.wheels.target import start_probe
 
     if args.max_connections < 1:
@@ -197,7 +198,10 @@ def _run(args: argparse.Namespace) -> int:
     # The target's tags, and its pip's settings (the index when none is given, the
     # constraint files) are asked in a subprocess started first: it answers while the
     # requirements are read, trio and httpx load and the first index pages arrive.
-    with start_probe(python, pip_config="--isolated" not in args.pip_args) as probe:
+    # Its answer is kept in the cache folder, and used again while nothing it depends on
+    # changes (--no-cache: asked every time).
+    keep = None if args.no_cache else args.cache_dir or default_cache_dir()
+    with start_probe(python, pip_config="--isolated" not in args.pip_args, keep=keep) as probe:
         return _run_started(args, options, _requirements(args), python, probe)
 
 
@@ -208,7 +212,8 @@ def _run_started(
     python: str,
     probe: Pending[Probe],
 ) -> int:
-    from segfetch.wheels.cache import Cache, default_cache_dir
+    from segfetch.config import default_cache_dir
+    from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import link_into
     from segfetch.wheels.pip import choose_installer, install, record_origins
 

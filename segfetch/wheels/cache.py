@@ -15,7 +15,6 @@ import fcntl
 import hashlib
 import os
 import stat
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,20 +22,13 @@ from pathlib import Path
 
 import trio
 
+from segfetch.config import default_cache_dir
 from segfetch.engine.store import HASH_CHUNK
 from segfetch.errors import UsageError
 
 LOCK_POLL = 0.05  # seconds between tries of a held lock
 
-
-def default_cache_dir() -> Path:
-    if env := os.environ.get("SEGFETCH_CACHE_DIR"):
-        return Path(env)
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "segfetch"
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "segfetch" / "Cache"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segfetch"
+__all__ = ["Cache", "default_cache_dir", "sha256_of"]
 
 
 # What identifies one version of a file on disk; any write or rename changes the ctime.

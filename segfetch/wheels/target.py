@@ -9,6 +9,8 @@ than a ``pip config list`` of its own.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -17,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from packaging.version import Version
 
@@ -55,12 +57,15 @@ answer = {
         "sys_platform": sys.platform,
     },
 }
+import pip
+answer["files"] = [pip.__file__]  # what the answer depends on: pip's version, its settings
 if "--pip-config" in sys.argv:
     try:  # what `pip config list` prints, without loading pip's command line
         from pip._internal.configuration import Configuration
         configuration = Configuration(isolated=False)
         configuration.load()
         answer["pip_config"] = "".join("%s=%r\n" % kv for kv in sorted(configuration.items()))
+        answer["files"] += [f for _, files in configuration.iter_config_files() for f in files]
     except Exception:
         pass  # segfetch runs `pip config list` instead
 print(json.dumps(answer))
@@ -117,17 +122,25 @@ class Pending(Generic[T]):
         self._read = read
         self._answer: list[T] = []
         self._lock = threading.Lock()  # result() may be called from a worker thread
-        self._proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
+        self._proc: subprocess.Popen[str] | None = None
+        if cmd:  # else an answer known already (``answered``)
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+
+    @classmethod
+    def answered(cls, answer: T) -> Pending[T]:
+        known = cls([], lambda _code, _out: answer)
+        known._answer.append(answer)
+        return known
 
     def result(self, timeout: float = 60) -> T:
         with self._lock:
-            if not self._answer:
+            if not self._answer and self._proc is not None:
                 try:
                     out, _ = self._proc.communicate(timeout=timeout)
                 except subprocess.TimeoutExpired:
@@ -137,7 +150,7 @@ class Pending(Generic[T]):
             return self._answer[0]
 
     def close(self) -> None:
-        if self._proc.poll() is None:
+        if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
 
@@ -157,10 +170,15 @@ class Probe:
     pip_config: str | None = None
 
 
-def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[Probe]:
+def start_probe(
+    python: str | None = None, pip_config: bool = False, keep: Path | None = None
+) -> Pending[Probe]:
     """Ask the target for its tags, version and markers, and if ``pip_config`` for pip's
-    settings, in the background."""
+    settings, in the background. ``keep``: a folder where answers are kept between runs;
+    one is used again, with no process started, while nothing it depends on has changed."""
     exe = python or sys.executable
+    if keep is not None and (kept := _kept(keep, exe, pip_config)) is not None:
+        return Pending.answered(kept)
 
     def read(returncode: int, out: str) -> Probe:
         try:
@@ -172,11 +190,12 @@ def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[
                     f"{exe} has no pip: segfetch asks the target's pip for its tags and to "
                     f"resolve; run {exe} -m ensurepip, or give --python an environment with pip"
                 )
-            target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
-            config = raw.get("pip_config")
-            return Probe(target, config if isinstance(config, str) else None)
+            probe = _probe_of(raw)
         except (ValueError, KeyError, TypeError):
             raise UsageError(f"{exe} did not answer as a Python with pip; check --python") from None
+        if keep is not None and (probe.pip_config is not None or not pip_config):
+            _keep(keep, exe, raw)
+        return probe
 
     try:
         return Pending([exe, "-c", _PROBE, *(["--pip-config"] if pip_config else [])], read)
@@ -186,6 +205,75 @@ def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[
         ) from None
     except OSError:  # a folder, a file that is not executable, or not a program at all
         raise UsageError(f"{exe!r} is not a Python interpreter; check --python") from None
+
+
+def _probe_of(raw: dict[str, Any]) -> Probe:
+    target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
+    config = raw.get("pip_config")
+    return Probe(target, config if isinstance(config, str) else None)
+
+
+# -- answers kept between runs -------------------------------------------------------------
+# As uv keeps what it learnt of an interpreter: a build script that installs on every run
+# should not pay for the probe (~0.2 s, most of it loading pip) each time.
+
+# Where pip looks for its configuration files, besides PIP_* variables.
+_CONFIG_PLACES = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "APPDATA", "PROGRAMDATA")
+
+
+def _stamp(exe: str, files: list[str]) -> list[object]:
+    """What a kept answer depends on, read without starting the target: the interpreter it
+    runs, its venv, pip's version and configuration files (``files``, as the probe named
+    them), the environment pip reads, and the C library (manylinux tags). Small files by
+    content, so that a venv made afresh at the same place (as CI does) is the same."""
+
+    def content(path: str | Path) -> str | None:
+        try:
+            return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    real = os.path.realpath(exe)
+    try:
+        st = os.stat(real)
+        binary = [st.st_size, st.st_mtime_ns, st.st_ino]
+    except OSError:
+        binary = None
+    env = sorted(
+        (k, v) for k, v in os.environ.items() if k.startswith("PIP_") or k in _CONFIG_PLACES
+    )
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (AttributeError, ValueError, OSError):  # not glibc, or not POSIX
+        libc = None
+    venv = Path(os.path.abspath(exe)).parent.parent / "pyvenv.cfg"
+    return [real, binary, content(venv), [(f, content(f)) for f in files], env, libc]
+
+
+def _kept_path(keep: Path, exe: str) -> Path:
+    return keep / "targets" / (hashlib.sha256(os.path.abspath(exe).encode()).hexdigest() + ".json")
+
+
+def _kept(keep: Path, exe: str, pip_config: bool) -> Probe | None:
+    try:
+        kept = json.loads(_kept_path(keep, exe).read_text())
+        raw, stamp = kept["answer"], kept["stamp"]
+        if json.loads(json.dumps(_stamp(exe, raw["files"]))) != stamp:
+            return None
+        probe = _probe_of(raw)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return probe if probe.pip_config is not None or not pip_config else None
+
+
+def _keep(keep: Path, exe: str, raw: dict[str, Any]) -> None:
+    """Keep an answer; a cache that cannot be written only costs the next run a probe."""
+    path = _kept_path(keep, exe)
+    with contextlib.suppress(OSError, KeyError, TypeError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"stamp": _stamp(exe, raw["files"]), "answer": raw}))
+        os.replace(tmp, path)
 
 
 def query_target(python: str | None = None) -> Target:
