@@ -1,6 +1,6 @@
 """The final install step and segfetch's start-up, over the link emulator on loopback.
 
-    python benchmarks/installer.py [--runs 5] [--only startup|install] [--out FILE]
+    python benchmarks/installer.py [--runs 5] [--only startup|install|warm] [--out FILE]
                                    [--baseline DIR ...]
 
 Start-up: `segfetch --version` (wall time), and the time from spawning `segfetch install`
@@ -12,7 +12,11 @@ Install: the 30 small wheels of S5 (benchmarks/bench.py) from the emulator with 
 (a fast link), each peer into a fresh venv made before the clock starts, with a fresh cache
 folder (XDG_CACHE_HOME) per run: `segfetch install --installer pip`, `--installer uv`, and
 `uv pip install` straight from the emulator's index; the two installers on the local files
-(`--no-index --find-links`) as floors. Median, min and max over --runs runs, peers
+(`--no-index --find-links`) as floors.
+
+Warm: a build script's next run: the pinned, hashed set again into a venv made afresh at the
+same path, caches warm (segfetch's; uv's for both), `segfetch install --installer uv` per
+tree (--baseline) against `uv pip install`. Median, min and max over --runs runs, peers
 interleaved. Not a test: nothing here asserts a time.
 """
 
@@ -186,6 +190,38 @@ async def install(rs: ReqSet, runs: int, work: Path, uv: str) -> Record:
     return {name: stats(xs) for name, xs in seconds.items()}
 
 
+async def warm(rs: ReqSet, runs: int, work: Path, uv: str, trees: dict[str, Path | None]) -> Record:
+    """A build script's second run: the same pinned, hashed set into a venv made afresh at
+    the same path, with the installer's caches warm (segfetch's, and uv's for both). The
+    first run of each warms them and is not counted; peers interleaved run by run."""
+    seconds: dict[str, list[float]] = {}
+    async with Emulator(index=rs.wheels, link=Link()) as emu:
+        for run in range(runs + 1):
+            for label, tree in {**trees, "uv pip install": None}.items():
+                here = work / "warm" / label.replace(" ", "-")  # its caches, kept run to run
+                env = install_env(here / "cache")
+                python = fresh_venv(here / "venv", env)
+                if label == "uv pip install":
+                    cmd = _uv_from_index(python, emu.index_url, rs, uv)
+                    extra: dict[str, str] = {}
+                else:
+                    prefix, extra = segfetch_cmd(tree)
+                    cmd = [*prefix, "install", "--installer", "uv", "--python", python, "-q"]
+                    cmd += ["-r", str(rs.pinned), "--index-url", emu.index_url]
+                t0 = time.perf_counter()
+                proc = await trio.run_process(
+                    cmd, env={**env, **extra}, cwd=here, check=False, capture_stdout=True,
+                    capture_stderr=True, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                took = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    raise SystemExit(f"{label}: exit {proc.returncode}: {proc.stderr.decode()}")
+                print(f"  run {run} {label:40} {took:6.2f} s", flush=True)
+                if run:
+                    seconds.setdefault(label, []).append(took)
+    return {name: stats(xs) for name, xs in seconds.items()}
+
+
 def table(rows: Record) -> str:
     lines = ["| | median s | min s | max s | runs |", "|---|---:|---:|---:|---:|"]
     for name, r in rows.items():
@@ -197,7 +233,7 @@ def table(rows: Record) -> str:
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", choices=["startup", "install"])
+    ap.add_argument("--only", choices=["startup", "install", "warm"])
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
     ap.add_argument(
         "--baseline",
@@ -213,19 +249,22 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="segfetch-installer-") as tmp:
         rs = build_s5(Path(tmp, "set"))
         print(f"{len(rs.files)} wheels, {rs.size:,} bytes; {args.runs} runs")
-        if args.only != "install":
-            trees: dict[str, Path | None] = {"now": None}
-            if args.baseline:  # all as `python -m segfetch`, each from its own tree
-                trees = {d.name: d.resolve() for d in args.baseline} | {"now": HERE.parent}
+        trees: dict[str, Path | None] = {"now": None}
+        if args.baseline:  # all as `python -m segfetch`, each from its own tree
+            trees = {d.name: d.resolve() for d in args.baseline} | {"now": HERE.parent}
+        if args.only in (None, "startup"):
             report["startup"] = await startup(rs, args.runs, Path(tmp, "startup"), trees)
             print(table(report["startup"]), flush=True)
-        if args.only != "startup":
-            uv = find_uv()
-            if uv is None:
-                raise SystemExit("no uv: pip install uv")
-            report["uv"] = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout
+        uv = find_uv()
+        if uv is None:
+            raise SystemExit("no uv: pip install uv")
+        report["uv"] = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout
+        if args.only in (None, "install"):
             report["install"] = await install(rs, args.runs, Path(tmp), uv)
             print(table(report["install"]))
+        if args.only in (None, "warm"):
+            report["warm"] = await warm(rs, args.runs, Path(tmp), uv, trees)
+            print(table(report["warm"]))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 
