@@ -467,3 +467,50 @@ def test_a_venv_made_afresh_at_the_same_place_keeps_the_probes_answer(
             with target.start_probe(str(venv / "bin" / "python"), True, keep) as pending:
                 answers.append(pending.result())
     assert answers[0] == answers[1] and len(started) == 1
+
+
+@pytest.mark.parametrize("name", ["pip", "uv"])
+def test_the_installer_is_given_the_caches_own_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Cached files are given where they are (one stable path each, which uv's own cache
+    keys on); a local file is linked into a folder of its own, so the installer never sees
+    what else lies beside it."""
+    from segfetch.wheels import pip
+    from segfetch.wheels.cache import Cache
+    from segfetch.wheels.files import Fetched, Planned
+
+    cache = Cache(tmp_path / "cache")
+    kept = cache.path("ab" * 32, "kept-1.0-py3-none-any.whl")
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"zip")
+    local = tmp_path / "mine" / "mine-1.0-py3-none-any.whl"
+    local.parent.mkdir()
+    local.write_bytes(b"zip")
+    (local.parent / "other-9.0-py3-none-any.whl").write_bytes(b"zip")  # not to be seen
+    fetched = [
+        Fetched(Planned(p.name.split("-")[0], "1.0", p.name, p.as_uri(), None), p, "", 3, None)
+        for p in (kept, local)
+    ]
+    seen: dict[str, list[str]] = {}
+
+    class Recorded:
+        def __init__(self, cmd: list[str], **kw: Any) -> None:
+            links = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--find-links"]
+            seen["links"] = links
+            seen["files"] = sorted(f for d in links for f in os.listdir(d))
+
+        def __enter__(self) -> Recorded:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", Recorded)
+    installer = pip.Installer("pip") if name == "pip" else pip.Installer("uv", "uv")
+    assert pip.install(installer, sys.executable, fetched, [], [], cached=cache.files) == 0
+    assert str(kept.parent) in seen["links"] and str(local.parent) not in seen["links"]
+    assert seen["files"] == ["kept-1.0-py3-none-any.whl", "mine-1.0-py3-none-any.whl"]

@@ -264,7 +264,7 @@ def _run_started(
         with running.stop_on_signals():  # the installer is stopped with segfetch
             code = install(
                 installer, python, fetched, pip_reqs, pip_args,
-                quiet_stdout=args.json, quiet=args.quiet,
+                quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
             )  # fmt: skip
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)

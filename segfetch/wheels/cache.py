@@ -75,8 +75,13 @@ class Cache:
                 "give --cache-dir a folder segfetch can write to"
             ) from None
 
+    @property
+    def files(self) -> Path:
+        """The verified files: each alone in a folder named by its sha256."""
+        return self.root / "sha256"
+
     def path(self, sha256: str, filename: str) -> Path:
-        return self.root / "sha256" / sha256[:2] / sha256 / filename
+        return self.files / sha256[:2] / sha256 / filename
 
     def unverified_path(self, url: str, filename: str) -> Path:
         """Where a file whose hash the index did not give is fetched before it is known."""
