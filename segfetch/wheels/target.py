@@ -4,7 +4,8 @@ Asked of the interpreter itself (``--python PATH``), through the packaging copy 
 pip, so segfetch chooses files for that Python, not for the one running segfetch. The
 question is one subprocess, started early (``start_probe``) and read when needed; it can
 read pip's settings in the same go (as ``pip config list`` prints them), which costs less
-than a ``pip config list`` of its own.
+than a ``pip config list`` of its own. The answer is kept in the cache folder and used
+again, with no process at all, while nothing it depends on has changed.
 """
 
 from __future__ import annotations
