@@ -194,15 +194,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
+    reqs = _requirements(args)
     python = _python(args)
     # The target's tags, and its pip's settings (the index when none is given, the
-    # constraint files) are asked in a subprocess started first: it answers while the
-    # requirements are read, trio and httpx load and the first index pages arrive.
-    # Its answer is kept in the cache folder, and used again while nothing it depends on
-    # changes (--no-cache: asked every time).
+    # constraint files) are asked in a subprocess started now: it answers while trio and
+    # httpx load and the first index pages arrive. Its answer is kept in the cache folder,
+    # and used again while nothing it depends on changes (--no-cache: asked every time).
     keep = None if args.no_cache else args.cache_dir or default_cache_dir()
     with start_probe(python, pip_config="--isolated" not in args.pip_args, keep=keep) as probe:
-        return _run_started(args, options, _requirements(args), python, probe)
+        return _run_started(args, options, reqs, python, probe)
 
 
 def _run_started(
