@@ -271,4 +271,8 @@ async def main() -> None:
 
 if __name__ == "__main__":
     os.environ.pop("VIRTUAL_ENV", None)
+    # segfetch from .pyc, as an installed package has it: with this machine's
+    # PYTHONDONTWRITEBYTECODE every run would compile its modules again (~30 ms). The first,
+    # uncounted run of each tree writes them.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     trio.run(main)
