@@ -6,7 +6,9 @@ Per run and per source tree (this one, and each --baseline, e.g. `git archive` o
 commit unpacked in DIR), interleaved so that the machine's load hits all alike: spawn
 `python -m segfetch get URL -q` for a 64 KiB file and record the seconds from the spawn to the
 emulator's first request, the wall time of the whole command, and its CPU seconds (user +
-system, from the children's rusage). All trees run with this interpreter and its packages,
+system, from the children's rusage). Beside them, the floor: `python -c "import trio, httpx,
+httpcore, os; os._exit(0)"` (the libraries every download needs, without the interpreter's
+exit), wall and CPU. All trees run with this interpreter and its packages,
 as `python -m segfetch` from their own folder, with bytecode written and read as an installed
 package has it (PYTHONDONTWRITEBYTECODE is dropped: with it, every run compiles segfetch's
 modules again). The first run of each tree is not counted (it warms the page cache and
@@ -72,12 +74,20 @@ async def one_get(emu: Emulator, tree: Path, work: Path) -> dict[str, float]:
     return {"first request": first - t0, "wall": wall, "cpu": cpu}
 
 
+async def floor() -> dict[str, float]:
+    """Wall and CPU seconds of importing the libraries alone."""
+    cmd = [sys.executable, "-c", "import trio, httpx, httpcore, os; os._exit(0)"]
+    cpu0, t0 = children_cpu(), trio.current_time()
+    await trio.run_process(cmd, env=peer_env(), stdin=subprocess.DEVNULL)
+    return {"wall": trio.current_time() - t0, "cpu": children_cpu() - cpu0}
+
+
 async def startup(runs: int, work: Path, trees: dict[str, Path]) -> Record:
     times: dict[str, list[float]] = {}
     async with Emulator({"/f.bin": SyntheticFile(SIZE)}, link=Link()) as emu:
         for run in range(runs + 1):
-            for label, tree in trees.items():
-                took = await one_get(emu, tree, work)
+            for label, tree in [*trees.items(), ("floor: import trio, httpx, httpcore", None)]:
+                took = await (floor() if tree is None else one_get(emu, tree, work))
                 print(f"  run {run} {label}: " + ", ".join(f"{k} {v:.3f}" for k, v in took.items()))
                 if run:
                     for k, v in took.items():
