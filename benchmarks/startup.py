@@ -8,11 +8,11 @@ commit unpacked in DIR), interleaved so that the machine's load hits all alike: 
 emulator's first request, the wall time of the whole command, and its CPU seconds (user +
 system, from the children's rusage). Beside them, the floor: `python -c "import trio, httpx,
 httpcore, os; os._exit(0)"` (the libraries every download needs, without the interpreter's
-exit), wall and CPU. All trees run with this interpreter and its packages,
-as `python -m segfetch` from their own folder, with bytecode written and read as an installed
-package has it (PYTHONDONTWRITEBYTECODE is dropped: with it, every run compiles segfetch's
-modules again). The first run of each tree is not counted (it warms the page cache and
-writes the bytecode). Median, min and max; not a test: nothing here asserts a time.
+exit), wall and CPU. All trees run with this interpreter and its packages, as `python -m
+segfetch` from their own folder, with bytecode written and read as an installed package has it
+(bench.peer_env drops PYTHONDONTWRITEBYTECODE). The first run of each tree is not counted (it
+warms the page cache and writes the bytecode). Median, min and max; not a test: nothing here
+asserts a time.
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ async def one_get(emu: Emulator, tree: Path, work: Path) -> dict[str, float]:
     dest = work / "f.bin"
     dest.unlink(missing_ok=True)
     env = peer_env() | {"PYTHONPATH": str(tree), "SEGFETCH_CONFIG": str(work / "config.json")}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: segfetch's modules from .pyc
     cmd = [sys.executable, "-m", "segfetch", "get", emu.url("/f.bin"), "-o", str(dest), "-q"]
     seen = len(emu.log)
     cpu0, t0 = children_cpu(), trio.current_time()
