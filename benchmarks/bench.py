@@ -2,7 +2,7 @@
 
     python benchmarks/bench.py [--quick] [--runs N] [--slow-runs K] [--out DIR]
                                [--scenario S1..S9]... [--peer TEXT]... [--skip TEXT]...
-                               [--no-trace] [--plot-only]
+                               [--no-trace] [--plot-only] [--baseline DIR]...
 
 Per scenario: build the file(s), then for run k = 1..N and each peer: start a fresh
 `segfetch emulate` (seed k, its own JSON-lines log) so every peer meets the same seeded faults
@@ -630,6 +630,10 @@ def peer_env() -> dict[str, str]:
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    # segfetch as installed, its modules read from bytecode: with PYTHONDONTWRITEBYTECODE
+    # (set on the benchmark machine) a source checkout compiled them again in every run,
+    # 0.025-0.035 CPU s of each (measured)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
@@ -1338,8 +1342,21 @@ def have(exe: str) -> bool:
     return bool(shutil.which(exe)) or Path(exe).is_file()
 
 
+def baseline_peer(tree: Path) -> Peer:
+    """`segfetch get -n auto` from the source tree in DIR (e.g. `git archive` of an earlier
+    commit), with this interpreter: before and after a change, interleaved in one run."""
+    return Peer(
+        f"{AUTO} @{tree.name}",
+        f"env PYTHONPATH={tree.resolve()} {sys.executable} -m segfetch get {{url}} -o {{path}} "
+        "-n auto --sha256 {sha256} -q --json",
+        AUTO_LIMIT_CONNECTIONS,
+        quick=True,
+    )
+
+
 def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
-    peers = [p for p in peers_for(sc) if p.quick or not args.quick or args.peer]
+    peers = [*peers_for(sc), *map(baseline_peer, args.baseline)]
+    peers = [p for p in peers if p.quick or not args.quick or args.peer]
     if args.quick and not args.peer and sc.wall_limit > WALL_LIMIT:
         # S9's peers wait out 60 s stalls (aria2c: two of them): not in a quick look
         peers = [p for p in peers if p.name.startswith("segfetch")]
@@ -1616,6 +1633,15 @@ def main() -> None:
     ap.add_argument("--peer", action="append", help="only peers whose name contains this")
     ap.add_argument("--skip", action="append", help="no peers whose name contains this")
     ap.add_argument("--no-trace", action="store_true", help="no library runs for the plots")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="one-file scenarios: also `segfetch -n auto` from the source tree in DIR "
+        "(e.g. `git archive` of an earlier commit); repeatable",
+    )
     ap.add_argument(
         "--trace-runs", type=int, default=1, help="library runs (seeds 1..K) per traced -n"
     )

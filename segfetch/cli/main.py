@@ -7,18 +7,32 @@ Each command lives in its own module and adds its own parser; they share options
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from segfetch import __version__
-from segfetch.cli import bench, emulate, get, install, serve
 from segfetch.cli.running import Terminated
 from segfetch.errors import SegfetchError, first_error
 
+# Each command's module and the function that adds its parsers, in the order --help lists them.
+# Only the named command's module is loaded and its parser built (all of them cost 5-8 ms of
+# every start-up); --help, a bad command and a bare `segfetch` build them all.
+MODULES = {
+    "get": ("get", "add_command"),
+    "download": ("install", "add_commands"),
+    "install": ("install", "add_commands"),
+    "bench": ("bench", "add_command"),
+    "emulate": ("emulate", "add_commands"),
+    "demo": ("emulate", "add_commands"),
+    "serve": ("serve", "add_command"),
+}
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(argv[0] if argv and argv[0] in MODULES else None)
     # Options segfetch does not know go to pip, for `install` only (--user, --target, ...).
     args, pip_args = parser.parse_known_args(argv)
     args.pip_args = pip_args
@@ -49,16 +63,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"segfetch: error: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``command`` only (and those its module adds)."""
     parser = _Parser(
         prog="segfetch",
         description="Segmented, resumable, verified downloads for slow and flaky links.",
     )
     parser.add_argument("--version", action="version", version=f"segfetch {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
-    get.add_command(sub)
-    install.add_commands(sub)
-    bench.add_command(sub)
-    emulate.add_commands(sub)
-    serve.add_command(sub)
+    wanted = [MODULES[command]] if command is not None else MODULES.values()
+    for module, adder in dict.fromkeys(wanted):
+        getattr(importlib.import_module(f"segfetch.cli.{module}"), adder)(sub)
     return parser

@@ -17,6 +17,7 @@ from segfetch.engine.multipart import PartHead
 from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
+from segfetch.engine.tls import tls_context
 from segfetch.errors import DownloadError, redact_url
 
 
@@ -66,6 +67,7 @@ def make_client(connections: int = AUTO_CAP, timeout: float = DEFAULT_TIMEOUT) -
         # identity: the bytes on the wire are the bytes of the file, so ranges mean file offsets
         headers={"Accept-Encoding": "identity", "User-Agent": f"segfetch/{__version__}"},
         trust_env=True,  # HTTP(S)_PROXY, SSL_CERT_FILE
+        verify=tls_context(),  # httpx's own, loaded on the first https connection
     )
 
 

@@ -1,0 +1,26 @@
+"""The command line builds only the named command's parser: each name must still find its
+own, and the whole parser (help, a bad command) must list every command."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from segfetch.cli.main import MODULES, _parser
+
+
+def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(sub.choices)
+
+
+def test_the_whole_parser_lists_every_command_in_order() -> None:
+    assert list(commands(_parser())) == list(MODULES)
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_each_command_builds_its_own_parser(name: str) -> None:
+    alone = commands(_parser(name))
+    assert name in alone and set(alone) < set(MODULES)  # its own, not all of them
+    assert alone[name].format_help() == commands(_parser())[name].format_help()

@@ -1,0 +1,124 @@
+"""The client's TLS context is httpx's own, made on the first https connection: a plain
+http download never loads the CA bundle, https and a redirect to https are verified as
+before, and an unreadable bundle is one line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from helpers import one_line_error
+
+from segfetch.engine.tls import tls_context
+from segfetch.testing.emulator import Emulator, SyntheticFile
+
+needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
+
+
+async def run(*args: str, **env: str) -> subprocess.CompletedProcess[bytes]:
+    return await trio.run_process(
+        [sys.executable, "-m", "segfetch", *args],
+        env={**os.environ, **env},
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+
+
+def test_the_context_is_httpx_default_made_on_first_use() -> None:
+    lazy, plain = tls_context(), httpx.create_ssl_context()
+    assert object.__getattribute__(lazy, "_context") is None
+    assert lazy.verify_mode == plain.verify_mode == ssl.CERT_REQUIRED
+    assert lazy.check_hostname is plain.check_hostname is True
+    assert lazy.get_ca_certs() == plain.get_ca_certs()
+    real = object.__getattribute__(lazy, "_context")
+    assert isinstance(real, ssl.SSLContext)
+    lazy.set_alpn_protocols(["http/1.1"])  # what httpcore does: calls reach the real one
+    lazy.minimum_version = ssl.TLSVersion.TLSv1_3  # and so do settings
+    assert real.minimum_version == ssl.TLSVersion.TLSv1_3
+
+
+async def test_plain_http_never_loads_the_ca_bundle(tmp_path: Path) -> None:
+    # Loading /nonexistent would fail: a download that succeeds never loaded it.
+    async with Emulator({"/f.bin": SyntheticFile(300_000)}) as emu:
+        dest = tmp_path / "f.bin"
+        proc = await run("get", emu.url("/f.bin"), "-o", str(dest), SSL_CERT_FILE="/nonexistent")
+        assert proc.returncode == 0, proc.stderr
+        assert dest.read_bytes() == emu.content("/f.bin")
+
+
+@pytest.fixture
+async def tls_port(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
+    """A TLS server on 127.0.0.1 (a self-signed certificate, which it returns) that hangs up
+    after the handshake."""
+    if not shutil.which("openssl"):
+        pytest.skip("needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def hang_up(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.do_handshake()
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, hang_up, 0, context, host="127.0.0.1")
+        )
+        yield listeners[0].transport_listener.socket.getsockname()[1], cert
+        nursery.cancel_scope.cancel()
+
+
+@needs_openssl
+async def test_https_with_an_unreadable_ca_bundle_is_one_line(
+    tmp_path: Path, tls_port: tuple[int, Path]
+) -> None:
+    port, _ = tls_port
+    url = f"https://127.0.0.1:{port}/x.whl"
+    proc = await run("get", url, "-o", str(tmp_path / "x.whl"), SSL_CERT_FILE="/nonexistent")
+    assert proc.returncode == 1
+    assert "cannot load the CA certificates" in one_line_error(proc)
+
+
+@needs_openssl
+async def test_a_redirect_to_https_is_verified(tmp_path: Path, tls_port: tuple[int, Path]) -> None:
+    port, cert = tls_port
+    target = f"https://127.0.0.1:{port}/x.whl"
+
+    async def redirect(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)
+        head = f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n"
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.send_all(head.encode())
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, redirect, 0, host="127.0.0.1"))
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/x.whl"
+        args = ["get", url, "-o", str(tmp_path / "x.whl"), "--max-tries", "1"]
+        proc = await run(*args)
+        assert proc.returncode == 1
+        assert "TLS certificate check failed" in one_line_error(proc)
+        # Trusting the certificate through SSL_CERT_FILE gets past the handshake.
+        proc = await run(*args, SSL_CERT_FILE=str(cert))
+        assert proc.returncode == 1
+        line = one_line_error(proc)
+        assert "TLS" not in line and "giving up" in line
+        nursery.cancel_scope.cancel()
