@@ -368,8 +368,10 @@ class Session:
         return self._metadata[f.url]
 
     async def _read_metadata(self, f: IndexFile) -> bytes | None:
-        if f.url not in self._no_metadata:
-            dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
+        dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
+        # A wheel already in the cache (a warm run) is read, not asked about again.
+        in_cache = f.sha256 is not None and self.cache.path(f.sha256, f.filename).is_file()
+        if f.url not in self._no_metadata and (dest.exists() or not in_cache):
             try:
                 async with self.cache.lock(dest.parent):
                     if not dest.exists():
