@@ -232,10 +232,14 @@ class Session:
         """The files to install. A pinned set is taken as it is only when it is known to be
         complete: in hash-checking mode (pip itself then requires every dependency pinned
         and hashed), or when every file's Requires-Dist is satisfied inside the set.
-        Anything else goes to pip's resolver."""
+        Anything else goes to pip's resolver, and so does a set with an sdist: the install
+        builds it, with build dependencies no lock names; pip's resolver builds it too and
+        so takes them (``build_deps``)."""
         if reqs.fully_pinned:
             planned = await self.plan_pinned(reqs, target)
-            if all(w.hashes for w in reqs.wanted) or not await self.missing(planned, reqs, target):
+            wheels = all(p.filename.endswith(".whl") for p in planned)
+            hashed = all(w.hashes for w in reqs.wanted)
+            if wheels and (hashed or not await self.missing(planned, reqs, target)):
                 return planned
         if on_resolve is not None:
             on_resolve()
