@@ -142,6 +142,32 @@ async def test_same_freeze_as_pip(
     assert await freeze(ours) == expected
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+async def test_an_install_resolves_against_what_is_installed(
+    tmp_path: Path, dirs: dict[str, Path], template: Path, installer: str
+) -> None:
+    """As pip does: a dependency already satisfied (dr-b 1.0, though 1.1 is out) costs no
+    byte and stays; -U upgrades only what needs it (pip's only-if-needed)."""
+    alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+    async with Emulator(index=dirs["index"]) as emu:
+        index = ["--index-url", emu.index_url]
+        for python in (alone, ours):
+            await trio.run_process([python, "-m", "pip", "install", "-q", *index, "dr-b==1.0"])
+        for args in (["dr-a"], ["-U", "dr-a"]):
+            await trio.run_process([alone, "-m", "pip", "install", "-q", *index, *args])
+            emu.log.clear()
+            proc = await segfetch(
+                "install", "--python", ours, *index, "-q", "--installer", installer,
+                "--cache-dir", str(tmp_path / "cache"), *args,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr.decode()
+            paths = [str(e["path"]) for e in emu.log if str(e["path"]).startswith("/files/")]
+            wheels = {p.removeprefix("/files/") for p in paths if not p.endswith(".metadata")}
+            assert wheels <= {"dr_a-1.0-py3-none-any.whl"}, args
+            assert await freeze(ours) == await freeze(alone), args
+    assert "dr-b==1.0" in await freeze(ours)
+
+
 async def test_direct_url_hashes_are_checked(
     tmp_path: Path, dirs: dict[str, Path], template: Path
 ) -> None:

@@ -142,7 +142,8 @@ PIP_VALUED: tuple[str, ...] = (
     *("--abi", "-C", "--config-settings", "--global-option"),
     "--progress-bar",  # for download: taken, and left to segfetch's own bar
 )
-INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall")
+INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
+INSTALL_FLAGS += ("--ignore-installed",)
 INSTALL_VALUED: tuple[str, ...] = (
     *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--src", "--log"),
     *("--exists-action", "--root-user-action", "--report", "--proxy", "--cert"),
@@ -151,6 +152,7 @@ INSTALL_VALUED: tuple[str, ...] = (
 )
 ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
 _ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
+_ALIASES["--ignore-installed"] = "-I"
 
 
 def _add_pip_options(group: Any, install: bool = False) -> None:
@@ -358,7 +360,7 @@ def _requirements(args: argparse.Namespace) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
     reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
-    _resolver_options(reqs, getattr(args, "pip_kept", None) or [])
+    _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
     for text in args.requirements:
         reqs.add_string(text)
     for path in getattr(args, "editable", []):
@@ -385,19 +387,33 @@ def _pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> li
     return out
 
 
-def _resolver_options(reqs: RequirementSet, kept: list[str]) -> None:
+def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> None:
     """The pip options given that change what pip chooses, for segfetch's own choices and
-    for pip's resolver (``reqs.pip_options``)."""
-    from segfetch.wheels.requirements import RESOLVER_FLAGS, RESOLVER_VALUED
+    for pip's resolver (``reqs.pip_options``; ``reqs.installed`` for an install into the
+    target's environment)."""
+    from segfetch.wheels.requirements import (
+        INSTALLED_FLAGS,
+        INSTALLED_VALUED,
+        RESOLVER_FLAGS,
+        RESOLVER_VALUED,
+    )
 
+    installed: list[str] = []
     words = iter(kept)  # as _PipOption keeps them: an option, then its value if it has one
     for word in words:
+        if word in ELSEWHERE or word == "--user":  # not the environment's packages
+            install = False
         if word in PIP_VALUED or word in INSTALL_VALUED:
             value = next(words, "")
             if word in RESOLVER_VALUED:
                 reqs.add_pip_option(word, value)
+            elif word in INSTALLED_VALUED:
+                installed += [word, value]
         elif word in RESOLVER_FLAGS:
             reqs.add_pip_option(word)
+        elif word in INSTALLED_FLAGS:
+            installed.append(word)
+    reqs.installed = installed if install else None
 
 
 def _configured_constraints(

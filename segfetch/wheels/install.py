@@ -279,6 +279,10 @@ class Session:
         it asks for already here, and no byte goes to a file it does not install.
         """
         options = list(reqs.pip_options)
+        if reqs.installed is None or reqs.foreign_target:
+            options.append("--ignore-installed")  # every file, whatever is installed
+        else:
+            options += reqs.installed
         if reqs.foreign_target:  # pip before 23.3 takes --platform & co. only with --target;
             options += ["--target", tempfile.gettempdir()]  # --dry-run writes nothing there
         ahead = Lookahead(reqs, target)

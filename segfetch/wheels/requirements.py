@@ -72,6 +72,11 @@ RESOLVER_FLAGS = frozenset(
     }
 )
 
+# pip install options that decide what it takes given what the environment holds: an
+# install into the target's environment is resolved against it, with these, as pip does.
+INSTALLED_FLAGS = frozenset({"-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed"})
+INSTALLED_VALUED = frozenset({"--upgrade-strategy"})
+
 
 class ConstraintConflict(SegfetchError):
     """A pinned requirement that a constraint excludes (pip: ResolutionImpossible)."""
@@ -146,6 +151,10 @@ class RequirementSet:
     # those given on the command line, and the constraint files of pip's configuration
     # (pip's resolver runs without its configuration).
     pip_options: list[str] = field(default_factory=list)
+    # An install into the target's environment: its resolver sees what is installed there
+    # (nothing is fetched for a requirement already satisfied), with these options (-U,
+    # ...). None: resolved as if nothing were installed (download, --target DIR, ...).
+    installed: list[str] | None = None
 
     @property
     def fully_pinned(self) -> bool:
