@@ -146,14 +146,15 @@ async def test_same_freeze_as_pip(
 async def test_an_install_resolves_against_what_is_installed(
     tmp_path: Path, dirs: dict[str, Path], template: Path, installer: str
 ) -> None:
-    """As pip does: a dependency already satisfied (dr-b 1.0, though 1.1 is out) costs no
-    byte and stays; -U upgrades only what needs it (pip's only-if-needed)."""
+    """As pip does: a requirement already satisfied (dr-b 1.0, though 1.1 is out), pinned
+    in a complete set or a dependency, costs no byte and stays; -U upgrades only what
+    needs it (pip's only-if-needed)."""
     alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
     async with Emulator(index=dirs["index"]) as emu:
         index = ["--index-url", emu.index_url]
         for python in (alone, ours):
             await trio.run_process([python, "-m", "pip", "install", "-q", *index, "dr-b==1.0"])
-        for args in (["dr-a"], ["-U", "dr-a"]):
+        for args in (["dr-a==1.0", "dr-b==1.0"], ["dr-a"], ["-U", "dr-a"]):
             await trio.run_process([alone, "-m", "pip", "install", "-q", *index, *args])
             emu.log.clear()
             proc = await segfetch(

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import trio
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
@@ -240,7 +241,7 @@ class Session:
             wheels = all(p.filename.endswith(".whl") for p in planned)
             hashed = all(w.hashes for w in reqs.wanted)
             if wheels and (hashed or not await self.missing(planned, reqs, target)):
-                return planned
+                return not_installed(planned, reqs, target)
         if on_resolve is not None:
             on_resolve()
         return await self.plan_with_pip(python, reqs, pip_reqs, target)
@@ -459,3 +460,23 @@ def missing_dependencies(
             if have is None or not dep.specifier.contains(have, prereleases=True):
                 missing.append(f"{dep} (for {p.name})")
     return missing
+
+
+def not_installed(
+    planned: Sequence[Planned], reqs: RequirementSet, target: Target
+) -> list[Planned]:
+    """What pip takes of a complete pinned set: not a pin the target environment already
+    holds at that version (pip's "Requirement already satisfied"), unless told to
+    reinstall. Pure."""
+    reinstall = {"--force-reinstall", "-I", "--ignore-installed"}
+    if reqs.installed is None or reinstall & set(reqs.installed):
+        return list(planned)
+    have = target.installed
+    return [p for p in planned if not _same_version(have.get(canonicalize_name(p.name)), p.version)]
+
+
+def _same_version(a: str | None, b: str) -> bool:
+    try:
+        return a is not None and Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b

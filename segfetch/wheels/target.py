@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from segfetch.errors import UsageError
@@ -37,6 +38,13 @@ answer = {
     "tags": [str(t) for t in tags.sys_tags()],
     "markers": markers.default_environment(),
 }
+try:  # what is installed: pip takes a pin already satisfied from there, not the index
+    from importlib import metadata
+    answer["installed"] = {
+        d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]
+    }
+except Exception:
+    pass
 if "--pip-config" in sys.argv:
     try:  # what `pip config list` prints, without loading pip's command line
         from pip._internal.configuration import Configuration
@@ -79,6 +87,7 @@ class Target:
     python_version: Version
     tags: tuple[str, ...]
     markers: dict[str, str]
+    installed: dict[str, str] = field(default_factory=dict)  # canonical name: version
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -154,7 +163,12 @@ def start_probe(python: str | None = None, pip_config: bool = False) -> Pending[
                     f"{exe} has no pip: segfetch asks the target's pip for its tags and to "
                     f"resolve; run {exe} -m ensurepip, or give --python an environment with pip"
                 )
-            target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
+            installed = {
+                str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()
+            }
+            target = Target(
+                Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed
+            )
             config = raw.get("pip_config")
             return Probe(target, config if isinstance(config, str) else None)
         except (ValueError, KeyError, TypeError):
