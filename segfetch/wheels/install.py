@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import trio
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
@@ -468,15 +467,6 @@ def not_installed(
     """What pip takes of a complete pinned set: not a pin the target environment already
     holds at that version (pip's "Requirement already satisfied"), unless told to
     reinstall. Pure."""
-    reinstall = {"--force-reinstall", "-I", "--ignore-installed"}
-    if reqs.installed is None or reinstall & set(reqs.installed):
+    if not reqs.keeps_installed:
         return list(planned)
-    have = target.installed
-    return [p for p in planned if not _same_version(have.get(canonicalize_name(p.name)), p.version)]
-
-
-def _same_version(a: str | None, b: str) -> bool:
-    try:
-        return a is not None and Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
+    return [p for p in planned if not target.holds(p.name, p.version)]

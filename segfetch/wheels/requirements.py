@@ -164,6 +164,13 @@ class RequirementSet:
         return bool(self.wanted) and only_index and all(w.pinned for w in self.wanted)
 
     @property
+    def keeps_installed(self) -> bool:
+        """An install into the target's environment that keeps what it holds where that
+        satisfies the set (not told to reinstall), as pip does."""
+        reinstall = {"--force-reinstall", "-I", "--ignore-installed"}
+        return self.installed is not None and not reinstall & set(self.installed)
+
+    @property
     def empty(self) -> bool:
         return not (self.wanted or self.direct or self.handed)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from packaging.utils import canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
 
@@ -92,6 +92,14 @@ class Target:
 
     def __post_init__(self) -> None:
         self.order = {t: i for i, t in enumerate(self.tags)}
+
+    def holds(self, name: str, version: str) -> bool:
+        """Whether the environment has this project installed at this version."""
+        have = self.installed.get(canonicalize_name(name))
+        try:
+            return have is not None and Version(have) == Version(version)
+        except InvalidVersion:
+            return have == version
 
     def rank(self, tags: frozenset[str]) -> int | None:
         """Position of the best of these tags in the target's order; None if none fits."""
