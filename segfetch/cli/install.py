@@ -151,6 +151,10 @@ INSTALL_VALUED: tuple[str, ...] = (
     "--use-deprecated",
 )
 ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
+# What decides what pip takes given what the environment holds: an install into the
+# target's environment is resolved against it, with these, as pip does.
+INSTALLED_FLAGS = ("-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed")
+INSTALLED_VALUED = ("--upgrade-strategy",)
 _ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
 _ALIASES["--ignore-installed"] = "-I"
 
@@ -391,12 +395,7 @@ def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> N
     """The pip options given that change what pip chooses, for segfetch's own choices and
     for pip's resolver (``reqs.pip_options``; ``reqs.installed`` for an install into the
     target's environment)."""
-    from segfetch.wheels.requirements import (
-        INSTALLED_FLAGS,
-        INSTALLED_VALUED,
-        RESOLVER_FLAGS,
-        RESOLVER_VALUED,
-    )
+    from segfetch.wheels.requirements import RESOLVER_FLAGS, RESOLVER_VALUED
 
     installed: list[str] = []
     words = iter(kept)  # as _PipOption keeps them: an option, then its value if it has one

@@ -72,11 +72,6 @@ RESOLVER_FLAGS = frozenset(
     }
 )
 
-# pip install options that decide what it takes given what the environment holds: an
-# install into the target's environment is resolved against it, with these, as pip does.
-INSTALLED_FLAGS = frozenset({"-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed"})
-INSTALLED_VALUED = frozenset({"--upgrade-strategy"})
-
 
 class ConstraintConflict(SegfetchError):
     """A pinned requirement that a constraint excludes (pip: ResolutionImpossible)."""
@@ -165,8 +160,7 @@ class RequirementSet:
 
     @property
     def keeps_installed(self) -> bool:
-        """An install into the target's environment that keeps what it holds where that
-        satisfies the set (not told to reinstall), as pip does."""
+        """An install that keeps what the environment holds where it fits, as pip does."""
         reinstall = {"--force-reinstall", "-I", "--ignore-installed"}
         return self.installed is not None and not reinstall & set(self.installed)
 
