@@ -34,7 +34,15 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     # An sdist whose build backend has a dependency of its own: both are build dependencies.
     make_backend(d, requires=["dr-helper"])
     make_wheel(d, "dr-helper", "1.0")
-    make_sdist(d, "dr-src", "1.0", requires=["dr-a"])
+    src = make_sdist(d, "dr-src", "1.0", requires=["dr-a"])
+    # A hash-checking lock with an sdist in it: the lock names no build dependency.
+    locked = {
+        "dr-src==1.0": src,
+        "dr-a==1.0": d / "dr_a-1.0-py3-none-any.whl",
+        "dr-b==1.1": d / "dr_b-1.1-py3-none-any.whl",
+    }
+    lines = [f"{pin} --hash=sha256:{sha256_of(path)}\n" for pin, path in locked.items()]
+    (root / "hashed.txt").write_text("".join(lines))
     make_wheel(root / "direct", "dr-direct", "1.0", requires=["dr-c[fast]"])
     make_wheel(root / "elsewhere", "dr-found", "1.0", requires=["dr-a"])  # a -f page's
     make_wheel(root / "links", "dr-local", "2.0", requires=["dr-b==1.0"])
@@ -58,6 +66,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def fresh(template: Path, dest: Path) -> str:
     shutil.copytree(template, dest, symlinks=True)
     return str(dest / "bin" / "python")
@@ -78,6 +90,7 @@ CASES: dict[str, Args] = {
     "direct-url": lambda emu, other, root: [f"dr-direct @ {emu.url(DIRECT)}"],
     "bare-url": lambda emu, other, root: [emu.url(DIRECT)],
     "sdist": lambda emu, other, root: ["dr-src"],
+    "hashed-sdist": lambda emu, other, root: ["-r", str(root / "hashed.txt")],
     "editable": lambda emu, other, root: ["-e", "src/dr-proj-0.1"],  # from the cwd
     "local-path": lambda emu, other, root: ["./src/dr-proj-0.1"],
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
@@ -86,7 +99,7 @@ CASES: dict[str, Args] = {
     "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
 }
-UV_TOO = ("unpinned", "direct-url", "sdist", "editable", "local-path", "no-index")
+UV_TOO = ("unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-path", "no-index")
 
 
 @pytest.mark.parametrize(
@@ -129,6 +142,33 @@ async def test_same_freeze_as_pip(
     assert await freeze(ours) == expected
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+async def test_an_install_resolves_against_what_is_installed(
+    tmp_path: Path, dirs: dict[str, Path], template: Path, installer: str
+) -> None:
+    """As pip does: a requirement already satisfied (dr-b 1.0, though 1.1 is out), pinned
+    in a complete set or a dependency, costs no byte and stays; -U upgrades only what
+    needs it (pip's only-if-needed)."""
+    alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+    async with Emulator(index=dirs["index"]) as emu:
+        index = ["--index-url", emu.index_url]
+        for python in (alone, ours):
+            await trio.run_process([python, "-m", "pip", "install", "-q", *index, "dr-b==1.0"])
+        for args in (["dr-a==1.0", "dr-b==1.0"], ["dr-a"], ["-U", "dr-a"]):
+            await trio.run_process([alone, "-m", "pip", "install", "-q", *index, *args])
+            emu.log.clear()
+            proc = await segfetch(
+                "install", "--python", ours, *index, "-q", "--installer", installer,
+                "--cache-dir", str(tmp_path / "cache"), *args,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr.decode()
+            paths = [str(e["path"]) for e in emu.log if str(e["path"]).startswith("/files/")]
+            wheels = {p.removeprefix("/files/") for p in paths if not p.endswith(".metadata")}
+            assert wheels <= {"dr_a-1.0-py3-none-any.whl"}, args
+            assert await freeze(ours) == await freeze(alone), args
+    assert "dr-b==1.0" in await freeze(ours)
+
+
 async def test_direct_url_hashes_are_checked(
     tmp_path: Path, dirs: dict[str, Path], template: Path
 ) -> None:
@@ -147,7 +187,7 @@ async def test_direct_url_hashes_are_checked(
         proc = await segfetch("install", "--python", ours, *where, "-r", str(req))
         assert proc.returncode == 1
         assert "sha256 mismatch" in one_line_error(proc, only=False)
-        sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        sha = sha256_of(wheel)
         req.write_text(f"{emu.url(DIRECT)}#sha256={sha}\n")  # --hash: all pinned, as pip
         out = tmp_path / "out"
         proc = await segfetch("download", *where, "-r", str(req), "-d", str(out), "-q")

@@ -459,14 +459,24 @@ def test_a_venv_made_afresh_at_the_same_place_keeps_the_probes_answer(
             super().__init__(cmd, **kw)
 
     answers = []
-    for _ in range(2):
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+
+    def probe() -> None:
         with monkeypatch.context() as m:
             m.setattr(subprocess, "Popen", Counted)
             with target.start_probe(str(venv / "bin" / "python"), True, keep) as pending:
                 answers.append(pending.result())
+
+    for _ in range(2):
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        probe()
     assert answers[0] == answers[1] and len(started) == 1
+    # Something installed since: the answer says what is installed, so it is asked again.
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "extra-1.0.dist-info").mkdir()
+    (site / "extra-1.0.dist-info" / "METADATA").write_text("Name: extra\nVersion: 1.0\n")
+    probe()
+    assert len(started) == 2 and answers[-1].target.holds("extra", "1.0")
 
 
 @pytest.mark.parametrize("name", ["pip", "uv"])

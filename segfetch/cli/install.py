@@ -142,7 +142,8 @@ PIP_VALUED: tuple[str, ...] = (
     *("--abi", "-C", "--config-settings", "--global-option"),
     "--progress-bar",  # for download: taken, and left to segfetch's own bar
 )
-INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall")
+INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
+INSTALL_FLAGS += ("--ignore-installed",)
 INSTALL_VALUED: tuple[str, ...] = (
     *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--src", "--log"),
     *("--exists-action", "--root-user-action", "--report", "--proxy", "--cert"),
@@ -150,7 +151,12 @@ INSTALL_VALUED: tuple[str, ...] = (
     "--use-deprecated",
 )
 ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
+# What decides what pip takes given what the environment holds: an install into the
+# target's environment is resolved against it, with these, as pip does.
+INSTALLED_FLAGS = ("-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed")
+INSTALLED_VALUED = ("--upgrade-strategy",)
 _ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
+_ALIASES["--ignore-installed"] = "-I"
 
 
 def _add_pip_options(group: Any, install: bool = False) -> None:
@@ -362,7 +368,7 @@ def _requirements(args: argparse.Namespace) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
     reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
-    _resolver_options(reqs, getattr(args, "pip_kept", None) or [])
+    _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
     for text in args.requirements:
         reqs.add_string(text)
     for path in getattr(args, "editable", []):
@@ -389,19 +395,28 @@ def _pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> li
     return out
 
 
-def _resolver_options(reqs: RequirementSet, kept: list[str]) -> None:
+def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> None:
     """The pip options given that change what pip chooses, for segfetch's own choices and
-    for pip's resolver (``reqs.pip_options``)."""
+    for pip's resolver (``reqs.pip_options``; ``reqs.installed`` for an install into the
+    target's environment)."""
     from segfetch.wheels.requirements import RESOLVER_FLAGS, RESOLVER_VALUED
 
+    installed: list[str] = []
     words = iter(kept)  # as _PipOption keeps them: an option, then its value if it has one
     for word in words:
+        if word in ELSEWHERE or word == "--user":  # not the environment's packages
+            install = False
         if word in PIP_VALUED or word in INSTALL_VALUED:
             value = next(words, "")
             if word in RESOLVER_VALUED:
                 reqs.add_pip_option(word, value)
+            elif word in INSTALLED_VALUED:
+                installed += [word, value]
         elif word in RESOLVER_FLAGS:
             reqs.add_pip_option(word)
+        elif word in INSTALLED_FLAGS:
+            installed.append(word)
+    reqs.installed = installed if install else None
 
 
 def _configured_constraints(

@@ -232,11 +232,15 @@ class Session:
         """The files to install. A pinned set is taken as it is only when it is known to be
         complete: in hash-checking mode (pip itself then requires every dependency pinned
         and hashed), or when every file's Requires-Dist is satisfied inside the set.
-        Anything else goes to pip's resolver."""
+        Anything else goes to pip's resolver, and so does a set with an sdist: the install
+        builds it, with build dependencies no lock names; pip's resolver builds it too and
+        so takes them (``build_deps``)."""
         if reqs.fully_pinned:
             planned = await self.plan_pinned(reqs, target)
-            if all(w.hashes for w in reqs.wanted) or not await self.missing(planned, reqs, target):
-                return planned
+            wheels = all(p.filename.endswith(".whl") for p in planned)
+            hashed = all(w.hashes for w in reqs.wanted)
+            if wheels and (hashed or not await self.missing(planned, reqs, target)):
+                return not_installed(planned, reqs, target)
         if on_resolve is not None:
             on_resolve()
         return await self.plan_with_pip(python, reqs, pip_reqs, target)
@@ -275,6 +279,10 @@ class Session:
         it asks for already here, and no byte goes to a file it does not install.
         """
         options = list(reqs.pip_options)
+        if reqs.installed is None or reqs.foreign_target:
+            options.append("--ignore-installed")  # every file, whatever is installed
+        else:
+            options += reqs.installed
         if reqs.foreign_target:  # pip before 23.3 takes --platform & co. only with --target;
             options += ["--target", tempfile.gettempdir()]  # --dry-run writes nothing there
         ahead = Lookahead(reqs, target)
@@ -368,8 +376,10 @@ class Session:
         return self._metadata[f.url]
 
     async def _read_metadata(self, f: IndexFile) -> bytes | None:
-        if f.url not in self._no_metadata:
-            dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
+        dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
+        # A wheel already in the cache (a warm run) is read, not asked about again.
+        in_cache = f.sha256 is not None and self.cache.path(f.sha256, f.filename).is_file()
+        if f.url not in self._no_metadata and (dest.exists() or not in_cache):
             try:
                 async with self.cache.lock(dest.parent):
                     if not dest.exists():
@@ -449,3 +459,14 @@ def missing_dependencies(
             if have is None or not dep.specifier.contains(have, prereleases=True):
                 missing.append(f"{dep} (for {p.name})")
     return missing
+
+
+def not_installed(
+    planned: Sequence[Planned], reqs: RequirementSet, target: Target
+) -> list[Planned]:
+    """What pip takes of a complete pinned set: not a pin the target environment already
+    holds at that version (pip's "Requirement already satisfied"), unless told to
+    reinstall. Pure."""
+    if not reqs.keeps_installed:
+        return list(planned)
+    return [p for p in planned if not target.holds(p.name, p.version)]

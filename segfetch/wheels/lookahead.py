@@ -128,6 +128,8 @@ class Lookahead:
             return None
         if len({c.version for c in found}) != 1:
             return None
+        if self.reqs.keeps_installed and self.target.holds(name, str(found[0].version)):
+            return None  # installed at that version already: pip keeps it, fetches nothing
         return choose(Wanted(req, k.hashes), files, self.target, how=how).file
 
     def learn(self, f: IndexFile, metadata: bytes, certain: bool) -> set[str]:

@@ -25,7 +25,7 @@ async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool
     """The URL of every file pip would install from this index (or from a local file).
     Cancelled (Ctrl-C, SIGTERM), pip is stopped and waited for: trio's run_process sends it
     SIGTERM, then SIGKILL after 5 s."""
-    cmd = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
+    cmd = [python, "-m", "pip", "install", "--dry-run", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
     # Our local index stands for every index the user's pip would use: keep pip's own

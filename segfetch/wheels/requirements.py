@@ -146,6 +146,10 @@ class RequirementSet:
     # those given on the command line, and the constraint files of pip's configuration
     # (pip's resolver runs without its configuration).
     pip_options: list[str] = field(default_factory=list)
+    # An install into the target's environment: its resolver sees what is installed there
+    # (nothing is fetched for a requirement already satisfied), with these options (-U,
+    # ...). None: resolved as if nothing were installed (download, --target DIR, ...).
+    installed: list[str] | None = None
 
     @property
     def fully_pinned(self) -> bool:
@@ -153,6 +157,12 @@ class RequirementSet:
         and the files are for the target interpreter (else only pip knows which fit)."""
         only_index = not (self.direct or self.handed or self.find_links or self.foreign_target)
         return bool(self.wanted) and only_index and all(w.pinned for w in self.wanted)
+
+    @property
+    def keeps_installed(self) -> bool:
+        """An install that keeps what the environment holds where it fits, as pip does."""
+        reinstall = {"--force-reinstall", "-I", "--ignore-installed"}
+        return self.installed is not None and not reinstall & set(self.installed)
 
     @property
     def empty(self) -> bool:

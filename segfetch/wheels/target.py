@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from packaging.version import Version
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
 
@@ -58,8 +59,16 @@ answer = {
         "sys_platform": sys.platform,
     },
 }
+try:  # what is installed: pip takes a pin already satisfied from there, not the index
+    from importlib import metadata
+    answer["installed"] = {
+        d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]
+    }
+except Exception:
+    pass
 import pip
 answer["files"] = [pip.__file__]  # what the answer depends on: pip's version, its settings
+answer["paths"] = [p for p in sys.path[1:] if os.path.isdir(p)]  # where installs land
 if "--pip-config" in sys.argv:
     try:  # what `pip config list` prints, without loading pip's command line
         from pip._internal.configuration import Configuration
@@ -103,10 +112,19 @@ class Target:
     python_version: Version
     tags: tuple[str, ...]
     markers: dict[str, str]
+    installed: dict[str, str] = field(default_factory=dict)  # canonical name: version
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.order = {t: i for i, t in enumerate(self.tags)}
+
+    def holds(self, name: str, version: str) -> bool:
+        """Whether the environment has this project installed at this version."""
+        have = self.installed.get(canonicalize_name(name))
+        try:
+            return have is not None and Version(have) == Version(version)
+        except InvalidVersion:
+            return have == version
 
     def rank(self, tags: frozenset[str]) -> int | None:
         """Position of the best of these tags in the target's order; None if none fits."""
@@ -209,7 +227,8 @@ def start_probe(
 
 
 def _probe_of(raw: dict[str, Any]) -> Probe:
-    target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]))
+    installed = {str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()}
+    target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed)
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
@@ -222,11 +241,12 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
 _CONFIG_PLACES = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "APPDATA", "PROGRAMDATA")
 
 
-def _stamp(exe: str, files: list[str]) -> list[object]:
+def _stamp(exe: str, files: list[str], paths: list[str]) -> list[object]:
     """What a kept answer depends on, read without starting the target: the interpreter it
-    runs, its venv, pip's version and configuration files (``files``, as the probe named
-    them), the environment pip reads, and the C library (manylinux tags). Small files by
-    content, so that a venv made afresh at the same place (as CI does) is the same."""
+        runs, its venv, pip's version and configuration files (``files``, as the probe named
+        them), the environment pip reads, the C library (manylinux tags), and what is installed
+    (``paths``: the target's sys.path folders). Small files by
+        content, so that a venv made afresh at the same place (as CI does) is the same."""
 
     def content(path: str | Path) -> str | None:
         try:
@@ -248,7 +268,21 @@ def _stamp(exe: str, files: list[str]) -> list[object]:
     except (AttributeError, ValueError, OSError):  # not glibc, or not POSIX
         libc = None
     venv = Path(os.path.abspath(exe)).parent.parent / "pyvenv.cfg"
-    return [real, binary, content(venv), [(f, content(f)) for f in files], env, libc]
+    return [
+        real, binary, content(venv), [(f, content(f)) for f in files], env, libc,
+        [(d, _dists(d)) for d in paths],
+    ]  # fmt: skip
+
+
+def _dists(folder: str) -> list[str] | None:
+    """What is installed in a folder of sys.path, by name (an install or an uninstall
+    changes it; a venv made afresh with the same packages does not)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return None
+    kinds = (".dist-info", ".egg-info", ".pth", ".egg-link")
+    return sorted(n for n in names if n.endswith(kinds))
 
 
 def _kept_path(keep: Path, exe: str) -> Path:
@@ -259,7 +293,7 @@ def _kept(keep: Path, exe: str, pip_config: bool) -> Probe | None:
     try:
         kept = json.loads(_kept_path(keep, exe).read_text())
         raw, stamp = kept["answer"], kept["stamp"]
-        if json.loads(json.dumps(_stamp(exe, raw["files"]))) != stamp:
+        if json.loads(json.dumps(_stamp(exe, raw["files"], raw.get("paths", [])))) != stamp:
             return None
         probe = _probe_of(raw)
     except (OSError, ValueError, KeyError, TypeError):
@@ -273,7 +307,8 @@ def _keep(keep: Path, exe: str, raw: dict[str, Any]) -> None:
     with contextlib.suppress(OSError, KeyError, TypeError):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"stamp": _stamp(exe, raw["files"]), "answer": raw}))
+        stamp = _stamp(exe, raw["files"], raw.get("paths", []))
+        tmp.write_text(json.dumps({"stamp": stamp, "answer": raw}))
         os.replace(tmp, path)
 
 
