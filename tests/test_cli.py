@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 
 import pytest
 import trio
-from helpers import one_line_error, segfetch
+from helpers import hanging_tls_server, one_line_error, segfetch
 
 from segfetch.engine.ranges import RangeSet
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
@@ -200,26 +197,8 @@ def _run_measuring_rss(args: list[str]) -> tuple[int, int]:
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")
 async def test_tls_is_verified_and_honours_ssl_cert_file(tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-
-    async def hang_up(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        with contextlib.suppress(trio.BrokenResourceError):
-            await stream.do_handshake()
-        await stream.aclose()
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            partial(trio.serve_ssl_over_tcp, hang_up, 0, context, host="127.0.0.1")
-        )
-        url = f"https://127.0.0.1:{listeners[0].transport_listener.socket.getsockname()[1]}/x.whl"
+    async with hanging_tls_server(tmp_path) as (port, cert):
+        url = f"https://127.0.0.1:{port}/x.whl"
         args = ["get", url, "-o", str(tmp_path / "x.whl"), "--max-tries", "1"]
         proc = await segfetch(*args)
         assert proc.returncode == 1
@@ -232,7 +211,6 @@ async def test_tls_is_verified_and_honours_ssl_cert_file(tmp_path: Path) -> None
         assert proc.returncode == 1
         line = one_line_error(proc)
         assert "TLS" not in line and "giving up" in line
-        nursery.cancel_scope.cancel()
 
 
 async def test_emulate_on_a_busy_port_is_one_line() -> None:

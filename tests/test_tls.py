@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from helpers import one_line_error
+from helpers import hanging_tls_server, one_line_error
 
 from segfetch.engine.tls import tls_context
 from segfetch.testing.emulator import Emulator, SyntheticFile
@@ -63,27 +63,8 @@ async def tls_port(tmp_path: Path) -> AsyncIterator[tuple[int, Path]]:
     after the handshake."""
     if not shutil.which("openssl"):
         pytest.skip("needs the openssl command")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-
-    async def hang_up(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        with contextlib.suppress(trio.BrokenResourceError):
-            await stream.do_handshake()
-        await stream.aclose()
-
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(
-            partial(trio.serve_ssl_over_tcp, hang_up, 0, context, host="127.0.0.1")
-        )
-        yield listeners[0].transport_listener.socket.getsockname()[1], cert
-        nursery.cancel_scope.cancel()
+    async with hanging_tls_server(tmp_path) as (port, cert):
+        yield port, cert
 
 
 @needs_openssl
