@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,20 +30,12 @@ from typing import Any
 
 import trio
 from bench import HERE, peer_env
+from installer import stats, table
 
 from segfetch.testing.emulator import Emulator, Link, SyntheticFile
 
 Record = dict[str, Any]
 SIZE = 64 * 1024
-
-
-def stats(xs: list[float]) -> Record:
-    return {
-        "median": round(statistics.median(xs), 3),
-        "min": round(min(xs), 3),
-        "max": round(max(xs), 3),
-        "runs": len(xs),
-    }
 
 
 def children_cpu() -> float:
@@ -92,14 +83,6 @@ async def startup(runs: int, work: Path, trees: dict[str, Path]) -> Record:
                     for k, v in took.items():
                         times.setdefault(f"{label}: {k}", []).append(v)
     return {name: stats(xs) for name, xs in times.items()}
-
-
-def table(rows: Record) -> str:
-    lines = ["| | median s | min s | max s | runs |", "|---|---:|---:|---:|---:|"]
-    for name, r in rows.items():
-        figures = f"{r['median']:.3f} | {r['min']:.3f} | {r['max']:.3f} | {r['runs']}"
-        lines.append(f"| {name} | {figures} |")
-    return "\n".join(lines)
 
 
 async def main() -> None:
