@@ -13,6 +13,7 @@ from segfetch.engine.control import (
     EPOCH,
     QUIET_AFTER_REFUSAL,
     SLOW_START_EPOCH,
+    START,
     Controller,
 )
 from segfetch.engine.download import download
@@ -25,21 +26,32 @@ PATH = "/pkg.whl"
 
 
 def test_slow_start_measures_in_short_epochs_until_the_knee() -> None:
-    c = Controller(cap=16)
+    c = Controller(cap=32)
+    assert c.limit == START == 4
     assert c.period == SLOW_START_EPOCH < EPOCH
     assert c.settling
     c.settled()  # every connection streams: no settling epoch to wait out
-    assert c.epoch(1e6, busy=2) == 4
+    assert c.epoch(1e6, busy=4) == 16  # the first step: 4x
     c.settled()
-    assert c.epoch(1.2e6, busy=4) == 2  # it bought too little: the knee
+    assert c.epoch(1.2e6, busy=16) == 4  # it bought too little: the knee
     assert c.period == EPOCH
+
+
+def test_slow_start_grows_4x_after_a_step_that_paid_and_2x_after_one_that_half_paid() -> None:
+    c = Controller(cap=256, limit=4)
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    c.settled()
+    assert c.epoch(3e6, busy=16) == 32  # 3x of an ideal 4x: it paid, not almost in full
+    c.settled()
+    assert c.epoch(6e6, busy=32) == 128  # 2x of an ideal 2x: in full
 
 
 def test_a_refused_count_is_not_probed_again_for_a_long_while() -> None:
     c = Controller(cap=16, limit=4)
     c.settled()
-    assert c.epoch(1e6, busy=4) == 8  # on trial
-    assert c.pushback(busy=8) == 4  # refused: the count that streamed
+    assert c.epoch(1e6, busy=4) == 16  # on trial
+    assert c.pushback(busy=6) == 4  # refused: the count that streamed
     c.epoch(1e6, busy=4)  # settling
     for _ in range(QUIET_AFTER_REFUSAL + 7):
         assert c.epoch(1e6, busy=4) == 4
@@ -56,7 +68,7 @@ async def test_growth_opens_at_most_two_unproven_connections_at_a_time(
     slots.count(1000)
     mock_clock.jump(SLOW_START_EPOCH)
     slots.count(1000)
-    assert slots.size == 8  # the count on trial
+    assert slots.size == 16  # the count on trial
     passed: list[int] = []
 
     async def want(i: int) -> None:
@@ -85,13 +97,41 @@ async def test_measuring_begins_once_every_new_connection_streams(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     slots = Slots(0, Controller(cap=16))
-    for _ in range(2):
+    for _ in range(4):
         await slots.acquire()
         slots.streaming(+1)
-    slots.count(1000)  # both stream: the measurement starts now, not after a settling epoch
+    slots.count(1000)  # all stream: the measurement starts now, not after a settling epoch
     mock_clock.jump(SLOW_START_EPOCH)
     slots.count(1000)
-    assert slots.size == 4  # grown 0.1 s in (it took two 0.3 s epochs)
+    assert slots.size == 16  # grown 0.1 s in (it took two 0.3 s epochs)
+
+
+async def test_refusals_of_one_burst_cut_once_though_bytes_come_between_them(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    slots = Slots(0, Controller(cap=16))
+    for _ in range(4):
+        await slots.acquire()
+        slots.streaming(+1)
+    slots.count(1000)
+    mock_clock.jump(SLOW_START_EPOCH)
+    slots.count(1000)
+    assert slots.size == 16
+    asked = trio.current_time()  # two more ask at once; the host allows four
+    for _ in range(2):
+        await slots.acquire()
+    mock_clock.jump(0.005)
+    slots.shrink(asked)  # the first refusal: back to the four that streamed
+    slots.release()
+    assert slots.size - slots._owed == 4
+    slots.count(1000)  # the four still stream: the new count settles
+    mock_clock.jump(0.002)
+    slots.shrink(asked)  # the second refusal of the same burst changes nothing
+    slots.release()
+    assert slots.size - slots._owed == 4
+    mock_clock.jump(1.0)
+    slots.shrink(trio.current_time())  # a refusal of a later request: a new cut
+    assert slots.size - slots._owed == 2
 
 
 @pytest.mark.parametrize("seed", [1, 2])

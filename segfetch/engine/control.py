@@ -2,8 +2,9 @@
 a connection count out; no clock, no socket.
 
 Additive increase, multiplicative decrease, with a slow start, as TCP does with its window:
-start with two connections and double while the total rate keeps growing with them (short
-measurements, each begun once every new connection streams); once more connections stop
+start with four connections and grow while the total rate keeps growing with them (short
+measurements, each begun once every new connection streams): by 4x at first and after a step
+that paid off almost in full, else by 2x; once more connections stop
 buying more (a shared cap, a CPU-bound fast link: "the knee"), step back and probe one more
 now and then, in case the link changed. A host that pushes back (429, 503, refused
 connections) gets back the count that streamed without refusals, or half of what was in
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-START = 2  # connections to begin with
+# Connections to begin with: 4 costs a shared or fast link nothing it would not spend
+# anyway (auto settles at 4 on both, S4 and S8), and saves a step on a capped one (S1).
+START = 4
 EPOCH = 0.3  # seconds of transfer per measurement
 # Before the first knee or refusal (slow start) a measurement is shorter: on a 4 MB file at
 # a per-connection cap, the ramp from 2 to 16 is most of the download at 0.3 s a step.
@@ -25,6 +28,9 @@ GAIN = 0.5
 PROBE_EVERY = 8  # epochs at the knee between probes of one more connection
 QUIET_AFTER_REFUSAL = 100  # epochs (30 s) without probes once the host refused a count
 LINEAR = 0.8  # an increase that bought this share of its ideal: grow by 4x next, not 2x
+# The first step is also 4x: on a link capped per connection each step costs an epoch, and a
+# 4 MB file there is done in a second; a shared link loses only a few openings (OPENING in
+# slots.py meters them), and a host that refuses gets back the count that streamed.
 
 
 @dataclass
@@ -35,7 +41,7 @@ class Controller:
     _before: tuple[int, float] | None = None  # (limit, rate) before the increase on trial
     _settling: bool = True  # the epoch after a change: new connections are still opening
     _calm: int = 0  # epochs at the knee since the last probe
-    _linear: bool = False  # the last increase paid off almost in full
+    _linear: bool = True  # the last increase paid off almost in full (none yet: 4x)
 
     def __post_init__(self) -> None:
         self.limit = max(1, min(self.limit, self.cap))

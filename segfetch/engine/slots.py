@@ -31,6 +31,7 @@ class Slots:
         self._proven = self.size  # the most places that streamed at once
         self._moved = trio.Event()  # a place began streaming or came back
         self._opening = 0  # places beyond _proven still waiting for their first answer
+        self._cut = float("-inf")  # when the host last pushed back (-n auto)
 
     @property
     def busy(self) -> int:
@@ -95,10 +96,15 @@ class Slots:
             self._resize(self.controller.epoch(self._bytes / elapsed, self.busy))
             self._since, self._bytes = now, 0
 
-    def shrink(self) -> None:
+    def shrink(self, asked: float | None = None) -> None:
         """The host pushed back: halve the places in use, as TCP halves its window; free
-        ones go at once, the others as they come back."""
+        ones go at once, the others as they come back. Under ``-n auto``, a refusal of a
+        request ``asked`` before the last cut is of the same burst: that cut answered it
+        (bytes arriving between two refusals must not make the second one a new cut)."""
         if self.controller is not None:
+            if asked is not None and asked < self._cut:
+                return
+            self._cut = trio.current_time()
             self._resize(self.controller.pushback(self.busy))
         else:
             self._resize(max(1, self.busy // 2))

@@ -197,6 +197,7 @@ class Transfer:
         """Fetch seg to its end, retrying from where it stopped. False: give it up."""
         budget = Budget(self.options.policy, self.rng)
         while seg.remaining > 0:
+            asked = trio.current_time()  # a refusal's burst is told by when it was asked
             try:
                 with trio.CancelScope() as scope:
                     self.watched[id(seg)] = scope
@@ -216,7 +217,7 @@ class Transfer:
                 failure = classify(exc, self.where.current)
                 if failure.backpressure:
                     if self.slots is not None:
-                        self.slots.shrink()  # the host wants fewer of us, whichever file
+                        self.slots.shrink(asked)  # the host wants fewer of us, whichever file
                     if self.stats.workers > 1:
                         self.stats.retries += 1
                         return False
