@@ -30,8 +30,8 @@ def _own_settings(
     # Nor the machine's pip and uv settings (pip.conf here names extra indexes and
     # find-links) or their caches: each test's installers see only what it gives them.
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
     monkeypatch.setenv("UV_CACHE_DIR", str(home / "uv-cache"))
     monkeypatch.setenv("UV_NO_CONFIG", "1")
-    for name in [n for n in os.environ if n.startswith(("PIP_INDEX", "PIP_EXTRA", "PIP_FIND"))]:
-        monkeypatch.delenv(name)
+    for name in [n for n in os.environ if n.startswith("PIP_") and n != "PIP_CONFIG_FILE"]:
+        monkeypatch.delenv(name)  # the machine's indexes, find-links, cert, proxy: none here
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import ssl
 import subprocess
 import sys
@@ -13,13 +14,17 @@ from pathlib import Path
 import trio
 
 
-async def segfetch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+async def segfetch(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """``env``: variables to set on top of this process's environment."""
     return await trio.run_process(
         [sys.executable, "-m", "segfetch", *args],
         capture_stdout=True,
         capture_stderr=True,
         check=False,
         cwd=cwd,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -59,4 +64,68 @@ async def hanging_tls_server(folder: Path) -> AsyncIterator[tuple[int, Path]]:
             partial(trio.serve_ssl_over_tcp, hang_up, 0, context, host="127.0.0.1")
         )
         yield listeners[0].transport_listener.socket.getsockname()[1], cert
+        nursery.cancel_scope.cancel()
+
+
+async def _relay(a: trio.abc.Stream, b: trio.abc.Stream) -> None:
+    """Bytes both ways until either side ends; then both are closed."""
+    async with trio.open_nursery() as nursery:
+
+        async def one_way(src: trio.abc.Stream, dst: trio.abc.Stream) -> None:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                while data := await src.receive_some(65536):
+                    await dst.send_all(data)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(one_way, a, b)
+        nursery.start_soon(one_way, b, a)
+    for s in (a, b):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await s.aclose()
+
+
+@contextlib.asynccontextmanager
+async def tls_front(port: int, context: ssl.SSLContext) -> AsyncIterator[int]:
+    """TLS on 127.0.0.1 (``context``: the server's certificate) in front of a plain server
+    on ``port`` (an emulator): the port to use with https."""
+
+    async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, OSError):
+            await _relay(stream, await trio.open_tcp_stream("127.0.0.1", port))
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, handle, 0, context, host="127.0.0.1")
+        )
+        yield listeners[0].transport_listener.socket.getsockname()[1]
+        nursery.cancel_scope.cancel()
+
+
+@contextlib.asynccontextmanager
+async def connect_proxy() -> AsyncIterator[tuple[int, list[str]]]:
+    """An HTTP proxy on 127.0.0.1 that tunnels CONNECT to 127.0.0.1 only (anything else is
+    refused with 405): its port, and the request line of every request it got."""
+    asked: list[str] = []
+
+    async def handle(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and len(head) < 65536:
+            if not (data := await stream.receive_some(4096)):
+                return
+            head += data
+        line = head.split(b"\r\n")[0].decode(errors="replace")
+        asked.append(line)
+        method, target = [*line.split(" "), "", ""][:2]
+        host, _, port = target.rpartition(":")
+        if method != "CONNECT" or host != "127.0.0.1" or not port.isdigit():
+            await stream.send_all(b"HTTP/1.1 405 Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            await stream.aclose()
+            return
+        upstream = await trio.open_tcp_stream("127.0.0.1", int(port))
+        await stream.send_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await _relay(stream, upstream)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
+        yield listeners[0].socket.getsockname()[1], asked
         nursery.cancel_scope.cancel()

@@ -1,6 +1,7 @@
 """The client's TLS context is httpx's own, made on the first https connection: a plain
 http download never loads the CA bundle, https and a redirect to https are verified as
-before, and an unreadable bundle is one line."""
+before, and an unreadable bundle is one line. pip's cert, client-cert and trusted-host
+(install) change what it trusts."""
 
 from __future__ import annotations
 
@@ -17,9 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from helpers import hanging_tls_server, one_line_error
+import trustme
+from helpers import hanging_tls_server, one_line_error, tls_front
 
+from segfetch.engine.client import make_client
+from segfetch.engine.options import Network
 from segfetch.engine.tls import tls_context
+from segfetch.errors import DownloadError
 from segfetch.testing.emulator import Emulator, SyntheticFile
 
 needs_openssl = pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl")
@@ -103,3 +108,48 @@ async def test_a_redirect_to_https_is_verified(tmp_path: Path, tls_port: tuple[i
         line = one_line_error(proc)
         assert "TLS" not in line and "giving up" in line
         nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def private_ca_server() -> AsyncIterator[tuple[str, trustme.CA]]:
+    """https://127.0.0.1:PORT/f.bin with a certificate from a CA nobody trusts by default."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    async with (
+        Emulator({"/f.bin": SyntheticFile(20_000)}) as emu,
+        tls_front(emu.port, context) as port,
+    ):
+        yield f"https://127.0.0.1:{port}/f.bin", ca
+
+
+async def fetch(url: str, network: Network) -> int:
+    async with make_client(4, 10, network) as client:
+        return (await client.get(url)).status_code
+
+
+async def test_pips_cert_is_the_ca_bundle_and_a_trusted_host_goes_unchecked(
+    tmp_path: Path, private_ca_server: tuple[str, trustme.CA]
+) -> None:
+    url, ca = private_ca_server
+    with pytest.raises(httpx.ConnectError):
+        await fetch(url, Network())  # the default bundle does not know this CA
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    assert await fetch(url, Network(cafile=str(bundle))) == 200
+    port = url.split(":")[2].split("/")[0]
+    assert await fetch(url, Network(insecure=(f"127.0.0.1:{port}",))) == 200
+    assert await fetch(url, Network(insecure=("127.0.0.1",))) == 200
+    with pytest.raises(httpx.ConnectError):
+        await fetch(url, Network(insecure=("localhost",)))  # another host: still checked
+
+
+async def test_an_unreadable_cert_or_client_cert_is_one_line(
+    tmp_path: Path, private_ca_server: tuple[str, trustme.CA]
+) -> None:
+    url, _ = private_ca_server
+    with pytest.raises(DownloadError, match="pip's cert setting"):
+        await fetch(url, Network(cafile=str(tmp_path / "missing.pem")))
+    (tmp_path / "junk.pem").write_text("not a certificate")
+    with pytest.raises(DownloadError, match="client certificate"):
+        await fetch(url, Network(insecure=("127.0.0.1",), client_cert=str(tmp_path / "junk.pem")))

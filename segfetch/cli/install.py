@@ -15,11 +15,21 @@ from typing import TYPE_CHECKING, Any
 
 from segfetch.cli import running
 from segfetch.cli.options import add_download_options, download_options
+from segfetch.cli.pipopts import (
+    ELSEWHERE,
+    INSTALL_VALUED,
+    INSTALLED_FLAGS,
+    INSTALLED_VALUED,
+    PIP_VALUED,
+    add_pip_options,
+    check_passed_through,
+    pip_args_of,
+)
 from segfetch.errors import UsageError, redact_url
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
-    from segfetch.engine.options import Options
+    from segfetch.engine.options import Network, Options
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import Fetched
     from segfetch.wheels.requirements import RequirementSet
@@ -113,7 +123,7 @@ def add_commands(sub: Any) -> None:
             p.add_argument(
                 "-d", "--dest", type=Path, required=True, metavar="DIR", help="folder for the files"
             )
-            _add_pip_options(p.add_argument_group("pip's options that change what is chosen"))
+            add_pip_options(p.add_argument_group("pip's options that change what is chosen"))
         else:
             p.add_argument(
                 "--installer",
@@ -124,79 +134,15 @@ def add_commands(sub: Any) -> None:
                 "every pip option given, else pip",
             )
             pip = p.add_argument_group("passed to pip install (other pip options pass through too)")
-            _add_pip_options(pip, install=True)
+            add_pip_options(pip, install=True)
         p.set_defaults(run=_run, command=name)
-
-
-# pip's options, kept in order with their values for pip (an option argparse does not know
-# would leave its value to be read as a requirement: `--only-binary :all:`). Those that
-# change what pip chooses (wheels/requirements.py: RESOLVER_*) go to its resolver too, and
-# are the ones `download` takes; the rest are for `pip install` at the end. Not here:
-# segfetch's own -c/-r/-i/--extra-index-url/--python/--cache-dir/--timeout/--pre.
-PIP_FLAGS: tuple[str, ...] = (
-    *("--no-deps", "--no-dependencies", "--prefer-binary", "--ignore-requires-python"),
-    *("--no-build-isolation", "--use-pep517", "--no-use-pep517", "--check-build-dependencies"),
-)
-PIP_VALUED: tuple[str, ...] = (
-    *("--only-binary", "--no-binary", "--platform", "--python-version", "--implementation"),
-    *("--abi", "-C", "--config-settings", "--global-option"),
-    "--progress-bar",  # for download: taken, and left to segfetch's own bar
-)
-INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
-INSTALL_FLAGS += ("--ignore-installed",)
-INSTALL_VALUED: tuple[str, ...] = (
-    *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--src", "--log"),
-    *("--exists-action", "--root-user-action", "--report", "--proxy", "--cert"),
-    *("--client-cert", "--retries", "--trusted-host", "--keyring-provider", "--use-feature"),
-    "--use-deprecated",
-)
-ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
-# What decides what pip takes given what the environment holds: an install into the
-# target's environment is resolved against it, with these, as pip does.
-INSTALLED_FLAGS = ("-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed")
-INSTALLED_VALUED = ("--upgrade-strategy",)
-_ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
-_ALIASES["--ignore-installed"] = "-I"
-
-
-def _add_pip_options(group: Any, install: bool = False) -> None:
-    flags = PIP_FLAGS + (INSTALL_FLAGS if install else ())
-    valued = PIP_VALUED + (INSTALL_VALUED if install else ())
-    for names in _spellings(flags):
-        group.add_argument(*names, action=_PipOption, nargs=0)
-    for names in _spellings(valued):
-        group.add_argument(*names, action=_PipOption, metavar="VALUE")
-
-
-def _spellings(options: tuple[str, ...]) -> list[list[str]]:
-    """Options with their other spellings beside them (-t with --target)."""
-    short = {v: k for k, v in _ALIASES.items()}
-    out = []
-    for o in options:
-        if o in _ALIASES:
-            continue  # added beside its other spelling
-        out.append([o, *([short[o]] if o in short else [])])
-    return out
-
-
-def _pip_args(args: argparse.Namespace) -> list[str]:
-    """Every pip option given, known to segfetch's parser or passed through, in order."""
-    return [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
-
-
-class _PipOption(argparse.Action):
-    """Keep a pip option, in order, for the pip install at the end."""
-
-    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
-        kept = getattr(namespace, "pip_kept", None) or []
-        kept += [option, *([values] if isinstance(values, str) else [])]
-        namespace.pip_kept = kept
 
 
 def _run(args: argparse.Namespace) -> int:
     from segfetch.config import default_cache_dir
     from segfetch.wheels.target import start_probe
 
+    check_passed_through(args.pip_args)
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
@@ -223,7 +169,7 @@ def _run_started(
     from segfetch.wheels.files import link_into
     from segfetch.wheels.pip import choose_installer, install, record_origins
 
-    pip_args = _pip_args(args)
+    pip_args = pip_args_of(args)
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)
@@ -238,6 +184,16 @@ def _run_started(
         return _pip_config_list(python) if listing is None else listing
 
     indexes = _indexes(args, reqs, pip_config)
+
+    def network() -> Network:
+        """pip's proxy, cert, client-cert, trusted-host: its configuration is waited for
+        only where pip may read a config file (else the environment says it all)."""
+        from segfetch.wheels.pipnet import environment_listing, may_read_config_files, pip_network
+
+        isolated = "--isolated" in args.pip_args
+        files = not isolated and may_read_config_files(python, os.environ, Path.home())
+        listing = pip_config() if files else "" if isolated else environment_listing(os.environ)
+        return pip_network(pip_args, listing, args.command)
 
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread
@@ -255,7 +211,16 @@ def _run_started(
         # stopped and these folders removed on the way out.
         fetched, pip_reqs, origins = running.run(
             functools.partial(
-                _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
+                _fetch_set,
+                args,
+                options,
+                reqs,
+                Path(pip_files),
+                ready,
+                indexes,
+                python,
+                cache,
+                network,
             )
         )
         if args.json:
@@ -269,9 +234,15 @@ def _run_started(
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
         with running.stop_on_signals():  # the installer is stopped with segfetch
             code = install(
-                installer, python, fetched, pip_reqs, pip_args,
-                quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
-            )  # fmt: skip
+                installer,
+                python,
+                fetched,
+                pip_reqs,
+                pip_args,
+                quiet_stdout=args.json,
+                quiet=args.quiet,
+                cached=cache.files,
+            )
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)
         return code
@@ -284,7 +255,7 @@ def _python(args: argparse.Namespace) -> str:
     found = environment_python(args.python, os.environ, Path.cwd())
     if found is not None and not Path(found).exists():
         raise UsageError(f"no Python at {found!r}; give --python the path of an interpreter")
-    pip_args = _pip_args(args)
+    pip_args = pip_args_of(args)
     elsewhere = args.command == "download" or any(
         a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args
     )
@@ -312,6 +283,7 @@ async def _fetch_set(
     indexes: list[str],
     python: str,
     cache: Cache,
+    network_of: Callable[[], Network],
 ) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
     `install`), the requirements as arguments for pip (files in ``pip_files``), and the
@@ -324,7 +296,8 @@ async def _fetch_set(
     from segfetch.wheels.install import Session
 
     quiet = args.quiet or args.json
-    async with make_client(args.max_connections, options.timeout) as client:
+    network = await trio.to_thread.run_sync(network_of, abandon_on_cancel=True)
+    async with make_client(args.max_connections, options.timeout, network) as client:
         session = Session(
             client, cache, indexes, budget=args.max_connections, options=options,
             notice=None if args.quiet else lambda line: print(f"segfetch: {line}", file=sys.stderr),

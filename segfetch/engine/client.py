@@ -14,7 +14,7 @@ from segfetch import __version__
 from segfetch.engine import failures, rules
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
-from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT
+from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.tls import tls_context
@@ -56,18 +56,26 @@ READ_SIZE = 1024 * 1024
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
-def make_client(connections: int = AUTO_CAP, timeout: float = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
+def make_client(
+    connections: int = AUTO_CAP, timeout: float = DEFAULT_TIMEOUT, network: Network | None = None
+) -> httpx.AsyncClient:
+    """``network``: pip's proxy, CA bundle, client certificate and trusted hosts (install),
+    over what the environment says."""
+    net = network or Network()
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(
         http1=True,
         http2=False,  # one TCP connection per segment is the point
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        limits=limits,
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
         max_redirects=10,
         # identity: the bytes on the wire are the bytes of the file, so ranges mean file offsets
         headers={"Accept-Encoding": "identity", "User-Agent": f"segfetch/{__version__}"},
-        trust_env=True,  # HTTP(S)_PROXY, SSL_CERT_FILE
-        verify=tls_context(),  # httpx's own, loaded on the first https connection
+        trust_env=True,  # HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE
+        proxy=net.proxy,  # pip's: over the environment's, as pip takes it
+        # made on the first https connection; pip's trusted hosts are not checked
+        verify=tls_context(net.cafile, net.client_cert, net.insecure),
     )
 
 

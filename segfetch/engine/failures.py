@@ -84,7 +84,8 @@ def from_transport(exc: BaseException, url: str) -> Failure:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return Failure(
                 f"TLS certificate check failed for {host}: {cause.verify_message}; "
-                "set SSL_CERT_FILE to your CA bundle",
+                "set SSL_CERT_FILE (or, to install, pip's cert: --cert, PIP_CERT) to your "
+                "CA bundle",
                 retry=False,
             )
         cause = cause.__cause__ or cause.__context__

@@ -41,3 +41,15 @@ class Options:
     def cap(self) -> int:
         """The most connections a file may use."""
         return AUTO_CAP if self.connections is None else self.connections
+
+
+@dataclass(frozen=True)
+class Network:
+    """Where connections go and what TLS trusts, beyond the environment (HTTP(S)_PROXY,
+    NO_PROXY, SSL_CERT_FILE, which httpx reads itself): pip's settings, for ``install``.
+    ``insecure``: hosts ("host" or "host:port") whose certificates are not checked."""
+
+    proxy: str | None = None
+    cafile: str | None = None
+    client_cert: str | None = None
+    insecure: tuple[str, ...] = ()

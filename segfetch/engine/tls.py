@@ -5,11 +5,16 @@ of a 0.2 s start-up), even when every URL is plain http. This is the same contex
 httpx itself (``httpx.create_ssl_context()``: SSL_CERT_FILE, SSL_CERT_DIR or certifi's
 bundle, certificates and host names verified), on its first use instead: a plain http
 download never loads it, an https URL or a redirect to one loads it before its handshake.
+pip's own settings, for ``install``: a CA bundle instead of the default one (``cert``), a
+client certificate (``client-cert``), hosts whose certificates are not checked
+(``trusted-host``: ``insecure_context``).
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+from collections.abc import Sequence
 from typing import Any, cast
 
 import httpx
@@ -21,19 +26,36 @@ class _OnFirstUse:
     """Stands for an ssl.SSLContext; every attribute is the real one's (httpcore calls
     set_alpn_protocols on it, trio's SSLStream wrap_bio)."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, cafile: str | None, client_cert: str | None, insecure: Sequence[str]
+    ) -> None:
         object.__setattr__(self, "_context", None)
+        object.__setattr__(self, "_files", (cafile, client_cert))
+        # pip's trusted hosts, by name (TLS tells no port: "host:port" trusts the host)
+        hosts = frozenset(h.rpartition(":")[0] if _has_port(h) else h for h in insecure)
+        object.__setattr__(self, "_insecure", hosts)
+
+    def wrap_bio(
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        """What trio's SSLStream calls for each connection: a trusted host's goes unchecked."""
+        name = server_hostname.decode() if isinstance(server_hostname, bytes) else server_hostname
+        if name in object.__getattribute__(self, "_insecure"):
+            context = insecure_context(object.__getattribute__(self, "_files")[1])
+        else:
+            context = self._real()
+        return context.wrap_bio(incoming, outgoing, server_side, server_hostname, session)
 
     def _real(self) -> ssl.SSLContext:
         context: ssl.SSLContext | None = object.__getattribute__(self, "_context")
         if context is None:
-            try:
-                context = httpx.create_ssl_context(verify=True, trust_env=True)
-            except (OSError, ssl.SSLError) as exc:  # a bad SSL_CERT_FILE or SSL_CERT_DIR
-                raise DownloadError(
-                    f"cannot load the CA certificates for TLS: {exc}; "
-                    "point SSL_CERT_FILE (or SSL_CERT_DIR) at your CA bundle"
-                ) from None
+            cafile, client_cert = object.__getattribute__(self, "_files")
+            context = _make(cafile, client_cert)
             object.__setattr__(self, "_context", context)
         return context
 
@@ -44,6 +66,54 @@ class _OnFirstUse:
         setattr(self._real(), name, value)
 
 
-def tls_context() -> ssl.SSLContext:
-    """httpx's default verifying context for a client's ``verify=``, made on first use."""
-    return cast(ssl.SSLContext, _OnFirstUse())
+def _make(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
+    try:
+        if cafile is None:
+            context = httpx.create_ssl_context(verify=True, trust_env=True)
+        else:
+            folder = os.path.isdir(cafile)  # pip takes a folder of certificates too
+            context = ssl.create_default_context(
+                cafile=None if folder else cafile, capath=cafile if folder else None
+            )
+    except (OSError, ssl.SSLError) as exc:  # a bad SSL_CERT_FILE, SSL_CERT_DIR or cert
+        where = f"pip's cert setting ({cafile})" if cafile else "SSL_CERT_FILE (or SSL_CERT_DIR)"
+        raise DownloadError(
+            f"cannot load the CA certificates for TLS: {exc}; point {where} at your CA bundle"
+        ) from None
+    _load_client_cert(context, client_cert)
+    return context
+
+
+def _load_client_cert(context: ssl.SSLContext, client_cert: str | None) -> None:
+    if client_cert is None:
+        return
+    try:
+        context.load_cert_chain(client_cert)  # pip's: one PEM file, key and certificate
+    except (OSError, ssl.SSLError) as exc:
+        raise DownloadError(
+            f"cannot load the client certificate {client_cert}: {exc}; pip's client-cert "
+            "setting must name one PEM file holding the private key and the certificate"
+        ) from None
+
+
+def tls_context(
+    cafile: str | None = None, client_cert: str | None = None, insecure: Sequence[str] = ()
+) -> ssl.SSLContext:
+    """A verifying context for a client's ``verify=``, made on first use: httpx's default,
+    or one trusting the CA bundle ``cafile``; with ``client_cert`` (a PEM file) loaded;
+    the hosts ``insecure`` (pip's trusted-host) are not checked."""
+    return cast(ssl.SSLContext, _OnFirstUse(cafile, client_cert, insecure))
+
+
+def _has_port(host: str) -> bool:
+    name, colon, port = host.rpartition(":")
+    return bool(colon) and port.isdigit() and not name.endswith(":")  # not a bare IPv6
+
+
+def insecure_context(client_cert: str | None = None) -> ssl.SSLContext:
+    """For pip's trusted hosts: TLS without checking the server's certificate or name."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA bundle to load: none is used
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    _load_client_cert(context, client_cert)
+    return context

@@ -32,11 +32,19 @@ async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool
     # index settings (files or environment) out, so it asks nothing behind our back.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     env["PIP_CONFIG_FILE"] = os.devnull
+    loopback_direct(env)
     proc = await trio.run_process(
         cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, check=False,
         env=env,
     )  # fmt: skip
     return _read_report(python, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def loopback_direct(env: dict[str, str]) -> None:
+    """segfetch's own index on 127.0.0.1 is asked directly, whatever proxy the environment
+    names for everything else (HTTP_PROXY, ALL_PROXY: pip and uv would send it there)."""
+    for key in ("NO_PROXY", "no_proxy"):
+        env[key] = ",".join(x for x in (env.get(key, ""), "127.0.0.1,localhost,::1") if x)
 
 
 def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list[str]:

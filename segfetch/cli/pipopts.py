@@ -1,0 +1,117 @@
+"""pip install's options on segfetch's command line: kept in order, with their values, for
+pip; those segfetch cannot honour, and those pip does not have, stopped with one line.
+
+An option argparse does not know would leave its value to be read as a requirement
+(`--only-binary :all:`), so every pip option that takes a value is named here (pip 23.2 to
+26.3). Those that change what pip chooses (wheels/requirements.py: RESOLVER_*) go to its
+resolver too, and are the ones `download` takes; the rest are for `pip install` at the end.
+Not here: segfetch's own -c/-r/-i/--extra-index-url/-f/--python/--cache-dir/--timeout/--pre.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from segfetch.errors import UsageError
+
+PIP_FLAGS: tuple[str, ...] = (
+    *("--no-deps", "--no-dependencies", "--prefer-binary", "--ignore-requires-python"),
+    *("--no-build-isolation", "--use-pep517", "--no-use-pep517", "--check-build-dependencies"),
+)
+PIP_VALUED: tuple[str, ...] = (
+    *("--only-binary", "--no-binary", "--platform", "--python-version", "--implementation"),
+    *("--abi", "-C", "--config-settings", "--global-option"),
+    "--progress-bar",  # for download: taken, and left to segfetch's own bar
+)
+INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
+INSTALL_FLAGS += ("--ignore-installed",)
+INSTALL_VALUED: tuple[str, ...] = (
+    *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--exists-action"),
+    *("--src", "--source", "--source-dir", "--source-directory"),
+    *("--log", "--log-file", "--local-log", "--root-user-action", "--report"),
+    *("--proxy", "--cert", "--client-cert", "--trusted-host", "--keyring-provider"),
+    *("--retries", "--resume-retries", "--refresh-package", "--use-feature", "--use-deprecated"),
+)
+# pip install's flags that change nothing segfetch chooses or fetches: passed through as given.
+PASSED_FLAGS = frozenset(
+    {
+        *("--break-system-packages", "--compile", "--no-compile", "--debug", "--dry-run"),
+        *("--disable-pip-version-check", "--isolated", "--no-cache-dir", "--no-clean"),
+        *("--no-color", "--no-input", "--no-python-version-warning", "--no-warn-conflicts"),
+        *("--no-warn-script-location", "--require-virtualenv", "--require-venv", "--no-user"),
+        *("--require-hashes", "--no-require-hashes", "--no-index", "--verbose", "--quiet"),
+    }
+)
+# pip's options that segfetch cannot honour yet (what they change is segfetch's own work):
+# stopped, where passing them to pip alone would install something other than pip would.
+NOT_YET = frozenset(
+    {
+        *("--group", "--requirements-from-script", "--build-constraint", "--only-final"),
+        *("--all-releases", "--uploaded-prior-to", "--only-deps", "--only-dependencies"),
+        "--no-proxy-env",
+    }
+)
+RENAMED = {"--pypi-url": "--index-url", "--default-timeout": "--timeout"}  # pip's old spellings
+_REPEATED = re.compile(r"^-(v+|q+)$")  # -vv, -qqq
+ELSEWHERE = ("--target", "--prefix", "--root", "-t")  # installs outside the environment
+# What decides what pip takes given what the environment holds: an install into the
+# target's environment is resolved against it, with these, as pip does.
+INSTALLED_FLAGS = ("-U", "--upgrade", "--force-reinstall", "-I", "--ignore-installed")
+INSTALLED_VALUED = ("--upgrade-strategy",)
+# other spelling -> the one shown first (--help lists them side by side)
+_ALIASES = {"--target": "-t", "--config-settings": "-C", "--no-dependencies": "--no-deps"}
+_ALIASES |= {"--ignore-installed": "-I", "--log-file": "--log", "--local-log": "--log"}
+_ALIASES |= {s: "--src" for s in ("--source", "--source-dir", "--source-directory")}
+
+
+def add_pip_options(group: Any, install: bool = False) -> None:
+    flags = PIP_FLAGS + (INSTALL_FLAGS if install else ())
+    valued = PIP_VALUED + (INSTALL_VALUED if install else ())
+    for names in _spellings(flags):
+        group.add_argument(*names, action=_PipOption, nargs=0)
+    for names in _spellings(valued):
+        group.add_argument(*names, action=_PipOption, metavar="VALUE")
+
+
+def _spellings(options: tuple[str, ...]) -> list[list[str]]:
+    """Options with their other spellings beside them (-t with --target)."""
+    return [
+        [o, *(a for a, first in _ALIASES.items() if first == o)]
+        for o in options
+        if o not in _ALIASES
+    ]
+
+
+def pip_args_of(args: argparse.Namespace) -> list[str]:
+    """Every pip option given, known to segfetch's parser or passed through, in order."""
+    return [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+
+
+def check_passed_through(words: Sequence[str]) -> None:
+    """The options argparse left over (``install``): pip flags that change nothing segfetch
+    does pass through; anything else stops here, before any download."""
+    for word in words:
+        name = word.partition("=")[0]
+        if name in RENAMED:
+            raise UsageError(f"segfetch install takes {RENAMED[name]} for pip's {name}")
+        if name in NOT_YET:
+            raise UsageError(
+                f"segfetch install does not take pip's {name} yet: run pip install for this set"
+            )
+        if word.startswith("-") and name not in PASSED_FLAGS and not _REPEATED.match(word):
+            raise UsageError(
+                f"no such option: {name} (segfetch install --help lists segfetch's options "
+                "and the pip install options it takes)"
+            )
+
+
+class _PipOption(argparse.Action):
+    """Keep a pip option, in order, for the pip install at the end."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
+        kept = getattr(namespace, "pip_kept", None) or []
+        kept += [option, *([values] if isinstance(values, str) else [])]
+        namespace.pip_kept = kept

@@ -1,0 +1,99 @@
+"""pip's network settings (proxy, cert, client-cert, trusted-host) from its command line and
+its configuration, so that segfetch's own connections go where pip's would. Pure.
+
+As pip ranks them: the command line over the environment (PIP_PROXY, ...) over the
+command's section of the config files over ``global``; trusted hosts of the command line
+add to the configuration's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from segfetch.engine.options import Network
+
+NETWORK_VALUED = ("--proxy", "--cert", "--client-cert", "--trusted-host")
+
+
+def config_settings(listing: str, name: str, command: str) -> list[str]:
+    """A setting's values from the lines of ``pip config list`` (``global.proxy='...'``,
+    ``:env:.proxy=...``), the one pip uses first: the environment, the command's section,
+    ``global``."""
+    found: dict[str, str] = {}
+    for line in listing.splitlines():
+        key, eq, value = line.partition("=")
+        section, _, key_name = key.strip().rpartition(".")
+        if eq and key_name == name and section in (":env:", command, "global"):
+            found[section] = value.strip().strip("'\"")
+    return [found[s] for s in (":env:", command, "global") if found.get(s)]
+
+
+def command_line_values(pip_args: Sequence[str], option: str) -> list[str]:
+    """Every value given to ``option`` (``--x V`` or ``--x=V``) among pip's arguments."""
+    out = []
+    for i, word in enumerate(pip_args):
+        if word == option and i + 1 < len(pip_args):
+            out.append(pip_args[i + 1])
+        elif word.startswith(option + "="):
+            out.append(word[len(option) + 1 :])
+    return out
+
+
+def pip_network(pip_args: Sequence[str], listing: str, command: str) -> Network:
+    """The settings pip would use for ``pip <command>`` with these arguments and this
+    configuration (``listing``: ``pip config list``; "" under --isolated)."""
+
+    def configured(name: str) -> str | None:
+        return next(iter(config_settings(listing, name, command)), None)
+
+    def one(name: str) -> str | None:
+        given = command_line_values(pip_args, f"--{name}")
+        return given[-1] if given else configured(name)
+
+    proxy = one("proxy")
+    if proxy and "://" not in proxy:
+        proxy = "http://" + proxy  # as requests reads a proxy without a scheme
+    trusted = (configured("trusted-host") or "").split()
+    trusted += command_line_values(pip_args, "--trusted-host")
+    return Network(
+        proxy=proxy or None,
+        cafile=one("cert"),
+        client_cert=one("client-cert"),
+        insecure=tuple(dict.fromkeys(trusted)),
+    )
+
+
+def environment_listing(environ: Mapping[str, str]) -> str:
+    """pip's network settings from the environment alone, as ``pip config list`` prints them."""
+    names = ("proxy", "cert", "client-cert", "trusted-host")
+    found = {n: environ.get("PIP_" + n.upper().replace("-", "_")) for n in names}
+    return "".join(f":env:.{n}={v!r}\n" for n, v in found.items() if v)
+
+
+def may_read_config_files(python: str, environ: Mapping[str, str], home: Path) -> bool:
+    """Whether pip (for the interpreter ``python``) may read a config file: one of the places
+    it looks exists (a superset of pip's list, for Linux, macOS and Windows). When none does,
+    pip's settings are the command line's and the environment's, known without asking it."""
+    named = environ.get("PIP_CONFIG_FILE")
+    if named == os.devnull:
+        return False  # pip reads no file at all then
+    prefix = Path(python).parent.parent  # sys.prefix: the venv, or /usr for /usr/bin/python3
+    xdg = environ.get("XDG_CONFIG_HOME") or str(home / ".config")
+    dirs = (environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(os.pathsep)
+    places = [
+        *([Path(named)] if named else []),
+        prefix / "pip.conf",
+        prefix / "pip.ini",
+        Path("/etc/pip.conf"),
+        *(Path(d) / "pip" / "pip.conf" for d in dirs if d),
+        home / ".pip" / "pip.conf",
+        Path(xdg) / "pip" / "pip.conf",
+        home / "Library" / "Application Support" / "pip" / "pip.conf",
+        Path("/Library/Application Support/pip/pip.conf"),
+        Path(environ.get("APPDATA", home)) / "pip" / "pip.ini",
+        home / "pip" / "pip.ini",
+        Path(environ.get("ProgramData", "C:/ProgramData")) / "pip" / "pip.ini",
+    ]
+    return any(p.is_file() for p in places)

@@ -1,0 +1,141 @@
+"""pip's network settings reach segfetch's own connections, as they reach pip's: an index
+behind TLS from a private CA (``cert``), a host whose certificate is not checked
+(``trusted-host``), an HTTP proxy (``proxy``), from the command line, the environment or a
+config file. The local index segfetch runs for pip's resolver is never sent to the proxy.
+
+Real loopback sockets: the emulator's index behind a TLS front (a trustme CA) and a CONNECT
+proxy (tests/helpers.py); pip and segfetch install into copies of one venv."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import trio
+import trustme
+from helpers import connect_proxy, one_line_error, segfetch, tls_front
+
+from segfetch.testing.emulator import Emulator
+from segfetch.testing.wheelmaker import make_wheel
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("index")
+    make_wheel(d, "pn-a", "1.0", requires=["pn-b>=1"], payload=30_000)
+    make_wheel(d, "pn-b", "1.0", payload=30_000)
+    return d
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+async def https_index(index_dir: Path, ca: trustme.CA) -> AsyncIterator[tuple[Emulator, int]]:
+    """The emulator's index, and the port of TLS in front of it (a certificate from ``ca``)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    async with Emulator(index=index_dir) as emu, tls_front(emu.port, context) as port:
+        yield emu, port
+
+
+def fresh(template: Path, dest: Path) -> str:
+    shutil.copytree(template, dest, symlinks=True)
+    return str(dest / "bin" / "python")
+
+
+async def installed(python: str) -> list[str]:
+    proc = await trio.run_process([python, "-m", "pip", "freeze"], capture_stdout=True)
+    return sorted(proc.stdout.decode().splitlines())
+
+
+async def install(
+    python: str, url: str, tmp_path: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[bytes]:
+    return await segfetch(
+        "install", "--python", python, "--index-url", url, "--installer", "pip",
+        "--cache-dir", str(tmp_path / "cache"), "-q", *args, "pn-a", env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["command line", "environment", "config file"])
+async def test_an_index_behind_a_private_ca_with_pips_cert(
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, ca: trustme.CA, where: str
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    args: list[str] = []
+    env: dict[str, str] = {}
+    if where == "command line":
+        args = ["--cert", str(bundle)]
+    elif where == "environment":
+        env = {"PIP_CERT": str(bundle)}
+    else:
+        conf = tmp_path / "pip.conf"
+        conf.write_text(f"[global]\ncert = {bundle}\n")
+        env = {"PIP_CONFIG_FILE": str(conf)}
+    emu, port = https_index
+    python = fresh(template, tmp_path / "venv")
+    proc = await install(python, f"https://127.0.0.1:{port}/simple/", tmp_path, *args, **env)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert any(str(e["path"]).startswith("/files/") for e in emu.log)
+    assert [line.split("==")[0] for line in await installed(python)] == ["pn-a", "pn-b"]
+
+
+async def test_without_the_ca_it_stops_in_one_line_saying_what_to_set(
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path
+) -> None:
+    python = fresh(template, tmp_path / "venv")
+    proc = await install(python, f"https://127.0.0.1:{https_index[1]}/simple/", tmp_path)
+    assert proc.returncode == 1
+    line = one_line_error(proc)
+    assert "certificate" in line and "cert" in line.split(";")[-1], line
+    assert await installed(python) == []
+
+
+async def test_a_trusted_host_is_not_checked(
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path
+) -> None:
+    port = https_index[1]
+    python = fresh(template, tmp_path / "venv")
+    url = f"https://127.0.0.1:{port}/simple/"
+    proc = await install(python, url, tmp_path, "--trusted-host", f"127.0.0.1:{port}")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(await installed(python)) == 2
+
+
+@pytest.mark.parametrize("where", ["command line", "PIP_PROXY", "HTTPS_PROXY"])
+async def test_connections_go_through_pips_proxy_but_the_local_index_does_not(
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, ca: trustme.CA, where: str
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    port = https_index[1]
+    async with connect_proxy() as (proxy_port, asked):
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        # HTTP(S)_PROXY reach pip's resolver too (as they reach httpx and uv), which asks
+        # segfetch's local index on 127.0.0.1: that must not go to the proxy (which
+        # refuses all but CONNECT).
+        args: list[str] = ["--proxy", proxy] if where == "command line" else []
+        env = {} if args else {where: proxy, "HTTP_PROXY": proxy}
+        python = fresh(template, tmp_path / "venv")
+        url = f"https://127.0.0.1:{port}/simple/"
+        proc = await install(python, url, tmp_path, "--cert", str(bundle), *args, **env)
+        assert proc.returncode == 0, proc.stderr.decode()
+    assert asked, "nothing went through the proxy"
+    assert set(asked) == {f"CONNECT 127.0.0.1:{port} HTTP/1.1"}, asked
+    assert len(await installed(python)) == 2

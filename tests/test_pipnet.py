@@ -1,0 +1,55 @@
+"""pip's network settings as segfetch reads them (pure): the command line over the
+environment over the command's section over global, as pip ranks them."""
+
+from __future__ import annotations
+
+from segfetch.engine.options import Network
+from segfetch.wheels.pipnet import command_line_values, config_settings, pip_network
+
+LISTING = """\
+global.cert='/etc/ssl/global.pem'
+global.proxy='http://global-proxy:3128'
+global.trusted-host='a.example b.example'
+install.proxy='install-proxy:8080'
+download.client-cert='/keys/download.pem'
+"""
+
+
+def test_nothing_set_is_the_environment_alone() -> None:
+    assert pip_network([], "", "install") == Network()
+
+
+def test_the_command_section_wins_over_global_and_a_bare_proxy_is_http() -> None:
+    net = pip_network([], LISTING, "install")
+    assert net.proxy == "http://install-proxy:8080"
+    assert net.cafile == "/etc/ssl/global.pem"
+    assert net.client_cert is None  # that one is for pip download only
+    assert net.insecure == ("a.example", "b.example")
+    assert pip_network([], LISTING, "download").client_cert == "/keys/download.pem"
+    assert pip_network([], LISTING, "download").proxy == "http://global-proxy:3128"
+
+
+def test_the_environment_wins_over_the_files() -> None:
+    listing = LISTING + ":env:.proxy='http://env-proxy:1'\n:env:.trusted-host='c.example'\n"
+    net = pip_network([], listing, "install")
+    assert net.proxy == "http://env-proxy:1"
+    assert net.insecure == ("c.example",)  # PIP_TRUSTED_HOST replaces the files' list
+
+
+def test_the_command_line_wins_and_its_trusted_hosts_add_to_the_configured() -> None:
+    args = ["--proxy", "https://cli:3129", "--cert=/cli.pem", "--trusted-host", "x:8443"]
+    args += ["--no-deps", "--trusted-host=a.example"]
+    net = pip_network(args, LISTING, "install")
+    assert net == Network(
+        proxy="https://cli:3129",
+        cafile="/cli.pem",
+        insecure=("a.example", "b.example", "x:8443"),
+    )
+
+
+def test_reading_values() -> None:
+    assert command_line_values(["--cert", "a", "--cert=b", "--cert"], "--cert") == ["a", "b"]
+    assert command_line_values(["--certify", "x"], "--cert") == []
+    assert config_settings("global.cert=\"/q.pem\"\nfoo.cert='/no'\n", "cert", "install") == [
+        "/q.pem"
+    ]
