@@ -11,7 +11,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
@@ -84,9 +83,7 @@ def parse_root(body: bytes, content_type: str, page_url: str) -> list[str]:
         if media == JSON_TYPE:
             return [str(p["name"]) for p in json.loads(body)["projects"]]
         if media in ("text/html", "application/vnd.pypi.simple.v1+html"):
-            parser = _Anchors()
-            parser.feed(body.decode("utf-8", errors="replace"))
-            return [text for _, text in parser.anchors if text]
+            return [text for _, text in _anchors(body.decode("utf-8", errors="replace")) if text]
     except (ValueError, TypeError, KeyError) as exc:
         raise IndexPageError(f"{redact_url(page_url)} is not a valid root page ({exc})") from None
     raise IndexPageError(f"{redact_url(page_url)} answered {media or 'no content type'}")
@@ -119,34 +116,41 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
     return out
 
 
-class _Anchors(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchors: list[tuple[dict[str, str | None], str]] = []
-        self._open: dict[str, str | None] | None = None
-        self._text = ""
+def _anchors(text: str) -> list[tuple[dict[str, str | None], str]]:
+    """The <a> elements of a page: attributes and text. (html.parser is loaded only for an
+    HTML page: JSON pages, most of them, never need it.)"""
+    from html.parser import HTMLParser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self._open, self._text = dict(attrs), ""
+    class Anchors(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.anchors: list[tuple[dict[str, str | None], str]] = []
+            self._open: dict[str, str | None] | None = None
+            self._text = ""
 
-    def handle_data(self, data: str) -> None:
-        if self._open is not None:
-            self._text += data
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self._open, self._text = dict(attrs), ""
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._open is not None:
-            self.anchors.append((self._open, self._text.strip()))
-            self._open = None
+        def handle_data(self, data: str) -> None:
+            if self._open is not None:
+                self._text += data
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "a" and self._open is not None:
+                self.anchors.append((self._open, self._text.strip()))
+                self._open = None
+
+    parser = Anchors()
+    parser.feed(text)
+    return parser.anchors
 
 
 def parse_html(text: str, page_url: str) -> list[IndexFile]:
     """Files of a PEP 503 page, or of any page of links such as a server's folder listing:
     links that are not distribution files are skipped, as pip skips them."""
-    parser = _Anchors()
-    parser.feed(text)
     out = []
-    for attrs, label in parser.anchors:
+    for attrs, label in _anchors(text):
         href = attrs.get("href")
         if not href:
             continue
