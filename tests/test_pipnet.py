@@ -3,7 +3,10 @@ environment over the command's section over global, as pip ranks them."""
 
 from __future__ import annotations
 
+import pytest
+
 from segfetch.engine.options import Network
+from segfetch.errors import UsageError
 from segfetch.wheels.pipnet import command_line_values, config_settings, pip_network
 
 LISTING = """\
@@ -53,3 +56,11 @@ def test_reading_values() -> None:
     assert config_settings("global.cert=\"/q.pem\"\nfoo.cert='/no'\n", "cert", "install") == [
         "/q.pem"
     ]
+
+
+@pytest.mark.parametrize(
+    "proxy", ["socks5://127.0.0.1:1080", "http://foo:bar", "ftp://x:1", "http://[::1", "http://"]
+)
+def test_a_proxy_segfetch_cannot_use_is_one_line(proxy: str) -> None:
+    with pytest.raises(UsageError, match="pip's proxy"):
+        pip_network(["--proxy", proxy], "", "install")

@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from segfetch.engine.options import Network
+from segfetch.errors import UsageError, redact_url
 
 NETWORK_VALUED = ("--proxy", "--cert", "--client-cert", "--trusted-host")
 
@@ -55,6 +57,8 @@ def pip_network(pip_args: Sequence[str], listing: str, command: str) -> Network:
     proxy = one("proxy")
     if proxy and "://" not in proxy:
         proxy = "http://" + proxy  # as requests reads a proxy without a scheme
+    if proxy:
+        _check_proxy(proxy)
     trusted = (configured("trusted-host") or "").split()
     trusted += command_line_values(pip_args, "--trusted-host")
     return Network(
@@ -97,3 +101,17 @@ def may_read_config_files(python: str, environ: Mapping[str, str], home: Path) -
         Path(environ.get("ProgramData", "C:/ProgramData")) / "pip" / "pip.ini",
     ]
     return any(p.is_file() for p in places)
+
+
+def _check_proxy(url: str) -> None:
+    """One line now, not a traceback when the client is made."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"pip's proxy {redact_url(url)} is not an http(s)://HOST[:PORT] URL (segfetch "
+            "speaks to HTTP proxies, not SOCKS): fix pip's proxy setting (--proxy, PIP_PROXY)"
+        )
