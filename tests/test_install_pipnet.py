@@ -139,3 +139,24 @@ async def test_connections_go_through_pips_proxy_but_the_local_index_does_not(
     assert asked, "nothing went through the proxy"
     assert set(asked) == {f"CONNECT 127.0.0.1:{port} HTTP/1.1"}, asked
     assert len(await installed(python)) == 2
+
+
+async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
+    tmp_path: Path, index_dir: Path, template: Path
+) -> None:
+    conf = tmp_path / "pip.conf"
+    async with Emulator(index=index_dir) as emu:
+        local = (tmp_path / "simple").as_uri()
+        conf.write_text(f"[global]\nindex-url = {local}\nextra-index-url = {emu.index_url}\n")
+        python = fresh(template, tmp_path / "venv")
+        proc = await segfetch(
+            "install", "--python", python, "--installer", "pip", "pn-a",
+            "--cache-dir", str(tmp_path / "cache"), env={"PIP_CONFIG_FILE": str(conf)},
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    said = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("segfetch: warning")]
+    assert said == [
+        f"segfetch: warning: {local} is not an http(s) index: segfetch does not read it "
+        "(a folder of files: give it with -f)"
+    ]
+    assert len(await installed(python)) == 2

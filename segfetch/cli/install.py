@@ -442,6 +442,9 @@ def _indexes(
     web = [u for u in urls if u.startswith(("http://", "https://"))]
     if not web:
         raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")
+    for url in [u for u in urls if u not in web and not args.quiet]:
+        line = f"{redact_url(url)} is not an http(s) index: segfetch does not read it"
+        print(f"segfetch: warning: {line} (a folder of files: give it with -f)", file=sys.stderr)
     return web
 
 
