@@ -189,37 +189,38 @@ def test_a_fast_connection_is_not_stolen_from() -> None:
     assert c.take(now=1.0) is None
 
 
-def test_auto_control_doubles_while_it_pays_and_steps_back_at_the_knee() -> None:
+def test_auto_control_grows_while_it_pays_and_steps_back_at_the_knee() -> None:
     from segfetch.engine.control import START, Controller
 
-    c = Controller(cap=16)
-    assert c.limit == START
-    assert c.epoch(2e6, busy=2) == 2  # settling: the first epoch shows nothing
-    assert c.epoch(2e6, busy=2) == 4  # then grow
-    c.epoch(2e6, busy=4)  # settling
-    assert c.epoch(4e6, busy=4) == 16  # doubled the rate in full: grow faster (capped)
-    c.epoch(4e6, busy=16)
-    assert c.epoch(4.2e6, busy=16) == 4  # 4x the connections bought 5 %: back to the knee
-    assert c.knee == 4
-    c.epoch(4e6, busy=4)
+    c = Controller(cap=32)
+    assert c.limit == START == 4
+    assert c.epoch(2e6, busy=4) == 4  # settling: the first epoch shows nothing
+    assert c.epoch(2e6, busy=4) == 16  # then grow: 4x at first
+    c.epoch(2e6, busy=16)  # settling
+    assert c.epoch(8e6, busy=16) == 32  # 4x the rate, in full: grow fast again (capped)
+    c.epoch(8e6, busy=32)
+    assert c.epoch(8.4e6, busy=32) == 16  # twice the connections bought 5 %: back to the knee
+    assert c.knee == 16
+    c.epoch(8e6, busy=16)
     for _ in range(7):
-        assert c.epoch(4e6, busy=4) == 4  # at the knee
-    assert c.epoch(4e6, busy=4) == 5  # now and then, one more to see if the link changed
-    assert c.pushback(busy=5) == 4  # refused while one more was on trial: back to 4
-    assert c.pushback(busy=4) == 4  # the same burst of refusals: nothing more
-    c.epoch(4e6, busy=4)  # settled
-    assert c.pushback(busy=4) == 2  # refused again later: half of what was in use
-    assert c.epoch(1e6, busy=1) == 2  # too little work to judge: unchanged
+        assert c.epoch(8e6, busy=16) == 16  # at the knee
+    assert c.epoch(8e6, busy=16) == 17  # now and then, one more to see if the link changed
+    assert c.pushback(busy=17) == 16  # refused while one more was on trial: back to 16
+    assert c.pushback(busy=16) == 16  # the same burst of refusals: nothing more
+    c.epoch(8e6, busy=16)  # settled
+    assert c.pushback(busy=16) == 8  # refused again later: half of what was in use
+    assert c.epoch(1e6, busy=1) == 8  # too little work to judge: unchanged
 
 
 def test_auto_control_on_a_shared_cap_stays_small() -> None:
     from segfetch.engine.control import Controller
 
     c = Controller(cap=16)
-    rates = iter([1e6] * 20)
+    seen = []
     for _ in range(20):
-        c.epoch(next(rates), busy=c.limit)
-    assert c.limit <= 3
+        seen.append(c.epoch(1e6, busy=c.limit))
+    assert max(seen[3:]) <= 5  # one step to 16 on trial, then the 4 it began with (5: a probe)
+    assert c.limit == c.knee == 4
 
 
 def test_auto_control_backs_out_of_an_increase_the_host_refuses() -> None:
@@ -227,7 +228,7 @@ def test_auto_control_backs_out_of_an_increase_the_host_refuses() -> None:
 
     c = Controller(cap=16, limit=4)
     c.epoch(1e6, busy=4)  # settling
-    assert c.epoch(1e6, busy=4) == 8  # on trial
+    assert c.epoch(1e6, busy=4) == 16  # on trial
     assert c.pushback(busy=8) == 4  # 503s: the 4 that streamed without refusals
     assert c.knee == 4
     assert c.pushback(busy=8) == 4  # more 503s of the same burst: nothing more
