@@ -61,9 +61,9 @@ httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 # Those reads hand out buffers of up to READ_SIZE (the socket's bytes, then h11's and
 # httpcore's copies of them), each freed soon after. glibc gives the top of its heap back to
 # the kernel past 2x the largest such buffer and takes it again on the next read: a page
-# fault and a zeroed page per 4 KiB: 40-80 thousand faults per 500 MB from nginx on loopback,
-# 13 thousand once tuned (docs/benchmarks.md S8). Fixed thresholds keep that heap instead.
-MALLOC_KEEP = 32 * READ_SIZE
+# fault and a zeroed page per 4 KiB: 40-50 thousand faults per 500 MB from nginx on loopback,
+# 14 thousand once tuned (docs/benchmarks.md S8). Fixed thresholds keep that heap instead.
+MALLOC_KEEP = 8 * READ_SIZE  # at most this much freed heap is kept
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
 
 
@@ -71,7 +71,7 @@ def tune_malloc() -> None:
     """Keep freed read buffers' memory for the next read (glibc only; elsewhere nothing)."""
     with contextlib.suppress(OSError, AttributeError, TypeError):
         mallopt = ctypes.CDLL(None).mallopt  # AttributeError: not glibc (musl, macOS)
-        # The mmap threshold first: setting the others freezes glibc's adaptive one at 128 KiB.
+        # Setting any threshold turns glibc's adaptive ones off: all three are set.
         mallopt(_M_MMAP_THRESHOLD, 4 * READ_SIZE)
         mallopt(_M_TOP_PAD, 4 * READ_SIZE)
         mallopt(_M_TRIM_THRESHOLD, MALLOC_KEEP)
