@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -27,7 +28,7 @@ from segfetch.engine.download import MAX_RESTARTS, Result, download
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
 from segfetch.engine.retry import RetryPolicy
-from segfetch.engine.store import PartFile, State
+from segfetch.engine.store import HASH_CHUNK, PartFile, PrefixHasher, State
 from segfetch.errors import RetriesExhausted, ServerError
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
@@ -242,6 +243,27 @@ def test_load_refuses_a_part_shorter_than_its_claims(tmp_path: Path) -> None:
         # A claim past the file's size fits no .part.
         store.save(State("http://h/f", 800, etag='"e"', done=RangeSet([(0, 1000)])))
         assert store.load("http://h/f", None) is None
+    finally:
+        store.close()
+
+
+async def test_read_back_hashes_the_part_and_refuses_a_short_one(tmp_path: Path) -> None:
+    """The prefix hash reads back what arrived out of order, through one reused buffer,
+    across reads of several sizes; a .part shorter than the bytes to hash is an error."""
+    data = os.urandom(2 * HASH_CHUNK + 12345)
+    store = PartFile(tmp_path / "out.bin")
+    store.open(fresh=True)
+    try:
+        store.write(0, data)
+        hasher = PrefixHasher(store)
+        hasher.feed(0, data[:100])  # in order: hashed from memory
+        hasher.feed(500, data[500:600])  # past the prefix: left for the read-back
+        await hasher.advance(HASH_CHUNK + 7)
+        await hasher.advance(len(data))
+        assert hasher.hexdigest() == hashlib.sha256(data).hexdigest()
+        short = PrefixHasher(store)
+        with pytest.raises(OSError, match="shorter than the bytes recorded"):
+            await short.advance(len(data) + 1)
     finally:
         store.close()
 

@@ -4,6 +4,8 @@ file changed: begin the whole file again)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 from collections.abc import AsyncIterator, Callable
 
 import httpcore
@@ -56,11 +58,31 @@ READ_SIZE = 1024 * 1024
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
+# Those reads hand out buffers of up to READ_SIZE (the socket's bytes, then h11's and
+# httpcore's copies of them), each freed soon after. glibc gives the top of its heap back to
+# the kernel past 2x the largest such buffer and takes it again on the next read: a page
+# fault and a zeroed page per 4 KiB: 40-50 thousand faults per 500 MB from nginx on loopback,
+# 14 thousand once tuned (docs/benchmarks.md S8). Fixed thresholds keep that heap instead.
+MALLOC_KEEP = 8 * READ_SIZE  # at most this much freed heap is kept
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
+
+
+def tune_malloc() -> None:
+    """Keep freed read buffers' memory for the next read (glibc only; elsewhere nothing)."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        mallopt = ctypes.CDLL(None).mallopt  # AttributeError: not glibc (musl, macOS)
+        # Setting any threshold turns glibc's adaptive ones off: all three are set.
+        mallopt(_M_MMAP_THRESHOLD, 4 * READ_SIZE)
+        mallopt(_M_TOP_PAD, 4 * READ_SIZE)
+        mallopt(_M_TRIM_THRESHOLD, MALLOC_KEEP)
+
+
 def make_client(
     connections: int = AUTO_CAP, timeout: float = DEFAULT_TIMEOUT, network: Network | None = None
 ) -> httpx.AsyncClient:
     """``network``: pip's proxy, CA bundle, client certificate and trusted hosts (install),
     over what the environment says."""
+    tune_malloc()
     net = network or Network()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(

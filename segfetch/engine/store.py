@@ -223,6 +223,9 @@ class PrefixHasher:
         self.hashed = 0
         self._hash = hashlib.sha256()
         self._reading = False  # a read-back is under way in a thread: feed must wait
+        # One buffer for every read-back, made by the first: a fresh 4 MiB one per read costs
+        # a page fault per 4 KiB each time (measured, docs/benchmarks.md S8).
+        self._buffer: bytearray | None = None
 
     def feed(self, offset: int, data: bytes | memoryview) -> None:
         """Bytes just written at offset: hashed now if they extend the prefix."""
@@ -241,10 +244,12 @@ class PrefixHasher:
 
     def _update(self, offset: int, n: int) -> None:
         assert self.part.fd is not None
-        data = os.pread(self.part.fd, n, offset)
-        if len(data) != n:
-            raise OSError(f"{self.part.part} is shorter than the bytes recorded in it")
-        self._hash.update(data)
+        if self._buffer is None:
+            self._buffer = bytearray(HASH_CHUNK)
+        with memoryview(self._buffer)[:n] as view:
+            if os.preadv(self.part.fd, [view], offset) != n:
+                raise OSError(f"{self.part.part} is shorter than the bytes recorded in it")
+            self._hash.update(view)
         self.hashed += n
 
     def hexdigest(self) -> str:
