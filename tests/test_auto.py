@@ -11,6 +11,8 @@ import trio.testing
 
 from segfetch.engine.control import (
     EPOCH,
+    FAST_CONNECTION,
+    PROBE_EVERY,
     QUIET_AFTER_REFUSAL,
     SLOW_START_EPOCH,
     START,
@@ -35,6 +37,16 @@ def test_slow_start_measures_in_short_epochs_until_the_knee() -> None:
     c.settled()
     assert c.epoch(1.2e6, busy=16) == 4  # it bought too little: the knee
     assert c.period == EPOCH
+
+
+def test_connections_already_fast_end_slow_start_where_they_are() -> None:
+    c = Controller(cap=16)
+    c.settled()
+    assert c.epoch(4 * FAST_CONNECTION, busy=4) == 4  # the CPU's pace, not a cap per connection
+    assert c.knee == 4 and c.period == EPOCH
+    for _ in range(PROBE_EVERY - 1):
+        assert c.epoch(4 * FAST_CONNECTION, busy=4) == 4
+    assert c.epoch(4 * FAST_CONNECTION, busy=4) == 5  # one more, now and then
 
 
 def test_slow_start_grows_4x_after_a_step_that_paid_and_2x_after_one_that_half_paid() -> None:

@@ -31,6 +31,11 @@ LINEAR = 0.8  # an increase that bought this share of its ideal: grow by 4x next
 # The first step is also 4x: on a link capped per connection each step costs an epoch, and a
 # 4 MB file there is done in a second; a shared link loses only a few openings (OPENING in
 # slots.py meters them), and a host that refuses gets back the count that streamed.
+# Connections that each move this much are not held back by a cap per connection: the CPU
+# sets the pace, so slow start ends there (the knee: one more is probed now and then). More
+# only cost CPU and, cut back at the end, bytes twice (nginx on loopback, 500 MB: 16 on
+# trial cost 2.57 CPU-s per GB against 2.26; 8: 2.33 against -n 4's 2.12, 1.4 % twice).
+FAST_CONNECTION = 16 * 1024 * 1024  # bytes/s
 
 
 @dataclass
@@ -76,6 +81,9 @@ class Controller:
                 return self._set(limit)
             self._linear = rate >= before * (1 + LINEAR * ideal)
         if self.limit >= self.cap:
+            return self.limit
+        if self.knee is None and rate >= FAST_CONNECTION * self.limit:
+            self.knee = self.limit  # each connection is already fast: its knee, probed slowly
             return self.limit
         if self.knee is not None:
             self._calm += 1
