@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import Fetched
     from segfetch.wheels.requirements import RequirementSet
+    from segfetch.wheels.streaming import Early
     from segfetch.wheels.target import Pending, Probe, Target
 
 # trio, httpx and the resolver side are imported when used: `segfetch --version` and the
@@ -43,22 +44,10 @@ def add_commands(sub: Any) -> None:
             metavar="REQ",
             help="requirement strings, e.g. 'attrs==25.1.0'",
         )
-        p.add_argument(
-            "-r",
-            "--requirement",
-            action="append",
-            default=[],
-            metavar="FILE",
-            help="requirements file",
-        )
-        p.add_argument(
-            "-c",
-            "--constraint",
-            action="append",
-            default=[],
-            metavar="FILE",
-            help="constraints file",
-        )
+        for flag, what in (("-r", "requirement"), ("-c", "constraint")):
+            p.add_argument(
+                flag, f"--{what}", action="append", default=[], metavar="FILE", help=f"{what}s file"
+            )
         p.add_argument(
             "-i", "--index-url", metavar="URL", help="simple index (default: pip's own setting)"
         )
@@ -222,11 +211,13 @@ def _run_started(
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import link_into
     from segfetch.wheels.pip import choose_installer, install, record_origins
+    from segfetch.wheels.streaming import Early
 
     pip_args = _pip_args(args)
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)
+    installing = Early(installer, python, pip_args, args.quiet)  # uv while the files arrive
 
     @functools.cache
     def pip_config() -> str:
@@ -255,9 +246,10 @@ def _run_started(
         # stopped and these folders removed on the way out.
         fetched, pip_reqs, origins = running.run(
             functools.partial(
-                _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache
+                _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache,
+                installing,
             )
-        )
+        )  # fmt: skip
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
         elif not args.quiet:
@@ -268,7 +260,7 @@ def _run_started(
         if installer.why_not_uv and not args.quiet:
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
         with running.stop_on_signals():  # the installer is stopped with segfetch
-            code = install(
+            code = installing.replay(args.json) if installing.code == 0 else install(
                 installer, python, fetched, pip_reqs, pip_args,
                 quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
             )  # fmt: skip
@@ -312,6 +304,7 @@ async def _fetch_set(
     indexes: list[str],
     python: str,
     cache: Cache,
+    installing: Early,
 ) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
     `install`), the requirements as arguments for pip (files in ``pip_files``), and the
@@ -357,7 +350,7 @@ async def _fetch_set(
         bars = MultiProgress(len(planned), total, quiet=quiet)
         session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            fetched = await session.fetch_all(planned)
+            fetched = await installing.fetch(session, planned, pip_reqs)
         finally:
             bars.close()
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
