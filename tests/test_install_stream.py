@@ -3,8 +3,10 @@ against segfetch's own index on 127.0.0.1 for the run (wheels/streaming.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,18 @@ pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (the tes
 # segfetch reads ahead, which has often fetched every file by the time the plan is made).
 SET = ["sf-alpha==1.0", "sf-beta==1.0", "sf-gamma[fast]==1.0", "sf-delta==1.0"]
 SLOW = Link(rate=400_000)  # uv starts long before the 600 kB wheel is in
+
+
+WHEELS = [
+    "sf_alpha-1.0-py3-none-any.whl",
+    "sf_beta-1.0-py3-none-any.whl",
+    "sf_gamma-1.0-py3-none-any.whl",
+    "sf_delta-1.0-py3-none-any.whl",
+]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +124,54 @@ async def test_a_cold_install_streams_to_uv_and_leaves_what_the_usual_route_does
     assert wheels and all(e["range"] for e in wheels)
     # uv's cache for the streaming run was a folder of the run, gone with it: uv's own
     # cache holds nothing of the index served on a port that changes every run.
-    uv_cache = tmp_path / "uv-cache"
-    assert not list(uv_cache.rglob("sf_beta*")) or all(
-        "index" not in p.parts for p in uv_cache.rglob("sf_beta*")
-    )
-    assert not list((tmp_path / "cache").glob("uv-*"))
-    assert f"--cache-dir {tmp_path / 'cache'}" in " ".join(first)
+    assert "--no-deps" in first  # a complete pinned set: uv asks no metadata
+    assert f"--cache-dir {tmp_path / 'cache' / 'uv-runs'}" in " ".join(first)
+
+
+async def test_uv_keeps_one_runs_cache_not_one_per_run(
+    tmp_path: Path, index_dir: Path, uv_log: Path
+) -> None:
+    """uv's cache of a streaming run is its own folder (uv keys downloads by the index
+    URL, whose port changes): the next run removes it, uv's own cache holds nothing."""
+    cache = tmp_path / "cache"
+    async with Emulator(index=index_dir, link=SLOW) as emu:
+        for n in range(3):
+            shutil.rmtree(cache / "sha256", ignore_errors=True)  # cold again
+            python = venv(tmp_path, f"v{n}")
+            proc = await install(python, emu.index_url, "--cache-dir", str(cache), *SET)
+            assert proc.returncode == 0, proc.stderr
+            assert [p.suffix for p in (cache / "uv-runs").iterdir()].count(".lock") == 1
+    assert [streamed(args) for _, args in runs(uv_log)] == [True] * 3
+    folders = [p for p in (cache / "uv-runs").iterdir() if p.is_dir()]
+    assert len(folders) == 1 and str(folders[0]) in " ".join(runs(uv_log)[-1][1])
+    assert not (tmp_path / "uv-cache").exists() or not list((tmp_path / "uv-cache").rglob("*.py"))
+
+
+async def test_a_hashed_set_streams_and_an_incomplete_one_fails_as_before(
+    tmp_path: Path, index_dir: Path, uv_log: Path
+) -> None:
+    """A hashed set is not checked for completeness when planned (pip's hash mode would
+    fail on a missing dependency): uv, told --no-deps, gets no last byte until the
+    wheels' METADATA say the set is complete; an incomplete one fails as it did."""
+    lines = [f"{w.split('-')[0].replace('_', '-')}==1.0 --hash=sha256:{_sha(index_dir / w)}"
+             for w in WHEELS]  # fmt: skip
+    whole, partial = tmp_path / "whole.txt", tmp_path / "partial.txt"
+    whole.write_text("\n".join(lines) + "\n")
+    partial.write_text("\n".join(ln for ln in lines if not ln.startswith("sf-beta")) + "\n")
+    good, bad = venv(tmp_path, "good"), venv(tmp_path, "bad")
+    async with Emulator(index=index_dir, link=SLOW) as emu:
+        ok = await install(good, emu.index_url, "--no-cache", "-r", str(whole))
+        assert ok.returncode == 0, ok.stderr
+        before = await install(
+            bad, emu.index_url, "--no-cache", "--installer", "pip", "-r", str(partial)
+        )
+        failed = await install(bad, emu.index_url, "--no-cache", "-r", str(partial))
+    assert "sf-beta==1.0" in freeze(good)
+    assert before.returncode != 0 and failed.returncode == before.returncode, failed.stderr
+    assert "sf-beta" in failed.stderr.decode()
+    assert not any(ln.startswith("sf-") for ln in freeze(bad))
+    streamed_runs = [args for _, args in runs(uv_log) if streamed(args)]
+    assert len(streamed_runs) == 2 and all("--no-deps" in a for a in streamed_runs)
 
 
 async def test_json_and_quiet_say_as_before(tmp_path: Path, index_dir: Path, uv_log: Path) -> None:

@@ -350,7 +350,7 @@ async def _fetch_set(
         bars = MultiProgress(len(planned), total, quiet=quiet)
         session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            fetched = await installing.fetch(session, planned, pip_reqs)
+            fetched = await installing.fetch(session, planned, pip_reqs, reqs, target)
         finally:
             bars.close()
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]

@@ -14,11 +14,14 @@ output and exit code are then the command's, as without this route.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +39,8 @@ from segfetch.wheels.index import IndexFile
 from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import IndexApp
 from segfetch.wheels.pip import Installer, command, find_links
+from segfetch.wheels.requirements import RequirementSet
+from segfetch.wheels.target import Target
 
 # uv needs no network but loopback: no proxy of the environment may catch our index.
 PROXIES = frozenset({"http_proxy", "https_proxy", "all_proxy"})
@@ -64,13 +69,19 @@ class Early:
         return self.code or 0
 
     async def fetch(
-        self, session: Session, planned: Sequence[Planned], reqs: Sequence[str]
+        self,
+        session: Session,
+        planned: Sequence[Planned],
+        args: Sequence[str],
+        reqs: RequirementSet,
+        target: Target,
     ) -> list[Fetched]:
         """``session.fetch_all(planned)``; and with uv (when ``worth`` it), uv installing
-        ``reqs`` from the files as they arrive, until it is done too."""
+        ``args`` (the requirements as pip takes them) from the files as they arrive, until
+        it is done too."""
         if self.installer is None or self.installer.name != "uv" or not worth(session, planned):
             return await session.fetch_all(planned)
-        return await _fetch(session, planned, self, reqs)
+        return await _fetch(session, planned, self, args, _Pins.of(reqs, target, planned))
 
     async def run(self, where: Sequence[str], reqs: Sequence[str], done: trio.Event) -> None:
         """uv, its output kept for ``replay``. Cancelled, uv is stopped and reaped (trio:
@@ -104,8 +115,31 @@ def worth(session: Session, planned: Sequence[Planned]) -> bool:
     return any(not p.url.startswith("file:") and not cached(session.cache, p) for p in planned)
 
 
+@dataclass(frozen=True)
+class _Pins:
+    """A set planned from its pins alone (every file it installs is pinned): uv is told
+    --no-deps, so it asks no metadata and takes every wheel as it arrives, unpacking while
+    the rest download. A hashed set was never checked for completeness (pip's hash mode
+    fails on a missing dependency): ``check`` it before uv may have a last byte."""
+
+    reqs: RequirementSet
+    target: Target
+    check: bool
+
+    @staticmethod
+    def of(reqs: RequirementSet, target: Target, planned: Sequence[Planned]) -> _Pins | None:
+        pins = {canonicalize_name(w.req.name) for w in reqs.wanted}
+        if not reqs.fully_pinned or not {canonicalize_name(p.name) for p in planned} <= pins:
+            return None  # pip's resolver chose files beyond the pins: uv resolves
+        return _Pins(reqs, target, check=all(w.hashes for w in reqs.wanted))
+
+
 async def _fetch(
-    session: Session, planned: Sequence[Planned], early: Early, reqs: Sequence[str]
+    session: Session,
+    planned: Sequence[Planned],
+    early: Early,
+    reqs: Sequence[str],
+    pins: _Pins | None,
 ) -> list[Fetched]:
     local = [p for p in dict.fromkeys(planned) if p.url.startswith("file:")]
     web = [p for p in dict.fromkeys(planned) if not p.url.startswith("file:")]
@@ -129,28 +163,87 @@ async def _fetch(
         except SegfetchError as exc:
             growing[p.url].fail(exc)
             raise
-        growing[p.url].finish(f.path, f.sha256, f.size)
+        if pins is None or not pins.check:
+            growing[p.url].finish(f.path, f.sha256, f.size)
 
-    # uv's own cache keys a download by its index URL, and ours has a fresh port each run:
-    # a folder of its own for this run, beside segfetch's cache (so on the file system
-    # uv's cache is usually on: hard links work as they do from it), removed after.
-    with (
-        tempfile.TemporaryDirectory(prefix="segfetch-") as tmp,
-        tempfile.TemporaryDirectory(prefix="uv-", dir=session.cache.root) as uv_cache,
-    ):
+    with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp, _uv_cache(session.cache) as uv:
+        uv_cache, sweep = uv
         links = find_links([got[p] for p in local], Path(tmp))
+        told = early.installer.uv_args if early.installer else ()
+        no_deps = ["--no-deps"] if pins and "--no-deps" not in told else []
         uv_done = trio.Event()
         async with trio.open_nursery() as nursery:
             await nursery.start(app.serve)
+            nursery.start_soon(trio.to_thread.run_sync, sweep)
             url = f"http://127.0.0.1:{app.port}/simple/"
-            where = ["--index-url", url, *links, "--cache-dir", uv_cache]
+            where = ["--index-url", url, *links, "--cache-dir", uv_cache, *no_deps]
             nursery.start_soon(early.run, where, reqs, uv_done)
             async with trio.open_nursery() as fetching:
                 for p in web:
                     fetching.start_soon(one, p)
+            if pins is not None and pins.check:
+                await _release(session, pins, web, got, growing)
             await uv_done.wait()
             nursery.cancel_scope.cancel()
     return [got[p] for p in planned]
+
+
+async def _release(
+    session: Session,
+    pins: _Pins,
+    web: Sequence[Planned],
+    got: dict[Planned, Fetched],
+    growing: dict[str, Growing],
+) -> None:
+    """The last bytes, once the hashed set is known complete (the wheels' METADATA, read
+    from the verified files); else uv is cut off, and the install after the downloads
+    says what is missing, as it did without this route."""
+    missing = await session.missing(web, pins.reqs, pins.target)
+    for p in web:
+        g, f = growing[p.url], got[p]
+        if missing:
+            g.fail(SegfetchError(f"the set lacks {missing[0]}"))
+        else:
+            g.finish(f.path, f.sha256, f.size)
+
+
+@contextlib.contextmanager
+def _uv_cache(cache: Cache) -> Iterator[tuple[str, Callable[[], None]]]:
+    """uv's cache for this run, and what removes earlier runs' (``sweep``, for a thread).
+
+    uv keys a download by its index URL, and ours has a fresh port each run: uv's own
+    cache would keep a copy of the set per run. So each run has a folder of its own,
+    beside segfetch's cache (the file system of the user's caches: hard links work as
+    from uv's own). It is removed by a later run while its files download, not at the
+    end: removing 400 files just written took 0.6 s on a busy disk. A run holds the
+    lock beside its folder while it lives, so no other run removes a folder in use."""
+    runs = cache.root / "uv-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=runs))
+    fd = os.open(folder.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def sweep() -> None:
+        for lock in runs.glob("*.lock"):
+            if lock.with_suffix("") == folder:
+                continue
+            try:
+                other = os.open(lock, os.O_RDWR)
+            except OSError:
+                continue  # removed meanwhile
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+                lock.unlink(missing_ok=True)
+            except OSError:
+                pass  # in use by a run going on now (or gone meanwhile)
+            finally:
+                os.close(other)
+
+    try:
+        yield str(folder), sweep
+    finally:
+        os.close(fd)  # releases the lock: the folder is a later run's to remove
 
 
 def _part(cache: Cache, p: Planned) -> Path:
