@@ -7,6 +7,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,32 @@ async def test_pip_and_local_files_take_the_usual_route(
     (_, args), *_ = runs(uv_log)
     assert not streamed(args) and "--offline" in args
     assert f"sf-delta @ {wheel.as_uri()}" in freeze(tmp_path / "w" / "bin" / "python")
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+async def test_a_signal_while_uv_streams_stops_uv(
+    tmp_path: Path, index_dir: Path, uv_log: Path, sig: signal.Signals, code: int
+) -> None:
+    """A signal to segfetch alone (not its process group) while uv waits for the files:
+    uv is stopped and reaped, nothing is installed, exit 128 + the signal."""
+    python = venv(tmp_path, "v")
+    slower = Link(rate=100_000)
+    async with Emulator(index=index_dir, link=slower) as emu:
+        cmd = [sys.executable, "-m", "segfetch", "install", "-q", "--python", str(python)]
+        cmd += ["--no-cache", "--index-url", emu.index_url, *SET]
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+        with trio.fail_after(60):
+            while not runs(uv_log) and proc.poll() is None:
+                await trio.sleep(0.02)
+        assert runs(uv_log), "uv never started"
+        proc.send_signal(sig)
+        _, said = await trio.to_thread.run_sync(proc.communicate, None, 30)  # bounded
+    err = said.decode()
+    assert proc.returncode == code, err
+    assert len(err.strip().splitlines()) == 1, err
+    ((pid, args),) = runs(uv_log)
+    assert streamed(args)
+    with trio.fail_after(10):
+        while _alive(pid):
+            await trio.sleep(0.05)
+    assert subprocess.run([str(python), "-c", "import sf_beta"]).returncode != 0

@@ -79,9 +79,17 @@ class Early:
         """``session.fetch_all(planned)``; and with uv (when ``worth`` it), uv installing
         ``args`` (the requirements as pip takes them) from the files as they arrive, until
         it is done too."""
-        if self.installer is None or self.installer.name != "uv" or not worth(session, planned):
+        # Direct URLs were fetched before the plan, and uv takes them as local files.
+        web = [p for p in dict.fromkeys(planned) if p.url not in {w.url for w in reqs.direct}]
+        web = [p for p in web if not p.url.startswith("file:")]
+        if (
+            self.installer is None
+            or self.installer.name != "uv"
+            or not worth(session, planned, web)
+        ):
             return await session.fetch_all(planned)
-        return await _fetch(session, planned, self, args, _Pins.of(reqs, target, planned))
+        pins = _Pins.of(reqs, target, planned)
+        return await _fetch(session, planned, web, self, args, pins)
 
     async def run(self, where: Sequence[str], reqs: Sequence[str], done: trio.Event) -> None:
         """uv, its output kept for ``replay``. Cancelled, uv is stopped and reaped (trio:
@@ -107,12 +115,12 @@ def cached(cache: Cache, p: Planned) -> bool:
     return sha is not None and cache.path(sha, p.filename).is_file()
 
 
-def worth(session: Session, planned: Sequence[Planned]) -> bool:
+def worth(session: Session, planned: Sequence[Planned], web: Sequence[Planned]) -> bool:
     """Whether uv starts before the downloads end: only wheels, no build dependencies, and
-    a file not in the cache yet."""
+    a file from an index (``web``) not in the cache yet."""
     if session.build_deps or not all(p.filename.endswith(".whl") for p in planned):
         return False
-    return any(not p.url.startswith("file:") and not cached(session.cache, p) for p in planned)
+    return any(not cached(session.cache, p) for p in web)
 
 
 @dataclass(frozen=True)
@@ -137,12 +145,12 @@ class _Pins:
 async def _fetch(
     session: Session,
     planned: Sequence[Planned],
+    web: Sequence[Planned],
     early: Early,
     reqs: Sequence[str],
     pins: _Pins | None,
 ) -> list[Fetched]:
-    local = [p for p in dict.fromkeys(planned) if p.url.startswith("file:")]
-    web = [p for p in dict.fromkeys(planned) if not p.url.startswith("file:")]
+    local = [p for p in dict.fromkeys(planned) if p not in web]
     got = dict(zip(local, await session.fetch_all(local), strict=True))
     growing = {p.url: Growing(_part(session.cache, p), p.size) for p in web}
     shown = session.progress
