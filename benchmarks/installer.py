@@ -10,9 +10,9 @@ target's pip for its configuration, as it does with no index given).
 
 Install: the 30 small wheels of S5 (benchmarks/bench.py) from the emulator with no rate limit
 (a fast link), each peer into a fresh venv made before the clock starts, with a fresh cache
-folder (XDG_CACHE_HOME) per run: `segfetch install --installer pip`, `--installer uv`, and
-`uv pip install` straight from the emulator's index; the two installers on the local files
-(`--no-index --find-links`) as floors.
+folder (XDG_CACHE_HOME) per run: `segfetch install --installer pip`, `--installer uv` (from
+each tree with --baseline), and `uv pip install` straight from the emulator's index; the two
+installers on the local files (`--no-index --find-links`) as floors.
 
 Warm: a build script's next run: the pinned, hashed set again into a venv made afresh at the
 same path, caches warm (segfetch's; uv's for both), `segfetch install --installer uv` per
@@ -126,11 +126,13 @@ async def startup(rs: ReqSet, runs: int, work: Path, trees: dict[str, Path | Non
 Peer = Callable[[str, str, ReqSet, str], list[str]]  # (python, index url, set, uv) -> argv
 
 
-def _segfetch(installer: str) -> Peer:
+def _segfetch(installer: str, tree: Path | None = None) -> Peer:
     def cmd(python: str, url: str, rs: ReqSet, uv: str) -> list[str]:
+        prefix, extra = segfetch_cmd(tree)
         return [
-            SEGFETCH, "install", "--installer", installer, "--python", python, "--no-cache",
-            "-q", "-r", str(rs.pinned), "--index-url", url,
+            "env", *(f"{k}={v}" for k, v in extra.items()), *prefix, "install",
+            "--installer", installer, "--python", python, "--no-cache", "-q",
+            "-r", str(rs.pinned), "--index-url", url,
         ]  # fmt: skip
 
     return cmd
@@ -163,12 +165,21 @@ PEERS: dict[str, Peer] = {
 }
 
 
-async def install(rs: ReqSet, runs: int, work: Path, uv: str) -> Record:
+async def install(
+    rs: ReqSet, runs: int, work: Path, uv: str, trees: dict[str, Path | None]
+) -> Record:
+    """Cold installs, peers interleaved run by run; with --baseline, `--installer uv` from
+    each tree (all as `python -m segfetch`)."""
     imports = "import " + ", ".join(rs.imports)
-    seconds: dict[str, list[float]] = {name: [] for name in PEERS}
+    peers = dict(PEERS)
+    if any(trees.values()):
+        del peers["segfetch install --installer uv"]
+        for label, tree in trees.items():
+            peers[f"segfetch install --installer uv @{label}"] = _segfetch("uv", tree)
+    seconds: dict[str, list[float]] = {name: [] for name in peers}
     async with Emulator(index=rs.wheels, link=Link()) as emu:
         for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
-            for name, peer in PEERS.items():
+            for name, peer in peers.items():
                 here = work / "install"
                 shutil.rmtree(here, ignore_errors=True)
                 here.mkdir(parents=True)
@@ -241,8 +252,8 @@ async def main() -> None:
         action="append",
         default=[],
         metavar="DIR",
-        help="start-up: also time the segfetch package in DIR (e.g. `git archive` of an "
-        "earlier commit), interleaved with this tree's; repeatable",
+        help="start-up, install and warm: also time the segfetch package in DIR (e.g. "
+        "`git archive` of an earlier commit), interleaved with this tree's; repeatable",
     )
     args = ap.parse_args()
     report: Record = {"python": sys.version.split()[0], "command": " ".join(sys.argv)}
@@ -260,7 +271,7 @@ async def main() -> None:
             raise SystemExit("no uv: pip install uv")
         report["uv"] = subprocess.run([uv, "--version"], capture_output=True, text=True).stdout
         if args.only in (None, "install"):
-            report["install"] = await install(rs, args.runs, Path(tmp), uv)
+            report["install"] = await install(rs, args.runs, Path(tmp), uv, trees)
             print(table(report["install"]))
         if args.only in (None, "warm"):
             report["warm"] = await warm(rs, args.runs, Path(tmp), uv, trees)

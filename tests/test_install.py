@@ -282,7 +282,8 @@ async def test_killed_during_pip_the_next_run_completes(
             while proc.poll() is None and not killed:
                 for child in me.children(recursive=True):
                     try:
-                        if "--no-index" in child.cmdline():  # pip is installing now
+                        cmd = child.cmdline()  # the installer is at work: pip, or uv
+                        if "--no-index" in cmd or (cmd and Path(cmd[0]).name == "uv"):
                             child.kill()
                             me.kill()
                             killed = True

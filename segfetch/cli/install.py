@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import Fetched
     from segfetch.wheels.requirements import RequirementSet
+    from segfetch.wheels.streaming import Early
     from segfetch.wheels.target import Pending, Probe, Target
 
 # trio, httpx and the resolver side are imported when used: `segfetch --version` and the
@@ -53,22 +54,10 @@ def add_commands(sub: Any) -> None:
             metavar="REQ",
             help="requirement strings, e.g. 'attrs==25.1.0'",
         )
-        p.add_argument(
-            "-r",
-            "--requirement",
-            action="append",
-            default=[],
-            metavar="FILE",
-            help="requirements file",
-        )
-        p.add_argument(
-            "-c",
-            "--constraint",
-            action="append",
-            default=[],
-            metavar="FILE",
-            help="constraints file",
-        )
+        for flag, what in (("-r", "requirement"), ("-c", "constraint")):
+            p.add_argument(
+                flag, f"--{what}", action="append", default=[], metavar="FILE", help=f"{what}s file"
+            )
         p.add_argument(
             "-i", "--index-url", metavar="URL", help="simple index (default: pip's own setting)"
         )
@@ -168,11 +157,13 @@ def _run_started(
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import link_into
     from segfetch.wheels.pip import choose_installer, install, record_origins
+    from segfetch.wheels.streaming import Early
 
     pip_args = pip_args_of(args)
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)
+    installing = Early(installer, python, pip_args, args.quiet)  # uv while the files arrive
 
     @functools.cache
     def pip_config() -> str:
@@ -211,18 +202,10 @@ def _run_started(
         # stopped and these folders removed on the way out.
         fetched, pip_reqs, origins = running.run(
             functools.partial(
-                _fetch_set,
-                args,
-                options,
-                reqs,
-                Path(pip_files),
-                ready,
-                indexes,
-                python,
-                cache,
-                network,
+                _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache,
+                network, installing,
             )
-        )
+        )  # fmt: skip
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
         elif not args.quiet:
@@ -233,16 +216,10 @@ def _run_started(
         if installer.why_not_uv and not args.quiet:
             print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
         with running.stop_on_signals():  # the installer is stopped with segfetch
-            code = install(
-                installer,
-                python,
-                fetched,
-                pip_reqs,
-                pip_args,
-                quiet_stdout=args.json,
-                quiet=args.quiet,
-                cached=cache.files,
-            )
+            code = installing.replay(args.json) if installing.code == 0 else install(
+                installer, python, fetched, pip_reqs, pip_args,
+                quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
+            )  # fmt: skip
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)
         return code
@@ -284,6 +261,7 @@ async def _fetch_set(
     python: str,
     cache: Cache,
     network_of: Callable[[], Network],
+    installing: Early,
 ) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
     `install`), the requirements as arguments for pip (files in ``pip_files``), and the
@@ -330,7 +308,7 @@ async def _fetch_set(
         bars = MultiProgress(len(planned), total, quiet=quiet)
         session.progress = lambda p, pr: bars.update(p.filename, pr)
         try:
-            fetched = await session.fetch_all(planned)
+            fetched = await installing.fetch(session, planned, pip_reqs, reqs, target)
         finally:
             bars.close()
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]

@@ -199,19 +199,12 @@ def install(
         # again: 0.08 s instead of 0.2 s). The rest (local files, whose folders may hold
         # files the installer must not see) are linked into a folder of their own.
         own = [f for f in fetched if cached is not None and f.path.is_relative_to(cached)]
-        link_into([f for f in fetched if f not in own], Path(tmp))
-        folders = [tmp, *dict.fromkeys(str(f.path.parent) for f in own)]
-        links = [arg for folder in folders for arg in ("--find-links", folder)]
-        env = None
-        if installer.name == "pip":
-            cmd = [python, "-m", "pip", "install", "--no-index", *links, *pip_args, *reqs]
-        else:
-            cmd = [installer.uv, "pip", "install", "--python", python, "--no-config"]
-            cmd += ["--offline", "--no-index", *links, *installer.uv_args, *reqs]
-            env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
-            env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
-            env["UV_NO_CONFIG"] = "1"
-        cmd += ["-q"] if quiet else []
+        links = find_links([f for f in fetched if f not in own], Path(tmp))
+        links += [
+            a for d in dict.fromkeys(str(f.path.parent) for f in own) for a in ("--find-links", d)
+        ]
+        offline = ["--no-index"] if installer.name == "pip" else ["--offline", "--no-index"]
+        cmd, env = command(installer, python, [*offline, *links], reqs, pip_args, quiet)
         out = sys.stderr if quiet_stdout else None
         with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env) as proc:
             try:
@@ -219,6 +212,34 @@ def install(
             except BaseException:  # Ctrl-C, SIGTERM: the installer stops too, and is reaped
                 _stop(proc)  # (subprocess.run would leave it unreaped after a Ctrl-C)
                 raise
+
+
+def find_links(local: Sequence[Fetched], folder: Path) -> list[str]:
+    """The installer's ``--find-links`` to ``local`` files, linked into ``folder`` of their
+    own (a local file's folder may hold files the installer must not see)."""
+    link_into(local, folder)
+    return ["--find-links", str(folder)]
+
+
+def command(
+    installer: Installer,
+    python: str,
+    where: Sequence[str],
+    reqs: Sequence[str],
+    pip_args: Sequence[str],
+    quiet: bool,
+) -> tuple[list[str], dict[str, str] | None]:
+    """The installer's command line and environment (None: segfetch's); ``where``: the
+    options saying where the files are (find-links folders, an index)."""
+    if installer.name == "pip":
+        cmd = [python, "-m", "pip", "install", *where, *pip_args, *reqs]
+        return cmd + (["-q"] if quiet else []), None
+    cmd = [installer.uv, "pip", "install", "--python", python, "--no-config", *where]
+    cmd += [*installer.uv_args, *reqs, *(["-q"] if quiet else [])]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
+    env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
+    env["UV_NO_CONFIG"] = "1"
+    return cmd, env
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -1,0 +1,293 @@
+"""``segfetch install`` with uv on a cold cache: uv starts as soon as the set is planned,
+against an index segfetch serves on 127.0.0.1 for this run, and unpacks each wheel as its
+bytes arrive (``growing.py``), instead of starting once every file is verified.
+
+The index lists, per project, exactly the planned files (sha256 in the link, PEP 700 size);
+each file's last byte is held back until the engine verified the file, so uv never installs
+another one. Local files (direct URLs already fetched, local paths) stay ``--find-links``
+beside it. Not taken for a set the cache holds whole (uv keeps what it unpacked of a cached
+file by its path: the find-links route is faster there), nor for sdists or build
+dependencies (they install as before), nor for pip (it downloads everything first anyway).
+If uv fails here, the install runs again the usual way once every file is verified: its
+output and exit code are then the command's, as without this route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from packaging.utils import canonicalize_name
+
+from segfetch.engine.download import Progress
+from segfetch.engine.store import side_names
+from segfetch.errors import HTTPStatusError, SegfetchError
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.files import Fetched, Planned, wheel_metadata
+from segfetch.wheels.growing import Growing, stream
+from segfetch.wheels.httpd import Reply, Request, send_file
+from segfetch.wheels.index import IndexFile
+from segfetch.wheels.install import Session
+from segfetch.wheels.localindex import IndexApp
+from segfetch.wheels.pip import Installer, command, find_links, loopback_direct
+from segfetch.wheels.requirements import RequirementSet
+from segfetch.wheels.target import Target
+
+
+@dataclass
+class Early:
+    """uv's install, started while the files download (``fetch``); ``code`` None: it was
+    not (no installer: a download; pip; or not ``worth`` it)."""
+
+    installer: Installer | None
+    python: str
+    pip_args: Sequence[str]
+    quiet: bool
+    code: int | None = None
+    stdout: bytes = b""
+    stderr: bytes = b""
+
+    def replay(self, quiet_stdout: bool) -> int:
+        """What uv said, where the install after the downloads would have said it."""
+        out = sys.stderr if quiet_stdout else sys.stdout
+        out.write(self.stdout.decode(errors="replace"))
+        out.flush()
+        sys.stderr.write(self.stderr.decode(errors="replace"))
+        sys.stderr.flush()
+        return self.code or 0
+
+    async def fetch(
+        self,
+        session: Session,
+        planned: Sequence[Planned],
+        args: Sequence[str],
+        reqs: RequirementSet,
+        target: Target,
+    ) -> list[Fetched]:
+        """``session.fetch_all(planned)``; and with uv (when ``worth`` it), uv installing
+        ``args`` (the requirements as pip takes them) from the files as they arrive, until
+        it is done too."""
+        # Direct URLs were fetched before the plan, and uv takes them as local files.
+        web = [p for p in dict.fromkeys(planned) if p.url not in {w.url for w in reqs.direct}]
+        web = [p for p in web if not p.url.startswith("file:")]
+        if (
+            self.installer is None
+            or self.installer.name != "uv"
+            or not worth(session, planned, web)
+        ):
+            return await session.fetch_all(planned)
+        pins = _Pins.of(reqs, target, planned)
+        return await _fetch(session, planned, web, self, args, pins)
+
+    async def run(self, where: Sequence[str], reqs: Sequence[str], done: trio.Event) -> None:
+        """uv, its output kept for ``replay``. Cancelled, uv is stopped and reaped (trio:
+        SIGTERM, then SIGKILL after 5 s)."""
+        assert self.installer is not None
+        cmd, env = command(self.installer, self.python, where, reqs, self.pip_args, self.quiet)
+        env = dict(env or os.environ)
+        loopback_direct(env)  # uv needs no network but loopback: no proxy may catch our index
+        proc = await trio.run_process(
+            cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True,
+            check=False, env=env,
+        )  # fmt: skip
+        self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+        done.set()
+
+
+def expected(p: Planned) -> str | None:
+    """The sha256 the file is cached under, as fetch_file takes it."""
+    return p.sha256 or (next(iter(p.allowed)) if len(p.allowed) == 1 else None)
+
+
+def cached(cache: Cache, p: Planned) -> bool:
+    sha = expected(p)
+    return sha is not None and cache.path(sha, p.filename).is_file()
+
+
+def worth(session: Session, planned: Sequence[Planned], web: Sequence[Planned]) -> bool:
+    """Whether uv starts before the downloads end: only wheels, no build dependencies, and
+    a file from an index (``web``) not in the cache yet."""
+    if session.build_deps or not all(p.filename.endswith(".whl") for p in planned):
+        return False
+    return any(not cached(session.cache, p) for p in web)
+
+
+@dataclass(frozen=True)
+class _Pins:
+    """A set planned from its pins alone (every file it installs is pinned): uv is told
+    --no-deps, so it asks no metadata and takes every wheel as it arrives, unpacking while
+    the rest download. A hashed set was never checked for completeness (pip's hash mode
+    fails on a missing dependency): ``check`` it before uv may have a last byte."""
+
+    reqs: RequirementSet
+    target: Target
+    check: bool
+
+    @staticmethod
+    def of(reqs: RequirementSet, target: Target, planned: Sequence[Planned]) -> _Pins | None:
+        pins = {canonicalize_name(w.req.name) for w in reqs.wanted}
+        if not reqs.fully_pinned or not {canonicalize_name(p.name) for p in planned} <= pins:
+            return None  # pip's resolver chose files beyond the pins: uv resolves
+        return _Pins(reqs, target, check=all(w.hashes for w in reqs.wanted))
+
+
+async def _fetch(
+    session: Session,
+    planned: Sequence[Planned],
+    web: Sequence[Planned],
+    early: Early,
+    reqs: Sequence[str],
+    pins: _Pins | None,
+) -> list[Fetched]:
+    local = [p for p in dict.fromkeys(planned) if p not in web]
+    got = dict(zip(local, await session.fetch_all(local), strict=True))
+    growing = {p.url: Growing(_part(session.cache, p), p.size) for p in web}
+    shown = session.progress
+
+    def progress(p: Planned, pr: Progress | None) -> None:
+        if shown is not None:
+            shown(p, pr)
+        g = growing.get(p.url)
+        if g is not None and pr is not None:
+            g.update(pr.size, pr.prefix)
+
+    session.progress = progress
+    app = await _index(session, web, growing)
+
+    async def one(p: Planned) -> None:
+        try:
+            f = got[p] = await session.fetch(p)
+        except SegfetchError as exc:
+            growing[p.url].fail(exc)
+            raise
+        if pins is None or not pins.check:
+            growing[p.url].finish(f.path, f.sha256, f.size)
+
+    with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp, _uv_cache(session.cache) as uv:
+        uv_cache, sweep = uv
+        links = find_links([got[p] for p in local], Path(tmp))
+        told = early.installer.uv_args if early.installer else ()
+        no_deps = ["--no-deps"] if pins and "--no-deps" not in told else []
+        uv_done = trio.Event()
+        async with trio.open_nursery() as nursery:
+            await nursery.start(app.serve)
+            nursery.start_soon(trio.to_thread.run_sync, sweep)
+            url = f"http://127.0.0.1:{app.port}/simple/"
+            where = ["--index-url", url, *links, "--cache-dir", uv_cache, *no_deps]
+            nursery.start_soon(early.run, where, reqs, uv_done)
+            async with trio.open_nursery() as fetching:
+                for p in web:
+                    fetching.start_soon(one, p)
+            if pins is not None and pins.check:
+                await _release(session, pins, web, got, growing)
+            await uv_done.wait()
+            nursery.cancel_scope.cancel()
+    return [got[p] for p in planned]
+
+
+async def _release(
+    session: Session,
+    pins: _Pins,
+    web: Sequence[Planned],
+    got: dict[Planned, Fetched],
+    growing: dict[str, Growing],
+) -> None:
+    """The last bytes, once the hashed set is known complete (the wheels' METADATA, read
+    from the verified files); else uv is cut off, and the install after the downloads
+    says what is missing, as it did without this route."""
+    missing = await session.missing(web, pins.reqs, pins.target)
+    for p in web:
+        g, f = growing[p.url], got[p]
+        if missing:
+            g.fail(SegfetchError(f"the set lacks {missing[0]}"))
+        else:
+            g.finish(f.path, f.sha256, f.size)
+
+
+@contextlib.contextmanager
+def _uv_cache(cache: Cache) -> Iterator[tuple[str, Callable[[], None]]]:
+    """uv's cache for this run, and what removes earlier runs' (``sweep``, for a thread).
+
+    uv keys a download by its index URL, and ours has a fresh port each run: uv's own
+    cache would keep a copy of the set per run. So each run has a folder of its own,
+    beside segfetch's cache (the file system of the user's caches: hard links work as
+    from uv's own). It is removed by a later run while its files download, not at the
+    end: removing 400 files just written took 0.6 s on a busy disk. A run holds the
+    lock beside its folder while it lives, so no other run removes a folder in use."""
+    runs = cache.root / "uv-runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=runs))
+    fd = os.open(folder.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+
+    def sweep() -> None:
+        for lock in runs.glob("*.lock"):
+            if lock.with_suffix("") == folder:
+                continue
+            try:
+                other = os.open(lock, os.O_RDWR)
+            except OSError:
+                continue  # removed meanwhile
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
+                lock.unlink(missing_ok=True)
+            except OSError:
+                pass  # in use by a run going on now (or gone meanwhile)
+            finally:
+                os.close(other)
+
+    try:
+        yield str(folder), sweep
+    finally:
+        os.close(fd)  # releases the lock: the folder is a later run's to remove
+
+
+def _part(cache: Cache, p: Planned) -> Path:
+    """The .part the engine writes the file into (fetch_file's destination)."""
+    sha = expected(p)
+    dest = cache.path(sha, p.filename) if sha else cache.unverified_path(p.url, p.filename)
+    return dest.with_name(side_names(dest.name)[0])
+
+
+async def _index(session: Session, web: Sequence[Planned], growing: dict[str, Growing]) -> IndexApp:
+    """The index of the planned files: one page per project, with them only."""
+    listed: dict[str, list[IndexFile]] = {}
+    for p in web:
+        # The upstream's entry says whether it has a .metadata (its page is in memory: the
+        # plan read it, for every file not cached).
+        page = [] if cached(session.cache, p) else await session.project(p.name)
+        advertised = any(f.url == p.url and f.metadata for f in page)
+        f = IndexFile(p.filename, p.url, expected(p), size=p.size, metadata=advertised)
+        listed.setdefault(canonicalize_name(p.name), []).append(f)
+
+    async def listing(name: str) -> tuple[list[IndexFile], bool]:
+        if name not in listed:
+            raise HTTPStatusError(f"{name} is not in the set", 404)
+        return listed[name], False
+
+    async def metadata(f: IndexFile) -> bytes | None:
+        """uv resolves first: the upstream's small .metadata if it has one (or what the
+        plan read), else the wheel's own, once it is verified: never a second download."""
+        g = growing[f.url]
+        if f.metadata and not g.done.is_set():
+            return await session.metadata_of(f)
+        return wheel_metadata(await g.result())
+
+    async def send(f: IndexFile, request: Request, reply: Reply) -> None:
+        g = growing[f.url]
+        if g.done.is_set() or "range" in request.headers:  # a range: from the verified file
+            await send_file(request, reply, await g.result())
+        else:
+            await stream(g, reply)
+
+    return IndexApp(listing, metadata, send)
