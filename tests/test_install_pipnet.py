@@ -22,6 +22,7 @@ from helpers import connect_proxy, one_line_error, segfetch, tls_front
 
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels.pip import find_uv
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +67,12 @@ async def installed(python: str) -> list[str]:
 async def install(
     python: str, url: str, tmp_path: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[bytes]:
+    """pn-a (and pn-b, by pip's resolver) with pip; ``--installer uv`` among ``args``
+    replaces it (the last one given wins)."""
     return await segfetch(
         "install", "--python", python, "--index-url", url, "--installer", "pip",
-        "--cache-dir", str(tmp_path / "cache"), "-q", *args, "pn-a", env=env,
+        "--cache-dir", str(tmp_path / "cache"), "-q", *args, *(() if "uv" in args else ("pn-a",)),
+        env=env,
     )  # fmt: skip
 
 
@@ -159,4 +163,24 @@ async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
         f"segfetch: warning: {local} is not an http(s) index: segfetch does not read it "
         "(a folder of files: give it with -f)"
     ]
+    assert len(await installed(python)) == 2
+
+
+@pytest.mark.skipif(find_uv() is None, reason="uv is not installed (the test extra has it)")
+async def test_uv_installing_while_files_arrive_reaches_the_local_index_directly(
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, ca: trustme.CA
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    port = https_index[1]
+    async with connect_proxy() as (proxy_port, asked):
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        python = fresh(template, tmp_path / "venv")
+        url = f"https://127.0.0.1:{port}/simple/"
+        # A complete pinned set on a cold cache: uv installs from segfetch's loopback index
+        # while the files arrive (wheels/streaming.py), with HTTP(S)_PROXY in its environment.
+        args = ("--cert", str(bundle), "--installer", "uv", "pn-a==1.0", "pn-b==1.0")
+        proc = await install(python, url, tmp_path, *args, HTTPS_PROXY=proxy, HTTP_PROXY=proxy)
+        assert proc.returncode == 0, proc.stderr.decode()
+    assert set(asked) == {f"CONNECT 127.0.0.1:{port} HTTP/1.1"}, asked
     assert len(await installed(python)) == 2

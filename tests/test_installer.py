@@ -267,6 +267,10 @@ def test_pip_options_as_uv_takes_them() -> None:
     assert uv_options(["--target"])[1] == "--target"  # no value: pip would refuse it too
     assert uv_options(["--upgrade=yes"])[1] == "--upgrade"
     assert uv_options(["-Ux"])[1] == "-Ux"  # combined short flags: left to pip
+    # pip's network settings are segfetch's own connections' (wheels/pipnet.py): uv, which
+    # only reads local files or segfetch's loopback index, is given none of them
+    net = ["--cert", "ca.pem", "--proxy=http://p:3128", "--trusted-host", "h", "--no-deps"]
+    assert uv_options(net) == (["--no-deps"], None)
     assert "--user" not in UV_FLAGS
 
 

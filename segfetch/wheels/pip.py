@@ -19,6 +19,7 @@ import trio
 
 from segfetch.errors import SegfetchError, UsageError, redact_url
 from segfetch.wheels.files import Fetched, link_into
+from segfetch.wheels.pipnet import NETWORK_VALUED
 
 
 async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
@@ -138,7 +139,10 @@ def uv_options(pip_args: Sequence[str]) -> tuple[list[str], str | None]:
     words = iter(pip_args)
     for word in words:
         name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        if name in UV_VALUED:
+        if name in NETWORK_VALUED:  # segfetch's own connections took them; uv needs none
+            if not eq:
+                next(words, "")
+        elif name in UV_VALUED:
             if not eq:
                 value = next(words, "")
             if not value:
