@@ -3,11 +3,22 @@ environment over the command's section over global, as pip ranks them."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from segfetch.engine.options import Network
 from segfetch.errors import UsageError
-from segfetch.wheels.pipnet import command_line_values, config_settings, pip_network
+from segfetch.wheels.pipnet import (
+    command_line_values,
+    config_settings,
+    environment_listing,
+    may_read_config_files,
+    pip_network,
+)
+from segfetch.wheels.requirements import constraints_in_config
+from segfetch.wheels.target import index_urls_in_config
 
 LISTING = """\
 global.cert='/etc/ssl/global.pem'
@@ -64,3 +75,39 @@ def test_reading_values() -> None:
 def test_a_proxy_segfetch_cannot_use_is_one_line(proxy: str) -> None:
     with pytest.raises(UsageError, match="pip's proxy"):
         pip_network(["--proxy", proxy], "", "install")
+
+
+def test_the_environment_alone_reads_as_pips_listing() -> None:
+    environ = {
+        "PIP_INDEX_URL": "https://mirror.example/simple/",
+        "PIP_EXTRA_INDEX_URL": "https://a.example/simple/ https://b.example/simple/",
+        "PIP_CONSTRAINT": "c.txt",
+        "PIP_PROXY": "http://p:3128",
+        "PIP_CONFIG_FILE": os.devnull,  # where pip looks, not a setting
+        "HOME": "/root",
+    }
+    listing = environment_listing(environ)
+    assert index_urls_in_config(listing) == (
+        "https://mirror.example/simple/",
+        ["https://a.example/simple/", "https://b.example/simple/"],
+    )
+    assert constraints_in_config(listing, "install") == ["c.txt"]
+    assert pip_network([], listing, "install").proxy == "http://p:3128"
+    assert "config-file" not in listing and "home" not in listing
+
+
+def test_pip_may_read_a_config_file_unless_it_is_told_not_to_or_there_is_none(
+    tmp_path: Path,
+) -> None:
+    python = str(tmp_path / "venv" / "bin" / "python")
+    home = tmp_path / "home"
+    bare = {"XDG_CONFIG_DIRS": str(tmp_path / "xdg"), "XDG_CONFIG_HOME": str(home / ".config")}
+    assert may_read_config_files(python, {**bare, "PIP_CONFIG_FILE": os.devnull}, home) is False
+    if not Path("/etc/pip.conf").exists():  # this machine's own would count
+        assert may_read_config_files(python, bare, home) is False
+        (tmp_path / "venv").mkdir()
+        (tmp_path / "venv" / "pip.conf").write_text("[global]\n")
+        assert may_read_config_files(python, bare, home) is True  # the venv's own
+    (home / ".config" / "pip").mkdir(parents=True)
+    (home / ".config" / "pip" / "pip.conf").write_text("[global]\n")
+    assert may_read_config_files(python, bare, home) is True

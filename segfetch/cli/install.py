@@ -167,24 +167,26 @@ def _run_started(
 
     @functools.cache
     def pip_config() -> str:
-        """pip's settings as `pip config list` prints them: from the probe, else (a pip
-        that keeps them elsewhere) from `pip config list` itself."""
+        """pip's settings as `pip config list` prints them. Where pip reads no config file
+        (--isolated, PIP_CONFIG_FILE=/dev/null, no file at any of pip's places), the
+        environment says it all: no wait for the target's probe. Else from the probe, or
+        (a pip that keeps them elsewhere) from `pip config list` itself."""
+        from segfetch.wheels.pipnet import environment_listing, may_read_config_files
+
         if "--isolated" in args.pip_args:
             return ""  # pip reads no configuration then, files or environment
+        if not may_read_config_files(python, os.environ, Path.home()):
+            return environment_listing(os.environ)
         listing = probe.result().pip_config
         return _pip_config_list(python) if listing is None else listing
 
     indexes = _indexes(args, reqs, pip_config)
 
     def network() -> Network:
-        """pip's proxy, cert, client-cert, trusted-host: its configuration is waited for
-        only where pip may read a config file (else the environment says it all)."""
-        from segfetch.wheels.pipnet import environment_listing, may_read_config_files, pip_network
+        """pip's proxy, cert, client-cert, trusted-host, as pip would use them."""
+        from segfetch.wheels.pipnet import pip_network
 
-        isolated = "--isolated" in args.pip_args
-        files = not isolated and may_read_config_files(python, os.environ, Path.home())
-        listing = pip_config() if files else "" if isolated else environment_listing(os.environ)
-        return pip_network(pip_args, listing, args.command)
+        return pip_network(pip_args, pip_config(), args.command)
 
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread

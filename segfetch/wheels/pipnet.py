@@ -70,10 +70,14 @@ def pip_network(pip_args: Sequence[str], listing: str, command: str) -> Network:
 
 
 def environment_listing(environ: Mapping[str, str]) -> str:
-    """pip's network settings from the environment alone, as ``pip config list`` prints them."""
-    names = ("proxy", "cert", "client-cert", "trusted-host")
-    found = {n: environ.get("PIP_" + n.upper().replace("-", "_")) for n in names}
-    return "".join(f":env:.{n}={v!r}\n" for n, v in found.items() if v)
+    """pip's settings from the environment alone, as ``pip config list`` prints them:
+    PIP_INDEX_URL is ``:env:.index-url``, as pip names it."""
+    found = {
+        k[4:].lower().replace("_", "-"): v
+        for k, v in sorted(environ.items())
+        if k.startswith("PIP_") and k != "PIP_CONFIG_FILE" and v
+    }
+    return "".join(f":env:.{n}={v!r}\n" for n, v in found.items())
 
 
 def may_read_config_files(python: str, environ: Mapping[str, str], home: Path) -> bool:
