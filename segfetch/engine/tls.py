@@ -34,6 +34,7 @@ class _OnFirstUse:
         # pip's trusted hosts, by name (TLS tells no port: "host:port" trusts the host)
         hosts = frozenset(h.rpartition(":")[0] if _has_port(h) else h for h in insecure)
         object.__setattr__(self, "_insecure", hosts)
+        object.__setattr__(self, "_unchecked_context", None)  # theirs, made on first use
 
     def wrap_bio(
         self,
@@ -46,10 +47,17 @@ class _OnFirstUse:
         """What trio's SSLStream calls for each connection: a trusted host's goes unchecked."""
         name = server_hostname.decode() if isinstance(server_hostname, bytes) else server_hostname
         if name in object.__getattribute__(self, "_insecure"):
-            context = insecure_context(object.__getattribute__(self, "_files")[1])
+            context = self._unchecked()
         else:
             context = self._real()
         return context.wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+
+    def _unchecked(self) -> ssl.SSLContext:
+        context: ssl.SSLContext | None = object.__getattribute__(self, "_unchecked_context")
+        if context is None:
+            context = insecure_context(object.__getattribute__(self, "_files")[1])
+            object.__setattr__(self, "_unchecked_context", context)
+        return context
 
     def _real(self) -> ssl.SSLContext:
         context: ssl.SSLContext | None = object.__getattribute__(self, "_context")
