@@ -22,7 +22,7 @@ NETWORK_VALUED = ("--proxy", "--cert", "--client-cert", "--trusted-host")
 def config_settings(listing: str, name: str, command: str) -> list[str]:
     """A setting's values from the lines of ``pip config list`` (``global.proxy='...'``,
     ``:env:.proxy=...``), the one pip uses first: the environment, the command's section,
-    ``global``."""
+    ``global`` (for pip's network settings here, and its ``constraint``)."""
     found: dict[str, str] = {}
     for line in listing.splitlines():
         key, eq, value = line.partition("=")

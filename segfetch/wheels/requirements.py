@@ -36,6 +36,7 @@ from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import SegfetchError, UsageError
 from segfetch.units import is_sha256
+from segfetch.wheels.pipnet import config_settings
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -487,13 +488,4 @@ def constraints_in_config(listing: str, command: str) -> list[str]:
     (``global.constraint='a.txt b.txt'``): as pip ranks them, the environment
     (PIP_CONSTRAINT) over the command's section over ``global``; the value is split at
     spaces, as pip splits a list option's."""
-    found: dict[str, str] = {}
-    for line in listing.splitlines():
-        key, eq, value = line.partition("=")
-        section, _, name = key.strip().rpartition(".")
-        if eq and name == "constraint" and section in ("global", command, ":env:"):
-            found[section] = value.strip().strip("'\"")
-    for section in (":env:", command, "global"):
-        if found.get(section):
-            return found[section].split()
-    return []
+    return next(iter(config_settings(listing, "constraint", command)), "").split()
