@@ -105,29 +105,29 @@ async def test_growth_opens_at_most_two_unproven_connections_at_a_time(
         nursery.cancel_scope.cancel()
 
 
-async def test_measuring_begins_once_every_new_connection_streams(
-    mock_clock: trio.testing.MockClock,
-) -> None:
+async def first_step(clock: trio.testing.MockClock) -> Slots:
+    """Auto's first four connections streaming, and one slow-start epoch measured."""
     slots = Slots(0, Controller(cap=16))
     for _ in range(4):
         await slots.acquire()
         slots.streaming(+1)
     slots.count(1000)  # all stream: the measurement starts now, not after a settling epoch
-    mock_clock.jump(SLOW_START_EPOCH)
+    clock.jump(SLOW_START_EPOCH)
     slots.count(1000)
+    return slots
+
+
+async def test_measuring_begins_once_every_new_connection_streams(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    slots = await first_step(mock_clock)
     assert slots.size == 16  # grown 0.1 s in (it took two 0.3 s epochs)
 
 
 async def test_refusals_of_one_burst_cut_once_though_bytes_come_between_them(
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    slots = Slots(0, Controller(cap=16))
-    for _ in range(4):
-        await slots.acquire()
-        slots.streaming(+1)
-    slots.count(1000)
-    mock_clock.jump(SLOW_START_EPOCH)
-    slots.count(1000)
+    slots = await first_step(mock_clock)
     assert slots.size == 16
     asked = trio.current_time()  # two more ask at once; the host allows four
     for _ in range(2):

@@ -46,6 +46,14 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture
+def bundle(tmp_path: Path, ca: trustme.CA) -> Path:
+    """The test CA's certificate, as pip's ``cert`` names a bundle."""
+    path = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
 async def https_index(index_dir: Path, ca: trustme.CA) -> AsyncIterator[tuple[Emulator, int]]:
     """The emulator's index, and the port of TLS in front of it (a certificate from ``ca``)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -78,10 +86,8 @@ async def install(
 
 @pytest.mark.parametrize("where", ["command line", "environment", "config file"])
 async def test_an_index_behind_a_private_ca_with_pips_cert(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, ca: trustme.CA, where: str
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, bundle: Path, where: str
 ) -> None:
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
     args: list[str] = []
     env: dict[str, str] = {}
     if where == "command line":
@@ -124,10 +130,8 @@ async def test_a_trusted_host_is_not_checked(
 
 @pytest.mark.parametrize("where", ["command line", "PIP_PROXY", "HTTPS_PROXY"])
 async def test_connections_go_through_pips_proxy_but_the_local_index_does_not(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, ca: trustme.CA, where: str
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, bundle: Path, where: str
 ) -> None:
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
     port = https_index[1]
     async with connect_proxy() as (proxy_port, asked):
         proxy = f"http://127.0.0.1:{proxy_port}"
@@ -168,10 +172,8 @@ async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
 
 @pytest.mark.skipif(find_uv() is None, reason="uv is not installed (the test extra has it)")
 async def test_uv_installing_while_files_arrive_reaches_the_local_index_directly(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, ca: trustme.CA
+    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, bundle: Path
 ) -> None:
-    bundle = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(bundle))
     port = https_index[1]
     async with connect_proxy() as (proxy_port, asked):
         proxy = f"http://127.0.0.1:{proxy_port}"
