@@ -1614,6 +1614,13 @@ def plot_trace(report: Record, png: Path) -> None:
     plt.close(fig)
 
 
+def add_baseline(ap: argparse.ArgumentParser, help_text: str) -> None:
+    """--baseline DIR (repeatable): another source tree of segfetch, timed beside this one."""
+    ap.add_argument(
+        "--baseline", type=Path, action="append", default=[], metavar="DIR", help=help_text
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
@@ -1633,13 +1640,9 @@ def main() -> None:
     ap.add_argument("--peer", action="append", help="only peers whose name contains this")
     ap.add_argument("--skip", action="append", help="no peers whose name contains this")
     ap.add_argument("--no-trace", action="store_true", help="no library runs for the plots")
-    ap.add_argument(
-        "--baseline",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="one-file scenarios: also `segfetch -n auto` from the source tree in DIR "
+    add_baseline(
+        ap,
+        "one-file scenarios: also `segfetch -n auto` from the source tree in DIR "
         "(e.g. `git archive` of an earlier commit); repeatable",
     )
     ap.add_argument(

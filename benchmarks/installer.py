@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from bench import HERE, SEGFETCH, ReqSet, build_s5, install_env
+from bench import HERE, SEGFETCH, ReqSet, add_baseline, build_s5, install_env
 
 from segfetch.testing.emulator import Emulator, Link
 from segfetch.wheels.pip import find_uv
@@ -246,13 +246,9 @@ async def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--only", choices=["startup", "install", "warm"])
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
-    ap.add_argument(
-        "--baseline",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="start-up, install and warm: also time the segfetch package in DIR (e.g. "
+    add_baseline(
+        ap,
+        "start-up, install and warm: also time the segfetch package in DIR (e.g. "
         "`git archive` of an earlier commit), interleaved with this tree's; repeatable",
     )
     args = ap.parse_args()

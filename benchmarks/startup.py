@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
-from bench import HERE, peer_env
+from bench import HERE, add_baseline, peer_env
 from installer import stats, table
 
 from segfetch.testing.emulator import Emulator, Link, SyntheticFile
@@ -89,13 +89,9 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
-    ap.add_argument(
-        "--baseline",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also time the segfetch package in DIR, interleaved with this tree's; repeatable",
+    add_baseline(
+        ap,
+        "also time the segfetch package in DIR, interleaved with this tree's; repeatable",
     )
     args = ap.parse_args()
     trees = {d.name: d.resolve() for d in args.baseline} | {"now": HERE.parent}
