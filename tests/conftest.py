@@ -1,5 +1,7 @@
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,11 @@ def _own_settings(
     for name in [n for n in os.environ if n.startswith("PIP_") and n != "PIP_CONFIG_FILE"]:
         monkeypatch.delenv(name)  # the machine's indexes, find-links, cert, proxy: none here
     monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+
+
+@pytest.fixture(scope="module")
+def venv_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One environment with pip, for helpers.fresh to copy for each install."""
+    path = tmp_path_factory.mktemp("template") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+    return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -26,6 +27,19 @@ async def segfetch(
         cwd=cwd,
         env={**os.environ, **env} if env else None,
     )
+
+
+def fresh(template: Path, dest: Path) -> str:
+    """A copy of the ``venv_template`` environment at dest (a copy works as well as a new
+    one): its python."""
+    shutil.copytree(template, dest, symlinks=True)
+    return str(dest / "bin" / "python")
+
+
+async def freeze(python: str) -> list[str]:
+    """``pip freeze`` of that environment, sorted."""
+    proc = await trio.run_process([python, "-m", "pip", "freeze"], capture_stdout=True)
+    return sorted(proc.stdout.decode().splitlines())
 
 
 def one_line_error(proc: subprocess.CompletedProcess[bytes], *, only: bool = True) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import one_line_error, segfetch
+from helpers import freeze, fresh, one_line_error, segfetch
 
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_backend, make_project, make_sdist, make_wheel
@@ -58,26 +58,8 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "index": d}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One environment with pip, copied for each install (a copy works as well as a new one)."""
-    path = tmp_path_factory.mktemp("template") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    return path
-
-
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def fresh(template: Path, dest: Path) -> str:
-    shutil.copytree(template, dest, symlinks=True)
-    return str(dest / "bin" / "python")
-
-
-async def freeze(python: str) -> list[str]:
-    proc = await trio.run_process([python, "-m", "pip", "freeze"], capture_stdout=True)
-    return sorted(proc.stdout.decode().splitlines())
 
 
 Args = Callable[[Emulator, Emulator, Path], list[str]]
@@ -107,7 +89,7 @@ UV_TOO = ("unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-
     [(c, "pip") for c in CASES] + [(c, "uv") for c in UV_TOO],
 )
 async def test_same_freeze_as_pip(
-    tmp_path: Path, dirs: dict[str, Path], template: Path, case: str, installer: str
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, case: str, installer: str
 ) -> None:
     root = dirs["root"]
     if case == "vcs" and not shutil.which("git"):
@@ -118,7 +100,10 @@ async def test_same_freeze_as_pip(
         Emulator(index=root / "elsewhere") as other,
     ):
         args = CASES[case](emu, other, root)
-        alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+        alone, ours = (
+            fresh(venv_template, tmp_path / "pip"),
+            fresh(venv_template, tmp_path / "ours"),
+        )
         pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, *args]
         ran = await trio.run_process(pip, capture_stderr=True, check=False, cwd=root)
         assert ran.returncode == 0, ran.stderr.decode()
@@ -144,12 +129,12 @@ async def test_same_freeze_as_pip(
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 async def test_an_install_resolves_against_what_is_installed(
-    tmp_path: Path, dirs: dict[str, Path], template: Path, installer: str
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, installer: str
 ) -> None:
     """As pip does: a requirement already satisfied (dr-b 1.0, though 1.1 is out), pinned
     in a complete set or a dependency, costs no byte and stays; -U upgrades only what
     needs it (pip's only-if-needed)."""
-    alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+    alone, ours = fresh(venv_template, tmp_path / "pip"), fresh(venv_template, tmp_path / "ours")
     async with Emulator(index=dirs["index"]) as emu:
         index = ["--index-url", emu.index_url]
         for python in (alone, ours):
@@ -170,12 +155,12 @@ async def test_an_install_resolves_against_what_is_installed(
 
 
 async def test_direct_url_hashes_are_checked(
-    tmp_path: Path, dirs: dict[str, Path], template: Path
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path
 ) -> None:
     """A direct URL's file is verified by its #sha256= fragment or --hash: a wrong one keeps
     and installs nothing; a right one is what `download` writes, byte for byte."""
     wheel = dirs["root"] / DIRECT[1:]
-    ours = fresh(template, tmp_path / "ours")
+    ours = fresh(venv_template, tmp_path / "ours")
     async with Emulator({DIRECT: wheel}, index=dirs["index"]) as emu:
         where = ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "cache")]
         wrong = f"dr-direct @ {emu.url(DIRECT)}#sha256={'0' * 64}"
@@ -200,9 +185,9 @@ async def test_direct_url_hashes_are_checked(
 PYPI = "https://pypi.org/simple/"
 
 
-async def _both(tmp_path: Path, template: Path, *args: str) -> tuple[list[str], list[str]]:
+async def _both(tmp_path: Path, venv_template: Path, *args: str) -> tuple[list[str], list[str]]:
     """pip alone and segfetch installing the same set from the real index: their freezes."""
-    alone, ours = fresh(template, tmp_path / "pip"), fresh(template, tmp_path / "ours")
+    alone, ours = fresh(venv_template, tmp_path / "pip"), fresh(venv_template, tmp_path / "ours")
     pip = [alone, "-m", "pip", "install", "-q", "--index-url", PYPI, *args]
     ran = await trio.run_process(pip, capture_stderr=True, check=False)
     assert ran.returncode == 0, ran.stderr.decode()
@@ -213,9 +198,11 @@ async def _both(tmp_path: Path, template: Path, *args: str) -> tuple[list[str], 
 
 
 @pytest.mark.network
-async def test_real_lone_pin_installs_and_downloads_as_pip(tmp_path: Path, template: Path) -> None:
+async def test_real_lone_pin_installs_and_downloads_as_pip(
+    tmp_path: Path, venv_template: Path
+) -> None:
     """Off by default (-m network): requests==2.32.3 brings its dependencies, as with pip."""
-    expected, got = await _both(tmp_path, template, "requests==2.32.3")
+    expected, got = await _both(tmp_path, venv_template, "requests==2.32.3")
     assert got == expected and len(expected) >= 5, expected
     out, theirs = tmp_path / "out", tmp_path / "theirs"
     proc = await segfetch("download", "requests==2.32.3", "-d", str(out), "--index-url", PYPI)
@@ -226,8 +213,8 @@ async def test_real_lone_pin_installs_and_downloads_as_pip(tmp_path: Path, templ
 
 
 @pytest.mark.network
-async def test_real_sdist_only_package_installs(tmp_path: Path, template: Path) -> None:
+async def test_real_sdist_only_package_installs(tmp_path: Path, venv_template: Path) -> None:
     """Off by default: docopt has only an sdist; its build dependencies (setuptools) come
     through segfetch too, so the offline install can build it."""
-    expected, got = await _both(tmp_path, template, "docopt==0.6.2")
+    expected, got = await _both(tmp_path, venv_template, "docopt==0.6.2")
     assert got == expected and "docopt==0.6.2" in expected

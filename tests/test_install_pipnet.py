@@ -8,17 +8,14 @@ proxy (tests/helpers.py); pip and segfetch install into copies of one venv."""
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import trio
 import trustme
-from helpers import connect_proxy, one_line_error, segfetch, tls_front
+from helpers import connect_proxy, freeze, fresh, one_line_error, segfetch, tls_front
 
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_wheel
@@ -31,13 +28,6 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_wheel(d, "pn-a", "1.0", requires=["pn-b>=1"], payload=30_000)
     make_wheel(d, "pn-b", "1.0", payload=30_000)
     return d
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +52,6 @@ async def https_index(index_dir: Path, ca: trustme.CA) -> AsyncIterator[tuple[Em
         yield emu, port
 
 
-def fresh(template: Path, dest: Path) -> str:
-    shutil.copytree(template, dest, symlinks=True)
-    return str(dest / "bin" / "python")
-
-
-async def installed(python: str) -> list[str]:
-    proc = await trio.run_process([python, "-m", "pip", "freeze"], capture_stdout=True)
-    return sorted(proc.stdout.decode().splitlines())
-
-
 async def install(
     python: str, url: str, tmp_path: Path, *args: str, **env: str
 ) -> subprocess.CompletedProcess[bytes]:
@@ -86,7 +66,7 @@ async def install(
 
 @pytest.mark.parametrize("where", ["command line", "environment", "config file"])
 async def test_an_index_behind_a_private_ca_with_pips_cert(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, bundle: Path, where: str
+    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path, bundle: Path, where: str
 ) -> None:
     args: list[str] = []
     env: dict[str, str] = {}
@@ -99,38 +79,38 @@ async def test_an_index_behind_a_private_ca_with_pips_cert(
         conf.write_text(f"[global]\ncert = {bundle}\n")
         env = {"PIP_CONFIG_FILE": str(conf)}
     emu, port = https_index
-    python = fresh(template, tmp_path / "venv")
+    python = fresh(venv_template, tmp_path / "venv")
     proc = await install(python, f"https://127.0.0.1:{port}/simple/", tmp_path, *args, **env)
     assert proc.returncode == 0, proc.stderr.decode()
     assert any(str(e["path"]).startswith("/files/") for e in emu.log)
-    assert [line.split("==")[0] for line in await installed(python)] == ["pn-a", "pn-b"]
+    assert [line.split("==")[0] for line in await freeze(python)] == ["pn-a", "pn-b"]
 
 
 async def test_without_the_ca_it_stops_in_one_line_saying_what_to_set(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path
+    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path
 ) -> None:
-    python = fresh(template, tmp_path / "venv")
+    python = fresh(venv_template, tmp_path / "venv")
     proc = await install(python, f"https://127.0.0.1:{https_index[1]}/simple/", tmp_path)
     assert proc.returncode == 1
     line = one_line_error(proc)
     assert "certificate" in line and "cert" in line.split(";")[-1], line
-    assert await installed(python) == []
+    assert await freeze(python) == []
 
 
 async def test_a_trusted_host_is_not_checked(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path
+    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path
 ) -> None:
     port = https_index[1]
-    python = fresh(template, tmp_path / "venv")
+    python = fresh(venv_template, tmp_path / "venv")
     url = f"https://127.0.0.1:{port}/simple/"
     proc = await install(python, url, tmp_path, "--trusted-host", f"127.0.0.1:{port}")
     assert proc.returncode == 0, proc.stderr.decode()
-    assert len(await installed(python)) == 2
+    assert len(await freeze(python)) == 2
 
 
 @pytest.mark.parametrize("where", ["command line", "PIP_PROXY", "HTTPS_PROXY"])
 async def test_connections_go_through_pips_proxy_but_the_local_index_does_not(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, bundle: Path, where: str
+    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path, bundle: Path, where: str
 ) -> None:
     port = https_index[1]
     async with connect_proxy() as (proxy_port, asked):
@@ -140,23 +120,23 @@ async def test_connections_go_through_pips_proxy_but_the_local_index_does_not(
         # refuses all but CONNECT).
         args: list[str] = ["--proxy", proxy] if where == "command line" else []
         env = {} if args else {where: proxy, "HTTP_PROXY": proxy}
-        python = fresh(template, tmp_path / "venv")
+        python = fresh(venv_template, tmp_path / "venv")
         url = f"https://127.0.0.1:{port}/simple/"
         proc = await install(python, url, tmp_path, "--cert", str(bundle), *args, **env)
         assert proc.returncode == 0, proc.stderr.decode()
     assert asked, "nothing went through the proxy"
     assert set(asked) == {f"CONNECT 127.0.0.1:{port} HTTP/1.1"}, asked
-    assert len(await installed(python)) == 2
+    assert len(await freeze(python)) == 2
 
 
 async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
-    tmp_path: Path, index_dir: Path, template: Path
+    tmp_path: Path, index_dir: Path, venv_template: Path
 ) -> None:
     conf = tmp_path / "pip.conf"
     async with Emulator(index=index_dir) as emu:
         local = (tmp_path / "simple").as_uri()
         conf.write_text(f"[global]\nindex-url = {local}\nextra-index-url = {emu.index_url}\n")
-        python = fresh(template, tmp_path / "venv")
+        python = fresh(venv_template, tmp_path / "venv")
         proc = await segfetch(
             "install", "--python", python, "--installer", "pip", "pn-a",
             "--cache-dir", str(tmp_path / "cache"), env={"PIP_CONFIG_FILE": str(conf)},
@@ -167,17 +147,17 @@ async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
         f"segfetch: warning: {local} is not an http(s) index: segfetch does not read it "
         "(a folder of files: give it with -f)"
     ]
-    assert len(await installed(python)) == 2
+    assert len(await freeze(python)) == 2
 
 
 @pytest.mark.skipif(find_uv() is None, reason="uv is not installed (the test extra has it)")
 async def test_uv_installing_while_files_arrive_reaches_the_local_index_directly(
-    tmp_path: Path, https_index: tuple[Emulator, int], template: Path, bundle: Path
+    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path, bundle: Path
 ) -> None:
     port = https_index[1]
     async with connect_proxy() as (proxy_port, asked):
         proxy = f"http://127.0.0.1:{proxy_port}"
-        python = fresh(template, tmp_path / "venv")
+        python = fresh(venv_template, tmp_path / "venv")
         url = f"https://127.0.0.1:{port}/simple/"
         # A complete pinned set on a cold cache: uv installs from segfetch's loopback index
         # while the files arrive (wheels/streaming.py), with HTTP(S)_PROXY in its environment.
@@ -185,4 +165,4 @@ async def test_uv_installing_while_files_arrive_reaches_the_local_index_directly
         proc = await install(python, url, tmp_path, *args, HTTPS_PROXY=proxy, HTTP_PROXY=proxy)
         assert proc.returncode == 0, proc.stderr.decode()
     assert set(asked) == {f"CONNECT 127.0.0.1:{port} HTTP/1.1"}, asked
-    assert len(await installed(python)) == 2
+    assert len(await freeze(python)) == 2
