@@ -111,3 +111,21 @@ def test_pip_may_read_a_config_file_unless_it_is_told_not_to_or_there_is_none(
     (home / ".config" / "pip").mkdir(parents=True)
     (home / ".config" / "pip" / "pip.conf").write_text("[global]\n")
     assert may_read_config_files(python, bare, home) is True
+
+
+def test_the_index_is_pips_the_environment_over_the_files() -> None:
+    listing = (
+        ":env:.index-url='https://env.example/simple/'\n"
+        "download.extra-index-url='https://dl.example/simple/'\n"
+        "global.extra-index-url='https://g.example/simple/'\n"
+        "global.index-url='https://global.example/simple/'\n"
+        "install.index-url='https://install.example/simple/'\n"
+    )  # as the probe prints them: sorted, so the environment comes first
+    assert index_urls_in_config(listing, "install") == (
+        "https://env.example/simple/",
+        ["https://g.example/simple/"],  # download's section is not install's
+    )
+    assert index_urls_in_config(listing, "download")[1] == ["https://dl.example/simple/"]
+    no_env = listing.split("\n", 1)[1]
+    assert index_urls_in_config(no_env, "install")[0] == "https://install.example/simple/"
+    assert index_urls_in_config(no_env, "download")[0] == "https://global.example/simple/"

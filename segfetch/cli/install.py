@@ -417,7 +417,7 @@ def _indexes(
     index = args.index_url or reqs.index_url
     extras = args.extra_index_url + reqs.extra_index_urls
     if index is None and not extras:
-        index, extras = index_urls_in_config(pip_config())
+        index, extras = index_urls_in_config(pip_config(), args.command)
     urls = [index or PYPI, *extras]
     web = [u for u in urls if u.startswith(("http://", "https://"))]
     if not web:

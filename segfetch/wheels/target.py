@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
+from segfetch.wheels.pipnet import config_settings
 
 T = TypeVar("T")
 
@@ -330,22 +331,13 @@ def pip_index_urls(python: str | None = None) -> tuple[str | None, list[str]]:
     except OSError:
         return None, []
     with pending:
-        return index_urls_in_config(pending.result())
+        return index_urls_in_config(pending.result())  # serve's: as pip install's
 
 
-def index_urls_in_config(listing: str) -> tuple[str | None, list[str]]:
-    """index-url and extra-index-urls from the lines of ``pip config list``."""
-    index, extras = None, []
-    # Lines look like  global.index-url='https://...'  or  :env:.extra-index-url='a b'.
-    # Later lines win, as pip's own precedence lists files before the environment.
-    for line in listing.splitlines():
-        key, _, value = line.partition("=")
-        value = value.strip().strip("'\"")
-        section, _, name = key.rpartition(".")
-        if section not in ("global", "install", "download", ":env:"):
-            continue
-        if name == "index-url":
-            index = value
-        elif name == "extra-index-url":
-            extras = value.split()
+def index_urls_in_config(listing: str, command: str = "install") -> tuple[str | None, list[str]]:
+    """index-url and extra-index-urls from the lines of ``pip config list``
+    (``global.index-url='https://...'``, ``:env:.extra-index-url='a b'``), each as pip ranks
+    it: the environment over the command's section over ``global``."""
+    index = next(iter(config_settings(listing, "index-url", command)), None)
+    extras = next(iter(config_settings(listing, "extra-index-url", command)), "").split()
     return index, extras
