@@ -131,7 +131,7 @@ def _segfetch(installer: str, tree: Path | None = None) -> Peer:
         prefix, extra = segfetch_cmd(tree)
         return [
             "env", *(f"{k}={v}" for k, v in extra.items()), *prefix, "install",
-            "--installer", installer, "--python", python, "--no-cache", "-q",
+            "--installer", installer, "--python", python, "-q",  # a fresh cache: as uv's
             "-r", str(rs.pinned), "--index-url", url,
         ]  # fmt: skip
 

@@ -111,7 +111,9 @@ async def test_a_cold_install_streams_to_uv_and_leaves_what_the_usual_route_does
         # The same set again, every file now cached: the find-links route.
         warm = await install(usual, emu.index_url, "--installer", "uv", *cache, *SET)
         assert warm.returncode == 0, warm.stderr
-    (_, first), (_, second) = runs(uv_log)
+    # (A warm run of a set without hashes starts uv before its plan too, as a cold one
+    # does, and stops it once the plan finds every file cached: the last uv is the one.)
+    (_, first), *_, (_, second) = runs(uv_log)
     assert streamed(first) and not streamed(second)
     assert "--offline" in second and "--no-index" in second
     assert freeze(streaming) == freeze(usual) and "sf-beta==1.0" in freeze(streaming)
@@ -282,3 +284,52 @@ async def test_a_signal_while_uv_streams_stops_uv(
         while _alive(pid):
             await trio.sleep(0.05)
     assert subprocess.run([str(python), "-c", "import sf_beta"]).returncode != 0
+
+
+async def test_uv_starts_before_the_plan_is_in(
+    tmp_path: Path, index_dir: Path, uv_log: Path
+) -> None:
+    """For a pinned set, uv starts before the plan (its own start and its look at the
+    interpreter overlap segfetch's): the target's probe answers only once uv has started
+    (no clock involved: it would wait 20 s and the probe would say "late")."""
+    python = venv(tmp_path, "v")
+    said = tmp_path / "probe-said"
+    wrapper = tmp_path / "bin" / "python"  # the venv's python; its probe waits for uv
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *pip._vendor*)\n'
+        "  i=0\n"
+        f'  while [ ! -s "{uv_log}" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n'
+        f'  if [ -s "{uv_log}" ]; then echo early > "{said}"; else echo late > "{said}"; fi\n'
+        "esac\n"
+        f'exec "{python}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    async with Emulator(index=index_dir, link=Link()) as emu:
+        proc = await install(wrapper, emu.index_url, "--installer", "uv", "--no-cache", *SET)
+    assert proc.returncode == 0, proc.stderr
+    assert said.read_text().strip() == "early"
+    ((_, args),) = runs(uv_log)
+    assert streamed(args) and "--no-deps" in args
+    assert {"sf-alpha==1.0", "sf-beta==1.0", "sf-delta==1.0"} <= set(freeze(python))
+
+
+async def test_a_uv_started_for_pins_that_need_the_resolver_is_stopped(
+    tmp_path: Path, index_dir: Path, uv_log: Path
+) -> None:
+    """A lone pin looks like a lock, so uv starts before the plan with --no-deps; the plan
+    finds a dependency beyond the pins (pip's resolver), so that uv is stopped and the
+    one that installs (here from the cache: the resolver's look-ahead fetched every file)
+    is not told --no-deps: the dependency is installed."""
+    python = venv(tmp_path, "v")
+    async with Emulator(index=index_dir, link=Link()) as emu:
+        proc = await install(
+            python, emu.index_url, "--installer", "uv", "--no-cache", "sf-alpha==1.0"
+        )
+    assert proc.returncode == 0, proc.stderr
+    (first_pid, first), (_, second) = runs(uv_log)
+    assert streamed(first) and "--no-deps" in first
+    assert "--no-deps" not in second
+    assert not _alive(first_pid)
+    assert {"sf-alpha==1.0", "sf-beta==1.0"} <= set(freeze(python))

@@ -129,6 +129,7 @@ def add_commands(sub: Any) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from segfetch.config import default_cache_dir
+    from segfetch.wheels.pipnet import may_read_config_files
     from segfetch.wheels.target import start_probe
 
     check_passed_through(args.pip_args)
@@ -142,8 +143,13 @@ def _run(args: argparse.Namespace) -> int:
     # httpx load and the first index pages arrive. Its answer is kept in the cache folder,
     # and used again while nothing it depends on changes (--no-cache: asked every time).
     keep = None if args.no_cache else args.cache_dir or default_cache_dir()
-    with start_probe(python, pip_config="--isolated" not in args.pip_args, keep=keep) as probe:
-        return _run_started(args, options, reqs, python, probe)
+    # pip's settings cost the probe ~0.14 s (loading pip's internals): asked only where pip
+    # may read a config file; else the environment says them (pip_config below).
+    files = "--isolated" not in args.pip_args and may_read_config_files(
+        python, os.environ, Path.home()
+    )
+    with start_probe(python, pip_config=files, keep=keep) as probe:
+        return _run_started(args, options, reqs, python, probe, files)
 
 
 def _run_started(
@@ -152,6 +158,7 @@ def _run_started(
     reqs: RequirementSet,
     python: str,
     probe: Pending[Probe],
+    config_files: bool,
 ) -> int:
     from segfetch.config import default_cache_dir
     from segfetch.wheels.cache import Cache
@@ -168,14 +175,14 @@ def _run_started(
     @functools.cache
     def pip_config() -> str:
         """pip's settings as `pip config list` prints them. Where pip reads no config file
-        (--isolated, PIP_CONFIG_FILE=/dev/null, no file at any of pip's places), the
-        environment says it all: no wait for the target's probe. Else from the probe, or
-        (a pip that keeps them elsewhere) from `pip config list` itself."""
-        from segfetch.wheels.pipnet import environment_listing, may_read_config_files
+        (``config_files`` False: --isolated, PIP_CONFIG_FILE=/dev/null, no file at any of
+        pip's places), the environment says it all: no wait for the target's probe. Else
+        from the probe, or (a pip that keeps them elsewhere) from `pip config list` itself."""
+        from segfetch.wheels.pipnet import environment_listing
 
         if "--isolated" in args.pip_args:
             return ""  # pip reads no configuration then, files or environment
-        if not may_read_config_files(python, os.environ, Path.home()):
+        if not config_files:
             return environment_listing(os.environ)
         listing = probe.result().pip_config
         return _pip_config_list(python) if listing is None else listing
@@ -292,27 +299,32 @@ async def _fetch_set(
             with contextlib.suppress(SegfetchError):  # the plan asks again, and says why
                 await session.project(name)
 
-        async with trio.open_nursery() as nursery:
-            # Index pages need no target: those of requirements without a marker are
-            # fetched while the target's probe may still run.
-            # (Not for a hashed pin whose file is cached: that set asks nothing at all.)
-            early = [w for w in reqs.wanted if w.req.marker is None and session.needs_page(w)]
-            for name in dict.fromkeys(w.req.name for w in early):
-                nursery.start_soon(page, name)
-            target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
-            direct = await session.fetch_direct(reqs, target)
-            pip_reqs = _pip_files(reqs, {url: f.path for url, f in direct.items()}, pip_files)
-            planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
-        if args.command == "install":
-            planned += session.build_deps
-        sizes = [p.size for p in planned]
-        total = sum(s for s in sizes if s is not None) if None not in sizes else None
-        bars = MultiProgress(len(planned), total, quiet=quiet)
-        session.progress = lambda p, pr: bars.update(p.filename, pr)
-        try:
-            fetched = await installing.fetch(session, planned, pip_reqs, reqs, target)
-        finally:
-            bars.close()
+        # The set as pip (or uv) takes it; with direct URLs, once their files are here.
+        pip_reqs = [] if reqs.direct else _pip_files(reqs, {}, pip_files)
+        async with installing.ahead(session, reqs, pip_reqs):  # uv may start now
+            async with trio.open_nursery() as nursery:
+                # Index pages need no target: those of requirements without a marker are
+                # fetched while the target's probe may still run.
+                # (Not for a hashed pin whose file is cached: that set asks nothing at all.)
+                early = [w for w in reqs.wanted if w.req.marker is None and session.needs_page(w)]
+                for name in dict.fromkeys(w.req.name for w in early):
+                    nursery.start_soon(page, name)
+                target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
+                direct = await session.fetch_direct(reqs, target)
+                if reqs.direct:
+                    local = {url: f.path for url, f in direct.items()}
+                    pip_reqs = _pip_files(reqs, local, pip_files)
+                planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
+            if args.command == "install":
+                planned += session.build_deps
+            sizes = [p.size for p in planned]
+            total = sum(s for s in sizes if s is not None) if None not in sizes else None
+            bars = MultiProgress(len(planned), total, quiet=quiet)
+            session.progress = lambda p, pr: bars.update(p.filename, pr)
+            try:
+                fetched = await installing.fetch(session, planned, pip_reqs, reqs, target)
+            finally:
+                bars.close()
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
     return fetched, pip_reqs, origins
 

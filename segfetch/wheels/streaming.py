@@ -21,8 +21,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -55,6 +55,7 @@ class Early:
     code: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    _ahead: _Started | None = field(default=None, init=False, repr=False)
 
     def replay(self, quiet_stdout: bool) -> int:
         """What uv said, where the install after the downloads would have said it."""
@@ -64,6 +65,31 @@ class Early:
         sys.stderr.write(self.stderr.decode(errors="replace"))
         sys.stderr.flush()
         return self.code or 0
+
+    @contextlib.asynccontextmanager
+    async def ahead(
+        self, session: Session, reqs: RequirementSet, args: Sequence[str]
+    ) -> AsyncIterator[None]:
+        """Around the plan: where the set will likely take this route (uv installs a pinned
+        set of index files, not all of them cached), uv starts now, so that its own start
+        and its look at the interpreter overlap the plan. Its index answers once the plan
+        is in (``fetch``); if the plan takes another route, this uv is stopped, having
+        installed nothing."""
+        likely = (
+            self.installer is not None
+            and self.installer.name == "uv"
+            and reqs.fully_pinned
+            and any(session.needs_page(w) for w in reqs.wanted)
+        )
+        if not likely:
+            yield
+            return
+        async with self._started(session, args, [], _no_deps(self, pinned=True)) as started:
+            self._ahead = started
+            try:
+                yield
+            finally:
+                self._ahead = None
 
     async def fetch(
         self,
@@ -79,14 +105,54 @@ class Early:
         # Direct URLs were fetched before the plan, and uv takes them as local files.
         web = [p for p in dict.fromkeys(planned) if p.url not in {w.url for w in reqs.direct}]
         web = [p for p in web if not p.url.startswith("file:")]
+        ahead, self._ahead = self._ahead, None
         if (
             self.installer is None
             or self.installer.name != "uv"
             or not worth(session, planned, web)
         ):
+            if ahead is not None:
+                ahead.stop.cancel()
             return await session.fetch_all(planned)
         pins = _Pins.of(reqs, target, planned)
-        return await _fetch(session, planned, web, self, args, pins)
+        local = [p for p in dict.fromkeys(planned) if p not in web]
+        got = dict(zip(local, await session.fetch_all(local), strict=True))
+        no_deps = _no_deps(self, pinned=pins is not None)
+        if ahead is not None and (local or ahead.no_deps != no_deps):
+            ahead.stop.cancel()  # started for another route: uv anew, as it should run
+            ahead = None
+        if ahead is not None:
+            await _feed(session, web, ahead, pins, got)
+        else:
+            with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
+                links = find_links([got[p] for p in local], Path(tmp))
+                async with self._started(session, args, links, no_deps) as started:
+                    await _feed(session, web, started, pins, got)
+        return [got[p] for p in planned]
+
+    @contextlib.asynccontextmanager
+    async def _started(
+        self, session: Session, args: Sequence[str], links: Sequence[str], no_deps: bool
+    ) -> AsyncIterator[_Started]:
+        """uv running, against an index of ours whose answers wait for the plan."""
+        started = _Started(no_deps)
+        app = _index(session, started)
+        with _uv_cache(session.cache) as (uv_cache, sweep):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(app.serve)
+                nursery.start_soon(trio.to_thread.run_sync, sweep)
+                url = f"http://127.0.0.1:{app.port}/simple/"
+                where = ["--index-url", url, *links, "--cache-dir", uv_cache]
+                where += ["--no-deps"] if no_deps else []
+                nursery.start_soon(self._uv, started, where, args)
+                try:
+                    yield started
+                finally:
+                    nursery.cancel_scope.cancel()
+
+    async def _uv(self, started: _Started, where: Sequence[str], args: Sequence[str]) -> None:
+        with started.stop:
+            await self.run(where, args, started.done)
 
     async def run(self, where: Sequence[str], reqs: Sequence[str], done: trio.Event) -> None:
         """uv, its output kept for ``replay``. Cancelled, uv is stopped and reaped (trio:
@@ -101,6 +167,24 @@ class Early:
         )  # fmt: skip
         self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
         done.set()
+
+
+def _no_deps(early: Early, pinned: bool) -> bool:
+    """uv is told --no-deps for a set planned from its pins (unless the user said it)."""
+    told = early.installer.uv_args if early.installer else ()
+    return pinned and "--no-deps" not in told
+
+
+@dataclass
+class _Started:
+    """uv running against our index: its answers wait for ``plan_in``; ``stop`` ends uv."""
+
+    no_deps: bool
+    listed: dict[str, list[IndexFile]] = field(default_factory=dict)
+    growing: dict[str, Growing] = field(default_factory=dict)
+    plan_in: trio.Event = field(default_factory=trio.Event)
+    done: trio.Event = field(default_factory=trio.Event)
+    stop: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
 def expected(p: Planned) -> str | None:
@@ -140,17 +224,16 @@ class _Pins:
         return _Pins(reqs, target, check=all(w.hashes for w in reqs.wanted))
 
 
-async def _fetch(
+async def _feed(
     session: Session,
-    planned: Sequence[Planned],
     web: Sequence[Planned],
-    early: Early,
-    reqs: Sequence[str],
+    started: _Started,
     pins: _Pins | None,
-) -> list[Fetched]:
-    local = [p for p in dict.fromkeys(planned) if p not in web]
-    got = dict(zip(local, await session.fetch_all(local), strict=True))
-    growing = {p.url: Growing(_part(session.cache, p), p.size) for p in web}
+    got: dict[Planned, Fetched],
+) -> None:
+    """The plan's files to uv's index as they arrive; until uv is done."""
+    growing = started.growing
+    growing.update({p.url: Growing(_part(session.cache, p), p.size) for p in web})
     shown = session.progress
 
     def progress(p: Planned, pr: Progress | None) -> None:
@@ -161,7 +244,14 @@ async def _fetch(
             g.update(pr.size, pr.prefix)
 
     session.progress = progress
-    app = await _index(session, web, growing)
+    for p in web:
+        # The upstream's entry says whether it has a .metadata (its page is in memory: the
+        # plan read it, for every file not cached).
+        page = [] if cached(session.cache, p) else await session.project(p.name)
+        advertised = any(f.url == p.url and f.metadata for f in page)
+        f = IndexFile(p.filename, p.url, expected(p), size=p.size, metadata=advertised)
+        started.listed.setdefault(canonicalize_name(p.name), []).append(f)
+    started.plan_in.set()
 
     async def one(p: Planned) -> None:
         try:
@@ -172,26 +262,14 @@ async def _fetch(
         if pins is None or not pins.check:
             growing[p.url].finish(f.path, f.sha256, f.size)
 
-    with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp, _uv_cache(session.cache) as uv:
-        uv_cache, sweep = uv
-        links = find_links([got[p] for p in local], Path(tmp))
-        told = early.installer.uv_args if early.installer else ()
-        no_deps = ["--no-deps"] if pins and "--no-deps" not in told else []
-        uv_done = trio.Event()
-        async with trio.open_nursery() as nursery:
-            await nursery.start(app.serve)
-            nursery.start_soon(trio.to_thread.run_sync, sweep)
-            url = f"http://127.0.0.1:{app.port}/simple/"
-            where = ["--index-url", url, *links, "--cache-dir", uv_cache, *no_deps]
-            nursery.start_soon(early.run, where, reqs, uv_done)
-            async with trio.open_nursery() as fetching:
-                for p in web:
-                    fetching.start_soon(one, p)
-            if pins is not None and pins.check:
-                await _release(session, pins, web, got, growing)
-            await uv_done.wait()
-            nursery.cancel_scope.cancel()
-    return [got[p] for p in planned]
+    async with trio.open_nursery() as fetching:
+        for p in web:
+            fetching.start_soon(one, p)
+    if pins is not None and pins.check:
+        # From the verified wheels: .metadata requests meanwhile would compete with them,
+        # and uv installs nothing before its last file anyway.
+        await _release(session, pins, web, got, growing)
+    await started.done.wait()
 
 
 async def _release(
@@ -259,18 +337,13 @@ def _part(cache: Cache, p: Planned) -> Path:
     return dest.with_name(side_names(dest.name)[0])
 
 
-async def _index(session: Session, web: Sequence[Planned], growing: dict[str, Growing]) -> IndexApp:
-    """The index of the planned files: one page per project, with them only."""
-    listed: dict[str, list[IndexFile]] = {}
-    for p in web:
-        # The upstream's entry says whether it has a .metadata (its page is in memory: the
-        # plan read it, for every file not cached).
-        page = [] if cached(session.cache, p) else await session.project(p.name)
-        advertised = any(f.url == p.url and f.metadata for f in page)
-        f = IndexFile(p.filename, p.url, expected(p), size=p.size, metadata=advertised)
-        listed.setdefault(canonicalize_name(p.name), []).append(f)
+def _index(session: Session, started: _Started) -> IndexApp:
+    """The index of the planned files: one page per project, with them only, once the
+    plan is in."""
+    listed, growing = started.listed, started.growing
 
     async def listing(name: str) -> tuple[list[IndexFile], bool]:
+        await started.plan_in.wait()
         if name not in listed:
             raise HTTPStatusError(f"{name} is not in the set", 404)
         return listed[name], False
