@@ -82,11 +82,11 @@ def metadata_requests(log: Sequence[dict[str, object]]) -> list[str]:
 
 
 async def pip_download(url: str, dest: Path, args: Sequence[str]) -> set[str]:
-    """What pip itself downloads from the same index (pip's own settings left out, as
-    segfetch leaves them out of its resolver; PIP_CONSTRAINT stays)."""
+    """What pip itself downloads from the same index (pip's own settings left out but for
+    its constraints: PIP_CONSTRAINT, and the config file a test names)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env |= {k: v for k, v in os.environ.items() if k == "PIP_CONSTRAINT"}
-    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_CONFIG_FILE"] = os.environ.get("PIP_CONFIG_FILE", os.devnull)
     cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-cache-dir", "-d", str(dest)]
     proc = await trio.run_process(
         [*cmd, "--index-url", url, *args], env=env, capture_stdout=True, capture_stderr=True,
@@ -162,6 +162,23 @@ async def test_pips_configured_constraint_applies(
     assert proc.returncode == 1
     assert "lk-url3==2.2.3" in one_line_error(proc)
     assert not wheel_bytes(emu.log)
+
+
+async def test_a_constraint_in_pips_config_file_reaches_the_resolver(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same from a pip.conf: segfetch's resolver runs without pip's config files, so the
+    constraint must be in the files segfetch names to it (known only once pip's settings
+    are read: not before the target's probe answers)."""
+    constraints = tmp_path / "configured.txt"
+    constraints.write_text("lk-url3==2.2.3\n")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nconstraint = {constraints}\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    await download_and_compare(
+        tmp_path, index_dir, ["lk-web"],
+        {"lk_web-1.0-py3-none-any.whl", "lk_url3-2.2.3-py3-none-any.whl"},
+    )  # fmt: skip
 
 
 async def test_isolated_reads_no_configured_constraint(

@@ -195,11 +195,24 @@ def _run_started(
 
         return pip_network(pip_args, pip_config(), args.command)
 
+    @functools.cache
+    def constrained() -> None:
+        _configured_constraints(args, reqs, pip_config)
+
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread
         while the first index pages are fetched (constraints change choices, not pages)."""
-        _configured_constraints(args, reqs, pip_config)
+        constrained()
         return probe.result().target
+
+    def pip_files_now(folder: Path) -> list[str] | None:
+        """The set as pip takes it, where that is known before the target's probe answers
+        (pip reads no config file, so its constraints are known; no direct URL to fetch
+        first): uv may then start before the plan. Else None."""
+        if config_files or reqs.direct:
+            return None
+        constrained()
+        return _pip_files(reqs, {}, folder)
 
     with (
         tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway,
@@ -212,7 +225,7 @@ def _run_started(
         fetched, pip_reqs, origins = running.run(
             functools.partial(
                 _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache,
-                network, installing,
+                network, installing, pip_files_now(Path(pip_files)),
             )
         )  # fmt: skip
         if args.json:
@@ -271,9 +284,11 @@ async def _fetch_set(
     cache: Cache,
     network_of: Callable[[], Network],
     installing: Early,
+    pip_reqs_now: list[str] | None,
 ) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
-    `install`), the requirements as arguments for pip (files in ``pip_files``), and the
+    `install`), the requirements as arguments for pip (files in ``pip_files``; made
+    already: ``pip_reqs_now``), and the
     direct URLs' (name, URL, sha256)."""
     import trio
 
@@ -299,9 +314,8 @@ async def _fetch_set(
             with contextlib.suppress(SegfetchError):  # the plan asks again, and says why
                 await session.project(name)
 
-        # The set as pip (or uv) takes it; with direct URLs, once their files are here.
-        pip_reqs = [] if reqs.direct else _pip_files(reqs, {}, pip_files)
-        async with installing.ahead(session, reqs, pip_reqs):  # uv may start now
+        pip_reqs = pip_reqs_now or []
+        async with installing.ahead(session, reqs, pip_reqs_now):  # uv may start now
             async with trio.open_nursery() as nursery:
                 # Index pages need no target: those of requirements without a marker are
                 # fetched while the target's probe may still run.
@@ -311,7 +325,7 @@ async def _fetch_set(
                     nursery.start_soon(page, name)
                 target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
                 direct = await session.fetch_direct(reqs, target)
-                if reqs.direct:
+                if pip_reqs_now is None:  # with pip's constraints, the direct URLs' files
                     local = {url: f.path for url, f in direct.items()}
                     pip_reqs = _pip_files(reqs, local, pip_files)
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)

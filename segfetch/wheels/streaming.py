@@ -1,6 +1,8 @@
-"""``segfetch install`` with uv on a cold cache: uv starts as soon as the set is planned,
-against an index segfetch serves on 127.0.0.1 for this run, and unpacks each wheel as its
-bytes arrive (``growing.py``), instead of starting once every file is verified.
+"""``segfetch install`` with uv on a cold cache: uv starts against an index segfetch serves
+on 127.0.0.1 for this run, and unpacks each wheel as its bytes arrive (``growing.py``),
+instead of starting once every file is verified. For a pinned set of index files uv starts
+before the plan (``Early.ahead``: its own start overlaps segfetch's planning, its index
+answers once the plan is in); else as soon as the set is planned.
 
 The index lists, per project, exactly the planned files (sha256 in the link, PEP 700 size);
 each file's last byte is held back until the engine verified the file, so uv never installs
@@ -68,20 +70,21 @@ class Early:
 
     @contextlib.asynccontextmanager
     async def ahead(
-        self, session: Session, reqs: RequirementSet, args: Sequence[str]
+        self, session: Session, reqs: RequirementSet, args: Sequence[str] | None
     ) -> AsyncIterator[None]:
         """Around the plan: where the set will likely take this route (uv installs a pinned
         set of index files, not all of them cached), uv starts now, so that its own start
         and its look at the interpreter overlap the plan. Its index answers once the plan
         is in (``fetch``); if the plan takes another route, this uv is stopped, having
-        installed nothing."""
+        installed nothing. ``args``: the requirements as uv takes them; None: not known
+        before the plan."""
         likely = (
             self.installer is not None
             and self.installer.name == "uv"
             and reqs.fully_pinned
             and any(session.needs_page(w) for w in reqs.wanted)
         )
-        if not likely:
+        if args is None or not likely:
             yield
             return
         async with self._started(session, args, [], _no_deps(self, pinned=True)) as started:
