@@ -208,3 +208,31 @@ async def test_a_host_that_allows_four_gives_the_whole_file(tmp_path: Path, seed
         # are noise (a run under load 10 settled at 7). The rules that bound them are pinned
         # on the mock clock above; S7 in docs/benchmarks.md measures them (2 x 503 a run).
         assert result.settled is not None
+
+
+def test_what_a_host_is_remembered_at_is_a_count_that_was_judged() -> None:
+    c = Controller(cap=16)
+    assert c.to_remember is None  # a small file: done before any measurement
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    assert c.to_remember is None  # 16 still on trial: slow start is not over
+    c.settled()
+    assert c.epoch(4e6, busy=16) == 16
+    assert c.to_remember == 16  # the cap, paid for: nothing more to find (a capped link)
+    c = Controller(cap=32)
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    assert c.to_remember is None  # 16 on trial, slow start not over: not a knee
+    c.settled()
+    assert c.epoch(1.2e6, busy=16) == 4
+    assert c.to_remember == 4  # the knee (a shared link)
+    c.settled()
+    for _ in range(PROBE_EVERY):
+        c.epoch(1.2e6, busy=4)
+    assert c.limit == 5
+    assert c.to_remember == 4  # not the probe still on trial when the file ended
+    c = Controller(cap=16, limit=4)
+    c.settled()
+    c.epoch(1e6, busy=4)
+    assert c.pushback(busy=6) == 4
+    assert c.to_remember == 4  # the count that streamed without refusals

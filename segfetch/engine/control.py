@@ -65,6 +65,15 @@ class Controller:
         return FIRST_EPOCH if self._first else SLOW_START_EPOCH
 
     @property
+    def to_remember(self) -> int | None:
+        """The count to begin with next time on this host: where it settled (a knee, a
+        refusal, the cap), not a probe still on trial; None if slow start ended with the
+        file (a small file's four, remembered, would start a large one at a knee of four)."""
+        if self.knee is None and (self._before is not None or self.limit < self.cap):
+            return None
+        return self._before[0] if self._before is not None else self.limit
+
+    @property
     def settling(self) -> bool:
         return self._settling
 
