@@ -54,6 +54,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, cast
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from resource import struct_rusage
@@ -175,6 +176,8 @@ class Scenario:
     others: tuple[str, ...] | None = None  # the peers besides segfetch (None: all that apply)
     wall_limit: float = 0.0  # per download (0: WALL_LIMIT)
     trace: bool = False  # library runs of -n auto with progress: rate and connections over time
+    # a row of -n auto starting warm: the count the host settled at in the previous run
+    warm: bool = False
 
     def limit(self, size: int, conns: float) -> float | None:
         """Physical limit in seconds: size / link rate for `conns` connections."""
@@ -200,6 +203,7 @@ SCENARIOS = {
         data_size=SMALL_SIZE,
         trace=True,
         sized=True,
+        warm=True,
     ),
     "S2": Scenario(
         "S2",
@@ -207,6 +211,7 @@ SCENARIOS = {
         ["--rate", "256K", "--drop-every", "1M"],
         rate=256 * KIB,
         data_size=SMALL_SIZE,
+        warm=True,
     ),
     "S3": Scenario(
         "S3",
@@ -221,6 +226,7 @@ SCENARIOS = {
         rate=0,
         shared_rate=1 * KIB * KIB,  # what `--shared-rate 1M` means (1M = 1 MiB, as 256K = 256 KiB)
         trace=True,
+        warm=True,
     ),
     "S5": Scenario(
         "S5",
@@ -246,6 +252,7 @@ SCENARIOS = {
         max_conns=4,
         trace=True,
         sized=True,
+        warm=True,
     ),
     "S8": Scenario(
         "S8",
@@ -256,6 +263,7 @@ SCENARIOS = {
         ns=(1, 4, 8, 16),
         server="nginx",
         others=("curl -C - --retry 50", "aria2c -x8 -s8 -k1M"),
+        warm=True,
     ),
     "S9": Scenario(
         "S9",
@@ -270,6 +278,7 @@ SCENARIOS = {
         others=("aria2c -x8 -s8 -k1M", "axel -n 8"),
         wall_limit=150.0,  # aria2c waits out two 60 s stalls (its --timeout is 60 s)
         sized=True,
+        warm=True,
     ),
 }
 
@@ -289,6 +298,7 @@ class Peer:
     conns: int  # nominal connections, for the physical limit
     quick: bool = False  # part of --quick
     n: int = 0  # segfetch -n N (the x axis of the plot); 0: not a plain segfetch -n N
+    warm: bool = False  # its settings file is kept from run to run (-n auto remembers the host)
 
     @property
     def exe(self) -> str:
@@ -299,6 +309,9 @@ AUTO = "segfetch -n auto"  # the default of `segfetch get`; -n is given so a sav
 # -n auto has no fixed count: its physical limit is taken at 8 connections, the count of
 # aria2c -x8 and axel -n 8 (the auto row's "% of limit" compares it with them)
 AUTO_LIMIT_CONNECTIONS = 8
+# -n auto as a user's next download from the same host runs it: beginning at the count the
+# host settled at in the previous run (a warm-up run, not timed, before the first)
+WARM = f"{AUTO} (warm)"
 
 
 SIZED = "--size {size}"  # the size known before the first answer: all connections ask at once
@@ -315,6 +328,12 @@ def segfetch_peer(n: int | None, extra: str = "") -> Peer:
     )
 
 
+def warm_peer() -> Peer:
+    peer = segfetch_peer(None)
+    peer.name, peer.warm = WARM, True
+    return peer
+
+
 def peers_for(sc: Scenario) -> list[Peer]:
     """Every peer that applies to a one-file scenario (uv has no "download a URL" command)."""
     others = [p for p in _other_peers() if sc.others is None or p.name in sc.others]
@@ -323,6 +342,7 @@ def peers_for(sc: Scenario) -> list[Peer]:
         + [segfetch_peer(None)]
         + [segfetch_peer(8, x) for x in sc.extra]
         + ([segfetch_peer(None, SIZED)] if sc.sized else [])
+        + ([warm_peer()] if sc.warm else [])
         + others
     )
 
@@ -695,7 +715,9 @@ def run_once(
     work: Path,
     digest: str | None,
     nginx: Nginx | None = None,
+    kept: Path | None = None,
 ) -> dict[str, object]:
+    """One timed download; `kept`: a settings file kept from run to run (a warm peer's)."""
     size = file.stat().st_size
     dest = work / "dest"
     shutil.rmtree(dest, ignore_errors=True)
@@ -719,9 +741,14 @@ def run_once(
         cmd = peer.cmd.format(**fields).split()
         env = peer_env()
         # a settings file of its own, empty: no saved -n, and -n auto starts cold in every run
-        # (it may record where it settled per host:port; nginx keeps its port for all runs)
-        env["SEGFETCH_CONFIG"] = str(config := work / "segfetch-config.json")
-        config.unlink(missing_ok=True)
+        # (it may record where it settled per host:port; nginx keeps its port for all runs);
+        # a warm peer's is kept, the count it saved moved to this run's host:port
+        env["SEGFETCH_CONFIG"] = str(config := kept or work / "segfetch-config.json")
+        start = None
+        if kept is None:
+            config.unlink(missing_ok=True)
+        else:
+            start = remember(config, urlsplit(str(fields["url"])).netloc)
         pr = run_proc(cmd, sc.wall_limit or WALL_LIMIT, env, work)
     rc, out, err = pr["rc"], str(pr["out"]), str(pr["err"])
     got = sha256_of(dest / file.name)
@@ -743,6 +770,8 @@ def run_once(
         "connections": len({r.get("conn") for r in rows if r.get("conn") is not None}),
     }
     result["n503"] = statuses.get("503", 0)
+    if kept is not None:
+        result["start"], result["saved"] = start, remembered(kept)
     if peer.name.startswith("segfetch"):
         with contextlib.suppress(ValueError, IndexError):  # its --json result
             result["segfetch"] = reply = json.loads(out.strip().splitlines()[-1])
@@ -753,6 +782,22 @@ def run_once(
         result["emulator_log"] = rows[:200]  # the requests of the failed run
         result["emulator_stderr"] = emu.stderr_tail()
     return result
+
+
+def remembered(config: Path) -> int | None:
+    """The count -n auto saved in the settings file (one host in a bench run)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        hosts = json.loads(config.read_text()).get("hosts") or {}
+        return next((int(v) for v in hosts.values()), None)
+    return None
+
+
+def remember(config: Path, host: str) -> int | None:
+    """A warm peer's next run: the count saved by its previous run, under this run's
+    host:port (the emulator takes a free port each run; to the user it is the same host)."""
+    n = remembered(config)
+    config.write_text(json.dumps({"hosts": {host: n}} if n else {}) + "\n")
+    return n
 
 
 def _median(xs: list[float | None]) -> float | None:
@@ -809,6 +854,9 @@ def summarize(sc: Scenario, peers: list[Peer], results: list[Record], size: int)
                 # bytes on the wire per byte of the file, over the successful runs
                 "wire": statistics.median(r["sent"] / size for r in ok) if ok else None,
                 "wire_max": max(r["sent"] / size for r in ok) if ok else None,
+                # -n auto: where each run ended (what it saved); warm: where each began
+                "settled": [(r.get("segfetch") or {}).get("settled") for r in rs],
+                "starts": [r.get("start") for r in rs] if peer.warm else None,
             }
         )
     base = next((r["median"] for r in rows if r["peer"] == BASELINE), None)
@@ -1391,6 +1439,13 @@ def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
                 nginx = stack.enter_context(Nginx(folder, served))
                 mach["nginx"] = nginx.version()
                 print(f"  nginx ({mach['nginx']}) on 127.0.0.1:{nginx.port}", flush=True)
+            kept = {p.name: Path(tmp, f"warm-{i}.json") for i, p in enumerate(peers) if p.warm}
+            for peer in peers:  # a warm peer's previous run, not timed (seed 0)
+                if peer.warm:
+                    work = Path(tmp, "work")
+                    r = run_once(sc, peer, 0, file, work, digest, nginx, kept[peer.name])
+                    print(f"  warm-up {peer.name:34} {r['seconds']:7.2f} s ok={r['ok']} "
+                          f"saved {r['saved']}", flush=True)  # fmt: skip
             for run in range(1, runs + 1):  # peers interleaved: drift hits all of them alike
                 for peer in peers:
                     limit = sc.limit(size, peer.conns)
@@ -1398,7 +1453,9 @@ def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
                         slow.add(peer.name)
                     if run > slow_runs and peer.name in slow:
                         continue
-                    r = run_once(sc, peer, run, file, Path(tmp, "work"), digest, nginx)
+                    r = run_once(
+                        sc, peer, run, file, Path(tmp, "work"), digest, nginx, kept.get(peer.name)
+                    )
                     results.append(r)
                     if cast("float", r["seconds"]) > SLOW_LIMIT:
                         slow.add(peer.name)
@@ -1407,7 +1464,8 @@ def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
                         f"requests={r['requests']} wasted={r['wasted']} 503s={r['n503']} "
                         f"retries={r.get('retries', '-')} cpu={r['cpu']:.2f} "
                         f"conns={r['connections']}/{r.get('peak', '-')} "
-                        f"rss={r['maxrss_kib']} KiB",
+                        f"rss={r['maxrss_kib']} KiB"
+                        + (f" start={r['start']} saved={r['saved']}" if peer.warm else ""),
                         flush=True,
                     )
                     if not r["ok"]:
@@ -1499,7 +1557,13 @@ def goals(report: Record) -> str:
     if auto.get("wire") is not None and not sc.rate and not sc.shared_rate:  # fast link
         lines.append(f"wire / size {auto['wire']:.4f} (max {auto['wire_max']:.4f}); "
                      f"CPU s per GB {auto['cpu_per_gb']:.2f}")  # fmt: skip
-    lines.append(f"503s (median) {auto['n503']:g}; most connections at once {auto.get('peak')}")
+    lines.append(f"503s (median) {auto['n503']:g}; most connections at once {auto.get('peak')}; "
+                 f"settled at {auto.get('settled')}")  # fmt: skip
+    if (warm := rows.get(WARM)) is not None and warm["median"] is not None:
+        w = float(warm["median"])
+        vs = f"; warm / best = {w / float(best['median']):.3f}" if best is not None else ""
+        lines.append(f"{WARM}: median {w:.2f} s{vs}; began at {warm['starts']}, "
+                     f"settled at {warm['settled']}; 503s (median) {warm['n503']:g}")  # fmt: skip
     return "".join(f"- {x}\n" for x in lines)
 
 

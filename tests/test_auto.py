@@ -12,6 +12,7 @@ import trio.testing
 from segfetch.engine.control import (
     EPOCH,
     FAST_CONNECTION,
+    FIRST_EPOCH,
     PROBE_EVERY,
     QUIET_AFTER_REFUSAL,
     SLOW_START_EPOCH,
@@ -30,13 +31,39 @@ PATH = "/pkg.whl"
 def test_slow_start_measures_in_short_epochs_until_the_knee() -> None:
     c = Controller(cap=32)
     assert c.limit == START == 4
-    assert c.period == SLOW_START_EPOCH < EPOCH
+    assert c.period == FIRST_EPOCH < SLOW_START_EPOCH < EPOCH  # the first: the shortest
     assert c.settling
     c.settled()  # every connection streams: no settling epoch to wait out
+    assert c.epoch(1e6, busy=3) == 4  # one of the four is not streaming yet: nothing shown
+    assert c.period == FIRST_EPOCH
     assert c.epoch(1e6, busy=4) == 16  # the first step: 4x
+    assert c.period == SLOW_START_EPOCH
     c.settled()
     assert c.epoch(1.2e6, busy=16) == 4  # it bought too little: the knee
     assert c.period == EPOCH
+
+
+def test_a_step_on_trial_is_judged_by_the_connections_that_streamed() -> None:
+    # A long round trip: of 16 on trial, 8 stream so far. On a link capped per connection
+    # the rate doubled with them: the step pays, and it grows no further until all stream.
+    c = Controller(cap=64)
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    c.settled()
+    assert c.epoch(3e6, busy=4) == 16  # the new ones have not streamed all through: wait
+    assert c.knee is None
+    assert c.epoch(2e6, busy=8) == 16  # 2x with twice the connections: it pays
+    assert c.knee is None
+    assert c.epoch(8e6, busy=16) == 32  # all stream: the next step, 2x (the last one was
+    # judged on half of its connections, not "almost in full")
+    # A shared link: 8 of 16 streaming bring no more than 4 did: the knee, without waiting
+    # for the other 8 to open.
+    c = Controller(cap=64)
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    c.settled()
+    assert c.epoch(1.05e6, busy=8) == 4
+    assert c.knee == 4
 
 
 def test_connections_already_fast_end_slow_start_where_they_are() -> None:
@@ -112,7 +139,7 @@ async def first_step(clock: trio.testing.MockClock) -> Slots:
         await slots.acquire()
         slots.streaming(+1)
     slots.count(1000)  # all stream: the measurement starts now, not after a settling epoch
-    clock.jump(SLOW_START_EPOCH)
+    clock.jump(FIRST_EPOCH)
     slots.count(1000)
     return slots
 
@@ -121,7 +148,28 @@ async def test_measuring_begins_once_every_new_connection_streams(
     mock_clock: trio.testing.MockClock,
 ) -> None:
     slots = await first_step(mock_clock)
-    assert slots.size == 16  # grown 0.1 s in (it took two 0.3 s epochs)
+    assert slots.size == 16  # grown 0.03 s in (it took two 0.3 s epochs)
+
+
+async def test_a_measurement_counts_only_the_connections_that_streamed_all_through_it(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    slots = await first_step(mock_clock)  # 16 on trial after four measured: 2 kB in 0.03 s
+    control = slots.controller
+    assert control is not None and slots.size == 16
+    for _ in range(2):  # two of the new ones stream
+        await slots.acquire()
+        slots.streaming(+1)
+    slots.count(1000)  # six stream, not sixteen: a settling epoch
+    mock_clock.jump(SLOW_START_EPOCH)
+    slots.count(1000)
+    slots.streaming(-1)  # one of the six stops for a moment (a reset), then streams again
+    slots.streaming(+1)
+    mock_clock.jump(SLOW_START_EPOCH)
+    slots.count(7000)  # 70 kB/s against the four's 67: a shared link. Five streamed all
+    # through the measurement, the other eleven are still opening (a long round trip): the
+    # knee is found now, on five (75 kB/s wanted), without waiting for all sixteen to open
+    assert control.knee == 4 and slots.size - slots._owed == 4
 
 
 async def test_refusals_of_one_burst_cut_once_though_bytes_come_between_them(
@@ -160,3 +208,31 @@ async def test_a_host_that_allows_four_gives_the_whole_file(tmp_path: Path, seed
         # are noise (a run under load 10 settled at 7). The rules that bound them are pinned
         # on the mock clock above; S7 in docs/benchmarks.md measures them (2 x 503 a run).
         assert result.settled is not None
+
+
+def test_what_a_host_is_remembered_at_is_a_count_that_was_judged() -> None:
+    c = Controller(cap=16)
+    assert c.to_remember is None  # a small file: done before any measurement
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    assert c.to_remember is None  # 16 still on trial: slow start is not over
+    c.settled()
+    assert c.epoch(4e6, busy=16) == 16
+    assert c.to_remember == 16  # the cap, paid for: nothing more to find (a capped link)
+    c = Controller(cap=32)
+    c.settled()
+    assert c.epoch(1e6, busy=4) == 16
+    assert c.to_remember is None  # 16 on trial, slow start not over: not a knee
+    c.settled()
+    assert c.epoch(1.2e6, busy=16) == 4
+    assert c.to_remember == 4  # the knee (a shared link)
+    c.settled()
+    for _ in range(PROBE_EVERY):
+        c.epoch(1.2e6, busy=4)
+    assert c.limit == 5
+    assert c.to_remember == 4  # not the probe still on trial when the file ended
+    c = Controller(cap=16, limit=4)
+    c.settled()
+    c.epoch(1e6, busy=4)
+    assert c.pushback(busy=6) == 4
+    assert c.to_remember == 4  # the count that streamed without refusals

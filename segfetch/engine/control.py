@@ -3,8 +3,9 @@ a connection count out; no clock, no socket.
 
 Additive increase, multiplicative decrease, with a slow start, as TCP does with its window:
 start with four connections and grow while the total rate keeps growing with them (short
-measurements, each begun once every new connection streams): by 4x at first and after a step
-that paid off almost in full, else by 2x; once more connections stop
+measurements, each begun once every new connection streams; a step on trial is judged by the
+connections that streamed all through one, not by those still opening): by 4x at first and
+after a step that paid off almost in full, else by 2x; once more connections stop
 buying more (a shared cap, a CPU-bound fast link: "the knee"), step back and probe one more
 now and then, in case the link changed. A host that pushes back (429, 503, refused
 connections) gets back the count that streamed without refusals, or half of what was in
@@ -22,6 +23,10 @@ EPOCH = 0.3  # seconds of transfer per measurement
 # Before the first knee or refusal (slow start) a measurement is shorter: on a 4 MB file at
 # a per-connection cap, the ramp from 2 to 16 is most of the download at 0.3 s a step.
 SLOW_START_EPOCH = 0.1
+# The first measurement only sets the rate the first step is judged against (the first step
+# is taken whatever it shows, unless the connections are already fast), so it may be shorter
+# still: a capped link's 4 MB file loses 3/4 of the rate for as long as it lasts.
+FIRST_EPOCH = 0.03
 # An increase from a to b connections must raise the rate by at least this share of the
 # (b - a) / a it would bring on a link capped per connection; else it bought too little.
 GAIN = 0.5
@@ -47,6 +52,7 @@ class Controller:
     _settling: bool = True  # the epoch after a change: new connections are still opening
     _calm: int = 0  # epochs at the knee since the last probe
     _linear: bool = True  # the last increase paid off almost in full (none yet: 4x)
+    _first: bool = True  # nothing measured yet
 
     def __post_init__(self) -> None:
         self.limit = max(1, min(self.limit, self.cap))
@@ -54,7 +60,18 @@ class Controller:
     @property
     def period(self) -> float:
         """Seconds of transfer per measurement."""
-        return SLOW_START_EPOCH if self.knee is None else EPOCH
+        if self.knee is not None:
+            return EPOCH
+        return FIRST_EPOCH if self._first else SLOW_START_EPOCH
+
+    @property
+    def to_remember(self) -> int | None:
+        """The count to begin with next time on this host: where it settled (a knee, a
+        refusal, the cap), not a probe still on trial; None if slow start ended with the
+        file (a small file's four, remembered, would start a large one at a knee of four)."""
+        if self.knee is None and (self._before is not None or self.limit < self.cap):
+            return None
+        return self._before[0] if self._before is not None else self.limit
 
     @property
     def settling(self) -> bool:
@@ -66,20 +83,25 @@ class Controller:
 
     def epoch(self, rate: float, busy: int) -> int:
         """One measurement: the total rate (bytes/s) over the epoch, and how many
-        connections were busy at its end. Returns the new limit."""
+        connections streamed all through it. Returns the new limit."""
         if self._settling:
             self._settling = False
             return self.limit
-        if busy < self.limit:
-            return self.limit  # too little work to fill the connections: it shows nothing
         if self._before is not None:
             limit, before = self._before
+            if busy <= limit:
+                return self.limit  # the added connections are still opening: too soon to tell
+            # Judged by those that streamed: with a long round trip, 16 on trial may take a
+            # while to open, and a capped link's rate grows with each one that streams.
             self._before = None
-            ideal = (self.limit - limit) / limit
+            ideal = (min(busy, self.limit) - limit) / limit
             if rate < before * (1 + GAIN * ideal):
                 self.knee = limit
                 return self._set(limit)
-            self._linear = rate >= before * (1 + LINEAR * ideal)
+            self._linear = busy >= self.limit and rate >= before * (1 + LINEAR * ideal)
+        if busy < self.limit:
+            return self.limit  # too little work to fill the connections: it shows nothing
+        self._first = False
         if self.limit >= self.cap:
             return self.limit
         if self.knee is None and rate >= FAST_CONNECTION * self.limit:

@@ -28,6 +28,7 @@ class Slots:
         self._since: float | None = None  # start of the current measurement
         self._bytes = 0
         self._streaming = 0  # places whose answer's bytes are flowing
+        self._low = 0  # the fewest that streamed during the current measurement
         self._proven = self.size  # the most places that streamed at once
         self._moved = trio.Event()  # a place began streaming or came back
         self._opening = 0  # places beyond _proven still waiting for their first answer
@@ -60,6 +61,7 @@ class Slots:
     def streaming(self, delta: int) -> None:
         """A connection holding a place began (+1) or stopped (-1) streaming bytes."""
         self._streaming += delta
+        self._low = min(self._low, self._streaming)
         self._proven = max(self._proven, self._streaming)
         if delta > 0:
             self._wake()
@@ -90,11 +92,12 @@ class Slots:
             control.settled()
             self._since = None
         if self._since is None:
-            self._since, self._bytes = now, 0
+            self._since, self._bytes, self._low = now, 0, self._streaming
         self._bytes += n
         if (elapsed := now - self._since) >= control.period:
-            self._resize(self.controller.epoch(self._bytes / elapsed, self.busy))
-            self._since, self._bytes = now, 0
+            # the connections that streamed all along: not those still waiting for an answer
+            self._resize(self.controller.epoch(self._bytes / elapsed, self._low))
+            self._since, self._bytes, self._low = now, 0, self._streaming
 
     def shrink(self, asked: float | None = None) -> None:
         """The host pushed back: halve the places in use, as TCP halves its window; free
