@@ -187,6 +187,7 @@ class _Download:
             refetched = True
         await trio.to_thread.run_sync(self.part.commit)  # fsyncs: off the event loop
         st = self.stats
+        controller = self.slots.controller if self.slots else None  # -n auto's
         return Result(
             url=self.where.current,
             path=self.part.dest,
@@ -199,7 +200,7 @@ class _Download:
             resumed=st.resumed,
             restarts=st.restarts,
             repaired=st.repaired,
-            settled=self.slots.controller.limit if self.slots and self.slots.controller else None,
+            settled=controller.to_remember if controller else None,
         )
 
     def _start_over(self) -> None:

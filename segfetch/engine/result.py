@@ -52,4 +52,4 @@ class Result:
     resumed: int  # bytes already on disk from an earlier run
     restarts: int
     repaired: int = 0  # bytes fetched again because a zip member failed its CRC
-    settled: int | None = None  # -n auto: the count the controller ended with
+    settled: int | None = None  # -n auto: the count to begin with next time (to_remember)
