@@ -9,12 +9,13 @@ import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
 import trio
 import trustme
-from helpers import tls_front
+from helpers import connect_proxy, tls_front
 
 from segfetch.engine.body import body_chunks, insides
 from segfetch.engine.client import make_client
@@ -46,21 +47,27 @@ async def test_ranges_read_directly_keep_their_connection() -> None:
     assert len(emu.log) == 3 and len(conns) == 1  # one connection, reused after each body
 
 
-async def test_a_body_over_tls_is_read_directly(tmp_path: os.PathLike[str]) -> None:
+async def test_a_body_over_tls_and_a_proxy_tunnel_is_read_directly(tmp_path: Path) -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
-    bundle = f"{tmp_path}/ca.pem"
+    bundle = str(tmp_path / "ca.pem")
     ca.cert_pem.write_to_path(bundle)
     async with (
         Emulator({"/f.bin": DATA}) as emu,
         tls_front(emu.port, context) as port,
-        make_client(4, 10, Network(cafile=bundle)) as client,
+        connect_proxy() as (proxy_port, asked),
     ):
         url = f"https://127.0.0.1:{port}/f.bin"
-        assert await ranged(client, url, 7, len(DATA) - 1) == DATA[7:]
-        assert await ranged(client, url, 0, 6) == DATA[:7]
-        assert len({row["conn"] for row in emu.log}) == 1
+        async with make_client(4, 10, Network(cafile=bundle)) as client:
+            assert await ranged(client, url, 7, len(DATA) - 1) == DATA[7:]
+            assert await ranged(client, url, 0, 6) == DATA[:7]
+        proxy = Network(proxy=f"http://127.0.0.1:{proxy_port}", cafile=bundle)
+        async with make_client(4, 10, proxy) as client:
+            assert await ranged(client, url, 3, len(DATA) - 1) == DATA[3:]
+            assert await ranged(client, url, 0, 2) == DATA[:3]
+        assert asked == [f"CONNECT 127.0.0.1:{port} HTTP/1.1"]  # one tunnel, kept
+        assert len({row["conn"] for row in emu.log}) == 2  # one connection per client
 
 
 @contextlib.asynccontextmanager
