@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
-import gc
 import json
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from segfetch.cli import running
+from segfetch.cli import collector_paused, running
 from segfetch.cli.options import add_download_options, check_url, download_options
 from segfetch.config import host_start, save_host_start
 from segfetch.errors import UsageError, redact_url
@@ -52,7 +49,7 @@ def add_command(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    with _collector_paused():
+    with collector_paused():  # the engine's imports: trio, httpx
         from segfetch.cli.progress import ProgressBar
         from segfetch.engine.download import download
 
@@ -77,23 +74,6 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Importing trio, httpx and the engine makes some 45,000 objects that live as long as
-    the process; the garbage collector scanned them again and again as they came (8-10 ms
-    of a start-up's CPU, measured). Paused meanwhile, they are frozen once made: never
-    scanned again (as gc.freeze's documentation suggests after start-up's imports)."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
 
 
 def _size(text: str) -> int:

@@ -1,5 +1,6 @@
-"""`segfetch get` imports trio, httpx and the engine with the garbage collector paused, then
-freezes what the imports made (in a child process: freezing changes the whole process)."""
+"""Start-up's imports (the command line's, `get`'s trio, httpx and engine) run with the garbage
+collector paused, then what they made is frozen (in a child process: freezing changes the
+whole process)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import sys
 
 CHILD = """
 import gc
-from segfetch.cli.get import _collector_paused
+from segfetch.cli import collector_paused
 {setup}
 before = gc.get_freeze_count()
-with _collector_paused():
+with collector_paused():
     enabled_inside = gc.isenabled()
     made = [[] for _ in range(5000)]  # tracked objects, as imports make
 print(enabled_inside, gc.isenabled(), gc.get_freeze_count() - before >= 5000)
