@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from segfetch.cli import running
+from segfetch.cli import collector_paused, running
 from segfetch.cli.options import add_download_options, check_url, download_options
 from segfetch.config import host_start, save_host_start
 from segfetch.errors import UsageError, redact_url
@@ -49,8 +49,9 @@ def add_command(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from segfetch.cli.progress import ProgressBar
-    from segfetch.engine.download import download
+    with collector_paused():  # the engine's imports: trio, httpx
+        from segfetch.cli.progress import ProgressBar
+        from segfetch.engine.download import download
 
     url = check_url(args.url)
     if args.sha256 is not None and not is_sha256(args.sha256):

@@ -14,6 +14,8 @@ import trio
 
 from segfetch import __version__
 from segfetch.engine import failures, rules
+from segfetch.engine.body import READ_SIZE as READ_SIZE  # tests/test_malloc.py uses it here
+from segfetch.engine.body import body_chunks
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
 from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
@@ -53,8 +55,8 @@ class Location:
 # httpcore reads a response 64 KiB at a time, and each read costs a trio wakeup, an h11
 # event and a cancel scope: on a fast link that overhead is most of segfetch's CPU. A
 # read returns what the socket has, so a larger size costs a slow link nothing (measured:
-# 2.9 -> 2.0-2.5 CPU-s per GB from nginx on loopback, docs/benchmarks.md).
-READ_SIZE = 1024 * 1024
+# 2.9 -> 2.0-2.5 CPU-s per GB from nginx on loopback, docs/benchmarks.md). Ranged bodies
+# are read by engine/body.py with the same size; this is for the rest (heads, pages).
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
 
@@ -158,12 +160,12 @@ async def carry_out(
     chunks (a multipart one judged again by its part's head); Restart, Fail and Retry are
     raised, ``on_retry`` seeing a Retry first (to change what the next request asks)."""
     verdict = judge(response.headers)
-    chunks = response.aiter_raw()
+    chunks: AsyncIterator[bytes] | None = None
     if isinstance(verdict, rules.Multipart):
         headers, chunks = await part_body(response, verdict.boundary)
         verdict = judge(headers)
     if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
-        return chunks, verdict
+        return chunks or body_chunks(response), verdict
     if isinstance(verdict, rules.Restart):
         raise StartOver(verdict.reason)
     if isinstance(verdict, rules.Fail):

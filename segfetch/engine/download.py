@@ -19,6 +19,7 @@ import httpx
 import trio
 
 from segfetch.engine import rules
+from segfetch.engine.body import body_chunks
 from segfetch.engine.client import (
     Location,
     RetryLater,
@@ -456,7 +457,7 @@ class _Download:
             self.part.open(fresh=False)
         self.stats.received = pos = 0
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in body_chunks(response):
                 if size is not None and pos + len(chunk) > size:
                     raise ServerError(f"{self.name} sent more than {size} bytes")
                 self.part.write(pos, chunk)

@@ -15,6 +15,7 @@ import httpx
 import trio
 
 from segfetch.engine import failures
+from segfetch.engine.body import body_chunks
 from segfetch.engine.ranges import parse_content_range, range_header
 from segfetch.errors import DownloadError, redact_url
 
@@ -150,7 +151,7 @@ async def _step(
         async with client.stream("GET", url, headers=headers) as response:
             if response.status_code not in (200, 206):
                 return  # refused (a host that allows fewer connections): this one adds nothing
-            async for chunk in response.aiter_raw():
+            async for chunk in body_chunks(response):
                 if not first:
                     first.append(trio.current_time())
                 take = min(len(chunk), share - got[i])

@@ -1,0 +1,102 @@
+"""A response's body read straight from its connection.
+
+httpcore hands each chunk of a body through h11, which copies it three times (into its
+receive buffer, then two slices), and copies it a fourth time itself (``bytes(event.data)``):
+on a fast link those copies were a tenth of segfetch's CPU (perf, docs/benchmarks.md S8).
+httpx still sends the request and reads the head, so proxies, TLS, redirects and the connect
+and head timeouts are httpx's. Only the body of a plain ``Content-Length`` answer on HTTP/1.1
+is read here: from the same network stream (httpcore's ``network_stream`` extension) with the
+same read timeout, never past the body's end, telling h11 how many bytes went by so that the
+connection is reused as before. Any other answer, and any httpx, httpcore or h11 whose insides
+are not the ones this was written against, gets httpx's own ``aiter_raw``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import h11
+import httpcore
+import httpx
+import trio
+
+READ_SIZE = 1024 * 1024  # the most one read asks for: it returns what the socket has
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The raw bytes of ``response``'s body (no decoding, as ``aiter_raw``)."""
+    inside = insides(response)
+    if inside is None:
+        return response.aiter_raw()
+    return _direct(response, *inside)
+
+
+def insides(response: httpx.Response) -> tuple[h11.Connection, Any, Any] | None:
+    """h11's connection, its Content-Length reader and the network stream of a response
+    whose body has not been touched; None where anything is not as expected."""
+    if response.is_stream_consumed or response.is_closed:
+        return None
+    # httpx's BoundAsyncStream -> its transport's AsyncResponseStream -> httpcore's
+    # PoolByteStream -> HTTP11ConnectionByteStream, whose connection holds the h11 state.
+    stream: Any = response.stream
+    for name in ("_stream", "_httpcore_stream", "_stream"):
+        stream = getattr(stream, name, None)
+    if type(stream).__name__ != "HTTP11ConnectionByteStream":
+        return None
+    state = getattr(getattr(stream, "_connection", None), "_h11_state", None)
+    reader = getattr(state, "_reader", None)
+    network = response.extensions.get("network_stream")
+    if (
+        not isinstance(state, h11.Connection)
+        or state.their_state is not h11.SEND_BODY
+        or type(reader).__name__ != "ContentLengthReader"
+        or not isinstance(getattr(reader, "_remaining", None), int)
+        or not isinstance(network, httpcore.AsyncNetworkStream)
+    ):
+        return None
+    return state, reader, network
+
+
+async def _direct(
+    response: httpx.Response, state: h11.Connection, reader: Any, network: Any
+) -> AsyncIterator[bytes]:
+    request = response.request
+    timeout = request.extensions.get("timeout", {}).get("read")
+    try:
+        # First what h11 already holds: the body's start, read with the head.
+        while isinstance(event := state.next_event(), h11.Data):
+            yield bytes(event.data)
+        if isinstance(event, h11.EndOfMessage):
+            return
+        while reader._remaining > 0:
+            data = await network.read(min(READ_SIZE, reader._remaining), timeout)
+            if not data:
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body "
+                    f"({reader._remaining} bytes short)",
+                    request=request,
+                )
+            reader._remaining -= len(data)  # what h11 would have counted
+            yield data
+        state.next_event()  # EndOfMessage: closing the response gives the connection back
+    except GeneratorExit:
+        raise  # left unread: whoever holds the response closes it
+    except BaseException as exc:
+        # As httpcore's reader does: a failed or cancelled body closes its connection now,
+        # not after the caller's backoff.
+        with trio.CancelScope(shield=True):
+            await response.aclose()
+        if (mapped := _as_httpx(exc, request)) is None:
+            raise
+        raise mapped from exc
+
+
+def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
+    """httpx's exception for what httpcore or h11 raised (as httpx maps them itself)."""
+    if isinstance(exc, httpcore.TimeoutException):
+        return httpx.ReadTimeout(str(exc), request=request)
+    if isinstance(exc, httpcore.NetworkError | httpcore.ProtocolError):
+        return httpx.ReadError(str(exc), request=request)
+    if isinstance(exc, h11.RemoteProtocolError):
+        return httpx.RemoteProtocolError(str(exc), request=request)
+    return None
