@@ -313,9 +313,10 @@ async def _fetch_set(
         async def page(name: str) -> None:
             with contextlib.suppress(SegfetchError):  # the plan asks again, and says why
                 await session.project(name)
+            start_uv()  # (installing.ahead's) a first answer is in: uv slows no first request
 
         pip_reqs = pip_reqs_now or []
-        async with installing.ahead(session, reqs, pip_reqs_now):  # uv may start now
+        async with installing.ahead(session, reqs, pip_reqs_now) as start_uv:
             async with trio.open_nursery() as nursery:
                 # Index pages need no target: those of requirements without a marker are
                 # fetched while the target's probe may still run.

@@ -71,13 +71,14 @@ class Early:
     @contextlib.asynccontextmanager
     async def ahead(
         self, session: Session, reqs: RequirementSet, args: Sequence[str] | None
-    ) -> AsyncIterator[None]:
+    ) -> AsyncIterator[Callable[[], None]]:
         """Around the plan: where the set will likely take this route (uv installs a pinned
-        set of index files, not all of them cached), uv starts now, so that its own start
-        and its look at the interpreter overlap the plan. Its index answers once the plan
-        is in (``fetch``); if the plan takes another route, this uv is stopped, having
-        installed nothing. ``args``: the requirements as uv takes them; None: not known
-        before the plan."""
+        set of index files, not all of them cached), uv starts before the plan, so that its
+        own start and its look at the interpreter overlap the plan: once the caller calls
+        what this yields (after the first index page: uv would slow segfetch's first
+        requests), or at the latest with ``fetch``. Its index answers once the plan is in;
+        if the plan takes another route, this uv is stopped, having installed nothing.
+        ``args``: the requirements as uv takes them; None: not known before the plan."""
         likely = (
             self.installer is not None
             and self.installer.name == "uv"
@@ -85,12 +86,12 @@ class Early:
             and any(session.needs_page(w) for w in reqs.wanted)
         )
         if args is None or not likely:
-            yield
+            yield lambda: None
             return
         async with self._started(session, args, [], _no_deps(self, pinned=True)) as started:
             self._ahead = started
             try:
-                yield
+                yield started.go.set
             finally:
                 self._ahead = None
 
@@ -125,11 +126,13 @@ class Early:
             ahead.stop.cancel()  # started for another route: uv anew, as it should run
             ahead = None
         if ahead is not None:
+            ahead.go.set()
             await _feed(session, web, ahead, pins, got)
         else:
             with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
                 links = find_links([got[p] for p in local], Path(tmp))
                 async with self._started(session, args, links, no_deps) as started:
+                    started.go.set()
                     await _feed(session, web, started, pins, got)
         return [got[p] for p in planned]
 
@@ -137,7 +140,8 @@ class Early:
     async def _started(
         self, session: Session, args: Sequence[str], links: Sequence[str], no_deps: bool
     ) -> AsyncIterator[_Started]:
-        """uv running, against an index of ours whose answers wait for the plan."""
+        """uv, once told to ``go``, against an index of ours whose answers wait for the
+        plan."""
         started = _Started(no_deps)
         app = _index(session, started)
         with _uv_cache(session.cache) as (uv_cache, sweep):
@@ -155,6 +159,7 @@ class Early:
 
     async def _uv(self, started: _Started, where: Sequence[str], args: Sequence[str]) -> None:
         with started.stop:
+            await started.go.wait()
             await self.run(where, args, started.done)
 
     async def run(self, where: Sequence[str], reqs: Sequence[str], done: trio.Event) -> None:
@@ -180,9 +185,11 @@ def _no_deps(early: Early, pinned: bool) -> bool:
 
 @dataclass
 class _Started:
-    """uv running against our index: its answers wait for ``plan_in``; ``stop`` ends uv."""
+    """uv against our index: it starts on ``go``, its answers wait for ``plan_in``, and
+    ``stop`` ends it."""
 
     no_deps: bool
+    go: trio.Event = field(default_factory=trio.Event)
     listed: dict[str, list[IndexFile]] = field(default_factory=dict)
     growing: dict[str, Growing] = field(default_factory=dict)
     plan_in: trio.Event = field(default_factory=trio.Event)
