@@ -287,9 +287,8 @@ async def _fetch_set(
     pip_reqs_now: list[str] | None,
 ) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
-    `install`), the requirements as arguments for pip (files in ``pip_files``; made
-    already: ``pip_reqs_now``), and the
-    direct URLs' (name, URL, sha256)."""
+    `install`), the requirements as arguments for pip (files in ``pip_files``, or made
+    already: ``pip_reqs_now``), and the direct URLs' (name, URL, sha256)."""
     import trio
 
     from segfetch.cli.progress import MultiProgress
