@@ -315,12 +315,13 @@ async def _fetch_set(
             start_uv()  # (installing.ahead's) a first answer is in: uv slows no first request
 
         pip_reqs = pip_reqs_now or []
-        async with installing.ahead(session, reqs, pip_reqs_now) as start_uv:
+        # (Not a hashed pin whose file is cached: a set of those asks nothing at all.)
+        needs = [w for w in reqs.wanted if session.needs_page(w)]
+        async with installing.ahead(session, reqs, pip_reqs_now, bool(needs)) as start_uv:
             async with trio.open_nursery() as nursery:
                 # Index pages need no target: those of requirements without a marker are
                 # fetched while the target's probe may still run.
-                # (Not for a hashed pin whose file is cached: that set asks nothing at all.)
-                early = [w for w in reqs.wanted if w.req.marker is None and session.needs_page(w)]
+                early = [w for w in needs if w.req.marker is None]
                 for name in dict.fromkeys(w.req.name for w in early):
                     nursery.start_soon(page, name)
                 target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)

@@ -70,7 +70,7 @@ class Early:
 
     @contextlib.asynccontextmanager
     async def ahead(
-        self, session: Session, reqs: RequirementSet, args: Sequence[str] | None
+        self, session: Session, reqs: RequirementSet, args: Sequence[str] | None, cold: bool
     ) -> AsyncIterator[Callable[[], None]]:
         """Around the plan: where the set will likely take this route (uv installs a pinned
         set of index files, not all of them cached), uv starts before the plan, so that its
@@ -78,12 +78,13 @@ class Early:
         what this yields (after the first index page: uv would slow segfetch's first
         requests), or at the latest with ``fetch``. Its index answers once the plan is in;
         if the plan takes another route, this uv is stopped, having installed nothing.
-        ``args``: the requirements as uv takes them; None: not known before the plan."""
+        ``args``: the requirements as uv takes them; None: not known before the plan.
+        ``cold``: some requirement needs its index page (not all cached)."""
         likely = (
-            self.installer is not None
+            cold
+            and self.installer is not None
             and self.installer.name == "uv"
             and reqs.fully_pinned
-            and any(session.needs_page(w) for w in reqs.wanted)
         )
         if args is None or not likely:
             yield lambda: None
@@ -126,13 +127,11 @@ class Early:
             ahead.stop.cancel()  # started for another route: uv anew, as it should run
             ahead = None
         if ahead is not None:
-            ahead.go.set()
             await _feed(session, web, ahead, pins, got)
         else:
             with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
                 links = find_links([got[p] for p in local], Path(tmp))
                 async with self._started(session, args, links, no_deps) as started:
-                    started.go.set()
                     await _feed(session, web, started, pins, got)
         return [got[p] for p in planned]
 
@@ -242,6 +241,7 @@ async def _feed(
     got: dict[Planned, Fetched],
 ) -> None:
     """The plan's files to uv's index as they arrive; until uv is done."""
+    started.go.set()  # at the latest now (installing.ahead's uv may wait for a first page)
     growing = started.growing
     growing.update({p.url: Growing(_part(session.cache, p), p.size) for p in web})
     shown = session.progress
