@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from segfetch.engine.plan import Planner, Segment
-from segfetch.engine.ranges import RangeSet
+from segfetch.engine.ranges import RangeSet, Span
 
 
 def check_tiling(p: Planner) -> None:
@@ -232,3 +232,43 @@ def test_auto_control_backs_out_of_an_increase_the_host_refuses() -> None:
     assert c.pushback(busy=8) == 4  # 503s: the 4 that streamed without refusals
     assert c.knee == 4
     assert c.pushback(busy=8) == 4  # more 503s of the same burst: nothing more
+
+
+def _makespan(p: Planner, connections: int, rate: int) -> int:
+    """Ticks until p is complete, with every connection fetching rate bytes a tick."""
+    workers = [p.take(sharers=connections) for _ in range(connections)]
+    ticks = 0
+    while not p.complete:
+        ticks += 1
+        assert ticks < 100_000
+        for i, seg in enumerate(workers):
+            if seg is None:
+                workers[i] = p.take(sharers=connections)
+                continue
+            p.advance(seg, rate)
+            if seg.remaining == 0:
+                p.release(seg)
+                workers[i] = p.take(sharers=connections)
+    return ticks
+
+
+def test_the_last_round_is_cut_so_the_connections_end_together() -> None:
+    # S7's shape: a 256 KiB first range, the rest in 15 pieces of ~529 KiB, 4 connections
+    # at one rate. Whole pieces leave a last round of 3 for 4 connections: one idles for
+    # half a piece (~3 % of the whole time); fair shares end within a few ticks.
+    kib = 1024
+    size, rate = 8 * 1024 * kib, 4 * kib
+    p = Planner(size, RangeSet(), pieces=16, min_segment=256 * kib, first=Span(0, 256 * kib))
+    ideal = size // (4 * rate)
+    assert _makespan(p, 4, rate) <= ideal + 3
+
+
+def test_a_share_below_min_segment_is_not_cut_and_a_cut_rest_joins_its_neighbour() -> None:
+    p = Planner(1000, RangeSet(), pieces=4, min_segment=300)
+    assert [s.length() for s in p.pending] == [333, 333, 334]
+    a = p.take(sharers=4)  # a share of 250 is below 300: the whole piece
+    assert a is not None and a.remaining == 333
+    q = Planner(4000, RangeSet(), pieces=4, min_segment=100)
+    b = q.take(sharers=8)  # 4000 / 8 = 500 of the first 1000; the rest joins the next
+    assert b is not None and (b.pos, b.end) == (0, 500)
+    assert [(s.start, s.end) for s in q.pending] == [(500, 2000), (2000, 3000), (3000, 4000)]

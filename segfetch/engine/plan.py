@@ -1,9 +1,11 @@
 """The segment planner: which bytes each connection fetches next. Pure: no I/O, no clock.
 
 The file's missing bytes are cut into about one piece per connection. A connection that
-finishes its piece takes the next one; when none is left it steals the back half of the
-largest range still in flight, so the tail never waits on one slow connection. Bytes are
-in exactly one place at all times: done, in flight (``[pos, end)`` of a segment) or pending.
+finishes its piece takes the next one, cut down to its fair share of the work left when that
+is smaller (so the connections end together, rather than the last round of whole pieces
+leaving some idle); when none is left it steals the back half of the largest range still in
+flight, so the tail never waits on one slow connection. Bytes are in exactly one place at
+all times: done, in flight (``[pos, end)`` of a segment) or pending.
 
 Stealing cuts the victim's open response, and the bytes already on their way to it are
 lost: so a range is stolen only when its connection would take longer than ``steal_after``
@@ -108,17 +110,21 @@ class Planner:
     def complete(self) -> bool:
         return not self.pending and not self.active and self.done.total() == self.size
 
-    def take(self, at: int | None = None, now: float = 0.0) -> Segment | None:
+    def take(self, at: int | None = None, now: float = 0.0, sharers: int = 0) -> Segment | None:
         """Work for an idle connection, or None when there is nothing worth taking.
 
         ``at`` claims the pending piece that starts at that offset (the probe's request
         already asked for it). ``now`` is the clock the segments' ``since`` was read from.
+        ``sharers``: how many connections will share the rest, this one included (those
+        between two pieces hold no segment, so the active ones alone undercount them).
         """
         if self.pending:
             index = 0
             if at is not None:
                 index = next(i for i, p in enumerate(self.pending) if p.start == at)
             piece = self.pending.pop(index)
+            if at is None:
+                piece = self._fair(piece, max(sharers, len(self.active) + 1))
             return self._start(piece.start, piece.end)
         victim = max(self.active, key=lambda s: s.remaining, default=None)
         if victim is None or victim.remaining < 2 * self.min_segment:
@@ -147,6 +153,25 @@ class Planner:
         self.active.remove(seg)
         if seg.remaining > 0:
             self.pending.insert(0, Span(seg.pos, seg.end))
+
+    def _fair(self, piece: Span, sharers: int) -> Span:
+        """The front of piece, no more than the taker's share of all the work left.
+
+        With equal rates, connections that each hold their share end together. A share
+        below min_segment is not cut; the cut-off rest joins the next pending piece when
+        they touch, so only the very last piece can end up below min_segment.
+        """
+        work = piece.length() + sum(p.length() for p in self.pending)
+        work += sum(s.remaining for s in self.active)
+        share = -(-work // sharers)
+        if share < self.min_segment or piece.length() <= share:
+            return piece
+        cut = piece.start + share
+        if self.pending and self.pending[0].start == piece.end:
+            self.pending[0] = Span(cut, self.pending[0].end)
+        else:
+            self.pending.insert(0, Span(cut, piece.end))
+        return Span(piece.start, cut)
 
     def _start(self, start: int, end: int) -> Segment:
         seg = Segment(start, end)

@@ -38,6 +38,11 @@ class Slots:
     def busy(self) -> int:
         return self.size - self._free.value
 
+    @property
+    def places(self) -> int:
+        """How many connections the budget allows now (some may be free)."""
+        return self.size - self._owed
+
     async def acquire(self) -> None:
         while True:
             await self._free.acquire()

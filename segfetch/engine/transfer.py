@@ -165,7 +165,7 @@ class Transfer:
             while True:
                 await slots.acquire()
                 try:
-                    seg = self.planner.take(now=trio.current_time())
+                    seg = self._take()
                     if seg is None:
                         return
                     ok = await self._fetch(seg, None)
@@ -182,16 +182,22 @@ class Transfer:
         try:
             if seg is None:
                 body = None
-                seg = self.planner.take(now=trio.current_time())
+                seg = self._take()
             while seg is not None:
                 if not await self._fetch(seg, body):
                     self.planner.release(seg)
                     return  # the host pushed back: one connection fewer
                 body = None
                 self.planner.release(seg)
-                seg = self.planner.take(now=trio.current_time())
+                seg = self._take()
         finally:
             self.stats.workers -= 1
+
+    def _take(self) -> Segment | None:
+        sharers = self.stats.workers  # under -n auto, also those waiting for a place
+        if self.slots is not None and self.slots.controller is not None:
+            sharers = min(sharers, self.slots.places)
+        return self.planner.take(now=trio.current_time(), sharers=sharers)
 
     async def _fetch(self, seg: Segment, body: Body | None) -> bool:
         """Fetch seg to its end, retrying from where it stopped. False: give it up."""
