@@ -202,9 +202,12 @@ async def test_server_that_stops_honouring_ranges_keeps_state_then_goes_one_stre
 @pytest.mark.parametrize("seed", SEEDS)
 async def test_wrong_content_range_is_never_written(tmp_path: Path, seed: int) -> None:
     link = Link(seed=seed, faults=(Fault("wrong_range", rate=0.4), Fault("reset", every=150_000)))
+    # At this rate one range in 250 meets six wrong answers in a row and FAST gives up on
+    # it: which one does depends on where the ranges fall. The test is about what is written.
+    patient = RetryPolicy(max_tries=12, base=0.01, cap=0.05)
     async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
         dest = tmp_path / "out.whl"
-        await fetch(emu, dest, connections=4)
+        await fetch(emu, dest, connections=4, policy=patient)
         assert dest.read_bytes() == emu.content(PATH)
         assert any(e["fault"] == "wrong_range" for e in emu.log)
 

@@ -194,8 +194,11 @@ class Transfer:
             self.stats.workers -= 1
 
     def _take(self) -> Segment | None:
-        sharers = self.stats.workers  # under -n auto, also those waiting for a place
-        if self.slots is not None and self.slots.controller is not None:
+        # The connections that will share the rest: -n, or fewer if the budget allows fewer
+        # (the workers now alive undercount while they start). Under a budget that other
+        # files share too, the shares come out smaller than they need to: a few more cuts.
+        sharers = self.options.cap
+        if self.slots is not None:
             sharers = min(sharers, self.slots.places)
         return self.planner.take(now=trio.current_time(), sharers=sharers)
 
