@@ -272,3 +272,16 @@ def test_a_share_below_min_segment_is_not_cut_and_a_cut_rest_joins_its_neighbour
     b = q.take(sharers=8)  # 4000 / 8 = 500 of the first 1000; the rest joins the next
     assert b is not None and (b.pos, b.end) == (0, 500)
     assert [(s.start, s.end) for s in q.pending] == [(500, 2000), (2000, 3000), (3000, 4000)]
+
+
+def test_a_cut_leaves_no_sliver_on_its_own() -> None:
+    # Two pieces with a gap between them (the middle is done): the first one's rest cannot
+    # join the second. A share 1 % short of it would leave a rest of a few bytes.
+    p = Planner(3000, RangeSet([(1000, 1010)]), pieces=2, min_segment=80)
+    assert [(s.start, s.end) for s in p.pending] == [(0, 1000), (1010, 3000)]
+    whole = p.take(sharers=3)  # 2990 / 3 = 997: a rest of 3 bytes, under 80 / 8
+    assert whole is not None and (whole.pos, whole.end) == (0, 1000)
+    q = Planner(3000, RangeSet([(1000, 1010)]), pieces=2, min_segment=80)
+    cut = q.take(sharers=4)  # 748: a rest of 252, worth its own request
+    assert cut is not None and (cut.pos, cut.end) == (0, 748)
+    assert [(s.start, s.end) for s in q.pending] == [(748, 1000), (1010, 3000)]

@@ -59,6 +59,7 @@ class Segment:
 
 SILENT_MIN = 1.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
 SILENT_GAPS = 8  # times the usual gap between reads
+SLIVER = 8  # a fair-share cut leaves no rest below min_segment / SLIVER on its own
 ALONE = 2  # a silent body with no other bytes coming: hedged after this many quiet limits
 
 
@@ -159,7 +160,8 @@ class Planner:
 
         With equal rates, connections that each hold their share end together. A share
         below min_segment is not cut; the cut-off rest joins the next pending piece when
-        they touch, so only the very last piece can end up below min_segment.
+        they touch, so only the last pieces can end up below min_segment (not below a
+        SLIVER-th of it).
         """
         work = piece.length() + sum(p.length() for p in self.pending)
         work += sum(s.remaining for s in self.active)
@@ -169,6 +171,8 @@ class Planner:
         cut = piece.start + share
         if self.pending and self.pending[0].start == piece.end:
             self.pending[0] = Span(cut, self.pending[0].end)
+        elif piece.end - cut < self.min_segment // SLIVER:
+            return piece  # a rest this small is not worth a request of its own
         else:
             self.pending.insert(0, Span(cut, piece.end))
         return Span(piece.start, cut)

@@ -75,6 +75,7 @@ class Transfer:
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.heard = 0.0  # when the latest bytes arrived, on any connection
         self.ready = trio.Event()  # the first answer showed the file as expected
+        self.gone = 0  # workers that ended (a host that pushed back has one fewer)
         self.planner = Planner(
             state.size,
             state.done,
@@ -176,6 +177,7 @@ class Transfer:
                     slots.release()
         finally:
             self.stats.workers -= 1
+            self.gone += 1
 
     async def _worker(self, seg: Segment | None, body: Body | None) -> None:
         self.stats.workers += 1
@@ -192,12 +194,14 @@ class Transfer:
                 seg = self._take()
         finally:
             self.stats.workers -= 1
+            self.gone += 1
 
     def _take(self) -> Segment | None:
-        # The connections that will share the rest: -n, or fewer if the budget allows fewer
-        # (the workers now alive undercount while they start). Under a budget that other
-        # files share too, the shares come out smaller than they need to: a few more cuts.
-        sharers = self.options.cap
+        # The connections that will share the rest: -n less the workers that ended, or fewer
+        # if the budget allows fewer (the workers now alive undercount while they start).
+        # Under a budget that other files share too, the shares come out smaller than they
+        # need to: a few more cuts.
+        sharers = self.options.cap - self.gone
         if self.slots is not None:
             sharers = min(sharers, self.slots.places)
         return self.planner.take(now=trio.current_time(), sharers=sharers)
