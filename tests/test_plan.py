@@ -285,3 +285,27 @@ def test_a_cut_leaves_no_sliver_on_its_own() -> None:
     cut = q.take(sharers=4)  # 748: a rest of 252, worth its own request
     assert cut is not None and (cut.pos, cut.end) == (0, 748)
     assert [(s.start, s.end) for s in q.pending] == [(748, 1000), (1010, 3000)]
+
+
+def test_a_slow_connection_is_stolen_from_below_two_min_segments() -> None:
+    # The last fair shares are under two min_segments: a slow connection holding one would
+    # keep the tail waiting. Measured to need more than SLOW_LEFT seconds, half is taken.
+    from segfetch.engine.plan import SLOW_LEFT
+
+    def holder() -> tuple[Planner, Segment]:
+        p = Planner(1000, RangeSet(), pieces=1, min_segment=300, steal_after=1.0)
+        a = p.take(now=0.0)
+        assert a is not None
+        p.advance(a, 500)  # since 0: 500 left, under 2 x 300
+        return p, a
+
+    p, a = holder()
+    assert p.take(now=1.0) is None  # 500 B/s: 1 s left, not slow
+    p, a = holder()
+    assert SLOW_LEFT < 5.0 and p.take(now=5.0) is not None  # 100 B/s: 5 s left
+    assert (a.pos, a.end) == (500, 750)
+    q = Planner(1000, RangeSet(), pieces=1, min_segment=300, steal_after=1.0)
+    b = q.take(now=0.0)
+    assert b is not None
+    q.advance(b, 800)  # 200 left: under one min_segment, never worth a request
+    assert q.take(now=100.0) is None

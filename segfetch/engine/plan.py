@@ -59,6 +59,7 @@ class Segment:
 
 SILENT_MIN = 1.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
 SILENT_GAPS = 8  # times the usual gap between reads
+SLOW_LEFT = 2.0  # seconds: a range under two min_segments is stolen from if it needs longer
 SLIVER = 8  # a fair-share cut leaves no rest below min_segment / SLIVER on its own
 ALONE = 2  # a silent body with no other bytes coming: hedged after this many quiet limits
 
@@ -127,14 +128,25 @@ class Planner:
             if at is None:
                 piece = self._fair(piece, max(sharers, len(self.active) + 1))
             return self._start(piece.start, piece.end)
-        victim = max(self.active, key=lambda s: s.remaining, default=None)
-        if victim is None or victim.remaining < 2 * self.min_segment:
-            return None
-        if victim.seconds_left(now) <= self.steal_after:
+        victim = max(
+            (s for s in self.active if self._stealable(s, now)),
+            key=lambda s: s.remaining,
+            default=None,
+        )
+        if victim is None or victim.seconds_left(now) <= self.steal_after:
             return None
         mid = victim.pos + victim.remaining // 2
         end, victim.end = victim.end, mid
         return self._start(mid, end)
+
+    def _stealable(self, seg: Segment, now: float) -> bool:
+        """Whether half of seg's range is worth a request of its own: two min_segments left,
+        or one on a connection measured to need more than SLOW_LEFT seconds for it (a slow
+        connection holding one of the last fair shares, which are under two)."""
+        if seg.remaining >= 2 * self.min_segment:
+            return True
+        left = seg.seconds_left(now)
+        return seg.remaining >= self.min_segment and SLOW_LEFT < left < float("inf")
 
     def advance(self, seg: Segment, n: int) -> int:
         """Record that n bytes arrived at seg.pos; returns how many of them belong to seg."""
@@ -160,8 +172,8 @@ class Planner:
 
         With equal rates, connections that each hold their share end together. A share
         below min_segment is not cut; the cut-off rest joins the next pending piece when
-        they touch, so only the last pieces can end up below min_segment (not below a
-        SLIVER-th of it).
+        they touch. A rest that cannot may be under min_segment, never under a SLIVER-th
+        of it. The last shares fall under two min_segments: see ``_stealable``.
         """
         work = piece.length() + sum(p.length() for p in self.pending)
         work += sum(s.remaining for s in self.active)
