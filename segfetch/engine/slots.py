@@ -50,13 +50,13 @@ class Slots:
                 return
             try:
                 while self.busy > self._proven and self._opening >= OPENING:
-                    if self.busy > self.size - self._owed:
+                    if self.busy > self.places:
                         break  # the count was cut meanwhile: this place goes
                     await self._moved.wait()  # grow step by step into an unknown host
             except BaseException:
                 self.release()
                 raise
-            if self.busy > self.size - self._owed:
+            if self.busy > self.places:
                 self.release()
                 continue
             if self.busy > self._proven:
@@ -93,7 +93,7 @@ class Slots:
             return
         now = trio.current_time()
         control = self.controller
-        if control.settling and self._streaming >= self.size - self._owed:
+        if control.settling and self._streaming >= self.places:
             control.settled()
             self._since = None
         if self._since is None:
@@ -119,13 +119,13 @@ class Slots:
 
     def _resize(self, target: int) -> None:
         self._wake(answered=False)
-        while self.size - self._owed < target:
+        while self.places < target:
             if self._owed:
                 self._owed -= 1  # a place due to retire stays
             else:
                 self.size += 1
                 self._free.release()
-        while self.size - self._owed > target:
+        while self.places > target:
             try:
                 self._free.acquire_nowait()
                 self.size -= 1
