@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from segfetch import __version__
-from segfetch.engine import failures, rules
+from segfetch.engine import dns, failures, pool, rules
 from segfetch.engine.body import READ_SIZE as READ_SIZE  # tests/test_malloc.py uses it here
 from segfetch.engine.body import body_chunks
 from segfetch.engine.failures import Failure
@@ -85,9 +85,10 @@ def make_client(
     """``network``: pip's proxy, CA bundle, client certificate and trusted hosts (install),
     over what the environment says."""
     tune_malloc()
+    dns.share_lookups()  # one lookup per host for all connections, not one each
     net = network or Network()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         http1=True,
         http2=False,  # one TCP connection per segment is the point
         limits=limits,
@@ -101,6 +102,8 @@ def make_client(
         # made on the first https connection; pip's trusted hosts are not checked
         verify=tls_context(net.cafile, net.client_cert, net.insecure),
     )
+    pool.speed_up(client)
+    return client
 
 
 async def send(
