@@ -1070,17 +1070,17 @@ class InstallPeer:
 
 PIP_FLAGS = "--disable-pip-version-check --no-cache-dir"
 S5_PEERS = [
-    InstallPeer(  # defaults: -n 8, --max-connections 32
+    InstallPeer(  # defaults: -n auto, --max-connections 64, --min-segment 96K
         "segfetch install (pinned)",
         SEGFETCH + " install --python {python} --no-cache -q -r {pinned} --index-url {url}",
         32,
     ),
-    # the budget before 8092d6f (the default is 32 since): what the budget is worth here
+    # the defaults before a447cd7..: each wheel on one connection (what splitting buys here)
     InstallPeer(
-        "segfetch install (pinned) --max-connections 16",
+        "segfetch install (pinned) --max-connections 32 --min-segment 256K",
         SEGFETCH + " install --python {python} --no-cache -q -r {pinned} --index-url {url}"
-        " --max-connections 16",
-        16,
+        " --max-connections 32 --min-segment 256K",
+        32,
     ),
     InstallPeer(
         "segfetch install (unpinned)",

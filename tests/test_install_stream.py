@@ -197,7 +197,7 @@ async def test_bytes_damaged_upstream_are_never_installed(
     """A byte flipped in the big wheel: uv may have been sent the damaged bytes, but never
     the last one; the engine fetches the file again, and what is installed is the wheel."""
     python = venv(tmp_path, "v")
-    flip = Link(rate=400_000, faults=(Fault("flip", every=300_000, limit=1),))
+    flip = Link(rate=400_000, faults=(Fault("flip", every=60_000, limit=1),))
     async with Emulator(index=index_dir, link=flip) as emu:
         proc = await install(python, emu.index_url, "--no-cache", *SET)
     assert any(e["fault"] == "flip" for e in emu.log)

@@ -12,6 +12,7 @@ from helpers import one_line_error, segfetch
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
+from segfetch.engine.slots import Slots
 from segfetch.errors import ServerError
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
@@ -86,3 +87,22 @@ async def test_get_size_option(tmp_path: Path) -> None:
         proc = await segfetch("get", emu.url(PATH), "-o", str(out), "--size", "7")
         assert proc.returncode == 1 and "but 7 were expected" in one_line_error(proc)
         assert not out.exists()
+
+
+async def test_with_no_place_free_a_known_size_is_one_request(tmp_path: Path) -> None:
+    """In a shared budget every place of which is held, a file that starts is not cut into
+    pieces waiting for places: its first request asks for all of it."""
+    async with Emulator({PATH: SyntheticFile(SIZE)}, link=Link(rtt=0.05)) as emu:
+        slots = Slots(2)
+        await slots.acquire()  # another file's connection holds one of the two places
+        dest = tmp_path / "out.whl"
+        await download(emu.url(PATH), dest, OPTS, size=SIZE, slots=slots, sha256=emu.sha256(PATH))
+        assert dest.read_bytes() == emu.content(PATH)
+        assert [str(e["range"]) for e in emu.log] == [f"bytes=0-{SIZE - 1}"]
+
+        emu.log.clear()
+        dest.unlink()
+        slots.release()  # a place is free: pieces again
+        await download(emu.url(PATH), dest, OPTS, size=SIZE, slots=slots, sha256=emu.sha256(PATH))
+        assert dest.read_bytes() == emu.content(PATH)
+        assert min(str(e["range"]) for e in emu.log) == "bytes=0-499999"  # one of -n 4

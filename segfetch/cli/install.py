@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 # trio, httpx and the resolver side are imported when used: `segfetch --version` and the
 # parser load none of them, and `install` starts the target's probe before loading them.
 
-DEFAULT_BUDGET = 32  # S5: 2.1 s against 3.2 s at 16 for 30 small wheels (docs/benchmarks.md)
+# S5 (30 wheels of 200 kB, 256 KiB/s per connection): 64 places and 96K pieces, each wheel
+# on two connections: 1.58 s against 1.9 s at 32 and 256K, uv 1.65 s (docs/benchmarks.md)
+DEFAULT_BUDGET = 64
+MIN_SEGMENT = 96 * 1024
 
 
 def add_commands(sub: Any) -> None:
@@ -107,7 +110,7 @@ def add_commands(sub: Any) -> None:
             help=f"connections at most over all files (default {DEFAULT_BUDGET})",
         )
         p.add_argument("--json", action="store_true", help="print what was fetched as JSON")
-        add_download_options(p)
+        add_download_options(p, MIN_SEGMENT)
         if name == "download":
             p.add_argument(
                 "-d", "--dest", type=Path, required=True, metavar="DIR", help="folder for the files"

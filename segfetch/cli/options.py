@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 # segfetch.testing is imported where used: `segfetch get` need not load a server.
 
 
-def add_download_options(p: argparse.ArgumentParser) -> None:
+def add_download_options(
+    p: argparse.ArgumentParser, min_segment: int = DEFAULT_MIN_SEGMENT
+) -> None:
     p.add_argument(
         "-n",
         "--connections",
@@ -37,9 +39,9 @@ def add_download_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--min-segment",
-        default=str(DEFAULT_MIN_SEGMENT),
+        default=str(min_segment),
         metavar="SIZE",
-        help="smallest segment worth its own connection (default 256K)",
+        help=f"smallest segment worth its own connection (default {min_segment // 1024}K)",
     )
     p.add_argument(
         "--timeout",

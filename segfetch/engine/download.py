@@ -149,6 +149,7 @@ class _Download:
         self.probe_slot = False  # this attempt holds a place no worker has taken over
         self.open_probe = False  # the server tells the size only to "bytes=0-"
         self.probe_end: int | None = None  # where the first answer's range ends
+        self.split = True  # this pass cuts a known size into pieces (see _first_range)
         # An HTML answer is a portal's page, unless HTML is what was asked for.
         self.html_ok = urlsplit(url).path.lower().endswith((".html", ".htm"))
         # A zip can check itself (CRC-32 of every member): it may resume without validators.
@@ -266,6 +267,10 @@ class _Download:
         if self.slots is not None:
             await self.slots.acquire()
         self.probe_slot = True
+        # Pieces are cut only while places are free for them: in a set that fills the
+        # budget, a file that starts as another ends is one request (a place that frees
+        # later may still take half of what is left), not pieces waiting their turn.
+        self.split = self.slots is None or self.slots.free > 0
         try:
             start, end = self._first_range()
             size = self.state.size if self.state is not None else self.size
@@ -351,7 +356,7 @@ class _Download:
             if self.open_probe or cap == 1:
                 return 0, None
             if self.size:  # known: the first request's range is one of cap equal pieces
-                return 0, min(self.size, max(least, -(-self.size // cap)))
+                return 0, min(self.size, max(least, -(-self.size // (cap if self.split else 1))))
             return 0, least
         gaps = state.done.gaps(state.size)
         # everything on disk: ask for one byte, to check the validator

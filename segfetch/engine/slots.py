@@ -39,6 +39,11 @@ class Slots:
         return self.size - self._free.value
 
     @property
+    def free(self) -> int:
+        """Places no connection holds now."""
+        return self._free.value
+
+    @property
     def places(self) -> int:
         """How many connections the budget allows now (some may be free)."""
         return self.size - self._owed
