@@ -126,3 +126,23 @@ async def test_a_clients_connections_look_the_name_up_once(
                 nursery.start_soon(one, i)
         assert len({row["conn"] for row in emu.log}) > 1  # several connections were opened
     assert names == [b"segfetch.test"]
+
+
+async def test_a_cancelled_caller_does_not_throw_the_lookup_away(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = Resolver()
+    monkeypatch.setattr(dns, "getaddrinfo", fake)
+    resolver = dns.SharedLookups()
+    results: list[Any] = []
+
+    async def one(patience: float) -> None:
+        with trio.move_on_after(patience):
+            results.append(await resolver.getaddrinfo(b"files.example", 443))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(one, 0.01)  # asks first, and gives up before the answer
+        await trio.sleep(0.001)
+        for _ in range(5):
+            nursery.start_soon(one, 10.0)
+    assert fake.calls == [b"files.example"] and results == [ANSWER] * 5

@@ -4,11 +4,14 @@ proxy, using it over loopback."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import httpcore
 import httpx
+import pytest
 import trio
 from helpers import connect_proxy
 from hypothesis import given
@@ -17,7 +20,7 @@ from hypothesis import strategies as st
 from segfetch.engine import pool
 from segfetch.engine.client import make_client
 from segfetch.engine.options import Network
-from segfetch.testing.emulator import Emulator
+from segfetch.testing.emulator import Emulator, Link
 
 
 @dataclass(eq=False)
@@ -99,8 +102,19 @@ def test_closed_go_expired_and_surplus_idle_are_closed() -> None:
     closed, expired, busy = Conn("a", "closed"), Conn("a", "expired"), Conn("a", "busy")
     idle = [Conn("a"), Conn("a"), Conn("a")]
     conns = [closed, expired, busy, *idle]
-    assert run(conns, [], most=10, keep_idle=1) == [expired, idle[0], idle[1]]
+    running = [Req("a", connection=busy)]
+    assert run(conns, running, most=10, keep_idle=1) == [expired, idle[0], idle[1]]
     assert conns == [busy, idle[2]]
+
+
+def test_a_connection_left_by_a_cancelled_request_is_closed() -> None:
+    """Given to a queued request that was cancelled before it used it: no request holds it,
+    and it is neither idle nor closed. httpcore 1.0 kept it, counting against the most."""
+    left = Conn("a", "opening")
+    conns = [left]
+    reqs = [Req("a")]
+    assert run(conns, reqs, most=1) == [left]
+    assert len(conns) == 1 and conns[0] is not left and reqs[0].connection is conns[0]
 
 
 STATES = st.sampled_from(["idle", "busy", "opening", "closed", "expired"])
@@ -127,7 +141,8 @@ def test_invariants(
         if owner is not None and any(r.connection is owner for r in reqs):
             owner = None
         reqs.append(Req(origin if owner is None else owner.origin, connection=owner))
-    before = {id(c) for c in conns}
+    original = list(conns)  # kept alive: no new connection may take a dropped one's id
+    before = {id(c) for c in original}
     held = {id(r.connection) for r in reqs if r.connection is not None}
     queued = [r for r in reqs if r.connection is None]
     closing = run(conns, reqs, most, keep_idle)
@@ -146,10 +161,28 @@ def test_invariants(
             assert c.origin == r.origin
             assert c.state == "opening" or (id(c) in before and c.state == "idle")
     assert len(conns) <= max(most, len(before))
+    for c in conns:  # kept: in use, idle, or made now
+        assert id(c) in held or c.state == "idle" or id(c) not in before
 
 
-async def test_many_requests_share_few_connections_over_loopback() -> None:
+async def test_many_requests_share_few_connections_over_loopback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """40 requests at once over 4 connections, twice: each request gets a connection of its
+    own the first time (httpcore 1.0 gives an idle one to all that wait, and all but one
+    then fail with ConnectionNotAvailable and queue again)."""
     data = bytes(range(256)) * 64
+    refused: list[int] = []
+    send = httpcore.AsyncHTTPConnection.handle_async_request
+
+    async def counting(self: Any, request: Any) -> Any:
+        try:
+            return await send(self, request)
+        except httpcore.ConnectionNotAvailable:
+            refused.append(1)
+            raise
+
+    monkeypatch.setattr(httpcore.AsyncHTTPConnection, "handle_async_request", counting)
     async with Emulator({"/f.bin": data}) as emu, make_client(4, 10) as client:
         assert type(client._transport._pool).__mro__[1] is pool._OnePass  # type: ignore[attr-defined]
 
@@ -163,9 +196,44 @@ async def test_many_requests_share_few_connections_over_loopback() -> None:
                     nursery.start_soon(one, i)
         conns = {row["conn"] for row in emu.log}
     assert len(emu.log) == 80 and len(conns) == 4  # none closed and opened again
+    assert refused == []
+
+
+async def test_requests_cancelled_while_queued_leave_no_connection_behind() -> None:
+    """Many requests to two origins, cancelled at random, some while they wait for a
+    connection: the pool still serves the next ones. httpcore 1.0 keeps a connection given to
+    a request that left before using it, and may end with every place so taken: the next
+    requests then wait forever (encode/httpcore#1093)."""
+    data = bytes(range(256)) * 4096
+    rng = random.Random(1)
+    link = Link(rate=2_000_000)
+    async with (
+        Emulator({"/f.bin": data}, link=link) as one_host,
+        Emulator({"/f.bin": data}, link=link) as other_host,
+        make_client(4, 10) as client,
+    ):
+        urls = [one_host.url("/f.bin"), other_host.url("/f.bin")]
+
+        async def one(i: int) -> None:
+            with trio.move_on_after(rng.random() * 0.05):
+                headers = {"Range": f"bytes={i}-{i + rng.randrange(1, 200_000)}"}
+                async with client.stream("GET", rng.choice(urls), headers=headers) as r:
+                    async for _ in r.aiter_raw():
+                        pass
+
+        async with trio.open_nursery() as nursery:
+            for i in range(400):
+                nursery.start_soon(one, i)
+                if i % 10 == 0:
+                    await trio.sleep(0.005)
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for i in range(8):
+                    nursery.start_soon(client.get, urls[i % 2])
 
 
 async def test_the_proxy_pool_assigns_in_one_pass_too() -> None:
+    """(test_body.py sends ranges through such a pool, over a CONNECT tunnel.)"""
     async with connect_proxy() as (port, _):
         client = make_client(4, 10, Network(proxy=f"http://127.0.0.1:{port}"))
         async with client:

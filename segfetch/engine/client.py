@@ -83,7 +83,8 @@ def make_client(
     connections: int = AUTO_CAP, timeout: float = DEFAULT_TIMEOUT, network: Network | None = None
 ) -> httpx.AsyncClient:
     """``network``: pip's proxy, CA bundle, client certificate and trusted hosts (install),
-    over what the environment says."""
+    over what the environment says. Also sets the trio run's name lookups to dns.py's,
+    shared and kept 60 s, unless the run has a resolver of its own already."""
     tune_malloc()
     dns.share_lookups()  # one lookup per host for all connections, not one each
     net = network or Network()

@@ -7,7 +7,7 @@ and of 60 at once two failed ("Temporary failure in name resolution"). With the 
 kept, 20 wheels from the real index split over 38 connections took 5.9 s, not 11 s (the
 5 s retry; docs/benchmarks.md). Lookups of one name at once share the first one's answer,
 or its failure; answers are kept KEEP seconds. Installed through trio's own hook, for the
-trio run.
+trio run (the CLI's, or a library caller's run that uses make_client).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ _Key = tuple[Any, ...]
 class _Lookup:
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.error: OSError | None = None
+        self.answer: list[Any] = []
+        self.error: BaseException | None = None
 
 
 class SharedLookups(trio.abc.HostnameResolver):
@@ -43,30 +44,31 @@ class SharedLookups(trio.abc.HostnameResolver):
         flags: int = 0,
     ) -> list[Any]:
         key = (host, port, family, kind, proto, flags)
-        while True:
-            kept = self._answers.get(key)
-            if kept is not None and trio.current_time() < kept[0]:
-                return list(kept[1])
-            asking = self._asking.get(key)
-            if asking is None:
-                break
-            await asking.done.wait()
-            if asking.error is not None:
-                raise type(asking.error)(*asking.error.args)
-            # answered (kept now), or the one asking was cancelled: look again
-        lookup = self._asking[key] = _Lookup()
+        kept = self._answers.get(key)
+        if kept is not None and trio.current_time() < kept[0]:
+            return list(kept[1])
+        lookup = self._asking.get(key)
+        if lookup is None:
+            # In a task of its own: a caller cancelled (a connection given up) does not
+            # throw away a lookup the others wait for.
+            lookup = self._asking[key] = _Lookup()
+            trio.lowlevel.spawn_system_task(self._look_up, key, lookup)
+        await lookup.done.wait()
+        if isinstance(lookup.error, OSError):
+            raise type(lookup.error)(*lookup.error.args)  # each caller its own
+        if lookup.error is not None:
+            raise lookup.error
+        return list(lookup.answer)
+
+    async def _look_up(self, key: _Key, lookup: _Lookup) -> None:
         try:
-            answer = await trio.to_thread.run_sync(
-                getaddrinfo, host, port, family, kind, proto, flags, abandon_on_cancel=True
-            )
-        except OSError as exc:
+            lookup.answer = await trio.to_thread.run_sync(getaddrinfo, *key, abandon_on_cancel=True)
+            self._answers[key] = (trio.current_time() + KEEP, lookup.answer)
+        except Exception as exc:  # a system task's error would end the run: the callers get it
             lookup.error = exc
-            raise
         finally:
             del self._asking[key]
             lookup.done.set()
-        self._answers[key] = (trio.current_time() + KEEP, answer)
-        return list(answer)
 
     async def getnameinfo(
         self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int

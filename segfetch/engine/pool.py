@@ -6,8 +6,9 @@ queue again and scan again. With the 30-64 connections of ``install`` that is mo
 request's CPU (64 requests on 64 kept-alive connections from the emulator: 0.28 s, 0.23 s of
 it assigning; 0.06-0.07 s with this; docs/benchmarks.md). The fix upstream (encode/httpcore
 #1035) is not released. ``assign`` makes the same choices in one pass, each idle connection
-going to one request; ``speed_up`` puts it into a client's pools, and leaves any pool it does
-not recognise as it is.
+going to one request, and closes connections left behind by requests cancelled while
+queued; ``speed_up`` puts it into a client's HTTP/1.1 pools, and leaves any pool it does not
+recognise as it is.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ def assign(
     """httpcore's rules, in one pass: drop closed connections, close expired ones and idle
     ones beyond ``keep_idle``; give each queued request an available connection to its
     origin, else a new one (below ``most``), else one made in place of an idle one. A
-    connection already given to a request (queued or running) is neither given again nor
-    closed. ``connections`` is updated in place; returns the connections to close."""
+    connection already given to a request (queued or running) is not given again, nor closed
+    unless it expired (its request then asks again). One that no request holds and that is
+    neither idle nor closed was given to a request that left before using it (cancelled
+    while queued; httpcore 1.0 keeps those forever, encode/httpcore#1093): it is closed.
+    ``connections`` is updated in place; returns the connections to close."""
     held = {id(r.connection) for r in requests if r.connection is not None}
     closing: list[Conn] = []
     kept: list[Conn] = []
@@ -58,7 +62,11 @@ def assign(
             continue
         if c.has_expired():
             closing.append(c)
-        elif idle > keep_idle and id(c) not in held and c.is_idle():
+        elif id(c) in held:
+            kept.append(c)
+        elif not c.is_idle():
+            closing.append(c)  # left behind (HTTP/1.1: a connection in use is held)
+        elif idle > keep_idle:
             closing.append(c)
             idle -= 1
         else:
@@ -112,7 +120,7 @@ class _OnePass:
 
 _MIXED: dict[type, type] = {}
 _STOCK = getattr(httpcore.AsyncConnectionPool, "_assign_requests_to_connections", None)
-_STATE = ("_connections", "_requests", "_max_connections", "_max_keepalive_connections")
+_STATE = ("_connections", "_requests", "_max_connections", "_max_keepalive_connections", "_http2")
 
 
 def speed_up(client: httpx.AsyncClient) -> int:
@@ -129,6 +137,7 @@ def speed_up(client: httpx.AsyncClient) -> int:
             or _STOCK is None
             or getattr(kind, "_assign_requests_to_connections", None) is not _STOCK
             or not all(hasattr(pool, a) for a in _STATE)
+            or pool._http2  # one request per connection is HTTP/1.1's rule only
         ):
             continue
         if kind not in _MIXED:
