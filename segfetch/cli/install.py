@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 # parser load none of them, and `install` starts the target's probe before loading them.
 
 # S5 (30 wheels of 200 kB, 256 KiB/s per connection): 64 places and 96K pieces, each wheel
-# on two connections: 1.58 s against 1.9 s at 32 and 256K, uv 1.65 s (docs/benchmarks.md)
+# on two connections: 1.69 s against 1.91 s at 32 and 256K, uv 1.74 s (10 runs,
+# docs/benchmarks.md "The dawn round")
 DEFAULT_BUDGET = 64
 MIN_SEGMENT = 96 * 1024
 

@@ -3,8 +3,8 @@
 httpcore 1.0 re-scans every connection for each connection and for each queued request, and
 hands one idle HTTP/1.1 connection to every queued request at once: all but one then fail,
 queue again and scan again. With the 30-64 connections of ``install`` that is most of a
-request's CPU (64 requests on 64 kept-alive connections from the emulator: 0.28 s, 0.23 s of
-it assigning; 0.06-0.07 s with this; docs/benchmarks.md). The fix upstream (encode/httpcore
+request's CPU (64 requests on 64 kept-alive connections from the emulator: 0.32-0.36 s of
+CPU; 0.063-0.067 s with this; docs/benchmarks.md). The fix upstream (encode/httpcore
 #1035) is not released. ``assign`` makes the same choices in one pass, each idle connection
 going to one request, and closes connections left behind by requests cancelled while
 queued; ``speed_up`` puts it into a client's HTTP/1.1 pools, and leaves any pool it does not

@@ -36,7 +36,7 @@ class Slots:
 
     @property
     def busy(self) -> int:
-        return self.size - self._free.value
+        return self.size - self.free
 
     @property
     def free(self) -> int:
