@@ -35,13 +35,14 @@ class Resolver:
         return list(ANSWER)
 
 
-async def lookups(n: int, host: bytes = b"files.example") -> list[Any]:
-    resolver = dns.SharedLookups()
+async def lookups(n: int, resolver: dns.SharedLookups | None = None) -> list[Any]:
+    """n lookups of one name at once: each one's answer, or the OSError it raised."""
+    resolver = resolver or dns.SharedLookups()
     results: list[Any] = []
 
     async def one() -> None:
         try:
-            results.append(await resolver.getaddrinfo(host, 443, 0, socket.SOCK_STREAM))
+            results.append(await resolver.getaddrinfo(b"files.example", 443, 0, socket.SOCK_STREAM))
         except OSError as exc:
             results.append(exc)
 
@@ -62,19 +63,12 @@ async def test_a_failure_is_shared_then_asked_again(monkeypatch: pytest.MonkeyPa
     fake = Resolver(socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
     monkeypatch.setattr(dns, "getaddrinfo", fake)
     resolver = dns.SharedLookups()
-    errors: list[OSError] = []
-
-    async def one() -> None:
-        with pytest.raises(socket.gaierror) as caught:
-            await resolver.getaddrinfo(b"files.example", 443)
-        errors.append(caught.value)
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(10):
-            nursery.start_soon(one)
+    errors = await lookups(10, resolver)
+    assert all(isinstance(e, socket.gaierror) for e in errors) and len(errors) == 10
     assert len(fake.calls) == 1 and {e.errno for e in errors} == {socket.EAI_AGAIN}
     fake.error = None
-    assert await resolver.getaddrinfo(b"files.example", 443) == ANSWER  # not kept: asked again
+    again = await resolver.getaddrinfo(b"files.example", 443, 0, socket.SOCK_STREAM)
+    assert again == ANSWER  # the failure was not kept: asked again
     assert len(fake.calls) == 2
 
 
