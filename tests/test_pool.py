@@ -5,7 +5,7 @@ proxy, using it over loopback."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -48,7 +48,6 @@ class Conn:
 class Req:
     origin: str
     connection: Any = None
-    given: list[Any] = field(default_factory=list)
 
     @property
     def request(self) -> Any:
@@ -56,7 +55,6 @@ class Req:
 
     def assign_to_connection(self, connection: Any) -> None:
         self.connection = connection
-        self.given.append(connection)
 
 
 def run(conns: list[Conn], reqs: list[Req], most: int, keep_idle: int = 100) -> list[Any]:
