@@ -415,6 +415,8 @@ def test_the_probe_finds_what_importlib_metadata_finds(
     for folder, entry, name, version in [
         (first, "shadow-1.0.dist-info/METADATA", "Shadow", "1.0"),
         (later, "shadow-2.0.dist-info/METADATA", "shadow", "2.0"),
+        (first, "a_b-1.0.dist-info/METADATA", "A..b", "1.0"),  # PEP 503: one name
+        (later, "a_b-2.0.dist-info/METADATA", "a_b", "2.0"),
         (first, "old_tool-0.3.egg-info", "old_tool", "0.3"),  # a file: distutils
         (later, "dev.egg-info/PKG-INFO", "dev", "0.1.dev0"),
         (later, "broken-1.dist-info/RECORD", "", ""),  # no METADATA: not installed
@@ -428,7 +430,7 @@ def test_the_probe_finds_what_importlib_metadata_finds(
     for d in metadata.distributions(path=[str(first), str(later)]):
         if d.metadata["Name"]:  # not "broken"
             expected.setdefault(canonicalize_name(d.metadata["Name"]), d.version)
-    assert expected == {"shadow": "1.0", "old-tool": "0.3", "dev": "0.1.dev0"}
+    assert expected == {"shadow": "1.0", "a-b": "1.0", "old-tool": "0.3", "dev": "0.1.dev0"}
     for d in metadata.distributions():  # this environment's own, as the probe sees it
         if d.metadata["Name"]:
             expected.setdefault(canonicalize_name(d.metadata["Name"]), d.version)
@@ -440,7 +442,8 @@ def test_the_probes_answer_is_kept_until_what_it_depends_on_changes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A kept answer is used with no process started; a changed pip configuration file, a
-    PIP_* variable, or a question about pip's settings the kept answer lacks asks again."""
+    PIP_* variable, a changed probe, or a question about pip's settings the kept answer
+    lacks asks again."""
     from segfetch.wheels import target
 
     conf = tmp_path / "pip.conf"
@@ -472,13 +475,15 @@ def test_the_probes_answer_is_kept_until_what_it_depends_on_changes(
     monkeypatch.setenv("PIP_INDEX_URL", "https://three.example/simple")
     assert "three.example" in (probe().pip_config or "") and len(started) == 3
     assert probe() is not None and len(started) == 3
+    monkeypatch.setattr(target, "_PROBE_ID", "a newer segfetch's probe")
+    assert probe() is not None and len(started) == 4
 
     other = tmp_path / "other-cache"  # an answer without pip's settings does not stand
     with target.start_probe(sys.executable, keep=other) as pending:  # in for one with them
         pending.result()
     with target.start_probe(sys.executable, pip_config=True, keep=other) as pending:
         assert pending.result().pip_config is not None
-    assert len(started) == 5
+    assert len(started) == 6
 
 
 def test_a_venv_made_afresh_at_the_same_place_keeps_the_probes_answer(

@@ -33,7 +33,7 @@ T = TypeVar("T")
 # The marker environment is PEP 508's own definition, written out here: pip's markers
 # module would load its parser too (~40 ms of the probe) for a dict of eleven values.
 _PROBE = r"""
-import json, os, platform, sys
+import json, os, platform, re, sys
 try:
     from pip._vendor.packaging import tags
 except ImportError:  # a venv made --without-pip, or by uv
@@ -92,7 +92,7 @@ for folder in answer["paths"]:
         except OSError:
             continue
         name, version = headers.get("name"), headers.get("version")
-        key = name and name.lower().replace("_", "-").replace(".", "-")
+        key = name and re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
         if key and version and key not in seen:
             seen.add(key)
             installed[name] = version
@@ -264,16 +264,18 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
 # As uv keeps what it learnt of an interpreter: a build script that installs on every run
 # should not pay for the probe (~0.2 s, most of it loading pip) each time.
 
+_PROBE_ID = hashlib.sha256(_PROBE.encode()).hexdigest()[:16]
 # Where pip looks for its configuration files, besides PIP_* variables.
 _CONFIG_PLACES = ("HOME", "XDG_CONFIG_HOME", "XDG_CONFIG_DIRS", "APPDATA", "PROGRAMDATA")
 
 
 def _stamp(exe: str, files: list[str], paths: list[str]) -> list[object]:
-    """What a kept answer depends on, read without starting the target: the interpreter it
-        runs, its venv, pip's version and configuration files (``files``, as the probe named
-        them), the environment pip reads, the C library (manylinux tags), and what is installed
-    (``paths``: the target's sys.path folders). Small files by
-        content, so that a venv made afresh at the same place (as CI does) is the same."""
+    """What a kept answer depends on, read without starting the target: the probe that
+    gave it (a newer segfetch may ask differently), the interpreter it runs, its venv,
+    pip's version and configuration files (``files``, as the probe named them), the
+    environment pip reads, the C library (manylinux tags), and what is installed (``paths``:
+    the target's sys.path folders). Small files by content, so that a venv made afresh at
+    the same place (as CI does) is the same."""
 
     def content(path: str | Path) -> str | None:
         try:
@@ -296,7 +298,7 @@ def _stamp(exe: str, files: list[str], paths: list[str]) -> list[object]:
         libc = None
     venv = Path(os.path.abspath(exe)).parent.parent / "pyvenv.cfg"
     return [
-        real, binary, content(venv), [(f, content(f)) for f in files], env, libc,
+        _PROBE_ID, real, binary, content(venv), [(f, content(f)) for f in files], env, libc,
         [(d, _dists(d)) for d in paths],
     ]  # fmt: skip
 
