@@ -133,6 +133,8 @@ async def test_cache_hit_sends_no_file_request(tmp_path: Path, index_dir: Path) 
         )
         assert second.returncode == 0, second.stderr
         assert all(r["cached"] for r in json.loads(second.stdout))
+        again = await segfetch("download", *args, "-d", str(tmp_path / "a"), "--index-url", url)
+        assert again.returncode == 0, again.stderr  # into a folder holding the files already
     assert not [e for e in emu.log[seen:] if str(e["path"]).startswith("/files/")]
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == sorted(
         p.name for p in (tmp_path / "a").iterdir()
@@ -178,6 +180,19 @@ async def test_bad_requirements_are_one_line(
     assert proc.returncode in (1, 2)
     assert words in one_line_error(proc, only=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["download", "install"])
+async def test_an_empty_requirements_file_is_nothing_to_do(tmp_path: Path, command: str) -> None:
+    """As pip: a requirements file with only comments (or nothing) installs nothing, says
+    nothing, and exits 0; with --json, an empty array."""
+    empty = tmp_path / "req.txt"
+    empty.write_text("# nothing yet\n\n")
+    where = ["-d", str(tmp_path / "out")] if command == "download" else ["--system"]
+    for extra in ([], ["--json"]):
+        proc = await segfetch(command, "-r", str(empty), *where, *extra)
+        assert (proc.returncode, proc.stderr) == (0, b"")
+        assert proc.stdout.decode().split() == (["[]"] if extra else [])
 
 
 async def test_wrong_hash_keeps_nothing_and_installs_nothing(
@@ -467,13 +482,23 @@ async def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
         pytest.param(signal.SIGINT, 130, "interrupted", id="SIGINT"),
     ],
 )
-@pytest.mark.parametrize("step", ["--dry-run", "--no-index"], ids=["resolver", "installer"])
+@pytest.mark.parametrize(
+    ("step", "stubborn"),
+    [("--dry-run", False), ("--dry-run", True), ("--no-index", False)],
+    ids=["resolver", "resolver-ignoring-SIGTERM", "installer"],
+)
 async def test_a_signal_while_pip_runs_stops_pip_and_cleans_up(
-    tmp_path: Path, index_dir: Path, sig: signal.Signals, code: int, said: str, step: str
+    tmp_path: Path,
+    index_dir: Path,
+    sig: signal.Signals,
+    code: int,
+    said: str,
+    step: str,
+    stubborn: bool,
 ) -> None:
     """A signal to segfetch's pid alone (not its process group) while pip's resolver runs,
-    or pip's final install: pip is stopped, the temporary folders removed, one line said,
-    exit 128 + the signal."""
+    or pip's final install: pip is stopped (a resolver that ignores SIGTERM is killed, with
+    no warning), the temporary folders removed, one line said, exit 128 + the signal."""
     import psutil
 
     # The target: this Python, except that pip's resolver (--dry-run) or its install of the
@@ -481,8 +506,10 @@ async def test_a_signal_while_pip_runs_stops_pip_and_cleans_up(
     # that pip is segfetch's own child.
     fake = tmp_path / "bin" / "python"
     fake.parent.mkdir()
+    ignore = "trap '' TERM; " if stubborn else ""  # ignored, it stays so across exec
     fake.write_text(
-        f'#!/bin/sh\ncase "$*" in *{step}*) exec sleep 300;; esac\nexec {sys.executable} "$@"\n'
+        f'#!/bin/sh\ncase "$*" in *{step}*) {ignore}exec sleep 300;; esac\n'
+        f'exec {sys.executable} "$@"\n'
     )
     fake.chmod(0o755)
     tmp = tmp_path / "tmp"

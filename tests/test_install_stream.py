@@ -150,12 +150,13 @@ async def test_uv_keeps_one_runs_cache_not_one_per_run(
     assert not (tmp_path / "uv-cache").exists() or not list((tmp_path / "uv-cache").rglob("*.py"))
 
 
-async def test_a_hashed_set_streams_and_an_incomplete_one_fails_as_before(
+async def test_a_hashed_set_streams_and_an_incomplete_one_fails_as_pip_does(
     tmp_path: Path, index_dir: Path, uv_log: Path
 ) -> None:
     """A hashed set is not checked for completeness when planned (pip's hash mode would
     fail on a missing dependency): uv, told --no-deps, gets no last byte until the
-    wheels' METADATA say the set is complete; an incomplete one fails as it did."""
+    wheels' METADATA say the set is complete; an incomplete one stops with one line,
+    exit 1 as pip's, with uv or with pip as the installer."""
     lines = [f"{w.split('-')[0].replace('_', '-')}==1.0 --hash=sha256:{_sha(index_dir / w)}"
              for w in WHEELS]  # fmt: skip
     whole, partial = tmp_path / "whole.txt", tmp_path / "partial.txt"
@@ -170,11 +171,38 @@ async def test_a_hashed_set_streams_and_an_incomplete_one_fails_as_before(
         )
         failed = await install(bad, emu.index_url, "--no-cache", "-r", str(partial))
     assert "sf-beta==1.0" in freeze(good)
-    assert before.returncode != 0 and failed.returncode == before.returncode, failed.stderr
-    assert "sf-beta" in failed.stderr.decode()
+    assert before.returncode == 1 and failed.returncode == 1, failed.stderr
+    assert "hash-checking mode: the set lacks sf-beta>=1 (for sf-alpha)" in one_line_error(failed)
     assert not any(ln.startswith("sf-") for ln in freeze(bad))
     streamed_runs = [args for _, args in runs(uv_log) if streamed(args)]
     assert len(streamed_runs) == 2 and all("--no-deps" in a for a in streamed_runs)
+
+
+async def test_hash_checking_mode_stops_as_pip_does(
+    tmp_path: Path, index_dir: Path, uv_log: Path
+) -> None:
+    """One --hash puts the whole set in pip's hash-checking mode: a line without one stops
+    the command before any request; a download of a hashed set that lacks a dependency
+    writes nothing into its folder (pip download fails there too)."""
+    lines = [f"{w.split('-')[0].replace('_', '-')}==1.0 --hash=sha256:{_sha(index_dir / w)}"
+             for w in WHEELS]  # fmt: skip
+    unhashed, partial = tmp_path / "unhashed.txt", tmp_path / "partial.txt"
+    unhashed.write_text("\n".join([*lines[:-1], "sf-delta==1.0"]) + "\n")
+    partial.write_text("\n".join(ln for ln in lines if not ln.startswith("sf-beta")) + "\n")
+    python, dest = venv(tmp_path, "v"), tmp_path / "dest"
+    async with Emulator(index=index_dir, link=Link()) as emu:
+        for how in (["--installer", "uv"], ["--installer", "pip"]):
+            refused = await install(python, emu.index_url, "--no-cache", *how, "-r", str(unhashed))
+            assert refused.returncode == 1, refused.stderr
+            assert "sf-delta==1.0 (" in one_line_error(refused)
+        assert emu.log == []  # refused before any request
+        got = await segfetch(
+            "download", "--index-url", emu.index_url, "--no-cache", "-d", str(dest),
+            "-r", str(partial),
+        )  # fmt: skip
+    assert got.returncode == 1 and "lacks sf-beta>=1" in one_line_error(got)
+    assert not dest.exists() or list(dest.iterdir()) == []
+    assert not any(ln.startswith("sf-") for ln in freeze(python)) and runs(uv_log) == []
 
 
 async def test_json_and_quiet_say_as_before(tmp_path: Path, index_dir: Path, uv_log: Path) -> None:

@@ -236,3 +236,66 @@ def test_a_path_that_is_not_there_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="looks like a path") as info:
         RequirementSet().add_file(req)
     assert f"{req}:1" in str(info.value)
+
+
+def _hash_mode(tmp_path: Path, text: str, constraints: str = "", require: bool = False) -> None:
+    req = tmp_path / "req.txt"
+    req.write_text(text)
+    rs = RequirementSet()
+    rs.add_file(req)
+    if constraints:
+        (tmp_path / "c.txt").write_text(constraints)
+        rs.add_file(tmp_path / "c.txt", constraint=True)
+    rs.require_hashes |= require
+    rs.check_hashes()
+
+
+@pytest.mark.parametrize(
+    ("text", "constraints", "require", "names"),
+    [
+        # one --hash turns the mode on for the whole set, as in pip
+        (f"alpha==1.0 --hash=sha256:{H1}\nbeta==2.0\n", "", False, "beta==2.0 (%s:2)"),
+        (f"alpha==1.0 --hash=sha256:{H1}\nbeta>=2\n", "", False, "beta>=2 (%s:2)"),
+        ("alpha\n", "", True, "alpha (%s:1)"),  # --require-hashes given
+        ("--require-hashes\nalpha==1.0\n", "", False, "alpha==1.0 (%s:2)"),  # in the file
+        ("alpha==1.0\n", f"alpha==1.0 --hash=sha256:{H2}\nbeta==1\n", False, None),
+        (
+            f"https://h.example/a-1.0-py3-none-any.whl --hash=sha256:{H1}\nb==1\n",
+            "",
+            False,
+            "b==1 (%s:2)",
+        ),
+        (
+            f"a @ https://h.example/a-1.0-py3-none-any.whl#sha256={H1}\nb==1 --hash=sha256:{H2}\n",
+            "",
+            False,
+            None,
+        ),
+        ("alpha\nbeta>=2\n", "", False, None),  # no hash anywhere: not the mode
+    ],
+)
+def test_hash_checking_mode_as_pip(
+    tmp_path: Path, text: str, constraints: str, require: bool, names: str | None
+) -> None:
+    """pip's rules, checked before anything is fetched: once any requirement or constraint
+    has a --hash (or --require-hashes is given), every requirement is pinned with == and
+    has a hash of its own, a constraint's, or its URL's #sha256."""
+    from segfetch.wheels.requirements import HashModeError
+
+    if names is None:
+        _hash_mode(tmp_path, text, constraints, require)
+        return
+    with pytest.raises(HashModeError) as caught:
+        _hash_mode(tmp_path, text, constraints, require)
+    message = str(caught.value)
+    assert names % (tmp_path / "req.txt") in message and "\n" not in message
+    assert caught.value.exit_code == 1  # as pip's
+
+
+def test_hash_checking_mode_refuses_an_editable(tmp_path: Path) -> None:
+    from segfetch.wheels.requirements import HashModeError
+
+    rs = RequirementSet(require_hashes=True)
+    rs.add_editable(str(tmp_path))
+    with pytest.raises(HashModeError, match="no single file to hash"):
+        rs.check_hashes()

@@ -141,6 +141,10 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
     reqs = _requirements(args)
+    if reqs.empty:  # only empty requirements files: nothing to do, as pip says nothing
+        if args.json:
+            print("[]")
+        return 0
     python = _python(args)
     # The target's tags, and its pip's settings (the index when none is given, the
     # constraint files) are asked in a subprocess started now: it answers while trio and
@@ -298,7 +302,7 @@ async def _fetch_set(
     from segfetch.cli.progress import MultiProgress
     from segfetch.engine.download import make_client
     from segfetch.errors import SegfetchError
-    from segfetch.wheels.install import Session
+    from segfetch.wheels.install import Session, check_hashed_set
 
     quiet = args.quiet or args.json
     network = await trio.to_thread.run_sync(network_of, abandon_on_cancel=True)
@@ -344,6 +348,8 @@ async def _fetch_set(
                 fetched = await installing.fetch(session, planned, pip_reqs, reqs, target)
             finally:
                 bars.close()
+            if reqs.require_hashes:  # (uv's streaming route checked it before uv's last byte)
+                await check_hashed_set(fetched, reqs, target)
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
     return fetched, pip_reqs, origins
 
@@ -361,8 +367,10 @@ def _requirements(args: argparse.Namespace) -> RequirementSet:
         reqs.add_file(Path(path))
     for path in args.constraint:
         reqs.add_file(Path(path), constraint=True)
-    if reqs.empty:
+    if reqs.empty and not args.requirement:  # pip: an empty requirements file is no error
         raise UsageError("nothing to do: give requirements, or -r FILE")
+    reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
+    reqs.check_hashes()
     return reqs
 
 
@@ -442,7 +450,7 @@ def _indexes(
     from segfetch.wheels.index import PYPI
     from segfetch.wheels.target import index_urls_in_config
 
-    if "--no-index" in args.pip_args:  # pip's: the --find-links alone
+    if "--no-index" in args.pip_args or reqs.no_index:  # pip's: the --find-links alone
         return []
 
     index = args.index_url or reqs.index_url

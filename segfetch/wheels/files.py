@@ -3,6 +3,7 @@ cache and the engine (``fetch_file``), and handing them over (``link_into``)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import zipfile
@@ -114,10 +115,15 @@ async def fetch_file(
 
 
 def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
-    """Put the files in folder: a hard link where the file system allows, else a copy."""
+    """Put the files in folder: a hard link where the file system allows, else a copy.
+    (The cache checks its files' sha256 on every run: a linked file edited in the folder
+    is never installed from the cache.)"""
     folder.mkdir(parents=True, exist_ok=True)
     for f in fetched:
         target = folder / f.planned.filename
+        with contextlib.suppress(OSError):
+            if os.path.samefile(f.path, target):
+                continue  # there already (a rename between two links of it would do nothing)
         tmp = target.with_name(target.name + ".segfetch-tmp")
         tmp.unlink(missing_ok=True)
         try:

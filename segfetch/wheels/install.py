@@ -48,7 +48,7 @@ from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
 from segfetch.wheels.pip import pip_report
-from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.requirements import HashModeError, RequirementSet, Wanted
 from segfetch.wheels.select import NoMatch, choose
 from segfetch.wheels.target import Target
 
@@ -238,8 +238,8 @@ class Session:
         if reqs.fully_pinned:
             planned = await self.plan_pinned(reqs, target)
             wheels = all(p.filename.endswith(".whl") for p in planned)
-            hashed = all(w.hashes for w in reqs.wanted)
-            if wheels and (hashed or not await self.missing(planned, reqs, target)):
+            # (hash mode: checked from the verified wheels, check_hashed_set)
+            if wheels and (reqs.require_hashes or not await self.missing(planned, reqs, target)):
                 return not_installed(planned, reqs, target)
         if on_resolve is not None:
             on_resolve()
@@ -259,11 +259,7 @@ class Session:
         async with trio.open_nursery() as nursery:
             for p in planned:
                 nursery.start_soon(one, p)
-        extras: dict[str, frozenset[str]] = {}
-        for w in reqs.wanted:
-            key = canonicalize_name(w.req.name)
-            extras[key] = extras.get(key, frozenset()) | frozenset(w.req.extras)
-        return missing_dependencies(planned, [meta[p] for p in planned], extras, target)
+        return missing_dependencies(planned, [meta[p] for p in planned], _extras(reqs), target)
 
     async def plan_with_pip(
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
@@ -439,16 +435,47 @@ def _on_disk(url: str) -> Planned:
     return planned_of(IndexFile(path.name, url), frozenset())
 
 
+def _extras(reqs: RequirementSet) -> dict[str, frozenset[str]]:
+    """The extras asked for, by project."""
+    extras: dict[str, frozenset[str]] = {}
+    for w in reqs.wanted:
+        key = canonicalize_name(w.req.name)
+        extras[key] = extras.get(key, frozenset()) | frozenset(w.req.extras)
+    return extras
+
+
+async def check_hashed_set(
+    fetched: Sequence[Fetched], reqs: RequirementSet, target: Target
+) -> None:
+    """A hashed set of wheels taken as complete (pip's hash mode requires every dependency
+    pinned and hashed in it), checked from its verified wheels' METADATA: else stop as pip
+    does. (A set with an sdist was planned by pip's resolver, which checked it.)"""
+    if not all(f.path.name.endswith(".whl") for f in fetched):
+        return
+    metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
+    planned = [f.planned for f in fetched]
+    # What the environment keeps (pins it holds already are not fetched) counts too.
+    kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
+    if missing := missing_dependencies(planned, metas, _extras(reqs), target, kept):
+        raise HashModeError(
+            f"hash-checking mode: the set lacks {', '.join(missing)}; add each, pinned with "
+            "== and with its --hash, as pip requires"
+        )
+
+
 def missing_dependencies(
     planned: Sequence[Planned],
     metadata: Sequence[bytes | None],
     extras: Mapping[str, frozenset[str]],
     target: Target,
+    kept: Mapping[str, str] | None = None,
 ) -> list[str]:
     """What the pinned set leaves out: each dependency (for the target, with the extras
-    asked for) that no file of the set satisfies. A file whose metadata is unknown (an
-    sdist) leaves the set unknown: ``["<name>: dependencies unknown"]``. Pure."""
-    versions = {canonicalize_name(p.name): p.version for p in planned}
+    asked for) that no file of the set satisfies, nor a version ``kept`` installed (by
+    canonical name). A file whose metadata is unknown (an sdist) leaves the set unknown:
+    ``["<name>: dependencies unknown"]``. Pure."""
+    versions: dict[str, str] = dict(kept or {})
+    versions.update((canonicalize_name(p.name), p.version) for p in planned)
     missing = []
     for p, meta in zip(planned, metadata, strict=True):
         if meta is None:

@@ -24,8 +24,7 @@ from segfetch.wheels.pipnet import NETWORK_VALUED
 
 async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
     """The URL of every file pip would install from this index (or from a local file).
-    Cancelled (Ctrl-C, SIGTERM), pip is stopped and waited for: trio's run_process sends it
-    SIGTERM, then SIGKILL after 5 s."""
+    Cancelled (Ctrl-C, SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
     cmd = [python, "-m", "pip", "install", "--dry-run", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
@@ -36,9 +35,17 @@ async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool
     loopback_direct(env)
     proc = await trio.run_process(
         cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, check=False,
-        env=env,
+        env=env, deliver_cancel=_stop_resolver,
     )  # fmt: skip
     return _read_report(python, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+async def _stop_resolver(proc: trio.Process) -> None:
+    """SIGTERM, then SIGKILL if pip is still there after a second (not trio's 5 s and a
+    warning): a --dry-run installs nothing, and a Ctrl-C should end the command now."""
+    proc.terminate()
+    await trio.sleep(1)
+    proc.kill()
 
 
 def loopback_direct(env: dict[str, str]) -> None:

@@ -2,7 +2,8 @@
 
 Handles comments, line continuations, ``${VAR}``, nested ``-r`` / ``-c``, ``--hash``,
 ``--index-url`` / ``--extra-index-url`` / ``--pre`` / ``--only-binary`` / ``--no-binary`` /
-``--prefer-binary`` / ``--find-links`` inside files, markers and extras. A requirement on
+``--prefer-binary`` / ``--find-links`` / ``--require-hashes`` / ``--no-index`` inside files,
+markers and extras; pip's hash-checking mode (``check_hashes``). A requirement on
 an http(s) URL of a distribution (``name @ https://host/x.whl``, or the bare URL) is
 ``direct``: segfetch fetches it. Editables, local paths, ``file:`` and VCS URLs are
 ``handed`` to pip as they are. pip's options that change which files it chooses are kept
@@ -78,6 +79,10 @@ class ConstraintConflict(SegfetchError):
     """A pinned requirement that a constraint excludes (pip: ResolutionImpossible)."""
 
 
+class HashModeError(SegfetchError):
+    """A set pip's hash-checking mode refuses (exit 1, as pip's)."""
+
+
 @dataclass(frozen=True)
 class Choosing:
     """How pip chooses among a project's files, beyond the requirement: ``--pre``, the
@@ -142,6 +147,8 @@ class RequirementSet:
     prefer_binary: bool = False
     ignore_requires_python: bool = False
     no_deps: bool = False
+    require_hashes: bool = False  # pip's hash-checking mode (see check_hashes)
+    no_index: bool = False  # --no-index in a file: the --find-links alone, as pip
     foreign_target: bool = False  # --platform & co.: files for another interpreter
     # Options for pip's resolver that the requirement strings and files do not carry:
     # those given on the command line, and the constraint files of pip's configuration
@@ -240,6 +247,36 @@ class RequirementSet:
                         f"cannot install {w.req} ({w.where}): the constraint "
                         f"{c.req} ({c.where}) excludes it"
                     )
+
+    def check_hashes(self) -> None:
+        """pip's hash-checking mode, on with --require-hashes or as soon as a requirement
+        or constraint has a --hash: every requirement must then be pinned with ==, and
+        have a hash (its own, a constraint's, or a direct URL's #sha256); an editable has
+        no file to hash. Else stop, as pip does, before anything is fetched."""
+        every = [*self.wanted, *self.direct, *self.constraints]
+        if not self.require_hashes and not any(w.hashes for w in every):
+            return
+        self.require_hashes = True
+        mode = "hash-checking mode (a requirement has --hash, or --require-hashes)"
+        unpinned = [w for w in self.wanted if not _pinned_for_pip(w.req)]
+        if unpinned:
+            raise HashModeError(
+                f"{mode}: every requirement must be pinned with ==; these are not: "
+                f"{_listed(unpinned)}"
+            )
+        hashed = {canonicalize_name(c.req.name) for c in self.constraints if c.hashes}
+        unhashed = [
+            w
+            for w in [*self.wanted, *self.direct]
+            if not (w.hashes or w.url_sha256 or canonicalize_name(w.req.name) in hashed)
+        ]
+        if unhashed:
+            raise HashModeError(
+                f"{mode}: every requirement needs a --hash; these have none: "
+                f"{_listed(unhashed)} (`pip hash FILE` prints one; or remove every --hash)"
+            )
+        if editable := [h for h in self.handed if h.startswith("-e ")]:
+            raise HashModeError(f"{mode}: {editable[0]} has no single file to hash")
 
     def add_string(self, text: str, where: str = "command line") -> None:
         self._add_requirement(text, where, [], constraint=False)
@@ -342,6 +379,10 @@ class RequirementSet:
         elif opt in ("--pre", "--prefer-binary", "--only-binary", "--no-binary"):
             self.add_pip_option(opt, value or None, from_file=True)
             self.file_options.append(f"{opt} {shlex.quote(value)}" if value else opt)
+        elif opt == "--require-hashes":  # not for pip's files: their hashes say it there
+            self.require_hashes = True
+        elif opt == "--no-index":  # not for pip's files: pip would pass segfetch's index by
+            self.no_index = True
         elif opt in ("-f", "--find-links"):  # a folder beside the file, as pip takes it
             self.find_links.append(str(base / value) if (base / value).exists() else value)
         elif opt in ("-e", "--editable") and not constraint:
@@ -408,7 +449,7 @@ def _option(words: list[str], where: str) -> tuple[str, str]:
     if first.startswith("--") and "=" in first:
         name, _, value = first.partition("=")
         return name, value
-    if first in ("--pre", "--prefer-binary"):
+    if first in ("--pre", "--prefer-binary", "--require-hashes", "--no-index"):
         return first, ""
     if len(words) >= 2:
         return first, words[1]
@@ -436,6 +477,16 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
             raise UsageError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
         hashes.add(digest.lower())
     return Wanted(req, frozenset(hashes), where)
+
+
+def _pinned_for_pip(req: Requirement) -> bool:
+    """pip's is_pinned: one specifier, == or === (a wildcard counts)."""
+    specs = list(req.specifier)
+    return len(specs) == 1 and specs[0].operator in ("==", "===")
+
+
+def _listed(wanted: list[Wanted]) -> str:
+    return ", ".join(f"{w.req} ({w.where})" for w in wanted)
 
 
 def _for_pip(text: str) -> bool:

@@ -38,7 +38,7 @@ from segfetch.wheels.files import Fetched, Planned, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.install import Session
+from segfetch.wheels.install import Session, check_hashed_set
 from segfetch.wheels.localindex import IndexApp
 from segfetch.wheels.pip import Installer, command, find_links, loopback_direct
 from segfetch.wheels.requirements import RequirementSet
@@ -230,7 +230,7 @@ class _Pins:
         pins = {canonicalize_name(w.req.name) for w in reqs.wanted}
         if not reqs.fully_pinned or not {canonicalize_name(p.name) for p in planned} <= pins:
             return None  # pip's resolver chose files beyond the pins: uv resolves
-        return _Pins(reqs, target, check=all(w.hashes for w in reqs.wanted))
+        return _Pins(reqs, target, check=reqs.require_hashes)
 
 
 async def _feed(
@@ -278,27 +278,24 @@ async def _feed(
     if pins is not None and pins.check:
         # From the verified wheels: .metadata requests meanwhile would compete with them,
         # and uv installs nothing before its last file anyway.
-        await _release(session, pins, web, got, growing)
+        await _release(pins, web, got, growing)
     await started.done.wait()
 
 
 async def _release(
-    session: Session,
-    pins: _Pins,
-    web: Sequence[Planned],
-    got: dict[Planned, Fetched],
-    growing: dict[str, Growing],
+    pins: _Pins, web: Sequence[Planned], got: dict[Planned, Fetched], growing: dict[str, Growing]
 ) -> None:
     """The last bytes, once the hashed set is known complete (the wheels' METADATA, read
-    from the verified files); else uv is cut off, and the install after the downloads
-    says what is missing, as it did without this route."""
-    missing = await session.missing(web, pins.reqs, pins.target)
+    from the verified files); else the command stops, uv having installed nothing."""
+    try:
+        await check_hashed_set([got[p] for p in web], pins.reqs, pins.target)
+    except SegfetchError as exc:
+        for p in web:
+            growing[p.url].fail(exc)
+        raise
     for p in web:
-        g, f = growing[p.url], got[p]
-        if missing:
-            g.fail(SegfetchError(f"the set lacks {missing[0]}"))
-        else:
-            g.finish(f.path, f.sha256, f.size)
+        f = got[p]
+        growing[p.url].finish(f.path, f.sha256, f.size)
 
 
 @contextlib.contextmanager
