@@ -130,10 +130,24 @@ def test_probe_with_saved_state(size: int) -> None:
     assert isinstance(probe(416, {"Content-Range": f"bytes */{size + 1}"}), rules.Restart)
 
 
-def test_per_node_etags_are_not_a_new_file() -> None:
-    """Nodes of a load balancer: other ETag, same size and Last-Modified."""
+def test_per_node_etags_are_not_a_new_file_where_the_result_is_checked() -> None:
+    """Nodes of a load balancer: other ETag, same size and Last-Modified. Only where the
+    result is checked (a sha256, a zip): else a mirror's other bytes could be spliced in."""
     date = "Mon, 01 Jan 2024 00:00:00 GMT"
-    known = Known(100, '"node-a"', date)
+    unchecked = Known(100, '"node-a"', date)
+    for status, head in [
+        (200, {"Content-Length": "100"}),
+        (206, {"Content-Range": "bytes 10-19/100"}),
+    ]:
+        other = httpx.Headers({"ETag": '"node-b"', "Last-Modified": date, **head})
+        verdict = rules.judge_segment(status, other, 10, 20, unchecked, NAME)
+        assert verdict == rules.Restart(f"{NAME} changed during the download", one_node=True)
+        probe = rules.judge_probe(status, other, 10, 20, unchecked, None, NAME)
+        assert isinstance(probe, rules.Restart) and probe.one_node
+    newer = {"ETag": '"node-b"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
+    changed = rules.judge_segment(200, httpx.Headers(newer), 10, 20, unchecked, NAME)
+    assert isinstance(changed, rules.Restart) and not changed.one_node  # a new file
+    known = Known(100, '"node-a"', date, checked=True)
     node_b = httpx.Headers({"ETag": '"node-b"', "Last-Modified": date, "Content-Length": "100"})
     verdict = rules.judge_segment(200, node_b, 10, 20, known, NAME)
     assert isinstance(verdict, rules.Retry) and verdict.drop_etag

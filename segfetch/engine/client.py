@@ -34,7 +34,12 @@ class RetryLater(Exception):
 
 
 class StartOver(Exception):
-    """Start the whole file over: it changed on the server, or our saved state is stale."""
+    """Start the whole file over: it changed on the server, or our saved state is stale.
+    ``one_node``: on one connection from now on (see rules.Restart)."""
+
+    def __init__(self, reason: str = "", one_node: bool = False) -> None:
+        super().__init__(reason)
+        self.one_node = one_node
 
 
 # A redirect target that answers these has most likely expired (presigned URLs, release
@@ -171,7 +176,7 @@ async def carry_out(
     if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
         return chunks or body_chunks(response), verdict
     if isinstance(verdict, rules.Restart):
-        raise StartOver(verdict.reason)
+        raise StartOver(verdict.reason, verdict.one_node)
     if isinstance(verdict, rules.Fail):
         raise verdict.error
     if isinstance(verdict, rules.Retry):

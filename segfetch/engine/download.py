@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -216,7 +217,9 @@ class _Download:
         while True:
             try:
                 return await self._attempt()
-            except StartOver:
+            except StartOver as exc:
+                if exc.one_node:  # (a per-node ETag, unchecked): one connection, one node
+                    self.options = replace(self.options, connections=1)
                 self._start_over()
                 if self.stats.restarts > MAX_RESTARTS:
                     self.part.discard()
@@ -368,7 +371,7 @@ class _Download:
         state = self.state
         known = None
         if state is not None:
-            known = rules.Known(state.size, state.etag, state.last_modified)
+            known = rules.Known(state.size, state.etag, state.last_modified, self.checked)
         start, end = self._first_range()
         headers = {"Range": range_header(start, end)}
         if state is not None and (validator := state.etag or state.last_modified):
@@ -382,6 +385,8 @@ class _Download:
             raise
         if isinstance(verdict, rules.Ranged):
             self.probe_end = verdict.total if end is None else min(end, verdict.total)
+            if known is not None and known.etag and verdict.etag not in (None, known.etag):
+                self._other_node()
         if isinstance(verdict, rules.Ranged) and state is None:
             self.state = State(
                 self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
@@ -400,6 +405,7 @@ class _Download:
         def on_retry(verdict: rules.Retry) -> None:
             if verdict.drop_etag and self.state is not None:
                 self.state.etag = None
+                self._other_node()
             self.open_probe = self.open_probe or verdict.open
 
         return await carry_out(response, judge, on_retry, self.name)
@@ -409,9 +415,18 @@ class _Download:
         self.transfer = Transfer(
             self.client, self.where, self.options, self.state, self.part, self.hasher,
             stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
-            html_ok=self.html_ok, first=first,
+            html_ok=self.html_ok, first=first, checked=self.checked,
         )  # fmt: skip
         return self.transfer
+
+    @property
+    def checked(self) -> bool:
+        """Whether the result is checked anyway: a sha256 given, or a zip's CRCs."""
+        return self.sha256 is not None or self.zip
+
+    def _other_node(self) -> None:
+        """Bytes under another node's ETag (same size and date): a zip checks its CRCs."""
+        self.check_zip = self.check_zip or self.sha256 is None
 
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None
@@ -425,6 +440,8 @@ class _Download:
         assert state is not None
         if state.done.total() != state.size:
             raise ServerError(f"{self.name}: download ended with bytes missing")  # planner bug
+        if self.transfer is not None and self.transfer.other_node:
+            self._other_node()
         await self.hasher.advance(state.size)
         self._report(force=True)
         return state.size

@@ -26,6 +26,9 @@ class Known(NamedTuple):
     size: int
     etag: str | None  # strong ETags only
     last_modified: str | None
+    # The result is checked anyway (a sha256, a zip's CRCs): only then may another ETag
+    # with the same size and Last-Modified be taken for another node's name of the bytes.
+    checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,18 @@ class Retry:
 
 @dataclass(frozen=True)
 class Restart:
-    """Start the whole file over: it changed, or the saved state does not fit it."""
+    """Start the whole file over: it changed, or the saved state does not fit it.
+    ``one_node``: only the ETag differs (same size and date) and nothing checks the result:
+    another node of a load balancer, or a mirror's other bytes; start over on one
+    connection, which stays with one node."""
 
     reason: str
+    one_node: bool = False
+
+
+def _restart(known: Known, etag: str | None, last_modified: str | None, reason: str) -> Restart:
+    other_node = per_node_etag(known._replace(checked=True), etag, last_modified)
+    return Restart(reason, one_node=other_node)
 
 
 @dataclass(frozen=True)
@@ -102,14 +114,15 @@ def changed(
 ) -> bool:
     """Whether an answer shows another version of the file than ``known``: another size,
     another Last-Modified, or another strong ETag. A missing validator proves nothing. An
-    ETag alone does not prove a change where size and Last-Modified both agree: nodes of a
-    load balancer send different ETags for the same bytes."""
+    ETag alone does not prove a change where size and Last-Modified both agree and the
+    result is ``checked``: nodes of a load balancer send different ETags for the same
+    bytes. Unchecked, it does: a mirror may serve other bytes of that size and date."""
     if size is not None and size != known.size:
         return True
     if known.last_modified and last_modified:
         if last_modified != known.last_modified:
             return True
-        if size is not None:
+        if size is not None and known.checked:
             return False  # same size, same date: a per-node ETag, not a new file
     return bool(known.etag and etag and etag != known.etag)
 
@@ -125,8 +138,9 @@ def same_version(
 
 
 def per_node_etag(known: Known, etag: str | None, last_modified: str | None) -> bool:
-    """Another ETag for the same size and Last-Modified."""
-    return bool(known.etag and etag and etag != known.etag and last_modified == known.last_modified)
+    """Another ETag for the same size and Last-Modified, where the result is checked."""
+    other = bool(known.etag and etag and etag != known.etag)
+    return other and known.checked and last_modified == known.last_modified
 
 
 def multipart_boundary(headers: Headers) -> bytes | None:
@@ -183,7 +197,7 @@ def judge_probe(
             return judge_whole(status, headers, expected_size, name, html_ok)
         size = content_length(headers)
         if changed(known, etag, modified, size):
-            return Restart("the file changed since the last run")
+            return _restart(known, etag, modified, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
             message = f"{name} sent another node's ETag; asking again by Last-Modified"
             return Retry(Failure(message, retry=True), drop_etag=True)
@@ -220,7 +234,7 @@ def judge_probe(
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
     if known is not None:
         if changed(known, etag, modified, total):
-            return Restart("the file changed since the last run")
+            return _restart(known, etag, modified, "the file changed since the last run")
     elif expected_size is not None and total != expected_size:
         return Fail(
             ServerError(
@@ -267,7 +281,7 @@ def judge_segment(
             return Retry(Failure(f"{name}: {exc}", retry=True))
         span = (first, last)
     if changed(known, etag, modified, size):
-        return Restart(f"{name} changed during the download")
+        return _restart(known, etag, modified, f"{name} changed during the download")
     if status == 200:
         # Same file, but this answer ignored the range: drop the body, never splice it, and
         # try again. Where the ETag differs from node to node, If-Range with it fails on the

@@ -66,12 +66,14 @@ class Transfer:
         report: Callable[[], None],
         html_ok: bool = False,
         first: Span | None = None,
+        checked: bool = False,
     ) -> None:
         self.client, self.where, self.name, self.options = client, where, where.name, options
         self.html_ok = html_ok
         self.state, self.part, self.hasher = state, part, hasher
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
-        self.known = rules.Known(state.size, state.etag, state.last_modified)
+        self.known = rules.Known(state.size, state.etag, state.last_modified, checked)
+        self.other_node = False  # bytes came under another node's ETag (see rules.changed)
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.heard = 0.0  # when the latest bytes arrived, on any connection
         self.ready = trio.Event()  # the first answer showed the file as expected
@@ -88,7 +90,7 @@ class Transfer:
     def learn(self, etag: str | None, last_modified: str | None) -> None:
         """The first answer's validators, for the answers sent beside it (an eager pass)."""
         self.state.etag, self.state.last_modified = etag, last_modified
-        self.known = rules.Known(self.state.size, etag, last_modified)
+        self.known = self.known._replace(etag=etag, last_modified=last_modified)
 
     async def run(
         self,
@@ -266,8 +268,11 @@ class Transfer:
             if verdict.drop_etag:  # per-node ETags: If-Range carries Last-Modified from now on
                 self.state.etag = None
                 self.known = self.known._replace(etag=None)
+                self.other_node = True
 
-        chunks, _ = await carry_out(response, judge, on_retry, self.name)
+        chunks, verdict = await carry_out(response, judge, on_retry, self.name)
+        if isinstance(verdict, rules.Ranged) and verdict.etag != self.known.etag:
+            self.other_node = self.other_node or bool(verdict.etag and self.known.etag)
         return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
