@@ -41,6 +41,9 @@ BAD_ARGS = [
     (["demo", "--size", "huge"], "size"),
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "soon"], "duration"),
     (["get", "http://[::1/x.whl"], "URL"),
+    (["get", "http://127.0.0.1:99999/x.whl"], "not a TCP port"),
+    (["get", "http://127.0.0.1:9/con%00null"], "give one with -o"),  # a NUL, a newline
+    (["get", "http://127.0.0.1:9/a%0Ab.whl"], "give one with -o"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null/x.whl"], "folder"),
     (["get", "http://127.0.0.1:9/x.whl", "--sha256", "a" * 63], "64 hex"),
     (["emulate", "/no/such/dir"], "not a folder"),
@@ -188,11 +191,20 @@ async def test_one_gib_download_keeps_memory_flat(tmp_path: Path) -> None:
     assert peak_kib < 100 * 1024
 
 
+# Started from a small process of its own: Linux counts in a child's ru_maxrss the memory
+# of the process it was forked from, up to its exec, and a test worker may hold 120 MiB.
+_LAUNCH = """
+import os, sys
+argv = [sys.executable, "-m", "segfetch", *sys.argv[1:]]
+_, status, usage = os.wait4(os.posix_spawn(sys.executable, argv, os.environ), 0)
+print(usage.ru_maxrss)  # KiB on Linux
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _run_measuring_rss(args: list[str]) -> tuple[int, int]:
-    proc = subprocess.Popen([sys.executable, "-m", "segfetch", *args])
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss  # KiB on Linux
+    proc = subprocess.run([sys.executable, "-c", _LAUNCH, *args], capture_output=True, text=True)
+    return proc.returncode, int(proc.stdout.split()[-1])
 
 
 @pytest.mark.skipif(not shutil.which("openssl"), reason="needs the openssl command")

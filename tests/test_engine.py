@@ -245,6 +245,18 @@ async def test_retry_after_is_honoured(tmp_path: Path) -> None:
         assert second["t"] - first["t"] >= 0.9  # the server asked for a second
 
 
+async def test_a_retry_after_longer_than_segfetch_waits_stops_at_once(tmp_path: Path) -> None:
+    """Retry-After: a day. Not minutes of silence and then "raise --max-tries": one try,
+    one line saying what the server asked, nothing kept."""
+    fault = Fault("status", status=429, retry_after="86400")
+    async with Emulator({PATH: SyntheticFile(10_000)}, link=Link(faults=(fault,))) as emu:
+        with trio.fail_after(10), pytest.raises(RetriesExhausted) as failed:
+            await fetch(emu, tmp_path / "out.whl", connections=1)
+        assert len(file_requests(emu)) == 1
+    assert "asks to be asked again in 86400 s" in str(failed.value)
+    assert "--max-tries" not in str(failed.value) and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("after", [1, 3])
 async def test_file_changing_midway_restarts_whole(tmp_path: Path, after: int) -> None:
     link = Link(rate=4 << 20, faults=(Fault("change", after=after),))

@@ -98,7 +98,7 @@ def _destination(url: str, output: str | None) -> Path:
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
         raise UsageError(f"folder {output!r} does not exist; create it or choose another -o")
     if output is None or Path(output).is_dir():
-        if not name or name in (".", ".."):
+        if not name or name in (".", "..") or not name.isprintable():  # a NUL, a newline
             raise UsageError("cannot tell a file name from the URL; give one with -o PATH")
         dest = Path(output or ".") / name
     else:

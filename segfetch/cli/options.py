@@ -106,6 +106,8 @@ def check_url(url: str) -> str:
         raise UsageError(f"not a valid URL: {redact_url(url)!r}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"not an http:// or https:// URL: {redact_url(url)!r}")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise UsageError(f"port {parsed.port} is not a TCP port (1-65535): {redact_url(url)!r}")
     return url
 
 

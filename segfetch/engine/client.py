@@ -223,7 +223,10 @@ def classify(exc: RetryLater | httpx.TransportError, url: str) -> Failure:
 
 
 async def backoff(budget: Budget, failure: Failure, stats: Stats) -> None:
-    """Wait before the next try of a failed request, or give up when the budget is spent."""
+    """Wait before the next try of a failed request, or give up when the budget is spent
+    (or the server asks for a longer wait than segfetch makes)."""
+    if failure.retry_after is not None and failure.retry_after > budget.policy.max_retry_after:
+        raise failures.too_long_to_wait(failure, budget.policy.max_retry_after)
     wait = budget.fail(failure.retry_after)
     if wait is None:
         raise failures.exhausted(budget.failures, failure)

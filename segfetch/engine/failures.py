@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from segfetch.engine.retry import parse_retry_after
 from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted, redact_url
+from segfetch.units import plural
 
 # 416 is here because ranges are asked only inside the known size: a 416 then is a glitch of
 # the server (or a proxy), not a wrong request.
@@ -54,8 +55,16 @@ class Failure:
 def exhausted(tries: int, failure: Failure) -> RetriesExhausted:
     """The error after the last try of a failure worth retrying."""
     return RetriesExhausted(
-        f"giving up after {tries} tries with no progress: {failure.message}; "
+        f"giving up after {plural(tries, 'try')} with no progress: {failure.message}; "
         "check the link, or raise --max-tries / --timeout"
+    )
+
+
+def too_long_to_wait(failure: Failure, limit: float) -> RetriesExhausted:
+    """A Retry-After beyond what segfetch waits: stop now, not after minutes of silence."""
+    return RetriesExhausted(
+        f"{failure.message} and asks to be asked again in {failure.retry_after:.0f} s, "
+        f"longer than segfetch waits ({limit:.0f} s); try again later"
     )
 
 

@@ -19,7 +19,7 @@ class RetryPolicy:
     max_tries: int = 5  # tries in a row with no new byte before giving up
     base: float = 0.25  # first backoff, seconds
     cap: float = 10.0  # longest backoff, seconds
-    max_retry_after: float = 120.0  # a longer Retry-After is waited only this long
+    max_retry_after: float = 120.0  # a longer Retry-After ends the download at once
     # A connection that brought this much before it failed was dropped, not refused:
     # reconnect at once, as a drop says nothing about the server being overloaded.
     quick_retry_bytes: int = 64 * 1024
