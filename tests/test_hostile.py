@@ -180,6 +180,81 @@ async def test_a_mirror_with_another_etag_is_never_spliced(tmp_path: Path) -> No
     assert (tmp_path / "f.bin").read_bytes() == two and result.restarts >= 1
 
 
+def range_asked(head: bytes, size: int) -> tuple[int, int]:
+    """[start, end] (inclusive) of a request's Range header."""
+    line = next(x for x in head.lower().split(b"\r\n") if x.startswith(b"range:"))
+    a, _, b = line.split(b"=", 1)[1].partition(b"-")
+    return int(a), min(int(b or size - 1), size - 1)
+
+
+def head_206(start: int, end: int, size: int) -> bytes:
+    return (
+        b'HTTP/1.1 206 Partial Content\r\nETag: "x"\r\n'
+        b"Content-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n"
+        % (start, end, size, end - start + 1)
+    )
+
+
+def ranged(
+    body: bytes, first_odd: Callable[[trio.SocketStream, int, int], Awaitable[None]]
+) -> Handler:
+    """A server of ``body`` that honours Range on kept-alive connections, but answers the
+    first request after the probe's with ``first_odd`` (its range), then closes."""
+    count = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            n, count[0] = count[0], count[0] + 1
+            start, end = range_asked(head, len(body))
+            if n == 1:
+                await first_odd(stream, start, end)
+                return  # its connection ends with it
+            await stream.send_all(head_206(start, end, len(body)) + body[start : end + 1])
+
+    return handler
+
+
+async def test_an_answer_that_never_comes_is_asked_again_while_others_flow(
+    tmp_path: Path,
+) -> None:
+    """The second request gets no answer at all (a server that serves one connection at a
+    time; a stuck worker): while the other connections bring bytes, its range is asked
+    again on another connection, long before the 30 s timeout."""
+    body = bytes(range(256)) * 16384  # 4 MiB
+
+    async def stuck(stream: trio.SocketStream, start: int, end: int) -> None:
+        await trio.sleep(60)
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, ranged(body, stuck))
+        options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
+        with trio.fail_after(20):  # under the timeout: the hedge did it, not the timeout
+            await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == body
+
+
+async def test_a_trickling_connection_does_not_hold_up_the_end(tmp_path: Path) -> None:
+    """One response trickles at about 2 kB/s, steadily (never silent), while the rest of
+    the file came at loopback speed: its range is asked again on another connection,
+    rather than waited for (its 256 kB would take minutes)."""
+    body = bytes(range(256)) * 8192  # 2 MiB
+
+    async def trickle(stream: trio.SocketStream, start: int, end: int) -> None:
+        await stream.send_all(head_206(start, end, len(body)))
+        for i in range(start, end + 1, 200):
+            await stream.send_all(body[i : min(i + 200, end + 1)])
+            await trio.sleep(0.1)
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, ranged(body, trickle))
+        options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
+        with trio.fail_after(40):
+            result = await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == body and result.retries >= 1
+
+
 async def test_unwritable_destination_is_one_line(tmp_path: Path) -> None:
     from segfetch.testing.emulator import Emulator, SyntheticFile
 

@@ -172,6 +172,37 @@ def test_a_silent_body_is_hedged_at_once_while_others_flow_later_alone() -> None
     assert not hedge(seg, 1000.0, heard=1000.0, timeout=30.0)
 
 
+def test_an_answer_that_does_not_come_is_hedged_once_others_brought_bytes() -> None:
+    from segfetch.engine.plan import HEAD_WAIT, Segment, hedge
+
+    seg = Segment(0, 100, since=1.0, asked=2.0)  # asked again at 2.0, no answer yet
+    assert seg.waiting()
+    late = 2.0 + HEAD_WAIT + 0.1
+    assert hedge(seg, late, heard=2.5, timeout=30.0) == f"had no answer in {HEAD_WAIT + 0.1:.1f} s"
+    assert not hedge(seg, late, heard=1.9, timeout=30.0)  # nothing came since: the link?
+    assert not hedge(seg, 2.0 + HEAD_WAIT - 0.1, heard=2.5, timeout=30.0)  # not yet
+    seg.since = 2.2  # the answer came: the body's rules apply
+    assert not seg.waiting()
+
+
+def test_a_steady_trickle_is_hedged_only_when_far_slower_than_the_file() -> None:
+    from segfetch.engine.plan import STRAGGLE, STRAGGLE_MIN, Segment, hedge
+
+    assert STRAGGLE == 16 and STRAGGLE_MIN == 8.0
+    # 2 kB/s for 2 s, 256 kB left: 128 s more; the file came at 1 MB/s: a fresh one ~1.3 s
+    seg = Segment(0, 260_000, since=0.0, got=4_000, last=2.0, reads=20)
+    seg.pos = 4_000
+    assert hedge(seg, 2.0, heard=2.0, timeout=30.0, rate=1e6) == "slowed to 2000 B/s"
+    assert not hedge(seg, 2.0, heard=2.0, timeout=30.0)  # no rate known: never
+    # A shared cap (S4): 16 connections of 64 kB/s, 1 MB/s in all; 512 kB left is 8 s, a
+    # fresh connection's 1.5 s x 16 is 24 s: not a straggler.
+    shared = Segment(0, 640_000, since=0.0, got=128_000, last=2.0, reads=20)
+    shared.pos = 128_000
+    assert not hedge(shared, 2.0, heard=2.0, timeout=30.0, rate=1e6)
+    young = Segment(0, 260_000, since=1.5, got=200, last=2.0, reads=2)  # 0.5 s old: wait
+    assert not hedge(young, 2.0, heard=2.0, timeout=30.0, rate=1e6)
+
+
 def test_a_fast_connection_is_not_stolen_from() -> None:
     p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
     a, b = p.take(now=0.0), p.take(now=0.0)

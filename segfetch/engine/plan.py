@@ -31,6 +31,11 @@ class Segment:
     got: int = 0  # bytes of the current response so far
     last: float = 0.0  # when its latest bytes arrived
     reads: int = 0  # reads that brought bytes, for the usual gap between them
+    asked: float = 0.0  # when the request for the current response went out
+
+    def waiting(self) -> bool:
+        """Asked, and no answer streaming yet."""
+        return self.asked > self.since
 
     @property
     def remaining(self) -> int:
@@ -62,21 +67,41 @@ SILENT_GAPS = 8  # times the usual gap between reads
 SLOW_LEFT = 2.0  # seconds: a range under two min_segments is stolen from if it needs longer
 SLIVER = 8  # a fair-share cut leaves no rest below min_segment / SLIVER on its own
 ALONE = 2  # a silent body with no other bytes coming: hedged after this many quiet limits
+HEAD_WAIT = 3.0  # seconds without an answer, while other connections bring bytes
+STRAGGLE = 16  # a body needing this many times longer than a fresh connection would...
+STRAGGLE_MIN = 8.0  # ...and more than this many seconds is asked again
 
 
-def hedge(seg: Segment, now: float, heard: float, timeout: float) -> bool:
-    """Whether to drop seg's response and ask its remaining range again on a new connection.
+def hedge(
+    seg: Segment, now: float, heard: float, timeout: float, rate: float = 0.0
+) -> str | None:
+    """Why to drop seg's response and ask its remaining range again on a new connection, or
+    None to let it be.
 
     ``heard``: when the latest bytes arrived on any connection. Bytes on other connections
     after seg went quiet show the link lives: hedge as soon as seg is silent. When nothing
     else comes (seg alone, or the whole link quiet), the link may be down: wait twice as
     long, still well before the timeout (a third of it at most), which stays the last resort.
+    The same for an answer that does not come while others bring bytes (a server that
+    serves one connection at a time). ``rate``: the file's bytes/s over all connections so
+    far: a body that trickles far slower than a fresh connection could hold up the end,
+    however steadily it flows.
     """
-    if seg.remaining <= 0 or not seg.silent(now):
-        return False
-    if heard > seg.last + SILENT_MIN:
-        return True
-    return now - seg.last > min(timeout / 3, ALONE * seg.quiet_limit())
+    if seg.remaining <= 0:
+        return None
+    if seg.waiting():
+        late = now - seg.asked  # (bytes came on other connections since it was asked)
+        return f"had no answer in {late:.1f} s" if heard > seg.asked and late > HEAD_WAIT else None
+    if seg.silent(now):
+        quiet = now - seg.last
+        if heard > seg.last + SILENT_MIN or quiet > min(timeout / 3, ALONE * seg.quiet_limit()):
+            return f"went silent for {quiet:.1f} s"
+        return None
+    left = seg.seconds_left(now)
+    fresh = SILENT_MIN + seg.remaining / rate if rate > 0 else float("inf")
+    if now - seg.since > SILENT_MIN and left > max(STRAGGLE_MIN, STRAGGLE * fresh):
+        return f"slowed to {seg.got / (now - seg.since):.0f} B/s"
+    return None
 
 
 class Planner:

@@ -75,6 +75,7 @@ class Transfer:
         self.known = rules.Known(state.size, state.etag, state.last_modified, checked)
         self.other_node = False  # bytes came under another node's ETag (see rules.changed)
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
+        self.hedged: dict[int, str] = {}  # id(segment) -> why its request was dropped
         self.heard = 0.0  # when the latest bytes arrived, on any connection
         self.ready = trio.Event()  # the first answer showed the file as expected
         self.gone = 0  # workers that ended (a host that pushed back has one fewer)
@@ -220,14 +221,9 @@ class Transfer:
                         body = await self._open(seg)
                     await self._stream(seg, body, budget)
                 if scope.cancelled_caught:
-                    silent = trio.current_time() - max(seg.last, seg.since)
-                    raise RetryLater(
-                        Failure(
-                            f"{self.name}: a connection went silent for "
-                            f"{silent:.1f} s; asking again on a new one",
-                            True,
-                        )
-                    )
+                    why = self.hedged.pop(id(seg), "was dropped")
+                    message = f"{self.name}: a connection {why}; asking again on a new one"
+                    raise RetryLater(Failure(message, True))
             except (RetryLater, httpx.TransportError) as exc:
                 failure = classify(exc, self.where.current)
                 if failure.backpressure:
@@ -239,6 +235,7 @@ class Transfer:
                 await backoff(budget, failure, self.stats)
             finally:
                 self.watched.pop(id(seg), None)
+                self.hedged.pop(id(seg), None)
                 if body is not None:
                     await body.response.aclose()
                 body = None
@@ -250,6 +247,7 @@ class Transfer:
         if validator := self.state.etag or self.state.last_modified:
             headers["If-Range"] = validator
         self.stats.requests += 1
+        seg.asked = trio.current_time()
         response = await send(self.client, self.where, headers, self.options.timeout)
         try:
             await self.ready.wait()  # sent beside the first request: judged after it
@@ -307,15 +305,19 @@ class Transfer:
         )
 
     async def _keep_watching(self) -> None:
-        """Hedge silent connections: one that has gone quiet while others flow is dropped
-        and its worker asks again, from the byte where it stopped, on a new connection,
-        long before the timeout (which stays the last resort when all go quiet)."""
+        """Hedge silent connections (plan.hedge): one that has gone quiet, or has no answer,
+        while others flow, or trickles far slower than the file comes, is dropped and its
+        worker asks again, from the byte where it stopped, on a new connection, long before
+        the timeout (which stays the last resort when all go quiet)."""
+        started, began = trio.current_time(), self.planner.done.total()
         while True:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
+            rate = (self.planner.done.total() - began) / max(now - started, 1e-3)
             for seg in [s for s in self.planner.active if id(s) in self.watched]:
                 # The tries without progress are counted as ever.
-                if hedge(seg, now, self.heard, self.options.timeout):
+                if why := hedge(seg, now, self.heard, self.options.timeout, rate):
+                    self.hedged[id(seg)] = why
                     self.watched[id(seg)].cancel()
 
     async def _keep_hashing(self) -> None:
