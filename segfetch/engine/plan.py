@@ -72,9 +72,7 @@ STRAGGLE = 16  # a body needing this many times longer than a fresh connection w
 STRAGGLE_MIN = 8.0  # ...and more than this many seconds is asked again
 
 
-def hedge(
-    seg: Segment, now: float, heard: float, timeout: float, rate: float = 0.0
-) -> str | None:
+def hedge(seg: Segment, now: float, heard: float, timeout: float, rate: float = 0.0) -> str | None:
     """Why to drop seg's response and ask its remaining range again on a new connection, or
     None to let it be.
 
