@@ -218,3 +218,24 @@ async def test_real_sdist_only_package_installs(tmp_path: Path, venv_template: P
     through segfetch too, so the offline install can build it."""
     expected, got = await _both(tmp_path, venv_template, "docopt==0.6.2")
     assert got == expected and "docopt==0.6.2" in expected
+
+
+async def test_download_takes_pip_downloads_own_options(
+    tmp_path: Path, dirs: dict[str, Path]
+) -> None:
+    """pip download's options (--no-index, --retries N, --exists-action, ...) are taken,
+    not refused: the same files as pip download's."""
+    root = dirs["root"]
+    args = ["--no-index", "-f", str(root / "links"), "dr-solo", "--retries", "2"]
+    args += ["--exists-action", "w", "--disable-pip-version-check", "-v"]
+    pip = [sys.executable, "-m", "pip", "download", "-q", "-d", str(tmp_path / "pip"), *args]
+    ran = await trio.run_process(pip, capture_stderr=True, check=False)
+    assert ran.returncode == 0, ran.stderr.decode()
+    ours = tmp_path / "ours"
+    proc = await segfetch("download", "-d", str(ours), "--no-cache", *args)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert sorted(p.name for p in ours.iterdir()) == sorted(
+        p.name for p in (tmp_path / "pip").iterdir()
+    )
+    bad = await segfetch("download", "-d", str(ours), "--no-cache", "dr-solo", "--hash-file")
+    assert bad.returncode == 2 and "no such option: --hash-file" in one_line_error(bad)

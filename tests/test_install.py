@@ -166,7 +166,7 @@ async def test_two_processes_share_one_cache(tmp_path: Path, index_dir: Path) ->
         (["sf-nothing==1.0"], "no project 'sf-nothing'"),
         (["sf-beta==9.9"], "no version of sf-beta matches"),
         (["sf-old==1.0"], "fits Python"),
-        (["sf-beta==1.1", "--hash-file"], "unrecognized arguments"),
+        (["sf-beta==1.1", "--hash-file"], "no such option: --hash-file"),
         (["sf-beta=="], "not a requirement"),
         (["sf-nothing"], "no project 'sf-nothing'"),
     ],

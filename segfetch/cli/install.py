@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     from segfetch.wheels.pipnet import may_read_config_files
     from segfetch.wheels.target import start_probe
 
-    check_passed_through(args.pip_args)
+    check_passed_through(args.pip_args, args.command)
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)

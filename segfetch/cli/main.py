@@ -33,10 +33,11 @@ MODULES = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = _parser(argv[0] if argv and argv[0] in MODULES else None)
-    # Options segfetch does not know go to pip, for `install` only (--user, --target, ...).
+    # Options segfetch does not know go to pip, for `install` and `download` only (--user,
+    # --no-index, ...; checked by check_passed_through).
     args, pip_args = parser.parse_known_args(argv)
     args.pip_args = pip_args
-    if args.pip_args and getattr(args, "command", None) != "install":
+    if args.pip_args and getattr(args, "command", None) not in ("install", "download"):
         parser.error(f"unrecognized arguments: {' '.join(args.pip_args)}")
     try:
         try:

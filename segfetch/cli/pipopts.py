@@ -28,12 +28,16 @@ PIP_VALUED: tuple[str, ...] = (
 )
 INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
 INSTALL_FLAGS += ("--ignore-installed",)
-INSTALL_VALUED: tuple[str, ...] = (
-    *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--exists-action"),
-    *("--src", "--source", "--source-dir", "--source-directory"),
-    *("--log", "--log-file", "--local-log", "--root-user-action", "--report"),
+# pip's options with a value that pip download takes too (network, logging, ...)
+GENERAL_VALUED: tuple[str, ...] = (
+    *("--exists-action", "--src", "--source", "--source-dir", "--source-directory"),
+    *("--log", "--log-file", "--local-log"),
     *("--proxy", "--cert", "--client-cert", "--trusted-host", "--keyring-provider"),
-    *("--retries", "--resume-retries", "--refresh-package", "--use-feature", "--use-deprecated"),
+    *("--retries", "--resume-retries", "--use-feature", "--use-deprecated"),
+)
+INSTALL_VALUED: tuple[str, ...] = (
+    *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--root-user-action"),
+    *("--report", "--refresh-package", *GENERAL_VALUED),
 )
 # pip install's flags that change nothing segfetch chooses or fetches: passed through as given.
 PASSED_FLAGS = frozenset(
@@ -69,7 +73,7 @@ _ALIASES |= {s: "--src" for s in ("--source", "--source-dir", "--source-director
 
 def add_pip_options(group: Any, install: bool = False) -> None:
     flags = PIP_FLAGS + (INSTALL_FLAGS if install else ())
-    valued = PIP_VALUED + (INSTALL_VALUED if install else ())
+    valued = PIP_VALUED + (INSTALL_VALUED if install else GENERAL_VALUED)
     for names in _spellings(flags):
         group.add_argument(*names, action=_PipOption, nargs=0)
     for names in _spellings(valued):
@@ -90,21 +94,21 @@ def pip_args_of(args: argparse.Namespace) -> list[str]:
     return [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
 
 
-def check_passed_through(words: Sequence[str]) -> None:
-    """The options argparse left over (``install``): pip flags that change nothing segfetch
-    does pass through; anything else stops here, before any download."""
+def check_passed_through(words: Sequence[str], command: str = "install") -> None:
+    """The options argparse left over (``install``, ``download``): pip flags that change
+    nothing segfetch does pass through; anything else stops here, before any download."""
     for word in words:
         name = word.partition("=")[0]
         if name in RENAMED:
-            raise UsageError(f"segfetch install takes {RENAMED[name]} for pip's {name}")
+            raise UsageError(f"segfetch {command} takes {RENAMED[name]} for pip's {name}")
         if name in NOT_YET:
             raise UsageError(
-                f"segfetch install does not take pip's {name} yet: run pip install for this set"
+                f"segfetch {command} does not take pip's {name} yet: run pip {command} for this set"
             )
         if word.startswith("-") and name not in PASSED_FLAGS and not _REPEATED.match(word):
             raise UsageError(
-                f"no such option: {name} (segfetch install --help lists segfetch's options "
-                "and the pip install options it takes)"
+                f"no such option: {name} (segfetch {command} --help lists segfetch's options "
+                f"and the pip {command} options it takes)"
             )
 
 
