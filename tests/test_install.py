@@ -195,6 +195,27 @@ async def test_an_empty_requirements_file_is_nothing_to_do(tmp_path: Path, comma
         assert proc.stdout.decode().split() == (["[]"] if extra else [])
 
 
+async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """-r URL and -c URL, as pip takes them; one that cannot be read, or names local
+    files, is one line."""
+    served = {
+        "/req.txt": b"sf-alpha==1.0\n",
+        "/c.txt": b"sf-beta==1.0\n",
+        "/nested.txt": b"-r other.txt\n",
+    }
+    async with Emulator(served, index=index_dir, link=Link()) as emu:
+        where = ["-d", str(tmp_path / "out"), "--index-url", emu.index_url, "--no-cache"]
+        got = await segfetch("download", "-r", emu.url("/req.txt"), "-c", emu.url("/c.txt"), *where)
+        assert got.returncode == 0, got.stderr
+        names = sorted(p.name for p in (tmp_path / "out").iterdir())
+        assert names == ["sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.0-py3-none-any.whl"]
+        for url, words in [(emu.url("/nothing.txt"), "404"), (emu.url("/nested.txt"), "local")]:
+            bad = await segfetch("download", "-r", url, *where)
+            assert bad.returncode == 2 and words in one_line_error(bad)
+
+
 async def test_wrong_hash_keeps_nothing_and_installs_nothing(
     tmp_path: Path, index_dir: Path, venv: Path
 ) -> None:

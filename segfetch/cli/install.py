@@ -140,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
-    reqs = _requirements(args)
+    reqs = _requirements(args, options.timeout)
     if reqs.empty:  # only empty requirements files: nothing to do, as pip says nothing
         if args.json:
             print("[]")
@@ -354,7 +354,7 @@ async def _fetch_set(
     return fetched, pip_reqs, origins
 
 
-def _requirements(args: argparse.Namespace) -> RequirementSet:
+def _requirements(args: argparse.Namespace, timeout: float) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
     reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
@@ -364,14 +364,33 @@ def _requirements(args: argparse.Namespace) -> RequirementSet:
     for path in getattr(args, "editable", []):
         reqs.add_editable(path)
     for path in args.requirement:
-        reqs.add_file(Path(path))
+        _add_file(reqs, path, timeout, constraint=False)
     for path in args.constraint:
-        reqs.add_file(Path(path), constraint=True)
+        _add_file(reqs, path, timeout, constraint=True)
     if reqs.empty and not args.requirement:  # pip: an empty requirements file is no error
         raise UsageError("nothing to do: give requirements, or -r FILE")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
     reqs.check_hashes()
     return reqs
+
+
+def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bool) -> None:
+    """-r/-c FILE, or an http(s) URL of one, as pip takes it."""
+    if not path.startswith(("http://", "https://")):
+        reqs.add_file(Path(path), constraint=constraint)
+        return
+    import httpx
+
+    why = ""
+    try:
+        answer = httpx.get(path, follow_redirects=True, timeout=timeout)
+        if answer.status_code != 200:
+            why = f"the server answered {answer.status_code} {answer.reason_phrase}"
+    except httpx.HTTPError as exc:
+        why = str(exc) or type(exc).__name__
+    if why:
+        raise UsageError(f"cannot read requirements file {redact_url(path)}: {why}")
+    reqs.add_fetched(answer.content, redact_url(path), constraint=constraint)
 
 
 def _pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> list[str]:

@@ -91,7 +91,7 @@ def _spellings(options: tuple[str, ...]) -> list[list[str]]:
 
 def pip_args_of(args: argparse.Namespace) -> list[str]:
     """Every pip option given, known to segfetch's parser or passed through, in order."""
-    return [*(getattr(args, "pip_kept", None) or []), *args.pip_args]
+    return [*(getattr(args, "pip_kept", None) or []), *getattr(args, "pip_args", [])]
 
 
 def check_passed_through(words: Sequence[str], command: str = "install") -> None:

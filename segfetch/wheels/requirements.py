@@ -350,12 +350,20 @@ class RequirementSet:
             raise UsageError(
                 f"cannot read requirements file {str(path)!r}: {exc.strerror}"
             ) from None
-        text = decode(raw, path)
+        self._add_text(decode(raw, path), str(path), path.parent, constraint, (*_seen, real))
+
+    def add_fetched(self, raw: bytes, url: str, *, constraint: bool = False) -> None:
+        """A requirements file read from a URL (``-r https://...``, fetched by the caller)."""
+        self._add_text(decode(raw, Path(url)), url, None, constraint, ())
+
+    def _add_text(
+        self, text: str, name: str, base: Path | None, constraint: bool, seen: tuple[Path, ...]
+    ) -> None:
         for lineno, line in _logical_lines(text):
-            self._add_line(line, f"{path}:{lineno}", path.parent, constraint, (*_seen, real))
+            self._add_line(line, f"{name}:{lineno}", base, constraint, seen)
 
     def _add_line(
-        self, line: str, where: str, base: Path, constraint: bool, seen: tuple[Path, ...]
+        self, line: str, where: str, base: Path | None, constraint: bool, seen: tuple[Path, ...]
     ) -> None:
         line = _ENV.sub(lambda m: os.environ.get(m[1], m[0]), line)
         if not line.startswith("-"):
@@ -367,6 +375,9 @@ class RequirementSet:
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
         opt, value = _option(words, where)
+        if base is None and opt in ("-r", "--requirement", "-c", "--constraint", "-f"):
+            raise UsageError(f"{where}: a file read from a URL cannot name local files ({opt})")
+        base = base or Path()
         if opt in ("-r", "--requirement", "-c", "--constraint"):
             nested = base / value
             self.add_file(
