@@ -234,6 +234,7 @@ def test_hash_options_filter_files() -> None:
         ("gamma", "no files for gamma"),
         ("alpha==7", "no version of alpha matches"),
         ("beta>=9", "fits Python"),
+        ("alpha==1.5", r"alpha==1.5 requires Python >=3.12 \(its Requires-Python\), not 3.11"),
     ],
 )
 def test_no_match_says_why(text: str, words: str) -> None:

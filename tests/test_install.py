@@ -496,6 +496,31 @@ async def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
         await _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
 
 
+async def test_a_build_that_fails_in_pips_resolver_shows_pips_account(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No ERROR line: pip's output (what the build printed) is shown as pip shows it, and
+    the one line names the step that failed, not pip's closing note."""
+    from segfetch.wheels.pip import pip_report as _pip_report
+
+    account = (
+        "  error: subprocess-exited-with-error\n"
+        "  \N{MULTIPLICATION SIGN} Getting requirements to build wheel did not run successfully.\n"
+        "  ╰─> AttributeError: cython_sources\n"
+        "note: This error originates from a subprocess, and is likely not a problem with pip.\n"
+    )
+    fake = tmp_path / "python"
+    fake.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{account}EOF\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(SegfetchError) as failed:
+        await _pip_report(str(fake), ["x"], "http://127.0.0.1:9/simple/", False)
+    assert str(failed.value) == (
+        "pip could not resolve the requirements: Getting requirements to build wheel did not "
+        "run successfully. (pip's output is above)"
+    )
+    assert "AttributeError: cython_sources" in capfd.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "said"),
     [

@@ -48,6 +48,9 @@ async def _stop_resolver(proc: trio.Process) -> None:
     proc.kill()
 
 
+CROSS = "\N{MULTIPLICATION SIGN}"  # pip marks the step that failed with it
+
+
 def loopback_direct(env: dict[str, str]) -> None:
     """segfetch's own index on 127.0.0.1 is asked directly, whatever proxy the environment
     names for everything else (HTTP_PROXY, ALL_PROXY: pip and uv would send it there)."""
@@ -67,7 +70,12 @@ def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list
             raise old_pip
         said = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
         errors = [ln for ln in said if ln.startswith("ERROR")]
-        why = (errors or said or ["no reason given"])[-1].removeprefix("ERROR:").strip()
+        if errors:
+            why = errors[-1].removeprefix("ERROR:").strip()
+        else:  # a build that failed: pip's own account of it (its cross line says which step)
+            sys.stderr.write(stderr)
+            step = [ln.lstrip(CROSS + " ").strip() for ln in said if ln.startswith(CROSS)]
+            why = (step or said or ["no reason given"])[-1] + " (pip's output is above)"
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
         infos = [item["download_info"] for item in json.loads(stdout)["install"]]

@@ -61,6 +61,7 @@ def candidates(
     pinned = wanted.pinned
     versions_seen: set[Version] = set()
     tags_seen: set[str] = set()
+    python_refused: set[str] = set()  # Requires-Python of matching files the target fails
     found = []
     for f in files:
         parsed = parse_filename(f.filename)
@@ -75,6 +76,7 @@ def candidates(
         if not how.ignore_requires_python and not _python_ok(
             f.requires_python, target.python_version
         ):
+            python_refused.add(f.requires_python or "")
             continue
         if wanted.hashes and f.sha256 is not None and f.sha256 not in wanted.hashes:
             continue
@@ -93,7 +95,7 @@ def candidates(
         finals = [c for c in found if not c.version.is_prerelease]
         found = finals or found
     if not found:
-        raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target))
+        raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target, python_refused))
     return found
 
 
@@ -106,7 +108,13 @@ def _python_ok(requires_python: str | None, version: Version) -> bool:
         return True  # pip ignores a malformed requires-python too
 
 
-def _why_none(wanted: Wanted, versions: set[Version], tags: set[str], target: Target) -> str:
+def _why_none(
+    wanted: Wanted,
+    versions: set[Version],
+    tags: set[str],
+    target: Target,
+    python_refused: set[str],
+) -> str:
     req = str(wanted.req)
     if not versions:
         return f"{wanted.where}: the index has no files for {wanted.req.name}"
@@ -117,6 +125,12 @@ def _why_none(wanted: Wanted, versions: set[Version], tags: set[str], target: Ta
         return f"{wanted.where}: no version of {name} matches {req!r} (the index has {newest})"
     if wanted.hashes:
         return f"{wanted.where}: no file of {req} has the sha256 given with --hash"
+    if python_refused and not tags:  # every matching file asks for another Python
+        needs = " or ".join(sorted(python_refused))
+        return (
+            f"{wanted.where}: {req} requires Python {needs} (its Requires-Python), not "
+            f"{target.python_version}: ask for an older version, or use another Python"
+        )
     ours = ", ".join(target.tags[:3])
     theirs = ", ".join(sorted(tags)[:6]) or "none"
     return (
