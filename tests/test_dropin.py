@@ -5,6 +5,7 @@ alone and segfetch (with pip or uv installing) leave two fresh environments with
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -239,3 +240,31 @@ async def test_download_takes_pip_downloads_own_options(
     )
     bad = await segfetch("download", "-d", str(ours), "--no-cache", "dr-solo", "--hash-file")
     assert bad.returncode == 2 and "no such option: --hash-file" in one_line_error(bad)
+
+
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+async def test_pips_options_from_the_environment_apply(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, installer: str
+) -> None:
+    """PIP_NO_DEPS and PIP_ONLY_BINARY, as pip reads them: the same freeze as pip's, and no
+    byte of a dependency fetched."""
+    env = {"PIP_NO_DEPS": "1", "PIP_ONLY_BINARY": ":all:", "PIP_PRE": "0"}
+    async with Emulator(index=dirs["index"]) as emu:
+        alone, ours = (
+            fresh(venv_template, tmp_path / "pip"),
+            fresh(venv_template, tmp_path / "ours"),
+        )
+        pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, "dr-a"]
+        ran = await trio.run_process(
+            pip, capture_stderr=True, check=False, env={**os.environ, **env}
+        )
+        assert ran.returncode == 0, ran.stderr.decode()
+        emu.log.clear()
+        proc = await segfetch(
+            "install", "--python", ours, "--index-url", emu.index_url, "-q", "--installer",
+            installer, "--no-cache", "dr-a", env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        fetched = {str(e["path"]).rsplit("/", 1)[-1] for e in emu.log}
+    assert not any(name.startswith("dr_b") for name in fetched), fetched
+    assert await freeze(ours) == await freeze(alone) == ["dr-a==1.0"]

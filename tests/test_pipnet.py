@@ -129,3 +129,26 @@ def test_the_index_is_pips_the_environment_over_the_files() -> None:
     no_env = listing.split("\n", 1)[1]
     assert index_urls_in_config(no_env, "install")[0] == "https://install.example/simple/"
     assert index_urls_in_config(no_env, "download")[0] == "https://global.example/simple/"
+
+
+def test_configured_options_read_as_pip_ranks_them() -> None:
+    """PIP_* variables and pip.conf's sections: the environment first, then the command's
+    section, then global; pip's true/false words; install's own options for install only."""
+    from segfetch.wheels.pipnet import configured_options, environment_listing
+
+    env = {"PIP_NO_DEPS": "yes", "PIP_PRE": "0", "PIP_ONLY_BINARY": ":all:", "PIP_UPGRADE": "1"}
+    listing = environment_listing(env)
+    assert configured_options(listing, "install") == [
+        "--no-deps", "--upgrade", "--only-binary", ":all:"
+    ]  # fmt: skip
+    assert configured_options(listing, "download") == ["--no-deps", "--only-binary", ":all:"]
+    files = "install.no-deps='false'\nglobal.no-deps='true'\nglobal.no-binary='a b'\n"
+    assert configured_options(files, "install") == ["--no-binary", "a", "--no-binary", "b"]
+    assert configured_options(files, "download") == [
+        "--no-deps",
+        "--no-binary",
+        "a",
+        "--no-binary",
+        "b",
+    ]
+    assert configured_options(files + listing, "install", sources=(":env:",))[0] == "--no-deps"

@@ -140,6 +140,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
+    if "--isolated" not in args.pip_args:  # (pip reads no configuration then)
+        _take_configured(args)
     reqs = _requirements(args, options.timeout)
     if reqs.empty:  # only empty requirements files: nothing to do, as pip says nothing
         if args.json:
@@ -206,6 +208,16 @@ def _run_started(
     @functools.cache
     def constrained() -> None:
         _configured_constraints(args, reqs, pip_config)
+        if config_files and not args.quiet and "--isolated" not in args.pip_args:
+            from segfetch.wheels.pipnet import configured_options
+
+            sections = (f"{args.command}.", "global.")
+            if unread := configured_options(pip_config(), args.command, sources=sections):
+                print(
+                    f"segfetch: warning: pip's configuration files set {' '.join(unread)}, "
+                    "which segfetch does not read there yet: give them on the command line",
+                    file=sys.stderr,
+                )
 
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread
@@ -352,6 +364,19 @@ async def _fetch_set(
                 await check_hashed_set(fetched, reqs, target)
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
     return fetched, pip_reqs, origins
+
+
+def _take_configured(args: argparse.Namespace) -> None:
+    """pip's options that PIP_* variables set (PIP_NO_DEPS=1, PIP_ONLY_BINARY=:all:, ...), as
+    if given first on the command line: segfetch's choices and its installer follow them."""
+    from segfetch.wheels.pipnet import configured_options, environment_listing
+
+    words = configured_options(environment_listing(os.environ), args.command)
+    args.pre = args.pre or "--pre" in words
+    if "--require-hashes" in words:
+        args.pip_args = ["--require-hashes", *args.pip_args]
+    kept = [w for w in words if w not in ("--pre", "--require-hashes")]
+    args.pip_kept = kept + (getattr(args, "pip_kept", None) or [])
 
 
 def _requirements(args: argparse.Namespace, timeout: float) -> RequirementSet:

@@ -32,6 +32,35 @@ def config_settings(listing: str, name: str, command: str) -> list[str]:
     return [found[s] for s in (":env:", command, "global") if found.get(s)]
 
 
+# pip's options that its configuration (PIP_* variables, pip.conf) may set and that change
+# what is chosen or how it installs: taken as if given first on the command line.
+CONFIGURED_FLAGS: tuple[str, ...] = ("no-deps", "pre", "prefer-binary", "require-hashes")
+CONFIGURED_FLAGS += ("ignore-requires-python", "no-build-isolation")
+CONFIGURED_INSTALL_FLAGS = ("upgrade", "force-reinstall", "ignore-installed")
+CONFIGURED_VALUED = ("only-binary", "no-binary")
+CONFIGURED_INSTALL_VALUED = ("upgrade-strategy",)
+_TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})  # pip's strtobool
+
+
+def configured_options(listing: str, command: str, *, sources: tuple[str, ...] = ()) -> list[str]:
+    """Those options, from the lines of ``pip config list``, as command-line words. Only
+    the sections in ``sources`` count if given (":env:" for the environment alone)."""
+    install = command == "install"
+    flags = CONFIGURED_FLAGS + (CONFIGURED_INSTALL_FLAGS if install else ())
+    valued = CONFIGURED_VALUED + (CONFIGURED_INSTALL_VALUED if install else ())
+    if sources:
+        listing = "".join(ln + "\n" for ln in listing.splitlines() if ln.startswith(sources))
+    out: list[str] = []
+    for name in flags:
+        values = config_settings(listing, name, command)
+        if values and values[0].lower() in _TRUE:
+            out.append(f"--{name}")
+    for name in valued:
+        for value in config_settings(listing, name, command)[:1]:
+            out += [w for word in value.split() for w in (f"--{name}", word)]
+    return out
+
+
 def command_line_values(pip_args: Sequence[str], option: str) -> list[str]:
     """Every value given to ``option`` (``--x V`` or ``--x=V``) among pip's arguments."""
     out = []
