@@ -181,13 +181,28 @@ async def test_a_range_ignored_midway_is_retried_never_spliced(tmp_path: Path, s
         assert result.retries >= 1 and result.restarts == 0
 
 
+async def test_server_that_stops_honouring_ranges_midway_goes_one_stream(
+    tmp_path: Path,
+) -> None:
+    """After two ranges the server sends the whole file (same ETag) to every request: three
+    such answers in a row and the rest comes as one plain stream, not a failure."""
+    link = Link(rate=4 << 20, faults=(Fault("ignore_range", after=2),))
+    async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        result = await fetch(emu, dest, connections=4)
+        assert dest.read_bytes() == emu.content(PATH) and result.restarts == 0
+        last = file_requests(emu)[-1]
+        assert last["status"] == 200 and not last["range"]  # the one stream: no Range
+        assert_clean(dest)
+
+
 async def test_server_that_stops_honouring_ranges_keeps_state_then_goes_one_stream(
     tmp_path: Path,
 ) -> None:
     link = Link(rate=4 << 20, faults=(Fault("ignore_range", after=2),))
     async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
         dest = tmp_path / "out.whl"
-        policy = RetryPolicy(max_tries=2, base=0.01, cap=0.02)
+        policy = RetryPolicy(max_tries=1, base=0.01, cap=0.02)  # gives up at the first 200
         with pytest.raises(RetriesExhausted, match="ignored a Range request"):
             await fetch(emu, dest, connections=4, policy=policy)
         assert (tmp_path / "out.whl.part.json").exists()  # the state is kept

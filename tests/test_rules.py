@@ -150,7 +150,11 @@ def test_per_node_etags_are_not_a_new_file_where_the_result_is_checked() -> None
     known = Known(100, '"node-a"', date, checked=True)
     node_b = httpx.Headers({"ETag": '"node-b"', "Last-Modified": date, "Content-Length": "100"})
     verdict = rules.judge_segment(200, node_b, 10, 20, known, NAME)
-    assert isinstance(verdict, rules.Retry) and verdict.drop_etag
+    assert isinstance(verdict, rules.Retry) and verdict.drop_etag and not verdict.whole
+    # The whole file under our own ETag: a server that ignores ranges (one stream, in time).
+    node_a = httpx.Headers({"ETag": '"node-a"', "Last-Modified": date, "Content-Length": "100"})
+    verdict = rules.judge_segment(200, node_a, 10, 20, known, NAME)
+    assert isinstance(verdict, rules.Retry) and verdict.whole and not verdict.drop_etag
     later = httpx.Headers({"ETag": '"node-b"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"})
     assert isinstance(rules.judge_segment(200, later, 10, 20, known, NAME), rules.Restart)
     ranged = httpx.Headers(

@@ -42,6 +42,11 @@ class StartOver(Exception):
         self.one_node = one_node
 
 
+class Unranged(Exception):
+    """The server stopped answering ranges of the file (it sends the very file whole):
+    fetch the rest as one stream."""
+
+
 # A redirect target that answers these has most likely expired (presigned URLs, release
 # assets): the URL asked for gives a fresh one.
 EXPIRED_STATUS = frozenset({401, 403, 404, 410})

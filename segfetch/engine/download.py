@@ -25,6 +25,7 @@ from segfetch.engine.client import (
     Location,
     RetryLater,
     StartOver,
+    Unranged,
     Usable,
     backoff,
     carry_out,
@@ -299,6 +300,12 @@ class _Download:
                 return await self._single(response)
             finally:
                 await response.aclose()
+        except Unranged:  # mid-pass the server stopped doing ranges (the same file, whole)
+            if self.slots is not None and not self.probe_slot:  # the worker gave it back
+                await self.slots.acquire()
+            self.probe_slot = True
+            self.state, self.hasher = None, PrefixHasher(self.part)  # all of it, from byte 0
+            return await self._single(None)
         finally:
             self._release_probe_slot()
 

@@ -70,6 +70,7 @@ class Retry:
     failure: Failure
     drop_etag: bool = False
     open: bool = False  # ask the rest of the file (``bytes=N-``) next time
+    whole: bool = False  # a 200 of the very file (its validators say so): usable as one stream
 
 
 @dataclass(frozen=True)
@@ -287,7 +288,10 @@ def judge_segment(
         # try again. Where the ETag differs from node to node, If-Range with it fails on the
         # other nodes: from now on it carries Last-Modified.
         failure = Failure(f"{name} ignored a Range request", retry=True)
-        return Retry(failure, drop_etag=per_node_etag(known, etag, modified))
+        # (Not another node's ETag: If-Range with ours was bound to get the whole file there.)
+        other_node = per_node_etag(known, etag, modified)
+        whole = not other_node and same_version(known, etag, modified, size)
+        return Retry(failure, drop_etag=other_node, whole=whole)
     if status != 206:
         return Retry(Failure(f"{name} answered {status}", retry=True, status=status))
     if span is None:

@@ -18,6 +18,7 @@ from segfetch.engine.client import (
     Location,
     RetryLater,
     StartOver,
+    Unranged,
     backoff,
     carry_out,
     classify,
@@ -46,6 +47,7 @@ class Body(NamedTuple):
 # bytes lost in flight on the cut are worth it (measured on nginx, docs/benchmarks.md).
 STEAL_AFTER = 1.0
 WATCH_EVERY = 0.25  # seconds between looks for silent connections
+IGNORED_RANGES = 3  # the file whole to this many range requests in a row: one stream
 SAVE_EVERY = 1.0  # seconds between control-file saves
 HASH_EVERY = 0.05  # seconds between steps of the prefix hash
 
@@ -74,6 +76,7 @@ class Transfer:
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
         self.known = rules.Known(state.size, state.etag, state.last_modified, checked)
         self.other_node = False  # bytes came under another node's ETag (see rules.changed)
+        self.ignored = 0  # 200s of the very file to range requests, in a row
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.hedged: dict[int, str] = {}  # id(segment) -> why its request was dropped
         self.heard = 0.0  # when the latest bytes arrived, on any connection
@@ -118,11 +121,11 @@ class Transfer:
                         for _ in range(self.options.cap - 1):
                             workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
-                    raise first_error(group, StartOver) from None
+                    raise first_error(group, StartOver, Unranged) from None
                 background.cancel_scope.cancel()
             finished = True
         except BaseExceptionGroup as group:
-            raise first_error(group, StartOver) from None
+            raise first_error(group, StartOver, Unranged) from None
         finally:
             # Not ready: nothing was written, nor known to be this file. On the way out of
             # a failure or a cancel the state is saved at once; after a whole pass in a
@@ -267,6 +270,11 @@ class Transfer:
                 self.state.etag = None
                 self.known = self.known._replace(etag=None)
                 self.other_node = True
+            # A proxy may ignore a Range now and then: tried again. A server that stopped
+            # doing ranges sends the whole file each time: from then on, one stream.
+            self.ignored = self.ignored + 1 if verdict.whole else 0
+            if self.ignored >= IGNORED_RANGES:
+                raise Unranged
 
         chunks, verdict = await carry_out(response, judge, on_retry, self.name)
         if isinstance(verdict, rules.Ranged) and verdict.etag != self.known.etag:
