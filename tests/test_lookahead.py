@@ -345,9 +345,9 @@ def test_pip_options_keep_their_values() -> None:
     )  # fmt: skip
     assert rest == []
     assert args.requirements == ["lk-src"]
-    from segfetch.cli.install import _requirements
+    from segfetch.cli.reqset import requirement_set
 
-    reqs = _requirements(args, 30.0)
+    reqs = requirement_set(args, 30.0)
     assert reqs.pip_lines({}) == (["lk-src"], [])
     assert reqs.only_binary == {":all:"} and reqs.no_binary == {"lk-x"}
     assert reqs.prefer_binary and reqs.foreign_target and not reqs.fully_pinned

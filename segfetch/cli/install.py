@@ -13,14 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segfetch.cli import running
+from segfetch.cli import reqset, running
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
-    INSTALL_VALUED,
-    INSTALLED_FLAGS,
-    INSTALLED_VALUED,
-    PIP_VALUED,
     add_pip_options,
     check_passed_through,
     pip_args_of,
@@ -141,8 +137,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)
     if "--isolated" not in args.pip_args:  # (pip reads no configuration then)
-        _take_configured(args)
-    reqs = _requirements(args, options.timeout)
+        reqset.take_configured(args)
+    reqs = reqset.requirement_set(args, options.timeout)
     if reqs.empty:  # only empty requirements files: nothing to do, as pip says nothing
         if args.json:
             print("[]")
@@ -207,7 +203,7 @@ def _run_started(
 
     @functools.cache
     def constrained() -> None:
-        _configured_constraints(args, reqs, pip_config)
+        reqset.configured_constraints(args, reqs, pip_config)
         if config_files and not args.quiet and "--isolated" not in args.pip_args:
             from segfetch.wheels.pipnet import configured_options
 
@@ -232,7 +228,7 @@ def _run_started(
         if config_files or reqs.direct:
             return None
         constrained()
-        return _pip_files(reqs, {}, folder)
+        return reqset.pip_files(reqs, {}, folder)
 
     with (
         tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway,
@@ -348,7 +344,7 @@ async def _fetch_set(
                 direct = await session.fetch_direct(reqs, target)
                 if pip_reqs_now is None:  # with pip's constraints, the direct URLs' files
                     local = {url: f.path for url, f in direct.items()}
-                    pip_reqs = _pip_files(reqs, local, pip_files)
+                    pip_reqs = reqset.pip_files(reqs, local, pip_files)
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
             if args.command == "install":
                 planned += session.build_deps
@@ -364,113 +360,6 @@ async def _fetch_set(
                 await check_hashed_set(fetched, reqs, target)
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
     return fetched, pip_reqs, origins
-
-
-def _take_configured(args: argparse.Namespace) -> None:
-    """pip's options that PIP_* variables set (PIP_NO_DEPS=1, PIP_ONLY_BINARY=:all:, ...), as
-    if given first on the command line: segfetch's choices and its installer follow them."""
-    from segfetch.wheels.pipnet import configured_options, environment_listing
-
-    words = configured_options(environment_listing(os.environ), args.command)
-    args.pre = args.pre or "--pre" in words
-    if "--require-hashes" in words:
-        args.pip_args = ["--require-hashes", *args.pip_args]
-    kept = [w for w in words if w not in ("--pre", "--require-hashes")]
-    args.pip_kept = kept + (getattr(args, "pip_kept", None) or [])
-
-
-def _requirements(args: argparse.Namespace, timeout: float) -> RequirementSet:
-    from segfetch.wheels.requirements import RequirementSet
-
-    reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
-    _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
-    for text in args.requirements:
-        reqs.add_string(text)
-    for path in getattr(args, "editable", []):
-        reqs.add_editable(path)
-    for path in args.requirement:
-        _add_file(reqs, path, timeout, constraint=False)
-    for path in args.constraint:
-        _add_file(reqs, path, timeout, constraint=True)
-    if reqs.empty and not args.requirement:  # pip: an empty requirements file is no error
-        raise UsageError("nothing to do: give requirements, or -r FILE")
-    reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
-    reqs.check_hashes()
-    return reqs
-
-
-def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bool) -> None:
-    """-r/-c FILE, or an http(s) URL of one, as pip takes it."""
-    if not path.startswith(("http://", "https://")):
-        reqs.add_file(Path(path), constraint=constraint)
-        return
-    import httpx
-
-    why = ""
-    try:
-        answer = httpx.get(path, follow_redirects=True, timeout=timeout)
-        if answer.status_code != 200:
-            why = f"the server answered {answer.status_code} {answer.reason_phrase}"
-    except httpx.HTTPError as exc:
-        why = str(exc) or type(exc).__name__
-    if why:
-        raise UsageError(f"cannot read requirements file {redact_url(path)}: {why}")
-    reqs.add_fetched(answer.content, redact_url(path), constraint=constraint)
-
-
-def _pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> list[str]:
-    """The set as pip reads it, in files of ``folder``: the same lines, flattened, with the
-    direct URLs on their verified files (``local``), so pip fetches nothing itself."""
-    lines, constraints = reqs.pip_lines(local)
-    out = []
-    for name, flag, text in (("requirements", "-r", lines), ("constraints", "-c", constraints)):
-        if text:
-            path = folder / f"{name}.txt"
-            path.write_text("".join(line + "\n" for line in text), encoding="utf-8")
-            out += [flag, str(path)]
-    return out
-
-
-def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> None:
-    """The pip options given that change what pip chooses, for segfetch's own choices and
-    for pip's resolver (``reqs.pip_options``; ``reqs.installed`` for an install into the
-    target's environment)."""
-    from segfetch.wheels.requirements import RESOLVER_FLAGS, RESOLVER_VALUED
-
-    installed: list[str] = []
-    words = iter(kept)  # as _PipOption keeps them: an option, then its value if it has one
-    for word in words:
-        if word in ELSEWHERE or word == "--user":  # not the environment's packages
-            install = False
-        if word in PIP_VALUED or word in INSTALL_VALUED:
-            value = next(words, "")
-            if word in RESOLVER_VALUED:
-                reqs.add_pip_option(word, value)
-            elif word in INSTALLED_VALUED:
-                installed += [word, value]
-        elif word in RESOLVER_FLAGS:
-            reqs.add_pip_option(word)
-        elif word in INSTALLED_FLAGS:
-            installed.append(word)
-    reqs.installed = installed if install else None
-
-
-def _configured_constraints(
-    args: argparse.Namespace, reqs: RequirementSet, pip_config: Callable[[], str]
-) -> None:
-    """The constraint files of the target pip's configuration (``constraint`` in pip.conf,
-    PIP_CONSTRAINT; ``pip_config``: the lines of ``pip config list``): pip applies them to
-    every install, so segfetch applies them too, and names them to its resolver, which runs
-    without pip's configuration."""
-    from segfetch.wheels.requirements import constraints_in_config
-
-    for path in constraints_in_config(pip_config(), args.command):
-        if path.startswith(("http://", "https://")):
-            raise UsageError(
-                f"pip's configuration names the constraints file {redact_url(path)}: segfetch "
-                "reads constraints from disk only; save it and give it with -c"
-            )
-        reqs.add_constraint_file(Path(path))
 
 
 def _pip_config_list(python: str) -> str:

@@ -19,8 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from segfetch.engine import rules
-from segfetch.engine.body import body_chunks
+from segfetch.engine import rules, whole
 from segfetch.engine.client import (
     Location,
     RetryLater,
@@ -29,12 +28,10 @@ from segfetch.engine.client import (
     Usable,
     backoff,
     carry_out,
-    classify,
     make_client,
     send,
 )
 from segfetch.engine.control import START, Controller
-from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
 from segfetch.engine.repair import damaged_ranges
@@ -454,55 +451,12 @@ class _Download:
         return state.size
 
     async def _single(self, response: httpx.Response | None) -> int:
-        """One stream from byte 0: the server ignores ranges. A failure starts it over."""
-        budget = Budget(self.options.policy, self.rng)
-        while True:
-            try:
-                if response is None:
-                    self.stats.requests += 1
-                    response = await send(self.client, self.where, {}, self.options.timeout)
-                verdict = rules.judge_whole(
-                    response.status_code, response.headers, self.size, self.name, self.html_ok
-                )
-                if isinstance(verdict, rules.Fail):
-                    raise verdict.error
-                if isinstance(verdict, rules.Retry):
-                    raise RetryLater(verdict.failure)
-                return await self._stream_whole(response, verdict.size)
-            except (RetryLater, httpx.TransportError) as exc:
-                await backoff(budget, classify(exc, self.where.current), self.stats)
-            finally:
-                if response is not None:
-                    await response.aclose()
-                response = None
-
-    async def _stream_whole(self, response: httpx.Response, size: int | None) -> int:
-        size = size if size is not None else self.size  # never write past a known size
-        keep = self.state  # set only where the validator showed the same file: bytes stay good
-        self.stats.resumed = 0  # every byte comes again in this stream
-        if keep is None:
-            self.part.reset()  # no resume without ranges
-        else:
-            self.part.open(fresh=False)
-        self.stats.received = pos = 0
-        try:
-            async for chunk in body_chunks(response):
-                if size is not None and pos + len(chunk) > size:
-                    raise ServerError(f"{self.name} sent more than {size} bytes")
-                self.part.write(pos, chunk)
-                self.hasher.feed(pos, chunk)
-                pos += len(chunk)
-                self.stats.received = pos
-                self._report()
-        finally:
-            if keep is not None and pos:  # what arrived counts for the next run too
-                keep.done.add(0, pos)
-                self.part.save_synced(keep)
-        if size is not None and pos != size:
-            raise RetryLater(Failure(f"{self.name}: body ended at {pos} of {size} bytes", True))
-        await self.hasher.advance(pos)
-        self._report(force=True)
-        return pos
+        """One stream from byte 0 (whole.py): the server ignores ranges."""
+        return await whole.fetch(
+            self.client, self.where, self.options, self.rng, self.stats, self.part,
+            self.hasher, size=self.size, keep=self.state, html_ok=self.html_ok,
+            report=self._report, response=response,
+        )  # fmt: skip
 
     def _report(self, force: bool = False) -> None:
         if self.progress is None:

@@ -13,13 +13,9 @@ too (``Choosing``), and so are the ``constraint`` files of pip's configuration
 
 from __future__ import annotations
 
-import codecs
-import contextlib
-import locale
 import os
 import re
 import shlex
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,20 +34,11 @@ from packaging.version import InvalidVersion, Version
 from segfetch.errors import SegfetchError, UsageError
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
+from segfetch.wheels.reqtext import decode, logical_lines, option, split_options
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_COMMENT = re.compile(r"(^|\s+)#.*$")
-# As pip's auto_decode, but UTF-32 first: a UTF-32-LE BOM starts with the UTF-16-LE one.
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32-LE"),
-    (codecs.BOM_UTF32_BE, "UTF-32-BE"),
-    (codecs.BOM_UTF8, "UTF-8"),
-    (codecs.BOM_UTF16_LE, "UTF-16-LE"),
-    (codecs.BOM_UTF16_BE, "UTF-16-BE"),
-)
 _VCS = ("git+", "hg+", "svn+", "bzr+")
 _ARCHIVES = (".whl", ".tar.gz", ".zip")  # what segfetch fetches from a direct URL
-_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")  # PEP 263, as pip reads it
 BOTH = frozenset({"binary", "source"})
 # pip options that choose files for another interpreter than the target's: segfetch's own
 # choice (tags, Requires-Python, markers) is then not pip's.
@@ -359,7 +346,7 @@ class RequirementSet:
     def _add_text(
         self, text: str, name: str, base: Path | None, constraint: bool, seen: tuple[Path, ...]
     ) -> None:
-        for lineno, line in _logical_lines(text):
+        for lineno, line in logical_lines(text):
             self._add_line(line, f"{name}:{lineno}", base, constraint, seen)
 
     def _add_line(
@@ -367,14 +354,14 @@ class RequirementSet:
     ) -> None:
         line = _ENV.sub(lambda m: os.environ.get(m[1], m[0]), line)
         if not line.startswith("-"):
-            req_text, _, options = _split_options(line)
+            req_text, _, options = split_options(line)
             self._add_requirement(req_text, where, options, constraint=constraint)
             return
         try:
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        opt, value = _option(words, where)
+        opt, value = option(words, where)
         if base is None and opt in ("-r", "--requirement", "-c", "--constraint", "-f"):
             raise UsageError(f"{where}: a file read from a URL cannot name local files ({opt})")
         base = base or Path()
@@ -400,73 +387,6 @@ class RequirementSet:
             self.add_editable(value)
         else:
             raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
-
-
-def decode(raw: bytes, path: Path) -> str:
-    """A requirements file's text, read as pip reads it: by its BOM, else by a coding line
-    in its first two lines, else as the locale's encoding. UTF-8 is tried before the locale,
-    as segfetch has always read these files."""
-    for bom, encoding in _BOMS:
-        if raw.startswith(bom):
-            return _decode(raw, encoding, path, len(bom))
-    for line in raw.split(b"\n")[:2]:
-        if line.startswith(b"#") and (m := _CODING.search(line)):
-            return _decode(raw, m[1].decode("ascii"), path)
-    for encoding in ("utf-8", locale.getpreferredencoding(False) or sys.getdefaultencoding()):
-        with contextlib.suppress(UnicodeDecodeError, LookupError):
-            return raw.decode(encoding)
-    return _decode(raw, "UTF-8", path)  # to say where it is not UTF-8
-
-
-def _decode(raw: bytes, encoding: str, path: Path, start: int = 0) -> str:
-    try:
-        return raw[start:].decode(encoding)
-    except LookupError:
-        raise UsageError(f"{path}: unknown encoding {encoding!r} in its coding line") from None
-    except UnicodeDecodeError as exc:
-        where = f"{exc.reason} at byte {start + exc.start}"
-        raise UsageError(f"{path}: not {encoding} text ({where}); save it as UTF-8") from None
-
-
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, line) with comments removed and continuations joined."""
-    out: list[tuple[int, str]] = []
-    pending, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = _COMMENT.sub("", raw).rstrip()
-        if not pending:
-            start = number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        line = (pending + line).strip()
-        pending = ""
-        if line:
-            out.append((start, line))
-    if pending.strip():
-        out.append((start, pending.strip()))
-    return out
-
-
-def _split_options(line: str) -> tuple[str, str, list[str]]:
-    """'foo==1 --hash=sha256:ab' -> ('foo==1', '', ['--hash=sha256:ab'])."""
-    head, sep, tail = line.partition(" --")
-    options = ("--" + tail).split() if sep else []
-    return head.strip(), sep, options
-
-
-def _option(words: list[str], where: str) -> tuple[str, str]:
-    first = words[0]
-    if first.startswith("--") and "=" in first:
-        name, _, value = first.partition("=")
-        return name, value
-    if first in ("--pre", "--prefer-binary", "--require-hashes", "--no-index"):
-        return first, ""
-    if len(words) >= 2:
-        return first, words[1]
-    if first.startswith("-") and not first.startswith("--") and len(first) > 2:
-        return first[:2], first[2:]  # -rfile.txt
-    raise UsageError(f"{where}: option {first} needs a value")
 
 
 def _requirement(text: str, where: str, options: list[str] | None = None) -> Wanted:

@@ -1,0 +1,96 @@
+"""One stream from byte 0: the plain path of a download, for a server that ignores ranges
+(or stopped doing them mid-pass). A failure starts the stream over; the bytes on disk count
+for a later run only where the saved state showed the very file (``keep``)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import httpx
+
+from segfetch.engine import rules
+from segfetch.engine.body import body_chunks
+from segfetch.engine.client import Location, RetryLater, backoff, classify, send
+from segfetch.engine.failures import Failure
+from segfetch.engine.options import Options
+from segfetch.engine.result import Stats
+from segfetch.engine.retry import Budget
+from segfetch.engine.store import PartFile, PrefixHasher, State
+from segfetch.errors import ServerError
+
+
+async def fetch(
+    client: httpx.AsyncClient,
+    where: Location,
+    options: Options,
+    rng: random.Random,
+    stats: Stats,
+    part: PartFile,
+    hasher: PrefixHasher,
+    *,
+    size: int | None,
+    keep: State | None,
+    html_ok: bool,
+    report: Callable[..., None],
+    response: httpx.Response | None,
+) -> int:
+    """The file's size once it is all in ``part`` and hashed; ``response``: a first answer
+    to use (None: ask)."""
+    budget = Budget(options.policy, rng)
+    while True:
+        try:
+            if response is None:
+                stats.requests += 1
+                response = await send(client, where, {}, options.timeout)
+            verdict = rules.judge_whole(
+                response.status_code, response.headers, size, where.name, html_ok
+            )
+            if isinstance(verdict, rules.Fail):
+                raise verdict.error
+            if isinstance(verdict, rules.Retry):
+                raise RetryLater(verdict.failure)
+            known = verdict.size if verdict.size is not None else size  # never write past it
+            return await _stream(response, known, part, hasher, stats, keep, where.name, report)
+        except (RetryLater, httpx.TransportError) as exc:
+            await backoff(budget, classify(exc, where.current), stats)
+        finally:
+            if response is not None:
+                await response.aclose()
+            response = None
+
+
+async def _stream(
+    response: httpx.Response,
+    size: int | None,
+    part: PartFile,
+    hasher: PrefixHasher,
+    stats: Stats,
+    keep: State | None,
+    name: str,
+    report: Callable[..., None],
+) -> int:
+    stats.resumed = 0  # every byte comes again in this stream
+    if keep is None:
+        part.reset()  # no resume without ranges
+    else:
+        part.open(fresh=False)
+    stats.received = pos = 0
+    try:
+        async for chunk in body_chunks(response):
+            if size is not None and pos + len(chunk) > size:
+                raise ServerError(f"{name} sent more than {size} bytes")
+            part.write(pos, chunk)
+            hasher.feed(pos, chunk)
+            pos += len(chunk)
+            stats.received = pos
+            report()
+    finally:
+        if keep is not None and pos:  # what arrived counts for the next run too
+            keep.done.add(0, pos)
+            part.save_synced(keep)
+    if size is not None and pos != size:
+        raise RetryLater(Failure(f"{name}: body ended at {pos} of {size} bytes", True))
+    await hasher.advance(pos)
+    report(force=True)
+    return pos

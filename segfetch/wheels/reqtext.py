@@ -1,0 +1,92 @@
+"""The text of a requirements file, as pip reads it: its encoding (a BOM, a PEP 263 coding
+line, else UTF-8 or the locale's), comments, line continuations, and the options of a line.
+Pure."""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import locale
+import re
+import sys
+from pathlib import Path
+
+from segfetch.errors import UsageError
+
+_COMMENT = re.compile(r"(^|\s+)#.*$")
+# As pip's auto_decode, but UTF-32 first: a UTF-32-LE BOM starts with the UTF-16-LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32-LE"),
+    (codecs.BOM_UTF32_BE, "UTF-32-BE"),
+    (codecs.BOM_UTF8, "UTF-8"),
+    (codecs.BOM_UTF16_LE, "UTF-16-LE"),
+    (codecs.BOM_UTF16_BE, "UTF-16-BE"),
+)
+_CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")  # PEP 263, as pip reads it
+
+
+def decode(raw: bytes, path: Path) -> str:
+    """A requirements file's text, read as pip reads it: by its BOM, else by a coding line
+    in its first two lines, else as the locale's encoding. UTF-8 is tried before the locale,
+    as segfetch has always read these files."""
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            return _decode(raw, encoding, path, len(bom))
+    for line in raw.split(b"\n")[:2]:
+        if line.startswith(b"#") and (m := _CODING.search(line)):
+            return _decode(raw, m[1].decode("ascii"), path)
+    for encoding in ("utf-8", locale.getpreferredencoding(False) or sys.getdefaultencoding()):
+        with contextlib.suppress(UnicodeDecodeError, LookupError):
+            return raw.decode(encoding)
+    return _decode(raw, "UTF-8", path)  # to say where it is not UTF-8
+
+
+def _decode(raw: bytes, encoding: str, path: Path, start: int = 0) -> str:
+    try:
+        return raw[start:].decode(encoding)
+    except LookupError:
+        raise UsageError(f"{path}: unknown encoding {encoding!r} in its coding line") from None
+    except UnicodeDecodeError as exc:
+        where = f"{exc.reason} at byte {start + exc.start}"
+        raise UsageError(f"{path}: not {encoding} text ({where}); save it as UTF-8") from None
+
+
+def logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, line) with comments removed and continuations joined."""
+    out: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = _COMMENT.sub("", raw).rstrip()
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line:
+            out.append((start, line))
+    if pending.strip():
+        out.append((start, pending.strip()))
+    return out
+
+
+def split_options(line: str) -> tuple[str, str, list[str]]:
+    """'foo==1 --hash=sha256:ab' -> ('foo==1', '', ['--hash=sha256:ab'])."""
+    head, sep, tail = line.partition(" --")
+    options = ("--" + tail).split() if sep else []
+    return head.strip(), sep, options
+
+
+def option(words: list[str], where: str) -> tuple[str, str]:
+    first = words[0]
+    if first.startswith("--") and "=" in first:
+        name, _, value = first.partition("=")
+        return name, value
+    if first in ("--pre", "--prefer-binary", "--require-hashes", "--no-index"):
+        return first, ""
+    if len(words) >= 2:
+        return first, words[1]
+    if first.startswith("-") and not first.startswith("--") and len(first) > 2:
+        return first[:2], first[2:]  # -rfile.txt
+    raise UsageError(f"{where}: option {first} needs a value")
