@@ -268,3 +268,29 @@ async def test_pips_options_from_the_environment_apply(
         fetched = {str(e["path"]).rsplit("/", 1)[-1] for e in emu.log}
     assert not any(name.startswith("dr_b") for name in fetched), fetched
     assert await freeze(ours) == await freeze(alone) == ["dr-a==1.0"]
+
+
+async def test_hash_mode_reaches_what_pips_resolver_adds(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path
+) -> None:
+    """--require-hashes and a direct URL with its #sha256: the URL counts as hashed, but
+    the dependencies pip's resolver adds have no hash: refused, as pip refuses them."""
+    root = dirs["root"]
+    wheel = root / DIRECT[1:]
+    async with Emulator({DIRECT: wheel}, index=dirs["index"]) as emu:
+        req = tmp_path / "req.txt"
+        req.write_text(
+            f"--require-hashes\ndr-direct @ {emu.url(DIRECT)}#sha256={sha256_of(wheel)}\n"
+        )
+        alone, ours = (
+            fresh(venv_template, tmp_path / "pip"),
+            fresh(venv_template, tmp_path / "ours"),
+        )
+        pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, "-r", str(req)]
+        ran = await trio.run_process(pip, capture_stderr=True, check=False)
+        assert ran.returncode == 1, ran.stderr.decode()
+        proc = await segfetch(
+            "install", "--python", ours, "--index-url", emu.index_url, "--no-cache", "-r", str(req)
+        )
+        assert proc.returncode == 1 and "hash" in one_line_error(proc, only=False)
+    assert await freeze(ours) == await freeze(alone)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from segfetch.engine.download import Result, Slots, download
+from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
 from segfetch.engine.retry import RetryPolicy
@@ -189,8 +189,10 @@ async def test_server_that_stops_honouring_ranges_midway_goes_one_stream(
     link = Link(rate=4 << 20, faults=(Fault("ignore_range", after=2),))
     async with Emulator({PATH: SyntheticFile(1_000_000)}, link=link) as emu:
         dest = tmp_path / "out.whl"
-        result = await fetch(emu, dest, connections=4)
+        seen: list[Progress] = []
+        result = await fetch(emu, dest, connections=4, progress=seen.append)
         assert dest.read_bytes() == emu.content(PATH) and result.restarts == 0
+        assert (seen[-1].done, seen[-1].prefix) == (1_000_000, 1_000_000)  # the stream's bytes
         last = file_requests(emu)[-1]
         assert last["status"] == 200 and not last["range"]  # the one stream: no Range
         assert_clean(dest)

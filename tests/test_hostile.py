@@ -255,6 +255,57 @@ async def test_a_trickling_connection_does_not_hold_up_the_end(tmp_path: Path) -
     assert (tmp_path / "f.bin").read_bytes() == body and result.retries >= 1
 
 
+async def test_a_server_that_serves_two_at_once_is_waited_for_not_failed(tmp_path: Path) -> None:
+    """Two requests served at a time, the rest wait their turn with no answer (a small
+    worker pool): an unanswered request is dropped as for a 503 (one connection fewer, its
+    range back to the others), never counted as a failed try until the download gives up."""
+    body = bytes(range(256)) * 16384  # 4 MiB: pieces of ~700 kB, 4 s each
+    turn = trio.Semaphore(2)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            start, end = range_asked(head, len(body))
+            async with turn:
+                await stream.send_all(head_206(start, end, len(body)))
+                for i in range(start, end + 1, 16384):  # about 160 kB/s
+                    await stream.send_all(body[i : min(i + 16384, end + 1)])
+                    await trio.sleep(0.1)
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        options = Options(connections=6, min_segment=512 * 1024, timeout=30.0, policy=FAST)
+        with trio.fail_after(60):
+            result = await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == body and result.retries >= 1
+
+
+async def test_a_range_ignored_now_and_then_never_turns_into_one_stream(tmp_path: Path) -> None:
+    """Every other answer is the whole file (a proxy that ignores some ranges): never three
+    in a row, so the download stays ranged, retrying those."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    ranges: list[bool] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            asked = b"\r\nrange:" in head.lower()
+            ranges.append(asked)
+            if asked and len(ranges) % 2 == 0:  # the whole file, under the same ETag
+                whole = b'HTTP/1.1 200 OK\r\nETag: "x"\r\nContent-Length: %d\r\n\r\n'
+                await stream.send_all(whole % len(body) + body)
+                continue
+            start, end = range_asked(head, len(body))
+            await stream.send_all(head_206(start, end, len(body)) + body[start : end + 1])
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        options = Options(connections=4, min_segment=64 * 1024, timeout=30.0)
+        with trio.fail_after(30):
+            await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == body and all(ranges)
+
+
 async def test_unwritable_destination_is_one_line(tmp_path: Path) -> None:
     from segfetch.testing.emulator import Emulator, SyntheticFile
 

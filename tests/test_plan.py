@@ -185,22 +185,27 @@ def test_an_answer_that_does_not_come_is_hedged_once_others_brought_bytes() -> N
     assert not seg.waiting()
 
 
-def test_a_steady_trickle_is_hedged_only_when_far_slower_than_the_file() -> None:
-    from segfetch.engine.plan import STRAGGLE, STRAGGLE_MIN, Segment, hedge
+def test_a_steady_trickle_is_hedged_only_when_far_slower_than_its_share() -> None:
+    """``rate`` is a fresh connection's share of the file's rate (transfer.py divides by the
+    connections streaming): connections slowed alike are never stragglers."""
+    from segfetch.engine.plan import STRAGGLE, STRAGGLE_AFTER, STRAGGLE_MIN, Segment, hedge
 
-    assert STRAGGLE == 16 and STRAGGLE_MIN == 8.0
-    # 2 kB/s for 2 s, 256 kB left: 128 s more; the file came at 1 MB/s: a fresh one ~1.3 s
-    seg = Segment(0, 260_000, since=0.0, got=4_000, last=2.0, reads=20)
-    seg.pos = 4_000
-    assert hedge(seg, 2.0, heard=2.0, timeout=30.0, rate=1e6) == "slowed to 2000 B/s"
-    assert not hedge(seg, 2.0, heard=2.0, timeout=30.0)  # no rate known: never
-    # A shared cap (S4): 16 connections of 64 kB/s, 1 MB/s in all; 512 kB left is 8 s, a
-    # fresh connection's 1.5 s x 16 is 24 s: not a straggler.
-    shared = Segment(0, 640_000, since=0.0, got=128_000, last=2.0, reads=20)
-    shared.pos = 128_000
-    assert not hedge(shared, 2.0, heard=2.0, timeout=30.0, rate=1e6)
-    young = Segment(0, 260_000, since=1.5, got=200, last=2.0, reads=2)  # 0.5 s old: wait
-    assert not hedge(young, 2.0, heard=2.0, timeout=30.0, rate=1e6)
+    assert (STRAGGLE, STRAGGLE_MIN, STRAGGLE_AFTER) == (16, 8.0, 4.0)
+    # 2 kB/s for 5 s, 250 kB left: 125 s more; a share of 1 MB/s: a fresh one ~1.25 s
+    seg = Segment(0, 260_000, since=0.0, got=10_000, last=5.0, reads=50)
+    seg.pos = 10_000
+    assert hedge(seg, 5.0, heard=5.0, timeout=30.0, rate=1e6) == "slowed to 2000 B/s"
+    assert not hedge(seg, 5.0, heard=5.0, timeout=30.0)  # no rate known: never
+    young = Segment(0, 260_000, since=1.5, got=7_000, last=5.0, reads=35)  # 3.5 s: slow start?
+    young.pos = 7_000
+    assert not hedge(young, 5.0, heard=5.0, timeout=30.0, rate=1e6)
+    # Capped alike (a shared link, a per-connection cap, -n 64): each gets its share, so
+    # its time left is the fresh one's, never 16 times it.
+    for n in (4, 16, 64):
+        share = 4e6 / n
+        alike = Segment(0, 2_000_000, since=0.0, got=int(share * 10), last=10.0, reads=100)
+        alike.pos = alike.got
+        assert not hedge(alike, 10.0, heard=10.0, timeout=30.0, rate=share)
 
 
 def test_a_fast_connection_is_not_stolen_from() -> None:

@@ -299,3 +299,18 @@ def test_hash_checking_mode_refuses_an_editable(tmp_path: Path) -> None:
     rs.add_editable(str(tmp_path))
     with pytest.raises(HashModeError, match="no single file to hash"):
         rs.check_hashes()
+
+
+def test_urls_inside_requirement_files_are_one_line(tmp_path: Path) -> None:
+    """A nested -r URL is not joined to the folder as a path; a file read from a URL names
+    no local file (its -f may be a URL)."""
+    local = tmp_path / "req.txt"
+    local.write_text("-r https://h.example/more.txt\n")
+    with pytest.raises(UsageError, match="give a file at a URL on the command line"):
+        RequirementSet().add_file(local)
+    fetched = RequirementSet()
+    fetched.add_fetched(b"--find-links https://h.example/links/\nalpha==1\n", "https://h/r.txt")
+    assert fetched.find_links == ["https://h.example/links/"]
+    for line in (b"-f links\n", b"--find-links links\n", b"-r other.txt\n"):
+        with pytest.raises(UsageError, match="cannot name local files"):
+            RequirementSet().add_fetched(line, "https://h/r.txt")

@@ -147,6 +147,15 @@ def test_per_node_etags_are_not_a_new_file_where_the_result_is_checked() -> None
     newer = {"ETag": '"node-b"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
     changed = rules.judge_segment(200, httpx.Headers(newer), 10, 20, unchecked, NAME)
     assert isinstance(changed, rules.Restart) and not changed.one_node  # a new file
+    # No date to agree on, or another size: a change, not another node.
+    no_date = httpx.Headers({"ETag": '"b"', "Content-Range": "bytes 10-19/100"})
+    verdict = rules.judge_segment(206, no_date, 10, 20, Known(100, '"a"', None), NAME)
+    assert isinstance(verdict, rules.Restart) and not verdict.one_node
+    bigger = httpx.Headers(
+        {"ETag": '"b"', "Last-Modified": date, "Content-Range": "bytes 10-19/200"}
+    )
+    verdict = rules.judge_segment(206, bigger, 10, 20, unchecked, NAME)
+    assert isinstance(verdict, rules.Restart) and not verdict.one_node
     known = Known(100, '"node-a"', date, checked=True)
     node_b = httpx.Headers({"ETag": '"node-b"', "Last-Modified": date, "Content-Length": "100"})
     verdict = rules.judge_segment(200, node_b, 10, 20, known, NAME)

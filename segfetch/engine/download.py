@@ -302,6 +302,7 @@ class _Download:
                 await self.slots.acquire()
             self.probe_slot = True
             self.state, self.hasher = None, PrefixHasher(self.part)  # all of it, from byte 0
+            self.transfer = None  # progress counts the stream's bytes from now on
             return await self._single(None)
         finally:
             self._release_probe_slot()

@@ -69,7 +69,8 @@ SLIVER = 8  # a fair-share cut leaves no rest below min_segment / SLIVER on its 
 ALONE = 2  # a silent body with no other bytes coming: hedged after this many quiet limits
 HEAD_WAIT = 3.0  # seconds without an answer, while other connections bring bytes
 STRAGGLE = 16  # a body needing this many times longer than a fresh connection would...
-STRAGGLE_MIN = 8.0  # ...and more than this many seconds is asked again
+STRAGGLE_MIN = 8.0  # ...and more than this many seconds is asked again,
+STRAGGLE_AFTER = 4.0  # ...once its answer has come for this long
 
 
 def hedge(seg: Segment, now: float, heard: float, timeout: float, rate: float = 0.0) -> str | None:
@@ -81,9 +82,10 @@ def hedge(seg: Segment, now: float, heard: float, timeout: float, rate: float = 
     else comes (seg alone, or the whole link quiet), the link may be down: wait twice as
     long, still well before the timeout (a third of it at most), which stays the last resort.
     The same for an answer that does not come while others bring bytes (a server that
-    serves one connection at a time). ``rate``: the file's bytes/s over all connections so
-    far: a body that trickles far slower than a fresh connection could hold up the end,
-    however steadily it flows.
+    serves one connection at a time). ``rate``: what a fresh connection would get, its
+    share of the file's bytes/s so far: a body that trickles far slower could hold up the
+    end, however steadily it flows (after STRAGGLE_AFTER seconds: a new connection's slow
+    start is not a trickle).
     """
     if seg.remaining <= 0:
         return None
@@ -97,7 +99,7 @@ def hedge(seg: Segment, now: float, heard: float, timeout: float, rate: float = 
         return None
     left = seg.seconds_left(now)
     fresh = SILENT_MIN + seg.remaining / rate if rate > 0 else float("inf")
-    if now - seg.since > SILENT_MIN and left > max(STRAGGLE_MIN, STRAGGLE * fresh):
+    if now - seg.since > STRAGGLE_AFTER and left > max(STRAGGLE_MIN, STRAGGLE * fresh):
         return f"slowed to {seg.got / (now - seg.since):.0f} B/s"
     return None
 

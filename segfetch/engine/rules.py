@@ -84,8 +84,11 @@ class Restart:
     one_node: bool = False
 
 
-def _restart(known: Known, etag: str | None, last_modified: str | None, reason: str) -> Restart:
-    other_node = per_node_etag(known._replace(checked=True), etag, last_modified)
+def _restart(
+    known: Known, etag: str | None, last_modified: str | None, size: int | None, reason: str
+) -> Restart:
+    same_size = size is None or size == known.size
+    other_node = same_size and per_node_etag(known._replace(checked=True), etag, last_modified)
     return Restart(reason, one_node=other_node)
 
 
@@ -141,7 +144,8 @@ def same_version(
 def per_node_etag(known: Known, etag: str | None, last_modified: str | None) -> bool:
     """Another ETag for the same size and Last-Modified, where the result is checked."""
     other = bool(known.etag and etag and etag != known.etag)
-    return other and known.checked and last_modified == known.last_modified
+    same_date = known.last_modified is not None and last_modified == known.last_modified
+    return other and known.checked and same_date
 
 
 def multipart_boundary(headers: Headers) -> bytes | None:
@@ -198,7 +202,7 @@ def judge_probe(
             return judge_whole(status, headers, expected_size, name, html_ok)
         size = content_length(headers)
         if changed(known, etag, modified, size):
-            return _restart(known, etag, modified, "the file changed since the last run")
+            return _restart(known, etag, modified, size, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
             message = f"{name} sent another node's ETag; asking again by Last-Modified"
             return Retry(Failure(message, retry=True), drop_etag=True)
@@ -235,7 +239,7 @@ def judge_probe(
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
     if known is not None:
         if changed(known, etag, modified, total):
-            return _restart(known, etag, modified, "the file changed since the last run")
+            return _restart(known, etag, modified, total, "the file changed since the last run")
     elif expected_size is not None and total != expected_size:
         return Fail(
             ServerError(
@@ -282,7 +286,7 @@ def judge_segment(
             return Retry(Failure(f"{name}: {exc}", retry=True))
         span = (first, last)
     if changed(known, etag, modified, size):
-        return _restart(known, etag, modified, f"{name} changed during the download")
+        return _restart(known, etag, modified, size, f"{name} changed during the download")
     if status == 200:
         # Same file, but this answer ignored the range: drop the body, never splice it, and
         # try again. Where the ETag differs from node to node, If-Range with it fails on the

@@ -121,11 +121,11 @@ class Transfer:
                         for _ in range(self.options.cap - 1):
                             workers.start_soon(self._extra_worker)
                 except BaseExceptionGroup as group:
-                    raise first_error(group, StartOver, Unranged) from None
+                    raise first_error(group, KeyboardInterrupt, StartOver, Unranged) from None
                 background.cancel_scope.cancel()
             finished = True
         except BaseExceptionGroup as group:
-            raise first_error(group, StartOver, Unranged) from None
+            raise first_error(group, KeyboardInterrupt, StartOver, Unranged) from None
         finally:
             # Not ready: nothing was written, nor known to be this file. On the way out of
             # a failure or a cancel the state is saved at once; after a whole pass in a
@@ -225,6 +225,14 @@ class Transfer:
                     await self._stream(seg, body, budget)
                 if scope.cancelled_caught:
                     why = self.hedged.pop(id(seg), "was dropped")
+                    if seg.waiting() and self.stats.workers > 1:
+                        # No answer while others get theirs: the host serves fewer at once
+                        # (a queue, one connection at a time). As for a 503: one fewer of
+                        # us, and the range goes back to the others, not to the queue's end.
+                        if self.slots is not None:
+                            self.slots.shrink(asked)
+                        self.stats.retries += 1
+                        return False
                     message = f"{self.name}: a connection {why}; asking again on a new one"
                     raise RetryLater(Failure(message, True))
             except (RetryLater, httpx.TransportError) as exc:
@@ -277,6 +285,7 @@ class Transfer:
                 raise Unranged
 
         chunks, verdict = await carry_out(response, judge, on_retry, self.name)
+        self.ignored = 0  # a range came: "in a row" starts over
         if isinstance(verdict, rules.Ranged) and verdict.etag != self.known.etag:
             self.other_node = self.other_node or bool(verdict.etag and self.known.etag)
         return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
@@ -321,10 +330,13 @@ class Transfer:
         while True:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
-            rate = (self.planner.done.total() - began) / max(now - started, 1e-3)
+            # What a fresh connection would get: its share of the file's rate so far.
+            streaming = sum(1 for s in self.planner.active if s.reads and not s.waiting())
+            share = (self.planner.done.total() - began) / max(now - started, 1e-3)
+            share /= max(1, streaming)
             for seg in [s for s in self.planner.active if id(s) in self.watched]:
                 # The tries without progress are counted as ever.
-                if why := hedge(seg, now, self.heard, self.options.timeout, rate):
+                if why := hedge(seg, now, self.heard, self.options.timeout, share):
                     self.hedged[id(seg)] = why
                     self.watched[id(seg)].cancel()
 

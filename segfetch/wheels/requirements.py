@@ -244,6 +244,9 @@ class RequirementSet:
         if not self.require_hashes and not any(w.hashes for w in every):
             return
         self.require_hashes = True
+        # pip's resolver too, for what it adds (a URL's #sha256 alone does not say it there)
+        if "--require-hashes" not in self.pip_options:
+            self.pip_options.append("--require-hashes")
         mode = "hash-checking mode (a requirement has --hash, or --require-hashes)"
         unpinned = [w for w in self.wanted if not _pinned_for_pip(w.req)]
         if unpinned:
@@ -362,10 +365,14 @@ class RequirementSet:
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
         opt, value = option(words, where)
-        if base is None and opt in ("-r", "--requirement", "-c", "--constraint", "-f"):
+        includes = opt in ("-r", "--requirement", "-c", "--constraint")
+        if includes and value.startswith(("http://", "https://")):
+            raise UsageError(f"{where}: {opt} {value}: give a file at a URL on the command line")
+        local = includes or (opt in ("-f", "--find-links") and "://" not in value)
+        if base is None and local:
             raise UsageError(f"{where}: a file read from a URL cannot name local files ({opt})")
         base = base or Path()
-        if opt in ("-r", "--requirement", "-c", "--constraint"):
+        if includes:
             nested = base / value
             self.add_file(
                 nested, constraint=constraint or opt in ("-c", "--constraint"), _seen=seen
