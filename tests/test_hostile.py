@@ -14,6 +14,7 @@ import trio
 
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
+from segfetch.engine.result import Result
 from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import DiskError, DownloadError, RetriesExhausted
 
@@ -171,13 +172,28 @@ async def test_a_mirror_with_another_etag_is_never_spliced(tmp_path: Path) -> No
     the same bytes, but only a checked result (a sha256, a zip's CRCs) may take it so.
     Unchecked, it is another file: the download starts over, and ends as one version."""
     one, two = bytes(range(256)) * 4096, bytes(reversed(range(256))) * 4096  # 1 MiB each
-    async with trio.open_nursery() as nursery:
-        port = await serve(nursery, mirrors([one, two], [b'"a"', b'"b"']))
-        options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
-        with trio.fail_after(30):
-            result = await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
-        nursery.cancel_scope.cancel()
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    result = await fetch_from(
+        mirrors([one, two], [b'"a"', b'"b"']), tmp_path / "f.bin", options, 30
+    )
     assert (tmp_path / "f.bin").read_bytes() == two and result.restarts >= 1
+
+
+async def fetch_from(handler: Handler, dest: Path, options: Options, limit: float) -> Result:
+    """A download of /f.bin from ``handler``'s server on loopback, within ``limit`` s."""
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        with trio.fail_after(limit):
+            result = await download(f"http://127.0.0.1:{port}/f.bin", dest, options)
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def send_slowly(stream: trio.SocketStream, data: bytes, step: int) -> None:
+    """``step`` bytes every 0.1 s."""
+    for i in range(0, len(data), step):
+        await stream.send_all(data[i : i + step])
+        await trio.sleep(0.1)
 
 
 def range_asked(head: bytes, size: int) -> tuple[int, int]:
@@ -225,12 +241,9 @@ async def test_an_answer_that_never_comes_is_asked_again_while_others_flow(
     async def stuck(stream: trio.SocketStream, start: int, end: int) -> None:
         await trio.sleep(60)
 
-    async with trio.open_nursery() as nursery:
-        port = await serve(nursery, ranged(body, stuck))
-        options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
-        with trio.fail_after(20):  # under the timeout: the hedge did it, not the timeout
-            await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
-        nursery.cancel_scope.cancel()
+    options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
+    # Within 20 s, under the 30 s timeout: the hedge did it, not the timeout.
+    await fetch_from(ranged(body, stuck), tmp_path / "f.bin", options, 20)
     assert (tmp_path / "f.bin").read_bytes() == body
 
 
@@ -242,16 +255,10 @@ async def test_a_trickling_connection_does_not_hold_up_the_end(tmp_path: Path) -
 
     async def trickle(stream: trio.SocketStream, start: int, end: int) -> None:
         await stream.send_all(head_206(start, end, len(body)))
-        for i in range(start, end + 1, 200):
-            await stream.send_all(body[i : min(i + 200, end + 1)])
-            await trio.sleep(0.1)
+        await send_slowly(stream, body[start : end + 1], 200)
 
-    async with trio.open_nursery() as nursery:
-        port = await serve(nursery, ranged(body, trickle))
-        options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
-        with trio.fail_after(40):
-            result = await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
-        nursery.cancel_scope.cancel()
+    options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
+    result = await fetch_from(ranged(body, trickle), tmp_path / "f.bin", options, 40)
     assert (tmp_path / "f.bin").read_bytes() == body and result.retries >= 1
 
 
@@ -267,16 +274,10 @@ async def test_a_server_that_serves_two_at_once_is_waited_for_not_failed(tmp_pat
             start, end = range_asked(head, len(body))
             async with turn:
                 await stream.send_all(head_206(start, end, len(body)))
-                for i in range(start, end + 1, 16384):  # about 160 kB/s
-                    await stream.send_all(body[i : min(i + 16384, end + 1)])
-                    await trio.sleep(0.1)
+                await send_slowly(stream, body[start : end + 1], 16384)  # ~160 kB/s
 
-    async with trio.open_nursery() as nursery:
-        port = await serve(nursery, handler)
-        options = Options(connections=6, min_segment=512 * 1024, timeout=30.0, policy=FAST)
-        with trio.fail_after(60):
-            result = await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
-        nursery.cancel_scope.cancel()
+    options = Options(connections=6, min_segment=512 * 1024, timeout=30.0, policy=FAST)
+    result = await fetch_from(handler, tmp_path / "f.bin", options, 60)
     assert (tmp_path / "f.bin").read_bytes() == body and result.retries >= 1
 
 
@@ -297,12 +298,8 @@ async def test_a_range_ignored_now_and_then_never_turns_into_one_stream(tmp_path
             start, end = range_asked(head, len(body))
             await stream.send_all(head_206(start, end, len(body)) + body[start : end + 1])
 
-    async with trio.open_nursery() as nursery:
-        port = await serve(nursery, handler)
-        options = Options(connections=4, min_segment=64 * 1024, timeout=30.0)
-        with trio.fail_after(30):
-            await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
-        nursery.cancel_scope.cancel()
+    options = Options(connections=4, min_segment=64 * 1024, timeout=30.0)
+    await fetch_from(handler, tmp_path / "f.bin", options, 30)
     assert (tmp_path / "f.bin").read_bytes() == body and all(ranges)
 
 
