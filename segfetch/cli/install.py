@@ -356,7 +356,8 @@ async def _fetch_set(
                 fetched = await installing.fetch(session, planned, pip_reqs, reqs, target)
             finally:
                 bars.close()
-            if reqs.require_hashes:  # (uv's streaming route checked it before uv's last byte)
+            # (uv's streaming route checked it before uv had a last byte: not again)
+            if reqs.require_hashes and installing.code is None:
                 await check_hashed_set(fetched, reqs, target)
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
     return fetched, pip_reqs, origins
