@@ -307,6 +307,37 @@ async def test_a_range_ignored_now_and_then_never_turns_into_one_stream(tmp_path
     assert (tmp_path / "f.bin").read_bytes() == body and all(ranges)
 
 
+async def test_a_redirect_to_another_mirror_is_never_spliced(tmp_path: Path) -> None:
+    """/f.bin redirects to one mirror, which refuses after its first answer (an expired
+    link), then to another that has other bytes of the same size; neither sends a
+    validator: nothing tells them apart but where they are. The file starts over on one
+    connection, and one version results."""
+    one, two = bytes(range(256)) * 4096, bytes(reversed(range(256))) * 4096  # 1 MiB each
+    asked = {b"/f.bin": 0, b"/a": 0}
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            path = head.split(b" ")[1]
+            if path == b"/f.bin":
+                mirror = b"/a" if asked[path] == 0 else b"/b"
+                asked[path] += 1
+                where = b"Location: " + mirror + b"/f.bin\r\nContent-Length: 0\r\n\r\n"
+                await stream.send_all(b"HTTP/1.1 302 Found\r\n" + where)
+                continue
+            if path.startswith(b"/a/") and asked[b"/a"]:
+                await stream.send_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                continue
+            asked[b"/a"] += path.startswith(b"/a/")
+            body = one if path.startswith(b"/a/") else two
+            start, end = range_asked(head, len(body))
+            reply = head_206(start, end, len(body)).replace(b'ETag: "x"\r\n', b"")
+            await stream.send_all(reply + body[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() in (one, two) and result.restarts >= 1
+
+
 async def test_unwritable_destination_is_one_line(tmp_path: Path) -> None:
     from segfetch.testing.emulator import Emulator, SyntheticFile
 

@@ -77,6 +77,7 @@ class Transfer:
         self.known = rules.Known(state.size, state.etag, state.last_modified, checked)
         self.other_node = False  # bytes came under another node's ETag (see rules.changed)
         self.ignored = 0  # 200s of the very file to range requests, in a row
+        self.server: tuple[str, str, int | None, str] | None = None  # the first answer's
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.hedged: dict[int, str] = {}  # id(segment) -> why its request was dropped
         self.heard = 0.0  # when the latest bytes arrived, on any connection
@@ -107,6 +108,7 @@ class Transfer:
         as a function, the probe is sent beside the other workers' requests, and they judge
         their answers once it has come."""
         if isinstance(body, Body):
+            self.server = _server(body.response.url)
             self.ready.set()
         seg = self.planner.take(at=first) if self.planner.pending else None
         finished = False
@@ -145,6 +147,7 @@ class Transfer:
         try:
             if not isinstance(body, Body):
                 body = await body()
+                self.server = _server(body.response.url)  # before the others judge theirs
                 self.ready.set()
             await self._worker(seg, body)
         finally:
@@ -286,6 +289,12 @@ class Transfer:
 
         chunks, verdict = await carry_out(response, judge, on_retry, self.name)
         self.ignored = 0  # a range came: "in a row" starts over
+        # Redirected to another server (a mirror) than the first answer came from: its bytes
+        # are the same file's only if its strong ETag says so, or the result is checked.
+        moved = self.server is not None and _server(response.url) != self.server
+        same_etag = isinstance(verdict, rules.Ranged) and verdict.etag == self.known.etag
+        if moved and not self.known.checked and not (same_etag and self.known.etag):
+            raise StartOver(f"{self.name} was redirected to another server", one_node=True)
         if isinstance(verdict, rules.Ranged) and verdict.etag != self.known.etag:
             self.other_node = self.other_node or bool(verdict.etag and self.known.etag)
         return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
@@ -357,6 +366,11 @@ class Transfer:
     def save_now(self) -> None:
         """Record what is on disk so that a later run resumes; also on crash or Ctrl-C."""
         self.part.save_synced(self.state)
+
+
+def _server(url: httpx.URL) -> tuple[str, str, int | None, str]:
+    """Where an answer came from, but its query (a signed URL's changes every time)."""
+    return url.scheme, url.host, url.port, url.path
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
