@@ -310,3 +310,21 @@ def test_progress_counts_read_as_english(monkeypatch: pytest.MonkeyPatch) -> Non
     bars.update("a.whl", None)
     assert bars.total.desc.rstrip(": ") == "1/1 file"  # tqdm adds ": "
     bars.close()
+
+
+async def test_json_failure_is_one_document_on_stdout(tmp_path: Path) -> None:
+    """With --json, stdout holds exactly one JSON document on failure too (`| jq` works):
+    the error line and the exit code; stderr keeps the one line."""
+    async with Emulator({PATH: SyntheticFile(1000)}, link=Link()) as emu:
+        cases = [
+            ["get", emu.url("/nothing.whl"), "-o", str(tmp_path / "x.whl"), "--json"],
+            ["download", "sf-none==1.0", "-d", str(tmp_path / "d"), "--no-cache", "--json",
+             "--index-url", emu.index_url],
+        ]  # fmt: skip
+        for args in cases:
+            proc = await segfetch(*args)
+            doc = json.loads(proc.stdout)
+            assert proc.returncode == doc["exit_code"] == 1
+            assert f"segfetch: error: {doc['error']}" == one_line_error(proc)
+    usage = await segfetch("get", "http://127.0.0.1:99999/x.whl", "--json")
+    assert json.loads(usage.stdout)["exit_code"] == usage.returncode == 2

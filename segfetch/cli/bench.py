@@ -40,6 +40,7 @@ def _run(args: argparse.Namespace) -> int:
     report = running.run(lambda: _measure(args, url, budget, seconds))
     if args.json:
         print(json.dumps(report.as_dict()))
+        args.json_printed = True
     else:
         _print(report)
     if args.save:

@@ -246,6 +246,7 @@ def _run_started(
         )  # fmt: skip
         if args.json:
             print(json.dumps([_as_dict(f) for f in fetched], indent=1))
+            args.json_printed = True
         elif not args.quiet:
             _summary(fetched)
         if installer is None:

@@ -45,18 +45,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         except BaseExceptionGroup as group:  # from a nursery: say what caused it
             raise first_error(group) from None
     except SegfetchError as exc:
-        print(f"segfetch: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _failed(args, f"error: {exc}", exc.exit_code)
     except OSError as exc:  # a local file the command had to write or read
         where = f" {exc.filename}" if exc.filename else ""
-        print(f"segfetch: error: {exc.strerror or exc}:{where}", file=sys.stderr)
-        return 1
+        return _failed(args, f"error: {exc.strerror or exc}:{where}", 1)
     except KeyboardInterrupt:
-        print("segfetch: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+        return _failed(args, "interrupted; run the same command again to resume", 130)
     except Terminated as exc:
-        print(f"segfetch: stopped by {exc}; run the same command again to resume", file=sys.stderr)
-        return 128 + exc.signum
+        return _failed(
+            args, f"stopped by {exc}; run the same command again to resume", 128 + exc.signum
+        )
+
+
+def _failed(args: argparse.Namespace, line: str, code: int) -> int:
+    """One line on stderr; with --json, stdout's one document says it too (unless the
+    command printed its own already)."""
+    print(f"segfetch: {line}", file=sys.stderr)
+    if getattr(args, "json", False) and not getattr(args, "json_printed", False):
+        import json  # (only here: `segfetch --version` loads no more than it needs)
+
+        message = line.removeprefix("error: ")
+        print(json.dumps({"error": message, "exit_code": code}))
+    return code
 
 
 class _Parser(argparse.ArgumentParser):
