@@ -242,13 +242,18 @@ async def test_download_takes_pip_downloads_own_options(
     assert bad.returncode == 2 and "no such option: --hash-file" in one_line_error(bad)
 
 
+@pytest.mark.parametrize("where", ["environment", "config file"])
 @pytest.mark.parametrize("installer", ["pip", "uv"])
-async def test_pips_options_from_the_environment_apply(
-    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, installer: str
+async def test_pips_options_from_its_configuration_apply(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, installer: str, where: str
 ) -> None:
-    """PIP_NO_DEPS and PIP_ONLY_BINARY, as pip reads them: the same freeze as pip's, and no
-    byte of a dependency fetched."""
+    """no-deps and only-binary, set as PIP_* variables or in pip.conf, as pip reads them:
+    the same freeze as pip's, and no byte of a dependency fetched."""
     env = {"PIP_NO_DEPS": "1", "PIP_ONLY_BINARY": ":all:", "PIP_PRE": "0"}
+    if where == "config file":
+        conf = tmp_path / "pip.conf"
+        conf.write_text("[global]\nonly-binary = :all:\n[install]\nno-deps = true\n")
+        env = {"PIP_CONFIG_FILE": str(conf)}
     async with Emulator(index=dirs["index"]) as emu:
         alone, ours = (
             fresh(venv_template, tmp_path / "pip"),

@@ -155,7 +155,23 @@ def _run(args: argparse.Namespace) -> int:
         python, os.environ, Path.home()
     )
     with start_probe(python, pip_config=files, keep=keep) as probe:
+        if files:  # pip's config files may set what PIP_* may: the set is read again then
+            from segfetch.wheels.pipnet import configured_options
+
+            sections = (f"{args.command}.", "global.")
+            if words := configured_options(
+                _pip_config(probe, python), args.command, sources=sections
+            ):
+                reqset.take_configured(args, words)
+                reqs = reqset.requirement_set(args, options.timeout)
         return _run_started(args, options, reqs, python, probe, files)
+
+
+def _pip_config(probe: Pending[Probe], python: str) -> str:
+    """The lines of `pip config list`: from the probe, or (a pip that keeps them elsewhere)
+    from `pip config list` itself."""
+    listing = probe.result().pip_config
+    return _pip_config_list(python) if listing is None else listing
 
 
 def _run_started(
@@ -190,8 +206,7 @@ def _run_started(
             return ""  # pip reads no configuration then, files or environment
         if not config_files:
             return environment_listing(os.environ)
-        listing = probe.result().pip_config
-        return _pip_config_list(python) if listing is None else listing
+        return _pip_config(probe, python)
 
     indexes = _indexes(args, reqs, pip_config)
 
@@ -204,16 +219,6 @@ def _run_started(
     @functools.cache
     def constrained() -> None:
         reqset.configured_constraints(args, reqs, pip_config)
-        if config_files and not args.quiet and "--isolated" not in args.pip_args:
-            from segfetch.wheels.pipnet import configured_options
-
-            sections = (f"{args.command}.", "global.")
-            if unread := configured_options(pip_config(), args.command, sources=sections):
-                print(
-                    f"segfetch: warning: pip's configuration files set {' '.join(unread)}, "
-                    "which segfetch does not read there yet: give them on the command line",
-                    file=sys.stderr,
-                )
 
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread

@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from segfetch.wheels.requirements import RequirementSet
 
 
-def take_configured(args: argparse.Namespace) -> None:
-    """pip's options that PIP_* variables set (PIP_NO_DEPS=1, PIP_ONLY_BINARY=:all:, ...), as
-    if given first on the command line: segfetch's choices and its installer follow them."""
+def take_configured(args: argparse.Namespace, words: list[str] | None = None) -> None:
+    """pip's options that its configuration sets, as if given first on the command line:
+    segfetch's choices and its installer follow them. ``words``: those of pip's config files
+    (wheels/pipnet.py configured_options); None: those PIP_* variables set (PIP_NO_DEPS=1,
+    PIP_ONLY_BINARY=:all:, ...)."""
     from segfetch.wheels.pipnet import configured_options, environment_listing
 
-    words = configured_options(environment_listing(os.environ), args.command)
+    if words is None:
+        words = configured_options(environment_listing(os.environ), args.command)
     args.pre = args.pre or "--pre" in words
     if "--require-hashes" in words:
         args.pip_args = ["--require-hashes", *args.pip_args]
