@@ -326,5 +326,6 @@ async def test_json_failure_is_one_document_on_stdout(tmp_path: Path) -> None:
             doc = json.loads(proc.stdout)
             assert proc.returncode == doc["exit_code"] == 1
             assert f"segfetch: error: {doc['error']}" == one_line_error(proc)
-    usage = await segfetch("get", "http://127.0.0.1:99999/x.whl", "--json")
-    assert json.loads(usage.stdout)["exit_code"] == usage.returncode == 2
+    for args in (["get", "http://127.0.0.1:99999/x.whl"], ["get"], ["get", "x", "--size", "y"]):
+        usage = await segfetch(*args, "--json")  # bad input, some found by the parser
+        assert json.loads(usage.stdout)["exit_code"] == usage.returncode == 2

@@ -144,6 +144,14 @@ def test_configured_options_read_as_pip_ranks_them() -> None:
     assert configured_options(listing, "download") == ["--no-deps", "--only-binary", ":all:"]
     files = "install.no-deps='false'\nglobal.no-deps='true'\nglobal.no-binary='a b'\n"
     assert configured_options(files, "install") == ["--no-binary", "a", "--no-binary", "b"]
+    # PIP_NO_DEPS=false undoes a file's no-deps; lists add up: global, the command's, env.
+    both = "install.no-deps='true'\nglobal.only-binary='numpy'\ninstall.only-binary='scipy'\n"
+    both += ":env:.no-deps='false'\n:env:.only-binary='lxml'\n"
+    assert configured_options(both, "install") == [
+        "--only-binary", "numpy", "--only-binary", "scipy", "--only-binary", "lxml"
+    ]  # fmt: skip
+    # no-build-isolation is not taken: pip reads its configured value backwards
+    assert configured_options(":env:.no-build-isolation='true'\n", "install") == []
     assert configured_options(files, "download") == [
         "--no-deps",
         "--no-binary",

@@ -158,11 +158,11 @@ def _run(args: argparse.Namespace) -> int:
         if files:  # pip's config files may set what PIP_* may: the set is read again then
             from segfetch.wheels.pipnet import configured_options
 
-            sections = (f"{args.command}.", "global.")
-            if words := configured_options(
-                _pip_config(probe, python), args.command, sources=sections
-            ):
-                reqset.take_configured(args, words)
+            listing, sections = _pip_config(probe, python), (f"{args.command}.", "global.")
+            if configured_options(listing, args.command, sources=sections):
+                # All of pip's settings, ranked as pip ranks them (an environment variable
+                # over a file's setting), in place of the environment's alone.
+                reqset.take_configured(args, configured_options(listing, args.command))
                 reqs = reqset.requirement_set(args, options.timeout)
         return _run_started(args, options, reqs, python, probe, files)
 

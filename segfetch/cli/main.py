@@ -32,6 +32,7 @@ MODULES = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _Parser.json = "--json" in argv  # a usage error says it in JSON too
     parser = _parser(argv[0] if argv and argv[0] in MODULES else None)
     # Options segfetch does not know go to pip, for `install` and `download` only (--user,
     # --no-index, ...; checked by check_passed_through).
@@ -70,8 +71,15 @@ def _failed(args: argparse.Namespace, line: str, code: int) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
+    json = False
+
     def error(self, message: str) -> Any:  # one line, not the usage block
-        self.exit(2, f"segfetch: error: {message} (see {self.prog} --help)\n")
+        line = f"{message} (see {self.prog} --help)"
+        if self.json:
+            import json
+
+            print(json.dumps({"error": line, "exit_code": 2}))
+        self.exit(2, f"segfetch: error: {line}\n")
 
 
 def _parser(command: str | None = None) -> argparse.ArgumentParser:

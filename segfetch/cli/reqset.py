@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 def take_configured(args: argparse.Namespace, words: list[str] | None = None) -> None:
     """pip's options that its configuration sets, as if given first on the command line:
-    segfetch's choices and its installer follow them. ``words``: those of pip's config files
-    (wheels/pipnet.py configured_options); None: those PIP_* variables set (PIP_NO_DEPS=1,
-    PIP_ONLY_BINARY=:all:, ...)."""
+    segfetch's choices and its installer follow them. ``words``: all pip's settings say
+    (wheels/pipnet.py configured_options), in place of an earlier call's; None: those PIP_*
+    variables set (PIP_NO_DEPS=1, PIP_ONLY_BINARY=:all:, ...)."""
     from segfetch.wheels.pipnet import configured_options, environment_listing
 
     if words is None:
@@ -37,7 +37,9 @@ def take_configured(args: argparse.Namespace, words: list[str] | None = None) ->
     if "--require-hashes" in words:
         args.pip_args = ["--require-hashes", *args.pip_args]
     kept = [w for w in words if w not in ("--pre", "--require-hashes")]
-    args.pip_kept = kept + (getattr(args, "pip_kept", None) or [])
+    # In place of what an earlier call took (the environment's, before pip's files were read)
+    earlier = (getattr(args, "pip_kept", None) or [])[getattr(args, "configured", 0) :]
+    args.pip_kept, args.configured = kept + earlier, len(kept)
 
 
 def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:

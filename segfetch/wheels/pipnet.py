@@ -33,9 +33,10 @@ def config_settings(listing: str, name: str, command: str) -> list[str]:
 
 
 # pip's options that its configuration (PIP_* variables, pip.conf) may set and that change
-# what is chosen or how it installs: taken as if given first on the command line.
+# what is chosen or how it installs: taken as if given first on the command line. (Not
+# no-build-isolation: pip reads its configured value backwards, as build_isolation.)
 CONFIGURED_FLAGS: tuple[str, ...] = ("no-deps", "pre", "prefer-binary", "require-hashes")
-CONFIGURED_FLAGS += ("ignore-requires-python", "no-build-isolation")
+CONFIGURED_FLAGS += ("ignore-requires-python",)
 CONFIGURED_INSTALL_FLAGS = ("upgrade", "force-reinstall", "ignore-installed")
 CONFIGURED_VALUED = ("only-binary", "no-binary")
 CONFIGURED_INSTALL_VALUED = ("upgrade-strategy",)
@@ -43,8 +44,11 @@ _TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})  # pip's strtobool
 
 
 def configured_options(listing: str, command: str, *, sources: tuple[str, ...] = ()) -> list[str]:
-    """Those options, from the lines of ``pip config list``, as command-line words. Only
-    the sections in ``sources`` count if given (":env:" for the environment alone)."""
+    """Those options, from the lines of ``pip config list``, as command-line words: a flag
+    as its highest-ranked setting says (the environment over the command's section over
+    global: PIP_NO_DEPS=false undoes a file's), a list in the order pip adds them up
+    (global, the command's, the environment). Only the sections in ``sources`` count if
+    given (":env:" for the environment alone)."""
     install = command == "install"
     flags = CONFIGURED_FLAGS + (CONFIGURED_INSTALL_FLAGS if install else ())
     valued = CONFIGURED_VALUED + (CONFIGURED_INSTALL_VALUED if install else ())
@@ -56,7 +60,7 @@ def configured_options(listing: str, command: str, *, sources: tuple[str, ...] =
         if values and values[0].lower() in _TRUE:
             out.append(f"--{name}")
     for name in valued:
-        for value in config_settings(listing, name, command)[:1]:
+        for value in reversed(config_settings(listing, name, command)):
             out += [w for word in value.split() for w in (f"--{name}", word)]
     return out
 
