@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,10 @@ MODULES = {
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     _Parser.json = "--json" in argv  # a usage error says it in JSON too
+    # Ctrl-C lands between making a coroutine and awaiting it (trio delivers it anywhere
+    # outside its own code): Python's warning about the one left unawaited is noise beside
+    # the one line that says the command was interrupted.
+    warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
     parser = _parser(argv[0] if argv and argv[0] in MODULES else None)
     # Options segfetch does not know go to pip, for `install` and `download` only (--user,
     # --no-index, ...; checked by check_passed_through).
