@@ -68,11 +68,14 @@ def _failed(args: argparse.Namespace, line: str, code: int) -> int:
     command printed its own already)."""
     print(f"segfetch: {line}", file=sys.stderr)
     if getattr(args, "json", False) and not getattr(args, "json_printed", False):
-        import json  # (only here: `segfetch --version` loads no more than it needs)
-
-        message = line.removeprefix("error: ")
-        print(json.dumps({"error": message, "exit_code": code}))
+        _json_error(line.removeprefix("error: "), code)
     return code
+
+
+def _json_error(message: str, code: int) -> None:
+    import json  # (only here: `segfetch --version` loads no more than it needs)
+
+    print(json.dumps({"error": message, "exit_code": code}))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -81,9 +84,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # one line, not the usage block
         line = f"{message} (see {self.prog} --help)"
         if self.json:
-            import json
-
-            print(json.dumps({"error": line, "exit_code": 2}))
+            _json_error(line, 2)
         self.exit(2, f"segfetch: error: {line}\n")
 
 

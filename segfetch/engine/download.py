@@ -390,7 +390,7 @@ class _Download:
             raise
         if isinstance(verdict, rules.Ranged):
             self.probe_end = verdict.total if end is None else min(end, verdict.total)
-            if known is not None and known.etag and verdict.etag not in (None, known.etag):
+            if known is not None and rules.other_etag(known, verdict.etag):
                 self._other_node()
         if isinstance(verdict, rules.Ranged) and state is None:
             self.state = State(

@@ -128,6 +128,11 @@ def changed(
             return True
         if size is not None and known.checked:
             return False  # same size, same date: a per-node ETag, not a new file
+    return other_etag(known, etag)
+
+
+def other_etag(known: Known, etag: str | None) -> bool:
+    """Both have a strong ETag, and they differ."""
     return bool(known.etag and etag and etag != known.etag)
 
 
@@ -143,7 +148,7 @@ def same_version(
 
 def per_node_etag(known: Known, etag: str | None, last_modified: str | None) -> bool:
     """Another ETag for the same size and Last-Modified, where the result is checked."""
-    other = bool(known.etag and etag and etag != known.etag)
+    other = other_etag(known, etag)
     same_date = known.last_modified is not None and last_modified == known.last_modified
     return other and known.checked and same_date
 

@@ -295,8 +295,8 @@ class Transfer:
         same_etag = isinstance(verdict, rules.Ranged) and verdict.etag == self.known.etag
         if moved and not self.known.checked and not (same_etag and self.known.etag):
             raise StartOver(f"{self.name} was redirected to another server", one_node=True)
-        if isinstance(verdict, rules.Ranged) and verdict.etag != self.known.etag:
-            self.other_node = self.other_node or bool(verdict.etag and self.known.etag)
+        if isinstance(verdict, rules.Ranged) and rules.other_etag(self.known, verdict.etag):
+            self.other_node = True
         return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
