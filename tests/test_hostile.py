@@ -179,6 +179,69 @@ async def test_a_mirror_with_another_etag_is_never_spliced(tmp_path: Path) -> No
     assert (tmp_path / "f.bin").read_bytes() == two and result.restarts >= 1
 
 
+def versions_without_validators(one: bytes, two: bytes, honour_if_range: bool) -> Handler:
+    """The first request meets ``one`` under a strong ETag; every later one meets ``two``,
+    of the same size, with no validator (a node configured otherwise during a deploy).
+    ``honour_if_range``: an If-Range it cannot match gets the whole file (200), as nginx
+    does with its ETag and Last-Modified off; else it answers the range regardless."""
+    seen = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            first, seen[0] = seen[0] == 0, seen[0] + 1
+            body = one if first else two
+            start, end = range_asked(head, len(body))
+            if not first and honour_if_range and b"\r\nif-range:" in head.lower():
+                whole = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                await stream.send_all(whole + body)
+                continue
+            reply = head_206(start, end, len(body))
+            if not first:
+                reply = reply.replace(b'ETag: "x"\r\n', b"")
+            await stream.send_all(reply + body[start : end + 1])
+
+    return handler
+
+
+async def test_bytes_sent_without_the_known_validators_are_never_spliced(tmp_path: Path) -> None:
+    """Nothing shows that a range without the ETag the first answer gave is the same file:
+    the download starts over (on one connection) and ends as one version."""
+    one, two = bytes(range(256)) * 4096, bytes(reversed(range(256))) * 4096  # 1 MiB each
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    handler = versions_without_validators(one, two, honour_if_range=False)
+    result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == two and result.restarts >= 1
+
+
+async def test_a_resume_answered_whole_without_validators_starts_over(tmp_path: Path) -> None:
+    """A saved state with an ETag; the server now has another file of the same size and no
+    validators, and answers the If-Range with the whole file (as nginx with its ETag and
+    Last-Modified off): that is the new version, not a reason to fail run after run."""
+    one, two = bytes(range(256)) * 4096, bytes(reversed(range(256))) * 4096  # 1 MiB each
+    dest, later = tmp_path / "f.bin", versions_without_validators(two, two, honour_if_range=True)
+    stalled = [True]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        if not stalled[0]:
+            return await later(stream)
+        while head := await read_head(stream):  # 128 KiB of the first version, then silence
+            start, end = range_asked(head, len(one))
+            await stream.send_all(head_206(start, end, len(one)) + one[start : start + 131072])
+            await trio.sleep_forever()
+
+    options = Options(connections=1, policy=FAST)
+    async with trio.open_nursery() as nursery:
+        url = f"http://127.0.0.1:{await serve(nursery, handler)}/f.bin"
+        with trio.move_on_after(1):  # the first run stops with part of the file: state saved
+            await download(url, dest, options)
+        assert Path(f"{dest}.part.json").exists() and not dest.exists()
+        stalled[0] = False
+        with trio.fail_after(30):
+            result = await download(url, dest, options)
+        nursery.cancel_scope.cancel()
+    assert dest.read_bytes() == two and result.restarts == 1
+
+
 async def fetch_from(handler: Handler, dest: Path, options: Options, limit: float) -> Result:
     """A download of /f.bin from ``handler``'s server on loopback, within ``limit`` s."""
     async with trio.open_nursery() as nursery:

@@ -121,7 +121,10 @@ def test_probe_with_saved_state(size: int) -> None:
     assert isinstance(probe(200, {"ETag": '"other"'}), rules.Restart)
     assert isinstance(probe(200, {"Content-Length": str(size + 1)}), rules.Restart)
     assert probe(200, {"ETag": '"e"'}) == rules.Whole(size)  # the same bytes, as one stream
-    assert isinstance(probe(200, {}), rules.Retry)  # proves nothing: keep the state
+    # No validator at all, where one was known: If-Range was not met (or not checked).
+    lost = probe(200, {})
+    assert isinstance(lost, rules.Restart) and not lost.one_node
+    assert probe(200, {"ETag": '"e"', "Content-Length": str(size)}) == rules.Whole(size)
     portal = probe(200, {"Content-Type": "text/html", "ETag": '"portal"'})
     assert isinstance(portal, rules.Retry)
     other_size = {"Content-Range": f"bytes 0-0/{size + 1}", "ETag": '"e"'}
@@ -229,3 +232,35 @@ def test_range_header_and_content_range_agree(a: tuple[int, int, int]) -> None:
 def test_whole_answers() -> None:
     assert isinstance(rules.judge_whole(503, {}, None, NAME), rules.Retry)
     assert rules.judge_whole(200, {}, 7, NAME) == rules.Whole(None)
+
+
+def test_an_answer_without_the_known_validators_is_not_taken_for_the_file() -> None:
+    """A node or proxy that drops validators (or sends a weak ETag) gives no evidence that
+    its If-Range was honoured: within a run the file starts over on one connection (one
+    node); a known date alone still vouches."""
+    date = "Mon, 01 Jan 2024 00:00:00 GMT"
+    tagged = Known(100, '"a"', None)
+    for etag in (None, 'W/"a"', 'W/"b"'):
+        head = _headers(10, 19, 100, etag=etag)
+        verdict = rules.judge_segment(206, head, 10, 20, tagged, NAME)
+        assert isinstance(verdict, rules.Restart) and verdict.one_node
+        probe = rules.judge_probe(206, head, 10, 20, tagged, None, NAME)
+        assert isinstance(probe, rules.Restart) and not probe.one_node
+    dated = Known(100, None, date)
+    assert isinstance(
+        rules.judge_segment(206, _headers(10, 19, 100), 10, 20, dated, NAME), rules.Restart
+    )
+    both = Known(100, '"a"', date)
+    by_date = _headers(10, 19, 100, last_modified=date)
+    assert isinstance(rules.judge_segment(206, by_date, 10, 20, both, NAME), rules.Ranged)
+    assert not rules.changed(Known(100, None, None), None, None, 100)
+
+
+def test_a_given_size_holds_on_a_resumed_run_too() -> None:
+    known = Known(1000, '"e"', None)
+    other = _headers(0, 9, 1000, etag='"e"')
+    verdict = rules.judge_probe(206, other, 0, 10, known, 12345, NAME)
+    assert isinstance(verdict, rules.Fail) and "12345 were expected" in str(verdict.error)
+    whole = httpx.Headers({"ETag": '"e"', "Content-Length": "1000"})
+    assert isinstance(rules.judge_probe(200, whole, 0, 10, known, 12345, NAME), rules.Fail)
+    assert isinstance(rules.judge_probe(206, other, 0, 10, known, 1000, NAME), rules.Ranged)

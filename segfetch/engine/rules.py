@@ -85,11 +85,20 @@ class Restart:
 
 
 def _restart(
-    known: Known, etag: str | None, last_modified: str | None, size: int | None, reason: str
+    known: Known,
+    etag: str | None,
+    last_modified: str | None,
+    size: int | None,
+    reason: str,
+    mid_run: bool = False,
 ) -> Restart:
+    """``one_node`` where another node may be why: its own ETag for the same size and date,
+    or, within one run, an answer without the validators the others gave."""
     same_size = size is None or size == known.size
-    other_node = same_size and per_node_etag(known._replace(checked=True), etag, last_modified)
-    return Restart(reason, one_node=other_node)
+    other_node = per_node_etag(known._replace(checked=True), etag, last_modified) or (
+        mid_run and etag is None and last_modified is None
+    )
+    return Restart(reason, one_node=same_size and other_node)
 
 
 @dataclass(frozen=True)
@@ -116,11 +125,13 @@ def content_length(headers: Headers) -> int | None:
 def changed(
     known: Known, etag: str | None, last_modified: str | None, size: int | None = None
 ) -> bool:
-    """Whether an answer shows another version of the file than ``known``: another size,
-    another Last-Modified, or another strong ETag. A missing validator proves nothing. An
-    ETag alone does not prove a change where size and Last-Modified both agree and the
-    result is ``checked``: nodes of a load balancer send different ETags for the same
-    bytes. Unchecked, it does: a mirror may serve other bytes of that size and date."""
+    """Whether an answer may be another version of the file than ``known``: another size,
+    another Last-Modified, another strong ETag, or none of the known validators (a node or
+    proxy that drops them: nothing shows its If-Range was honoured). Where none was known,
+    a missing one proves nothing. An ETag alone does not prove a change where size and
+    Last-Modified both agree and the result is ``checked``: nodes of a load balancer send
+    different ETags for the same bytes. Unchecked, it does: a mirror may serve other bytes
+    of that size and date."""
     if size is not None and size != known.size:
         return True
     if known.last_modified and last_modified:
@@ -128,7 +139,16 @@ def changed(
             return True
         if size is not None and known.checked:
             return False  # same size, same date: a per-node ETag, not a new file
-    return other_etag(known, etag)
+    return other_etag(known, etag) or not vouched(known, etag, last_modified)
+
+
+def vouched(known: Known, etag: str | None, last_modified: str | None) -> bool:
+    """The answer carries one of the known validators, or none was known."""
+    if known.etag is None and known.last_modified is None:
+        return True
+    return (known.etag is not None and etag == known.etag) or (
+        known.last_modified is not None and last_modified == known.last_modified
+    )
 
 
 def other_etag(known: Known, etag: str | None) -> bool:
@@ -206,6 +226,8 @@ def judge_probe(
         if known is None:
             return judge_whole(status, headers, expected_size, name, html_ok)
         size = content_length(headers)
+        if expected_size is not None and size not in (None, expected_size):
+            return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
         if changed(known, etag, modified, size):
             return _restart(known, etag, modified, size, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
@@ -242,16 +264,15 @@ def judge_probe(
     # A bounded first request past the end of a small file gets what there is.
     if first != start or last != (min(end, total) if end is not None else total):
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
-    if known is not None:
-        if changed(known, etag, modified, total):
-            return _restart(known, etag, modified, total, "the file changed since the last run")
-    elif expected_size is not None and total != expected_size:
+    if expected_size is not None and total != expected_size:  # a saved state's size too
         return Fail(
             ServerError(
                 f"{name} is {total} bytes, but {expected_size} were expected; "
                 "the index and the file server disagree"
             )
         )
+    if known is not None and changed(known, etag, modified, total):
+        return _restart(known, etag, modified, total, "the file changed since the last run")
     return Ranged(first, total, etag, modified)
 
 
@@ -291,7 +312,8 @@ def judge_segment(
             return Retry(Failure(f"{name}: {exc}", retry=True))
         span = (first, last)
     if changed(known, etag, modified, size):
-        return _restart(known, etag, modified, size, f"{name} changed during the download")
+        reason = f"{name} changed during the download"
+        return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200:
         # Same file, but this answer ignored the range: drop the body, never splice it, and
         # try again. Where the ETag differs from node to node, If-Range with it fails on the
