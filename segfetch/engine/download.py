@@ -154,6 +154,7 @@ class _Download:
         # A zip can check itself (CRC-32 of every member): it may resume without validators.
         self.zip = dest.name.lower().endswith((".whl", ".zip"))
         self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs
+        self.unvalidated = False  # a fresh pass of a zip without validators: check its CRCs
         self._last_report = -1.0
 
     async def run(self, client: httpx.AsyncClient) -> Result:
@@ -165,9 +166,13 @@ class _Download:
             digest = self.hasher.hexdigest()
             if self.sha256 is None and self.check_zip:
                 self.check_zip = False
-                if await trio.to_thread.run_sync(damaged_ranges, self.part.part, size) == []:
-                    break
-                self._start_over()  # resumed bytes of another version: fetch it whole, once
+                holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size)
+                if holes == [] or (holes is None and self.unvalidated and not self.stats.resumed):
+                    break  # (a fresh pass's zip that cannot be checked is taken as before)
+                # Bytes of another version (resumed, or a change mid-pass with nothing to
+                # tell it): fetch it whole, once, on one connection, which cannot splice.
+                self.options = replace(self.options, connections=1)
+                self._start_over()
                 continue
             if self.sha256 is None or digest == self.sha256:
                 break
@@ -393,6 +398,10 @@ class _Download:
             if known is not None and rules.other_etag(known, verdict.etag):
                 self._other_node()
         if isinstance(verdict, rules.Ranged) and state is None:
+            # No validator: a change during the download would go unseen; a zip's CRCs see it.
+            if not (verdict.etag or verdict.last_modified):
+                self.unvalidated = self.zip and self.sha256 is None
+                self.check_zip = self.check_zip or self.unvalidated
             self.state = State(
                 self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
             )
