@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
+import random
 import subprocess
 import sys
+import zipfile
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
@@ -240,6 +243,36 @@ async def test_a_resume_answered_whole_without_validators_starts_over(tmp_path: 
             result = await download(url, dest, options)
         nursery.cancel_scope.cancel()
     assert dest.read_bytes() == two and result.restarts == 1
+
+
+def _zip_of(seed: int) -> bytes:
+    """A 1 MiB stored (uncompressed) zip: two seeds give two files of one size."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for i in range(16):
+            z.writestr(f"m{i}.bin", random.Random(f"{seed}:{i}").randbytes(65536))
+    return out.getvalue()
+
+
+async def test_a_zip_that_changes_mid_download_without_validators_is_caught(
+    tmp_path: Path,
+) -> None:
+    """No ETag, no Last-Modified, no sha256: nothing tells the ranges of two versions apart,
+    but a zip's CRCs do. The file is fetched again on one connection: one version results."""
+    one, two = _zip_of(1), _zip_of(2)
+    assert len(one) == len(two) and one != two
+    seen = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            body, seen[0] = one if seen[0] == 0 else two, seen[0] + 1
+            start, end = range_asked(head, len(body))
+            reply = head_206(start, end, len(body)).replace(b'ETag: "x"\r\n', b"")
+            await stream.send_all(reply + body[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    result = await fetch_from(handler, tmp_path / "f.whl", options, 30)
+    assert (tmp_path / "f.whl").read_bytes() == two and result.restarts == 1
 
 
 async def fetch_from(handler: Handler, dest: Path, options: Options, limit: float) -> Result:
