@@ -157,8 +157,8 @@ def test_python_version_markers_compare_as_versions(ours: int, theirs: int) -> N
 
 
 def test_missing_dependencies_of_a_pinned_set() -> None:
+    from segfetch.wheels.complete import missing_dependencies
     from segfetch.wheels.files import Planned
-    from segfetch.wheels.install import missing_dependencies
     from segfetch.wheels.target import Target
 
     target = Target(Version("3.11"), ("py3-none-any",), {"python_version": "3.11"})

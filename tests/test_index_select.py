@@ -71,6 +71,7 @@ def test_json_page() -> None:
         "broken",
         1234,
         True,
+        SHA,
     )
     assert files[1].sha256 is None and files[1].yanked is None and not files[1].metadata
 

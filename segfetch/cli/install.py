@@ -316,7 +316,8 @@ async def _fetch_set(
     from segfetch.cli.progress import MultiProgress
     from segfetch.engine.download import make_client
     from segfetch.errors import SegfetchError
-    from segfetch.wheels.install import Session, check_hashed_set
+    from segfetch.wheels.complete import check_hashed_set
+    from segfetch.wheels.install import Session
 
     quiet = args.quiet or args.json
     network = await trio.to_thread.run_sync(network_of, abandon_on_cancel=True)

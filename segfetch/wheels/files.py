@@ -4,6 +4,7 @@ cache and the engine (``fetch_file``), and handing them over (``link_into``)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import zipfile
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import trio
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
@@ -33,6 +35,7 @@ class Planned:
     sha256: str | None  # from the index, if it gave one
     allowed: frozenset[str] = frozenset()  # from --hash options: the file must match one
     size: int | None = None
+    other_hash: str | None = None  # "name=hex" from an index that gives no sha256
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def planned_of(f: IndexFile, allowed: frozenset[str]) -> Planned:
         name, version = canonicalize_name(f.filename.split("-")[0]), "?"
     else:
         name, version = parsed.name, str(parsed.version)
-    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size)
+    return Planned(name, version, f.filename, f.url, f.sha256, allowed, f.size, f.other_hash)
 
 
 async def fetch_file(
@@ -109,9 +112,34 @@ async def fetch_file(
                 expected=" or ".join(sorted(p.allowed)),
                 got=result.sha256,
             )
+        if not expected and p.other_hash:
+            await _check_other_hash(dest, p)
         path = dest if expected else cache.adopt(dest, result.sha256)
         cache.verified(path)
         return Fetched(p, path, result.sha256, result.size, result)
+
+
+def digest_matches(path: Path, sha256: str | None) -> bool:
+    """A small file (a .metadata) against the sha256 it must have, if one is known."""
+    return sha256 is None or hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
+
+async def _check_other_hash(path: Path, p: Planned) -> None:
+    """The hash the index gave instead of a sha256 (md5, sha512, ...), as pip checks it."""
+    name, _, want = p.other_hash.partition("=") if p.other_hash else ("", "", "")
+
+    def digest() -> str:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, name).hexdigest()
+
+    got = await trio.to_thread.run_sync(digest)
+    if got != want:
+        path.unlink()
+        raise HashMismatch(
+            f"{p.filename}: the index gives {name} {want}, the file has {got}",
+            expected=want,
+            got=got,
+        )
 
 
 def link_into(fetched: Sequence[Fetched], folder: Path) -> None:

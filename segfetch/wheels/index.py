@@ -6,11 +6,13 @@ function here that does network I/O (and, with a page cache, disk I/O through ``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
@@ -36,6 +38,9 @@ JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
 
 
+# Hashes pip checks besides sha256 (hashlib's guaranteed ones), the strongest first.
+OTHER_HASHES = ("sha512", "sha384", "sha224", "sha1", "md5")
+BIG_PAGE = 1 << 20  # bytes of a page parsed in a thread
 T = TypeVar("T")
 Parse = Callable[[bytes, str, str], T]  # (body, Content-Type, page URL) -> what the page says
 
@@ -53,6 +58,9 @@ class IndexFile:
     yanked: str | None = None  # the reason ("" if none given); None if not yanked
     size: int | None = None
     metadata: bool = False  # a PEP 658 .metadata file is advertised
+    metadata_sha256: str | None = None  # what it must hash to, where the index says
+    # "name=hex" of another hash where the index gives no sha256 (pip checks those too)
+    other_hash: str | None = None
 
 
 def project_url(index_url: str, name: str) -> str:
@@ -83,7 +91,8 @@ def parse_root(body: bytes, content_type: str, page_url: str) -> list[str]:
         if media == JSON_TYPE:
             return [str(p["name"]) for p in json.loads(body)["projects"]]
         if media in ("text/html", "application/vnd.pypi.simple.v1+html"):
-            return [text for _, text in _anchors(body.decode("utf-8", errors="replace")) if text]
+            anchors, _ = _anchors(body.decode("utf-8", errors="replace"))
+            return [text for _, text in anchors if text]
     except (ValueError, TypeError, KeyError) as exc:
         raise IndexPageError(f"{redact_url(page_url)} is not a valid root page ({exc})") from None
     raise IndexPageError(f"{redact_url(page_url)} answered {media or 'no content type'}")
@@ -99,7 +108,9 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
         yanked = f.get("yanked", False)
         size = f.get("size")
         metadata = f.get("core-metadata", f.get("dist-info-metadata", False))
-        sha = hashes.get("sha256") if isinstance(hashes, dict) else None
+        hashes = hashes if isinstance(hashes, dict) else {}
+        sha = hashes.get("sha256")
+        other = next((f"{n}={hashes[n]}" for n in OTHER_HASHES if hashes.get(n)), None)
         out.append(
             _file(
                 str(f["filename"]),
@@ -110,15 +121,16 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
                 requires_python=f.get("requires-python") or None,
                 yanked=(yanked if isinstance(yanked, str) else "") if yanked else None,
                 size=size if isinstance(size, int) and size >= 0 else None,
-                metadata=bool(metadata),
+                metadata=metadata,
+                other_hash=None if sha is not None else other,
             )
         )
     return out
 
 
-def _anchors(text: str) -> list[tuple[dict[str, str | None], str]]:
-    """The <a> elements of a page: attributes and text. (html.parser is loaded only for an
-    HTML page: JSON pages, most of them, never need it.)"""
+def _anchors(text: str) -> tuple[list[tuple[dict[str, str | None], str]], str | None]:
+    """The <a> elements of a page (attributes and text), and its <base href> if any.
+    (html.parser is loaded only for an HTML page: JSON pages, most of them, never need it.)"""
     from html.parser import HTMLParser
 
     class Anchors(HTMLParser):
@@ -127,10 +139,13 @@ def _anchors(text: str) -> list[tuple[dict[str, str | None], str]]:
             self.anchors: list[tuple[dict[str, str | None], str]] = []
             self._open: dict[str, str | None] | None = None
             self._text = ""
+            self.base: str | None = None
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             if tag == "a":
                 self._open, self._text = dict(attrs), ""
+            elif tag == "base" and self.base is None:
+                self.base = dict(attrs).get("href")
 
         def handle_data(self, data: str) -> None:
             if self._open is not None:
@@ -143,18 +158,20 @@ def _anchors(text: str) -> list[tuple[dict[str, str | None], str]]:
 
     parser = Anchors()
     parser.feed(text)
-    return parser.anchors
+    return parser.anchors, parser.base
 
 
 def parse_html(text: str, page_url: str) -> list[IndexFile]:
     """Files of a PEP 503 page, or of any page of links such as a server's folder listing:
     links that are not distribution files are skipped, as pip skips them."""
     out = []
-    for attrs, label in _anchors(text):
+    anchors, base = _anchors(text)
+    base = urljoin(page_url, base) if base else page_url  # an HTML <base href>, as pip
+    for attrs, label in anchors:
         href = attrs.get("href")
         if not href:
             continue
-        filename = _link_filename(label, href, page_url)
+        filename = _link_filename(label, urljoin(base, href))
         if filename is None:
             continue
         yanked = attrs.get("data-yanked")
@@ -162,22 +179,23 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
         out.append(
             _file(
                 filename,
-                href,
+                urljoin(base, href),
                 page_url,
                 requires_python=attrs.get("data-requires-python") or None,
                 yanked=yanked if yanked is not None else None,
-                metadata=metadata is not None and metadata != "false",
+                metadata=metadata if metadata != "false" else False,
             )
         )
     return out
 
 
-def _link_filename(label: str, href: str, page_url: str) -> str | None:
-    """The file name a link stands for: its text, as PEP 503 has it; else, as pip reads
-    links, the last part of its URL (nginx's autoindex cuts texts over 50 characters to
-    "...>"). None when neither is a distribution file."""
-    path = urlsplit(urljoin(page_url, href)).path
-    for name in (label, unquote(path.rstrip("/").rpartition("/")[2])):
+def _link_filename(label: str, url: str) -> str | None:
+    """The file name a link stands for: the last part of its URL, as pip reads links (the
+    text may say otherwise, or be cut, as nginx's autoindex cuts texts over 50 characters
+    to "...>"); its text only where the URL names no file. None when neither is a
+    distribution file."""
+    path = urlsplit(url).path
+    for name in (unquote(path.rstrip("/").rpartition("/")[2]), label):
         if name.lower().endswith(DIST_EXTENSIONS):
             return name  # _file refuses it if it would escape its folder
     return None
@@ -203,9 +221,11 @@ def _file(
     requires_python: str | None = None,
     yanked: str | None = None,
     size: int | None = None,
-    metadata: bool = False,
+    metadata: object = False,
+    other_hash: str | None = None,
 ) -> IndexFile:
-    """One file entry, checked: a safe file name, no https -> http downgrade."""
+    """One file entry, checked: a safe file name, no https -> http downgrade, well-formed
+    hashes. ``metadata``: PEP 658/714's value (true, "sha256=HEX", {"sha256": HEX})."""
     if _unsafe(filename):
         raise IndexPageError(f"{redact_url(page_url)} lists an unsafe file name {filename!r}")
     url, fragment = urldefrag(urljoin(page_url, href))
@@ -218,7 +238,37 @@ def _file(
     sha = sha256.lower() if sha256 else None
     if sha is not None and not is_sha256(sha):
         raise IndexPageError(f"{redact_url(page_url)} gives {filename} a malformed sha256")
-    return IndexFile(filename, url, sha, requires_python, yanked, size, metadata)
+    if sha is None and other_hash is None:
+        other_hash = fragment if fragment.partition("=")[0] in OTHER_HASHES else None
+    if other_hash is not None and not _well_formed(other_hash):
+        raise IndexPageError(f"{redact_url(page_url)} gives {filename} a malformed hash")
+    advertised, metadata_sha = _metadata(metadata)
+    return IndexFile(
+        filename, url, sha, requires_python, yanked, size, advertised, metadata_sha,
+        other_hash and other_hash.lower(),
+    )  # fmt: skip
+
+
+def _metadata(value: object) -> tuple[bool, str | None]:
+    """Whether a .metadata is advertised, and its sha256 where the index gives it."""
+    if isinstance(value, dict):
+        digest = value.get("sha256")
+    elif isinstance(value, str):
+        algorithm, _, digest = value.partition("=")
+        digest = digest if algorithm.strip().lower() == "sha256" else None
+    else:
+        return bool(value), None
+    digest = digest.strip().lower() if isinstance(digest, str) else None
+    return True, digest if digest and is_sha256(digest) else None
+
+
+def _well_formed(named: str) -> bool:
+    """ "name=hex" of one of OTHER_HASHES, of that hash's length."""
+    name, _, digest = named.lower().partition("=")
+    if name not in OTHER_HASHES:
+        return False
+    length = hashlib.new(name).digest_size * 2
+    return len(digest) == length and all(c in "0123456789abcdef" for c in digest)
 
 
 async def fetch_project(
@@ -270,9 +320,10 @@ async def fetch_page(
     """What ``parse`` reads in a page: the files a page of links lists (``parse_page``:
     fetch_project's, or a ``--find-links`` page), or an index's projects (``parse_root``);
     ``not_found``: what a 404 says."""
-    stored, stored_files = None, None
+    stored: Page | None = None
+    stored_files: T | None = None
     if pages is not None and (stored := pages.load(url)) is not None:
-        stored_files = _parse_stored(stored, parse)
+        stored_files = await _off_loop(_parse_stored, stored, parse, size=len(stored.body))
         if stored_files is None:
             stored = None  # unreadable now (the parser changed): as if none
         elif not recheck and stored.fresh(time.time()):
@@ -302,9 +353,9 @@ async def fetch_page(
                 _keep(pages, stored.revalidated(response.headers, time.time()), response)
                 return stored_files
             if status == 200:
-                files = parse(
-                    response.content, response.headers.get("Content-Type", ""), str(response.url)
-                )
+                kind = response.headers.get("Content-Type", "")
+                body = response.content
+                files: T = await _off_loop(parse, body, kind, str(response.url), size=len(body))
                 if pages is not None:
                     moved = str(response.url) if response.history else None
                     page = page_of(url, moved, response.headers, response.content, time.time())
@@ -333,6 +384,14 @@ def stored_projects(pages: PageCache, index_url: str) -> list[str] | None:
     """The project names of an index's stored root page, however old; None if none."""
     page = pages.load(index_url.rstrip("/") + "/")
     return _parse_stored(page, parse_root) if page is not None else None
+
+
+async def _off_loop(fn: Callable[..., T], *args: object, size: int) -> T:
+    """Parsing a large page (an index's root lists 700,000 projects) takes seconds: in a
+    thread, so that the event loop goes on serving and downloading meanwhile."""
+    if size < BIG_PAGE:
+        return fn(*args)
+    return await trio.to_thread.run_sync(partial(fn, *args))
 
 
 def _parse_stored(page: Page, parse: Parse[T]) -> T | None:

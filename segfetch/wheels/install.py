@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -30,12 +30,19 @@ from segfetch.errors import (
     redact_url,
 )
 from segfetch.wheels.cache import Cache, sha256_of
+from segfetch.wheels.complete import extras_asked, missing_dependencies
 from segfetch.wheels.dists import (
-    dependencies,
     marker_applies,
     parse_filename,
 )
-from segfetch.wheels.files import Fetched, Planned, fetch_file, planned_of, wheel_metadata
+from segfetch.wheels.files import (
+    Fetched,
+    Planned,
+    digest_matches,
+    fetch_file,
+    planned_of,
+    wheel_metadata,
+)
 from segfetch.wheels.index import (
     IndexFile,
     fetch_page,
@@ -48,7 +55,7 @@ from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
 from segfetch.wheels.pip import pip_report
-from segfetch.wheels.requirements import HashModeError, RequirementSet, Wanted
+from segfetch.wheels.requirements import RequirementSet, Wanted
 from segfetch.wheels.select import NoMatch, choose
 from segfetch.wheels.target import Target
 
@@ -259,7 +266,7 @@ class Session:
         async with trio.open_nursery() as nursery:
             for p in planned:
                 nursery.start_soon(one, p)
-        return missing_dependencies(planned, [meta[p] for p in planned], _extras(reqs), target)
+        return missing_dependencies(planned, [meta[p] for p in planned], extras_asked(reqs), target)
 
     async def plan_with_pip(
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
@@ -372,20 +379,31 @@ class Session:
         return self._metadata[f.url]
 
     async def _read_metadata(self, f: IndexFile) -> bytes | None:
+        """An advertised .metadata is checked by its sha256. One not advertised (a proxy
+        may drop the key) is asked for too, but only where the URL has no query (pip's
+        rule would put ".metadata" after a signed URL's token), and kept only if it reads as
+        METADATA: another server answers any path with the wheel, or with an error."""
         dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
         # A wheel already in the cache (a warm run) is read, not asked about again.
         in_cache = f.sha256 is not None and self.cache.path(f.sha256, f.filename).is_file()
-        if f.url not in self._no_metadata and (dest.exists() or not in_cache):
+        guess = not f.metadata and "?" not in f.url
+        if (f.metadata or guess) and f.url not in self._no_metadata and not in_cache:
             try:
                 async with self.cache.lock(dest.parent):
+                    if dest.exists() and not digest_matches(dest, f.metadata_sha256):
+                        dest.unlink()  # kept unchecked by an older segfetch, or changed since
                     if not dest.exists():
                         await download(
                             f.url + ".metadata", dest, replace(self.options, connections=1),
-                            client=self.client, slots=self.slots,
+                            sha256=f.metadata_sha256, client=self.client, slots=self.slots,
                         )  # fmt: skip
-                return dest.read_bytes()
-            except HTTPStatusError:
-                self._no_metadata.add(f.url)
+                    if f.metadata or dest.read_bytes().startswith(b"Metadata-Version:"):
+                        return dest.read_bytes()
+                    dest.unlink()
+            except (HTTPStatusError, SegfetchError) as exc:
+                if f.metadata and not isinstance(exc, HTTPStatusError):
+                    raise
+            self._no_metadata.add(f.url)
         return wheel_metadata(await self.file_of(f))
 
     async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
@@ -433,59 +451,6 @@ def _on_disk(url: str) -> Planned:
     """A local file pip chose (a --find-links folder's, or a path given)."""
     path = _path_of(url)
     return planned_of(IndexFile(path.name, url), frozenset())
-
-
-def _extras(reqs: RequirementSet) -> dict[str, frozenset[str]]:
-    """The extras asked for, by project."""
-    extras: dict[str, frozenset[str]] = {}
-    for w in reqs.wanted:
-        key = canonicalize_name(w.req.name)
-        extras[key] = extras.get(key, frozenset()) | frozenset(w.req.extras)
-    return extras
-
-
-async def check_hashed_set(
-    fetched: Sequence[Fetched], reqs: RequirementSet, target: Target
-) -> None:
-    """A hashed set of wheels taken as complete (pip's hash mode requires every dependency
-    pinned and hashed in it), checked from its verified wheels' METADATA: else stop as pip
-    does. (A set with an sdist was planned by pip's resolver, which checked it.)"""
-    if not all(f.path.name.endswith(".whl") for f in fetched):
-        return
-    metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
-    planned = [f.planned for f in fetched]
-    # What the environment keeps (pins it holds already are not fetched) counts too.
-    kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
-    if missing := missing_dependencies(planned, metas, _extras(reqs), target, kept):
-        raise HashModeError(
-            f"hash-checking mode: the set lacks {', '.join(missing)}; add each, pinned with "
-            "== and with its --hash, as pip requires"
-        )
-
-
-def missing_dependencies(
-    planned: Sequence[Planned],
-    metadata: Sequence[bytes | None],
-    extras: Mapping[str, frozenset[str]],
-    target: Target,
-    kept: Mapping[str, str] | None = None,
-) -> list[str]:
-    """What the pinned set leaves out: each dependency (for the target, with the extras
-    asked for) that no file of the set satisfies, nor a version ``kept`` installed (by
-    canonical name). A file whose metadata is unknown (an sdist) leaves the set unknown:
-    ``["<name>: dependencies unknown"]``. Pure."""
-    versions: dict[str, str] = dict(kept or {})
-    versions.update((canonicalize_name(p.name), p.version) for p in planned)
-    missing = []
-    for p, meta in zip(planned, metadata, strict=True):
-        if meta is None:
-            missing.append(f"{p.name}: dependencies unknown")
-            continue
-        for dep in dependencies(meta, target, extras.get(canonicalize_name(p.name), frozenset())):
-            have = versions.get(canonicalize_name(dep.name))
-            if have is None or not dep.specifier.contains(have, prereleases=True):
-                missing.append(f"{dep} (for {p.name})")
-    return missing
 
 
 def not_installed(

@@ -101,9 +101,12 @@ class Upstream(Session):
         return await self._once(("page", name), lambda: self._listing(name))
 
     async def _listing(self, name: str) -> Listing:
-        """Files over all indexes; an index that fails gives its stored page, if any."""
+        """Files over all indexes; an index that fails gives its stored page, if any, else
+        nothing (as pip goes on without an index it cannot reach, saying so) while another
+        index answered."""
         files: list[IndexFile] = []
         found = stale = False
+        failed: list[SegfetchError] = []
         for index in self.indexes:
             stored = stored_project(self.pages, index, name)
             policy = QUICK if stored is not None else None
@@ -116,9 +119,15 @@ class Upstream(Session):
                 if isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE:
                     continue
                 if stored is None:
-                    raise
+                    failed.append(exc)
+                    continue
                 files += stored
                 found = stale = True
+        if failed and not found:
+            raise failed[0]
+        for error in failed:
+            if self.notice is not None:
+                self.notice(f"{name}: an index left out, as it failed: {error}")
         if not found:
             where = ", ".join(map(redact_url, self.indexes))
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
@@ -178,8 +187,13 @@ class Upstream(Session):
         if not f.sha256:
             path = self._fetched.get(f.url)
             return path if path is not None and path.is_file() else None
+
+        def damaged(why: str) -> None:
+            if self.notice is not None:
+                self.notice(f"{f.filename}: the cached copy is damaged ({why}); fetching again")
+
         async with self.cache.lock(self.cache.path(f.sha256, f.filename).parent):
-            return await self.cache.get(f.sha256, f.filename, size=f.size)
+            return await self.cache.get(f.sha256, f.filename, size=f.size, damaged=damaged)
 
     def _start(self, f: IndexFile) -> Growing:
         if f.sha256:

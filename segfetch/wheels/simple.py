@@ -152,6 +152,13 @@ def file_href(project: str, filename: str) -> str:
     return f"../../files/{project}/{quote(filename)}"
 
 
+def _fragment(f: IndexFile) -> str:
+    """The hash a client checks: the sha256, else the index's other one (md5, ...)."""
+    if f.sha256:
+        return f"#sha256={f.sha256}"
+    return f"#{f.other_hash}" if f.other_hash else ""
+
+
 def _has_metadata(f: IndexFile) -> bool:
     return f.filename.endswith(".whl")  # from the upstream's .metadata, or the wheel itself
 
@@ -167,7 +174,7 @@ def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
         ).encode()
     rows = []
     for f in files:
-        href = file_href(project, f.filename) + (f"#sha256={f.sha256}" if f.sha256 else "")
+        href = file_href(project, f.filename) + _fragment(f)
         attrs = [f'href="{html.escape(href)}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
@@ -183,7 +190,7 @@ def _json(project: str, f: IndexFile) -> dict[str, object]:
     out: dict[str, object] = {
         "filename": f.filename,
         "url": file_href(project, f.filename),
-        "hashes": {"sha256": f.sha256} if f.sha256 else {},
+        "hashes": dict([_fragment(f)[1:].split("=", 1)]) if _fragment(f) else {},
         "yanked": (f.yanked or True) if f.yanked is not None else False,
         "core-metadata": _has_metadata(f),
         "dist-info-metadata": _has_metadata(f),

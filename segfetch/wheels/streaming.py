@@ -34,11 +34,12 @@ from segfetch.engine.download import Progress
 from segfetch.engine.store import side_names
 from segfetch.errors import HTTPStatusError, SegfetchError
 from segfetch.wheels.cache import Cache
+from segfetch.wheels.complete import check_hashed_set
 from segfetch.wheels.files import Fetched, Planned, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.install import Session, check_hashed_set
+from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import IndexApp
 from segfetch.wheels.pip import Installer, command, find_links, loopback_direct
 from segfetch.wheels.requirements import RequirementSet
@@ -258,8 +259,11 @@ async def _feed(
         # The upstream's entry says whether it has a .metadata (its page is in memory: the
         # plan read it, for every file not cached).
         page = [] if cached(session.cache, p) else await session.project(p.name)
-        advertised = any(f.url == p.url and f.metadata for f in page)
-        f = IndexFile(p.filename, p.url, expected(p), size=p.size, metadata=advertised)
+        up = next((f for f in page if f.url == p.url), None)
+        f = IndexFile(
+            p.filename, p.url, expected(p), size=p.size, metadata=bool(up and up.metadata),
+            metadata_sha256=up.metadata_sha256 if up else None,
+        )  # fmt: skip
         started.listed.setdefault(canonicalize_name(p.name), []).append(f)
     started.plan_in.set()
 

@@ -1,0 +1,68 @@
+"""Whether a pinned set is complete: every dependency its wheels' METADATA names (for the
+target, with the extras asked for) satisfied inside the set or by what the environment
+keeps. Install skips pip's resolver only for such a set; hash-checking mode requires one."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import trio
+from packaging.utils import canonicalize_name
+
+from segfetch.wheels.dists import dependencies
+from segfetch.wheels.files import Fetched, Planned, wheel_metadata
+from segfetch.wheels.requirements import HashModeError, RequirementSet
+from segfetch.wheels.target import Target
+
+
+def extras_asked(reqs: RequirementSet) -> dict[str, frozenset[str]]:
+    """The extras asked for, by project."""
+    extras: dict[str, frozenset[str]] = {}
+    for w in reqs.wanted:
+        key = canonicalize_name(w.req.name)
+        extras[key] = extras.get(key, frozenset()) | frozenset(w.req.extras)
+    return extras
+
+
+async def check_hashed_set(
+    fetched: Sequence[Fetched], reqs: RequirementSet, target: Target
+) -> None:
+    """A hashed set of wheels taken as complete (pip's hash mode requires every dependency
+    pinned and hashed in it), checked from its verified wheels' METADATA: else stop as pip
+    does. (A set with an sdist was planned by pip's resolver, which checked it.)"""
+    if not all(f.path.name.endswith(".whl") for f in fetched):
+        return
+    metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
+    planned = [f.planned for f in fetched]
+    # What the environment keeps (pins it holds already are not fetched) counts too.
+    kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
+    if missing := missing_dependencies(planned, metas, extras_asked(reqs), target, kept):
+        raise HashModeError(
+            f"hash-checking mode: the set lacks {', '.join(missing)}; add each, pinned with "
+            "== and with its --hash, as pip requires"
+        )
+
+
+def missing_dependencies(
+    planned: Sequence[Planned],
+    metadata: Sequence[bytes | None],
+    extras: Mapping[str, frozenset[str]],
+    target: Target,
+    kept: Mapping[str, str] | None = None,
+) -> list[str]:
+    """What the pinned set leaves out: each dependency (for the target, with the extras
+    asked for) that no file of the set satisfies, nor a version ``kept`` installed (by
+    canonical name). A file whose metadata is unknown (an sdist) leaves the set unknown:
+    ``["<name>: dependencies unknown"]``. Pure."""
+    versions: dict[str, str] = dict(kept or {})
+    versions.update((canonicalize_name(p.name), p.version) for p in planned)
+    missing = []
+    for p, meta in zip(planned, metadata, strict=True):
+        if meta is None:
+            missing.append(f"{p.name}: dependencies unknown")
+            continue
+        for dep in dependencies(meta, target, extras.get(canonicalize_name(p.name), frozenset())):
+            have = versions.get(canonicalize_name(dep.name))
+            if have is None or not dep.specifier.contains(have, prereleases=True):
+                missing.append(f"{dep} (for {p.name})")
+    return missing

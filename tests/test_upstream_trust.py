@@ -1,0 +1,205 @@
+"""What an index says about its files is held to, through `serve` and `install`: a .metadata
+checked by the sha256 its page gives, only advertised ones asked for where a URL has a query,
+hashes other than sha256 checked and passed on, <base href>, the file name from the URL, an
+unreachable extra index left out. Upstreams here are a few lines of trio on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import httpx
+import trio
+
+from segfetch.engine.download import make_client
+from segfetch.testing.wheelmaker import make_wheel, metadata_of
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.index import JSON_TYPE, parse_page
+from segfetch.wheels.serve import run
+
+HTML = "text/html"
+PAGE = "https://idx.example/simple/p/"
+WHEEL = "p-1.0-py3-none-any.whl"
+
+Routes = dict[str, tuple[int, str, bytes]]  # path (with query) -> status, type, body
+
+
+@asynccontextmanager
+async def upstream(routes: Routes, asked: list[str]) -> AsyncIterator[str]:
+    """A server of fixed answers (ranges ignored: each answer is whole); its base URL."""
+
+    async def handler(stream: trio.SocketStream) -> None:
+        data = b""
+        while True:
+            while b"\r\n\r\n" not in data:
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, data = data.partition(b"\r\n\r\n")
+            path = head.split(b" ")[1].decode()
+            asked.append(path)
+            status, kind, body = routes.get(path, (404, "text/plain", b"no"))
+            await stream.send_all(
+                b"HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
+                % (status, kind.encode(), len(body))
+                + body
+            )
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
+        yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def serving(indexes: list[str], cache: Path, lines: list[str]) -> AsyncIterator[str]:
+    async with make_client(4, 5) as client, trio.open_nursery() as nursery:
+        app = await nursery.start(partial(run, indexes, Cache(cache), client, notice=lines.append))
+        yield f"http://127.0.0.1:{app.port}"
+        nursery.cancel_scope.cancel()
+
+
+def _wheel(tmp_path: Path) -> tuple[bytes, bytes]:
+    path = make_wheel(tmp_path, "p", "1.0", requires=["q>=1"])
+    return path.read_bytes(), metadata_of(path)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- parsing: pure ---------------------------------------------------------------------------
+
+
+def test_what_a_page_says_of_metadata_and_hashes_is_kept() -> None:
+    meta = "ab" * 32
+    html = (
+        f'<a href="/f/{WHEEL}#md5={"0" * 32}" data-dist-info-metadata="sha256={meta}">x</a>'
+        f'<a href="/f/q-1.0.tar.gz#sha512={"1" * 128}">q-1.0.tar.gz</a>'
+        f'<a href="/f/r-1.0.tar.gz" data-core-metadata="true">r-1.0.tar.gz</a>'
+    ).encode()
+    one, two, three = parse_page(html, HTML, PAGE)
+    assert (one.filename, one.sha256, one.other_hash) == (WHEEL, None, "md5=" + "0" * 32)
+    assert one.metadata and one.metadata_sha256 == meta  # the file name from the URL
+    assert two.other_hash == "sha512=" + "1" * 128 and not two.metadata
+    assert three.metadata and three.metadata_sha256 is None
+    doc = {
+        "files": [
+            {"filename": WHEEL, "url": "/f/x", "hashes": {"md5": "2" * 32},
+             "core-metadata": {"sha256": meta}},
+            {"filename": "q-1.0.tar.gz", "url": "/f/q",
+             "hashes": {"sha256": meta, "md5": "3" * 32}},
+        ]
+    }  # fmt: skip
+    a, b = parse_page(json.dumps(doc).encode(), JSON_TYPE, PAGE)
+    assert (a.other_hash, a.metadata_sha256) == ("md5=" + "2" * 32, meta)
+    assert (b.sha256, b.other_hash) == (meta, None)  # the sha256 is the one checked
+
+
+def test_a_base_href_is_where_links_lead() -> None:
+    html = f'<html><head><base href="https://pool.example/x/"></head><a href="{WHEEL}">y</a>'
+    [f] = parse_page(html.encode(), HTML, PAGE)
+    assert f.url == f"https://pool.example/x/{WHEEL}"
+
+
+# -- through serve ---------------------------------------------------------------------------
+
+
+async def test_a_metadata_that_fails_its_sha256_never_reaches_a_client(tmp_path: Path) -> None:
+    """The page gives the .metadata's sha256; the upstream serves one that adds a
+    dependency. Clients get an error, never it, and nothing wrong is kept: once the
+    upstream is mended, the right one is served."""
+    wheel, meta = _wheel(tmp_path)
+    evil = meta + b"Requires-Dist: evil-dep\n"
+    page = (
+        f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}" '
+        f'data-dist-info-metadata="sha256={_sha(meta)}">{WHEEL}</a>'
+    ).encode()
+    routes: Routes = {
+        "/simple/p/": (200, HTML, page),
+        f"/f/{WHEEL}": (200, "application/octet-stream", wheel),
+        f"/f/{WHEEL}.metadata": (200, "text/plain", evil),
+    }
+    asked: list[str] = []
+    async with (
+        upstream(routes, asked) as up,
+        serving([up + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=30) as client,
+    ):
+        where = f"{url}/files/p/{WHEEL}.metadata"
+        assert (await client.get(url + "/simple/p/")).status_code == 200
+        bad = await client.get(where)
+        assert bad.status_code >= 500 and b"evil-dep" not in bad.content
+        routes[f"/f/{WHEEL}.metadata"] = (200, "text/plain", meta)
+        good = await client.get(where)
+        assert good.status_code == 200 and good.content == meta
+
+
+async def test_a_metadata_not_advertised_is_not_asked_after_a_query(tmp_path: Path) -> None:
+    """A signed URL (a token in its query), no .metadata advertised: "<url>.metadata" would
+    put the suffix in the token, and this server answers it with the wheel. The METADATA
+    comes from the wheel instead."""
+    wheel, meta = _wheel(tmp_path)
+    page = f'<a href="/f/{WHEEL}?token=abc#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
+    wheel_answer = (200, "application/octet-stream", wheel)
+    routes: Routes = {
+        "/simple/p/": (200, HTML, page),
+        f"/f/{WHEEL}?token=abc": wheel_answer,
+        f"/f/{WHEEL}?token=abc.metadata": wheel_answer,
+    }
+    asked: list[str] = []
+    async with (
+        upstream(routes, asked) as up,
+        serving([up + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=30) as client,
+    ):
+        await client.get(url + "/simple/p/")
+        got = await client.get(f"{url}/files/p/{WHEEL}.metadata")
+    assert got.status_code == 200 and got.content == meta
+    assert f"/f/{WHEEL}?token=abc.metadata" not in asked
+
+
+async def test_a_file_that_fails_the_md5_its_page_gives_is_refused(tmp_path: Path) -> None:
+    """pip checks an md5 (or sha512, ...) where the page gives no sha256: so does serve, and
+    its page passes the hash on to the client."""
+    wheel, _ = _wheel(tmp_path)
+    page = f'<a href="/f/{WHEEL}#md5={"0" * 32}">{WHEEL}</a>'.encode()
+    routes: Routes = {
+        "/simple/p/": (200, HTML, page),
+        f"/f/{WHEEL}": (200, "application/octet-stream", wheel),
+    }
+    async with (
+        upstream(routes, []) as up,
+        serving([up + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=30) as client,
+    ):
+        listing = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+        assert listing.json()["files"][0]["hashes"] == {"md5": "0" * 32}
+        try:
+            got = await client.get(f"{url}/files/p/{WHEEL}")
+            assert got.status_code >= 500 or got.content != wheel
+        except httpx.TransportError:
+            pass  # cut short: never the whole file
+
+
+async def test_an_extra_index_that_cannot_be_reached_is_left_out(tmp_path: Path) -> None:
+    """As pip does: the page comes from the index that answers, and the operator is told."""
+    wheel, _ = _wheel(tmp_path)
+    page = f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
+    with trio.socket.socket() as closed:  # a port with nobody listening
+        await closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/simple/"
+    lines: list[str] = []
+    async with (
+        upstream({"/simple/p/": (200, HTML, page)}, []) as up,
+        serving([up + "/simple/", dead], tmp_path / "c", lines) as url,
+        httpx.AsyncClient(trust_env=False, timeout=60) as client,
+    ):
+        got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+    assert got.status_code == 200 and [f["filename"] for f in got.json()["files"]] == [WHEEL]
+    assert any("index left out" in line for line in lines)
