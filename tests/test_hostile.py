@@ -462,3 +462,24 @@ sys.exit(trio.run(run))
     assert proc.stderr.strip().startswith("segfetch: error: cannot write")
     assert "File too large" in proc.stderr
     assert not (tmp_path / "x.whl").exists()
+
+
+async def test_a_404_for_a_url_httpx_rewrites_is_not_taken_for_an_expired_redirect(
+    tmp_path: Path,
+) -> None:
+    """A space (or an upper-case host, dot segments): httpx sends the URL in its own form;
+    a 404 from it is the URL's own answer, given at once, not a redirect target's."""
+    asked: list[bytes] = []
+
+    async def not_found(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            asked.append(head.split(b" ")[1])
+            await stream.send_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, not_found)
+        url = f"http://127.0.0.1:{port}/no such.bin"
+        with pytest.raises(DownloadError, match="check the URL"), trio.fail_after(30):
+            await download(url, tmp_path / "x.bin", Options(policy=FAST))
+        nursery.cancel_scope.cancel()
+    assert asked == [b"/no%20such.bin"]

@@ -185,6 +185,12 @@ def test_answers_that_cannot_be_the_file() -> None:
     assert isinstance(rules.judge_probe(200, html, 0, None, None, None, NAME), rules.Retry)
     page = rules.judge_probe(200, html, 0, None, None, None, NAME, html_ok=True)
     assert page == rules.Whole(87)
+    # The exact range asked, typed text/html by a server's default: no portal's page.
+    typed = _headers(0, 9, 100, content_type="text/html")
+    assert isinstance(rules.judge_probe(206, typed, 0, 10, None, None, NAME), rules.Ranged)
+    assert isinstance(
+        rules.judge_segment(206, typed, 0, 10, Known(100, None, None), NAME), rules.Ranged
+    )
 
 
 def test_multipart_answers_are_judged_by_their_part() -> None:

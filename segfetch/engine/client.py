@@ -146,7 +146,9 @@ async def send(
         where.current = final
         return response
     await response.aclose()
-    if status in EXPIRED_STATUS and final != where.origin:
+    # (Compared as URLs: httpx's form of the very URL asked differs from its text when that
+    # has spaces, an upper-case host or dot segments: no redirect.)
+    if status in EXPIRED_STATUS and response.url != httpx.URL(where.origin):
         # A redirect target refused (a presigned URL that expired, say): ask again where
         # the redirect came from. Judged by this answer's own URL: other connections may
         # have moved `where` meanwhile.

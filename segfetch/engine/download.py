@@ -150,7 +150,8 @@ class _Download:
         self.probe_end: int | None = None  # where the first answer's range ends
         self.split = True  # this pass cuts a known size into pieces (see _first_range)
         # An HTML answer is a portal's page, unless HTML is what was asked for.
-        self.html_ok = urlsplit(url).path.lower().endswith((".html", ".htm"))
+        html = (".html", ".htm")
+        self.html_ok = urlsplit(url).path.lower().endswith(html) or dest.name.endswith(html)
         # A zip can check itself (CRC-32 of every member): it may resume without validators.
         self.zip = dest.name.lower().endswith((".whl", ".zip"))
         self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs

@@ -185,10 +185,11 @@ def multipart_boundary(headers: Headers) -> bytes | None:
     return None
 
 
-def cannot_be_the_file(headers: Headers, name: str, html_ok: bool) -> Retry | None:
+def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) -> Retry | None:
     """An answer whose body is not the file's bytes, whatever its status says: compressed
     though identity was asked (ranges would address the compressed bytes), or an HTML page
-    (a captive portal, a login page) for a file that is not HTML."""
+    (a captive portal, a login page) for a file that is not HTML. A 206 is no portal's
+    page: its type is the server's guess (nginx's default_type is often text/html)."""
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         # Not the file's bytes, so never written; but worth another try, as a proxy may
@@ -199,7 +200,7 @@ def cannot_be_the_file(headers: Headers, name: str, html_ok: bool) -> Retry | No
         )
         return Retry(Failure(message, retry=True))
     media = headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if not html_ok and media in ("text/html", "application/xhtml+xml"):
+    if not html_ok and status != 206 and media in ("text/html", "application/xhtml+xml"):
         message = f"{name} answered with an HTML page, not the file (a captive portal or login?)"
         return Retry(Failure(message, retry=True))
     return None
@@ -219,7 +220,7 @@ def judge_probe(
     asked, with If-Range if ``known`` (the saved state) is not None. Saved bytes are given
     up (Restart) only on evidence that the file changed, never for an answer that merely
     cannot be used."""
-    if (bad := cannot_be_the_file(headers, name, html_ok)) is not None:
+    if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
         return bad
     etag, modified = validators(headers)
     if status == 200:
@@ -282,7 +283,7 @@ def judge_whole(
     """An answer to a request without Range, from a server that ignores ranges."""
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
-    if (bad := cannot_be_the_file(headers, name, html_ok)) is not None:
+    if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
         return bad
     size = content_length(headers)
     if expected_size is not None and size not in (None, expected_size):
@@ -300,7 +301,7 @@ def judge_segment(
     html_ok: bool = False,
 ) -> Ranged | Multipart | Retry | Restart | Fail:
     """An answer to ``Range: bytes=start-(end-1)`` with If-Range, once the file is known."""
-    if (bad := cannot_be_the_file(headers, name, html_ok)) is not None:
+    if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
         return bad
     etag, modified = validators(headers)
     size = content_length(headers) if status == 200 else None
