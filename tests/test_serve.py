@@ -473,6 +473,9 @@ async def test_a_client_leaving_midway_cancels_nothing(tmp_path: Path, index_dir
     assert probes(emu, BIG) == 1
 
 
+OK = b"HTTP/1.1 200 OK"
+
+
 async def _raw(port: int, request: bytes) -> bytes:
     """The status line of the answer to raw request bytes."""
     with trio.fail_after(10):
@@ -691,12 +694,20 @@ async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(
     assert [e["path"] for e in emu.log] == ["/simple/sf-alpha/"]
 
 
-async def test_clients_beyond_the_limit_wait_their_turn(tmp_path: Path, index_dir: Path) -> None:
+async def test_requests_beyond_the_limit_wait_their_turn(tmp_path: Path, index_dir: Path) -> None:
+    """--max-clients counts requests under way: one beyond waits (never refused) until a
+    place frees. A kept-alive connection between requests holds none (pip's and uv's
+    pools keep many open)."""
     async with (
-        Emulator(index=index_dir) as emu,
+        Emulator(index=index_dir, link=SLOW) as emu,
         serving([emu.index_url], tmp_path / "c", max_clients=1) as (app, _),
     ):
-        idle = await trio.open_tcp_stream("127.0.0.1", app.port)  # holds the one place
+        idle = await trio.open_tcp_stream("127.0.0.1", app.port)  # holds no place
+        assert await _raw(app.port, b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n") == OK
+        await _raw(app.port, b"GET /simple/sf-big/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        busy = await trio.open_tcp_stream("127.0.0.1", app.port)  # a 2 s download: the place
+        await busy.send_all(f"GET /files/sf-big/{BIG} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await busy.receive_some(100)
         answered: list[bytes] = []
 
         async def ask() -> None:
@@ -706,8 +717,9 @@ async def test_clients_beyond_the_limit_wait_their_turn(tmp_path: Path, index_di
             nursery.start_soon(ask)
             await trio.sleep(0.5)
             assert answered == []  # waiting, not refused
-            await idle.aclose()
-        assert answered == [b"HTTP/1.1 200 OK"]
+            await busy.aclose()
+        await idle.aclose()
+        assert answered == [OK]
 
 
 async def test_metadata_from_the_wheel_where_upstream_has_none(

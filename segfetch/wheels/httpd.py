@@ -18,6 +18,7 @@ import struct
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
@@ -88,18 +89,21 @@ Handler = Callable[[Request, Reply], Awaitable[None]]
 async def serve_listeners(
     listeners: list[trio.SocketListener], handler: Handler, *, max_clients: int
 ) -> None:
-    """Answer connections until cancelled; more than ``max_clients`` at once wait their turn."""
+    """Answer connections until cancelled; more than ``max_clients`` requests at once wait
+    their turn. A kept-alive connection between requests holds no place: pip's and uv's
+    pools keep many such open, and they would lock out other clients for HEAD_TIMEOUT."""
     limiter = trio.CapacityLimiter(max_clients)
-
-    async def one(stream: trio.SocketStream) -> None:
-        async with limiter:
-            await serve_connection(stream, handler)
-
-    await trio.serve_listeners(one, listeners)
+    await trio.serve_listeners(
+        partial(serve_connection, handler=handler, limiter=limiter), listeners
+    )
 
 
 async def serve_connection(
-    stream: trio.abc.Stream, handler: Handler, *, head_timeout: float = HEAD_TIMEOUT
+    stream: trio.abc.Stream,
+    handler: Handler,
+    *,
+    head_timeout: float = HEAD_TIMEOUT,
+    limiter: trio.CapacityLimiter | None = None,
 ) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     try:
@@ -117,7 +121,8 @@ async def serve_connection(
             while not isinstance(await _next_event(conn, stream), h11.EndOfMessage):
                 pass
             try:
-                await handler(request, reply)
+                async with limiter or contextlib.nullcontext():
+                    await handler(request, reply)
             except (Cut, trio.BrokenResourceError, trio.ClosedResourceError):
                 raise
             except Exception as exc:
