@@ -4,6 +4,7 @@ not files, long names, signals, reruns that change --sha256, a full disk."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ from helpers import one_line_error, segfetch
 
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
+from segfetch.engine.ranges import RangeSet
 from segfetch.engine.store import PartFile, State, side_names
 from segfetch.errors import Busy, UsageError
 from segfetch.testing.emulator import Emulator, Link, SyntheticFile
@@ -59,6 +61,59 @@ async def test_two_runs_on_one_destination(tmp_path: Path) -> None:
         assert first.returncode == 0
         assert dest.read_bytes() == emu.content(PATH)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg.whl"]
+
+
+def _verified(dest: Path) -> PartFile:
+    """A run about to commit ``dest``: its whole .part written and claimed."""
+    part = PartFile(dest)
+    part.open(fresh=True)
+    part.write(0, b"verified")
+    part.save(State("http://h/f", 8, done=RangeSet([(0, 8)])))
+    return part
+
+
+def test_a_part_committed_between_open_and_lock_is_not_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second run opens the .part, the first renames it onto the destination, then the
+    second locks what it opened: it must take a new .part, never the committed file."""
+    dest = tmp_path / "f"
+    first, second = _verified(dest), PartFile(dest)
+    flock = fcntl.flock
+
+    def first_commits_now(fd: int, op: int) -> None:
+        if first.fd is not None:
+            first.commit()
+        flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", first_commits_now)
+    second.acquire()
+    assert second.load("http://h/f", None) is None
+    second.open(fresh=True)
+    second.write(0, b"other")
+    assert dest.read_bytes() == b"verified"
+    second.discard()
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
+
+
+def test_the_lock_is_held_until_the_part_is_renamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second run during the first one's commit finds it busy; it cannot resume the
+    verified .part and commit it under the first (which then failed: 'folder went away')."""
+    dest = tmp_path / "f"
+    first = _verified(dest)
+    replace = os.replace
+
+    def second_run_meanwhile(src: Path, dst: Path) -> None:
+        with pytest.raises(Busy, match="another segfetch"):
+            PartFile(dest).acquire()
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_run_meanwhile)
+    first.commit()
+    assert dest.read_bytes() == b"verified"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
 async def test_two_downloads_in_one_process_do_not_share_a_part(tmp_path: Path) -> None:

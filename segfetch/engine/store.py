@@ -26,6 +26,7 @@ from segfetch.errors import Busy, DiskError, UsageError
 HASH_CHUNK = 4 * 1024 * 1024
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 _SUFFIXES = (".part", ".part.json", ".part.json.tmp")
+LOCK_TRIES = 5  # opens of a .part that was renamed away before we could lock it
 
 
 def side_names(name: str) -> tuple[str, str]:
@@ -90,6 +91,17 @@ class PartFile:
         it. Call before reading the control file: what it claims is then ours alone."""
         if self.fd is not None:
             return
+        for _ in range(LOCK_TRIES):
+            fd = self._open_locked()
+            if _is_at(fd, self.part):
+                self.fd = fd
+                return
+            # Between our open and our lock the writer before us renamed that .part onto
+            # the destination (or removed it): locking it is not locking the .part.
+            os.close(fd)
+        raise Busy(f"{self.part} keeps being replaced by another process; try again later")
+
+    def _open_locked(self) -> int:
         fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -102,7 +114,7 @@ class PartFile:
                 f"{self.dest} is being downloaded by another {holder}; wait for it to finish, "
                 "or choose another destination"
             ) from None
-        self.fd = fd
+        return fd
 
     def _holder(self) -> str:
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
@@ -185,13 +197,16 @@ class PartFile:
             self.fd = None
 
     def commit(self) -> None:
-        """Move the verified .part to the final path; the control file goes last."""
+        """Move the verified .part to the final path; the control file goes last. All under
+        the lock: a run that opened the .part before the rename finds it moved, not free."""
         assert self.fd is not None
         os.fsync(self.fd)
-        self.close()
-        os.replace(self.part, self.dest)
-        _fsync_dir(self.dest.parent)
-        self.control.unlink(missing_ok=True)
+        try:
+            os.replace(self.part, self.dest)
+            _fsync_dir(self.dest.parent)
+            self.control.unlink(missing_ok=True)
+        finally:
+            self.close()
 
     def forget(self) -> None:
         """Drop the resume state (the .part stays, to be rewritten from byte 0)."""
@@ -254,6 +269,16 @@ class PrefixHasher:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the one at ``path``."""
+    held = os.fstat(fd)
+    try:
+        there = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
 def _fsync_dir(path: Path) -> None:
