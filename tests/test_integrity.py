@@ -17,6 +17,7 @@ import pytest
 import trio
 from helpers import one_line_error, segfetch
 
+from segfetch.engine import store
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
@@ -116,6 +117,35 @@ def test_the_lock_is_held_until_the_part_is_renamed(
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
 
+@pytest.mark.parametrize("name", ["c.part", "c.part.json"])
+async def test_a_symlink_beside_the_destination_is_never_followed(
+    tmp_path: Path, name: str
+) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (tmp_path / name).symlink_to(victim)
+    if name != "c.part":
+        (tmp_path / "c.part").write_bytes(b"x")
+    dest = tmp_path / "c"
+    got = await segfetch("get", "http://127.0.0.1:9/c", "-o", str(dest), "-q")
+    assert got.returncode == 1
+    assert one_line_error(got).endswith(
+        f"{tmp_path / name} is a symbolic link; segfetch never "
+        "writes through one: remove it, or choose another destination"
+    )
+    assert victim.read_bytes() == b"keep me"
+    assert (tmp_path / name).is_symlink() and not dest.exists()
+
+
+def test_a_symlink_at_the_control_files_tmp_is_replaced(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    (tmp_path / "c.part.json.tmp").symlink_to(victim)
+    PartFile(tmp_path / "c").save(State("http://h/c", 10))
+    assert victim.read_bytes() == b"keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.part.json", "victim"]
+
+
 async def test_two_downloads_in_one_process_do_not_share_a_part(tmp_path: Path) -> None:
     dest = tmp_path / "pkg.whl"
     async with Emulator({PATH: SyntheticFile(1_000_000)}, link=SLOW) as emu:
@@ -209,11 +239,11 @@ def test_a_failed_control_file_save_leaves_no_tmp(
 ) -> None:
     part = PartFile(tmp_path / "x.whl")
 
-    def full(self: Path, data: str) -> int:
-        self.open("w").write(data[:10])  # half written, then the disk is full
+    def full(path: Path, data: str) -> None:
+        path.write_text(data[:10])  # half written, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(store, "_write_new", full)
     with pytest.raises(OSError):
         part.save(State("http://h/x.whl", 10))
     assert list(tmp_path.iterdir()) == []

@@ -102,7 +102,10 @@ class PartFile:
         raise Busy(f"{self.part} keeps being replaced by another process; try again later")
 
     def _open_locked(self) -> int:
-        fd = os.open(self.part, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symlink: it would write where it points, and commit the link
+            fd = os.open(self.part, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise _no_symlink(exc, self.part) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -118,14 +121,14 @@ class PartFile:
 
     def _holder(self) -> str:
         with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            pid = int(json.loads(self.control.read_text()).get("pid"))
+            pid = int(json.loads(_read(self.control)).get("pid"))
             return f"segfetch (pid {pid})"
         return "process"
 
     def load(self, url: str, sha256: str | None) -> State | None:
         """The saved state if it is for this file and its .part is intact, else None."""
         try:
-            raw = json.loads(self.control.read_text())
+            raw = json.loads(_read(self.control))
             state = State(
                 url=raw["url"],
                 size=int(raw["size"]),
@@ -135,7 +138,11 @@ class PartFile:
                 done=RangeSet((int(a), int(b)) for a, b in raw["done"]),
             )
             part_size = self.part.stat().st_size
-        except (OSError, ValueError, KeyError, TypeError):
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise _no_symlink(exc, self.control) from None
+            return None
+        except (ValueError, KeyError, TypeError):
             return None
         ends = [e for _, e in state.done]
         if not state.same_file(url, sha256) or (ends and ends[-1] > min(part_size, state.size)):
@@ -154,7 +161,7 @@ class PartFile:
         }
         tmp = self.control.with_name(self.control.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(raw))
+            _write_new(tmp, json.dumps(raw))
             os.replace(tmp, self.control)
         except BaseException:
             tmp.unlink(missing_ok=True)  # a full disk must not leave a stray .tmp
@@ -269,6 +276,29 @@ class PrefixHasher:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def _read(path: Path) -> str:
+    with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), encoding="utf-8") as f:
+        return f.read()
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write ``path`` as a new file: a symlink (or anything) left there is replaced, never
+    followed."""
+    path.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    with open(os.open(path, flags, 0o644), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _no_symlink(exc: OSError, path: Path) -> OSError | DiskError:
+    if exc.errno != errno.ELOOP:
+        return exc
+    return DiskError(
+        f"{path} is a symbolic link; segfetch never writes through one: remove it, or choose "
+        "another destination"
+    )
 
 
 def _is_at(fd: int, path: Path) -> bool:
