@@ -247,6 +247,21 @@ def test_load_refuses_a_part_shorter_than_its_claims(tmp_path: Path) -> None:
         store.close()
 
 
+def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) -> None:
+    url = "http://user:secret@h/f"
+    store = PartFile(tmp_path / "f")
+    store.open(fresh=True)
+    try:
+        store.write(0, b"x" * 10)
+        store.save(State(url, 10, etag='"e"', done=RangeSet([(0, 10)])))
+        assert "secret" not in store.control.read_text()
+        assert store.control.stat().st_mode & 0o777 == 0o600
+        assert store.load(url, None) is not None  # the same URL resumes
+        assert store.load("http://user:secret@h/g", None) is None
+    finally:
+        store.close()
+
+
 async def test_read_back_hashes_the_part_and_refuses_a_short_one(tmp_path: Path) -> None:
     """The prefix hash reads back what arrived out of order, through one reused buffer,
     across reads of several sizes; a .part shorter than the bytes to hash is an error."""

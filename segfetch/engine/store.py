@@ -21,7 +21,7 @@ from pathlib import Path
 import trio
 
 from segfetch.engine.ranges import RangeSet
-from segfetch.errors import Busy, DiskError, UsageError
+from segfetch.errors import Busy, DiskError, UsageError, redact_url
 
 HASH_CHUNK = 4 * 1024 * 1024
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
@@ -72,7 +72,7 @@ class State:
         # else the URL: adding or dropping --sha256 on a rerun keeps the progress.
         if sha256 is not None and self.sha256 is not None:
             return sha256 == self.sha256
-        return url == self.url
+        return redact_url(url) == redact_url(self.url)  # the control file keeps no password
 
 
 class PartFile:
@@ -151,7 +151,7 @@ class PartFile:
 
     def save(self, state: State) -> None:
         raw = {
-            "url": state.url,
+            "url": redact_url(state.url),  # never a password on disk
             "size": state.size,
             "etag": state.etag,
             "last_modified": state.last_modified,
@@ -284,11 +284,11 @@ def _read(path: Path) -> str:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Write ``path`` as a new file: a symlink (or anything) left there is replaced, never
-    followed."""
+    """Write ``path`` as a new file, for its owner only (it names the URL): a symlink (or
+    anything) left there is replaced, never followed."""
     path.unlink(missing_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-    with open(os.open(path, flags, 0o644), "w", encoding="utf-8") as f:
+    with open(os.open(path, flags, 0o600), "w", encoding="utf-8") as f:
         f.write(text)
 
 
