@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -260,6 +261,60 @@ def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) ->
         assert store.load("http://user:secret@h/g", None) is None
     finally:
         store.close()
+
+
+GOOD = {"url": "http://h/f", "size": 5000, "last_modified": "x", "done": [[0, 1000]]}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"size": 0},
+        {"size": -5},
+        {"size": 1e400},
+        {"size": 5000.0},
+        {"size": True},
+        {"size": "5000"},
+        {"size": 1 << 80},
+        {"url": 7},
+        {"last_modified": [1]},
+        {"etag": {}},
+        {"sha256": 5},
+        {"done": [[0, 1000, 5]]},
+        {"done": [[5, 5]]},
+        {"done": [[-1, 10]]},
+        {"done": [[0, 6000]]},
+        {"done": [[0, "9"]]},
+        {"done": [[False, 9]]},
+        {"done": [0, 1000]},
+        {"done": {"0": 1000}},
+        {"done": None},
+    ],
+)
+def test_a_control_file_that_does_not_validate_is_not_resumed(
+    tmp_path: Path, change: dict[str, Any]
+) -> None:
+    store = PartFile(tmp_path / "f")
+    store.open(fresh=True)
+    try:
+        store.write(0, b"x" * 5000)
+        store.control.write_text(json.dumps({**GOOD, **change}))
+        assert store.load("http://h/f", None) is None
+        store.control.write_text(json.dumps(GOOD))
+        assert store.load("http://h/f", None) is not None
+    finally:
+        store.close()
+
+
+async def test_a_control_file_of_size_zero_is_started_over(tmp_path: Path) -> None:
+    dest = tmp_path / "f.bin"
+    async with Emulator({PATH: SyntheticFile(SIZE)}) as emu:
+        url = emu.url(PATH)
+        (tmp_path / "f.bin.part").write_bytes(emu.content(PATH)[:1000])
+        state = {"url": url, "size": 0, "last_modified": "x", "done": []}
+        (tmp_path / "f.bin.part.json").write_text(json.dumps(state))
+        result = await download(url, dest, Options(connections=4))
+    assert result.resumed == 0 and dest.read_bytes() == emu.content(PATH)
 
 
 async def test_read_back_hashes_the_part_and_refuses_a_short_one(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from segfetch.errors import Busy, DiskError, UsageError, redact_url
 HASH_CHUNK = 4 * 1024 * 1024
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 _SUFFIXES = (".part", ".part.json", ".part.json.tmp")
+MAX_SIZE = 1 << 62  # past any disk; beyond it file offsets overflow
 LOCK_TRIES = 5  # opens of a .part that was renamed away before we could lock it
 
 
@@ -73,6 +74,44 @@ class State:
         if sha256 is not None and self.sha256 is not None:
             return sha256 == self.sha256
         return redact_url(url) == redact_url(self.url)  # the control file keeps no password
+
+
+def parse_state(raw: object) -> State:
+    """The state a control file's JSON records; ValueError for anything this version would
+    not have written (edited, damaged, another program's). Pure."""
+    if not isinstance(raw, dict):
+        raise ValueError("not an object")
+    url, size, done = raw.get("url"), raw.get("size"), raw.get("done")
+    if not isinstance(url, str) or not isinstance(size, int) or isinstance(size, bool):
+        raise ValueError("bad url or size")
+    if not 0 < size <= MAX_SIZE:
+        raise ValueError("bad size")
+    if not isinstance(done, list) or not all(_span(s, size) for s in done):
+        raise ValueError("bad ranges")
+    return State(
+        url,
+        size,
+        etag=_text(raw, "etag"),
+        last_modified=_text(raw, "last_modified"),
+        sha256=_text(raw, "sha256"),
+        done=RangeSet((a, b) for a, b in done),
+    )
+
+
+def _text(raw: dict[str, object], key: str) -> str | None:
+    value = raw.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"bad {key}")
+    return value
+
+
+def _span(x: object, size: int) -> bool:
+    """[start, end) within the file, as save() writes it."""
+    if not isinstance(x, list) or len(x) != 2:
+        return False
+    a, b = x
+    ints = all(isinstance(n, int) and not isinstance(n, bool) for n in x)
+    return ints and 0 <= a < b <= size
 
 
 class PartFile:
@@ -128,21 +167,13 @@ class PartFile:
     def load(self, url: str, sha256: str | None) -> State | None:
         """The saved state if it is for this file and its .part is intact, else None."""
         try:
-            raw = json.loads(_read(self.control))
-            state = State(
-                url=raw["url"],
-                size=int(raw["size"]),
-                etag=raw.get("etag"),
-                last_modified=raw.get("last_modified"),
-                sha256=raw.get("sha256"),
-                done=RangeSet((int(a), int(b)) for a, b in raw["done"]),
-            )
+            state = parse_state(json.loads(_read(self.control)))
             part_size = self.part.stat().st_size
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _no_symlink(exc, self.control) from None
             return None
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, RecursionError):  # not a control file this version wrote
             return None
         ends = [e for _, e in state.done]
         if not state.same_file(url, sha256) or (ends and ends[-1] > min(part_size, state.size)):
