@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
 from segfetch.engine.retry import RetryPolicy
 from segfetch.engine.store import HASH_CHUNK, PartFile, PrefixHasher, State
-from segfetch.errors import RetriesExhausted, ServerError
+from segfetch.errors import DiskError, RetriesExhausted, ServerError
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 PATH = "/f.bin"
@@ -181,6 +182,32 @@ async def interrupted_run(emu: Emulator, dest: Path) -> RangeSet:
     assert state is not None and 0 < state.done.total() < SIZE, state
     emu.link = Link()
     return state.done
+
+
+async def test_a_failure_before_any_byte_leaves_nothing(tmp_path: Path) -> None:
+    """Reset right after the head: no empty .part, no control file claiming nothing."""
+    async with Emulator({PATH: SyntheticFile(SIZE)}) as emu:
+        emu.link = Link(faults=(Fault("reset"),))
+        with pytest.raises(RetriesExhausted):
+            await download(emu.url(PATH), tmp_path / "out.bin", options(2, ONE_TRY))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_part_no_control_file_describes_is_not_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: the control file cannot be written, so the .part could never be
+    resumed; left, it would keep the disk full."""
+
+    def full(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("segfetch.engine.store._write_new", full)
+    async with Emulator({PATH: SyntheticFile(SIZE)}) as emu:
+        emu.link = Link(faults=(Fault("close", every=200_000),))
+        with pytest.raises(DiskError, match="No space left"):
+            await download(emu.url(PATH), tmp_path / "out.bin", options(2, ONE_TRY))
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the control file claims only synced bytes -----------------------------------------------

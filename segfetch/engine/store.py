@@ -224,10 +224,22 @@ class PartFile:
             await trio.to_thread.run_sync(os.fdatasync, self.fd)
 
     def release(self) -> None:
-        """Close, removing a .part that holds nothing and no control file claims."""
-        if self.fd is not None and os.fstat(self.fd).st_size == 0 and not self.control.exists():
-            self.part.unlink(missing_ok=True)
+        """Close after a failure or an interruption. The .part stays only where its control
+        file says which of its bytes a rerun resumes: else it is no use, and may be what
+        fills the disk (the control file could not be written). A symlink is left alone."""
+        if self.fd is not None and not self.control.is_symlink() and not self._resumable():
+            for path in (self.part, self.control):
+                path.unlink(missing_ok=True)
         self.close()
+
+    def _resumable(self) -> bool:
+        assert self.fd is not None
+        try:
+            state = parse_state(json.loads(_read(self.control)))
+        except (OSError, ValueError, RecursionError):
+            return False
+        ends = [e for _, e in state.done]
+        return bool(ends) and ends[-1] <= os.fstat(self.fd).st_size
 
     def close(self) -> None:
         if self.fd is not None:
