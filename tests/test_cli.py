@@ -329,3 +329,40 @@ async def test_json_failure_is_one_document_on_stdout(tmp_path: Path) -> None:
     for args in (["get", "http://127.0.0.1:99999/x.whl"], ["get"], ["get", "x", "--size", "y"]):
         usage = await segfetch(*args, "--json")  # bad input, some found by the parser
         assert json.loads(usage.stdout)["exit_code"] == usage.returncode == 2
+
+
+@pytest.mark.parametrize("stdout", ["full", "closed pipe"])
+async def test_a_stdout_that_cannot_take_the_json_is_one_line(tmp_path: Path, stdout: str) -> None:
+    """The file is complete: one line says so and that its result was lost (exit 1, as
+    pip's 'Pipe to stdout was broken'); a failure's own exit code stands. No traceback."""
+    if stdout == "full":
+        out = os.open("/dev/full", os.O_WRONLY)
+    else:
+        reader, out = os.pipe()
+        os.close(reader)
+    try:
+        async with Emulator({PATH: SyntheticFile(300_000)}) as emu:
+            for path, code in [(PATH, 1), ("/nothing.whl", 1), (PATH, 2)]:
+                dest = tmp_path / "x.whl"
+                args = ["get", emu.url(path), "-o", str(dest), "--json"]
+                args += ["--sha256", "zz"] if code == 2 else []
+                proc = await trio.run_process(
+                    [sys.executable, "-m", "segfetch", *args],
+                    stdout=out,
+                    capture_stderr=True,
+                    check=False,
+                )
+                assert proc.returncode == code
+                line = one_line_error(proc)
+                if path == PATH and code == 1:
+                    reason = "No space left on device" if stdout == "full" else "Broken pipe"
+                    assert line == (
+                        f"segfetch: error: cannot write the result to stdout ({reason}); "
+                        f"{dest} is complete"
+                    )
+                    assert dest.read_bytes() == emu.content(PATH)
+                    dest.unlink()
+                else:
+                    assert "stdout" not in line
+    finally:
+        os.close(out)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from segfetch.cli import collector_paused, running
+from segfetch.cli import collector_paused, report, running
 from segfetch.cli.options import add_download_options, check_url, download_options
 from segfetch.config import host_start, save_host_start
 from segfetch.errors import UsageError, redact_url
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     if result.settled is not None:
         save_host_start(host, result.settled)
     if args.json:
-        print(json.dumps(result_dict(result)))
+        report(json.dumps(result_dict(result)), f"{result.path} is complete")
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0

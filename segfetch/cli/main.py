@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from segfetch import __version__
+from segfetch.cli import ReportLost, stdout_gone
 from segfetch.cli.running import Terminated
 from segfetch.errors import SegfetchError, first_error
 
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.run(args))
         except BaseExceptionGroup as group:  # from a nursery: say what caused it
             raise first_error(group) from None
+    except ReportLost as exc:  # the work is done: one line, as pip's 'Pipe to stdout was broken'
+        print(f"segfetch: error: {exc}", file=sys.stderr)
+        return 1
     except SegfetchError as exc:
         return _failed(args, f"error: {exc}", exc.exit_code)
     except OSError as exc:  # a local file the command had to write or read
@@ -75,7 +79,10 @@ def _failed(args: argparse.Namespace, line: str, code: int) -> int:
 def _json_error(message: str, code: int) -> None:
     import json  # (only here: `segfetch --version` loads no more than it needs)
 
-    print(json.dumps({"error": message, "exit_code": code}))
+    try:
+        print(json.dumps({"error": message, "exit_code": code}), flush=True)
+    except OSError:  # stderr's line says it; the exit code stands
+        stdout_gone()
 
 
 class _Parser(argparse.ArgumentParser):
