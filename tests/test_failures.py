@@ -5,7 +5,9 @@ from __future__ import annotations
 import socket
 import ssl
 from pathlib import Path
+from typing import TypeVar
 
+import httpcore
 import httpx
 import pytest
 import trio
@@ -18,7 +20,10 @@ from segfetch.engine.failures import BACKPRESSURE_STATUS, RETRYABLE_STATUS
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted
+from segfetch.testing.emulator import Emulator, SyntheticFile
 from segfetch.wheels.index import fetch_project
+
+E = TypeVar("E", bound=BaseException)
 
 
 @given(st.integers(min_value=300, max_value=599))
@@ -47,7 +52,7 @@ def test_retry_after_is_read_for_retryable_statuses_only() -> None:
     assert failures.from_status(404, "", {"Retry-After": "7"}, "http://h/x").retry_after is None
 
 
-def _with_cause(exc: httpx.TransportError, cause: BaseException) -> httpx.TransportError:
+def _with_cause(exc: E, cause: BaseException) -> E:
     exc.__cause__ = cause
     return exc
 
@@ -63,12 +68,40 @@ def test_transport_failures() -> None:
     failure = failures.from_transport(_with_cause(httpx.ConnectError("x"), cert), "https://h/x")
     assert not failure.retry and "SSL_CERT_FILE" in failure.message
 
+    plain = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+    plain.reason = "WRONG_VERSION_NUMBER"  # as OpenSSL sets it
+    broken = _with_cause(trio.BrokenResourceError(), plain)  # trio's SSLStream wraps it
+    failure = failures.from_transport(
+        _with_cause(httpx.ConnectError(""), _with_cause(httpcore.ConnectError(broken), broken)),
+        "https://u:pw@h.example:8080/x",
+    )
+    assert not failure.retry
+    assert failure.message == (
+        "TLS handshake with h.example:8080 failed: wrong version number (is it an https server?)"
+    )
+    eof = ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+    eof.reason = "UNEXPECTED_EOF_WHILE_READING"
+    failure = failures.from_transport(_with_cause(httpx.ConnectError(""), eof), "https://h/x")
+    assert failure.retry and failure.message == "TLS failed with h: unexpected eof while reading"
+
     failure = failures.from_transport(httpx.UnsupportedProtocol("ftp"), "ftp://h/x")
     assert not failure.retry and "only http:// and https://" in failure.message
 
     failure = failures.from_transport(httpx.ReadError(""), "https://h/x")
     assert failure.retry and failure.message == "ReadError: no answer in time"
     assert isinstance(failures.exhausted(3, failure), RetriesExhausted)
+
+
+async def test_https_to_a_plain_http_port_fails_at_once(tmp_path: Path) -> None:
+    policy = RetryPolicy(max_tries=5, base=1.0, cap=1.0)  # retried, it would take 4 s
+    async with Emulator({"/x.whl": SyntheticFile(1000)}) as emu:
+        url = emu.url("/x.whl").replace("http://", "https://")
+        with trio.fail_after(3), pytest.raises(DownloadError) as got:
+            await download(url, tmp_path / "x.whl", Options(policy=policy))
+    authority = url.split("/")[2]
+    assert str(got.value) == (
+        f"TLS handshake with {authority} failed: wrong version number (is it an https server?)"
+    )
 
 
 def _transport(exc: Exception) -> httpx.MockTransport:

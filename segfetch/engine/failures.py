@@ -21,6 +21,8 @@ from segfetch.units import plural
 RETRYABLE_STATUS = frozenset({408, 416, 425, 429, 500, 502, 503, 504})
 # Statuses that say "too many of us": the host wants fewer connections.
 BACKPRESSURE_STATUS = frozenset({429, 503})
+# What OpenSSL says when the peer does not speak TLS at all (a plain-HTTP server's answer).
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"})
 # Final statuses, with what the user can do about them.
 _HINTS = {
     401: "check the credentials (in the URL, ~/.netrc or the index settings)",
@@ -97,6 +99,8 @@ def from_transport(exc: BaseException, url: str) -> Failure:
                 "CA bundle",
                 retry=False,
             )
+        if isinstance(cause, ssl.SSLError):
+            return _tls(cause, _authority(url))  # host:port: the port may be the mistake
         cause = cause.__cause__ or cause.__context__
     if type(exc).__name__ == "UnsupportedProtocol":  # httpx's, without importing httpx
         return Failure(
@@ -105,8 +109,24 @@ def from_transport(exc: BaseException, url: str) -> Failure:
     return Failure(f"{type(exc).__name__}: {str(exc) or 'no answer in time'}", retry=True)
 
 
+def _tls(exc: ssl.SSLError, host: str) -> Failure:
+    """A TLS failure. The answer of a plain-HTTP server to a TLS hello (https:// to an
+    http:// port) fails the same way on every try."""
+    reason = (exc.reason or type(exc).__name__).lower().replace("_", " ")
+    if exc.reason in _NOT_TLS:
+        return Failure(
+            f"TLS handshake with {host} failed: {reason} (is it an https server?)", retry=False
+        )
+    return Failure(f"TLS failed with {host}: {reason}", retry=True)
+
+
+def _authority(url: str) -> str:
+    """host[:port], without credentials."""
+    return url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+
+
 def _host(url: str) -> str:
-    authority = url.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+    authority = _authority(url)
     if authority.startswith("["):
         return authority.partition("]")[0] + "]"
     return authority.rsplit(":", 1)[0] if authority.count(":") == 1 else authority
