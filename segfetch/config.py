@@ -32,8 +32,8 @@ def config_path() -> Path:
 
 def saved_connections(default: str) -> str:
     """The -n that `segfetch bench --save` chose, as -n takes it; else ``default``."""
-    value = load_config().get("connections")
-    return str(value) if isinstance(value, int) and 1 <= value <= 64 else default
+    value = _count(load_config().get("connections"), 64)
+    return str(value) if value is not None else default
 
 
 def load_config() -> dict[str, object]:
@@ -60,8 +60,15 @@ def _write(config: dict[str, object]) -> Path:
 def host_start(host: str) -> int | None:
     """Where ``-n auto`` settled for this host last time, if it was recorded."""
     hosts = load_config().get("hosts")
-    value = hosts.get(host) if isinstance(hosts, dict) else None
-    return value if isinstance(value, int) and 1 <= value <= 256 else None
+    return _count(hosts.get(host) if isinstance(hosts, dict) else None, 256)
+
+
+def _count(value: object, most: int) -> int | None:
+    """A saved count of connections, or None for anything else (true is an int to Python,
+    and a bad value in a cache of what hosts rewarded is only ignored)."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= most:
+        return value
+    return None
 
 
 def save_host_start(host: str, n: int) -> None:

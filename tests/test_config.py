@@ -26,6 +26,14 @@ def test_a_broken_settings_file_is_no_settings(tmp_path: Path) -> None:
     assert config.saved_connections("auto") == "auto"
 
 
+def test_a_saved_true_is_no_count(tmp_path: Path) -> None:
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('{"hosts": {"h:1": true}, "connections": true}')
+    assert config.host_start("h:1") is None
+    assert config.saved_connections("auto") == "auto"
+
+
 async def test_get_remembers_where_auto_settled_for_the_host(tmp_path: Path) -> None:
     import json
 
