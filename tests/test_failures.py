@@ -87,6 +87,15 @@ def test_transport_failures() -> None:
     failure = failures.from_transport(httpx.UnsupportedProtocol("ftp"), "ftp://h/x")
     assert not failure.retry and "only http:// and https://" in failure.message
 
+    raw = bytearray(b"\x00raw body of a server with no status line, " * 20)
+    failure = failures.from_transport(
+        httpx.RemoteProtocolError(f"illegal status line: {raw!r}"), "http://h/x"
+    )
+    assert failure.retry and failure.message == (
+        "RemoteProtocolError: illegal status line: "
+        "b'\\x00raw body of a server with no status lin'..."
+    )
+
     failure = failures.from_transport(httpx.ReadError(""), "https://h/x")
     assert failure.retry and failure.message == "ReadError: no answer in time"
     assert isinstance(failures.exhausted(3, failure), RetriesExhausted)

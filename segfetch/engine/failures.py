@@ -7,6 +7,7 @@ Retry-After says) or final, with the one line to show the user.
 
 from __future__ import annotations
 
+import ast
 import socket
 import ssl
 from collections.abc import Mapping
@@ -106,7 +107,22 @@ def from_transport(exc: BaseException, url: str) -> Failure:
         return Failure(
             f"{redact_url(url)}: only http:// and https:// URLs are supported", retry=False
         )
-    return Failure(f"{type(exc).__name__}: {str(exc) or 'no answer in time'}", retry=True)
+    text = _peer_bytes(str(exc)) or "no answer in time"
+    return Failure(f"{type(exc).__name__}: {text}", retry=True)
+
+
+def _peer_bytes(text: str, keep: int = 40) -> str:
+    """h11 quotes all it got in its error ("illegal status line: bytearray(b'...')"): the
+    raw body of a server that sends no status line (HTTP/0.9) would fill the screen. Keep
+    its first ``keep`` bytes."""
+    head, sep, dump = text.partition("bytearray(")
+    if not sep:
+        return text
+    try:
+        data = bytes(ast.literal_eval(dump.removesuffix(")")))
+    except (ValueError, SyntaxError, TypeError):
+        return f"{head}{dump[:keep]}..."
+    return f"{head}{data[:keep]!r}" + ("..." if len(data) > keep else "")
 
 
 def _tls(exc: ssl.SSLError, host: str) -> Failure:
