@@ -160,3 +160,46 @@ def test_configured_options_read_as_pip_ranks_them() -> None:
         "b",
     ]
     assert configured_options(files + listing, "install", sources=(":env:",))[0] == "--no-deps"
+
+
+def test_where_pip_is_configured_to_install_is_taken() -> None:
+    """PIP_TARGET / PIP_PREFIX / PIP_ROOT / PIP_USER, or pip.conf's target = ...: as the
+    command-line option, one value, the highest-ranked (uv put them in the venv)."""
+    from segfetch.wheels.pipnet import configured_options, environment_listing
+
+    env = environment_listing({"PIP_TARGET": "/t", "PIP_USER": "1"})
+    assert configured_options(env, "install") == ["--user", "--target", "/t"]
+    files = "global.prefix='/g'\ninstall.prefix='/i'\nglobal.root='/r'\n"
+    assert configured_options(files, "install") == ["--prefix", "/i", "--root", "/r"]
+    assert configured_options(env + files, "download") == []
+
+
+def test_indexes_as_pip_ranks_them() -> None:
+    """A requirement file's -i replaces the command line's indexes (pip reads the file
+    after them); each command-line option replaces its configured value alone."""
+    import argparse
+    from collections.abc import Mapping
+    from types import SimpleNamespace
+    from typing import cast
+
+    from segfetch.cli.install import _indexes
+    from segfetch.wheels.requirements import RequirementSet
+
+    def indexes(cli: Mapping[str, object], file: Mapping[str, object], config: str) -> list[str]:
+        args = argparse.Namespace(
+            pip_args=[], command="install", quiet=True,
+            **{"index_url": None, "extra_index_url": [], **cli},
+        )  # fmt: skip
+        reqs = SimpleNamespace(**{"index_url": None, "extra_index_urls": [], **file})
+        reqs.no_index = False
+        return _indexes(args, cast(RequirementSet, reqs), lambda: config)
+
+    conf = "global.index-url='https://conf/'\nglobal.extra-index-url='https://conf-x/'\n"
+    assert indexes({}, {}, conf) == ["https://conf/", "https://conf-x/"]
+    assert indexes({"index_url": "https://cli/"}, {}, conf) == ["https://cli/", "https://conf-x/"]
+    cli = {"index_url": "https://cli/", "extra_index_url": ["https://cli-x/"]}
+    assert indexes(cli, {"extra_index_urls": ["https://f-x/"]}, conf) == [
+        "https://cli/", "https://cli-x/", "https://f-x/"
+    ]  # fmt: skip
+    assert indexes(cli, {"index_url": "https://f/"}, conf) == ["https://f/"]
+    assert indexes({}, {}, "") == ["https://pypi.org/simple/"]

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from segfetch.engine.download import make_client
@@ -203,3 +204,32 @@ async def test_an_extra_index_that_cannot_be_reached_is_left_out(tmp_path: Path)
         got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
     assert got.status_code == 200 and [f["filename"] for f in got.json()["files"]] == [WHEEL]
     assert any("index left out" in line for line in lines)
+
+
+def test_json_pages_name_the_metadata_as_pep_714_does() -> None:
+    """pip 22.3 to 23.1 crash on a JSON "dist-info-metadata" that is not a string (PyPI
+    stopped sending it): only "core-metadata"."""
+    from segfetch.wheels import simple
+    from segfetch.wheels.index import IndexFile
+
+    page = simple.render_page(JSON_TYPE, "p", [IndexFile(WHEEL, "https://x/" + WHEEL)])
+    [entry] = json.loads(page)["files"]
+    assert entry["core-metadata"] is True and "dist-info-metadata" not in entry
+
+
+def test_a_resolution_conflict_keeps_pips_account(capsys: pytest.CaptureFixture[str]) -> None:
+    from segfetch.errors import SegfetchError
+    from segfetch.wheels.pip import _read_report
+
+    said = (
+        "Collecting requests==2.31.0\n"
+        "ERROR: Cannot install requests==2.31.0 and idna==2.0 because these package versions"
+        " have conflicting dependencies.\n\nThe conflict is caused by:\n"
+        "    The user requested idna==2.0\n"
+        "    requests 2.31.0 depends on idna<4,>=2.5\n\n"
+        "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/\n"
+    )
+    with pytest.raises(SegfetchError, match=r"Cannot install.*pip's output is above"):
+        _read_report("python", 1, "", said)
+    shown = capsys.readouterr().err
+    assert "requests 2.31.0 depends on idna<4,>=2.5" in shown and "Collecting" not in shown

@@ -387,18 +387,23 @@ def _indexes(
     reqs: RequirementSet,
     pip_config: Callable[[], str],
 ) -> list[str]:
-    """As pip sees it: the command line, then the requirement files, then pip's config."""
+    """As pip sees it: the command line's (each option in place of its configured value),
+    the requirement files' extra indexes after them; a requirement file's -i replaces them
+    all, as pip reads the file after the command line."""
     from segfetch.wheels.index import PYPI
     from segfetch.wheels.target import index_urls_in_config
 
     if "--no-index" in args.pip_args or reqs.no_index:  # pip's: the --find-links alone
         return []
 
-    index = args.index_url or reqs.index_url
-    extras = args.extra_index_url + reqs.extra_index_urls
-    if index is None and not extras:
-        index, extras = index_urls_in_config(pip_config(), args.command)
-    urls = [index or PYPI, *extras]
+    if reqs.index_url is not None:
+        urls = [reqs.index_url, *reqs.extra_index_urls]
+    else:
+        index, extras = args.index_url, args.extra_index_url
+        if index is None or not extras:
+            configured_index, configured_extras = index_urls_in_config(pip_config(), args.command)
+            index, extras = index or configured_index, extras or configured_extras
+        urls = [index or PYPI, *extras, *reqs.extra_index_urls]
     web = [u for u in urls if u.startswith(("http://", "https://"))]
     if not web:
         raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")

@@ -71,7 +71,14 @@ def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list
         said = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
         errors = [ln for ln in said if ln.startswith("ERROR")]
         if errors:
-            why = errors[-1].removeprefix("ERROR:").strip()
+            # (pip's last line of a conflict is a link; the line before it names the pins)
+            last = -2 if len(errors) > 1 and "ResolutionImpossible" in errors[-1] else -1
+            why = errors[last].removeprefix("ERROR:").strip()
+            lines = stderr.splitlines()
+            account = lines[next(i for i, ln in enumerate(lines) if ln.startswith("ERROR")) :]
+            if any(ln.strip() and not ln.startswith("ERROR") for ln in account):
+                sys.stderr.write("".join(ln + "\n" for ln in account))  # causes, a crash
+                why += " (pip's output is above)"
         else:  # a build that failed: pip's own account of it (its cross line says which step)
             sys.stderr.write(stderr)
             step = [ln.lstrip(CROSS + " ").strip() for ln in said if ln.startswith(CROSS)]

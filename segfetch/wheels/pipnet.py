@@ -37,9 +37,10 @@ def config_settings(listing: str, name: str, command: str) -> list[str]:
 # no-build-isolation: pip reads its configured value backwards, as build_isolation.)
 CONFIGURED_FLAGS: tuple[str, ...] = ("no-deps", "pre", "prefer-binary", "require-hashes")
 CONFIGURED_FLAGS += ("ignore-requires-python",)
-CONFIGURED_INSTALL_FLAGS = ("upgrade", "force-reinstall", "ignore-installed")
+CONFIGURED_INSTALL_FLAGS = ("upgrade", "force-reinstall", "ignore-installed", "user")
 CONFIGURED_VALUED = ("only-binary", "no-binary")
 CONFIGURED_INSTALL_VALUED = ("upgrade-strategy",)
+CONFIGURED_INSTALL_PLACES = ("target", "prefix", "root")  # where it installs: one value
 _TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})  # pip's strtobool
 
 
@@ -62,6 +63,9 @@ def configured_options(listing: str, command: str, *, sources: tuple[str, ...] =
     for name in valued:
         for value in reversed(config_settings(listing, name, command)):
             out += [w for word in value.split() for w in (f"--{name}", word)]
+    for name in CONFIGURED_INSTALL_PLACES if install else ():
+        if values := config_settings(listing, name, command):
+            out += [f"--{name}", values[0]]
     return out
 
 

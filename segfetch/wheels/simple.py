@@ -192,8 +192,9 @@ def _json(project: str, f: IndexFile) -> dict[str, object]:
         "url": file_href(project, f.filename),
         "hashes": dict([_fragment(f)[1:].split("=", 1)]) if _fragment(f) else {},
         "yanked": (f.yanked or True) if f.yanked is not None else False,
+        # PEP 714's name only: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata"
+        # (they take its value for a "sha256=..." string).
         "core-metadata": _has_metadata(f),
-        "dist-info-metadata": _has_metadata(f),
     }
     if f.requires_python:
         out["requires-python"] = f.requires_python
