@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from segfetch.cli.pipopts import (
-    ELSEWHERE,
     INSTALL_VALUED,
     INSTALLED_FLAGS,
     INSTALLED_VALUED,
@@ -103,8 +102,8 @@ def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> N
     installed: list[str] = []
     words = iter(kept)  # as _PipOption keeps them: an option, then its value if it has one
     for word in words:
-        if word in ELSEWHERE or word == "--user":  # not the environment's packages
-            install = False
+        if word in ("--target", "-t"):  # pip ignores what is installed there (not so for
+            install = False  # --prefix, --root, --user: it looks at the environment's)
         if word in PIP_VALUED or word in INSTALL_VALUED:
             value = next(words, "")
             if word in RESOLVER_VALUED:

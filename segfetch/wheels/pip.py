@@ -113,10 +113,10 @@ UV_FLAGS: dict[str, str | None] = {
     "--disable-pip-version-check": None,
     "--no-index": None,  # uv is given --no-index anyway
 }
+# (Not --target nor --prefix: uv takes them, but as a folder of its own that it checks for
+# what is installed; pip installs anew into a --target, and checks the environment's
+# packages for a --prefix. Those stay with pip.)
 UV_VALUED = {
-    "-t": "--target",
-    "--target": "--target",
-    "--prefix": "--prefix",
     "--only-binary": "--only-binary",  # :all:, :none: or names, as pip writes them
     "--no-binary": "--no-binary",
 }
@@ -193,13 +193,13 @@ def choose_installer(wanted: str, pip_args: Sequence[str]) -> Installer:
             )
         if refused is not None:
             raise UsageError(
-                f"--installer uv: uv pip install does not take pip's {refused}; "
+                f"--installer uv: uv pip install does not do what pip's {refused} does; "
                 "use --installer pip for it"
             )
     if uv is None:
         return Installer("pip")
     if refused is not None:
-        return Installer("pip", why_not_uv=f"uv pip install does not take {refused}")
+        return Installer("pip", why_not_uv=f"uv pip install does not do what {refused} does")
     return Installer("uv", uv, tuple(args))
 
 
