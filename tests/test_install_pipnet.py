@@ -97,13 +97,19 @@ async def test_without_the_ca_it_stops_in_one_line_saying_what_to_set(
     assert await freeze(python) == []
 
 
+@pytest.mark.parametrize("where", ["command line", "requirement file"])
 async def test_a_trusted_host_is_not_checked(
-    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path
+    tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path, where: str
 ) -> None:
     port = https_index[1]
     python = fresh(venv_template, tmp_path / "venv")
     url = f"https://127.0.0.1:{port}/simple/"
-    proc = await install(python, url, tmp_path, "--trusted-host", f"127.0.0.1:{port}")
+    given = ["--trusted-host", f"127.0.0.1:{port}"]
+    if where == "requirement file":
+        reqs = tmp_path / "reqs.txt"
+        reqs.write_text(f"--trusted-host 127.0.0.1:{port}\n--use-feature=truststore\n")
+        given = ["-r", str(reqs)]
+    proc = await install(python, url, tmp_path, *given)
     assert proc.returncode == 0, proc.stderr.decode()
     assert len(await freeze(python)) == 2
 

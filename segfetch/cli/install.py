@@ -214,7 +214,8 @@ def _run_started(
         """pip's proxy, cert, client-cert, trusted-host, as pip would use them."""
         from segfetch.wheels.pipnet import pip_network
 
-        return pip_network(pip_args, pip_config(), args.command)
+        trusted = [w for host in reqs.trusted_hosts for w in ("--trusted-host", host)]
+        return pip_network([*pip_args, *trusted], pip_config(), args.command)
 
     @functools.cache
     def constrained() -> None:

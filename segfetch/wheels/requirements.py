@@ -127,6 +127,7 @@ class RequirementSet:
     constraints: list[Wanted] = field(default_factory=list)
     index_url: str | None = None
     extra_index_urls: list[str] = field(default_factory=list)
+    trusted_hosts: list[str] = field(default_factory=list)  # files' --trusted-host
     pre: bool = False
     # pip's format control, as pip keeps it: ":all:" or canonical names
     only_binary: set[str] = field(default_factory=set)
@@ -392,6 +393,10 @@ class RequirementSet:
             self.find_links.append(str(base / value) if (base / value).exists() else value)
         elif opt in ("-e", "--editable") and not constraint:
             self.add_editable(value)
+        elif opt == "--trusted-host":
+            self.trusted_hosts.append(value)
+        elif opt == "--use-feature":  # pip's own features (truststore, ...): pip's business
+            pass
         else:
             raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
 
