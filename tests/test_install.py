@@ -479,6 +479,21 @@ async def test_install_json_is_one_document_and_tells_the_truth(
     assert "Successfully installed" in proc.stderr.decode()
 
 
+async def test_install_json_of_a_failed_install_is_the_error(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    """pip refuses --user in a venv after the files are fetched: stdout's one document
+    says the install failed, with pip's exit code, not what was fetched."""
+    async with index(index_dir, link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--python", str(venv), "--index-url", emu.index_url, "--no-cache",
+            "--json", "--installer", "pip", "--user", "sf-beta==1.0",
+        )  # fmt: skip
+    assert proc.returncode == 1
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 1 and "pip install failed" in doc["error"]
+
+
 async def test_a_pip_too_old_to_resolve_says_to_upgrade(tmp_path: Path) -> None:
     from segfetch.wheels.pip import pip_report as _pip_report
 

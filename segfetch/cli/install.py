@@ -21,7 +21,7 @@ from segfetch.cli.pipopts import (
     check_passed_through,
     pip_args_of,
 )
-from segfetch.errors import UsageError, redact_url
+from segfetch.errors import SegfetchError, UsageError, redact_url
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
@@ -250,23 +250,29 @@ def _run_started(
                 network, installing, pip_files_now(Path(pip_files)),
             )
         )  # fmt: skip
-        if args.json:
-            print(json.dumps([_as_dict(f) for f in fetched], indent=1))
-            args.json_printed = True
-        elif not args.quiet:
+        if not args.json and not args.quiet:
             _summary(fetched)
         if installer is None:
             link_into(fetched, args.dest)
-            return 0
-        if installer.why_not_uv and not args.quiet:
-            print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
-        with running.stop_on_signals():  # the installer is stopped with segfetch
-            code = installing.replay(args.json) if installing.code == 0 else install(
-                installer, python, fetched, pip_reqs, pip_args,
-                quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
-            )  # fmt: skip
-            if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
-                record_origins(python, origins)
+            code = 0
+        else:
+            if installer.why_not_uv and not args.quiet:
+                print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
+            with running.stop_on_signals():  # the installer is stopped with segfetch
+                code = installing.replay(args.json) if installing.code == 0 else install(
+                    installer, python, fetched, pip_reqs, pip_args,
+                    quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
+                )  # fmt: skip
+                if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
+                    record_origins(python, origins)
+        if args.json:  # one document: what was fetched, or why the install failed
+            if code != 0:
+                assert installer is not None  # (a download only links the files)
+                failed = SegfetchError(f"{installer.name} install failed; its output is above")
+                failed.exit_code = code
+                raise failed
+            print(json.dumps([_as_dict(f) for f in fetched], indent=1))
+            args.json_printed = True
         return code
 
 
