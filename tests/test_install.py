@@ -438,6 +438,8 @@ def test_which_python_is_installed_into(tmp_path: Path) -> None:
     (tmp_path / "project" / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / "project" / ".venv" / "bin" / "python").touch()
     assert environment_python(None, {}, deep) == str(tmp_path / "project" / ".venv/bin/python")
+    venv = str(tmp_path / "project" / ".venv")  # an environment's folder, as pip and uv take
+    assert environment_python(venv, {}, deep) == venv + "/bin/python"
     assert is_own_environment(sys.executable)
     assert not is_own_environment(str(tmp_path / "project" / ".venv/bin/python"))
 
@@ -609,3 +611,15 @@ async def test_max_tries_applies_to_index_pages(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1
     assert "after 1 tr" in one_line_error(proc, only=False)
+
+
+async def test_download_writes_to_the_current_folder_by_default(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    async with index(index_dir, link=Link()) as emu:
+        proc = await segfetch(
+            "download", "--index-url", emu.index_url, "--no-cache", "-q", "sf-beta==1.0",
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in tmp_path.glob("*.whl")] == ["sf_beta-1.0-py3-none-any.whl"]

@@ -110,7 +110,12 @@ def add_commands(sub: Any) -> None:
         add_download_options(p, MIN_SEGMENT)
         if name == "download":
             p.add_argument(
-                "-d", "--dest", type=Path, required=True, metavar="DIR", help="folder for the files"
+                "-d",
+                "--dest",
+                type=Path,
+                default=Path(),
+                metavar="DIR",
+                help="folder for the files (default: the current folder, as pip download)",
             )
             add_pip_options(p.add_argument_group("pip's options that change what is chosen"))
         else:

@@ -113,10 +113,11 @@ def environment_python(given: str | None, environ: Mapping[str, str], cwd: Path)
     """The interpreter to install for, as uv finds it: ``--python`` if given, else the
     active virtual environment, else a ``.venv`` in the current folder or a parent; None
     when there is none (the caller asks the user rather than guess)."""
-    if given:
-        return given
     scripts = "Scripts" if os.name == "nt" else "bin"
     exe = "python.exe" if os.name == "nt" else "python"
+    if given:  # an interpreter, or an environment's folder (as pip's and uv's --python take)
+        inside = Path(given) / scripts / exe
+        return str(inside) if Path(given).is_dir() and inside.exists() else given
     if venv := environ.get("VIRTUAL_ENV"):
         return str(Path(venv) / scripts / exe)
     for folder in (cwd, *cwd.parents):
