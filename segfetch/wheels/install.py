@@ -180,6 +180,9 @@ class Session:
             f = hit or await self._choose(w, pick)
             self._files[f.url] = f
             planned.append(planned_of(f, w.hashes))
+            if f.yanked is not None and self.notice is not None:  # pip warns so too
+                why = f" ({f.yanked})" if f.yanked else ""
+                self.notice(f"warning: {f.filename} is yanked{why}; pinned, so taken")
         return planned
 
     async def _choose(self, w: Wanted, pick: Pick) -> IndexFile:
