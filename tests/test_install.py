@@ -636,3 +636,20 @@ async def test_a_pinned_yanked_release_is_taken_with_a_warning(
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "sf_beta-1.2-py3-none-any.whl is yanked" in proc.stderr.decode()
+
+
+async def test_pips_report_names_the_index_url_not_the_cache(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    """--report FILE (pip's): each file's URL as the index gave it, as pip's own report;
+    not the verified copy in segfetch's cache that pip installed from."""
+    report = tmp_path / "report.json"
+    async with index(index_dir, link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--python", str(venv), "--index-url", emu.index_url, "--no-cache", "-q",
+            "--installer", "pip", "--report", str(report), "sf-beta==1.0",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [item] = json.loads(report.read_text())["install"]
+    url = item["download_info"]["url"]
+    assert url.startswith(emu.url("/")) and url.endswith("sf_beta-1.0-py3-none-any.whl"), url

@@ -190,7 +190,8 @@ def _run_started(
     from segfetch.config import default_cache_dir
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import link_into
-    from segfetch.wheels.pip import choose_installer, install, record_origins
+    from segfetch.wheels.pip import choose_installer, install, record_origins, report_origins
+    from segfetch.wheels.pipnet import command_line_values
     from segfetch.wheels.streaming import Early
 
     pip_args = pip_args_of(args)
@@ -270,6 +271,9 @@ def _run_started(
                 )  # fmt: skip
                 if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                     record_origins(python, origins)
+                for report in command_line_values(pip_args, "--report") if code == 0 else ():
+                    if report != "-":  # (on stdout: pip's own output, as it wrote it)
+                        report_origins(Path(report), fetched)
         if args.json:  # one document: what was fetched, or why the install failed
             if code != 0:
                 assert installer is not None  # (a download only links the files)

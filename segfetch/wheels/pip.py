@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 import trio
 
@@ -300,6 +301,26 @@ for name, url, sha in json.loads(sys.argv[1]):
         rows = [f"{key},sha256={digest},{len(data)}" if r.split(",")[0] == key else r for r in rows]
         rpath.write_text("".join(r + chr(10) for r in rows))
 """
+
+
+def report_origins(report: Path, fetched: Sequence[Fetched]) -> None:
+    """pip's ``--report`` names the verified local copy it installed from: each file's own
+    URL instead, as pip's report of an install from the index has it (SBOM and audit tools
+    read it). Left as it is if it cannot be read."""
+    try:
+        data = json.loads(report.read_text())
+        items = data["install"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    where = {f.planned.filename: f.planned.url for f in fetched}
+    for item in items:
+        info = item.get("download_info") if isinstance(item, dict) else None
+        url = info.get("url") if isinstance(info, dict) else None
+        if isinstance(info, dict) and isinstance(url, str) and url.startswith("file:"):
+            name = unquote(urlsplit(url).path).rpartition("/")[2]
+            if not where.get(name, "file:").startswith("file:"):
+                info["url"] = redact_url(where[name])
+    report.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def record_origins(python: str, origins: Sequence[tuple[str, str, str]]) -> None:
