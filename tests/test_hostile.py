@@ -275,6 +275,53 @@ async def test_a_zip_that_changes_mid_download_without_validators_is_caught(
     assert (tmp_path / "f.whl").read_bytes() == two and result.restarts == 1
 
 
+async def test_a_zip_that_fails_its_crcs_on_the_server_is_fetched_again_once(
+    tmp_path: Path,
+) -> None:
+    """The server's own zip is damaged (no validators, no sha256): its CRCs fail, it is
+    fetched again on one connection, once, and taken as the server has it; never a loop."""
+    data = bytearray(_zip_of(3))
+    data[100_000] ^= 0xFF  # inside a member
+    asked = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            asked[0] += 1
+            start, end = range_asked(head, len(data))
+            reply = head_206(start, end, len(data)).replace(b'ETag: "x"\r\n', b"")
+            await stream.send_all(reply + data[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    result = await fetch_from(handler, tmp_path / "f.whl", options, 30)
+    assert (tmp_path / "f.whl").read_bytes() == data and result.restarts == 1
+    assert asked[0] < 40
+
+
+async def test_validators_sent_now_and_then_cost_one_restart_at_most(tmp_path: Path) -> None:
+    """Nodes configured apart: the answer from byte 0 carries the ETag, every other answer
+    after it does not, each body is cut after 128 KiB. The file never changes: after one
+    restart it is fetched as from a server that sends no validators, not started over until
+    the restarts run out."""
+    body = bytes(range(256)) * 4096  # 1 MiB
+    count = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            count[0] += 1
+            start, end = range_asked(head, len(body))
+            reply = head_206(start, end, len(body))
+            if start > 0 and count[0] % 2 == 0:
+                reply = reply.replace(b'ETag: "x"\r\n', b"")
+            cut = min(end + 1, start + 131072)
+            await stream.send_all(reply + body[start:cut])
+            if cut <= end:
+                return
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == body and result.restarts <= 1, result
+
+
 async def fetch_from(handler: Handler, dest: Path, options: Options, limit: float) -> Result:
     """A download of /f.bin from ``handler``'s server on loopback, within ``limit`` s."""
     async with trio.open_nursery() as nursery:

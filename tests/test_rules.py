@@ -252,6 +252,17 @@ def test_an_answer_without_the_known_validators_is_not_taken_for_the_file() -> N
         assert isinstance(verdict, rules.Restart) and verdict.one_node
         probe = rules.judge_probe(206, head, 10, 20, tagged, None, NAME)
         assert isinstance(probe, rules.Restart) and not probe.one_node
+    # Checked (a sha256, a zip's CRCs): the check finds a splice; the bytes are taken.
+    checked = Known(100, '"a"', None, checked=True)
+    head = _headers(10, 19, 100)
+    assert isinstance(rules.judge_segment(206, head, 10, 20, checked, NAME), rules.Ranged)
+    assert isinstance(rules.judge_probe(206, head, 10, 20, checked, None, NAME), rules.Ranged)
+    # ... but a 200 to If-Range without them starts over: it did not match, or is not read.
+    whole = httpx.Headers({"Content-Length": "100"})
+    assert isinstance(rules.judge_probe(200, whole, 10, 20, checked, None, NAME), rules.Restart)
+    # A 416 carries none of the file's bytes: its validators say nothing.
+    refused = httpx.Headers({"Content-Range": "bytes */100"})
+    assert isinstance(rules.judge_segment(416, refused, 10, 20, tagged, NAME), rules.Retry)
     dated = Known(100, None, date)
     assert isinstance(
         rules.judge_segment(206, _headers(10, 19, 100), 10, 20, dated, NAME), rules.Restart

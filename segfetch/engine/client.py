@@ -37,9 +37,9 @@ class StartOver(Exception):
     """Start the whole file over: it changed on the server, or our saved state is stale.
     ``one_node``: on one connection from now on (see rules.Restart)."""
 
-    def __init__(self, reason: str = "", one_node: bool = False) -> None:
+    def __init__(self, reason: str = "", one_node: bool = False, lost: bool = False) -> None:
         super().__init__(reason)
-        self.one_node = one_node
+        self.one_node, self.lost = one_node, lost
 
 
 class Unranged(Exception):
@@ -183,7 +183,7 @@ async def carry_out(
     if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
         return chunks or body_chunks(response), verdict
     if isinstance(verdict, rules.Restart):
-        raise StartOver(verdict.reason, verdict.one_node)
+        raise StartOver(verdict.reason, verdict.one_node, verdict.lost)
     if isinstance(verdict, rules.Fail):
         raise verdict.error
     if isinstance(verdict, rules.Retry):

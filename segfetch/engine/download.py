@@ -151,11 +151,13 @@ class _Download:
         self.split = True  # this pass cuts a known size into pieces (see _first_range)
         # An HTML answer is a portal's page, unless HTML is what was asked for.
         html = (".html", ".htm")
-        self.html_ok = urlsplit(url).path.lower().endswith(html) or dest.name.endswith(html)
+        self.html_ok = urlsplit(url).path.lower().endswith(html) or dest.name.lower().endswith(html)
         # A zip can check itself (CRC-32 of every member): it may resume without validators.
         self.zip = dest.name.lower().endswith((".whl", ".zip"))
         self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs
         self.unvalidated = False  # a fresh pass of a zip without validators: check its CRCs
+        self.zip_checked = False  # the CRCs are checked once a download, a refetch not again
+        self.validators_unreliable = False  # some answers had them, others none
         self._last_report = -1.0
 
     async def run(self, client: httpx.AsyncClient) -> Result:
@@ -165,8 +167,8 @@ class _Download:
         while True:
             size = await self._pass()
             digest = self.hasher.hexdigest()
-            if self.sha256 is None and self.check_zip:
-                self.check_zip = False
+            if self.sha256 is None and self.check_zip and not self.zip_checked:
+                self.check_zip, self.zip_checked = False, True
                 holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size)
                 if holes == [] or (holes is None and self.unvalidated and not self.stats.resumed):
                     break  # (a fresh pass's zip that cannot be checked is taken as before)
@@ -224,6 +226,10 @@ class _Download:
             except StartOver as exc:
                 if exc.one_node:  # (a per-node ETag, unchecked): one connection, one node
                     self.options = replace(self.options, connections=1)
+                # Validators sent by some answers and not others, on one connection as on
+                # many: the server's are no use. From now on the file is fetched as from a
+                # server that sends none, rather than started over again and again.
+                self.validators_unreliable = self.validators_unreliable or exc.lost
                 self._start_over()
                 if self.stats.restarts > MAX_RESTARTS:
                     self.part.discard()
@@ -346,7 +352,7 @@ class _Download:
             if not isinstance(verdict, rules.Ranged):
                 raise _Unranged((response, chunks, verdict))
             self.state = state
-            transfer.learn(verdict.etag, verdict.last_modified)
+            transfer.learn(*self._validators(verdict))
             return Body(response, chunks, self.probe_end or verdict.total)
 
         try:
@@ -396,16 +402,16 @@ class _Download:
             raise
         if isinstance(verdict, rules.Ranged):
             self.probe_end = verdict.total if end is None else min(end, verdict.total)
-            if known is not None and rules.other_etag(known, verdict.etag):
+            if known is not None and rules.unproven(known, verdict.etag, verdict.last_modified):
                 self._other_node()
         if isinstance(verdict, rules.Ranged) and state is None:
-            # No validator: a change during the download would go unseen; a zip's CRCs see it.
-            if not (verdict.etag or verdict.last_modified):
-                self.unvalidated = self.zip and self.sha256 is None
+            # No validator: a change during the download would go unseen over several
+            # connections; a zip's CRCs see it (once: a refetch is not checked again).
+            if not (verdict.etag or verdict.last_modified) and self.options.cap > 1:
+                self.unvalidated = self.zip and self.sha256 is None and not self.zip_checked
                 self.check_zip = self.check_zip or self.unvalidated
-            self.state = State(
-                self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
-            )
+            etag, modified = self._validators(verdict)
+            self.state = State(self.where.origin, verdict.total, etag, modified, self.sha256)
         return response, chunks, verdict
 
     async def _judge_probe(
@@ -433,6 +439,11 @@ class _Download:
             html_ok=self.html_ok, first=first, checked=self.checked,
         )  # fmt: skip
         return self.transfer
+
+    def _validators(self, verdict: rules.Ranged) -> tuple[str | None, str | None]:
+        if self.validators_unreliable:
+            return None, None
+        return verdict.etag, verdict.last_modified
 
     @property
     def checked(self) -> bool:

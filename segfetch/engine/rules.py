@@ -82,6 +82,7 @@ class Restart:
 
     reason: str
     one_node: bool = False
+    lost: bool = False  # the answer had no validator at all: see download.Download._pass
 
 
 def _restart(
@@ -95,10 +96,9 @@ def _restart(
     """``one_node`` where another node may be why: its own ETag for the same size and date,
     or, within one run, an answer without the validators the others gave."""
     same_size = size is None or size == known.size
-    other_node = per_node_etag(known._replace(checked=True), etag, last_modified) or (
-        mid_run and etag is None and last_modified is None
-    )
-    return Restart(reason, one_node=same_size and other_node)
+    lost = mid_run and etag is None and last_modified is None
+    other_node = per_node_etag(known._replace(checked=True), etag, last_modified) or lost
+    return Restart(reason, one_node=same_size and other_node, lost=same_size and lost)
 
 
 @dataclass(frozen=True)
@@ -123,15 +123,21 @@ def content_length(headers: Headers) -> int | None:
 
 
 def changed(
-    known: Known, etag: str | None, last_modified: str | None, size: int | None = None
+    known: Known,
+    etag: str | None,
+    last_modified: str | None,
+    size: int | None = None,
+    body: bool = True,
 ) -> bool:
     """Whether an answer may be another version of the file than ``known``: another size,
-    another Last-Modified, another strong ETag, or none of the known validators (a node or
-    proxy that drops them: nothing shows its If-Range was honoured). Where none was known,
-    a missing one proves nothing. An ETag alone does not prove a change where size and
-    Last-Modified both agree and the result is ``checked``: nodes of a load balancer send
-    different ETags for the same bytes. Unchecked, it does: a mirror may serve other bytes
-    of that size and date."""
+    another Last-Modified, another strong ETag, or, for an answer with the file's bytes
+    (``body``) where nothing checks the result, none of the known validators (a node or
+    proxy that drops them: nothing shows its If-Range was honoured). A checked result
+    (a sha256, a zip's CRCs) takes such bytes: its check finds a splice. Where none was
+    known, a missing validator proves nothing. An ETag alone does not prove a change where
+    size and Last-Modified both agree and the result is ``checked``: nodes of a load
+    balancer send different ETags for the same bytes. Unchecked, it does: a mirror may serve
+    other bytes of that size and date."""
     if size is not None and size != known.size:
         return True
     if known.last_modified and last_modified:
@@ -139,6 +145,13 @@ def changed(
             return True
         if size is not None and known.checked:
             return False  # same size, same date: a per-node ETag, not a new file
+    unproven = body and not known.checked and not vouched(known, etag, last_modified)
+    return other_etag(known, etag) or unproven
+
+
+def unproven(known: Known, etag: str | None, last_modified: str | None) -> bool:
+    """Bytes taken only because the result is checked: another node's ETag, or none of the
+    known validators. A zip with no sha256 then has its CRCs checked."""
     return other_etag(known, etag) or not vouched(known, etag, last_modified)
 
 
@@ -229,7 +242,9 @@ def judge_probe(
         size = content_length(headers)
         if expected_size is not None and size not in (None, expected_size):
             return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
-        if changed(known, etag, modified, size):
+        # (A 200 to If-Range without the known validators: it did not match, or is not
+        # looked at. Its body is the file from byte 0 either way: start over with it.)
+        if changed(known, etag, modified, size) or not vouched(known, etag, modified):
             return _restart(known, etag, modified, size, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
             message = f"{name} sent another node's ETag; asking again by Last-Modified"
@@ -312,7 +327,7 @@ def judge_segment(
         except ValueError as exc:
             return Retry(Failure(f"{name}: {exc}", retry=True))
         span = (first, last)
-    if changed(known, etag, modified, size):
+    if changed(known, etag, modified, size, body=status in (200, 206)):
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200:

@@ -295,7 +295,9 @@ class Transfer:
         same_etag = isinstance(verdict, rules.Ranged) and verdict.etag == self.known.etag
         if moved and not self.known.checked and not (same_etag and self.known.etag):
             raise StartOver(f"{self.name} was redirected to another server", one_node=True)
-        if isinstance(verdict, rules.Ranged) and rules.other_etag(self.known, verdict.etag):
+        if isinstance(verdict, rules.Ranged) and rules.unproven(
+            self.known, verdict.etag, verdict.last_modified
+        ):
             self.other_node = True
         return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
 
