@@ -653,3 +653,23 @@ async def test_pips_report_names_the_index_url_not_the_cache(
     [item] = json.loads(report.read_text())["install"]
     url = item["download_info"]["url"]
     assert url.startswith(emu.url("/")) and url.endswith("sf_beta-1.0-py3-none-any.whl"), url
+
+
+async def test_download_json_to_a_full_stdout_still_writes_the_files(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """The files are put in -d first; a stdout that cannot take the JSON then gets one
+    line saying so (exit 1, as get and pip), never a traceback or a misleading error."""
+    out = os.open("/dev/full", os.O_WRONLY)
+    try:
+        async with index(index_dir, link=Link()) as emu:
+            proc = await trio.run_process(
+                [sys.executable, "-m", "segfetch", "download", "--index-url", emu.index_url,
+                 "--no-cache", "--json", "sf-beta==1.0", "-d", str(tmp_path / "d")],
+                stdout=out, capture_stderr=True, check=False,
+            )  # fmt: skip
+    finally:
+        os.close(out)
+    assert proc.returncode == 1
+    assert "cannot write the result to stdout" in one_line_error(proc)
+    assert (tmp_path / "d" / "sf_beta-1.0-py3-none-any.whl").exists()

@@ -199,7 +199,7 @@ def test_indexes_as_pip_ranks_them() -> None:
     assert indexes({"index_url": "https://cli/"}, {}, conf) == ["https://cli/", "https://conf-x/"]
     cli = {"index_url": "https://cli/", "extra_index_url": ["https://cli-x/"]}
     assert indexes(cli, {"extra_index_urls": ["https://f-x/"]}, conf) == [
-        "https://cli/", "https://cli-x/", "https://f-x/"
+        "https://cli/", "https://conf-x/", "https://cli-x/", "https://f-x/"
     ]  # fmt: skip
     assert indexes(cli, {"index_url": "https://f/"}, conf) == ["https://f/"]
     assert indexes({}, {}, "") == ["https://pypi.org/simple/"]

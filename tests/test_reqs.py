@@ -67,6 +67,9 @@ def test_nested_files_constraints_and_index_options(
     assert rs.index_url == "https://mirror.example/simple"
     assert rs.extra_index_urls == ["https://extra.example/simple"]
     assert rs.pre
+    # A later -i replaces every index before it, extra ones included (pip's rule).
+    rs.add_file(write(tmp_path, "more.txt", "-i https://other.example/simple\n"))
+    assert (rs.index_url, rs.extra_index_urls) == ("https://other.example/simple", [])
 
 
 @pytest.mark.parametrize(
@@ -78,7 +81,7 @@ def test_nested_files_constraints_and_index_options(
         ("alpha==1 --hash=md5:abc", "--hash takes sha256"),
         ("alpha==1 --hash=sha256:abc", "--hash takes sha256"),
         ("alpha==1 --global-option=x", "not supported"),
-        ("--trusted-host x.example", "not supported"),
+        ("--use-deprecated legacy-resolver", "not supported"),
         ("-r", "needs a value"),
         ("-r missing.txt", "cannot read"),
     ],

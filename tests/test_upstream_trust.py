@@ -89,6 +89,9 @@ def test_what_a_page_says_of_metadata_and_hashes_is_kept() -> None:
     assert one.metadata and one.metadata_sha256 == meta  # the file name from the URL
     assert two.other_hash == "sha512=" + "1" * 128 and not two.metadata
     assert three.metadata and three.metadata_sha256 is None
+    # A hash that cannot be read is no hash, as for pip: the page stays usable.
+    [odd] = parse_page(f'<a href="/f/{WHEEL}#md5=xyz">x</a>'.encode(), HTML, PAGE)
+    assert odd.other_hash is None and odd.filename == WHEEL
     doc = {
         "files": [
             {"filename": WHEEL, "url": "/f/x", "hashes": {"md5": "2" * 32},

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segfetch.cli import reqset, running
+from segfetch.cli import report, reqset, running
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
@@ -271,17 +271,18 @@ def _run_started(
                 )  # fmt: skip
                 if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                     record_origins(python, origins)
-                for report in command_line_values(pip_args, "--report") if code == 0 else ():
-                    if report != "-":  # (on stdout: pip's own output, as it wrote it)
-                        report_origins(Path(report), fetched)
+                for path in command_line_values(pip_args, "--report") if code == 0 else ():
+                    if path != "-":  # (on stdout: pip's own output, as it wrote it)
+                        report_origins(Path(path), fetched)
         if args.json:  # one document: what was fetched, or why the install failed
             if code != 0:
                 assert installer is not None  # (a download only links the files)
                 failed = SegfetchError(f"{installer.name} install failed; its output is above")
                 failed.exit_code = code
                 raise failed
-            print(json.dumps([_as_dict(f) for f in fetched], indent=1))
             args.json_printed = True
+            done = f"the files are in {args.dest}" if installer is None else "the install is done"
+            report(json.dumps([_as_dict(f) for f in fetched], indent=1), done)
         return code
 
 
@@ -403,9 +404,10 @@ def _indexes(
     reqs: RequirementSet,
     pip_config: Callable[[], str],
 ) -> list[str]:
-    """As pip sees it: the command line's (each option in place of its configured value),
-    the requirement files' extra indexes after them; a requirement file's -i replaces them
-    all, as pip reads the file after the command line."""
+    """As pip sees it: --index-url in place of its configured value, --extra-index-url
+    added to the configured ones (pip's list options extend their configured default),
+    then the requirement files' extra indexes; a requirement file's -i replaces them all,
+    as pip reads the file after the command line."""
     from segfetch.wheels.index import PYPI
     from segfetch.wheels.target import index_urls_in_config
 
@@ -415,11 +417,10 @@ def _indexes(
     if reqs.index_url is not None:
         urls = [reqs.index_url, *reqs.extra_index_urls]
     else:
-        index, extras = args.index_url, args.extra_index_url
-        if index is None or not extras:
-            configured_index, configured_extras = index_urls_in_config(pip_config(), args.command)
-            index, extras = index or configured_index, extras or configured_extras
-        urls = [index or PYPI, *extras, *reqs.extra_index_urls]
+        configured_index, configured_extras = index_urls_in_config(pip_config(), args.command)
+        index = args.index_url or configured_index
+        extras = [*configured_extras, *args.extra_index_url, *reqs.extra_index_urls]
+        urls = [index or PYPI, *dict.fromkeys(extras)]
     web = [u for u in urls if u.startswith(("http://", "https://"))]
     if not web:
         raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")

@@ -241,7 +241,7 @@ def _file(
     if sha is None and other_hash is None:
         other_hash = fragment if fragment.partition("=")[0] in OTHER_HASHES else None
     if other_hash is not None and not _well_formed(other_hash):
-        raise IndexPageError(f"{redact_url(page_url)} gives {filename} a malformed hash")
+        other_hash = None  # as pip: a hash it cannot read is no hash (the sha256 is checked)
     advertised, metadata_sha = _metadata(metadata)
     return IndexFile(
         filename, url, sha, requires_python, yanked, size, advertised, metadata_sha,

@@ -378,8 +378,9 @@ class RequirementSet:
             self.add_file(
                 nested, constraint=constraint or opt in ("-c", "--constraint"), _seen=seen
             )
-        elif opt in ("-i", "--index-url"):
+        elif opt in ("-i", "--index-url"):  # as pip: in place of every index before it
             self.index_url = value
+            self.extra_index_urls.clear()
         elif opt == "--extra-index-url":
             self.extra_index_urls.append(value)
         elif opt in ("--pre", "--prefer-binary", "--only-binary", "--no-binary"):
