@@ -51,7 +51,6 @@ BAD_ARGS = [
     (["emulate", "--fault", "reset:every=oops"], "size"),
     (["emulate", "--fault", "status:colour=red"], "bad fault option"),
     (["download", "-d", "/tmp/x"], "nothing to do"),
-    (["download", "x==1"], "required"),
     (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),
     (["install", "x==1", "--python", "/no/such/python"], "no Python"),
     (["install", "x==1", "--python", "/etc/passwd"], "is not a Python interpreter"),
