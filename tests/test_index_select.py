@@ -217,6 +217,15 @@ def test_best_tag_of_the_version_wins() -> None:
     assert pick.file.filename == "alpha-1.0-cp311-cp311-manylinux_2_17_x86_64.whl"
 
 
+def test_of_equal_files_the_higher_build_then_the_last_listed_wins() -> None:
+    """As pip's resolver: a build tag ranks after the tags; of files ranked alike (the same
+    version on two indexes), the last one listed."""
+    first, last = f("alpha-1.0-py2.py3-none-any.whl"), f("alpha-1.0-py3-none-any.whl")
+    assert choose(wanted("alpha==1.0"), [first, last], TARGET).file is last
+    built = f("alpha-1.0-2-py3-none-any.whl")
+    assert choose(wanted("alpha==1.0"), [built, first, last], TARGET).file is built
+
+
 def test_yanked_only_for_an_exact_pin_and_pre_only_when_asked() -> None:
     assert choose(wanted("alpha==2.0"), FILES, TARGET).version == Version("2.0")
     assert choose(wanted("alpha>=2"), FILES, TARGET, pre=True).version == Version("3.0a1")

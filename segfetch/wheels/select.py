@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 from segfetch.errors import SegfetchError
@@ -39,17 +39,29 @@ def choose(
     ``how``: pip's options that change the choice (``pre`` is its ``--pre`` alone)."""
     how = how or Choosing(pre=pre)
     found = candidates(wanted, files, target, how=how)
-    # Newest version first; within it a wheel (lowest rank) before the sdist. With
-    # --prefer-binary any wheel before any sdist (pip's binary_preference).
+    # Newest version first; within it a wheel (lowest rank, then highest build tag) before
+    # the sdist. With --prefer-binary any wheel before any sdist (pip's binary_preference).
+    # Of equals, the last listed (the last index's): pip's resolver takes its candidates
+    # from the end of the finder's sorted list.
     return max(
-        found,
+        reversed(found),
         key=lambda c: (
             how.prefer_binary and c.rank is not None,
             c.version,
             c.rank is not None,
             -(c.rank or 0),
+            _build_tag(c.file.filename),
         ),
     )
+
+
+def _build_tag(filename: str) -> tuple[int, str] | tuple[()]:
+    if not filename.endswith(".whl"):
+        return ()
+    try:
+        return parse_wheel_filename(filename)[2]
+    except InvalidWheelFilename:
+        return ()
 
 
 def candidates(
