@@ -312,7 +312,7 @@ class Session:
             try:
                 urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre)
             except SegfetchError as exc:
-                raise (local.error or exc) from None  # say why, not just "pip failed"
+                raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched
             # stays in the cache as a .part, and the real fetch resumes it.
             nursery.cancel_scope.cancel()

@@ -13,6 +13,7 @@ upstream has no ``.metadata`` the wheel is fetched and its METADATA read from it
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,6 +60,9 @@ class IndexApp:
         self.stale: set[str] = set()  # projects last listed from a stored page (upstream down)
         self.port = 0
         self.error: SegfetchError | None = None  # the first failure, to report instead of pip's
+        # Projects no index has, by name: one explains pip's failure only if pip names it
+        # (with --no-index or --find-links, pip finds others elsewhere).
+        self.missing: dict[str, SegfetchError] = {}
 
     async def serve(
         self,
@@ -84,8 +88,11 @@ class IndexApp:
         try:
             await self._answer(where, request, reply)
         except SegfetchError as exc:
-            self.error = self.error or exc
             gone = isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE
+            if gone and isinstance(where, simple.Page):
+                self.missing.setdefault(where.project, exc)
+            else:
+                self.error = self.error or exc
             if self._log is not None and not gone:
                 cut = " (cut short)" if reply.started else ""
                 self._log(f"{request.method} {request.target}{cut}: {self.scrub(str(exc))}")
@@ -141,6 +148,13 @@ class IndexApp:
                 await reply.whole(200, "text/plain; charset=utf-8", meta)
         else:
             await self._send(f, request, reply)
+
+    def explain(self, pip_said: str) -> SegfetchError | None:
+        """What explains pip's failure better than pip: a failure here, or the project no
+        index has that pip's message names."""
+        words = set(re.split(r"[^a-z0-9-]+", re.sub(r"[._]", "-", pip_said.lower())))
+        named = [e for name, e in self.missing.items() if name in words]
+        return self.error or next(iter(named), None)
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
