@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import random
 import subprocess
@@ -323,6 +324,81 @@ async def test_validators_sent_now_and_then_cost_one_restart_at_most(tmp_path: P
     options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
     result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
     assert (tmp_path / "f.bin").read_bytes() == body and result.restarts <= 1, result
+
+
+def changing(
+    versions: list[tuple[int, bytes, bytes | None]], cut: int, honour_if_range: bool = True
+) -> Handler:
+    """From request number ``n`` on (the first of ``versions`` whose n is reached), the
+    server has those bytes under that ETag (None: no validator); every body is cut after
+    ``cut`` bytes; If-Range with another ETag gets the whole file (200)."""
+    count = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            count[0] += 1
+            _, body, etag = [v for v in versions if v[0] <= count[0]][-1]
+            start, end = range_asked(head, len(body))
+            asked = head.lower().split(b"\r\nif-range: ")
+            if_range = asked[1].split(b"\r\n")[0] if len(asked) > 1 else None
+            tag = b"ETag: " + etag + b"\r\n" if etag else b""
+            if honour_if_range and if_range is not None and if_range != (etag or b"").lower():
+                await stream.send_all(
+                    b"HTTP/1.1 200 OK\r\n" + tag + b"Content-Length: %d\r\n\r\n" % len(body)
+                )
+                start, end = 0, len(body) - 1
+            else:
+                reply = head_206(start, end, len(body)).replace(b'ETag: "x"\r\n', tag)
+                await stream.send_all(reply)
+            stop = min(end + 1, start + cut)
+            await stream.send_all(body[start:stop])
+            if stop <= end:
+                return
+
+    return handler
+
+
+async def test_a_change_after_validators_went_missing_once_is_still_seen(
+    tmp_path: Path,
+) -> None:
+    """One answer without validators makes bare answers acceptable; a new ETag shown later
+    (the file really changed) still starts the file over: one version results."""
+    one, two = b"A" * (4 << 20), b"B" * (4 << 20)
+    handler = changing([(1, one, b'"a"'), (2, one, None), (3, one, b'"a"'), (8, two, b'"b"')],
+                       cut=1_000_000, honour_if_range=False)  # fmt: skip
+    options = Options(connections=2, min_segment=256 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 60)
+    assert (tmp_path / "f.bin").read_bytes() in (one, two)
+
+
+async def test_a_checked_download_takes_a_whole_answer_without_validators(
+    tmp_path: Path,
+) -> None:
+    """From the third request on the server answers If-Range with the whole, unchanged file
+    and no validators: the download starts over with it, never gives up on it."""
+    body = bytes(range(256)) * 8192  # 2 MiB
+    handler = changing([(1, body, b'"a"'), (3, body, None)], cut=300_000)
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    sha = hashlib.sha256(body).hexdigest()
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        with trio.fail_after(60):
+            url = f"http://127.0.0.1:{port}/f.bin"
+            await download(url, tmp_path / "f.bin", options, sha256=sha)
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == body
+
+
+async def test_a_zip_on_one_connection_that_resumes_across_a_change_is_caught(
+    tmp_path: Path,
+) -> None:
+    """One connection cannot splice within one answer, but it can across a resume: a zip
+    from a server with no validators that changes while the body is cut is checked too."""
+    one, two = _zip_of(1), _zip_of(2)
+    handler = changing([(1, one, None), (3, two, None)], cut=300_000)
+    options = Options(connections=1, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.whl", options, 60)
+    assert (tmp_path / "f.whl").read_bytes() == two
 
 
 async def fetch_from(handler: Handler, dest: Path, options: Options, limit: float) -> Result:

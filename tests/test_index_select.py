@@ -100,7 +100,6 @@ def test_html_page() -> None:
         ("", "..%2F..%2Fevil-1.0-py3-none-any.whl", "unsafe file name"),
         ("evil..&gt;", "sub%5C..%5Cevil-1.0.tar.gz", "unsafe file name"),
         ("ok.whl", "http://plain.example/ok.whl", "downgrade"),
-        ("ok.whl", "ok.whl#sha256=xyz", "malformed sha256"),
     ],
 )
 def test_hostile_entries_are_refused(name: str, href: str, words: str) -> None:
@@ -191,8 +190,15 @@ def test_json_hashes_win_over_the_url_and_are_lowercased() -> None:
     assert one({}).sha256 == SHA  # none in JSON: the URL's
     assert one({"sha256": "A" * 64}).sha256 == "a" * 64
     assert one({"sha256": ""}).sha256 is None  # given empty: none, not the URL's
-    with pytest.raises(IndexPageError, match="malformed sha256"):
-        one({"sha256": 12})
+    # A malformed sha256: that file is left out; the page, and its other files, stay.
+    entries = [
+        {"filename": "a-1.0.tar.gz", "url": "a.tgz", "hashes": {"sha256": 12}},
+        {"filename": "a-1.1.tar.gz", "url": "b.tgz", "hashes": {"sha256": SHA}},
+    ]
+    [kept] = parse_page(json.dumps({"files": entries}).encode(), JSON, PAGE)
+    assert kept.filename == "a-1.1.tar.gz"
+    html = b'<a href="ok-1.0.whl#sha256=xyz">x</a><a href="ok-1.1.whl">y</a>'
+    assert [f.filename for f in parse_page(html, "text/html", PAGE)] == ["ok-1.1.whl"]
 
 
 FILES = [

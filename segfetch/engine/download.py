@@ -156,8 +156,7 @@ class _Download:
         self.zip = dest.name.lower().endswith((".whl", ".zip"))
         self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs
         self.unvalidated = False  # a fresh pass of a zip without validators: check its CRCs
-        self.zip_checked = False  # the CRCs are checked once a download, a refetch not again
-        self.validators_unreliable = False  # some answers had them, others none
+        self.lenient = False  # some answers had validators, others none (rules.Known)
         self._last_report = -1.0
 
     async def run(self, client: httpx.AsyncClient) -> Result:
@@ -165,17 +164,21 @@ class _Download:
         started = trio.current_time()
         refetched = False
         while True:
+            asked = self.stats.requests
             size = await self._pass()
             digest = self.hasher.hexdigest()
-            if self.sha256 is None and self.check_zip and not self.zip_checked:
-                self.check_zip, self.zip_checked = False, True
+            if self.sha256 is None and self.check_zip:
+                self.check_zip = False
                 holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size)
-                if holes == [] or (holes is None and self.unvalidated and not self.stats.resumed):
+                # One answer from byte 0 cannot be spliced: the zip is as the server has it.
+                whole = self.stats.requests - asked == 1 and not self.stats.resumed
+                if holes == [] or whole or (holes is None and self.unvalidated):
                     break  # (a fresh pass's zip that cannot be checked is taken as before)
                 # Bytes of another version (resumed, or a change mid-pass with nothing to
-                # tell it): fetch it whole, once, on one connection, which cannot splice.
+                # tell it): fetch it whole again, on one connection, checked again.
                 self.options = replace(self.options, connections=1)
                 self._start_over()
+                self._restarts_left()
                 continue
             if self.sha256 is None or digest == self.sha256:
                 break
@@ -226,17 +229,20 @@ class _Download:
             except StartOver as exc:
                 if exc.one_node:  # (a per-node ETag, unchecked): one connection, one node
                     self.options = replace(self.options, connections=1)
-                # Validators sent by some answers and not others, on one connection as on
-                # many: the server's are no use. From now on the file is fetched as from a
-                # server that sends none, rather than started over again and again.
-                self.validators_unreliable = self.validators_unreliable or exc.lost
+                # Validators sent by some answers and not others: from now on an answer
+                # without any is taken, rather than the file started over again and again
+                # (other validators still show a change).
+                self.lenient = self.lenient or exc.lost
                 self._start_over()
-                if self.stats.restarts > MAX_RESTARTS:
-                    self.part.discard()
-                    raise ServerError(
-                        f"{self.name} changed {self.stats.restarts} times during the download; "
-                        "try again later"
-                    ) from None
+                self._restarts_left()
+
+    def _restarts_left(self) -> None:
+        if self.stats.restarts > MAX_RESTARTS:
+            self.part.discard()
+            raise ServerError(
+                f"{self.name} changed {self.stats.restarts} times during the download; "
+                "try again later"
+            ) from None
 
     async def _damaged(self, size: int) -> list[tuple[int, int]]:
         """Mark the ranges of a bad zip's failing members as missing; [] if none is found."""
@@ -352,7 +358,7 @@ class _Download:
             if not isinstance(verdict, rules.Ranged):
                 raise _Unranged((response, chunks, verdict))
             self.state = state
-            transfer.learn(*self._validators(verdict))
+            transfer.learn(verdict.etag, verdict.last_modified)
             return Body(response, chunks, self.probe_end or verdict.total)
 
         try:
@@ -388,7 +394,9 @@ class _Download:
         state = self.state
         known = None
         if state is not None:
-            known = rules.Known(state.size, state.etag, state.last_modified, self.checked)
+            known = rules.Known(
+                state.size, state.etag, state.last_modified, self.checked, self.lenient
+            )
         start, end = self._first_range()
         headers = {"Range": range_header(start, end)}
         if state is not None and (validator := state.etag or state.last_modified):
@@ -405,13 +413,15 @@ class _Download:
             if known is not None and rules.unproven(known, verdict.etag, verdict.last_modified):
                 self._other_node()
         if isinstance(verdict, rules.Ranged) and state is None:
-            # No validator: a change during the download would go unseen over several
-            # connections; a zip's CRCs see it (once: a refetch is not checked again).
-            if not (verdict.etag or verdict.last_modified) and self.options.cap > 1:
-                self.unvalidated = self.zip and self.sha256 is None and not self.zip_checked
+            # No validator: a change during the download would go unseen (between the
+            # answers of several connections, or of one that drops and resumes); a zip's
+            # CRCs see it.
+            if not (verdict.etag or verdict.last_modified):
+                self.unvalidated = self.zip and self.sha256 is None
                 self.check_zip = self.check_zip or self.unvalidated
-            etag, modified = self._validators(verdict)
-            self.state = State(self.where.origin, verdict.total, etag, modified, self.sha256)
+            self.state = State(
+                self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
+            )
         return response, chunks, verdict
 
     async def _judge_probe(
@@ -436,14 +446,9 @@ class _Download:
         self.transfer = Transfer(
             self.client, self.where, self.options, self.state, self.part, self.hasher,
             stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
-            html_ok=self.html_ok, first=first, checked=self.checked,
+            html_ok=self.html_ok, first=first, checked=self.checked, lenient=self.lenient,
         )  # fmt: skip
         return self.transfer
-
-    def _validators(self, verdict: rules.Ranged) -> tuple[str | None, str | None]:
-        if self.validators_unreliable:
-            return None, None
-        return verdict.etag, verdict.last_modified
 
     @property
     def checked(self) -> bool:
@@ -451,8 +456,8 @@ class _Download:
         return self.sha256 is not None or self.zip
 
     def _other_node(self) -> None:
-        """Bytes under another node's ETag (same size and date): a zip checks its CRCs."""
-        self.check_zip = self.check_zip or self.sha256 is None
+        """Bytes taken unproven (another node's ETag, or none): a zip checks its CRCs."""
+        self.check_zip = self.check_zip or (self.zip and self.sha256 is None)
 
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None

@@ -29,6 +29,9 @@ class Known(NamedTuple):
     # The result is checked anyway (a sha256, a zip's CRCs): only then may another ETag
     # with the same size and Last-Modified be taken for another node's name of the bytes.
     checked: bool = False
+    # Some answers of this server came without validators where others had them: such an
+    # answer no longer counts as a change (other validators still do).
+    lenient: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,8 +148,13 @@ def changed(
             return True
         if size is not None and known.checked:
             return False  # same size, same date: a per-node ETag, not a new file
-    unproven = body and not known.checked and not vouched(known, etag, last_modified)
+    unproven = body and not known.checked and not _taken_bare(known, etag, last_modified)
     return other_etag(known, etag) or unproven
+
+
+def _taken_bare(known: Known, etag: str | None, last_modified: str | None) -> bool:
+    """Vouched for, or bare (no validator at all) from a server known to send some bare."""
+    return vouched(known, etag, last_modified) or (known.lenient and not (etag or last_modified))
 
 
 def unproven(known: Known, etag: str | None, last_modified: str | None) -> bool:
@@ -244,7 +252,7 @@ def judge_probe(
             return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
         # (A 200 to If-Range without the known validators: it did not match, or is not
         # looked at. Its body is the file from byte 0 either way: start over with it.)
-        if changed(known, etag, modified, size) or not vouched(known, etag, modified):
+        if changed(known, etag, modified, size) or not _taken_bare(known, etag, modified):
             return _restart(known, etag, modified, size, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
             message = f"{name} sent another node's ETag; asking again by Last-Modified"
@@ -329,6 +337,11 @@ def judge_segment(
         span = (first, last)
     if changed(known, etag, modified, size, body=status in (200, 206)):
         reason = f"{name} changed during the download"
+        return _restart(known, etag, modified, size, reason, mid_run=True)
+    if status == 200 and not _taken_bare(known, etag, modified):
+        # The whole file, without the validators If-Range named: it did not match, or is
+        # not read. Checked or not, start over (with this body, as from a first request).
+        reason = f"{name} answered a range with the whole file, without its validators"
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200:
         # Same file, but this answer ignored the range: drop the body, never splice it, and

@@ -49,6 +49,11 @@ class IndexPageError(DownloadError):
     """The index answered something that is not a usable project page."""
 
 
+class _MalformedHash(IndexPageError):
+    """One entry's sha256 is no sha256: that file is left out, the page stays usable (pip
+    would fail on that file alone, and only if it chose it)."""
+
+
 @dataclass(frozen=True)
 class IndexFile:
     filename: str
@@ -111,8 +116,9 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
         hashes = hashes if isinstance(hashes, dict) else {}
         sha = hashes.get("sha256")
         other = next((f"{n}={hashes[n]}" for n in OTHER_HASHES if hashes.get(n)), None)
-        out.append(
-            _file(
+        out += _unless_malformed(
+            partial(
+                _file,
                 str(f["filename"]),
                 str(f["url"]),
                 page_url,
@@ -126,6 +132,14 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
             )
         )
     return out
+
+
+def _unless_malformed(entry: Callable[[], IndexFile]) -> list[IndexFile]:
+    """The entry, or none where its sha256 is malformed."""
+    try:
+        return [entry()]
+    except _MalformedHash:
+        return []
 
 
 def _anchors(text: str) -> tuple[list[tuple[dict[str, str | None], str]], str | None]:
@@ -176,8 +190,9 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
             continue
         yanked = attrs.get("data-yanked")
         metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        out.append(
-            _file(
+        out += _unless_malformed(
+            partial(
+                _file,
                 filename,
                 urljoin(base, href),
                 page_url,
@@ -237,7 +252,7 @@ def _file(
         sha256 = fragment.removeprefix("sha256=")
     sha = sha256.lower() if sha256 else None
     if sha is not None and not is_sha256(sha):
-        raise IndexPageError(f"{redact_url(page_url)} gives {filename} a malformed sha256")
+        raise _MalformedHash(f"{redact_url(page_url)} gives {filename} a malformed sha256")
     if sha is None and other_hash is None:
         other_hash = fragment if fragment.partition("=")[0] in OTHER_HASHES else None
     if other_hash is not None and not _well_formed(other_hash):
