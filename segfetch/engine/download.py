@@ -174,11 +174,9 @@ class _Download:
                 whole = self.stats.requests - asked == 1 and not self.stats.resumed
                 if holes == [] or whole or (holes is None and self.unvalidated):
                     break  # (a fresh pass's zip that cannot be checked is taken as before)
-                # Bytes of another version (resumed, or a change mid-pass with nothing to
-                # tell it): fetch it whole again, on one connection, checked again.
+                # Another version's bytes spliced in: again, on one connection, checked again.
                 self.options = replace(self.options, connections=1)
                 self._start_over()
-                self._restarts_left()
                 continue
             if self.sha256 is None or digest == self.sha256:
                 break
@@ -216,10 +214,17 @@ class _Download:
         )
 
     def _start_over(self) -> None:
-        """Drop every byte on disk, and with them the claim that any was resumed."""
+        """Drop every byte on disk, and with them the claim that any was resumed; past
+        MAX_RESTARTS the file keeps changing: one line, nothing kept."""
         self.part.reset()
         self.stats.restarts += 1
         self.stats.resumed = 0
+        if self.stats.restarts > MAX_RESTARTS:
+            self.part.discard()
+            raise ServerError(
+                f"{self.name} changed {self.stats.restarts} times during the download; "
+                "try again later"
+            ) from None
 
     async def _pass(self) -> int:
         """The whole file once, started over when it changes on the server."""
@@ -234,15 +239,6 @@ class _Download:
                 # (other validators still show a change).
                 self.lenient = self.lenient or exc.lost
                 self._start_over()
-                self._restarts_left()
-
-    def _restarts_left(self) -> None:
-        if self.stats.restarts > MAX_RESTARTS:
-            self.part.discard()
-            raise ServerError(
-                f"{self.name} changed {self.stats.restarts} times during the download; "
-                "try again later"
-            ) from None
 
     async def _damaged(self, size: int) -> list[tuple[int, int]]:
         """Mark the ranges of a bad zip's failing members as missing; [] if none is found."""
