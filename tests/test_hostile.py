@@ -299,6 +299,10 @@ async def test_a_zip_that_fails_its_crcs_on_the_server_is_fetched_again_once(
     )
     assert (tmp_path / "f.whl").read_bytes() == data and result.restarts == 1
     assert len(asked) < 40
+    # The same over connections that drop (so no refetch comes in one answer): once too.
+    cut = changing([(1, data, None)], cut=300_000)
+    result = await fetch_from(cut, tmp_path / "g.whl", options, 30)
+    assert (tmp_path / "g.whl").read_bytes() == data and result.restarts == 1
 
 
 async def test_validators_sent_now_and_then_cost_one_restart_at_most(tmp_path: Path) -> None:

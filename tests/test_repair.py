@@ -287,3 +287,12 @@ async def test_flipped_byte_in_a_zip_refetches_only_that_member_over_loopback(
     ]
     served = sum(e["sent"] for e in file_gets)
     assert served - len(wheel) < len(wheel) * 0.1, served
+
+
+def test_a_zip64_member_is_not_taken_for_damage(tmp_path: Path) -> None:
+    """Its local header's sizes say "see the ZIP64 extra": not readable here, so the zip
+    cannot be checked (None), never "damaged" (a valid zip fetched again and again)."""
+    path = tmp_path / "z64.zip"
+    with zipfile.ZipFile(path, "w") as z, z.open("a.bin", "w", force_zip64=True) as f:
+        f.write(bytes(range(256)) * 400)
+    assert damaged_ranges(path) is None

@@ -260,6 +260,10 @@ def test_an_answer_without_the_known_validators_is_not_taken_for_the_file() -> N
     # ... but a 200 to If-Range without them starts over: it did not match, or is not read.
     whole = httpx.Headers({"Content-Length": "100"})
     assert isinstance(rules.judge_probe(200, whole, 10, 20, checked, None, NAME), rules.Restart)
+    lenient = Known(100, '"a"', None, lenient=True)  # bare answers taken from now on...
+    assert isinstance(rules.judge_segment(206, head, 10, 20, lenient, NAME), rules.Ranged)
+    # ... but not a bare 200 to If-Range: the whole file, started over with
+    assert isinstance(rules.judge_segment(200, whole, 10, 20, lenient, NAME), rules.Restart)
     # A 416 carries none of the file's bytes: its validators say nothing.
     refused = httpx.Headers({"Content-Range": "bytes */100"})
     assert isinstance(rules.judge_segment(416, refused, 10, 20, tagged, NAME), rules.Retry)

@@ -172,11 +172,12 @@ class _Download:
                 holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size)
                 # One answer from byte 0 cannot be spliced: the zip is as the server has it.
                 whole = self.stats.requests - asked == 1 and not self.stats.resumed
-                if holes == [] or whole or (holes is None and self.unvalidated):
-                    break  # (a fresh pass's zip that cannot be checked is taken as before)
-                # Another version's bytes spliced in: again, on one connection, checked again.
+                if holes == [] or whole or (holes is None and self.unvalidated) or refetched:
+                    break  # (unreadable, or failing twice: the zip as the server has it)
+                # Another version's bytes spliced in: again, once, on one connection.
                 self.options = replace(self.options, connections=1)
                 self._start_over()
+                refetched = True
                 continue
             if self.sha256 is None or digest == self.sha256:
                 break

@@ -119,6 +119,9 @@ def _central_directory(f: BinaryIO, count: int, start: int, end: int) -> list[_M
     return members
 
 
+_ZIP64 = 0xFFFFFFFF  # a size field that says "see the ZIP64 extra"
+
+
 def _check(f: BinaryIO, m: _Member, end: int, central: tuple[int, int]) -> list[tuple[int, int]]:
     """The ranges to re-fetch for one member: none, its span, or its span and the directory."""
     span = (m.offset, end)
@@ -127,6 +130,8 @@ def _check(f: BinaryIO, m: _Member, end: int, central: tuple[int, int]) -> list[
     name = f.read(len(m.name))
     data = m.offset + _LOCAL.size + len(m.name) + h[10]
     local = h[1:9]
+    if _ZIP64 in local[6:]:  # its sizes are in a ZIP64 extra field: not read here
+        raise _Unlocatable("a ZIP64 member")
     if m.fields[1] & 8:  # CRC and sizes follow the data in a descriptor; the header may hold 0s
         f.seek(data + m.fields[6])
         d = struct.unpack("<4I", f.read(16).ljust(16, b"\0"))

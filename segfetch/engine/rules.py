@@ -252,7 +252,7 @@ def judge_probe(
             return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
         # (A 200 to If-Range without the known validators: it did not match, or is not
         # looked at. Its body is the file from byte 0 either way: start over with it.)
-        if changed(known, etag, modified, size) or not _taken_bare(known, etag, modified):
+        if changed(known, etag, modified, size) or not vouched(known, etag, modified):
             return _restart(known, etag, modified, size, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
             message = f"{name} sent another node's ETag; asking again by Last-Modified"
@@ -338,7 +338,7 @@ def judge_segment(
     if changed(known, etag, modified, size, body=status in (200, 206)):
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)
-    if status == 200 and not _taken_bare(known, etag, modified):
+    if status == 200 and not vouched(known, etag, modified):
         # The whole file, without the validators If-Range named: it did not match, or is
         # not read. Checked or not, start over (with this body, as from a first request).
         reason = f"{name} answered a range with the whole file, without its validators"
