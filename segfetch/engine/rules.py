@@ -85,7 +85,7 @@ class Restart:
 
     reason: str
     one_node: bool = False
-    lost: bool = False  # the answer had no validator at all: see download.Download._pass
+    lost: bool = False  # the answer had no validator at all (download._Download._pass)
 
 
 def _restart(
