@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from segfetch import config
 
 
@@ -18,18 +20,17 @@ def test_host_starts_are_remembered_beside_the_fixed_count(tmp_path: Path) -> No
     assert not list(Path(config.config_path()).parent.glob("*.tmp"))
 
 
-def test_a_broken_settings_file_is_no_settings(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"hosts": {"h:1": "lots"}, "connections": 9999}',
+        '{"hosts": {"h:1": true}, "connections": true}',  # a bool is no count
+    ],
+)
+def test_a_broken_settings_file_is_no_settings(tmp_path: Path, text: str) -> None:
     path = config.config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('{"hosts": {"h:1": "lots"}, "connections": 9999}')
-    assert config.host_start("h:1") is None
-    assert config.saved_connections("auto") == "auto"
-
-
-def test_a_saved_true_is_no_count(tmp_path: Path) -> None:
-    path = config.config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('{"hosts": {"h:1": true}, "connections": true}')
+    path.write_text(text)
     assert config.host_start("h:1") is None
     assert config.saved_connections("auto") == "auto"
 
