@@ -167,7 +167,7 @@ class PartFile:
     def load(self, url: str, sha256: str | None) -> State | None:
         """The saved state if it is for this file and its .part is intact, else None."""
         try:
-            state = parse_state(json.loads(_read(self.control)))
+            state = self._saved()
             part_size = self.part.stat().st_size
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -232,10 +232,15 @@ class PartFile:
                 path.unlink(missing_ok=True)
         self.close()
 
+    def _saved(self) -> State:
+        """The control file's state: OSError, ValueError or RecursionError where there is
+        none this version wrote."""
+        return parse_state(json.loads(_read(self.control)))
+
     def _resumable(self) -> bool:
         assert self.fd is not None
         try:
-            state = parse_state(json.loads(_read(self.control)))
+            state = self._saved()
         except (OSError, ValueError, RecursionError):
             return False
         ends = [e for _, e in state.done]

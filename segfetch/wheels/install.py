@@ -400,10 +400,11 @@ class Session:
                             f.url + ".metadata", dest, replace(self.options, connections=1),
                             sha256=f.metadata_sha256, client=self.client, slots=self.slots,
                         )  # fmt: skip
-                    if f.metadata or dest.read_bytes().startswith(b"Metadata-Version:"):
-                        return dest.read_bytes()
+                    data = dest.read_bytes()
+                    if f.metadata or data.startswith(b"Metadata-Version:"):
+                        return data
                     dest.unlink()
-            except (HTTPStatusError, SegfetchError) as exc:
+            except SegfetchError as exc:  # (a guess's failure of any kind, an advertised 404)
                 if f.metadata and not isinstance(exc, HTTPStatusError):
                     raise
             self._no_metadata.add(f.url)
