@@ -332,7 +332,6 @@ async def _fetch_set(
 
     from segfetch.cli.progress import MultiProgress
     from segfetch.engine.download import make_client
-    from segfetch.errors import SegfetchError
     from segfetch.wheels.complete import check_hashed_set
     from segfetch.wheels.install import Session
 

@@ -40,9 +40,13 @@ def _identity(st: os.stat_result) -> Identity:
 
 
 async def sha256_of(path: Path) -> str:
-    """The file's sha256, read in a thread chunk by chunk (each chunk is a checkpoint, so a
-    cancelled guess does not hold its lock for a whole large file)."""
-    h = hashlib.sha256()
+    return await digest_of(path, "sha256")
+
+
+async def digest_of(path: Path, algorithm: str) -> str:
+    """The file's digest (a hashlib name), read in a thread chunk by chunk (each chunk is a
+    checkpoint, so a cancelled guess does not hold its lock for a whole large file)."""
+    h = hashlib.new(algorithm)
     with path.open("rb", buffering=0) as f:
 
         def step() -> bool:

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import trio
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
 from segfetch.errors import HashMismatch
-from segfetch.wheels.cache import Cache
+from segfetch.wheels.cache import Cache, digest_of
 from segfetch.wheels.dists import parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile
 
@@ -88,10 +87,7 @@ async def fetch_file(
         else cache.unverified_path(p.url, p.filename).parent
     )
 
-    def damaged(why: str) -> None:
-        if notice is not None:
-            notice(f"{p.filename}: the cached copy is damaged ({why}); fetching it again")
-
+    damaged = damage_notice(notice, p.filename)
     async with cache.lock(folder):
         if expected is not None and (
             hit := await cache.get(expected, p.filename, size=p.size, damaged=damaged)
@@ -119,6 +115,16 @@ async def fetch_file(
         return Fetched(p, path, result.sha256, result.size, result)
 
 
+def damage_notice(notice: Callable[[str], None] | None, filename: str) -> Callable[[str], None]:
+    """What the cache calls when a cached copy fails its check: one line for the user."""
+
+    def damaged(why: str) -> None:
+        if notice is not None:
+            notice(f"{filename}: the cached copy is damaged ({why}); fetching it again")
+
+    return damaged
+
+
 def digest_matches(path: Path, sha256: str | None) -> bool:
     """A small file (a .metadata) against the sha256 it must have, if one is known."""
     return sha256 is None or hashlib.sha256(path.read_bytes()).hexdigest() == sha256
@@ -127,12 +133,7 @@ def digest_matches(path: Path, sha256: str | None) -> bool:
 async def _check_other_hash(path: Path, p: Planned) -> None:
     """The hash the index gave instead of a sha256 (md5, sha512, ...), as pip checks it."""
     name, _, want = p.other_hash.partition("=") if p.other_hash else ("", "", "")
-
-    def digest() -> str:
-        with path.open("rb") as f:
-            return hashlib.file_digest(f, name).hexdigest()
-
-    got = await trio.to_thread.run_sync(digest)
+    got = await digest_of(path, name)
     if got != want:
         path.unlink()
         raise HashMismatch(

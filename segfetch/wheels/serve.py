@@ -28,7 +28,7 @@ from segfetch.engine.retry import RetryPolicy
 from segfetch.engine.store import side_names
 from segfetch.errors import DiskError, HTTPStatusError, SegfetchError, redact_url
 from segfetch.wheels.cache import Cache
-from segfetch.wheels.files import Planned, planned_of, wheel_metadata
+from segfetch.wheels.files import Planned, damage_notice, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import (
@@ -188,10 +188,7 @@ class Upstream(Session):
             path = self._fetched.get(f.url)
             return path if path is not None and path.is_file() else None
 
-        def damaged(why: str) -> None:
-            if self.notice is not None:
-                self.notice(f"{f.filename}: the cached copy is damaged ({why}); fetching again")
-
+        damaged = damage_notice(self.notice, f.filename)
         async with self.cache.lock(self.cache.path(f.sha256, f.filename).parent):
             return await self.cache.get(f.sha256, f.filename, size=f.size, damaged=damaged)
 
