@@ -13,7 +13,11 @@ Locations of the plain HTTP server, all serving the same folder (``server.files`
   the first second's worth of a response at once: a request of 256 KiB or less is over before
   the next one comes);
 - ``/gzip/``: ``gzip on`` for every type and size (a client asking for ``identity`` gets raw
-  bytes).
+  bytes);
+- ``/lb/``: a load balancer (``proxy_pass``, round robin per request) in front of two nodes
+  on unix sockets: node A serves ``server.files``, node B ``server.node_b``, each with
+  ``limit_rate 1m``. ``server.on_both_nodes(name)`` copies a file to node B with another
+  mtime: the same bytes under another ETag and Last-Modified, as nodes deployed apart have.
 
 The TLS server (``server.url(..., tls=True)``) serves the same folder at ``/`` with a
 certificate for 127.0.0.1 from a throw-away CA (trustme; ``server.ca_file`` is the bundle to
@@ -108,6 +112,7 @@ class Nginx:
     version: tuple[int, ...]
     folder: Path  # config, pid file, logs, temp paths
     files: Path  # what every location serves
+    node_b: Path  # what /lb/'s second node serves
     port: int  # plain HTTP
     tls_port: int  # TLS, with HTTP/2 offered
     ca_file: Path  # the CA to trust for the TLS port (PEM)
@@ -123,6 +128,13 @@ class Nginx:
     @property
     def version_text(self) -> str:
         return ".".join(map(str, self.version))
+
+    def on_both_nodes(self, name: str) -> None:
+        """``files/name`` on node B too: the same bytes, a day older there."""
+        source = self.files / name
+        shutil.copyfile(source, self.node_b / name)
+        older = source.stat().st_mtime - 86400
+        os.utime(self.node_b / name, (older, older))
 
     def url(self, location: str, name: str, *, tls: bool = False) -> str:
         if tls:
@@ -180,7 +192,8 @@ def _listen_tls(version: tuple[int, ...], port: int) -> str:
 def write_config(
     folder: Path, files: Path, version: tuple[int, ...], port: int, tls_port: int
 ) -> Path:
-    """nginx.conf with every path inside ``folder``; listens on 127.0.0.1 only."""
+    """nginx.conf with every path inside ``folder``; listens on 127.0.0.1 (and on unix
+    sockets in ``folder``, /lb/'s nodes) only."""
     temp = folder / "temp"
     for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (temp / sub).mkdir(parents=True, exist_ok=True)
@@ -217,6 +230,21 @@ http {{
     keepalive_requests 10000;
     limit_conn_zone $binary_remote_addr zone=per_client:1m;
 
+    upstream nodes {{
+        server unix:{folder}/node-a.sock;
+        server unix:{folder}/node-b.sock;
+    }}
+    server {{
+        listen unix:{folder}/node-a.sock;
+        access_log off;
+        location /lb/ {{ {alias} limit_rate 1m; }}
+    }}
+    server {{
+        listen unix:{folder}/node-b.sock;
+        access_log off;
+        location /lb/ {{ alias {folder}/node-b/; limit_rate 1m; }}
+    }}
+
     server {{
         listen 127.0.0.1:{port};
         server_name 127.0.0.1;
@@ -234,6 +262,12 @@ http {{
             gzip_types *;
             gzip_min_length 0;
             gzip_vary on;
+        }}
+        location /lb/ {{
+            proxy_pass http://nodes;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
         }}
     }}
 
@@ -306,6 +340,7 @@ def running_nginx(binary: str, folder: Path) -> Iterator[Nginx]:
     version = nginx_version(binary)
     files = folder / "files"
     files.mkdir(exist_ok=True)
+    (folder / "node-b").mkdir(exist_ok=True)
     ca_file = _write_tls(folder)
     for _attempt in range(3):  # a free port taken by someone else meanwhile: pick again
         port, tls_port = _free_ports(2)
@@ -336,6 +371,7 @@ def running_nginx(binary: str, folder: Path) -> Iterator[Nginx]:
                 version=version,
                 folder=folder,
                 files=files,
+                node_b=folder / "node-b",
                 port=port,
                 tls_port=tls_port,
                 ca_file=ca_file,

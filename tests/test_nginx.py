@@ -323,6 +323,37 @@ async def test_file_replaced_between_runs_is_not_spliced(nginx: Nginx, tmp_path:
     assert any(ln.if_range == saved["etag"] and ln.status == 200 for ln in lines)
 
 
+@pytest.mark.parametrize("checked", ["sha256", "zip", None])
+async def test_load_balanced_nodes_with_their_own_validators(
+    nginx: Nginx, tmp_path: Path, checked: str | None
+) -> None:
+    """Two nodes with the same bytes but other mtimes behind a load balancer that picks a
+    node per request: each answer carries its node's ETag and Last-Modified, and If-Range
+    with one node's gets the whole file from the other. A checked file (a sha256, a zip's
+    CRCs) keeps its connections and asks without If-Range; an unchecked one starts over on
+    one connection. Either way the file is the nodes' bytes, exit 0 (it failed with
+    'changed 4 times' before)."""
+    if checked == "zip":
+        whl = make_wheel(nginx.files, "Lb-Probe", "1.0", payload=3 * MiB)
+        f = Served(whl.name, whl.read_bytes())
+    else:
+        f = serve(nginx, f"lb-{checked}.bin", random_bytes(3 * MiB, seed=31))
+    nginx.on_both_nodes(f.name)
+    dest = tmp_path / f.name
+    sha = ["--sha256", f.sha256] if checked == "sha256" else []
+    proc = await get(nginx.url("lb", f.name), "-o", str(dest), "-n", "4", "--json", *sha)
+    result = result_of(proc)
+    assert dest.read_bytes() == f.data
+    no_side_files(dest)
+    tags = {ln.etag for ln in segfetch_lines(nginx, f"/lb/{f.name}")}
+    assert len(tags) == 2  # both nodes answered
+    if checked:
+        assert result["restarts"] == 0
+        assert result["connections"] > 1
+    else:
+        assert result["restarts"] >= 1
+
+
 def replace_file(path: Path, data: bytes) -> None:
     """New content renamed over ``path``, as a deploy does, with a later mtime: nginx's ETag
     is mtime-size in whole seconds, so only a later mtime tells same-size versions apart."""

@@ -147,32 +147,59 @@ def test_per_node_etags_are_not_a_new_file_where_the_result_is_checked() -> None
         assert verdict == rules.Restart(f"{NAME} changed during the download", one_node=True)
         probe = rules.judge_probe(status, other, 10, 20, unchecked, None, NAME)
         assert isinstance(probe, rules.Restart) and probe.one_node
-    newer = {"ETag": '"node-b"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
-    changed = rules.judge_segment(200, httpx.Headers(newer), 10, 20, unchecked, NAME)
-    assert isinstance(changed, rules.Restart) and not changed.one_node  # a new file
-    # No date to agree on, or another size: a change, not another node.
-    no_date = httpx.Headers({"ETag": '"b"', "Content-Range": "bytes 10-19/100"})
-    verdict = rules.judge_segment(206, no_date, 10, 20, Known(100, '"a"', None), NAME)
-    assert isinstance(verdict, rules.Restart) and not verdict.one_node
-    bigger = httpx.Headers(
-        {"ETag": '"b"', "Last-Modified": date, "Content-Range": "bytes 10-19/200"}
-    )
-    verdict = rules.judge_segment(206, bigger, 10, 20, unchecked, NAME)
-    assert isinstance(verdict, rules.Restart) and not verdict.one_node
     known = Known(100, '"node-a"', date, checked=True)
     node_b = httpx.Headers({"ETag": '"node-b"', "Last-Modified": date, "Content-Length": "100"})
     verdict = rules.judge_segment(200, node_b, 10, 20, known, NAME)
     assert isinstance(verdict, rules.Retry) and verdict.drop_etag and not verdict.whole
+    assert not verdict.drop_date  # If-Range by the date all nodes share
     # The whole file under our own ETag: a server that ignores ranges (one stream, in time).
     node_a = httpx.Headers({"ETag": '"node-a"', "Last-Modified": date, "Content-Length": "100"})
     verdict = rules.judge_segment(200, node_a, 10, 20, known, NAME)
     assert isinstance(verdict, rules.Retry) and verdict.whole and not verdict.drop_etag
-    later = httpx.Headers({"ETag": '"node-b"', "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"})
-    assert isinstance(rules.judge_segment(200, later, 10, 20, known, NAME), rules.Restart)
     ranged = httpx.Headers(
         {"ETag": '"node-b"', "Last-Modified": date, "Content-Range": "bytes 10-19/100"}
     )
     assert isinstance(rules.judge_segment(206, ranged, 10, 20, known, NAME), rules.Ranged)
+
+
+def test_nodes_with_their_own_dates() -> None:
+    """Nodes deployed apart: the same bytes under each node's own ETag and Last-Modified
+    (nginx makes both from the mtime), one node per request behind the balancer. Within a
+    run, any other validators for the same size start an unchecked file over on one
+    connection (one request, one node); a checked one keeps its bytes and asks without
+    If-Range from then on (its check finds a splice). Another size is a new file."""
+    date, later = "Mon, 01 Jan 2024 00:00:00 GMT", "Tue, 02 Jan 2024 00:00:00 GMT"
+    node_b = {"ETag": '"node-b"', "Last-Modified": later}
+    whole = httpx.Headers({**node_b, "Content-Length": "100"})
+    ranged = httpx.Headers({**node_b, "Content-Range": "bytes 10-19/100"})
+    unchecked = Known(100, '"node-a"', date)
+    for status, head in [(200, whole), (206, ranged), (200, httpx.Headers(node_b))]:
+        verdict = rules.judge_segment(status, head, 10, 20, unchecked, NAME)
+        assert isinstance(verdict, rules.Restart) and verdict.one_node
+    no_date = httpx.Headers({"ETag": '"b"', "Content-Range": "bytes 10-19/100"})
+    verdict = rules.judge_segment(206, no_date, 10, 20, Known(100, '"a"', None), NAME)
+    assert isinstance(verdict, rules.Restart) and verdict.one_node
+    bigger = httpx.Headers({**node_b, "Content-Range": "bytes 10-19/200"})
+    verdict = rules.judge_segment(206, bigger, 10, 20, unchecked, NAME)
+    assert isinstance(verdict, rules.Restart) and not verdict.one_node
+    # Between runs: a new file as likely as another node; all of it again, at full width.
+    probe = rules.judge_probe(200, whole, 10, 20, unchecked, None, NAME)
+    assert isinstance(probe, rules.Restart) and not probe.one_node
+
+    checked = Known(100, '"node-a"', date, checked=True)
+    verdict = rules.judge_segment(200, whole, 10, 20, checked, NAME)
+    assert isinstance(verdict, rules.Retry) and verdict.drop_etag and verdict.drop_date
+    assert isinstance(rules.judge_segment(206, ranged, 10, 20, checked, NAME), rules.Ranged)
+    assert rules.unproven(checked, '"node-b"', later)  # a zip without sha256: CRCs checked
+    # No size to compare (no Content-Length), or another size: started over.
+    no_size = rules.judge_segment(200, httpx.Headers(node_b), 10, 20, checked, NAME)
+    assert isinstance(no_size, rules.Restart)
+    assert isinstance(rules.judge_segment(206, bigger, 10, 20, checked, NAME), rules.Restart)
+    probe = rules.judge_probe(200, whole, 10, 20, checked, None, NAME)
+    assert isinstance(probe, rules.Restart)
+    # Once neither validator is sent, every answer of that size is taken; the check decides.
+    blind = Known(100, None, None, checked=True)
+    assert isinstance(rules.judge_segment(206, ranged, 10, 20, blind, NAME), rules.Ranged)
 
 
 def test_answers_that_cannot_be_the_file() -> None:

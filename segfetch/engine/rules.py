@@ -72,6 +72,7 @@ class Retry:
 
     failure: Failure
     drop_etag: bool = False
+    drop_date: bool = False  # and Last-Modified too: from now on no If-Range (checked only)
     open: bool = False  # ask the rest of the file (``bytes=N-``) next time
     whole: bool = False  # a 200 of the very file (its validators say so): usable as one stream
 
@@ -79,9 +80,10 @@ class Retry:
 @dataclass(frozen=True)
 class Restart:
     """Start the whole file over: it changed, or the saved state does not fit it.
-    ``one_node``: only the ETag differs (same size and date) and nothing checks the result:
-    another node of a load balancer, or a mirror's other bytes; start over on one
-    connection, which stays with one node."""
+    ``one_node``: the size is the same (mid-run; before it, only the ETag differs) and
+    nothing checks the result: another node of a load balancer (nginx's ETag and date come
+    from each node's mtime), or a mirror's other bytes; start over on one connection, whose
+    one request reaches one node."""
 
     reason: str
     one_node: bool = False
@@ -97,10 +99,10 @@ def _restart(
     mid_run: bool = False,
 ) -> Restart:
     """``one_node`` where another node may be why: its own ETag for the same size and date,
-    or, within one run, an answer without the validators the others gave."""
+    or, within one run, any other validators (or none) for the same size."""
     same_size = size is None or size == known.size
     lost = mid_run and etag is None and last_modified is None
-    other_node = per_node_etag(known._replace(checked=True), etag, last_modified) or lost
+    other_node = mid_run or per_node_etag(known._replace(checked=True), etag, last_modified)
     return Restart(reason, one_node=same_size and other_node, lost=same_size and lost)
 
 
@@ -140,14 +142,15 @@ def changed(
     known, a missing validator proves nothing. An ETag alone does not prove a change where
     size and Last-Modified both agree and the result is ``checked``: nodes of a load
     balancer send different ETags for the same bytes. Unchecked, it does: a mirror may serve
-    other bytes of that size and date."""
+    other bytes of that size and date. Checked, no validator proves a change of a file whose
+    size is the same: nodes of a load balancer each have their own ETag and date (nginx's
+    come from the file's mtime); the check finds a splice."""
     if size is not None and size != known.size:
         return True
-    if known.last_modified and last_modified:
-        if last_modified != known.last_modified:
-            return True
-        if size is not None and known.checked:
-            return False  # same size, same date: a per-node ETag, not a new file
+    if size is not None and known.checked:
+        return False
+    if known.last_modified and last_modified and last_modified != known.last_modified:
+        return True
     unproven = body and not known.checked and not _taken_bare(known, etag, last_modified)
     return other_etag(known, etag) or unproven
 
@@ -339,8 +342,13 @@ def judge_segment(
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200 and not vouched(known, etag, modified):
+        if known.checked and size == known.size:
+            # Another node's validators (If-Range with ours is bound to fail there): ask
+            # without If-Range from now on; the check finds a splice.
+            message = f"{name}'s servers name the file differently; asking without If-Range"
+            return Retry(Failure(message, retry=True), drop_etag=True, drop_date=True)
         # The whole file, without the validators If-Range named: it did not match, or is
-        # not read. Checked or not, start over (with this body, as from a first request).
+        # not read. Start over (with this body, as from a first request).
         reason = f"{name} answered a range with the whole file, without its validators"
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200:

@@ -282,6 +282,9 @@ class Transfer:
                 self.state.etag = None
                 self.known = self.known._replace(etag=None)
                 self.other_node = True
+            if verdict.drop_date:  # per-node dates too: no If-Range from now on
+                self.state.last_modified = None
+                self.known = self.known._replace(last_modified=None)
             # A proxy may ignore a Range now and then: tried again. A server that stopped
             # doing ranges sends the whole file each time: from then on, one stream.
             self.ignored = self.ignored + 1 if verdict.whole else 0
