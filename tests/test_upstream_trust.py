@@ -191,22 +191,40 @@ async def test_a_file_that_fails_the_md5_its_page_gives_is_refused(tmp_path: Pat
             pass  # cut short: never the whole file
 
 
-async def test_an_extra_index_that_cannot_be_reached_is_left_out(tmp_path: Path) -> None:
-    """As pip does: the page comes from the index that answers, and the operator is told."""
+async def test_an_extra_index_that_cannot_be_reached_is_left_out_and_rests(
+    tmp_path: Path,
+) -> None:
+    """As pip does: the page comes from the index that answers, and the operator is told.
+    The failed index is not asked again for the next page (each would wait out its tries
+    again); the one that answers is."""
     wheel, _ = _wheel(tmp_path)
     page = f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
-    with trio.socket.socket() as closed:  # a port with nobody listening
-        await closed.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/simple/"
+    tries: list[int] = []
+
+    async def reset(stream: trio.SocketStream) -> None:  # every connection cut at once
+        tries.append(1)
+        await stream.aclose()
+
     lines: list[str] = []
-    async with (
-        upstream({"/simple/p/": (200, HTML, page)}, []) as up,
-        serving([up + "/simple/", dead], tmp_path / "c", lines) as url,
-        httpx.AsyncClient(trust_env=False, timeout=60) as client,
-    ):
-        got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+    asked: list[str] = []
+    async with trio.open_nursery() as refuser:
+        listeners = await refuser.start(partial(trio.serve_tcp, reset, 0, host="127.0.0.1"))
+        dead = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/simple/"
+        async with (
+            upstream(
+                {"/simple/p/": (200, HTML, page), "/simple/q/": (200, HTML, b"")}, asked
+            ) as up,
+            serving([up + "/simple/", dead], tmp_path / "c", lines) as url,
+            httpx.AsyncClient(trust_env=False, timeout=60) as client,
+        ):
+            got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+            tried = len(tries)
+            again = await client.get(url + "/simple/q/", headers={"Accept": JSON_TYPE})
+        refuser.cancel_scope.cancel()
     assert got.status_code == 200 and [f["filename"] for f in got.json()["files"]] == [WHEEL]
     assert any("index left out" in line for line in lines)
+    assert tried >= 1 and len(tries) == tried  # resting: not asked for q
+    assert again.status_code == 200 and asked == ["/simple/p/", "/simple/q/"]
 
 
 def test_json_pages_name_the_metadata_as_pep_714_does() -> None:

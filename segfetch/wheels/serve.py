@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -44,6 +45,9 @@ from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
 T = TypeVar("T")
 # With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
 QUICK = RetryPolicy(max_tries=2)
+# An upstream that failed is not asked again for this long: every page would wait out its
+# tries again (2-3 s for a host that refuses connections); its stored pages stand in.
+REST = 30.0
 
 
 @dataclass
@@ -75,6 +79,7 @@ class Upstream(Session):
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
         self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
+        self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
 
     async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
         """fn() run once for all who ask while it runs, in the server's nursery."""
@@ -101,28 +106,32 @@ class Upstream(Session):
         return await self._once(("page", name), lambda: self._listing(name))
 
     async def _listing(self, name: str) -> Listing:
-        """Files over all indexes; an index that fails gives its stored page, if any, else
-        nothing (as pip goes on without an index it cannot reach, saying so) while another
-        index answered."""
+        """Files over all indexes, asked at once; an index that fails gives its stored page,
+        if any, else nothing (as pip goes on without an index it cannot reach, saying so)
+        while another index answered."""
+        stored = [stored_project(self.pages, index, name) for index in self.indexes]
+        answers: list[list[IndexFile] | SegfetchError] = [[] for _ in self.indexes]
+
+        async def ask(i: int, index: str) -> None:
+            fetch = partial(fetch_project, self.client, index, name)
+            answers[i] = await self._ask(index, fetch, stored[i] is not None)
+
+        async with trio.open_nursery() as nursery:
+            for i, index in enumerate(self.indexes):
+                nursery.start_soon(ask, i, index)
         files: list[IndexFile] = []
         found = stale = False
         failed: list[SegfetchError] = []
-        for index in self.indexes:
-            stored = stored_project(self.pages, index, name)
-            policy = QUICK if stored is not None else None
-            try:
-                files += await fetch_project(
-                    self.client, index, name, policy, self.slots, self.pages
-                )
-                found = True
-            except SegfetchError as exc:
-                if isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE:
+        for answer, kept in zip(answers, stored, strict=True):
+            if isinstance(answer, HTTPStatusError) and answer.status in NOT_THERE:
+                continue
+            if isinstance(answer, SegfetchError):
+                if kept is None:
+                    failed.append(answer)
                     continue
-                if stored is None:
-                    failed.append(exc)
-                    continue
-                files += stored
-                found = stale = True
+                answer, stale = kept, True
+            files += answer
+            found = True
         if failed and not found:
             raise failed[0]
         for error in failed:
@@ -133,6 +142,23 @@ class Upstream(Session):
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
         return files, stale
 
+    async def _ask(
+        self, index: str, fetch: Callable[..., Awaitable[T]], stored: bool
+    ) -> T | SegfetchError:
+        """``fetch(policy, slots, pages)`` from one index, or the error it failed with. One
+        that failed (but for a page it does not have) rests for REST seconds, its error
+        standing in meanwhile; with a stored page to fall back on, fewer tries."""
+        resting = self._resting.get(index)
+        if resting is not None and trio.current_time() < resting[0]:
+            return resting[1]
+        try:
+            value: T = await fetch(QUICK if stored else None, self.slots, self.pages)
+            return value
+        except SegfetchError as exc:
+            if not (isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE):
+                self._resting[index] = (trio.current_time() + REST, exc)
+            return exc
+
     async def projects(self) -> list[str]:
         """The projects all indexes list (clients such as proxpi look a project up there):
         revalidated as pages are; an index that fails gives its stored list, or none."""
@@ -142,11 +168,9 @@ class Upstream(Session):
         names: list[str] = []
         for index in self.indexes:
             stored = stored_projects(self.pages, index)
-            policy = QUICK if stored is not None else None
-            try:
-                names += await fetch_projects(self.client, index, policy, self.slots, self.pages)
-            except SegfetchError:
-                names += stored or []
+            fetch = partial(fetch_projects, self.client, index)
+            answer = await self._ask(index, fetch, stored is not None)
+            names += (stored or []) if isinstance(answer, SegfetchError) else answer
         return names
 
     async def metadata(self, f: IndexFile) -> bytes | None:
