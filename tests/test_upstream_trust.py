@@ -227,6 +227,30 @@ async def test_an_extra_index_that_cannot_be_reached_is_left_out_and_rests(
     assert again.status_code == 200 and asked == ["/simple/p/", "/simple/q/"]
 
 
+async def test_a_lone_index_that_failed_is_asked_again(tmp_path: Path) -> None:
+    """With nothing to stand in for it (no other index, no stored page), an index that
+    failed is asked again by the next request: it may be back."""
+    tries: list[int] = []
+
+    async def reset(stream: trio.SocketStream) -> None:
+        tries.append(1)
+        await stream.aclose()
+
+    async with trio.open_nursery() as refuser:
+        listeners = await refuser.start(partial(trio.serve_tcp, reset, 0, host="127.0.0.1"))
+        dead = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/simple/"
+        async with (
+            serving([dead], tmp_path / "c", []) as url,
+            httpx.AsyncClient(trust_env=False, timeout=60) as client,
+        ):
+            first = await client.get(url + "/simple/p/")
+            tried = len(tries)
+            second = await client.get(url + "/simple/p/")
+        refuser.cancel_scope.cancel()
+    assert first.status_code == second.status_code == 502
+    assert len(tries) > tried >= 1
+
+
 def test_json_pages_name_the_metadata_as_pep_714_does() -> None:
     """pip 22.3 to 23.1 crash on a JSON "dist-info-metadata" that is not a string (PyPI
     stopped sending it): only "core-metadata"."""

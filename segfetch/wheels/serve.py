@@ -146,10 +146,12 @@ class Upstream(Session):
         self, index: str, fetch: Callable[..., Awaitable[T]], stored: bool
     ) -> T | SegfetchError:
         """``fetch(policy, slots, pages)`` from one index, or the error it failed with. One
-        that failed (but for a page it does not have) rests for REST seconds, its error
-        standing in meanwhile; with a stored page to fall back on, fewer tries."""
+        that failed (but for a page it does not have) rests for REST seconds where something
+        stands in for it (a stored page, another index): its error is the answer meanwhile.
+        With a stored page to fall back on, fewer tries."""
         resting = self._resting.get(index)
-        if resting is not None and trio.current_time() < resting[0]:
+        stand_in = stored or len(self.indexes) > 1
+        if resting is not None and trio.current_time() < resting[0] and stand_in:
             return resting[1]
         try:
             value: T = await fetch(QUICK if stored else None, self.slots, self.pages)
