@@ -365,7 +365,7 @@ async def fetch_page(
             status = response.status_code
             if status == 304 and stored is not None and stored_files is not None:
                 assert pages is not None  # a stored page came from it
-                _keep(pages, stored.revalidated(response.headers, time.time()), response)
+                await _keep(pages, stored.revalidated(response.headers, time.time()), response)
                 return stored_files
             if status == 200:
                 kind = response.headers.get("Content-Type", "")
@@ -374,7 +374,7 @@ async def fetch_page(
                 if pages is not None:
                     moved = str(response.url) if response.history else None
                     page = page_of(url, moved, response.headers, response.content, time.time())
-                    _keep(pages, page, response)
+                    await _keep(pages, page, response)
                 return files
             if status == 404:
                 raise HTTPStatusError(not_found, 404)
@@ -416,8 +416,10 @@ def _parse_stored(page: Page, parse: Parse[T]) -> T | None:
         return None
 
 
-def _keep(pages: PageCache, page: Page, response: httpx.Response) -> None:
+async def _keep(pages: PageCache, page: Page, response: httpx.Response) -> None:
+    """In a thread: a file made and renamed costs ~1 ms of the event loop on a busy disk,
+    times every page of a set."""
     if storable(response.headers):
-        pages.save(page)
+        await trio.to_thread.run_sync(pages.save, page)
     else:
-        pages.drop(page.url)  # no-store: not even the copy from before
+        await trio.to_thread.run_sync(pages.drop, page.url)  # no-store: not even the old copy
