@@ -276,15 +276,19 @@ def test_load_refuses_a_part_shorter_than_its_claims(tmp_path: Path) -> None:
 
 
 def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) -> None:
-    url = "http://user:secret@h/f"
+    """No password and no query (a signed URL's token) on disk; a URL signed again (another
+    query) resumes, as the same address: If-Range tells another file there."""
+    url = "http://user:secret@h/f?X-Amz-Signature=tok1#frag"
     store = PartFile(tmp_path / "f")
     store.open(fresh=True)
     try:
         store.write(0, b"x" * 10)
         store.save(State(url, 10, etag='"e"', done=RangeSet([(0, 10)])))
-        assert "secret" not in store.control.read_text()
+        text = store.control.read_text()
+        assert "secret" not in text and "tok1" not in text and "frag" not in text
         assert store.control.stat().st_mode & 0o777 == 0o600
         assert store.load(url, None) is not None  # the same URL resumes
+        assert store.load("http://user:secret@h/f?X-Amz-Signature=tok2", None) is not None
         assert store.load("http://user:secret@h/g", None) is None
     finally:
         store.close()
@@ -388,14 +392,14 @@ async def test_rerun_does_not_resume_from_a_truncated_part(tmp_path: Path) -> No
 
 class ChangingFile:
     """A file on disk served by the emulator that becomes a new version (new ETag and
-    Last-Modified: its mtime moves a day on) just before each of the first ``changes``
-    requests for it leaves the client. Counting on the client side makes it exact whatever
-    the server's timing: every request sent after an answer sees a newer version than that
-    answer. More than ``limit`` requests raise: an engine that never stops restarting fails
-    at once instead of hanging."""
+    Last-Modified: its mtime moves a day on; with ``grow``, 1000 bytes longer too) just
+    before each of the first ``changes`` requests for it leaves the client. Counting on the
+    client side makes it exact whatever the server's timing: every request sent after an
+    answer sees a newer version than that answer. More than ``limit`` requests raise: an
+    engine that never stops restarting fails at once instead of hanging."""
 
-    def __init__(self, path: Path, changes: int, limit: int) -> None:
-        self.path, self.changes, self.limit = path, changes, limit
+    def __init__(self, path: Path, changes: int, limit: int, grow: bool = True) -> None:
+        self.path, self.changes, self.limit, self.grow = path, changes, limit, grow
         path.write_bytes(os.urandom(200_000))
         self.mtime = path.stat().st_mtime_ns
         self.requests: list[httpx.Request] = []
@@ -407,6 +411,9 @@ class ChangingFile:
         if len(self.requests) > self.limit:
             raise RuntimeError(f"{len(self.requests)} requests: the restart limit is gone")
         if len(self.requests) <= self.changes:
+            if self.grow:
+                with self.path.open("ab") as f:
+                    f.write(os.urandom(1000))
             self.mtime += 86_400 * 10**9
             os.utime(self.path, ns=(self.mtime, self.mtime))
 
@@ -441,6 +448,18 @@ async def test_a_file_changing_at_every_request_ends_after_max_restarts(tmp_path
     assert len(probes) == passes and len(changing.requests) == 2 * passes
     assert all(r.headers["range"].startswith("bytes=0-") for r in probes)
     assert [("if-range" in r.headers) for r in changing.requests] == [False, True] * passes
+
+
+async def test_a_change_of_the_same_size_starts_over_on_one_connection(tmp_path: Path) -> None:
+    """Other validators for the same size mid-run (a new version, or another node's names
+    for the same bytes): once more on one connection, whose one request gets one version
+    whole, however often the file changes."""
+    changing = ChangingFile(tmp_path / "src.bin", changes=10**9, limit=10, grow=False)
+    result, error = await fetch_changing(tmp_path, changing)
+    assert result is not None, error
+    assert result.restarts == 1 and result.connections == 1
+    assert [("if-range" in r.headers) for r in changing.requests] == [False, True, False]
+    assert changing.requests[-1].headers["range"] == "bytes=0-"
 
 
 async def test_a_file_that_changes_max_restarts_times_is_fetched(tmp_path: Path) -> None:

@@ -70,10 +70,18 @@ class State:
 
     def same_file(self, url: str, sha256: str | None) -> bool:
         # Identity is the sha256 where both runs know it (a mirror serves the same bytes),
-        # else the URL: adding or dropping --sha256 on a rerun keeps the progress.
+        # else the URL's address: adding or dropping --sha256 on a rerun keeps the progress,
+        # and so does a signed URL signed again. (Another file under the same address is
+        # told by If-Range, or by the check where no validator is known.)
         if sha256 is not None and self.sha256 is not None:
             return sha256 == self.sha256
-        return redact_url(url) == redact_url(self.url)  # the control file keeps no password
+        return address(url) == address(self.url)
+
+
+def address(url: str) -> str:
+    """The URL without its user:password, query and fragment: what the control file keeps
+    (a signed URL's query is a credential, and changes when it is signed again)."""
+    return redact_url(url.partition("#")[0].partition("?")[0])
 
 
 def parse_state(raw: object) -> State:
@@ -182,7 +190,7 @@ class PartFile:
 
     def save(self, state: State) -> None:
         raw = {
-            "url": redact_url(state.url),  # never a password on disk
+            "url": address(state.url),  # never a password or a query's token on disk
             "size": state.size,
             "etag": state.etag,
             "last_modified": state.last_modified,
