@@ -631,11 +631,12 @@ async def test_download_writes_to_the_current_folder_by_default(
 async def test_a_pinned_yanked_release_is_taken_with_a_warning(
     tmp_path: Path, index_dir: Path
 ) -> None:
-    """As pip: a yanked release that a pin names exactly is taken, and said so."""
+    """As pip: a yanked release that a pin names exactly is taken, and said so, with -q
+    too (pip -q shows its warnings)."""
     async with index(index_dir, link=Link()) as emu:
         proc = await segfetch(
             "download", "--index-url", emu.index_url, "--no-cache", "sf-beta==1.2",
-            "-d", str(tmp_path),
+            "-d", str(tmp_path), "-q",
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "sf_beta-1.2-py3-none-any.whl is yanked" in proc.stderr.decode()

@@ -340,7 +340,9 @@ async def _fetch_set(
     async with make_client(args.max_connections, options.timeout, network) as client:
         session = Session(
             client, cache, indexes, budget=args.max_connections, options=options,
-            notice=None if args.quiet else lambda line: print(f"segfetch: {line}", file=sys.stderr),
+            # Warnings (a pinned yanked file, a damaged cached copy): shown with -q too, as
+            # pip -q shows its warnings.
+            notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
             find_links=reqs.find_links,
         )  # fmt: skip
 
