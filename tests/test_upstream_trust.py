@@ -18,6 +18,7 @@ import trio
 
 from segfetch.engine.download import make_client
 from segfetch.testing.wheelmaker import make_wheel, metadata_of
+from segfetch.wheels import serve
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.index import JSON_TYPE, parse_page
 from segfetch.wheels.serve import run
@@ -225,6 +226,44 @@ async def test_an_extra_index_that_cannot_be_reached_is_left_out_and_rests(
     assert any("index left out" in line for line in lines)
     assert tried >= 1 and len(tries) == tried  # resting: not asked for q
     assert again.status_code == 200 and asked == ["/simple/p/", "/simple/q/"]
+
+
+async def test_a_page_that_stalls_upstream_is_served_stale_in_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip gives up on a silent answer after 15 s: where a page is stored, a client waits
+    STALE_AFTER for the upstream's answer, then gets the stored page (marked stale)."""
+    monkeypatch.setattr(serve, "STALE_AFTER", 0.5)
+    wheel, _ = _wheel(tmp_path)
+    page = f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
+    asked: list[str] = []
+
+    async def answer_once(stream: trio.SocketStream) -> None:  # then silence
+        while True:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += await stream.receive_some(65536) or b"\r\n\r\n"
+            asked.append(data.split(b" ")[1].decode())
+            if len(asked) > 1:
+                await trio.sleep_forever()
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+            await stream.send_all(head % len(page) + page)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, answer_once, 0, host="127.0.0.1"))
+        up = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/simple/"
+        async with (
+            serving([up], tmp_path / "c", []) as url,
+            httpx.AsyncClient(trust_env=False, timeout=60) as client,
+        ):
+            fresh = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+            with trio.fail_after(20):
+                stale = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+        nursery.cancel_scope.cancel()
+    assert asked == ["/simple/p/", "/simple/p/"]  # asked again, and it never answered
+    assert fresh.status_code == stale.status_code == 200 and "Warning" not in fresh.headers
+    assert stale.headers["Warning"] == '110 - "Response is Stale"'
+    assert stale.json()["files"] == fresh.json()["files"]
 
 
 async def test_a_lone_index_that_failed_is_asked_again(tmp_path: Path) -> None:

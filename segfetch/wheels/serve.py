@@ -48,6 +48,9 @@ QUICK = RetryPolicy(max_tries=2)
 # An upstream that failed is not asked again for this long: every page would wait out its
 # tries again (2-3 s for a host that refuses connections); its stored pages stand in.
 REST = 30.0
+# A client waits this long for a page under way before it gets the stored one (stale): pip
+# gives up on a silent answer after 15 s. The fetch goes on, for the next client.
+STALE_AFTER = 10.0
 
 
 @dataclass
@@ -103,7 +106,12 @@ class Upstream(Session):
             job.done.set()
 
     async def listing(self, name: str) -> Listing:
-        return await self._once(("page", name), lambda: self._listing(name))
+        with trio.move_on_after(STALE_AFTER):
+            return await self._once(("page", name), lambda: self._listing(name))
+        stored = [stored_project(self.pages, index, name) for index in self.indexes]
+        if any(kept is not None for kept in stored):
+            return [f for kept in stored for f in kept or []], True
+        return await self._once(("page", name), lambda: self._listing(name))  # nothing else
 
     async def _listing(self, name: str) -> Listing:
         """Files over all indexes, asked at once; an index that fails gives its stored page,
