@@ -276,8 +276,9 @@ def test_load_refuses_a_part_shorter_than_its_claims(tmp_path: Path) -> None:
 
 
 def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) -> None:
-    """No password and no query (a signed URL's token) on disk; a URL signed again (another
-    query) resumes, as the same address: If-Range tells another file there."""
+    """No password and no query (a signed URL's token) on disk; yet another query is
+    another file (?id=1 and ?id=2 of one path may have the same size and validators:
+    nginx's ETag is the mtime and size), so it resumes nothing."""
     url = "http://user:secret@h/f?X-Amz-Signature=tok1#frag"
     store = PartFile(tmp_path / "f")
     store.open(fresh=True)
@@ -288,8 +289,15 @@ def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) ->
         assert "secret" not in text and "tok1" not in text and "frag" not in text
         assert store.control.stat().st_mode & 0o777 == 0o600
         assert store.load(url, None) is not None  # the same URL resumes
-        assert store.load("http://user:secret@h/f?X-Amz-Signature=tok2", None) is not None
+        assert store.load("http://other:pw@h/f?X-Amz-Signature=tok1", None) is not None
+        assert store.load("http://user:secret@h/f?X-Amz-Signature=tok2", None) is None
+        assert store.load("http://user:secret@h/f", None) is None
         assert store.load("http://user:secret@h/g", None) is None
+        # A control file from before (its url whole, no url_id) still resumes its own URL.
+        old = {"url": "http://h/f?a=1", "size": 10, "etag": '"e"', "done": [[0, 10]]}
+        store.control.write_text(json.dumps(old))
+        assert store.load("http://h/f?a=1", None) is not None
+        assert store.load("http://h/f?a=2", None) is None
     finally:
         store.close()
 

@@ -174,9 +174,7 @@ class _Download:
                 whole = self.stats.requests - asked == 1 and not self.stats.resumed
                 if holes == [] or whole or (holes is None and self.unvalidated) or refetched:
                     break  # (unreadable, or failing twice: the zip as the server has it)
-                # Another version's bytes spliced in: again, once, on one connection.
-                self.options = replace(self.options, connections=1)
-                self._start_over()
+                self._refetch()  # another version's bytes spliced in
                 refetched = True
                 continue
             if self.sha256 is None or digest == self.sha256:
@@ -194,7 +192,7 @@ class _Download:
                     expected=self.sha256,
                     got=digest,
                 )
-            self._start_over()
+            self._refetch()
             refetched = True
         await trio.to_thread.run_sync(self.part.commit)  # fsyncs: off the event loop
         st = self.stats
@@ -213,6 +211,12 @@ class _Download:
             repaired=st.repaired,
             settled=controller.to_remember if controller else None,
         )
+
+    def _refetch(self) -> None:
+        """Again, once, from byte 0 on one connection: one answer is one version (nodes of
+        a load balancer may each hold other bytes: a splice is not made again)."""
+        self.options = replace(self.options, connections=1)
+        self._start_over()
 
     def _start_over(self) -> None:
         """Drop every byte on disk, and with them the claim that any was resumed; past
@@ -277,15 +281,13 @@ class _Download:
         self.transfer = None
         self.hasher = PrefixHasher(self.part)
         budget = Budget(self.options.policy, self.rng)
-        # The probe's place in the budget passes to the first worker, which gives it back
-        # when it ends: holding it for the whole attempt while extra workers wait for places
-        # of their own would deadlock many files sharing one budget.
+        # The probe's place in the budget passes to the first worker: held for the whole
+        # attempt while extra workers wait, it would deadlock files sharing one budget.
         if self.slots is not None:
             await self.slots.acquire()
         self.probe_slot = True
-        # Pieces are cut only while places are free for them: in a set that fills the
-        # budget, a file that starts as another ends is one request (a place that frees
-        # later may still take half of what is left), not pieces waiting their turn.
+        # Pieces are cut only while places are free for them: in a set that fills the budget
+        # a file is one request (a place freed later may take half of what is left).
         self.split = self.slots is None or self.slots.free > 0
         try:
             start, end = self._first_range()
@@ -389,11 +391,7 @@ class _Download:
     async def _probe(self) -> tuple[httpx.Response, AsyncIterator[bytes], Usable]:
         """The first request of a pass (see _first_range)."""
         state = self.state
-        known = None
-        if state is not None:
-            known = rules.Known(
-                state.size, state.etag, state.last_modified, self.checked, self.lenient
-            )
+        known = self._known(state) if state is not None else None
         start, end = self._first_range()
         headers = {"Range": range_header(start, end)}
         if state is not None and (validator := state.etag or state.last_modified):
@@ -443,14 +441,16 @@ class _Download:
         self.transfer = Transfer(
             self.client, self.where, self.options, self.state, self.part, self.hasher,
             stats=self.stats, rng=self.rng, slots=self.slots, report=self._report,
-            html_ok=self.html_ok, first=first, checked=self.checked, lenient=self.lenient,
+            html_ok=self.html_ok, first=first, known=self._known(self.state),
         )  # fmt: skip
         return self.transfer
 
-    @property
-    def checked(self) -> bool:
-        """Whether the result is checked anyway: a sha256 given, or a zip's CRCs."""
-        return self.sha256 is not None or self.zip
+    def _known(self, state: State) -> rules.Known:
+        """What the rules know of the file; checked anyway: a sha256 given, or a zip's CRCs."""
+        hashed = self.sha256 is not None
+        return rules.Known(
+            state.size, state.etag, state.last_modified, hashed or self.zip, self.lenient, hashed
+        )
 
     def _other_node(self) -> None:
         """Bytes taken unproven (another node's ETag, or none): a zip checks its CRCs."""

@@ -32,6 +32,9 @@ class Known(NamedTuple):
     # Some answers of this server came without validators where others had them: such an
     # answer no longer counts as a change (other validators still do).
     lenient: bool = False
+    # A sha256 checks the result: every byte of it (a zip's CRCs skip some). Only then do
+    # other validators for the same size not count as a change at all.
+    hashed: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class Retry:
 
     failure: Failure
     drop_etag: bool = False
-    drop_date: bool = False  # and Last-Modified too: from now on no If-Range (checked only)
+    drop_date: bool = False  # and Last-Modified too: no If-Range from now on (sha256 only)
     open: bool = False  # ask the rest of the file (``bytes=N-``) next time
     whole: bool = False  # a 200 of the very file (its validators say so): usable as one stream
 
@@ -142,15 +145,19 @@ def changed(
     known, a missing validator proves nothing. An ETag alone does not prove a change where
     size and Last-Modified both agree and the result is ``checked``: nodes of a load
     balancer send different ETags for the same bytes. Unchecked, it does: a mirror may serve
-    other bytes of that size and date. Checked, no validator proves a change of a file whose
-    size is the same: nodes of a load balancer each have their own ETag and date (nginx's
-    come from the file's mtime); the check finds a splice."""
+    other bytes of that size and date. With a sha256, no validator proves a change of a
+    file whose size is the same: nodes of a load balancer each have their own ETag and date
+    (nginx's come from the file's mtime); the sha256 finds a splice. (A zip's CRCs do not
+    cover every byte: nodes' builds may differ where they do not look.)"""
     if size is not None and size != known.size:
         return True
-    if size is not None and known.checked:
+    if size is not None and known.hashed:
         return False
-    if known.last_modified and last_modified and last_modified != known.last_modified:
-        return True
+    if known.last_modified and last_modified:
+        if last_modified != known.last_modified:
+            return True
+        if size is not None and known.checked:
+            return False  # same size, same date: a per-node ETag, not a new file
     unproven = body and not known.checked and not _taken_bare(known, etag, last_modified)
     return other_etag(known, etag) or unproven
 
@@ -342,9 +349,9 @@ def judge_segment(
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200 and not vouched(known, etag, modified):
-        if known.checked and size == known.size:
+        if known.hashed and size == known.size:
             # Another node's validators (If-Range with ours is bound to fail there): ask
-            # without If-Range from now on; the check finds a splice.
+            # without If-Range from now on; the sha256 finds a splice.
             message = f"{name}'s servers name the file differently; asking without If-Range"
             return Retry(Failure(message, retry=True), drop_etag=True, drop_date=True)
         # The whole file, without the validators If-Range named: it did not match, or is

@@ -67,21 +67,28 @@ class State:
     last_modified: str | None = None
     sha256: str | None = None
     done: RangeSet = field(default_factory=RangeSet)
+    url_id: str = ""  # url_id(url), as the control file keeps it (its url has no query)
 
     def same_file(self, url: str, sha256: str | None) -> bool:
         # Identity is the sha256 where both runs know it (a mirror serves the same bytes),
-        # else the URL's address: adding or dropping --sha256 on a rerun keeps the progress,
-        # and so does a signed URL signed again. (Another file under the same address is
-        # told by If-Range, or by the check where no validator is known.)
+        # else the URL, query included (?id=1 and ?id=2 of one path are other files, with
+        # the same validators where nginx serves two files of one size and mtime): adding
+        # or dropping --sha256 on a rerun keeps the progress.
         if sha256 is not None and self.sha256 is not None:
             return sha256 == self.sha256
-        return address(url) == address(self.url)
+        return url_id(url) == (self.url_id or url_id(self.url))
 
 
 def address(url: str) -> str:
-    """The URL without its user:password, query and fragment: what the control file keeps
-    (a signed URL's query is a credential, and changes when it is signed again)."""
+    """The URL without its user:password, query and fragment, for people reading the
+    control file (a signed URL's query is a credential)."""
     return redact_url(url.partition("#")[0].partition("?")[0])
+
+
+def url_id(url: str) -> str:
+    """What tells one URL from another in the control file, without the URL's secrets:
+    the sha256 of the URL with its query (and without user:password)."""
+    return hashlib.sha256(redact_url(url.partition("#")[0]).encode()).hexdigest()
 
 
 def parse_state(raw: object) -> State:
@@ -103,6 +110,7 @@ def parse_state(raw: object) -> State:
         last_modified=_text(raw, "last_modified"),
         sha256=_text(raw, "sha256"),
         done=RangeSet((a, b) for a, b in done),
+        url_id=_text(raw, "url_id") or "",  # (none before: its url is the whole URL)
     )
 
 
@@ -191,6 +199,7 @@ class PartFile:
     def save(self, state: State) -> None:
         raw = {
             "url": address(state.url),  # never a password or a query's token on disk
+            "url_id": state.url_id or url_id(state.url),
             "size": state.size,
             "etag": state.etag,
             "last_modified": state.last_modified,

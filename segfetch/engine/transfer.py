@@ -68,14 +68,13 @@ class Transfer:
         report: Callable[[], None],
         html_ok: bool = False,
         first: Span | None = None,
-        checked: bool = False,
-        lenient: bool = False,
+        known: rules.Known | None = None,
     ) -> None:
         self.client, self.where, self.name, self.options = client, where, where.name, options
         self.html_ok = html_ok
         self.state, self.part, self.hasher = state, part, hasher
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
-        self.known = rules.Known(state.size, state.etag, state.last_modified, checked, lenient)
+        self.known = known or rules.Known(state.size, state.etag, state.last_modified)
         self.other_node = False  # bytes came under another node's ETag (see rules.changed)
         self.ignored = 0  # 200s of the very file to range requests, in a row
         self.server: tuple[str, str, int | None, str] | None = None  # the first answer's
