@@ -267,6 +267,23 @@ async def test_pip_options_pass_through_and_markers_skip_lines(
     assert not any(str(e["path"]).startswith("/files/sf_alpha") for e in emu.log)
 
 
+async def test_a_target_set_in_pip_conf_needs_no_environment(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """As PIP_TARGET: pip.conf's target (no environment active or found) is where pip,
+    run by segfetch's interpreter, installs."""
+    target, conf = tmp_path / "target", tmp_path / "pip.conf"
+    conf.write_text(f"[install]\ntarget = {target}\n")
+    env = {"PIP_CONFIG_FILE": str(conf), "VIRTUAL_ENV": ""}
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "--index-url", emu.index_url, "--no-cache", "-q", "sf-beta==1.0",
+            cwd=tmp_path, env=env,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (target / "sf_beta" / "__init__.py").exists()
+
+
 async def test_cache_removed_mid_run_is_one_line_or_success(
     tmp_path: Path, index_dir: Path
 ) -> None:

@@ -298,7 +298,7 @@ def _python(args: argparse.Namespace) -> str:
         a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args
     )
     if found is None:
-        if args.system or elsewhere:
+        if args.system or elsewhere or _configured_elsewhere(args):
             return sys.executable
         raise UsageError(
             "no environment to install into: give --python PATH, activate a virtual "
@@ -310,6 +310,19 @@ def _python(args: argparse.Namespace) -> str:
             "break segfetch: give --python PATH, or --system to install there anyway"
         )
     return found
+
+
+def _configured_elsewhere(args: argparse.Namespace) -> bool:
+    """pip's config files name a place to install into (target, prefix, root, user), as
+    PIP_TARGET and the rest do: pip would install there, run by this interpreter."""
+    from segfetch.wheels.pipnet import configured_options, may_read_config_files
+
+    if args.command != "install" or "--isolated" in args.pip_args:
+        return False
+    if not may_read_config_files(sys.executable, os.environ, Path.home()):
+        return False
+    words = configured_options(_pip_config_list(sys.executable), "install")
+    return any(w in ("--target", "--prefix", "--root", "--user") for w in words)
 
 
 async def _fetch_set(
