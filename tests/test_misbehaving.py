@@ -505,23 +505,36 @@ BLIND = {
 
 @pytest.mark.parametrize("validators", sorted(BLIND))
 async def test_blind_change_starts_over(tmp_path: Path, validators: str) -> None:
-    """Nothing tells the runs' files apart and nothing checks the result: start over."""
+    """Nothing tells the runs' files apart and nothing checks the result: the file comes
+    as one answer from byte 0 (several would be several versions if it changed between
+    them), nothing is kept for a rerun, and the rerun starts over."""
     dest = tmp_path / "f.bin"
     link = replace(BLIND[validators], rate=SLOW.rate)
     async with emu(link) as e:
-        await interrupted(e.url(F), dest)
+        with trio.move_on_after(10) as scope:
+
+            def stop_early(p: Progress) -> None:
+                if p.size and p.done >= p.size // 4:
+                    scope.cancel()
+
+            await download(e.url(F), dest, OPTS, progress=stop_early)
+        assert scope.cancelled_caught
+        assert not dest.with_name(dest.name + ".part.json").exists()
         e.link = faulty(Fault("change"), base=BLIND[validators])
         result = await download(e.url(F), dest, OPTS)
         assert result.resumed == 0 and dest.read_bytes() == e.content(F, version=1)
+    # Each run: its probe from byte 0, then the file as one plain GET.
+    ranges = [r["range"] for r in e.log if r["path"] == F]
+    assert None in ranges and all(r is None or str(r).startswith("bytes=0-") for r in ranges)
 
 
 @pytest.mark.parametrize("validators", sorted(BLIND))
 async def test_blind_change_with_sha256_ends_verified(tmp_path: Path, validators: str) -> None:
     dest = tmp_path / "f.bin"
     async with emu(replace(BLIND[validators], rate=SLOW.rate)) as e:
-        await interrupted(e.url(F), dest)
-        e.link = faulty(Fault("change"), base=BLIND[validators])
         new = e.sha256(F, version=1)
+        await interrupted(e.url(F), dest, sha256=new)  # checked: kept without validators
+        e.link = faulty(Fault("change"), base=BLIND[validators])
         result = await download(e.url(F), dest, OPTS, sha256=new)
         assert result.sha256 == new and dest.read_bytes() == e.content(F, version=1)
 

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import segfetch.engine.download as engine
+import segfetch.engine.repair as repair_module
 from segfetch.engine.client import make_client
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
@@ -250,6 +251,7 @@ async def test_flipped_byte_in_a_zip_refetches_only_that_member_over_loopback(
         return ranges
 
     monkeypatch.setattr(engine, "damaged_ranges", spy)
+    monkeypatch.setattr(repair_module, "damaged_ranges", spy)
     link = Link(rate=8 << 20, faults=(Fault("flip", every=300_000, limit=1),))
     dest = tmp_path / "out" / "out.whl"
     dest.parent.mkdir()

@@ -22,7 +22,7 @@ from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.tls import tls_context
-from segfetch.errors import DownloadError, redact_url
+from segfetch.errors import DownloadError, UsageError, redact_url
 
 
 class RetryLater(Exception):
@@ -99,7 +99,20 @@ def make_client(
     dns.share_lookups()  # one lookup per host for all connections, not one each
     net = network or Network()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    client = httpx.AsyncClient(
+    try:
+        client = _client(limits, timeout, net)
+    except (ImportError, ValueError, httpx.InvalidURL) as exc:
+        what = "is a SOCKS proxy" if isinstance(exc, ImportError) else f"is not a URL ({exc})"
+        raise UsageError(
+            f"a proxy set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) {what}: "
+            "segfetch speaks to HTTP proxies; fix or unset it"
+        ) from None
+    pool.speed_up(client)
+    return client
+
+
+def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
         http1=True,
         http2=False,  # one TCP connection per segment is the point
         limits=limits,
@@ -113,8 +126,6 @@ def make_client(
         # made on the first https connection; pip's trusted hosts are not checked
         verify=tls_context(net.cafile, net.client_cert, net.insecure),
     )
-    pool.speed_up(client)
-    return client
 
 
 async def send(

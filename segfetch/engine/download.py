@@ -34,7 +34,7 @@ from segfetch.engine.client import (
 from segfetch.engine.control import START, Controller
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
-from segfetch.engine.repair import damaged_ranges
+from segfetch.engine.repair import damaged_ranges, forget_damaged
 from segfetch.engine.result import Progress, ProgressCallback, Result, Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.slots import Slots
@@ -157,6 +157,7 @@ class _Download:
         self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs
         self.unvalidated = False  # a fresh pass of a zip without validators: check its CRCs
         self.lenient = False  # some answers had validators, others none (rules.Known)
+        self.one_answer = False  # no validator, nothing checks the result (see _probe)
         self._last_report = -1.0
 
     async def run(self, client: httpx.AsyncClient) -> Result:
@@ -181,7 +182,7 @@ class _Download:
                 break
             # Bytes went bad on the way (a proxy, a flipped bit). A zip says which members
             # fail their CRC: fetch just those again, once; else the whole file, once.
-            if not self.stats.repaired and (holes := await self._damaged(size)):
+            if not self.stats.repaired and (holes := await forget_damaged(self.part, self.state)):
                 self.stats.repaired = sum(end - start for start, end in holes)
                 continue
             if refetched:
@@ -245,17 +246,6 @@ class _Download:
                 self.lenient = self.lenient or exc.lost
                 self._start_over()
 
-    async def _damaged(self, size: int) -> list[tuple[int, int]]:
-        """Mark the ranges of a bad zip's failing members as missing; [] if none is found."""
-        if self.state is None:  # one stream, no ranges: nothing to re-fetch in part
-            return []
-        holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size) or []
-        for start, end in holes:
-            self.state.done.remove(start, end)
-        if holes:
-            self.part.save(self.state)
-        return holes
-
     def _resume_state(self) -> State | None:
         """The saved state, if it may be resumed: it is for this file, and either the server
         can tell us whether the file changed (ETag or Last-Modified) or the result is
@@ -304,13 +294,18 @@ class _Download:
             else:
                 response, chunks, verdict = await self._probe_until_usable(budget)
             try:
+                if isinstance(verdict, rules.Empty) or self.one_answer:
+                    # A 416 "bytes */0" may be wrong: only a plain GET shows the file is empty.
+                    whole_file = isinstance(verdict, rules.Ranged) and (
+                        (verdict.first, self.probe_end) == (0, verdict.total)
+                    )
+                    if not whole_file:
+                        await response.aclose()
+                    self.state = None
+                    return await self._single(response if whole_file else None)
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total
                     return await self._ranged(verdict, Body(response, chunks, end))
-                if isinstance(verdict, rules.Empty):
-                    # A 416 "bytes */0" may be wrong: only a plain GET shows the file is empty.
-                    await response.aclose()
-                    return await self._single(None)
                 return await self._single(response)
             finally:
                 await response.aclose()
@@ -354,7 +349,7 @@ class _Download:
                     if self.open_probe:  # only an open-ended request learns the size
                         raise _Unranged(None) from None
                     await backoff(budget, exc.failure, self.stats)
-            if not isinstance(verdict, rules.Ranged):
+            if not isinstance(verdict, rules.Ranged) or self.one_answer:
                 raise _Unranged((response, chunks, verdict))
             self.state = state
             transfer.learn(verdict.etag, verdict.last_modified)
@@ -410,10 +405,12 @@ class _Download:
         if isinstance(verdict, rules.Ranged) and state is None:
             # No validator: a change during the download would go unseen (between the
             # answers of several connections, or of one that drops and resumes); a zip's
-            # CRCs see it.
+            # CRCs see it, a sha256 too. Else only one answer from byte 0 is one version:
+            # the file comes as one stream, from byte 0 again after a failure (whole.py).
             if not (verdict.etag or verdict.last_modified):
                 self.unvalidated = self.zip and self.sha256 is None
                 self.check_zip = self.check_zip or self.unvalidated
+                self.one_answer = not self.zip and self.sha256 is None
             self.state = State(
                 self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
             )
@@ -489,7 +486,7 @@ class _Download:
         if not force and now - self._last_report < REPORT_EVERY:
             return
         self._last_report = now
-        size = self.state.size if self.state is not None else None
+        size = self.state.size if self.state is not None else self.stats.size
         t = self.transfer
         done = t.planner.done.total() if t is not None else self.stats.received
         prefix = t.planner.done.prefix() if t is not None else self.stats.received

@@ -22,9 +22,12 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from segfetch.engine.ranges import RangeSet
+import trio
 
-__all__ = ["damaged_ranges"]
+from segfetch.engine.ranges import RangeSet
+from segfetch.engine.store import PartFile, State
+
+__all__ = ["damaged_ranges", "forget_damaged"]
 
 # sig, disk, directory's disk, entries on this disk, entries, directory size, offset, comment
 _EOCD = struct.Struct("<IHHHHIIH")
@@ -77,6 +80,19 @@ def damaged_ranges(path: Path, size: int | None = None) -> list[tuple[int, int]]
     except (OSError, ValueError, struct.error):
         return None
     return [(start, end) for start, end in damaged]
+
+
+async def forget_damaged(part: PartFile, state: State | None) -> list[tuple[int, int]]:
+    """Mark the ranges of a bad zip's failing members as missing in ``state`` (saved); []
+    if none is found, or if the file came as one stream (no state: nothing to fetch in part)."""
+    if state is None:
+        return []
+    holes = await trio.to_thread.run_sync(damaged_ranges, part.part, state.size) or []
+    for start, end in holes:
+        state.done.remove(start, end)
+    if holes:
+        part.save(state)
+    return holes
 
 
 def _end_record(f: BinaryIO, size: int) -> tuple[int, int, int]:

@@ -30,6 +30,7 @@ class Stats:
     resumed: int = 0  # bytes already on disk from an earlier run
     repaired: int = 0  # bytes fetched again because a zip member failed its CRC
     received: int = 0  # bytes written in this pass
+    size: int | None = None  # the file's size, as one stream's answer gave it (whole.py)
     live: int = 0  # connections streaming now
     peak: int = 0  # most connections streaming at once
     workers: int = 0  # worker tasks that hold a segment now

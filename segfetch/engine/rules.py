@@ -313,7 +313,10 @@ def judge_probe(
 def judge_whole(
     status: int, headers: Headers, expected_size: int | None, name: str, html_ok: bool = False
 ) -> Whole | Retry | Fail:
-    """An answer to a request without Range, from a server that ignores ranges."""
+    """An answer to a request without Range, from a server that ignores ranges; or a 206
+    of the whole file (``bytes 0-N/N+1``)."""
+    if status == 206 and _is_whole(headers.get("Content-Range", "")):
+        status = 200
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
     if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
@@ -322,6 +325,14 @@ def judge_whole(
     if expected_size is not None and size not in (None, expected_size):
         return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
     return Whole(size)
+
+
+def _is_whole(content_range: str) -> bool:
+    try:
+        first, last, total = parse_content_range(content_range)
+    except ValueError:
+        return False
+    return first == 0 and last == total
 
 
 def judge_segment(

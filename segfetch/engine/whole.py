@@ -76,6 +76,7 @@ async def _stream(
     else:
         part.open(fresh=False)
     stats.received = pos = 0
+    stats.size = size
     try:
         async for chunk in body_chunks(response):
             if size is not None and pos + len(chunk) > size:
