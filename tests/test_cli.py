@@ -73,12 +73,47 @@ BAD_ARGS = [
     (["emulate", "--port", "70000"], "--port"),
     (["emulate", "--drop-every", "10"], "at least 1K"),
     (["bench", "--emulate", "--time", "inf"], "duration"),
+    # URLs that httpx cannot ask, wherever they come from: one line, before any request.
+    (["download", "x==1", "-d", "/tmp/x", "--index-url", "http://[::1"], "not a valid index URL"),
+    (["download", "x", "-d", "/tmp/x", "--extra-index-url", "http://[zz]/s/"], "not a valid"),
+    (["download", "-r", "http://[::1/r.txt", "-d", "/tmp/x"], "not a valid requirements file"),
+    (["download", "-c", "http://[::1/c.txt", "x", "-d", "/tmp/x"], "not a valid requirements"),
+    (["download", "x @ http://[zz]/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
+    (["download", "x @ http://h:99999/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
+    (["download", "a" * 70000, "-d", "/tmp/x", "--index-url", "http://127.0.0.1:9/"], "not valid"),
+    (["serve", "-i", "http://[::1"], "not a valid index URL"),
 ]
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_ARGS)
 async def test_bad_input_gets_one_line_and_exit_2(args: list[str], words: str) -> None:
     proc = await segfetch(*args)
+    assert proc.returncode == 2
+    assert words in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("ALL_PROXY", "socks5://127.0.0.1:1", "SOCKS"),
+        ("HTTPS_PROXY", "socks5h://127.0.0.1:1", "SOCKS"),
+        ("HTTP_PROXY", "http://[::1", "not a URL"),
+        ("http_proxy", "http://[zz]:80", "not a URL"),
+    ],
+)
+@pytest.mark.parametrize("command", ["get", "download", "serve"])
+async def test_a_proxy_in_the_environment_segfetch_cannot_use_is_one_line(
+    tmp_path: Path, variable: str, value: str, words: str, command: str
+) -> None:
+    """A SOCKS proxy (a desktop's or VPN's) or a malformed one: one line, exit 2."""
+    args = {
+        "get": ["http://127.0.0.1:9/x.whl", "-o", str(tmp_path / "x.whl")],
+        "download": ["x==1", "-d", str(tmp_path), "--index-url", "http://127.0.0.1:9/"],
+        "serve": ["-i", "http://127.0.0.1:9/simple/", "--port", "0"],
+    }[command]
+    env = {variable: value, "NO_PROXY": "", "no_proxy": "", "PIP_CONFIG_FILE": os.devnull}
+    with trio.fail_after(60):
+        proc = await segfetch(command, *args, env=env)
     assert proc.returncode == 2
     assert words in one_line_error(proc)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.cli import report, reqset, running
-from segfetch.cli.options import add_download_options, download_options
+from segfetch.cli.options import add_download_options, check_url, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
     add_pip_options,
@@ -435,7 +435,7 @@ def _indexes(
         index = args.index_url or configured_index
         extras = [*configured_extras, *args.extra_index_url, *reqs.extra_index_urls]
         urls = [index or PYPI, *dict.fromkeys(extras)]
-    web = [u for u in urls if u.startswith(("http://", "https://"))]
+    web = [check_url(u, "index URL") for u in urls if u.startswith(("http://", "https://"))]
     if not web:
         raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")
     for url in [u for u in urls if u not in web and not args.quiet]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from segfetch.cli.options import check_url
 from segfetch.cli.pipopts import (
     INSTALL_VALUED,
     INSTALLED_FLAGS,
@@ -67,6 +68,8 @@ def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bo
         reqs.add_file(Path(path), constraint=constraint)
         return
     import httpx
+
+    check_url(path, "requirements file URL")
 
     why = ""
     try:

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from segfetch.cli import running
-from segfetch.cli.options import add_download_options, download_options
+from segfetch.cli.options import add_download_options, check_url, download_options
 from segfetch.errors import UsageError, first_error, redact_url
 
 DEFAULT_PORT = 3141
@@ -97,12 +97,16 @@ def _indexes(args: argparse.Namespace) -> list[str]:
     for url in urls:
         if not _http(url):
             raise UsageError(f"{redact_url(url)} is not an http(s) index URL with a host")
+        check_url(url, "index URL")
     return urls
 
 
 def _http(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # "http://[::1": then said as not a valid URL
+        return url.startswith(("http://", "https://"))
 
 
 async def _serve(
