@@ -347,8 +347,8 @@ async def test_load_balanced_nodes_with_their_own_validators(
     result = result_of(proc)
     assert dest.read_bytes() == f.data
     no_side_files(dest)
-    tags = {ln.etag for ln in segfetch_lines(nginx, f"/lb/{f.name}")}
-    assert len(tags) == 2  # both nodes answered
+    tags = {ln.etag for ln in segfetch_lines(nginx, f"/lb/{f.name}") if ln.etag}
+    assert len(tags) == 2, tags  # both nodes answered (a request cut before its head: none)
     if checked == "sha256":
         assert result["restarts"] == 0
         assert result["connections"] > 1

@@ -250,7 +250,6 @@ async def test_flipped_byte_in_a_zip_refetches_only_that_member_over_loopback(
         asked.append((len(requests), ranges, path.read_bytes()))
         return ranges
 
-    monkeypatch.setattr(engine, "damaged_ranges", spy)
     monkeypatch.setattr(repair_module, "damaged_ranges", spy)
     link = Link(rate=8 << 20, faults=(Fault("flip", every=300_000, limit=1),))
     dest = tmp_path / "out" / "out.whl"

@@ -186,16 +186,10 @@ def test_nodes_with_their_own_dates() -> None:
     probe = rules.judge_probe(200, whole, 10, 20, unchecked, None, NAME)
     assert isinstance(probe, rules.Restart) and not probe.one_node
 
-    # A zip's CRCs skip some bytes (nodes' builds may differ there): as unchecked.
-    zipped = Known(100, '"node-a"', date, checked=True)
-    for status, head in [(200, whole), (206, ranged)]:
-        verdict = rules.judge_segment(status, head, 10, 20, zipped, NAME)
-        assert isinstance(verdict, rules.Restart) and verdict.one_node
-    checked = Known(100, '"node-a"', date, checked=True, hashed=True)
+    checked = Known(100, '"node-a"', date, checked=True)
     verdict = rules.judge_segment(200, whole, 10, 20, checked, NAME)
     assert isinstance(verdict, rules.Retry) and verdict.drop_etag and verdict.drop_date
     assert isinstance(rules.judge_segment(206, ranged, 10, 20, checked, NAME), rules.Ranged)
-    assert rules.unproven(checked, '"node-b"', later)  # a zip without sha256: CRCs checked
     # No size to compare (no Content-Length), or another size: started over.
     no_size = rules.judge_segment(200, httpx.Headers(node_b), 10, 20, checked, NAME)
     assert isinstance(no_size, rules.Restart)
@@ -203,7 +197,7 @@ def test_nodes_with_their_own_dates() -> None:
     probe = rules.judge_probe(200, whole, 10, 20, checked, None, NAME)
     assert isinstance(probe, rules.Restart)
     # Once neither validator is sent, every answer of that size is taken; the check decides.
-    blind = Known(100, None, None, checked=True, hashed=True)
+    blind = Known(100, None, None, checked=True)
     assert isinstance(rules.judge_segment(206, ranged, 10, 20, blind, NAME), rules.Ranged)
 
 

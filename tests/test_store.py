@@ -31,7 +31,7 @@ from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
 from segfetch.engine.retry import RetryPolicy
 from segfetch.engine.store import HASH_CHUNK, PartFile, PrefixHasher, State
-from segfetch.errors import DiskError, RetriesExhausted, ServerError
+from segfetch.errors import DiskError, RetriesExhausted, ServerError, redact_url
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 PATH = "/f.bin"
@@ -276,9 +276,9 @@ def test_load_refuses_a_part_shorter_than_its_claims(tmp_path: Path) -> None:
 
 
 def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) -> None:
-    """No password and no query (a signed URL's token) on disk; yet another query is
-    another file (?id=1 and ?id=2 of one path may have the same size and validators:
-    nginx's ETag is the mtime and size), so it resumes nothing."""
+    """No password and no query (a signed URL's token) on disk; yet another query or user
+    is another file (?id=1 and ?id=2 of one path, or two users' homes, may have the same
+    size and validators: nginx's ETag is the mtime and size), so it resumes nothing."""
     url = "http://user:secret@h/f?X-Amz-Signature=tok1#frag"
     store = PartFile(tmp_path / "f")
     store.open(fresh=True)
@@ -289,7 +289,7 @@ def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) ->
         assert "secret" not in text and "tok1" not in text and "frag" not in text
         assert store.control.stat().st_mode & 0o777 == 0o600
         assert store.load(url, None) is not None  # the same URL resumes
-        assert store.load("http://other:pw@h/f?X-Amz-Signature=tok1", None) is not None
+        assert store.load("http://other:pw@h/f?X-Amz-Signature=tok1", None) is None  # a user
         assert store.load("http://user:secret@h/f?X-Amz-Signature=tok2", None) is None
         assert store.load("http://user:secret@h/f", None) is None
         assert store.load("http://user:secret@h/g", None) is None
@@ -300,6 +300,19 @@ def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) ->
         assert store.load("http://h/f?a=2", None) is None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://u:p@h/f?q=1", "http://***@h/f?q=1"),
+        ("http://h?id=1@x", "http://h?id=1@x"),  # an @ in a query is no user's
+        ("http://u:p@h?q=a@b", "http://***@h?q=a@b"),
+        ("https://h#a@b", "https://h#a@b"),
+    ],
+)
+def test_only_the_user_part_of_a_url_is_redacted(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 GOOD = {"url": "http://h/f", "size": 5000, "last_modified": "x", "done": [[0, 1000]]}

@@ -3,8 +3,9 @@
 The first request (a Range of one --min-segment) learns the size, range support and
 validator, and its body is the first segment: no HEAD, no extra round trip. Then a ranged pass
 (transfer.py) fetches the rest over many connections, or one stream where the server
-ignores ranges. The whole file starts over if it changes (at most MAX_RESTARTS times);
-a zip that fails its sha256 has just its damaged members fetched again.
+ignores ranges, or has no validator where no sha256 checks the result. The whole file starts
+over if it changes (at most MAX_RESTARTS times); a zip that fails its sha256 has just its
+damaged members fetched again.
 """
 
 from __future__ import annotations
@@ -34,15 +35,15 @@ from segfetch.engine.client import (
 from segfetch.engine.control import START, Controller
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
-from segfetch.engine.repair import damaged_ranges, forget_damaged
+from segfetch.engine.repair import forget_damaged
 from segfetch.engine.result import Progress, ProgressCallback, Result, Stats
+from segfetch.engine.retry import MAX_RESTARTS as MAX_RESTARTS
 from segfetch.engine.retry import Budget
 from segfetch.engine.slots import Slots
 from segfetch.engine.store import PartFile, PrefixHasher, State, check_destination
 from segfetch.engine.transfer import Body, Transfer
 from segfetch.errors import DiskError, HashMismatch, ServerError
 
-MAX_RESTARTS = 3  # times the whole file may be started over because it changed
 REPORT_EVERY = 0.1  # seconds between progress callbacks
 # Backoff jitter for downloads given no seed: one generator for all of them, since seeding a
 # fresh one from the OS costs more than a small file's whole fetch on a fast link.
@@ -152,10 +153,6 @@ class _Download:
         # An HTML answer is a portal's page, unless HTML is what was asked for.
         html = (".html", ".htm")
         self.html_ok = urlsplit(url).path.lower().endswith(html) or dest.name.lower().endswith(html)
-        # A zip can check itself (CRC-32 of every member): it may resume without validators.
-        self.zip = dest.name.lower().endswith((".whl", ".zip"))
-        self.check_zip = False  # resumed with nothing to tell a changed file: check the CRCs
-        self.unvalidated = False  # a fresh pass of a zip without validators: check its CRCs
         self.lenient = False  # some answers had validators, others none (rules.Known)
         self.one_answer = False  # no validator, nothing checks the result (see _probe)
         self._last_report = -1.0
@@ -165,19 +162,8 @@ class _Download:
         started = trio.current_time()
         refetched = False
         while True:
-            asked = self.stats.requests
             size = await self._pass()
             digest = self.hasher.hexdigest()
-            if self.sha256 is None and self.check_zip:
-                self.check_zip = False
-                holes = await trio.to_thread.run_sync(damaged_ranges, self.part.part, size)
-                # One answer from byte 0 cannot be spliced: the zip is as the server has it.
-                whole = self.stats.requests - asked == 1 and not self.stats.resumed
-                if holes == [] or whole or (holes is None and self.unvalidated) or refetched:
-                    break  # (unreadable, or failing twice: the zip as the server has it)
-                self._refetch()  # another version's bytes spliced in
-                refetched = True
-                continue
             if self.sha256 is None or digest == self.sha256:
                 break
             # Bytes went bad on the way (a proxy, a flipped bit). A zip says which members
@@ -249,16 +235,14 @@ class _Download:
     def _resume_state(self) -> State | None:
         """The saved state, if it may be resumed: it is for this file, and either the server
         can tell us whether the file changed (ETag or Last-Modified) or the result is
-        checked anyway (a sha256, or a zip's CRCs)."""
+        checked anyway (a sha256)."""
         self.part.acquire()  # before reading what the control file claims
         state = self.part.load(self.where.origin, self.sha256)
         if state is None or not state.done:
             return state
-        if not (state.etag or state.last_modified):
-            if self.sha256 is None and not self.zip:
-                self.part.reset()  # nothing could tell a changed file: start over
-                return None
-            self.check_zip = self.sha256 is None
+        if not (state.etag or state.last_modified) and self.sha256 is None:
+            self.part.reset()  # nothing could tell a changed file: start over
+            return None
         if self.sha256 is not None:
             state.sha256 = self.sha256  # the identity grows when --sha256 is added
         return state
@@ -400,17 +384,13 @@ class _Download:
             raise
         if isinstance(verdict, rules.Ranged):
             self.probe_end = verdict.total if end is None else min(end, verdict.total)
-            if known is not None and rules.unproven(known, verdict.etag, verdict.last_modified):
-                self._other_node()
         if isinstance(verdict, rules.Ranged) and state is None:
             # No validator: a change during the download would go unseen (between the
-            # answers of several connections, or of one that drops and resumes); a zip's
-            # CRCs see it, a sha256 too. Else only one answer from byte 0 is one version:
-            # the file comes as one stream, from byte 0 again after a failure (whole.py).
+            # answers of several connections, or of one that drops and resumes); a sha256
+            # sees it. Else only one answer from byte 0 is one version: the file comes as
+            # one stream, from byte 0 again after a failure (whole.py).
             if not (verdict.etag or verdict.last_modified):
-                self.unvalidated = self.zip and self.sha256 is None
-                self.check_zip = self.check_zip or self.unvalidated
-                self.one_answer = not self.zip and self.sha256 is None
+                self.one_answer = self.sha256 is None
             self.state = State(
                 self.where.origin, verdict.total, verdict.etag, verdict.last_modified, self.sha256
             )
@@ -428,7 +408,6 @@ class _Download:
         def on_retry(verdict: rules.Retry) -> None:
             if verdict.drop_etag and self.state is not None:
                 self.state.etag = None
-                self._other_node()
             self.open_probe = self.open_probe or verdict.open
 
         return await carry_out(response, judge, on_retry, self.name)
@@ -443,15 +422,9 @@ class _Download:
         return self.transfer
 
     def _known(self, state: State) -> rules.Known:
-        """What the rules know of the file; checked anyway: a sha256 given, or a zip's CRCs."""
-        hashed = self.sha256 is not None
-        return rules.Known(
-            state.size, state.etag, state.last_modified, hashed or self.zip, self.lenient, hashed
-        )
-
-    def _other_node(self) -> None:
-        """Bytes taken unproven (another node's ETag, or none): a zip checks its CRCs."""
-        self.check_zip = self.check_zip or (self.zip and self.sha256 is None)
+        """What the rules know of the file (checked: a sha256 given)."""
+        checked = self.sha256 is not None
+        return rules.Known(state.size, state.etag, state.last_modified, checked, self.lenient)
 
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None
@@ -465,8 +438,6 @@ class _Download:
         assert state is not None
         if state.done.total() != state.size:
             raise ServerError(f"{self.name}: download ended with bytes missing")  # planner bug
-        if self.transfer is not None and self.transfer.other_node:
-            self._other_node()
         await self.hasher.advance(state.size)
         self._report(force=True)
         return state.size
@@ -476,7 +447,7 @@ class _Download:
         return await whole.fetch(
             self.client, self.where, self.options, self.rng, self.stats, self.part,
             self.hasher, size=self.size, keep=self.state, html_ok=self.html_ok,
-            report=self._report, response=response,
+            report=self._report, response=response, resume=self.one_answer,
         )  # fmt: skip
 
     def _report(self, force: bool = False) -> None:

@@ -26,15 +26,13 @@ class Known(NamedTuple):
     size: int
     etag: str | None  # strong ETags only
     last_modified: str | None
-    # The result is checked anyway (a sha256, a zip's CRCs): only then may another ETag
-    # with the same size and Last-Modified be taken for another node's name of the bytes.
+    # A sha256 checks every byte of the result: only then do other validators for the same
+    # size (another node's names for its bytes) not count as a change. (A zip's CRCs skip
+    # bytes where nodes' builds of one size differ: they are no such check.)
     checked: bool = False
     # Some answers of this server came without validators where others had them: such an
     # answer no longer counts as a change (other validators still do).
     lenient: bool = False
-    # A sha256 checks the result: every byte of it (a zip's CRCs skip some). Only then do
-    # other validators for the same size not count as a change at all.
-    hashed: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class Retry:
 
     failure: Failure
     drop_etag: bool = False
-    drop_date: bool = False  # and Last-Modified too: no If-Range from now on (sha256 only)
+    drop_date: bool = False  # and Last-Modified too: no If-Range from now on (checked only)
     open: bool = False  # ask the rest of the file (``bytes=N-``) next time
     whole: bool = False  # a 200 of the very file (its validators say so): usable as one stream
 
@@ -139,25 +137,17 @@ def changed(
 ) -> bool:
     """Whether an answer may be another version of the file than ``known``: another size,
     another Last-Modified, another strong ETag, or, for an answer with the file's bytes
-    (``body``) where nothing checks the result, none of the known validators (a node or
-    proxy that drops them: nothing shows its If-Range was honoured). A checked result
-    (a sha256, a zip's CRCs) takes such bytes: its check finds a splice. Where none was
-    known, a missing validator proves nothing. An ETag alone does not prove a change where
-    size and Last-Modified both agree and the result is ``checked``: nodes of a load
-    balancer send different ETags for the same bytes. Unchecked, it does: a mirror may serve
-    other bytes of that size and date. With a sha256, no validator proves a change of a
-    file whose size is the same: nodes of a load balancer each have their own ETag and date
-    (nginx's come from the file's mtime); the sha256 finds a splice. (A zip's CRCs do not
-    cover every byte: nodes' builds may differ where they do not look.)"""
+    (``body``), none of the known validators (a node or proxy that drops them: nothing shows
+    its If-Range was honoured). Where none was known, a missing validator proves nothing.
+    Where a sha256 checks the result (``checked``), no validator proves a change of a file
+    whose size is the same: nodes of a load balancer each have their own ETag and date
+    (nginx's come from the file's mtime); the sha256 finds a splice."""
     if size is not None and size != known.size:
         return True
-    if size is not None and known.hashed:
+    if size is not None and known.checked:
         return False
-    if known.last_modified and last_modified:
-        if last_modified != known.last_modified:
-            return True
-        if size is not None and known.checked:
-            return False  # same size, same date: a per-node ETag, not a new file
+    if known.last_modified and last_modified and last_modified != known.last_modified:
+        return True
     unproven = body and not known.checked and not _taken_bare(known, etag, last_modified)
     return other_etag(known, etag) or unproven
 
@@ -165,12 +155,6 @@ def changed(
 def _taken_bare(known: Known, etag: str | None, last_modified: str | None) -> bool:
     """Vouched for, or bare (no validator at all) from a server known to send some bare."""
     return vouched(known, etag, last_modified) or (known.lenient and not (etag or last_modified))
-
-
-def unproven(known: Known, etag: str | None, last_modified: str | None) -> bool:
-    """Bytes taken only because the result is checked: another node's ETag, or none of the
-    known validators. A zip with no sha256 then has its CRCs checked."""
-    return other_etag(known, etag) or not vouched(known, etag, last_modified)
 
 
 def vouched(known: Known, etag: str | None, last_modified: str | None) -> bool:
@@ -360,7 +344,7 @@ def judge_segment(
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if status == 200 and not vouched(known, etag, modified):
-        if known.hashed and size == known.size:
+        if known.checked and size == known.size:
             # Another node's validators (If-Range with ours is bound to fail there): ask
             # without If-Range from now on; the sha256 finds a splice.
             message = f"{name}'s servers name the file differently; asking without If-Range"

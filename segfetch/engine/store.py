@@ -71,9 +71,9 @@ class State:
 
     def same_file(self, url: str, sha256: str | None) -> bool:
         # Identity is the sha256 where both runs know it (a mirror serves the same bytes),
-        # else the URL, query included (?id=1 and ?id=2 of one path are other files, with
-        # the same validators where nginx serves two files of one size and mtime): adding
-        # or dropping --sha256 on a rerun keeps the progress.
+        # else the URL, query and user included (?id=1 and ?id=2 of one path are other
+        # files, with the same validators where nginx serves two files of one size and
+        # mtime): adding or dropping --sha256 on a rerun keeps the progress.
         if sha256 is not None and self.sha256 is not None:
             return sha256 == self.sha256
         return url_id(url) == (self.url_id or url_id(self.url))
@@ -86,9 +86,9 @@ def address(url: str) -> str:
 
 
 def url_id(url: str) -> str:
-    """What tells one URL from another in the control file, without the URL's secrets:
-    the sha256 of the URL with its query (and without user:password)."""
-    return hashlib.sha256(redact_url(url.partition("#")[0]).encode()).hexdigest()
+    """What tells one URL from another in the control file, without the URL's secrets: the
+    sha256 of the URL with its query and user:password (users may see other files)."""
+    return hashlib.sha256(url.partition("#")[0].encode()).hexdigest()
 
 
 def parse_state(raw: object) -> State:
@@ -313,6 +313,10 @@ class PrefixHasher:
         # One buffer for every read-back, made by the first: a fresh 4 MiB one per read costs
         # a page fault per 4 KiB each time (measured, docs/benchmarks.md S8).
         self._buffer: bytearray | None = None
+
+    def reset(self) -> None:
+        """From byte 0 again (the stream starts over)."""
+        self.hashed, self._hash = 0, hashlib.sha256()
 
     def feed(self, offset: int, data: bytes | memoryview) -> None:
         """Bytes just written at offset: hashed now if they extend the prefix."""

@@ -75,7 +75,6 @@ class Transfer:
         self.state, self.part, self.hasher = state, part, hasher
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
         self.known = known or rules.Known(state.size, state.etag, state.last_modified)
-        self.other_node = False  # bytes came under another node's ETag (see rules.changed)
         self.ignored = 0  # 200s of the very file to range requests, in a row
         self.server: tuple[str, str, int | None, str] | None = None  # the first answer's
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
@@ -280,7 +279,6 @@ class Transfer:
             if verdict.drop_etag:  # per-node ETags: If-Range carries Last-Modified from now on
                 self.state.etag = None
                 self.known = self.known._replace(etag=None)
-                self.other_node = True
             if verdict.drop_date:  # per-node dates too: no If-Range from now on
                 self.state.last_modified = None
                 self.known = self.known._replace(last_modified=None)
@@ -298,10 +296,6 @@ class Transfer:
         same_etag = isinstance(verdict, rules.Ranged) and verdict.etag == self.known.etag
         if moved and not self.known.checked and not (same_etag and self.known.etag):
             raise StartOver(f"{self.name} was redirected to another server", one_node=True)
-        if isinstance(verdict, rules.Ranged) and rules.unproven(
-            self.known, verdict.etag, verdict.last_modified
-        ):
-            self.other_node = True
         return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
