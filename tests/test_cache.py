@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,31 @@ def test_check_makes_the_folder_and_refuses_one_it_cannot_use(tmp_path: Path) ->
         Cache(tmp_path / "file").check()
     with pytest.raises(UsageError, match=r"cache folder .*Not a directory"):
         Cache(tmp_path / "file" / "below").check()
+
+
+def test_a_folder_that_cannot_take_a_file_keeps_no_half_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """download -d onto a full disk: the error names the file in the folder (not the cache's
+    copy), and no half-written temporary file is left there to fill it further."""
+    from segfetch.wheels import files
+
+    src = tmp_path / "cache" / "p-1.0-py3-none-any.whl"
+    src.parent.mkdir()
+    src.write_bytes(b"x" * 1000)
+    planned = Planned("p", "1.0", src.name, "http://h/p.whl", None)
+    out = tmp_path / "out"
+
+    def other_fs(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    def full(src: object, dst: str) -> None:
+        Path(dst).write_bytes(b"x" * 10)  # some of it, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", other_fs)  # another file system: a copy
+    monkeypatch.setattr(shutil, "copyfile", full)
+    with pytest.raises(OSError) as caught:
+        files.link_into([files.Fetched(planned, src, "0" * 64, 1000, None)], out)
+    assert caught.value.filename == str(out / src.name)
+    assert list(out.iterdir()) == []

@@ -188,6 +188,16 @@ def test_side_names_are_beside_the_file_when_they_fit() -> None:
     assert side_names("pkg.whl") == ("pkg.whl.part", "pkg.whl.part.json")
     long = side_names("é" * 125)  # 250 bytes in UTF-8
     assert long[0].startswith(".segfetch-") and long[0] != side_names("è" * 125)[0]
+    # A name that is not UTF-8 (legal on Linux; Python holds it with surrogates).
+    odd = os.fsdecode(b"bad\xff.bin")
+    assert side_names(odd) == (odd + ".part", odd + ".part.json")
+
+
+async def test_a_destination_named_in_no_encoding_is_written(tmp_path: Path) -> None:
+    dest = tmp_path / os.fsdecode(b"bad\xff.bin")
+    async with Emulator({PATH: SyntheticFile(300_000)}) as emu:
+        await download(emu.url(PATH), dest, Options(connections=2, min_segment=64 << 10))
+        assert dest.read_bytes() == emu.content(PATH)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])

@@ -156,7 +156,11 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
         tmp = target.with_name(target.name + ".segfetch-tmp")
         tmp.unlink(missing_ok=True)
         try:
-            os.link(f.path, tmp)
-        except OSError:
-            shutil.copyfile(f.path, tmp)
-        os.replace(tmp, target)
+            try:
+                os.link(f.path, tmp)
+            except OSError:
+                shutil.copyfile(f.path, tmp)
+            os.replace(tmp, target)
+        except OSError as exc:  # a full or read-only folder: nothing half-copied left there
+            tmp.unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, str(target)) from None
