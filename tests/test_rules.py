@@ -239,6 +239,10 @@ def test_probe_answers_without_ranges() -> None:
     )
     empty = {"Content-Range": "bytes */0"}
     assert rules.judge_probe(416, empty, 0, None, None, None, NAME) == rules.Empty()
+    # No size at all, as an HTML error page (RangeHTTPServer's empty file): a plain GET
+    # tells, not "an HTML page, not the file".
+    page = {"Content-Type": "text/html"}
+    assert rules.judge_probe(416, page, 0, None, None, None, NAME) == rules.Empty()
     assert isinstance(
         rules.judge_probe(416, {"Content-Range": "bytes */9"}, 0, None, None, None, NAME),
         rules.Retry,

@@ -215,7 +215,7 @@ def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) 
         )
         return Retry(Failure(message, retry=True))
     media = headers.get("Content-Type", "").split(";")[0].strip().lower()
-    if not html_ok and status != 206 and media in ("text/html", "application/xhtml+xml"):
+    if not html_ok and status not in (206, 416) and media in ("text/html", "application/xhtml+xml"):
         message = f"{name} answered with an HTML page, not the file (a captive portal or login?)"
         return Retry(Failure(message, retry=True))
     return None
@@ -261,8 +261,10 @@ def judge_probe(
             if total is not None and total != known.size:
                 return Restart("the file changed since the last run")
             return Retry(Failure(f"{name} answered 416 to a range inside the file", retry=True))
-        if total == 0 and not expected_size:
-            return Empty()  # to be confirmed by a request without Range
+        if total in (0, None) and not expected_size:
+            # "bytes */0", or no size at all (RangeHTTPServer's empty file): a request
+            # without Range tells what there is.
+            return Empty()
         message = f"{name} answered 416 to a request for the start of the file"
         return Retry(Failure(message, retry=True, status=416))
     if status != 206:
