@@ -247,6 +247,10 @@ def test_probe_answers_without_ranges() -> None:
         rules.judge_probe(416, {"Content-Range": "bytes */9"}, 0, None, None, None, NAME),
         rules.Retry,
     )
+    # The whole file to a smaller range: a server that ignores ranges (one stream).
+    whole_206 = {"Content-Range": "bytes 0-99/100"}
+    assert rules.judge_probe(206, whole_206, 0, 10, None, None, NAME) == rules.Whole(100)
+    assert isinstance(rules.judge_probe(206, whole_206, 0, 200, None, None, NAME), rules.Ranged)
     unknown = {"Content-Range": "bytes 0-9/*"}  # to "bytes=0-": all there is
     assert rules.judge_probe(206, unknown, 0, None, None, None, NAME) == rules.Ranged(
         0, 10, None, None

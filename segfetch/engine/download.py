@@ -37,13 +37,13 @@ from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
 from segfetch.engine.repair import forget_damaged
 from segfetch.engine.result import Progress, ProgressCallback, Result, Stats
-from segfetch.engine.retry import MAX_RESTARTS as MAX_RESTARTS
 from segfetch.engine.retry import Budget
 from segfetch.engine.slots import Slots
 from segfetch.engine.store import PartFile, PrefixHasher, State, check_destination
 from segfetch.engine.transfer import Body, Transfer
 from segfetch.errors import DiskError, HashMismatch, ServerError
 
+MAX_RESTARTS = 3  # times the whole file may be started over because it changed
 REPORT_EVERY = 0.1  # seconds between progress callbacks
 # Backoff jitter for downloads given no seed: one generator for all of them, since seeding a
 # fresh one from the OS costs more than a small file's whole fetch on a fast link.
@@ -447,7 +447,7 @@ class _Download:
         return await whole.fetch(
             self.client, self.where, self.options, self.rng, self.stats, self.part,
             self.hasher, size=self.size, keep=self.state, html_ok=self.html_ok,
-            report=self._report, response=response, resume=self.one_answer,
+            report=self._report, response=response,
         )  # fmt: skip
 
     def _report(self, force: bool = False) -> None:

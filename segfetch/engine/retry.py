@@ -33,9 +33,6 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-MAX_RESTARTS = 3  # times the whole file may be started over because it changed
-
-
 class Budget:
     """Tries of one segment: failures in a row without progress, and the wait before each."""
 

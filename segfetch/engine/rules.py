@@ -281,6 +281,8 @@ def judge_probe(
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
         total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
+    if known is None and (first, last) == (0, total) and end is not None and end < last:
+        return Whole(total)  # the whole file to a smaller range: the server ignores ranges
     # A bounded first request past the end of a small file gets what there is.
     if first != start or last != (min(end, total) if end is not None else total):
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
