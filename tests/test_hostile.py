@@ -375,6 +375,32 @@ async def test_a_whole_stream_restarted_is_hashed_afresh_and_never_kept_for_anot
         nursery.cancel_scope.cancel()
 
 
+async def test_a_206_that_claims_the_whole_file_but_sends_a_range_is_not_taken_whole(
+    tmp_path: Path,
+) -> None:
+    """Every 206 labelled ``bytes 0-N/N+1`` while its Content-Length (and body) is only the
+    range asked: never a file cut to the first range with exit 0; the file whole, or an
+    error."""
+    data = bytes(range(256)) * 4096  # 1 MiB
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            start, end = range_asked(head, len(data))
+            label = b"bytes 0-%d/%d" % (len(data) - 1, len(data))
+            reply = b"HTTP/1.1 206 Partial Content\r\nContent-Range: %s\r\n" % label
+            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            await stream.send_all(reply + data[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    try:
+        result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    except BaseExceptionGroup as group:
+        assert group.subgroup(RetriesExhausted) is not None
+        assert not (tmp_path / "f.bin").exists()
+    else:
+        assert (tmp_path / "f.bin").read_bytes() == data, result
+
+
 async def test_validators_sent_now_and_then_cost_one_restart_at_most(tmp_path: Path) -> None:
     """Nodes configured apart: the answer from byte 0 carries the ETag, every other answer
     after it does not, each body is cut after 128 KiB. The file never changes: after one

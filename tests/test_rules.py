@@ -319,3 +319,19 @@ def test_a_given_size_holds_on_a_resumed_run_too() -> None:
     whole = httpx.Headers({"ETag": '"e"', "Content-Length": "1000"})
     assert isinstance(rules.judge_probe(200, whole, 0, 10, known, 12345, NAME), rules.Fail)
     assert isinstance(rules.judge_probe(206, other, 0, 10, known, 1000, NAME), rules.Ranged)
+
+
+def test_a_whole_answer_continues_a_saved_state_only_as_its_own_file() -> None:
+    """whole.py takes an answer over the saved bytes only with their validators and size:
+    a strong ETag named again for another size is another file (its bytes past the end
+    would stay on disk)."""
+    from segfetch.engine.ranges import RangeSet
+    from segfetch.engine.store import State
+    from segfetch.engine.whole import _same
+
+    keep = State("http://h/f", 100, '"A"', None, done=RangeSet([(0, 50)]))
+    assert _same(keep, httpx.Headers({"ETag": '"A"'}), 100)
+    assert _same(keep, httpx.Headers({"ETag": '"A"'}), None)
+    assert not _same(keep, httpx.Headers({"ETag": '"A"'}), 90)
+    assert not _same(keep, httpx.Headers({"ETag": '"B"'}), 100)
+    assert not _same(keep, httpx.Headers({}), 100)

@@ -281,7 +281,8 @@ def judge_probe(
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
         total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
-    if known is None and (first, last) == (0, total) and end is not None and end < last:
+    whole = (first, last) == (0, total) and content_length(headers) in (None, total)
+    if known is None and whole and end is not None and end < last:
         return Whole(total)  # the whole file to a smaller range: the server ignores ranges
     # A bounded first request past the end of a small file gets what there is.
     if first != start or last != (min(end, total) if end is not None else total):
@@ -303,7 +304,7 @@ def judge_whole(
 ) -> Whole | Retry | Fail:
     """An answer to a request without Range, from a server that ignores ranges; or a 206
     of the whole file (``bytes 0-N/N+1``)."""
-    if status == 206 and _is_whole(headers.get("Content-Range", "")):
+    if status == 206 and _is_whole(headers.get("Content-Range", ""), content_length(headers)):
         status = 200
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
@@ -315,12 +316,13 @@ def judge_whole(
     return Whole(size)
 
 
-def _is_whole(content_range: str) -> bool:
+def _is_whole(content_range: str, length: int | None) -> bool:
+    """``bytes 0-N/N+1``, and a Content-Length that does not say less (or more)."""
     try:
         first, last, total = parse_content_range(content_range)
     except ValueError:
         return False
-    return first == 0 and last == total
+    return first == 0 and last == total and length in (None, total)
 
 
 def judge_segment(

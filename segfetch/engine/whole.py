@@ -65,9 +65,10 @@ async def fetch(
 
 
 def _same(keep: State, headers: httpx.Headers, size: int | None) -> bool:
+    """The answer is the saved state's file: its validators, and not another size."""
     etag, modified = rules.validators(headers)
     known = rules.Known(keep.size, keep.etag, keep.last_modified)
-    return rules.same_version(known, etag, modified, size)
+    return size in (None, keep.size) and rules.same_version(known, etag, modified, keep.size)
 
 
 async def _stream(
@@ -81,6 +82,7 @@ async def _stream(
     report: Callable[..., None],
 ) -> int:
     stats.resumed = 0  # every byte comes again in this stream
+    size = keep.size if keep is not None else size  # the saved bytes past the end are its
     if keep is None:
         part.reset()  # no resume without ranges
     else:
