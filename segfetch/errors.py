@@ -58,7 +58,9 @@ class ServerError(DownloadError):
 
 
 class RetriesExhausted(DownloadError):
-    pass
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the last try's HTTP status; None: no answer (the host unreached)
 
 
 class HashMismatch(DownloadError):

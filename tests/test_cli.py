@@ -79,6 +79,7 @@ BAD_ARGS = [
     (["download", "-r", "http://[::1/r.txt", "-d", "/tmp/x"], "not a valid requirements file"),
     (["download", "-c", "http://[::1/c.txt", "x", "-d", "/tmp/x"], "not a valid requirements"),
     (["download", "x @ http://[zz]/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
+    (["download", "http://[::1:80/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
     (["download", "x @ http://h:99999/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
     (["download", "a" * 70000, "-qd", "/tmp/x", "--index-url", "http://127.0.0.1:9/"], "not valid"),
     (["serve", "-i", "http://[::1"], "not a valid index URL"),

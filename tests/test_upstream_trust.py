@@ -266,6 +266,34 @@ async def test_a_page_that_stalls_upstream_is_served_stale_in_time(
     assert stale.json()["files"] == fresh.json()["files"]
 
 
+async def test_an_index_that_answers_an_error_for_one_page_is_asked_for_the_next(
+    tmp_path: Path,
+) -> None:
+    """An HTTP error is one URL's (a 500 for one project, a 403 on the root): the index
+    answered, so it is asked for the next page as ever, and its newer files win. Only an
+    index that gives no answer at all rests."""
+    wheel, _ = _wheel(tmp_path)
+    page = f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
+    old = b'<a href="/f/p-0.9-py3-none-any.whl">p-0.9-py3-none-any.whl</a>'
+    asked: list[str] = []
+    primary = {
+        "/simple/q/": (500, HTML, b"no"),
+        "/simple/": (403, HTML, b"no"),
+        "/simple/p/": (200, HTML, page),
+    }
+    async with (
+        upstream(primary, asked) as a,
+        upstream({"/simple/p/": (200, HTML, old)}, []) as b,
+        serving([a + "/simple/", b + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=60) as client,
+    ):
+        await client.get(url + "/simple/q/")
+        await client.get(url + "/simple/")
+        got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+    assert "/simple/p/" in asked
+    assert WHEEL in [f["filename"] for f in got.json()["files"]]
+
+
 async def test_a_lone_index_that_failed_is_asked_again(tmp_path: Path) -> None:
     """With nothing to stand in for it (no other index, no stored page), an index that
     failed is asked again by the next request: it may be back."""

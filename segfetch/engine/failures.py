@@ -59,7 +59,8 @@ def exhausted(tries: int, failure: Failure) -> RetriesExhausted:
     """The error after the last try of a failure worth retrying."""
     return RetriesExhausted(
         f"giving up after {plural(tries, 'try')} with no progress: {failure.message}; "
-        "check the link, or raise --max-tries / --timeout"
+        "check the link, or raise --max-tries / --timeout",
+        failure.status,
     )
 
 

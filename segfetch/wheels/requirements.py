@@ -292,6 +292,7 @@ class RequirementSet:
             self.handed.append(" ".join([text, *options]))
             return
         if text.startswith(("http://", "https://")):  # a bare URL: the name is the file's
+            _check_url(text, where)
             text = f"{_name_of_url(text, where)} @ {text}"
         wanted = _requirement(text, where, options)
         if wanted.req.url is not None and wanted.req.url.startswith(("http://", "https://")):

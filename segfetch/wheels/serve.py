@@ -27,7 +27,14 @@ from segfetch.engine.download import Progress
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
 from segfetch.engine.store import side_names
-from segfetch.errors import DiskError, HTTPStatusError, SegfetchError, redact_url
+from segfetch.errors import (
+    DiskError,
+    DownloadError,
+    HTTPStatusError,
+    RetriesExhausted,
+    SegfetchError,
+    redact_url,
+)
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.files import Planned, damage_notice, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
@@ -45,8 +52,9 @@ from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
 T = TypeVar("T")
 # With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
 QUICK = RetryPolicy(max_tries=2)
-# An upstream that failed is not asked again for this long: every page would wait out its
-# tries again (2-3 s for a host that refuses connections); its stored pages stand in.
+# An upstream that gave no answer (refused, unresolved, silent) is not asked again for this
+# long: every page would wait out its tries again (2-3 s for a host that refuses
+# connections); another index or its stored pages stand in. An HTTP error is one URL's.
 REST = 30.0
 # A client waits this long for a page under way before it gets the stored one (stale): pip
 # gives up on a silent answer after 15 s. The fetch goes on, for the next client.
@@ -154,9 +162,9 @@ class Upstream(Session):
         self, index: str, fetch: Callable[..., Awaitable[T]], stored: bool
     ) -> T | SegfetchError:
         """``fetch(policy, slots, pages)`` from one index, or the error it failed with. One
-        that failed (but for a page it does not have) rests for REST seconds where something
-        stands in for it (a stored page, another index): its error is the answer meanwhile.
-        With a stored page to fall back on, fewer tries."""
+        that gave no answer rests for REST seconds where something stands in for it (a
+        stored page, another index), said so meanwhile. With a stored page to fall back on,
+        fewer tries."""
         resting = self._resting.get(index)
         stand_in = stored or len(self.indexes) > 1
         if resting is not None and trio.current_time() < resting[0] and stand_in:
@@ -165,8 +173,9 @@ class Upstream(Session):
             value: T = await fetch(QUICK if stored else None, self.slots, self.pages)
             return value
         except SegfetchError as exc:
-            if not (isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE):
-                self._resting[index] = (trio.current_time() + REST, exc)
+            if isinstance(exc, RetriesExhausted) and exc.status is None:  # no answer at all
+                why = f"{redact_url(index)} gave no answer ({exc}); not asked for {REST:.0f} s"
+                self._resting[index] = (trio.current_time() + REST, DownloadError(why))
             return exc
 
     async def projects(self) -> list[str]:
