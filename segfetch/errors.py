@@ -82,6 +82,24 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{authority}{path}"
 
 
+def check_url(url: str, what: str = "URL") -> str:
+    """``url``, if it is an http(s) URL httpx can ask; else one line (``what`` it is)."""
+    import httpx  # here: building the parser loads no httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        raise UsageError(f"not a valid {what}: {redact_url(url)!r}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"not an http:// or https:// {what}: {redact_url(url)!r}")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise UsageError(
+            f"not a valid {what}: {redact_url(url)!r} (port {parsed.port} is not a TCP port, "
+            "1-65535)"
+        )
+    return url
+
+
 def first_error(
     group: BaseExceptionGroup[BaseException], *prefer: type[BaseException]
 ) -> BaseException:

@@ -8,8 +8,8 @@ import sys
 from typing import Any
 
 from segfetch.cli import running
-from segfetch.cli.options import add_link_options, check_url, link_from_args
-from segfetch.errors import UsageError
+from segfetch.cli.options import add_link_options, link_from_args
+from segfetch.errors import UsageError, check_url
 from segfetch.units import human_bytes, parse_duration, parse_size
 
 

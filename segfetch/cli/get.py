@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from segfetch.cli import collector_paused, report, running
-from segfetch.cli.options import add_download_options, check_url, download_options
+from segfetch.cli.options import add_download_options, download_options
 from segfetch.config import host_start, save_host_start
-from segfetch.errors import UsageError, redact_url
+from segfetch.errors import UsageError, check_url, redact_url
 from segfetch.units import human_bytes, is_sha256, plural
 
 if TYPE_CHECKING:

@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.cli import report, reqset, running
-from segfetch.cli.options import add_download_options, check_url, download_options
+from segfetch.cli.options import add_download_options, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
     add_pip_options,
     check_passed_through,
     pip_args_of,
 )
-from segfetch.errors import SegfetchError, UsageError, redact_url
+from segfetch.errors import SegfetchError, UsageError, check_url, redact_url
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:

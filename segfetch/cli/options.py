@@ -17,7 +17,7 @@ from segfetch.engine.options import (
     Options,
 )
 from segfetch.engine.retry import RetryPolicy
-from segfetch.errors import UsageError, redact_url
+from segfetch.errors import UsageError
 from segfetch.units import parse_duration, parse_size
 
 if TYPE_CHECKING:
@@ -95,21 +95,6 @@ def _connections(text: str) -> int | None:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_CONNECTIONS:
         raise UsageError(f"-n takes auto or a count from 1 to {MAX_CONNECTIONS}, not {text!r}")
     return int(text)
-
-
-def check_url(url: str, what: str = "URL") -> str:
-    """``url``, if it is an http(s) URL httpx can ask; else one line (``what`` it is)."""
-    import httpx  # here: building the parser loads no httpx
-
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
-        raise UsageError(f"not a valid {what}: {redact_url(url)!r}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise UsageError(f"not an http:// or https:// {what}: {redact_url(url)!r}")
-    if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise UsageError(f"port {parsed.port} is not a TCP port (1-65535): {redact_url(url)!r}")
-    return url
 
 
 def add_link_options(

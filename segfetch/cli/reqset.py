@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from segfetch.cli.options import check_url
 from segfetch.cli.pipopts import (
     INSTALL_VALUED,
     INSTALLED_FLAGS,
@@ -18,7 +17,7 @@ from segfetch.cli.pipopts import (
     PIP_VALUED,
     pip_args_of,
 )
-from segfetch.errors import UsageError, redact_url
+from segfetch.errors import UsageError, check_url, redact_url
 
 if TYPE_CHECKING:
     from segfetch.wheels.requirements import RequirementSet

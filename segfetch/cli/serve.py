@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from segfetch.cli import running
-from segfetch.cli.options import add_download_options, check_url, download_options
-from segfetch.errors import UsageError, first_error, redact_url
+from segfetch.cli.options import add_download_options, download_options
+from segfetch.errors import UsageError, check_url, first_error, redact_url
 
 DEFAULT_PORT = 3141
 AUTH_ENV = "SEGFETCH_SERVE_AUTH"

@@ -281,7 +281,7 @@ def judge_probe(
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
         total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
-    whole = (first, last) == (0, total) and content_length(headers) in (None, total)
+    whole = _is_whole(headers.get("Content-Range", ""), content_length(headers))
     if known is None and whole and end is not None and end < last:
         return Whole(total)  # the whole file to a smaller range: the server ignores ranges
     # A bounded first request past the end of a small file gets what there is.

@@ -31,7 +31,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from segfetch.errors import SegfetchError, UsageError, redact_url
+from segfetch.errors import SegfetchError, UsageError, check_url
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
 from segfetch.wheels.reqtext import decode, logical_lines, option, split_options
@@ -292,11 +292,11 @@ class RequirementSet:
             self.handed.append(" ".join([text, *options]))
             return
         if text.startswith(("http://", "https://")):  # a bare URL: the name is the file's
-            _check_url(text, where)
+            check_url(text, f"URL ({where})")
             text = f"{_name_of_url(text, where)} @ {text}"
         wanted = _requirement(text, where, options)
         if wanted.req.url is not None and wanted.req.url.startswith(("http://", "https://")):
-            _check_url(wanted.req.url, where)
+            check_url(wanted.req.url, f"URL ({where})")
         if wanted.req.url is None:
             (self.constraints if constraint else self.wanted).append(wanted)
         elif constraint:
@@ -403,17 +403,6 @@ class RequirementSet:
             pass
         else:
             raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
-
-
-def _check_url(url: str, where: str) -> None:
-    """A URL httpx can ask (its host and port valid), else one line."""
-    import httpx
-
-    try:
-        urlsplit(url).port  # noqa: B018 (a bad host or port raises here)
-        httpx.URL(url)
-    except (httpx.InvalidURL, ValueError):
-        raise UsageError(f"{where}: not a valid URL: {redact_url(url)!r}") from None
 
 
 def _requirement(text: str, where: str, options: list[str] | None = None) -> Wanted:
