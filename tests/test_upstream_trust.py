@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -52,10 +52,27 @@ async def upstream(routes: Routes, asked: list[str]) -> AsyncIterator[str]:
                 + body
             )
 
+    async with listening(handler) as url:
+        yield url
+
+
+@asynccontextmanager
+async def listening(handler: Callable[[trio.SocketStream], Awaitable[None]]) -> AsyncIterator[str]:
+    """``handler`` serving on a free loopback port; its base URL."""
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
         yield f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}"
         nursery.cancel_scope.cancel()
+
+
+def cutting(tries: list[int]) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    """A server that cuts every connection at once (each counted in ``tries``)."""
+
+    async def cut(stream: trio.SocketStream) -> None:
+        tries.append(1)
+        await stream.aclose()
+
+    return cut
 
 
 @asynccontextmanager
@@ -201,27 +218,18 @@ async def test_an_extra_index_that_cannot_be_reached_is_left_out_and_rests(
     wheel, _ = _wheel(tmp_path)
     page = f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
     tries: list[int] = []
-
-    async def reset(stream: trio.SocketStream) -> None:  # every connection cut at once
-        tries.append(1)
-        await stream.aclose()
-
     lines: list[str] = []
     asked: list[str] = []
-    async with trio.open_nursery() as refuser:
-        listeners = await refuser.start(partial(trio.serve_tcp, reset, 0, host="127.0.0.1"))
-        dead = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/simple/"
-        async with (
-            upstream(
-                {"/simple/p/": (200, HTML, page), "/simple/q/": (200, HTML, b"")}, asked
-            ) as up,
-            serving([up + "/simple/", dead], tmp_path / "c", lines) as url,
-            httpx.AsyncClient(trust_env=False, timeout=60) as client,
-        ):
-            got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
-            tried = len(tries)
-            again = await client.get(url + "/simple/q/", headers={"Accept": JSON_TYPE})
-        refuser.cancel_scope.cancel()
+    routes = {"/simple/p/": (200, HTML, page), "/simple/q/": (200, HTML, b"")}
+    async with (
+        listening(cutting(tries)) as dead,
+        upstream(routes, asked) as up,
+        serving([up + "/simple/", dead + "/simple/"], tmp_path / "c", lines) as url,
+        httpx.AsyncClient(trust_env=False, timeout=60) as client,
+    ):
+        got = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+        tried = len(tries)
+        again = await client.get(url + "/simple/q/", headers={"Accept": JSON_TYPE})
     assert got.status_code == 200 and [f["filename"] for f in got.json()["files"]] == [WHEEL]
     assert any("index left out" in line for line in lines)
     assert tried >= 1 and len(tries) == tried  # resting: not asked for q
@@ -249,17 +257,14 @@ async def test_a_page_that_stalls_upstream_is_served_stale_in_time(
             head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
             await stream.send_all(head % len(page) + page)
 
-    async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(partial(trio.serve_tcp, answer_once, 0, host="127.0.0.1"))
-        up = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/simple/"
-        async with (
-            serving([up], tmp_path / "c", []) as url,
-            httpx.AsyncClient(trust_env=False, timeout=60) as client,
-        ):
-            fresh = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
-            with trio.fail_after(20):
-                stale = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
-        nursery.cancel_scope.cancel()
+    async with (
+        listening(answer_once) as up,
+        serving([up + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=60) as client,
+    ):
+        fresh = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+        with trio.fail_after(20):
+            stale = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
     assert asked == ["/simple/p/", "/simple/p/"]  # asked again, and it never answered
     assert fresh.status_code == stale.status_code == 200 and "Warning" not in fresh.headers
     assert stale.headers["Warning"] == '110 - "Response is Stale"'
@@ -298,22 +303,14 @@ async def test_a_lone_index_that_failed_is_asked_again(tmp_path: Path) -> None:
     """With nothing to stand in for it (no other index, no stored page), an index that
     failed is asked again by the next request: it may be back."""
     tries: list[int] = []
-
-    async def reset(stream: trio.SocketStream) -> None:
-        tries.append(1)
-        await stream.aclose()
-
-    async with trio.open_nursery() as refuser:
-        listeners = await refuser.start(partial(trio.serve_tcp, reset, 0, host="127.0.0.1"))
-        dead = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/simple/"
-        async with (
-            serving([dead], tmp_path / "c", []) as url,
-            httpx.AsyncClient(trust_env=False, timeout=60) as client,
-        ):
-            first = await client.get(url + "/simple/p/")
-            tried = len(tries)
-            second = await client.get(url + "/simple/p/")
-        refuser.cancel_scope.cancel()
+    async with (
+        listening(cutting(tries)) as dead,
+        serving([dead + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=60) as client,
+    ):
+        first = await client.get(url + "/simple/p/")
+        tried = len(tries)
+        second = await client.get(url + "/simple/p/")
     assert first.status_code == second.status_code == 502
     assert len(tries) > tried >= 1
 
