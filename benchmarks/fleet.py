@@ -31,7 +31,7 @@ from typing import Any
 from bench import SEGFETCH, Emulator, build_wheel, free_port, install_env
 
 from segfetch.units import parse_size
-from segfetch.wheels.pip import find_uv
+from segfetch.wheels.installer import find_uv
 
 Record = dict[str, Any]
 BUILDERS = ("uv", "pip", "uv")

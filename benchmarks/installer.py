@@ -39,7 +39,7 @@ import trio
 from bench import HERE, SEGFETCH, ReqSet, add_baseline, build_s5, install_env
 
 from segfetch.testing.emulator import Emulator, Link
-from segfetch.wheels.pip import find_uv
+from segfetch.wheels.installer import find_uv
 
 Record = dict[str, Any]
 

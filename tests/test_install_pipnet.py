@@ -19,7 +19,7 @@ from helpers import connect_proxy, freeze, fresh, one_line_error, segfetch, tls_
 
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels.pip import find_uv
+from segfetch.wheels.installer import find_uv
 
 
 @pytest.fixture(scope="module")

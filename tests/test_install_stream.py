@@ -19,7 +19,7 @@ from test_installer import freeze
 
 from segfetch.testing.emulator import Emulator, Fault, Link
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels.pip import find_uv
+from segfetch.wheels.installer import find_uv
 
 UV = find_uv()
 pytestmark = pytest.mark.skipif(UV is None, reason="uv is not installed (the test extra has it)")

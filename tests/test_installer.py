@@ -16,7 +16,7 @@ from helpers import one_line_error, segfetch
 
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels.pip import UV_FLAGS, find_uv, uv_options
+from segfetch.wheels.installer import UV_FLAGS, Installer, find_uv, uv_options
 
 UV = find_uv()
 needs_uv = pytest.mark.skipif(
@@ -567,7 +567,7 @@ def test_the_installer_is_given_the_caches_own_folders(
             return 0
 
     monkeypatch.setattr(subprocess, "Popen", Recorded)
-    installer = pip.Installer("pip") if name == "pip" else pip.Installer("uv", "uv")
+    installer = Installer("pip") if name == "pip" else Installer("uv", "uv")
     assert pip.install(installer, sys.executable, fetched, [], [], cached=cache.files) == 0
     assert str(kept.parent) in seen["links"] and str(local.parent) not in seen["links"]
     assert seen["files"] == ["kept-1.0-py3-none-any.whl", "mine-1.0-py3-none-any.whl"]

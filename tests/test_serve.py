@@ -39,8 +39,8 @@ from segfetch.wheels.httpd import (
     serve_connection,
 )
 from segfetch.wheels.index import JSON_TYPE, IndexFile, parse_page, parse_root
+from segfetch.wheels.installer import find_uv
 from segfetch.wheels.localindex import IndexApp
-from segfetch.wheels.pip import find_uv
 from segfetch.wheels.serve import run, secrets_of
 
 UV = find_uv()

@@ -188,17 +188,14 @@ def _run_started(
     config_files: bool,
 ) -> int:
     from segfetch.config import default_cache_dir
-    from segfetch.wheels.cache import Cache
-    from segfetch.wheels.files import link_into
-    from segfetch.wheels.pip import choose_installer, install, record_origins, report_origins
+    from segfetch.wheels.installer import choose_installer
     from segfetch.wheels.pipnet import command_line_values
-    from segfetch.wheels.streaming import Early
+    from segfetch.wheels.prelaunch import all_cached, prelaunch
 
     pip_args = pip_args_of(args)
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)
-    installing = Early(installer, python, pip_args, args.quiet)  # uv while the files arrive
 
     @functools.cache
     def pip_config() -> str:
@@ -242,18 +239,35 @@ def _run_started(
         constrained()
         return reqset.pip_files(reqs, {}, folder)
 
-    with (
-        tempfile.TemporaryDirectory(prefix="segfetch-cache-") as throwaway,
-        tempfile.TemporaryDirectory(prefix="segfetch-reqs-") as pip_files,
-    ):
-        cache = Cache(Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir())
+    with contextlib.ExitStack() as stack:
+        throwaway = stack.enter_context(tempfile.TemporaryDirectory(prefix="segfetch-cache-"))
+        pip_files = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="segfetch-reqs-")))
+        root = Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir()
+        pip_reqs_now = pip_files_now(pip_files)
+        # uv on its way before trio and httpx load, where the set will likely take uv's
+        # streaming route (Early.ahead decides); a SIGTERM meanwhile stops it too
+        stack.enter_context(running.stop_on_signals())
+        pre = None
+        if (
+            installer is not None and installer.name == "uv" and pip_reqs_now is not None
+            and reqs.fully_pinned and not all_cached(root, [w.hashes for w in reqs.wanted])
+        ):  # fmt: skip
+            uv = prelaunch(installer, python, pip_reqs_now, pip_args, args.quiet, root)
+            pre = stack.enter_context(uv)
+        from segfetch.wheels.cache import Cache
+        from segfetch.wheels.files import link_into
+        from segfetch.wheels.pip import install, record_origins, report_origins
+        from segfetch.wheels.streaming import Early
+
+        installing = Early(installer, python, pip_args, args.quiet, pre=pre)  # uv as files come
+        cache = Cache(root)
         cache.check()  # before any network work
         # running.run: SIGTERM and SIGHUP cancel as Ctrl-C does, so pip's resolver is
         # stopped and these folders removed on the way out.
         fetched, pip_reqs, origins = running.run(
             functools.partial(
-                _fetch_set, args, options, reqs, Path(pip_files), ready, indexes, python, cache,
-                network, installing, pip_files_now(Path(pip_files)),
+                _fetch_set, args, options, reqs, pip_files, ready, indexes, python, cache,
+                network, installing, pip_reqs_now,
             )
         )  # fmt: skip
         if not args.json and not args.quiet:
@@ -422,7 +436,7 @@ def _indexes(
     added to the configured ones (pip's list options extend their configured default),
     then the requirement files' extra indexes; a requirement file's -i replaces them all,
     as pip reads the file after the command line."""
-    from segfetch.wheels.index import PYPI
+    from segfetch.wheels.pipnet import PYPI
     from segfetch.wheels.target import index_urls_in_config
 
     if "--no-index" in args.pip_args or reqs.no_index:  # pip's: the --find-links alone

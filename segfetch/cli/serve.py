@@ -80,7 +80,7 @@ def _loopback(host: str) -> bool:
 
 
 def _indexes(args: argparse.Namespace) -> list[str]:
-    from segfetch.wheels.index import PYPI
+    from segfetch.wheels.pipnet import PYPI
     from segfetch.wheels.target import pip_index_urls
 
     index, extras = args.index_url, args.extra_index_url

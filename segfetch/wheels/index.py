@@ -29,7 +29,6 @@ from segfetch.errors import DownloadError, HTTPStatusError, redact_url
 from segfetch.units import is_sha256
 from segfetch.wheels.pages import Page, PageCache, page_of, storable
 
-PYPI = "https://pypi.org/simple/"
 # The archive types pip's link evaluator considers (pip._internal.utils.filetypes); a link
 # to anything else ("../", a folder, a .metadata or .asc file) is not a distribution.
 DIST_EXTENSIONS: tuple[str, ...] = (".whl", ".zip", ".tar.gz", ".tgz", ".tar", ".tar.bz2")

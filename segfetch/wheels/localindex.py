@@ -14,6 +14,7 @@ upstream has no ``.metadata`` the wheel is fetched and its METADATA read from it
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,9 +71,14 @@ class IndexApp:
         port: int = 0,
         *,
         max_clients: int = MAX_CLIENTS,
+        sock: socket.socket | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        listeners = await trio.open_tcp_listeners(port, host=host)
+        """``sock``: a listening socket to serve instead of a new one (``prelaunch``)."""
+        if sock is None:
+            listeners = await trio.open_tcp_listeners(port, host=host)
+        else:
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
         self.port = listeners[0].socket.getsockname()[1]
         task_status.started()
         await serve_listeners(listeners, self.handle, max_clients=max_clients)

@@ -3,24 +3,20 @@ the verified files only, by that pip or by uv (``--installer``)."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import trio
 
-from segfetch.errors import SegfetchError, UsageError, redact_url
+from segfetch.errors import SegfetchError, redact_url
 from segfetch.wheels.files import Fetched, link_into
-from segfetch.wheels.pipnet import NETWORK_VALUED
+from segfetch.wheels.installer import Installer, command, loopback_direct, stop
 
 
 async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
@@ -50,13 +46,6 @@ async def _stop_resolver(proc: trio.Process) -> None:
 
 
 CROSS = "\N{MULTIPLICATION SIGN}"  # pip marks the step that failed with it
-
-
-def loopback_direct(env: dict[str, str]) -> None:
-    """segfetch's own index on 127.0.0.1 is asked directly, whatever proxy the environment
-    names for everything else (HTTP_PROXY, ALL_PROXY: pip and uv would send it there)."""
-    for key in ("NO_PROXY", "no_proxy"):
-        env[key] = ",".join(x for x in (env.get(key, ""), "127.0.0.1,localhost,::1") if x)
 
 
 def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list[str]:
@@ -93,117 +82,6 @@ def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list
     return [i["url"] for i in infos if "dir_info" not in i and "vcs_info" not in i]
 
 
-# --- the installer: the target's pip, or uv -------------------------------------------------
-
-# pip install options that uv pip install takes, in uv's spelling (None: nothing to pass,
-# uv does that anyway). Checked against `uv pip install --help` of uv 0.13; any other
-# option (--user, --root, --upgrade-strategy, ...) keeps the install with pip.
-UV_FLAGS: dict[str, str | None] = {
-    "-U": "--upgrade",
-    "--upgrade": "--upgrade",
-    "--force-reinstall": "--reinstall",
-    "--no-deps": "--no-deps",
-    "--no-dependencies": "--no-deps",
-    "--compile": "--compile-bytecode",
-    "--no-compile": None,  # uv's default: no .pyc at install time
-    "--break-system-packages": "--break-system-packages",
-    "--require-hashes": "--require-hashes",
-    "--no-build-isolation": "--no-build-isolation",
-    "--no-warn-script-location": None,  # uv does not warn
-    "--no-warn-conflicts": None,
-    "--disable-pip-version-check": None,
-    "--no-index": None,  # uv is given --no-index anyway
-}
-# (Not --target nor --prefix: uv takes them, but as a folder of its own that it checks for
-# what is installed; pip installs anew into a --target, and checks the environment's
-# packages for a --prefix. Those stay with pip.)
-UV_VALUED = {
-    "--only-binary": "--only-binary",  # :all:, :none: or names, as pip writes them
-    "--no-binary": "--no-binary",
-}
-# The user's uv settings that only shape how files land (cache, links, bytecode); every
-# other UV_* variable (an index, find-links, constraints, a Python) is left out.
-UV_ENV_KEPT = frozenset(
-    {
-        "UV_CACHE_DIR",
-        "UV_NO_CACHE",
-        "UV_LINK_MODE",
-        "UV_COMPILE_BYTECODE",
-        "UV_CONCURRENT_INSTALLS",
-        "UV_NO_PROGRESS",
-    }
-)
-
-
-@dataclass(frozen=True)
-class Installer:
-    """What runs the final install: the target's ``pip``, or ``uv``."""
-
-    name: Literal["pip", "uv"]
-    uv: str = ""  # the uv binary
-    uv_args: tuple[str, ...] = ()  # the pip options, as uv takes them
-    why_not_uv: str | None = None  # auto chose pip although uv was found: the reason
-
-
-def find_uv() -> str | None:
-    """uv on PATH, else the binary of the ``uv`` package; None when there is neither."""
-    if found := shutil.which("uv"):
-        return found
-    try:
-        return str(importlib.import_module("uv").find_uv_bin())
-    except (ImportError, AttributeError, OSError):  # not installed, or no binary beside it
-        return None
-
-
-def uv_options(pip_args: Sequence[str]) -> tuple[list[str], str | None]:
-    """pip install options as uv pip install takes them, and the first option it does not
-    take (None when it takes them all)."""
-    out: list[str] = []
-    words = iter(pip_args)
-    for word in words:
-        name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        if name in NETWORK_VALUED:  # segfetch's own connections took them; uv needs none
-            if not eq:
-                next(words, "")
-        elif name in UV_VALUED:
-            if not eq:
-                value = next(words, "")
-            if not value:
-                return out, name
-            out += [UV_VALUED[name], value]
-        elif name in UV_FLAGS and not eq:
-            flag = UV_FLAGS[name]
-            out += [flag] if flag else []
-        else:
-            return out, name
-    return out, None
-
-
-def choose_installer(wanted: str, pip_args: Sequence[str]) -> Installer:
-    """``auto``: uv when it is found and takes every pip option, else the target's pip.
-    ``uv``: uv, or a UsageError saying why not. ``pip``: the target's pip."""
-    if wanted == "pip":
-        return Installer("pip")
-    uv = find_uv()
-    args, refused = uv_options(pip_args)
-    if wanted == "uv":
-        if uv is None:
-            raise UsageError(
-                "--installer uv: no uv on PATH and no uv package beside segfetch; "
-                "pip install uv, or use --installer pip"
-            )
-        if refused is not None:
-            raise UsageError(
-                f"--installer uv: uv pip install does not do what pip's {refused} does; "
-                "use --installer pip for it"
-            )
-    if uv is None:
-        return Installer("pip")
-    if refused is not None:
-        return Installer("pip", why_not_uv=f"uv pip install does not do what {refused} does")
-    return Installer("uv", uv, tuple(args))
-
-
 def install(
     installer: Installer,
     python: str,
@@ -237,7 +115,7 @@ def install(
             try:
                 return proc.wait()
             except BaseException:  # Ctrl-C, SIGTERM: the installer stops too, and is reaped
-                _stop(proc)  # (subprocess.run would leave it unreaped after a Ctrl-C)
+                stop(proc)  # (subprocess.run would leave it unreaped after a Ctrl-C)
                 raise
 
 
@@ -246,36 +124,6 @@ def find_links(local: Sequence[Fetched], folder: Path) -> list[str]:
     own (a local file's folder may hold files the installer must not see)."""
     link_into(local, folder)
     return ["--find-links", str(folder)]
-
-
-def command(
-    installer: Installer,
-    python: str,
-    where: Sequence[str],
-    reqs: Sequence[str],
-    pip_args: Sequence[str],
-    quiet: bool,
-) -> tuple[list[str], dict[str, str] | None]:
-    """The installer's command line and environment (None: segfetch's); ``where``: the
-    options saying where the files are (find-links folders, an index)."""
-    if installer.name == "pip":
-        cmd = [python, "-m", "pip", "install", *where, *pip_args, *reqs]
-        return cmd + (["-q"] if quiet else []), None
-    cmd = [installer.uv, "pip", "install", "--python", python, "--no-config", *where]
-    cmd += [*installer.uv_args, *reqs, *(["-q"] if quiet else [])]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
-    env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
-    env["UV_NO_CONFIG"] = "1"
-    return cmd, env
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 # Run in the target: each direct requirement's direct_url.json (PEP 610) names the URL it

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from segfetch.engine.options import Network
 from segfetch.errors import UsageError, redact_url
 
+PYPI = "https://pypi.org/simple/"  # pip's index when none is given
 NETWORK_VALUED = ("--proxy", "--cert", "--client-cert", "--trusted-host")
 
 

@@ -17,13 +17,12 @@ output and exit code are then the command's, as without this route.
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import functools
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +39,10 @@ from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.install import Session
+from segfetch.wheels.installer import Installer, command, loopback_direct
 from segfetch.wheels.localindex import IndexApp
-from segfetch.wheels.pip import Installer, command, find_links, loopback_direct
+from segfetch.wheels.pip import find_links
+from segfetch.wheels.prelaunch import Prelaunched, no_deps, uv_cache
 from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.target import Target
 
@@ -58,6 +59,7 @@ class Early:
     code: int | None = None
     stdout: bytes = b""
     stderr: bytes = b""
+    pre: Prelaunched | None = None  # uv started before the imports, for ``ahead`` to adopt
     _ahead: _Started | None = field(default=None, init=False, repr=False)
 
     def replay(self, quiet_stdout: bool) -> int:
@@ -88,9 +90,13 @@ class Early:
             and reqs.fully_pinned
         )
         if args is None or not likely:
+            if self.pre is not None:
+                self.pre.stop()  # (started for this route: it installed nothing)
             yield lambda: None
             return
-        async with self._started(session, args, [], _no_deps(self, pinned=True)) as started:
+        assert self.installer is not None
+        told = no_deps(self.installer, pinned=True)
+        async with self._started(session, args, [], told, adopt=True) as started:
             self._ahead = started
             try:
                 yield started.go.set
@@ -123,8 +129,8 @@ class Early:
         pins = _Pins.of(reqs, target, planned)
         local = [p for p in dict.fromkeys(planned) if p not in web]
         got = dict(zip(local, await session.fetch_all(local), strict=True))
-        no_deps = _no_deps(self, pinned=pins is not None)
-        if ahead is not None and (local or ahead.no_deps != no_deps):
+        told = no_deps(self.installer, pinned=pins is not None)
+        if ahead is not None and (local or ahead.no_deps != told):
             ahead.stop.cancel()  # started for another route: uv anew, as it should run
             ahead = None
         if ahead is not None:
@@ -132,30 +138,53 @@ class Early:
         else:
             with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
                 links = find_links([got[p] for p in local], Path(tmp))
-                async with self._started(session, args, links, no_deps) as started:
+                async with self._started(session, args, links, told) as started:
                     await _feed(session, web, started, pins, got)
         return [got[p] for p in planned]
 
     @contextlib.asynccontextmanager
     async def _started(
-        self, session: Session, args: Sequence[str], links: Sequence[str], no_deps: bool
+        self,
+        session: Session,
+        args: Sequence[str],
+        links: Sequence[str],
+        no_deps: bool,
+        adopt: bool = False,
     ) -> AsyncIterator[_Started]:
         """uv, once told to ``go``, against an index of ours whose answers wait for the
-        plan."""
+        plan. ``adopt``: the uv ``prelaunch`` started for this route, if there is one."""
         started = _Started(no_deps)
         app = _index(session, started)
-        with _uv_cache(session.cache) as (uv_cache, sweep):
-            async with trio.open_nursery() as nursery:
-                await nursery.start(app.serve)
-                nursery.start_soon(trio.to_thread.run_sync, sweep)
+        pre, self.pre = (self.pre, None) if adopt else (None, self.pre)
+        async with contextlib.AsyncExitStack() as stack:
+            if pre is None:
+                uv_folder, sweep = stack.enter_context(uv_cache(session.cache.root))
+            else:
+                sweep = pre.sweep
+            nursery = await stack.enter_async_context(trio.open_nursery())
+            await nursery.start(functools.partial(app.serve, sock=pre.sock if pre else None))
+            nursery.start_soon(trio.to_thread.run_sync, sweep)
+            if pre is None:
                 url = f"http://127.0.0.1:{app.port}/simple/"
-                where = ["--index-url", url, *links, "--cache-dir", uv_cache]
+                where = ["--index-url", url, *links, "--cache-dir", uv_folder]
                 where += ["--no-deps"] if no_deps else []
                 nursery.start_soon(self._uv, started, where, args)
-                try:
-                    yield started
-                finally:
-                    nursery.cancel_scope.cancel()
+            else:
+                nursery.start_soon(self._adopted, started, pre)
+            try:
+                yield started
+            finally:
+                nursery.cancel_scope.cancel()
+
+    async def _adopted(self, started: _Started, pre: Prelaunched) -> None:
+        """Waits for the prelaunched uv; ``stop`` stops it (and reaps it)."""
+        with started.stop:
+            try:
+                code = await trio.to_thread.run_sync(pre.proc.wait, abandon_on_cancel=True)
+            finally:
+                pre.stop()
+            self.code, (self.stdout, self.stderr) = code, pre.output()
+            started.done.set()
 
     async def _uv(self, started: _Started, where: Sequence[str], args: Sequence[str]) -> None:
         with started.stop:
@@ -175,12 +204,6 @@ class Early:
         )  # fmt: skip
         self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
         done.set()
-
-
-def _no_deps(early: Early, pinned: bool) -> bool:
-    """uv is told --no-deps for a set planned from its pins (unless the user said it)."""
-    told = early.installer.uv_args if early.installer else ()
-    return pinned and "--no-deps" not in told
 
 
 @dataclass
@@ -300,45 +323,6 @@ async def _release(
     for p in web:
         f = got[p]
         growing[p.url].finish(f.path, f.sha256, f.size)
-
-
-@contextlib.contextmanager
-def _uv_cache(cache: Cache) -> Iterator[tuple[str, Callable[[], None]]]:
-    """uv's cache for this run, and what removes earlier runs' (``sweep``, for a thread).
-
-    uv keys a download by its index URL, and ours has a fresh port each run: uv's own
-    cache would keep a copy of the set per run. So each run has a folder of its own,
-    beside segfetch's cache (the file system of the user's caches: hard links work as
-    from uv's own). It is removed by a later run while its files download, not at the
-    end: removing 400 files just written took 0.6 s on a busy disk. A run holds the
-    lock beside its folder while it lives, so no other run removes a folder in use."""
-    runs = cache.root / "uv-runs"
-    runs.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(dir=runs))
-    fd = os.open(folder.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-
-    def sweep() -> None:
-        for lock in runs.glob("*.lock"):
-            if lock.with_suffix("") == folder:
-                continue
-            try:
-                other = os.open(lock, os.O_RDWR)
-            except OSError:
-                continue  # removed meanwhile
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(lock.with_suffix(""), ignore_errors=True)
-                lock.unlink(missing_ok=True)
-            except OSError:
-                pass  # in use by a run going on now (or gone meanwhile)
-            finally:
-                os.close(other)
-
-    try:
-        yield str(folder), sweep
-    finally:
-        os.close(fd)  # releases the lock: the folder is a later run's to remove
 
 
 def _part(cache: Cache, p: Planned) -> Path:
