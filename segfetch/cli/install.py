@@ -211,8 +211,6 @@ def _run_started(
             return environment_listing(os.environ)
         return _pip_config(probe, python)
 
-    indexes = _indexes(args, reqs, pip_config)
-
     def network() -> Network:
         """pip's proxy, cert, client-cert, trusted-host, as pip would use them."""
         from segfetch.wheels.pipnet import pip_network
@@ -254,6 +252,7 @@ def _run_started(
         ):  # fmt: skip
             uv = prelaunch(installer, python, pip_reqs_now, pip_args, args.quiet, root)
             pre = stack.enter_context(uv)
+        indexes = _indexes(args, reqs, pip_config)  # (its URL check loads httpx)
         from segfetch.wheels.cache import Cache
         from segfetch.wheels.files import link_into
         from segfetch.wheels.pip import install, record_origins, report_origins
