@@ -1304,8 +1304,11 @@ def install_table(rows: list[Record], size: int, rate: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_install(sc: Scenario, runs: int, quick: bool, only: list[str] | None, out: Path) -> None:
+def bench_install(
+    sc: Scenario, runs: int, quick: bool, only: list[str] | None, out: Path, trees: list[Path]
+) -> None:
     peers = [p for p in S5_PEERS if not only or any(x in p.name for x in only)]
+    peers += map(baseline_install_peer, trees)
     for p in peers:  # fail before the first run, not in the middle
         if p.pip is not None:
             pip_wheel(p.pip)
@@ -1400,6 +1403,13 @@ def baseline_peer(tree: Path) -> Peer:
         AUTO_LIMIT_CONNECTIONS,
         quick=True,
     )
+
+
+def baseline_install_peer(tree: Path) -> InstallPeer:
+    """S5's `segfetch install (pinned)` from the source tree in DIR, as ``baseline_peer``."""
+    first = S5_PEERS[0]
+    here = f"env PYTHONPATH={tree.resolve()} {sys.executable} -m segfetch"
+    return InstallPeer(f"{first.name} @{tree.name}", first.cmd.replace(SEGFETCH, here, 1), 32)
 
 
 def bench_file(sc: Scenario, args: argparse.Namespace, runs: int) -> None:
@@ -1733,7 +1743,7 @@ def main() -> None:
             continue
         if sc.kind == "install":
             only = args.peer or (list(S5_QUICK) if args.quick else None)
-            bench_install(sc, runs, args.quick, only, args.out)
+            bench_install(sc, runs, args.quick, only, args.out, args.baseline)
             continue
         bench_file(sc, args, runs)
 
