@@ -342,3 +342,43 @@ def test_a_resolution_conflict_keeps_pips_account(capsys: pytest.CaptureFixture[
         _read_report("python", 1, "", said)
     shown = capsys.readouterr().err
     assert "requests 2.31.0 depends on idna<4,>=2.5" in shown and "Collecting" not in shown
+
+
+async def test_a_resting_index_is_asked_for_a_project_no_other_index_has(
+    tmp_path: Path,
+) -> None:
+    """An extra index that gave no answer rests; back meanwhile, it is asked after all for
+    a project the primary does not have (a 502 before, for the whole rest)."""
+    wheel, _ = _wheel(tmp_path)
+    page = f'<a href="/f/{WHEEL}#sha256={_sha(wheel)}">{WHEEL}</a>'.encode()
+    tries: list[int] = []
+    back: list[str] = []  # paths asked once it is back
+
+    async def flaky(stream: trio.SocketStream) -> None:
+        if not back:
+            tries.append(1)
+            await stream.aclose()
+            return
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive_some(65536) or b"\r\n\r\n"
+        path = data.split(b" ")[1].decode()
+        back.append(path)
+        status, body = (200, page) if path == "/simple/r/" else (404, b"")
+        head = "HTTP/1.1 %d X\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n"
+        await stream.send_all((head % (status, len(body))).encode() + body)
+
+    routes = {"/simple/p/": (200, HTML, page)}
+    async with (
+        listening(flaky) as extra,
+        upstream(routes, []) as up,
+        serving([up + "/simple/", extra + "/simple/"], tmp_path / "c", []) as url,
+        httpx.AsyncClient(trust_env=False, timeout=60) as client,
+    ):
+        first = await client.get(url + "/simple/p/", headers={"Accept": JSON_TYPE})
+        assert first.status_code == 200 and tries  # the extra index rests now
+        back.append("(back)")
+        got = await client.get(url + "/simple/r/", headers={"Accept": JSON_TYPE})
+    assert got.status_code == 200, got.text
+    assert [f["filename"] for f in got.json()["files"]] == [WHEEL]
+    assert back == ["(back)", "/simple/r/"]

@@ -124,17 +124,27 @@ class Upstream(Session):
     async def _listing(self, name: str) -> Listing:
         """Files over all indexes, asked at once; an index that fails gives its stored page,
         if any, else nothing (as pip goes on without an index it cannot reach, saying so)
-        while another index answered."""
+        while another index answered. Where no index has the project, a resting one with no
+        stored page for it is asked after all: it may be back, and only it may have it."""
         stored = [stored_project(self.pages, index, name) for index in self.indexes]
         answers: list[list[IndexFile] | SegfetchError] = [[] for _ in self.indexes]
 
-        async def ask(i: int, index: str) -> None:
+        async def ask(i: int, index: str, wake: bool = False) -> None:
             fetch = partial(fetch_project, self.client, index, name)
-            answers[i] = await self._ask(index, fetch, stored[i] is not None)
+            answers[i] = await self._ask(index, fetch, stored[i] is not None, wake)
 
         async with trio.open_nursery() as nursery:
             for i, index in enumerate(self.indexes):
                 nursery.start_soon(ask, i, index)
+        if not any(isinstance(a, list) for a in answers):
+            rested = [
+                i
+                for i, (a, kept) in enumerate(zip(answers, stored, strict=True))
+                if kept is None and a is self._rest_error(self.indexes[i])
+            ]
+            async with trio.open_nursery() as nursery:
+                for i in rested:
+                    nursery.start_soon(ask, i, self.indexes[i], True)
         files: list[IndexFile] = []
         found = stale = False
         failed: list[SegfetchError] = []
@@ -158,19 +168,24 @@ class Upstream(Session):
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
         return files, stale
 
+    def _rest_error(self, index: str) -> SegfetchError | None:
+        resting = self._resting.get(index)
+        return resting[1] if resting is not None else None
+
     async def _ask(
-        self, index: str, fetch: Callable[..., Awaitable[T]], stored: bool
+        self, index: str, fetch: Callable[..., Awaitable[T]], stored: bool, wake: bool = False
     ) -> T | SegfetchError:
         """``fetch(policy, slots, pages)`` from one index, or the error it failed with. One
         that gave no answer rests for REST seconds where something stands in for it (a
-        stored page, another index), said so meanwhile. With a stored page to fall back on,
-        fewer tries."""
+        stored page, another index), said so meanwhile; ``wake``: asked even so. With a
+        stored page to fall back on, fewer tries."""
         resting = self._resting.get(index)
-        stand_in = stored or len(self.indexes) > 1
+        stand_in = (stored or len(self.indexes) > 1) and not wake
         if resting is not None and trio.current_time() < resting[0] and stand_in:
             return resting[1]
         try:
             value: T = await fetch(QUICK if stored else None, self.slots, self.pages)
+            self._resting.pop(index, None)  # back
             return value
         except SegfetchError as exc:
             if isinstance(exc, RetriesExhausted) and exc.status is None:  # no answer at all
