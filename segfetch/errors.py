@@ -82,6 +82,12 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{authority}{path}"
 
 
+def is_http_url(text: str, *, secure: bool = False) -> bool:
+    """Whether ``text`` begins http:// or https:// (only https:// if ``secure``), in any
+    case: schemes are case-insensitive (RFC 3986), and pip and curl take HTTP:// too."""
+    return text[:8].lower().startswith(("https://",) if secure else ("http://", "https://"))
+
+
 def check_url(url: str, what: str = "URL") -> str:
     """``url``, if it is an http(s) URL httpx can ask; else one line (``what`` it is)."""
     import httpx  # here: building the parser loads no httpx

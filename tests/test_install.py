@@ -216,6 +216,27 @@ async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
             assert bad.returncode == 2 and words in one_line_error(bad)
 
 
+async def test_a_scheme_in_capitals_is_taken_as_pip_takes_it(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """Schemes are case-insensitive (RFC 3986): HTTP:// for an index, an extra index, a
+    direct URL or a requirements file's URL is fetched here, not refused or handed on."""
+    async with Emulator({"/req.txt": b"sf-beta==1.0\n"}, index=index_dir, link=Link()) as emu:
+        upper = emu.url("/").replace("http://", "HTTP://")
+        direct = f"sf-gamma @ {upper}files/sf_gamma-1.0-py3-none-any.whl"
+        got = await segfetch(
+            "download", "-d", str(tmp_path / "out"), "--no-cache", "sf-alpha==1.0", direct,
+            "--index-url", emu.index_url.replace("http://", "HTTP://"),
+            "--extra-index-url", emu.index_url.replace("http://", "Http://"),
+            "-r", f"{upper}req.txt",
+        )  # fmt: skip
+        assert got.returncode == 0, got.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"sf_{n}-1.0-py3-none-any.whl" for n in ("alpha", "beta", "gamma")]
+    gamma = [e for e in emu.log if e["path"] == "/files/sf_gamma-1.0-py3-none-any.whl"]
+    assert gamma and all(e["range"] for e in gamma)  # segfetch's requests, not pip's
+
+
 async def test_wrong_hash_keeps_nothing_and_installs_nothing(
     tmp_path: Path, index_dir: Path, venv: Path
 ) -> None:

@@ -22,6 +22,7 @@ import trustme
 from helpers import hanging_tls_server, one_line_error, tls_front
 
 from segfetch.engine.client import make_client
+from segfetch.engine.download import download
 from segfetch.engine.options import Network
 from segfetch.engine.tls import tls_context
 from segfetch.errors import DownloadError
@@ -153,3 +154,32 @@ async def test_an_unreadable_cert_or_client_cert_is_one_line(
     (tmp_path / "junk.pem").write_text("not a certificate")
     with pytest.raises(DownloadError, match="client certificate"):
         await fetch(url, Network(insecure=("127.0.0.1",), client_cert=str(tmp_path / "junk.pem")))
+
+
+async def test_a_redirect_from_https_to_http_is_refused_in_capitals_too(tmp_path: Path) -> None:
+    """HTTPS:// is https (schemes are case-insensitive): its redirect to plain http is the
+    same downgrade, refused."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    ports: list[int] = []
+
+    async def plain(stream: trio.SocketStream) -> None:
+        asked = await stream.receive_some(65536)
+        head = f"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:{ports[0]}/plain\r\n"
+        if b" /plain " in asked:
+            head = "HTTP/1.1 200 OK\r\n"
+        with contextlib.suppress(trio.BrokenResourceError):
+            await stream.send_all(f"{head}Content-Length: 0\r\n\r\n".encode())
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, plain, 0, host="127.0.0.1"))
+        ports.append(listeners[0].socket.getsockname()[1])
+        async with (
+            tls_front(ports[0], context) as port,
+            make_client(4, 10, Network(cafile=str(tmp_path / "ca.pem"))) as client,
+        ):
+            with pytest.raises(DownloadError, match="refusing the downgrade"):
+                await download(f"HTTPS://127.0.0.1:{port}/f.whl", tmp_path / "f.whl", client=client)
+        nursery.cancel_scope.cancel()

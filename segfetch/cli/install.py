@@ -21,7 +21,7 @@ from segfetch.cli.pipopts import (
     check_passed_through,
     pip_args_of,
 )
-from segfetch.errors import SegfetchError, UsageError, check_url, redact_url
+from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url, redact_url
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
@@ -448,7 +448,7 @@ def _indexes(
         index = args.index_url or configured_index
         extras = [*configured_extras, *args.extra_index_url, *reqs.extra_index_urls]
         urls = [index or PYPI, *dict.fromkeys(extras)]
-    web = [check_url(u, "index URL") for u in urls if u.startswith(("http://", "https://"))]
+    web = [check_url(u, "index URL") for u in urls if is_http_url(u)]
     if not web:
         raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")
     for url in [u for u in urls if u not in web and not args.quiet]:

@@ -17,7 +17,7 @@ from segfetch.cli.pipopts import (
     PIP_VALUED,
     pip_args_of,
 )
-from segfetch.errors import UsageError, check_url, redact_url
+from segfetch.errors import UsageError, check_url, is_http_url, redact_url
 
 if TYPE_CHECKING:
     from segfetch.wheels.requirements import RequirementSet
@@ -63,7 +63,7 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
 
 def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bool) -> None:
     """-r/-c FILE, or an http(s) URL of one, as pip takes it."""
-    if not path.startswith(("http://", "https://")):
+    if not is_http_url(path):
         reqs.add_file(Path(path), constraint=constraint)
         return
     import httpx
@@ -129,7 +129,7 @@ def configured_constraints(
     from segfetch.wheels.requirements import constraints_in_config
 
     for path in constraints_in_config(pip_config(), args.command):
-        if path.startswith(("http://", "https://")):
+        if is_http_url(path):
             raise UsageError(
                 f"pip's configuration names the constraints file {redact_url(path)}: segfetch "
                 "reads constraints from disk only; save it and give it with -c"

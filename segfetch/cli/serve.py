@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from segfetch.cli import running
 from segfetch.cli.options import add_download_options, download_options
-from segfetch.errors import UsageError, check_url, first_error, redact_url
+from segfetch.errors import UsageError, check_url, first_error, is_http_url, redact_url
 
 DEFAULT_PORT = 3141
 AUTH_ENV = "SEGFETCH_SERVE_AUTH"
@@ -106,7 +106,7 @@ def _http(url: str) -> bool:
         parts = urlsplit(url)
         return parts.scheme in ("http", "https") and bool(parts.hostname)
     except ValueError:  # "http://[::1": then said as not a valid URL
-        return url.startswith(("http://", "https://"))
+        return is_http_url(url)
 
 
 async def _serve(

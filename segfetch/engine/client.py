@@ -22,7 +22,7 @@ from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.tls import tls_context
-from segfetch.errors import DownloadError, UsageError, redact_url
+from segfetch.errors import DownloadError, UsageError, is_http_url, redact_url
 
 
 class RetryLater(Exception):
@@ -149,7 +149,7 @@ async def send(
     except httpx.TooManyRedirects:
         raise DownloadError(f"{name}: too many redirects") from None
     final = str(response.url)
-    if where.origin.startswith("https:") and not final.startswith("https:"):
+    if is_http_url(where.origin, secure=True) and not is_http_url(final, secure=True):
         await response.aclose()
         raise DownloadError(f"{name} redirected to plain http; refusing the downgrade")
     status = response.status_code

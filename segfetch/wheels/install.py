@@ -27,6 +27,7 @@ from segfetch.engine.options import Options
 from segfetch.errors import (
     HTTPStatusError,
     SegfetchError,
+    is_http_url,
     redact_url,
 )
 from segfetch.wheels.cache import Cache, sha256_of
@@ -80,7 +81,7 @@ class Session:
         self.client, self.cache, self.indexes = client, cache, indexes
         # --find-links pages (http URLs; pip reads folders itself): their files join the
         # indexes' for every project, as pip's finder merges them.
-        self.link_pages = [u for u in find_links if u.startswith(("http://", "https://"))]
+        self.link_pages = [u for u in find_links if is_http_url(u)]
         self._linked: list[IndexFile] | None = None
         self._linking = trio.Lock()
         self._local: dict[str, Fetched] = {}  # direct files, by the file: URL pip is given

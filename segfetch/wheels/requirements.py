@@ -31,7 +31,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from segfetch.errors import SegfetchError, UsageError, check_url
+from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
 from segfetch.wheels.reqtext import decode, logical_lines, option, split_options
@@ -291,19 +291,17 @@ class RequirementSet:
                 text = os.path.abspath(path) + text.strip()[len(path) :]
             self.handed.append(" ".join([text, *options]))
             return
-        if text.startswith(("http://", "https://")):  # a bare URL: the name is the file's
+        if is_http_url(text):  # a bare URL: the name is the file's
             check_url(text, f"URL ({where})")
             text = f"{_name_of_url(text, where)} @ {text}"
         wanted = _requirement(text, where, options)
-        if wanted.req.url is not None and wanted.req.url.startswith(("http://", "https://")):
+        if wanted.req.url is not None and is_http_url(wanted.req.url):
             check_url(wanted.req.url, f"URL ({where})")
         if wanted.req.url is None:
             (self.constraints if constraint else self.wanted).append(wanted)
         elif constraint:
             raise UsageError(f"{where}: a constraint cannot be a URL ({wanted.req.url})")
-        elif wanted.req.url.startswith(("http://", "https://")) and wanted.filename.endswith(
-            _ARCHIVES
-        ):
+        elif is_http_url(wanted.req.url) and wanted.filename.endswith(_ARCHIVES):
             self.direct.append(wanted)
         else:  # file:, VCS, an http URL of no distribution file: pip fetches it
             self.handed.append(" ".join([text, *options]))
@@ -319,7 +317,7 @@ class RequirementSet:
 
         # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
         folders = [f if "://" in f else os.path.abspath(f) for f in self.find_links]
-        folders = [f for f in folders if not f.startswith(("http://", "https://"))]
+        folders = [f for f in folders if not is_http_url(f)]
         lines = [*self.file_options, *(f"--find-links {shlex.quote(f)}" for f in folders)]
         lines += [line(w, str(w.req)) for w in self.wanted]
         for w in self.direct:
@@ -370,7 +368,7 @@ class RequirementSet:
             raise UsageError(f"{where}: {exc}") from None
         opt, value = option(words, where)
         includes = opt in ("-r", "--requirement", "-c", "--constraint")
-        if includes and value.startswith(("http://", "https://")):
+        if includes and is_http_url(value):
             raise UsageError(f"{where}: {opt} {value}: give a file at a URL on the command line")
         local = includes or (opt in ("-f", "--find-links") and "://" not in value)
         if base is None and local:
