@@ -83,6 +83,7 @@ BAD_ARGS = [
     (["download", "x @ http://h:99999/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
     (["download", "a" * 70000, "-qd", "/tmp/x", "--index-url", "http://127.0.0.1:9/"], "not valid"),
     (["serve", "-i", "http://[::1"], "not a valid index URL"),
+    (["download", "x @ http://h/x-1.0-py3-none-any.whl#md5=zz", "-d", "/tmp/x"], "x @ http"),
 ]
 
 

@@ -228,6 +228,28 @@ def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(
     assert constraints == []
 
 
+@pytest.mark.parametrize(
+    ("fragment", "words"),
+    [
+        ("sha256=nothex", "#sha256=nothex is not a valid hash fragment; give #sha256= and 64 hex"),
+        ("md5=zz", "give #md5= and 32 hex digits"),
+        (f"egg=x&sha256={H1[1:]}", f"#sha256={H1[1:]} is not a valid"),
+        (f"sha512={H1}", "give #sha512= and 128 hex digits"),
+    ],
+)
+def test_a_bad_hash_fragment_is_one_line_naming_the_requirement(fragment: str, words: str) -> None:
+    """pip would fail such a download; it was ignored here (fetched unchecked)."""
+    url = "https://u:p@h.example/sf_a-1.0-py3-none-any.whl"
+    for text in (f"sf-a @ {url}#{fragment}", f"{url}#{fragment}"):
+        with pytest.raises(UsageError) as info:
+            RequirementSet().add_string(text)
+        assert str(info.value).startswith("command line: sf-a @ https://***@h.example/sf_a-")
+        assert words in str(info.value)
+    good = RequirementSet()
+    good.add_string(f"sf-a @ {url}#egg=sf-a&md5={'0' * 32}&sha256={H1.upper()}")
+    assert good.direct[0].url_sha256 == H1
+
+
 def test_a_url_constraint_is_refused(tmp_path: Path) -> None:
     c = write(tmp_path, "c.txt", "sf-a @ https://h.example/sf_a-1.0-py3-none-any.whl\n")
     with pytest.raises(UsageError, match="constraint cannot be a URL"):

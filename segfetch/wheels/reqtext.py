@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from segfetch.errors import UsageError
+from segfetch.errors import UsageError, redact_url
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 # As pip's auto_decode, but UTF-32 first: a UTF-32-LE BOM starts with the UTF-16-LE one.
@@ -23,6 +23,7 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "UTF-16-BE"),
 )
 _CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")  # PEP 263, as pip reads it
+_HEX_DIGITS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 
 
 def decode(raw: bytes, path: Path) -> str:
@@ -90,3 +91,17 @@ def option(words: list[str], where: str) -> tuple[str, str]:
     if first.startswith("-") and not first.startswith("--") and len(first) > 2:
         return first[:2], first[2:]  # -rfile.txt
     raise UsageError(f"{where}: option {first} needs a value")
+
+
+def check_url_hashes(url: str, name: str, where: str) -> None:
+    """A URL's ``#sha256=...`` (and pip's other hash names) must be its hash's hex digits:
+    pip would fail the download for any other; here it is one line before any request."""
+    bare, _, fragment = url.partition("#")
+    for part in fragment.split("&"):
+        algo, _, digest = part.partition("=")
+        size = _HEX_DIGITS.get(algo)
+        if size and not re.fullmatch(f"[0-9a-fA-F]{{{size}}}", digest):
+            raise UsageError(
+                f"{where}: {name} @ {redact_url(bare)}: #{part} is not a valid hash fragment; "
+                f"give #{algo}= and {size} hex digits"
+            )

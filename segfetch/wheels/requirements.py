@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
-from segfetch.wheels.reqtext import decode, logical_lines, option, split_options
+from segfetch.wheels.reqtext import check_url_hashes, decode, logical_lines, option, split_options
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _VCS = ("git+", "hg+", "svn+", "bzr+")
@@ -297,6 +297,7 @@ class RequirementSet:
         wanted = _requirement(text, where, options)
         if wanted.req.url is not None and is_http_url(wanted.req.url):
             check_url(wanted.req.url, f"URL ({where})")
+            check_url_hashes(wanted.req.url, wanted.req.name, where)
         if wanted.req.url is None:
             (self.constraints if constraint else self.wanted).append(wanted)
         elif constraint:
