@@ -9,10 +9,13 @@ and where its cache lives.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
 from pathlib import Path
+
+from segfetch.errors import UsageError
 
 
 def default_cache_dir() -> Path:
@@ -37,15 +40,47 @@ def saved_connections(default: str) -> str:
 
 
 def load_config() -> dict[str, object]:
-    try:
-        raw = json.loads(config_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
+    """The settings, for hints only: a file that is not usable is warned of and ignored."""
+    config, problem = _read()
+    if problem:
+        _warn(str(config_path()), problem)
+    return config
 
 
 def save_connections(n: int) -> Path:
-    return _write({**load_config(), "connections": n})
+    return _write({**settings_for_saving(), "connections": n})
+
+
+def settings_for_saving() -> dict[str, object]:
+    """The settings to add to; a file that is not usable is a usage error, never written over
+    (it is the user's: a typo must not cost the rest of it)."""
+    config, problem = _read()
+    if problem:
+        raise UsageError(
+            f"cannot save to the settings file {config_path()}: {problem}; fix or delete it"
+        )
+    return config
+
+
+def _read() -> tuple[dict[str, object], str | None]:
+    """The settings ({} if there is no file), or ({}, what is wrong with the file)."""
+    try:
+        text = config_path().read_text(encoding="utf-8")
+        raw = json.loads(text) if text.strip() else {}
+    except FileNotFoundError:
+        return {}, None
+    except OSError as exc:
+        return {}, f"cannot read it ({exc.strerror or exc})"
+    except json.JSONDecodeError as exc:
+        return {}, f"not valid JSON (line {exc.lineno})"
+    except ValueError:  # not UTF-8
+        return {}, "not valid JSON (not UTF-8 text)"
+    return (raw, None) if isinstance(raw, dict) else ({}, "not a JSON object")
+
+
+@functools.cache  # once a process: the parser of each command reads the file too
+def _warn(path: str, problem: str) -> None:
+    print(f"segfetch: ignoring settings file {path}: {problem}: fix or delete it", file=sys.stderr)
 
 
 def _write(config: dict[str, object]) -> Path:
@@ -72,8 +107,11 @@ def _count(value: object, most: int) -> int | None:
 
 
 def save_host_start(host: str, n: int) -> None:
-    """Remember where ``-n auto`` settled for this host; never fails the command."""
-    config = load_config()
+    """Remember where ``-n auto`` settled for this host; never fails the command, and never
+    writes over a file that is not usable (load_config warned of it)."""
+    config, problem = _read()
+    if problem:
+        return
     hosts = config.get("hosts")
     hosts = dict(hosts) if isinstance(hosts, dict) else {}
     if hosts.get(host) == n:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from segfetch import config
+from segfetch.errors import UsageError
 
 
 def test_host_starts_are_remembered_beside_the_fixed_count(tmp_path: Path) -> None:
@@ -50,3 +51,43 @@ async def test_get_remembers_where_auto_settled_for_the_host(tmp_path: Path) -> 
         fixed = await segfetch("get", emu.url("/f.bin"), "-o", str(tmp_path / "b"), "-n", "3")
         assert fixed.returncode == 0, fixed.stderr  # a fixed -n neither reads nor writes it
         assert config.host_start(f"127.0.0.1:{emu.port}") == settled
+
+
+BROKEN = '{"connections": 4,\n "hosts": {"a:1": 3,}\n}\n'  # a trailing comma: line 2
+
+
+def test_a_settings_file_that_is_not_json_is_warned_of_and_never_written_over(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BROKEN)
+    config._warn.cache_clear()
+    assert config.host_start("a:1") is None
+    assert config.saved_connections("auto") == "auto"
+    config.save_host_start("a:1", 5)
+    with pytest.raises(UsageError, match=f"cannot save to the settings file {path}: not valid"):
+        config.save_connections(6)
+    assert path.read_text() == BROKEN
+    warned = f"segfetch: ignoring settings file {path}: not valid JSON (line 2): fix or delete it"
+    assert capsys.readouterr().err.splitlines() == [warned]  # once
+
+
+async def test_get_and_bench_leave_a_broken_settings_file_alone(tmp_path: Path) -> None:
+    from helpers import one_line_error, segfetch
+
+    from segfetch.testing.emulator import Emulator, SyntheticFile
+
+    path = config.config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(BROKEN)
+    async with Emulator({"/f.bin": SyntheticFile(300_000)}) as emu:
+        got = await segfetch("get", emu.url("/f.bin"), "-o", str(tmp_path / "f"), "-q")
+    assert got.returncode == 0, got.stderr
+    assert got.stderr.decode().splitlines() == [
+        f"segfetch: ignoring settings file {path}: not valid JSON (line 2): fix or delete it"
+    ]
+    bench = await segfetch("bench", "--emulate", "--save", "--time", "1s")
+    assert bench.returncode == 2
+    assert "not valid JSON (line 2); fix or delete it" in one_line_error(bench)
+    assert path.read_text() == BROKEN

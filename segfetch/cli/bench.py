@@ -37,6 +37,10 @@ def _run(args: argparse.Namespace) -> int:
     if budget < 64 * 1024 or seconds <= 0 or not 1 <= args.connections <= 64:
         raise UsageError("--budget must be at least 64K, --time above 0, -n from 1 to 64")
     url = check_url(args.url) if args.url else None
+    if args.save:  # a settings file it cannot add to: said before the measuring, not after
+        from segfetch.config import settings_for_saving
+
+        settings_for_saving()
     report = running.run(lambda: _measure(args, url, budget, seconds))
     if args.json:
         print(json.dumps(report.as_dict()))
