@@ -101,6 +101,8 @@ async def test_bad_input_gets_one_line_and_exit_2(args: list[str], words: str) -
         ("HTTPS_PROXY", "socks5h://127.0.0.1:1", "SOCKS"),
         ("HTTP_PROXY", "http://[::1", "not a URL"),
         ("http_proxy", "http://[zz]:80", "not a URL"),
+        ("HTTP_PROXY", "http://127.0.0.1:99999", "proxy in HTTP_PROXY: 'http://127.0.0.1:99999' ("),
+        ("https_proxy", "127.0.0.1:0", "proxy in https_proxy: 'http://127.0.0.1:0' (port 0 is not"),
     ],
 )
 @pytest.mark.parametrize("command", ["get", "download", "serve"])
@@ -118,6 +120,13 @@ async def test_a_proxy_in_the_environment_segfetch_cannot_use_is_one_line(
         proc = await segfetch(command, *args, env=env)
     assert proc.returncode == 2
     assert words in one_line_error(proc)
+
+
+async def test_a_proxy_with_no_valid_port_is_unused_under_no_proxy_star(tmp_path: Path) -> None:
+    async with Emulator({PATH: SyntheticFile(1000)}) as emu:
+        env = {"HTTP_PROXY": "http://127.0.0.1:99999", "NO_PROXY": "*", "no_proxy": "*"}
+        proc = await segfetch("get", emu.url(PATH), "-o", str(tmp_path / "x.whl"), env=env)
+    assert proc.returncode == 0, proc.stderr
 
 
 async def test_get_writes_verified_file_and_json(tmp_path: Path) -> None:

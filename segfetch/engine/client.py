@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 from collections.abc import AsyncIterator, Callable
 
 import httpcore
@@ -22,7 +23,7 @@ from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.tls import tls_context
-from segfetch.errors import DownloadError, UsageError, is_http_url, redact_url
+from segfetch.errors import DownloadError, UsageError, check_url, is_http_url, redact_url
 
 
 class RetryLater(Exception):
@@ -107,8 +108,29 @@ def make_client(
             f"a proxy set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) {what}: "
             "segfetch speaks to HTTP proxies; fix or unset it"
         ) from None
+    if net.proxy is None:  # (pip's proxy, checked by pipnet, is used in place of these)
+        _check_proxy_ports()
     pool.speed_up(client)
     return client
+
+
+def _check_proxy_ports() -> None:
+    """The environment's http(s) proxies, as httpx reads them: one whose port is no TCP port
+    (httpx takes it) failed every connection as if the server could not be reached."""
+    from urllib.request import getproxies  # (httpx has imported it)
+
+    proxies = getproxies()
+    if "*" in [host.strip() for host in proxies.get("no", "").split(",")]:
+        return  # NO_PROXY=*: httpx uses none of them
+    for key, value in proxies.items():
+        url = value if "://" in value else f"http://{value}"
+        if key in ("http", "https", "all") and is_http_url(url):
+            variables = (n for n in os.environ if n.lower() == f"{key}_proxy")
+            name = next((n for n in variables if os.environ[n] == value), f"{key}_proxy")
+            try:
+                check_url(url, f"proxy in {name}")
+            except UsageError as exc:
+                raise UsageError(f"{exc}; fix or unset it") from None
 
 
 def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncClient:
