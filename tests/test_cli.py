@@ -309,6 +309,37 @@ async def test_ctrl_c_keeps_resume_state_and_exits_130(tmp_path: Path) -> None:
         assert dest.read_bytes() == emu.content(PATH)
 
 
+@pytest.mark.parametrize(
+    ("signum", "said"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "stopped by SIGTERM")]
+)
+async def test_a_stop_says_a_file_without_validators_starts_over(
+    tmp_path: Path, signum: int, said: str
+) -> None:
+    """No ETag, no Last-Modified, no --sha256: nothing is kept, so no resume is promised."""
+    dest = tmp_path / "pkg.whl"
+    part = tmp_path / "pkg.whl.part"
+    link = Link(rate=256 * 1024, etag=False, last_modified=False)
+    async with Emulator({PATH: SyntheticFile(3_000_000)}, link=link) as emu:
+        args = [sys.executable, "-m", "segfetch", "get", emu.url(PATH), "-o", str(dest), "-n", "4"]
+        proc = subprocess.Popen(args, stderr=subprocess.PIPE)
+        try:
+            with trio.fail_after(30):
+                while not part.exists() or part.stat().st_size < 100_000:
+                    await trio.sleep(0.05)
+            proc.send_signal(signum)
+            _, err = await trio.to_thread.run_sync(proc.communicate, None, 10)
+        finally:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signum if signum != signal.SIGINT else 130
+    line = err.decode().strip()
+    assert (
+        line
+        == f"segfetch: {said}; nothing of the file was kept: the same command again starts it over"
+    )
+    assert not list(tmp_path.iterdir())
+
+
 async def test_killed_at_the_rename_the_next_run_only_renames(tmp_path: Path) -> None:
     """SIGKILL at the moment of the final rename: the next run finds every byte on disk."""
     dest = tmp_path / "pkg.whl"

@@ -62,11 +62,19 @@ def _run(args: argparse.Namespace) -> int:
     if options.connections is None:  # auto: begin where this host settled last time
         options = dataclasses.replace(options, start=host_start(host))
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
-        result = running.run(
-            lambda: download(
-                url, dest, options, sha256=args.sha256, size=args.size, progress=bar.update
+        try:
+            result = running.run(
+                lambda: download(
+                    url, dest, options, sha256=args.sha256, size=args.size, progress=bar.update
+                )
             )
-        )
+        except (KeyboardInterrupt, running.Terminated):
+            # A rerun resumes what the control file claims; there is none where nothing
+            # could prove a kept byte current (no ETag, no Last-Modified, no --sha256).
+            from segfetch.engine.store import side_names
+
+            args.nothing_kept = not dest.with_name(side_names(dest.name)[1]).exists()
+            raise
     if result.settled is not None:
         save_host_start(host, result.settled)
     if args.json:

@@ -64,11 +64,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {exc.filename}" if exc.filename else ""
         return _failed(args, f"error: {exc.strerror or exc}:{where}", 1)
     except KeyboardInterrupt:
-        return _failed(args, "interrupted; run the same command again to resume", 130)
+        return _failed(args, f"interrupted; {_again(args)}", 130)
     except Terminated as exc:
-        return _failed(
-            args, f"stopped by {exc}; run the same command again to resume", 128 + exc.signum
-        )
+        return _failed(args, f"stopped by {exc}; {_again(args)}", 128 + exc.signum)
+
+
+def _again(args: argparse.Namespace) -> str:
+    """What running the command again does: resume, unless it saw nothing was kept (get)."""
+    if getattr(args, "nothing_kept", False):
+        return "nothing of the file was kept: the same command again starts it over"
+    return "run the same command again to resume"
 
 
 def _failed(args: argparse.Namespace, line: str, code: int) -> int:
