@@ -105,7 +105,7 @@ async def test_bad_input_gets_one_line_and_exit_2(args: list[str], words: str) -
         ("https_proxy", "127.0.0.1:0", "proxy in https_proxy: 'http://127.0.0.1:0' (port 0 is not"),
     ],
 )
-@pytest.mark.parametrize("command", ["get", "download", "serve"])
+@pytest.mark.parametrize("command", ["get", "download", "download -r", "serve"])
 async def test_a_proxy_in_the_environment_segfetch_cannot_use_is_one_line(
     tmp_path: Path, variable: str, value: str, words: str, command: str
 ) -> None:
@@ -113,11 +113,12 @@ async def test_a_proxy_in_the_environment_segfetch_cannot_use_is_one_line(
     args = {
         "get": ["http://127.0.0.1:9/x.whl", "-o", str(tmp_path / "x.whl")],
         "download": ["x==1", "-d", str(tmp_path), "--index-url", "http://127.0.0.1:9/"],
+        "download -r": ["-r", "http://127.0.0.1:9/r.txt", "-d", str(tmp_path)],
         "serve": ["-i", "http://127.0.0.1:9/simple/", "--port", "0"],
     }[command]
     env = {variable: value, "NO_PROXY": "", "no_proxy": "", "PIP_CONFIG_FILE": os.devnull}
     with trio.fail_after(60):
-        proc = await segfetch(command, *args, env=env)
+        proc = await segfetch(command.split()[0], *args, env=env)
     assert proc.returncode == 2
     assert words in one_line_error(proc)
 

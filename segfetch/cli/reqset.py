@@ -68,15 +68,22 @@ def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bo
         return
     import httpx
 
-    check_url(path, "requirements file URL")
+    from segfetch.engine.client import PROXY_ERRORS, check_proxy_ports, proxy_error
 
+    check_url(path, "requirements file URL")
+    try:  # the environment's proxies, as for every other request
+        client = httpx.Client(follow_redirects=True, timeout=timeout)
+    except PROXY_ERRORS as exc:
+        raise proxy_error(exc) from None
+    check_proxy_ports()
     why = ""
-    try:
-        answer = httpx.get(path, follow_redirects=True, timeout=timeout)
-        if answer.status_code != 200:
-            why = f"the server answered {answer.status_code} {answer.reason_phrase}"
-    except httpx.HTTPError as exc:
-        why = str(exc) or type(exc).__name__
+    with client:
+        try:
+            answer = client.get(path)
+            if answer.status_code != 200:
+                why = f"the server answered {answer.status_code} {answer.reason_phrase}"
+        except httpx.HTTPError as exc:
+            why = str(exc) or type(exc).__name__
     if why:
         raise UsageError(f"cannot read requirements file {redact_url(path)}: {why}")
     reqs.add_fetched(answer.content, redact_url(path), constraint=constraint)

@@ -102,19 +102,28 @@ def make_client(
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     try:
         client = _client(limits, timeout, net)
-    except (ImportError, ValueError, httpx.InvalidURL) as exc:
-        what = "is a SOCKS proxy" if isinstance(exc, ImportError) else f"is not a URL ({exc})"
-        raise UsageError(
-            f"a proxy set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) {what}: "
-            "segfetch speaks to HTTP proxies; fix or unset it"
-        ) from None
+    except PROXY_ERRORS as exc:
+        raise proxy_error(exc) from None
     if net.proxy is None:  # (pip's proxy, checked by pipnet, is used in place of these)
-        _check_proxy_ports()
+        check_proxy_ports()
     pool.speed_up(client)
     return client
 
 
-def _check_proxy_ports() -> None:
+# What httpx raises when it makes a client for the environment's proxies: a SOCKS proxy
+# (socksio is not installed), or one that is not a URL.
+PROXY_ERRORS = (ImportError, ValueError, httpx.InvalidURL)
+
+
+def proxy_error(exc: BaseException) -> UsageError:
+    what = "is a SOCKS proxy" if isinstance(exc, ImportError) else f"is not a URL ({exc})"
+    return UsageError(
+        f"a proxy set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) {what}: "
+        "segfetch speaks to HTTP proxies; fix or unset it"
+    )
+
+
+def check_proxy_ports() -> None:
     """The environment's http(s) proxies, as httpx reads them: one whose port is no TCP port
     (httpx takes it) failed every connection as if the server could not be reached."""
     from urllib.request import getproxies  # (httpx has imported it)
