@@ -728,3 +728,62 @@ async def test_a_404_for_a_url_httpx_rewrites_is_not_taken_for_an_expired_redire
             await download(url, tmp_path / "x.bin", Options(policy=FAST))
         nursery.cancel_scope.cancel()
     assert asked == [b"/no%20such.bin"]
+
+
+@pytest.mark.parametrize("off", [-1000, +1000])
+@pytest.mark.parametrize("validators", [True, False])
+async def test_a_size_a_206_gave_holds_for_a_later_answer_without_length(
+    tmp_path: Path, off: int, validators: bool
+) -> None:
+    """The first answer, a 206, gives the size; every later one ignores ranges: a 200 with
+    no Content-Length, its end the connection's close, a body short (or long) of that
+    size. Never kept at that length with exit 0 (it was: the one stream forgot the size)."""
+    data = bytes(range(256)) * 1200  # 300 kB
+    tag = b'ETag: "v1"\r\n' if validators else b""
+    answers: list[int] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        head = await read_head(stream)
+        answers.append(len(answers))
+        if len(answers) == 1:
+            start, end = range_asked(head, len(data))
+            reply = b"HTTP/1.1 206 Partial Content\r\n" + tag
+            reply += b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(data))
+            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            await stream.send_all(reply + data[start : end + 1])
+        else:
+            body = data[: len(data) + off] + b"x" * max(off, 0)
+            await stream.send_all(b"HTTP/1.1 200 OK\r\n" + tag + b"\r\n" + body)
+        await stream.aclose()
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    with pytest.raises((DownloadError, BaseExceptionGroup)):
+        await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert not (tmp_path / "f.bin").exists()
+
+
+@pytest.mark.parametrize("off", [-1000, +1000])
+@pytest.mark.parametrize("connections", [1, 4])
+async def test_a_whole_206_without_length_must_end_at_its_range(
+    tmp_path: Path, off: int, connections: int
+) -> None:
+    """A 206 ``bytes 0-N/N+1`` with no Content-Length, its body short or long of it and
+    ended by the close: its Content-Range says the length (taken at any length before).
+    The file whole (read up to the range's end), or an error."""
+    data = bytes(range(256)) * 1200
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_head(stream)
+        label = b"bytes 0-%d/%d" % (len(data) - 1, len(data))
+        body = data[: len(data) + off] + b"x" * max(off, 0)
+        reply = b'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\nContent-Range: %s\r\n\r\n' % label
+        await stream.send_all(reply + body)
+        await stream.aclose()
+
+    options = Options(connections=connections, min_segment=64 * 1024, policy=FAST)
+    try:
+        await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    except (DownloadError, BaseExceptionGroup):
+        assert not (tmp_path / "f.bin").exists()
+    else:
+        assert (tmp_path / "f.bin").read_bytes() == data

@@ -272,6 +272,12 @@ def test_range_header_and_content_range_agree(a: tuple[int, int, int]) -> None:
 def test_whole_answers() -> None:
     assert isinstance(rules.judge_whole(503, {}, None, NAME), rules.Retry)
     assert rules.judge_whole(200, {}, 7, NAME) == rules.Whole(None)
+    # A 206 of the whole file says its length in its Content-Range, with no Content-Length
+    whole = {"Content-Range": "bytes 0-99/100"}
+    assert rules.judge_whole(206, whole, None, NAME) == rules.Whole(100)
+    assert rules.judge_whole(206, {**whole, "Content-Length": "100"}, None, NAME) == rules.Whole(
+        100
+    )
 
 
 def test_an_answer_without_the_known_validators_is_not_taken_for_the_file() -> None:

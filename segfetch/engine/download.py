@@ -286,7 +286,8 @@ class _Download:
                     if not whole_file:
                         await response.aclose()
                     self.state = None
-                    return await self._single(response if whole_file else None)
+                    learned = verdict.total if isinstance(verdict, rules.Ranged) else None
+                    return await self._single(response if whole_file else None, learned)
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total
                     return await self._ranged(verdict, Body(response, chunks, end))
@@ -297,9 +298,10 @@ class _Download:
             if self.slots is not None and not self.probe_slot:  # the worker gave it back
                 await self.slots.acquire()
             self.probe_slot = True
+            learned = self.state.size if self.state is not None else None
             self.state, self.hasher = None, PrefixHasher(self.part)  # all of it, from byte 0
             self.transfer = None  # progress counts the stream's bytes from now on
-            return await self._single(None)
+            return await self._single(None, learned)
         finally:
             self._release_probe_slot()
 
@@ -442,12 +444,13 @@ class _Download:
         self._report(force=True)
         return state.size
 
-    async def _single(self, response: httpx.Response | None) -> int:
-        """One stream from byte 0 (whole.py): the server ignores ranges."""
+    async def _single(self, response: httpx.Response | None, learned: int | None = None) -> int:
+        """One stream from byte 0 (whole.py): the server ignores ranges. ``learned``: the
+        size an earlier answer gave (a body that says no length must end there)."""
         return await whole.fetch(
             self.client, self.where, self.options, self.rng, self.stats, self.part,
-            self.hasher, size=self.size, keep=self.state, html_ok=self.html_ok,
-            report=self._report, response=response,
+            self.hasher, size=self.size, learned=learned, keep=self.state,
+            html_ok=self.html_ok, report=self._report, response=response,
         )  # fmt: skip
 
     def _report(self, force: bool = False) -> None:

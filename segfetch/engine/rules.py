@@ -304,13 +304,14 @@ def judge_whole(
 ) -> Whole | Retry | Fail:
     """An answer to a request without Range, from a server that ignores ranges; or a 206
     of the whole file (``bytes 0-N/N+1``)."""
-    if status == 206 and _is_whole(headers.get("Content-Range", ""), content_length(headers)):
+    size = content_length(headers)
+    if status == 206 and _is_whole(headers.get("Content-Range", ""), size):
         status = 200
+        size = parse_content_range(headers["Content-Range"])[2]  # the length, with none given
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
     if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
         return bad
-    size = content_length(headers)
     if expected_size is not None and size not in (None, expected_size):
         return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
     return Whole(size)

@@ -32,13 +32,16 @@ async def fetch(
     hasher: PrefixHasher,
     *,
     size: int | None,
+    learned: int | None = None,
     keep: State | None,
     html_ok: bool,
     report: Callable[..., None],
     response: httpx.Response | None,
 ) -> int:
     """The file's size once it is all in ``part`` and hashed; ``response``: a first answer
-    to use (None: ask)."""
+    to use (None: ask). ``size``: what it must be (``--size``, the index); ``learned``: what
+    an earlier answer said, for an answer that says no length (close-delimited, chunked):
+    its body must end there."""
     budget = Budget(options.policy, rng)
     while True:
         try:
@@ -52,7 +55,7 @@ async def fetch(
                 raise verdict.error
             if isinstance(verdict, rules.Retry):
                 raise RetryLater(verdict.failure)
-            known = verdict.size if verdict.size is not None else size  # never write past it
+            known = next((n for n in (verdict.size, size, learned) if n is not None), None)
             if keep is not None and not _same(keep, response.headers, known):
                 keep = None  # another version than the saved state's: nothing of it kept
             return await _stream(response, known, part, hasher, stats, keep, where.name, report)
