@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -571,3 +572,44 @@ def test_the_installer_is_given_the_caches_own_folders(
     assert pip.install(installer, sys.executable, fetched, [], [], cached=cache.files) == 0
     assert str(kept.parent) in seen["links"] and str(local.parent) not in seen["links"]
     assert seen["files"] == ["kept-1.0-py3-none-any.whl", "mine-1.0-py3-none-any.whl"]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+async def test_a_signal_while_the_target_is_probed_is_one_line_and_stops_the_probe(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """Before trio runs (the target's probe starts first): SIGTERM and SIGHUP stop the
+    command as later, one line, 128 + the signal, the probe stopped with it (the default
+    action killed segfetch silently and left the probe behind)."""
+    pids = tmp_path / "probe.pid"
+    wrapper = tmp_path / "python"  # the target; its probe says its pid, then waits
+    wrapper.write_text(f'#!/bin/sh\necho $$ >> "{pids}"\nsleep 30\nexec "{sys.executable}" "$@"\n')
+    wrapper.chmod(0o755)
+    cmd = [sys.executable, "-m", "segfetch", "install", "--python", str(wrapper), "-q"]
+    cmd += ["--no-cache", "--index-url", "http://127.0.0.1:9/simple/", "x==1"]
+    (tmp_path / "pip.conf").write_text("")  # a config file: segfetch waits for the probe
+    env = {**os.environ, "PIP_CONFIG_FILE": str(tmp_path / "pip.conf")}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+    with trio.fail_after(30):
+        while not (pids.exists() and pids.read_text().strip()):
+            await trio.sleep(0.02)
+    proc.send_signal(sig)
+    _, said = await trio.to_thread.run_sync(proc.communicate, None, 30)  # bounded
+    err = said.decode()
+    assert proc.returncode == code, err
+    assert len(err.strip().splitlines()) == 1 and "stopped by" in err, err
+    (probe,) = map(int, pids.read_text().split())
+    with trio.fail_after(10):
+        while _alive(probe):
+            await trio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie whose parent is gone is not alive either
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -243,8 +243,7 @@ def _run_started(
         root = Path(throwaway) if args.no_cache else args.cache_dir or default_cache_dir()
         pip_reqs_now = pip_files_now(pip_files)
         # uv on its way before trio and httpx load, where the set will likely take uv's
-        # streaming route (Early.ahead decides); a SIGTERM meanwhile stops it too
-        stack.enter_context(running.stop_on_signals())
+        # streaming route (Early.ahead decides)
         pre = None
         if (
             installer is not None and installer.name == "uv" and pip_reqs_now is not None
@@ -277,16 +276,15 @@ def _run_started(
         else:
             if installer.why_not_uv and not args.quiet:
                 print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
-            with running.stop_on_signals():  # the installer is stopped with segfetch
-                code = installing.replay(args.json) if installing.code == 0 else install(
-                    installer, python, fetched, pip_reqs, pip_args,
-                    quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
-                )  # fmt: skip
-                if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
-                    record_origins(python, origins)
-                for path in command_line_values(pip_args, "--report") if code == 0 else ():
-                    if path != "-":  # (on stdout: pip's own output, as it wrote it)
-                        report_origins(Path(path), fetched)
+            code = installing.replay(args.json) if installing.code == 0 else install(
+                installer, python, fetched, pip_reqs, pip_args,
+                quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
+            )  # fmt: skip
+            if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
+                record_origins(python, origins)
+            for path in command_line_values(pip_args, "--report") if code == 0 else ():
+                if path != "-":  # (on stdout: pip's own output, as it wrote it)
+                    report_origins(Path(path), fetched)
         if args.json:  # one document: what was fetched, or why the install failed
             if code != 0:
                 assert installer is not None  # (a download only links the files)

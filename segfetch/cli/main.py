@@ -15,7 +15,7 @@ from typing import Any
 
 from segfetch import __version__
 from segfetch.cli import ReportLost, stdout_gone
-from segfetch.cli.running import Terminated
+from segfetch.cli.running import Terminated, stop_on_signals
 from segfetch.errors import SegfetchError, first_error
 
 # Each command's module and the function that adds its parsers, in the order --help lists them.
@@ -48,7 +48,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(args.pip_args)}")
     try:
         try:
-            return int(args.run(args))
+            # From here on SIGTERM and SIGHUP stop the command as Ctrl-C does (running.py),
+            # also before and after trio runs: a probe, a uv or an installer started meanwhile
+            # is stopped with it, and its temporary folders removed.
+            with stop_on_signals():
+                return int(args.run(args))
         except BaseExceptionGroup as group:  # from a nursery: say what caused it
             raise first_error(group) from None
     except ReportLost as exc:  # the work is done: one line, as pip's 'Pipe to stdout was broken'
