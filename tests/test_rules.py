@@ -341,3 +341,10 @@ def test_a_whole_answer_continues_a_saved_state_only_as_its_own_file() -> None:
     assert not _same(keep, httpx.Headers({"ETag": '"A"'}), 90)
     assert not _same(keep, httpx.Headers({"ETag": '"B"'}), 100)
     assert not _same(keep, httpx.Headers({}), 100)
+
+
+def test_a_range_answered_for_another_is_said_as_http_writes_ranges() -> None:
+    head = _headers(0, 99, 300)  # bytes 0-99/300 for a request of bytes 100-199
+    verdict = rules.judge_segment(206, head, 100, 200, Known(300, None, None), NAME)
+    assert isinstance(verdict, rules.Retry)
+    assert "answered bytes 0-99 for 100-199" in verdict.failure.message

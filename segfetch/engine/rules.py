@@ -374,6 +374,7 @@ def judge_segment(
     if span is None:
         return Multipart(multipart_boundary(headers) or b"")
     if span != (start, end):
-        message = f"{name} answered bytes {span[0]}-{span[1]} for {start}-{end}"
+        # (as HTTP writes them: the last byte, not the end)
+        message = f"{name} answered bytes {span[0]}-{span[1] - 1} for {start}-{end - 1}"
         return Retry(Failure(message, retry=True))
     return Ranged(start, known.size, etag, modified)
