@@ -68,14 +68,11 @@ def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bo
         return
     import httpx
 
-    from segfetch.engine.client import PROXY_ERRORS, check_proxy_ports, proxy_error
+    from segfetch.engine.client import with_env_proxies
 
     check_url(path, "requirements file URL")
-    try:  # the environment's proxies, as for every other request
-        client = httpx.Client(follow_redirects=True, timeout=timeout)
-    except PROXY_ERRORS as exc:
-        raise proxy_error(exc) from None
-    check_proxy_ports()
+    # the environment's proxies, as for every other request
+    client = with_env_proxies(lambda: httpx.Client(follow_redirects=True, timeout=timeout))
     why = ""
     with client:
         try:

@@ -8,6 +8,7 @@ import contextlib
 import ctypes
 import os
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import httpcore
 import httpx
@@ -100,30 +101,33 @@ def make_client(
     dns.share_lookups()  # one lookup per host for all connections, not one each
     net = network or Network()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    try:
-        client = _client(limits, timeout, net)
-    except PROXY_ERRORS as exc:
-        raise proxy_error(exc) from None
-    if net.proxy is None:  # (pip's proxy, checked by pipnet, is used in place of these)
-        check_proxy_ports()
+    # (pip's proxy, checked by pipnet, is used in place of the environment's)
+    client = with_env_proxies(lambda: _client(limits, timeout, net), net.proxy is None)
     pool.speed_up(client)
     return client
 
 
-# What httpx raises when it makes a client for the environment's proxies: a SOCKS proxy
-# (socksio is not installed), or one that is not a URL.
-PROXY_ERRORS = (ImportError, ValueError, httpx.InvalidURL)
+C = TypeVar("C")
 
 
-def proxy_error(exc: BaseException) -> UsageError:
-    what = "is a SOCKS proxy" if isinstance(exc, ImportError) else f"is not a URL ({exc})"
-    return UsageError(
-        f"a proxy set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) {what}: "
-        "segfetch speaks to HTTP proxies; fix or unset it"
-    )
+def with_env_proxies(make: Callable[[], C], ports: bool = True) -> C:
+    """``make()``, an httpx client for the environment's proxies; one line, not a traceback,
+    for a proxy segfetch cannot use: a SOCKS proxy (socksio is not installed), one that is
+    not a URL, or (``ports``) one whose port is no TCP port."""
+    try:
+        client = make()
+    except (ImportError, ValueError, httpx.InvalidURL) as exc:
+        what = "is a SOCKS proxy" if isinstance(exc, ImportError) else f"is not a URL ({exc})"
+        raise UsageError(
+            f"a proxy set in the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) {what}: "
+            "segfetch speaks to HTTP proxies; fix or unset it"
+        ) from None
+    if ports:
+        _check_proxy_ports()
+    return client
 
 
-def check_proxy_ports() -> None:
+def _check_proxy_ports() -> None:
     """The environment's http(s) proxies, as httpx reads them: one whose port is no TCP port
     (httpx takes it) failed every connection as if the server could not be reached."""
     from urllib.request import getproxies  # (httpx has imported it)

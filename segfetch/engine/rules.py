@@ -281,7 +281,7 @@ def judge_probe(
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
         total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
-    whole = _is_whole(headers.get("Content-Range", ""), content_length(headers))
+    whole = _whole_length(headers) is not None
     if known is None and whole and end is not None and end < last:
         return Whole(total)  # the whole file to a smaller range: the server ignores ranges
     # A bounded first request past the end of a small file gets what there is.
@@ -305,9 +305,8 @@ def judge_whole(
     """An answer to a request without Range, from a server that ignores ranges; or a 206
     of the whole file (``bytes 0-N/N+1``)."""
     size = content_length(headers)
-    if status == 206 and _is_whole(headers.get("Content-Range", ""), size):
-        status = 200
-        size = parse_content_range(headers["Content-Range"])[2]  # the length, with none given
+    if status == 206 and (whole := _whole_length(headers)) is not None:
+        status, size = 200, whole  # (its Content-Range says the length, with none given)
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
     if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
@@ -317,13 +316,15 @@ def judge_whole(
     return Whole(size)
 
 
-def _is_whole(content_range: str, length: int | None) -> bool:
-    """``bytes 0-N/N+1``, and a Content-Length that does not say less (or more)."""
+def _whole_length(headers: Headers) -> int | None:
+    """The file's length, where a 206 is all of it: ``bytes 0-N/N+1``, and a Content-Length
+    that does not say less (or more). Else None."""
     try:
-        first, last, total = parse_content_range(content_range)
+        first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError:
-        return False
-    return first == 0 and last == total and length in (None, total)
+        return None
+    whole = first == 0 and last == total and content_length(headers) in (None, total)
+    return total if whole else None
 
 
 def judge_segment(
