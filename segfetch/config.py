@@ -28,6 +28,12 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "segfetch"
 
 
+def cache_entry(root: Path, sha256: str) -> Path:
+    """The folder of the cache's verified file with this sha256 (``wheels.cache``); here,
+    where no trio is loaded, for install's look before it starts uv."""
+    return root / "sha256" / sha256[:2] / sha256
+
+
 def config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(os.environ.get("SEGFETCH_CONFIG", Path(base) / "segfetch" / "config.json"))

@@ -7,6 +7,7 @@ import socket
 import sys
 from pathlib import Path
 
+from segfetch.wheels.cache import Cache
 from segfetch.wheels.installer import Installer
 from segfetch.wheels.prelaunch import all_cached, prelaunch
 
@@ -91,7 +92,7 @@ def test_no_uv_where_the_cache_folder_cannot_be_written(tmp_path: Path) -> None:
 
 def test_all_cached_asks_a_file_for_every_hashed_requirement(tmp_path: Path) -> None:
     a, b = "a" * 64, "b" * 64
-    (tmp_path / "sha256" / "aa" / a).mkdir(parents=True)
+    Cache(tmp_path).path(a, "x-1.0-py3-none-any.whl").parent.mkdir(parents=True)  # its layout
     assert all_cached(tmp_path, [{a}, {b, a}])
     assert not all_cached(tmp_path, [{a}, {b}])
     assert not all_cached(tmp_path, [{a}, set()])  # a requirement without hashes

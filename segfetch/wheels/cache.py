@@ -22,7 +22,7 @@ from pathlib import Path
 
 import trio
 
-from segfetch.config import default_cache_dir
+from segfetch.config import cache_entry, default_cache_dir
 from segfetch.engine.store import HASH_CHUNK
 from segfetch.errors import UsageError
 
@@ -85,7 +85,7 @@ class Cache:
         return self.root / "sha256"
 
     def path(self, sha256: str, filename: str) -> Path:
-        return self.files / sha256[:2] / sha256 / filename
+        return cache_entry(self.root, sha256) / filename
 
     def unverified_path(self, url: str, filename: str) -> Path:
         """Where a file whose hash the index did not give is fetched before it is known."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from segfetch.config import cache_entry
 from segfetch.wheels.installer import Installer, command, loopback_direct, stop
 
 BACKLOG = 64  # uv opens one connection per project page at once
@@ -56,10 +57,10 @@ def no_deps(installer: Installer, pinned: bool) -> bool:
 
 
 def all_cached(cache_root: Path, hashes: Sequence[Collection[str]]) -> bool:
-    """Whether every hashed requirement has a file in the cache (``cache.Cache``'s layout),
-    when each has hashes: such a set installs from the cache, without uv's index."""
+    """Whether every hashed requirement has a file in the cache, when each has hashes: such
+    a set installs from the cache, without uv's index."""
     return bool(hashes) and all(
-        h and any((cache_root / "sha256" / sha[:2] / sha).is_dir() for sha in h) for h in hashes
+        h and any(cache_entry(cache_root, sha).is_dir() for sha in h) for h in hashes
     )
 
 
