@@ -159,3 +159,24 @@ def loopback_direct(env: dict[str, str]) -> None:
     names for everything else (HTTP_PROXY, ALL_PROXY: pip and uv would send it there)."""
     for key in ("NO_PROXY", "no_proxy"):
         env[key] = ",".join(x for x in (env.get(key, ""), "127.0.0.1,localhost,::1") if x)
+
+
+def uv_from_loopback(
+    installer: Installer,
+    python: str,
+    url: str,
+    links: Sequence[str],
+    cache_dir: str,
+    no_deps: bool,
+    reqs: Sequence[str],
+    pip_args: Sequence[str],
+    quiet: bool,
+) -> tuple[list[str], dict[str, str]]:
+    """uv's command line and environment for an install from segfetch's own index at
+    ``url`` (and ``links``), with a uv cache folder of the run's."""
+    where = ["--index-url", url, *links, "--cache-dir", cache_dir]
+    where += ["--no-deps"] if no_deps else []
+    cmd, env = command(installer, python, where, reqs, pip_args, quiet)
+    env = dict(env or os.environ)
+    loopback_direct(env)  # uv needs no network but loopback: no proxy may catch our index
+    return cmd, env

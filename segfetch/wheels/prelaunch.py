@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from segfetch.config import cache_entry
-from segfetch.wheels.installer import Installer, command, loopback_direct, stop
+from segfetch.wheels.installer import Installer, stop, uv_from_loopback
 
 BACKLOG = 64  # uv opens one connection per project page at once
 
@@ -86,10 +86,9 @@ def prelaunch(
             sock.listen(BACKLOG)
             url = f"http://127.0.0.1:{sock.getsockname()[1]}/simple/"
             told = no_deps(installer, pinned=True)
-            where = ["--index-url", url, "--cache-dir", folder, *(["--no-deps"] if told else [])]
-            cmd, env = command(installer, python, where, reqs, pip_args, quiet)
-            env = dict(env or os.environ)
-            loopback_direct(env)
+            cmd, env = uv_from_loopback(
+                installer, python, url, [], folder, told, reqs, pip_args, quiet
+            )
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         except OSError:
             stack.close()

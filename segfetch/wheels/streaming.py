@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.install import Session
-from segfetch.wheels.installer import Installer, command, loopback_direct
+from segfetch.wheels.installer import Installer, uv_from_loopback
 from segfetch.wheels.localindex import IndexApp
 from segfetch.wheels.pip import find_links
 from segfetch.wheels.prelaunch import Prelaunched, no_deps, uv_cache
@@ -165,10 +164,13 @@ class Early:
             await nursery.start(functools.partial(app.serve, sock=pre.sock if pre else None))
             nursery.start_soon(trio.to_thread.run_sync, sweep)
             if pre is None:
+                assert self.installer is not None
                 url = f"http://127.0.0.1:{app.port}/simple/"
-                where = ["--index-url", url, *links, "--cache-dir", uv_folder]
-                where += ["--no-deps"] if no_deps else []
-                nursery.start_soon(self._uv, started, where, args)
+                cmd, env = uv_from_loopback(
+                    self.installer, self.python, url, links, uv_folder, no_deps, args,
+                    self.pip_args, self.quiet,
+                )  # fmt: skip
+                nursery.start_soon(self._uv, started, cmd, env)
             else:
                 nursery.start_soon(self._adopted, started, pre)
             try:
@@ -186,24 +188,17 @@ class Early:
             self.code, (self.stdout, self.stderr) = code, pre.output()
             started.done.set()
 
-    async def _uv(self, started: _Started, where: Sequence[str], args: Sequence[str]) -> None:
+    async def _uv(self, started: _Started, cmd: list[str], env: dict[str, str]) -> None:
+        """uv, once told to ``go``, its output kept for ``replay``. Stopped (``stop``), uv
+        is stopped and reaped (trio: SIGTERM, then SIGKILL after 5 s)."""
         with started.stop:
             await started.go.wait()
-            await self.run(where, args, started.done)
-
-    async def run(self, where: Sequence[str], reqs: Sequence[str], done: trio.Event) -> None:
-        """uv, its output kept for ``replay``. Cancelled, uv is stopped and reaped (trio:
-        SIGTERM, then SIGKILL after 5 s)."""
-        assert self.installer is not None
-        cmd, env = command(self.installer, self.python, where, reqs, self.pip_args, self.quiet)
-        env = dict(env or os.environ)
-        loopback_direct(env)  # uv needs no network but loopback: no proxy may catch our index
-        proc = await trio.run_process(
-            cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True,
-            check=False, env=env,
-        )  # fmt: skip
-        self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
-        done.set()
+            proc = await trio.run_process(
+                cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True,
+                check=False, env=env,
+            )  # fmt: skip
+            self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+            started.done.set()
 
 
 @dataclass
