@@ -1,6 +1,6 @@
 """`segfetch get`'s start-up over the link emulator on loopback (docs/benchmarks.md).
 
-    python benchmarks/startup.py [--runs 9] [--baseline DIR ...] [--out FILE]
+    python benchmarks/startup.py [--runs 9] [--rtt SECONDS] [--baseline DIR ...] [--out FILE]
 
 Per run and per source tree (this one, and each --baseline, e.g. `git archive` of an earlier
 commit unpacked in DIR), interleaved so that the machine's load hits all alike: spawn
@@ -8,11 +8,12 @@ commit unpacked in DIR), interleaved so that the machine's load hits all alike: 
 emulator's first request, the wall time of the whole command, and its CPU seconds (user +
 system, from the children's rusage). Beside them, the floor: `python -c "import trio, httpx,
 httpcore, os; os._exit(0)"` (the libraries every download needs, without the interpreter's
-exit), wall and CPU. All trees run with this interpreter and its packages, as `python -m
-segfetch` from their own folder, with bytecode written and read as an installed package has it
-(bench.peer_env drops PYTHONDONTWRITEBYTECODE). The first run of each tree is not counted (it
-warms the page cache and writes the bytecode). Median, min and max; not a test: nothing here
-asserts a time.
+exit), wall and CPU. ``--rtt``: the emulator waits that long on each new connection and
+before each answer's head (a server far away). All trees run with this interpreter and its
+packages, as `python -m segfetch` from their own folder, with bytecode written and read as an
+installed package has it (bench.peer_env drops PYTHONDONTWRITEBYTECODE). The first run of
+each tree is not counted (it warms the page cache and writes the bytecode). Median, min and
+max; not a test: nothing here asserts a time.
 """
 
 from __future__ import annotations
@@ -72,9 +73,9 @@ async def floor() -> dict[str, float]:
     return {"wall": trio.current_time() - t0, "cpu": children_cpu() - cpu0}
 
 
-async def startup(runs: int, work: Path, trees: dict[str, Path]) -> Record:
+async def startup(runs: int, work: Path, trees: dict[str, Path], rtt: float) -> Record:
     times: dict[str, list[float]] = {}
-    async with Emulator({"/f.bin": SyntheticFile(SIZE)}, link=Link()) as emu:
+    async with Emulator({"/f.bin": SyntheticFile(SIZE)}, link=Link(rtt=rtt)) as emu:
         for run in range(runs + 1):
             for label, tree in [*trees.items(), ("floor: import trio, httpx, httpcore", None)]:
                 took = await (floor() if tree is None else one_get(emu, tree, work))
@@ -89,6 +90,9 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--out", type=Path, help="write the figures here as JSON")
+    ap.add_argument(
+        "--rtt", type=float, default=0.0, help="seconds the emulator waits before each answer"
+    )
     add_baseline(
         ap,
         "also time the segfetch package in DIR, interleaved with this tree's; repeatable",
@@ -102,7 +106,7 @@ async def main() -> None:
         "time": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     with tempfile.TemporaryDirectory(prefix="segfetch-startup-") as tmp:
-        report["startup"] = await startup(args.runs, Path(tmp), trees)
+        report["startup"] = await startup(args.runs, Path(tmp), trees, args.rtt)
     report["load_after"] = os.getloadavg()
     print(table(report["startup"]))
     print(f"load average before / after: {report['load']} / {report['load_after']}")

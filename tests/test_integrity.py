@@ -19,9 +19,10 @@ from helpers import one_line_error, segfetch
 
 from segfetch.engine import store
 from segfetch.engine.download import download
+from segfetch.engine.names import side_names
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
-from segfetch.engine.store import PartFile, State, side_names
+from segfetch.engine.store import PartFile, State
 from segfetch.errors import Busy, UsageError
 from segfetch.testing.emulator import Emulator, Link, SyntheticFile
 

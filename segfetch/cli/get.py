@@ -8,13 +8,16 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from segfetch.cli import collector_paused, report, running
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.config import host_start, save_host_start
+from segfetch.engine.early import start as start_early
+from segfetch.engine.names import side_names
 from segfetch.errors import UsageError, check_url, redact_url
 from segfetch.units import human_bytes, is_sha256, plural
 
@@ -49,14 +52,17 @@ def add_command(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    with collector_paused():  # the engine's imports: trio, httpx
-        from segfetch.cli.progress import ProgressBar
-        from segfetch.engine.download import download
-
-    url = check_url(args.url)
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
     options = download_options(args)
+    url, early = args.url, None
+    if args.size is None and not _resuming(url, args.output):  # (else it asks otherwise)
+        early = start_early(url, options.connections, options.min_segment, options.timeout)
+    with collector_paused():  # the engine's imports: trio, httpx
+        check_url(url)
+        from segfetch.cli.progress import ProgressBar
+        from segfetch.engine.download import download
+
     dest = _destination(url, args.output)
     host = _host(url)
     if options.connections is None:  # auto: begin where this host settled last time
@@ -64,15 +70,14 @@ def _run(args: argparse.Namespace) -> int:
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
         try:
             result = running.run(
-                lambda: download(
-                    url, dest, options, sha256=args.sha256, size=args.size, progress=bar.update
+                partial(
+                    download, url, dest, options, sha256=args.sha256, size=args.size,
+                    progress=bar.update, early=early,
                 )
-            )
+            )  # fmt: skip
         except (KeyboardInterrupt, running.Terminated):
             # A rerun resumes what the control file claims; there is none where nothing
             # could prove a kept byte current (no ETag, no Last-Modified, no --sha256).
-            from segfetch.engine.store import side_names
-
             args.nothing_kept = not dest.with_name(side_names(dest.name)[1]).exists()
             raise
     if result.settled is not None:
@@ -97,6 +102,20 @@ def _host(url: str) -> str:
     if authority.rsplit(":", 1)[-1].isdigit() and not authority.endswith("]"):
         return authority
     return f"{authority}:{443 if scheme.lower() == 'https' else 80}"
+
+
+def _resuming(url: str, output: str | None) -> bool:
+    """Whether a control file may be there to resume (a guess at the destination without
+    httpx: where it errs, the engine's first request differs and the early one is closed)."""
+    try:
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        if output is None or Path(output).is_dir():
+            dest = Path(output or ".") / name
+        else:
+            dest = Path(output)
+        return not name or dest.with_name(side_names(dest.name)[1]).exists()
+    except ValueError:  # not a URL, not a path: the checks after the imports say so
+        return True
 
 
 def _destination(url: str, output: str | None) -> Path:

@@ -16,8 +16,10 @@ import trio
 
 from segfetch import __version__
 from segfetch.engine import dns, failures, pool, rules
+from segfetch.engine.adopt import adopt
 from segfetch.engine.body import READ_SIZE as READ_SIZE  # tests/test_malloc.py uses it here
 from segfetch.engine.body import body_chunks
+from segfetch.engine.early import Early
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
 from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
@@ -164,17 +166,24 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
 
 
 async def send(
-    client: httpx.AsyncClient, where: Location, headers: dict[str, str], timeout: float
+    client: httpx.AsyncClient,
+    where: Location,
+    headers: dict[str, str],
+    timeout: float,
+    early: Early | None = None,
 ) -> httpx.Response:
     """GET the current URL, streamed. Returns 200, 206 and 416 answers for the rules to judge;
-    any other status or transport failure is classified: RetryLater, or a final error."""
+    any other status or transport failure is classified: RetryLater, or a final error.
+    ``early``: the answer to this request if it was sent already (adopt.py)."""
     url, name = where.current, where.name
     request = client.build_request("GET", url, headers=headers, timeout=timeout)
     # httpx's read timeout is per read: a server trickling its headers a byte at a time
     # would never trip it. The whole head must arrive within one timeout.
     try:
         with trio.fail_after(timeout):
-            response = await client.send(request, stream=True)
+            response = await adopt(early, request, timeout) if early else None
+            if response is None:
+                response = await client.send(request, stream=True)
     except trio.TooSlowError:
         raise RetryLater(
             Failure(f"{name}: no complete answer within {timeout:g} s", retry=True)

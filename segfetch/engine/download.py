@@ -33,6 +33,7 @@ from segfetch.engine.client import (
     send,
 )
 from segfetch.engine.control import START, Controller
+from segfetch.engine.early import Early
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
 from segfetch.engine.repair import forget_damaged
@@ -61,6 +62,7 @@ async def download(
     client: httpx.AsyncClient | None = None,
     slots: Slots | None = None,
     seed: int | None = None,
+    early: Early | None = None,
 ) -> Result:
     """Fetch url to dest; dest appears only complete and verified.
 
@@ -68,7 +70,8 @@ async def download(
     be the server's size, or nothing is fetched. ``slots`` is a connection budget shared with
     other downloads: each connection holds one place. ``client`` is reused if given (its
     connection pool should allow ``options.cap``); ``options.timeout`` applies to
-    every request either way. ``seed`` makes backoff jitter repeatable.
+    every request either way. ``seed`` makes backoff jitter repeatable. ``early``: a first
+    request already sent (early.py), taken if it is the one the download would send first.
     """
     options = options or Options()
     dest = Path(dest)
@@ -82,6 +85,7 @@ async def download(
         rng=JITTER if seed is None else random.Random(seed),
         slots=slots,
         size=size,
+        early=early,
     )
     try:
         if client is not None:
@@ -92,6 +96,8 @@ async def download(
         raise DiskError.from_os(exc, str(job.part.part)) from None
     finally:
         job.part.release()  # and with it the lock on the destination
+        if early is not None:
+            early.close()  # (if the download asked otherwise)
 
 
 def download_sync(
@@ -133,6 +139,7 @@ class _Download:
         rng: random.Random,
         slots: Slots | None,
         size: int | None,
+        early: Early | None = None,
     ) -> None:
         self.where = Location(url)  # the URL asked for (the control file's key), and where to
         self.name = self.where.name
@@ -140,7 +147,7 @@ class _Download:
         if slots is None and options.connections is None:
             start = options.start or START  # this file alone finds its count
             slots = Slots(0, Controller(options.cap, limit=start, knee=options.start))
-        self.progress, self.rng, self.slots = progress, rng, slots
+        self.progress, self.rng, self.slots, self.early = progress, rng, slots, early
         self.part = PartFile(dest)
         self.hasher = PrefixHasher(self.part)
         self.stats = Stats()
@@ -378,7 +385,8 @@ class _Download:
         if state is not None and (validator := state.etag or state.last_modified):
             headers["If-Range"] = validator
         self.stats.requests += 1
-        response = await send(self.client, self.where, headers, self.options.timeout)
+        early, self.early = self.early, None  # the first probe's only
+        response = await send(self.client, self.where, headers, self.options.timeout, early)
         try:
             chunks, verdict = await self._judge_probe(response, start, end, known)
         except BaseException:

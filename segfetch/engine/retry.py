@@ -8,10 +8,12 @@ tries after a bounded time.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import random
+    from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     value = value.strip()
     if value.isascii() and value.isdigit():  # "²".isdigit() is True too
         return float(value)
+    # (imported here: the parser loads this module, and `get` sends its first request
+    # before they would be needed)
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

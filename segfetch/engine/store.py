@@ -20,24 +20,13 @@ from pathlib import Path
 
 import trio
 
+from segfetch.engine.names import side_names
 from segfetch.engine.ranges import RangeSet
 from segfetch.errors import Busy, DiskError, UsageError, redact_url
 
 HASH_CHUNK = 4 * 1024 * 1024
-NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
-_SUFFIXES = (".part", ".part.json", ".part.json.tmp")
 MAX_SIZE = 1 << 62  # past any disk; beyond it file offsets overflow
 LOCK_TRIES = 5  # opens of a .part that was renamed away before we could lock it
-
-
-def side_names(name: str) -> tuple[str, str]:
-    """Names of the .part and the control file for a destination called ``name``: beside it
-    as ``name.part`` / ``name.part.json`` where that fits in a file name, else under a short
-    hidden name derived from it (a 250-byte file name must work too). Pure."""
-    raw = os.fsencode(name)  # (a name that is not UTF-8 is legal on Linux)
-    if len(raw + _SUFFIXES[-1].encode()) > NAME_MAX:
-        name = ".segfetch-" + hashlib.sha256(raw).hexdigest()[:32]
-    return name + _SUFFIXES[0], name + _SUFFIXES[1]
 
 
 def check_destination(dest: Path) -> None:

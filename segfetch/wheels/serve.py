@@ -24,9 +24,9 @@ import httpx
 import trio
 
 from segfetch.engine.download import Progress
+from segfetch.engine.names import side_names
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
-from segfetch.engine.store import side_names
 from segfetch.errors import (
     DiskError,
     DownloadError,

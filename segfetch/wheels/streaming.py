@@ -29,7 +29,7 @@ import trio
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress
-from segfetch.engine.store import side_names
+from segfetch.engine.names import side_names
 from segfetch.errors import HTTPStatusError, SegfetchError
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import check_hashed_set
