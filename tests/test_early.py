@@ -232,3 +232,25 @@ def test_no_early_request_where_a_download_may_resume(tmp_path: Path) -> None:
     assert _resuming(url, str(tmp_path)) and _resuming(url, str(dest))
     assert _resuming("http://[::1/x.whl", None)  # not a URL: no guess, no request
     assert _resuming("http://127.0.0.1:9/", None)  # no name: the checks after say so
+
+
+async def test_an_early_request_is_closed_when_get_stops_before_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o in a folder that does not exist: one line, exit 2, and the early socket closed
+    (not left to the garbage collector)."""
+    from segfetch.cli import get
+
+    made: list[Early] = []
+
+    def started(*args: object) -> Early | None:
+        early = start(*args)  # type: ignore[arg-type]
+        assert early is not None and early.sent.wait(10.0)
+        made.append(early)
+        return early
+
+    monkeypatch.setattr(get, "start_early", started)
+    async with Emulator({PATH: SyntheticFile(SIZE)}) as emu:
+        argv = ["get", emu.url(PATH), "-o", str(tmp_path / "missing" / "out.whl"), "-q"]
+        assert await trio.to_thread.run_sync(cli.main, argv) == 2
+        assert len(made) == 1 and made[0].take() is None

@@ -58,12 +58,17 @@ def _run(args: argparse.Namespace) -> int:
     url, early = args.url, None
     if args.size is None and not _resuming(url, args.output):  # (else it asks otherwise)
         early = start_early(url, options.connections, options.min_segment, options.timeout)
-    with collector_paused():  # the engine's imports: trio, httpx
-        check_url(url)
-        from segfetch.cli.progress import ProgressBar
-        from segfetch.engine.download import download
+    try:
+        with collector_paused():  # the engine's imports: trio, httpx
+            check_url(url)
+            from segfetch.cli.progress import ProgressBar
+            from segfetch.engine.download import download
 
-    dest = _destination(url, args.output)
+        dest = _destination(url, args.output)
+    except BaseException:  # (from here on the download closes it)
+        if early is not None:
+            early.close()
+        raise
     host = _host(url)
     if options.connections is None:  # auto: begin where this host settled last time
         options = dataclasses.replace(options, start=host_start(host))
