@@ -361,3 +361,54 @@ async def test_a_uv_started_for_pins_that_need_the_resolver_is_stopped(
     assert "--no-deps" not in second
     assert not _alive(first_pid)
     assert {"sf-alpha==1.0", "sf-beta==1.0"} <= set(freeze(python))
+
+
+def failing_uv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words: str) -> Path:
+    """uv on PATH is a shim that fails with ``words`` for the streamed install (INDEX in
+    them: the index URL it was given), and is the real uv otherwise; each run logged."""
+    shim_dir, log = tmp_path / "shim", tmp_path / "uv.log"
+    shim_dir.mkdir()
+    shim = shim_dir / "uv"
+    shim.write_text(
+        f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n'
+        'case "$*" in *"--index-url http://127.0.0.1:"*)\n'
+        '  INDEX=$(echo "$*" | sed "s/.*--index-url \\([^ ]*\\).*/\\1/")\n'
+        f'  echo "{words}" >&2; exit 2;;\nesac\n'
+        f'exec {UV} "$@"\n'
+    )
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim_dir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+async def test_a_uv_that_fails_before_asking_stops_the_downloads(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uv refusing at once (a real one refuses an externally managed interpreter so): its
+    words and exit code at once, not after every file is in, and no second run of it."""
+    log = failing_uv(tmp_path, monkeypatch, "error: this interpreter is externally managed")
+    python = venv(tmp_path, "v")
+    async with Emulator(index=index_dir, link=Link(rate=100_000)) as emu:
+        proc = await install(python, emu.index_url, "--installer", "uv", *SET)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert "error: this interpreter is externally managed" in err
+    assert one_line_error(proc, only=False).startswith("segfetch: error: uv failed before")
+    assert len(log.read_text().splitlines()) == 1  # not run again on the fetched files
+    # The 600 kB wheel at 100 kB/s: stopped long before it was in.
+    sent = sum(int(str(e["sent"])) for e in emu.log if str(e["path"]).endswith(".whl"))
+    assert sent < 300_000
+    assert "sf-beta" not in freeze(python)
+
+
+async def test_a_uv_that_could_not_reach_the_index_leaves_the_usual_route(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A uv that names the index in its failure may do from local files what it could not
+    from the index: the files come in, and uv installs them the usual way."""
+    log = failing_uv(tmp_path, monkeypatch, "error: Failed to fetch: ${INDEX}sf-alpha/")
+    python = venv(tmp_path, "v")
+    async with Emulator(index=index_dir) as emu:
+        proc = await install(python, emu.index_url, "--installer", "uv", *SET)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(log.read_text().splitlines()) == 2 and "sf-beta==1.0" in freeze(python)

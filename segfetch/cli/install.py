@@ -257,7 +257,7 @@ def _run_started(
         from segfetch.wheels.pip import install, record_origins, report_origins
         from segfetch.wheels.streaming import Early
 
-        installing = Early(installer, python, pip_args, args.quiet, pre=pre)  # uv as files come
+        installing = Early(installer, python, pip_args, args.quiet, pre=pre, json=args.json)
         cache = Cache(root)
         cache.check()  # before any network work
         # running.run: SIGTERM and SIGHUP cancel as Ctrl-C does, so pip's resolver is

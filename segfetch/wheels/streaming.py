@@ -11,7 +11,10 @@ beside it. Not taken for a set the cache holds whole (uv keeps what it unpacked 
 file by its path: the find-links route is faster there), nor for sdists or build
 dependencies (they install as before), nor for pip (it downloads everything first anyway).
 If uv fails here, the install runs again the usual way once every file is verified: its
-output and exit code are then the command's, as without this route.
+output and exit code are then the command's, as without this route. A uv that fails before
+it asked the index for anything (an interpreter it refuses, an option it rejects) would
+fail again: then the downloads stop at once, and its output and exit code are the
+command's (``GaveUp``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import functools
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +62,7 @@ class Early:
     stdout: bytes = b""
     stderr: bytes = b""
     pre: Prelaunched | None = None  # uv started before the imports, for ``ahead`` to adopt
+    json: bool = False  # the command prints one JSON document on stdout (``replay``)
     _ahead: _Started | None = field(default=None, init=False, repr=False)
 
     def replay(self, quiet_stdout: bool) -> int:
@@ -133,13 +137,35 @@ class Early:
             ahead.stop.cancel()  # started for another route: uv anew, as it should run
             ahead = None
         if ahead is not None:
-            await _feed(session, web, ahead, pins, got)
+            await self._watched(ahead, _feed(session, web, ahead, pins, got))
         else:
             with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
                 links = find_links([got[p] for p in local], Path(tmp))
                 async with self._started(session, args, links, told) as started:
-                    await _feed(session, web, started, pins, got)
+                    await self._watched(started, _feed(session, web, started, pins, got))
         return [got[p] for p in planned]
+
+    def _gave_up(self, started: _Started) -> bool:
+        """uv failed, not having asked the index for anything, nor said it could not reach
+        it (the usual route, from local files, may then do what this one could not)."""
+        said = self.stderr.decode(errors="replace")
+        return bool(self.code) and not started.asked and started.where not in said
+
+    async def _watched(self, started: _Started, feed: Awaitable[None]) -> None:
+        """``feed`` (``_feed``), stopped where uv gave up before asking for anything."""
+        async with trio.open_nursery() as watching:
+
+            async def watch() -> None:
+                await started.done.wait()
+                if self._gave_up(started):
+                    watching.cancel_scope.cancel()
+
+            watching.start_soon(watch)
+            await feed
+            watching.cancel_scope.cancel()
+        if self._gave_up(started):
+            self.replay(self.json)
+            raise GaveUp(self.code or 1)
 
     @contextlib.asynccontextmanager
     async def _started(
@@ -162,6 +188,7 @@ class Early:
                 sweep = pre.sweep
             nursery = await stack.enter_async_context(trio.open_nursery())
             await nursery.start(functools.partial(app.serve, sock=pre.sock if pre else None))
+            started.where = f"127.0.0.1:{app.port}"
             nursery.start_soon(trio.to_thread.run_sync, sweep)
             if pre is None:
                 assert self.installer is not None
@@ -201,6 +228,17 @@ class Early:
             started.done.set()
 
 
+class GaveUp(SegfetchError):
+    """uv failed before it asked the index for anything: its output is printed already."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(
+            "uv failed before it asked for any file (its output is above); "
+            "the downloads were stopped"
+        )
+        self.exit_code = code
+
+
 @dataclass
 class _Started:
     """uv against our index: it starts on ``go``, its answers wait for ``plan_in``, and
@@ -211,6 +249,8 @@ class _Started:
     listed: dict[str, list[IndexFile]] = field(default_factory=dict)
     growing: dict[str, Growing] = field(default_factory=dict)
     plan_in: trio.Event = field(default_factory=trio.Event)
+    asked: int = 0  # index pages uv asked for
+    where: str = ""  # the index's address
     done: trio.Event = field(default_factory=trio.Event)
     stop: trio.CancelScope = field(default_factory=trio.CancelScope)
 
@@ -333,6 +373,7 @@ def _index(session: Session, started: _Started) -> IndexApp:
     listed, growing = started.listed, started.growing
 
     async def listing(name: str) -> tuple[list[IndexFile], bool]:
+        started.asked += 1
         await started.plan_in.wait()
         if name not in listed:
             raise HTTPStatusError(f"{name} is not in the set", 404)
