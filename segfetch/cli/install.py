@@ -189,8 +189,9 @@ def _run_started(
 ) -> int:
     from segfetch.config import default_cache_dir
     from segfetch.wheels.installer import choose_installer
-    from segfetch.wheels.pipnet import command_line_values
+    from segfetch.wheels.pipnet import command_line_values, configured_options
     from segfetch.wheels.prelaunch import all_cached, prelaunch
+    from segfetch.wheels.target import check_managed
 
     pip_args = pip_args_of(args)
     installer = None
@@ -224,9 +225,14 @@ def _run_started(
 
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread
-        while the first index pages are fetched (constraints change choices, not pages)."""
+        while the first index pages are fetched (constraints change choices, not pages).
+        One the system manages is refused here for an install, before any file."""
         constrained()
-        return probe.result().target
+        target = probe.result().target
+        if installer is not None and target.managed is not None:
+            configured = configured_options(pip_config(), "install")
+            check_managed(target, python, [*pip_args, *configured], pip_config())
+        return target
 
     def pip_files_now(folder: Path) -> list[str] | None:
         """The set as pip takes it, where that is known before the target's probe answers

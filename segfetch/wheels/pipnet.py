@@ -45,6 +45,12 @@ CONFIGURED_INSTALL_PLACES = ("target", "prefix", "root")  # where it installs: o
 _TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})  # pip's strtobool
 
 
+def config_flag(listing: str, name: str, command: str) -> bool:
+    """A yes/no setting, as pip reads it (its strtobool), from ``pip config list``'s lines."""
+    values = config_settings(listing, name, command)
+    return bool(values) and values[0].lower() in _TRUE
+
+
 def configured_options(listing: str, command: str, *, sources: tuple[str, ...] = ()) -> list[str]:
     """Those options, from the lines of ``pip config list``, as command-line words: a flag
     as its highest-ranked setting says (the environment over the command's section over
@@ -58,8 +64,7 @@ def configured_options(listing: str, command: str, *, sources: tuple[str, ...] =
         listing = "".join(ln + "\n" for ln in listing.splitlines() if ln.startswith(sources))
     out: list[str] = []
     for name in flags:
-        values = config_settings(listing, name, command)
-        if values and values[0].lower() in _TRUE:
+        if config_flag(listing, name, command):
             out.append(f"--{name}")
     for name in valued:
         for value in reversed(config_settings(listing, name, command)):

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
-from segfetch.wheels.pipnet import config_settings
+from segfetch.wheels.pipnet import config_flag, config_settings
 
 T = TypeVar("T")
 
@@ -62,6 +62,11 @@ answer = {
 }
 import pip
 answer["files"] = [pip.__file__]  # what the answer depends on: pip's version, its settings
+if sys.prefix == sys.base_prefix:  # not a venv: is it marked as the OS's (PEP 668)?
+    import sysconfig
+    marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+    answer["files"].append(marker)  # (the answer changes as it comes or goes)
+    answer["managed"] = marker if os.path.isfile(marker) else None
 answer["paths"] = [p for p in sys.path[1:] if os.path.isdir(p)]  # where installs land
 # What is installed (pip takes a pin already satisfied from there, not the index): Name and
 # Version from each metadata file's headers, the first on sys.path winning as for import.
@@ -141,6 +146,7 @@ class Target:
     tags: tuple[str, ...]
     markers: dict[str, str]
     installed: dict[str, str] = field(default_factory=dict)  # canonical name: version
+    managed: str | None = None  # its EXTERNALLY-MANAGED file (PEP 668), if it has one
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -257,6 +263,7 @@ def start_probe(
 def _probe_of(raw: dict[str, Any]) -> Probe:
     installed = {str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()}
     target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed)
+    target.managed = raw.get("managed")
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
@@ -370,3 +377,25 @@ def index_urls_in_config(listing: str, command: str = "install") -> tuple[str | 
     index = next(iter(config_settings(listing, "index-url", command)), None)
     extras = next(iter(config_settings(listing, "extra-index-url", command)), "").split()
     return index, extras
+
+
+def check_managed(target: Target, python: str, words: Sequence[str], listing: str) -> None:
+    """pip's rule for an interpreter the OS manages (PEP 668), applied before any download
+    as pip applies it before it resolves: installing into it takes --break-system-packages
+    (or that setting); --target, --prefix, --root and --dry-run with --report install
+    nowhere in it. ``words``: pip's options, given and configured; ``listing``: pip's
+    settings as ``pip config list`` prints them."""
+    if target.managed is None:
+        return
+    given = {w.split("=")[0] for w in words}
+    if given & {"--target", "-t", "--prefix", "--root", "--break-system-packages"} or (
+        {"--dry-run", "--report"} <= given
+    ):
+        return
+    if config_flag(listing, "break-system-packages", "install"):
+        return
+    raise UsageError(
+        f"{python} is managed by the system ({target.managed}), and pip and uv refuse to "
+        "install into it: use a virtual environment (--python PATH), or add "
+        "--break-system-packages"
+    )
