@@ -58,6 +58,15 @@ def gets(emu: Emulator) -> list[dict[str, object]]:
         "http://127.0.0.1:99999/x.whl",
         "http:///x.whl",
         "ftp://127.0.0.1/x.whl",
+        "http://127.0.0.1:9/a/../x.whl",  # httpx removes dot segments
+        "http://127.0.0.1:9/a/./x.whl",
+        "http://127.0.0.1:9/a/..",
+        # urlsplit drops these where httpx refuses the URL: no request for a URL refused
+        "http://127.0.0.1:9/x.whl\r",
+        "http://127.0.0.1:9/x\t.whl",
+        "http://127.0.\n0.1:9/x.whl",
+        " http://127.0.0.1:9/x.whl",
+        "http://127.0.0.1:9/x.whl ",
     ],
 )
 def test_no_early_request_where_httpx_might_ask_otherwise(url: str) -> None:
@@ -68,6 +77,20 @@ def test_no_early_request_where_httpx_might_ask_otherwise(url: str) -> None:
 def test_no_early_request_past_a_proxy(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     monkeypatch.setenv(name, "http://127.0.0.1:3128")
     assert start("http://127.0.0.1:9/x.whl", 4, SEGMENT, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/x.whl?", "http://127.0.0.1:9/x.whl?#f", "http://127.0.0.1:9?"]
+)
+def test_an_empty_query_is_asked_as_httpx_asks_it(url: str) -> None:
+    """httpx keeps the '?' of an empty query: so does the early request, or it is not taken
+    (and the server sees the URL asked twice)."""
+    import httpx
+
+    early = start(url, 4, SEGMENT, 0.5)
+    assert early is not None
+    assert early.target.encode() == httpx.URL(url).raw_path
+    early.close()
 
 
 def test_the_request_is_the_engines_first() -> None:

@@ -87,15 +87,22 @@ def start(url: str, connections: int | None, min_segment: int, timeout: float) -
     """An Early for ``url``, or None where one could not be the engine's first request: not
     plain http, a proxy in the environment, credentials in the URL, a target httpx would
     write otherwise. The range is _first_range's for a fresh file of unknown size."""
+    # urlsplit drops tabs, newlines and carriage returns anywhere and spaces around the URL
+    # (WHATWG's rule), where httpx refuses the URL: nothing goes out for such a text.
+    if not all("!" <= c <= "~" for c in url):
+        return None
     try:
         parts = urlsplit(url)
         port = 80 if parts.port is None else parts.port
     except ValueError:
         return None
     host = (parts.hostname or "").lower()
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    # An empty query is kept, as httpx keeps it ("/f?"); dot segments httpx removes.
+    query = f"?{parts.query}" if "?" in url.partition("#")[0] else ""
+    target = (parts.path or "/") + query
     if (
         parts.scheme.lower() != "http"
+        or any(s in (".", "..") for s in parts.path.split("/"))
         or not host
         or not set(host) <= _HOST
         or port < 1
