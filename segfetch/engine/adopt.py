@@ -2,8 +2,8 @@
 
 It is taken only for a request equal to the one httpx would send now (method, target and
 every header): then the engine cannot tell it apart from httpx's own answer, but for the
-connection, which is closed after the body instead of kept. A redirect is left to httpx,
-which follows it.
+connection, which is closed after the body instead of kept. A redirect is handed on too:
+send() follows it, not asking the first URL again (a link that redirects once is spent).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def same_request(early: Early, request: httpx.Request) -> bool:
 
 async def adopt(early: Early, request: httpx.Request, timeout: float) -> httpx.Response | None:
     """The early answer's head, as httpx's streamed response to ``request``; None where there
-    is none to take (not sent, another request, a redirect). Failures as httpx's."""
+    is none to take (not sent, another request). Failures as httpx's."""
     sock = early.take()
     if sock is None:
         return None
@@ -47,17 +47,13 @@ async def adopt(early: Early, request: httpx.Request, timeout: float) -> httpx.R
     except BaseException:
         await body.aclose()
         raise
-    response = httpx.Response(
+    return httpx.Response(
         head.status_code,
         headers=head.headers.raw_items(),
         stream=body,
         request=request,
         extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
     )
-    if response.is_redirect:
-        await response.aclose()
-        return None
-    return response
 
 
 class _Body(httpx.AsyncByteStream):

@@ -182,6 +182,8 @@ async def send(
     try:
         with trio.fail_after(timeout):
             response = await adopt(early, request, timeout) if early else None
+            if response is not None and response.is_redirect and client.follow_redirects:
+                response = await _redirected(client, response)
             if response is None:
                 response = await client.send(request, stream=True)
     except trio.TooSlowError:
@@ -216,6 +218,19 @@ async def send(
     if failure.retry:
         raise RetryLater(failure)
     raise failure.error()
+
+
+async def _redirected(client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+    """The answer at the end of an adopted answer's redirect, followed as httpx follows one
+    (its own request for the Location): the URL first asked is not asked again, as a link
+    that redirects once (a one-time token) answers no second time. An httpx without that
+    method asks the first URL again."""
+    build = getattr(client, "_build_redirect_request", None)
+    try:
+        request = response.request if build is None else build(response.request, response)
+    finally:
+        await response.aclose()
+    return await client.send(request, stream=True)
 
 
 Usable = rules.Ranged | rules.Whole | rules.Empty
