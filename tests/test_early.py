@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from helpers import one_line_error, segfetch
 
 from segfetch.cli import main as cli
 from segfetch.engine import adopt, client
@@ -19,7 +20,7 @@ from segfetch.engine.download import download
 from segfetch.engine.early import Early, start
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
-from segfetch.errors import SegfetchError
+from segfetch.errors import SegfetchError, UsageError
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 PATH = "/pkg.whl"
@@ -277,21 +278,44 @@ async def test_get_sends_its_first_request_early(
 def test_no_early_request_where_a_download_may_resume(tmp_path: Path) -> None:
     """A control file beside the destination: the engine's first request asks for what is
     missing (with If-Range), never what an early request would have asked."""
-    from segfetch.cli.get import _resuming
+    from segfetch.cli.get import _early
 
-    url = "http://127.0.0.1:9/a/pkg%2Dx.whl"
+    url = "http://127.0.0.1:9/a/pkg%2Dx.whl"  # (port 9: nothing listens)
     dest = tmp_path / "pkg-x.whl"
-    assert not _resuming(url, str(tmp_path)) and not _resuming(url, str(dest))
+    for output in (str(tmp_path), str(dest)):
+        early = _early(url, output, OPTS)
+        assert early is not None
+        early.close()
     (tmp_path / "pkg-x.whl.part.json").write_text("{}")
-    assert _resuming(url, str(tmp_path)) and _resuming(url, str(dest))
-    assert _resuming("http://[::1/x.whl", None)  # not a URL: no guess, no request
-    assert _resuming("http://127.0.0.1:9/", None)  # no name: the checks after say so
+    assert _early(url, str(tmp_path), OPTS) is None and _early(url, str(dest), OPTS) is None
+    assert _early("http://[::1/x.whl", None, OPTS) is None  # not a URL: check_url says so
+
+
+@pytest.mark.parametrize("output", ["missing/x.bin", "missing/", "/dev/null", "d"])
+async def test_a_bad_destination_sends_nothing(tmp_path: Path, output: str) -> None:
+    """-o's errors come before the early request: a mistyped -o spends no one-time link."""
+    (tmp_path / "d" / "x.bin").mkdir(parents=True)  # -o d: d/x.bin, a folder
+    connected: list[object] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        connected.append(stream)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/x.bin"
+        proc = await segfetch("get", url, "-o", output, cwd=tmp_path)
+        assert proc.returncode == 2 and one_line_error(proc)
+        await trio.sleep(0.2)  # (a connection, had there been one, is accepted by now)
+        assert connected == []
+        nursery.cancel_scope.cancel()
 
 
 async def test_an_early_request_is_closed_when_get_stops_before_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """-o in a folder that does not exist: one line, exit 2, and the early socket closed
+    """A failure after the early request went out (here the URL check made to fail; a
+    Ctrl-C while the imports run is another): one line, exit 2, and the early socket closed
     (not left to the garbage collector)."""
     from segfetch.cli import get
 
@@ -303,8 +327,12 @@ async def test_an_early_request_is_closed_when_get_stops_before_the_download(
         made.append(early)
         return early
 
+    def refused(url: str) -> str:
+        raise UsageError(f"not a valid URL: {url!r}")
+
     monkeypatch.setattr(get, "start_early", started)
+    monkeypatch.setattr(get, "check_url", refused)
     async with Emulator({PATH: SyntheticFile(SIZE)}) as emu:
-        argv = ["get", emu.url(PATH), "-o", str(tmp_path / "missing" / "out.whl"), "-q"]
+        argv = ["get", emu.url(PATH), "-o", str(tmp_path / "out.whl"), "-q"]
         assert await trio.to_thread.run_sync(cli.main, argv) == 2
         assert len(made) == 1 and made[0].take() is None

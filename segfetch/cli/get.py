@@ -16,8 +16,10 @@ from urllib.parse import unquote, urlsplit
 from segfetch.cli import collector_paused, report, running
 from segfetch.cli.options import add_download_options, download_options
 from segfetch.config import host_start, save_host_start
+from segfetch.engine.early import Early, request_line
 from segfetch.engine.early import start as start_early
-from segfetch.engine.names import side_names
+from segfetch.engine.names import check_destination, side_names
+from segfetch.engine.options import Options
 from segfetch.errors import UsageError, check_url, redact_url
 from segfetch.units import human_bytes, is_sha256, plural
 
@@ -55,16 +57,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
     options = download_options(args)
-    url, early = args.url, None
-    if args.size is None and not _resuming(url, args.output):  # (else it asks otherwise)
-        early = start_early(url, options.connections, options.min_segment, options.timeout)
+    url = args.url
+    early = _early(url, args.output, options) if args.size is None else None
     try:
         with collector_paused():  # the engine's imports: trio, httpx
             check_url(url)
             from segfetch.cli.progress import ProgressBar
             from segfetch.engine.download import download
 
-        dest = _destination(url, args.output)
+        dest = _destination(_httpx_path(url), args.output)
     except BaseException:  # (from here on the download closes it)
         if early is not None:
             early.close()
@@ -109,24 +110,30 @@ def _host(url: str) -> str:
     return f"{authority}:{443 if scheme.lower() == 'https' else 80}"
 
 
-def _resuming(url: str, output: str | None) -> bool:
-    """Whether a control file may be there to resume (a guess at the destination without
-    httpx: where it errs, the engine's first request differs and the early one is closed)."""
-    try:
-        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-        if output is None or Path(output).is_dir():
-            dest = Path(output or ".") / name
-        else:
-            dest = Path(output)
-        return not name or dest.with_name(side_names(dest.name)[1]).exists()
-    except ValueError:  # not a URL, not a path: the checks after the imports say so
-        return True
+def _early(url: str, output: str | None, options: Options) -> Early | None:
+    """The first request, sent now (early.py) where it may be: once -o passed the checks
+    that need no httpx (a mistyped -o spends no one-time link), and not where a control file
+    says the download resumes (it then asks for what is missing)."""
+    if request_line(url) is None:
+        return None
+    # What httpx.URL(url).path is for such a URL: its path, decoded
+    dest = _destination(unquote(urlsplit(url).path), output)
+    check_destination(dest)
+    if dest.with_name(side_names(dest.name)[1]).exists():
+        return None
+    return start_early(url, options.connections, options.min_segment, options.timeout)
 
 
-def _destination(url: str, output: str | None) -> Path:
+def _httpx_path(url: str) -> str:
     import httpx
 
-    name = unquote(httpx.URL(url).path.rsplit("/", 1)[-1])
+    return httpx.URL(url).path
+
+
+def _destination(path: str, output: str | None) -> Path:
+    """Where to write: -o, or the last segment of the URL's (decoded) ``path`` in -o's
+    folder or here; checked."""
+    name = unquote(path.rsplit("/", 1)[-1])
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
         raise UsageError(f"folder {output!r} does not exist; create it or choose another -o")
     if output is None or Path(output).is_dir():

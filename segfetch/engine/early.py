@@ -83,10 +83,10 @@ class Early:
             sock.close()
 
 
-def start(url: str, connections: int | None, min_segment: int, timeout: float) -> Early | None:
-    """An Early for ``url``, or None where one could not be the engine's first request: not
-    plain http, a proxy in the environment, credentials in the URL, a target httpx would
-    write otherwise. The range is _first_range's for a fresh file of unknown size."""
+def request_line(url: str) -> tuple[str, int, str] | None:
+    """Host, port and target of an early request for ``url``, or None where one could not
+    be the engine's first request: not plain http, a proxy in the environment, credentials
+    in the URL, a target httpx would write otherwise. Pure, but for the environment."""
     # urlsplit drops tabs, newlines and carriage returns anywhere and spaces around the URL
     # (WHATWG's rule), where httpx refuses the URL: nothing goes out for such a text.
     if not all("!" <= c <= "~" for c in url):
@@ -112,7 +112,13 @@ def start(url: str, connections: int | None, min_segment: int, timeout: float) -
         or sys.platform in ("darwin", "win32")  # (where httpx also asks the system's proxies)
     ):
         return None
-    if ":" in host:
-        host = f"[{host}]"
+    return (f"[{host}]" if ":" in host else host), port, target
+
+
+def start(url: str, connections: int | None, min_segment: int, timeout: float) -> Early | None:
+    """An Early for ``url`` (see request_line), asking the range _first_range asks for a
+    fresh file of unknown size."""
+    if (line := request_line(url)) is None:
+        return None
     range_ = "bytes=0-" if connections == 1 else f"bytes=0-{min_segment - 1}"
-    return Early(host, port, target, range_, timeout)
+    return Early(*line, range_, timeout)

@@ -1,10 +1,15 @@
-"""Where a download keeps its bytes and its control file until the final rename. Pure, and
-only the standard library: `get` looks for a control file before trio and httpx load."""
+"""Where a download keeps its bytes and its control file until the final rename, and what
+it may be renamed over. Only the standard library: `get` checks its destination and looks
+for a control file before trio and httpx load."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
+from pathlib import Path
+
+from segfetch.errors import DiskError, UsageError
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 _SUFFIXES = (".part", ".part.json", ".part.json.tmp")
@@ -18,3 +23,21 @@ def side_names(name: str) -> tuple[str, str]:
     if len(raw + _SUFFIXES[-1].encode()) > NAME_MAX:
         name = ".segfetch-" + hashlib.sha256(raw).hexdigest()[:32]
     return name + _SUFFIXES[0], name + _SUFFIXES[1]
+
+
+def check_destination(dest: Path) -> None:
+    """Refuse a destination the final rename would wrongly replace: a device, a FIFO, a
+    socket (as root, a rename over /dev/null replaces the device), or a folder."""
+    try:
+        mode = os.stat(dest).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DiskError.from_os(exc, str(dest)) from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{str(dest)!r} is a folder; give a file path")
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"{str(dest)!r} is not a regular file (a device or a pipe); segfetch writes a file "
+            "and renames it into place: give a file path"
+        )

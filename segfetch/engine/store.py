@@ -14,37 +14,19 @@ import fcntl
 import hashlib
 import json
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
 
+from segfetch.engine.names import check_destination as check_destination
 from segfetch.engine.names import side_names
 from segfetch.engine.ranges import RangeSet
-from segfetch.errors import Busy, DiskError, UsageError, redact_url
+from segfetch.errors import Busy, DiskError, redact_url
 
 HASH_CHUNK = 4 * 1024 * 1024
 MAX_SIZE = 1 << 62  # past any disk; beyond it file offsets overflow
 LOCK_TRIES = 5  # opens of a .part that was renamed away before we could lock it
-
-
-def check_destination(dest: Path) -> None:
-    """Refuse a destination the final rename would wrongly replace: a device, a FIFO, a
-    socket (as root, a rename over /dev/null replaces the device), or a folder."""
-    try:
-        mode = os.stat(dest).st_mode
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise DiskError.from_os(exc, str(dest)) from None
-    if stat.S_ISDIR(mode):
-        raise UsageError(f"{str(dest)!r} is a folder; give a file path")
-    if not stat.S_ISREG(mode):
-        raise UsageError(
-            f"{str(dest)!r} is not a regular file (a device or a pipe); segfetch writes a file "
-            "and renames it into place: give a file path"
-        )
 
 
 @dataclass
