@@ -59,6 +59,8 @@ def gets(emu: Emulator) -> list[dict[str, object]]:
         "http://127.0.0.1:99999/x.whl",
         "http:///x.whl",
         "ftp://127.0.0.1/x.whl",
+        "http://127.0.0.1:09/x.whl",  # httpx writes the port as 9
+        "http://[::1]:080/x.whl",
         "http://127.0.0.1:9/a/../x.whl",  # httpx removes dot segments
         "http://127.0.0.1:9/a/./x.whl",
         "http://127.0.0.1:9/a/..",

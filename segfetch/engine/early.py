@@ -97,6 +97,7 @@ def request_line(url: str) -> tuple[str, int, str] | None:
     except ValueError:
         return None
     host = (parts.hostname or "").lower()
+    written = parts.netloc.rpartition("]")[2].rpartition(":")[2]  # the port as written
     # An empty query is kept, as httpx keeps it ("/f?"); dot segments httpx removes.
     query = f"?{parts.query}" if "?" in url.partition("#")[0] else ""
     target = (parts.path or "/") + query
@@ -106,6 +107,7 @@ def request_line(url: str) -> tuple[str, int, str] | None:
         or not host
         or not set(host) <= _HOST
         or port < 1
+        or (parts.port is not None and written != str(port))  # ":080": httpx writes 80
         or parts.username is not None
         or not set(target) <= _VERBATIM
         or any(os.environ.get(k) for k in os.environ if k.lower() in _PROXIES)
