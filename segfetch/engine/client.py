@@ -14,12 +14,11 @@ import httpcore
 import httpx
 import trio
 
-from segfetch import __version__
 from segfetch.engine import dns, failures, pool, rules
 from segfetch.engine.adopt import adopt
 from segfetch.engine.body import READ_SIZE as READ_SIZE  # tests/test_malloc.py uses it here
 from segfetch.engine.body import body_chunks
-from segfetch.engine.early import Early
+from segfetch.engine.early import CLIENT_HEADERS, Early
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
 from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
@@ -156,8 +155,7 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
         max_redirects=10,
-        # identity: the bytes on the wire are the bytes of the file, so ranges mean file offsets
-        headers={"Accept-Encoding": "identity", "User-Agent": f"segfetch/{__version__}"},
+        headers=CLIENT_HEADERS,
         trust_env=True,  # HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE
         proxy=net.proxy,  # pip's: over the environment's, as pip takes it
         # made on the first https connection; pip's trusted hosts are not checked

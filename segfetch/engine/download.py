@@ -34,13 +34,14 @@ from segfetch.engine.client import (
 )
 from segfetch.engine.control import START, Controller
 from segfetch.engine.early import Early
+from segfetch.engine.names import check_destination
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span, range_header
 from segfetch.engine.repair import forget_damaged
 from segfetch.engine.result import Progress, ProgressCallback, Result, Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.slots import Slots
-from segfetch.engine.store import PartFile, PrefixHasher, State, check_destination
+from segfetch.engine.store import PartFile, PrefixHasher, State
 from segfetch.engine.transfer import Body, Transfer
 from segfetch.errors import DiskError, HashMismatch, ServerError
 

@@ -27,6 +27,10 @@ _VERBATIM = frozenset(string.ascii_letters + string.digits + "-._~:/?[]@!$&'()*+
 # left to httpx: to refuse, or to write in its own form).
 _HOST = frozenset(string.ascii_lowercase + string.digits + "-.:")
 _PROXIES = ("http_proxy", "all_proxy")
+# The headers segfetch's httpx client sends on every request (client.py), beside httpx's
+# own: here, so that the early request is the same by construction.
+# identity: the bytes on the wire are the bytes of the file, so ranges mean file offsets.
+CLIENT_HEADERS = {"Accept-Encoding": "identity", "User-Agent": f"segfetch/{__version__}"}
 
 
 class Early:
@@ -37,10 +41,9 @@ class Early:
         authority = host if port == 80 else f"{host}:{port}"
         self.headers = [
             ("Host", authority),
-            ("Accept", "*/*"),
-            ("Accept-Encoding", "identity"),
+            ("Accept", "*/*"),  # (these two are httpx's own)
             ("Connection", "keep-alive"),
-            ("User-Agent", f"segfetch/{__version__}"),
+            *CLIENT_HEADERS.items(),
             ("Range", range_),
         ]
         self._address = (host.strip("[]"), port)

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import trio
 
-from segfetch.engine.names import check_destination as check_destination
 from segfetch.engine.names import side_names
 from segfetch.engine.ranges import RangeSet
 from segfetch.errors import Busy, DiskError, redact_url
