@@ -143,3 +143,16 @@ async def connect_proxy() -> AsyncIterator[tuple[int, list[str]]]:
         listeners = await nursery.start(partial(trio.serve_tcp, handle, 0, host="127.0.0.1"))
         yield listeners[0].socket.getsockname()[1], asked
         nursery.cancel_scope.cancel()
+
+
+def running(pid: int) -> bool:
+    """Still running: a zombie counts as ended (its parent may be gone, and
+    whoever inherits it may never reap it; test_install_stream's _alive asks for reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False

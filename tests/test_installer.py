@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import one_line_error, segfetch
+from helpers import one_line_error, running, segfetch
 
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
@@ -600,18 +600,5 @@ async def test_a_signal_while_the_target_is_probed_is_one_line_and_stops_the_pro
     assert len(err.strip().splitlines()) == 1 and "stopped by" in err, err
     (probe,) = map(int, pids.read_text().split())
     with trio.fail_after(10):
-        while _running(probe):
+        while running(probe):
             await trio.sleep(0.05)
-
-
-def _running(pid: int) -> bool:
-    """Still running: a zombie counts as ended (the probe's parent, segfetch, is gone, and
-    whoever inherits it may never reap it; test_install_stream's _alive asks for reaped)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
-    except OSError:
-        return False

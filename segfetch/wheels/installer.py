@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -143,15 +142,6 @@ def command(
     env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
     env["UV_NO_CONFIG"] = "1"
     return cmd, env
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def loopback_direct(env: dict[str, str]) -> None:

@@ -15,8 +15,9 @@ from urllib.parse import unquote, urlsplit
 import trio
 
 from segfetch.errors import SegfetchError, redact_url
+from segfetch.wheels.children import spawn, stop
 from segfetch.wheels.files import Fetched, link_into
-from segfetch.wheels.installer import Installer, command, loopback_direct, stop
+from segfetch.wheels.installer import Installer, command, loopback_direct
 
 
 async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
@@ -111,7 +112,7 @@ def install(
         offline = ["--no-index"] if installer.name == "pip" else ["--offline", "--no-index"]
         cmd, env = command(installer, python, [*offline, *links], reqs, pip_args, quiet)
         out = sys.stderr if quiet_stdout else None
-        with subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env) as proc:
+        with spawn(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env) as proc:
             try:
                 return proc.wait()
             except BaseException:  # Ctrl-C, SIGTERM: the installer stops too, and is reaped

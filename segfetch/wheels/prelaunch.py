@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO
 
 from segfetch.config import cache_entry
-from segfetch.wheels.installer import Installer, stop, uv_from_loopback
+from segfetch.wheels.children import spawn, stop
+from segfetch.wheels.installer import Installer, uv_from_loopback
 
 BACKLOG = 64  # uv opens one connection per project page at once
 
@@ -89,7 +90,7 @@ def prelaunch(
             cmd, env = uv_from_loopback(
                 installer, python, url, [], folder, told, reqs, pip_args, quiet
             )
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+            proc = spawn(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
         except OSError:
             stack.close()
             yield None

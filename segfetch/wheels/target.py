@@ -26,6 +26,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
+from segfetch.wheels.children import spawn
 from segfetch.wheels.pipnet import config_flag, config_settings
 
 T = TypeVar("T")
@@ -177,7 +178,7 @@ class Pending(Generic[T]):
         self._lock = threading.Lock()  # result() may be called from a worker thread
         self._proc: subprocess.Popen[str] | None = None
         if cmd:  # else an answer known already (``answered``)
-            self._proc = subprocess.Popen(
+            self._proc = spawn(
                 cmd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
