@@ -135,13 +135,13 @@ async def test_connections_go_through_pips_proxy_but_the_local_index_does_not(
     assert len(await freeze(python)) == 2
 
 
-async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
+async def test_an_index_segfetch_cannot_read_is_said_not_skipped_silently(
     tmp_path: Path, index_dir: Path, venv_template: Path
 ) -> None:
     conf = tmp_path / "pip.conf"
     async with Emulator(index=index_dir) as emu:
-        local = (tmp_path / "simple").as_uri()
-        conf.write_text(f"[global]\nindex-url = {local}\nextra-index-url = {emu.index_url}\n")
+        other = "ftp://127.0.0.1/simple"
+        conf.write_text(f"[global]\nindex-url = {other}\nextra-index-url = {emu.index_url}\n")
         python = fresh(venv_template, tmp_path / "venv")
         proc = await segfetch(
             "install", "--python", python, "--installer", "pip", "pn-a",
@@ -150,8 +150,7 @@ async def test_a_local_index_in_pips_config_is_said_not_skipped_silently(
     assert proc.returncode == 0, proc.stderr.decode()
     said = [ln for ln in proc.stderr.decode().splitlines() if ln.startswith("segfetch: warning")]
     assert said == [
-        f"segfetch: warning: {local} is not an http(s) index: segfetch does not read it "
-        "(a folder of files: give it with -f)"
+        f"segfetch: warning: {other} is not an http(s) or file: index: segfetch does not read it"
     ]
     assert len(await freeze(python)) == 2
 

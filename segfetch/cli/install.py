@@ -452,13 +452,19 @@ def _indexes(
         index = args.index_url or configured_index
         extras = [*configured_extras, *args.extra_index_url, *reqs.extra_index_urls]
         urls = [index or PYPI, *dict.fromkeys(extras)]
-    web = [check_url(u, "index URL") for u in urls if is_http_url(u)]
-    if not web:
+    # A file: index (a folder of project folders, each with an index.html) is read from
+    # disk, as pip reads it; its files are checked there, not copied.
+    usable = [check_url(u, "index URL") if is_http_url(u) else u for u in urls if _usable(u)]
+    if not usable:
         raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")
-    for url in [u for u in urls if u not in web and not args.quiet]:
-        line = f"{redact_url(url)} is not an http(s) index: segfetch does not read it"
-        print(f"segfetch: warning: {line} (a folder of files: give it with -f)", file=sys.stderr)
-    return web
+    for url in [u for u in urls if u not in usable and not args.quiet]:
+        line = f"{redact_url(url)} is not an http(s) or file: index: segfetch does not read it"
+        print(f"segfetch: warning: {line}", file=sys.stderr)
+    return usable
+
+
+def _usable(url: str) -> bool:
+    return is_http_url(url) or url[:8].lower() == "file:///"
 
 
 def _as_dict(f: Fetched) -> dict[str, Any]:

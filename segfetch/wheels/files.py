@@ -11,14 +11,15 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import httpx
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
-from segfetch.errors import HashMismatch
-from segfetch.wheels.cache import Cache, digest_of
+from segfetch.errors import DownloadError, HashMismatch
+from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile
 
@@ -115,6 +116,24 @@ async def fetch_file(
         return Fetched(p, path, result.sha256, result.size, result)
 
 
+async def local_file(p: Planned) -> Fetched:
+    """A file on disk (a ``file:`` index's, a --find-links folder's, a path given), held to
+    the same hashes as a fetched one: the index's and any --hash. Never moved or removed."""
+    path = Path(unquote(urlsplit(p.url).path))  # POSIX: a file: URL's path is the path
+    try:
+        digest, size = await sha256_of(path), path.stat().st_size
+    except OSError as exc:
+        raise DownloadError(f"{p.filename}: {exc.strerror or exc}: {path}") from None
+    if p.sha256 is not None and digest != p.sha256:
+        raise HashMismatch(f"{path}: sha256 {digest}, the index says {p.sha256}", p.sha256, digest)
+    if p.allowed and digest not in p.allowed:
+        want = " or ".join(sorted(p.allowed))
+        raise HashMismatch(f"{path}: sha256 {digest} matches no --hash given", want, digest)
+    if not p.sha256 and p.other_hash:
+        await _check_other_hash(path, p, remove=False)
+    return Fetched(p, path, digest, size, None)
+
+
 def damage_notice(notice: Callable[[str], None] | None, filename: str) -> Callable[[str], None]:
     """What the cache calls when a cached copy fails its check: one line for the user."""
 
@@ -130,12 +149,13 @@ def digest_matches(path: Path, sha256: str | None) -> bool:
     return sha256 is None or hashlib.sha256(path.read_bytes()).hexdigest() == sha256
 
 
-async def _check_other_hash(path: Path, p: Planned) -> None:
+async def _check_other_hash(path: Path, p: Planned, remove: bool = True) -> None:
     """The hash the index gave instead of a sha256 (md5, sha512, ...), as pip checks it."""
     name, _, want = p.other_hash.partition("=") if p.other_hash else ("", "", "")
     got = await digest_of(path, name)
     if got != want:
-        path.unlink()
+        if remove:
+            path.unlink()
         raise HashMismatch(
             f"{p.filename}: the index gives {name} {want}, the file has {got}",
             expected=want,

@@ -1,7 +1,8 @@
 """The simple repository API: PEP 691 JSON, PEP 503 HTML, PEP 592 yanks, PEP 658 metadata.
 
 Parsing is pure; ``fetch_page`` (behind ``fetch_project`` and ``fetch_projects``) is the one
-function here that does network I/O (and, with a page cache, disk I/O through ``pages.py``).
+function here that does network I/O (and, with a page cache, disk I/O through ``pages.py``);
+a ``file:`` index's pages it reads from disk.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
@@ -334,6 +336,8 @@ async def fetch_page(
     """What ``parse`` reads in a page: the files a page of links lists (``parse_page``:
     fetch_project's, or a ``--find-links`` page), or an index's projects (``parse_root``);
     ``not_found``: what a 404 says."""
+    if url[:5].lower() == "file:":
+        return await _local_page(url, not_found, parse)
     stored: Page | None = None
     stored_files: T | None = None
     if pages is not None and (stored := pages.load(url)) is not None:
@@ -386,6 +390,21 @@ async def fetch_page(
         if wait is None:
             raise failures.exhausted(budget.failures, failure)
         await trio.sleep(wait)
+
+
+async def _local_page(url: str, not_found: str, parse: Parse[T]) -> T:
+    """A ``file:`` index's page, read as pip reads one: a folder's index.html (pip reads
+    no PEP 691 JSON from disk). Its relative links are then the files beside it."""
+    path = Path(unquote(urlsplit(url).path))  # POSIX: a file: URL's path is the path
+    if path.is_dir():
+        url, path = urljoin(url.rstrip("/") + "/", "index.html"), path / "index.html"
+    try:
+        body = await trio.to_thread.run_sync(path.read_bytes)
+    except (FileNotFoundError, NotADirectoryError):
+        raise HTTPStatusError(not_found, 404) from None
+    except OSError as exc:
+        raise IndexPageError(f"{redact_url(url)}: {exc.strerror or exc}") from None
+    return await _off_loop(parse, body, "text/html", url, size=len(body))
 
 
 def stored_project(pages: PageCache, index_url: str, name: str) -> list[IndexFile] | None:

@@ -30,7 +30,7 @@ from segfetch.errors import (
     is_http_url,
     redact_url,
 )
-from segfetch.wheels.cache import Cache, sha256_of
+from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import extras_asked, missing_dependencies
 from segfetch.wheels.dists import (
     marker_applies,
@@ -41,6 +41,7 @@ from segfetch.wheels.files import (
     Planned,
     digest_matches,
     fetch_file,
+    local_file,
     planned_of,
     wheel_metadata,
 )
@@ -387,6 +388,8 @@ class Session:
         may drop the key) is asked for too, but only where the URL has no query (pip's
         rule would put ".metadata" after a signed URL's token), and kept only if it reads as
         METADATA: another server answers any path with the wheel, or with an error."""
+        if f.url[:5].lower() == "file:":  # on disk: its own METADATA
+            return wheel_metadata(await self.file_of(f))
         dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
         # A wheel already in the cache (a warm run) is read, not asked about again.
         in_cache = f.sha256 is not None and self.cache.path(f.sha256, f.filename).is_file()
@@ -425,10 +428,7 @@ class Session:
 
     async def fetch(self, p: Planned) -> Fetched:
         if p.url.startswith("file:"):  # a direct file already fetched, or a local one
-            if p.url in self._local:
-                return self._local[p.url]
-            path = _path_of(p.url)
-            return Fetched(p, path, await sha256_of(path), path.stat().st_size, None)
+            return self._local.get(p.url) or await local_file(p)
         # A file in progress holds a lock and a .part open: no more files at once than
         # connections, so descriptors stay within the budget however long the list.
         async with self.files_at_once:

@@ -1,0 +1,104 @@
+"""A ``file:`` index (pip's ``index-url`` or ``extra-index-url = file:///...``, a folder of
+project folders each with an index.html) is read from disk as pip reads it, its files
+checked in place. The pages without sockets; the install beside pip, over loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import trio
+from helpers import freeze, fresh, one_line_error, segfetch
+
+from segfetch.errors import HTTPStatusError
+from segfetch.testing.emulator import Emulator
+from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels.index import fetch_project
+
+
+def file_index(root: Path, wheel: Path, sha256: str | None = None) -> str:
+    """An index at root/simple listing ``wheel`` (kept in root/files) by a relative link,
+    as a mirror tool writes one; its file: URL."""
+    files = root / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    kept = files / wheel.name
+    wheel.rename(kept)
+    digest = sha256 or hashlib.sha256(kept.read_bytes()).hexdigest()
+    project = root / "simple" / wheel.name.split("-")[0].replace("_", "-")
+    project.mkdir(parents=True)
+    link = f'<a href="../../files/{kept.name}#sha256={digest}">{kept.name}</a>'
+    (project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{link}\n</body></html>\n")
+    return (root / "simple").as_uri()
+
+
+async def test_a_file_index_page_is_its_folders_index_html(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path, "fi-c", "1.0")
+    url = file_index(tmp_path / "mirror", wheel)
+    (f,) = await fetch_project(None, url, "fi-c")  # type: ignore[arg-type]  # (no client)
+    assert f.filename == "fi_c-1.0-py3-none-any.whl"
+    assert f.url == (tmp_path / "mirror" / "files" / f.filename).as_uri()
+    assert (
+        f.sha256
+        == hashlib.sha256((tmp_path / "mirror/files" / f.filename).read_bytes()).hexdigest()
+    )
+    with pytest.raises(HTTPStatusError) as missing:
+        await fetch_project(None, url, "nowhere")  # type: ignore[arg-type]
+    assert missing.value.status == 404
+
+
+@pytest.fixture
+def sets(tmp_path: Path) -> tuple[Path, str]:
+    """fi-a on the emulator's index needs fi-c, which only the file: index has."""
+    web = tmp_path / "web"
+    web.mkdir()
+    make_wheel(web, "fi-a", "1.0", requires=["fi-c>=1"], payload=20_000)
+    return web, file_index(tmp_path / "mirror", make_wheel(tmp_path, "fi-c", "1.0"))
+
+
+async def test_install_reads_a_file_index_from_pips_config_as_pip_does(
+    tmp_path: Path, sets: tuple[Path, str], venv_template: Path
+) -> None:
+    web, local = sets
+    conf = tmp_path / "pip.conf"
+    async with Emulator(index=web) as emu:
+        conf.write_text(f"[global]\nindex-url = {emu.index_url}\nextra-index-url = {local}\n")
+        env = {"PIP_CONFIG_FILE": str(conf)}
+        ours = fresh(venv_template, tmp_path / "ours")
+        proc = await segfetch(
+            "install", "--python", ours, "--installer", "pip", "fi-a",
+            "--cache-dir", str(tmp_path / "cache"), env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert "warning" not in proc.stderr.decode()
+        theirs = fresh(venv_template, tmp_path / "theirs")
+        assert await pip_alone(theirs, env, "fi-a") == 0
+    assert await freeze(ours) == await freeze(theirs) == ["fi-a==1.0", "fi-c==1.0"]
+    # Checked in place: the cache holds no copy of the file: index's wheel.
+    assert not [p for p in (tmp_path / "cache").rglob("fi_c*.whl")]
+
+
+async def test_a_file_index_file_that_fails_its_hash_is_not_installed(
+    tmp_path: Path, venv_template: Path
+) -> None:
+    wheel = make_wheel(tmp_path, "fi-c", "1.0")
+    local = file_index(tmp_path / "mirror", wheel, sha256="0" * 64)
+    python = fresh(venv_template, tmp_path / "venv")
+    proc = await segfetch(
+        "install", "--python", python, "--installer", "pip", "--index-url", local,
+        "fi-c==1.0", "--cache-dir", str(tmp_path / "cache"), "-q",
+    )  # fmt: skip
+    assert proc.returncode != 0
+    line = one_line_error(proc)
+    assert "fi_c-1.0-py3-none-any.whl" in line and "0" * 64 in line, line
+    assert await freeze(python) == []
+
+
+async def pip_alone(python: str, env: dict[str, str], *reqs: str) -> int:
+    proc = await trio.run_process(
+        [python, "-m", "pip", "install", "-q", "--no-cache-dir", *reqs],
+        env={**os.environ, **env},
+        check=False,
+    )
+    return proc.returncode
