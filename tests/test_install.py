@@ -237,6 +237,28 @@ async def test_a_scheme_in_capitals_is_taken_as_pip_takes_it(
     assert gamma and all(e["range"] for e in gamma)  # segfetch's requests, not pip's
 
 
+async def test_a_requirements_file_at_a_url_names_others_beside_it(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """As pip: -r/-c in a file read from a URL are read from URLs beside it, and a local
+    file's -r URL is read from there (both were refused)."""
+    served = {
+        "/reqs/top.txt": b"-r more.txt\n-c ../c/cons.txt\nsf-alpha\n",
+        "/reqs/more.txt": b"sf-beta\n",
+        "/c/cons.txt": b"sf-beta==1.0\n",
+    }
+    async with Emulator(served, index=index_dir, link=Link()) as emu:
+        local = tmp_path / "req.txt"
+        local.write_text(f"-r {emu.url('/reqs/top.txt')}\n")
+        got = await segfetch(
+            "download", "-d", str(tmp_path / "out"), "--no-cache", "-r", str(local),
+            "--index-url", emu.index_url,
+        )  # fmt: skip
+        assert got.returncode == 0, got.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.0-py3-none-any.whl"]
+
+
 async def test_wrong_hash_keeps_nothing_and_installs_nothing(
     tmp_path: Path, index_dir: Path, venv: Path
 ) -> None:

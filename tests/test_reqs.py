@@ -326,16 +326,49 @@ def test_hash_checking_mode_refuses_an_editable(tmp_path: Path) -> None:
         rs.check_hashes()
 
 
-def test_urls_inside_requirement_files_are_one_line(tmp_path: Path) -> None:
-    """A nested -r URL is not joined to the folder as a path; a file read from a URL names
-    no local file (its -f may be a URL)."""
+def _served(files: dict[str, str]) -> RequirementSet:
+    """A set whose requirements files at URLs are these texts (by URL)."""
+
+    def read(url: str) -> bytes:
+        assert url in files, url  # no other URL is asked for
+        return files[url].encode()
+
+    return RequirementSet(read_url=read)
+
+
+def test_files_at_urls_name_others_as_pip_reads_them(tmp_path: Path) -> None:
+    """-r/-c inside a file read from a URL are joined to its URL (pip's urljoin); a local
+    file's -r URL is read from the URL; a file read from a URL names no local folder."""
     local = tmp_path / "req.txt"
-    local.write_text("-r https://h.example/more.txt\n")
-    with pytest.raises(UsageError, match="give a file at a URL on the command line"):
-        RequirementSet().add_file(local)
-    fetched = RequirementSet()
-    fetched.add_fetched(b"--find-links https://h.example/links/\nalpha==1\n", "https://h/r.txt")
-    assert fetched.find_links == ["https://h.example/links/"]
-    for line in (b"-f links\n", b"--find-links links\n", b"-r other.txt\n"):
+    local.write_text("-r https://h.example/reqs/top.txt\n")
+    rs = _served(
+        {
+            "https://h.example/reqs/top.txt": "-r more.txt\n-c ../c/cons.txt\nalpha\n",
+            "https://h.example/reqs/more.txt": "--find-links https://h.example/links/\nbeta\n",
+            "https://h.example/c/cons.txt": "beta==1.0\n",
+        }
+    )
+    rs.add_file(local)
+    assert [str(w.req) for w in rs.wanted] == ["beta", "alpha"]
+    assert [(str(c.req), c.where) for c in rs.constraints] == [
+        ("beta==1.0", "https://h.example/c/cons.txt:1")
+    ]
+    assert rs.find_links == ["https://h.example/links/"]
+    for line in ("-f links\n", "--find-links links\n"):
         with pytest.raises(UsageError, match="cannot name local files"):
-            RequirementSet().add_fetched(line, "https://h/r.txt")
+            _served({"https://h/r.txt": line}).add_url("https://h/r.txt")
+
+
+def test_files_at_urls_that_include_each_other_are_one_line() -> None:
+    rs = _served({"https://h/a.txt": "-r b.txt\n", "https://h/b.txt": "-r a.txt\n"})
+    with pytest.raises(UsageError, match=r"a\.txt: includes itself"):
+        rs.add_url("https://h/a.txt")
+    with pytest.raises(UsageError, match="give a file at a URL on the command line"):
+        RequirementSet().add_url("https://h/a.txt")  # (no way to read one given)
+
+
+def test_a_file_at_a_url_says_where_without_its_credentials() -> None:
+    rs = _served({"https://u:secret@h/r.txt": "not a requirement!\n"})
+    with pytest.raises(UsageError) as said:
+        rs.add_url("https://u:secret@h/r.txt")
+    assert "secret" not in str(said.value) and "r.txt:1" in str(said.value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ from segfetch.cli.pipopts import (
     PIP_VALUED,
     pip_args_of,
 )
-from segfetch.errors import UsageError, check_url, is_http_url, redact_url
+from segfetch.errors import UsageError, is_http_url, redact_url
 
 if TYPE_CHECKING:
     from segfetch.wheels.requirements import RequirementSet
@@ -45,15 +46,16 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
     reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
+    reqs.read_url = partial(_read_url, timeout=timeout)
     _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
     for text in args.requirements:
         reqs.add_string(text)
     for path in getattr(args, "editable", []):
         reqs.add_editable(path)
     for path in args.requirement:
-        _add_file(reqs, path, timeout, constraint=False)
+        _add_file(reqs, path, constraint=False)
     for path in args.constraint:
-        _add_file(reqs, path, timeout, constraint=True)
+        _add_file(reqs, path, constraint=True)
     if reqs.empty and not args.requirement:  # pip: an empty requirements file is no error
         raise UsageError("nothing to do: give requirements, or -r FILE")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
@@ -61,29 +63,32 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     return reqs
 
 
-def _add_file(reqs: RequirementSet, path: str, timeout: float, *, constraint: bool) -> None:
+def _add_file(reqs: RequirementSet, path: str, *, constraint: bool) -> None:
     """-r/-c FILE, or an http(s) URL of one, as pip takes it."""
-    if not is_http_url(path):
+    if is_http_url(path):
+        reqs.add_url(path, constraint=constraint)
+    else:
         reqs.add_file(Path(path), constraint=constraint)
-        return
+
+
+def _read_url(url: str, timeout: float) -> bytes:
+    """A requirements file at a URL, through the environment's proxies as every request."""
     import httpx
 
     from segfetch.engine.client import with_env_proxies
 
-    check_url(path, "requirements file URL")
-    # the environment's proxies, as for every other request
     client = with_env_proxies(lambda: httpx.Client(follow_redirects=True, timeout=timeout))
     why = ""
     with client:
         try:
-            answer = client.get(path)
+            answer = client.get(url)
             if answer.status_code != 200:
                 why = f"the server answered {answer.status_code} {answer.reason_phrase}"
         except httpx.HTTPError as exc:
             why = str(exc) or type(exc).__name__
     if why:
-        raise UsageError(f"cannot read requirements file {redact_url(path)}: {why}")
-    reqs.add_fetched(answer.content, redact_url(path), constraint=constraint)
+        raise UsageError(f"cannot read requirements file {redact_url(url)}: {why}")
+    return answer.content
 
 
 def pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> list[str]:

@@ -1,18 +1,30 @@
 """The text of a requirements file, as pip reads it: its encoding (a BOM, a PEP 263 coding
-line, else UTF-8 or the locale's), comments, line continuations, and the options of a line.
-Pure."""
+line, else UTF-8 or the locale's), comments, line continuations, and the options of a line;
+what a requirement's text names (a path, a VCS URL, a distribution's URL). Pure, but
+for local_path, which looks on disk as pip does."""
 
 from __future__ import annotations
 
 import codecs
 import contextlib
 import locale
+import os
 import re
 import sys
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from segfetch.errors import UsageError, redact_url
 
+VCS = ("git+", "hg+", "svn+", "bzr+")
+ARCHIVES = (".whl", ".tar.gz", ".zip")  # what segfetch fetches from a direct URL
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 # As pip's auto_decode, but UTF-32 first: a UTF-32-LE BOM starts with the UTF-16-LE one.
 _BOMS = (
@@ -105,3 +117,32 @@ def check_url_hashes(url: str, name: str, where: str) -> None:
                 f"{where}: {name} @ {redact_url(bare)}: #{part} is not a valid hash fragment; "
                 f"give #{algo}= and {size} hex digits"
             )
+
+
+def for_pip(text: str) -> bool:
+    """A requirement that only pip reads: a VCS or file: URL, or a local path."""
+    return text.startswith((*VCS, "file:")) or local_path(text) is not None
+
+
+def local_path(text: str) -> str | None:
+    """The path a requirement names, if it looks like one (as pip's ``_looks_like_path``:
+    a separator in it, or a leading dot; or an archive on disk). Else None."""
+    head = re.split(r"\s+;|;\s", text, maxsplit=1)[0].strip()
+    if "://" in head or " @ " in text or text.startswith((*VCS, "file:")):
+        return None
+    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
+    looks = head.startswith(".") or any(s in head for s in seps)
+    return head if looks or (head.endswith(ARCHIVES) and Path(head).is_file()) else None
+
+
+def name_of_url(url: str, where: str) -> str:
+    """The project a bare URL of a distribution names, by its file name."""
+    filename = unquote(urlsplit(url.split(" ", 1)[0]).path.rsplit("/", 1)[-1])
+    try:
+        if filename.endswith(".whl"):
+            return str(parse_wheel_filename(filename)[0])
+        return str(parse_sdist_filename(filename)[0])
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        raise UsageError(
+            f"{where}: cannot tell the project of {filename!r}; write it as NAME @ URL"
+        ) from None

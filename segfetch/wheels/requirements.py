@@ -16,29 +16,34 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
     canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
-from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url
+from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url, redact_url
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
-from segfetch.wheels.reqtext import check_url_hashes, decode, logical_lines, option, split_options
+from segfetch.wheels.reqtext import (
+    ARCHIVES,
+    VCS,
+    check_url_hashes,
+    decode,
+    for_pip,
+    local_path,
+    logical_lines,
+    name_of_url,
+    option,
+    split_options,
+)
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
-_VCS = ("git+", "hg+", "svn+", "bzr+")
-_ARCHIVES = (".whl", ".tar.gz", ".zip")  # what segfetch fetches from a direct URL
 BOTH = frozenset({"binary", "source"})
 # pip options that choose files for another interpreter than the target's: segfetch's own
 # choice (tags, Requires-Python, markers) is then not pip's.
@@ -146,6 +151,9 @@ class RequirementSet:
     # (nothing is fetched for a requirement already satisfied), with these options (-U,
     # ...). None: resolved as if nothing were installed (download, --target DIR, ...).
     installed: list[str] | None = None
+    # How a requirements file at a URL is read (cli/reqset.py gives one): -r URL, and a
+    # file of such a file naming another, relative to its URL, as pip reads them.
+    read_url: Callable[[str], bytes] | None = field(default=None, repr=False)
 
     @property
     def fully_pinned(self) -> bool:
@@ -249,7 +257,7 @@ class RequirementSet:
         if "--require-hashes" not in self.pip_options:
             self.pip_options.append("--require-hashes")
         mode = "hash-checking mode (a requirement has --hash, or --require-hashes)"
-        unpinned = [w for w in self.wanted if not _pinned_for_pip(w.req)]
+        unpinned = [w for w in self.wanted if not _pinnedfor_pip(w.req)]
         if unpinned:
             raise HashModeError(
                 f"{mode}: every requirement must be pinned with ==; these are not: "
@@ -275,7 +283,7 @@ class RequirementSet:
     def add_editable(self, path: str) -> None:
         """``-e PATH`` (or a VCS URL), for pip; a path made absolute from the cwd, where pip
         reads it from (the file pip is given lives elsewhere; uv reads from its folder)."""
-        local = "://" not in path and not path.startswith((*_VCS, "file:"))
+        local = "://" not in path and not path.startswith((*VCS, "file:"))
         self.handed.append(f"-e {shlex.quote(os.path.abspath(path) if local else path)}")
 
     def _add_requirement(
@@ -283,8 +291,8 @@ class RequirementSet:
     ) -> None:
         """A requirement line (its ``--hash`` options apart): from an index, direct, or
         for pip itself (pip's own reading of it: pip's ``install_req_from_line``)."""
-        if not constraint and _for_pip(text):
-            path = _local_path(text)
+        if not constraint and for_pip(text):
+            path = local_path(text)
             if path is not None and not Path(path).exists():  # as pip says it
                 raise UsageError(f"{where}: {text!r} looks like a path; {path!r} does not exist")
             if path is not None:  # from the cwd, as for -e
@@ -293,7 +301,7 @@ class RequirementSet:
             return
         if is_http_url(text):  # a bare URL: the name is the file's
             check_url(text, f"URL ({where})")
-            text = f"{_name_of_url(text, where)} @ {text}"
+            text = f"{name_of_url(text, where)} @ {text}"
         wanted = _requirement(text, where, options)
         if wanted.req.url is not None and is_http_url(wanted.req.url):
             check_url(wanted.req.url, f"URL ({where})")
@@ -302,7 +310,7 @@ class RequirementSet:
             (self.constraints if constraint else self.wanted).append(wanted)
         elif constraint:
             raise UsageError(f"{where}: a constraint cannot be a URL ({wanted.req.url})")
-        elif is_http_url(wanted.req.url) and wanted.filename.endswith(_ARCHIVES):
+        elif is_http_url(wanted.req.url) and wanted.filename.endswith(ARCHIVES):
             self.direct.append(wanted)
         else:  # file:, VCS, an http URL of no distribution file: pip fetches it
             self.handed.append(" ".join([text, *options]))
@@ -332,7 +340,7 @@ class RequirementSet:
         return lines, [line(c, str(c.req)) for c in self.constraints]
 
     def add_file(
-        self, path: Path, *, constraint: bool = False, _seen: tuple[Path, ...] = ()
+        self, path: Path, *, constraint: bool = False, _seen: tuple[Path | str, ...] = ()
     ) -> None:
         try:
             real = path.resolve()
@@ -345,19 +353,33 @@ class RequirementSet:
             ) from None
         self._add_text(decode(raw, path), str(path), path.parent, constraint, (*_seen, real))
 
-    def add_fetched(self, raw: bytes, url: str, *, constraint: bool = False) -> None:
-        """A requirements file read from a URL (``-r https://...``, fetched by the caller)."""
-        self._add_text(decode(raw, Path(url)), url, None, constraint, ())
+    def add_url(
+        self, url: str, *, constraint: bool = False, _seen: tuple[Path | str, ...] = ()
+    ) -> None:
+        """A requirements file at an http(s) URL (``-r https://...``)."""
+        if url in _seen:
+            raise UsageError(f"{redact_url(url)}: includes itself through -r/-c")
+        if self.read_url is None:
+            raise UsageError(f"{redact_url(url)}: give a file at a URL on the command line")
+        raw = self.read_url(check_url(url, "requirements file URL"))
+        self._add_text(decode(raw, Path(redact_url(url))), url, url, constraint, (*_seen, url))
 
     def _add_text(
-        self, text: str, name: str, base: Path | None, constraint: bool, seen: tuple[Path, ...]
+        self, text: str, name: str, base: Path | str, constraint: bool, seen: tuple[Path | str, ...]
     ) -> None:
+        name = redact_url(name)
         for lineno, line in logical_lines(text):
             self._add_line(line, f"{name}:{lineno}", base, constraint, seen)
 
     def _add_line(
-        self, line: str, where: str, base: Path | None, constraint: bool, seen: tuple[Path, ...]
+        self,
+        line: str,
+        where: str,
+        base: Path | str,
+        constraint: bool,
+        seen: tuple[Path | str, ...],
     ) -> None:
+        """``base``: the folder of the file (a Path), or the URL of a file read from one."""
         line = _ENV.sub(lambda m: os.environ.get(m[1], m[0]), line)
         if not line.startswith("-"):
             req_text, _, options = split_options(line)
@@ -369,17 +391,18 @@ class RequirementSet:
             raise UsageError(f"{where}: {exc}") from None
         opt, value = option(words, where)
         includes = opt in ("-r", "--requirement", "-c", "--constraint")
+        constraint |= opt in ("-c", "--constraint")
+        if isinstance(base, str) and includes:  # relative to the URL, as pip joins it
+            self.add_url(urljoin(base, value), constraint=constraint, _seen=seen)
+            return
         if includes and is_http_url(value):
-            raise UsageError(f"{where}: {opt} {value}: give a file at a URL on the command line")
-        local = includes or (opt in ("-f", "--find-links") and "://" not in value)
-        if base is None and local:
+            self.add_url(value, constraint=constraint, _seen=seen)
+            return
+        if isinstance(base, str) and opt in ("-f", "--find-links") and "://" not in value:
             raise UsageError(f"{where}: a file read from a URL cannot name local files ({opt})")
-        base = base or Path()
+        base = base if isinstance(base, Path) else Path()
         if includes:
-            nested = base / value
-            self.add_file(
-                nested, constraint=constraint or opt in ("-c", "--constraint"), _seen=seen
-            )
+            self.add_file(base / value, constraint=constraint, _seen=seen)
         elif opt in ("-i", "--index-url"):  # as pip: in place of every index before it
             self.index_url = value
             self.extra_index_urls.clear()
@@ -425,7 +448,7 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
     return Wanted(req, frozenset(hashes), where)
 
 
-def _pinned_for_pip(req: Requirement) -> bool:
+def _pinnedfor_pip(req: Requirement) -> bool:
     """pip's is_pinned: one specifier, == or === (a wildcard counts)."""
     specs = list(req.specifier)
     return len(specs) == 1 and specs[0].operator in ("==", "===")
@@ -433,35 +456,6 @@ def _pinned_for_pip(req: Requirement) -> bool:
 
 def _listed(wanted: list[Wanted]) -> str:
     return ", ".join(f"{w.req} ({w.where})" for w in wanted)
-
-
-def _for_pip(text: str) -> bool:
-    """A requirement that only pip reads: a VCS or file: URL, or a local path."""
-    return text.startswith((*_VCS, "file:")) or _local_path(text) is not None
-
-
-def _local_path(text: str) -> str | None:
-    """The path a requirement names, if it looks like one (as pip's ``_looks_like_path``:
-    a separator in it, or a leading dot; or an archive on disk). Else None."""
-    head = re.split(r"\s+;|;\s", text, maxsplit=1)[0].strip()
-    if "://" in head or " @ " in text or text.startswith((*_VCS, "file:")):
-        return None
-    seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
-    looks = head.startswith(".") or any(s in head for s in seps)
-    return head if looks or (head.endswith(_ARCHIVES) and Path(head).is_file()) else None
-
-
-def _name_of_url(url: str, where: str) -> str:
-    """The project a bare URL of a distribution names, by its file name."""
-    filename = unquote(urlsplit(url.split(" ", 1)[0]).path.rsplit("/", 1)[-1])
-    try:
-        if filename.endswith(".whl"):
-            return str(parse_wheel_filename(filename)[0])
-        return str(parse_sdist_filename(filename)[0])
-    except (InvalidWheelFilename, InvalidSdistFilename):
-        raise UsageError(
-            f"{where}: cannot tell the project of {filename!r}; write it as NAME @ URL"
-        ) from None
 
 
 def _format_control(value: str, target: set[str], other: set[str]) -> None:
