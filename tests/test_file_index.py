@@ -102,3 +102,20 @@ async def pip_alone(python: str, env: dict[str, str], *reqs: str) -> int:
         check=False,
     )
     return proc.returncode
+
+
+async def test_a_file_index_named_with_localhost_is_read_and_its_file_copied_out(
+    tmp_path: Path,
+) -> None:
+    """`download -d` of a pinned file from file://localhost/...: the file lands in -d, the
+    same bytes, and the mirror keeps its own."""
+    wheel = make_wheel(tmp_path, "fi-c", "1.0", payload=5_000)
+    local = file_index(tmp_path / "mirror", wheel).replace("file://", "file://localhost", 1)
+    out = tmp_path / "out"
+    proc = await segfetch(
+        "download", "-d", str(out), "--index-url", local, "fi-c==1.0",
+        "--cache-dir", str(tmp_path / "cache"), "-q",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    kept = tmp_path / "mirror" / "files" / wheel.name
+    assert (out / wheel.name).read_bytes() == kept.read_bytes()

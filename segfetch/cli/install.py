@@ -456,7 +456,7 @@ def _indexes(
     # disk, as pip reads it; its files are checked there, not copied.
     usable = [check_url(u, "index URL") if is_http_url(u) else u for u in urls if _usable(u)]
     if not usable:
-        raise UsageError(f"no http(s) index to use among {', '.join(map(redact_url, urls))}")
+        raise UsageError(f"no http(s) or file: index among {', '.join(map(redact_url, urls))}")
     for url in [u for u in urls if u not in usable and not args.quiet]:
         line = f"{redact_url(url)} is not an http(s) or file: index: segfetch does not read it"
         print(f"segfetch: warning: {line}", file=sys.stderr)
@@ -464,7 +464,12 @@ def _indexes(
 
 
 def _usable(url: str) -> bool:
-    return is_http_url(url) or url[:8].lower() == "file:///"
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return is_http_url(url) or (
+        parts.scheme.lower() == "file" and parts.netloc in ("", "localhost")
+    )
 
 
 def _as_dict(f: Fetched) -> dict[str, Any]:
