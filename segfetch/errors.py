@@ -88,6 +88,15 @@ def is_http_url(text: str, *, secure: bool = False) -> bool:
     return text[:8].lower().startswith(("https://",) if secure else ("http://", "https://"))
 
 
+def is_file_url(text: str) -> bool:
+    """Whether ``text`` is a ``file:`` URL of this machine (``file:///p``, ``file://localhost/p``),
+    as pip reads an index or a link there."""
+    scheme, _, rest = text.partition(":")
+    return scheme.lower() == "file" and (
+        not rest.startswith("//") or rest[2:].startswith(("/", "localhost/"))
+    )
+
+
 def check_url(url: str, what: str = "URL") -> str:
     """``url``, if it is an http(s) URL httpx can ask; else one line (``what`` it is)."""
     import httpx  # here: building the parser loads no httpx

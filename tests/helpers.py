@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import ssl
@@ -156,3 +157,18 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def file_index(root: Path, wheel: Path, sha256: str | None = None) -> str:
+    """An index at root/simple listing ``wheel`` (kept in root/files) by a relative link,
+    as a mirror tool writes one; its file: URL."""
+    files = root / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    kept = files / wheel.name
+    wheel.rename(kept)
+    digest = sha256 or hashlib.sha256(kept.read_bytes()).hexdigest()
+    project = root / "simple" / wheel.name.split("-")[0].replace("_", "-")
+    project.mkdir(parents=True)
+    link = f'<a href="../../files/{kept.name}#sha256={digest}">{kept.name}</a>'
+    (project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{link}\n</body></html>\n")
+    return (root / "simple").as_uri()

@@ -10,27 +10,12 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import freeze, fresh, one_line_error, segfetch
+from helpers import file_index, freeze, fresh, one_line_error, segfetch
 
 from segfetch.errors import HTTPStatusError
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.index import fetch_project
-
-
-def file_index(root: Path, wheel: Path, sha256: str | None = None) -> str:
-    """An index at root/simple listing ``wheel`` (kept in root/files) by a relative link,
-    as a mirror tool writes one; its file: URL."""
-    files = root / "files"
-    files.mkdir(parents=True, exist_ok=True)
-    kept = files / wheel.name
-    wheel.rename(kept)
-    digest = sha256 or hashlib.sha256(kept.read_bytes()).hexdigest()
-    project = root / "simple" / wheel.name.split("-")[0].replace("_", "-")
-    project.mkdir(parents=True)
-    link = f'<a href="../../files/{kept.name}#sha256={digest}">{kept.name}</a>'
-    (project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{link}\n</body></html>\n")
-    return (root / "simple").as_uri()
 
 
 async def test_a_file_index_page_is_its_folders_index_html(tmp_path: Path) -> None:

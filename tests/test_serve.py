@@ -19,6 +19,7 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from helpers import file_index
 
 from segfetch.engine.download import make_client
 from segfetch.engine.options import Options
@@ -590,10 +591,11 @@ async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm
 ) -> None:
     async with Emulator(index=index_dir) as emu:
         conf = tmp_path / "pip.conf"  # no --index-url: pip's own setting, as install takes it
-        # and a local extra index (this machine's pip.conf has one): passed over, and said
-        conf.write_text(
-            f"[global]\nindex-url = {emu.index_url}\nextra-index-url = file:///nowhere/simple\n"
-        )
+        # a local mirror (file:, as this machine's pip.conf has one) served from disk, and
+        # an index of a kind segfetch does not read: passed over, and said
+        mirror = file_index(tmp_path / "mirror", make_wheel(tmp_path, "fi-c", "1.0"))
+        extras = f"ftp://nowhere/simple {mirror}"
+        conf.write_text(f"[global]\nindex-url = {emu.index_url}\nextra-index-url = {extras}\n")
         monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
         cmd = [sys.executable, "-m", "segfetch", "serve", "--port", "0",
                "--cache-dir", str(tmp_path / "c")]  # fmt: skip
@@ -609,7 +611,12 @@ async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm
             assert f"PIP_INDEX_URL={url}" in out.decode() and f"UV_INDEX_URL={url}" in out.decode()
             async with httpx.AsyncClient(trust_env=False) as client:
                 r = await client.get(url + "sf-alpha/", headers={"Accept": JSON_TYPE})
-            assert r.status_code == 200 and r.json()["name"] == "sf-alpha"
+                assert r.status_code == 200 and r.json()["name"] == "sf-alpha"
+                page = await client.get(url + "fi-c/", headers={"Accept": JSON_TYPE})
+                (entry,) = page.json()["files"]
+                wheel = await client.get(httpx.URL(url).join(entry["url"]))
+            kept = tmp_path / "mirror" / "files" / "fi_c-1.0-py3-none-any.whl"
+            assert wheel.status_code == 200 and wheel.content == kept.read_bytes()
             proc.send_signal(signal.SIGTERM)
             with trio.fail_after(30):
                 assert await proc.wait() == 0
@@ -617,15 +624,16 @@ async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm
         finally:
             proc.kill()
     assert "Traceback" not in err and "stopped" in err, err
-    assert "file:///nowhere/simple is not an http(s) index; not served" in err, err
+    assert "ftp://nowhere/simple is not an http(s) or file: index; not served" in err, err
 
 
 async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
     from helpers import one_line_error, segfetch
 
-    for url in ("file:///x", "http://", "https:///simple/"):
+    for url in ("ftp://x/simple/", "http://", "https:///simple/", "file://elsewhere/simple"):
         proc = await segfetch("serve", "--index-url", url, "--port", "0")
-        assert proc.returncode == 2 and "not an http(s) index URL" in one_line_error(proc), url
+        said = one_line_error(proc)
+        assert proc.returncode == 2 and "not an http(s) URL with a host, or a file:" in said, url
     with socket.socket() as taken:  # a port in use: one line naming it
         taken.bind(("127.0.0.1", 0))
         taken.listen()

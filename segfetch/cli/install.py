@@ -21,7 +21,14 @@ from segfetch.cli.pipopts import (
     check_passed_through,
     pip_args_of,
 )
-from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url, redact_url
+from segfetch.errors import (
+    SegfetchError,
+    UsageError,
+    check_url,
+    is_file_url,
+    is_http_url,
+    redact_url,
+)
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
@@ -454,22 +461,17 @@ def _indexes(
         urls = [index or PYPI, *dict.fromkeys(extras)]
     # A file: index (a folder of project folders, each with an index.html) is read from
     # disk, as pip reads it; its files are checked there, not copied.
-    usable = [check_url(u, "index URL") if is_http_url(u) else u for u in urls if _usable(u)]
+    usable = [
+        check_url(u, "index URL") if is_http_url(u) else u
+        for u in urls
+        if is_http_url(u) or is_file_url(u)
+    ]
     if not usable:
         raise UsageError(f"no http(s) or file: index among {', '.join(map(redact_url, urls))}")
     for url in [u for u in urls if u not in usable and not args.quiet]:
         line = f"{redact_url(url)} is not an http(s) or file: index: segfetch does not read it"
         print(f"segfetch: warning: {line}", file=sys.stderr)
     return usable
-
-
-def _usable(url: str) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    return is_http_url(url) or (
-        parts.scheme.lower() == "file" and parts.netloc in ("", "localhost")
-    )
 
 
 def _as_dict(f: Fetched) -> dict[str, Any]:

@@ -13,7 +13,14 @@ from urllib.parse import urlsplit
 
 from segfetch.cli import running
 from segfetch.cli.options import add_download_options, download_options
-from segfetch.errors import UsageError, check_url, first_error, is_http_url, redact_url
+from segfetch.errors import (
+    UsageError,
+    check_url,
+    first_error,
+    is_file_url,
+    is_http_url,
+    redact_url,
+)
 
 DEFAULT_PORT = 3141
 AUTH_ENV = "SEGFETCH_SERVE_AUTH"
@@ -86,19 +93,23 @@ def _indexes(args: argparse.Namespace) -> list[str]:
     index, extras = args.index_url, args.extra_index_url
     if index is None and not extras:
         index, extras = pip_index_urls()
-        # pip's settings may name local (file:) indexes, which pip reads itself: serve
-        # proxies http(s) ones only, so those are passed over, and said.
-        for url in [u for u in [index, *extras] if u is not None and not _http(u)]:
-            line = f"pip's setting {redact_url(url)} is not an http(s) index; not served"
+        # pip's settings may name indexes of other kinds: passed over, and said.
+        for url in [u for u in [index, *extras] if u is not None and not _usable(u)]:
+            line = f"pip's setting {redact_url(url)} is not an http(s) or file: index; not served"
             print(f"segfetch: warning: {line} (name the indexes with --index-url)", file=sys.stderr)
-        index = index if index is not None and _http(index) else None
-        extras = [u for u in extras if _http(u)]
+        index = index if index is not None and _usable(index) else None
+        extras = [u for u in extras if _usable(u)]
     urls = [index or PYPI, *extras]
     for url in urls:
-        if not _http(url):
-            raise UsageError(f"{redact_url(url)} is not an http(s) index URL with a host")
-        check_url(url, "index URL")
+        if not _usable(url):
+            raise UsageError(f"{redact_url(url)} is not an http(s) URL with a host, or a file: URL")
+        if not is_file_url(url):  # (a file: index is read from disk, its files served from there)
+            check_url(url, "index URL")
     return urls
+
+
+def _usable(url: str) -> bool:
+    return _http(url) or is_file_url(url)
 
 
 def _http(url: str) -> bool:

@@ -33,10 +33,11 @@ from segfetch.errors import (
     HTTPStatusError,
     RetriesExhausted,
     SegfetchError,
+    is_file_url,
     redact_url,
 )
 from segfetch.wheels.cache import Cache
-from segfetch.wheels.files import Planned, damage_notice, planned_of, wheel_metadata
+from segfetch.wheels.files import Planned, damage_notice, local_file, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import (
@@ -50,6 +51,7 @@ from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
 
 T = TypeVar("T")
+NONE: frozenset[str] = frozenset()  # no --hash: the page's own hash checks the file
 # With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
 QUICK = RetryPolicy(max_tries=2)
 # An upstream that gave no answer (refused, unresolved, silent) is not asked again for this
@@ -230,7 +232,11 @@ class Upstream(Session):
         return source if isinstance(source, Path) else await source.result()
 
     async def _source(self, f: IndexFile) -> Path | Growing:
-        """The cached file, or its download (started here if none is under way)."""
+        """The cached file, or its download (started here if none is under way); a file:
+        index's file where it lies, checked against its hash."""
+        if is_file_url(f.url):
+            checked = await self._once(("local", f.url), lambda: local_file(planned_of(f, NONE)))
+            return checked.path
         g = self._growing.get(f.url)
         if g is None:
             hit = await self._cached(f)
