@@ -49,6 +49,11 @@ STEAL_AFTER = 1.0
 WATCH_EVERY = 0.25  # seconds between looks for silent connections
 IGNORED_RANGES = 3  # the file whole to this many range requests in a row: one stream
 SAVE_EVERY = 1.0  # seconds between control-file saves
+# ...or sooner, once this many bytes came since the last: the disk then writes them while
+# the rest arrives, not all at the end (nginx on loopback, 500 MB: the final fsync took
+# 0.85 s of a 2.4 s run, and the run 7-14 % less with syncs every 0.2 s).
+SAVE_BYTES = 64 * 1024 * 1024
+SAVE_POLL = 0.2  # seconds between looks at both
 HASH_EVERY = 0.05  # seconds between steps of the prefix hash
 
 
@@ -355,7 +360,12 @@ class Transfer:
 
     async def _keep_saving(self) -> None:
         while True:
-            await trio.sleep(SAVE_EVERY)
+            since, received = trio.current_time(), self.stats.received
+            while (
+                trio.current_time() - since < SAVE_EVERY
+                and self.stats.received - received < SAVE_BYTES
+            ):
+                await trio.sleep(SAVE_POLL)
             if self.part.fd is not None:
                 # Claim only what was written before the sync began: workers go on writing.
                 done = RangeSet(self.state.done)
