@@ -58,7 +58,7 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/proc/x"], "cannot use the cache folder"),
     (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/etc/passwd"], "give --cache-dir"),
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
-    (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) index"),
+    (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) or file:"),
     (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),
     # Every option range-checked: no traceback, no runaway memory.
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "nan"], "duration"),

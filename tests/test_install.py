@@ -198,12 +198,13 @@ async def test_an_empty_requirements_file_is_nothing_to_do(tmp_path: Path, comma
 async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
     tmp_path: Path, index_dir: Path
 ) -> None:
-    """-r URL and -c URL, as pip takes them; one that cannot be read, or names local
-    files, is one line."""
+    """-r URL and -c URL, as pip takes them; one that cannot be read (itself, or one it
+    names beside it), or names a local folder, is one line."""
     served = {
         "/req.txt": b"sf-alpha==1.0\n",
         "/c.txt": b"sf-beta==1.0\n",
         "/nested.txt": b"-r other.txt\n",
+        "/links.txt": b"--find-links links\n",
     }
     async with Emulator(served, index=index_dir, link=Link()) as emu:
         where = ["-d", str(tmp_path / "out"), "--index-url", emu.index_url, "--no-cache"]
@@ -211,7 +212,11 @@ async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
         assert got.returncode == 0, got.stderr
         names = sorted(p.name for p in (tmp_path / "out").iterdir())
         assert names == ["sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.0-py3-none-any.whl"]
-        for url, words in [(emu.url("/nothing.txt"), "404"), (emu.url("/nested.txt"), "local")]:
+        for url, words in [
+            (emu.url("/nothing.txt"), "404"),
+            (emu.url("/nested.txt"), f"{emu.url('/other.txt')}: the server answered 404"),
+            (emu.url("/links.txt"), "local"),
+        ]:
             bad = await segfetch("download", "-r", url, *where)
             assert bad.returncode == 2 and words in one_line_error(bad)
 

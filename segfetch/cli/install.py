@@ -21,14 +21,7 @@ from segfetch.cli.pipopts import (
     check_passed_through,
     pip_args_of,
 )
-from segfetch.errors import (
-    SegfetchError,
-    UsageError,
-    check_url,
-    is_file_url,
-    is_http_url,
-    redact_url,
-)
+from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url, redact_url
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
@@ -446,6 +439,7 @@ def _indexes(
     added to the configured ones (pip's list options extend their configured default),
     then the requirement files' extra indexes; a requirement file's -i replaces them all,
     as pip reads the file after the command line."""
+    from segfetch.errors import is_file_url
     from segfetch.wheels.pipnet import PYPI
     from segfetch.wheels.target import index_urls_in_config
 
