@@ -31,7 +31,9 @@ def test_classify_and_recommend() -> None:
 
 @pytest.mark.parametrize(
     ("link", "limit"),
-    [(Link(rate=512 * 1024), "per connection"), (Link(shared_rate=2 << 20), "shared")],
+    # (rates a loaded 2-core machine serves and reads in one process: at 512 KiB/s per
+    # connection, 8 of them read as "mixed" once in a CI run with other work running)
+    [(Link(rate=256 * 1024), "per connection"), (Link(shared_rate=1 << 20), "shared")],
 )
 async def test_bench_tells_per_connection_from_shared(link: Link, limit: str) -> None:
     read: list[int] = []
