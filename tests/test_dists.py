@@ -181,3 +181,26 @@ def test_missing_dependencies_of_a_pinned_set() -> None:
     assert missing_dependencies([app, sdist], [meta, None], {}, target) == [
         "lib: dependencies unknown"
     ]
+
+
+def test_missing_dependencies_follow_a_dependencys_extras() -> None:
+    """selenium names urllib3[socks]: a set without PySocks is not complete (pip's resolver
+    adds it), though urllib3 itself is there."""
+    from segfetch.wheels.complete import missing_dependencies
+    from segfetch.wheels.files import Planned
+    from segfetch.wheels.target import Target
+
+    target = Target(Version("3.11"), ("py3-none-any",), {"python_version": "3.11"})
+    app = Planned("app", "1", "app-1-py3-none-any.whl", "u", None)
+    lib = Planned("lib", "2", "lib-2-py3-none-any.whl", "u2", None)
+    socks = Planned("PySocks", "1.7.1", "PySocks-1.7.1-py3-none-any.whl", "u3", None)
+    meta = b"Metadata-Version: 2.1\nName: app\nVersion: 1\nRequires-Dist: lib[socks]==2\n"
+    lib_meta = b"Metadata-Version: 2.1\nName: lib\nVersion: 2\nProvides-Extra: socks\n"
+    lib_meta += b'Requires-Dist: pysocks>=1.5; extra == "socks"\n'
+    socks_meta = b"Metadata-Version: 2.1\nName: PySocks\nVersion: 1.7.1\n"
+    assert missing_dependencies([app, lib], [meta, lib_meta], {}, target) == [
+        'pysocks>=1.5; extra == "socks" (for lib)'
+    ]
+    assert missing_dependencies(
+        [app, lib, socks], [meta, lib_meta, socks_meta], {}, target
+    ) == []

@@ -56,12 +56,28 @@ def missing_dependencies(
     ``["<name>: dependencies unknown"]``. Pure."""
     versions: dict[str, str] = dict(kept or {})
     versions.update((canonicalize_name(p.name), p.version) for p in planned)
+    # A dependency's extras (selenium's urllib3[socks]) select that file's extra
+    # dependencies too, as pip's resolver takes them: followed through the set until
+    # nothing more is asked.
+    wanted = dict(extras)
+    grew = True
+    while grew:
+        grew = False
+        for p, meta in zip(planned, metadata, strict=True):
+            if meta is None:
+                continue
+            asked = wanted.get(canonicalize_name(p.name), frozenset())
+            for dep in dependencies(meta, target, asked):
+                key = canonicalize_name(dep.name)
+                if dep.extras and not set(dep.extras) <= wanted.get(key, frozenset()):
+                    wanted[key] = wanted.get(key, frozenset()) | frozenset(dep.extras)
+                    grew = True
     missing = []
     for p, meta in zip(planned, metadata, strict=True):
         if meta is None:
             missing.append(f"{p.name}: dependencies unknown")
             continue
-        for dep in dependencies(meta, target, extras.get(canonicalize_name(p.name), frozenset())):
+        for dep in dependencies(meta, target, wanted.get(canonicalize_name(p.name), frozenset())):
             have = versions.get(canonicalize_name(dep.name))
             if have is None or not dep.specifier.contains(have, prereleases=True):
                 missing.append(f"{dep} (for {p.name})")
