@@ -201,6 +201,4 @@ def test_missing_dependencies_follow_a_dependencys_extras() -> None:
     assert missing_dependencies([app, lib], [meta, lib_meta], {}, target) == [
         'pysocks>=1.5; extra == "socks" (for lib)'
     ]
-    assert missing_dependencies(
-        [app, lib, socks], [meta, lib_meta, socks_meta], {}, target
-    ) == []
+    assert missing_dependencies([app, lib, socks], [meta, lib_meta, socks_meta], {}, target) == []

@@ -104,3 +104,31 @@ async def test_a_file_index_named_with_localhost_is_read_and_its_file_copied_out
     assert proc.returncode == 0, proc.stderr.decode()
     kept = tmp_path / "mirror" / "files" / wheel.name
     assert (out / wheel.name).read_bytes() == kept.read_bytes()
+
+
+@pytest.mark.parametrize("where", ["PIP_FIND_LINKS", "pip.conf"])
+async def test_find_links_of_pips_configuration_are_used_as_pip_uses_them(
+    tmp_path: Path, where: str
+) -> None:
+    """A folder that only pip's configuration names (this machine sets PIP_FIND_LINKS): its
+    files join the index's, for a lone pin and for the resolver (both failed: "no project")."""
+    web, folder = tmp_path / "web", tmp_path / "wheels"
+    web.mkdir()
+    folder.mkdir()
+    make_wheel(web, "fl-a", "1.0", requires=["fl-x>=1"])
+    make_wheel(folder, "fl-x", "1.0")
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nfind-links = {folder}\n" if where == "pip.conf" else "")
+    env = {"PIP_CONFIG_FILE": str(conf)}
+    if where == "PIP_FIND_LINKS":
+        env["PIP_FIND_LINKS"] = str(folder)
+    async with Emulator(index=web) as emu:
+        for n, reqs in enumerate([["fl-a"], ["fl-x==1.0"]]):
+            out = tmp_path / f"out{n}"
+            proc = await segfetch(
+                "download", "-d", str(out), "--index-url", emu.index_url, *reqs,
+                "--cache-dir", str(tmp_path / "cache"), "-q", env=env,
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr.decode()
+            names = sorted(p.name for p in out.iterdir())
+            assert "fl_x-1.0-py3-none-any.whl" in names, names

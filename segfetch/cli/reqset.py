@@ -36,7 +36,13 @@ def take_configured(args: argparse.Namespace, words: list[str] | None = None) ->
     args.pre = args.pre or "--pre" in words
     if "--require-hashes" in words:
         args.pip_args = ["--require-hashes", *args.pip_args]
-    kept = [w for w in words if w not in ("--pre", "--require-hashes")]
+    kept, links, each = [], [], iter(words)
+    for word in each:
+        if word == "--find-links":
+            links.append(next(each, ""))
+        elif word not in ("--pre", "--require-hashes"):
+            kept.append(word)
+    args.configured_links = links  # before the command line's -f, as pip adds them
     # In place of what an earlier call took (the environment's, before pip's files were read)
     earlier = (getattr(args, "pip_kept", None) or [])[getattr(args, "configured", 0) :]
     args.pip_kept, args.configured = kept + earlier, len(kept)
@@ -45,7 +51,8 @@ def take_configured(args: argparse.Namespace, words: list[str] | None = None) ->
 def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
-    reqs = RequirementSet(pre=args.pre, find_links=list(args.find_links))
+    links = [*getattr(args, "configured_links", []), *args.find_links]
+    reqs = RequirementSet(pre=args.pre, find_links=links)
     reqs.read_url = partial(_read_url, timeout=timeout)
     _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
     for text in args.requirements:

@@ -72,6 +72,10 @@ def configured_options(listing: str, command: str, *, sources: tuple[str, ...] =
     for name in CONFIGURED_INSTALL_PLACES if install else ():
         if values := config_settings(listing, name, command):
             out += [f"--{name}", values[0]]
+    # find-links: the highest-ranked setting, split at spaces (pip's list option: a later
+    # source replaces an earlier one's value); the command line's -f adds to it
+    for link in next(iter(config_settings(listing, "find-links", command)), "").split():
+        out += ["--find-links", link]
     return out
 
 
