@@ -1,4 +1,5 @@
-"""spawn: a signal that arrives while a child starts stops the child too. The child itself
+"""spawn: a signal that arrives while a child starts stops the child too (and running.run: a
+Ctrl-C cancels the work). The child itself
 sends the signal before its exec (preexec_fn), so that it arrives while Popen waits for
 the exec: the moment a SIGTERM came in CI and left the target's probe running."""
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 from helpers import running
 
 from segfetch.cli.running import Terminated, stop_on_signals
@@ -75,3 +77,24 @@ def test_a_signal_with_a_child_that_cannot_start_still_stops(tmp_path: Path) -> 
     pid_file = tmp_path / "child.pid"
     with pytest.raises(Terminated), stop_on_signals():
         spawn([str(tmp_path / "missing")], preexec_fn=_signalling_parent(pid_file, signal.SIGTERM))
+
+
+def test_ctrl_c_cancels_the_work_rather_than_raising_inside_it() -> None:
+    """running.run: a first Ctrl-C cancels as SIGTERM does, then raises KeyboardInterrupt
+    (trio's own raises it wherever a task runs: once, in install's read-ahead, that broke a
+    nursery's bookkeeping)."""
+    from segfetch.cli import running
+
+    seen: list[str] = []
+
+    async def work() -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            await trio.sleep(5)
+        except BaseException as exc:
+            seen.append(type(exc).__name__)
+            raise
+
+    with pytest.raises(KeyboardInterrupt):
+        running.run(work)
+    assert seen == ["Cancelled"]

@@ -24,7 +24,10 @@ class Terminated(BaseException):
 
 
 def run(fn: Callable[[], Awaitable[T]]) -> T:
-    """trio.run(fn); on SIGTERM or SIGHUP, cancel it and raise Terminated."""
+    """trio.run(fn); on SIGTERM or SIGHUP, cancel it and raise Terminated; on a first
+    Ctrl-C, cancel it too and raise KeyboardInterrupt. (trio's own Ctrl-C raises wherever
+    a task runs, and once, in a CI run, that broke a nursery's bookkeeping in the middle of
+    install's read-ahead: a traceback, exit 1.) A second Ctrl-C is trio's again."""
     import trio  # here, not above: the parser and `--version` load no trio
 
     if threading.current_thread() is not threading.main_thread():
@@ -33,23 +36,26 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     results: list[T] = []
 
     async def main() -> None:
-        with trio.open_signal_receiver(*SIGNALS) as signals:
-            async with trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
 
-                async def watch() -> None:
+            async def watch(task_status: trio.TaskStatus[None]) -> None:
+                with trio.open_signal_receiver(*SIGNALS, signal.SIGINT) as signals:
+                    task_status.started()
                     async for signum in signals:
                         received.append(signum)
                         nursery.cancel_scope.cancel()
                         return
 
-                nursery.start_soon(watch)
-                results.append(await fn())
-                nursery.cancel_scope.cancel()
+            await nursery.start(watch)
+            results.append(await fn())
+            nursery.cancel_scope.cancel()
 
     try:
         trio.run(main)
     except BaseExceptionGroup as group:  # Ctrl-C inside the nursery: say it plainly
         raise first_error(group) from None
+    if received and received[0] == signal.SIGINT:
+        raise KeyboardInterrupt
     if received:
         raise Terminated(received[0])
     return results[0]
