@@ -13,6 +13,7 @@ from segfetch.errors import UsageError
 from segfetch.wheels.pipnet import (
     command_line_values,
     config_settings,
+    configured_options,
     environment_listing,
     may_read_config_files,
     pip_network,
@@ -129,6 +130,27 @@ def test_the_index_is_pips_the_environment_over_the_files() -> None:
     no_env = listing.split("\n", 1)[1]
     assert index_urls_in_config(no_env, "install")[0] == "https://install.example/simple/"
     assert index_urls_in_config(no_env, "download")[0] == "https://global.example/simple/"
+
+
+def test_a_list_on_several_lines_of_pip_conf_is_every_value() -> None:
+    """pip.conf lists several values one a line; ``pip config list`` prints them with %r
+    ('a\\nb'): each is a find-link, an extra index, as pip splits them."""
+    conf = {
+        "download.find-links": "/w/one\nhttps://h.example/links/",
+        "global.extra-index-url": "\nhttps://a.example/s/\n  https://b.example/s/",
+    }
+    listing = "".join(f"{k}={v!r}\n" for k, v in sorted(conf.items()))
+    assert configured_options(listing, "download") == [
+        "--find-links",
+        "/w/one",
+        "--find-links",
+        "https://h.example/links/",
+    ]
+    assert index_urls_in_config(listing, "download")[1] == [
+        "https://a.example/s/",
+        "https://b.example/s/",
+    ]
+    assert config_settings(":env:.cert='/it\\'s.pem'\n", "cert", "install") == ["/it's.pem"]
 
 
 def test_configured_options_read_as_pip_ranks_them() -> None:

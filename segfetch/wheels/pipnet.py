@@ -8,6 +8,7 @@ add to the configuration's.
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,8 +30,18 @@ def config_settings(listing: str, name: str, command: str) -> list[str]:
         key, eq, value = line.partition("=")
         section, _, key_name = key.strip().rpartition(".")
         if eq and key_name == name and section in (":env:", command, "global"):
-            found[section] = value.strip().strip("'\"")
+            found[section] = _unrepr(value.strip())
     return [found[s] for s in (":env:", command, "global") if found.get(s)]
+
+
+def _unrepr(text: str) -> str:
+    """A value as ``pip config list`` prints it (``%r``: a multi-line one, pip.conf's way to
+    list several, as ``'a\\nb'``), back to its text; one not quoted as it is."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text.strip("'\"")
+    return value if isinstance(value, str) else text
 
 
 # pip's options that its configuration (PIP_* variables, pip.conf) may set and that change
