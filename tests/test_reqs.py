@@ -359,6 +359,26 @@ def test_files_at_urls_name_others_as_pip_reads_them(tmp_path: Path) -> None:
             _served({"https://h/r.txt": line}).add_url("https://h/r.txt")
 
 
+def test_files_at_file_urls_are_read_from_disk_as_pip_reads_them(tmp_path: Path) -> None:
+    """-r/-c file:///... (on the command line, in a local file, in a file read from a URL)
+    is the file on disk, as pip's get_file_content reads it."""
+    (tmp_path / "a b.txt").write_text("alpha\n")
+    (tmp_path / "cons.txt").write_text("alpha==1.0\n")
+    url = (tmp_path / "a b.txt").as_uri()  # (percent-encoded: a%20b.txt)
+    local = tmp_path / "req.txt"
+    local.write_text(f"-c {(tmp_path / 'cons.txt').as_uri()}\n")
+    rs = _served({"https://h/r.txt": f"-r {url}\nbeta\n"})
+    rs.add_url("https://h/r.txt")
+    rs.add_file(local)
+    rs.add_url(url.replace("file://", "file://localhost", 1))
+    assert [str(w.req) for w in rs.wanted] == ["alpha", "beta", "alpha"]
+    assert [str(c.req) for c in rs.constraints] == ["alpha==1.0"]
+    loop = tmp_path / "loop.txt"
+    loop.write_text(f"-r {loop.as_uri()}\n")
+    with pytest.raises(UsageError, match="includes itself"):
+        RequirementSet().add_url(loop.as_uri())
+
+
 def test_files_at_urls_that_include_each_other_are_one_line() -> None:
     rs = _served({"https://h/a.txt": "-r b.txt\n", "https://h/b.txt": "-r a.txt\n"})
     with pytest.raises(UsageError, match=r"a\.txt: includes itself"):

@@ -18,7 +18,7 @@ from segfetch.cli.pipopts import (
     PIP_VALUED,
     pip_args_of,
 )
-from segfetch.errors import UsageError, is_http_url, redact_url
+from segfetch.errors import UsageError, is_file_url, is_http_url, redact_url
 
 if TYPE_CHECKING:
     from segfetch.wheels.requirements import RequirementSet
@@ -71,8 +71,8 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
 
 
 def _add_file(reqs: RequirementSet, path: str, *, constraint: bool) -> None:
-    """-r/-c FILE, or an http(s) URL of one, as pip takes it."""
-    if is_http_url(path):
+    """-r/-c FILE, or an http(s) or file: URL of one, as pip takes it."""
+    if is_http_url(path) or is_file_url(path):
         reqs.add_url(path, constraint=constraint)
     else:
         reqs.add_file(Path(path), constraint=constraint)

@@ -27,7 +27,14 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url, redact_url
+from segfetch.errors import (
+    SegfetchError,
+    UsageError,
+    check_url,
+    is_file_url,
+    is_http_url,
+    redact_url,
+)
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
 from segfetch.wheels.reqtext import (
@@ -356,7 +363,12 @@ class RequirementSet:
     def add_url(
         self, url: str, *, constraint: bool = False, _seen: tuple[Path | str, ...] = ()
     ) -> None:
-        """A requirements file at an http(s) URL (``-r https://...``)."""
+        """A requirements file at an http(s) URL (``-r https://...``), or a ``file:`` URL
+        (read from disk, as pip's get_file_content reads it)."""
+        if is_file_url(url):
+            path = Path(unquote(urlsplit(url).path))  # POSIX: a file: URL's path is the path
+            self.add_file(path, constraint=constraint, _seen=_seen)
+            return
         if url in _seen:
             raise UsageError(f"{redact_url(url)}: includes itself through -r/-c")
         if self.read_url is None:
@@ -395,7 +407,7 @@ class RequirementSet:
         if isinstance(base, str) and includes:  # relative to the URL, as pip joins it
             self.add_url(urljoin(base, value), constraint=constraint, _seen=seen)
             return
-        if includes and is_http_url(value):
+        if includes and (is_http_url(value) or is_file_url(value)):
             self.add_url(value, constraint=constraint, _seen=seen)
             return
         if isinstance(base, str) and opt in ("-f", "--find-links") and "://" not in value:
