@@ -264,7 +264,7 @@ class RequirementSet:
         if "--require-hashes" not in self.pip_options:
             self.pip_options.append("--require-hashes")
         mode = "hash-checking mode (a requirement has --hash, or --require-hashes)"
-        unpinned = [w for w in self.wanted if not _pinnedfor_pip(w.req)]
+        unpinned = [w for w in self.wanted if not _pinned_for_pip(w.req)]
         if unpinned:
             raise HashModeError(
                 f"{mode}: every requirement must be pinned with ==; these are not: "
@@ -460,7 +460,7 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
     return Wanted(req, frozenset(hashes), where)
 
 
-def _pinnedfor_pip(req: Requirement) -> bool:
+def _pinned_for_pip(req: Requirement) -> bool:
     """pip's is_pinned: one specifier, == or === (a wildcard counts)."""
     specs = list(req.specifier)
     return len(specs) == 1 and specs[0].operator in ("==", "===")
