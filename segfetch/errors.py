@@ -16,6 +16,10 @@ Every message is one line that says what went wrong and, where it can, what to d
 from __future__ import annotations
 
 import errno
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class SegfetchError(Exception):
@@ -95,6 +99,14 @@ def is_file_url(text: str) -> bool:
     return scheme.lower() == "file" and (
         not rest.startswith("//") or rest[2:].startswith(("/", "localhost/"))
     )
+
+
+def file_url_path(url: str) -> Path:
+    """The path a ``file:`` URL names (POSIX: its path, percent-decoded)."""
+    from pathlib import Path  # (here: `segfetch --version` loads only what it needs)
+    from urllib.parse import unquote, urlsplit
+
+    return Path(unquote(urlsplit(url).path))
 
 
 def check_url(url: str, what: str = "URL") -> str:

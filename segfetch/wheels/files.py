@@ -11,14 +11,13 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import httpx
 from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
-from segfetch.errors import DownloadError, HashMismatch
+from segfetch.errors import DownloadError, HashMismatch, file_url_path
 from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile
@@ -119,7 +118,7 @@ async def fetch_file(
 async def local_file(p: Planned) -> Fetched:
     """A file on disk (a ``file:`` index's, a --find-links folder's, a path given), held to
     the same hashes as a fetched one: the index's and any --hash. Never moved or removed."""
-    path = Path(unquote(urlsplit(p.url).path))  # POSIX: a file: URL's path is the path
+    path = file_url_path(p.url)
     try:
         digest, size = await sha256_of(path), path.stat().st_size
     except OSError as exc:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 
 from segfetch.engine import failures
 from segfetch.engine.retry import Budget, RetryPolicy
-from segfetch.errors import DownloadError, HTTPStatusError, redact_url
+from segfetch.errors import DownloadError, HTTPStatusError, file_url_path, redact_url
 from segfetch.units import is_sha256
 from segfetch.wheels.pages import Page, PageCache, page_of, storable
 
@@ -395,7 +394,7 @@ async def fetch_page(
 async def _local_page(url: str, not_found: str, parse: Parse[T]) -> T:
     """A ``file:`` index's page, read as pip reads one: a folder's index.html (pip reads
     no PEP 691 JSON from disk). Its relative links are then the files beside it."""
-    path = Path(unquote(urlsplit(url).path))  # POSIX: a file: URL's path is the path
+    path = file_url_path(url)
     if path.is_dir():
         url, path = urljoin(url.rstrip("/") + "/", "index.html"), path / "index.html"
     try:

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import httpx
 import trio
@@ -27,6 +26,7 @@ from segfetch.engine.options import Options
 from segfetch.errors import (
     HTTPStatusError,
     SegfetchError,
+    file_url_path,
     is_http_url,
     redact_url,
 )
@@ -448,13 +448,9 @@ def _project_of(f: IndexFile) -> str | None:
     return parsed.name if parsed else None
 
 
-def _path_of(file_url: str) -> Path:
-    return Path(unquote(urlsplit(file_url).path))  # POSIX: a file: URL's path is the path
-
-
 def _on_disk(url: str) -> Planned:
     """A local file pip chose (a --find-links folder's, or a path given)."""
-    path = _path_of(url)
+    path = file_url_path(url)
     return planned_of(IndexFile(path.name, url), frozenset())
 
 

@@ -31,6 +31,7 @@ from segfetch.errors import (
     SegfetchError,
     UsageError,
     check_url,
+    file_url_path,
     is_file_url,
     is_http_url,
     redact_url,
@@ -366,8 +367,7 @@ class RequirementSet:
         """A requirements file at an http(s) URL (``-r https://...``), or a ``file:`` URL
         (read from disk, as pip's get_file_content reads it)."""
         if is_file_url(url):
-            path = Path(unquote(urlsplit(url).path))  # POSIX: a file: URL's path is the path
-            self.add_file(path, constraint=constraint, _seen=_seen)
+            self.add_file(file_url_path(url), constraint=constraint, _seen=_seen)
             return
         if url in _seen:
             raise UsageError(f"{redact_url(url)}: includes itself through -r/-c")

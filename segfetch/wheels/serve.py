@@ -51,7 +51,6 @@ from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
 
 T = TypeVar("T")
-NONE: frozenset[str] = frozenset()  # no --hash: the page's own hash checks the file
 # With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
 QUICK = RetryPolicy(max_tries=2)
 # An upstream that gave no answer (refused, unresolved, silent) is not asked again for this
@@ -235,7 +234,8 @@ class Upstream(Session):
         """The cached file, or its download (started here if none is under way); a file:
         index's file where it lies, checked against its hash."""
         if is_file_url(f.url):
-            checked = await self._once(("local", f.url), lambda: local_file(planned_of(f, NONE)))
+            local = planned_of(f, frozenset())  # no --hash: the page's own hash checks it
+            checked = await self._once(("local", f.url), lambda: local_file(local))
             return checked.path
         g = self._growing.get(f.url)
         if g is None:
