@@ -175,8 +175,10 @@ def _run(args: argparse.Namespace) -> int:
 def _pip_config(probe: Pending[Probe], python: str) -> str:
     """The lines of `pip config list`: from the probe, or (a pip that keeps them elsewhere)
     from `pip config list` itself."""
-    listing = probe.result().pip_config
-    return _pip_config_list(python) if listing is None else listing
+    answer = probe.result()
+    if answer.pip_config is not None:
+        return answer.pip_config
+    return _pip_config_list(python, answer.target.own_pip)
 
 
 def _run_started(
@@ -285,6 +287,7 @@ def _run_started(
             code = installing.replay(args.json) if installing.code == 0 else install(
                 installer, python, fetched, pip_reqs, pip_args,
                 quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
+                own_pip=probe.result().target.own_pip,
             )  # fmt: skip
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)
@@ -418,13 +421,14 @@ async def _fetch_set(
     return fetched, pip_reqs, origins
 
 
-def _pip_config_list(python: str) -> str:
-    """The lines of the target's ``pip config list`` ("" when pip cannot say)."""
+def _pip_config_list(python: str, own_pip: bool = True) -> str:
+    """The lines of the target's ``pip config list`` ("" when pip cannot say, or there is
+    no pip to ask: no settings of pip's to honour then)."""
     from segfetch.wheels.target import start_pip_config
 
     try:
-        pending = start_pip_config(python)
-    except OSError:
+        pending = start_pip_config(python, own_pip)
+    except (OSError, UsageError):
         return ""
     with pending:
         return pending.result()

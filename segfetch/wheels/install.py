@@ -53,6 +53,7 @@ from segfetch.wheels.index import (
     project_url,
     stored_project,
 )
+from segfetch.wheels.installer import pip_command
 from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
@@ -294,6 +295,7 @@ class Session:
         if reqs.foreign_target:  # pip before 23.3 takes --platform & co. only with --target;
             options += ["--target", tempfile.gettempdir()]  # --dry-run writes nothing there
         ahead = Lookahead(reqs, target)
+        pip_command(python, target.own_pip)  # (a UsageError here, before the nursery)
         async with trio.open_nursery() as nursery:
             guess = partial(self._guess, ahead=ahead, nursery=nursery)
 
@@ -312,7 +314,9 @@ class Session:
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
             try:
-                urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre)
+                urls = await pip_report(
+                    python, [*options, *pip_reqs], local.url, reqs.pre, target.own_pip
+                )
             except SegfetchError as exc:
                 raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched

@@ -5,10 +5,12 @@ load."""
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from segfetch.errors import UsageError
@@ -62,6 +64,23 @@ class Installer:
     uv: str = ""  # the uv binary
     uv_args: tuple[str, ...] = ()  # the pip options, as uv takes them
     why_not_uv: str | None = None  # auto chose pip although uv was found: the reason
+
+
+def pip_command(python: str, own: bool = True) -> list[str]:
+    """How pip runs for ``python``: its own pip; or, for an environment without one (as
+    ``uv venv`` makes them), segfetch's, run in that interpreter by the runner file that
+    pip's own ``--python`` runs (pip 22.3+; ``pip --python`` itself would start a
+    second Python first)."""
+    if own:
+        return [python, "-m", "pip"]
+    spec = importlib.util.find_spec("pip")
+    runner = Path(spec.origin).parent / "__pip-runner__.py" if spec and spec.origin else None
+    if runner is None or not runner.is_file():
+        raise UsageError(
+            f"{python} has no pip, and segfetch's environment has no pip 22.3+ to lend it: "
+            f"run {python} -m ensurepip, or upgrade the pip beside segfetch"
+        )
+    return [python, str(runner)]
 
 
 def find_uv() -> str | None:
@@ -130,11 +149,13 @@ def command(
     reqs: Sequence[str],
     pip_args: Sequence[str],
     quiet: bool,
+    own_pip: bool = True,
 ) -> tuple[list[str], dict[str, str] | None]:
     """The installer's command line and environment (None: segfetch's); ``where``: the
-    options saying where the files are (find-links folders, an index)."""
+    options saying where the files are (find-links folders, an index); ``own_pip``: False
+    when ``python`` has no pip of its own (``pip_command``)."""
     if installer.name == "pip":
-        cmd = [python, "-m", "pip", "install", *where, *pip_args, *reqs]
+        cmd = [*pip_command(python, own_pip), "install", *where, *pip_args, *reqs]
         return cmd + (["-q"] if quiet else []), None
     cmd = [installer.uv, "pip", "install", "--python", python, "--no-config", *where]
     cmd += [*installer.uv_args, *reqs, *(["-q"] if quiet else [])]

@@ -17,13 +17,16 @@ import trio
 from segfetch.errors import SegfetchError, redact_url
 from segfetch.wheels.children import spawn, stop
 from segfetch.wheels.files import Fetched, link_into
-from segfetch.wheels.installer import Installer, command, loopback_direct
+from segfetch.wheels.installer import Installer, command, loopback_direct, pip_command
 
 
-async def pip_report(python: str, pip_reqs: Sequence[str], index: str, pre: bool) -> list[str]:
-    """The URL of every file pip would install from this index (or from a local file).
-    Cancelled (Ctrl-C, SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
-    cmd = [python, "-m", "pip", "install", "--dry-run", "--quiet"]
+async def pip_report(
+    python: str, pip_reqs: Sequence[str], index: str, pre: bool, own_pip: bool = True
+) -> list[str]:
+    """The URL of every file pip would install from this index (or from a local file);
+    ``own_pip``: False when ``python`` has no pip of its own (``pip_command``). Cancelled
+    (Ctrl-C, SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
+    cmd = [*pip_command(python, own_pip), "install", "--dry-run", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
     # Our local index stands for every index the user's pip would use: keep pip's own
@@ -92,13 +95,15 @@ def install(
     quiet_stdout: bool = False,
     quiet: bool = False,
     cached: Path | None = None,
+    own_pip: bool = True,
 ) -> int:
     """Install the verified files only into ``python``'s environment, with the target's pip
     or with uv. Neither touches the network for them (--no-index; uv also --offline, and
     none of the user's uv configuration). The installer's output and exit code are the
     command's; ``quiet_stdout``: its output goes to stderr (stdout holds one JSON document);
     ``quiet``: the installer is told -q, as pip install -q would be. ``cached``: the
-    folder of segfetch's verified files (``Cache.files``), each alone in its own folder."""
+    folder of segfetch's verified files (``Cache.files``), each alone in its own folder;
+    ``own_pip``: False when ``python`` has no pip of its own (``pip_command``)."""
     with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
         # The cache's folders are given as they are: they stay at one path run after run,
         # and uv keeps what it unpacked of a local wheel by its path (30 small wheels
@@ -110,7 +115,7 @@ def install(
             a for d in dict.fromkeys(str(f.path.parent) for f in own) for a in ("--find-links", d)
         ]
         offline = ["--no-index"] if installer.name == "pip" else ["--offline", "--no-index"]
-        cmd, env = command(installer, python, [*offline, *links], reqs, pip_args, quiet)
+        cmd, env = command(installer, python, [*offline, *links], reqs, pip_args, quiet, own_pip)
         out = sys.stderr if quiet_stdout else None
         with spawn(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env) as proc:
             try:

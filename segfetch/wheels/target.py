@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -22,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+import packaging
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
 from segfetch.wheels.children import spawn
+from segfetch.wheels.installer import pip_command
 from segfetch.wheels.pipnet import config_flag, config_settings
 
 T = TypeVar("T")
@@ -37,9 +40,15 @@ _PROBE = r"""
 import json, os, platform, re, sys
 try:
     from pip._vendor.packaging import tags
-except ImportError:  # a venv made --without-pip, or by uv
-    print(json.dumps({"no_pip": True}))
-    sys.exit()
+    import pip
+except ImportError:  # a venv made --without-pip, or by uv: the tags of the pip segfetch
+    sys.path.append(sys.argv[1])  # lends it (installer.pip_command), else of its packaging
+    try:
+        from pip._vendor.packaging import tags
+    except ImportError:
+        from packaging import tags
+    sys.path.pop()
+    pip = None
 impl = sys.implementation.version
 impl_version = "%d.%d.%d" % impl[:3]
 if impl.releaselevel != "final":
@@ -61,8 +70,8 @@ answer = {
         "sys_platform": sys.platform,
     },
 }
-import pip
-answer["files"] = [pip.__file__]  # what the answer depends on: pip's version, its settings
+answer["pip"] = pip is not None
+answer["files"] = [(pip or tags).__file__]  # what the answer depends on: pip, its settings
 if sys.prefix == sys.base_prefix:  # not a venv: is it marked as the OS's (PEP 668)?
     import sysconfig
     marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
@@ -102,7 +111,7 @@ for folder in answer["paths"]:
         if key and version and key not in seen:
             seen.add(key)
             installed[name] = version
-if "--pip-config" in sys.argv:
+if pip is not None and "--pip-config" in sys.argv:
     try:  # what `pip config list` prints, without loading pip's command line
         from pip._internal.configuration import Configuration
         configuration = Configuration(isolated=False)
@@ -148,6 +157,7 @@ class Target:
     markers: dict[str, str]
     installed: dict[str, str] = field(default_factory=dict)  # canonical name: version
     managed: str | None = None  # its EXTERNALLY-MANAGED file (PEP 668), if it has one
+    own_pip: bool = True  # False: pip is not installed in it (installer.pip_command)
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -238,21 +248,20 @@ def start_probe(
         try:
             if returncode != 0:
                 raise ValueError(returncode)
-            raw = json.loads(out)
-            if isinstance(raw, dict) and raw.get("no_pip") is True:
-                raise UsageError(
-                    f"{exe} has no pip: segfetch asks the target's pip for its tags and to "
-                    f"resolve; run {exe} -m ensurepip, or give --python an environment with pip"
-                )
-            probe = _probe_of(raw)
+            probe = _probe_of(raw := json.loads(out))
         except (ValueError, KeyError, TypeError):
-            raise UsageError(f"{exe} did not answer as a Python with pip; check --python") from None
+            raise UsageError(f"{exe} did not answer as a Python; check --python") from None
         if keep is not None and (probe.pip_config is not None or not pip_config):
             _keep(keep, exe, raw)
         return probe
 
     try:
-        return Pending([exe, "-c", _PROBE, *(["--pip-config"] if pip_config else [])], read)
+        # (a Python without pip is told its tags by the pip segfetch lends it, else by
+        # segfetch's packaging: both from the folder they are installed in)
+        spec = importlib.util.find_spec("pip")
+        lend = os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
+        cmd = [exe, "-c", _PROBE, lend, *(["--pip-config"] if pip_config else [])]
+        return Pending(cmd, read)
     except FileNotFoundError:
         raise UsageError(
             f"no Python at {exe!r}; give --python the path of an interpreter"
@@ -265,6 +274,7 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
     installed = {str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()}
     target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed)
     target.managed = raw.get("managed")
+    target.own_pip = raw["pip"] is True
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
@@ -355,10 +365,12 @@ def query_target(python: str | None = None) -> Target:
         return pending.result().target
 
 
-def start_pip_config(python: str | None = None) -> Pending[str]:
-    """``pip config list`` of the target pip, asked in the background: its lines (settings
-    from files and the environment), or "" when pip could not say."""
-    return Pending([python or sys.executable, "-m", "pip", "config", "list"], lambda _, out: out)
+def start_pip_config(python: str | None = None, own_pip: bool = True) -> Pending[str]:
+    """``pip config list`` of the target pip (or the one lent it: ``pip_command``), asked
+    in the background: its lines (settings from files and the environment), or "" when pip
+    could not say."""
+    cmd = [*pip_command(python or sys.executable, own_pip), "config", "list"]
+    return Pending(cmd, lambda _, out: out)
 
 
 def pip_index_urls(python: str | None = None) -> tuple[str | None, list[str]]:
