@@ -199,12 +199,13 @@ async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
     tmp_path: Path, index_dir: Path
 ) -> None:
     """-r URL and -c URL, as pip takes them; one that cannot be read (itself, or one it
-    names beside it), or names a local folder, is one line."""
+    names beside it) is one line and exit 1, as pip's. A local --find-links folder it names
+    is taken from the current folder (pip's), and one that does not exist is warned of."""
     served = {
         "/req.txt": b"sf-alpha==1.0\n",
         "/c.txt": b"sf-beta==1.0\n",
         "/nested.txt": b"-r other.txt\n",
-        "/links.txt": b"--find-links links\n",
+        "/links.txt": b"--find-links links\nsf-local\n",
     }
     async with Emulator(served, index=index_dir, link=Link()) as emu:
         where = ["-d", str(tmp_path / "out"), "--index-url", emu.index_url, "--no-cache"]
@@ -215,10 +216,17 @@ async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
         for url, words in [
             (emu.url("/nothing.txt"), "404"),
             (emu.url("/nested.txt"), f"{emu.url('/other.txt')}: the server answered 404"),
-            (emu.url("/links.txt"), "local"),
         ]:
             bad = await segfetch("download", "-r", url, *where)
-            assert bad.returncode == 2 and words in one_line_error(bad)
+            assert bad.returncode == 1 and words in one_line_error(bad)
+        missing = await segfetch("download", "-r", emu.url("/links.txt"), *where, cwd=tmp_path)
+        assert missing.returncode == 1
+        said = missing.stderr.decode()
+        assert "warning: Location 'links' is ignored: it is either a non-existing path" in said
+        make_wheel(tmp_path / "links", "sf-local", "1.0")
+        got = await segfetch("download", "-r", emu.url("/links.txt"), *where, cwd=tmp_path)
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "out" / "sf_local-1.0-py3-none-any.whl").exists()
 
 
 async def test_a_scheme_in_capitals_is_taken_as_pip_takes_it(

@@ -338,7 +338,7 @@ def _served(files: dict[str, str]) -> RequirementSet:
 
 def test_files_at_urls_name_others_as_pip_reads_them(tmp_path: Path) -> None:
     """-r/-c inside a file read from a URL are joined to its URL (pip's urljoin); a local
-    file's -r URL is read from the URL; a file read from a URL names no local folder."""
+    file's -r URL is read from the URL; a local folder it names is the current folder's."""
     local = tmp_path / "req.txt"
     local.write_text("-r https://h.example/reqs/top.txt\n")
     rs = _served(
@@ -354,9 +354,10 @@ def test_files_at_urls_name_others_as_pip_reads_them(tmp_path: Path) -> None:
         ("beta==1.0", "https://h.example/c/cons.txt:1")
     ]
     assert rs.find_links == ["https://h.example/links/"]
-    for line in ("-f links\n", "--find-links links\n"):
-        with pytest.raises(UsageError, match="cannot name local files"):
-            _served({"https://h/r.txt": line}).add_url("https://h/r.txt")
+    for line in ("-f links\n", "--find-links links\n"):  # from the current folder, as pip's
+        named = _served({"https://h/r.txt": line})
+        named.add_url("https://h/r.txt")
+        assert named.find_links == ["links"]
 
 
 def test_files_at_file_urls_are_read_from_disk_as_pip_reads_them(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -18,7 +19,7 @@ from segfetch.cli.pipopts import (
     PIP_VALUED,
     pip_args_of,
 )
-from segfetch.errors import UsageError, is_file_url, is_http_url, redact_url
+from segfetch.errors import SegfetchError, UsageError, is_file_url, is_http_url, redact_url
 
 if TYPE_CHECKING:
     from segfetch.wheels.requirements import RequirementSet
@@ -67,6 +68,11 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
         raise UsageError("nothing to do: give requirements, or -r FILE")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
     reqs.check_hashes()
+    for link in reqs.find_links:  # (-q shows it, as pip -q shows warnings)
+        if "://" not in link and not is_file_url(link) and not os.path.exists(link):
+            # pip's own words (its resolver's stderr is not shown unless it fails)
+            line = f"Location {link!r} is ignored: it is either a non-existing path or lacks a "
+            print(f"segfetch: warning: {line}specific scheme.", file=sys.stderr)
     return reqs
 
 
@@ -93,8 +99,8 @@ def _read_url(url: str, timeout: float) -> bytes:
                 why = f"the server answered {answer.status_code} {answer.reason_phrase}"
         except httpx.HTTPError as exc:
             why = str(exc) or type(exc).__name__
-    if why:
-        raise UsageError(f"cannot read requirements file {redact_url(url)}: {why}")
+    if why:  # (not a usage error: exit 1, as pip's)
+        raise SegfetchError(f"cannot read requirements file {redact_url(url)}: {why}")
     return answer.content
 
 

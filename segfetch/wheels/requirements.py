@@ -410,9 +410,7 @@ class RequirementSet:
         if includes and (is_http_url(value) or is_file_url(value)):
             self.add_url(value, constraint=constraint, _seen=seen)
             return
-        if isinstance(base, str) and opt in ("-f", "--find-links") and "://" not in value:
-            raise UsageError(f"{where}: a file read from a URL cannot name local files ({opt})")
-        base = base if isinstance(base, Path) else Path()
+        base = base if isinstance(base, Path) else Path()  # (a URL's -f folder: from here)
         if includes:
             self.add_file(base / value, constraint=constraint, _seen=seen)
         elif opt in ("-i", "--index-url"):  # as pip: in place of every index before it
