@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -598,3 +599,25 @@ async def test_a_signal_while_the_target_is_probed_is_one_line_and_stops_the_pro
     with trio.fail_after(10):
         while running(probe):
             await trio.sleep(0.05)
+
+
+@needs_uv
+async def test_uv_in_hash_checking_mode_takes_constraints_as_pip_does(
+    tmp_path: Path, index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    """uv refuses, in hash-checking mode, a constraint not pinned with == (pip.conf's
+    `constraint = ...` file often holds such); pip ignores one on a project not in the set,
+    and checks the others against the pins: so does segfetch, and uv installs."""
+    python = make_venv("venv")
+    sha = hashlib.sha256((index_dir / "sf_beta-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    (tmp_path / "req.txt").write_text(f"sf-beta==1.0 --hash=sha256:{sha}\n")
+    (tmp_path / "c.txt").write_text("sf-elsewhere<=2\nsf-beta<2\n")
+    (tmp_path / "bad.txt").write_text("sf-beta<1\n")
+    args = ["--installer", "uv", "-q", "--require-hashes", "-r", str(tmp_path / "req.txt")]
+    async with index(index_dir) as emu:
+        bad = await install(python, emu.index_url, *args, "-c", str(tmp_path / "bad.txt"))
+        assert bad.returncode == 1
+        assert "the constraint sf-beta<1" in one_line_error(bad)
+        proc = await install(python, emu.index_url, *args, "-c", str(tmp_path / "c.txt"))
+    assert proc.returncode == 0, proc.stderr
+    assert installers(python) == {"sf_beta": "uv"}

@@ -243,7 +243,7 @@ def _run_started(
         if config_files or reqs.direct:
             return None
         constrained()
-        return reqset.pip_files(reqs, {}, folder)
+        return reqset.pip_files(reqs, {}, folder, installer)
 
     with contextlib.ExitStack() as stack:
         throwaway = stack.enter_context(tempfile.TemporaryDirectory(prefix="segfetch-cache-"))
@@ -402,7 +402,7 @@ async def _fetch_set(
                 direct = await session.fetch_direct(reqs, target)
                 if pip_reqs_now is None:  # with pip's constraints, the direct URLs' files
                     local = {url: f.path for url, f in direct.items()}
-                    pip_reqs = reqset.pip_files(reqs, local, pip_files)
+                    pip_reqs = reqset.pip_files(reqs, local, pip_files, installing.installer)
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
             if args.command == "install":
                 planned += session.build_deps

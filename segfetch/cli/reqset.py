@@ -22,6 +22,7 @@ from segfetch.cli.pipopts import (
 from segfetch.errors import SegfetchError, UsageError, is_file_url, is_http_url, redact_url
 
 if TYPE_CHECKING:
+    from segfetch.wheels.installer import Installer
     from segfetch.wheels.requirements import RequirementSet
 
 
@@ -104,10 +105,17 @@ def _read_url(url: str, timeout: float) -> bytes:
     return answer.content
 
 
-def pip_files(reqs: RequirementSet, local: dict[str, Path], folder: Path) -> list[str]:
+def pip_files(
+    reqs: RequirementSet, local: dict[str, Path], folder: Path, installer: Installer | None
+) -> list[str]:
     """The set as pip reads it, in files of ``folder``: the same lines, flattened, with the
-    direct URLs on their verified files (``local``), so pip fetches nothing itself."""
+    direct URLs on their verified files (``local``), so pip fetches nothing itself. uv in
+    hash-checking mode is given no constraints: it refuses any not pinned with ``==``
+    (pip ignores those of projects not in the set), and the pins were checked against them
+    already (``check_pins``)."""
     lines, constraints = reqs.pip_lines(local)
+    if installer is not None and installer.name == "uv" and reqs.require_hashes:
+        constraints = []
     out = []
     for name, flag, text in (("requirements", "-r", lines), ("constraints", "-c", constraints)):
         if text:
