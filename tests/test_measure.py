@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from helpers import one_line_error
 
 from segfetch.engine.measure import Step, bench, classify, recommend
 from segfetch.testing.emulator import Emulator, Link, SyntheticFile
@@ -59,7 +60,25 @@ async def test_bench_respects_the_time_budget() -> None:
             report = await bench(
                 client, emu.url("/b.bin"), budget=64 << 20, seconds=1.0, step_seconds=0.4
             )
-    assert 1 <= len(report.steps) <= 3
+    # At most what fits in the second (none, where a loaded machine took it all to open
+    # connections: the command then says so, test_a_time_too_short_to_measure_is_one_line)
+    assert len(report.steps) <= 3
+
+
+async def test_a_time_too_short_to_measure_is_one_line(tmp_path: Path) -> None:
+    """Opening connections (3 of them, 2 round trips each) takes longer than --time: no
+    rate was measured, so there is no count to suggest, nor to --save."""
+    config = tmp_path / "config.json"
+    env = {"SEGFETCH_CONFIG": str(config), "PATH": "/usr/bin:/bin"}
+    async with Emulator({"/b.bin": SyntheticFile(4 << 20)}, link=Link(rtt=0.2)) as emu:
+        args = ["bench", emu.url("/b.bin"), "--time", "0.3s", "--save"]
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args], env=env, capture_stdout=True,
+            capture_stderr=True, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "--time 0.3s ran out before the first measurement" in one_line_error(proc)
+    assert not config.exists()
 
 
 async def test_save_makes_the_default_of_get(tmp_path: Path) -> None:

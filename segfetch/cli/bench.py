@@ -9,7 +9,7 @@ from typing import Any
 
 from segfetch.cli import running
 from segfetch.cli.options import add_link_options, link_from_args
-from segfetch.errors import UsageError, check_url
+from segfetch.errors import SegfetchError, UsageError, check_url
 from segfetch.units import human_bytes, parse_duration, parse_size
 
 
@@ -42,6 +42,12 @@ def _run(args: argparse.Namespace) -> int:
 
         settings_for_saving()
     report = running.run(lambda: _measure(args, url, budget, seconds))
+    if not report.steps:  # nothing to suggest, and nothing to --save
+        raise SegfetchError(
+            f"--time {args.time} ran out before the first measurement (opening a connection "
+            f"took {report.first_byte * 1000:.0f} ms, a request {report.request * 1000:.0f} ms): "
+            "give more --time"
+        )
     if args.json:
         print(json.dumps(report.as_dict()))
         args.json_printed = True
