@@ -76,3 +76,37 @@ async def test_a_resolved_set_installs_into_a_venv_without_pip(
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert installed(python) == ["sf-alpha==1.0", "sf-beta==1.1", "sf-delta==1.0", "sf-gamma==1.0"]
+
+
+@needs_uv
+async def test_a_pip_older_than_22_2_has_segfetchs_resolve_for_it(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """Ubuntu 22.04's venvs have pip 22.0, which has no --report: segfetch's own pip
+    resolves for it (it stopped with "upgrade pip"). A stand-in for such a pip, which
+    fails as pip 22.0 does whatever it is asked, shows that it is not asked."""
+    import packaging
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    pip = Path(site, "pip")
+    (pip / "_vendor").mkdir(parents=True)
+    (pip / "__init__.py").write_text('__version__ = "22.0.4"\n')
+    (pip / "_vendor" / "__init__.py").write_text("")
+    (pip / "_vendor" / "packaging").symlink_to(Path(packaging.__file__).parent)
+    (pip / "__main__.py").write_text(
+        "import sys\nsys.exit('ERROR: no such option: --report (asked: %s)' % sys.argv[1:])\n"
+    )
+    assert not query_target(str(python)).pip_reports
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "install", "--python", str(python), "--index-url", emu.index_url, "--no-cache",
+            "-q", "--installer", "uv", *SET,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "sf-beta==1.1" in installed(python)

@@ -295,7 +295,10 @@ class Session:
         if reqs.foreign_target:  # pip before 23.3 takes --platform & co. only with --target;
             options += ["--target", tempfile.gettempdir()]  # --dry-run writes nothing there
         ahead = Lookahead(reqs, target)
-        pip_command(python, target.own_pip)  # (a UsageError here, before the nursery)
+        # pip before 22.2 cannot say what it would install (--report): segfetch's own pip
+        # resolves for it then; the install is still the target's pip's
+        own_pip = target.own_pip and target.pip_reports
+        pip_command(python, own_pip)  # (a UsageError here, before the nursery)
         async with trio.open_nursery() as nursery:
             guess = partial(self._guess, ahead=ahead, nursery=nursery)
 
@@ -314,9 +317,7 @@ class Session:
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
             try:
-                urls = await pip_report(
-                    python, [*options, *pip_reqs], local.url, reqs.pre, target.own_pip
-                )
+                urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre, own_pip)
             except SegfetchError as exc:
                 raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched

@@ -70,7 +70,7 @@ answer = {
         "sys_platform": sys.platform,
     },
 }
-answer["pip"] = pip is not None
+answer["pip"] = pip and pip.__version__
 answer["files"] = [(pip or tags).__file__]  # what the answer depends on: pip, its settings
 if sys.prefix == sys.base_prefix:  # not a venv: is it marked as the OS's (PEP 668)?
     import sysconfig
@@ -158,6 +158,7 @@ class Target:
     installed: dict[str, str] = field(default_factory=dict)  # canonical name: version
     managed: str | None = None  # its EXTERNALLY-MANAGED file (PEP 668), if it has one
     own_pip: bool = True  # False: pip is not installed in it (installer.pip_command)
+    pip_reports: bool = True  # its pip resolves with --dry-run --report (pip 22.2+)
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -274,7 +275,9 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
     installed = {str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()}
     target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed)
     target.managed = raw.get("managed")
-    target.own_pip = raw["pip"] is True
+    target.own_pip = isinstance(raw["pip"], str)
+    with contextlib.suppress(InvalidVersion):  # (a pip of its own making: let it try)
+        target.pip_reports = target.own_pip and Version(raw["pip"]) >= Version("22.2")
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
