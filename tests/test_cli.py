@@ -16,6 +16,7 @@ from helpers import hanging_tls_server, one_line_error, segfetch
 
 from segfetch.engine.ranges import RangeSet
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
+from segfetch.testing.wheelmaker import make_wheel
 
 PATH = "/pkg-1.0-py3-none-any.whl"
 
@@ -170,6 +171,21 @@ async def test_download_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     proc = await segfetch("get", url, "-o", str(tmp_path / "x.whl"), "--max-tries", "2")
     assert proc.returncode == 1
     assert "giving up after 2 tries" in one_line_error(proc)
+
+
+async def test_a_destination_download_cannot_write_is_one_line(tmp_path: Path) -> None:
+    """An OSError from writing the result (a folder where the file goes) is one line,
+    exit 1, not a traceback."""
+    make_wheel(tmp_path / "index", "sf-dest", "1.0")
+    taken = tmp_path / "out" / "sf_dest-1.0-py3-none-any.whl"
+    taken.mkdir(parents=True)
+    async with Emulator(index=tmp_path / "index", link=Link()) as emu:
+        proc = await segfetch(
+            "download", "sf-dest==1.0", "--index-url", emu.index_url, "-q",
+            "--cache-dir", str(tmp_path / "cache"), "-d", str(tmp_path / "out"),
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"Is a directory: {taken}" in one_line_error(proc)
 
 
 async def test_killed_download_resumes_without_refetching(tmp_path: Path) -> None:
