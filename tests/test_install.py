@@ -449,7 +449,7 @@ async def test_local_index_tells_pip_the_upstream_failure(
     pip's only where pip's message names that project (with --find-links or --no-index, pip
     finds it elsewhere). Anything else: a 502 with our one-line reason, kept to report."""
 
-    async def project(name: str) -> list[IndexFile]:
+    async def project(name: str, revalidate: bool) -> list[IndexFile]:
         raise error
 
     async def never(f: IndexFile) -> Path:

@@ -302,9 +302,10 @@ class Session:
         async with trio.open_nursery() as nursery:
             guess = partial(self._guess, ahead=ahead, nursery=nursery)
 
-            async def page(name: str) -> list[IndexFile]:
+            async def page(name: str, revalidate: bool) -> list[IndexFile]:
                 nursery.start_soon(guess, name)
-                return await self.project(name)
+                # pip revalidates every page: one the page cache gave fresh is asked again
+                return await self.project(name, recheck=revalidate)
 
             served: dict[str, IndexFile] = {}  # every file pip took whole, by URL
 

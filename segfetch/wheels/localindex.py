@@ -25,12 +25,14 @@ from segfetch.errors import HTTPStatusError, SegfetchError
 from segfetch.wheels import simple
 from segfetch.wheels.httpd import Cut, Reply, Request, basic_auth_ok, send_file, serve_listeners
 from segfetch.wheels.index import IndexFile
+from segfetch.wheels.pages import cache_control as cache_control_of
 
 FetchFile = Callable[[IndexFile], Awaitable[Path]]
 FetchMetadata = Callable[[IndexFile], Awaitable[bytes | None]]
-FetchProject = Callable[[str], Awaitable[list[IndexFile]]]
+# (name, revalidate): revalidate, the client asked for the page checked with the index
+FetchProject = Callable[[str, bool], Awaitable[list[IndexFile]]]
 Listing = tuple[list[IndexFile], bool]  # a project's files, and whether they are stale
-FetchListing = Callable[[str], Awaitable[Listing]]
+FetchListing = Callable[[str, bool], Awaitable[Listing]]
 SendFile = Callable[[IndexFile, Request, Reply], Awaitable[None]]
 FetchProjects = Callable[[], Awaitable[list[str]]]
 # Upstream statuses that mean "not there": the client hears a 404, as from an index without
@@ -123,15 +125,16 @@ class IndexApp:
                 upstream = await self._projects() if self._projects is not None else []
                 body = simple.render_root(media, [*self.listed, *upstream])
             else:
-                files, stale = await self.listing(where.project)
+                fresh = revalidate(request.headers.get("cache-control"))
+                files, stale = await self.listing(where.project, revalidate=fresh)
                 body = simple.render_page(media, where.project, files)
                 headers += [STALE] if stale else []
             await reply.whole(200, simple.content_type(media), body, headers)
 
-    async def listing(self, project: str) -> Listing:
+    async def listing(self, project: str, *, revalidate: bool = False) -> Listing:
         """The project's files as its pages list them, one per name; remembered, so that
         its file URLs lead to them."""
-        files, stale = await self._project(project)
+        files, stale = await self._project(project, revalidate)
         files = simple.unique(files)
         self.listed[project] = {f.filename: f for f in files}
         (self.stale.add if stale else self.stale.discard)(project)
@@ -175,13 +178,20 @@ class IndexApp:
         return self.listed.get(where.project, {}).get(where.filename)
 
 
+def revalidate(cache_control: str | None) -> bool:
+    """Whether a request's Cache-Control asks for a page checked with its origin (pip sends
+    max-age=0 for every page): a page a cache still holds fresh may be a release behind."""
+    cc = cache_control_of(cache_control)
+    return "no-cache" in cc or cc.get("max-age") == "0"
+
+
 class LocalIndex(IndexApp):
     """The index in front of pip's resolver during ``install``: on 127.0.0.1, a file sent
     once it is complete in the cache."""
 
     def __init__(self, project: FetchProject, file: FetchFile, metadata: FetchMetadata) -> None:
-        async def listing(name: str) -> Listing:
-            return await project(name), False
+        async def listing(name: str, revalidate: bool) -> Listing:
+            return await project(name, revalidate), False
 
         async def send(f: IndexFile, request: Request, reply: Reply) -> None:
             await send_file(request, reply, await file(f))

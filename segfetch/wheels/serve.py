@@ -118,15 +118,17 @@ class Upstream(Session):
             del self._jobs[key]
             job.done.set()
 
-    async def listing(self, name: str) -> Listing:
+    async def listing(self, name: str, revalidate: bool = False) -> Listing:
+        """``revalidate``: a page the page cache holds fresh is asked for all the same."""
+        key = ("page" if not revalidate else "page!", name)
         with trio.move_on_after(STALE_AFTER):
-            return await self._once(("page", name), lambda: self._listing(name))
+            return await self._once(key, lambda: self._listing(name, revalidate))
         stored = [stored_project(self.pages, index, name) for index in self.indexes]
         if any(kept is not None for kept in stored):
             return [f for kept in stored for f in kept or []], True
-        return await self._once(("page", name), lambda: self._listing(name))  # nothing else
+        return await self._once(key, lambda: self._listing(name, revalidate))  # nothing else
 
-    async def _listing(self, name: str) -> Listing:
+    async def _listing(self, name: str, revalidate: bool = False) -> Listing:
         """Files over all indexes, asked at once; an index that fails gives its stored page,
         if any, else nothing (as pip goes on without an index it cannot reach, saying so)
         while another index answered. Where no index has the project, a resting one with no
@@ -135,7 +137,7 @@ class Upstream(Session):
         answers: list[list[IndexFile] | SegfetchError] = [[] for _ in self.indexes]
 
         async def ask(i: int, index: str, wake: bool = False) -> None:
-            fetch = partial(fetch_project, self.client, index, name)
+            fetch = partial(fetch_project, self.client, index, name, recheck=revalidate)
             answers[i] = await self._ask(index, fetch, stored[i] is not None, wake)
 
         async with trio.open_nursery() as nursery:

@@ -372,7 +372,7 @@ def _index(session: Session, started: _Started) -> IndexApp:
     plan is in."""
     listed, growing = started.listed, started.growing
 
-    async def listing(name: str) -> tuple[list[IndexFile], bool]:
+    async def listing(name: str, revalidate: bool) -> tuple[list[IndexFile], bool]:
         started.asked += 1
         await started.plan_in.wait()
         if name not in listed:

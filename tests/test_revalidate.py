@@ -1,0 +1,74 @@
+"""A page the page cache holds fresh (an index's ``Cache-Control: max-age=600``, as PyPI's)
+is still checked with the index when the client asks for that: pip sends ``max-age=0``
+for every page, so a release of the last ten minutes is seen, as pip alone sees it.
+(PageServer and its fixtures are test_pages.py's.)"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+import httpx
+import trio
+from helpers import segfetch
+from test_pages import BETA, PageServer, Served, index_dir, served
+
+from segfetch.engine.client import make_client
+from segfetch.testing.emulator import Emulator
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.index import JSON_TYPE
+from segfetch.wheels.serve import run
+
+__all__ = ["index_dir", "served"]  # fixtures
+
+
+def _before_release(server: PageServer) -> Served:
+    """Leave sf-beta 1.1 off its page (fresh for 600 s); return the page with it."""
+    new = server.pages["/simple/sf-beta/"]
+    doc = json.loads(new.body)
+    doc["files"] = [f for f in doc["files"] if f["filename"] != BETA]
+    server.pages["/simple/sf-beta/"] = Served(json.dumps(doc).encode(), cache_control="max-age=600")
+    return replace(new, etag='"v2"', cache_control="max-age=600")
+
+
+async def test_serve_revalidates_a_fresh_page_when_the_client_asks(
+    served: tuple[Emulator, PageServer], tmp_path: Path
+) -> None:
+    _, server = served
+    released = _before_release(server)
+    async with (
+        make_client(8, 10) as client,
+        trio.open_nursery() as nursery,
+        httpx.AsyncClient(trust_env=False) as http,
+    ):
+        app = await nursery.start(partial(run, [server.url], Cache(tmp_path / "c"), client))
+        url = f"http://127.0.0.1:{app.port}/simple/sf-beta/"
+
+        async def listed(headers: dict[str, str]) -> set[str]:
+            r = await http.get(url, headers={"Accept": JSON_TYPE, **headers})
+            return {f["filename"] for f in r.json()["files"]}
+
+        assert BETA not in await listed({})
+        server.pages["/simple/sf-beta/"] = released
+        assert BETA not in await listed({})  # fresh: not asked for
+        assert BETA in await listed({"Cache-Control": "max-age=0"})  # as pip asks
+        nursery.cancel_scope.cancel()
+    assert [e["status"] for e in server.log] == [200, 200]
+    assert server.log[1]["headers"]["if-none-match"] == '"v1"'  # type: ignore[index]
+
+
+async def test_download_sees_a_release_newer_than_a_fresh_page(
+    served: tuple[Emulator, PageServer], tmp_path: Path
+) -> None:
+    _, server = served
+    released = _before_release(server)
+    args = ["download", "sf-beta", "--index-url", server.url, "--cache-dir", str(tmp_path / "c")]
+    first = await segfetch(*args, "-d", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["sf_beta-1.0-py3-none-any.whl"]
+    server.pages["/simple/sf-beta/"] = released
+    again = await segfetch(*args, "-d", str(tmp_path / "b"))
+    assert again.returncode == 0, again.stderr
+    assert [p.name for p in (tmp_path / "b").iterdir()] == [BETA]  # as pip download
