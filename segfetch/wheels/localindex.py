@@ -101,7 +101,7 @@ class IndexApp:
                 self.missing.setdefault(where.project, exc)
             else:
                 self.error = self.error or exc
-            if self._log is not None and not gone:
+            if self._log is not None and (not gone or reply.started):  # a reset: say why
                 cut = " (cut short)" if reply.started else ""
                 self._log(f"{request.method} {request.target}{cut}: {self.scrub(str(exc))}")
             if reply.started:
