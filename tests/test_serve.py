@@ -792,34 +792,3 @@ async def test_a_cache_that_cannot_be_written_fails_the_request_not_the_server(
         r = await client.get(url.replace("/simple/", f"/files/sf-beta/{BETA}"))
         assert r.status_code == 500 and "Traceback" not in r.text
         assert (await client.get(url + "sf-beta/")).status_code == 200  # still serving
-
-
-async def test_a_file_index_file_is_checked_once_until_it_changes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """pip asks for a wheel's metadata, then the wheel: a file: index's file is hashed for
-    the first, not again for the second; a file changed on disk is checked again."""
-    from segfetch.wheels.cache import sha256_of
-
-    hashed: list[Path] = []
-
-    async def counting(path: Path) -> str:
-        hashed.append(path)
-        return await sha256_of(path)
-
-    monkeypatch.setattr("segfetch.wheels.files.sha256_of", counting)
-    mirror = file_index(tmp_path / "mirror", make_wheel(tmp_path, "fi-c", "1.0"))
-    kept = tmp_path / "mirror" / "files" / "fi_c-1.0-py3-none-any.whl"
-    async with serving([mirror], tmp_path / "cache") as (_, url), httpx.AsyncClient() as client:
-        page = await client.get(url + "fi-c/", headers={"Accept": JSON_TYPE})
-        file_url = httpx.URL(url).join(page.json()["files"][0]["url"])
-        meta = await client.get(f"{file_url}.metadata")
-        assert meta.status_code == 200 and b"Name: fi-c" in meta.content
-        for _ in range(2):
-            wheel = await client.get(file_url)
-            assert wheel.status_code == 200 and wheel.content == kept.read_bytes()
-        assert hashed == [kept]
-        kept.write_bytes(kept.read_bytes()[:-1] + b"!")  # the mirror's copy, damaged
-        damaged = await client.get(file_url)
-        assert damaged.status_code >= 500 and damaged.content != kept.read_bytes()
-    assert hashed == [kept, kept]

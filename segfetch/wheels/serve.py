@@ -12,7 +12,6 @@ for any number of clients over time.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,6 @@ from segfetch.errors import (
     HTTPStatusError,
     RetriesExhausted,
     SegfetchError,
-    file_url_path,
     is_file_url,
     redact_url,
 )
@@ -93,8 +91,6 @@ class Upstream(Session):
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
         self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
-        # file: index files that passed their hash, by URL: (size, mtime) when checked
-        self._checked: dict[str, tuple[int, int]] = {}
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
 
     async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
@@ -240,15 +236,8 @@ class Upstream(Session):
         """The cached file, or its download (started here if none is under way); a file:
         index's file where it lies, checked against its hash."""
         if is_file_url(f.url):
-            # Checked again only once changed (pip asks the metadata, then the file)
-            path = file_url_path(f.url)
-            with contextlib.suppress(OSError):
-                if self._checked.get(f.url) == _stamp(path):
-                    return path
             local = planned_of(f, frozenset())  # no --hash: the page's own hash checks it
             checked = await self._once(("local", f.url), lambda: local_file(local))
-            with contextlib.suppress(OSError):
-                self._checked[f.url] = _stamp(checked.path)  # (a change meanwhile: again)
             return checked.path
         g = self._growing.get(f.url)
         if g is None:
@@ -303,11 +292,6 @@ class Upstream(Session):
         g = self._growing.get(p.url)
         if g is not None and progress is not None:
             g.update(progress.size, progress.prefix)
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
 
 
 def secrets_of(indexes: Sequence[str]) -> list[str]:
