@@ -28,7 +28,7 @@ from segfetch.errors import UsageError
 
 LOCK_POLL = 0.05  # seconds between tries of a held lock
 
-__all__ = ["Cache", "default_cache_dir", "sha256_of"]
+__all__ = ["Cache", "default_cache_dir", "identity", "sha256_of"]
 
 
 # What identifies one version of a file on disk; any write or rename changes the ctime.
@@ -37,6 +37,14 @@ Identity = tuple[int, int, int, int, int]
 
 def _identity(st: os.stat_result) -> Identity:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def identity(path: Path) -> Identity | None:
+    """The file's identity now; None if it is not there."""
+    try:
+        return _identity(path.stat())
+    except OSError:
+        return None
 
 
 async def sha256_of(path: Path) -> str:

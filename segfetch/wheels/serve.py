@@ -33,10 +33,11 @@ from segfetch.errors import (
     HTTPStatusError,
     RetriesExhausted,
     SegfetchError,
+    file_url_path,
     is_file_url,
     redact_url,
 )
-from segfetch.wheels.cache import Cache
+from segfetch.wheels.cache import Cache, Identity, identity
 from segfetch.wheels.files import Planned, damage_notice, local_file, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
@@ -91,6 +92,7 @@ class Upstream(Session):
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
         self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
+        self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
 
     async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
@@ -236,8 +238,14 @@ class Upstream(Session):
         """The cached file, or its download (started here if none is under way); a file:
         index's file where it lies, checked against its hash."""
         if is_file_url(f.url):
+            # Hashed once while it stays the same file, not on every request: a large
+            # wheel on a slow shared disk would hold each request past pip's timeout.
+            path = file_url_path(f.url)
+            if self._on_disk.get(f.url) == (seen := identity(path)) and seen is not None:
+                return path
             local = planned_of(f, frozenset())  # no --hash: the page's own hash checks it
             checked = await self._once(("local", f.url), lambda: local_file(local))
+            self._on_disk[f.url] = seen  # (as it was before the hash: a change since shows)
             return checked.path
         g = self._growing.get(f.url)
         if g is None:

@@ -1,0 +1,59 @@
+"""``segfetch serve`` of a ``file:`` index (a mirror on a shared disk): each file is checked
+against its page's sha256 once while it stays the same file, not on every request (a large
+wheel on a slow disk would hold every request of pip past its timeout); a file changed
+since is checked again, and refused if it no longer matches."""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from helpers import file_index
+
+from segfetch.engine.download import make_client
+from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels import cache, files
+from segfetch.wheels.cache import Cache
+from segfetch.wheels.serve import run
+
+
+async def test_a_file_index_file_is_hashed_once_while_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wheel = make_wheel(tmp_path, "fi-a", "1.0", payload=100_000)
+    name = wheel.name
+    index = file_index(tmp_path / "mirror", wheel)
+    kept = tmp_path / "mirror" / "files" / name
+    data = kept.read_bytes()
+    hashed: list[Path] = []
+    real = cache.sha256_of
+
+    async def counting(path: Path) -> str:
+        hashed.append(path)
+        return await real(path)
+
+    monkeypatch.setattr(files, "sha256_of", counting)
+    async with (
+        make_client(4, 10) as client,
+        trio.open_nursery() as nursery,
+        httpx.AsyncClient(trust_env=False) as http,
+    ):
+        app = await nursery.start(partial(run, [index], Cache(tmp_path / "c"), client))
+        base = f"http://127.0.0.1:{app.port}"
+        assert (await http.get(f"{base}/simple/fi-a/")).status_code == 200
+        url = f"{base}/files/fi-a/{name}"
+        assert (await http.get(url)).content == data
+        assert (await http.head(url)).status_code == 200
+        r = await http.get(url, headers={"Range": "bytes=0-9"})
+        assert (r.status_code, r.content) == (206, data[:10])
+        assert hashed == [kept]  # once for three requests
+        # Changed on the disk (another build under the same name): checked again, refused.
+        kept.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        os.utime(kept, ns=(1, 1))
+        assert (await http.get(url)).status_code == 502
+        assert hashed == [kept, kept]
+        nursery.cancel_scope.cancel()
