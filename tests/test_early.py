@@ -338,3 +338,27 @@ async def test_an_early_request_is_closed_when_get_stops_before_the_download(
         argv = ["get", emu.url(PATH), "-o", str(tmp_path / "out.whl"), "-q"]
         assert await trio.to_thread.run_sync(cli.main, argv) == 2
         assert len(made) == 1 and made[0].take() is None
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_an_early_redirect_without_location_is_one_line(tmp_path: Path, status: int) -> None:
+    """A 3xx without Location is no redirect (httpx's rule): an error of one line, not
+    httpx's KeyError from building a redirect to nowhere."""
+
+    async def serve(stream: trio.SocketStream) -> None:
+        with trio.move_on_after(5):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += await stream.receive_some(4096)
+            await stream.send_all(b"HTTP/1.1 %d Moved\r\nContent-Length: 0\r\n\r\n" % status)
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        url = f"http://127.0.0.1:{listeners[0].socket.getsockname()[1]}/x.bin"
+        early = await sent(url)
+        with pytest.raises(SegfetchError) as failed:
+            await download(url, tmp_path / "x.bin", OPTS, early=early)
+        assert f"answered {status}" in str(failed.value)
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+        nursery.cancel_scope.cancel()

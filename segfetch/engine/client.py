@@ -180,7 +180,9 @@ async def send(
     try:
         with trio.fail_after(timeout):
             response = await adopt(early, request, timeout) if early else None
-            if response is not None and response.is_redirect and client.follow_redirects:
+            # (has_redirect_location, as httpx's own loop: a 3xx without Location is an
+            # answer, not a redirect to follow)
+            if response is not None and response.has_redirect_location and client.follow_redirects:
                 response = await _redirected(client, response)
             if response is None:
                 response = await client.send(request, stream=True)
