@@ -116,11 +116,14 @@ Verdict = Ranged | Multipart | Whole | Empty | Retry | Restart | Fail
 
 
 def validators(headers: Headers) -> tuple[str | None, str | None]:
-    """(strong ETag, Last-Modified). A weak ETag may not be used in If-Range (RFC 9110)."""
+    """(strong ETag, Last-Modified). A weak ETag may not be used in If-Range (RFC 9110).
+    Nor one that is not ASCII (an ETag may hold bytes 0x80-0xFF): httpx decoded it by a
+    guess and cannot send it back as it came; such a validator counts as none."""
     etag = headers.get("ETag")
-    if etag is not None and etag.startswith("W/"):
+    if etag is not None and (etag.startswith("W/") or not etag.isascii()):
         etag = None
-    return etag, headers.get("Last-Modified")
+    modified = headers.get("Last-Modified")
+    return etag, modified if modified is None or modified.isascii() else None
 
 
 def content_length(headers: Headers) -> int | None:

@@ -77,17 +77,19 @@ def parse_state(raw: object) -> State:
     return State(
         url,
         size,
-        etag=_text(raw, "etag"),
-        last_modified=_text(raw, "last_modified"),
+        etag=_text(raw, "etag", ascii=True),
+        last_modified=_text(raw, "last_modified", ascii=True),
         sha256=_text(raw, "sha256"),
         done=RangeSet((a, b) for a, b in done),
         url_id=_text(raw, "url_id") or "",  # (none before: its url is the whole URL)
     )
 
 
-def _text(raw: dict[str, object], key: str) -> str | None:
+def _text(raw: dict[str, object], key: str, ascii: bool = False) -> str | None:
     value = raw.get(key)
     if value is not None and not isinstance(value, str):
+        raise ValueError(f"bad {key}")
+    if ascii and value is not None and not value.isascii():  # (an If-Range httpx cannot send)
         raise ValueError(f"bad {key}")
     return value
 
