@@ -348,3 +348,13 @@ def test_a_range_answered_for_another_is_said_as_http_writes_ranges() -> None:
     verdict = rules.judge_segment(206, head, 100, 200, Known(300, None, None), NAME)
     assert isinstance(verdict, rules.Retry)
     assert "answered bytes 0-99 for 100-199" in verdict.failure.message
+
+
+def test_a_multipart_boundary_is_the_bytes_it_came_as() -> None:
+    """A boundary outside Latin-1 (httpx decoded the head as UTF-8): its bytes, not a
+    UnicodeEncodeError (a traceback)."""
+    raw = "multipart/byteranges; boundary=\u20ac".encode()
+    headers = httpx.Headers([(b"Content-Type", raw)])
+    assert rules.multipart_boundary(headers) == "\u20ac".encode()
+    latin = httpx.Headers([(b"Content-Type", b"multipart/byteranges; boundary=\xe9")])
+    assert rules.multipart_boundary(latin) == b"\xe9"

@@ -199,7 +199,9 @@ def multipart_boundary(headers: Headers) -> bytes | None:
     for param in params.split(";"):
         key, _, value = param.strip().partition("=")
         if key.lower() == "boundary" and value.strip('"'):
-            return value.strip('"').encode("latin-1")
+            # (in the bytes it came as: httpx decoded the head as ASCII, UTF-8 or Latin-1)
+            boundary = value.strip('"')
+            return boundary.encode(getattr(headers, "encoding", "latin-1"), "replace")
     return None
 
 
