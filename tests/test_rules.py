@@ -358,3 +358,19 @@ def test_a_multipart_boundary_is_the_bytes_it_came_as() -> None:
     assert rules.multipart_boundary(headers) == "\u20ac".encode()
     latin = httpx.Headers([(b"Content-Type", b"multipart/byteranges; boundary=\xe9")])
     assert rules.multipart_boundary(latin) == b"\xe9"
+
+
+def test_a_200_that_says_it_holds_a_part_is_not_the_file() -> None:
+    """A 206 mislabelled 200 (its Content-Range a part of the file): asked again open-ended,
+    never taken whole (it was: a 256 KiB piece kept as the file, exit 0)."""
+    part = httpx.Headers({"Content-Range": "bytes 0-262143/3000007", "Content-Length": "262144"})
+    for verdict in (
+        rules.judge_probe(200, part, 0, 262144, None, None, NAME),
+        rules.judge_segment(200, part, 0, 262144, Known(3000007, '"a"', None), NAME),
+    ):
+        assert isinstance(verdict, rules.Retry) and verdict.open
+        assert "200 with only bytes 0-262143/3000007" in verdict.failure.message
+    whole = httpx.Headers({"Content-Range": "bytes 0-99/100", "Content-Length": "100"})
+    assert rules.judge_probe(200, whole, 0, None, None, None, NAME) == rules.Whole(100)
+    bogus = httpx.Headers({"Content-Range": "pages 1-2", "Content-Length": "100"})
+    assert rules.judge_probe(200, bogus, 0, None, None, None, NAME) == rules.Whole(100)

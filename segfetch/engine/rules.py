@@ -219,11 +219,26 @@ def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) 
             "they cannot be used as the file's bytes (try another mirror or proxy)"
         )
         return Retry(Failure(message, retry=True))
+    if status == 200 and (label := _part_label(headers)) is not None:
+        # A 206 mislabelled (a servlet that forgot its status): never the whole file. Asked
+        # again as "bytes=0-", such a server sends all of it.
+        message = f"{name} answered 200 with only {label} of the file"
+        return Retry(Failure(message, retry=True), open=True)
     media = headers.get("Content-Type", "").split(";")[0].strip().lower()
     if not html_ok and status not in (206, 416) and media in ("text/html", "application/xhtml+xml"):
         message = f"{name} answered with an HTML page, not the file (a captive portal or login?)"
         return Retry(Failure(message, retry=True))
     return None
+
+
+def _part_label(headers: Headers) -> str | None:
+    """A Content-Range that names less than the whole file ("bytes a-b/total"), or None."""
+    value = headers.get("Content-Range", "")
+    try:
+        first, last, total = parse_content_range(value)
+    except ValueError:
+        return None  # (none, or meaningless: RFC 9110 has a 200 ignore it)
+    return None if first == 0 and last in (total, None) else value.strip()
 
 
 def judge_probe(
