@@ -23,7 +23,7 @@ from segfetch.engine.names import side_names
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
 from segfetch.engine.store import PartFile, State
-from segfetch.errors import Busy, UsageError
+from segfetch.errors import Busy, DiskError, UsageError
 from segfetch.testing.emulator import Emulator, Link, SyntheticFile
 
 PATH = "/pkg.whl"
@@ -292,3 +292,16 @@ sys.exit(trio.run(run))
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["resumed"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["x.whl"]
+
+
+def test_a_part_replaced_by_another_program_is_never_committed(tmp_path: Path) -> None:
+    """A second download whose destination is our .part's name renames its file there: our
+    commit (a rename by name) would make that file the destination, with our exit 0."""
+    dest = tmp_path / "f"
+    part = _verified(dest)
+    other = tmp_path / "other"
+    other.write_bytes(b"another file")
+    os.replace(other, part.part)
+    with pytest.raises(DiskError, match="replaced by another program"):
+        part.commit()
+    assert not dest.exists() and part.part.read_bytes() == b"another file"

@@ -247,6 +247,14 @@ class PartFile:
         assert self.fd is not None
         os.fsync(self.fd)
         try:
+            # The rename goes by name: a .part another program put in our place (a second
+            # download whose destination is our .part's name) would become the file.
+            here, ours = os.stat(self.part, follow_symlinks=False), os.fstat(self.fd)
+            if (here.st_dev, here.st_ino) != (ours.st_dev, ours.st_ino):
+                raise DiskError(
+                    f"{self.part} was replaced by another program during the download; "
+                    f"{self.dest} was not written"
+                )
             os.replace(self.part, self.dest)
             _fsync_dir(self.dest.parent)
             self.control.unlink(missing_ok=True)
