@@ -305,3 +305,6 @@ def test_a_part_replaced_by_another_program_is_never_committed(tmp_path: Path) -
     with pytest.raises(DiskError, match="replaced by another program"):
         part.commit()
     assert not dest.exists() and part.part.read_bytes() == b"another file"
+    assert not part.control.exists()  # no rerun resumes that file as ours
+    part.release()
+    assert part.part.read_bytes() == b"another file"

@@ -251,6 +251,7 @@ class PartFile:
             # download whose destination is our .part's name) would become the file.
             here, ours = os.stat(self.part, follow_symlinks=False), os.fstat(self.fd)
             if (here.st_dev, here.st_ino) != (ours.st_dev, ours.st_ino):
+                self.control.unlink(missing_ok=True)  # its ranges are not that file's
                 raise DiskError(
                     f"{self.part} was replaced by another program during the download; "
                     f"{self.dest} was not written"
