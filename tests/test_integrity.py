@@ -19,7 +19,7 @@ from helpers import one_line_error, segfetch
 
 from segfetch.engine import store
 from segfetch.engine.download import download
-from segfetch.engine.names import side_names
+from segfetch.engine.names import check_destination, side_names
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import RangeSet
 from segfetch.engine.store import PartFile, State
@@ -308,3 +308,21 @@ def test_a_part_replaced_by_another_program_is_never_committed(tmp_path: Path) -
     assert not part.control.exists()  # no rerun resumes that file as ours
     part.release()
     assert part.part.read_bytes() == b"another file"
+
+
+def test_another_downloads_part_is_no_destination(tmp_path: Path) -> None:
+    """A destination that is the .part another download holds: refused at the start, and at
+    the commit if that download began meanwhile (its file would have become that one's)."""
+    first = _verified(tmp_path / "f")
+    with pytest.raises(Busy, match="another download"):
+        check_destination(first.part)
+    first.discard()
+    second = PartFile(tmp_path / "f.part")
+    second.open(fresh=True)
+    second.write(0, b"second")
+    first = _verified(tmp_path / "f")  # begun after the second's start
+    with pytest.raises(Busy, match="another download"):
+        second.commit()
+    assert first.part.read_bytes() == b"verified"
+    first.commit()
+    assert (tmp_path / "f").read_bytes() == b"verified"

@@ -4,12 +4,14 @@ for a control file before trio and httpx load."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import os
 import stat
 from pathlib import Path
 
-from segfetch.errors import DiskError, UsageError
+from segfetch.errors import Busy, DiskError, UsageError
 
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 _SUFFIXES = (".part", ".part.json", ".part.json.tmp")
@@ -41,3 +43,23 @@ def check_destination(dest: Path) -> None:
             f"{str(dest)!r} is not a regular file (a device or a pipe); segfetch writes a file "
             "and renames it into place: give a file path"
         )
+    check_not_held(dest)
+
+
+def check_not_held(dest: Path) -> None:
+    """Refuse a destination another download holds locked: its .part (a second download
+    named after it would rename its file into that one's place)."""
+    try:
+        fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return  # none, a symlink: the rename replaces it, as any file
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
+            raise Busy(
+                f"{dest} is being written by another download (it is its .part); "
+                "choose another destination"
+            ) from None
+    finally:
+        os.close(fd)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import trio
 
-from segfetch.engine.names import side_names
+from segfetch.engine.names import check_not_held, side_names
 from segfetch.engine.ranges import RangeSet
 from segfetch.errors import Busy, DiskError, redact_url
 
@@ -256,6 +256,7 @@ class PartFile:
                     f"{self.part} was replaced by another program during the download; "
                     f"{self.dest} was not written"
                 )
+            check_not_held(self.dest)  # (held since our start: another download's .part)
             os.replace(self.part, self.dest)
             _fsync_dir(self.dest.parent)
             self.control.unlink(missing_ok=True)
