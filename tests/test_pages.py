@@ -490,6 +490,17 @@ def test_a_304_renews_the_page(tmp_path: Path) -> None:
     assert page.revalidated({}, 100.0) == replace(page, born=100.0)
 
 
+def test_a_validator_that_is_not_ascii_is_not_sent_back() -> None:
+    """An ETag may hold bytes 0x80-0xFF; httpx decodes them by a guess and cannot encode
+    them again: a warm run's request for such a page was a UnicodeEncodeError traceback."""
+    etag, modified = '"\xe9t\xe9"', "Tue, 03 Jun 2025 10:00:00 GMT"
+    page = page_of("u", None, {"ETag": etag, "Last-Modified": modified}, b"body", 0.0)
+    assert page.validators() == {"If-Modified-Since": modified}
+    httpx.Request("GET", "http://127.0.0.1/simple/x/", headers=page.validators())
+    odd = page_of("u", None, {"ETag": '"a"', "Last-Modified": "\xe9"}, b"body", 0.0)
+    assert odd.validators() == {"If-None-Match": '"a"'}
+
+
 def test_stored_pages_survive_only_whole(tmp_path: Path) -> None:
     pages = PageCache(tmp_path)
     url = "https://user:secret@idx.example/simple/a/"

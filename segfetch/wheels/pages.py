@@ -55,11 +55,12 @@ class Page:
         return self.max_age is not None and 0 <= now - self.born < self.max_age
 
     def validators(self) -> dict[str, str]:
-        """The headers of a conditional request for it."""
+        """The headers of a conditional request for it. Not a validator that is not ASCII
+        (an ETag may hold bytes 0x80-0xFF): httpx cannot send it back as it came."""
         headers = {}
-        if self.etag is not None:
+        if self.etag is not None and self.etag.isascii():
             headers["If-None-Match"] = self.etag
-        if self.last_modified is not None:
+        if self.last_modified is not None and self.last_modified.isascii():
             headers["If-Modified-Since"] = self.last_modified
         return headers
 
