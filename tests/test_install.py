@@ -750,3 +750,27 @@ async def test_download_json_to_a_full_stdout_still_writes_the_files(
     assert proc.returncode == 1
     assert "cannot write the result to stdout" in one_line_error(proc)
     assert (tmp_path / "d" / "sf_beta-1.0-py3-none-any.whl").exists()
+
+
+async def test_download_for_another_python_version_checks_requires_python_against_it(
+    tmp_path: Path,
+) -> None:
+    """As pip download: --python-version X takes the files whose Requires-Python admits X,
+    not the Python running segfetch (pip install --dry-run, the resolver here, checks that
+    one: it took an older release, or refused a pin)."""
+    d = tmp_path / "index"
+    make_wheel(d, "sf-rp", "1.0")
+    make_wheel(d, "sf-rp", "3.0", requires_python=">=3.99", seed=1)
+    make_wheel(d, "sf-rp", "4.0", requires_python="<3", seed=2)
+    out = tmp_path / "out"
+    foreign = ["--python-version", "3.99", "--only-binary", ":all:", "--no-cache", "-d", str(out)]
+    async with Emulator(index=d, link=Link()) as emu:
+        for wanted in ("sf-rp", "sf-rp==3.0"):
+            got = await segfetch("download", "--index-url", emu.index_url, *foreign, wanted)
+            assert got.returncode == 0, got.stderr
+            assert [p.name for p in out.iterdir()] == ["sf_rp-3.0-py3-none-any.whl"]
+        here = await segfetch("download", "--index-url", emu.index_url, "-d", str(out), "sf-rp")
+        assert here.returncode == 0, here.stderr  # this Python's: 1.0
+        assert sorted(p.name for p in out.iterdir())[0] == "sf_rp-1.0-py3-none-any.whl"
+        old = await segfetch("download", "--index-url", emu.index_url, *foreign, "sf-rp==4.0")
+        assert old.returncode == 1 and "sf-rp==4.0" in old.stderr.decode()

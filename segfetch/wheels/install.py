@@ -59,7 +59,7 @@ from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
 from segfetch.wheels.pip import pip_report
 from segfetch.wheels.requirements import RequirementSet, Wanted
-from segfetch.wheels.select import NoMatch, choose
+from segfetch.wheels.select import NoMatch, choose, for_python_version
 from segfetch.wheels.target import Target
 
 Pick = Callable[[Wanted, Sequence[IndexFile]], IndexFile]  # the file pip would choose
@@ -294,6 +294,8 @@ class Session:
             options += reqs.installed
         if reqs.foreign_target:  # pip before 23.3 takes --platform & co. only with --target;
             options += ["--target", tempfile.gettempdir()]  # --dry-run writes nothing there
+        if (cut := for_python_version(options)) is not None:
+            options.append("--ignore-requires-python")  # (the pages hold only files that fit)
         ahead = Lookahead(reqs, target)
         # pip before 22.2 cannot say what it would install (--report): segfetch's own pip
         # resolves for it then; the install is still the target's pip's
@@ -305,7 +307,8 @@ class Session:
             async def page(name: str, revalidate: bool) -> list[IndexFile]:
                 nursery.start_soon(guess, name)
                 # pip revalidates every page: one the page cache gave fresh is asked again
-                return await self.project(name, recheck=revalidate)
+                files = await self.project(name, recheck=revalidate)
+                return files if cut is None else cut(files)
 
             served: dict[str, IndexFile] = {}  # every file pip took whole, by URL
 

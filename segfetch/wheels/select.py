@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import SegfetchError
 from segfetch.wheels.dists import parse_filename
@@ -109,6 +109,29 @@ def candidates(
     if not found:
         raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target, python_refused))
     return found
+
+
+def for_python_version(
+    options: Sequence[str],
+) -> Callable[[Sequence[IndexFile]], list[IndexFile]] | None:
+    """With pip's ``--python-version`` among ``options``, pip download checks
+    Requires-Python against that version, but the resolver here (pip install --dry-run)
+    against the Python running it. The pages its local index gives it are then cut to the
+    files for that version, with no Requires-Python left (pip is given
+    --ignore-requires-python for the metadata's). None: nothing to cut."""
+    if "--python-version" not in options or "--ignore-requires-python" in options:
+        return None
+    value = options[options.index("--python-version") + 1]  # "3", "3.7", "3.7.3" or "37"
+    try:
+        version = Version(value if "." in value else f"{value[0]}.{value[1:]}".rstrip("."))
+    except (InvalidVersion, IndexError):
+        return None  # pip says what is wrong with it
+
+    def cut(files: Sequence[IndexFile]) -> list[IndexFile]:
+        fit = [f for f in files if _python_ok(f.requires_python, version)]
+        return [replace(f, requires_python=None) for f in fit]
+
+    return cut
 
 
 def _python_ok(requires_python: str | None, version: Version) -> bool:
