@@ -109,9 +109,11 @@ def test_route(target: str, expected: simple.Route) -> None:
         ("application/vnd.pypi.simple.latest+json", JSON_TYPE),
         ("text/html", simple.HTML),
         (f"text/html, {JSON_TYPE};q=0.5", simple.HTML),
-        ("*/*", JSON_TYPE),  # a tie: JSON first
-        ("application/*;q=0.5, text/html;q=0.4", JSON_TYPE),
-        (f"{JSON_TYPE};q=0, */*;q=0.1", simple.HTML_V1),
+        ("*/*", simple.HTML),  # a tie: HTML first, as PyPI (curl's and requests' Accept)
+        (f"{JSON_TYPE}, text/html", simple.HTML),
+        ("application/*;q=0.5, text/html;q=0.4", simple.HTML_V1),  # (a tie of the two)
+        (f"{JSON_TYPE};q=0, */*;q=0.1", simple.HTML),
+        (f"{JSON_TYPE};q=0.9, */*;q=0.1", JSON_TYPE),
         ("image/png", None),
         (f"{JSON_TYPE};q=bad", None),
         (f"{JSON_TYPE};q=nan, text/html;q=0.5", simple.HTML),

@@ -99,8 +99,8 @@ def _unsafe(segment: str) -> bool:
 
 def negotiate(accept: str | None) -> str | None:
     """The page format for an Accept header: JSON_TYPE, HTML_V1 or HTML; None: none of them
-    is acceptable (a 406). No header: HTML, as PEP 503 clients expect. Equal preference:
-    JSON first (PEP 691)."""
+    is acceptable (a 406). No header: HTML, as PEP 503 clients expect. Equal preference
+    (``*/*``: curl, requests): HTML, as PyPI answers it (pip and uv give each type a q)."""
     if not accept or not accept.strip():
         return HTML
     ranges: list[tuple[str, float]] = []
@@ -118,7 +118,7 @@ def negotiate(accept: str | None) -> str | None:
         media = media.lower()
         ranges.append((_LATEST.get(media, media), q))
     best, best_q = None, 0.0
-    for candidate in (JSON_TYPE, HTML_V1, HTML):
+    for candidate in (HTML, HTML_V1, JSON_TYPE):
         q = _quality(candidate, ranges)
         if q > best_q:
             best, best_q = candidate, q
