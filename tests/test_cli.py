@@ -424,12 +424,15 @@ async def test_json_failure_is_one_document_on_stdout(tmp_path: Path) -> None:
         assert json.loads(usage.stdout)["exit_code"] == usage.returncode == 2
 
 
-@pytest.mark.parametrize("stdout", ["full", "closed pipe"])
+@pytest.mark.parametrize("stdout", ["full", "closed pipe", "closed"])
 async def test_a_stdout_that_cannot_take_the_json_is_one_line(tmp_path: Path, stdout: str) -> None:
     """The file is complete: one line says so and that its result was lost (exit 1, as
-    pip's 'Pipe to stdout was broken'); a failure's own exit code stands. No traceback."""
+    pip's 'Pipe to stdout was broken'); a failure's own exit code stands. No traceback.
+    "closed": `>&-`, no stdout at all (Python's print then writes nowhere)."""
     if stdout == "full":
         out = os.open("/dev/full", os.O_WRONLY)
+    elif stdout == "closed":
+        out = os.open(os.devnull, os.O_WRONLY)  # (closed again in the child)
     else:
         reader, out = os.pipe()
         os.close(reader)
@@ -444,13 +447,15 @@ async def test_a_stdout_that_cannot_take_the_json_is_one_line(tmp_path: Path, st
                     stdout=out,
                     capture_stderr=True,
                     check=False,
+                    preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None,
                 )
                 assert proc.returncode == code
                 line = one_line_error(proc)
                 if path == PATH and code == 1:
-                    reason = "No space left on device" if stdout == "full" else "Broken pipe"
+                    reason = {"full": "No space left on device", "closed pipe": "Broken pipe"}
+                    reason["closed"] = "it is closed"
                     assert line == (
-                        f"segfetch: error: cannot write the result to stdout ({reason}); "
+                        f"segfetch: error: cannot write the result to stdout ({reason[stdout]}); "
                         f"{dest} is complete"
                     )
                     assert dest.read_bytes() == emu.content(PATH)

@@ -40,7 +40,10 @@ class ReportLost(Exception):
 
 def report(text: str, done: str) -> None:
     """Print a command's result on stdout, flushed now. A stdout that cannot take it (a full
-    disk, a closed pipe) raises ReportLost, saying ``done``: the work is not undone by it."""
+    disk, a closed pipe) raises ReportLost, saying ``done``: the work is not undone by it.
+    So does a stdout closed before segfetch started (``>&-``: print would write nowhere)."""
+    if sys.stdout is None:
+        raise ReportLost(f"cannot write the result to stdout (it is closed); {done}")
     try:
         print(text, flush=True)
     except OSError as exc:
@@ -63,8 +66,9 @@ def quick_exit() -> None:
     modules' objects freed one by one: 5-6 ms of CPU and wall after a `get`, measured). If a
     flush fails (a closed pipe) the ordinary exit runs and reports it as ever."""
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):  # (None: closed before segfetch started)
+            if stream is not None:
+                stream.flush()
     except OSError:
         return
     os._exit(0)

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from segfetch.cli import report as cli_report
 from segfetch.cli import running
 from segfetch.cli.options import add_link_options, link_from_args
 from segfetch.errors import SegfetchError, UsageError, check_url
@@ -49,8 +50,8 @@ def _run(args: argparse.Namespace) -> int:
             "give more --time"
         )
     if args.json:
-        print(json.dumps(report.as_dict()))
-        args.json_printed = True
+        args.json_printed = True  # (one document, whether stdout takes it or not)
+        cli_report(json.dumps(report.as_dict()), "the measurement is done")
     else:
         _print(report)
     if args.save:

@@ -61,8 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegfetchError as exc:
         return _failed(args, f"error: {exc}", exc.exit_code)
     except OSError as exc:  # a local file the command had to write or read
-        where = f" {exc.filename}" if exc.filename else ""
-        return _failed(args, f"error: {exc.strerror or exc}:{where}", 1)
+        where = f": {exc.filename}" if exc.filename else ""
+        return _failed(args, f"error: {exc.strerror or exc}{where}", 1)
     except Exception as exc:  # (after OSError: a bare raise here skips the clauses below)
         # a URL built from the input that httpx cannot ask
         if type(exc).__name__ != "InvalidURL" or not type(exc).__module__.startswith("httpx"):
