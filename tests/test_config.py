@@ -43,7 +43,8 @@ async def test_get_remembers_where_auto_settled_for_the_host(tmp_path: Path) -> 
 
     from segfetch.testing.emulator import Emulator, Link, SyntheticFile
 
-    async with Emulator({"/f.bin": SyntheticFile(3_000_000)}, link=Link(rate=1 << 20)) as emu:
+    # (8 MB: on a loaded machine 3 MB ended while the count still grew, and nothing settled)
+    async with Emulator({"/f.bin": SyntheticFile(8_000_000)}, link=Link(rate=1 << 20)) as emu:
         first = await segfetch("get", emu.url("/f.bin"), "-o", str(tmp_path / "a"), "--json")
         assert first.returncode == 0, first.stderr
         settled = json.loads(first.stdout)["settled"]
