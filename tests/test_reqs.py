@@ -83,6 +83,8 @@ def test_nested_files_constraints_and_index_options(
         ("alpha==1 --global-option=x", "not supported"),
         ("--use-deprecated legacy-resolver", "not supported"),
         ("-r", "needs a value"),
+        ("--find-links", "needs a value"),
+        ("--bogus-line", "option --bogus-line is not supported"),  # (was: "needs a value")
         ("-r missing.txt", "cannot read"),
     ],
 )

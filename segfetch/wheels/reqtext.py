@@ -102,7 +102,17 @@ def option(words: list[str], where: str) -> tuple[str, str]:
         return first, words[1]
     if first.startswith("-") and not first.startswith("--") and len(first) > 2:
         return first[:2], first[2:]  # -rfile.txt
-    raise UsageError(f"{where}: option {first} needs a value")
+    if first in _VALUED:
+        raise UsageError(f"{where}: option {first} needs a value")
+    return first, ""  # (an option unknown here: the caller says it is not supported)
+
+
+# pip's requirement-file options that take a value
+_VALUED = frozenset(
+    {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url"}
+    | {"-f", "--find-links", "-e", "--editable", "--trusted-host", "--only-binary"}
+    | {"--no-binary", "--use-feature", "--hash", "--config-settings", "--global-option"}
+)
 
 
 def check_url_hashes(url: str, name: str, where: str) -> None:
