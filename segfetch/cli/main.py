@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, pip_args = parser.parse_known_args(argv)
     args.pip_args = pip_args
     if args.pip_args and getattr(args, "command", None) not in ("install", "download"):
+        if command := getattr(args, "subcommand", None):
+            parser.prog += f" {command}"  # (its help names the options it takes)
         parser.error(f"unrecognized arguments: {' '.join(args.pip_args)}")
     try:
         try:
@@ -116,7 +118,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         description="Segmented, resumable, verified downloads for slow and flaky links.",
     )
     parser.add_argument("--version", action="version", version=f"segfetch {__version__}")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", dest="subcommand")
     wanted = [MODULES[command]] if command is not None else MODULES.values()
     for module, adder in dict.fromkeys(wanted):
         getattr(importlib.import_module(f"segfetch.cli.{module}"), adder)(sub)
