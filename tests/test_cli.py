@@ -70,6 +70,7 @@ BAD_ARGS = [
     (["get", "http://127.0.0.1:9/x.whl", "-o", "newdir/"], "does not exist"),
     (["emulate", "--rtt", "nan"], "duration"),
     (["get", "http://127.0.0.1:9/x.whl", "--bogus"], "--bogus (see segfetch get --help)"),
+    (["install", "x", "--python", sys.executable, "--system"], "not allowed with argument"),
     (["emulate", "--rtt", "1h"], "duration"),
     (["emulate", "--rate", "0"], "more than 0"),
     (["emulate", "--port", "70000"], "--port"),

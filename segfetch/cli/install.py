@@ -79,13 +79,14 @@ def add_commands(sub: Any) -> None:
                 help="a local project (or VCS URL) in editable mode, handed to pip",
             )
         p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
-        p.add_argument(
+        which = p.add_mutually_exclusive_group()
+        which.add_argument(
             "--python",
             metavar="PATH",
             help="the interpreter to install for (default: the active virtual environment, "
             "else a .venv here or in a parent folder)",
         )
-        p.add_argument(
+        which.add_argument(
             "--system",
             action="store_true",
             help="allow installing into the Python segfetch runs in",
