@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
-from test_hostile import FAST, fetch_from, range_asked, read_head
+from test_hostile import FAST, fetch_from, range_asked, read_head, serve
 
+from segfetch.engine.download import download
 from segfetch.engine.options import Options
 
 DATA = bytes(range(256)) * 2000  # 512 kB
@@ -27,3 +29,38 @@ async def test_a_206_mislabelled_200_is_asked_again_whole(tmp_path: Path) -> Non
     options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
     await fetch_from(handler, tmp_path / "f.bin", options, 30)
     assert (tmp_path / "f.bin").read_bytes() == DATA
+
+
+async def test_a_412_to_if_range_is_asked_without_it_where_a_sha256_checks(
+    tmp_path: Path,
+) -> None:
+    """If-Range is no precondition (RFC 9110 13.1.5), but a server may answer it with 412
+    (curl and aria2c never send it). Checked by a sha256: the rest asked without If-Range;
+    unchecked: one line that says so (If-Range is what keeps a changed file unspliced)."""
+    import hashlib
+
+    from segfetch.errors import ServerError
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            if b"if-range:" in head.lower():
+                refused = b"HTTP/1.1 412 Precondition Failed\r\nContent-Length: 0\r\n\r\n"
+                await stream.send_all(refused)
+                continue
+            start, end = range_asked(head, len(DATA))
+            reply = b'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n'
+            reply += b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(DATA))
+            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            await stream.send_all(reply + DATA[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    sha = hashlib.sha256(DATA).hexdigest()
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        url = f"http://127.0.0.1:{port}/f.bin"
+        with trio.fail_after(30):
+            await download(url, tmp_path / "f.bin", options, sha256=sha)
+            assert (tmp_path / "f.bin").read_bytes() == DATA
+            with pytest.raises(ServerError, match=r"412 .* give --sha256 to download it"):
+                await download(url, tmp_path / "g.bin", options)
+        nursery.cancel_scope.cancel()

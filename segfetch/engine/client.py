@@ -170,8 +170,9 @@ async def send(
     timeout: float,
     early: Early | None = None,
 ) -> httpx.Response:
-    """GET the current URL, streamed. Returns 200, 206 and 416 answers for the rules to judge;
-    any other status or transport failure is classified: RetryLater, or a final error.
+    """GET the current URL, streamed. Returns 200, 206 and 416 answers (and a 412 to If-Range)
+    for the rules to judge; any other status or transport failure is classified: RetryLater,
+    or a final error.
     ``early``: the answer to this request if it was sent already (adopt.py)."""
     url, name = where.current, where.name
     request = client.build_request("GET", url, headers=headers, timeout=timeout)
@@ -199,7 +200,8 @@ async def send(
         await response.aclose()
         raise DownloadError(f"{name} redirected to plain http; refusing the downgrade")
     status = response.status_code
-    if status in (200, 206, 416):
+    # (a 412 to If-Range too: a server that takes it for a precondition, rules.py)
+    if status in (200, 206, 416) or (status == 412 and "If-Range" in response.request.headers):
         where.current = final
         return response
     await response.aclose()

@@ -419,6 +419,8 @@ class _Download:
         def on_retry(verdict: rules.Retry) -> None:
             if verdict.drop_etag and self.state is not None:
                 self.state.etag = None
+            if verdict.drop_date and self.state is not None:  # no If-Range from now on
+                self.state.last_modified = None
             self.open_probe = self.open_probe or verdict.open
 
         return await carry_out(response, judge, on_retry, self.name)

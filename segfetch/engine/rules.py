@@ -275,6 +275,8 @@ def judge_probe(
             return Whole(known.size)  # the same bytes: usable as one stream, state kept
         message = f"{name} ignored the range asked for; the saved bytes are kept"
         return Retry(Failure(message, retry=True), drop_etag=per_node_etag(known, etag, modified))
+    if status == 412 and known is not None and (known.etag or known.last_modified):
+        return _if_range_refused(known, name)
     if status == 416:
         total = parse_unsatisfied_range(headers.get("Content-Range", ""))
         if known is not None:
@@ -317,6 +319,17 @@ def judge_probe(
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
     return Ranged(first, total, etag, modified)
+
+
+def _if_range_refused(known: Known, name: str) -> Retry | Fail:
+    """A 412 to a request with If-Range, which is no precondition (RFC 9110 13.1.5): a
+    server that takes it for one. Checked by a sha256, the rest is asked without it;
+    unchecked, If-Range is what keeps a changed file from being spliced."""
+    if known.checked:
+        message = f"{name} answered 412 to If-Range; asking without it"
+        return Retry(Failure(message, retry=True), drop_etag=True, drop_date=True)
+    why = f"{name} answered 412 Precondition Failed to If-Range"
+    return Fail(ServerError(f"{why}; give --sha256 to download it without If-Range"))
 
 
 def judge_whole(
@@ -390,6 +403,8 @@ def judge_segment(
         other_node = per_node_etag(known, etag, modified)
         whole = not other_node and same_version(known, etag, modified, size)
         return Retry(failure, drop_etag=other_node, whole=whole)
+    if status == 412 and (known.etag or known.last_modified):
+        return _if_range_refused(known, name)
     if status != 206:
         return Retry(Failure(f"{name} answered {status}", retry=True, status=status))
     if span is None:
