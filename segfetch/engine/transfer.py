@@ -365,7 +365,7 @@ class Transfer:
                 trio.current_time() - since < SAVE_EVERY
                 and self.stats.received - received < SAVE_BYTES
             ):
-                await trio.sleep(SAVE_POLL)
+                await trio.sleep(min(SAVE_POLL, SAVE_EVERY))  # (never past its period)
             if self.part.fd is not None:
                 # Claim only what was written before the sync began: workers go on writing.
                 done = RangeSet(self.state.done)
