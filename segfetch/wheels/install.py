@@ -299,8 +299,7 @@ class Session:
         ahead = Lookahead(reqs, target)
         # pip before 22.2 cannot say what it would install (--report): segfetch's own pip
         # resolves for it then; the install is still the target's pip's
-        own_pip = target.own_pip and target.pip_reports
-        pip_command(python, own_pip)  # (a UsageError here, before the nursery)
+        pip = pip_command(python, target.own_pip and target.pip_reports)  # (a UsageError: here)
         async with trio.open_nursery() as nursery:
             guess = partial(self._guess, ahead=ahead, nursery=nursery)
 
@@ -321,7 +320,7 @@ class Session:
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
             try:
-                urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre, own_pip)
+                urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre, pip)
             except SegfetchError as exc:
                 raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched

@@ -21,12 +21,12 @@ from segfetch.wheels.installer import Installer, command, loopback_direct, pip_c
 
 
 async def pip_report(
-    python: str, pip_reqs: Sequence[str], index: str, pre: bool, own_pip: bool = True
+    python: str, pip_reqs: Sequence[str], index: str, pre: bool, pip: Sequence[str] = ()
 ) -> list[str]:
     """The URL of every file pip would install from this index (or from a local file);
-    ``own_pip``: False when ``python`` has no pip of its own (``pip_command``). Cancelled
+    ``pip``: how pip runs for ``python`` (``pip_command``; by default its own). Cancelled
     (Ctrl-C, SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
-    cmd = [*pip_command(python, own_pip), "install", "--dry-run", "--quiet"]
+    cmd = [*(pip or pip_command(python)), "install", "--dry-run", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
     # Our local index stands for every index the user's pip would use: keep pip's own
