@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
+import pytest
 import trio
 
 
@@ -157,6 +158,21 @@ def running(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def count_hashes(monkeypatch: pytest.MonkeyPatch, where: str) -> list[Path]:
+    """The files hashed through ``where`` (a module's ``sha256_of``, as dotted path), in
+    order: the cache's own sha256_of, counted."""
+    from segfetch.wheels.cache import sha256_of
+
+    calls: list[Path] = []
+
+    async def counting(path: Path) -> str:
+        calls.append(path)
+        return await sha256_of(path)
+
+    monkeypatch.setattr(where, counting)
+    return calls
 
 
 def file_index(root: Path, wheel: Path, sha256: str | None = None) -> str:

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import segfetch
+from helpers import count_hashes, segfetch
 from packaging.version import Version
 
 from segfetch.engine.client import make_client
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels import cache as cache_module
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.files import Planned
 from segfetch.wheels.install import Session
@@ -39,15 +38,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def hashed(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files the cache hashes, in order."""
-    calls: list[Path] = []
-    real = cache_module.sha256_of
-
-    async def counting(path: Path) -> str:
-        calls.append(path)
-        return await real(path)
-
-    monkeypatch.setattr(cache_module, "sha256_of", counting)
-    return calls
+    return count_hashes(monkeypatch, "segfetch.wheels.cache.sha256_of")
 
 
 def put(root: Path, data: bytes, damaged: bytes | None = None) -> tuple[Path, str]:

@@ -516,10 +516,21 @@ def range_asked(head: bytes, size: int) -> tuple[int, int]:
 
 
 def head_206(start: int, end: int, size: int) -> bytes:
-    return (
-        b'HTTP/1.1 206 Partial Content\r\nETag: "x"\r\n'
-        b"Content-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n"
-        % (start, end, size, end - start + 1)
+    return range_head(start, end, size, extra=b'ETag: "x"\r\n')
+
+
+def range_head(
+    start: int, end: int, size: int, status: bytes = b"206 Partial Content", extra: bytes = b""
+) -> bytes:
+    """The head of an answer with bytes [start, end] (inclusive) of ``size``: ``status``,
+    then ``extra`` header lines, Content-Range and Content-Length."""
+    return b"HTTP/1.1 %s\r\n%sContent-Range: bytes %d-%d/%d\r\nContent-Length: %d\r\n\r\n" % (
+        status,
+        extra,
+        start,
+        end,
+        size,
+        end - start + 1,
     )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_hostile import FAST, fetch_from, range_asked, read_head, serve
+from test_hostile import FAST, fetch_from, range_asked, range_head, read_head, serve
 
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
@@ -21,9 +21,7 @@ async def test_a_206_mislabelled_200_is_asked_again_whole(tmp_path: Path) -> Non
     async def handler(stream: trio.SocketStream) -> None:
         while head := await read_head(stream):
             start, end = range_asked(head, len(DATA))
-            reply = b"HTTP/1.1 200 OK\r\n"
-            reply += b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(DATA))
-            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            reply = range_head(start, end, len(DATA), status=b"200 OK")
             await stream.send_all(reply + DATA[start : end + 1])
 
     options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
@@ -48,9 +46,7 @@ async def test_a_412_to_if_range_is_asked_without_it_where_a_sha256_checks(
                 await stream.send_all(refused)
                 continue
             start, end = range_asked(head, len(DATA))
-            reply = b'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n'
-            reply += b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(DATA))
-            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            reply = range_head(start, end, len(DATA), extra=b'ETag: "v1"\r\n')
             await stream.send_all(reply + DATA[start : end + 1])
 
     options = Options(connections=4, min_segment=64 * 1024, policy=FAST)

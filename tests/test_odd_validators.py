@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_hostile import FAST, fetch_from, range_asked, read_head
+from test_hostile import FAST, fetch_from, range_asked, range_head, read_head
 
 from segfetch.engine.options import Options
 from segfetch.engine.store import parse_state
@@ -30,9 +30,7 @@ async def test_a_non_ascii_etag_is_no_traceback(tmp_path: Path, validators: byte
     async def handler(stream: trio.SocketStream) -> None:
         while head := await read_head(stream):
             start, end = range_asked(head, len(DATA))
-            reply = b"HTTP/1.1 206 Partial Content\r\n" + validators
-            reply += b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(DATA))
-            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            reply = range_head(start, end, len(DATA), extra=validators)
             await stream.send_all(reply + DATA[start : end + 1])
 
     options = Options(connections=4, min_segment=64 * 1024, policy=FAST)

@@ -12,11 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from helpers import file_index
+from helpers import count_hashes, file_index
 
 from segfetch.engine.download import make_client
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels import cache, files
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.serve import run
 
@@ -29,14 +28,7 @@ async def test_a_file_index_file_is_hashed_once_while_unchanged(
     index = file_index(tmp_path / "mirror", wheel)
     kept = tmp_path / "mirror" / "files" / name
     data = kept.read_bytes()
-    hashed: list[Path] = []
-    real = cache.sha256_of
-
-    async def counting(path: Path) -> str:
-        hashed.append(path)
-        return await real(path)
-
-    monkeypatch.setattr(files, "sha256_of", counting)
+    hashed = count_hashes(monkeypatch, "segfetch.wheels.files.sha256_of")
     async with (
         make_client(4, 10) as client,
         trio.open_nursery() as nursery,
