@@ -473,8 +473,24 @@ async def test_unknown_total_completes(tmp_path: Path) -> None:
     async with emu(faulty(Fault("unknown_total"))) as e:
         result = await download(e.url(F), tmp_path / "f.bin", OPTS, sha256=e.sha256(F))
         # At most one retry: a bounded first request learns no size, an open-ended one does.
-        assert result.size == SIZE and result.retries <= 1 and result.requests > 1
-        assert count(await settled(e)) == Counter({"unknown_total": result.requests})
+        assert result.size == SIZE and result.retries <= 1 and result.requests > 2
+        log = await settled(e)
+        assert count(log[:-1]) == Counter({"unknown_total": result.requests - 1})
+        # and what follows its end is asked once: the 416 says it is the end
+        assert (log[-1]["range"], log[-1]["status"]) == (f"bytes={SIZE}-", 416)
+
+
+@pytest.mark.parametrize("sha256", [False, True])
+async def test_unknown_total_cut_short(tmp_path: Path, sha256: bool) -> None:
+    """A server that cuts every answer to 64 KiB and says "bytes a-b/*": the file is where
+    a request for what follows gets 416, not where the first answer stopped (curl keeps
+    64 KiB there, with exit 0). Its bytes come then from one request without Range."""
+    async with emu(faulty(Fault("unknown_total", every=64 * 1024))) as e:
+        dest = tmp_path / "f.bin"
+        result = await download(e.url(F), dest, OPTS, sha256=e.sha256(F) if sha256 else None)
+        assert result.size == SIZE and dest.read_bytes() == e.content(F)
+        log = await settled(e)
+        assert (log[-1]["range"], log[-1]["status"], log[-1]["fault"]) == (None, 200, None)
 
 
 def test_unknown_total_on_a_rerun(tmp_path: Path) -> None:

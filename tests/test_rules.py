@@ -251,11 +251,32 @@ def test_probe_answers_without_ranges() -> None:
     whole_206 = {"Content-Range": "bytes 0-99/100"}
     assert rules.judge_probe(206, whole_206, 0, 10, None, None, NAME) == rules.Whole(100)
     assert isinstance(rules.judge_probe(206, whole_206, 0, 200, None, None, NAME), rules.Ranged)
-    unknown = {"Content-Range": "bytes 0-9/*"}  # to "bytes=0-": all there is
+    unknown = {"Content-Range": "bytes 0-9/*"}  # to "bytes=0-": what it sent, so far
     assert rules.judge_probe(206, unknown, 0, None, None, None, NAME) == rules.Ranged(
-        0, 10, None, None
+        0, 10, None, None, unsure=True
     )
     assert isinstance(rules.judge_probe(206, unknown, 0, 5, None, None, NAME), rules.Retry)
+    # The size from the index, or a saved state: known, or only as sure as that state's
+    assert rules.judge_probe(206, unknown, 0, None, None, 10, NAME) == rules.Ranged(
+        0, 10, None, None
+    )
+    resumed = rules.judge_probe(206, unknown, 0, 10, Known(10, None, None), None, NAME)
+    assert resumed == rules.Ranged(0, 10, None, None, unsure=True)
+    sized = {"Content-Range": "bytes 0-9/10"}
+    assert rules.judge_probe(206, sized, 0, None, None, None, NAME) == rules.Ranged(
+        0, 10, None, None
+    )
+
+
+def test_end_confirmed() -> None:
+    """What follows the last byte of "bytes a-b/*" answers: a 416 (naming no other size)
+    ends the file there; more bytes, or another size, mean the answers were cut short."""
+    assert rules.end_confirmed(416, {}, 10)
+    assert rules.end_confirmed(416, {"Content-Range": "bytes */*"}, 10)
+    assert rules.end_confirmed(416, {"Content-Range": "bytes */10"}, 10)
+    assert not rules.end_confirmed(416, {"Content-Range": "bytes */20"}, 10)
+    assert not rules.end_confirmed(206, {"Content-Range": "bytes 10-19/*"}, 10)
+    assert not rules.end_confirmed(200, {"Content-Length": "20"}, 10)
 
 
 @given(asked())

@@ -157,6 +157,7 @@ class _Download:
         self.probe_slot = False  # this attempt holds a place no worker has taken over
         self.open_probe = False  # the server tells the size only to "bytes=0-"
         self.probe_end: int | None = None  # where the first answer's range ends
+        self.unsure = False  # the size is where a "bytes a-b/*" answer stopped (_confirm_end)
         self.split = True  # this pass cuts a known size into pieces (see _first_range)
         # An HTML answer is a portal's page, unless HTML is what was asked for.
         html = (".html", ".htm")
@@ -230,7 +231,8 @@ class _Download:
         """The whole file once, started over when it changes on the server."""
         while True:
             try:
-                return await self._attempt()
+                size = await self._attempt()
+                return await self._confirm_end(size) if self.unsure else size
             except StartOver as exc:
                 if exc.one_node:  # (a per-node ETag, unchecked): one connection, one node
                     self.options = replace(self.options, connections=1)
@@ -258,6 +260,7 @@ class _Download:
     async def _attempt(self) -> int:
         """Download the whole file once; returns its size. Raises StartOver to start over."""
         self.state = self._resume_state()
+        self.unsure = False
         if self.state is not None and not self.stats.requests:  # the first pass, not a repair
             self.stats.resumed = self.state.done.total()
         self.transfer = None
@@ -395,6 +398,7 @@ class _Download:
             raise
         if isinstance(verdict, rules.Ranged):
             self.probe_end = verdict.total if end is None else min(end, verdict.total)
+            self.unsure = self.unsure or verdict.unsure
         if isinstance(verdict, rules.Ranged) and state is None:
             # No validator: a change during the download would go unseen (between the
             # answers of several connections, or of one that drops and resumes); a sha256
@@ -454,6 +458,17 @@ class _Download:
         await self.hasher.advance(state.size)
         self._report(force=True)
         return state.size
+
+    async def _confirm_end(self, size: int) -> int:
+        """After ``bytes a-b/*`` answers: a server that cuts each answer short and never says
+        the size would leave a part of the file (curl keeps it, with exit 0). More bytes
+        after ``size``: the whole file, as one stream without Range."""
+        validator = self.state and (self.state.etag or self.state.last_modified)
+        args = self.client, self.where, self.options, self.rng, self.stats
+        if await whole.ends_at(*args, size, validator or None):
+            return size
+        self.state, self.hasher, self.transfer = None, PrefixHasher(self.part), None
+        return await self._single(None)
 
     async def _single(self, response: httpx.Response | None, learned: int | None = None) -> int:
         """One stream from byte 0 (whole.py): the server ignores ranges. ``learned``: the

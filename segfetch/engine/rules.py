@@ -43,6 +43,9 @@ class Ranged:
     total: int
     etag: str | None
     last_modified: str | None
+    # The total is only where a ``bytes a-b/*`` answer stopped: the server may cap its
+    # answers and keep the size to itself (``end_confirmed`` checks it at the end).
+    unsure: bool = False
 
 
 @dataclass(frozen=True)
@@ -302,7 +305,7 @@ def judge_probe(
     if total is None:
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
-        total = last  # "bytes a-b/*" to an open-ended request: it sent what there is
+        total = last  # "bytes a-b/*" to an open-ended request: what it sent, so far
     whole = _whole_length(headers) is not None
     if known is None and whole and end is not None and end < last:
         return Whole(total)  # the whole file to a smaller range: the server ignores ranges
@@ -318,7 +321,16 @@ def judge_probe(
         )
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
-    return Ranged(first, total, etag, modified)
+    unsure = expected_size is None and headers.get("Content-Range", "").rstrip().endswith("/*")
+    return Ranged(first, total, etag, modified, unsure)
+
+
+def end_confirmed(status: int, headers: Headers, size: int) -> bool:
+    """The answer to ``bytes=size-``, asked after ``bytes a-b/*`` answers that ended at
+    ``size``: a 416 (that names no other size) says the file ends there; anything else
+    (more bytes) that the server cut its answer short and never said the size."""
+    total = parse_unsatisfied_range(headers.get("Content-Range", ""))
+    return status == 416 and total in (None, size)
 
 
 def _if_range_refused(known: Known, name: str) -> Retry | Fail:

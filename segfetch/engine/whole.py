@@ -67,6 +67,30 @@ async def fetch(
             response = None
 
 
+async def ends_at(
+    client: httpx.AsyncClient,
+    where: Location,
+    options: Options,
+    rng: random.Random,
+    stats: Stats,
+    size: int,
+    validator: str | None,
+) -> bool:
+    """Whether the file ends at ``size``: what follows is asked (``bytes=size-``), and only
+    a 416 says nothing does (rules.end_confirmed)."""
+    budget = Budget(options.policy, rng)
+    headers = {"Range": f"bytes={size}-"} | ({"If-Range": validator} if validator else {})
+    while True:
+        stats.requests += 1
+        try:
+            response = await send(client, where, headers, options.timeout)
+            break
+        except RetryLater as exc:
+            await backoff(budget, exc.failure, stats)
+    await response.aclose()
+    return rules.end_confirmed(response.status_code, response.headers, size)
+
+
 def _same(keep: State, headers: httpx.Headers, size: int | None) -> bool:
     """The answer is the saved state's file: its validators, and not another size."""
     etag, modified = rules.validators(headers)

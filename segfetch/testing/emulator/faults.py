@@ -47,7 +47,8 @@ class Fault:
       wrong_range    206 with the same length, one byte early (not for a range from 0)
       shifted_start  206 from an earlier start (by `every` bytes, else 1..4096 drawn), same
                      end (not for a range from 0)
-      unknown_total  206 with `Content-Range: bytes a-b/*`
+      unknown_total  206 with `Content-Range: bytes a-b/*`; with `every`, of at most `every`
+                     bytes (a server that cuts its answers short, and never says the size)
       multipart      206 as multipart/byteranges with one part (RFC 9110, 14.6)
       gzip_range     206 with Content-Encoding: gzip, the range's bytes compressed (chunked),
                      whatever Accept-Encoding asked
@@ -219,6 +220,7 @@ def _misranged(f: Fault, rng: random.Random, start: int, end: int, size: int) ->
         s = start - (min(start, f.every) if f.every else rng.randint(1, min(start, BLOCK)))
         return Plan(206, s, end, f"bytes {s}-{end - 1}/{size}", f)  # earlier start, same end
     if f.kind == "unknown_total":
+        end = min(end, start + f.every) if f.every else end
         return Plan(206, start, end, f"bytes {start}-{end - 1}/*", f)
     if f.kind in ("multipart", "gzip_range"):
         # Framed or encoded when sent (answers.py), even if a body fault also fires.
