@@ -24,6 +24,7 @@ from packaging.utils import canonicalize_name
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
 from segfetch.errors import (
+    HashMismatch,
     HTTPStatusError,
     SegfetchError,
     file_url_path,
@@ -417,8 +418,14 @@ class Session:
                         return data
                     dest.unlink()
             except SegfetchError as exc:  # (a guess's failure of any kind, an advertised 404)
-                if f.metadata and not isinstance(exc, HTTPStatusError):
+                if f.metadata and not isinstance(exc, (HTTPStatusError, HashMismatch)):
                     raise
+                if isinstance(exc, HashMismatch) and self.notice is not None:
+                    # The wheel, checked by its own sha256, holds the true METADATA
+                    self.notice(
+                        f"warning: the index's metadata of {f.filename} does not match its "
+                        "sha256; read from the wheel instead"
+                    )
             self._no_metadata.add(f.url)
         return wheel_metadata(await self.file_of(f))
 
