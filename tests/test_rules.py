@@ -269,14 +269,17 @@ def test_probe_answers_without_ranges() -> None:
 
 
 def test_end_confirmed() -> None:
-    """What follows the last byte of "bytes a-b/*" answers: a 416 (naming no other size)
-    ends the file there; more bytes, or another size, mean the answers were cut short."""
+    """What follows the last byte of "bytes a-b/*" answers: a 416 (naming no other size), or
+    the whole file of that size, ends the file there; more bytes, or another size, mean the
+    answers were cut short."""
     assert rules.end_confirmed(416, {}, 10)
     assert rules.end_confirmed(416, {"Content-Range": "bytes */*"}, 10)
     assert rules.end_confirmed(416, {"Content-Range": "bytes */10"}, 10)
     assert not rules.end_confirmed(416, {"Content-Range": "bytes */20"}, 10)
     assert not rules.end_confirmed(206, {"Content-Range": "bytes 10-19/*"}, 10)
     assert not rules.end_confirmed(200, {"Content-Length": "20"}, 10)
+    assert rules.end_confirmed(200, {"Content-Length": "10"}, 10)
+    assert not rules.end_confirmed(200, {}, 10)  # (to its end: no telling)
 
 
 @given(asked())

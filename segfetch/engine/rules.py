@@ -327,8 +327,11 @@ def judge_probe(
 
 def end_confirmed(status: int, headers: Headers, size: int) -> bool:
     """The answer to ``bytes=size-``, asked after ``bytes a-b/*`` answers that ended at
-    ``size``: a 416 (that names no other size) says the file ends there; anything else
-    (more bytes) that the server cut its answer short and never said the size."""
+    ``size``: a 416 (that names no other size) says the file ends there, as does a 200 of
+    ``size`` bytes (a server that ignores a range past the end); anything else (more bytes)
+    that the server cut its answers short and never said the size."""
+    if status == 200:
+        return content_length(headers) == size
     total = parse_unsatisfied_range(headers.get("Content-Range", ""))
     return status == 416 and total in (None, size)
 

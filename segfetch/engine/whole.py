@@ -76,8 +76,8 @@ async def ends_at(
     size: int,
     validator: str | None,
 ) -> bool:
-    """Whether the file ends at ``size``: what follows is asked (``bytes=size-``), and only
-    a 416 says nothing does (rules.end_confirmed)."""
+    """Whether the file ends at ``size``: what follows is asked (``bytes=size-``), and the
+    answer judged by rules.end_confirmed."""
     budget = Budget(options.policy, rng)
     headers = {"Range": f"bytes={size}-"} | ({"If-Range": validator} if validator else {})
     while True:
