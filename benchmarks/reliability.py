@@ -239,6 +239,16 @@ SERVERS: dict[str, tuple[str, Factory]] = {
 }
 MISSING = [k for k in SERVERS if k not in FAULT_KINDS]  # not in this emulator: left out
 FAULTS.update({k: v for k, v in SERVERS.items() if k in FAULT_KINDS})
+FAULTS["short_range"] = (
+    "every ranged request answered 206 with at most E/2 bytes from the start asked, as its "
+    "Content-Range says (a server that cuts its answers short)",
+    lambda seed, e: _server("short_range", every=e // 2)(seed, e),
+)
+FAULTS["unknown_total_cut"] = (
+    "every ranged request answered 206 with at most E/2 bytes and Content-Range: bytes a-b/* "
+    "(a server that cuts its answers short and never says the size)",
+    lambda seed, e: _server("unknown_total", every=e // 2)(seed, e),
+)
 COMMANDS = ("get", "download")
 NOT_APPLICABLE = {("change", "download"): "the emulator changes synthetic files only"}
 

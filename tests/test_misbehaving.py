@@ -182,11 +182,13 @@ async def test_expire_by_bytes_cuts_the_body() -> None:
 
 
 async def test_range_shapes() -> None:
-    """gzip_range, multipart, unknown_total and shifted_start, as they go on the wire."""
+    """gzip_range, multipart, unknown_total, shifted_start and short_range, as they go on
+    the wire."""
     data = emu().content(F)
-    faults = ("gzip_range", "multipart", "unknown_total", "shifted_start")
+    faults = ("gzip_range", "multipart", "unknown_total", "shifted_start", "short_range")
     for kind in faults:
-        async with emu(faulty(Fault(kind, every=1000))) as e, httpx.AsyncClient() as client:
+        every = 300 if kind == "short_range" else 1000
+        async with emu(faulty(Fault(kind, every=every))) as e, httpx.AsyncClient() as client:
             h = {"Range": "bytes=5000-5999", "Accept-Encoding": "identity"}
             async with client.stream("GET", e.url(F), headers=h) as r:
                 raw = b"".join([chunk async for chunk in r.aiter_raw()])
@@ -209,10 +211,14 @@ async def test_range_shapes() -> None:
             elif kind == "unknown_total":
                 assert r.headers["content-range"] == "bytes 5000-5999/*"
                 assert raw == data[5000:6000]
+            elif kind == "short_range":  # the first 300 bytes of those asked
+                assert r.headers["content-range"] == f"bytes 5000-5299/{SIZE}"
+                assert raw == data[5000:5300]
             else:  # an earlier start (by `every` bytes), the same end
                 assert r.headers["content-range"] == f"bytes 4000-5999/{SIZE}"
                 assert raw == data[4000:6000]
-            assert e.log[0]["sent"] == (2000 if kind == "shifted_start" else 1000)
+            sent = {"shifted_start": 2000, "short_range": 300}.get(kind, 1000)
+            assert e.log[0]["sent"] == sent
 
 
 async def test_wrong_416_answers_only_the_first_request() -> None:
@@ -503,6 +509,21 @@ async def unknown_total_on_a_rerun(tmp_path: Path) -> None:
         e.link = faulty(Fault("unknown_total"))
         result = await download(e.url(F), tmp_path / "f.bin", OPTS)
         assert result.sha256 == e.sha256(F) and result.resumed > 0
+
+
+@pytest.mark.parametrize("kind", ["short_range", "unknown_total"])
+async def test_answers_cut_short_with_the_size_known(tmp_path: Path, kind: str) -> None:
+    """Every answer at most 64 KiB of the range asked, its Content-Range saying so (with the
+    total, or "*" where the index gave the size): each is written where it says, the rest
+    asked for next, on every connection; no answer is a failure, none is asked twice."""
+    cut = 64 * 1024
+    async with emu(faulty(Fault(kind, every=cut))) as e:
+        dest = tmp_path / "f.bin"
+        result = await download(e.url(F), dest, OPTS, sha256=e.sha256(F), size=SIZE)
+        assert dest.read_bytes() == e.content(F) and result.retries == 0
+        log = await settled(e)
+        assert {x["status"] for x in log} == {206} and sum(int(str(x["sent"])) for x in log) == SIZE
+        assert result.requests == len(log) >= SIZE // cut and result.connections > 1
 
 
 async def test_wrong_416_is_not_an_empty_file(tmp_path: Path) -> None:

@@ -397,7 +397,9 @@ class _Download:
             await response.aclose()
             raise
         if isinstance(verdict, rules.Ranged):
-            self.probe_end = verdict.total if end is None else min(end, verdict.total)
+            self.probe_end = verdict.end or (
+                verdict.total if end is None else min(end, verdict.total)
+            )
             self.unsure = self.unsure or verdict.unsure
         if isinstance(verdict, rules.Ranged) and state is None:
             # No validator: a change during the download would go unseen (between the

@@ -46,6 +46,9 @@ class Ranged:
     # The total is only where a ``bytes a-b/*`` answer stopped: the server may cap its
     # answers and keep the size to itself (``end_confirmed`` checks it at the end).
     unsure: bool = False
+    # Where the answer's bytes end, if before the end asked: a server that cuts its answers
+    # short (its Content-Range says so). The rest is asked for next.
+    end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -300,8 +303,8 @@ def judge_probe(
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
         return Retry(Failure(f"{name}: {exc}", retry=True))
-    if total is None and known is not None:
-        total = known.size  # "bytes a-b/*" on a rerun: the size is known already
+    if total is None:  # "bytes a-b/*": on a rerun, or from the index, the size is known
+        total = known.size if known is not None else expected_size
     if total is None:
         if end is not None:  # "bytes a-b/*": only an open-ended request learns the size
             return Retry(Failure(f"{name} did not say the file's size", retry=True), open=True)
@@ -310,7 +313,8 @@ def judge_probe(
     if known is None and whole and end is not None and end < last:
         return Whole(total)  # the whole file to a smaller range: the server ignores ranges
     # A bounded first request past the end of a small file gets what there is.
-    if first != start or last != (min(end, total) if end is not None else total):
+    asked_end = min(end, total) if end is not None else total
+    if first != start or last > asked_end:
         return Retry(Failure(f"{name} answered a different range than asked", retry=True))
     if expected_size is not None and total != expected_size:  # a saved state's size too
         return Fail(
@@ -322,7 +326,7 @@ def judge_probe(
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
     unsure = expected_size is None and headers.get("Content-Range", "").rstrip().endswith("/*")
-    return Ranged(first, total, etag, modified, unsure)
+    return Ranged(first, total, etag, modified, unsure, last if last < asked_end else None)
 
 
 def end_confirmed(status: int, headers: Headers, size: int) -> bool:
@@ -424,8 +428,8 @@ def judge_segment(
         return Retry(Failure(f"{name} answered {status}", retry=True, status=status))
     if span is None:
         return Multipart(multipart_boundary(headers) or b"")
-    if span != (start, end):
+    if span[0] != start or span[1] > end:  # (a shorter range from the start is its bytes)
         # (as HTTP writes them: the last byte, not the end)
         message = f"{name} answered bytes {span[0]}-{span[1] - 1} for {start}-{end - 1}"
         return Retry(Failure(message, retry=True))
-    return Ranged(start, known.size, etag, modified)
+    return Ranged(start, known.size, etag, modified, end=span[1] if span[1] < end else None)

@@ -40,7 +40,7 @@ class Body(NamedTuple):
 
     response: httpx.Response
     chunks: AsyncIterator[bytes]
-    end: int  # where the range asked for ends
+    end: int  # where the answer's range ends (the range asked for, or less: rules.Ranged)
 
 
 # Steal from a connection only if it needs longer than this to finish its range: then the
@@ -301,7 +301,8 @@ class Transfer:
         same_etag = isinstance(verdict, rules.Ranged) and verdict.etag == self.known.etag
         if moved and not self.known.checked and not (same_etag and self.known.etag):
             raise StartOver(f"{self.name} was redirected to another server", one_node=True)
-        return Body(response, chunks, end)  # judge_segment's only usable verdict is Ranged
+        assert isinstance(verdict, rules.Ranged)  # judge_segment's only usable verdict
+        return Body(response, chunks, verdict.end or end)
 
     async def _stream(self, seg: Segment, body: Body, budget: Budget) -> None:
         self.stats.streaming(+1)
@@ -330,6 +331,8 @@ class Transfer:
             self.stats.streaming(-1)
             if self.slots is not None:
                 self.slots.streaming(-1)
+        if seg.pos >= body.end:
+            return  # all of a shorter range than asked: the rest is asked for next
         raise RetryLater(
             Failure(f"{self.name}: response ended {seg.remaining} bytes short", retry=True)
         )

@@ -19,7 +19,15 @@ BODY_FAULTS = frozenset({"reset", "close", "stall", "flip"})
 ANSWER_FAULTS = frozenset({"status", "portal", "wrong_416"})
 # Answers to a ranged request that are not the plain 206 asked for.
 RANGE_FAULTS = frozenset(
-    {"ignore_range", "wrong_range", "shifted_start", "unknown_total", "multipart", "gzip_range"}
+    {
+        "ignore_range",
+        "wrong_range",
+        "shifted_start",
+        "short_range",
+        "unknown_total",
+        "multipart",
+        "gzip_range",
+    }
 )
 REQUEST_FAULTS = ANSWER_FAULTS | RANGE_FAULTS
 # Not drawn per request: the file's version (change), the ETag of each node of a load balancer
@@ -47,6 +55,8 @@ class Fault:
       wrong_range    206 with the same length, one byte early (not for a range from 0)
       shifted_start  206 from an earlier start (by `every` bytes, else 1..4096 drawn), same
                      end (not for a range from 0)
+      short_range    206 with at most `every` bytes (else 4096) from the start asked, as its
+                     Content-Range says (a server that cuts its answers short)
       unknown_total  206 with `Content-Range: bytes a-b/*`; with `every`, of at most `every`
                      bytes (a server that cuts its answers short, and never says the size)
       multipart      206 as multipart/byteranges with one part (RFC 9110, 14.6)
@@ -219,6 +229,9 @@ def _misranged(f: Fault, rng: random.Random, start: int, end: int, size: int) ->
     if f.kind == "shifted_start" and start > 0:
         s = start - (min(start, f.every) if f.every else rng.randint(1, min(start, BLOCK)))
         return Plan(206, s, end, f"bytes {s}-{end - 1}/{size}", f)  # earlier start, same end
+    if f.kind == "short_range":
+        end = min(end, start + (f.every or BLOCK))
+        return Plan(206, start, end, f"bytes {start}-{end - 1}/{size}", f)
     if f.kind == "unknown_total":
         end = min(end, start + f.every) if f.every else end
         return Plan(206, start, end, f"bytes {start}-{end - 1}/*", f)
