@@ -234,6 +234,37 @@ async def test_termination_signals_save_state_like_ctrl_c(tmp_path: Path, sig: i
         assert dest.read_bytes() == emu.content(PATH)
 
 
+def _ignore_hangup_and_ctrl_c() -> None:
+    """What `nohup cmd &` in a script leaves a child: SIGHUP and SIGINT ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+async def test_signals_ignored_at_start_stay_ignored(tmp_path: Path) -> None:
+    """Under nohup a closed terminal's SIGHUP does not stop the download, nor a script's
+    Ctrl-C one it ran in the background; SIGTERM still does."""
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(1_500_000)}, link=SLOW) as emu:
+        proc = subprocess.Popen(
+            _get(emu.url(PATH), dest, "-q"),
+            stderr=subprocess.PIPE,
+            preexec_fn=_ignore_hangup_and_ctrl_c,
+        )
+        try:
+            await _wait_for(tmp_path / "pkg.whl.part.json")
+            proc.send_signal(signal.SIGHUP)
+            proc.send_signal(signal.SIGINT)
+            with trio.fail_after(60):
+                while proc.poll() is None:
+                    await trio.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        assert proc.returncode == 0, proc.stderr.read()
+        assert dest.read_bytes() == emu.content(PATH)
+
+
 async def test_dropping_sha256_on_a_rerun_keeps_progress(tmp_path: Path) -> None:
     dest = tmp_path / "pkg.whl"
     async with Emulator({PATH: SyntheticFile(3_000_000)}, link=SLOW) as emu:

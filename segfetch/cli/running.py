@@ -15,6 +15,13 @@ T = TypeVar("T")
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
+def heeded(signals: tuple[int, ...]) -> tuple[int, ...]:
+    """Those of ``signals`` the process does not ignore: one started under ``nohup`` (SIGHUP
+    ignored), or in the background of a script (SIGINT ignored), keeps ignoring them, as
+    the user asked, and a closed terminal or the script's Ctrl-C does not stop it."""
+    return tuple(s for s in signals if signal.getsignal(s) != signal.SIG_IGN)
+
+
 class Terminated(BaseException):
     """The process was asked to stop; like KeyboardInterrupt, not an error of the work."""
 
@@ -34,12 +41,16 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         return trio.run(fn)  # signals reach the main thread only (a test harness, say)
     received: list[int] = []
     results: list[T] = []
+    watched = heeded((*SIGNALS, signal.SIGINT))
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
 
             async def watch(task_status: trio.TaskStatus[None]) -> None:
-                with trio.open_signal_receiver(*SIGNALS, signal.SIGINT) as signals:
+                if not watched:  # (trio takes no empty set)
+                    task_status.started()
+                    return
+                with trio.open_signal_receiver(*watched) as signals:
                     task_status.started()
                     async for signum in signals:
                         received.append(signum)
@@ -72,7 +83,7 @@ def stop_on_signals() -> Iterator[None]:
     def stop(signum: int, _frame: object) -> None:
         raise Terminated(signum)
 
-    before = {s: signal.signal(s, stop) for s in SIGNALS}
+    before = {s: signal.signal(s, stop) for s in heeded(SIGNALS)}
     try:
         yield
     finally:
