@@ -79,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
                 partial(
                     download, url, dest, options, sha256=args.sha256, size=args.size,
                     progress=bar.update, early=early,
-                )
+                ),
+                last=True,
             )  # fmt: skip
         except (KeyboardInterrupt, running.Terminated):
             # A rerun resumes what the control file claims; there is none where nothing

@@ -30,11 +30,16 @@ class Terminated(BaseException):
         self.signum = signum
 
 
-def run(fn: Callable[[], Awaitable[T]]) -> T:
+def run(fn: Callable[[], Awaitable[T]], *, last: bool = False) -> T:
     """trio.run(fn); on SIGTERM or SIGHUP, cancel it and raise Terminated; on a first
     Ctrl-C, cancel it too and raise KeyboardInterrupt. (trio's own Ctrl-C raises wherever
     a task runs, and once, in a CI run, that broke a nursery's bookkeeping in the middle of
-    install's read-ahead: a traceback, exit 1.) A second Ctrl-C is trio's again."""
+    install's read-ahead: a traceback, exit 1.) A second Ctrl-C is trio's again.
+
+    ``last``: fn is all the command's work. A signal that came while its last step could
+    not be cancelled (get's rename into place), so that fn returned all the same, is then
+    too late to stop anything: fn's result is returned, not the signal raised (else the
+    command would say it was stopped, with its file complete)."""
     import trio  # here, not above: the parser and `--version` load no trio
 
     if threading.current_thread() is not threading.main_thread():
@@ -65,6 +70,8 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
         trio.run(main)
     except BaseExceptionGroup as group:  # Ctrl-C inside the nursery: say it plainly
         raise first_error(group) from None
+    if results and last:
+        return results[0]
     if received and received[0] == signal.SIGINT:
         raise KeyboardInterrupt
     if received:
