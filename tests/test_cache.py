@@ -16,6 +16,7 @@ from helpers import count_hashes, segfetch
 from packaging.version import Version
 
 from segfetch.engine.client import make_client
+from segfetch.errors import DiskError
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.cache import Cache
@@ -224,7 +225,10 @@ def test_a_folder_that_cannot_take_a_file_keeps_no_half_copy(
 
     monkeypatch.setattr(os, "link", other_fs)  # another file system: a copy
     monkeypatch.setattr(shutil, "copyfile", full)
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(DiskError) as caught:
         files.link_into([files.Fetched(planned, src, "0" * 64, 1000, None)], out)
-    assert caught.value.filename == str(out / src.name)
+    assert str(caught.value) == (
+        f"cannot write {out / src.name}: No space left on device; "
+        "free some space or choose another place"
+    )
     assert list(out.iterdir()) == []

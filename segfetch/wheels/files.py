@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
-from segfetch.errors import DownloadError, HashMismatch, file_url_path
+from segfetch.errors import DiskError, DownloadError, HashMismatch, file_url_path
 from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile
@@ -182,4 +182,5 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
             os.replace(tmp, target)
         except OSError as exc:  # a full or read-only folder: nothing half-copied left there
             tmp.unlink(missing_ok=True)
-            raise OSError(exc.errno, exc.strerror, str(target)) from None
+            # (one line that says what to do: "free some space or choose another place")
+            raise DiskError.from_os(exc, str(target)) from None
