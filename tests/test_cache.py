@@ -232,3 +232,42 @@ def test_a_folder_that_cannot_take_a_file_keeps_no_half_copy(
         "free some space or choose another place"
     )
     assert list(out.iterdir()) == []
+
+
+def test_two_downloads_into_one_folder_never_rename_a_half_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """download -d of one file by two runs at once into a folder on another file system
+    (copies): while the first copies, the second starts its own copy and is stopped half
+    way. Under one shared temporary name the second removed the first one's copy and the
+    first renamed the second's 10 bytes into place, exit 0."""
+    from segfetch.wheels import files
+
+    src = tmp_path / "cache" / "p-1.0-py3-none-any.whl"
+    src.parent.mkdir()
+    src.write_bytes(b"x" * 1000)
+    planned = Planned("p", "1.0", src.name, "http://h/p.whl", None)
+    fetched = [files.Fetched(planned, src, "0" * 64, 1000, None)]
+    out = tmp_path / "out"
+    real_copy = shutil.copyfile
+    calls: list[str] = []
+
+    def other_fs(src: object, dst: object) -> None:
+        raise OSError(18, "Invalid cross-device link")
+
+    def copy(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 1:  # the first run, meanwhile the second one starts
+            real_copy(src, dst)
+            with pytest.raises(KeyboardInterrupt):
+                files.link_into(fetched, out)
+        else:  # the second run, stopped half way
+            Path(dst).write_bytes(b"x" * 10)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "link", other_fs)
+    monkeypatch.setattr(shutil, "copyfile", copy)
+    files.link_into(fetched, out)
+    assert len(calls) == 2
+    assert (out / src.name).read_bytes() == b"x" * 1000
+    assert [p.name for p in out.iterdir()] == [src.name]  # no copy of either left

@@ -258,7 +258,7 @@ class PartFile:
                 )
             check_not_held(self.dest)  # (held since our start: another download's .part)
             os.replace(self.part, self.dest)
-            _fsync_dir(self.dest.parent)
+            fsync_dir(self.dest.parent)
             self.control.unlink(missing_ok=True)
         finally:
             self.close()
@@ -363,7 +363,7 @@ def _is_at(fd: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (there.st_dev, there.st_ino)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):  # not every filesystem lets a directory be fsynced
         fd = os.open(path, os.O_RDONLY)
         try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import shutil
 import zipfile
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
+from segfetch.engine.store import fsync_dir as _fsync_dir
 from segfetch.errors import DiskError, DownloadError, HashMismatch, file_url_path
 from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
@@ -172,15 +174,29 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
         with contextlib.suppress(OSError):
             if os.path.samefile(f.path, target):
                 continue  # there already (a rename between two links of it would do nothing)
-        tmp = target.with_name(target.name + ".segfetch-tmp")
-        tmp.unlink(missing_ok=True)
+        # A name of this writer's own: under one shared name, a second download into the
+        # same folder removed the first one's copy and made its own there, which the first
+        # then renamed into place half written.
+        tmp = folder / f".segfetch-{os.getpid()}-{secrets.token_hex(4)}.tmp"  # (any name fits)
         try:
             try:
                 os.link(f.path, tmp)
             except OSError:
                 shutil.copyfile(f.path, tmp)
+                _fsync(tmp)  # on disk before its name is the file's
             os.replace(tmp, target)
-        except OSError as exc:  # a full or read-only folder: nothing half-copied left there
+            _fsync_dir(folder)
+        except BaseException as exc:  # a full or read-only folder, a Ctrl-C: no copy left
             tmp.unlink(missing_ok=True)
+            if not isinstance(exc, OSError):
+                raise
             # (one line that says what to do: "free some space or choose another place")
             raise DiskError.from_os(exc, str(target)) from None
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
