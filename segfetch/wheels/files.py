@@ -185,13 +185,13 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
                 shutil.copyfile(f.path, tmp)
                 _fsync(tmp)  # on disk before its name is the file's
             os.replace(tmp, target)
-            _fsync_dir(folder)
         except BaseException as exc:  # a full or read-only folder, a Ctrl-C: no copy left
             tmp.unlink(missing_ok=True)
             if not isinstance(exc, OSError):
                 raise
             # (one line that says what to do: "free some space or choose another place")
             raise DiskError.from_os(exc, str(target)) from None
+    _fsync_dir(folder)  # the new names on disk: once for them all
 
 
 def _fsync(path: Path) -> None:
