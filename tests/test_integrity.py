@@ -185,6 +185,15 @@ async def test_names_near_the_file_system_limit(tmp_path: Path, length: int) -> 
     assert [p.name for p in tmp_path.iterdir()] == [name]
 
 
+def test_a_name_past_the_file_system_limit_is_one_line(tmp_path: Path) -> None:
+    """256 bytes: bad input (exit 2), and the line says what to do; nothing is asked."""
+    dest = tmp_path / ("p" * 252 + ".whl")
+    proc = subprocess.run(_get("http://127.0.0.1:9/pkg.whl", dest), capture_output=True)
+    assert proc.returncode == 2, proc.stderr
+    assert one_line_error(proc).endswith("choose a shorter name (255 bytes at most)")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_side_names_are_beside_the_file_when_they_fit() -> None:
     assert side_names("pkg.whl") == ("pkg.whl.part", "pkg.whl.part.json")
     long = side_names("é" * 125)  # 250 bytes in UTF-8

@@ -7,6 +7,7 @@ Each command lives in its own module and adds its own parser; they share options
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import warnings
@@ -64,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _failed(args, f"error: {exc}", exc.exit_code)
     except OSError as exc:  # a local file the command had to write or read
         where = f": {exc.filename}" if exc.filename else ""
+        if exc.errno == errno.ENAMETOOLONG:  # the input's fault: say what to do
+            message = f"error: {exc.strerror}{where}; choose a shorter name (255 bytes at most)"
+            return _failed(args, message, 2)
         return _failed(args, f"error: {exc.strerror or exc}{where}", 1)
     except Exception as exc:  # (after OSError: a bare raise here skips the clauses below)
         # a URL built from the input that httpx cannot ask
