@@ -187,7 +187,7 @@ async def test_a_destination_download_cannot_write_is_one_line(tmp_path: Path) -
             "--cache-dir", str(tmp_path / "cache"), "-d", str(tmp_path / "out"),
         )  # fmt: skip
     assert proc.returncode == 1
-    assert f"Is a directory: {taken}" in one_line_error(proc)
+    assert f"cannot write {taken}: Is a directory" in one_line_error(proc)
 
 
 async def test_killed_download_resumes_without_refetching(tmp_path: Path) -> None:
