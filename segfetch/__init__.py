@@ -13,12 +13,14 @@ Names are imported on first use, so `segfetch --version` does not load trio or h
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+# Not typing's: importing it (20 ms) would widen the start-up window in which a Ctrl-C is
+# a traceback, before `segfetch.cli.run` guards it. Type checkers take the name alike.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from segfetch.engine.download import Progress, Result, Slots, download, download_sync
     from segfetch.engine.options import Options
     from segfetch.errors import (
@@ -77,6 +79,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
     if name in _HOMES:
         return getattr(importlib.import_module(_HOMES[name]), name)
     raise AttributeError(f"module 'segfetch' has no attribute {name!r}")

@@ -1,13 +1,13 @@
 """The command line. ``run`` is the entry point: it imports the rest inside its guard, so a
-Ctrl-C while the program starts gives one line too, not a traceback."""
+Ctrl-C while the program starts gives one line too, not a traceback. (So this module imports
+only what the interpreter has loaded already: contextlib and typing cost 8-20 ms, a window
+in which a Ctrl-C would be a traceback.)"""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
-from collections.abc import Iterator
 
 # Commands whose work is all done when main() returns 0: the file renamed into place after
 # its fsync, the control file gone, every file closed, no threads working, no exit handler
@@ -55,10 +55,12 @@ def report(text: str, done: str) -> None:
 def stdout_gone() -> None:
     """Point stdout at /dev/null: the exit's own flush of what is left in its buffer would
     fail again, with a traceback."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def quick_exit() -> None:
@@ -74,19 +76,18 @@ def quick_exit() -> None:
     os._exit(0)
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
+class collector_paused:  # (lower case: it reads `with collector_paused():`)
     """For start-up's imports. Importing trio, httpx and the engine makes some 45,000
     objects that live as long as the process; the garbage collector scanned them again and
     again as they came (8-10 ms of a `get`'s CPU, measured). Paused meanwhile, they are
     frozen once made: never scanned again (as gc.freeze's documentation suggests after
     start-up). A collector the caller disabled stays disabled."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
+
+    def __enter__(self) -> None:
+        self.paused = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            gc.freeze()
+            gc.enable()
