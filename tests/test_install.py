@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -774,3 +775,39 @@ async def test_download_for_another_python_version_checks_requires_python_agains
         assert sorted(p.name for p in out.iterdir())[0] == "sf_rp-1.0-py3-none-any.whl"
         old = await segfetch("download", "--index-url", emu.index_url, *foreign, "sf-rp==4.0")
         assert old.returncode == 1 and "sf-rp==4.0" in old.stderr.decode()
+
+
+async def test_download_for_another_python_version_reads_metadata_where_pages_say_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages without Requires-Python (a plain file tree behind nginx): the METADATA's is
+    checked against X, as pip download checks it. One line and exit 1, never a file X
+    cannot install with exit 0 (resolved, lone pin, hashed lock)."""
+    from segfetch.testing.emulator import index as emulated
+
+    real = emulated.describe
+
+    def silent(p: Path, size: int) -> emulated.IndexFile | None:
+        f = real(p, size)
+        return f and replace(f, requires_python=None)
+
+    monkeypatch.setattr(emulated, "describe", silent)
+    d = tmp_path / "index"
+    make_wheel(d, "sf-rp", "1.0")
+    new = make_wheel(d, "sf-rp", "3.0", requires_python=">=3.99", seed=1)
+    lock = tmp_path / "lock.txt"
+    lock.write_text(f"sf-rp==3.0 --hash=sha256:{hashlib.sha256(new.read_bytes()).hexdigest()}\n")
+    out = tmp_path / "out"
+    foreign = ["--only-binary", ":all:", "--no-cache", "-d", str(out)]
+    async with Emulator(index=d, link=Link()) as emu:
+        url = ["--index-url", emu.index_url]
+        for wanted in (["sf-rp"], ["sf-rp==3.0"], ["-r", str(lock)]):
+            got = await segfetch("download", *url, "--python-version", "3.10", *foreign, *wanted)
+            assert got.returncode == 1, got.stderr
+            line = one_line_error(got, only=False)
+            assert "sf_rp-3.0-py3-none-any.whl requires Python >=3.99, not 3.10" in line
+            assert line.endswith("pin an older release that fits")
+            assert not out.exists() or not any(out.iterdir())
+        fits = await segfetch("download", *url, "--python-version", "3.99", *foreign, "sf-rp")
+        assert fits.returncode == 0, fits.stderr
+        assert [p.name for p in out.iterdir()] == ["sf_rp-3.0-py3-none-any.whl"]

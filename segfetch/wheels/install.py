@@ -31,12 +31,10 @@ from segfetch.errors import (
     is_http_url,
     redact_url,
 )
+from segfetch.wheels import select
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import extras_asked, missing_dependencies
-from segfetch.wheels.dists import (
-    marker_applies,
-    parse_filename,
-)
+from segfetch.wheels.dists import marker_applies, parse_filename
 from segfetch.wheels.files import (
     Fetched,
     Planned,
@@ -187,7 +185,26 @@ class Session:
             if f.yanked is not None and self.notice is not None:  # pip warns so too
                 why = f" ({f.yanked})" if f.yanked else ""
                 self.notice(f"warning: {f.filename} is yanked{why}; pinned, so taken")
+        await self.check_python_version([self._files[p.url] for p in planned], reqs.pip_options)
         return planned
+
+    async def check_python_version(
+        self, files: Sequence[IndexFile], options: Sequence[str]
+    ) -> None:
+        """With --python-version X, a wheel whose page gave no Requires-Python is checked by
+        its METADATA's (pip's resolver here checks the running Python's)."""
+        if (version := select.python_version_in(options)) is None:
+            return
+        found: list[str | None] = []
+
+        async def one(f: IndexFile) -> None:
+            found.append(select.misfit(f, await self.metadata_of(f), version))
+
+        async with trio.open_nursery() as nursery:
+            for f in files:
+                if not f.requires_python and f.filename.endswith(".whl"):
+                    nursery.start_soon(one, f)
+        select.refuse_misfits(found)
 
     async def _choose(self, w: Wanted, pick: Pick) -> IndexFile:
         """The file pip would choose. A pin missing from a page the page cache gave with no
@@ -327,7 +344,7 @@ class Session:
             # Reading ahead still under way is cut short: a certain file half fetched
             # stays in the cache as a .part, and the real fetch resumes it.
             nursery.cancel_scope.cancel()
-        planned = []
+        planned, files = [], []
         for url in urls:
             if url.startswith("file:"):  # a direct file, or one of a --find-links folder
                 planned.append(self._local[url].planned if url in self._local else _on_disk(url))
@@ -336,6 +353,8 @@ class Session:
             if f is None:
                 raise SegfetchError(f"pip chose {redact_url(url)}, which is not from the index")
             planned.append(planned_of(f, frozenset()))
+            files.append(f)
+        await self.check_python_version(files, reqs.pip_options)
         # What else pip took whole: a build environment's files (setuptools for an sdist).
         # The offline install builds again, from the same files.
         chosen = {p.url for p in planned}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from email.parser import BytesHeaderParser
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -119,19 +120,47 @@ def for_python_version(
     against the Python running it. The pages its local index gives it are then cut to the
     files for that version, with no Requires-Python left (pip is given
     --ignore-requires-python for the metadata's). None: nothing to cut."""
-    if "--python-version" not in options or "--ignore-requires-python" in options:
+    if (version := python_version_in(options)) is None:
         return None
-    value = options[options.index("--python-version") + 1]  # "3", "3.7", "3.7.3" or "37"
-    try:
-        version = Version(value if "." in value else f"{value[0]}.{value[1:]}".rstrip("."))
-    except (InvalidVersion, IndexError):
-        return None  # pip says what is wrong with it
 
     def cut(files: Sequence[IndexFile]) -> list[IndexFile]:
         fit = [f for f in files if _python_ok(f.requires_python, version)]
         return [replace(f, requires_python=None) for f in fit]
 
     return cut
+
+
+def python_version_in(options: Sequence[str]) -> Version | None:
+    """pip's ``--python-version`` among ``options`` (not with --ignore-requires-python)."""
+    if "--python-version" not in options or "--ignore-requires-python" in options:
+        return None
+    value = options[options.index("--python-version") + 1]  # "3", "3.7", "3.7.3" or "37"
+    try:
+        return Version(value if "." in value else f"{value[0]}.{value[1:]}".rstrip("."))
+    except (InvalidVersion, IndexError):
+        return None  # pip says what is wrong with it
+
+
+def misfit(f: IndexFile, metadata: bytes | None, version: Version) -> str | None:
+    """Why a file whose page gives no Requires-Python does not fit ``version``, by its
+    METADATA's (pip download checks both); None where it fits."""
+    if metadata is None:
+        return None
+    value = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
+    rp = str(value).strip() if value is not None else None
+    if _python_ok(rp, version):
+        return None
+    return f"{f.filename} requires Python {rp}, not {version}"
+
+
+def refuse_misfits(found: Sequence[str | None]) -> None:
+    """One line for the files that do not fit (``misfit``'s reasons), not files the version
+    cannot install, with exit 0. (pip download would take an older release instead.)"""
+    if why := sorted(w for w in found if w):
+        raise SegfetchError(
+            f"{'; '.join(why)}: the index's pages do not say which Python a file needs, "
+            "so the newest was taken; pin an older release that fits"
+        )
 
 
 def _python_ok(requires_python: str | None, version: Version) -> bool:
