@@ -522,7 +522,8 @@ def test_which_python_is_installed_into(tmp_path: Path) -> None:
 
 
 async def test_install_never_picks_segfetchs_own_environment(tmp_path: Path) -> None:
-    """With no environment to be found, install asks; its own environment needs --system."""
+    """With no environment to be found, install asks; its own environment needs --system; an
+    activated one that is gone is named as VIRTUAL_ENV's."""
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
     proc = await trio.run_process(
         [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
@@ -538,6 +539,13 @@ async def test_install_never_picks_segfetchs_own_environment(tmp_path: Path) -> 
     )  # fmt: skip
     assert proc.returncode == 2
     assert "the environment segfetch itself runs in" in one_line_error(proc)
+    env["VIRTUAL_ENV"] = str(tmp_path / "gone")  # an environment removed since it was activated
+    proc = await trio.run_process(
+        [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
+        cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "VIRTUAL_ENV names it: activate another one, or give --python" in one_line_error(proc)
 
 
 async def test_install_json_is_one_document_and_tells_the_truth(

@@ -312,11 +312,11 @@ def _python(args: argparse.Namespace) -> str:
     from segfetch.wheels.target import environment_python, is_own_environment
 
     found = environment_python(args.python, os.environ, Path.cwd())
-    if found is not None and not Path(found).exists():
-        raise UsageError(f"no Python at {found!r}; give --python the path of an interpreter")
-    pip_args = pip_args_of(args)
+    if found is not None and not Path(found).exists():  # (a .venv found has one)
+        fix = "" if args.python else "VIRTUAL_ENV names it: activate another one, or "
+        raise UsageError(f"no Python at {found!r}; {fix}give --python the path of an interpreter")
     elsewhere = args.command == "download" or any(
-        a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args
+        a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args_of(args)
     )
     if found is None:
         if args.system or elsewhere or _configured_elsewhere(args):
