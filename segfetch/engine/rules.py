@@ -303,6 +303,7 @@ def judge_probe(
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
         return Retry(Failure(f"{name}: {exc}", retry=True))
+    said = total is not None  # (not "bytes a-b/*")
     if total is None:  # "bytes a-b/*": on a rerun, or from the index, the size is known
         total = known.size if known is not None else expected_size
     if total is None:
@@ -325,7 +326,7 @@ def judge_probe(
         )
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
-    unsure = expected_size is None and headers.get("Content-Range", "").rstrip().endswith("/*")
+    unsure = not said and expected_size is None
     return Ranged(first, total, etag, modified, unsure, last if last < asked_end else None)
 
 

@@ -18,7 +18,7 @@ from packaging.utils import canonicalize_name
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
-from segfetch.engine.store import fsync_dir as _fsync_dir
+from segfetch.engine.store import fsync_dir, fsync_path
 from segfetch.errors import DiskError, DownloadError, HashMismatch, file_url_path
 from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
@@ -183,7 +183,7 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
                 os.link(f.path, tmp)
             except OSError:
                 shutil.copyfile(f.path, tmp)
-                _fsync(tmp)  # on disk before its name is the file's
+                fsync_path(tmp)  # on disk before its name is the file's
             os.replace(tmp, target)
         except BaseException as exc:  # a full or read-only folder, a Ctrl-C: no copy left
             tmp.unlink(missing_ok=True)
@@ -191,12 +191,4 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
                 raise
             # (one line that says what to do: "free some space or choose another place")
             raise DiskError.from_os(exc, str(target)) from None
-    _fsync_dir(folder)  # the new names on disk: once for them all
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(folder)  # the new names on disk: once for them all
