@@ -525,27 +525,20 @@ async def test_install_never_picks_segfetchs_own_environment(tmp_path: Path) -> 
     """With no environment to be found, install asks; its own environment needs --system; an
     activated one that is gone is named as VIRTUAL_ENV's."""
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    proc = await trio.run_process(
-        [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
-        cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    line = one_line_error(proc)
-    assert "give --python PATH, activate a virtual environment, or --system" in line
+
+    async def install() -> str:
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
+            cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2
+        return one_line_error(proc)
+
+    assert "give --python PATH, activate a virtual environment, or --system" in await install()
     env["VIRTUAL_ENV"] = sys.prefix  # segfetch's own environment, activated
-    proc = await trio.run_process(
-        [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
-        cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert "the environment segfetch itself runs in" in one_line_error(proc)
+    assert "the environment segfetch itself runs in" in await install()
     env["VIRTUAL_ENV"] = str(tmp_path / "gone")  # an environment removed since it was activated
-    proc = await trio.run_process(
-        [sys.executable, "-m", "segfetch", "install", "sf-alpha"],
-        cwd=tmp_path, env=env, capture_stdout=True, capture_stderr=True, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert "VIRTUAL_ENV names it: activate another one, or give --python" in one_line_error(proc)
+    assert "VIRTUAL_ENV names it: activate another one, or give --python" in await install()
 
 
 async def test_install_json_is_one_document_and_tells_the_truth(

@@ -36,6 +36,12 @@ async def _wait_for(path: Path, seconds: float = 30) -> None:
             await trio.sleep(0.02)
 
 
+async def _exited(proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    with trio.fail_after(seconds):
+        while proc.poll() is None:
+            await trio.sleep(0.05)
+
+
 def _get(url: str, dest: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "segfetch", "get", url, "-o", str(dest), "-n", "4", *extra]
 
@@ -54,9 +60,7 @@ async def test_two_runs_on_one_destination(tmp_path: Path) -> None:
             assert second.returncode == 1
             line = one_line_error(second)
             assert f"another segfetch (pid {first.pid})" in line
-            with trio.fail_after(60):
-                while first.poll() is None:
-                    await trio.sleep(0.05)
+            await _exited(first)
         finally:
             first.kill()
             first.wait()
@@ -220,9 +224,7 @@ async def test_termination_signals_save_state_like_ctrl_c(tmp_path: Path, sig: i
             await _wait_for(control)
             await trio.sleep(0.3)  # bytes arrive after the first save
             proc.send_signal(sig)
-            with trio.fail_after(10):
-                while proc.poll() is None:
-                    await trio.sleep(0.01)
+            await _exited(proc, 10)
         finally:
             proc.kill()
             proc.wait()
@@ -263,9 +265,7 @@ async def test_signals_ignored_at_start_stay_ignored(tmp_path: Path) -> None:
             await _wait_for(tmp_path / "pkg.whl.part.json")
             proc.send_signal(signal.SIGHUP)
             proc.send_signal(signal.SIGINT)
-            with trio.fail_after(60):
-                while proc.poll() is None:
-                    await trio.sleep(0.05)
+            await _exited(proc)
         finally:
             proc.kill()
             proc.wait()
