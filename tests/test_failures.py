@@ -145,4 +145,6 @@ async def _messages(exc: Exception, tmp_path: Path) -> tuple[str, str]:
 async def test_engine_and_index_client_agree(exc: Exception, tmp_path: Path) -> None:
     with trio.fail_after(10):
         engine, index = await _messages(exc, tmp_path)
-    assert engine == index
+    # The same line, except that the index client's names the page it asked for
+    page = "page https://files.invalid/simple/x/: "
+    assert engine == index.replace(page, ""), (engine, index)

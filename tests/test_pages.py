@@ -28,6 +28,7 @@ from packaging.version import Version
 
 from segfetch.engine.client import make_client
 from segfetch.engine.retry import RetryPolicy
+from segfetch.errors import RetriesExhausted
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel, metadata_of
 from segfetch.wheels.cache import Cache
@@ -537,6 +538,19 @@ async def test_a_compressed_page_damaged_on_the_way_is_asked_again() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
         assert await fetch_project(client, "https://idx.example/simple/", "a", policy) == []
     assert answers == []
+
+
+async def test_a_page_that_cannot_be_reached_is_named_in_the_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("all attempts to connect to idx.example:443 failed")
+
+    policy = RetryPolicy(max_tries=2, base=0.0, cap=0.0)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        with pytest.raises(RetriesExhausted) as caught:
+            await fetch_project(client, "https://me:pw@idx.example/simple/", "a", policy)
+    message = str(caught.value)
+    assert "page https://***@idx.example/simple/a/: ConnectError" in message, message
+    assert "pw" not in message
 
 
 def _reqs(line: str) -> RequirementSet:

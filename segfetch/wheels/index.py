@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -361,6 +361,8 @@ async def fetch_page(
                     slots.release()
         except httpx.TransportError as exc:
             failure = failures.from_transport(exc, url)
+            if failure.retry:  # ("ConnectError: ...": which page, and so that it is the index)
+                failure = replace(failure, message=f"page {redact_url(url)}: {failure.message}")
         except httpx.DecodingError:  # a compressed page damaged on the way: ask again
             failure = failures.Failure(f"{redact_url(url)}: a damaged compressed page", True)
         else:
