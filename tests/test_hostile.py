@@ -798,3 +798,39 @@ async def test_a_whole_206_without_length_must_end_at_its_range(
         assert not (tmp_path / "f.bin").exists()
     else:
         assert (tmp_path / "f.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("extra", ["multipart", "stray_newline", "long_length"])
+@pytest.mark.parametrize("connections", [1, 4])
+async def test_bytes_after_a_shorter_answer_are_never_written(
+    tmp_path: Path, extra: str, connections: int
+) -> None:
+    """A server that caps its answers (honestly: its Content-Range says where each ends),
+    with more in the body after the range: a multipart answer's closing delimiter, a
+    download script's stray newline (chunked), a Content-Length that counts it. Those bytes
+    were written after the range, taken for the file's (exit 0, a wrong file)."""
+    data = random.Random(7).randbytes(300_000)
+    cap = 50_000
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            start, end = range_asked(head, len(data))
+            end = min(end, start + cap - 1)
+            label = b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(data))
+            part = data[start : end + 1]
+            reply = b'HTTP/1.1 206 Partial Content\r\nETag: "x"\r\n'
+            if extra == "multipart":
+                body = b"--B\r\n" + label + b"\r\n" + part + b"\r\n--B--\r\n"
+                reply += b"Content-Type: multipart/byteranges; boundary=B\r\n"
+                reply += b"Content-Length: %d\r\n\r\n" % len(body) + body
+            elif extra == "stray_newline":
+                chunk = part + b"\n"
+                reply += label + b"Transfer-Encoding: chunked\r\n\r\n"
+                reply += b"%x\r\n" % len(chunk) + chunk + b"\r\n0\r\n\r\n"
+            else:
+                reply += label + b"Content-Length: %d\r\n\r\n" % (len(part) + 1) + part + b"\n"
+            await stream.send_all(reply)
+
+    options = Options(connections=connections, min_segment=64 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == data

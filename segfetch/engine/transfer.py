@@ -311,7 +311,10 @@ class Transfer:
         seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
         try:
             async for chunk in body.chunks:
-                n = min(len(chunk), seg.remaining)
+                # Never past the answer's own range: a shorter answer than asked may be
+                # followed by other bytes in its body (a multipart's closing delimiter, a
+                # script's stray newline), which are not the file's.
+                n = min(len(chunk), seg.remaining, body.end - seg.pos)
                 data = memoryview(chunk)[:n]
                 self.part.write(seg.pos, data)
                 self.hasher.feed(seg.pos, data)
@@ -323,8 +326,8 @@ class Transfer:
                 self.stats.received += n
                 budget.progressed(n)
                 self.report()
-                if seg.remaining == 0:
-                    if seg.end == body.end:
+                if seg.remaining == 0 or seg.pos >= body.end:
+                    if seg.end >= body.end:  # (all of the answer's range, none stolen)
                         await _drain(body.chunks)  # keeps the connection for the next range
                     return  # done, or the rest was stolen: this response ends here
         finally:
