@@ -270,6 +270,12 @@ def test_probe_answers_without_ranges() -> None:
         rules.judge_probe(416, {"Content-Range": "bytes */9"}, 0, None, None, None, NAME),
         rules.Retry,
     )
+    # A range past the end of a small file, refused where RFC 9110 has it clipped: a plain
+    # GET, which must be that size; never a 416 to a range inside the file.
+    nine = {"Content-Range": "bytes */9"}
+    assert rules.judge_probe(416, nine, 0, 100, None, None, NAME) == rules.Empty(9)
+    assert isinstance(rules.judge_probe(416, nine, 0, 9, None, None, NAME), rules.Retry)
+    assert isinstance(rules.judge_probe(416, nine, 0, 100, None, 50, NAME), rules.Fail)
     # The whole file to a smaller range: a server that ignores ranges (one stream).
     whole_206 = {"Content-Range": "bytes 0-99/100"}
     assert rules.judge_probe(206, whole_206, 0, 10, None, None, NAME) == rules.Whole(100)

@@ -298,6 +298,8 @@ class _Download:
                         await response.aclose()
                     self.state = None
                     learned = verdict.total if isinstance(verdict, rules.Ranged) else None
+                    if isinstance(verdict, rules.Empty):
+                        learned = verdict.size
                     return await self._single(response if whole_file else None, learned)
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total

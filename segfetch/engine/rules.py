@@ -68,7 +68,12 @@ class Whole:
 
 @dataclass(frozen=True)
 class Empty:
-    """The file has no bytes (416 with ``bytes */0`` to a first request)."""
+    """The file has no bytes (416 with ``bytes */0`` to a first request), or fewer than
+    the first request asked: a 416 ``bytes */N`` to a range past the end of a small file,
+    which the server refuses where RFC 9110 has it clipped. A request without Range tells
+    what there is; ``size``: N, which that answer must then be."""
+
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,11 @@ def judge_probe(
             # "bytes */0", or no size at all (RangeHTTPServer's empty file): a request
             # without Range tells what there is.
             return Empty()
+        if total is not None and expected_size and total != expected_size:
+            return Fail(ServerError(f"{name} is {total} bytes, but {expected_size} were expected"))
+        if total is not None and start == 0 and end is not None and total < end:
+            # A small file, and a range that runs past its end: refused, not clipped.
+            return Empty(total)
         message = f"{name} answered 416 to a request for the start of the file"
         return Retry(Failure(message, retry=True, status=416))
     if status != 206:
