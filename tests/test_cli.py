@@ -466,3 +466,27 @@ async def test_a_stdout_that_cannot_take_the_json_is_one_line(tmp_path: Path, st
                     assert "stdout" not in line
     finally:
         os.close(out)
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/dl/..%252F..%252Fevil.bin", "..%2F..%2Fevil.bin"),
+        ("/dl/a%2F..%2F..%2Fevil.bin", "evil.bin"),
+        ("/a%2525.bin", "a%25.bin"),
+        ("/pkg%2Dx.whl", "pkg-x.whl"),
+    ],
+)
+def test_the_name_from_the_url_is_decoded_once_and_stays_in_its_folder(
+    tmp_path: Path, path: str, name: str
+) -> None:
+    """A second decoding made "..%252F..%252Fevil.bin" the name "../../evil.bin": written
+    two folders up (curl -O keeps the name as it is in the URL)."""
+    from urllib.parse import unquote, urlsplit
+
+    from segfetch.cli.get import _destination, _httpx_path
+
+    url = f"http://127.0.0.1:9{path}"
+    for decoded in (_httpx_path(url), unquote(urlsplit(url).path)):  # (get, and _early's)
+        dest = _destination(decoded, str(tmp_path))
+        assert dest == tmp_path / name and dest.parent == tmp_path

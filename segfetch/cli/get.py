@@ -134,7 +134,8 @@ def _httpx_path(url: str) -> str:
 def _destination(path: str, output: str | None) -> Path:
     """Where to write: -o, or the last segment of the URL's (decoded) ``path`` in -o's
     folder or here; checked."""
-    name = unquote(path.rsplit("/", 1)[-1])
+    name = path.rsplit("/", 1)[-1]  # (decoded once already: a second decoding made
+    # "..%252F..%252Fx" a name that climbs out of the folder, "../../x")
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
         raise UsageError(f"folder {output!r} does not exist; create it or choose another -o")
     if output is None or Path(output).is_dir():
