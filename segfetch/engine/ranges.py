@@ -103,6 +103,9 @@ def range_header(start: int, end: int | None = None) -> str:
     return f"bytes={start}-{end - 1}"
 
 
+# The largest offset a file may have (off_t): a larger size or position is no file's, and
+# would fail the write with an OverflowError rather than an OSError.
+MAX_OFFSET = 2**63 - 1
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
 _UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)", re.ASCII)
 
@@ -114,7 +117,7 @@ def parse_content_range(value: str) -> tuple[int, int, int | None]:
         raise ValueError(f"malformed Content-Range {value!r}")
     start, last = int(m[1]), int(m[2])
     total = None if m[3] == "*" else int(m[3])
-    if last < start or (total is not None and last >= total):
+    if last < start or (total is not None and last >= total) or max(last, total or 0) > MAX_OFFSET:
         raise ValueError(f"impossible Content-Range {value!r}")
     return start, last + 1, total
 
