@@ -111,3 +111,9 @@ def test_remove_takes_exactly_those_bytes_out(added: list[tuple[int, int]], a: i
     assert after == before - set(range(a, a + n))
     listed = list(rs)
     assert all(e1 < s2 for (_, e1), (s2, _) in itertools.pairwise(listed))
+
+
+def test_the_range_unit_is_case_insensitive() -> None:
+    """RFC 9110 14.1: a server that writes "Bytes" (it failed every try)."""
+    assert parse_content_range("Bytes 0-9/10") == (0, 10, 10)
+    assert parse_content_range("BYTES 0-9/*") == (0, 10, None)

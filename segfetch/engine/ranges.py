@@ -106,8 +106,9 @@ def range_header(start: int, end: int | None = None) -> str:
 # The largest offset a file may have (off_t): a larger size or position is no file's, and
 # would fail the write with an OverflowError rather than an OSError.
 MAX_OFFSET = 2**63 - 1
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII)
-_UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)", re.ASCII)
+# (A range unit is case-insensitive, RFC 9110 14.1: "Bytes 0-99/100" is the same answer.)
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII | re.IGNORECASE)
+_UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)", re.ASCII | re.IGNORECASE)
 
 
 def parse_content_range(value: str) -> tuple[int, int, int | None]:
