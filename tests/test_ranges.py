@@ -82,6 +82,7 @@ def test_content_range_round_trip(start: int, length: int, extra: int) -> None:
         "bytes 0-1",
         f"bytes 0-99/{10**30}",  # no file's size: its offsets fail a write (OverflowError)
         f"bytes {2**63}-{2**63 + 9}/*",
+        f"bytes 0-9/{'9' * 5000}",  # (int() refuses it: a message about Python's limits)
     ],
 )
 def test_bad_content_range_is_refused(value: str) -> None:
@@ -117,3 +118,11 @@ def test_the_range_unit_is_case_insensitive() -> None:
     """RFC 9110 14.1: a server that writes "Bytes" (it failed every try)."""
     assert parse_content_range("Bytes 0-9/10") == (0, 10, 10)
     assert parse_content_range("BYTES 0-9/*") == (0, 10, None)
+
+
+def test_an_unsatisfied_range_with_no_file_size_is_none() -> None:
+    """A 416 whose size has 5,000 digits: none (it was a traceback from int())."""
+    from segfetch.engine.ranges import parse_unsatisfied_range
+
+    assert parse_unsatisfied_range("bytes */" + "9" * 5000) is None
+    assert parse_unsatisfied_range("bytes */12") == 12

@@ -107,20 +107,29 @@ def range_header(start: int, end: int | None = None) -> str:
 # would fail the write with an OverflowError rather than an OSError.
 MAX_OFFSET = 2**63 - 1
 # (A range unit is case-insensitive, RFC 9110 14.1: "Bytes 0-99/100" is the same answer.)
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", re.ASCII | re.IGNORECASE)
-_UNSATISFIED = re.compile(r"bytes\s+\*/(\d+)", re.ASCII | re.IGNORECASE)
+# (At most 19 digits, as MAX_OFFSET has: int() refuses more than 4,300, with a ValueError
+# that was a traceback from a 416, and a message about sys.set_int_max_str_digits.)
+_CONTENT_RANGE = re.compile(
+    r"bytes\s+(\d{1,19})-(\d{1,19})/(\d{1,19}|\*)", re.ASCII | re.IGNORECASE
+)
+_UNSATISFIED = re.compile(r"bytes\s+\*/(\d{1,19})", re.ASCII | re.IGNORECASE)
 
 
 def parse_content_range(value: str) -> tuple[int, int, int | None]:
     """Parse ``bytes a-b/total`` into (a, b + 1, total); total is None for ``*``."""
     m = _CONTENT_RANGE.fullmatch(value.strip())
     if not m:
-        raise ValueError(f"malformed Content-Range {value!r}")
+        raise ValueError(f"malformed Content-Range {_shown(value)}")
     start, last = int(m[1]), int(m[2])
     total = None if m[3] == "*" else int(m[3])
     if last < start or (total is not None and last >= total) or max(last, total or 0) > MAX_OFFSET:
-        raise ValueError(f"impossible Content-Range {value!r}")
+        raise ValueError(f"impossible Content-Range {_shown(value)}")
     return start, last + 1, total
+
+
+def _shown(value: str, most: int = 80) -> str:
+    """A header's value for a message: a server's header may be thousands of characters."""
+    return repr(value) if len(value) <= most else repr(value[:most]) + "..."
 
 
 def parse_unsatisfied_range(value: str) -> int | None:
