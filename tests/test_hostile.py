@@ -863,3 +863,30 @@ async def test_a_small_file_whose_server_refuses_ranges_past_its_end(
     options = Options(connections=connections, min_segment=64 * 1024, policy=FAST)
     await fetch_from(handler, tmp_path / "f.bin", options, 30)
     assert (tmp_path / "f.bin").read_bytes() == data
+
+
+async def test_an_answer_whose_end_never_comes_after_its_range_costs_no_try(
+    tmp_path: Path,
+) -> None:
+    """Each range sent whole, chunked, but the last chunk never comes (a streaming proxy that
+    keeps the answer open): the range is written, so its end is not waited for a --timeout,
+    nor its silence a failed try (under max_tries=1 the download failed)."""
+    data = random.Random(9).randbytes(300_000)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        head = await read_head(stream)
+        start, end = range_asked(head, len(data))
+        part = data[start : end + 1]
+        label = b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(data))
+        reply = b'HTTP/1.1 206 Partial Content\r\nETag: "x"\r\n' + label
+        reply += b"Transfer-Encoding: chunked\r\n\r\n%x\r\n" % len(part) + part + b"\r\n"
+        await stream.send_all(reply)
+        await trio.sleep(30)
+
+    options = Options(
+        connections=4, min_segment=64 * 1024, timeout=5, policy=RetryPolicy(max_tries=1)
+    )
+    start = trio.current_time()
+    await fetch_from(handler, tmp_path / "f.bin", options, 20)
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert trio.current_time() - start < 5

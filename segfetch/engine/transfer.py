@@ -55,6 +55,7 @@ SAVE_EVERY = 1.0  # seconds between control-file saves
 SAVE_BYTES = 64 * 1024 * 1024
 SAVE_POLL = 0.2  # seconds between looks at both
 HASH_EVERY = 0.05  # seconds between steps of the prefix hash
+DRAIN_WAIT = 1.0  # seconds for an answer's end once its range is all written
 
 
 class Transfer:
@@ -391,7 +392,14 @@ def _server(url: httpx.URL) -> tuple[str, str, int | None, str]:
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read a response whose range is all written to its end (nothing more should come), so
     that httpx keeps its connection for the next request instead of closing it: a new
-    connection costs a round trip, and on TLS a handshake."""
-    async for extra in chunks:
-        if extra:
-            return  # more than the range asked: the connection is not worth keeping
+    connection costs a round trip, and on TLS a handshake. Its end is not waited for long,
+    nor is a failure there one of the range's: its bytes are all written (a chunked answer
+    whose last chunk never came cost two --timeouts, and failed the download under
+    --max-tries 1)."""
+    with trio.move_on_after(DRAIN_WAIT):
+        try:
+            async for extra in chunks:
+                if extra:
+                    return  # more than the range asked: the connection is not worth keeping
+        except httpx.TransportError:
+            return  # (closed with its response)
