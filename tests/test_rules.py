@@ -230,6 +230,19 @@ def test_answers_that_cannot_be_the_file() -> None:
         rules.judge_segment(206, gzip, 0, 10, Known(100, None, None), NAME), rules.Retry
     )
     assert isinstance(rules.judge_probe(206, gzip, 0, None, None, None, NAME), rules.Retry)
+    # "none" (PHP scripts send it to keep mod_deflate off) and "binary" name no coding: the
+    # bytes are the file's, as curl and aria2c take them; a list with a coding in it is not.
+    for value, usable in [
+        ("none", True),
+        ("Binary", True),
+        ("identity", True),
+        ("gzip, identity", False),
+        ("none, br", False),
+        ("x-gzip", False),
+    ]:
+        enc = httpx.Headers({"Content-Range": "bytes 0-9/100", "Content-Encoding": value})
+        verdict = rules.judge_probe(206, enc, 0, None, None, None, NAME)
+        assert isinstance(verdict, rules.Ranged) == usable, value
     html = httpx.Headers({"Content-Type": "text/html; charset=utf-8", "Content-Length": "87"})
     assert isinstance(rules.judge_probe(200, html, 0, None, None, None, NAME), rules.Retry)
     page = rules.judge_probe(200, html, 0, None, None, None, NAME, html_ok=True)

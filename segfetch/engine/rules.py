@@ -216,13 +216,18 @@ def multipart_boundary(headers: Headers) -> bytes | None:
     return None
 
 
+# Content-Encoding values that name no coding: "none" is what PHP download scripts send to
+# keep mod_deflate off (curl and aria2c take those bytes as they are), "binary" another such.
+NO_CODING = frozenset({"", "identity", "none", "binary"})
+
+
 def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) -> Retry | None:
     """An answer whose body is not the file's bytes, whatever its status says: compressed
     though identity was asked (ranges would address the compressed bytes), or an HTML page
     (a captive portal, a login page) for a file that is not HTML. A 206 is no portal's
     page: its type is the server's guess (nginx's default_type is often text/html)."""
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    if any(c.strip() not in NO_CODING for c in encoding.split(",")):
         # Not the file's bytes, so never written; but worth another try, as a proxy may
         # compress only some answers. A server that always does runs out of tries quickly.
         message = (
