@@ -890,3 +890,39 @@ async def test_an_answer_whose_end_never_comes_after_its_range_costs_no_try(
     await fetch_from(handler, tmp_path / "f.bin", options, 20)
     assert (tmp_path / "f.bin").read_bytes() == data
     assert trio.current_time() - start < 5
+
+
+@pytest.mark.parametrize("lying", [True, False])
+async def test_a_total_that_is_the_end_of_the_range_asked_is_checked(
+    tmp_path: Path, lying: bool
+) -> None:
+    """xrootd 4.8's Content-Range gives the end of the range asked as the file's size
+    ("bytes 0-16384/16385"): the first --min-segment was kept as the whole file, exit 0.
+    What follows is asked once: the file comes whole; a file of exactly that size still
+    ends there, after a 416."""
+    data = random.Random(10).randbytes(300_000 if lying else 64 * 1024)
+    asked: list[bytes] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            line = next((x for x in head.split(b"\r\n") if x.lower().startswith(b"range:")), b"")
+            asked.append(line)
+            if not line:
+                reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data)
+                await stream.send_all(reply + data)
+                continue
+            start, end = range_asked(head, len(data))
+            if start >= len(data):
+                await stream.send_all(
+                    b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%d\r\n"
+                    b"Content-Length: 0\r\n\r\n" % len(data)
+                )
+                continue
+            total = end + 1 if lying else len(data)
+            reply = range_head(start, end, total, extra=b'ETag: "x"\r\n')
+            await stream.send_all(reply + data[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == data
+    assert len(asked) == (3 if lying else 2)  # the first range, what follows, (the file)

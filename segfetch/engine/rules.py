@@ -342,6 +342,11 @@ def judge_probe(
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
     unsure = not said and expected_size is None
+    # A first answer whose file ends just where the bounded request did: a file of exactly
+    # that size, or a server that gives the range's end as the total (xrootd 4.8's
+    # "bytes 0-16384/16385"): the 256 KiB were kept as the file, exit 0. What follows is
+    # asked once (end_confirmed), as after "bytes a-b/*".
+    unsure = unsure or (known is None and expected_size is None and last == total == end)
     return Ranged(first, total, etag, modified, unsure, last if last < asked_end else None)
 
 
