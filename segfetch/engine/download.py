@@ -297,9 +297,7 @@ class _Download:
                     if not whole_file:
                         await response.aclose()
                     self.state = None
-                    learned = verdict.total if isinstance(verdict, rules.Ranged) else None
-                    if isinstance(verdict, rules.Empty):
-                        learned = verdict.size
+                    learned = getattr(verdict, "total", None)  # (a Ranged's, or an Empty's)
                     return await self._single(response if whole_file else None, learned)
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total

@@ -71,9 +71,9 @@ class Empty:
     """The file has no bytes (416 with ``bytes */0`` to a first request), or fewer than
     the first request asked: a 416 ``bytes */N`` to a range past the end of a small file,
     which the server refuses where RFC 9110 has it clipped. A request without Range tells
-    what there is; ``size``: N, which that answer must then be."""
+    what there is; ``total``: N, which that answer must then be."""
 
-    size: int | None = None
+    total: int | None = None
 
 
 @dataclass(frozen=True)
