@@ -243,6 +243,18 @@ def test_answers_that_cannot_be_the_file() -> None:
         enc = httpx.Headers({"Content-Range": "bytes 0-9/100", "Content-Encoding": value})
         verdict = rules.judge_probe(206, enc, 0, None, None, None, NAME)
         assert isinstance(verdict, rules.Ranged) == usable, value
+    # A gzip file labelled gzip is the file as it is (pip, curl and aria2c keep it): only
+    # a name that says gzip, and only that one coding.
+    for name, value, usable in [
+        ("pkg-1.0.tar.gz", "gzip", True),
+        ("https://h.example/f/pkg-1.0.TGZ?sig=a.b", "x-gzip", True),
+        ("pkg-1.0.tar.gz", "gzip, br", False),
+        ("pkg-1.0.tar.gz", "br", False),
+        ("https://h.example/pkg-1.0-py3-none-any.whl?f=x.gz", "gzip", False),
+    ]:
+        enc = httpx.Headers({"Content-Range": "bytes 0-9/100", "Content-Encoding": value})
+        verdict = rules.judge_probe(206, enc, 0, None, None, None, name)
+        assert isinstance(verdict, rules.Ranged) == usable, (name, value)
     html = httpx.Headers({"Content-Type": "text/html; charset=utf-8", "Content-Length": "87"})
     assert isinstance(rules.judge_probe(200, html, 0, None, None, None, NAME), rules.Retry)
     page = rules.judge_probe(200, html, 0, None, None, None, NAME, html_ok=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from segfetch.engine.failures import Failure
 from segfetch.engine.ranges import parse_content_range, parse_unsatisfied_range
@@ -219,6 +220,10 @@ def multipart_boundary(headers: Headers) -> bytes | None:
 # Content-Encoding values that name no coding: "none" is what PHP download scripts send to
 # keep mod_deflate off (curl and aria2c take those bytes as they are), "binary" another such.
 NO_CODING = frozenset({"", "identity", "none", "binary"})
+# A gzip file labelled gzip (Apache's "AddEncoding x-gzip .gz", an S3 object's metadata):
+# the label says what the file is, not a coding applied on the way; pip, curl and aria2c
+# keep those bytes as they are (an sdist's sha256 is of them).
+GZIP_FILE = (".gz", ".tgz")
 
 
 def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) -> Retry | None:
@@ -227,7 +232,10 @@ def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) 
     (a captive portal, a login page) for a file that is not HTML. A 206 is no portal's
     page: its type is the server's guess (nginx's default_type is often text/html)."""
     encoding = headers.get("Content-Encoding", "identity").strip().lower()
-    if any(c.strip() not in NO_CODING for c in encoding.split(",")):
+    codings = [c for c in (c.strip() for c in encoding.split(",")) if c not in NO_CODING]
+    if codings in (["gzip"], ["x-gzip"]) and urlsplit(name).path.lower().endswith(GZIP_FILE):
+        codings = []
+    if codings:
         # Not the file's bytes, so never written; but worth another try, as a proxy may
         # compress only some answers. A server that always does runs out of tries quickly.
         message = (
