@@ -35,7 +35,8 @@ class DiskError(SegfetchError):
     def from_os(cls, exc: OSError, what: str) -> DiskError:
         hints = {
             errno.ENOSPC: "free some space or choose another place",
-            errno.EFBIG: "free some space or choose another place",
+            errno.EFBIG: "the file is larger than this place allows (its file system, or "
+            "ulimit -f); choose another place",
             errno.EDQUOT: "free some space or choose another place",
             errno.ENOENT: "its folder went away; run the command again",
         }

@@ -720,6 +720,7 @@ sys.exit(trio.run(run))
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("segfetch: error: cannot write")
     assert "File too large" in proc.stderr
+    assert "ulimit -f" in proc.stderr and "free some space" not in proc.stderr
     assert not (tmp_path / "x.whl").exists()
 
 

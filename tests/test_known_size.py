@@ -85,7 +85,9 @@ async def test_get_size_option(tmp_path: Path) -> None:
         assert proc.returncode == 0 and out.read_bytes() == emu.content(PATH)
         out.unlink()
         proc = await segfetch("get", emu.url(PATH), "-o", str(out), "--size", "7")
-        assert proc.returncode == 1 and "but 7 were expected" in one_line_error(proc)
+        line = one_line_error(proc)
+        assert proc.returncode == 1 and "but 7 were expected (--size" in line
+        assert "index and the file server" not in line  # (no index here)
         assert not out.exists()
 
 

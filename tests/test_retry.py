@@ -62,6 +62,7 @@ def test_drop_after_progress_retries_at_once() -> None:
 def test_parse_retry_after_seconds_and_date() -> None:
     now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("9" * 400) == 10.0**9  # a float of 400 digits is inf
     assert parse_retry_after("Tue, 24 Nov 2026 12:00:30 GMT", now) == 30.0
     assert parse_retry_after("Tue, 24 Nov 2026 11:00:00 GMT", now) == 0.0
     assert parse_retry_after("soon") is None

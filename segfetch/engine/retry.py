@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import random
     from datetime import datetime
 
+LONGEST_RETRY_AFTER = 10.0**9  # seconds: a longer one (999... digits) says no more
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -65,7 +67,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():  # "²".isdigit() is True too
-        return float(value)
+        return min(float(value), LONGEST_RETRY_AFTER)  # (never "inf s" in a message)
     # (imported here: the parser loads this module, and `get` sends its first request
     # before they would be needed)
     from datetime import UTC, datetime

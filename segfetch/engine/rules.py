@@ -343,8 +343,8 @@ def judge_probe(
     if expected_size is not None and total != expected_size:  # a saved state's size too
         return Fail(
             ServerError(
-                f"{name} is {total} bytes, but {expected_size} were expected; "
-                "the index and the file server disagree"
+                f"{name} is {total} bytes, but {expected_size} were expected (--size, the "
+                "index's page or the saved state said so); check the size or the URL"
             )
         )
     if known is not None and changed(known, etag, modified, total):
