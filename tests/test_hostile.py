@@ -895,6 +895,34 @@ async def test_an_answer_whose_end_never_comes_after_its_range_costs_no_try(
 
 
 @pytest.mark.parametrize("connections", [1, 4])
+async def test_ranges_that_each_end_a_byte_short_give_the_file_whole(
+    tmp_path: Path, connections: int
+) -> None:
+    """Every 206 one byte short of its Content-Range (Sharry, eikek/sharry#1163): the last
+    byte of a range, asked again, never comes. It failed after --max-tries; curl gets the
+    file without Range, and so does segfetch now."""
+    data = random.Random(11).randbytes(300_000)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            if b"range:" not in head.lower():
+                await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
+                await stream.send_all(data)
+                continue
+            start, end = range_asked(head, len(data))
+            part = data[start:end]  # one byte short
+            label = b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(data))
+            reply = b'HTTP/1.1 206 Partial Content\r\nETag: "x"\r\n' + label
+            await stream.send_all(reply + b"Content-Length: %d\r\n\r\n" % len(part) + part)
+
+    options = Options(
+        connections=connections, min_segment=64 * 1024, policy=RetryPolicy(base=0.01, cap=0.02)
+    )
+    await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("connections", [1, 4])
 async def test_a_gzip_file_labelled_gzip_is_kept_as_it_is(tmp_path: Path, connections: int) -> None:
     """Apache's "AddEncoding x-gzip .gz" (or an S3 object's metadata) labels an sdist's
     bytes Content-Encoding: gzip: they are the file as it is (its sha256 is of them; pip,

@@ -82,6 +82,7 @@ class Transfer:
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
         self.known = known or rules.Known(state.size, state.etag, state.last_modified)
         self.ignored = 0  # 200s of the very file to range requests, in a row
+        self.empty = 0  # answers that ended short before their first byte, since a whole one
         self.server: tuple[str, str, int | None, str] | None = None  # the first answer's
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
         self.hedged: dict[int, str] = {}  # id(segment) -> why its request was dropped
@@ -328,6 +329,7 @@ class Transfer:
                 budget.progressed(n)
                 self.report()
                 if seg.remaining == 0 or seg.pos >= body.end:
+                    self.empty = 0
                     if seg.end >= body.end:  # (all of the answer's range, none stolen)
                         await _drain(body.chunks)  # keeps the connection for the next range
                     return  # done, or the rest was stolen: this response ends here
@@ -337,6 +339,13 @@ class Transfer:
                 self.slots.streaming(-1)
         if seg.pos >= body.end:
             return  # all of a shorter range than asked: the rest is asked for next
+        if seg.got == 0:
+            # A server whose every range ends short of its Content-Range (Sharry's 206s
+            # each lack their last byte) never sends what is left: the file comes whole,
+            # without Range, as curl gets it.
+            self.empty += 1
+            if self.empty >= IGNORED_RANGES:
+                raise Unranged
         raise RetryLater(
             Failure(f"{self.name}: response ended {seg.remaining} bytes short", retry=True)
         )
