@@ -148,3 +148,24 @@ async def test_engine_and_index_client_agree(exc: Exception, tmp_path: Path) -> 
     # The same line, except that the index client's names the page it asked for
     page = "page https://files.invalid/simple/x/: "
     assert engine == index.replace(page, ""), (engine, index)
+
+
+@pytest.mark.parametrize(
+    ("exc", "words"),
+    [
+        (httpx.ProxyError("407 Proxy Authentication Required"), "proxy's credentials"),
+        (httpcore.ProxyError("407 Proxy Authentication Required"), "proxy's credentials"),
+        (httpx.ProxyError("403 Forbidden"), "proxy settings"),
+    ],
+)
+def test_a_proxy_refusing_connect_is_final(exc: Exception, words: str) -> None:
+    # An https URL through an HTTP proxy: a 407 (or 403) to CONNECT is the same on every try;
+    # it was retried 5 times per connection (6-12 s) with "raise --max-tries" as the advice.
+    failure = failures.from_transport(exc, "https://127.0.0.1:1/simple/x/")
+    assert not failure.retry
+    assert words in failure.message and "tunnel" in failure.message
+
+
+def test_a_proxy_that_cannot_connect_onwards_is_retried() -> None:
+    failure = failures.from_transport(httpx.ProxyError("502 Bad Gateway"), "https://h/x")
+    assert failure.retry

@@ -104,12 +104,29 @@ def from_transport(exc: BaseException, url: str) -> Failure:
         if isinstance(cause, ssl.SSLError):
             return _tls(cause, _authority(url))  # host:port: the port may be the mistake
         cause = cause.__cause__ or cause.__context__
+    if (proxy := _proxy_refused(exc)) is not None:
+        return proxy
     if type(exc).__name__ == "UnsupportedProtocol":  # httpx's, without importing httpx
         return Failure(
             f"{redact_url(url)}: only http:// and https:// URLs are supported", retry=False
         )
     text = _peer_bytes(str(exc)) or "no answer in time"
     return Failure(f"{type(exc).__name__}: {text}", retry=True)
+
+
+def _proxy_refused(exc: BaseException) -> Failure | None:
+    """A proxy that answered CONNECT (an https URL through HTTP(S)_PROXY or pip's proxy) with
+    a 4xx: httpx raises ProxyError("407 Proxy Authentication Required"). Every try gets the
+    same answer: final, with what to do, as a 407 to a plain-http request through it."""
+    if type(exc).__name__ != "ProxyError":  # httpx's (and httpcore's), without importing it
+        return None
+    status, _, reason = str(exc).partition(" ")
+    if not (status.isdigit() and 400 <= int(status) < 500):
+        return None
+    code = int(status)
+    hint = _HINTS[407] + ", or pip's --proxy" if code == 407 else "check the proxy settings"
+    text = f"the proxy refused the tunnel: {code}" + (f" {reason}" if reason else "")
+    return Failure(f"{text}; {hint}", retry=False, status=code)
 
 
 def _peer_bytes(text: str, keep: int = 40) -> str:
