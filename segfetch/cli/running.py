@@ -57,6 +57,9 @@ def run(fn: Callable[[], Awaitable[T]], *, last: bool = False) -> T:
                     return
                 with trio.open_signal_receiver(*watched) as signals:
                     task_status.started()
+                    if received:  # came before the receiver was open: stop now
+                        nursery.cancel_scope.cancel()
+                        return
                     async for signum in signals:
                         received.append(signum)
                         nursery.cancel_scope.cancel()
@@ -66,10 +69,21 @@ def run(fn: Callable[[], Awaitable[T]], *, last: bool = False) -> T:
             results.append(await fn())
             nursery.cancel_scope.cancel()
 
+    # While trio runs, a SIGTERM or SIGHUP outside the watcher's receiver (before it opens;
+    # after the first signal, while the run is being cancelled: `timeout` sends two, to the
+    # child and to its group) is noted, not raised: stop_on_signals' handler raising in
+    # trio's own loop was a TrioInternalError traceback.
+    def note(signum: int, _frame: object) -> None:
+        received.append(signum)
+
+    before = {s: signal.signal(s, note) for s in heeded(SIGNALS)}
     try:
         trio.run(main)
     except BaseExceptionGroup as group:  # Ctrl-C inside the nursery: say it plainly
         raise first_error(group) from None
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
     if results and last:
         return results[0]
     if received and received[0] == signal.SIGINT:
