@@ -83,6 +83,11 @@ def test_transport_failures() -> None:
     eof.reason = "UNEXPECTED_EOF_WHILE_READING"
     failure = failures.from_transport(_with_cause(httpx.ConnectError(""), eof), "https://h/x")
     assert failure.retry and failure.message == "TLS failed with h: unexpected eof while reading"
+    # A server that wants a client certificate (HAProxy, Envoy: an alert, not a 400): final.
+    alert = ssl.SSLError(1, "[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert ...")
+    alert.reason = "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    failure = failures.from_transport(_with_cause(httpx.ConnectError(""), alert), "https://h/x")
+    assert not failure.retry and "--client-cert" in failure.message, failure.message
 
     failure = failures.from_transport(httpx.UnsupportedProtocol("ftp"), "ftp://h/x")
     assert not failure.retry and "only http:// and https://" in failure.message

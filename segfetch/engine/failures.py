@@ -24,6 +24,9 @@ RETRYABLE_STATUS = frozenset({408, 416, 425, 429, 500, 502, 503, 504})
 BACKPRESSURE_STATUS = frozenset({429, 503})
 # What OpenSSL says when the peer does not speak TLS at all (a plain-HTTP server's answer).
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"})
+# The server's alerts about our client certificate (none, or one it refuses: HAProxy, Envoy):
+# every try gets the same.
+_CLIENT_CERT = ("ALERT_CERTIFICATE_REQUIRED", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA")
 # Final statuses, with what the user can do about them.
 _HINTS = {
     401: "check the credentials (in the URL, ~/.netrc or the index settings)",
@@ -150,6 +153,12 @@ def _tls(exc: ssl.SSLError, host: str) -> Failure:
     if exc.reason in _NOT_TLS:
         return Failure(
             f"TLS handshake with {host} failed: {reason} (is it an https server?)", retry=False
+        )
+    if (exc.reason or "").endswith(_CLIENT_CERT):
+        return Failure(
+            f"TLS failed with {host}: {reason}: it wants a client certificate it accepts "
+            "(install, download: pip's --client-cert)",
+            retry=False,
         )
     return Failure(f"TLS failed with {host}: {reason}", retry=True)
 
