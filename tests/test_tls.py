@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
 
+import certifi
 import httpx
 import pytest
 import trio
@@ -108,6 +109,15 @@ async def test_a_redirect_to_https_is_verified(tmp_path: Path, tls_port: tuple[i
         assert proc.returncode == 1
         line = one_line_error(proc)
         assert "TLS" not in line and "giving up" in line
+        # So does REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE), as for pip, where neither
+        # SSL_CERT_FILE nor SSL_CERT_DIR is set; both set, SSL_CERT_FILE comes first.
+        unset = {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""}
+        for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            bundles = {"REQUESTS_CA_BUNDLE": "", "CURL_CA_BUNDLE": "", name: str(cert)}
+            proc = await run(*args, **unset, **bundles)
+            assert "TLS" not in one_line_error(proc), name
+        proc = await run(*args, REQUESTS_CA_BUNDLE=str(cert), SSL_CERT_FILE=certifi.where())
+        assert "TLS certificate check failed" in one_line_error(proc)
         nursery.cancel_scope.cancel()
 
 

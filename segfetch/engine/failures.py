@@ -100,7 +100,8 @@ def from_transport(exc: BaseException, url: str) -> Failure:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return Failure(
                 f"TLS certificate check failed for {host}: {cause.verify_message}; "
-                "set SSL_CERT_FILE (or, to install, pip's cert: --cert, PIP_CERT) to your "
+                "set SSL_CERT_FILE (or REQUESTS_CA_BUNDLE; to install, pip's cert: --cert, "
+                "PIP_CERT) to your "
                 "CA bundle",
                 retry=False,
             )

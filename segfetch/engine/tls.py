@@ -5,6 +5,7 @@ of a 0.2 s start-up), even when every URL is plain http. This is the same contex
 httpx itself (``httpx.create_ssl_context()``: SSL_CERT_FILE, SSL_CERT_DIR or certifi's
 bundle, certificates and host names verified), on its first use instead: a plain http
 download never loads it, an https URL or a redirect to one loads it before its handshake.
+Where neither is set, REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names the CA bundle, as for pip.
 pip's own settings, for ``install``: a CA bundle instead of the default one (``cert``), a
 client certificate (``client-cert``), hosts whose certificates are not checked
 (``trusted-host``: ``insecure_context``).
@@ -74,7 +75,18 @@ class _OnFirstUse:
         setattr(self._real(), name, value)
 
 
+# A CA bundle named for requests (so for pip) or curl, as pip takes it: a company's bundle
+# is often given this way alone. SSL_CERT_FILE and SSL_CERT_DIR (httpx's) come first.
+BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def _make(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
+    where = f"pip's cert setting ({cafile})"
+    env = os.environ
+    httpx_own = env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR")
+    name = next((v for v in BUNDLE_VARIABLES if env.get(v)), "")
+    if cafile is None and not httpx_own and name:
+        cafile, where = env[name], name
     try:
         if cafile is None:
             context = httpx.create_ssl_context(verify=True, trust_env=True)
@@ -84,7 +96,7 @@ def _make(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
                 cafile=None if folder else cafile, capath=cafile if folder else None
             )
     except (OSError, ssl.SSLError) as exc:  # a bad SSL_CERT_FILE, SSL_CERT_DIR or cert
-        where = f"pip's cert setting ({cafile})" if cafile else "SSL_CERT_FILE (or SSL_CERT_DIR)"
+        where = where if cafile else "SSL_CERT_FILE (or SSL_CERT_DIR)"
         raise DownloadError(
             f"cannot load the CA certificates for TLS: {exc}; point {where} at your CA bundle"
         ) from None
