@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TypeVar
 
 import httpcore
@@ -21,6 +21,7 @@ from segfetch.engine.body import body_chunks
 from segfetch.engine.early import CLIENT_HEADERS, Early
 from segfetch.engine.failures import Failure
 from segfetch.engine.multipart import PartHead
+from segfetch.engine.netrcauth import credentials, netrc_file
 from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
@@ -147,6 +148,29 @@ def _check_proxy_ports() -> None:
                 raise UsageError(f"{exc}; fix or unset it") from None
 
 
+class NetrcAuth(httpx.Auth):
+    """The URL's own user and password first, as httpx takes them; else the netrc file's
+    for the request's host, read at the first request to it. (httpx's NetRCAuth would
+    override credentials in the URL.)"""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._found: dict[str, tuple[str, str] | None] = {}
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        url = request.url
+        if url.username or url.password:
+            found: tuple[str, str] | None = (url.username, url.password)
+        else:
+            if url.host not in self._found:
+                self._found[url.host] = credentials(self.path, url.host)
+            found = self._found[url.host]
+        if found is None:
+            yield request
+        else:
+            yield from httpx.BasicAuth(*found).auth_flow(request)
+
+
 def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         http1=True,
@@ -160,6 +184,7 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         proxy=net.proxy,  # pip's: over the environment's, as pip takes it
         # made on the first https connection; pip's trusted hosts are not checked
         verify=tls_context(net.cafile, net.client_cert, net.insecure),
+        auth=NetrcAuth(path) if (path := netrc_file()) else None,
     )
 
 

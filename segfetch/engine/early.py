@@ -19,6 +19,7 @@ import threading
 from urllib.parse import urlsplit
 
 from segfetch import __version__
+from segfetch.engine.netrcauth import credentials, netrc_file
 
 # A target sent as it is written, with nothing for httpx to quote or normalise (the engine
 # compares the two anyway): RFC 3986's unreserved and reserved characters, and '%'.
@@ -89,7 +90,8 @@ class Early:
 def request_line(url: str) -> tuple[str, int, str] | None:
     """Host, port and target of an early request for ``url``, or None where one could not
     be the engine's first request: not plain http, a proxy in the environment, credentials
-    in the URL, a target httpx would write otherwise. Pure, but for the environment."""
+    in the URL or the netrc file, a target httpx would write otherwise. Pure, but for the
+    environment."""
     # urlsplit drops tabs, newlines and carriage returns anywhere and spaces around the URL
     # (WHATWG's rule), where httpx refuses the URL: nothing goes out for such a text.
     if not all("!" <= c <= "~" for c in url):
@@ -114,6 +116,7 @@ def request_line(url: str) -> tuple[str, int, str] | None:
         or parts.username is not None
         or not set(target) <= _VERBATIM
         or any(os.environ.get(k) for k in os.environ if k.lower() in _PROXIES)
+        or ((netrc := netrc_file()) is not None and credentials(netrc, host) is not None)
         or sys.platform in ("darwin", "win32")  # (where httpx also asks the system's proxies)
     ):
         return None
