@@ -629,6 +629,33 @@ async def test_cli_serves_pips_index_prints_the_url_and_stops_cleanly_on_sigterm
     assert "ftp://nowhere/simple is not an http(s) or file: index; not served" in err, err
 
 
+def test_an_index_from_pips_settings_is_reached_with_pips_network_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve took pip's index-url but not its cert, proxy, client-cert or trusted-host: an
+    https index behind a company CA failed every page. Named with --index-url, the
+    environment's alone (SSL_CERT_FILE, HTTP(S)_PROXY), as before."""
+    from argparse import Namespace
+
+    from segfetch.cli.serve import _indexes
+
+    conf = tmp_path / "pip.conf"
+    ca = tmp_path / "ca.pem"
+    conf.write_text(
+        f"[global]\nindex-url = https://idx.example/simple\ncert = {ca}\n"
+        "proxy = http://127.0.0.1:3128\ntrusted-host = other.example\n"
+    )
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    for name in ("PIP_CERT", "PIP_PROXY", "PIP_TRUSTED_HOST", "PIP_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    urls, network = _indexes(Namespace(index_url=None, extra_index_url=[]))
+    assert urls[0] == "https://idx.example/simple" and network is not None
+    assert network.cafile == str(ca) and network.proxy == "http://127.0.0.1:3128"
+    assert network.insecure == ("other.example",)
+    given = Namespace(index_url="https://idx.example/simple", extra_index_url=[])
+    assert _indexes(given) == (["https://idx.example/simple"], None)
+
+
 async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:
     from helpers import one_line_error, segfetch
 

@@ -8,7 +8,7 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from segfetch.cli import running
@@ -21,6 +21,9 @@ from segfetch.errors import (
     is_http_url,
     redact_url,
 )
+
+if TYPE_CHECKING:
+    from segfetch.engine.options import Network
 
 DEFAULT_PORT = 3141
 AUTH_ENV = "SEGFETCH_SERVE_AUTH"
@@ -65,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
     auth = args.auth or os.environ.get(AUTH_ENV) or None
     if auth is not None and (":" not in auth or auth.startswith(":")):
         raise UsageError(f"--auth takes USER:PASS (or {AUTH_ENV}=USER:PASS)")
-    indexes = _indexes(args)
+    indexes, network = _indexes(args)
     if not _loopback(args.host):
         print(
             f"segfetch: warning: listening on {args.host}: whoever reaches this port may use "
@@ -73,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        running.run(lambda: _serve(args, options, indexes, auth))
+        running.run(lambda: _serve(args, options, indexes, auth, network))
     except (KeyboardInterrupt, running.Terminated):
         print("segfetch: serve stopped", file=sys.stderr)
     return 0
@@ -86,13 +89,18 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _indexes(args: argparse.Namespace) -> list[str]:
-    from segfetch.wheels.pipnet import PYPI
-    from segfetch.wheels.target import pip_index_urls
+def _indexes(args: argparse.Namespace) -> tuple[list[str], Network | None]:
+    """The indexes to serve, and pip's network settings (proxy, cert, client-cert,
+    trusted-host) where they come from pip's configuration: reached as pip reaches them."""
+    from segfetch.wheels.pipnet import PYPI, pip_network
+    from segfetch.wheels.target import index_urls_in_config, pip_config_listing
 
     index, extras = args.index_url, args.extra_index_url
+    network = None
     if index is None and not extras:
-        index, extras = pip_index_urls()
+        listing = pip_config_listing()
+        index, extras = index_urls_in_config(listing)  # as pip install's
+        network = pip_network([], listing, "install")
         # pip's settings may name indexes of other kinds: passed over, and said.
         for url in [u for u in [index, *extras] if u is not None and not _usable(u)]:
             line = f"pip's setting {redact_url(url)} is not an http(s) or file: index; not served"
@@ -105,7 +113,7 @@ def _indexes(args: argparse.Namespace) -> list[str]:
             raise UsageError(f"{redact_url(url)} is not an http(s) URL with a host, or a file: URL")
         if not is_file_url(url):  # (a file: index is read from disk, its files served from there)
             check_url(url, "index URL")
-    return urls
+    return urls, network
 
 
 def _usable(url: str) -> bool:
@@ -121,7 +129,11 @@ def _http(url: str) -> bool:
 
 
 async def _serve(
-    args: argparse.Namespace, options: Any, indexes: list[str], auth: str | None
+    args: argparse.Namespace,
+    options: Any,
+    indexes: list[str],
+    auth: str | None,
+    network: Network | None,
 ) -> None:
     import trio
 
@@ -132,7 +144,7 @@ async def _serve(
     cache = Cache(args.cache_dir or default_cache_dir())
     cache.check()  # one line now, not a 500 on every file later
     async with (
-        make_client(args.max_connections, options.timeout) as client,
+        make_client(args.max_connections, options.timeout, network) as client,
         trio.open_nursery() as nursery,
     ):
         try:

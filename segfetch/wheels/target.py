@@ -376,14 +376,14 @@ def start_pip_config(python: str | None = None, own_pip: bool = True) -> Pending
     return Pending(cmd, lambda _, out: out)
 
 
-def pip_index_urls(python: str | None = None) -> tuple[str | None, list[str]]:
-    """index-url and extra-index-urls from the target pip's configuration and environment."""
+def pip_config_listing(python: str | None = None) -> str:
+    """``pip config list`` of the target pip, waited for ("" when pip could not say)."""
     try:
         pending = start_pip_config(python)
     except OSError:
-        return None, []
+        return ""
     with pending:
-        return index_urls_in_config(pending.result())  # serve's: as pip install's
+        return pending.result()
 
 
 def index_urls_in_config(listing: str, command: str = "install") -> tuple[str | None, list[str]]:
