@@ -6,7 +6,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.engine import rules
+from segfetch.engine import failures, rules
 from segfetch.engine.ranges import range_header
 from segfetch.engine.rules import Known
 
@@ -229,7 +229,11 @@ def test_answers_that_cannot_be_the_file() -> None:
     assert isinstance(
         rules.judge_segment(206, gzip, 0, 10, Known(100, None, None), NAME), rules.Retry
     )
-    assert isinstance(rules.judge_probe(206, gzip, 0, None, None, None, NAME), rules.Retry)
+    refused = rules.judge_probe(206, gzip, 0, None, None, None, NAME)
+    assert isinstance(refused, rules.Retry)
+    # Waiting does not mend it: the last try's line says so, not "raise --max-tries".
+    line = str(failures.exhausted(5, refused.failure))
+    assert "another mirror or proxy" in line and "--max-tries" not in line, line
     # "none" (PHP scripts send it to keep mod_deflate off) and "binary" name no coding: the
     # bytes are the file's, as curl and aria2c take them; a list with a coding in it is not.
     for value, usable in [

@@ -45,6 +45,9 @@ class Failure:
     retry: bool
     status: int | None = None
     retry_after: float | None = None  # seconds, from the server's Retry-After
+    # What to do once the tries are spent: an answer of the wrong shape (an encoding, a
+    # malformed Content-Range) comes again however long one waits.
+    advice: str = "check the link, or raise --max-tries / --timeout"
 
     @property
     def backpressure(self) -> bool:
@@ -62,7 +65,7 @@ def exhausted(tries: int, failure: Failure) -> RetriesExhausted:
     """The error after the last try of a failure worth retrying."""
     return RetriesExhausted(
         f"giving up after {plural(tries, 'try')} with no progress: {failure.message}; "
-        "check the link, or raise --max-tries / --timeout",
+        f"{failure.advice}",
         failure.status,
     )
 

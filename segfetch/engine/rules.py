@@ -220,6 +220,8 @@ def multipart_boundary(headers: Headers) -> bytes | None:
 # Content-Encoding values that name no coding: "none" is what PHP download scripts send to
 # keep mod_deflate off (curl and aria2c take those bytes as they are), "binary" another such.
 NO_CODING = frozenset({"", "identity", "none", "binary"})
+# After the last try of an answer of the wrong shape, which waiting does not mend.
+ODD_SERVER = "the server (or a proxy on the way) answers so; try another mirror or proxy"
 # A gzip file labelled gzip (Apache's "AddEncoding x-gzip .gz", an S3 object's metadata):
 # the label says what the file is, not a coding applied on the way; pip, curl and aria2c
 # keep those bytes as they are (an sdist's sha256 is of them).
@@ -240,9 +242,9 @@ def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) 
         # compress only some answers. A server that always does runs out of tries quickly.
         message = (
             f"{name} sent {encoding}-encoded bytes though asked for the file as it is; "
-            "they cannot be used as the file's bytes (try another mirror or proxy)"
+            "they cannot be used as the file's bytes"
         )
-        return Retry(Failure(message, retry=True))
+        return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     if status == 200 and (label := _part_label(headers)) is not None:
         # A 206 mislabelled (a servlet that forgot its status): never the whole file. Asked
         # again as "bytes=0-", such a server sends all of it.
@@ -251,7 +253,7 @@ def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) 
     media = headers.get("Content-Type", "").split(";")[0].strip().lower()
     if not html_ok and status not in (206, 416) and media in ("text/html", "application/xhtml+xml"):
         message = f"{name} answered with an HTML page, not the file (a captive portal or login?)"
-        return Retry(Failure(message, retry=True))
+        return Retry(Failure(message, retry=True, advice="check the URL, or log in to the network"))
     return None
 
 
@@ -325,7 +327,7 @@ def judge_probe(
     try:
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
-        return Retry(Failure(f"{name}: {exc}", retry=True))
+        return Retry(Failure(f"{name}: {exc}", retry=True, advice=ODD_SERVER))
     said = total is not None  # (not "bytes a-b/*")
     if total is None:  # "bytes a-b/*": on a rerun, or from the index, the size is known
         total = known.size if known is not None else expected_size
@@ -339,7 +341,8 @@ def judge_probe(
     # A bounded first request past the end of a small file gets what there is.
     asked_end = min(end, total) if end is not None else total
     if first != start or last > asked_end:
-        return Retry(Failure(f"{name} answered a different range than asked", retry=True))
+        message = f"{name} answered a different range than asked"
+        return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     if expected_size is not None and total != expected_size:  # a saved state's size too
         return Fail(
             ServerError(
@@ -427,7 +430,7 @@ def judge_segment(
         try:
             first, last, size = parse_content_range(headers.get("Content-Range", ""))
         except ValueError as exc:
-            return Retry(Failure(f"{name}: {exc}", retry=True))
+            return Retry(Failure(f"{name}: {exc}", retry=True, advice=ODD_SERVER))
         span = (first, last)
     if changed(known, etag, modified, size, body=status in (200, 206)):
         reason = f"{name} changed during the download"
@@ -460,5 +463,5 @@ def judge_segment(
     if span[0] != start or span[1] > end:  # (a shorter range from the start is its bytes)
         # (as HTTP writes them: the last byte, not the end)
         message = f"{name} answered bytes {span[0]}-{span[1] - 1} for {start}-{end - 1}"
-        return Retry(Failure(message, retry=True))
+        return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     return Ranged(start, known.size, etag, modified, end=span[1] if span[1] < end else None)
