@@ -166,9 +166,19 @@ def test_root_lists_each_valid_name_once_and_reads_back(media: str) -> None:
         assert b'<a href="a-b-c/">a_b.c</a>' in body
 
 
-def test_unique_keeps_the_first_index_file_of_a_name() -> None:
-    other = IndexFile("a-0.9.tar.gz", "https://extra.example/a-0.9.tar.gz")
-    assert simple.unique([*FILES, other]) == FILES
+def test_unique_keeps_the_file_of_a_name_pip_takes() -> None:
+    """pip takes the last of equal links: the extra index's file of a name (another
+    build under one name), the later of two links on a page (a stale hash first); a
+    yanked one only where all are."""
+    first = IndexFile("a-1.0-py3-none-any.whl", "https://up.example/a.whl", SHA)
+    extra = IndexFile("a-1.0-py3-none-any.whl", "https://extra.example/a.whl", "b" * 64)
+    sdist = IndexFile("a-0.9.tar.gz", "https://up.example/a-0.9.tar.gz")
+    assert simple.unique([first, sdist, extra]) == [extra, sdist]
+    yanked = IndexFile(extra.filename, extra.url, extra.sha256, None, "broken")
+    assert simple.unique([first, yanked]) == [first]
+    assert simple.unique([yanked, first]) == [first]
+    again = IndexFile(first.filename, first.url, first.sha256, None, "")
+    assert simple.unique([yanked, again]) == [again]
 
 
 @pytest.mark.parametrize(

@@ -140,10 +140,15 @@ def content_type(media: str) -> str:
 
 
 def unique(files: Iterable[IndexFile]) -> list[IndexFile]:
-    """One entry per file name, the first index's (our URLs are by name)."""
+    """One entry per file name (our URLs are by name): the one pip would take of the
+    links of that name. pip sorts equal candidates stably and takes the last, so of
+    links alike it takes the last listed (the extra index's over the index's, the later
+    of two links on one page); a yanked link gives way to one that is not."""
     seen: dict[str, IndexFile] = {}
     for f in files:
-        seen.setdefault(f.filename, f)
+        kept = seen.get(f.filename)
+        if kept is None or f.yanked is None or kept.yanked is not None:
+            seen[f.filename] = f
     return list(seen.values())
 
 
