@@ -237,6 +237,17 @@ def test_yanked_only_for_an_exact_pin_and_pre_only_when_asked() -> None:
     assert choose(wanted("alpha>=2"), FILES, TARGET, pre=True).version == Version("3.0a1")
 
 
+def test_yanked_for_a_pin_pip_reads_as_one_and_only_where_all_left_are_yanked() -> None:
+    """pip's rule (PEP 592): `==2.0.0`, `==v2.0` and `==2.0,>1` pin 2.0 as `==2.0` does; a
+    yanked file is not taken where another file of the pin is not yanked."""
+    for spec in ("alpha==2.0.0", "alpha==v2.0", "alpha==2.0,>1", "alpha===2.0"):
+        assert choose(wanted(spec), FILES, TARGET).version == Version("2.0"), spec
+    with pytest.raises(NoMatch):
+        choose(wanted("alpha==2.*"), FILES, TARGET)
+    files = [f("alpha-2.0-py3-none-any.whl", yanked="bad"), f("alpha-2.0.tar.gz")]
+    assert choose(wanted("alpha==2.0"), files, TARGET).file.filename == "alpha-2.0.tar.gz"
+
+
 def test_hash_options_filter_files() -> None:
     files = [f("alpha-1.0-py3-none-any.whl", sha256="a" * 64)]
     assert choose(wanted("alpha==1.0", frozenset({"a" * 64})), files, TARGET)

@@ -71,7 +71,6 @@ def candidates(
     """Every file pip may choose for the requirement and the target (NoMatch if none)."""
     how = how or Choosing()
     name = canonicalize_name(wanted.req.name)
-    pinned = wanted.pinned
     versions_seen: set[Version] = set()
     tags_seen: set[str] = set()
     python_refused: set[str] = set()  # Requires-Python of matching files the target fails
@@ -84,8 +83,6 @@ def candidates(
         versions_seen.add(version)
         if not wanted.req.specifier.contains(version, prereleases=True):
             continue
-        if f.yanked is not None and str(version) != pinned:
-            continue  # PEP 592: a yanked file is only for an exact pin
         if not how.ignore_requires_python and not _python_ok(
             f.requires_python, target.python_version
         ):
@@ -107,9 +104,21 @@ def candidates(
     if not (how.pre or wanted.req.specifier.prereleases):
         finals = [c for c in found if not c.version.is_prerelease]
         found = finals or found
+    # PEP 592 as pip reads it: a yanked file only where every file left is yanked and the
+    # specifier pins (any `==` without a wildcard, or `===`): `==1.1.0` pins 1.1, too.
+    if not (_pins(wanted) and all(c.file.yanked is not None for c in found)):
+        found = [c for c in found if c.file.yanked is None]
     if not found:
         raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target, python_refused))
     return found
+
+
+def _pins(wanted: Wanted) -> bool:
+    """pip's test of a pin for yanked files (its factory's ``is_pinned``)."""
+    return any(
+        s.operator == "===" or (s.operator == "==" and not s.version.endswith(".*"))
+        for s in wanted.req.specifier
+    )
 
 
 def for_python_version(
