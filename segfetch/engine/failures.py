@@ -65,7 +65,7 @@ def exhausted(tries: int, failure: Failure) -> RetriesExhausted:
     """The error after the last try of a failure worth retrying."""
     return RetriesExhausted(
         f"giving up after {plural(tries, 'try')} with no progress: {failure.message}; "
-        f"{failure.advice}",
+        + failure.advice,
         failure.status,
     )
 
@@ -104,8 +104,7 @@ def from_transport(exc: BaseException, url: str) -> Failure:
             return Failure(
                 f"TLS certificate check failed for {host}: {cause.verify_message}; "
                 "set SSL_CERT_FILE (or REQUESTS_CA_BUNDLE; to install, pip's cert: --cert, "
-                "PIP_CERT) to your "
-                "CA bundle",
+                "PIP_CERT) to your CA bundle",
                 retry=False,
             )
         if isinstance(cause, ssl.SSLError):

@@ -314,7 +314,7 @@ def judge_probe(
             # without Range tells what there is.
             return Empty()
         if total is not None and expected_size and total != expected_size:
-            return Fail(ServerError(f"{name} is {total} bytes, but {expected_size} were expected"))
+            return _not_the_size(name, total, expected_size)
         if total is not None and start == 0 and end is not None and total < end:
             # A small file, and a range that runs past its end: refused, not clipped.
             return Empty(total)
@@ -344,12 +344,7 @@ def judge_probe(
         message = f"{name} answered a different range than asked"
         return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     if expected_size is not None and total != expected_size:  # a saved state's size too
-        return Fail(
-            ServerError(
-                f"{name} is {total} bytes, but {expected_size} were expected (--size, the "
-                "index's page or the saved state said so); check the size or the URL"
-            )
-        )
+        return _not_the_size(name, total, expected_size)
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
     unsure = not said and expected_size is None
@@ -409,6 +404,15 @@ def _whole_length(headers: Headers) -> int | None:
         return None
     whole = first == 0 and last == total and content_length(headers) in (None, total)
     return total if whole else None
+
+
+def _not_the_size(name: str, total: int, expected: int) -> Fail:
+    return Fail(
+        ServerError(
+            f"{name} is {total} bytes, but {expected} were expected (--size, the index's page "
+            "or the saved state said so); check the size or the URL"
+        )
+    )
 
 
 def judge_segment(

@@ -81,7 +81,7 @@ BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def _make(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
-    where = f"pip's cert setting ({cafile})"
+    where = f"pip's cert setting ({cafile})" if cafile else "SSL_CERT_FILE (or SSL_CERT_DIR)"
     env = os.environ
     httpx_own = env.get("SSL_CERT_FILE") or env.get("SSL_CERT_DIR")
     name = next((v for v in BUNDLE_VARIABLES if env.get(v)), "")
@@ -96,7 +96,6 @@ def _make(cafile: str | None, client_cert: str | None) -> ssl.SSLContext:
                 cafile=None if folder else cafile, capath=cafile if folder else None
             )
     except (OSError, ssl.SSLError) as exc:  # a bad SSL_CERT_FILE, SSL_CERT_DIR or cert
-        where = where if cafile else "SSL_CERT_FILE (or SSL_CERT_DIR)"
         raise DownloadError(
             f"cannot load the CA certificates for TLS: {exc}; point {where} at your CA bundle"
         ) from None
