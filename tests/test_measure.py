@@ -13,7 +13,7 @@ import trio
 from helpers import one_line_error
 
 from segfetch.engine.measure import Step, bench, classify, recommend
-from segfetch.testing.emulator import Emulator, Link, SyntheticFile
+from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 
 def steps(*rates: float) -> list[Step]:
@@ -121,3 +121,17 @@ def test_bench_bad_input(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-m", "segfetch", *args], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("segfetch: error: ") and "Traceback" not in proc.stderr
+
+
+async def test_a_dropped_connection_does_not_end_the_bench() -> None:
+    """A link that resets a connection every 256 KiB (the flaky links segfetch is for): each
+    connection opens again where it stopped, and the rates are measured all the same."""
+    link = Link(rate=1 << 20, faults=(Fault("reset", every=256 * 1024),))
+    emu = Emulator({"/b.bin": SyntheticFile(32 << 20)}, link=link)
+    async with emu, httpx.AsyncClient() as client:
+        report = await bench(
+            client, emu.url("/b.bin"), budget=8 << 20, seconds=20,
+            max_connections=2, step_seconds=1.0,
+        )  # fmt: skip
+    assert [s.connections for s in report.steps] == [1, 2]
+    assert all(s.bytes > 256 * 1024 for s in report.steps)
