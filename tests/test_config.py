@@ -92,3 +92,17 @@ async def test_get_and_bench_leave_a_broken_settings_file_alone(tmp_path: Path) 
     assert bench.returncode == 2
     assert "not valid JSON (line 2); fix or delete it" in one_line_error(bench)
     assert path.read_text() == BROKEN
+
+
+def test_help_names_the_saved_count_as_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After `bench --save`, -n's default is the saved count: --help says so, not auto."""
+    from segfetch.cli.main import main
+
+    config.save_connections(6)
+    with pytest.raises(SystemExit):
+        main(["get", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "a fixed count (default 6, saved by `segfetch bench --save`)" in text
+    assert "auto (the default" not in text

@@ -29,13 +29,17 @@ if TYPE_CHECKING:
 def add_download_options(
     p: argparse.ArgumentParser, min_segment: int = DEFAULT_MIN_SEGMENT
 ) -> None:
+    saved = saved_connections("auto")
+    auto = f"as many as the link rewards, up to {AUTO_CAP}"
     p.add_argument(
         "-n",
         "--connections",
-        default=saved_connections("auto"),
+        default=saved,
         metavar="N|auto",
-        help="connections per file: auto (the default: as many as the link rewards, up to "
-        f"{AUTO_CAP}) or a fixed count (`segfetch bench --save` may set one)",
+        help=f"connections per file: auto (the default: {auto}) or a fixed count"
+        if saved == "auto"
+        else f"connections per file: a fixed count (default {saved}, saved by `segfetch bench "
+        f"--save`) or auto ({auto})",
     )
     p.add_argument(
         "--min-segment",
