@@ -24,3 +24,19 @@ def test_each_command_builds_its_own_parser(name: str) -> None:
     alone = commands(_parser(name))
     assert name in alone and set(alone) < set(MODULES)  # its own, not all of them
     assert alone[name].format_help() == commands(_parser())[name].format_help()
+
+
+@pytest.mark.parametrize("command", ["install", "download"])
+def test_cache_dir_and_no_cache_are_one_or_the_other(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `[--cache-dir DIR | --no-cache]`; both at once was taken, --cache-dir unused."""
+    from segfetch.cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main([command, "attrs", "--cache-dir", "c", "--no-cache"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "segfetch: error: argument --no-cache: not allowed with argument --cache-dir"
+    )

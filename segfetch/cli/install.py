@@ -92,14 +92,14 @@ def add_commands(sub: Any) -> None:
             help="allow installing into the Python segfetch runs in",
         )
         p.add_argument("--pre", action="store_true", help="allow pre-releases")
-        p.add_argument(
+        cache = p.add_mutually_exclusive_group()
+        cache.add_argument(
             "--cache-dir",
             type=Path,
             metavar="DIR",
-            help="default $SEGFETCH_CACHE_DIR, else segfetch in the user's cache folder "
-            "(~/.cache/segfetch on Linux)",
+            help="default $SEGFETCH_CACHE_DIR, else ~/.cache/segfetch (the user's cache folder)",
         )
-        p.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
+        cache.add_argument("--no-cache", action="store_true", help="use a throw-away cache")
         p.add_argument(
             "--max-connections",
             type=int,
