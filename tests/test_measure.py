@@ -12,7 +12,7 @@ import pytest
 import trio
 from helpers import one_line_error
 
-from segfetch.engine.measure import Step, bench, classify, recommend
+from segfetch.engine.measure import Step, bench, classify, counts, recommend
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 
@@ -135,3 +135,10 @@ async def test_a_dropped_connection_does_not_end_the_bench() -> None:
         )  # fmt: skip
     assert [s.connections for s in report.steps] == [1, 2]
     assert all(s.bytes > 256 * 1024 for s in report.steps)
+
+
+def test_bench_measures_up_to_the_n_it_takes() -> None:
+    """`bench -n 64` was taken, yet no step went past 16 connections."""
+    assert counts(16) == [1, 2, 4, 8, 16]
+    assert counts(64) == [1, 2, 4, 8, 16, 32, 64]
+    assert counts(3) == [1, 2]

@@ -20,7 +20,9 @@ def add_command(sub: Any) -> None:
     p.add_argument("--emulate", action="store_true", help="measure the built-in emulator instead")
     p.add_argument("--budget", default="16M", metavar="SIZE", help="bytes to read at most (16M)")
     p.add_argument("--time", default="30s", metavar="T", help="time to take at most (30s)")
-    p.add_argument("-n", "--connections", type=int, default=16, metavar="N", help="up to N (16)")
+    p.add_argument(
+        "-n", "--connections", type=int, default=16, metavar="N", help="up to N (16; at most 64)"
+    )
     p.add_argument("--save", action="store_true", help="make the suggested -n the default")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

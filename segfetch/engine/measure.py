@@ -1,6 +1,6 @@
 """`segfetch bench`: how much do more connections buy on this link?
 
-Ranged reads within a byte budget and a time budget, at 1, 2, 4, 8, 16 connections,
+Ranged reads within a byte budget and a time budget, at 1, 2, 4, 8, 16 (32, 64) connections,
 stopping once throughput stops growing. The decisions (is the limit per connection or
 shared, which -n to use) are pure functions at the bottom.
 """
@@ -19,7 +19,7 @@ from segfetch.engine.body import body_chunks
 from segfetch.engine.ranges import parse_content_range, range_header
 from segfetch.errors import DownloadError, redact_url
 
-STEPS = (1, 2, 4, 8, 16)
+STEPS = (1, 2, 4, 8, 16, 32, 64)  # those up to -n (16 unless told; bench takes up to 64)
 STEP_SECONDS = 2.0  # how long one step lasts at most, so start-up costs do not dominate
 GROWTH = 1.15  # a step that does not beat the last by this much ends the climb
 
@@ -69,7 +69,7 @@ async def bench(
     size, ranges, first = await _probe(client, url)
     report = Report(url, size, ranges, first, await _request_time(client, url))
     spent = 0
-    steps = [s for s in STEPS if s <= max_connections] if ranges else [1]
+    steps = counts(max_connections) if ranges else [1]
     for i, n in enumerate(steps):
         left_bytes, left_time = budget - spent, deadline - trio.current_time()
         if left_bytes <= n * 16 * 1024 or left_time <= 0:
@@ -184,6 +184,11 @@ async def _step(
         raise DownloadError(f"the link failed while measuring: {errors[0]}")
     ended = trio.current_time()
     return Step(n, sum(got), ended - first[0] if first else window)
+
+
+def counts(max_connections: int) -> list[int]:
+    """The connection counts measured, doubling up to ``max_connections`` (-n)."""
+    return [s for s in STEPS if s <= max_connections]
 
 
 def classify(steps: list[Step]) -> str:
