@@ -831,3 +831,20 @@ async def test_a_cache_that_cannot_be_written_fails_the_request_not_the_server(
         r = await client.get(url.replace("/simple/", f"/files/sf-beta/{BETA}"))
         assert r.status_code == 500 and "Traceback" not in r.text
         assert (await client.get(url + "sf-beta/")).status_code == 200  # still serving
+
+
+def test_a_stop_while_asking_pip_for_the_index_is_a_clean_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: Ctrl-C or SIGTERM stops serve (exit 0). Asking pip for its index takes seconds
+    (a subprocess); a SIGTERM then (docker stop) exited 143 with '... again to resume'."""
+    from segfetch.cli import running
+    from segfetch.cli.main import main
+    from segfetch.wheels import target
+
+    def stopped() -> None:
+        raise running.Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(target, "pip_config_listing", stopped)
+    assert main(["serve", "--port", "0", "--cache-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().err == "segfetch: serve stopped\n"

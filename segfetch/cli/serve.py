@@ -68,14 +68,14 @@ def _run(args: argparse.Namespace) -> int:
     auth = args.auth or os.environ.get(AUTH_ENV) or None
     if auth is not None and (":" not in auth or auth.startswith(":")):
         raise UsageError(f"--auth takes USER:PASS (or {AUTH_ENV}=USER:PASS)")
-    indexes, network = _indexes(args)
     if not _loopback(args.host):
         print(
             f"segfetch: warning: listening on {args.host}: whoever reaches this port may use "
             f"the index{'' if auth else ' (give --auth USER:PASS to require a password)'}",
             file=sys.stderr,
         )
-    try:
+    try:  # (asking pip for its indexes takes seconds: a stop meanwhile is a stop too)
+        indexes, network = _indexes(args)
         running.run(lambda: _serve(args, options, indexes, auth, network))
     except (KeyboardInterrupt, running.Terminated):
         print("segfetch: serve stopped", file=sys.stderr)
