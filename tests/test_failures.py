@@ -174,3 +174,17 @@ def test_a_proxy_refusing_connect_is_final(exc: Exception, words: str) -> None:
 def test_a_proxy_that_cannot_connect_onwards_is_retried() -> None:
     failure = failures.from_transport(httpx.ProxyError("502 Bad Gateway"), "https://h/x")
     assert failure.retry
+
+
+def test_one_try_is_not_said_to_have_made_no_progress() -> None:
+    """--max-tries 1 gives up at the first failure even after bytes came: 'with no progress'
+    was wrong there (a reset after 1 MB of 8 said it)."""
+    failure = failures.from_status(503, "Service Unavailable", {}, "http://h/f")
+    one = str(failures.exhausted(1, failure))
+    assert (
+        one.startswith("giving up after 1 try (--max-tries 1: no retry): ")
+        and "progress" not in one
+    )
+    assert str(failures.exhausted(5, failure)).startswith(
+        "giving up after 5 tries with no progress: "
+    )

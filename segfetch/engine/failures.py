@@ -63,9 +63,10 @@ class Failure:
 
 def exhausted(tries: int, failure: Failure) -> RetriesExhausted:
     """The error after the last try of a failure worth retrying."""
+    # (one try is --max-tries 1: no retry even after bytes came, so no claim of no progress)
+    why = "(--max-tries 1: no retry)" if tries == 1 else "with no progress"
     return RetriesExhausted(
-        f"giving up after {plural(tries, 'try')} with no progress: {failure.message}; "
-        + failure.advice,
+        f"giving up after {plural(tries, 'try')} {why}: {failure.message}; " + failure.advice,
         failure.status,
     )
 
