@@ -715,6 +715,32 @@ async def test_root_lists_the_upstreams_projects_and_outlives_it(
     assert all(f'<a href="{n}/">' in html for n in ("sf-alpha", "sf-beta", "sf-big"))
 
 
+async def test_root_of_an_upstream_that_never_answered_is_an_error_not_an_empty_list(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """With no index answering and no list stored, an empty list with a 200 would tell a
+    client (proxpi caches it) that no project exists: it gets a 502 instead, and the list
+    once the upstream is back. A second index that fails is left out, and said."""
+    lines: list[str] = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/simple/"  # bound, not listening
+        async with (
+            serving([dead], tmp_path / "c", notice=lines.append) as (_, url),
+            httpx.AsyncClient(trust_env=False) as client,
+        ):
+            down = await client.get(url, headers={"Accept": JSON_TYPE})
+        async with (
+            Emulator(index=index_dir) as emu,
+            serving([emu.index_url, dead], tmp_path / "c", notice=lines.append) as (_, url),
+            httpx.AsyncClient(trust_env=False) as client,
+        ):
+            doc = (await client.get(url, headers={"Accept": JSON_TYPE})).json()
+    assert down.status_code == 502 and "127.0.0.1" in down.text
+    assert sorted(p["name"] for p in doc["projects"]) == ["sf-alpha", "sf-beta", "sf-big"]
+    assert sum("project list: an index left out" in line for line in lines) == 1
+
+
 async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(
     tmp_path: Path, index_dir: Path
 ) -> None:

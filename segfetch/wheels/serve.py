@@ -200,16 +200,26 @@ class Upstream(Session):
 
     async def projects(self) -> list[str]:
         """The projects all indexes list (clients such as proxpi look a project up there):
-        revalidated as pages are; an index that fails gives its stored list, or none."""
+        revalidated as pages are; an index that fails gives its stored list, or none (said),
+        and where none gave a list the request fails: an empty one would be taken as true."""
         return await self._once(("root", ""), self._projects)
 
     async def _projects(self) -> list[str]:
         names: list[str] = []
+        failed: list[SegfetchError] = []
         for index in self.indexes:
             stored = stored_projects(self.pages, index)
             fetch = partial(fetch_projects, self.client, index)
             answer = await self._ask(index, fetch, stored is not None)
+            gone = isinstance(answer, HTTPStatusError) and answer.status in NOT_THERE
+            if isinstance(answer, SegfetchError) and stored is None and not gone:
+                failed.append(answer)
             names += (stored or []) if isinstance(answer, SegfetchError) else answer
+        if len(failed) == len(self.indexes):
+            raise failed[0]
+        for error in failed:
+            if self.notice is not None:
+                self.notice(f"project list: an index left out, as it failed: {error}")
         return names
 
     async def metadata(self, f: IndexFile) -> bytes | None:
