@@ -452,6 +452,30 @@ async def test_a_missing_metadata_is_asked_for_once(tmp_path: Path, index_dir: P
     assert f"/files/{BETA}" in asked  # read from the wheel instead
 
 
+@pytest.mark.parametrize("advertised", [False, True])
+async def test_a_promised_metadata_that_is_missing_is_a_warning(
+    tmp_path: Path, index_dir: Path, advertised: bool
+) -> None:
+    """A page that promises a .metadata (PEP 658) the index then 404s costs the whole wheel
+    over the link, for every wheel pip looks at: said once, where the operator sees it
+    (serve's stderr). One never promised is only a guess: silent."""
+    options = IndexOptions(metadata=False)  # .metadata files answer 404
+    lines: list[str] = []
+    async with (
+        Emulator(index=index_dir, link=Link(), index_options=options) as emu,
+        make_client(4, 30) as client,
+    ):
+        s = Session(
+            client, Cache(tmp_path / "cache"), [emu.index_url], budget=4, notice=lines.append
+        )
+        [f] = [f for f in await s.project("sf-beta") if f.filename == BETA]
+        f = replace(f, metadata=advertised)
+        assert await s.metadata_of(f) == metadata_of(index_dir / BETA)
+        assert await s.metadata_of(f) == metadata_of(index_dir / BETA)
+    said = f"warning: the index's metadata of {BETA} answered 404; read from the wheel instead"
+    assert lines == ([said] if advertised else [])
+
+
 # -- pure parts ------------------------------------------------------------------------------
 
 

@@ -439,12 +439,11 @@ class Session:
             except SegfetchError as exc:  # (a guess's failure of any kind, an advertised 404)
                 if f.metadata and not isinstance(exc, (HTTPStatusError, HashMismatch)):
                     raise
-                if isinstance(exc, HashMismatch) and self.notice is not None:
-                    # The wheel, checked by its own sha256, holds the true METADATA
-                    self.notice(
-                        f"warning: the index's metadata of {f.filename} does not match its "
-                        "sha256; read from the wheel instead"
-                    )
+                if f.metadata and self.notice is not None:  # the wheel holds the true METADATA
+                    bad = f"answered {exc.status}" if isinstance(exc, HTTPStatusError) else ""
+                    why = bad or "does not match its sha256"  # (a whole wheel crosses the link)
+                    self.notice(f"warning: the index's metadata of {f.filename} {why}; "
+                                "read from the wheel instead")  # fmt: skip
             self._no_metadata.add(f.url)
         return wheel_metadata(await self.file_of(f))
 
