@@ -874,3 +874,27 @@ def test_a_stop_while_asking_pip_for_the_index_is_a_clean_stop(
     monkeypatch.setattr(target, "pip_config_listing", stopped)
     assert main(["serve", "--port", "0", "--cache-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().err == "segfetch: serve stopped\n"
+
+
+async def test_a_file_failing_its_sha256_is_not_fetched_again_for_each_request(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """Bytes that fail the page's sha256 crossed the uplink for nothing: a request soon
+    after (a client's own retry, another builder) hears why at once (a 502), not after the
+    same bytes crossed again. Seen: one `uv pip install` fetched such a file 16 times."""
+    data = (index_dir / BETA).read_bytes()
+    other = {f"/files/{BETA}": data[:-1] + bytes([data[-1] ^ 1])}  # its size, another sha256
+    lines: list[str] = []
+    async with (
+        Emulator(index=index_dir, files=other) as emu,
+        serving([emu.index_url], tmp_path / "c", notice=lines.append) as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        file_url = url.replace("/simple/", f"/files/sf-beta/{BETA}")
+        with pytest.raises(httpx.HTTPError):  # streamed, then cut: never the wrong file whole
+            await client.get(file_url)
+        fetched = probes(emu, BETA)
+        again = await client.get(file_url)
+        assert again.status_code == 502
+        assert "sha256 mismatch" in again.text and "not fetched again" in again.text
+        assert probes(emu, BETA) == fetched

@@ -30,6 +30,7 @@ from segfetch.engine.retry import RetryPolicy
 from segfetch.errors import (
     DiskError,
     DownloadError,
+    HashMismatch,
     HTTPStatusError,
     RetriesExhausted,
     SegfetchError,
@@ -94,6 +95,10 @@ class Upstream(Session):
         self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
         self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
+        # Files whose bytes failed their page's sha256, by (URL, sha256): (until, the error).
+        # Asked again at once, each would cross the uplink again (twice: the engine's own
+        # second try), for every retry of every client (uv tries 3 times) and to no avail.
+        self._mismatched: dict[tuple[str, str], tuple[float, SegfetchError]] = {}
 
     async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
         """fn() run once for all who ask while it runs, in the server's nursery."""
@@ -262,7 +267,12 @@ class Upstream(Session):
             hit = await self._cached(f)
             if hit is not None:
                 return hit
-            g = self._growing.get(f.url) or self._start(f)
+            g = self._growing.get(f.url)
+            if g is None:
+                bad = self._mismatched.get((f.url, f.sha256 or ""))
+                if bad is not None and trio.current_time() < bad[0]:
+                    raise bad[1]
+                g = self._start(f)
         return g
 
     async def _cached(self, f: IndexFile) -> Path | None:
@@ -292,7 +302,11 @@ class Upstream(Session):
                 self._fetched[f.url] = got.path
             g.finish(got.path, got.sha256, got.size)
         except Exception as exc:
-            g.fail(self._error(exc))
+            g.fail(error := self._error(exc))
+            if isinstance(error, HashMismatch):
+                again = f"{error}; not fetched again for {REST:.0f} s"
+                self._mismatched[(f.url, f.sha256 or "")] = (trio.current_time() + REST,
+                                                            DownloadError(again))  # fmt: skip
         finally:
             self._growing.pop(f.url, None)
 
