@@ -659,18 +659,15 @@ async def crash_resume(kill_at: float, work: Path) -> Crash:
 # -- evidence from the tests -----------------------------------------------------------------
 
 KILLED = "tests/test_cli.py::test_killed_download_resumes_without_refetching"
-EVIDENCE_TESTS = [
-    KILLED,
-    "tests/test_cli.py::test_one_gib_download_keeps_memory_flat",
-    "tests/test_engine.py::test_flipped_byte_in_a_zip_refetches_only_the_bad_member",
-    "tests/test_hostile.py",
-]
+GIB = "tests/test_cli.py::test_one_gib_download_keeps_memory_flat"
+REPAIR = "tests/test_repair.py::test_flipped_byte_in_a_zip_refetches_only_that_member_over_loopback"
+EVIDENCE_TESTS = [KILLED, GIB, REPAIR, "tests/test_hostile.py"]
 
 
 def run_evidence() -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-s", "-rA", "--durations=0",
-         "-p", "no:cacheprovider", *EVIDENCE_TESTS],
+        [sys.executable, "-m", "pytest", "-q", "-s", "-rA", "--durations=0", "-n", "0",
+         "-p", "no:cacheprovider", *EVIDENCE_TESTS],  # -n 0: xdist's workers hide -s output
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     out = proc.stdout
@@ -1101,8 +1098,7 @@ def evidence_sections(ev: dict[str, Any]) -> list[str]:
         return f"{d:.2f} s" if d is not None else "-"
 
     rss, repair = ev["rss_mib"], ev["repair"]
-    gib = "tests/test_cli.py::test_one_gib_download_keeps_memory_flat"
-    rep = "tests/test_engine.py::test_flipped_byte_in_a_zip_refetches_only_the_bad_member"
+    gib, rep = GIB, REPAIR
     out = [
         "## Memory: 1 GiB\n",
         f"`{gib}` ({res(gib)}): `segfetch get -n 8 --sha256 ...` of a 1 GiB synthetic file "
