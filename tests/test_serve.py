@@ -410,7 +410,8 @@ async def test_two_uv_clients_at_once_share_one_download_then_the_cache_outlives
     await _imports(two, "sf_alpha", "sf_beta", "sf_big")
     # The upstream is gone: a fresh server on the same cache still installs (stale pages
     # and files, marked).
-    async with serving([emu.index_url], cache) as (_, url):
+    said: list[str] = []
+    async with serving([emu.index_url], cache, notice=said.append) as (_, url):
         proc = await _uv_install(three, url, "sf-alpha")
         assert proc.returncode == 0, proc.stderr
         async with httpx.AsyncClient(trust_env=False) as client:
@@ -418,6 +419,7 @@ async def test_two_uv_clients_at_once_share_one_download_then_the_cache_outlives
             f = await client.get(url.replace("/simple/", f"/files/sf-alpha/{ALPHA}"))
         assert r.status_code == 200 and r.headers["Warning"] == '110 - "Response is Stale"'
         assert f.status_code == 200 and f.headers["Warning"] == '110 - "Response is Stale"'
+    assert any(line.startswith("sf-alpha: its stored page served (stale)") for line in said), said
     await _imports(three, "sf_alpha", "sf_beta")
 
 

@@ -165,6 +165,10 @@ class Upstream(Session):
                 if kept is None:
                     failed.append(answer)
                     continue
+                if self.notice is not None:  # the operator hears that the upstream is down
+                    self.notice(
+                        f"{name}: its stored page served (stale), as an index failed: {answer}"
+                    )
                 answer, stale = kept, True
             files += answer
             found = True
