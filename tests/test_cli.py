@@ -468,6 +468,23 @@ async def test_a_stdout_that_cannot_take_the_json_is_one_line(tmp_path: Path, st
         os.close(out)
 
 
+@pytest.mark.parametrize("closed", [(2,), (1, 2), (0, 1, 2)])
+async def test_a_closed_stderr_or_stdin_does_not_fail_the_download(
+    tmp_path: Path, closed: tuple[int, ...]
+) -> None:
+    """`2>&-` (a cron line, a daemon): the progress bar's look at stderr (None then) failed
+    every `get` with exit 1 and a traceback nobody saw; nothing was downloaded."""
+    async with Emulator({PATH: SyntheticFile(300_000)}) as emu:
+        dest = tmp_path / "x.whl"
+        proc = await trio.run_process(
+            [sys.executable, "-m", "segfetch", "get", emu.url(PATH), "-o", str(dest)],
+            check=False,
+            preexec_fn=lambda: os.closerange(closed[0], closed[-1] + 1),
+        )
+        assert proc.returncode == 0
+        assert dest.read_bytes() == emu.content(PATH)
+
+
 @pytest.mark.parametrize(
     ("path", "name"),
     [

@@ -17,6 +17,7 @@ QUICK_EXIT = frozenset({"get"})
 
 
 def run() -> int:
+    standard_streams_open()
     try:
         with collector_paused():
             from segfetch.cli.main import main
@@ -32,6 +33,24 @@ def run() -> int:
     if code == 0 and sys.argv[1:2] and sys.argv[1] in QUICK_EXIT:
         quick_exit()
     return code
+
+
+def standard_streams_open() -> None:
+    """A standard stream closed before segfetch started (`2>&-`, `>&-`, `<&-`) gets
+    /dev/null in its place: no file or socket segfetch opens takes its number (pip's output,
+    or a line for stderr, would go into it), and stderr's lines have somewhere to go (with
+    none, the progress bar's check of it failed the download). ``sys.stdout`` stays None:
+    report() says a result could not be written."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # (the lowest free number: fd itself)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115 (for the life of the process)
 
 
 class ReportLost(Exception):
