@@ -86,6 +86,10 @@ BAD_ARGS = [
     (["download", "x @ http://h:99999/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
     (["download", "a" * 70000, "-qd", "/tmp/x", "--index-url", "http://127.0.0.1:9/"], "not valid"),
     (["serve", "-i", "http://[::1"], "not a valid index URL"),
+    # An empty index URL ("$MIRROR", unset) is not the public index (pip finds none then)
+    (["download", "x==1", "-d", "/tmp/x", "--index-url", ""], "--index-url is empty"),
+    (["install", "x==1", "--system", "-i", " "], "--index-url is empty"),
+    (["serve", "--index-url", ""], "--index-url is empty"),
     (["download", "x @ http://h/x-1.0-py3-none-any.whl#md5=zz", "-d", "/tmp/x"], "x @ http"),
 ]
 

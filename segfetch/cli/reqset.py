@@ -53,6 +53,9 @@ def take_configured(args: argparse.Namespace, words: list[str] | None = None) ->
 def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     from segfetch.wheels.requirements import RequirementSet
 
+    if args.index_url is not None and not args.index_url.strip():  # "$MIRROR", unset: pip
+        # finds no index then; the public one in its place is no mirror's
+        raise UsageError("--index-url is empty: give the index's URL (--no-index: none)")
     links = [*getattr(args, "configured_links", []), *args.find_links]
     reqs = RequirementSet(pre=args.pre, find_links=links)
     reqs.read_url = partial(_read_url, timeout=timeout)

@@ -96,6 +96,8 @@ def _indexes(args: argparse.Namespace) -> tuple[list[str], Network | None]:
     from segfetch.wheels.target import index_urls_in_config, pip_config_listing
 
     index, extras = args.index_url, args.extra_index_url
+    if index is not None and not index.strip():  # ("$MIRROR", unset): not the public index
+        raise UsageError("--index-url is empty: give the URL of the index to serve")
     network = None
     if index is None and not extras:
         listing = pip_config_listing()
