@@ -90,6 +90,13 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/tmp/x", "--index-url", ""], "--index-url is empty"),
     (["install", "x==1", "--system", "-i", " "], "--index-url is empty"),
     (["serve", "--index-url", ""], "--index-url is empty"),
+    # An empty --cache-dir made the current folder the cache; -d naming a file failed only
+    # after every download, with 'File exists'
+    (["download", "x==1", "-d", "/tmp/x", "--cache-dir", ""], "--cache-dir: names no folder"),
+    (["serve", "--cache-dir", ""], "--cache-dir: names no folder"),
+    (["download", "x==1", "-d", "/etc/passwd"], "'/etc/passwd' is not a folder"),
+    (["download", "x==1", "-d", "/etc/passwd/x/y"], "'/etc/passwd' is not a folder"),
+    (["download", "x==1", "-d", "/dev/null"], "is not a folder"),
     (["download", "x @ http://h/x-1.0-py3-none-any.whl#md5=zz", "-d", "/tmp/x"], "x @ http"),
 ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.cli import report, reqset, running
-from segfetch.cli.options import add_download_options, download_options
+from segfetch.cli.options import add_download_options, cache_folder, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
     add_pip_options,
@@ -95,7 +95,7 @@ def add_commands(sub: Any) -> None:
         cache = p.add_mutually_exclusive_group()
         cache.add_argument(
             "--cache-dir",
-            type=Path,
+            type=cache_folder,
             metavar="DIR",
             help="default $SEGFETCH_CACHE_DIR, else ~/.cache/segfetch (the user's cache folder)",
         )

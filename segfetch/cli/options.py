@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.config import saved_connections
@@ -99,6 +100,13 @@ def _connections(text: str) -> int | None:
     if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_CONNECTIONS:
         raise UsageError(f"-n takes auto or a count from 1 to {MAX_CONNECTIONS}, not {text!r}")
     return int(text)
+
+
+def cache_folder(text: str) -> Path:
+    """--cache-dir: an empty one ("$CACHE", unset) made the current folder the cache."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("names no folder; give one")
+    return Path(text)
 
 
 def add_link_options(

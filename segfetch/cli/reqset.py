@@ -56,6 +56,7 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     if args.index_url is not None and not args.index_url.strip():  # "$MIRROR", unset: pip
         # finds no index then; the public one in its place is no mirror's
         raise UsageError("--index-url is empty: give the index's URL (--no-index: none)")
+    _check_dest(getattr(args, "dest", None))
     links = [*getattr(args, "configured_links", []), *args.find_links]
     reqs = RequirementSet(pre=args.pre, find_links=links)
     reqs.read_url = partial(_read_url, timeout=timeout)
@@ -78,6 +79,16 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
             line = f"Location {link!r} is ignored: it is either a non-existing path or lacks a "
             print(f"segfetch: warning: {line}specific scheme.", file=sys.stderr)
     return reqs
+
+
+def _check_dest(dest: Path | None) -> None:
+    """download's -d, before any request: a file there (or above it) failed the command
+    with 'File exists' once every file was fetched. A folder that is missing is made."""
+    for there in [dest, *dest.parents] if dest is not None else []:
+        if there.exists() or there.is_symlink():
+            if not there.is_dir():
+                raise UsageError(f"-d {str(dest)!r}: {str(there)!r} is not a folder; give one")
+            return
 
 
 def _add_file(reqs: RequirementSet, path: str, *, constraint: bool) -> None:

@@ -7,12 +7,11 @@ import argparse
 import ipaddress
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from segfetch.cli import running
-from segfetch.cli.options import add_download_options, download_options
+from segfetch.cli.options import add_download_options, cache_folder, download_options
 from segfetch.errors import (
     UsageError,
     check_url,
@@ -44,7 +43,9 @@ def add_command(sub: Any) -> None:
     p.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"(default {DEFAULT_PORT}; 0: any free one)"
     )
-    p.add_argument("--cache-dir", type=Path, metavar="DIR", help="(default: segfetch's cache)")
+    p.add_argument(
+        "--cache-dir", type=cache_folder, metavar="DIR", help="(default: segfetch's cache)"
+    )
     p.add_argument(
         "--auth",
         metavar="USER:PASS",
