@@ -68,6 +68,7 @@ BAD_ARGS = [
     (["get", "http://127.0.0.1:9/x.whl", "--max-tries", "99999"], "--max-tries"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null"], "not a regular file"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "newdir/"], "does not exist"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "-"], "cannot write to stdout"),  # not a file "-"
     (["emulate", "--rtt", "nan"], "duration"),
     (["get", "http://127.0.0.1:9/x.whl", "--bogus"], "--bogus (see segfetch get --help)"),
     (["install", "x", "--python", sys.executable, "--system"], "not allowed with argument"),
@@ -86,6 +87,10 @@ BAD_ARGS = [
     (["download", "x @ http://h:99999/x-1.0-py3-none-any.whl", "-d", "/tmp/x"], "not a valid URL"),
     (["download", "a" * 70000, "-qd", "/tmp/x", "--index-url", "http://127.0.0.1:9/"], "not valid"),
     (["serve", "-i", "http://[::1"], "not a valid index URL"),
+    # A host name DNS cannot take: said before any connection (was a traceback there)
+    (["get", "http://a..b/x.bin"], "its host name is no name DNS can look up"),
+    (["get", "--json", f"http://{'a' * 64}.example/x.bin"], "not a valid URL"),
+    (["download", "x==1", "-d", "/tmp/x", "-i", "http://xn--zz/simple/"], "not a valid index"),
     # An empty index URL ("$MIRROR", unset) is not the public index (pip finds none then)
     (["download", "x==1", "-d", "/tmp/x", "--index-url", ""], "--index-url is empty"),
     (["install", "x==1", "--system", "-i", " "], "--index-url is empty"),

@@ -134,6 +134,8 @@ def _httpx_path(url: str) -> str:
 def _destination(path: str, output: str | None) -> Path:
     """Where to write: -o, or the last segment of the URL's (decoded) ``path`` in -o's
     folder or here; checked."""
+    if output == "-":  # curl's and wget's stdout: not a file named "-"
+        raise UsageError("-o -: segfetch cannot write to stdout, only a file; give a file path")
     name = path.rsplit("/", 1)[-1]  # (decoded once already: a second decoding made
     # "..%252F..%252Fx" a name that climbs out of the folder, "../../x")
     if output is not None and output.endswith(("/", os.sep)) and not Path(output).is_dir():
