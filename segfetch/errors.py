@@ -122,8 +122,8 @@ def check_url(url: str, what: str = "URL") -> str:
         parsed.raw_host.decode("ascii").encode("idna")
         parsed.host  # noqa: B018
     except ValueError:
-        host = "its host name is no name DNS can look up: parts of 1-63 characters between dots"
-        raise UsageError(f"not a valid {what}: {redact_url(url)!r} ({host})") from None
+        why = "check its host name: parts of 1-63 characters between dots"
+        raise UsageError(f"not a valid {what}: {redact_url(url)!r} ({why})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"not an http:// or https:// {what}: {redact_url(url)!r}")
     if parsed.port is not None and not 0 < parsed.port < 65536:

@@ -60,7 +60,9 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/tmp/x", "--cache-dir", "/etc/passwd"], "give --cache-dir"),
     (["install", "-r", "/no/such/req.txt"], "cannot read"),
     (["install", "x==1", "--system", "--index-url", "ftp://mirror/simple"], "no http(s) or file:"),
-    (["bench", "--emulate", "-n", "0"], "-n from 1 to 64"),
+    (["bench", "--emulate", "-n", "0"], "-n must be from 1 to 64, not 0"),
+    (["bench", "--emulate", "--budget", "1K"], "--budget must be at least 64K, not 1K"),
+    (["bench", "--emulate", "--time", "0"], "--time must be more than 0, not 0"),
     # Every option range-checked: no traceback, no runaway memory.
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "nan"], "duration"),
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "inf"], "duration"),
@@ -88,7 +90,7 @@ BAD_ARGS = [
     (["download", "a" * 70000, "-qd", "/tmp/x", "--index-url", "http://127.0.0.1:9/"], "not valid"),
     (["serve", "-i", "http://[::1"], "not a valid index URL"),
     # A host name DNS cannot take: said before any connection (was a traceback there)
-    (["get", "http://a..b/x.bin"], "its host name is no name DNS can look up"),
+    (["get", "http://a..b/x.bin"], "(check its host name: parts of 1-63"),
     (["get", "--json", f"http://{'a' * 64}.example/x.bin"], "not a valid URL"),
     (["download", "x==1", "-d", "/tmp/x", "-i", "http://xn--zz/simple/"], "not a valid index"),
     # An empty index URL ("$MIRROR", unset) is not the public index (pip finds none then)

@@ -37,8 +37,13 @@ def _run(args: argparse.Namespace) -> int:
         budget, seconds = parse_size(args.budget), parse_duration(args.time)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if budget < 64 * 1024 or seconds <= 0 or not 1 <= args.connections <= 64:
-        raise UsageError("--budget must be at least 64K, --time above 0, -n from 1 to 64")
+    for wrong, line in [  # (one line naming the option that is wrong, with its value)
+        (budget < 64 * 1024, f"--budget must be at least 64K, not {args.budget}"),
+        (seconds <= 0, f"--time must be more than 0, not {args.time}"),
+        (not 1 <= args.connections <= 64, f"-n must be from 1 to 64, not {args.connections}"),
+    ]:
+        if wrong:
+            raise UsageError(line)
     url = check_url(args.url) if args.url else None
     if args.save:  # a settings file it cannot add to: said before the measuring, not after
         from segfetch.config import settings_for_saving

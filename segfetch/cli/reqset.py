@@ -103,9 +103,12 @@ def _read_url(url: str, timeout: float) -> bytes:
     """A requirements file at a URL, through the environment's proxies as every request."""
     import httpx
 
-    from segfetch.engine.client import with_env_proxies
+    from segfetch.engine.client import check_host, with_env_proxies
 
-    client = with_env_proxies(lambda: httpx.Client(follow_redirects=True, timeout=timeout))
+    hooks = {"request": [check_host]}  # ("a..b" redirected to: said, not a traceback)
+    client = with_env_proxies(
+        lambda: httpx.Client(follow_redirects=True, timeout=timeout, event_hooks=hooks)
+    )
     why = ""
     with client:
         try:

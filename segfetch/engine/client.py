@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import TypeVar
 
@@ -171,6 +172,22 @@ class NetrcAuth(httpx.Auth):
             yield from httpx.BasicAuth(*found).auth_flow(request)
 
 
+def check_host(request: httpx.Request) -> None:
+    """A host name the connection cannot encode ("a..b", a part of 64 characters: a
+    redirect's or an index link's) fails as a name that does not resolve, not with the
+    connection's UnicodeError (a traceback)."""
+    host = request.url.raw_host.decode("ascii")
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        error = socket.gaierror(f"not a valid host name: {host!r}")
+        raise httpx.ConnectError(str(error), request=request) from error
+
+
+async def check_host_async(request: httpx.Request) -> None:
+    check_host(request)
+
+
 def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         http1=True,
@@ -185,6 +202,7 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         # made on the first https connection; pip's trusted hosts are not checked
         verify=tls_context(net.cafile, net.client_cert, net.insecure),
         auth=NetrcAuth(path) if (path := netrc_file()) else None,
+        event_hooks={"request": [check_host_async]},
     )
 
 

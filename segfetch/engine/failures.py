@@ -96,6 +96,7 @@ def from_status(
 def from_transport(exc: BaseException, url: str) -> Failure:
     """A connection that failed (httpx.TransportError and its causes). Name resolution,
     certificate and scheme failures are final: another try would fail the same way."""
+    url = _asked(exc, url)  # (a redirect's target where it was that failed)
     host = _host(url)
     cause: BaseException | None = exc
     while cause is not None:
@@ -119,6 +120,14 @@ def from_transport(exc: BaseException, url: str) -> Failure:
         )
     text = _peer_bytes(str(exc)) or "no answer in time"
     return Failure(f"{type(exc).__name__}: {text}", retry=True)
+
+
+def _asked(exc: BaseException, url: str) -> str:
+    """The URL of the request that failed, where httpx's error holds it; else ``url``."""
+    try:
+        return str(exc.request.url)  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # (httpx's RuntimeError: no request set)
+        return url
 
 
 def _proxy_refused(exc: BaseException) -> Failure | None:

@@ -95,7 +95,10 @@ async def _probe(client: httpx.AsyncClient, url: str) -> tuple[int, bool, float]
     for _ in range(3):  # a new connection each time: this is the cost of opening one
         started = trio.current_time()
         async with httpx.AsyncClient(
-            timeout=client.timeout, headers=client.headers, follow_redirects=True
+            timeout=client.timeout,
+            headers=client.headers,
+            follow_redirects=True,
+            event_hooks=client.event_hooks,
         ) as fresh:
             response = await _get(fresh, url, range_header(0, 1))
         times.append(trio.current_time() - started)
