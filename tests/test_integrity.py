@@ -198,6 +198,18 @@ def test_a_name_past_the_file_system_limit_is_one_line(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_name_from_the_url_past_the_limit_says_to_give_one(tmp_path: Path) -> None:
+    """A 10,000-character name taken from the URL: the line said 'choose a shorter name'
+    (the user chose none) and held all of it."""
+    url = f"http://127.0.0.1:9/{'p' * 10_000}.whl"
+    command = [sys.executable, "-m", "segfetch", "get", url]
+    proc = subprocess.run(command, capture_output=True)  # (fails before any file is made)
+    assert proc.returncode == 2, proc.stderr
+    line = one_line_error(proc)
+    assert line.endswith("give a shorter one with -o PATH (255 bytes at most)")
+    assert len(line) < 400
+
+
 def test_side_names_are_beside_the_file_when_they_fit() -> None:
     assert side_names("pkg.whl") == ("pkg.whl.part", "pkg.whl.part.json")
     long = side_names("é" * 125)  # 250 bytes in UTF-8

@@ -66,7 +66,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # a local file the command had to write or read
         where = f": {exc.filename}" if exc.filename else ""
         if exc.errno == errno.ENAMETOOLONG:  # the input's fault: say what to do
-            message = f"error: {exc.strerror}{where}; choose a shorter name (255 bytes at most)"
+            where = where if len(where) < 200 else f"{where[:120]}...{where[-40:]}"
+            # (a name taken from the URL: the user chose none, -o gives one)
+            named = getattr(args, "subcommand", None) != "get" or args.output is not None
+            how = "choose a shorter name" if named else "give a shorter one with -o PATH"
+            message = f"error: {exc.strerror}{where}; {how} (255 bytes at most)"
             return _failed(args, message, 2)
         return _failed(args, f"error: {exc.strerror or exc}{where}", 1)
     except Exception as exc:  # (after OSError: a bare raise here skips the clauses below)
