@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from helpers import one_line_error, segfetch
 
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
@@ -71,6 +72,13 @@ async def redirect_to_self(stream: trio.SocketStream) -> None:
         )
 
 
+async def redirect_to_a_bad_host(stream: trio.SocketStream) -> None:
+    """To a host name no connection can encode: an empty part between dots."""
+    while await read_head(stream):
+        head = b"HTTP/1.1 302 Found\r\nLocation: http://a..b/x.whl\r\nContent-Length: 0\r\n"
+        await stream.send_all(head + b"\r\n")
+
+
 async def endless_body(stream: trio.SocketStream) -> None:
     await read_head(stream)
     await stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -85,6 +93,7 @@ async def endless_body(stream: trio.SocketStream) -> None:
         (slow_loris, RetriesExhausted, "no complete answer"),
         (huge_header, RetriesExhausted, "RemoteProtocolError"),
         (redirect_to_self, DownloadError, "too many redirects"),
+        (redirect_to_a_bad_host, DownloadError, "cannot resolve host 'a..b'"),
     ],
 )
 async def test_hostile_server_fails_cleanly(
@@ -976,3 +985,20 @@ async def test_a_total_that_is_the_end_of_the_range_asked_is_checked(
     await fetch_from(handler, tmp_path / "f.bin", options, 30)
     assert (tmp_path / "f.bin").read_bytes() == data
     assert len(asked) == (3 if lying else 2)  # the first range, what follows, (the file)
+
+
+@pytest.mark.parametrize(
+    "command", [["get", "-o", "x.whl"], ["bench"], ["download", "-d", ".", "-r"]]
+)
+async def test_a_redirect_to_a_bad_host_name_is_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Was a UnicodeError traceback from the connection (-r: exit 1 all the same)."""
+    paths = {"x.whl": str(tmp_path / "x.whl"), ".": str(tmp_path)}  # (no cwd: this clone's)
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, redirect_to_a_bad_host)
+        url = f"http://127.0.0.1:{port}/x.whl"
+        proc = await segfetch(*[paths.get(a, a) for a in command], url)
+        nursery.cancel_scope.cancel()
+    assert proc.returncode == 1
+    assert "'a..b'" in one_line_error(proc)
