@@ -51,6 +51,11 @@ BAD_ARGS = [
     (["emulate", "--index", "/no/such/dir"], "not a folder"),
     (["emulate", "--fault", "reset:every=oops"], "size"),
     (["emulate", "--fault", "status:colour=red"], "bad fault option"),
+    # emulate's own words, not the Fault class's or float()'s; the --log file, not the port
+    (["emulate", "--drop-every", "0"], "--drop-every must be at least 1K"),
+    (["emulate", "--fault", "stall:every=0"], "--fault 'stall:every=0': every= must be more"),
+    (["emulate", "--fault", "status:rate=x"], "--fault 'status:rate=x': rate= takes a number"),
+    (["emulate", "--port", "0", "--log", "/nonexistent/x.log"], "cannot write --log /nonex"),
     (["download", "-d", "/tmp/x"], "nothing to do"),
     (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),
     (["install", "x==1", "--python", "/no/such/python"], "no Python"),

@@ -99,6 +99,8 @@ def _run_emulate(args: argparse.Namespace) -> int:
         try:
             await emu.__aenter__()
         except OSError as exc:
+            if exc.filename is not None:  # the --log file's (opened first): not the port's
+                raise UsageError(f"cannot write --log {exc.filename}: {exc.strerror}") from None
             raise SegfetchError(
                 f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror}; choose another --port"
             ) from None

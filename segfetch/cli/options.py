@@ -150,7 +150,9 @@ def link_from_args(args: argparse.Namespace) -> Link:
         shared = parse_size(args.shared_rate) if args.shared_rate else None
         rtt = parse_duration(args.rtt)
         if args.drop_every:
-            faults.append(Fault("reset", every=parse_size(args.drop_every)))
+            if (every := parse_size(args.drop_every)) < 1024:  # (0: no Fault, whose line is)
+                raise UsageError("--drop-every must be at least 1K")
+            faults.append(Fault("reset", every=every))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if 0 in (rate, shared):
@@ -158,7 +160,7 @@ def link_from_args(args: argparse.Namespace) -> Link:
     if rtt > 10:
         raise UsageError("--rtt must be at most 10s")
     if any(f.every is not None and f.every < 1024 for f in faults):
-        raise UsageError("--drop-every and a fault's every= must be at least 1K")
+        raise UsageError("a fault's every= must be at least 1K")
     if args.max_connections is not None and not 1 <= args.max_connections <= 10_000:
         raise UsageError("--max-connections must be from 1 to 10000")
     return Link(
@@ -185,10 +187,15 @@ def parse_fault(spec: str) -> Fault:
             raise ValueError(f"bad fault option {item!r}; options: {', '.join(options)}")
         if key == "every":
             values[key] = parse_size(value)
-        elif key in ("rate", "stall_seconds"):
-            values[key] = float(value)
         elif key == "retry_after":
             values[key] = value or None
         else:
-            values[key] = int(value)
-    return Fault(kind, **values)
+            try:
+                values[key] = (float if key in ("rate", "stall_seconds") else int)(value)
+            except ValueError:  # (float's and int's words name neither the option nor --fault)
+                why = f"{key}= takes a number, not {value!r}"
+                raise ValueError(f"--fault {spec!r}: {why}") from None
+    try:
+        return Fault(kind, **values)
+    except ValueError as exc:
+        raise ValueError(f"--fault {spec!r}: {exc}") from None

@@ -89,11 +89,11 @@ class Fault:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; one of {sorted(FAULT_KINDS)}")
         if self.every is not None and self.every <= 0:
-            raise ValueError("Fault.every must be positive")
+            raise ValueError("every= must be more than 0")
         if self.nodes < 1:
-            raise ValueError("Fault.nodes must be at least 1")
+            raise ValueError("nodes= must be at least 1")
         if self.after < 0:
-            raise ValueError("Fault.after must not be negative")
+            raise ValueError("after= must not be negative")
 
 
 @dataclass(frozen=True)
