@@ -102,6 +102,7 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/tmp/x", "--index-url", ""], "--index-url is empty"),
     (["install", "x==1", "--system", "-i", " "], "--index-url is empty"),
     (["serve", "--index-url", ""], "--index-url is empty"),
+    (["serve", "--extra-index-url", ""], "'' is not an http(s) URL"),  # (began with a blank)
     # An empty --cache-dir made the current folder the cache; -d naming a file failed only
     # after every download, with 'File exists'
     (["download", "x==1", "-d", "/tmp/x", "--cache-dir", ""], "--cache-dir: names no folder"),
@@ -111,6 +112,14 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/dev/null"], "is not a folder"),
     (["download", "x @ http://h/x-1.0-py3-none-any.whl#md5=zz", "-d", "/tmp/x"], "x @ http"),
 ]
+
+
+async def test_an_empty_extra_index_url_is_said_as_empty(tmp_path: Path) -> None:
+    """pip warns 'The index url "" seems invalid' and goes on; segfetch's warning of it began
+    with a blank: 'segfetch: warning:  is not an http(s) or file: index'."""
+    index = ["--index-url", "http://127.0.0.1:9/", "--extra-index-url", ""]
+    proc = await segfetch("download", "x==1", "-d", str(tmp_path), *index, "--max-tries", "1")
+    assert "segfetch: warning: '' is not an http(s) or file: index" in proc.stderr.decode()
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_ARGS)

@@ -467,8 +467,8 @@ def _indexes(
     ]
     if not usable:
         raise UsageError(f"no http(s) or file: index among {', '.join(map(redact_url, urls))}")
-    for url in [u for u in urls if u not in usable and not args.quiet]:
-        line = f"{redact_url(url)} is not an http(s) or file: index: segfetch does not read it"
+    for url in [redact_url(u) or repr(u) for u in urls if u not in usable and not args.quiet]:
+        line = f"{url} is not an http(s) or file: index: segfetch does not read it"
         print(f"segfetch: warning: {line}", file=sys.stderr)
     return usable
 

@@ -113,7 +113,9 @@ def _indexes(args: argparse.Namespace) -> tuple[list[str], Network | None]:
     urls = [index or PYPI, *extras]
     for url in urls:
         if not _usable(url):
-            raise UsageError(f"{redact_url(url)} is not an http(s) URL with a host, or a file: URL")
+            raise UsageError(
+                f"{redact_url(url) or repr(url)} is not an http(s) URL with a host, or a file: URL"
+            )
         if not is_file_url(url):  # (a file: index is read from disk, its files served from there)
             check_url(url, "index URL")
     return urls, network
