@@ -433,6 +433,8 @@ class RequirementSet:
             self.trusted_hosts.append(value)
         elif opt == "--use-feature":  # pip's own features (truststore, ...): pip's business
             pass
+        elif opt == "--hash":  # (pip ignores it there, with a warning: its check lost)
+            raise UsageError(f"{where}: --hash goes on its requirement's line (or a \\ after it)")
         else:
             raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
 
@@ -448,7 +450,8 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
     for opt in words:
         name, eq, value = opt.partition("=")
         if name != "--hash":
-            raise UsageError(f"{where}: option {name} is not supported after a requirement")
+            why = f"only --hash goes after a requirement; put {name} on a line of its own"
+            raise UsageError(f"{where}: {why}")
         if not eq:
             value = next(words, "")
         algo, _, digest = value.partition(":")
