@@ -76,6 +76,7 @@ def test_nested_files_constraints_and_index_options(
     ("text", "words"),
     [
         ("alpha==", "not a requirement"),
+        ("alpha==${SF_TEST_UNSET}", r"\(\$\{SF_TEST_UNSET\} is not set in the environment\)"),
         ("https://x.example/download?id=3", "cannot tell the project"),
         ("-c c.txt", "cannot read"),
         ("alpha==1 --hash=md5:abc", "--hash takes sha256"),

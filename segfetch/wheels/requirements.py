@@ -444,6 +444,8 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
         req = Requirement(text)
     except (InvalidRequirement, ValueError) as exc:  # (a URL's bad IP address: ValueError)
         reason = str(exc).splitlines()[0]  # packaging adds lines that draw a caret
+        if unset := _ENV.search(text):  # (pip leaves ${VAR} as it is too, then finds nothing)
+            reason = f"${{{unset[1]}}} is not set in the environment"
         raise UsageError(f"{where}: not a requirement: {text!r} ({reason})") from None
     hashes = set()
     words = iter(options or [])
