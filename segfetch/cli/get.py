@@ -56,6 +56,8 @@ def add_command(sub: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
+    if args.output == "":  # ("$OUT", unset: curl refuses it too)
+        raise UsageError("-o is empty: give a file path, or no -o for the URL's file name")
     options = download_options(args)
     url = args.url
     early = _early(url, args.output, options) if args.size is None else None
