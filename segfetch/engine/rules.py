@@ -449,6 +449,16 @@ def judge_segment(
         # not read. Start over (with this body, as from a first request).
         reason = f"{name} answered a range with the whole file, without its validators"
         return _restart(known, etag, modified, size, reason, mid_run=True)
+    if (
+        status == 200
+        and known.checked
+        and not known.etag
+        and same_version(known, etag, modified, size)
+    ):
+        # If-Range by date, answered with the same file whole: a date the server takes as
+        # weak (Apache's, for a file changed within the last minute). Checked, ask without it.
+        message = f"{name} ignored If-Range by date; asking without it"
+        return Retry(Failure(message, retry=True), drop_date=True)
     if status == 200:
         # Same file, but this answer ignored the range: drop the body, never splice it, and
         # try again. Where the ETag differs from node to node, If-Range with it fails on the
