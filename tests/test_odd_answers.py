@@ -98,3 +98,36 @@ async def test_a_200_to_if_range_by_date_is_asked_without_it_where_a_sha256_chec
         nursery.cancel_scope.cancel()
     assert (tmp_path / "f.bin").read_bytes() == DATA
     assert not [h for h in whole if b"range:" not in h.lower()]  # never one stream
+
+
+async def test_ranges_ignored_after_if_range_was_dropped_come_as_one_stream(
+    tmp_path: Path,
+) -> None:
+    """After If-Range by date is dropped (above), a server that ignores every range from
+    then on still gives the file as one stream, checked by the sha256, not a failure."""
+    import hashlib
+
+    modified = b"Last-Modified: Sat, 28 Nov 2026 09:38:10 GMT\r\n"
+    asked = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            asked[0] += 1
+            start, end = range_asked(head, len(DATA))
+            if asked[0] > 1:
+                start, end = 0, len(DATA) - 1
+                reply = b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n" % (modified, len(DATA))
+            else:
+                reply = range_head(start, end, len(DATA), extra=modified)
+            await stream.send_all(reply + DATA[start : end + 1])
+
+    options = Options(connections=4, min_segment=64 * 1024)  # --max-tries 5, as by default
+    sha = hashlib.sha256(DATA).hexdigest()
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        with trio.fail_after(30):
+            await download(
+                f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options, sha256=sha
+            )
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == DATA

@@ -423,8 +423,10 @@ def judge_segment(
     known: Known,
     name: str,
     html_ok: bool = False,
+    if_range: bool = True,
 ) -> Ranged | Multipart | Retry | Restart | Fail:
-    """An answer to ``Range: bytes=start-(end-1)`` with If-Range, once the file is known."""
+    """An answer to ``Range: bytes=start-(end-1)`` (with If-Range unless it was dropped),
+    once the file is known."""
     if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
         return bad
     etag, modified = validators(headers)
@@ -451,6 +453,7 @@ def judge_segment(
         return _restart(known, etag, modified, size, reason, mid_run=True)
     if (
         status == 200
+        and if_range
         and known.checked
         and not known.etag
         and same_version(known, etag, modified, size)
@@ -466,7 +469,9 @@ def judge_segment(
         failure = Failure(f"{name} ignored a Range request", retry=True)
         # (Not another node's ETag: If-Range with ours was bound to get the whole file there.)
         other_node = per_node_etag(known, etag, modified)
-        whole = not other_node and same_version(known, etag, modified, size)
+        # (If-Range dropped, checked by the sha256: the same size is the file whole.)
+        bare = known.checked and not if_range and size == known.size
+        whole = not other_node and (same_version(known, etag, modified, size) or bare)
         return Retry(failure, drop_etag=other_node, whole=whole)
     if status == 412 and (known.etag or known.last_modified):
         return _if_range_refused(known, name)

@@ -279,7 +279,14 @@ class Transfer:
     async def _judge(self, response: httpx.Response, start: int, end: int) -> Body:
         def judge(headers: rules.Headers) -> rules.Verdict:
             return rules.judge_segment(
-                response.status_code, headers, start, end, self.known, self.name, self.html_ok
+                response.status_code,
+                headers,
+                start,
+                end,
+                self.known,
+                self.name,
+                self.html_ok,
+                "If-Range" in response.request.headers,
             )
 
         def on_retry(verdict: rules.Retry) -> None:
