@@ -208,6 +208,20 @@ async def test_download_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     assert "giving up after 2 tries" in one_line_error(proc)
 
 
+async def test_sha256_takes_pips_prefixed_form(tmp_path: Path) -> None:
+    """`--sha256 sha256:HEX` (as pip's --hash and the index pages write it) was a usage
+    error; it is the digest after the prefix, checked as ever."""
+    async with Emulator({PATH: SyntheticFile(1000)}) as emu:
+        dest = tmp_path / "x.whl"
+        proc = await segfetch("get", emu.url(PATH), "-o", str(dest), "-q", "--sha256",
+                              f"SHA256:{emu.sha256(PATH)}")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert dest.read_bytes() == emu.content(PATH)
+        proc = await segfetch("get", emu.url(PATH), "-o", str(tmp_path / "y.whl"), "--sha256",
+                              "sha256:" + "0" * 64)  # fmt: skip
+        assert proc.returncode == 1 and "expected 0000" in one_line_error(proc)
+
+
 async def test_a_destination_download_cannot_write_is_one_line(tmp_path: Path) -> None:
     """An OSError from writing the result (a folder where the file goes) is one line,
     exit 1, not a traceback."""

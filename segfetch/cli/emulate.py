@@ -154,10 +154,12 @@ def _run_demo(args: argparse.Namespace) -> int:
                         )
                     times.append(result.seconds)
                     most = plural(result.connections, "connection")
+                    asked = plural(result.requests, "request")
+                    tries = f"{plural(result.retries, 'retry')}, {asked}"
                     print(
                         f"{label:>7}: {result.seconds:6.2f} s "
-                        f"({human_bytes(size / result.seconds)}/s), {result.retries} retries, "
-                        f"{result.requests} requests, at most {most}, sha256 verified"
+                        f"({human_bytes(size / result.seconds)}/s), {tries}, "
+                        f"at most {most}, sha256 verified"
                     )
             if len(times) == 2:
                 what = "-n auto" if n is None else f"{n} connections"

@@ -54,6 +54,8 @@ def add_command(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.sha256 is not None and args.sha256[:7].lower() in ("sha256:", "sha256="):
+        args.sha256 = args.sha256[7:]  # as pip's --hash and PyPI's pages write it
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
     if args.output == "":  # ("$OUT", unset: curl refuses it too)
