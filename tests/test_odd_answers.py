@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -69,8 +70,6 @@ async def test_a_200_to_if_range_by_date_is_asked_without_it_where_a_sha256_chec
     minute (and sends no ETag with `FileETag None`): the whole file, same validators, to
     every range after the first. Checked by a sha256, the rest is asked without If-Range
     on every connection; it fell back to one stream (aria2c -x8: 3.9 s, segfetch -n 8: 27 s)."""
-    import hashlib
-
     modified = b"Last-Modified: Sat, 28 Nov 2026 09:38:10 GMT\r\n"
     whole: list[bytes] = []
 
@@ -87,16 +86,9 @@ async def test_a_200_to_if_range_by_date_is_asked_without_it_where_a_sha256_chec
                 range_head(start, end, len(DATA), extra=modified) + DATA[start : end + 1]
             )
 
-    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
-    sha = hashlib.sha256(DATA).hexdigest()
-    async with trio.open_nursery() as nursery:
-        port = await serve(nursery, handler)
-        with trio.fail_after(30):
-            await download(
-                f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options, sha256=sha
-            )
-        nursery.cancel_scope.cancel()
-    assert (tmp_path / "f.bin").read_bytes() == DATA
+    await _fetch_checked(
+        tmp_path, handler, Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    )
     assert not [h for h in whole if b"range:" not in h.lower()]  # never one stream
 
 
@@ -105,8 +97,6 @@ async def test_ranges_ignored_after_if_range_was_dropped_come_as_one_stream(
 ) -> None:
     """After If-Range by date is dropped (above), a server that ignores every range from
     then on still gives the file as one stream, checked by the sha256, not a failure."""
-    import hashlib
-
     modified = b"Last-Modified: Sat, 28 Nov 2026 09:38:10 GMT\r\n"
     asked = [0]
 
@@ -121,13 +111,22 @@ async def test_ranges_ignored_after_if_range_was_dropped_come_as_one_stream(
                 reply = range_head(start, end, len(DATA), extra=modified)
             await stream.send_all(reply + DATA[start : end + 1])
 
-    options = Options(connections=4, min_segment=64 * 1024)  # --max-tries 5, as by default
-    sha = hashlib.sha256(DATA).hexdigest()
+    # (--max-tries 5, as by default)
+    await _fetch_checked(tmp_path, handler, Options(connections=4, min_segment=64 * 1024))
+
+
+async def _fetch_checked(tmp_path: Path, handler: Any, options: Options) -> None:
+    """DATA from ``handler``'s server, with its sha256 given: the file as it is."""
+    import hashlib
+
     async with trio.open_nursery() as nursery:
         port = await serve(nursery, handler)
         with trio.fail_after(30):
             await download(
-                f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options, sha256=sha
+                f"http://127.0.0.1:{port}/f.bin",
+                tmp_path / "f.bin",
+                options,
+                sha256=hashlib.sha256(DATA).hexdigest(),
             )
         nursery.cancel_scope.cancel()
     assert (tmp_path / "f.bin").read_bytes() == DATA
