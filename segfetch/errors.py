@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import httpx
+
 
 class SegfetchError(Exception):
     exit_code = 1
@@ -110,6 +112,16 @@ def file_url_path(url: str) -> Path:
     return Path(unquote(urlsplit(url).path))
 
 
+def host_encodable(url: httpx.URL) -> bool:
+    """Can the connection encode the host name, as it will ("a..b" and a part of 64
+    characters it cannot: a UnicodeError there, a traceback)?"""
+    try:
+        url.raw_host.decode("ascii").encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
 def check_url(url: str, what: str = "URL") -> str:
     """``url``, if it is an http(s) URL httpx can ask; else one line (``what`` it is)."""
     import httpx  # here: building the parser loads no httpx
@@ -118,12 +130,14 @@ def check_url(url: str, what: str = "URL") -> str:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError):
         raise UsageError(f"not a valid {what}: {redact_url(url)!r}") from None
-    try:  # as the connection will: "a..b", a part of 64 characters, "xn--" with no punycode
-        parsed.raw_host.decode("ascii").encode("idna")
+    try:  # "xn--" with no punycode behind it
         parsed.host  # noqa: B018
+        encodable = host_encodable(parsed)
     except ValueError:
+        encodable = False
+    if not encodable:
         why = "check its host name: parts of 1-63 characters between dots"
-        raise UsageError(f"not a valid {what}: {redact_url(url)!r} ({why})") from None
+        raise UsageError(f"not a valid {what}: {redact_url(url)!r} ({why})")
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UsageError(f"not an http:// or https:// {what}: {redact_url(url)!r}")
     if parsed.port is not None and not 0 < parsed.port < 65536:

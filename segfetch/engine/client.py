@@ -27,7 +27,14 @@ from segfetch.engine.options import AUTO_CAP, DEFAULT_TIMEOUT, Network
 from segfetch.engine.result import Stats
 from segfetch.engine.retry import Budget
 from segfetch.engine.tls import tls_context
-from segfetch.errors import DownloadError, UsageError, check_url, is_http_url, redact_url
+from segfetch.errors import (
+    DownloadError,
+    UsageError,
+    check_url,
+    host_encodable,
+    is_http_url,
+    redact_url,
+)
 
 
 class RetryLater(Exception):
@@ -176,10 +183,8 @@ def check_host(request: httpx.Request) -> None:
     """A host name the connection cannot encode ("a..b", a part of 64 characters: a
     redirect's or an index link's) fails as a name that does not resolve, not with the
     connection's UnicodeError (a traceback)."""
-    host = request.url.raw_host.decode("ascii")
-    try:
-        host.encode("idna")
-    except UnicodeError:
+    if not host_encodable(request.url):
+        host = request.url.raw_host.decode("ascii")
         error = socket.gaierror(f"not a valid host name: {host!r}")
         raise httpx.ConnectError(str(error), request=request) from error
 

@@ -174,9 +174,7 @@ class Upstream(Session):
             found = True
         if failed and not found:
             raise failed[0]
-        for error in failed:
-            if self.notice is not None:
-                self.notice(f"{name}: an index left out, as it failed: {error}")
+        self._left_out(name, failed)
         if not found:
             where = ", ".join(map(redact_url, self.indexes))
             raise HTTPStatusError(f"no project {name!r} on {where}", 404)
@@ -226,10 +224,14 @@ class Upstream(Session):
             names += (stored or []) if isinstance(answer, SegfetchError) else answer
         if len(failed) == len(self.indexes):
             raise failed[0]
+        self._left_out("project list", failed)
+        return names
+
+    def _left_out(self, what: str, failed: list[SegfetchError]) -> None:
+        """Said on the log: indexes that failed while another answered for ``what``."""
         for error in failed:
             if self.notice is not None:
-                self.notice(f"project list: an index left out, as it failed: {error}")
-        return names
+                self.notice(f"{what}: an index left out, as it failed: {error}")
 
     async def metadata(self, f: IndexFile) -> bytes | None:
         """From the wheel if it is cached (no request), else as install gets it."""
