@@ -41,7 +41,14 @@ def config_path() -> Path:
 
 def saved_connections(default: str) -> str:
     """The -n that `segfetch bench --save` chose, as -n takes it; else ``default``."""
-    value = _count(load_config().get("connections"), 64)
+    saved = load_config().get("connections")
+    value = _count(saved, 64)
+    if value is None and saved is not None:
+        # (a hand edit, say "connections": 100: said, not silently taken as auto)
+        _warn(
+            f'segfetch: ignoring "connections": {json.dumps(saved)} in {config_path()}: '
+            "not a count of 1 to 64 (-n takes its default): fix or delete it"
+        )
     return str(value) if value is not None else default
 
 
@@ -49,7 +56,7 @@ def load_config() -> dict[str, object]:
     """The settings, for hints only: a file that is not usable is warned of and ignored."""
     config, problem = _read()
     if problem:
-        _warn(str(config_path()), problem)
+        _warn(f"segfetch: ignoring settings file {config_path()}: {problem}: fix or delete it")
     return config
 
 
@@ -85,8 +92,8 @@ def _read() -> tuple[dict[str, object], str | None]:
 
 
 @functools.cache  # once a process: the parser of each command reads the file too
-def _warn(path: str, problem: str) -> None:
-    print(f"segfetch: ignoring settings file {path}: {problem}: fix or delete it", file=sys.stderr)
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def _write(config: dict[str, object]) -> Path:

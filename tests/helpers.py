@@ -16,19 +16,24 @@ from pathlib import Path
 import pytest
 import trio
 
+RUN_LIMIT = 600  # seconds: far beyond any run's time on a loaded machine
+
 
 async def segfetch(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """``env``: variables to set on top of this process's environment."""
-    return await trio.run_process(
-        [sys.executable, "-m", "segfetch", *args],
-        capture_stdout=True,
-        capture_stderr=True,
-        check=False,
-        cwd=cwd,
-        env={**os.environ, **env} if env else None,
-    )
+    """``env``: variables to set on top of this process's environment. A run that never
+    ends (a command that should have refused its input, and serves instead) is killed and
+    fails its test, not the whole suite."""
+    with trio.fail_after(RUN_LIMIT):
+        return await trio.run_process(
+            [sys.executable, "-m", "segfetch", *args],
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+        )
 
 
 def fresh(template: Path, dest: Path) -> str:

@@ -55,6 +55,7 @@ BAD_ARGS = [
     (["emulate", "--drop-every", "0"], "--drop-every must be at least 1K"),
     (["emulate", "--fault", "stall:every=0"], "--fault 'stall:every=0': every= must be more"),
     (["emulate", "--fault", "status:rate=x"], "--fault 'status:rate=x': rate= takes a number"),
+    (["emulate", "--fault", "status:status=99"], "status= must be a final HTTP status, 200 to 599"),
     (["emulate", "--port", "0", "--log", "/nonexistent/x.log"], "cannot write --log /nonex"),
     (["download", "-d", "/tmp/x"], "nothing to do"),
     (["download", "x==1", "-d", "/tmp/x", "--max-connections", "0"], "--max-connections"),

@@ -22,18 +22,28 @@ def test_host_starts_are_remembered_beside_the_fixed_count(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "said"),
     [
-        '{"hosts": {"h:1": "lots"}, "connections": 9999}',
-        '{"hosts": {"h:1": true}, "connections": true}',  # a bool is no count
+        ('{"hosts": {"h:1": "lots"}, "connections": 9999}', "9999"),
+        ('{"hosts": {"h:1": true}, "connections": true}', "true"),  # a bool is no count
     ],
 )
-def test_a_broken_settings_file_is_no_settings(tmp_path: Path, text: str) -> None:
+def test_a_broken_settings_file_is_no_settings(
+    tmp_path: Path, text: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A count hand-edited out of range is taken as auto, and said (the hosts' counts are a
+    cache of what links rewarded: ignored without a word)."""
     path = config.config_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    config._warn.cache_clear()
     assert config.host_start("h:1") is None
+    assert capsys.readouterr().err == ""
     assert config.saved_connections("auto") == "auto"
+    assert capsys.readouterr().err.splitlines() == [
+        f'segfetch: ignoring "connections": {said} in {path}: '
+        "not a count of 1 to 64 (-n takes its default): fix or delete it"
+    ]
 
 
 async def test_get_remembers_where_auto_settled_for_the_host(tmp_path: Path) -> None:

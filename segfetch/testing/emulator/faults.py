@@ -94,6 +94,8 @@ class Fault:
             raise ValueError("nodes= must be at least 1")
         if self.after < 0:
             raise ValueError("after= must not be negative")
+        if not 200 <= self.status <= 599:  # (h11 fails on others at the first request)
+            raise ValueError("status= must be a final HTTP status, 200 to 599")
 
 
 @dataclass(frozen=True)
