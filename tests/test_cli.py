@@ -74,7 +74,7 @@ BAD_ARGS = [
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "inf"], "duration"),
     (["get", "http://127.0.0.1:9/x.whl", "-n", "3000000"], "from 1 to 256"),
     (["get", "http://127.0.0.1:9/x.whl", "--max-tries", "99999"], "--max-tries"),
-    (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null"], "not a regular file"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null"], "measure the link, `segfetch bench"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "newdir/"], "does not exist"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "-"], "cannot write to stdout"),  # not a file "-"
     (["emulate", "--rtt", "nan"], "duration"),

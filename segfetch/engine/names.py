@@ -39,9 +39,11 @@ def check_destination(dest: Path) -> None:
     if stat.S_ISDIR(mode):
         raise UsageError(f"{str(dest)!r} is a folder; give a file path")
     if not stat.S_ISREG(mode):
+        # (-o /dev/null is curl's way to time a link: segfetch bench is ours)
+        measure = "; to measure the link, `segfetch bench URL`" if dest == Path(os.devnull) else ""
         raise UsageError(
             f"{str(dest)!r} is not a regular file (a device or a pipe); segfetch writes a file "
-            "and renames it into place: give a file path"
+            f"and renames it into place: give a file path{measure}"
         )
     check_not_held(dest)
 
