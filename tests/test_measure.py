@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from helpers import one_line_error
+from helpers import one_line_error, segfetch
 
-from segfetch.engine.measure import Step, bench, classify, counts, recommend
+from segfetch.engine.measure import Step, bench, classify, counts, recommend, unfinished
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 
@@ -28,6 +28,17 @@ def test_classify_and_recommend() -> None:
     mixed = steps(100, 190, 300, 320)
     assert classify(mixed) == "mixed" and recommend(mixed) == 4  # 300 >= 0.9 * 320
     assert classify(steps(100)) == "unknown" and recommend([]) == 1
+
+
+def test_a_climb_cut_while_it_still_paid_is_unfinished() -> None:
+    """The suggestion is a lower bound when time, budget or -n ended the climb while the
+    last step still bought more; not at a knee, nor after a step that bought too little."""
+    assert unfinished(steps(100, 200, 400), "--time") == "--time"
+    assert unfinished(steps(100, 200), "-n") == "-n"
+    assert unfinished(steps(100, 200, 210), "--budget") == ""  # flat already: the knee
+    assert unfinished(steps(100, 200, 400), "") == ""  # stopped at a knee
+    assert unfinished(steps(100), "--time") == "--time"  # one step: more may pay
+    assert unfinished(steps(100), "-n") == ""  # -n 1: nothing more was asked
 
 
 @pytest.mark.parametrize(
@@ -63,6 +74,16 @@ async def test_bench_respects_the_time_budget() -> None:
     # At most what fits in the second (none, where a loaded machine took it all to open
     # connections: the command then says so, test_a_time_too_short_to_measure_is_one_line)
     assert len(report.steps) <= 3
+
+
+async def test_bench_says_when_more_connections_may_still_pay(tmp_path: Path) -> None:
+    """-n 2 on a link capped per connection: 2 doubled 1's rate, so 2 is a lower bound."""
+    env = {"SEGFETCH_CONFIG": str(tmp_path / "config.json")}
+    link = ["--rate", "256K", "--budget", "2M", "--time", "20s", "-q"]
+    proc = await segfetch("bench", "--emulate", "-n", "2", *link, env=env)
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.decode().splitlines()[-1]
+    assert last.endswith("suggested: -n 2 (at least 2; measure more with -n 4)")
 
 
 async def test_a_time_too_short_to_measure_is_one_line(tmp_path: Path) -> None:

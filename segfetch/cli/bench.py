@@ -104,4 +104,10 @@ def _print(report: Any) -> None:
         rate = human_bytes(s.rate) + "/s"
         print(f"{s.connections:>11}   {rate:>11}   {times:5.1f}   {human_bytes(s.bytes)}")
     n = report.recommended
-    print(f"limit: {report.limit}; suggested: -n {n} (segfetch bench --save keeps it)")
+    more = {
+        "--time": "give more --time to measure more connections",
+        "--budget": "give more --budget to measure more connections",
+        "-n": f"measure more with -n {2 * n}" if n < 64 else None,
+    }.get(report.unfinished)
+    hint = f"at least {n}; {more}" if more else "segfetch bench --save keeps it"
+    print(f"limit: {report.limit}; suggested: -n {n} ({hint})")

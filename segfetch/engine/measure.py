@@ -45,6 +45,9 @@ class Report:
     steps: list[Step] = field(default_factory=list)
     limit: str = ""  # "per connection", "shared" or "mixed"
     recommended: int = 1
+    # Why the climb ended while more connections still paid: "--time", "--budget" or "-n"
+    # (the most it may measure); "" at the knee. The suggestion is then a lower bound.
+    unfinished: str = ""
 
     def as_dict(self) -> dict[str, object]:
         out = asdict(self)
@@ -70,9 +73,11 @@ async def bench(
     report = Report(url, size, ranges, first, await _request_time(client, url))
     spent = 0
     steps = counts(max_connections) if ranges else [1]
+    out_of = "-n" if ranges else ""  # what ends the climb if every count is measured
     for i, n in enumerate(steps):
         left_bytes, left_time = budget - spent, deadline - trio.current_time()
         if left_bytes <= n * 16 * 1024 or left_time <= 0:
+            out_of = "--time" if left_time <= 0 else "--budget"
             break
         # Spread what is left of the budget over the steps still to come; each step lasts
         # step_seconds or until its share is read, whichever comes first.
@@ -83,9 +88,11 @@ async def bench(
         best = max((s.rate for s in report.steps), default=0.0)
         report.steps.append(step)
         if best and step.rate < best * GROWTH:
+            out_of = ""  # the knee
             break
     report.limit = classify(report.steps)
     report.recommended = recommend(report.steps)
+    report.unfinished = unfinished(report.steps, out_of)
     return report
 
 
@@ -213,3 +220,14 @@ def recommend(steps: list[Step]) -> int:
         return 1
     best = max(s.rate for s in steps)
     return min(s.connections for s in steps if s.rate >= 0.9 * best)
+
+
+def unfinished(steps: list[Step], out_of: str) -> str:
+    """``out_of`` (what ended the climb before a knee) if the last step measured still
+    paid, or was the only one (time or budget ran out), i.e. more connections may buy
+    more; else ""."""
+    if not out_of or not steps:
+        return ""
+    if len(steps) == 1:
+        return "" if out_of == "-n" else out_of
+    return out_of if steps[-1].rate >= GROWTH * max(s.rate for s in steps[:-1]) else ""
