@@ -112,11 +112,8 @@ def download_sync(
     seed: int | None = None,
 ) -> Result:
     """``download`` for code that is not async."""
-    return trio.run(
-        partial(
-            download, url, dest, options, sha256=sha256, size=size, progress=progress, seed=seed
-        )
-    )
+    job = partial(download, url, dest, options, sha256=sha256, size=size, progress=progress)
+    return trio.run(partial(job, seed=seed))
 
 
 class _Unranged(Exception):
@@ -206,6 +203,7 @@ class _Download:
             restarts=st.restarts,
             repaired=st.repaired,
             settled=controller.to_remember if controller else None,
+            validators=st.validators,
         )
 
     def _refetch(self) -> None:
@@ -458,6 +456,7 @@ class _Download:
         if state.done.total() != state.size:
             raise ServerError(f"{self.name}: download ended with bytes missing")  # planner bug
         await self.hasher.advance(state.size)
+        self.stats.validators = (state.etag, state.last_modified)
         self._report(force=True)
         return state.size
 

@@ -34,6 +34,9 @@ class Stats:
     live: int = 0  # connections streaming now
     peak: int = 0  # most connections streaming at once
     workers: int = 0  # worker tasks that hold a segment now
+    # (strong ETag, Last-Modified) of the answers the file's bytes came in, for a cache that
+    # asks later whether the server still has this very file
+    validators: tuple[str | None, str | None] = (None, None)
 
     def streaming(self, delta: int) -> None:
         self.live += delta
@@ -54,3 +57,4 @@ class Result:
     restarts: int
     repaired: int = 0  # bytes fetched again because a zip member failed its CRC
     settled: int | None = None  # -n auto: the count to begin with next time (to_remember)
+    validators: tuple[str | None, str | None] = (None, None)  # (strong ETag, Last-Modified)

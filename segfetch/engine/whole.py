@@ -135,5 +135,6 @@ async def _stream(
     if size is not None and pos != size:
         raise RetryLater(Failure(f"{name}: body ended at {pos} of {size} bytes", True))
     await hasher.advance(pos)
+    stats.validators = rules.validators(response.headers)
     report(force=True)
     return pos

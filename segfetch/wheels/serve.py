@@ -38,6 +38,7 @@ from segfetch.errors import (
     is_file_url,
     redact_url,
 )
+from segfetch.wheels import unhashed
 from segfetch.wheels.cache import Cache, Identity, identity
 from segfetch.wheels.files import Planned, damage_notice, local_file, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
@@ -50,7 +51,7 @@ from segfetch.wheels.index import (
     stored_projects,
 )
 from segfetch.wheels.install import Session
-from segfetch.wheels.localindex import NOT_THERE, IndexApp, Listing
+from segfetch.wheels.localindex import NOT_THERE, STALE, IndexApp, Listing
 
 T = TypeVar("T")
 # With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
@@ -62,6 +63,9 @@ REST = 30.0
 # A client waits this long for a page under way before it gets the stored one (stale): pip
 # gives up on a silent answer after 15 s. The fetch goes on, for the next client.
 STALE_AFTER = 10.0
+# A check that the upstream still has a file kept from an earlier run waits this long: past
+# it the copy is served (said), as when the upstream is down.
+QUICK_CHECK = 10.0
 
 
 @dataclass
@@ -93,6 +97,8 @@ class Upstream(Session):
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
         self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
+        self._unchecked: set[str] = set()  # such files served while the upstream is silent
+        self._silent: dict[str, float] = {}  # hosts that gave no answer to a check: until
         self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
         # Files whose bytes failed their page's sha256, by (URL, sha256): (until, the error).
@@ -242,6 +248,8 @@ class Upstream(Session):
 
     async def send(self, f: IndexFile, request: Request, reply: Reply) -> None:
         source = await self._source(f)
+        if f.url in self._unchecked and STALE not in reply.extra:
+            reply.extra.append(STALE)
         if isinstance(source, Growing) and "range" in request.headers:
             source = await source.result()  # a range is sent from the verified file only
         if isinstance(source, Path):
@@ -286,11 +294,56 @@ class Upstream(Session):
             return None
         if not f.sha256:
             path = self._fetched.get(f.url)
-            return path if path is not None and path.is_file() else None
+            if path is not None and path.is_file():
+                return path
+            return await self._once(("kept", f.url), lambda: self._kept(f))
 
         damaged = damage_notice(self.notice, f.filename)
         async with self.cache.lock(self.cache.path(f.sha256, f.filename).parent):
             return await self.cache.get(f.sha256, f.filename, size=f.size, damaged=damaged)
+
+    async def _kept(self, f: IndexFile) -> Path | None:
+        """A file without a sha256 that an earlier run downloaded: its copy, checked against
+        the sha256 then computed, once a cheap request shows the upstream has the same file
+        (unhashed.py); served unchecked (said, marked stale) while the upstream gives no answer."""
+        record = unhashed.load(self._record(f))
+        if record is None:
+            return None
+        if f.size not in (None, record.size):
+            self._changed(f, f"its page gives {f.size} bytes, not {record.size}")
+            return None
+        damaged = damage_notice(self.notice, f.filename)
+        async with self.cache.lock(self.cache.path(record.sha256, f.filename).parent):
+            path = await self.cache.get(record.sha256, f.filename, size=record.size,
+                                        damaged=damaged)  # fmt: skip
+        if path is None:
+            return None
+        host = urlsplit(f.url).netloc
+        if trio.current_time() < self._silent.get(host, -1.0):
+            verdict, why = unhashed.Verdict.NO_ANSWER, f"none to a check within {REST:.0f} s"
+        else:
+            verdict, why = await unhashed.check(self.client, f.url, record, QUICK_CHECK)
+            if verdict is unhashed.Verdict.NO_ANSWER:
+                self._silent[host] = trio.current_time() + REST  # not asked again meanwhile
+        if verdict is unhashed.Verdict.CHANGED:
+            self._changed(f, why)
+            return None
+        if verdict is unhashed.Verdict.NO_ANSWER:
+            if f.url not in self._unchecked and self.notice is not None:  # said once
+                self.notice(f"{f.filename}: served from the cache unchecked, as the upstream "
+                            f"gave no answer ({why})")  # fmt: skip
+            self._unchecked.add(f.url)  # checked again on the next request
+            return path
+        self._fetched[f.url] = path
+        self._unchecked.discard(f.url)
+        return path
+
+    def _changed(self, f: IndexFile, why: str) -> None:
+        if self.notice is not None:
+            self.notice(f"{f.filename}: the upstream has another file now ({why}); fetching it")
+
+    def _record(self, f: IndexFile) -> Path:
+        return self.cache.unverified_path(f.url, f.filename + ".kept.json")
 
     def _start(self, f: IndexFile) -> Growing:
         if f.sha256:
@@ -306,6 +359,11 @@ class Upstream(Session):
             got = await self.fetch(planned_of(f, frozenset()))
             if not f.sha256:
                 self._fetched[f.url] = got.path
+                self._unchecked.discard(f.url)
+                if got.result is not None:  # what the next run checks the upstream against
+                    etag, modified = got.result.validators
+                    record = unhashed.Kept(got.sha256, got.size, etag, modified)
+                    await trio.to_thread.run_sync(unhashed.save, self._record(f), f.url, record)
             g.finish(got.path, got.sha256, got.size)
         except Exception as exc:
             g.fail(error := self._error(exc))

@@ -1,0 +1,142 @@
+"""`segfetch serve`: each file crosses the uplink once, even one its page lists without a
+sha256 (a find-links page, a plain listing): after a restart it is served from the cache
+once one byte shows the upstream has the same file."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+import pytest
+from test_serve import BIG, probes, serving
+
+from segfetch.testing.emulator import Emulator, IndexOptions
+from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels import unhashed
+from segfetch.wheels.localindex import STALE
+from segfetch.wheels.unhashed import Kept, Verdict
+
+NO_HASH = IndexOptions(hashes_in="none")
+WARNING = STALE[1]
+ETAG, DATE = '"v1"', "Sat, 28 Nov 2026 10:00:00 GMT"
+KEPT = Kept("ab" * 32, 1000, ETAG, DATE)
+
+
+@pytest.mark.parametrize(
+    ("kept", "status", "headers", "expected"),
+    [
+        (KEPT, 304, {}, Verdict.SAME),
+        (KEPT, 206, {"Content-Range": "bytes 0-0/1000", "ETag": ETAG}, Verdict.SAME),
+        (KEPT, 206, {"Content-Range": "bytes 0-0/1000", "Last-Modified": DATE}, Verdict.SAME),
+        (KEPT, 200, {"Content-Length": "1000", "ETag": ETAG, "Last-Modified": DATE}, Verdict.SAME),
+        (KEPT, 206, {"Content-Range": "bytes 0-0/1000", "ETag": '"v2"'}, Verdict.CHANGED),
+        (KEPT, 206, {"Content-Range": "bytes 0-0/999", "ETag": ETAG}, Verdict.CHANGED),
+        (KEPT, 206, {"Content-Range": "bytes 0-0/1000"}, Verdict.CHANGED),  # validators lost
+        (KEPT, 206, {"ETag": ETAG}, Verdict.CHANGED),  # no size said
+        (Kept("ab" * 32, 1000), 206, {"Content-Range": "bytes 0-0/1000"}, Verdict.SAME),
+        (Kept("ab" * 32, 1000), 200, {"Content-Length": "999"}, Verdict.CHANGED),
+        (KEPT, 404, {}, Verdict.CHANGED),  # fetched anew: that download says what is wrong
+        (KEPT, 403, {}, Verdict.CHANGED),
+        (KEPT, 503, {}, Verdict.NO_ANSWER),
+        (KEPT, 429, {}, Verdict.NO_ANSWER),
+    ],
+)
+def test_verdict(kept: Kept, status: int, headers: dict[str, str], expected: Verdict) -> None:
+    assert unhashed.verdict(kept, status, headers) is expected
+
+
+def test_a_record_round_trips_and_a_damaged_one_is_none(tmp_path: Path) -> None:
+    path = tmp_path / "r" / "x.whl.kept.json"
+    unhashed.save(path, "http://user:secret@h/x.whl", KEPT)
+    assert unhashed.load(path) == KEPT
+    assert b"secret" not in path.read_bytes()
+    assert unhashed.conditional(KEPT) == {
+        "Range": "bytes=0-0",
+        "Accept-Encoding": "identity",
+        "If-None-Match": ETAG,
+        "If-Modified-Since": DATE,
+    }
+    for text in ("{", "[]", '{"format": 1, "sha256": "ab", "size": 1}', '{"format": 2}'):
+        path.write_text(text)
+        assert unhashed.load(path) is None
+    assert unhashed.load(tmp_path / "none.json") is None
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("index")
+    make_wheel(d, "sf-big", "1.0", payload=2_000_000)
+    return d
+
+
+def file_bytes(emu: Emulator, name: str) -> int:
+    sent = [e["sent"] for e in emu.log if e["path"] == f"/files/{name}"]
+    return sum(n for n in sent if isinstance(n, int))
+
+
+async def get_file(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+        return await client.get(url.replace("/simple/", f"/files/sf-big/{BIG}"), headers=headers)
+
+
+async def test_a_file_without_sha256_crosses_the_uplink_once_across_restarts(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    size = (index_dir / BIG).stat().st_size
+    want = hashlib.sha256((index_dir / BIG).read_bytes()).hexdigest()
+    said: list[str] = []
+    async with Emulator(index=index_dir, index_options=NO_HASH) as emu:
+        for _ in range(3):  # a first run, then two restarts on the same cache
+            async with serving([emu.index_url], tmp_path / "c", notice=said.append) as (_, url):
+                r = await get_file(url)
+                assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == want
+                assert "Warning" not in r.headers
+        assert probes(emu, BIG) == 3  # one download, then one check per restart
+        assert file_bytes(emu, BIG) == size + 2  # each check: one byte
+    assert said == [], said
+
+
+@pytest.mark.parametrize("json", [True, False])  # the new size on the page; or one byte shows it
+async def test_a_file_changed_upstream_is_fetched_anew_after_a_restart(
+    tmp_path: Path, index_dir: Path, json: bool
+) -> None:
+    other = tmp_path / "other"
+    make_wheel(other, "sf-big", "1.0", payload=2_000_000, seed=7)  # the same name, new bytes
+    want = hashlib.sha256((other / BIG).read_bytes()).hexdigest()
+    said: list[str] = []
+    options = IndexOptions(hashes_in="none", json=json)
+    async with (
+        Emulator(index=index_dir, index_options=options) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+    ):
+        assert (await get_file(url)).status_code == 200
+    async with (
+        Emulator(index=other, index_options=options, port=emu.port) as emu,
+        serving([emu.index_url], tmp_path / "c", notice=said.append) as (_, url),
+    ):
+        r = await get_file(url)
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == want
+    assert any(f"{BIG}: the upstream has another file now" in line for line in said), said
+
+
+async def test_a_kept_file_is_served_while_the_upstream_is_down_and_said(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """As proxpi and devpi-server serve their cached files: the copy (checked against the
+    sha256 of its download), marked stale, one line on the log."""
+    want = hashlib.sha256((index_dir / BIG).read_bytes()).hexdigest()
+    said: list[str] = []
+    async with (
+        Emulator(index=index_dir, index_options=NO_HASH) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+    ):
+        assert (await get_file(url)).status_code == 200
+    async with serving([emu.index_url], tmp_path / "c", notice=said.append) as (_, url):
+        r = await get_file(url)
+        again = await get_file(url, {"Range": "bytes=0-9"})
+    assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == want
+    assert r.headers["Warning"] == WARNING
+    assert again.status_code == 206 and again.content == r.content[:10]
+    lines = [line for line in said if "served from the cache unchecked" in line]
+    assert lines and lines[0].startswith(f"{BIG}: "), said
