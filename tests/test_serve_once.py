@@ -1,6 +1,6 @@
 """`segfetch serve`: each file crosses the uplink once, even one its page lists without a
 sha256 (a find-links page, a plain listing): after a restart it is served from the cache
-once one byte shows the upstream has the same file."""
+once one byte shows the upstream has the same file; and a HEAD never fetches a file."""
 
 from __future__ import annotations
 
@@ -140,3 +140,19 @@ async def test_a_kept_file_is_served_while_the_upstream_is_down_and_said(
     assert again.status_code == 206 and again.content == r.content[:10]
     lines = [line for line in said if "served from the cache unchecked" in line]
     assert lines and lines[0].startswith(f"{BIG}: "), said
+
+
+@pytest.mark.parametrize("json", [True, False])  # the JSON page gives the size; HTML does not
+async def test_a_head_never_fetches_the_file(tmp_path: Path, index_dir: Path, json: bool) -> None:
+    size = (index_dir / BIG).stat().st_size
+    async with (
+        Emulator(index=index_dir, index_options=IndexOptions(json=json)) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+    ):
+        async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
+            r = await client.head(url.replace("/simple/", f"/files/sf-big/{BIG}"))
+        assert r.status_code == 200 and r.headers["Content-Length"] == str(size)
+        assert file_bytes(emu, BIG) <= (0 if json else 1)
+        assert not list((tmp_path / "c").rglob(BIG))  # nothing downloaded
+        got = await get_file(url)  # and a GET still brings it
+        assert got.status_code == 200 and len(got.content) == size

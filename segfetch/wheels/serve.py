@@ -42,7 +42,7 @@ from segfetch.wheels import unhashed
 from segfetch.wheels.cache import Cache, Identity, identity
 from segfetch.wheels.files import Planned, damage_notice, local_file, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
-from segfetch.wheels.httpd import Reply, Request, send_file
+from segfetch.wheels.httpd import OCTETS, Reply, Request, send_file
 from segfetch.wheels.index import (
     IndexFile,
     fetch_project,
@@ -247,7 +247,13 @@ class Upstream(Session):
         return await self._once(("metadata", f.url), lambda: self.metadata_of(f))
 
     async def send(self, f: IndexFile, request: Request, reply: Reply) -> None:
-        source = await self._source(f)
+        if request.head and not is_file_url(f.url):  # what a GET would send, without it
+            source = await self._cached(f) or self._growing.get(f.url)
+            if source is None:
+                await self._head(f, reply)
+                return
+        else:
+            source = await self._source(f)
         if f.url in self._unchecked and STALE not in reply.extra:
             reply.extra.append(STALE)
         if isinstance(source, Growing) and "range" in request.headers:
@@ -257,6 +263,26 @@ class Upstream(Session):
             await send_file(request, reply, source, etag=etag)
         else:
             await stream(source, reply)
+
+    async def _head(self, f: IndexFile, reply: Reply) -> None:
+        """A HEAD for a file not fetched yet: its size from the page, else from one byte of
+        the upstream's (a HEAD may be refused where a GET is signed), never the whole file."""
+        self._not_again(f)  # a GET would fail
+        size = f.size
+        if size is None:
+            answer = await unhashed.ask(self.client, f.url, unhashed.conditional(None), QUICK_CHECK)
+            if isinstance(answer, str):
+                raise DownloadError(f"{redact_url(f.url)}: {answer}")
+            status, headers = answer
+            if status not in (200, 206):
+                raise HTTPStatusError(f"{redact_url(f.url)} answered {status}", status)
+            size = unhashed.size_of(status, headers)
+        length = [("Content-Length", str(size))] if size is not None else []
+        etag = [("ETag", f'"{f.sha256}"')] if f.sha256 else []
+        await reply.start(
+            200, [("Content-Type", OCTETS), *length, ("Accept-Ranges", "bytes"), *etag]
+        )
+        await reply.end()
 
     async def file_of(self, f: IndexFile) -> Path:
         """The whole file (install's metadata reads a wheel through this): shared too."""
@@ -283,11 +309,15 @@ class Upstream(Session):
                 return hit
             g = self._growing.get(f.url)
             if g is None:
-                bad = self._mismatched.get((f.url, f.sha256 or ""))
-                if bad is not None and trio.current_time() < bad[0]:
-                    raise bad[1]
+                self._not_again(f)
                 g = self._start(f)
         return g
+
+    def _not_again(self, f: IndexFile) -> None:
+        """Raise for a file that just failed its page's sha256 (see _mismatched)."""
+        bad = self._mismatched.get((f.url, f.sha256 or ""))
+        if bad is not None and trio.current_time() < bad[0]:
+            raise bad[1]
 
     async def _cached(self, f: IndexFile) -> Path | None:
         if f.url in self._growing:
