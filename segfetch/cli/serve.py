@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -69,10 +70,12 @@ def _run(args: argparse.Namespace) -> int:
     auth = args.auth or os.environ.get(AUTH_ENV) or None
     if auth is not None and (":" not in auth or auth.startswith(":")):
         raise UsageError(f"--auth takes USER:PASS (or {AUTH_ENV}=USER:PASS)")
+    args.host = _host(args.host)
     if not _loopback(args.host):
         print(
-            f"segfetch: warning: listening on {args.host}: whoever reaches this port may use "
-            f"the index{'' if auth else ' (give --auth USER:PASS to require a password)'}",
+            f"segfetch: warning: listening on {_bracketed(args.host)}: whoever reaches this "
+            "port may use the index"
+            f"{'' if auth else ' (give --auth USER:PASS to require a password)'}",
             file=sys.stderr,
         )
     try:  # (asking pip for its indexes takes seconds: a stop meanwhile is a stop too)
@@ -81,6 +84,42 @@ def _run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, running.Terminated):
         print("segfetch: serve stopped", file=sys.stderr)
     return 0
+
+
+def _host(given: str) -> str:
+    """The address to listen on: as given, or without the brackets of a URL's IPv6 host."""
+    host = given.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise UsageError(
+            "--host is empty: give the address to listen on "
+            "(127.0.0.1; 0.0.0.0 for every IPv4 address, :: for every IPv6 one)"
+        )
+    return host
+
+
+def _bracketed(host: str) -> str:
+    """The host as a URL writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
+def _spoken(host: str) -> str:
+    """The address, said for the operator: what a wildcard listens on."""
+    if host == "0.0.0.0":
+        return "every IPv4 address (0.0.0.0)"
+    if host == "::":
+        return "every IPv6 address (::; for IPv4 clients, --host 0.0.0.0)"
+    return host
+
+
+def _urls(host: str, port: int) -> tuple[str, str | None]:
+    """The index URL that works on this machine, and for a wildcard address the one other
+    machines may use (this machine's name; its address works too). Pure but for the name."""
+    local = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    url = f"http://{_bracketed(local)}:{port}/simple/"
+    other = f"http://{socket.gethostname()}:{port}/simple/" if local != host else None
+    return url, other
 
 
 def _loopback(host: str) -> bool:
@@ -168,16 +207,19 @@ async def _serve(
                 raise
             why = exc.strerror or str(exc)
             raise UsageError(
-                f"cannot listen on {args.host}:{args.port}: {why}; choose another --host or --port"
+                f"cannot listen on {_bracketed(args.host)}:{args.port}: {why}; "
+                "choose another --host or --port"
             ) from None
-        host = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
-        where = f"{f'[{host}]' if ':' in host else host}:{app.port}/simple/"
-        print(f"http://{where}", flush=True)
+        here, elsewhere = _urls(args.host, app.port)
+        print(here, flush=True)
         login = f"{auth.partition(':')[0]}:PASS@" if auth else ""  # the password is not echoed
-        url = f"http://{login}{where}"
+        url = here.replace("http://", f"http://{login}", 1)
         print(f"  PIP_INDEX_URL={url} pip install ...   UV_INDEX_URL={url} uv pip install ...",
               flush=True)  # fmt: skip
         if not args.quiet:
             upstream = ", ".join(map(redact_url, indexes))
             print(f"segfetch: serve: files from {upstream} (Ctrl-C stops)", file=sys.stderr,
                   flush=True)  # fmt: skip
+        if elsewhere is not None:  # (said even with --quiet: the URL above is this machine's)
+            print(f"segfetch: serve: listening on {_spoken(args.host)}; from other machines: "
+                  f"{elsewhere}", file=sys.stderr, flush=True)  # fmt: skip
