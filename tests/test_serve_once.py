@@ -1,19 +1,23 @@
 """`segfetch serve`: each file crosses the uplink once, even one its page lists without a
 sha256 (a find-links page, a plain listing): after a restart it is served from the cache
-once one byte shows the upstream has the same file; and a HEAD never fetches a file."""
+once one byte shows the upstream has the same file; a HEAD never fetches a file; a second
+serve on the same cache streams what the first one downloads."""
 
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from pathlib import Path
 
 import httpx
 import pytest
+import trio
 from test_serve import BIG, probes, serving
 
-from segfetch.testing.emulator import Emulator, IndexOptions
+from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels import unhashed
+from segfetch.wheels.cache import Cache
 from segfetch.wheels.localindex import STALE
 from segfetch.wheels.unhashed import Kept, Verdict
 
@@ -156,3 +160,43 @@ async def test_a_head_never_fetches_the_file(tmp_path: Path, index_dir: Path, js
         assert not list((tmp_path / "c").rglob(BIG))  # nothing downloaded
         got = await get_file(url)  # and a GET still brings it
         assert got.status_code == 200 and len(got.content) == size
+
+
+async def test_a_second_serve_on_the_cache_streams_what_the_first_downloads(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """Two serve processes (here two servers in one process: the cache's locks are the same)
+    on one cache: the second one's client gets the bytes as the first one writes them, not
+    only once that download ends (pip gives up after 15 s without a byte), and the file
+    crosses the uplink once."""
+    data = (index_dir / BIG).read_bytes()
+    final = Cache(tmp_path / "c").path(hashlib.sha256(data).hexdigest(), BIG)
+    bodies: dict[str, bytes] = {}
+    early: list[bool] = []
+
+    async def fetch(url: str, who: str, *, started: trio.Event) -> None:
+        async with (
+            httpx.AsyncClient(trust_env=False, timeout=30) as client,
+            client.stream("GET", url.replace("/simple/", f"/files/sf-big/{BIG}")) as r,
+        ):
+            body = b""
+            async for chunk in r.aiter_bytes():
+                if not body and who == "second":
+                    early.append(not final.exists())  # the first one's download not done yet
+                body += chunk
+                started.set()
+            bodies[who] = body
+
+    async with (
+        Emulator(index=index_dir, link=Link(shared_rate=1 << 19)) as emu,  # 4 s for the file
+        serving([emu.index_url], tmp_path / "c") as (_, one),
+        serving([emu.index_url], tmp_path / "c") as (_, two),
+        trio.open_nursery() as nursery,
+    ):
+        first, second = trio.Event(), trio.Event()
+        nursery.start_soon(partial(fetch, one, "first", started=first))
+        await first.wait()
+        nursery.start_soon(partial(fetch, two, "second", started=second))
+    assert bodies == {"first": data, "second": data}
+    assert early == [True]
+    assert probes(emu, BIG) == 1

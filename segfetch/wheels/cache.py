@@ -142,6 +142,20 @@ class Cache:
         os.replace(path, final)
         return final
 
+    def busy(self, folder: Path) -> bool:
+        """Whether the entry's lock is held now (by another process, or another task)."""
+        try:
+            fd = os.open(folder / ".lock", os.O_RDWR)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # (a lock taken here goes with it)
+
     @asynccontextmanager
     async def lock(self, folder: Path) -> AsyncIterator[None]:
         """Hold the lock of one entry (works across processes; polled, so cancellable). Its

@@ -27,6 +27,7 @@ from segfetch.engine.download import Progress
 from segfetch.engine.names import side_names
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
+from segfetch.engine.store import PartFile
 from segfetch.errors import (
     DiskError,
     DownloadError,
@@ -66,6 +67,8 @@ STALE_AFTER = 10.0
 # A check that the upstream still has a file kept from an earlier run waits this long: past
 # it the copy is served (said), as when the upstream is down.
 QUICK_CHECK = 10.0
+# Seconds between looks at a download another process (another serve on this cache) makes.
+FOLLOW_EVERY = 0.25
 
 
 @dataclass
@@ -327,7 +330,8 @@ class Upstream(Session):
             if path is not None and path.is_file():
                 return path
             return await self._once(("kept", f.url), lambda: self._kept(f))
-
+        if self._elsewhere(self.cache.path(f.sha256, f.filename)):
+            return None  # followed as it downloads (_follow), not waited for here
         damaged = damage_notice(self.notice, f.filename)
         async with self.cache.lock(self.cache.path(f.sha256, f.filename).parent):
             return await self.cache.get(f.sha256, f.filename, size=f.size, damaged=damaged)
@@ -381,11 +385,33 @@ class Upstream(Session):
         else:
             dest = self.cache.unverified_path(f.url, f.filename)
         g = self._growing[f.url] = Growing(dest.with_name(side_names(dest.name)[0]), f.size)
-        self.nursery.start_soon(self._download, f, g)
+        self.nursery.start_soon(self._download, f, g, dest)
         return g
 
-    async def _download(self, f: IndexFile, g: Growing) -> None:
+    def _elsewhere(self, dest: Path) -> bool:
+        """Whether another process (or task) is downloading ``dest`` now."""
+        return dest.with_name(side_names(dest.name)[0]).exists() and self.cache.busy(dest.parent)
+
+    async def _follow(self, f: IndexFile, g: Growing, dest: Path) -> bool:
+        """While another process downloads the file (another serve on this cache), its bytes
+        go to our clients as its control file claims them; whether there was one. Then our
+        own fetch takes the verified file, or resumes what that process left."""
+        part, followed = PartFile(dest), False
+        while self._elsewhere(dest):
+            followed = True
+            state = part.load(f.url, f.sha256)
+            if state is not None:
+                g.update(state.size, state.done.prefix())
+            await trio.sleep(FOLLOW_EVERY)
+        return followed
+
+    async def _download(self, f: IndexFile, g: Growing, dest: Path) -> None:
         try:
+            if await self._follow(f, g, dest) and not f.sha256:
+                hit = await self._kept(f)  # that process kept it: not fetched again
+                if hit is not None:  # (named by its sha256 in the cache)
+                    g.finish(hit, hit.parent.name, hit.stat().st_size)
+                    return
             got = await self.fetch(planned_of(f, frozenset()))
             if not f.sha256:
                 self._fetched[f.url] = got.path
