@@ -130,3 +130,30 @@ async def _fetch_checked(tmp_path: Path, handler: Any, options: Options) -> None
             )
         nursery.cancel_scope.cancel()
     assert (tmp_path / "f.bin").read_bytes() == DATA
+
+
+async def test_progress_counts_a_whole_stream_after_an_eager_first_request(
+    tmp_path: Path,
+) -> None:
+    """The size known (--size, the index), the first request goes beside the others; a
+    server that ignores ranges then sends the file as one stream. Its progress said 0 bytes
+    done to the end (the eager pass's count), and a reader of the growing .part (install's
+    uv) saw no prefix."""
+    from segfetch.engine.result import Progress
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while await read_head(stream):
+            reply = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(DATA)
+            await stream.send_all(reply + DATA)
+
+    seen: list[Progress] = []
+    options = Options(connections=4, min_segment=64 * 1024, policy=FAST)
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        url = f"http://127.0.0.1:{port}/f.bin"
+        with trio.fail_after(30):
+            await download(url, tmp_path / "f.bin", options, size=len(DATA), progress=seen.append)
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "f.bin").read_bytes() == DATA
+    last = seen[-1]
+    assert (last.size, last.done, last.prefix) == (len(DATA),) * 3

@@ -309,7 +309,6 @@ class _Download:
             self.probe_slot = True
             learned = self.state.size if self.state is not None else None
             self.state, self.hasher = None, PrefixHasher(self.part)  # all of it, from byte 0
-            self.transfer = None  # progress counts the stream's bytes from now on
             return await self._single(None, learned)
         finally:
             self._release_probe_slot()
@@ -474,6 +473,7 @@ class _Download:
     async def _single(self, response: httpx.Response | None, learned: int | None = None) -> int:
         """One stream from byte 0 (whole.py): the server ignores ranges. ``learned``: the
         size an earlier answer gave (a body that says no length must end there)."""
+        self.transfer = None  # progress counts the stream's bytes (an eager pass's none)
         return await whole.fetch(
             self.client, self.where, self.options, self.rng, self.stats, self.part,
             self.hasher, size=self.size, learned=learned, keep=self.state,
