@@ -300,6 +300,8 @@ class _Download:
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total
                     return await self._ranged(verdict, Body(response, chunks, end))
+                if verdict.coding:  # decoded from byte 0 (a range of it is compressed bytes)
+                    self.state = None  # nothing saved is of use, nor is its size
                 return await self._single(response)
             finally:
                 await response.aclose()
@@ -487,11 +489,10 @@ class _Download:
         if not force and now - self._last_report < REPORT_EVERY:
             return
         self._last_report = now
-        size = self.state.size if self.state is not None else self.stats.size
-        t = self.transfer
-        done = t.planner.done.total() if t is not None else self.stats.received
-        prefix = t.planner.done.prefix() if t is not None else self.stats.received
-        st = self.stats
+        t, st = self.transfer, self.stats
+        size = t.state.size if t is not None else st.size  # (a stream's: what it decodes to)
+        done = t.planner.done.total() if t is not None else st.received
+        prefix = t.planner.done.prefix() if t is not None else st.received
         self.progress(Progress(self.where.origin, size, done, st.live, st.retries, prefix))
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
-from urllib.parse import urlsplit
 
+from segfetch.engine.coding import codings, decodable
 from segfetch.engine.failures import Failure
 from segfetch.engine.ranges import parse_content_range, parse_unsatisfied_range
 from segfetch.errors import ServerError
@@ -64,7 +64,9 @@ class Multipart:
 class Whole:
     """A 200: the server ignores ranges; the body is the whole file from byte 0."""
 
-    size: int | None  # from Content-Length, if it gave one
+    size: int | None  # from Content-Length, if it gave one (none with a coding)
+    # The coding the body came in, to decode as it arrives (coding.py): "gzip" or "deflate"
+    coding: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,34 +219,41 @@ def multipart_boundary(headers: Headers) -> bytes | None:
     return None
 
 
-# Content-Encoding values that name no coding: "none" is what PHP download scripts send to
-# keep mod_deflate off (curl and aria2c take those bytes as they are), "binary" another such.
-NO_CODING = frozenset({"", "identity", "none", "binary"})
 # After the last try of an answer of the wrong shape, which waiting does not mend.
 ODD_SERVER = "the server (or a proxy on the way) answers so; try another mirror or proxy"
-# A gzip file labelled gzip (Apache's "AddEncoding x-gzip .gz", an S3 object's metadata):
-# the label says what the file is, not a coding applied on the way; pip, curl and aria2c
-# keep those bytes as they are (an sdist's sha256 is of them).
-GZIP_FILE = (".gz", ".tgz")
 
 
-def cannot_be_the_file(headers: Headers, name: str, html_ok: bool, status: int) -> Retry | None:
+def decoded_whole(headers: Headers, name: str, status: int) -> str | None:
+    """The coding to decode (coding.py) of an answer that is all of the file in one coding
+    segfetch decodes: a 200, or a 206 of all of its bytes (``bytes 0-N/N+1``, Apache's
+    mod_deflate answers a range of a small file so: its coded bytes, all of them). None for
+    any other answer: a part of a coded stream fits no other answer's."""
+    whole = status == 200 or (status == 206 and _whole_length(headers) is not None)
+    return decodable(headers, name) if whole else None
+
+
+def cannot_be_the_file(
+    headers: Headers, name: str, html_ok: bool, status: int, decoded: bool = False
+) -> Retry | None:
     """An answer whose body is not the file's bytes, whatever its status says: compressed
-    though identity was asked (ranges would address the compressed bytes), or an HTML page
-    (a captive portal, a login page) for a file that is not HTML. A 206 is no portal's
+    though identity was asked (a range would be of the compressed bytes; ``decoded``: an
+    answer that is all of the file in a coding segfetch decodes is usable here), or an HTML
+    page (a captive portal, a login page) for a file that is not HTML. A 206 is no portal's
     page: its type is the server's guess (nginx's default_type is often text/html)."""
-    encoding = headers.get("Content-Encoding", "identity").strip().lower()
-    codings = [c for c in (c.strip() for c in encoding.split(",")) if c not in NO_CODING]
-    if codings in (["gzip"], ["x-gzip"]) and urlsplit(name).path.lower().endswith(GZIP_FILE):
-        codings = []
-    if codings:
+    encoding = headers.get("Content-Encoding", "identity").strip()
+    whole = decoded_whole(headers, name, status) is not None
+    if codings(headers, name) and not (decoded and whole):
         # Not the file's bytes, so never written; but worth another try, as a proxy may
-        # compress only some answers. A server that always does runs out of tries quickly.
+        # compress only some answers. A server that always does runs out of tries quickly;
+        # one that sends the whole file so to ranges (``whole``): one stream, decoded; a
+        # part of a stream it would decode: asked for all of it ("bytes=0-") next time.
         message = (
             f"{name} sent {encoding}-encoded bytes though asked for the file as it is; "
             "they cannot be used as the file's bytes"
         )
-        return Retry(Failure(message, retry=True, advice=ODD_SERVER))
+        failure = Failure(message, retry=True, advice=ODD_SERVER)
+        part = status == 206 and decodable(headers, name) is not None
+        return Retry(failure, whole=whole, open=part)
     if status == 200 and (label := _part_label(headers)) is not None:
         # A 206 mislabelled (a servlet that forgot its status): never the whole file. Asked
         # again as "bytes=0-", such a server sends all of it.
@@ -281,8 +290,10 @@ def judge_probe(
     asked, with If-Range if ``known`` (the saved state) is not None. Saved bytes are given
     up (Restart) only on evidence that the file changed, never for an answer that merely
     cannot be used."""
-    if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
+    if (bad := cannot_be_the_file(headers, name, html_ok, status, decoded=True)) is not None:
         return bad
+    if decoded_whole(headers, name, status):  # decoded from byte 0: nothing saved fits
+        return judge_whole(status, headers, expected_size, name, html_ok)
     etag, modified = validators(headers)
     if status == 200:
         if known is None:
@@ -383,13 +394,16 @@ def judge_whole(
 ) -> Whole | Retry | Fail:
     """An answer to a request without Range, from a server that ignores ranges; or a 206
     of the whole file (``bytes 0-N/N+1``)."""
+    coding = decoded_whole(headers, name, status)
     size = content_length(headers)
     if status == 206 and (whole := _whole_length(headers)) is not None:
         status, size = 200, whole  # (its Content-Range says the length, with none given)
     if status != 200:
         return Retry(Failure(f"{name} answered {status}", retry=True))
-    if (bad := cannot_be_the_file(headers, name, html_ok, status)) is not None:
+    if (bad := cannot_be_the_file(headers, name, html_ok, status, coding is not None)) is not None:
         return bad
+    if coding is not None:
+        return Whole(None, coding)  # (its length is the compressed bytes')
     if expected_size is not None and size not in (None, expected_size):
         return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
     return Whole(size)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from segfetch.engine import rules
+from segfetch.engine import coding, rules
 from segfetch.engine.body import body_chunks
 from segfetch.engine.client import Location, RetryLater, backoff, classify, send
 from segfetch.engine.failures import Failure
@@ -56,9 +56,11 @@ async def fetch(
             if isinstance(verdict, rules.Retry):
                 raise RetryLater(verdict.failure)
             known = next((n for n in (verdict.size, size, learned) if n is not None), None)
-            if keep is not None and not _same(keep, response.headers, known):
+            if keep is not None and (verdict.coding or not _same(keep, response.headers, known)):
                 keep = None  # another version than the saved state's: nothing of it kept
-            return await _stream(response, known, part, hasher, stats, keep, where.name, report)
+            decoder = coding.Decoder(verdict.coding) if verdict.coding else None
+            args = part, hasher, stats, keep, where.name, report
+            return await _stream(response, known, *args, decoder)
         except (RetryLater, httpx.TransportError) as exc:
             await backoff(budget, classify(exc, where.current), stats)
         finally:
@@ -107,7 +109,10 @@ async def _stream(
     keep: State | None,
     name: str,
     report: Callable[..., None],
+    decoder: coding.Decoder | None,
 ) -> int:
+    """``decoder``: the body came in a coding (its Content-Length is not the file's); the
+    file's ``size``, if known, bounds what it may decode to (a gzip bomb)."""
     stats.resumed = 0  # every byte comes again in this stream
     size = keep.size if keep is not None else size  # the saved bytes past the end are its
     if keep is None:
@@ -119,22 +124,33 @@ async def _stream(
     stats.size = size
     stats.streaming(+1)
     try:
-        async for chunk in body_chunks(response):
-            if size is not None and pos + len(chunk) > size:
-                raise ServerError(f"{name} sent more than {size} bytes")
-            part.write(pos, chunk)
-            hasher.feed(pos, chunk)
-            pos += len(chunk)
-            stats.received = pos
-            report()
+        async for raw in body_chunks(response):
+            for chunk in decoder.feed(raw) if decoder else (raw,):
+                if size is not None and pos + len(chunk) > size:
+                    raise ServerError(f"{name} sent more than {size} bytes{_decoded(decoder)}")
+                part.write(pos, chunk)
+                hasher.feed(pos, chunk)
+                pos += len(chunk)
+                stats.received = pos
+                report()
+        if decoder is not None:
+            decoder.end()
+    except coding.Damaged as exc:
+        raise RetryLater(Failure(f"{name}: {exc}", retry=True)) from None
     finally:
         stats.streaming(-1)
         if keep is not None and pos:  # what arrived counts for the next run too
             keep.done.add(0, pos)
             part.save_synced(keep)
+    if size is not None and pos != size and decoder is not None:  # (all of its stream came)
+        raise ServerError(f"{name} is {pos} bytes{_decoded(decoder)}, but {size} were expected")
     if size is not None and pos != size:
         raise RetryLater(Failure(f"{name}: body ended at {pos} of {size} bytes", True))
     await hasher.advance(pos)
     stats.validators = rules.validators(response.headers)
     report(force=True)
     return pos
+
+
+def _decoded(decoder: coding.Decoder | None) -> str:
+    return f" once its {decoder.coding} coding is decoded" if decoder else ""
