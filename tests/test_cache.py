@@ -271,3 +271,35 @@ def test_two_downloads_into_one_folder_never_rename_a_half_copy(
     assert len(calls) == 2
     assert (out / src.name).read_bytes() == b"x" * 1000
     assert [p.name for p in out.iterdir()] == [src.name]  # no copy of either left
+
+
+async def test_a_file_listed_without_a_sha256_crosses_once(tmp_path: Path) -> None:
+    """download, then again: a file its page gives no sha256 for (find-links pages, plain
+    listings) comes from the cache once one byte shows the server still has it (it was
+    fetched whole every run); replaced on the server, it is fetched anew."""
+    index = tmp_path / "index"
+    index.mkdir()
+    make_wheel(index, "sf-beta", "1.1", payload=600_000, seed=1)
+    options = IndexOptions(hashes_in="none")
+    async with Emulator(index=index, link=Link(), index_options=options) as emu:
+        args = ["download", "sf-beta==1.1", "--index-url", emu.index_url, "--json"]
+        args += ["--cache-dir", str(tmp_path / "cache")]
+        first = await segfetch(*args, "-d", str(tmp_path / "a"))
+        assert first.returncode == 0, first.stderr
+        assert [r["cached"] for r in json.loads(first.stdout)] == [False]
+
+        seen = len(emu.log)
+        again = await segfetch(*args, "-d", str(tmp_path / "b"))
+        assert again.returncode == 0, again.stderr
+        assert [r["cached"] for r in json.loads(again.stdout)] == [True]
+        assert sum(int(str(e["sent"])) for e in _requests(emu.log[seen:])) <= 1
+        assert (tmp_path / "b" / NAME).read_bytes() == (index / NAME).read_bytes()
+
+        make_wheel(index, "sf-beta", "1.1", payload=600_000, seed=2)  # replaced, same name
+        os.utime(index / NAME, (1e9, 1e9))  # (another Last-Modified, however fast the test)
+        seen = len(emu.log)
+        new = await segfetch(*args, "-d", str(tmp_path / "c"))
+        assert new.returncode == 0, new.stderr
+        assert [r["cached"] for r in json.loads(new.stdout)] == [False]
+        assert (tmp_path / "c" / NAME).read_bytes() == (index / NAME).read_bytes()
+        assert (tmp_path / "c" / NAME).read_bytes() != (tmp_path / "b" / NAME).read_bytes()

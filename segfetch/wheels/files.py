@@ -20,6 +20,7 @@ from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
 from segfetch.engine.store import fsync_dir, fsync_path
 from segfetch.errors import DiskError, DownloadError, HashMismatch, file_url_path
+from segfetch.wheels import unhashed
 from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile
@@ -97,6 +98,10 @@ async def fetch_file(
             if progress:
                 progress(p, None)
             return Fetched(p, hit, expected, hit.stat().st_size, None)
+        if expected is None and (kept := await _kept(p, cache, client, options, damaged)):
+            if progress:
+                progress(p, None)
+            return kept
         dest = folder / p.filename
         report = (lambda pr: progress(p, pr)) if progress else None
         result = await download(
@@ -114,7 +119,36 @@ async def fetch_file(
             await _check_other_hash(dest, p)
         path = dest if expected else cache.adopt(dest, result.sha256)
         cache.verified(path)
+        if not expected:  # what the next run asks the server about (_kept)
+            record = unhashed.Kept(result.sha256, result.size, *result.validators)
+            unhashed.save(unhashed.record_path(cache, p.url, p.filename), p.url, record)
         return Fetched(p, path, result.sha256, result.size, result)
+
+
+async def _kept(
+    p: Planned,
+    cache: Cache,
+    client: httpx.AsyncClient,
+    options: Options,
+    damaged: Callable[[str], None],
+) -> Fetched | None:
+    """A file its page lists without a sha256 that an earlier run fetched: the copy in the
+    cache (checked against the sha256 then computed), once one byte with the validators
+    it came with shows the server still has that very file (unhashed.py). Else None: it
+    is fetched, as when the server gives no answer (nothing vouches for the copy then)."""
+    record = unhashed.load(unhashed.record_path(cache, p.url, p.filename))
+    if record is None or p.size not in (None, record.size):
+        return None
+    if p.allowed and record.sha256 not in p.allowed:
+        return None
+    async with cache.lock(cache.path(record.sha256, p.filename).parent):
+        hit = await cache.get(record.sha256, p.filename, size=record.size, damaged=damaged)
+    if hit is None:
+        return None
+    verdict, _ = await unhashed.check(client, p.url, record, options.timeout)
+    if verdict is not unhashed.Verdict.SAME:
+        return None
+    return Fetched(p, hit, record.sha256, record.size, None)
 
 
 async def local_file(p: Planned) -> Fetched:

@@ -377,7 +377,7 @@ class Upstream(Session):
             self.notice(f"{f.filename}: the upstream has another file now ({why}); fetching it")
 
     def _record(self, f: IndexFile) -> Path:
-        return self.cache.unverified_path(f.url, f.filename + ".kept.json")
+        return unhashed.record_path(self.cache, f.url, f.filename)
 
     def _start(self, f: IndexFile) -> Growing:
         if f.sha256:

@@ -1,5 +1,6 @@
 """Files an index lists without a sha256 (a find-links page, a plain directory listing, some
-private indexes), kept by ``serve`` from one run to the next.
+private indexes), kept from one run to the next (``serve``; ``fetch_file`` for install and
+download, which use a copy only once the server confirms it).
 
 Such a file is known only by its URL. After its download a record is written beside the
 cache's by-URL folder: the sha256 segfetch computed, the size, and the ETag / Last-Modified
@@ -27,6 +28,7 @@ import trio
 from segfetch.engine import failures, rules
 from segfetch.engine.ranges import parse_content_range
 from segfetch.errors import redact_url
+from segfetch.wheels.cache import Cache
 
 FORMAT = 1  # an entry of another layout is no entry
 
@@ -45,6 +47,11 @@ class Verdict(Enum):
     SAME = "the same file"
     CHANGED = "another file"
     NO_ANSWER = "no answer"
+
+
+def record_path(cache: Cache, url: str, filename: str) -> Path:
+    """Where the record of the file at ``url`` is kept (beside its by-URL folder)."""
+    return cache.unverified_path(url, filename + ".kept.json")
 
 
 def load(path: Path) -> Kept | None:
