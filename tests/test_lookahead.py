@@ -336,6 +336,39 @@ def test_sdists_and_foreign_targets() -> None:
     assert picked(Lookahead(foreign, TARGET), "lib", LIB) == [("lib-1.0-py3-none-any.whl", False)]
 
 
+def test_an_installed_version_that_fits_is_kept_not_fetched() -> None:
+    """A venv with lib 1.0 installed: ``install lib`` keeps it, as pip says "Requirement
+    already satisfied" (the newest lib and its dependencies were fetched whole); an upgrade
+    or a specifier it does not meet fetches the version pip installs."""
+    one = LIB[2:]  # the index has one version: certain, were nothing installed
+
+    def installing(*reqs: str, options: Sequence[str] = ()) -> Lookahead:
+        s = RequirementSet(installed=list(options))
+        for r in reqs:
+            s.add_string(r)
+        held = {"lib": "1.0", "dep": "1"}
+        return Lookahead(s, Target(TARGET.python_version, TARGET.tags, TARGET.markers, held))
+
+    assert picked(installing("lib"), "lib", one) == [("lib-2.0-py3-none-any.whl", False)]
+    assert picked(installing("lib>=1.5"), "lib", one) == [("lib-2.0-py3-none-any.whl", True)]
+    assert picked(installing("lib", options=["-U"]), "lib", one) == [
+        ("lib-2.0-py3-none-any.whl", True)
+    ]
+    assert picked(installing("lib", options=["--force-reinstall"]), "lib", one) == [
+        ("lib-2.0-py3-none-any.whl", True)
+    ]
+    # -U upgrades the user's projects only, unless the strategy is eager
+    dep = files("dep-2-py3-none-any.whl")
+    for options, certain in (
+        (["-U"], False),
+        (["-U", "--upgrade-strategy", "eager"], True),
+        (["--upgrade", "--upgrade-strategy=eager"], True),
+    ):
+        la = installing("lib>=1.5", options=options)
+        la.learn(LIB[2], meta("lib", "2.0", "dep"), certain=True)
+        assert picked(la, "dep", dep) == [("dep-2-py3-none-any.whl", certain)]
+
+
 def test_pip_options_keep_their_values() -> None:
     from segfetch.cli.main import _parser
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from segfetch.wheels.dists import dependencies, marker_applies, parse_filename
 from segfetch.wheels.index import IndexFile
@@ -128,9 +129,35 @@ class Lookahead:
             return None
         if len({c.version for c in found}) != 1:
             return None
-        if self.reqs.keeps_installed and self.target.holds(name, str(found[0].version)):
-            return None  # installed at that version already: pip keeps it, fetches nothing
+        if self._kept(name, req.specifier, found[0].version):
+            return None  # pip keeps what is installed, fetches nothing
         return choose(Wanted(req, k.hashes), files, self.target, how=how).file
+
+    def _kept(self, name: str, spec: SpecifierSet, best: Version) -> bool:
+        """Whether pip keeps the installed version of this project: it fits the specifiers
+        and no upgrade applies to it (-U for the user's projects, all with
+        --upgrade-strategy eager), or it is no older than the best the index has."""
+        have = self.target.installed.get(canonicalize_name(name))
+        if not self.reqs.keeps_installed or have is None:
+            return False
+        try:
+            version = Version(have)
+        except InvalidVersion:
+            return False
+        if not spec.contains(version, prereleases=True):
+            return False
+        return version >= best or not self._upgrades(name)
+
+    def _upgrades(self, name: str) -> bool:
+        options = self.reqs.installed or []
+        if not {"-U", "--upgrade"} & set(options):
+            return False
+        eager = any(
+            word == "--upgrade-strategy=eager" or (word, nxt) == ("--upgrade-strategy", "eager")
+            for word, nxt in zip(options, [*options[1:], ""], strict=True)
+        )
+        roots = {canonicalize_name(r) for r in self.roots}
+        return eager or canonicalize_name(name) in roots
 
     def learn(self, f: IndexFile, metadata: bytes, certain: bool) -> set[str]:
         """A file's METADATA (``certain``: the file is): what it requires is now known.
