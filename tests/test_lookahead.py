@@ -369,6 +369,17 @@ def test_an_installed_version_that_fits_is_kept_not_fetched() -> None:
         assert picked(la, "dep", dep) == [("dep-2-py3-none-any.whl", certain)]
 
 
+def test_an_extra_spelled_with_underscores_makes_nothing_certain() -> None:
+    """requests[use_chardet_on_py3]: a pip before 23.3 (as Python 3.11's venv has) matches
+    no Provides-Extra use-chardet-on-py3 and installs no chardet, but chardet was fetched
+    whole ahead of it (1.5 MB never installed)."""
+    la = lookahead("lib[use_x,Socks]==2.0")
+    requires = ("dep; extra == 'use-x'", "sk; extra == 'socks'")
+    la.learn(LIB[2], meta("lib", "2.0", *requires), certain=True)
+    assert picked(la, "dep", files("dep-1-py3-none-any.whl")) == [("dep-1-py3-none-any.whl", False)]
+    assert picked(la, "sk", files("sk-1-py3-none-any.whl")) == [("sk-1-py3-none-any.whl", True)]
+
+
 def test_pip_options_keep_their_values() -> None:
     from segfetch.cli.main import _parser
 

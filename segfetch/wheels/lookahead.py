@@ -52,6 +52,14 @@ class _Known:
     sure_extras: set[str] = field(default_factory=set)  # asked for by the user or certain parents
 
 
+def spelled_alike(extras: set[str]) -> set[str]:
+    """The extras every pip matches alike: one word of letters and digits. pip before 23.3
+    does not normalize extras (PEP 685), so ``requests[use_chardet_on_py3]`` selects
+    nothing of a wheel whose Provides-Extra is ``use-chardet-on-py3``, where a newer pip
+    (PEP 685) takes chardet: no file is certain by an extra with ``-``, ``_`` or ``.``."""
+    return {e for e in extras if e.isascii() and e.isalnum()}
+
+
 class Lookahead:
     def __init__(self, reqs: RequirementSet, target: Target) -> None:
         self.reqs, self.target = reqs, target
@@ -70,7 +78,7 @@ class Lookahead:
             k.needed = True
             k.base &= w.req.specifier
             k.extras |= w.req.extras
-            k.sure_extras |= w.req.extras
+            k.sure_extras |= spelled_alike(w.req.extras)
             k.hashes = k.hashes & w.hashes if k.hashes and w.hashes else k.hashes or w.hashes
 
     def _project(self, name: str) -> _Known:
@@ -183,11 +191,13 @@ class Lookahead:
                 self._edges.add((url, str(dep), sure))
                 key = canonicalize_name(dep.name)
                 d = self._project(key)
-                grew = not dep.extras <= (d.sure_extras if sure else d.extras)
+                grew = not (spelled_alike(dep.extras) if sure else dep.extras) <= (
+                    d.sure_extras if sure else d.extras
+                )
                 if sure:
                     d.needed = True
                     d.sure &= dep.specifier
-                    d.sure_extras |= dep.extras
+                    d.sure_extras |= spelled_alike(dep.extras)
                 else:
                     d.declared &= dep.specifier
                     d.last = dep.specifier
