@@ -49,6 +49,9 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_wheel(root / "links", "dr-local", "2.0", requires=["dr-b==1.0"])
     make_wheel(root / "links", "dr-solo", "1.0", requires=["dr-solo-dep"])
     make_wheel(root / "links", "dr-solo-dep", "1.0")
+    make_wheel(root / "links", "dr-pre-app", "1.0", requires=["dr-pre-lib"])
+    make_wheel(root / "links", "dr-pre-lib", "0.9")
+    make_wheel(root / "links", "dr-pre-lib", "1.0rc1", seed=1)
     make_project(root / "src", "dr-proj", "0.1", requires=["dr-a", "dr-e"])
     (root / "constraints.txt").write_text("dr-b==1.0\n")
     if shutil.which("git"):  # a VCS requirement, cloned from a local repository
@@ -81,8 +84,11 @@ CASES: dict[str, Args] = {
     "find-links-dir": lambda emu, other, root: ["dr-local", "-f", "links"],  # from the cwd
     "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
+    # the installer chooses from the folder too: --pre reaches it (it took dr-pre-lib 0.9)
+    "pre-find-links": lambda emu, other, root: ["--pre", "dr-pre-app", "-f", "links"],
 }
-UV_TOO = ("unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-path", "no-index")
+UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-path"]
+UV_TOO += ["no-index", "pre-find-links"]
 
 
 @pytest.mark.parametrize(

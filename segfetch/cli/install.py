@@ -196,7 +196,7 @@ def _run_started(
     from segfetch.wheels.prelaunch import all_cached, prelaunch
     from segfetch.wheels.target import check_managed
 
-    pip_args = pip_args_of(args)
+    pip_args = [*pip_args_of(args), *(["--pre"] if reqs.pre else [])]  # for a -f folder's choice
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)

@@ -34,6 +34,7 @@ UV_FLAGS: dict[str, str | None] = {
     "--no-warn-conflicts": None,
     "--disable-pip-version-check": None,
     "--no-index": None,  # uv is given --no-index anyway
+    "--pre": "--prerelease=allow",
 }
 # (Not --target nor --prefix: uv takes them, but as a folder of its own that it checks for
 # what is installed; pip installs anew into a --target, and checks the environment's
