@@ -166,18 +166,7 @@ class PageCache:
             "born": page.born,
             "body": base64.b64encode(page.body).decode("ascii"),
         }
-        dest = self.path(page.url)
-        with contextlib.suppress(OSError):
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(json.dumps(doc).encode())
-                os.replace(tmp, dest)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+        save_json(self.path(page.url), doc)
 
     def drop(self, url: str) -> None:
         with contextlib.suppress(OSError):
@@ -190,3 +179,19 @@ def _text(value: object) -> str | None:
     if not isinstance(value, str):
         raise TypeError("not a string")
     return value
+
+
+def save_json(dest: Path, doc: object) -> None:
+    """Write ``doc`` to ``dest`` atomically (temp + rename: a reader sees the old record or
+    the new, never half of one); failing to write only loses the record."""
+    with contextlib.suppress(OSError):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(json.dumps(doc).encode())
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise

@@ -13,10 +13,7 @@ the copy is served all the same, as proxpi and devpi-server serve their cached f
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -29,6 +26,7 @@ from segfetch.engine import failures, rules
 from segfetch.engine.ranges import parse_content_range
 from segfetch.errors import redact_url
 from segfetch.wheels.cache import Cache
+from segfetch.wheels.pages import save_json
 
 FORMAT = 1  # an entry of another layout is no entry
 
@@ -75,17 +73,7 @@ def load(path: Path) -> Kept | None:
 def save(path: Path, url: str, kept: Kept) -> None:
     """Write the record atomically (temp + rename); failing to write only loses it."""
     doc = {"format": FORMAT, "url": redact_url(url), **kept.__dict__}  # (the URL for people)
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(doc).encode())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+    save_json(path, doc)
 
 
 def conditional(kept: Kept | None) -> dict[str, str]:
