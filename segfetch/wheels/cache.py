@@ -142,6 +142,18 @@ class Cache:
         os.replace(path, final)
         return final
 
+    async def get_locked(
+        self,
+        sha256: str,
+        filename: str,
+        *,
+        size: int | None = None,
+        damaged: Callable[[str], None] | None = None,
+    ) -> Path | None:
+        """``get`` under the entry's lock, for a caller that holds it for nothing else."""
+        async with self.lock(self.path(sha256, filename).parent):
+            return await self.get(sha256, filename, size=size, damaged=damaged)
+
     def busy(self, folder: Path) -> bool:
         """Whether the entry's lock is held now (by another process, or another task)."""
         try:

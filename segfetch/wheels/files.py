@@ -141,8 +141,7 @@ async def _kept(
         return None
     if p.allowed and record.sha256 not in p.allowed:
         return None
-    async with cache.lock(cache.path(record.sha256, p.filename).parent):
-        hit = await cache.get(record.sha256, p.filename, size=record.size, damaged=damaged)
+    hit = await cache.get_locked(record.sha256, p.filename, size=record.size, damaged=damaged)
     if hit is None:
         return None
     verdict, _ = await unhashed.check(client, p.url, record, options.timeout)

@@ -333,8 +333,7 @@ class Upstream(Session):
         if self._elsewhere(self.cache.path(f.sha256, f.filename)):
             return None  # followed as it downloads (_follow), not waited for here
         damaged = damage_notice(self.notice, f.filename)
-        async with self.cache.lock(self.cache.path(f.sha256, f.filename).parent):
-            return await self.cache.get(f.sha256, f.filename, size=f.size, damaged=damaged)
+        return await self.cache.get_locked(f.sha256, f.filename, size=f.size, damaged=damaged)
 
     async def _kept(self, f: IndexFile) -> Path | None:
         """A file without a sha256 that an earlier run downloaded: its copy, checked against
@@ -347,9 +346,9 @@ class Upstream(Session):
             self._changed(f, f"its page gives {f.size} bytes, not {record.size}")
             return None
         damaged = damage_notice(self.notice, f.filename)
-        async with self.cache.lock(self.cache.path(record.sha256, f.filename).parent):
-            path = await self.cache.get(record.sha256, f.filename, size=record.size,
-                                        damaged=damaged)  # fmt: skip
+        path = await self.cache.get_locked(
+            record.sha256, f.filename, size=record.size, damaged=damaged
+        )
         if path is None:
             return None
         host = urlsplit(f.url).netloc
