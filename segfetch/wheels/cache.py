@@ -71,6 +71,9 @@ class Cache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._verified: dict[Path, Identity] = {}  # entries whose sha256 this run checked
+        # URLs of files listed without a sha256 whose copy this run fetched, or the server
+        # confirmed (unhashed.py): not asked about again this run
+        self.confirmed: set[str] = set()
 
     def check(self) -> None:
         """Make the root if need be and write a file in it: a cache that cannot be used is a

@@ -122,6 +122,7 @@ async def fetch_file(
         if not expected:  # what the next run asks the server about (_kept)
             record = unhashed.Kept(result.sha256, result.size, *result.validators)
             unhashed.save(unhashed.record_path(cache, p.url, p.filename), p.url, record)
+            cache.confirmed.add(p.url)
         return Fetched(p, path, result.sha256, result.size, result)
 
 
@@ -144,9 +145,11 @@ async def _kept(
     hit = await cache.get_locked(record.sha256, p.filename, size=record.size, damaged=damaged)
     if hit is None:
         return None
-    verdict, _ = await unhashed.check(client, p.url, record, options.timeout)
-    if verdict is not unhashed.Verdict.SAME:
-        return None
+    if p.url not in cache.confirmed:  # (pip's resolver, the look-ahead and the install
+        verdict, _ = await unhashed.check(client, p.url, record, options.timeout)  # all ask)
+        if verdict is not unhashed.Verdict.SAME:
+            return None
+        cache.confirmed.add(p.url)
     return Fetched(p, hit, record.sha256, record.size, None)
 
 
