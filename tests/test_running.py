@@ -4,9 +4,16 @@ with no traceback (it was a TrioInternalError: stop_on_signals' handler raised i
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+import weakref
+
+import pytest
+
+from segfetch.cli import running
 
 SCRIPT = textwrap.dedent("""
     import os, signal, threading, trio
@@ -33,3 +40,20 @@ def test_a_second_sigterm_while_stopping_is_no_traceback() -> None:
     )
     assert proc.stdout.strip() == "terminated SIGTERM", proc.stderr
     assert "Traceback" not in proc.stderr and "Error" not in proc.stderr, proc.stderr
+
+
+def test_a_stop_dropped_by_a_weakref_callback_is_sent_again() -> None:
+    """Python drops an exception raised in a weakref callback (once in CI, the SIGTERM
+    handler ran inside an import's lock cleanup, and install went on to exit 0): the stop
+    still stops the command."""
+    with pytest.raises(running.Terminated), running.stop_on_signals():
+        thing = Thing()
+        ref = weakref.ref(thing, lambda _: signal.raise_signal(signal.SIGTERM))
+        del thing  # the handler's Terminated is raised inside the callback, and dropped
+        assert ref() is None
+        for _ in range(200):  # bounded: 10 s
+            time.sleep(0.05)
+
+
+class Thing:
+    pass

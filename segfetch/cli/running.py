@@ -3,7 +3,9 @@ a closed terminal) do what Ctrl-C does: cancel cleanly, saving resume state on t
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -105,8 +107,32 @@ def stop_on_signals() -> Iterator[None]:
         raise Terminated(signum)
 
     before = {s: signal.signal(s, stop) for s in heeded(SIGNALS)}
+    hook, sys.unraisablehook = sys.unraisablehook, _sent_again(sys.unraisablehook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def _sent_again(hook: Callable[[sys.UnraisableHookArgs], object]) -> Callable[..., None]:
+    """An unraisable-exception hook that sends a lost stop again. A handler's exception
+    raised inside a weakref callback or a __del__ is printed and dropped by Python: once,
+    in CI, a SIGTERM came during an import's lock cleanup, and install went on to exit 0.
+    Sent again a moment later, the handler runs where its exception can stop the command."""
+
+    def hook_(unraisable: sys.UnraisableHookArgs) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, Terminated):
+            signum = exc.signum
+        elif isinstance(exc, KeyboardInterrupt):
+            signum = signal.SIGINT
+        else:
+            hook(unraisable)
+            return
+        again = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+        again.daemon = True
+        again.start()
+
+    return hook_
