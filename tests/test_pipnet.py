@@ -204,7 +204,7 @@ def test_indexes_as_pip_ranks_them() -> None:
     from types import SimpleNamespace
     from typing import cast
 
-    from segfetch.cli.install import _indexes
+    from segfetch.cli import reqset
     from segfetch.wheels.requirements import RequirementSet
 
     def indexes(cli: Mapping[str, object], file: Mapping[str, object], config: str) -> list[str]:
@@ -214,7 +214,7 @@ def test_indexes_as_pip_ranks_them() -> None:
         )  # fmt: skip
         reqs = SimpleNamespace(**{"index_url": None, "extra_index_urls": [], **file})
         reqs.no_index = False
-        return _indexes(args, cast(RequirementSet, reqs), lambda: config)
+        return reqset.indexes(args, cast(RequirementSet, reqs), lambda: config)
 
     conf = "global.index-url='https://conf/'\nglobal.extra-index-url='https://conf-x/'\n"
     assert indexes({}, {}, conf) == ["https://conf/", "https://conf-x/"]

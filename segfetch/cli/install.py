@@ -21,7 +21,7 @@ from segfetch.cli.pipopts import (
     check_passed_through,
     pip_args_of,
 )
-from segfetch.errors import SegfetchError, UsageError, check_url, is_http_url, redact_url
+from segfetch.errors import SegfetchError, UsageError, redact_url
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
@@ -260,7 +260,7 @@ def _run_started(
         ):  # fmt: skip
             uv = prelaunch(installer, python, pip_reqs_now, pip_args, args.quiet, root)
             pre = stack.enter_context(uv)
-        indexes = _indexes(args, reqs, pip_config)  # (its URL check loads httpx)
+        indexes = reqset.indexes(args, reqs, pip_config)  # (its URL check loads httpx)
         from segfetch.wheels.cache import Cache
         from segfetch.wheels.files import link_into
         from segfetch.wheels.pip import install, record_origins, report_origins
@@ -433,44 +433,6 @@ def _pip_config_list(python: str, own_pip: bool = True) -> str:
         return ""
     with pending:
         return pending.result()
-
-
-def _indexes(
-    args: argparse.Namespace,
-    reqs: RequirementSet,
-    pip_config: Callable[[], str],
-) -> list[str]:
-    """As pip sees it: --index-url in place of its configured value, --extra-index-url
-    added to the configured ones (pip's list options extend their configured default),
-    then the requirement files' extra indexes; a requirement file's -i replaces them all,
-    as pip reads the file after the command line."""
-    from segfetch.errors import is_file_url
-    from segfetch.wheels.pipnet import PYPI
-    from segfetch.wheels.target import index_urls_in_config
-
-    if "--no-index" in args.pip_args or reqs.no_index:  # pip's: the --find-links alone
-        return []
-
-    if reqs.index_url is not None:
-        urls = [reqs.index_url, *reqs.extra_index_urls]
-    else:
-        configured_index, configured_extras = index_urls_in_config(pip_config(), args.command)
-        index = args.index_url or configured_index
-        extras = [*configured_extras, *args.extra_index_url, *reqs.extra_index_urls]
-        urls = [index or PYPI, *dict.fromkeys(extras)]
-    # A file: index (a folder of project folders, each with an index.html) is read from
-    # disk, as pip reads it; its files are checked there, not copied.
-    usable = [
-        check_url(u, "index URL") if is_http_url(u) else u
-        for u in urls
-        if is_http_url(u) or is_file_url(u)
-    ]
-    if not usable:
-        raise UsageError(f"no http(s) or file: index among {', '.join(map(redact_url, urls))}")
-    for url in [redact_url(u) or repr(u) for u in urls if u not in usable and not args.quiet]:
-        line = f"{url} is not an http(s) or file: index: segfetch does not read it"
-        print(f"segfetch: warning: {line}", file=sys.stderr)
-    return usable
 
 
 def _as_dict(f: Fetched) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from segfetch.cli.pipopts import (
     PIP_VALUED,
     pip_args_of,
 )
-from segfetch.errors import SegfetchError, UsageError, is_file_url, is_http_url, redact_url
+from segfetch.errors import (
+    SegfetchError,
+    UsageError,
+    check_url,
+    is_file_url,
+    is_http_url,
+    redact_url,
+)
 
 if TYPE_CHECKING:
     from segfetch.wheels.installer import Installer
@@ -182,3 +189,40 @@ def configured_constraints(
                 "reads constraints from disk only; save it and give it with -c"
             )
         reqs.add_constraint_file(Path(path))
+
+
+def indexes(
+    args: argparse.Namespace,
+    reqs: RequirementSet,
+    pip_config: Callable[[], str],
+) -> list[str]:
+    """As pip sees it: --index-url in place of its configured value, --extra-index-url
+    added to the configured ones (pip's list options extend their configured default),
+    then the requirement files' extra indexes; a requirement file's -i replaces them all,
+    as pip reads the file after the command line."""
+    from segfetch.wheels.pipnet import PYPI
+    from segfetch.wheels.target import index_urls_in_config
+
+    if "--no-index" in args.pip_args or reqs.no_index:  # pip's: the --find-links alone
+        return []
+
+    if reqs.index_url is not None:
+        urls = [reqs.index_url, *reqs.extra_index_urls]
+    else:
+        configured_index, configured_extras = index_urls_in_config(pip_config(), args.command)
+        index = args.index_url or configured_index
+        extras = [*configured_extras, *args.extra_index_url, *reqs.extra_index_urls]
+        urls = [index or PYPI, *dict.fromkeys(extras)]
+    # A file: index (a folder of project folders, each with an index.html) is read from
+    # disk, as pip reads it; its files are checked there, not copied.
+    usable = [
+        check_url(u, "index URL") if is_http_url(u) else u
+        for u in urls
+        if is_http_url(u) or is_file_url(u)
+    ]
+    if not usable:
+        raise UsageError(f"no http(s) or file: index among {', '.join(map(redact_url, urls))}")
+    for url in [redact_url(u) or repr(u) for u in urls if u not in usable and not args.quiet]:
+        line = f"{url} is not an http(s) or file: index: segfetch does not read it"
+        print(f"segfetch: warning: {line}", file=sys.stderr)
+    return usable
