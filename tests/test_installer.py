@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import trio
 from helpers import one_line_error, running, segfetch
+from packaging.version import Version
 
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
@@ -37,6 +38,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_wheel(d, "sf-beta", "1.2", payload=1000, seed=2)  # yanked
     make_wheel(d, "sf-gamma", "1.0", extras={"fast": ["sf-delta"]})
     make_wheel(d, "sf-delta", "1.0", requires=['sf-beta==1.0; python_version < "3"'])
+    make_wheel(d, "sf-eps", "1.0", extras={"use-delta": ["sf-delta"]})  # (PEP 685 spelling)
     return d
 
 
@@ -106,6 +108,29 @@ async def test_uv_and_pip_leave_the_same_environment(
     # (the engine always sends Range), none from pip or uv.
     wheels = [e for e in emu.log if str(e["path"]).endswith(".whl")]
     assert wheels and all(e["range"] for e in wheels)
+
+
+@needs_uv
+async def test_uv_installs_what_a_pip_before_23_3_resolved_for_an_extra(
+    index_dir: Path, make_venv: Callable[[str], Path]
+) -> None:
+    """pip before 23.3 does not normalize extras (PEP 685): sf-eps[use_delta] selects no
+    sf-delta from its Provides-Extra use-delta; uv, which wants sf-delta, failed against the
+    plan's files (exit 1, where pip and uv each install). uv now installs pip's plan."""
+    by_uv, by_pip = make_venv("by-uv"), make_venv("by-pip")
+    pip_version = subprocess.run(
+        [str(by_uv), "-c", "import pip; print(pip.__version__)"], capture_output=True, text=True
+    ).stdout  # fmt: skip
+    if Version(pip_version) >= Version("23.3"):
+        pytest.skip(f"the venv's pip {pip_version.strip()} normalizes extras as uv does")
+    async with index(index_dir) as emu:
+        uv = await install(by_uv, emu.index_url, "-q", "sf-eps[use_delta]", "sf-alpha<2")
+        assert uv.returncode == 0, uv.stderr
+        pip = await install(by_pip, emu.index_url, "-q", "--installer", "pip", "sf-eps[use_delta]")
+        assert pip.returncode == 0, pip.stderr
+        await install(by_pip, emu.index_url, "-q", "--installer", "pip", "sf-alpha<2")
+    assert freeze(by_uv) == freeze(by_pip)
+    assert installers(by_uv) == {"sf_eps": "uv", "sf_alpha": "uv", "sf_beta": "uv"}
 
 
 @needs_uv

@@ -286,7 +286,7 @@ def _run_started(
             if installer.why_not_uv and not args.quiet:
                 print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
             code = installing.replay(args.json) if installing.code == 0 else install(
-                installer, python, fetched, pip_reqs, pip_args,
+                installing.installer or installer, python, fetched, pip_reqs, pip_args,
                 quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
                 own_pip=probe.result().target.own_pip,
             )  # fmt: skip
@@ -405,6 +405,9 @@ async def _fetch_set(
                     local = {url: f.path for url, f in direct.items()}
                     pip_reqs = reqset.pip_files(reqs, local, pip_files, installing.installer)
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
+                uv = reqset.plan_for_uv(reqs, planned, target, pip_files, installing.installer)
+                if pip_reqs_now is None and uv is not None:
+                    pip_reqs, installing.installer = uv
             if args.command == "install":
                 planned += session.build_deps
             sizes = [p.size for p in planned]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +29,10 @@ from segfetch.errors import (
 )
 
 if TYPE_CHECKING:
+    from segfetch.wheels.files import Planned
     from segfetch.wheels.installer import Installer
     from segfetch.wheels.requirements import RequirementSet
+    from segfetch.wheels.target import Target
 
 
 def take_configured(args: argparse.Namespace, words: list[str] | None = None) -> None:
@@ -147,6 +149,47 @@ def pip_files(
             path.write_text("".join(line + "\n" for line in text), encoding="utf-8")
             out += [flag, str(path)]
     return out
+
+
+def plan_for_uv(
+    reqs: RequirementSet,
+    planned: Sequence[Planned],
+    target: Target,
+    folder: Path,
+    installer: Installer | None,
+) -> tuple[list[str], Installer] | None:
+    """The plan's own files as uv's requirements, and uv told --no-deps, where uv would
+    resolve the set otherwise than the target's pip did: pip before 23.3 does not normalize
+    extras (PEP 685), so ``requests[use_chardet_on_py3]`` selects no chardet from a
+    Provides-Extra ``use-chardet-on-py3``, and uv, which wants it, failed against the
+    plan's files. None where uv takes the set as it is."""
+    import dataclasses
+
+    from packaging.requirements import Requirement
+
+    from segfetch.wheels.lookahead import spelled_alike
+    from segfetch.wheels.requirements import Wanted
+
+    extras = {e for w in (*reqs.wanted, *reqs.direct) for e in w.req.extras}
+    if installer is None or installer.name != "uv" or target.pip_normalizes_extras:
+        return None
+    if extras == spelled_alike(extras):
+        return None
+
+    def hashes(p: Planned) -> frozenset[str]:  # (uv checks a line's hash where it has one)
+        if not reqs.require_hashes:
+            return frozenset()
+        return p.allowed or frozenset([p.sha256] if p.sha256 else [])
+
+    pins = [
+        Wanted(Requirement(f"{p.name}=={p.version}"), hashes(p)) for p in dict.fromkeys(planned)
+    ]
+    # The direct URLs' files are planned too, and uv finds them among its --find-links.
+    pinned = dataclasses.replace(reqs, wanted=pins, direct=[], constraints=[])
+    no_deps = installer if "--no-deps" in installer.uv_args else dataclasses.replace(
+        installer, uv_args=(*installer.uv_args, "--no-deps")
+    )  # fmt: skip
+    return pip_files(pinned, {}, folder, no_deps), no_deps
 
 
 def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> None:

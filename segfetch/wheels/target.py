@@ -159,6 +159,7 @@ class Target:
     managed: str | None = None  # its EXTERNALLY-MANAGED file (PEP 668), if it has one
     own_pip: bool = True  # False: pip is not installed in it (installer.pip_command)
     pip_reports: bool = True  # its pip resolves with --dry-run --report (pip 22.2+)
+    pip_normalizes_extras: bool = True  # its pip compares extras by PEP 685 (pip 23.3+)
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -278,6 +279,7 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
     target.own_pip = isinstance(raw["pip"], str)
     with contextlib.suppress(InvalidVersion):  # (a pip of its own making: let it try)
         target.pip_reports = target.own_pip and Version(raw["pip"]) >= Version("22.2")
+        target.pip_normalizes_extras = not target.own_pip or Version(raw["pip"]) >= Version("23.3")
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
