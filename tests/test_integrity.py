@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ async def test_two_runs_on_one_destination(tmp_path: Path) -> None:
 def _verified(dest: Path) -> PartFile:
     """A run about to commit ``dest``: its whole .part written and claimed."""
     part = PartFile(dest)
-    part.open(fresh=True)
+    part.open(State("http://h/f", 0))
     part.write(0, b"verified")
     part.save(State("http://h/f", 8, done=RangeSet([(0, 8)])))
     return part
@@ -95,7 +96,7 @@ def test_a_part_committed_between_open_and_lock_is_not_taken(
     monkeypatch.setattr(fcntl, "flock", first_commits_now)
     second.acquire()
     assert second.load("http://h/f", None) is None
-    second.open(fresh=True)
+    second.open(State("http://h/f", 0))
     second.write(0, b"other")
     assert dest.read_bytes() == b"verified"
     second.discard()
@@ -370,7 +371,7 @@ def test_another_downloads_part_is_no_destination(tmp_path: Path) -> None:
         check_destination(first.part)
     first.discard()
     second = PartFile(tmp_path / "f.part")
-    second.open(fresh=True)
+    second.open(State("http://h/f", 0))
     second.write(0, b"second")
     first = _verified(tmp_path / "f")  # begun after the second's start
     with pytest.raises(Busy, match="another download"):
@@ -378,3 +379,38 @@ def test_another_downloads_part_is_no_destination(tmp_path: Path) -> None:
     assert first.part.read_bytes() == b"verified"
     first.commit()
     assert (tmp_path / "f").read_bytes() == b"verified"
+
+
+def test_room_is_what_the_file_system_lets_the_user_write() -> None:
+    fs = os.statvfs_result((4096, 1024, 1000, 100, 50, 0, 0, 0, 0, 255))  # frsize 1024
+    assert store.room(fs, root=False) == 50 * 1024  # (blocks kept for root left out)
+    assert store.room(fs, root=True) == 100 * 1024
+    unknown = os.statvfs_result((4096, 1024, 0, 0, 0, 0, 0, 0, 0, 255))
+    assert store.room(unknown, root=False) is None  # (some network file systems)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system (tmpfs), where the machine lets the tests mount one."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)]
+    if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+async def test_a_file_larger_than_the_free_space_stops_at_the_start(small_disk: Path) -> None:
+    """A 4 MB file for a place with 1 MiB free: one line saying so, before any byte is
+    written (the disk is not filled, then left full), and no file."""
+    dest = small_disk / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(4_000_000)}, link=SLOW) as emu:
+        proc = await segfetch("get", emu.url(PATH), "-o", str(dest))
+    assert proc.returncode == 1
+    line = one_line_error(proc)
+    assert "still to come" in line and "free some space or choose another place" in line, line
+    assert not dest.exists()
+    assert sum(f.stat().st_size for f in small_disk.iterdir()) < 100_000

@@ -274,7 +274,7 @@ async def test_save_on_the_way_out_claims_only_synced_bytes(
 def test_load_refuses_a_part_shorter_than_its_claims(tmp_path: Path) -> None:
     dest = tmp_path / "out.bin"
     store = PartFile(dest)
-    store.open(fresh=True)
+    store.open(State("http://h/f", 0))
     try:
         store.write(0, b"x" * 1000)
         store.save(State("http://h/f", 5000, etag='"e"', done=RangeSet([(0, 400), (600, 1000)])))
@@ -299,7 +299,7 @@ def test_the_control_file_keeps_no_password_and_is_the_owners(tmp_path: Path) ->
     size and validators: nginx's ETag is the mtime and size), so it resumes nothing."""
     url = "http://user:secret@h/f?X-Amz-Signature=tok1#frag"
     store = PartFile(tmp_path / "f")
-    store.open(fresh=True)
+    store.open(State("http://h/f", 0))
     try:
         store.write(0, b"x" * 10)
         store.save(State(url, 10, etag='"e"', done=RangeSet([(0, 10)])))
@@ -365,7 +365,7 @@ def test_a_control_file_that_does_not_validate_is_not_resumed(
     tmp_path: Path, change: dict[str, Any]
 ) -> None:
     store = PartFile(tmp_path / "f")
-    store.open(fresh=True)
+    store.open(State("http://h/f", 0))
     try:
         store.write(0, b"x" * 5000)
         store.control.write_text(json.dumps({**GOOD, **change}))
@@ -392,7 +392,7 @@ async def test_read_back_hashes_the_part_and_refuses_a_short_one(tmp_path: Path)
     across reads of several sizes; a .part shorter than the bytes to hash is an error."""
     data = os.urandom(2 * HASH_CHUNK + 12345)
     store = PartFile(tmp_path / "out.bin")
-    store.open(fresh=True)
+    store.open(State("http://h/f", 0))
     try:
         store.write(0, data)
         hasher = PrefixHasher(store)

@@ -332,7 +332,7 @@ class _Download:
         resumed = self.state is not None
         state = self.state or State(self.where.origin, size, None, None, self.sha256)
         self.state = state
-        self.part.open(fresh=not state.done)
+        self.part.open(state)
         transfer = self._transfer(first)
 
         async def first_body() -> Body:
@@ -446,7 +446,7 @@ class _Download:
 
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None
-        self.part.open(fresh=not self.state.done)
+        self.part.open(self.state)
         transfer = self._transfer(Span(verdict.first, self.probe_end or verdict.total))
         await transfer.run(verdict.first, body, self._release_probe_slot)
         return await self._finish_ranged()

@@ -22,6 +22,7 @@ import trio
 from segfetch.engine.names import check_not_held, side_names
 from segfetch.engine.ranges import RangeSet
 from segfetch.errors import Busy, DiskError, redact_url
+from segfetch.units import human_bytes
 
 HASH_CHUNK = 4 * 1024 * 1024
 MAX_SIZE = 1 << 62  # past any disk; beyond it file offsets overflow
@@ -195,12 +196,22 @@ class PartFile:
             os.fdatasync(self.fd)
             self.save(state)
 
-    def open(self, *, fresh: bool) -> None:
-        """The locked .part, emptied if ``fresh``."""
+    def open(self, state: State | None = None) -> None:
+        """The locked .part: emptied where ``state`` has no bytes saved, and refused where
+        its file system lacks room for the bytes still to come (at the start, not once the
+        disk is full at 90 %: aria2c's preallocation fails so too). None: as it is."""
         self.acquire()
         assert self.fd is not None
-        if fresh:
+        if state is None:
+            return
+        if not state.done:
             os.ftruncate(self.fd, 0)
+        need = state.size - state.done.total()
+        if (free := room(os.fstatvfs(self.fd), os.geteuid() == 0)) is not None and need > free:
+            raise DiskError(
+                f"cannot write {self.dest}: {human_bytes(need)} still to come and "
+                f"{human_bytes(free)} free there; free some space or choose another place"
+            )
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         assert self.fd is not None
@@ -328,6 +339,14 @@ class PrefixHasher:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def room(fs: os.statvfs_result, root: bool) -> int | None:
+    """The bytes a file system has free (root may use the blocks kept for it); None where
+    it tells nothing of its size (some network and FUSE file systems say 0 blocks)."""
+    if fs.f_blocks == 0:
+        return None
+    return (fs.f_bfree if root else fs.f_bavail) * fs.f_frsize
 
 
 def _read(path: Path) -> str:

@@ -118,7 +118,7 @@ async def _stream(
     if keep is None:
         part.reset()  # no resume without ranges
     else:
-        part.open(fresh=False)
+        part.open()
     hasher.reset()  # from byte 0: a stream before this one may have been another version
     stats.received = pos = 0
     stats.size = size
