@@ -406,8 +406,7 @@ async def _fetch_set(
                     pip_reqs = reqset.pip_files(reqs, local, pip_files, installing.installer)
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
                 uv = reqset.plan_for_uv(reqs, planned, target, pip_files, installing.installer)
-                if pip_reqs_now is None and uv is not None:
-                    pip_reqs, installing.installer = uv
+                pip_reqs, installing.installer = uv or (pip_reqs, installing.installer)
             if args.command == "install":
                 planned += session.build_deps
             sizes = [p.size for p in planned]

@@ -170,9 +170,11 @@ def plan_for_uv(
     from segfetch.wheels.lookahead import spelled_alike
     from segfetch.wheels.requirements import Wanted
 
-    extras = {e for w in (*reqs.wanted, *reqs.direct) for e in w.req.extras}
     if installer is None or installer.name != "uv" or target.pip_normalizes_extras:
         return None
+    if reqs.fully_pinned:  # uv is told --no-deps for it already
+        return None
+    extras = {e for w in (*reqs.wanted, *reqs.direct) for e in w.req.extras}
     if extras == spelled_alike(extras):
         return None
 
@@ -189,7 +191,8 @@ def plan_for_uv(
     no_deps = installer if "--no-deps" in installer.uv_args else dataclasses.replace(
         installer, uv_args=(*installer.uv_args, "--no-deps")
     )  # fmt: skip
-    return pip_files(pinned, {}, folder, no_deps), no_deps
+    (folder / "plan").mkdir(exist_ok=True)  # (beside the set's files, which stay as they are)
+    return pip_files(pinned, {}, folder / "plan", no_deps), no_deps
 
 
 def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> None:
