@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import one_line_error, segfetch
+from helpers import freeze, fresh, one_line_error, segfetch
 from packaging.version import Version
 
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
@@ -199,6 +199,27 @@ async def test_isolated_reads_no_configured_constraint(
     assert proc.returncode == 0, proc.stderr
     shown = subprocess.run([python, "-m", "pip", "show", "lk-url3"], capture_output=True, text=True)
     assert "Version: 2.8.0" in shown.stdout
+
+
+async def test_isolated_reads_the_config_files_pip_reads(
+    tmp_path: Path, index_dir: Path, venv_template: Path
+) -> None:
+    """pip --isolated skips PIP_* variables and the user's files only: PIP_CONFIG_FILE's file
+    (and the global and the venv's pip.conf) still name its index and no-deps. segfetch
+    asked the public index instead ('pip install --isolated lib' against a mirror named in
+    pip.conf: pip installed from the mirror, segfetch went to pypi.org)."""
+    python = fresh(venv_template, tmp_path / "venv")
+    conf = tmp_path / "pip.conf"
+    async with index(index_dir) as emu:
+        conf.write_text(f"[global]\nindex-url = {emu.index_url}\n[install]\nno-deps = yes\n")
+        env = {"PIP_CONFIG_FILE": str(conf), "PIP_NO_DEPS": "0"}  # (the variable: ignored)
+        env["HTTPS_PROXY"] = "http://127.0.0.1:9"  # the public index: refused at once
+        proc = await segfetch(
+            "install", "lk-web", "--python", python, "--installer", "pip", "--isolated",
+            "--no-cache", "-q", env=env,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert await freeze(python) == ["lk-web==1.0"]
 
 
 async def test_pins_are_fetched_ahead_and_nothing_else(tmp_path: Path, index_dir: Path) -> None:

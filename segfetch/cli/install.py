@@ -156,15 +156,16 @@ def _run(args: argparse.Namespace) -> int:
     # and used again while nothing it depends on changes (--no-cache: asked every time).
     keep = None if args.no_cache else args.cache_dir or default_cache_dir()
     # pip's settings cost the probe ~0.14 s (loading pip's internals): asked only where pip
-    # may read a config file; else the environment says them (pip_config below).
-    files = "--isolated" not in args.pip_args and may_read_config_files(
-        python, os.environ, Path.home()
-    )
-    with start_probe(python, pip_config=files, keep=keep) as probe:
+    # may read a config file; else the environment says them (pip_config below). pip
+    # --isolated reads no PIP_* variable nor the user's files, but the others all the same.
+    files = may_read_config_files(python, os.environ, Path.home())
+    isolated = "--isolated" in args.pip_args
+    with start_probe(python, pip_config=files, keep=keep, isolated=isolated) as probe:
         if files:  # pip's config files may set what PIP_* may: the set is read again then
             from segfetch.wheels.pipnet import configured_options
 
-            listing, sections = _pip_config(probe, python), (f"{args.command}.", "global.")
+            listing = _pip_config(probe, python, isolated)
+            sections = (f"{args.command}.", "global.")
             if configured_options(listing, args.command, sources=sections):
                 # All of pip's settings, ranked as pip ranks them (an environment variable
                 # over a file's setting), in place of the environment's alone.
@@ -173,13 +174,13 @@ def _run(args: argparse.Namespace) -> int:
         return _run_started(args, options, reqs, python, probe, files)
 
 
-def _pip_config(probe: Pending[Probe], python: str) -> str:
-    """The lines of `pip config list`: from the probe, or (a pip that keeps them elsewhere)
-    from `pip config list` itself."""
+def _pip_config(probe: Pending[Probe], python: str, isolated: bool) -> str:
+    """The lines of `pip config list` (`pip --isolated` if ``isolated``): from the probe,
+    or (a pip that keeps them elsewhere) from `pip config list` itself."""
     answer = probe.result()
     if answer.pip_config is not None:
         return answer.pip_config
-    return _pip_config_list(python, answer.target.own_pip)
+    return _pip_config_list(python, answer.target.own_pip, isolated)
 
 
 def _run_started(
@@ -204,16 +205,16 @@ def _run_started(
     @functools.cache
     def pip_config() -> str:
         """pip's settings as `pip config list` prints them. Where pip reads no config file
-        (``config_files`` False: --isolated, PIP_CONFIG_FILE=/dev/null, no file at any of
-        pip's places), the environment says it all: no wait for the target's probe. Else
-        from the probe, or (a pip that keeps them elsewhere) from `pip config list` itself."""
+        (``config_files`` False: PIP_CONFIG_FILE=/dev/null, no file at any of pip's
+        places), the environment says it all (nothing under --isolated): no wait for the
+        target's probe. Else from the probe, or (a pip that keeps them elsewhere) from
+        `pip config list` itself."""
         from segfetch.wheels.pipnet import environment_listing
 
-        if "--isolated" in args.pip_args:
-            return ""  # pip reads no configuration then, files or environment
+        isolated = "--isolated" in args.pip_args
         if not config_files:
-            return environment_listing(os.environ)
-        return _pip_config(probe, python)
+            return "" if isolated else environment_listing(os.environ)
+        return _pip_config(probe, python, isolated)
 
     def network() -> Network:
         """pip's proxy, cert, client-cert, trusted-host, as pip would use them."""
@@ -338,11 +339,12 @@ def _configured_elsewhere(args: argparse.Namespace) -> bool:
     PIP_TARGET and the rest do: pip would install there, run by this interpreter."""
     from segfetch.wheels.pipnet import configured_options, may_read_config_files
 
-    if args.command != "install" or "--isolated" in args.pip_args:
+    if args.command != "install":
         return False
     if not may_read_config_files(sys.executable, os.environ, Path.home()):
         return False
-    words = configured_options(_pip_config_list(sys.executable), "install")
+    listing = _pip_config_list(sys.executable, isolated="--isolated" in args.pip_args)
+    words = configured_options(listing, "install")
     return any(w in ("--target", "--prefix", "--root", "--user") for w in words)
 
 
@@ -424,13 +426,13 @@ async def _fetch_set(
     return fetched, pip_reqs, origins
 
 
-def _pip_config_list(python: str, own_pip: bool = True) -> str:
-    """The lines of the target's ``pip config list`` ("" when pip cannot say, or there is
-    no pip to ask: no settings of pip's to honour then)."""
+def _pip_config_list(python: str, own_pip: bool = True, isolated: bool = False) -> str:
+    """The lines of the target's ``pip config list`` (``pip --isolated`` if ``isolated``;
+    "" when pip cannot say, or there is no pip to ask: no settings of pip's to honour)."""
     from segfetch.wheels.target import start_pip_config
 
     try:
-        pending = start_pip_config(python, own_pip)
+        pending = start_pip_config(python, own_pip, isolated)
     except (OSError, UsageError):
         return ""
     with pending:

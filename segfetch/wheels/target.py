@@ -114,8 +114,10 @@ for folder in answer["paths"]:
 if pip is not None and "--pip-config" in sys.argv:
     try:  # what `pip config list` prints, without loading pip's command line
         from pip._internal.configuration import Configuration
-        configuration = Configuration(isolated=False)
+        # (pip --isolated reads no PIP_* variable, nor the user's files; still the others)
+        configuration = Configuration(isolated="--pip-isolated" in sys.argv)
         configuration.load()
+        answer["isolated"] = configuration.isolated
         answer["pip_config"] = "".join("%s=%r\n" % kv for kv in sorted(configuration.items()))
         answer["files"] += [f for _, files in configuration.iter_config_files() for f in files]
     except Exception:
@@ -237,13 +239,17 @@ class Probe:
 
 
 def start_probe(
-    python: str | None = None, pip_config: bool = False, keep: Path | None = None
+    python: str | None = None,
+    pip_config: bool = False,
+    keep: Path | None = None,
+    isolated: bool = False,
 ) -> Pending[Probe]:
     """Ask the target for its tags, version and markers, and if ``pip_config`` for pip's
-    settings, in the background. ``keep``: a folder where answers are kept between runs;
-    one is used again, with no process started, while nothing it depends on has changed."""
+    settings (as ``pip --isolated`` reads them if ``isolated``), in the background.
+    ``keep``: a folder where answers are kept between runs; one is used again, with no
+    process started, while nothing it depends on has changed."""
     exe = python or sys.executable
-    if keep is not None and (kept := _kept(keep, exe, pip_config)) is not None:
+    if keep is not None and (kept := _kept(keep, exe, pip_config, isolated)) is not None:
         return Pending.answered(kept)
 
     def read(returncode: int, out: str) -> Probe:
@@ -263,6 +269,7 @@ def start_probe(
         spec = importlib.util.find_spec("pip")
         lend = os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
         cmd = [exe, "-c", _PROBE, lend, *(["--pip-config"] if pip_config else [])]
+        cmd += ["--pip-isolated"] if pip_config and isolated else []
         return Pending(cmd, read)
     except FileNotFoundError:
         raise UsageError(
@@ -342,10 +349,12 @@ def _kept_path(keep: Path, exe: str) -> Path:
     return keep / "targets" / (hashlib.sha256(os.path.abspath(exe).encode()).hexdigest() + ".json")
 
 
-def _kept(keep: Path, exe: str, pip_config: bool) -> Probe | None:
+def _kept(keep: Path, exe: str, pip_config: bool, isolated: bool = False) -> Probe | None:
     try:
         kept = json.loads(_kept_path(keep, exe).read_text())
         raw, stamp = kept["answer"], kept["stamp"]
+        if pip_config and raw.get("isolated", False) != isolated:
+            return None  # pip's settings read the other way
         if json.loads(json.dumps(_stamp(exe, raw["files"], raw.get("paths", [])))) != stamp:
             return None
         probe = _probe_of(raw)
@@ -370,11 +379,14 @@ def query_target(python: str | None = None) -> Target:
         return pending.result().target
 
 
-def start_pip_config(python: str | None = None, own_pip: bool = True) -> Pending[str]:
+def start_pip_config(
+    python: str | None = None, own_pip: bool = True, isolated: bool = False
+) -> Pending[str]:
     """``pip config list`` of the target pip (or the one lent it: ``pip_command``), asked
-    in the background: its lines (settings from files and the environment), or "" when pip
-    could not say."""
+    in the background: its lines (settings from files and the environment; under
+    ``isolated``, as ``pip --isolated`` reads them), or "" when pip could not say."""
     cmd = [*pip_command(python or sys.executable, own_pip), "config", "list"]
+    cmd[-2:-2] = ["--isolated"] if isolated else []
     return Pending(cmd, lambda _, out: out)
 
 
