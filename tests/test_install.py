@@ -734,6 +734,23 @@ async def test_pips_report_names_the_index_url_not_the_cache(
     assert url.startswith(emu.url("/")) and url.endswith("sf_beta-1.0-py3-none-any.whl"), url
 
 
+@pytest.mark.parametrize("words", [["--report", "-"], ["--report=-"]])
+async def test_pips_report_on_stdout_names_the_index_url_too(
+    index_dir: Path, venv: Path, words: list[str]
+) -> None:
+    """--report - (pip's report on stdout, with --dry-run -q as scripts take it) named the
+    verified copy in segfetch's cache (file:///.../sha256/...), where pip's names the index."""
+    async with index(index_dir, link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--python", str(venv), "--index-url", emu.index_url, "--no-cache", "-q",
+            "--installer", "pip", "--dry-run", *words, "sf-beta==1.0",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    [item] = json.loads(proc.stdout)["install"]
+    url = item["download_info"]["url"]
+    assert url.startswith(emu.url("/")) and url.endswith("sf_beta-1.0-py3-none-any.whl"), url
+
+
 async def test_download_json_to_a_full_stdout_still_writes_the_files(
     tmp_path: Path, index_dir: Path
 ) -> None:

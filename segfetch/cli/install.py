@@ -264,7 +264,7 @@ def _run_started(
         indexes = reqset.indexes(args, reqs, pip_config)  # (its URL check loads httpx)
         from segfetch.wheels.cache import Cache
         from segfetch.wheels.files import link_into
-        from segfetch.wheels.pip import install, record_origins, report_origins
+        from segfetch.wheels.pip import install, record_origins, report_origins, report_to_file
         from segfetch.wheels.streaming import Early
 
         installing = Early(installer, python, pip_args, args.quiet, pre=pre, json=args.json)
@@ -286,6 +286,7 @@ def _run_started(
         else:
             if installer.why_not_uv and not args.quiet:
                 print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
+            pip_args, shown = report_to_file(pip_args, pip_files)  # (--report -)
             code = installing.replay(args.json) if installing.code == 0 else install(
                 installing.installer or installer, python, fetched, pip_reqs, pip_args,
                 quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
@@ -294,8 +295,9 @@ def _run_started(
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)
             for path in command_line_values(pip_args, "--report") if code == 0 else ():
-                if path != "-":  # (on stdout: pip's own output, as it wrote it)
-                    report_origins(Path(path), fetched)
+                report_origins(Path(path), fetched)
+            if shown is not None and shown.exists():  # where pip would have printed it
+                print(shown.read_text(), end="", file=sys.stderr if args.json else sys.stdout)
         if args.json:  # one document: what was fetched, or why the install failed
             if code != 0:
                 assert installer is not None  # (a download only links the files)

@@ -157,6 +157,18 @@ for name, url, sha in json.loads(sys.argv[1]):
 """
 
 
+def report_to_file(pip_args: Sequence[str], folder: Path) -> tuple[list[str], Path | None]:
+    """pip's ``--report -`` (on stdout) made ``--report folder/report.json``, for
+    report_origins to put each file's own URL in before it is shown: pip's arguments so,
+    and that file (None where no report goes to stdout)."""
+    out, path = list(pip_args), folder / "report.json"
+    for i, word in enumerate(out):
+        if word == "--report=-" or (word == "-" and i and out[i - 1] == "--report"):
+            out[i] = f"--report={path}" if word == "--report=-" else str(path)
+            return out, path
+    return out, None
+
+
 def report_origins(report: Path, fetched: Sequence[Fetched]) -> None:
     """pip's ``--report`` names the verified local copy it installed from: each file's own
     URL instead, as pip's report of an install from the index has it (SBOM and audit tools
