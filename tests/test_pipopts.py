@@ -4,12 +4,16 @@ options pip does not have stop before anything is fetched, in one line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from helpers import one_line_error, segfetch
+from helpers import fresh, one_line_error, segfetch
 
 from segfetch.cli.main import _parser
 from segfetch.cli.pipopts import check_passed_through, pip_args_of
 from segfetch.errors import UsageError
+from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels.target import check_user_site
 
 
 def parse(*argv: str) -> tuple[list[str], list[str]]:
@@ -52,3 +56,45 @@ async def test_an_unknown_option_stops_before_its_value_is_read_as_a_requirement
     )
     assert proc.returncode == 2
     assert "no such option: --frobnicate" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "words", "said"),
+    [
+        ("include-system-site-packages = false\n", ["--user"], "cannot --user install"),
+        ("home = /usr/bin\n", ["-q", "--user"], "cannot --user install"),  # as pip: no line
+        ("include-system-site-packages = true\n", ["--user"], None),  # it sees them
+        ("include-system-site-packages = false\n", ["--user", "--no-user"], None),
+        (None, ["--user"], None),  # no virtual environment: the user's site is there
+        (None, ["--user", "--prefix", "p"], "cannot combine --user and --prefix"),
+        (None, ["--user", "--target=t"], "cannot combine --user and --target"),
+    ],
+)
+def test_user_installs_pip_refuses_are_refused(
+    tmp_path: Path, cfg: str | None, words: list[str], said: str | None
+) -> None:
+    if cfg is not None:
+        (tmp_path / "pyvenv.cfg").write_text(cfg)
+    python = str(tmp_path / "bin" / "python")
+    if said is None:
+        check_user_site(python, words)
+    else:
+        with pytest.raises(UsageError, match=said):
+            check_user_site(python, words)
+
+
+@pytest.mark.parametrize("how", ["--user", "PIP_USER"])
+async def test_user_into_a_venv_stops_before_any_file(
+    tmp_path: Path, venv_template: Path, how: str
+) -> None:
+    """pip refuses --user in a virtual environment before it resolves; segfetch fetched the
+    whole set first (every wheel, then pip's refusal, exit 1)."""
+    python = fresh(venv_template, tmp_path / "venv")
+    wheel = make_wheel(tmp_path / "wheels", "sf-user", "1.0")
+    env = {"PIP_USER": "1"} if how == "PIP_USER" else {}
+    proc = await segfetch(
+        "install", "--python", python, "--installer", "pip", "--no-cache", "--no-index",
+        "-f", str(wheel.parent), "sf-user", *([how] if how == "--user" else []), env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "a virtual environment does not see the user's site-packages" in one_line_error(proc)

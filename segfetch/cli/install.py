@@ -195,7 +195,7 @@ def _run_started(
     from segfetch.wheels.installer import choose_installer
     from segfetch.wheels.pipnet import command_line_values, configured_options
     from segfetch.wheels.prelaunch import all_cached, prelaunch
-    from segfetch.wheels.target import check_managed
+    from segfetch.wheels.target import check_managed, check_user_site
 
     pip_args = [*pip_args_of(args), *(["--pre"] if reqs.pre else [])]  # for a -f folder's choice
     installer = None
@@ -230,9 +230,12 @@ def _run_started(
     def ready() -> Target:
         """The target, once pip's configured constraints are in the set: run in a thread
         while the first index pages are fetched (constraints change choices, not pages).
-        One the system manages is refused here for an install, before any file."""
+        One the system manages is refused here for an install, before any file (and
+        --user where pip refuses it)."""
         constrained()
         target = probe.result().target
+        if installer is not None:
+            check_user_site(python, pip_args)
         if installer is not None and target.managed is not None:
             configured = configured_options(pip_config(), "install")
             check_managed(target, python, [*pip_args, *configured], pip_config())

@@ -429,3 +429,27 @@ def check_managed(target: Target, python: str, words: Sequence[str], listing: st
         "install into it: use a virtual environment (--python PATH), or add "
         "--break-system-packages"
     )
+
+
+def check_user_site(python: str, words: Sequence[str]) -> None:
+    """pip's refusals of ``--user`` (given, or set as PIP_USER or pip.conf's user; the last of
+    it and --no-user counts), applied before any download as pip applies them before it
+    resolves: with --prefix or --target, and in a virtual environment that does not see
+    the user's site-packages (pyvenv.cfg without include-system-site-packages = true)."""
+    given = [w.split("=")[0] for w in words]
+    if [w for w in given if w in ("--user", "--no-user")][-1:] != ["--user"]:
+        return
+    for option in ("--prefix", "--target", "-t"):
+        if option in given:
+            raise UsageError(f"pip cannot combine --user and {option}: give one of them")
+    cfg = Path(os.path.abspath(python)).parent.parent / "pyvenv.cfg"
+    try:
+        lines = cfg.read_text(errors="replace").splitlines()
+    except OSError:
+        return  # no virtual environment: the user's site-packages are there
+    settings = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in lines)}
+    if settings.get("include-system-site-packages") != "true":
+        raise UsageError(
+            f"pip cannot --user install into {cfg.parent}: a virtual environment does not see "
+            "the user's site-packages; drop --user (or PIP_USER, pip.conf's user)"
+        )
