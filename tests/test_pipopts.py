@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import fresh, one_line_error, segfetch
+from helpers import freeze, fresh, one_line_error, segfetch
 
 from segfetch.cli.main import _parser
 from segfetch.cli.pipopts import check_passed_through, pip_args_of
 from segfetch.errors import UsageError
+from segfetch.testing.emulator import Emulator, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.target import check_user_site
 
@@ -98,3 +99,24 @@ async def test_user_into_a_venv_stops_before_any_file(
     )  # fmt: skip
     assert proc.returncode == 2
     assert "a virtual environment does not see the user's site-packages" in one_line_error(proc)
+
+
+@pytest.mark.parametrize("how", ["PIP_NO_INDEX", "pip.conf"])
+async def test_configured_no_index_asks_no_index(
+    tmp_path: Path, venv_template: Path, how: str
+) -> None:
+    """PIP_NO_INDEX=1 (or pip.conf's no-index): pip looks at --find-links alone, and finds no
+    sf-noidx; segfetch read it from the index all the same and installed it (exit 0)."""
+    python = fresh(venv_template, tmp_path / "venv")
+    make_wheel(tmp_path / "wheels", "sf-noidx", "1.0")
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[install]\nno-index = true\n")
+    env = {"PIP_NO_INDEX": "1"} if how == "PIP_NO_INDEX" else {"PIP_CONFIG_FILE": str(conf)}
+    async with Emulator(index=tmp_path / "wheels", link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--python", python, "--installer", "pip", "--no-cache",
+            "--index-url", emu.index_url, "sf-noidx", "-q", env=env,
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert "no project 'sf-noidx'" in one_line_error(proc)
+    assert await freeze(python) == []

@@ -246,10 +246,12 @@ def indexes(
     added to the configured ones (pip's list options extend their configured default),
     then the requirement files' extra indexes; a requirement file's -i replaces them all,
     as pip reads the file after the command line."""
-    from segfetch.wheels.pipnet import PYPI
+    from segfetch.wheels.pipnet import PYPI, config_flag
     from segfetch.wheels.target import index_urls_in_config
 
     if "--no-index" in args.pip_args or reqs.no_index:  # pip's: the --find-links alone
+        return []
+    if config_flag(pip_config(), "no-index", args.command):  # PIP_NO_INDEX=1, pip.conf's
         return []
 
     if reqs.index_url is not None:
