@@ -1,6 +1,7 @@
 """engine/body.py: a Content-Length body is read straight from httpx's connection (plain and
-TLS), the connection is reused after it, and a short, silent or chunked answer behaves as
-httpx's own reading would: a TransportError the engine retries, or httpx's reader."""
+TLS), the connection is reused after it, and a short or silent answer behaves as httpx's own
+reading would: a TransportError the engine retries. A chunked body is passed on a chunk at a
+time, each once the CRLF after it came."""
 
 from __future__ import annotations
 
@@ -118,17 +119,39 @@ async def test_a_silent_answer_times_out_as_httpx_would() -> None:
             await read_all(url, timeout=0.3)
 
 
-async def test_a_chunked_answer_is_read_by_httpx() -> None:
-    async def chunked(stream: trio.SocketStream) -> None:
-        await stream.send_all(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
-        )
+async def chunks_of(answer: bytes) -> tuple[list[bytes], BaseException | None]:
+    """What body_chunks passes on of a chunked ``answer`` (then closed), and how it ended."""
 
+    async def send(stream: trio.SocketStream) -> None:
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + answer)
+
+    got: list[bytes] = []
     async with (
-        raw_server(chunked) as url,
+        raw_server(send) as url,
         make_client(1, 10) as client,
         client.stream("GET", url) as response,
     ):
-        assert insides(response) is None
-        assert b"".join([c async for c in body_chunks(response)]) == b"hello world"
+        assert insides(response) is not None  # h11's chunks are read here
+        try:
+            async for chunk in body_chunks(response):
+                got.append(chunk)
+        except httpx.TransportError as exc:
+            return got, exc
+    return got, None
+
+
+async def test_a_chunked_answer_is_passed_on_chunk_by_chunk() -> None:
+    got, error = await chunks_of(b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    assert (got, error) == ([b"hello", b" world"], None)
+
+
+@pytest.mark.parametrize(
+    "rest",
+    [b"", b"\r\n6\r\n world\r\n", b"\r\n6\r\n world\r\n0\r\n\r\n", b"x" * 20],
+)
+async def test_a_chunk_bigger_than_what_came_is_never_passed_on(rest: bytes) -> None:
+    """A size line that says more than its chunk holds: the CRLF and size line after it
+    would be read as data, then fail; the chunks before it are right, that one is dropped."""
+    got, error = await chunks_of(b"5\r\nhello\r\n9\r\n world" + rest)
+    assert got == [b"hello"]
+    assert isinstance(error, httpx.RemoteProtocolError)

@@ -903,6 +903,39 @@ async def test_an_answer_whose_end_never_comes_after_its_range_costs_no_try(
     assert (tmp_path / "f.bin").read_bytes() == data  # (the wait was a failed try: no file)
 
 
+@pytest.mark.parametrize("then", [b"", b"x" * 200])
+async def test_a_chunk_size_line_that_says_more_than_was_sent_is_never_written(
+    tmp_path: Path, then: bytes
+) -> None:
+    """Found by fuzzing: a 206 sent chunked in 64 KiB chunks, one of whose size lines says
+    100 bytes more than the chunk holds. h11 reads the CRLF and the next size line as data
+    and fails only after it (at the next CRLF, or the close); the segment resumed after those
+    bytes, so the file kept them: exit 0 with the wrong bytes, and no sha256 to catch it."""
+    data = random.Random(12).randbytes(600_000)
+    answers = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal answers
+        while head := await read_head(stream):
+            answers += 1
+            start, end = range_asked(head, len(data))
+            part = data[start : end + 1]
+            reply = b'HTTP/1.1 206 Partial Content\r\nETag: "x"\r\nTransfer-Encoding: chunked\r\n'
+            reply += b"Content-Range: bytes %d-%d/%d\r\n\r\n" % (start, end, len(data))
+            pieces = [part[i : i + 65536] for i in range(0, len(part), 65536)]
+            for i, piece in enumerate(pieces):
+                lie = 100 if answers == 1 and i == 2 else 0
+                reply += b"%x\r\n" % (len(piece) + lie) + piece + b"\r\n"
+                if lie:
+                    await stream.send_all(reply + then)
+                    return  # (closed: with ``then``, h11 fails at the CRLF first)
+            await stream.send_all(reply + b"0\r\n\r\n")
+
+    options = Options(connections=1, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 20)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
 @pytest.mark.parametrize("connections", [1, 4])
 async def test_ranges_that_each_end_a_byte_short_give_the_file_whole(
     tmp_path: Path, connections: int

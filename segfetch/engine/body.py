@@ -7,8 +7,12 @@ httpx still sends the request and reads the head, so proxies, TLS, redirects and
 and head timeouts are httpx's. Only the body of a plain ``Content-Length`` answer on HTTP/1.1
 is read here: from the same network stream (httpcore's ``network_stream`` extension) with the
 same read timeout, never past the body's end, telling h11 how many bytes went by so that the
-connection is reused as before. Any other answer, and any httpx, httpcore or h11 whose insides
-are not the ones this was written against, gets httpx's own ``aiter_raw``."""
+connection is reused as before. A chunked body is read through h11 here too, for its chunks'
+ends: a chunk's bytes are passed on only once what follows them shows that its size line told
+the truth (a size line that says more than was sent swallows the framing that follows as
+data, and a segment resumed after it kept that framing in the file). Any other answer,
+and any httpx, httpcore or h11 whose insides are not the ones this was written against, gets
+httpx's own ``aiter_raw``."""
 
 from __future__ import annotations
 
@@ -20,7 +24,10 @@ import httpcore
 import httpx
 import trio
 
+from segfetch.engine.ranges import parse_content_range
+
 READ_SIZE = 1024 * 1024  # the most one read asks for: it returns what the socket has
+HOLD_MAX = 8 * READ_SIZE  # a longer chunk is passed on as it comes (memory), unchecked
 
 
 def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -28,12 +35,14 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     inside = insides(response)
     if inside is None:
         return response.aiter_raw()
+    if type(inside[1]).__name__ == "ChunkedReader":
+        return _chunked(response, *inside)
     return _direct(response, *inside)
 
 
 def insides(response: httpx.Response) -> tuple[h11.Connection, Any, Any] | None:
-    """h11's connection, its Content-Length reader and the network stream of a response
-    whose body has not been touched; None where anything is not as expected."""
+    """h11's connection, its Content-Length or chunked reader and the network stream of a
+    response whose body has not been touched; None where anything is not as expected."""
     if response.is_stream_consumed or response.is_closed:
         return None
     # httpx's BoundAsyncStream -> its transport's AsyncResponseStream -> httpcore's
@@ -49,12 +58,24 @@ def insides(response: httpx.Response) -> tuple[h11.Connection, Any, Any] | None:
     if (
         not isinstance(state, h11.Connection)
         or state.their_state is not h11.SEND_BODY
-        or type(reader).__name__ != "ContentLengthReader"
-        or not isinstance(getattr(reader, "_remaining", None), int)
+        or not _untouched(reader)
         or not isinstance(network, httpcore.AsyncNetworkStream)
     ):
         return None
     return state, reader, network
+
+
+def _untouched(reader: Any) -> bool:
+    """An h11 reader of a Content-Length or chunked body, as this module knows it."""
+    if type(reader).__name__ == "ContentLengthReader":
+        return isinstance(getattr(reader, "_remaining", None), int)
+    if type(reader).__name__ == "ChunkedReader":
+        parts = (
+            getattr(reader, "_bytes_in_chunk", None),
+            getattr(reader, "_bytes_to_discard", None),
+        )
+        return parts == (0, b"")
+    return False
 
 
 async def _direct(
@@ -89,6 +110,57 @@ async def _direct(
         if (mapped := _as_httpx(exc, request)) is None:
             raise
         raise mapped from exc
+
+
+async def _chunked(
+    response: httpx.Response, state: h11.Connection, reader: Any, network: Any
+) -> AsyncIterator[bytes]:
+    """A chunked body, each chunk passed on once the next one's size line came, or the
+    message ended, or (a 206) the chunk ends the range and the CRLF after it came (the end
+    of the message may never come); a chunk cut short or followed by anything else is
+    dropped whole (a CRLF alone can be a lying size line's luck)."""
+    request = response.request
+    timeout = request.extensions.get("timeout", {}).get("read")
+    length = _range_length(response)
+    held: list[bytes] = []
+    size = passed = 0
+    try:
+        while True:
+            event = state.next_event()
+            checked = reader._bytes_in_chunk == 0 and not reader._bytes_to_discard
+            last = checked and length is not None and passed + size >= length
+            starts = isinstance(event, h11.Data) and event.chunk_start
+            if held and (last or starts or size > HOLD_MAX):
+                yield b"".join(held)
+                held, passed, size = [], passed + size, 0
+            if isinstance(event, h11.Data):
+                held.append(bytes(event.data))
+                size += len(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                if held:
+                    yield b"".join(held)
+                return
+            elif event is h11.NEED_DATA:
+                state.receive_data(await network.read(READ_SIZE, timeout))
+            else:
+                raise h11.RemoteProtocolError(f"unexpected {event!r} in a chunked body")
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        with trio.CancelScope(shield=True):
+            await response.aclose()
+        if (mapped := _as_httpx(exc, request)) is None:
+            raise
+        raise mapped from exc
+
+
+def _range_length(response: httpx.Response) -> int | None:
+    """The length of a 206's range, by its Content-Range (None: no such range)."""
+    try:
+        start, end, _ = parse_content_range(response.headers.get("Content-Range", ""))
+    except ValueError:
+        return None
+    return end - start if response.status_code == 206 else None
 
 
 def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
