@@ -14,7 +14,7 @@ import h11
 import httpx
 import trio
 
-from segfetch.engine.body import READ_SIZE
+from segfetch.engine.body import READ_SIZE, checked_chunks, chunks_checkable, range_length
 from segfetch.engine.early import Early
 
 
@@ -62,6 +62,7 @@ class _Body(httpx.AsyncByteStream):
         # (the most of a head httpcore takes)
         self.conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=100 * 1024)
         self.length: int | None = None  # a plain Content-Length body's, once the head is in
+        self.range: int | None = None  # a 206's range length, by its Content-Range
 
     async def head(self) -> h11.Response:
         while not isinstance(head := await self.next_event(), h11.Response):
@@ -71,6 +72,9 @@ class _Body(httpx.AsyncByteStream):
         chunked = any(k == b"transfer-encoding" for k, _ in head.headers)
         if head.status_code in (200, 206) and len(lengths) == 1 and not chunked:
             self.length = int(lengths[0])  # (h11 checked it is a number)
+        ranges = [v for k, v in head.headers if k == b"content-range"]
+        if len(ranges) == 1:
+            self.range = range_length(head.status_code, ranges[0].decode("latin-1"))
         return head
 
     async def _read(self, size: int) -> bytes:
@@ -81,6 +85,9 @@ class _Body(httpx.AsyncByteStream):
             raise httpx.ReadTimeout("the server went silent", request=self.request) from None
         except (trio.BrokenResourceError, OSError) as exc:
             raise httpx.ReadError(str(exc), request=self.request) from None
+
+    async def _read_some(self) -> bytes:
+        return await self._read(READ_SIZE)
 
     async def next_event(self) -> object:
         """h11's next event, reading the socket as it needs; failures as httpx's."""
@@ -93,7 +100,14 @@ class _Body(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         left = self.length
-        if left is None:  # chunked, or ended by the close: h11 frames it
+        if left is None and chunks_checkable(self.conn):  # each chunk once its end shows
+            try:
+                async for chunk in checked_chunks(self.conn, self._read_some, self.range):
+                    yield chunk
+            except h11.RemoteProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc), request=self.request) from None
+            return
+        if left is None:  # ended by the close (or an h11 unlike body.py's): h11 frames it
             while isinstance(event := await self.next_event(), h11.Data):
                 yield bytes(event.data)
             if not isinstance(event, h11.EndOfMessage):

@@ -16,7 +16,8 @@ httpx's own ``aiter_raw``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import h11
@@ -115,35 +116,12 @@ async def _direct(
 async def _chunked(
     response: httpx.Response, state: h11.Connection, reader: Any, network: Any
 ) -> AsyncIterator[bytes]:
-    """A chunked body, each chunk passed on once the next one's size line came, or the
-    message ended, or (a 206) the chunk ends the range and the CRLF after it came (the end
-    of the message may never come); a chunk cut short or followed by anything else is
-    dropped whole (a CRLF alone can be a lying size line's luck)."""
     request = response.request
     timeout = request.extensions.get("timeout", {}).get("read")
-    length = _range_length(response)
-    held: list[bytes] = []
-    size = passed = 0
+    length = range_length(response.status_code, response.headers.get("Content-Range"))
     try:
-        while True:
-            event = state.next_event()
-            checked = reader._bytes_in_chunk == 0 and not reader._bytes_to_discard
-            last = checked and length is not None and passed + size >= length
-            starts = isinstance(event, h11.Data) and event.chunk_start
-            if held and (last or starts or size > HOLD_MAX):
-                yield b"".join(held)
-                held, passed, size = [], passed + size, 0
-            if isinstance(event, h11.Data):
-                held.append(bytes(event.data))
-                size += len(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                if held:
-                    yield b"".join(held)
-                return
-            elif event is h11.NEED_DATA:
-                state.receive_data(await network.read(READ_SIZE, timeout))
-            else:
-                raise h11.RemoteProtocolError(f"unexpected {event!r} in a chunked body")
+        async for chunk in checked_chunks(state, partial(network.read, READ_SIZE, timeout), length):
+            yield chunk
     except GeneratorExit:
         raise
     except BaseException as exc:
@@ -154,13 +132,51 @@ async def _chunked(
         raise mapped from exc
 
 
-def _range_length(response: httpx.Response) -> int | None:
+async def checked_chunks(
+    state: h11.Connection, read: Callable[[], Awaitable[bytes]], length: int | None
+) -> AsyncIterator[bytes]:
+    """The chunked body h11's ``state`` reads (``read``: the socket's next bytes), each chunk
+    passed on once the next one's size line came, or the message ended, or (``length``: a
+    206's) the chunk ends the range and the CRLF after it came (the end of the message may
+    never come); a chunk cut short or followed by anything else is dropped whole (a CRLF
+    alone can be a lying size line's luck). h11's errors are raised as they are."""
+    reader: Any = getattr(state, "_reader", None)
+    held: list[bytes] = []
+    size = passed = 0
+    while True:
+        event = state.next_event()
+        checked = reader._bytes_in_chunk == 0 and not reader._bytes_to_discard
+        last = checked and length is not None and passed + size >= length
+        starts = isinstance(event, h11.Data) and event.chunk_start
+        if held and (last or starts or size > HOLD_MAX):
+            yield b"".join(held)
+            held, passed, size = [], passed + size, 0
+        if isinstance(event, h11.Data):
+            held.append(bytes(event.data))
+            size += len(event.data)
+        elif isinstance(event, h11.EndOfMessage):
+            if held:
+                yield b"".join(held)
+            return
+        elif event is h11.NEED_DATA:
+            state.receive_data(await read())
+        else:
+            raise h11.RemoteProtocolError(f"unexpected {event!r} in a chunked body")
+
+
+def chunks_checkable(state: h11.Connection) -> bool:
+    """Whether ``state`` is about to read a chunked body that checked_chunks can follow."""
+    reader = getattr(state, "_reader", None)
+    return type(reader).__name__ == "ChunkedReader" and _untouched(reader)
+
+
+def range_length(status: int, content_range: str | None) -> int | None:
     """The length of a 206's range, by its Content-Range (None: no such range)."""
     try:
-        start, end, _ = parse_content_range(response.headers.get("Content-Range", ""))
+        start, end, _ = parse_content_range(content_range or "")
     except ValueError:
         return None
-    return end - start if response.status_code == 206 else None
+    return end - start if status == 206 else None
 
 
 def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
