@@ -955,6 +955,34 @@ async def test_a_lying_chunk_in_get_s_early_answer_is_never_written(tmp_path: Pa
     assert (tmp_path / "f.bin").read_bytes() == data
 
 
+@pytest.mark.parametrize("length", [0, 300_100])
+async def test_a_whole_answer_of_another_size_under_the_same_etag_is_not_a_new_file(
+    tmp_path: Path, length: int
+) -> None:
+    """Found by fuzzing: 206s of a file under ETag "x", then a 200 with the same ETag but
+    another length (an empty body, or 100 bytes more) to the first range with If-Range, and
+    to every first request after it. The file "changed", its download started over, and the
+    next answer was taken as the new file: exit 0 with an empty (or longer) file. The same
+    strong ETag is the same bytes (RFC 9110 8.8.1): such an answer is wrong, and tried again."""
+    data = random.Random(14).randbytes(300_000)
+    asked: list[bytes] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            asked.append(head)
+            ranged = [b"if-range:" in h.lower() for h in asked]
+            if (ranged[-1] and ranged.count(True) == 1) or (len(asked) > 1 and not ranged[-1]):
+                lie = b'HTTP/1.1 200 OK\r\nETag: "x"\r\nContent-Length: %d\r\n\r\n' % length
+                await stream.send_all(lie + (data + bytes(100))[:length])
+                continue
+            start, end = range_asked(head, len(data))
+            await stream.send_all(head_206(start, end, len(data)) + data[start : end + 1])
+
+    options = Options(connections=2, min_segment=64 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 20)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
 @pytest.mark.parametrize("connections", [1, 4])
 async def test_ranges_that_each_end_a_byte_short_give_the_file_whole(
     tmp_path: Path, connections: int

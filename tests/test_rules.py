@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -50,10 +51,30 @@ def test_a_206_is_used_only_for_the_range_asked_or_its_start(
         assert verdict == rules.Ranged(
             start, size, '"a"', None, end=last + 1 if last + 1 < end else None
         )
-    if total != size and first <= last < total:  # another size: another version of the file
-        assert isinstance(verdict, rules.Restart)
-    elif not usable:
+    # (another size under the same strong ETag: the same bytes, RFC 9110 8.8.1; the answer
+    # is wrong, not the file new)
+    if not usable:
         assert isinstance(verdict, rules.Retry)
+
+
+@pytest.mark.parametrize("etag", [None, '"b"'])
+def test_another_size_without_the_same_etag_is_another_version(etag: str | None) -> None:
+    known = Known(100, '"a"' if etag else None, "Mon, 01 Jan 2024 00:00:00 GMT")
+    headers = _headers(0, 9, 200, etag=etag)
+    headers["Last-Modified"] = known.last_modified or ""
+    verdict = rules.judge_segment(206, headers, 0, 10, known, NAME)
+    assert isinstance(verdict, rules.Restart)
+
+
+def test_another_size_under_the_same_etag_is_a_wrong_answer() -> None:
+    """A whole answer of 0 bytes (or a Content-Range of another total) under the file's own
+    strong ETag was taken for a new version: the file started over and became that answer."""
+    known = Known(100, '"a"', None)
+    whole = rules.judge_segment(200, {"ETag": '"a"', "Content-Length": "0"}, 10, 20, known, NAME)
+    ranged = rules.judge_segment(206, _headers(10, 19, 200, etag='"a"'), 10, 20, known, NAME)
+    for verdict in (whole, ranged):
+        assert isinstance(verdict, rules.Retry)
+        assert "bytes under the ETag of its 100-byte file" in verdict.failure.message
 
 
 def test_a_shorter_range_from_the_start_asked_is_used() -> None:

@@ -130,9 +130,8 @@ Verdict = Ranged | Multipart | Whole | Empty | Retry | Restart | Fail
 
 
 def validators(headers: Headers) -> tuple[str | None, str | None]:
-    """(strong ETag, Last-Modified). A weak ETag may not be used in If-Range (RFC 9110).
-    Nor one that is not ASCII (an ETag may hold bytes 0x80-0xFF): httpx decoded it by a
-    guess and cannot send it back as it came; such a validator counts as none."""
+    """(strong ETag, Last-Modified). A weak ETag may not be used in If-Range (RFC 9110), nor
+    one not ASCII (httpx decoded it by a guess, cannot send it back): such counts as none."""
     etag = headers.get("ETag")
     if etag is not None and (etag.startswith("W/") or not etag.isascii()):
         etag = None
@@ -153,12 +152,11 @@ def changed(
     body: bool = True,
 ) -> bool:
     """Whether an answer may be another version of the file than ``known``: another size,
-    another Last-Modified, another strong ETag, or, for an answer with the file's bytes
-    (``body``), none of the known validators (a node or proxy that drops them: nothing shows
-    its If-Range was honoured). Where none was known, a missing validator proves nothing.
-    Where a sha256 checks the result (``checked``), no validator proves a change of a file
-    whose size is the same: nodes of a load balancer each have their own ETag and date
-    (nginx's come from the file's mtime); the sha256 finds a splice."""
+    Last-Modified or strong ETag, or, for an answer with the file's bytes (``body``), none of
+    the known validators (a node or proxy that drops them: nothing shows its If-Range was
+    honoured). Where none was known, a missing validator proves nothing. Where a sha256
+    checks the result (``checked``), no validator proves a change of a file of the same size:
+    nodes of a load balancer each have their own ETag and date; the sha256 finds a splice."""
     if size is not None and size != known.size:
         return True
     if size is not None and known.checked:
@@ -301,8 +299,7 @@ def judge_probe(
         size = content_length(headers)
         if expected_size is not None and size not in (None, expected_size):
             return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
-        # (A 200 to If-Range without the known validators: it did not match, or is not
-        # looked at. Its body is the file from byte 0 either way: start over with it.)
+        # (A 200 to If-Range without the known validators: not matched, or not looked at.)
         if changed(known, etag, modified, size) or not vouched(known, etag, modified):
             return _restart(known, etag, modified, size, "the file changed since the last run")
         if per_node_etag(known, etag, modified):  # another node: If-Range by date instead
@@ -452,6 +449,9 @@ def judge_segment(
         except ValueError as exc:
             return Retry(Failure(f"{name}: {exc}", retry=True, advice=ODD_SERVER))
         span = (first, last)
+    if size not in (None, known.size) and known.etag and etag == known.etag:  # (RFC 9110 8.8.1)
+        message = f"{name} answered {size} bytes under the ETag of its {known.size}-byte file"
+        return Retry(Failure(message, retry=True, advice=ODD_SERVER))  # same ETag: same bytes
     if changed(known, etag, modified, size, body=status in (200, 206)):
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)
