@@ -983,6 +983,28 @@ async def test_a_whole_answer_of_another_size_under_the_same_etag_is_not_a_new_f
     assert (tmp_path / "f.bin").read_bytes() == data
 
 
+async def test_a_204_now_and_then_is_tried_again(tmp_path: Path) -> None:
+    """Found by fuzzing: one 204 No Content among the 206s (a node or proxy that glitches)
+    ended the whole download at once ("answered 204 No Content", exit 1); a rerun then
+    completed. Like a 416 inside the file, it is an answer without the file: tried again."""
+    data = random.Random(15).randbytes(300_000)
+    answers = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal answers
+        while head := await read_head(stream):
+            answers += 1
+            if answers == 2:
+                await stream.send_all(b"HTTP/1.1 204 No Content\r\n\r\n")
+                continue
+            start, end = range_asked(head, len(data))
+            await stream.send_all(head_206(start, end, len(data)) + data[start : end + 1])
+
+    options = Options(connections=2, min_segment=64 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 20)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
 @pytest.mark.parametrize("connections", [1, 4])
 async def test_ranges_that_each_end_a_byte_short_give_the_file_whole(
     tmp_path: Path, connections: int

@@ -18,8 +18,8 @@ from segfetch.errors import DownloadError, HTTPStatusError, RetriesExhausted, re
 from segfetch.units import plural
 
 # 416 is here because ranges are asked only inside the known size: a 416 then is a glitch of
-# the server (or a proxy), not a wrong request.
-RETRYABLE_STATUS = frozenset({408, 416, 425, 429, 500, 502, 503, 504})
+# the server (or a proxy), not a wrong request; so is a success without the file (a 204).
+RETRYABLE_STATUS = frozenset({201, 202, 203, 204, 205, 408, 416, 425, 429, 500, 502, 503, 504})
 # Statuses that say "too many of us": the host wants fewer connections.
 BACKPRESSURE_STATUS = frozenset({429, 503})
 # What OpenSSL says when the peer does not speak TLS at all (a plain-HTTP server's answer).
