@@ -110,9 +110,29 @@ def test_idle_connection_steals_back_half_of_largest() -> None:
     a = p.take()
     assert a is not None and (a.pos, a.end) == (0, 1000)
     p.advance(a, 200)
-    b = p.take()
+    b = p.take(now=1.0)
     assert b is not None
     assert (a.pos, a.end) == (200, 600) and (b.pos, b.end) == (600, 1000)
+
+
+def test_a_range_whose_answer_has_not_begun_is_not_stolen_from() -> None:
+    # Its rate is unknown (not infinitely slow), and the server sends all it was asked:
+    # from nginx on loopback, a stolen range was stolen from again and again before its
+    # answer came, every half sent twice (a 100 MB file at -n 16: 1.24 x its size).
+    p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
+    a, b = p.take(now=0.0), p.take(now=0.0)
+    assert a is not None and b is not None
+    p.advance(a, a.remaining)
+    p.release(a)
+    p.advance(b, 1_000_000)  # 1 MB/s: 4 s left
+    c = p.take(now=1.0)
+    assert c is not None and (c.pos, c.end) == (8_000_000, 10_000_000)
+    p.advance(b, b.remaining)
+    p.release(b)
+    assert p.take(now=1.5) is None  # c has not begun: nothing is measured to need long
+    p.advance(c, 100_000)  # since 0, as read at 1.5: 1.9 MB at 67 kB/s, 28 s
+    d = p.take(now=1.5)
+    assert d is not None and d.pos == 9_050_000
 
 
 def test_no_steal_below_twice_min_segment() -> None:

@@ -158,20 +158,25 @@ class Planner:
             key=lambda s: s.remaining,
             default=None,
         )
-        if victim is None or victim.seconds_left(now) <= self.steal_after:
+        if victim is None:
             return None
         mid = victim.pos + victim.remaining // 2
         end, victim.end = victim.end, mid
         return self._start(mid, end)
 
     def _stealable(self, seg: Segment, now: float) -> bool:
-        """Whether half of seg's range is worth a request of its own: two min_segments left,
-        or one on a connection measured to need more than SLOW_LEFT seconds for it (a slow
-        connection holding one of the last fair shares, which are under two)."""
+        """Whether half of seg's range is worth a request of its own: its connection is
+        measured to need more than ``steal_after`` seconds for it (not one whose answer has
+        not begun: its rate is unknown, and the server sends all it was asked for), and two
+        min_segments are left, or one on a connection measured to need more than SLOW_LEFT
+        seconds for it (a slow connection holding one of the last fair shares, which are
+        under two)."""
+        left = seg.seconds_left(now)
+        if not self.steal_after < left < float("inf"):
+            return False
         if seg.remaining >= 2 * self.min_segment:
             return True
-        left = seg.seconds_left(now)
-        return seg.remaining >= self.min_segment and SLOW_LEFT < left < float("inf")
+        return seg.remaining >= self.min_segment and left > SLOW_LEFT
 
     def advance(self, seg: Segment, n: int) -> int:
         """Record that n bytes arrived at seg.pos; returns how many of them belong to seg."""
