@@ -478,3 +478,28 @@ async def test_a_silent_connection_is_hedged_long_before_the_timeout(tmp_path: P
     # Each stalled range was asked again from where its bytes stopped, not from its start.
     starts = {int(e["start"]) for e in log}
     assert all(any(int(s["start"]) < a < int(s["end"]) for a in starts) for s in stalled[:1])
+
+
+async def test_an_answer_left_unread_shows_as_a_backlog() -> None:
+    # What keeps a steal from a connection whose server waits for us (plan.BACKLOG): its
+    # socket's receive queue, measured on a real loopback socket, fills as nobody reads.
+    import httpx
+
+    from segfetch.engine.body import unread
+    from segfetch.engine.plan import BACKLOG
+
+    async with (
+        Emulator({PATH: SyntheticFile(8 << 20)}) as emu,
+        httpx.AsyncClient() as client,
+        client.stream("GET", emu.url(PATH)) as response,
+    ):
+        queue, room = unread(response)
+        for _ in range(100):  # (bounded: the server fills it in milliseconds)
+            if queue * BACKLOG > room > 0:
+                break
+            await trio.sleep(0.02)
+            queue, room = unread(response)
+        assert room > 0 and queue * BACKLOG > room
+        async for _chunk in response.aiter_raw():
+            break
+    assert unread(response) == (0, 0)  # closed: nothing to ask

@@ -143,6 +143,33 @@ def test_no_steal_below_twice_min_segment() -> None:
     assert p.take() is None
 
 
+def test_a_connection_whose_server_waits_for_us_is_not_stolen_from() -> None:
+    # Its receive queue is full: our reader is the slow side (nginx on loopback under load:
+    # the stolen half was in the socket buffers already, sent twice every time), and it
+    # reads a new connection no faster. Nor when the victim holds unread more than an
+    # UNREAD-th of the half taken.
+    from segfetch.engine.plan import BACKLOG, UNREAD
+
+    def victim(unread: int, room: int) -> tuple[Planner, Segment]:
+        p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
+        a, b = p.take(now=0.0), p.take(now=0.0)
+        assert a is not None and b is not None
+        p.advance(a, a.remaining)
+        p.release(a)
+        p.advance(b, 1_000_000)  # 1 MB/s: 4 MB left, 4 s
+        b.unread, b.room = unread, room
+        return p, b
+
+    p, b = victim(0, 0)  # unknown (no socket to ask): as before
+    assert p.take(now=1.0) is not None and b.end == 8_000_000
+    p, b = victim(64 * 1024, 4 << 20)  # a link that trickles: the reader keeps up
+    assert p.take(now=1.0) is not None
+    p, b = victim(65_536, 131_072)  # full: the server waits for us
+    assert 65_536 * BACKLOG > 131_072 and p.take(now=1.0) is None and b.end == 10_000_000
+    p, b = victim(2_000_000 // UNREAD + 1, 32 << 20)  # more than the cut is worth
+    assert p.take(now=1.0) is None and b.end == 10_000_000
+
+
 def test_take_at_claims_the_probe_piece() -> None:
     p = Planner(1000, RangeSet([(0, 100)]), pieces=3, min_segment=10)
     first = p.take(at=100)

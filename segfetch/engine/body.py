@@ -16,6 +16,10 @@ httpx's own ``aiter_raw``."""
 
 from __future__ import annotations
 
+import fcntl
+import socket
+import sys
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -39,6 +43,20 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     if type(inside[1]).__name__ == "ChunkedReader":
         return _chunked(response, *inside)
     return _direct(response, *inside)
+
+
+def unread(response: httpx.Response) -> tuple[int, int]:
+    """Bytes of the answer already on this machine and not read yet (its socket's receive
+    queue), and the most that queue may hold now (its receive buffer); (0, 0) where
+    unknown. Behind a busy reader (a loaded machine, loopback) the queue stays full."""
+    network: Any = response.extensions.get("network_stream")
+    try:
+        sock = network.get_extra_info("socket")  # (through TLS: the socket under it)
+        queue = fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4))
+        room = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    except (AttributeError, AssertionError, OSError, TypeError, ValueError):
+        return 0, 0
+    return max(0, int.from_bytes(queue, sys.byteorder, signed=True)), max(0, int(room))
 
 
 def insides(response: httpx.Response) -> tuple[h11.Connection, Any, Any] | None:

@@ -32,6 +32,10 @@ class Segment:
     last: float = 0.0  # when its latest bytes arrived
     reads: int = 0  # reads that brought bytes, for the usual gap between them
     asked: float = 0.0  # when the request for the current response went out
+    # As a steal is weighed: bytes of its answer already here, unread (its socket's receive
+    # queue), and the most that queue may hold now (its receive buffer; 0: unknown)
+    unread: int = 0
+    room: int = 0
 
     def waiting(self) -> bool:
         """Asked, and no answer streaming yet."""
@@ -65,6 +69,8 @@ class Segment:
 SILENT_MIN = 1.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
 SILENT_GAPS = 8  # times the usual gap between reads
 SLOW_LEFT = 2.0  # seconds: a range under two min_segments is stolen from if it needs longer
+UNREAD = 8  # a steal takes at least this many times what its victim already holds unread
+BACKLOG = 4  # a receive queue fuller than 1/BACKLOG of its buffer: its server waits for us
 SLIVER = 8  # a fair-share cut leaves no rest below min_segment / SLIVER on its own
 ALONE = 2  # a silent body with no other bytes coming: hedged after this many quiet limits
 HEAD_WAIT = 3.0  # seconds without an answer, while other connections bring bytes
@@ -170,9 +176,16 @@ class Planner:
         not begun: its rate is unknown, and the server sends all it was asked for), and two
         min_segments are left, or one on a connection measured to need more than SLOW_LEFT
         seconds for it (a slow connection holding one of the last fair shares, which are
-        under two)."""
+        under two). And not from a connection whose server waits for us: one whose receive
+        queue is fuller than 1/BACKLOG of its buffer. Its slowness is our reader's (a busy
+        process, loopback), which reads a new connection no faster, and the cut throws away
+        all the server sent past it: that full queue and the server's send buffer (from
+        nginx on loopback, under load: the whole stolen half, every time). Nor unless the
+        half taken is UNREAD times what the victim holds unread."""
         left = seg.seconds_left(now)
         if not self.steal_after < left < float("inf"):
+            return False
+        if seg.unread * UNREAD > seg.remaining // 2 or seg.unread * BACKLOG > seg.room > 0:
             return False
         if seg.remaining >= 2 * self.min_segment:
             return True

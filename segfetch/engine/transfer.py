@@ -14,6 +14,7 @@ import httpx
 import trio
 
 from segfetch.engine import rules
+from segfetch.engine.body import unread
 from segfetch.engine.client import (
     Location,
     RetryLater,
@@ -85,6 +86,7 @@ class Transfer:
         self.empty = 0  # answers that ended short before their first byte, since a whole one
         self.server: tuple[str, str, int | None, str] | None = None  # the first answer's
         self.watched: dict[int, trio.CancelScope] = {}  # id(segment) -> its request's scope
+        self.answers: dict[int, httpx.Response] = {}  # id(segment) -> the answer it streams
         self.hedged: dict[int, str] = {}  # id(segment) -> why its request was dropped
         self.heard = 0.0  # when the latest bytes arrived, on any connection
         self.ready = trio.Event()  # the first answer showed the file as expected
@@ -219,6 +221,10 @@ class Transfer:
         sharers = self.options.cap - self.gone
         if self.slots is not None:
             sharers = min(sharers, self.slots.places)
+        if not self.planner.pending:  # a steal is weighed: what each victim holds unread
+            for seg in self.planner.active:
+                answer = self.answers.get(id(seg))
+                seg.unread, seg.room = unread(answer) if answer is not None else (0, 0)
         return self.planner.take(now=trio.current_time(), sharers=sharers)
 
     async def _fetch(self, seg: Segment, body: Body | None) -> bool:
@@ -318,6 +324,7 @@ class Transfer:
         if self.slots is not None:
             self.slots.streaming(+1)
         seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
+        self.answers[id(seg)] = body.response
         try:
             async for chunk in body.chunks:
                 # Never past the answer's own range: a shorter answer than asked may be
@@ -341,6 +348,7 @@ class Transfer:
                         await _drain(body.chunks)  # keeps the connection for the next range
                     return  # done, or the rest was stolen: this response ends here
         finally:
+            self.answers.pop(id(seg), None)
             self.stats.streaming(-1)
             if self.slots is not None:
                 self.slots.streaming(-1)
