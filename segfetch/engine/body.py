@@ -122,11 +122,7 @@ async def _direct(
     except GeneratorExit:
         raise  # left unread: whoever holds the response closes it
     except BaseException as exc:
-        # As httpcore's reader does: a failed or cancelled body closes its connection now,
-        # not after the caller's backoff.
-        with trio.CancelScope(shield=True):
-            await response.aclose()
-        if (mapped := _as_httpx(exc, request)) is None:
+        if (mapped := await _closed(response, exc)) is None:
             raise
         raise mapped from exc
 
@@ -143,9 +139,7 @@ async def _chunked(
     except GeneratorExit:
         raise
     except BaseException as exc:
-        with trio.CancelScope(shield=True):
-            await response.aclose()
-        if (mapped := _as_httpx(exc, request)) is None:
+        if (mapped := await _closed(response, exc)) is None:
             raise
         raise mapped from exc
 
@@ -195,6 +189,14 @@ def range_length(status: int, content_range: str | None) -> int | None:
     except ValueError:
         return None
     return end - start if status == 206 else None
+
+
+async def _closed(response: httpx.Response, exc: BaseException) -> httpx.TransportError | None:
+    """As httpcore's reader does: a failed or cancelled body closes its connection now, not
+    after the caller's backoff. Returns httpx's exception for ``exc`` (None: raise it)."""
+    with trio.CancelScope(shield=True):
+        await response.aclose()
+    return _as_httpx(exc, response.request)
 
 
 def _as_httpx(exc: BaseException, request: httpx.Request) -> httpx.TransportError | None:
