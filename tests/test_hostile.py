@@ -527,6 +527,12 @@ def range_asked(head: bytes, size: int) -> tuple[int, int]:
     return int(a), min(int(b or size - 1), size - 1)
 
 
+def as_asked(head: bytes, data: bytes) -> bytes:
+    """A right 206 of ``data`` for the range the request ``head`` asked."""
+    start, end = range_asked(head, len(data))
+    return head_206(start, end, len(data)) + data[start : end + 1]
+
+
 def head_206(start: int, end: int, size: int) -> bytes:
     return range_head(start, end, size, extra=b'ETag: "x"\r\n')
 
@@ -870,8 +876,7 @@ async def test_a_small_file_whose_server_refuses_ranges_past_its_end(
             if not line:
                 await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + data)
                 continue
-            start, end = range_asked(head, len(data))
-            await stream.send_all(head_206(start, end, len(data)) + data[start : end + 1])
+            await stream.send_all(as_asked(head, data))
 
     options = Options(connections=connections, min_segment=64 * 1024, policy=FAST)
     await fetch_from(handler, tmp_path / "f.bin", options, 30)
@@ -975,8 +980,7 @@ async def test_a_whole_answer_of_another_size_under_the_same_etag_is_not_a_new_f
                 lie = b'HTTP/1.1 200 OK\r\nETag: "x"\r\nContent-Length: %d\r\n\r\n' % length
                 await stream.send_all(lie + (data + bytes(100))[:length])
                 continue
-            start, end = range_asked(head, len(data))
-            await stream.send_all(head_206(start, end, len(data)) + data[start : end + 1])
+            await stream.send_all(as_asked(head, data))
 
     options = Options(connections=2, min_segment=64 * 1024, policy=FAST)
     await fetch_from(handler, tmp_path / "f.bin", options, 20)
@@ -997,8 +1001,7 @@ async def test_a_204_now_and_then_is_tried_again(tmp_path: Path) -> None:
             if answers == 2:
                 await stream.send_all(b"HTTP/1.1 204 No Content\r\n\r\n")
                 continue
-            start, end = range_asked(head, len(data))
-            await stream.send_all(head_206(start, end, len(data)) + data[start : end + 1])
+            await stream.send_all(as_asked(head, data))
 
     options = Options(connections=2, min_segment=64 * 1024, policy=FAST)
     await fetch_from(handler, tmp_path / "f.bin", options, 20)
