@@ -480,6 +480,37 @@ async def test_a_silent_connection_is_hedged_long_before_the_timeout(tmp_path: P
     assert all(any(int(s["start"]) < a < int(s["end"]) for a in starts) for s in stalled[:1])
 
 
+async def test_a_connection_that_slows_after_a_fast_start_gives_up_its_range(
+    tmp_path: Path,
+) -> None:
+    """One answer slows to 16 KiB/s after a fast start (a server's buffers, a CDN's allowance
+    for a new connection). The connections that finish meanwhile come back for it, by its
+    latest rate, and take its range (the more, the slower it is): no retry, and it ends
+    about when they do."""
+    from segfetch.engine.plan import SLOW_LEFT
+    from segfetch.engine.transfer import RECHECK
+
+    slow = Fault("slow", every=256 * 1024, slow_rate=16 * 1024, limit=1, after=1)
+    link = Link(rate=512 * 1024, seed=1, faults=(slow,))
+    async with Emulator({PATH: SyntheticFile(4 << 20)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        with trio.fail_after(60):  # (bounded)
+            result = await fetch(emu, dest, connections=4, min_segment=256 * 1024)
+        assert dest.read_bytes() == emu.content(PATH)
+    log = file_requests(emu)
+    (slowed,) = [e for e in log if e["fault"] == "slow"]
+    start, end = int(slowed["start"]), int(slowed["end"])
+    taken = [e for e in log if start < int(e["start"]) < end]
+    assert len(taken) >= 2 and result.retries == 0
+    # Taken so that the slow one ends about when its takers do: within the SLOW_LEFT
+    # seconds a range may keep and a look or two, not the ~10 s it held at 16 KiB/s (the
+    # average since its fast start made it look nearly done: nothing was taken after the
+    # first round).
+    ends = [float(e["t"]) + float(e["duration"]) for e in log]
+    slow_end = float(slowed["t"]) + float(slowed["duration"])
+    assert slow_end - max(x for x in ends if x != slow_end) < SLOW_LEFT + 4 * RECHECK
+
+
 async def test_an_answer_left_unread_shows_as_a_backlog() -> None:
     # What keeps a steal from a connection whose server waits for us (plan.BACKLOG): its
     # socket's receive queue, measured on a real loopback socket, fills as nobody reads.

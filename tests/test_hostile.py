@@ -600,7 +600,10 @@ async def test_a_trickling_connection_does_not_hold_up_the_end(tmp_path: Path) -
 
     options = Options(connections=4, min_segment=256 * 1024, timeout=30.0, policy=FAST)
     result = await fetch_from(ranged(body, trickle), tmp_path / "f.bin", options, 40)
-    assert (tmp_path / "f.bin").read_bytes() == body and result.retries >= 1
+    # Its range asked again on another connection: taken from it by a connection that
+    # finished (its latest rate is known), or dropped (plan.hedge): one request more than
+    # the probe and a piece per connection.
+    assert (tmp_path / "f.bin").read_bytes() == body and result.requests >= 1 + 4 + 1
 
 
 async def test_a_server_that_serves_two_at_once_is_waited_for_not_failed(tmp_path: Path) -> None:

@@ -373,7 +373,7 @@ def test_a_cut_leaves_no_sliver_on_its_own() -> None:
 def test_a_slow_connection_is_stolen_from_below_two_min_segments() -> None:
     # The last fair shares are under two min_segments: a slow connection holding one would
     # keep the tail waiting. Measured to need more than SLOW_LEFT seconds, half is taken.
-    from segfetch.engine.plan import SLOW_LEFT
+    from segfetch.engine.plan import SLIVER, SLOW_LEFT
 
     def holder() -> tuple[Planner, Segment]:
         p = Planner(1000, RangeSet(), pieces=1, min_segment=300, steal_after=1.0)
@@ -387,8 +387,98 @@ def test_a_slow_connection_is_stolen_from_below_two_min_segments() -> None:
     p, a = holder()
     assert SLOW_LEFT < 5.0 and p.take(now=5.0) is not None  # 100 B/s: 5 s left
     assert (a.pos, a.end) == (500, 750)
+    # Under one min_segment too (a connection fast at first, slow now: its tail would hold
+    # up the end), down to a SLIVER of one; below that, never worth a request.
     q = Planner(1000, RangeSet(), pieces=1, min_segment=300, steal_after=1.0)
     b = q.take(now=0.0)
     assert b is not None
-    q.advance(b, 800)  # 200 left: under one min_segment, never worth a request
-    assert q.take(now=100.0) is None
+    q.advance(b, 800)  # 200 left
+    assert q.take(now=1.0) is None  # 800 B/s: 0.25 s left
+    c = q.take(now=100.0)  # 8 B/s: 25 s left
+    assert c is not None and (b.pos, b.end, c.pos, c.end) == (800, 900, 900, 1000)
+    q.advance(b, 100 - 300 // SLIVER + 1)  # under a SLIVER left to b (c: no rate yet)
+    assert q.take(now=1000.0) is None  # however slow
+
+
+def test_a_connection_that_slowed_after_a_fast_start_is_weighed_by_its_latest_rate() -> None:
+    # A server's buffers or a CDN's allowance: 1 MB in the first second, then 10 kB/s. By the
+    # average since its start it would end half a second from now; by its latest, in 18 s.
+    from segfetch.engine.plan import RECENT
+
+    p = Planner(1_200_000, RangeSet(), pieces=1, min_segment=1000, steal_after=1.0)
+    a = p.take(now=0.0)
+    assert a is not None
+    a.begin(0.0)
+    t = 0.0
+    for _ in range(10):  # 100 kB every 0.1 s
+        t += 0.1
+        p.advance(a, 100_000)
+        p.heard(a, t)
+    for _ in range(10 * int(2 * RECENT)):  # then 1 kB every 0.1 s
+        t += 0.1
+        p.advance(a, 1_000)
+        p.heard(a, t)
+    assert a.remaining == 180_000
+    assert a.remaining * (t - a.since) / a.got < 1.0  # by the average since its start
+    assert a.seconds_left(t) > 15  # by its latest 10 kB/s
+    b = p.take(now=t)  # so half of it is taken
+    assert b is not None and (a.end, b.pos, b.end) == (1_110_000, 1_110_000, 1_200_000)
+
+
+def test_a_new_answer_is_measured_from_its_own_start() -> None:
+    p = Planner(1_000_000, RangeSet(), pieces=1, min_segment=1000)
+    a = p.take(now=0.0)
+    assert a is not None
+    a.begin(0.0)
+    for t in (1.0, 2.0, 3.0):  # slow: 1 kB/s
+        p.advance(a, 1_000)
+        p.heard(a, t)
+    a.begin(3.0)  # asked again (a retry): fast now, 100 kB in 0.5 s
+    p.advance(a, 100_000)
+    p.heard(a, 3.5)
+    assert a.seconds_left(3.5) == a.remaining * 0.5 / 100_000  # not the 1 kB/s before
+
+
+def test_a_steal_from_a_slower_connection_takes_more_than_half() -> None:
+    # The victim gets 10 kB/s; the taker is expected to get 90 kB/s: it takes nine tenths,
+    # so that both end together. A victim as fast as the taker, or faster: half, as ever.
+    def victim() -> tuple[Planner, Segment]:
+        p = Planner(1_000_000, RangeSet(), pieces=1, min_segment=1000, steal_after=1.0)
+        a = p.take(now=0.0)
+        assert a is not None
+        a.begin(0.0)
+        p.advance(a, 100_000)
+        p.heard(a, 10.0)  # 10 kB/s: 900 kB, 90 s left
+        return p, a
+
+    p, a = victim()
+    b = p.take(now=10.0, rate=90_000)
+    assert b is not None and (a.end, b.pos) == (190_000, 190_000)
+    p, a = victim()
+    b = p.take(now=10.0, rate=5_000)
+    assert b is not None and (a.end, b.pos) == (550_000, 550_000)
+    p, a = victim()
+    b = p.take(now=10.0)  # the taker's rate unknown
+    assert b is not None and a.end == 550_000
+
+
+def test_a_look_again_takes_only_from_a_settled_connection() -> None:
+    # An idle connection's looks (settled=True) weigh a victim only once its latest window
+    # is measured (RECENT after its start, twice) and while it is not silent (a hedge's).
+    p = Planner(1_000_000, RangeSet(), pieces=1, min_segment=1000, steal_after=1.0)
+    a = p.take(now=0.0)
+    assert a is not None
+    a.begin(0.0)
+    p.advance(a, 1_000)
+    p.heard(a, 0.1)  # 10 kB/s: 99 s left, but measured over 0.1 s only
+    assert p.take(now=0.25, settled=True) is None
+    assert p.take(now=0.25) is not None  # (a connection that just finished its range: as ever)
+    q = Planner(1_000_000, RangeSet(), pieces=1, min_segment=1000, steal_after=1.0)
+    c = q.take(now=0.0)
+    assert c is not None
+    c.begin(0.0)
+    for t in (0.5, 1.0, 1.5, 2.0, 2.5):
+        q.advance(c, 1_000)
+        q.heard(c, t)
+    assert c.settled(2.6) and q.take(now=2.6, settled=True) is not None
+    assert not c.settled(2.5 + 10)  # silent: plan.hedge's business

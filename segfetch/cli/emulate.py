@@ -66,7 +66,11 @@ def _describe(link: Link) -> str:
     if link.rtt:
         parts.append(f"{link.rtt * 1000:.0f} ms RTT")
     for f in link.faults:
-        parts.append(f"{f.kind} about every {human_bytes(f.every)}" if f.every else f.kind)
+        if f.kind == "slow":  # (a body slows once, and stays slow)
+            after = f" after about {human_bytes(f.every)}" if f.every else ""
+            parts.append(f"down to {human_bytes(f.slow_rate)}/s{after}")
+        else:
+            parts.append(f"{f.kind} about every {human_bytes(f.every)}" if f.every else f.kind)
     return ", ".join(parts)
 
 

@@ -185,7 +185,7 @@ def parse_fault(spec: str) -> Fault:
         key, eq, value = item.partition("=")
         if not eq or key not in options:
             raise ValueError(f"bad fault option {item!r}; options: {', '.join(options)}")
-        if key == "every":
+        if key in ("every", "slow_rate"):  # sizes: 2M, 16K
             values[key] = parse_size(value)
         elif key == "retry_after":
             values[key] = value or None

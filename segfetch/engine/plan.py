@@ -4,8 +4,9 @@ The file's missing bytes are cut into about one piece per connection. A connecti
 finishes its piece takes the next one, cut down to its fair share of the work left when that
 is smaller (so the connections end together, rather than the last round of whole pieces
 leaving some idle); when none is left it steals the back half of the largest range still in
-flight, so the tail never waits on one slow connection. Bytes are in exactly one place at
-all times: done, in flight (``[pos, end)`` of a segment) or pending.
+flight (more from a slower connection), so the tail never waits on one slow connection. Bytes
+are in exactly one place at all times: done, in flight (``[pos, end)`` of a segment) or
+pending.
 
 Stealing cuts the victim's open response, and the bytes already on their way to it are
 lost: so a range is stolen only when its connection would take longer than ``steal_after``
@@ -36,6 +37,14 @@ class Segment:
     # queue), and the most that queue may hold now (its receive buffer; 0: unknown)
     unread: int = 0
     room: int = 0
+    # Two checkpoints (time, got) about RECENT apart: the latest rate is measured from the
+    # older one, so a connection that slowed after a fast start shows as slow (``begin``).
+    marks: tuple[tuple[float, int], tuple[float, int]] = ((0.0, 0), (0.0, 0))
+
+    def begin(self, now: float) -> None:
+        """A response begins: its rate is measured from here."""
+        self.since, self.got, self.reads = now, 0, 0
+        self.marks = ((now, 0), (now, 0))
 
     def waiting(self) -> bool:
         """Asked, and no answer streaming yet."""
@@ -58,16 +67,32 @@ class Segment:
         usual = (self.last - self.since) / self.reads if self.reads else 0.0
         return max(SILENT_MIN, SILENT_GAPS * usual)
 
+    def rate(self) -> float:
+        """Bytes/s of its latest response, from its first bytes to its last (0: unknown)."""
+        took = self.last - self.since
+        return self.got / took if self.got > 0 and took > 0 else 0.0
+
+    def settled(self, now: float) -> bool:
+        """Measured over a latest window of its own, and not silent: its rate is known."""
+        return self.marks[0][0] > self.since and not self.silent(now)
+
     def seconds_left(self, now: float) -> float:
-        """At the current response's rate; unknown (infinite) before its first bytes."""
+        """At the current response's rate, or its latest where that is slower; unknown
+        (infinite) before its first bytes. (A latest window with no bytes is a silence:
+        ``hedge``'s business, not a rate.)"""
         elapsed = now - self.since
         if self.got <= 0 or elapsed <= 0:
             return float("inf")
-        return self.remaining * elapsed / self.got
+        left = self.remaining * elapsed / self.got
+        (at, got), _ = self.marks
+        if at > self.since and self.got > got:
+            left = max(left, self.remaining * (now - at) / (self.got - got))
+        return left
 
 
 SILENT_MIN = 1.0  # seconds: below this, quiet is ordinary jitter (and a new connection's wait)
 SILENT_GAPS = 8  # times the usual gap between reads
+RECENT = 1.0  # seconds: a rate's latest window is one to two of these long
 SLOW_LEFT = 2.0  # seconds: a range under two min_segments is stolen from if it needs longer
 UNREAD = 8  # a steal takes at least this many times what its victim already holds unread
 BACKLOG = 4  # a receive queue fuller than 1/BACKLOG of its buffer: its server waits for us
@@ -143,13 +168,24 @@ class Planner:
     def complete(self) -> bool:
         return not self.pending and not self.active and self.done.total() == self.size
 
-    def take(self, at: int | None = None, now: float = 0.0, sharers: int = 0) -> Segment | None:
+    def take(
+        self,
+        at: int | None = None,
+        now: float = 0.0,
+        sharers: int = 0,
+        rate: float = 0.0,
+        settled: bool = False,
+    ) -> Segment | None:
         """Work for an idle connection, or None when there is nothing worth taking.
 
         ``at`` claims the pending piece that starts at that offset (the probe's request
         already asked for it). ``now`` is the clock the segments' ``since`` was read from.
         ``sharers``: how many connections will share the rest, this one included (those
         between two pieces hold no segment, so the active ones alone undercount them).
+        ``rate``: bytes/s the taker is expected to get (0: unknown). A steal takes half of
+        its victim's range, or more where the victim is slower: so that both end together.
+        ``settled``: only from a victim whose rate is known (``Segment.settled``), for a
+        taker that looks again while it waits, rather than on finishing a range.
         """
         if self.pending:
             index = 0
@@ -160,13 +196,17 @@ class Planner:
                 piece = self._fair(piece, max(sharers, len(self.active) + 1))
             return self._start(piece.start, piece.end)
         victim = max(
-            (s for s in self.active if self._stealable(s, now)),
+            (s for s in self.active if self._stealable(s, now) and (s.settled(now) or not settled)),
             key=lambda s: s.remaining,
             default=None,
         )
         if victim is None:
             return None
-        mid = victim.pos + victim.remaining // 2
+        keep = victim.remaining // 2
+        if rate > 0:  # at the victim's rate it ends when the taker, at ``rate``, does
+            left = victim.seconds_left(now)
+            keep = min(keep, int(victim.remaining**2 / (victim.remaining + rate * left)))
+        mid = victim.pos + keep
         end, victim.end = victim.end, mid
         return self._start(mid, end)
 
@@ -174,14 +214,15 @@ class Planner:
         """Whether half of seg's range is worth a request of its own: its connection is
         measured to need more than ``steal_after`` seconds for it (not one whose answer has
         not begun: its rate is unknown, and the server sends all it was asked for), and two
-        min_segments are left, or one on a connection measured to need more than SLOW_LEFT
-        seconds for it (a slow connection holding one of the last fair shares, which are
-        under two). And not from a connection whose server waits for us: one whose receive
-        queue is fuller than 1/BACKLOG of its buffer. Its slowness is our reader's (a busy
-        process, loopback), which reads a new connection no faster, and the cut throws away
-        all the server sent past it: that full queue and the server's send buffer (from
-        nginx on loopback, under load: the whole stolen half, every time). Nor unless the
-        half taken is UNREAD times what the victim holds unread."""
+        min_segments are left; or, on a connection measured to need more than SLOW_LEFT
+        seconds, a SLIVER of one (a slow connection holding one of the last fair shares,
+        which are under two, or the tail of a range it was fast on at first). And not from a
+        connection whose server waits for us: one whose receive queue is fuller than
+        1/BACKLOG of its buffer. Its slowness is our reader's (a busy process, loopback),
+        which reads a new connection no faster, and the cut throws away all the server sent
+        past it: that full queue and the server's send buffer (from nginx on loopback, under
+        load: the whole stolen half, every time). Nor unless the half taken is UNREAD times
+        what the victim holds unread."""
         left = seg.seconds_left(now)
         if not self.steal_after < left < float("inf"):
             return False
@@ -189,7 +230,7 @@ class Planner:
             return False
         if seg.remaining >= 2 * self.min_segment:
             return True
-        return seg.remaining >= self.min_segment and left > SLOW_LEFT
+        return seg.remaining >= self.min_segment // SLIVER and left > SLOW_LEFT
 
     def advance(self, seg: Segment, n: int) -> int:
         """Record that n bytes arrived at seg.pos; returns how many of them belong to seg."""
@@ -203,6 +244,9 @@ class Planner:
         """A read brought bytes for seg at ``now``."""
         seg.last = now
         seg.reads += 1
+        _, newer = seg.marks
+        if now - newer[0] >= RECENT:
+            seg.marks = (newer, (now, seg.got))
 
     def release(self, seg: Segment) -> None:
         """The connection stops working on seg; what it did not fetch goes back to pending."""

@@ -48,6 +48,9 @@ class Body(NamedTuple):
 # bytes lost in flight on the cut are worth it (measured on nginx, docs/benchmarks.md).
 STEAL_AFTER = 1.0
 WATCH_EVERY = 0.25  # seconds between looks for silent connections
+# seconds between an idle worker's looks for a range worth stealing: a connection that looked
+# fast in its first burst (a server's buffers, a CDN's allowance) may slow down later
+RECHECK = 0.25
 IGNORED_RANGES = 3  # the file whole to this many range requests in a row: one stream
 SAVE_EVERY = 1.0  # seconds between control-file saves
 # ...or sooner, once this many bytes came since the last: the disk then writes them while
@@ -91,6 +94,10 @@ class Transfer:
         self.heard = 0.0  # when the latest bytes arrived, on any connection
         self.ready = trio.Event()  # the first answer showed the file as expected
         self.gone = 0  # workers that ended (a host that pushed back has one fewer)
+        self.released = trio.lowlevel.ParkingLot()  # idle workers, woken as a range comes back
+        self.idle = 0  # workers waiting there: not at work (a 503 leaves the range to those)
+        self.pushed = False  # the host pushed back: idle workers end, as they did before
+        self.started, self.began = 0.0, state.done.total()  # (run sets the time: _share)
         self.planner = Planner(
             state.size,
             state.done,
@@ -119,6 +126,7 @@ class Transfer:
             self.server = _server(body.response.url)
             self.ready.set()
         seg = self.planner.take(at=first) if self.planner.pending else None
+        self.started = trio.current_time()
         finished = False
         try:
             async with trio.open_nursery() as background:
@@ -180,18 +188,24 @@ class Transfer:
         the controller sets applies at once."""
         self.stats.workers += 1
         try:
+            again, mine = False, 0.0
             while True:
                 await slots.acquire()
                 try:
-                    seg = self._take()
-                    if seg is None:
-                        return
-                    ok = await self._fetch(seg, None)
-                    self.planner.release(seg)
-                    if not ok:
+                    seg = self._take(again, mine)
+                    if seg is not None:
+                        ok = await self._fetch(seg, None)
+                        self._release(seg)
+                        if not ok:
+                            return
+                        again, mine = False, seg.rate() or mine
+                        continue
+                    if not self.planner.active or self.pushed:
                         return
                 finally:
                     slots.release()
+                await self._idle()  # holding no place: other files may use it meanwhile
+                again = True
         finally:
             self.stats.workers -= 1
             self.gone += 1
@@ -201,19 +215,45 @@ class Transfer:
         try:
             if seg is None:
                 body = None
-                seg = self._take()
+                seg = await self._next()
             while seg is not None:
                 if not await self._fetch(seg, body):
-                    self.planner.release(seg)
+                    self._release(seg)
                     return  # the host pushed back: one connection fewer
                 body = None
-                self.planner.release(seg)
-                seg = self._take()
+                self._release(seg)
+                seg = await self._next(seg.rate())
         finally:
             self.stats.workers -= 1
             self.gone += 1
 
-    def _take(self) -> Segment | None:
+    async def _next(self, mine: float = 0.0) -> Segment | None:
+        """Work for a worker of its own (no shared budget: it holds no place others could
+        use): while ranges are in flight, it waits for one worth stealing. ``mine``: the
+        rate its connection got (see ``_take``)."""
+        seg = self._take(mine=mine)
+        while seg is None and self.slots is None and self.planner.active and not self.pushed:
+            await self._idle()
+            seg = self._take(again=True, mine=mine)
+        return seg
+
+    async def _idle(self) -> None:
+        """Until a range comes back, or RECHECK seconds pass."""
+        self.idle += 1
+        try:
+            with trio.move_on_after(RECHECK):
+                await self.released.park()
+        finally:
+            self.idle -= 1
+
+    def _release(self, seg: Segment) -> None:
+        self.planner.release(seg)
+        self.released.unpark_all()
+
+    def _take(self, again: bool = False, mine: float = 0.0) -> Segment | None:
+        """A piece, or a steal: sized by what the taker's connection got on its latest
+        range (``mine``), else by a fresh connection's share of the file's rate. ``again``:
+        a look while it waits (``Planner.take``'s ``settled``)."""
         # The connections that will share the rest: -n less the workers that ended, or fewer
         # if the budget allows fewer (the workers now alive undercount while they start).
         # Under a budget that other files share too, the shares come out smaller than they
@@ -225,7 +265,15 @@ class Transfer:
             for seg in self.planner.active:
                 answer = self.answers.get(id(seg))
                 seg.unread, seg.room = unread(answer) if answer is not None else (0, 0)
-        return self.planner.take(now=trio.current_time(), sharers=sharers)
+        now = trio.current_time()
+        rate = mine or self._share(now)
+        return self.planner.take(now=now, sharers=sharers, rate=rate, settled=again)
+
+    def _share(self, now: float) -> float:
+        """What a fresh connection would get: its share of the file's rate so far."""
+        streaming = sum(1 for s in self.planner.active if s.reads and not s.waiting())
+        done = (self.planner.done.total() - self.began) / max(now - self.started, 1e-3)
+        return done / max(1, streaming)
 
     async def _fetch(self, seg: Segment, body: Body | None) -> bool:
         """Fetch seg to its end, retrying from where it stopped. False: give it up."""
@@ -240,13 +288,14 @@ class Transfer:
                     await self._stream(seg, body, budget)
                 if scope.cancelled_caught:
                     why = self.hedged.pop(id(seg), "was dropped")
-                    if seg.waiting() and self.stats.workers > 1:
+                    if seg.waiting() and self.stats.workers - self.idle > 1:
                         # No answer while others get theirs: the host serves fewer at once
                         # (a queue, one connection at a time). As for a 503: one fewer of
                         # us, and the range goes back to the others, not to the queue's end.
                         if self.slots is not None:
                             self.slots.shrink(asked)
                         self.stats.retries += 1
+                        self.pushed = True
                         return False
                     message = f"{self.name}: a connection {why}; asking again on a new one"
                     raise RetryLater(Failure(message, True))
@@ -255,8 +304,9 @@ class Transfer:
                 if failure.backpressure:
                     if self.slots is not None:
                         self.slots.shrink(asked)  # the host wants fewer of us, whichever file
-                    if self.stats.workers > 1:
+                    if self.stats.workers - self.idle > 1:
                         self.stats.retries += 1
+                        self.pushed = True
                         return False
                 await backoff(budget, failure, self.stats)
             finally:
@@ -323,7 +373,7 @@ class Transfer:
         self.stats.streaming(+1)
         if self.slots is not None:
             self.slots.streaming(+1)
-        seg.since, seg.got, seg.reads = trio.current_time(), 0, 0  # for stealing, hedging
+        seg.begin(trio.current_time())  # for stealing, hedging
         self.answers[id(seg)] = body.response
         try:
             async for chunk in body.chunks:
@@ -370,14 +420,10 @@ class Transfer:
         while others flow, or trickles far slower than the file comes, is dropped and its
         worker asks again, from the byte where it stopped, on a new connection, long before
         the timeout (which stays the last resort when all go quiet)."""
-        started, began = trio.current_time(), self.planner.done.total()
         while True:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
-            # What a fresh connection would get: its share of the file's rate so far.
-            streaming = sum(1 for s in self.planner.active if s.reads and not s.waiting())
-            share = (self.planner.done.total() - began) / max(now - started, 1e-3)
-            share /= max(1, streaming)
+            share = self._share(now)
             for seg in [s for s in self.planner.active if id(s) in self.watched]:
                 # The tries without progress are counted as ever.
                 if why := hedge(seg, now, self.heard, self.options.timeout, share):

@@ -128,8 +128,14 @@ class Conn:
             await self.stream.send_all(out)
         while pos < stop:
             current = link()
-            n = min(chunk_size(current.rate, current.shared_rate), stop - pos)
-            await pace(n, current.rate, current.shared_rate, self.bucket, shared)
+            rate, until = current.rate, stop
+            if plan.kind == "slow" and plan.fault is not None:
+                if pos < plan.cut:
+                    until = plan.cut
+                else:
+                    rate = min(rate or plan.fault.slow_rate, plan.fault.slow_rate)
+            n = min(chunk_size(rate, current.shared_rate), until - pos)
+            await pace(n, rate, current.shared_rate, self.bucket, shared)
             data = src.read(pos, pos + n)
             if (i := plan.flip_at(pos, n)) is not None:
                 buf = bytearray(data)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from segfetch.testing.emulator.files import BLOCK
 
-BODY_FAULTS = frozenset({"reset", "close", "stall", "flip"})
+BODY_FAULTS = frozenset({"reset", "close", "stall", "flip", "slow"})
 # Answers instead of the file: a status, a captive portal's page, a wrong 416.
 ANSWER_FAULTS = frozenset({"status", "portal", "wrong_416"})
 # Answers to a ranged request that are not the plain 206 asked for.
@@ -42,8 +42,10 @@ _CUTS = ("reset", "close", "stall", "expire")
 class Fault:
     """One kind of misbehaviour.
 
-    Body faults (reset, close, stall, flip) fire at a body offset drawn in [every/2, 3*every/2)
-    (offset 0 if every is None) when the body is that long.
+    Body faults (reset, close, stall, flip, slow) fire at a body offset drawn in
+    [every/2, 3*every/2) (offset 0 if every is None) when the body is that long. From there
+    a slow body goes on at `slow_rate` bytes/s at most: a connection that was fast at first
+    (a server's buffers, a CDN's allowance for a new connection, a path that congests).
 
     Request faults fire with probability `rate`, on requests with index >= `after`:
       status         answer `status` (with Retry-After: `retry_after`) instead of the file
@@ -83,6 +85,7 @@ class Fault:
     after: int = 0  # only requests with index >= after on that path (0-based, all methods)
     limit: int | None = None  # at most this many firings server-wide
     stall_seconds: float = 3600.0
+    slow_rate: float = 16 * 1024  # slow: bytes/s from the fault's offset on
     nodes: int = 2  # node_etag: nodes behind the load balancer
 
     def __post_init__(self) -> None:
@@ -92,6 +95,8 @@ class Fault:
             raise ValueError("every= must be more than 0")
         if self.nodes < 1:
             raise ValueError("nodes= must be at least 1")
+        if self.slow_rate <= 0:
+            raise ValueError("slow_rate= must be more than 0")
         if self.after < 0:
             raise ValueError("after= must not be negative")
         if not 200 <= self.status <= 599:  # (h11 fails on others at the first request)
