@@ -10,7 +10,7 @@ import pytest
 from helpers import freeze, fresh, one_line_error, segfetch
 
 from segfetch.cli.main import _parser
-from segfetch.cli.pipopts import check_passed_through, pip_args_of
+from segfetch.cli.pipopts import check_passed_through, check_values, pip_args_of
 from segfetch.errors import UsageError
 from segfetch.testing.emulator import Emulator, Link
 from segfetch.testing.wheelmaker import make_wheel
@@ -57,6 +57,43 @@ async def test_an_unknown_option_stops_before_its_value_is_read_as_a_requirement
     )
     assert proc.returncode == 2
     assert "no such option: --frobnicate" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("words", "said"),
+    [
+        (["--root-user-action", "bogus"], "takes warn or ignore, not 'bogus'"),
+        (["--root-user-action=Ignore"], "takes warn or ignore"),
+        (["--root-user-action", "ignore", "--no-deps"], None),
+        (["--target", "{file}"], "exists and is not a folder"),
+        (["-t", "{file}"], "exists and is not a folder"),
+        (["--target={file}"], "exists and is not a folder"),
+        (["--target", "{dir}"], None),
+        (["--target", "{dir}/new"], None),  # pip makes it
+    ],
+)
+def test_values_pip_refuses_before_it_resolves_are_refused(
+    tmp_path: Path, words: list[str], said: str | None
+) -> None:
+    (tmp_path / "f").write_text("")
+    words = [w.format(file=tmp_path / "f", dir=tmp_path) for w in words]
+    if said is None:
+        check_values(words)
+    else:
+        with pytest.raises(UsageError, match=said):
+            check_values(words)
+
+
+async def test_a_target_that_is_a_file_stops_before_anything_is_fetched(tmp_path: Path) -> None:
+    """pip refuses it before it resolves; segfetch fetched the whole set first."""
+    (tmp_path / "f").write_text("")
+    async with Emulator({}, link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--system", "--target", str(tmp_path / "f"), "six",
+            "--index-url", emu.index_url,
+        )  # fmt: skip
+    assert proc.returncode == 2 and not emu.log
+    assert "exists and is not a folder" in one_line_error(proc)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from segfetch.cli.pipopts import (
     ELSEWHERE,
     add_pip_options,
     check_passed_through,
+    check_values,
     pip_args_of,
 )
 from segfetch.errors import SegfetchError, UsageError, redact_url
@@ -139,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     from segfetch.wheels.target import start_probe
 
     check_passed_through(args.pip_args, args.command)
+    check_values(pip_args_of(args))
     if args.max_connections < 1:
         raise UsageError(f"--max-connections must be at least 1, not {args.max_connections}")
     options = download_options(args)

@@ -11,6 +11,7 @@ Not here: segfetch's own -c/-r/-i/--extra-index-url/-f/--python/--cache-dir/--ti
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -110,6 +111,33 @@ def check_passed_through(words: Sequence[str], command: str = "install") -> None
                 f"no such option: {name} (segfetch {command} --help lists segfetch's options "
                 f"and the pip {command} options it takes)"
             )
+
+
+def check_values(words: Sequence[str]) -> None:
+    """Values pip refuses before it resolves anything, refused here before any download:
+    a --root-user-action it does not know, a --target that is a file."""
+    for name, value in _values(words):
+        if name == "--root-user-action" and value not in ("warn", "ignore"):
+            raise UsageError(
+                f"--root-user-action takes warn or ignore, not {value!r} (pip's choices)"
+            )
+        if name in ("-t", "--target") and os.path.lexists(value) and not os.path.isdir(value):
+            raise UsageError(
+                f"--target {value} exists and is not a folder: pip will not install there; "
+                "give a folder (or a path that does not exist yet)"
+            )
+
+
+def _values(words: Sequence[str]) -> list[tuple[str, str]]:
+    """(option, value) for every option given with a value, as --opt=value or --opt value."""
+    out = []
+    for i, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if eq and name.startswith("--"):
+            out.append((name, value))
+        elif i + 1 < len(words) and not words[i + 1].startswith("-"):
+            out.append((word, words[i + 1]))
+    return out
 
 
 class _PipOption(argparse.Action):
