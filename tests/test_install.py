@@ -832,3 +832,22 @@ async def test_download_for_another_python_version_reads_metadata_where_pages_sa
         fits = await segfetch("download", *url, "--python-version", "3.99", *foreign, "sf-rp")
         assert fits.returncode == 0, fits.stderr
         assert [p.name for p in out.iterdir()] == ["sf_rp-3.0-py3-none-any.whl"]
+
+
+async def test_a_local_file_is_counted_as_local_not_as_from_the_cache(
+    tmp_path: Path, venv_template: Path
+) -> None:
+    """A --find-links folder's wheel was never fetched nor cached: the summary and --json
+    say it is local (they said "1 from the cache", "cached": true, with --no-cache)."""
+    from helpers import fresh
+
+    python = fresh(venv_template, tmp_path / "venv")
+    wheel = make_wheel(tmp_path / "wheels", "sf-local", "1.0")
+    args = ["install", "--python", python, "--installer", "pip", "--no-cache", "--no-index"]
+    args += ["-f", str(wheel.parent), "sf-local"]
+    proc = await segfetch(*args, "--json")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = json.loads(proc.stdout)
+    assert record["local"] and not record["cached"]
+    proc = await segfetch(*args, "--force-reinstall")
+    assert b"1 file verified (0 from the cache, 1 local, 0 B fetched" in proc.stderr

@@ -455,19 +455,26 @@ def _as_dict(f: Fetched) -> dict[str, Any]:
         "url": redact_url(f.planned.url),
         "sha256": f.sha256,
         "bytes": f.size,
-        "cached": r is None,
+        "cached": r is None and not _local(f),
+        "local": _local(f),  # a file on disk (a --find-links folder, a path): never fetched
         "seconds": r.seconds if r else 0.0,
         "connections": r.connections if r else 0,
         "retries": r.retries if r else 0,
     }
 
 
+def _local(f: Fetched) -> bool:
+    return f.planned.url[:5].lower() == "file:"
+
+
 def _summary(fetched: list[Fetched]) -> None:
     got = [f for f in fetched if f.result is not None]
+    local = sum(1 for f in fetched if _local(f))
     size = sum(f.size for f in got)
     retries = sum(f.result.retries for f in got if f.result)
+    on_disk = f"{local} local, " if local else ""
     print(
-        f"{plural(len(fetched), 'file')} verified ({len(fetched) - len(got)} from the cache, "
-        f"{human_bytes(size)} fetched, {plural(retries, 'retry')})",
+        f"{plural(len(fetched), 'file')} verified ({len(fetched) - len(got) - local} from the "
+        f"cache, {on_disk}{human_bytes(size)} fetched, {plural(retries, 'retry')})",
         file=sys.stderr,
     )
