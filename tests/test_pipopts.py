@@ -155,5 +155,5 @@ async def test_configured_no_index_asks_no_index(
             "--index-url", emu.index_url, "sf-noidx", "-q", env=env,
         )  # fmt: skip
     assert proc.returncode == 1
-    assert "no project 'sf-noidx'" in one_line_error(proc)
+    assert "no project 'sf-noidx' with no index (--no-index" in one_line_error(proc)
     assert await freeze(python) == []

@@ -136,8 +136,10 @@ class Session:
                 if exc.status != 404:
                     raise
         if not found:
-            where = ", ".join(map(redact_url, self.indexes)) or "the --find-links pages"
-            raise HTTPStatusError(f"no project {name!r} on {where}", 404)
+            where = "on " + (", ".join(map(redact_url, self.indexes)) or "the --find-links pages")
+            if not self.indexes and not self.link_pages:  # (pip: "from versions: none")
+                where = "with no index (--no-index, PIP_NO_INDEX): give -f a folder that has it"
+            raise HTTPStatusError(f"no project {name!r} {where}", 404)
         return files
 
     async def _link_files(self) -> list[IndexFile]:
