@@ -111,6 +111,30 @@ async def test_hostile_server_fails_cleanly(
     assert not (tmp_path / "x.whl").exists()
 
 
+async def test_a_chain_of_redirects_pip_follows_is_followed(tmp_path: Path) -> None:
+    """25 redirects (a CDN's hops, a mirror's signed URL), then the file: pip follows up to
+    30, so a link pip takes is not refused here (the limit was 10)."""
+    body = bytes(range(256)) * 64
+
+    async def chain(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            hop = int(head.split(b" ")[1].rsplit(b"/", 1)[1] or b"0")
+            if hop < 25:
+                where = b"/" + str(hop + 1).encode()
+                head_out = b"HTTP/1.1 302 Found\r\nLocation: " + where
+                await stream.send_all(head_out + b"\r\nContent-Length: 0\r\n\r\n")
+            else:
+                start, end = range_asked(head, len(body))
+                await stream.send_all(head_206(start, end, len(body)) + body[start : end + 1])
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, chain)
+        with trio.fail_after(30):
+            await download(f"http://127.0.0.1:{port}/0", tmp_path / "x.whl", Options(policy=FAST))
+        nursery.cancel_scope.cancel()
+    assert (tmp_path / "x.whl").read_bytes() == body
+
+
 async def test_body_longer_than_the_index_size_is_cut(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         port = await serve(nursery, endless_body)

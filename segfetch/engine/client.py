@@ -193,6 +193,9 @@ async def check_host_async(request: httpx.Request) -> None:
     check_host(request)
 
 
+MAX_REDIRECTS = 30  # pip's (requests'); httpx's own is 20, curl's 50
+
+
 def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         http1=True,
@@ -200,7 +203,7 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         limits=limits,
         timeout=httpx.Timeout(timeout),
         follow_redirects=True,
-        max_redirects=10,
+        max_redirects=MAX_REDIRECTS,
         headers=CLIENT_HEADERS,
         trust_env=True,  # HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE
         proxy=net.proxy,  # pip's: over the environment's, as pip takes it
@@ -242,7 +245,7 @@ async def send(
     except httpx.TransportError as exc:
         raise RetryLater(classify(exc, url)) from None
     except httpx.TooManyRedirects:
-        raise DownloadError(f"{name}: too many redirects") from None
+        raise DownloadError(f"{name}: too many redirects (over {MAX_REDIRECTS})") from None
     final = str(response.url)
     if is_http_url(where.origin, secure=True) and not is_http_url(final, secure=True):
         await response.aclose()
