@@ -4,9 +4,9 @@ The file's missing bytes are cut into about one piece per connection. A connecti
 finishes its piece takes the next one, cut down to its fair share of the work left when that
 is smaller (so the connections end together, rather than the last round of whole pieces
 leaving some idle); when none is left it steals the back half of the largest range still in
-flight (more from a slower connection), so the tail never waits on one slow connection. Bytes
-are in exactly one place at all times: done, in flight (``[pos, end)`` of a segment) or
-pending.
+flight (all of a slow one's rest too small to halve again), so the tail never waits on one
+slow connection. Bytes are in exactly one place at all times: done, in flight (``[pos,
+end)`` of a segment) or pending.
 
 Stealing cuts the victim's open response, and the bytes already on their way to it are
 lost: so a range is stolen only when its connection would take longer than ``steal_after``
@@ -67,11 +67,6 @@ class Segment:
         usual = (self.last - self.since) / self.reads if self.reads else 0.0
         return max(SILENT_MIN, SILENT_GAPS * usual)
 
-    def rate(self) -> float:
-        """Bytes/s of its latest response, from its first bytes to its last (0: unknown)."""
-        took = self.last - self.since
-        return self.got / took if self.got > 0 and took > 0 else 0.0
-
     def settled(self, now: float) -> bool:
         """Measured over a latest window of its own, and not silent: its rate is known."""
         return self.marks[0][0] > self.since and not self.silent(now)
@@ -94,6 +89,7 @@ SILENT_MIN = 1.0  # seconds: below this, quiet is ordinary jitter (and a new con
 SILENT_GAPS = 8  # times the usual gap between reads
 RECENT = 1.0  # seconds: a rate's latest window is one to two of these long
 SLOW_LEFT = 2.0  # seconds: a range under two min_segments is stolen from if it needs longer
+STEAL_LEAST = 8 * 1024  # bytes: ...down to this much (or one min_segment, if less)
 UNREAD = 8  # a steal takes at least this many times what its victim already holds unread
 BACKLOG = 4  # a receive queue fuller than 1/BACKLOG of its buffer: its server waits for us
 SLIVER = 8  # a fair-share cut leaves no rest below min_segment / SLIVER on its own
@@ -169,12 +165,7 @@ class Planner:
         return not self.pending and not self.active and self.done.total() == self.size
 
     def take(
-        self,
-        at: int | None = None,
-        now: float = 0.0,
-        sharers: int = 0,
-        rate: float = 0.0,
-        settled: bool = False,
+        self, at: int | None = None, now: float = 0.0, sharers: int = 0, settled: bool = False
     ) -> Segment | None:
         """Work for an idle connection, or None when there is nothing worth taking.
 
@@ -182,8 +173,6 @@ class Planner:
         already asked for it). ``now`` is the clock the segments' ``since`` was read from.
         ``sharers``: how many connections will share the rest, this one included (those
         between two pieces hold no segment, so the active ones alone undercount them).
-        ``rate``: bytes/s the taker is expected to get (0: unknown). A steal takes half of
-        its victim's range, or more where the victim is slower: so that both end together.
         ``settled``: only from a victim whose rate is known (``Segment.settled``), for a
         taker that looks again while it waits, rather than on finishing a range.
         """
@@ -202,11 +191,10 @@ class Planner:
         )
         if victim is None:
             return None
-        keep = victim.remaining // 2
-        if rate > 0:  # at the victim's rate it ends when the taker, at ``rate``, does
-            left = victim.seconds_left(now)
-            keep = min(keep, int(victim.remaining**2 / (victim.remaining + rate * left)))
-        mid = victim.pos + keep
+        taken = victim.remaining // 2
+        if victim.remaining - taken < min(self.min_segment, STEAL_LEAST):
+            taken = victim.remaining  # a slow rest too small to halve again: all of it
+        mid = victim.end - taken
         end, victim.end = victim.end, mid
         return self._start(mid, end)
 
@@ -215,8 +203,9 @@ class Planner:
         measured to need more than ``steal_after`` seconds for it (not one whose answer has
         not begun: its rate is unknown, and the server sends all it was asked for), and two
         min_segments are left; or, on a connection measured to need more than SLOW_LEFT
-        seconds, a SLIVER of one (a slow connection holding one of the last fair shares,
-        which are under two, or the tail of a range it was fast on at first). And not from a
+        seconds, STEAL_LEAST (a slow connection holding one of the last fair shares,
+        which are under two; the tail of a range it was fast on at first; a trickle: halved at
+        each look until it ends within SLOW_LEFT). And not from a
         connection whose server waits for us: one whose receive queue is fuller than
         1/BACKLOG of its buffer. Its slowness is our reader's (a busy process, loopback),
         which reads a new connection no faster, and the cut throws away all the server sent
@@ -230,7 +219,7 @@ class Planner:
             return False
         if seg.remaining >= 2 * self.min_segment:
             return True
-        return seg.remaining >= self.min_segment // SLIVER and left > SLOW_LEFT
+        return seg.remaining >= min(self.min_segment, STEAL_LEAST) and left > SLOW_LEFT
 
     def advance(self, seg: Segment, n: int) -> int:
         """Record that n bytes arrived at seg.pos; returns how many of them belong to seg."""

@@ -97,7 +97,6 @@ class Transfer:
         self.released = trio.lowlevel.ParkingLot()  # idle workers, woken as a range comes back
         self.idle = 0  # workers waiting there: not at work (a 503 leaves the range to those)
         self.pushed = False  # the host pushed back: idle workers end, as they did before
-        self.started, self.began = 0.0, state.done.total()  # (run sets the time: _share)
         self.planner = Planner(
             state.size,
             state.done,
@@ -126,7 +125,6 @@ class Transfer:
             self.server = _server(body.response.url)
             self.ready.set()
         seg = self.planner.take(at=first) if self.planner.pending else None
-        self.started = trio.current_time()
         finished = False
         try:
             async with trio.open_nursery() as background:
@@ -188,17 +186,17 @@ class Transfer:
         the controller sets applies at once."""
         self.stats.workers += 1
         try:
-            again, mine = False, 0.0
+            again = False
             while True:
                 await slots.acquire()
                 try:
-                    seg = self._take(again, mine)
+                    seg = self._take(again)
                     if seg is not None:
                         ok = await self._fetch(seg, None)
                         self._release(seg)
                         if not ok:
                             return
-                        again, mine = False, seg.rate() or mine
+                        again = False
                         continue
                     if not self.planner.active or self.pushed:
                         return
@@ -222,19 +220,18 @@ class Transfer:
                     return  # the host pushed back: one connection fewer
                 body = None
                 self._release(seg)
-                seg = await self._next(seg.rate())
+                seg = await self._next()
         finally:
             self.stats.workers -= 1
             self.gone += 1
 
-    async def _next(self, mine: float = 0.0) -> Segment | None:
+    async def _next(self) -> Segment | None:
         """Work for a worker of its own (no shared budget: it holds no place others could
-        use): while ranges are in flight, it waits for one worth stealing. ``mine``: the
-        rate its connection got (see ``_take``)."""
-        seg = self._take(mine=mine)
+        use): while ranges are in flight, it waits for one worth stealing."""
+        seg = self._take()
         while seg is None and self.slots is None and self.planner.active and not self.pushed:
             await self._idle()
-            seg = self._take(again=True, mine=mine)
+            seg = self._take(again=True)
         return seg
 
     async def _idle(self) -> None:
@@ -250,10 +247,9 @@ class Transfer:
         self.planner.release(seg)
         self.released.unpark_all()
 
-    def _take(self, again: bool = False, mine: float = 0.0) -> Segment | None:
-        """A piece, or a steal: sized by what the taker's connection got on its latest
-        range (``mine``), else by a fresh connection's share of the file's rate. ``again``:
-        a look while it waits (``Planner.take``'s ``settled``)."""
+    def _take(self, again: bool = False) -> Segment | None:
+        """A piece, or a steal. ``again``: a look while it waits (``Planner.take``'s
+        ``settled``)."""
         # The connections that will share the rest: -n less the workers that ended, or fewer
         # if the budget allows fewer (the workers now alive undercount while they start).
         # Under a budget that other files share too, the shares come out smaller than they
@@ -265,15 +261,7 @@ class Transfer:
             for seg in self.planner.active:
                 answer = self.answers.get(id(seg))
                 seg.unread, seg.room = unread(answer) if answer is not None else (0, 0)
-        now = trio.current_time()
-        rate = mine or self._share(now)
-        return self.planner.take(now=now, sharers=sharers, rate=rate, settled=again)
-
-    def _share(self, now: float) -> float:
-        """What a fresh connection would get: its share of the file's rate so far."""
-        streaming = sum(1 for s in self.planner.active if s.reads and not s.waiting())
-        done = (self.planner.done.total() - self.began) / max(now - self.started, 1e-3)
-        return done / max(1, streaming)
+        return self.planner.take(now=trio.current_time(), sharers=sharers, settled=again)
 
     async def _fetch(self, seg: Segment, body: Body | None) -> bool:
         """Fetch seg to its end, retrying from where it stopped. False: give it up."""
@@ -420,10 +408,14 @@ class Transfer:
         while others flow, or trickles far slower than the file comes, is dropped and its
         worker asks again, from the byte where it stopped, on a new connection, long before
         the timeout (which stays the last resort when all go quiet)."""
+        started, began = trio.current_time(), self.planner.done.total()
         while True:
             await trio.sleep(WATCH_EVERY)
             now = trio.current_time()
-            share = self._share(now)
+            # What a fresh connection would get: its share of the file's rate so far.
+            streaming = sum(1 for s in self.planner.active if s.reads and not s.waiting())
+            share = (self.planner.done.total() - began) / max(now - started, 1e-3)
+            share /= max(1, streaming)
             for seg in [s for s in self.planner.active if id(s) in self.watched]:
                 # The tries without progress are counted as ever.
                 if why := hedge(seg, now, self.heard, self.options.timeout, share):
