@@ -187,8 +187,8 @@ class Transfer:
         self.stats.workers += 1
         try:
             again = False
-            while True:
-                await slots.acquire()
+            while not (again and (self.pushed or not self.planner.active)):
+                await slots.acquire()  # (not merely to see that nothing is left: above)
                 try:
                     seg = self._take(again)
                     if seg is not None:
