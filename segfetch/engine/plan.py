@@ -203,15 +203,15 @@ class Planner:
         measured to need more than ``steal_after`` seconds for it (not one whose answer has
         not begun: its rate is unknown, and the server sends all it was asked for), and two
         min_segments are left; or, on a connection measured to need more than SLOW_LEFT
-        seconds, STEAL_LEAST (a slow connection holding one of the last fair shares,
-        which are under two; the tail of a range it was fast on at first; a trickle: halved at
-        each look until it ends within SLOW_LEFT). And not from a
-        connection whose server waits for us: one whose receive queue is fuller than
-        1/BACKLOG of its buffer. Its slowness is our reader's (a busy process, loopback),
-        which reads a new connection no faster, and the cut throws away all the server sent
-        past it: that full queue and the server's send buffer (from nginx on loopback, under
-        load: the whole stolen half, every time). Nor unless the half taken is UNREAD times
-        what the victim holds unread."""
+        seconds, STEAL_LEAST (a slow connection holding one of the last fair shares, which
+        are under two; the tail of a range it was fast on at first; a trickle: halved at each
+        look until it ends within SLOW_LEFT). And not from a connection whose server waits
+        for us: one whose receive queue is fuller than 1/BACKLOG of its buffer. Its slowness
+        is our reader's (a busy process, loopback), which reads a new connection no faster,
+        and the cut throws away all the server sent past it: that full queue and the
+        server's send buffer (from nginx on loopback, under load: the whole stolen half,
+        every time). Nor unless the half taken is UNREAD times what the victim holds
+        unread."""
         left = seg.seconds_left(now)
         if not self.steal_after < left < float("inf"):
             return False
