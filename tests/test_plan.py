@@ -115,16 +115,22 @@ def test_idle_connection_steals_back_half_of_largest() -> None:
     assert (a.pos, a.end) == (200, 600) and (b.pos, b.end) == (600, 1000)
 
 
-def test_a_range_whose_answer_has_not_begun_is_not_stolen_from() -> None:
-    # Its rate is unknown (not infinitely slow), and the server sends all it was asked:
-    # from nginx on loopback, a stolen range was stolen from again and again before its
-    # answer came, every half sent twice (a 100 MB file at -n 16: 1.24 x its size).
+def one_in_flight(got: int) -> tuple[Planner, Segment]:
+    """10 MB in two pieces: the first done, the second ``got`` bytes in since 0 (5 MB long)."""
     p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
     a, b = p.take(now=0.0), p.take(now=0.0)
     assert a is not None and b is not None
     p.advance(a, a.remaining)
     p.release(a)
-    p.advance(b, 1_000_000)  # 1 MB/s: 4 s left
+    p.advance(b, got)
+    return p, b
+
+
+def test_a_range_whose_answer_has_not_begun_is_not_stolen_from() -> None:
+    # Its rate is unknown (not infinitely slow), and the server sends all it was asked:
+    # from nginx on loopback, a stolen range was stolen from again and again before its
+    # answer came, every half sent twice (a 100 MB file at -n 16: 1.24 x its size).
+    p, b = one_in_flight(1_000_000)  # 1 MB/s: 4 s left
     c = p.take(now=1.0)
     assert c is not None and (c.pos, c.end) == (8_000_000, 10_000_000)
     p.advance(b, b.remaining)
@@ -151,12 +157,7 @@ def test_a_connection_whose_server_waits_for_us_is_not_stolen_from() -> None:
     from segfetch.engine.plan import BACKLOG, UNREAD
 
     def victim(unread: int, room: int) -> tuple[Planner, Segment]:
-        p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
-        a, b = p.take(now=0.0), p.take(now=0.0)
-        assert a is not None and b is not None
-        p.advance(a, a.remaining)
-        p.release(a)
-        p.advance(b, 1_000_000)  # 1 MB/s: 4 MB left, 4 s
+        p, b = one_in_flight(1_000_000)  # 1 MB/s: 4 MB left, 4 s
         b.unread, b.room = unread, room
         return p, b
 
@@ -256,19 +257,9 @@ def test_a_steady_trickle_is_hedged_only_when_far_slower_than_its_share() -> Non
 
 
 def test_a_fast_connection_is_not_stolen_from() -> None:
-    p = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
-    a, b = p.take(now=0.0), p.take(now=0.0)
-    assert a is not None and b is not None
-    p.advance(a, a.remaining)
-    p.release(a)
-    p.advance(b, 1_000_000)  # 1 MB/s since 0: its 4 MB left take 4 s
+    p, _ = one_in_flight(1_000_000)  # 1 MB/s since 0: its 4 MB left take 4 s
     assert p.take(now=1.0) is not None
-    c = Planner(10_000_000, RangeSet(), pieces=2, min_segment=1000, steal_after=1.0)
-    x, y = c.take(now=0.0), c.take(now=0.0)
-    assert x is not None and y is not None
-    c.advance(x, x.remaining)
-    c.release(x)
-    c.advance(y, 4_500_000)  # 4.5 MB/s since 0: 0.5 MB left, 0.1 s: a cut would cost more
+    c, _ = one_in_flight(4_500_000)  # 4.5 MB/s since 0: 0.5 MB left, 0.1 s: a cut costs more
     assert c.take(now=1.0) is None
 
 
