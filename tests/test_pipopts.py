@@ -76,12 +76,12 @@ def test_values_pip_refuses_before_it_resolves_are_refused(
     tmp_path: Path, words: list[str], said: str | None
 ) -> None:
     (tmp_path / "f").write_text("")
-    words = [w.format(file=tmp_path / "f", dir=tmp_path) for w in words]
+    _, pip = parse(*(w.format(file=tmp_path / "f", dir=tmp_path) for w in words))
     if said is None:
-        check_values(words)
+        check_values(pip)
     else:
         with pytest.raises(UsageError, match=said):
-            check_values(words)
+            check_values(pip)
 
 
 async def test_a_target_that_is_a_file_stops_before_anything_is_fetched(tmp_path: Path) -> None:

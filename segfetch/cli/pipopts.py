@@ -14,6 +14,7 @@ import argparse
 import os
 import re
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from segfetch.errors import UsageError
@@ -115,8 +116,9 @@ def check_passed_through(words: Sequence[str], command: str = "install") -> None
 
 def check_values(words: Sequence[str]) -> None:
     """Values pip refuses before it resolves anything, refused here before any download:
-    a --root-user-action it does not know, a --target that is a file."""
-    for name, value in _values(words):
+    a --root-user-action it does not know, a --target that is a file. ``words``: as
+    ``pip_args_of`` gives them (each of these options, then its value)."""
+    for name, value in pairwise(words):
         if name == "--root-user-action" and value not in ("warn", "ignore"):
             raise UsageError(
                 f"--root-user-action takes warn or ignore, not {value!r} (pip's choices)"
@@ -126,18 +128,6 @@ def check_values(words: Sequence[str]) -> None:
                 f"--target {value} exists and is not a folder: pip will not install there; "
                 "give a folder (or a path that does not exist yet)"
             )
-
-
-def _values(words: Sequence[str]) -> list[tuple[str, str]]:
-    """(option, value) for every option given with a value, as --opt=value or --opt value."""
-    out = []
-    for i, word in enumerate(words):
-        name, eq, value = word.partition("=")
-        if eq and name.startswith("--"):
-            out.append((name, value))
-        elif i + 1 < len(words) and not words[i + 1].startswith("-"):
-            out.append((word, words[i + 1]))
-    return out
 
 
 class _PipOption(argparse.Action):
