@@ -187,8 +187,8 @@ class Transfer:
         self.stats.workers += 1
         try:
             again = False
-            while not (again and (self.pushed or not self.planner.active)):
-                await slots.acquire()  # (not merely to see that nothing is left: above)
+            while True:
+                await slots.acquire()
                 try:
                     seg = self._take(again)
                     if seg is not None:
@@ -196,14 +196,13 @@ class Transfer:
                         self._release(seg)
                         if not ok:
                             return
-                        again = False
-                        continue
-                    if not self.planner.active or self.pushed:
-                        return
                 finally:
                     slots.release()
-                await self._idle()  # holding no place: other files may use it meanwhile
-                again = True
+                # Waiting, it holds no place: other files may use it meanwhile, and it ends
+                # without one once nothing is left.
+                again = seg is None
+                if again and not await self._idle():
+                    return
         finally:
             self.stats.workers -= 1
             self.gone += 1
@@ -229,19 +228,23 @@ class Transfer:
         """Work for a worker of its own (no shared budget: it holds no place others could
         use): while ranges are in flight, it waits for one worth stealing."""
         seg = self._take()
-        while seg is None and self.slots is None and self.planner.active and not self.pushed:
-            await self._idle()
+        while seg is None and self.slots is None and await self._idle():
             seg = self._take(again=True)
         return seg
 
-    async def _idle(self) -> None:
-        """Until a range comes back, or RECHECK seconds pass."""
+    async def _idle(self) -> bool:
+        """Wait until a range comes back, or RECHECK seconds pass, while looking again may
+        pay: ranges in flight, and the host has not pushed back. False: it does not (now,
+        or once the wait is over)."""
+        if self.pushed or not self.planner.active:
+            return False
         self.idle += 1
         try:
             with trio.move_on_after(RECHECK):
                 await self.released.park()
         finally:
             self.idle -= 1
+        return not self.pushed and bool(self.planner.active)
 
     def _release(self, seg: Segment) -> None:
         self.planner.release(seg)
