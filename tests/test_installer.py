@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels.installer import UV_FLAGS, Installer, find_uv, uv_options
+from segfetch.wheels.installer import UV_FLAGS, Installer, find_uv, pip_command, uv_options
 
 UV = find_uv()
 needs_uv = pytest.mark.skipif(
@@ -408,6 +408,40 @@ def test_the_probe_reads_pips_settings_as_pip_config_list_prints_them(
         "https://mirror.example/simple",
         ["https://a.example/simple", "https://b.example/s"],
     )
+
+
+@pytest.mark.parametrize("pip", ["own", "lent"])
+def test_a_setting_in_two_pip_config_files_is_the_one_pip_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pip: str
+) -> None:
+    """The venv's pip.conf and PIP_CONFIG_FILE's both set index-url: pip takes the latter
+    (its order of override). pip 23.3+ keeps settings by file, and `pip config list`
+    prints both, the files sorted by path; the probe once printed pip 23.3+'s settings as
+    one line per file, which named no index at all. Checked against pip itself: the index
+    it looks in (a loopback port that refuses, so pip stops at once)."""
+    from segfetch.wheels.target import index_urls_in_config, start_pip_config, start_probe
+
+    venv = tmp_path / "venv"  # "own": pip 23.2 (venv's); "lent": segfetch's, 25.3+
+    bare = ["--without-pip"] if pip == "lent" else []
+    subprocess.run([sys.executable, "-m", "venv", *bare, str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    (venv / "pip.conf").write_text("[global]\nindex-url = http://127.0.0.1:9/site/\n")
+    env_file = tmp_path / "a.conf"  # sorted before the venv's file by path
+    env_file.write_text("[global]\nindex-url = http://127.0.0.1:9/env/\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(env_file))
+    own = pip == "own"
+    said = subprocess.run(
+        [*pip_command(python, own), "install", "--dry-run", "--retries", "0", "sf-x"],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    assert "Looking in indexes: http://127.0.0.1:9/env/" in said, said
+    with start_probe(python, pip_config=True) as probe:
+        listing = probe.result().pip_config
+    assert (listing is None) == (not own)  # (a Python without pip: asked on its own)
+    with start_pip_config(python, own) as pending:
+        listings = [pending.result(), *([listing] if listing is not None else [])]
+    for lines in listings:
+        assert index_urls_in_config(lines) == ("http://127.0.0.1:9/env/", [])
     with start_probe(sys.executable) as probe:
         assert probe.result().pip_config is None  # not asked for
 

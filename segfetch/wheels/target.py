@@ -34,9 +34,48 @@ from segfetch.wheels.pipnet import config_flag, config_settings
 
 T = TypeVar("T")
 
+# pip's settings as `pip config list` prints them, without loading pip's command line; but
+# one line per setting, with the value pip uses. pip 23.3+ lists each file's values, a
+# setting in two files twice, files sorted by path (not pip's order of override): merged
+# here in the order pip loads them, as pip merges them. (pip --isolated reads no PIP_*
+# variable, nor the user's files; still the others.)
+_SETTINGS = r"""
+def pip_settings(isolated):
+    from pip._internal.configuration import Configuration
+    configuration = Configuration(isolated=isolated)
+    configuration.load()
+    merged = {}
+    for key, value in configuration.items():
+        if isinstance(value, dict):  # pip 23.3+: by file, in the order of override
+            merged.update(value)
+        else:
+            merged[key] = value
+    listing = "".join("%s=%r\n" % kv for kv in sorted(merged.items()))
+    files = [f for _, files in configuration.iter_config_files() for f in files]
+    return configuration.isolated, listing, files
+"""
+# pip's settings alone (argv: the folder of the pip lent to a Python without one, and
+# --pip-isolated): the lines of _SETTINGS, or nothing if pip cannot say.
+_CONFIG = (
+    _SETTINGS
+    + r"""
+import sys
+try:
+    import pip
+except ImportError:
+    sys.path.append(sys.argv[1])
+try:
+    sys.stdout.write(pip_settings("--pip-isolated" in sys.argv)[1])
+except Exception:
+    pass
+"""
+)
+
 # The marker environment is PEP 508's own definition, written out here: pip's markers
 # module would load its parser too (~40 ms of the probe) for a dict of eleven values.
-_PROBE = r"""
+_PROBE = (
+    _SETTINGS
+    + r"""
 import json, os, platform, re, sys
 try:
     from pip._vendor.packaging import tags
@@ -112,18 +151,14 @@ for folder in answer["paths"]:
             seen.add(key)
             installed[name] = version
 if pip is not None and "--pip-config" in sys.argv:
-    try:  # what `pip config list` prints, without loading pip's command line
-        from pip._internal.configuration import Configuration
-        # (pip --isolated reads no PIP_* variable, nor the user's files; still the others)
-        configuration = Configuration(isolated="--pip-isolated" in sys.argv)
-        configuration.load()
-        answer["isolated"] = configuration.isolated
-        answer["pip_config"] = "".join("%s=%r\n" % kv for kv in sorted(configuration.items()))
-        answer["files"] += [f for _, files in configuration.iter_config_files() for f in files]
+    try:
+        answer["isolated"], answer["pip_config"], files = pip_settings("--pip-isolated" in sys.argv)
+        answer["files"] += files
     except Exception:
-        pass  # segfetch runs `pip config list` instead
+        pass  # segfetch asks with _CONFIG instead
 print(json.dumps(answer))
 """
+)
 
 
 def environment_python(given: str | None, environ: Mapping[str, str], cwd: Path) -> str | None:
@@ -266,9 +301,7 @@ def start_probe(
     try:
         # (a Python without pip is told its tags by the pip segfetch lends it, else by
         # segfetch's packaging: both from the folder they are installed in)
-        spec = importlib.util.find_spec("pip")
-        lend = os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
-        cmd = [exe, "-c", _PROBE, lend, *(["--pip-config"] if pip_config else [])]
+        cmd = [exe, "-c", _PROBE, _lent_folder(), *(["--pip-config"] if pip_config else [])]
         cmd += ["--pip-isolated"] if pip_config and isolated else []
         return Pending(cmd, read)
     except FileNotFoundError:
@@ -277,6 +310,12 @@ def start_probe(
         ) from None
     except OSError:  # a folder, a file that is not executable, or not a program at all
         raise UsageError(f"{exe!r} is not a Python interpreter; check --python") from None
+
+
+def _lent_folder() -> str:
+    """The folder of the pip segfetch lends a Python without one, else of its packaging."""
+    spec = importlib.util.find_spec("pip")
+    return os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
 
 
 def _probe_of(raw: dict[str, Any]) -> Probe:
@@ -382,16 +421,17 @@ def query_target(python: str | None = None) -> Target:
 def start_pip_config(
     python: str | None = None, own_pip: bool = True, isolated: bool = False
 ) -> Pending[str]:
-    """``pip config list`` of the target pip (or the one lent it: ``pip_command``), asked
-    in the background: its lines (settings from files and the environment; under
-    ``isolated``, as ``pip --isolated`` reads them), or "" when pip could not say."""
-    cmd = [*pip_command(python or sys.executable, own_pip), "config", "list"]
-    cmd[-2:-2] = ["--isolated"] if isolated else []
-    return Pending(cmd, lambda _, out: out)
+    """pip's settings as ``pip config list`` prints them (``_SETTINGS``), read by the
+    target's pip (or the one lent it: ``pip_command``) in the background: settings from
+    files and the environment (under ``isolated``, as ``pip --isolated`` reads them), or ""
+    when pip could not say."""
+    pip_command(python or sys.executable, own_pip)  # (no pip to lend: its UsageError)
+    cmd = [python or sys.executable, "-c", _CONFIG, _lent_folder()]
+    return Pending(cmd + (["--pip-isolated"] if isolated else []), lambda _, out: out)
 
 
 def pip_config_listing(python: str | None = None) -> str:
-    """``pip config list`` of the target pip, waited for ("" when pip could not say)."""
+    """pip's settings (``start_pip_config``), waited for ("" when pip could not say)."""
     try:
         pending = start_pip_config(python)
     except OSError:
