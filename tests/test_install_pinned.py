@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from packaging.version import Version
 
+from segfetch.wheels.complete import not_installed
 from segfetch.wheels.files import planned_of
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.install import not_installed
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.target import Target

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segfetch.cli import report, reqset, running
+from segfetch.cli import dryrun, report, reqset, running
 from segfetch.cli.options import add_download_options, cache_folder, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
@@ -203,6 +203,7 @@ def _run_started(
     installer = None
     if args.command == "install":  # a usage error here comes before any download
         installer = choose_installer(args.installer, pip_args)
+    dry = dryrun.DryRun() if installer is not None and "--dry-run" in pip_args else None
 
     @functools.cache
     def pip_config() -> str:
@@ -280,9 +281,14 @@ def _run_started(
         fetched, pip_reqs, origins = running.run(
             functools.partial(
                 _fetch_set, args, options, reqs, pip_files, ready, indexes, python, cache,
-                network, installing, pip_reqs_now,
+                network, installing, pip_reqs_now, dry,
             )
         )  # fmt: skip
+        if dry is not None:
+            args.json_printed = args.json
+            return dryrun.show(
+                dry, pip_args, pip_files, cache, quiet=args.quiet, json_out=args.json
+            )
         if not args.json and not args.quiet:
             _summary(fetched)
         if installer is None:
@@ -367,10 +373,12 @@ async def _fetch_set(
     network_of: Callable[[], Network],
     installing: Early,
     pip_reqs_now: list[str] | None,
+    dry: dryrun.DryRun | None,
 ) -> tuple[list[Fetched], list[str], list[tuple[str, str, str]]]:
     """The verified files to install (with what pip's build environments took, for
     `install`), the requirements as arguments for pip (files in ``pip_files``, or made
-    already: ``pip_reqs_now``), and the direct URLs' (name, URL, sha256)."""
+    already: ``pip_reqs_now``), and the direct URLs' (name, URL, sha256). A ``dry`` run
+    fetches none of the files: it is given pip's plan instead."""
     import trio
 
     from segfetch.cli.progress import MultiProgress
@@ -388,6 +396,7 @@ async def _fetch_set(
             notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
             find_links=reqs.find_links,
         )  # fmt: skip
+        session.whole_ahead = dry is None
 
         def resolving() -> None:
             if not quiet:
@@ -413,6 +422,11 @@ async def _fetch_set(
                 if pip_reqs_now is None:  # with pip's constraints, the direct URLs' files
                     local = {url: f.path for url, f in direct.items()}
                     pip_reqs = reqset.pip_files(reqs, local, pip_files, installing.installer)
+                if dry is not None:  # what pip's resolver would install: nothing more fetched
+                    resolving()
+                    dry.planned = await session.plan_with_pip(python, reqs, pip_reqs, target)
+                    dry.report = session.report
+                    return [], pip_reqs, []
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
                 uv = reqset.plan_for_uv(reqs, planned, target, pip_files, installing.installer)
                 pip_reqs, installing.installer = uv or (pip_reqs, installing.installer)

@@ -82,3 +82,14 @@ def missing_dependencies(
             if have is None or not dep.specifier.contains(have, prereleases=True):
                 missing.append(f"{dep} (for {p.name})")
     return missing
+
+
+def not_installed(
+    planned: Sequence[Planned], reqs: RequirementSet, target: Target
+) -> list[Planned]:
+    """What pip takes of a complete pinned set: not a pin the target environment already
+    holds at that version (pip's "Requirement already satisfied"), unless told to
+    reinstall. Pure."""
+    if not reqs.keeps_installed:
+        return list(planned)
+    return [p for p in planned if not target.holds(p.name, p.version)]

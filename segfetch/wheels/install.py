@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -33,7 +34,7 @@ from segfetch.errors import (
 )
 from segfetch.wheels import select
 from segfetch.wheels.cache import Cache
-from segfetch.wheels.complete import extras_asked, missing_dependencies
+from segfetch.wheels.complete import extras_asked, missing_dependencies, not_installed
 from segfetch.wheels.dists import marker_applies, parse_filename
 from segfetch.wheels.files import (
     Fetched,
@@ -56,7 +57,7 @@ from segfetch.wheels.installer import pip_command
 from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
-from segfetch.wheels.pip import pip_report
+from segfetch.wheels.pip import pip_report, point_urls, report_urls
 from segfetch.wheels.requirements import RequirementSet, Wanted
 from segfetch.wheels.select import NoMatch, choose, for_python_version
 from segfetch.wheels.target import Target
@@ -98,10 +99,10 @@ class Session:
         self._asking_metadata: dict[str, trio.Event] = {}  # by URL, as _fetching by project
         self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
         self.pages = PageCache(cache.root / "pages")
-        self._files: dict[str, IndexFile] = {}
-        self._results: dict[
-            str, Result
-        ] = {}  # files this run fetched, by URL  # the index's entry behind each planned URL
+        self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
+        self._results: dict[str, Result] = {}  # files this run fetched, by URL
+        self.whole_ahead = True  # False: the look-ahead reads metadata only (a dry run)
+        self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
 
     async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
@@ -340,14 +341,14 @@ class Session:
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
             try:
-                urls = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre, pip)
+                report = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre, pip)
             except SegfetchError as exc:
                 raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched
             # stays in the cache as a .part, and the real fetch resumes it.
             nursery.cancel_scope.cancel()
         planned, files = [], []
-        for url in urls:
+        for url in report_urls(report):
             if url.startswith("file:"):  # a direct file, or one of a --find-links folder
                 planned.append(self._local[url].planned if url in self._local else _on_disk(url))
                 continue
@@ -363,7 +364,16 @@ class Session:
         self.build_deps = [
             planned_of(f, frozenset()) for f in served.values() if f.url not in chosen
         ]
+        point_urls(report, partial(self._origin, local))
+        self.report = report
         return planned
+
+    def _origin(self, local: LocalIndex, url: str) -> str | None:
+        """Where a file pip chose comes from: the upstream file behind a local index URL,
+        or the URL of a direct file (pip is given its copy in the cache)."""
+        if (f := local.upstream(url)) is not None:
+            return f.url
+        return self._local[url].planned.url if url in self._local else None
 
     async def _guess(self, name: str, *, ahead: Lookahead, nursery: trio.Nursery) -> None:
         """Read ahead what ``ahead`` hands out for this project now (on first sight, and
@@ -378,6 +388,7 @@ class Session:
     async def _read_ahead(
         self, f: IndexFile, certain: bool, ahead: Lookahead, nursery: trio.Nursery
     ) -> None:
+        certain = certain and self.whole_ahead
         if certain:
             nursery.start_soon(self._quietly, self.file_of, f)  # to be installed: all of it now
         if not f.filename.endswith(".whl"):
@@ -487,14 +498,3 @@ def _on_disk(url: str) -> Planned:
     """A local file pip chose (a --find-links folder's, or a path given)."""
     path = file_url_path(url)
     return planned_of(IndexFile(path.name, url), frozenset())
-
-
-def not_installed(
-    planned: Sequence[Planned], reqs: RequirementSet, target: Target
-) -> list[Planned]:
-    """What pip takes of a complete pinned set: not a pin the target environment already
-    holds at that version (pip's "Requirement already satisfied"), unless told to
-    reinstall. Pure."""
-    if not reqs.keeps_installed:
-        return list(planned)
-    return [p for p in planned if not target.holds(p.name, p.version)]

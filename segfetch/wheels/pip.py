@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import trio
@@ -22,9 +23,10 @@ from segfetch.wheels.installer import Installer, command, loopback_direct, pip_c
 
 async def pip_report(
     python: str, pip_reqs: Sequence[str], index: str, pre: bool, pip: Sequence[str] = ()
-) -> list[str]:
-    """The URL of every file pip would install from this index (or from a local file);
-    ``pip``: how pip runs for ``python`` (``pip_command``; by default its own). Cancelled
+) -> dict[str, Any]:
+    """pip's report (``--report``) of what it would install from this index (or from local
+    files): ``report_urls`` reads the files' URLs from it. ``pip``: how pip runs for
+    ``python`` (``pip_command``; by default its own). Cancelled
     (Ctrl-C, SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
     cmd = [*(pip or pip_command(python)), "install", "--dry-run", "--quiet"]
     cmd += ["--disable-pip-version-check"]
@@ -52,7 +54,7 @@ async def _stop_resolver(proc: trio.Process) -> None:
 CROSS = "\N{MULTIPLICATION SIGN}"  # pip marks the step that failed with it
 
 
-def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list[str]:
+def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> dict[str, Any]:
     old_pip = SegfetchError(
         f"the pip of {python} is older than 22.2, which segfetch needs to resolve requirements: "
         f"upgrade it ({python} -m pip install -U pip), or give a complete pinned set"
@@ -79,10 +81,17 @@ def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> list
             why = (step or said or ["no reason given"])[-1] + " (pip's output is above)"
         raise SegfetchError(f"pip could not resolve the requirements: {redact_url(why)}")
     try:
-        infos = [item["download_info"] for item in json.loads(stdout)["install"]]
+        report = json.loads(stdout)
+        report_urls(report)
     except (ValueError, KeyError, TypeError):
         raise old_pip from None
-    # A local folder (-e, a path) or a VCS checkout is pip's to build at the install.
+    return report  # type: ignore[no-any-return]
+
+
+def report_urls(report: dict[str, Any]) -> list[str]:
+    """The URL of every file a pip report says it would install. A local folder (-e, a
+    path) or a VCS checkout is pip's to build at the install: not among them."""
+    infos = [item["download_info"] for item in report["install"]]
     return [i["url"] for i in infos if "dir_info" not in i and "vcs_info" not in i]
 
 
@@ -175,18 +184,29 @@ def report_origins(report: Path, fetched: Sequence[Fetched]) -> None:
     read it). Left as it is if it cannot be read."""
     try:
         data = json.loads(report.read_text())
-        items = data["install"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError):
         return
     where = {f.planned.filename: f.planned.url for f in fetched}
-    for item in items:
+
+    def origin(url: str) -> str | None:
+        if not url.startswith("file:"):
+            return None
+        found = where.get(unquote(urlsplit(url).path).rpartition("/")[2], "file:")
+        return None if found.startswith("file:") else found
+
+    point_urls(data, origin)
+    report.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def point_urls(report: object, origin: Callable[[str], str | None]) -> None:
+    """Each file's URL in a pip report (``download_info.url``) replaced by ``origin(url)``
+    (credentials redacted), where that is not None. Pure; anything unexpected is left."""
+    items = report.get("install") if isinstance(report, dict) else None
+    for item in items if isinstance(items, list) else ():
         info = item.get("download_info") if isinstance(item, dict) else None
         url = info.get("url") if isinstance(info, dict) else None
-        if isinstance(info, dict) and isinstance(url, str) and url.startswith("file:"):
-            name = unquote(urlsplit(url).path).rpartition("/")[2]
-            if not where.get(name, "file:").startswith("file:"):
-                info["url"] = redact_url(where[name])
-    report.write_text(json.dumps(data, indent=2) + "\n")
+        if isinstance(info, dict) and isinstance(url, str) and (found := origin(url)):
+            info["url"] = redact_url(found)
 
 
 def record_origins(python: str, origins: Sequence[tuple[str, str, str]]) -> None:
