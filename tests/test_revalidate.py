@@ -1,6 +1,7 @@
 """A page the page cache holds fresh (an index's ``Cache-Control: max-age=600``, as PyPI's)
-is still checked with the index when the client asks for that: pip sends ``max-age=0``
-for every page, so a release of the last ten minutes is seen, as pip alone sees it.
+is still checked with the index when the client asks for that: pip before 26.3 sends
+``max-age=0`` for every page, pip 26.3 for those of ``--refresh-package``, so a release
+of the last ten minutes is seen where pip alone sees it.
 (PageServer and its fixtures are test_pages.py's.)"""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 from helpers import segfetch
 from test_pages import BETA, PageServer, Served, index_dir, served
@@ -59,9 +61,18 @@ async def test_serve_revalidates_a_fresh_page_when_the_client_asks(
     assert server.log[1]["headers"]["if-none-match"] == '"v1"'  # type: ignore[index]
 
 
-async def test_download_sees_a_release_newer_than_a_fresh_page(
-    served: tuple[Emulator, PageServer], tmp_path: Path
+@pytest.mark.parametrize("refresh", [[], ["--refresh-package", "sf-x,sf-beta"]])
+async def test_download_sees_a_release_newer_than_a_fresh_page_as_pip_does(
+    served: tuple[Emulator, PageServer], tmp_path: Path, refresh: list[str]
 ) -> None:
+    """pip before 26.3 asks for every page again (``max-age=0``); pip 26.3 takes a page its
+    cache holds fresh, unless told --refresh-package NAMES (or :all:). The resolver here
+    is segfetch's own pip, the target's of `download`."""
+    from pip._internal.cli import cmdoptions
+
+    always = not hasattr(cmdoptions, "refresh_package")  # (pip before 26.3)
+    if always and refresh:
+        pytest.skip("this pip has no --refresh-package")
     _, server = served
     released = _before_release(server)
     args = ["download", "sf-beta", "--index-url", server.url, "--cache-dir", str(tmp_path / "c")]
@@ -69,6 +80,26 @@ async def test_download_sees_a_release_newer_than_a_fresh_page(
     assert first.returncode == 0, first.stderr
     assert [p.name for p in (tmp_path / "a").iterdir()] == ["sf_beta-1.0-py3-none-any.whl"]
     server.pages["/simple/sf-beta/"] = released
-    again = await segfetch(*args, "-d", str(tmp_path / "b"))
+    again = await segfetch(*args, *refresh, "-d", str(tmp_path / "b"))
     assert again.returncode == 0, again.stderr
-    assert [p.name for p in (tmp_path / "b").iterdir()] == [BETA]  # as pip download
+    seen = BETA if always or refresh else "sf_beta-1.0-py3-none-any.whl"  # as pip download
+    assert [p.name for p in (tmp_path / "b").iterdir()] == [seen]
+
+
+@pytest.mark.parametrize("refresh", [":all:", "sf-beta", "sf-beta,:none:"])
+async def test_refresh_package_asks_for_a_pinned_sets_fresh_pages_again(
+    served: tuple[Emulator, PageServer], tmp_path: Path, refresh: str
+) -> None:
+    """A pinned set is planned without pip: segfetch itself asks for the pages that
+    --refresh-package names (with the page's validator), and takes the others fresh."""
+    _, server = served
+    _before_release(server)
+    args = ["download", "sf-beta==1.0", "--index-url", server.url, "--no-deps"]
+    args += ["--cache-dir", str(tmp_path / "c"), "-d", str(tmp_path / "d")]
+    first = await segfetch(*args)
+    assert first.returncode == 0, first.stderr
+    asked = len(server.log)
+    again = await segfetch(*args, "--refresh-package", refresh)
+    assert again.returncode == 0, again.stderr
+    pages = [e for e in server.log[asked:] if e["path"] == "/simple/sf-beta/"]
+    assert len(pages) == (0 if refresh.endswith(":none:") else 1), server.log[asked:]

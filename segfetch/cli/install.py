@@ -396,7 +396,7 @@ async def _fetch_set(
             notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
             find_links=reqs.find_links,
         )  # fmt: skip
-        session.whole_ahead = dry is None
+        session.whole_ahead, session.refresh = dry is None, reqset.refreshed(reqs)
 
         def resolving() -> None:
             if not quiet:

@@ -27,6 +27,7 @@ PIP_VALUED: tuple[str, ...] = (
     *("--only-binary", "--no-binary", "--platform", "--python-version", "--implementation"),
     *("--abi", "-C", "--config-settings", "--global-option"),
     "--progress-bar",  # for download: taken, and left to segfetch's own bar
+    "--refresh-package",  # (pip 26.3) pages asked for again: the resolver's, and segfetch's
 )
 INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
 INSTALL_FLAGS += ("--ignore-installed",)
@@ -39,7 +40,7 @@ GENERAL_VALUED: tuple[str, ...] = (
 )
 INSTALL_VALUED: tuple[str, ...] = (
     *("-t", "--target", "--prefix", "--root", "--upgrade-strategy", "--root-user-action"),
-    *("--report", "--refresh-package", *GENERAL_VALUED),
+    *("--report", *GENERAL_VALUED),
 )
 # pip install's flags that change nothing segfetch chooses or fetches: passed through as given.
 PASSED_FLAGS = frozenset(

@@ -219,6 +219,25 @@ def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> N
     reqs.installed = installed if install else None
 
 
+def refreshed(reqs: RequirementSet) -> frozenset[str]:
+    """The projects of pip's ``--refresh-package`` (pip 26.3: their pages are asked for
+    again, never taken fresh from a cache), or ":all:"; read as pip reads the values:
+    names joined by commas, ":all:" for every project, ":none:" for none of those before.
+    Pure."""
+    from packaging.utils import canonicalize_name
+
+    from segfetch.wheels.pipnet import command_line_values
+
+    names: set[str] = set()
+    for value in command_line_values(reqs.pip_options, "--refresh-package"):
+        for name in value.split(","):
+            if name in (":all:", ":none:"):
+                names = {name} - {":none:"}
+            elif ":all:" not in names:
+                names.add(canonicalize_name(name))
+    return frozenset(names)
+
+
 def configured_constraints(
     args: argparse.Namespace, reqs: RequirementSet, pip_config: Callable[[], str]
 ) -> None:

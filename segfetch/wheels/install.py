@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -90,8 +90,7 @@ class Session:
         self.build_deps: list[Planned] = []  # files pip's build environments took
         self.slots = Slots(budget)
         self.files_at_once = trio.CapacityLimiter(budget)
-        self.options = options or Options()
-        self.progress = progress
+        self.options, self.progress = options or Options(), progress
         self.notice = notice  # one line for the user (a damaged cache entry); None: silent
         self._pages: dict[str, list[IndexFile]] = {}
         self._fetching: dict[str, trio.Event] = {}
@@ -102,6 +101,7 @@ class Session:
         self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
         self._results: dict[str, Result] = {}  # files this run fetched, by URL
         self.whole_ahead = True  # False: the look-ahead reads metadata only (a dry run)
+        self.refresh: frozenset[str] = frozenset()  # pages never taken fresh, or ":all:"
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
 
     async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
@@ -109,6 +109,7 @@ class Session:
         fetched once, however many ask for it at the same time. ``recheck``: pages this run
         took fresh from the page cache, with no request, are asked for after all."""
         key = canonicalize_name(name)
+        recheck = recheck or bool({key, ":all:"} & self.refresh)  # (--refresh-package)
         while key in self._fetching:
             await self._fetching[key].wait()
         urls = {project_url(index, key) for index in self.indexes}
@@ -390,7 +391,7 @@ class Session:
     ) -> None:
         certain = certain and self.whole_ahead
         if certain:
-            nursery.start_soon(self._quietly, self.file_of, f)  # to be installed: all of it now
+            nursery.start_soon(self._file_quietly, f)  # to be installed: all of it now
         if not f.filename.endswith(".whl"):
             return  # an sdist: pip builds it for its metadata; we cannot read ahead
         if not (certain or f.metadata):
@@ -402,10 +403,9 @@ class Session:
         for dep in ahead.learn(f, metadata, certain) if metadata else ():
             nursery.start_soon(partial(self._guess, dep, ahead=ahead, nursery=nursery))
 
-    @staticmethod
-    async def _quietly(fn: Callable[[IndexFile], Awaitable[object]], f: IndexFile) -> None:
+    async def _file_quietly(self, f: IndexFile) -> None:
         with contextlib.suppress(SegfetchError):
-            await fn(f)
+            await self.file_of(f)
 
     async def file_of(self, f: IndexFile) -> Path:
         return (await self.fetch(planned_of(f, frozenset()))).path

@@ -60,7 +60,7 @@ FOREIGN = frozenset({"--platform", "--python-version", "--implementation", "--ab
 # how it builds an sdist for its metadata): given on the command line, they go to the
 # resolver too. Others (--target, --progress-bar, ...) are for the install only.
 RESOLVER_VALUED = frozenset({"--only-binary", "--no-binary", "-C", "--config-settings"})
-RESOLVER_VALUED |= FOREIGN | {"--global-option"}
+RESOLVER_VALUED |= FOREIGN | {"--global-option", "--refresh-package"}
 RESOLVER_FLAGS = frozenset(
     {
         "--prefer-binary",
