@@ -5,6 +5,7 @@ then, and no wheel is fetched after the plan. What the resolver takes whole all 
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -29,18 +30,21 @@ class DryRun:
 
 
 def show(
-    dry: DryRun, pip_args: Sequence[str], folder: Path, cache: Cache, *, quiet: bool, json_out: bool
+    dry: DryRun, args: argparse.Namespace, pip_args: Sequence[str], folder: Path, cache: Cache
 ) -> int:
     """pip's output of a dry run: its ``--report`` (a file, or ``-`` for stdout) with each
-    file's own URL, then "Would install ..."; with ``json_out`` the set's records on stdout
-    and pip's words on stderr, as for an install. ``folder``: for a report to stdout."""
+    file's own URL, then "Would install ..." (not with ``-q``); with ``--json`` the set's
+    records on stdout and pip's words on stderr, as for an install. ``folder``: for a
+    report to stdout."""
     from segfetch.wheels.pip import report_to_file
     from segfetch.wheels.pipnet import command_line_values
 
+    quiet, json_out = args.quiet, args.json
+    args.json_printed = json_out  # (one document, whether stdout takes it or not)
     out = sys.stderr if json_out else sys.stdout
-    args, shown = report_to_file(pip_args, folder)
+    words, shown = report_to_file(pip_args, folder)
     text = json.dumps(dry.report, indent=2, ensure_ascii=False) + "\n"
-    for path in command_line_values(args, "--report"):
+    for path in command_line_values(words, "--report"):
         try:
             Path(path).write_text(text, encoding="utf-8")
         except OSError as exc:

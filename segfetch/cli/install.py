@@ -79,6 +79,13 @@ def add_commands(sub: Any) -> None:
                 metavar="PATH",
                 help="a local project (or VCS URL) in editable mode, handed to pip",
             )
+        p.add_argument(
+            "--group",
+            action="append",
+            default=[],
+            metavar="[PATH:]NAME",
+            help="the requirements of a dependency group of ./pyproject.toml or PATH (PEP 735)",
+        )
         p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
         which = p.add_mutually_exclusive_group()
         which.add_argument(
@@ -285,10 +292,7 @@ def _run_started(
             )
         )  # fmt: skip
         if dry is not None:
-            args.json_printed = args.json
-            return dryrun.show(
-                dry, pip_args, pip_files, cache, quiet=args.quiet, json_out=args.json
-            )
+            return dryrun.show(dry, args, pip_args, pip_files, cache)
         if not args.json and not args.quiet:
             _summary(fetched)
         if installer is None:

@@ -56,7 +56,7 @@ PASSED_FLAGS = frozenset(
 # stopped, where passing them to pip alone would install something other than pip would.
 NOT_YET = frozenset(
     {
-        *("--group", "--requirements-from-script", "--build-constraint", "--only-final"),
+        *("--requirements-from-script", "--build-constraint", "--only-final"),
         *("--all-releases", "--uploaded-prior-to", "--only-deps", "--only-dependencies"),
         "--no-proxy-env",
     }

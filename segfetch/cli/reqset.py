@@ -72,13 +72,18 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
     for text in args.requirements:
         reqs.add_string(text)
+    for value in args.group:
+        from segfetch.wheels.groups import group_requirements
+
+        for text in group_requirements(value):
+            reqs.add_string(text, f"--group {value}")
     for path in getattr(args, "editable", []):
         reqs.add_editable(path)
     for path in args.requirement:
         _add_file(reqs, path, constraint=False)
     for path in args.constraint:
         _add_file(reqs, path, constraint=True)
-    if reqs.empty and not args.requirement:  # pip: an empty requirements file is no error
+    if reqs.empty and not (args.requirement or args.group):  # pip: nor is an empty file
         raise UsageError("nothing to do: give requirements, or -r FILE")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
     reqs.check_hashes()
