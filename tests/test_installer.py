@@ -299,6 +299,7 @@ def test_pip_options_as_uv_takes_them() -> None:
     # only reads local files or segfetch's loopback index, is given none of them
     net = ["--cert", "ca.pem", "--proxy=http://p:3128", "--trusted-host", "h", "--no-deps"]
     assert uv_options(net) == (["--no-deps"], None)
+    assert uv_options(["--refresh-package", "a,b", "--refresh-package=:all:"]) == ([], None)
     assert "--user" not in UV_FLAGS
 
 

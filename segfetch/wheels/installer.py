@@ -101,7 +101,8 @@ def uv_options(pip_args: Sequence[str]) -> tuple[list[str], str | None]:
     words = iter(pip_args)
     for word in words:
         name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        if name in NETWORK_VALUED:  # segfetch's own connections took them; uv needs none
+        # segfetch's own fetches took these; uv, installing local files, needs none
+        if name in NETWORK_VALUED or name == "--refresh-package":
             if not eq:
                 next(words, "")
         elif name in UV_VALUED:
