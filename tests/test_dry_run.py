@@ -100,11 +100,12 @@ async def test_a_dry_run_with_json_lists_the_files_as_not_fetched(
     bare: Path, index_dir: Path
 ) -> None:
     """--json: one JSON document on stdout, a record per file pip would install, none of
-    them fetched (nor in the throw-away cache); pip's words on stderr."""
+    them fetched (nor in the throw-away cache); pip's words on stderr. No installer runs,
+    so --installer uv is no error (it once was: uv has no --dry-run of pip's)."""
     async with index(index_dir) as emu:
         proc = await segfetch(
             "install", "--python", str(bare), "--index-url", emu.index_url, "--no-cache",
-            "--installer", "pip", "--dry-run", "--json", *SET,
+            "--installer", "uv", "--dry-run", "--json", *SET,
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     records = json.loads(proc.stdout)

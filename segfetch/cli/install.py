@@ -207,10 +207,11 @@ def _run_started(
     from segfetch.wheels.target import check_managed, check_user_site
 
     pip_args = [*pip_args_of(args), *(["--pre"] if reqs.pre else [])]  # for a -f folder's choice
-    installer = None
+    installer, dry = None, None
     if args.command == "install":  # a usage error here comes before any download
-        installer = choose_installer(args.installer, pip_args)
-    dry = dryrun.DryRun() if installer is not None and "--dry-run" in pip_args else None
+        # A dry run is pip's resolver's answer: no installer runs (--installer uv is fine)
+        dry = dryrun.DryRun() if "--dry-run" in pip_args else None
+        installer = choose_installer("pip" if dry else args.installer, pip_args)
 
     @functools.cache
     def pip_config() -> str:
