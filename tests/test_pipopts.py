@@ -51,6 +51,15 @@ def test_what_segfetch_cannot_pass_on_stops(word: str, said: str) -> None:
         check_passed_through([word])
 
 
+def test_install_only_flags_stop_download_as_pip_download_stops_them() -> None:
+    """pip download has no --dry-run: it was passed over, and the files downloaded."""
+    check_passed_through(["--dry-run", "-vv"])  # install: no error
+    for word in ("--dry-run", "--compile", "--no-warn-script-location"):
+        with pytest.raises(UsageError, match=f"no such option: {word}"):
+            check_passed_through([word], "download")
+    check_passed_through(["--require-hashes", "-qq"], "download")
+
+
 async def test_an_unknown_option_stops_before_its_value_is_read_as_a_requirement() -> None:
     proc = await segfetch(
         "install", "--system", "--frobnicate", "x", "--index-url", "http://127.0.0.1:9/"

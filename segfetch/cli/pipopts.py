@@ -52,6 +52,13 @@ PASSED_FLAGS = frozenset(
         *("--require-hashes", "--no-require-hashes", "--no-index", "--verbose", "--quiet"),
     }
 )
+# Passed flags that pip install has and pip download does not (pip 26.3's --help)
+INSTALL_ONLY = frozenset(
+    {
+        *("--dry-run", "--compile", "--no-compile", "--break-system-packages"),
+        *("--no-warn-script-location", "--no-warn-conflicts", "--no-user"),
+    }
+)
 # pip's options that segfetch cannot honour yet (what they change is segfetch's own work):
 # stopped, where passing them to pip alone would install something other than pip would.
 NOT_YET = frozenset(
@@ -108,7 +115,10 @@ def check_passed_through(words: Sequence[str], command: str = "install") -> None
             raise UsageError(
                 f"segfetch {command} does not take pip's {name} yet: run pip {command} for this set"
             )
-        if word.startswith("-") and name not in PASSED_FLAGS and not _REPEATED.match(word):
+        install_only = command == "download" and name in INSTALL_ONLY
+        if word.startswith("-") and (name not in PASSED_FLAGS or install_only):
+            if _REPEATED.match(word):
+                continue
             raise UsageError(
                 f"no such option: {name} (segfetch {command} --help lists segfetch's options "
                 f"and the pip {command} options it takes)"
