@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trio
 from helpers import freeze, fresh, one_line_error, segfetch
+from packaging.version import Version
 
 from segfetch.cli.main import _parser
 from segfetch.cli.pipopts import check_passed_through, check_values, pip_args_of
@@ -166,3 +168,46 @@ async def test_configured_no_index_asks_no_index(
     assert proc.returncode == 1
     assert "no project 'sf-noidx' with no index (--no-index" in one_line_error(proc)
     assert await freeze(python) == []
+
+
+@pytest.mark.parametrize("how", ["--refresh-package", "PIP_REFRESH_PACKAGE", "pip.conf"])
+async def test_refresh_package_with_a_pip_older_than_26_3(
+    tmp_path: Path, venv_template: Path, how: str
+) -> None:
+    """pip before 26.3 has no --refresh-package. On the command line it stops before any
+    file, as that pip refuses it (segfetch fetched the whole pinned set, then exit 1); from
+    pip's configuration it is passed over, as that pip passes it over (exit 1 too)."""
+    python = fresh(venv_template, tmp_path / "venv")
+    version = await trio.run_process([python, "-m", "pip", "--version"], capture_stdout=True)
+    if Version(version.stdout.split()[1].decode()) >= Version("26.3"):
+        pytest.skip("the test venvs' pip has --refresh-package")
+    make_wheel(tmp_path / "wheels", "sf-old", "1.0", requires=["sf-dep"])
+    make_wheel(tmp_path / "wheels", "sf-dep", "1.0")
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nrefresh-package = sf-old\n")
+    env = {"PIP_REFRESH_PACKAGE": "sf-old"} if how == "PIP_REFRESH_PACKAGE" else {}
+    env |= {"PIP_CONFIG_FILE": str(conf)} if how == "pip.conf" else {}
+    async with Emulator(index=tmp_path / "wheels", link=Link()) as emu:
+        proc = await segfetch(
+            "install", "--python", python, "--installer", "pip", "--no-cache", "-q",
+            "--index-url", emu.index_url, "sf-old==1.0", "sf-dep==1.0",
+            *([how, "sf-old"] if how == "--refresh-package" else []), env=env,
+        )  # fmt: skip
+    if how == "--refresh-package":
+        assert proc.returncode == 2
+        assert "--refresh-package needs pip 26.3+" in one_line_error(proc)
+        assert not [e for e in emu.log if str(e["path"]).endswith(".whl")]
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert await freeze(python) == ["sf-dep==1.0", "sf-old==1.0"]
+
+
+async def test_refresh_package_takes_names_not_options(tmp_path: Path) -> None:
+    """pip 26.3 itself shows a traceback for --refresh-package=-x."""
+    async with Emulator({}, link=Link()) as emu:
+        proc = await segfetch(
+            "download", "six", "-d", str(tmp_path), "--index-url", emu.index_url,
+            "--refresh-package=-x",
+        )  # fmt: skip
+    assert proc.returncode == 2 and not emu.log
+    assert "--refresh-package takes project names, not '-x'" in one_line_error(proc)

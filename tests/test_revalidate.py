@@ -86,12 +86,14 @@ async def test_download_sees_a_release_newer_than_a_fresh_page_as_pip_does(
     assert [p.name for p in (tmp_path / "b").iterdir()] == [seen]
 
 
+@pytest.mark.parametrize("given", ["command line", "PIP_REFRESH_PACKAGE", "pip.conf"])
 @pytest.mark.parametrize("refresh", [":all:", "sf-beta", "sf-beta,:none:"])
 async def test_refresh_package_asks_for_a_pinned_sets_fresh_pages_again(
-    served: tuple[Emulator, PageServer], tmp_path: Path, refresh: str
+    served: tuple[Emulator, PageServer], tmp_path: Path, refresh: str, given: str
 ) -> None:
     """A pinned set is planned without pip: segfetch itself asks for the pages that
-    --refresh-package names (with the page's validator), and takes the others fresh."""
+    --refresh-package names (with the page's validator), and takes the others fresh. pip
+    takes the option from its environment variable and its config file too."""
     _, server = served
     _before_release(server)
     args = ["download", "sf-beta==1.0", "--index-url", server.url, "--no-deps"]
@@ -99,7 +101,14 @@ async def test_refresh_package_asks_for_a_pinned_sets_fresh_pages_again(
     first = await segfetch(*args)
     assert first.returncode == 0, first.stderr
     asked = len(server.log)
-    again = await segfetch(*args, "--refresh-package", refresh)
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nrefresh-package = {refresh}\n")
+    if given == "command line":
+        again = await segfetch(*args, "--refresh-package", refresh)
+    elif given == "pip.conf":
+        again = await segfetch(*args, env={"PIP_CONFIG_FILE": str(conf)})
+    else:
+        again = await segfetch(*args, env={"PIP_REFRESH_PACKAGE": refresh})
     assert again.returncode == 0, again.stderr
     pages = [e for e in server.log[asked:] if e["path"] == "/simple/sf-beta/"]
     assert len(pages) == (0 if refresh.endswith(":none:") else 1), server.log[asked:]

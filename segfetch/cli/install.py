@@ -245,6 +245,7 @@ def _run_started(
         --user where pip refuses it)."""
         constrained()
         target = probe.result().target
+        reqset.check_refresh(args, reqs, target, python)
         if installer is not None:
             check_user_site(python, pip_args)
         if installer is not None and target.managed is not None:
@@ -401,7 +402,7 @@ async def _fetch_set(
             notice=lambda line: print(f"segfetch: {line}", file=sys.stderr),
             find_links=reqs.find_links,
         )  # fmt: skip
-        session.whole_ahead, session.refresh = dry is None, reqset.refreshed(reqs)
+        session.whole_ahead, session.refresh = dry is None, reqset.refreshed(args, reqs)
 
         def resolving() -> None:
             if not quiet:

@@ -47,13 +47,16 @@ def take_configured(args: argparse.Namespace, words: list[str] | None = None) ->
     args.pre = args.pre or "--pre" in words
     if "--require-hashes" in words:
         args.pip_args = ["--require-hashes", *args.pip_args]
-    kept, links, each = [], [], iter(words)
+    kept, links, refresh, each = [], [], [], iter(words)
     for word in each:
         if word == "--find-links":
             links.append(next(each, ""))
+        elif word == "--refresh-package":  # segfetch's pages only: an older pip ignores it
+            refresh.append(next(each, ""))
         elif word not in ("--pre", "--require-hashes"):
             kept.append(word)
     args.configured_links = links  # before the command line's -f, as pip adds them
+    args.configured_refresh = refresh  # before the command line's too
     # In place of what an earlier call took (the environment's, before pip's files were read)
     earlier = (getattr(args, "pip_kept", None) or [])[getattr(args, "configured", 0) :]
     args.pip_kept, args.configured = kept + earlier, len(kept)
@@ -224,23 +227,38 @@ def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> N
     reqs.installed = installed if install else None
 
 
-def refreshed(reqs: RequirementSet) -> frozenset[str]:
+def refreshed(args: argparse.Namespace, reqs: RequirementSet) -> frozenset[str]:
     """The projects of pip's ``--refresh-package`` (pip 26.3: their pages are asked for
     again, never taken fresh from a cache), or ":all:"; read as pip reads the values:
-    names joined by commas, ":all:" for every project, ":none:" for none of those before.
-    Pure."""
+    pip's configuration's first, names joined by commas, ":all:" for every project,
+    ":none:" for none of those before. Pure."""
     from packaging.utils import canonicalize_name
 
     from segfetch.wheels.pipnet import command_line_values
 
     names: set[str] = set()
-    for value in command_line_values(reqs.pip_options, "--refresh-package"):
+    given = command_line_values(reqs.pip_options, "--refresh-package")
+    for value in [*getattr(args, "configured_refresh", []), *given]:
+        if value.startswith("-"):  # (pip 26.3 shows a traceback)
+            raise UsageError(f"--refresh-package takes project names, not {value!r}")
         for name in value.split(","):
             if name in (":all:", ":none:"):
                 names = {name} - {":none:"}
             elif ":all:" not in names:
                 names.add(canonicalize_name(name))
     return frozenset(names)
+
+
+def check_refresh(
+    args: argparse.Namespace, reqs: RequirementSet, target: Target, python: str
+) -> None:
+    """--refresh-package on the command line (pip 26.3+) for an older resolving pip:
+    refused before any download, as that pip refuses it."""
+    if not target.resolver_refreshes and "--refresh-package" in reqs.pip_options:
+        raise UsageError(
+            f"--refresh-package needs pip 26.3+, and the pip that resolves for {python} is "
+            f"older: upgrade it ({python} -m pip install -U pip), or leave the option out"
+        )
 
 
 def configured_constraints(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -197,6 +198,7 @@ class Target:
     own_pip: bool = True  # False: pip is not installed in it (installer.pip_command)
     pip_reports: bool = True  # its pip resolves with --dry-run --report (pip 22.2+)
     pip_normalizes_extras: bool = True  # its pip compares extras by PEP 685 (pip 23.3+)
+    resolver_refreshes: bool = True  # the pip that resolves for it has --refresh-package
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -318,6 +320,13 @@ def _lent_folder() -> str:
     return os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
 
 
+def _lent_version() -> str | None:
+    """The version of the pip segfetch lends, if it has one."""
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version("pip")
+    return None
+
+
 def _probe_of(raw: dict[str, Any]) -> Probe:
     installed = {str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()}
     target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed)
@@ -326,6 +335,9 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
     with contextlib.suppress(InvalidVersion):  # (a pip of its own making: let it try)
         target.pip_reports = target.own_pip and Version(raw["pip"]) >= Version("22.2")
         target.pip_normalizes_extras = not target.own_pip or Version(raw["pip"]) >= Version("23.3")
+        # (pip 26.3+) the resolver is its own pip where that reports, else segfetch's
+        resolver = raw["pip"] if target.pip_reports else _lent_version()
+        target.resolver_refreshes = resolver is None or Version(resolver) >= Version("26.3")
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
