@@ -29,6 +29,7 @@ Test_Tools = ["sf-alpha", {include-group = "fast"}]
 fast = ["sf-gamma[fast]; python_version >= '3'", "sf-beta==1.0; python_version < '3'"]
 loop-a = [{include-group = "loop-b"}]
 loop-b = [{include-group = "loop-a"}]
+bad = ["sf-alpha", "not a requirement!"]
 """
 
 
@@ -56,14 +57,16 @@ def test_a_group_with_includes_and_markers_reads_as_pip_reads_it(
         ("loop-a", r"--group loop-a: pyproject.toml: Cyclic dependency group include"),
         ("missing/pyproject.toml:x", r"cannot read missing/pyproject.toml"),
         ("pylock.toml:x", r"segfetch reads groups from a pyproject.toml only"),
+        ("bad", r"--group bad: pyproject.toml: not a requirement: 'not a requirement!' \("),
     ],
 )
 def test_a_group_that_cannot_be_read_is_one_line(
     project: Path, monkeypatch: pytest.MonkeyPatch, value: str, said: str
 ) -> None:
     monkeypatch.chdir(project)
-    with pytest.raises(UsageError, match=said):
+    with pytest.raises(UsageError, match=said) as raised:
         group_requirements(value)
+    assert "\n" not in str(raised.value)
 
 
 def test_a_pyproject_without_groups_or_not_toml_is_one_line(tmp_path: Path) -> None:

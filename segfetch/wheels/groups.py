@@ -32,5 +32,12 @@ def group_requirements(value: str) -> list[str]:
     try:
         return [str(r) for r in DependencyGroupResolver(table).resolve(name)]
     except ExceptionGroup as group:  # every problem found, as pip lists them
-        why = "; ".join(str(e) for e in group.exceptions)
+        why = "; ".join(_one_line(e) for e in group.exceptions)
         raise UsageError(f"{said}: {path}: {why}") from None
+
+
+def _one_line(exc: Exception) -> str:
+    """packaging's words for a problem, on one line: a bad requirement's message draws a
+    caret under its text on lines of their own."""
+    reason, *drawn = str(exc).splitlines() or [""]
+    return f"not a requirement: {drawn[0].strip()!r} ({reason})" if drawn else reason
