@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.metadata
 import importlib.util
 import json
 import os
@@ -322,6 +321,8 @@ def _lent_folder() -> str:
 
 def _lent_version() -> str | None:
     """The version of the pip segfetch lends, if it has one."""
+    import importlib.metadata  # (20 ms: only once the probe answers)
+
     with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         return importlib.metadata.version("pip")
     return None
