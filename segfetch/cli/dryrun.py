@@ -17,6 +17,7 @@ from segfetch.cli import report
 from segfetch.errors import SegfetchError, redact_url
 
 if TYPE_CHECKING:
+    from segfetch.engine.result import Result
     from segfetch.wheels.cache import Cache
     from segfetch.wheels.files import Planned
 
@@ -67,20 +68,32 @@ def would_install(report: dict[str, Any]) -> str:
 
 
 def _as_dict(p: Planned, cache: Cache) -> dict[str, Any]:
-    """An install's record of a file (``cli/install.py``), for a file not fetched: its size
-    and sha256 as far as the index said them, and whether the cache holds it already."""
-    local = p.url[:5].lower() == "file:"
-    cached = not local and p.sha256 is not None and cache.path(p.sha256, p.filename).is_file()
+    """A file not fetched: its size and sha256 as far as the index said them, and whether
+    the cache holds it already."""
+    there = p.sha256 is not None and cache.path(p.sha256, p.filename).is_file()
+    return record(p, p.sha256, p.size, there and not local(p))
+
+
+def record(
+    p: Planned, sha256: str | None, size: int | None, cached: bool, result: Result | None = None
+) -> dict[str, Any]:
+    """A file's record in ``--json``, an install's or a dry run's (``result``: of this run's
+    fetch of it)."""
     return {
         "name": p.name,
         "version": p.version,
         "filename": p.filename,
         "url": redact_url(p.url),
-        "sha256": p.sha256,
-        "bytes": p.size,
+        "sha256": sha256,
+        "bytes": size,
         "cached": cached,
-        "local": local,
-        "seconds": 0.0,
-        "connections": 0,
-        "retries": 0,
+        "local": local(p),
+        "seconds": result.seconds if result else 0.0,
+        "connections": result.connections if result else 0,
+        "retries": result.retries if result else 0,
     }
+
+
+def local(p: Planned) -> bool:
+    """A file on disk (a --find-links folder, a path): never fetched."""
+    return p.url[:5].lower() == "file:"

@@ -22,7 +22,7 @@ from segfetch.cli.pipopts import (
     check_values,
     pip_args_of,
 )
-from segfetch.errors import SegfetchError, UsageError, redact_url
+from segfetch.errors import SegfetchError, UsageError
 from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
@@ -467,29 +467,13 @@ def _pip_config_list(python: str, own_pip: bool = True, isolated: bool = False) 
 
 
 def _as_dict(f: Fetched) -> dict[str, Any]:
-    r = f.result
-    return {
-        "name": f.planned.name,
-        "version": f.planned.version,
-        "filename": f.planned.filename,
-        "url": redact_url(f.planned.url),
-        "sha256": f.sha256,
-        "bytes": f.size,
-        "cached": r is None and not _local(f),
-        "local": _local(f),  # a file on disk (a --find-links folder, a path): never fetched
-        "seconds": r.seconds if r else 0.0,
-        "connections": r.connections if r else 0,
-        "retries": r.retries if r else 0,
-    }
-
-
-def _local(f: Fetched) -> bool:
-    return f.planned.url[:5].lower() == "file:"
+    cached = f.result is None and not dryrun.local(f.planned)
+    return dryrun.record(f.planned, f.sha256, f.size, cached, f.result)
 
 
 def _summary(fetched: list[Fetched]) -> None:
     got = [f for f in fetched if f.result is not None]
-    local = sum(1 for f in fetched if _local(f))
+    local = sum(1 for f in fetched if dryrun.local(f.planned))
     size = sum(f.size for f in got)
     retries = sum(f.result.retries for f in got if f.result)
     on_disk = f"{local} local, " if local else ""
