@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from email.utils import formatdate
 from pathlib import Path
 
 import h11
@@ -59,6 +60,7 @@ class Served:
     last_modified: str | None = None
     cache_control: str | None = None
     age: str | None = None
+    dated: bool = True  # a Date header
 
 
 @dataclass
@@ -109,6 +111,8 @@ class PageServer:
         status, headers, body = 404, [("Content-Type", "text/plain")], b"not found"
         if page is not None:
             headers = [("Vary", "Accept, Accept-Encoding")]
+            if page.dated:  # (as every real server: pip's cache never takes a page fresh without)
+                headers.append(("Date", formatdate(usegmt=True)))
             for name, value in (
                 ("ETag", page.etag),
                 ("Last-Modified", page.last_modified),
@@ -490,13 +494,17 @@ def test_cache_control_directives() -> None:
     assert cache_control(None) == {}
 
 
+DATE = {"Date": "Thu, 01 Jan 1970 00:16:40 GMT"}
+
+
 @pytest.mark.parametrize(
     ("headers", "now", "fresh"),
     [
-        ({"Cache-Control": "max-age=600"}, 1599.0, True),
+        ({"Cache-Control": "max-age=600"} | DATE, 1599.0, True),
+        ({"Cache-Control": "max-age=600"}, 1599.0, False),  # no Date: pip's cache revalidates
         ({"Cache-Control": "max-age=600"}, 1600.0, False),
         ({"Cache-Control": "max-age=600"}, 999.0, False),  # the clock went back
-        ({"Cache-Control": "max-age=600", "Age": "599"}, 1000.5, True),
+        ({"Cache-Control": "max-age=600", "Age": "599"} | DATE, 1000.5, True),
         ({"Cache-Control": "max-age=600", "Age": "600"}, 1000.0, False),
         ({"Cache-Control": "no-cache, max-age=600"}, 1000.0, False),
         ({"Cache-Control": "max-age=abc"}, 1000.0, False),

@@ -7,6 +7,7 @@ of the last ten minutes is seen where pip alone sees it.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -61,29 +62,49 @@ async def test_serve_revalidates_a_fresh_page_when_the_client_asks(
     assert server.log[1]["headers"]["if-none-match"] == '"v1"'  # type: ignore[index]
 
 
+@pytest.mark.parametrize("dated", [True, False])
+@pytest.mark.parametrize("trusted", [[], ["--trusted-host", "127.0.0.1"]])
 @pytest.mark.parametrize("refresh", [[], ["--refresh-package", "sf-x,sf-beta"]])
 async def test_download_sees_a_release_newer_than_a_fresh_page_as_pip_does(
-    served: tuple[Emulator, PageServer], tmp_path: Path, refresh: list[str]
+    served: tuple[Emulator, PageServer],
+    tmp_path: Path,
+    refresh: list[str],
+    trusted: list[str],
+    dated: bool,
 ) -> None:
     """pip before 26.3 asks for every page again (``max-age=0``); pip 26.3 takes a page its
-    cache holds fresh, unless told --refresh-package NAMES (or :all:). The resolver here
-    is segfetch's own pip, the target's of `download`."""
+    cache holds fresh, unless told --refresh-package NAMES (or :all:). pip caches pages of
+    https and of trusted http hosts only: another http index's page is always asked for
+    (segfetch took it fresh). Nor is a page without a Date header ever fresh in pip's
+    cache. pip download alone runs beside segfetch download, whose resolver is that same
+    pip."""
     from pip._internal.cli import cmdoptions
 
     always = not hasattr(cmdoptions, "refresh_package")  # (pip before 26.3)
     if always and refresh:
         pytest.skip("this pip has no --refresh-package")
     _, server = served
-    released = _before_release(server)
-    args = ["download", "sf-beta", "--index-url", server.url, "--cache-dir", str(tmp_path / "c")]
-    first = await segfetch(*args, "-d", str(tmp_path / "a"))
-    assert first.returncode == 0, first.stderr
-    assert [p.name for p in (tmp_path / "a").iterdir()] == ["sf_beta-1.0-py3-none-any.whl"]
+    released = replace(_before_release(server), dated=dated)
+    server.pages["/simple/sf-beta/"] = replace(server.pages["/simple/sf-beta/"], dated=dated)
+
+    async def both(folder: str, *more: str) -> list[list[str]]:
+        names = []
+        for tool, cache in (["-m", "segfetch"], "c"), (["-m", "pip", "-q"], "pip-c"):
+            args = ["download", "sf-beta", "--index-url", server.url, *trusted, *more]
+            args += ["--cache-dir", str(tmp_path / cache), "-d", str(tmp_path / cache / folder)]
+            with trio.fail_after(60):
+                proc = await trio.run_process(
+                    [sys.executable, *tool, *args], capture_stderr=True, check=False
+                )
+            assert proc.returncode == 0, proc.stderr
+            names.append(sorted(p.name for p in (tmp_path / cache / folder).iterdir()))
+        return names
+
+    assert await both("a") == [["sf_beta-1.0-py3-none-any.whl"]] * 2
     server.pages["/simple/sf-beta/"] = released
-    again = await segfetch(*args, *refresh, "-d", str(tmp_path / "b"))
-    assert again.returncode == 0, again.stderr
-    seen = BETA if always or refresh else "sf_beta-1.0-py3-none-any.whl"  # as pip download
-    assert [p.name for p in (tmp_path / "b").iterdir()] == [seen]
+    fresh = not (always or refresh) and trusted and dated
+    seen = "sf_beta-1.0-py3-none-any.whl" if fresh else BETA
+    assert await both("b", *refresh) == [[seen]] * 2  # segfetch's, pip's
 
 
 @pytest.mark.parametrize("given", ["command line", "PIP_REFRESH_PACKAGE", "pip.conf"])
@@ -97,6 +118,7 @@ async def test_refresh_package_asks_for_a_pinned_sets_fresh_pages_again(
     _, server = served
     _before_release(server)
     args = ["download", "sf-beta==1.0", "--index-url", server.url, "--no-deps"]
+    args += ["--trusted-host", "127.0.0.1"]  # (pip takes no other http page fresh)
     args += ["--cache-dir", str(tmp_path / "c"), "-d", str(tmp_path / "d")]
     first = await segfetch(*args)
     assert first.returncode == 0, first.stderr

@@ -343,7 +343,7 @@ async def fetch_page(
         stored_files = await _off_loop(_parse_stored, stored, parse, size=len(stored.body))
         if stored_files is None:
             stored = None  # unreadable now (the parser changed): as if none
-        elif not recheck and stored.fresh(time.time()):
+        elif not recheck and stored.fresh(time.time()) and pages.takes_fresh(url):
             pages.unasked.add(url)
             return stored_files
     headers = {"Accept": ACCEPT, "Accept-Encoding": "gzip"}

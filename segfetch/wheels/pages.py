@@ -6,7 +6,9 @@ A page is used without a request while it is fresh (``Cache-Control: max-age``, 
 it came with (``If-None-Match`` / ``If-Modified-Since``), and a 304 keeps the stored body.
 A ``no-store`` page is never written (and an older copy of it is dropped); ``no-cache``
 pages are stored but always revalidated. ``Expires`` and heuristic freshness are not used:
-without ``max-age`` a page is revalidated on every run.
+without ``max-age`` a page is revalidated on every run. For install and download, as for
+pip: only pages of https and of trusted http hosts (``--trusted-host``) are taken fresh;
+pip caches no other http page, so it sees a release of the last minutes there.
 
 Each page is one JSON file, ``<root>/<sha256 of the page URL>.json``, written to a
 temporary name and renamed over the old one, so two runs never see a torn entry (the last
@@ -23,9 +25,10 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from segfetch.errors import redact_url
 
@@ -119,7 +122,8 @@ def page_of(
         body,
         etag=headers.get("ETag"),
         last_modified=headers.get("Last-Modified"),
-        max_age=_max_age(cc),
+        # (as pip's cache: a page without a Date is never fresh, only revalidated)
+        max_age=_max_age(cc) if "Date" in headers else None,
         born=now - _age(headers.get("Age")),
     )
 
@@ -130,6 +134,18 @@ class PageCache:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.unasked: set[str] = set()  # URLs this run took fresh from here, with no request
+        self.trusted: Sequence[str] | None = None  # pip's trusted hosts; None: any host's
+
+    def takes_fresh(self, url: str) -> bool:
+        """Whether a fresh page of ``url`` is used with no request: pip's trusted host
+        "host" matches any port of an http URL, "host:port" that port."""
+        parts = urlsplit(url)
+        if self.trusted is None or parts.scheme.lower() != "http":
+            return True
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+        named = {host, f"{host}:{parts.port}"} if parts.port else {host}
+        bare = [f"[{t}]" if t.count(":") > 1 and t[:1] != "[" else t for t in self.trusted]
+        return any(t.lower() in named for t in bare)  # (an IPv6 address: bracketed)
 
     def path(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode()).hexdigest() + ".json")
