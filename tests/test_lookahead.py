@@ -233,6 +233,24 @@ async def test_pins_are_fetched_ahead_and_nothing_else(tmp_path: Path, index_dir
     assert "lk_exact-1.1-py3-none-any.whl" not in fetched
 
 
+@pytest.mark.parametrize("missing", [["lk-url3>=9"], ["lk-nowhere"]])
+async def test_a_set_that_cannot_resolve_fetches_no_wheel(
+    tmp_path: Path, index_dir: Path, missing: list[str]
+) -> None:
+    """A set (to pip's resolver: not all pinned) with a version or a project the index
+    does not have: pip alone fails with .metadata files read and no wheel fetched;
+    segfetch fetched the pinned ones whole first."""
+    async with index(index_dir) as emu:
+        proc = await segfetch(
+            "download", "lk-web==1.0", "lk-np==1.26", *missing, "-d", str(tmp_path / "out"),
+            "--index-url", emu.index_url, "--no-cache",
+        )  # fmt: skip
+    assert proc.returncode == 1
+    assert missing[-1].split("==")[0] in one_line_error(proc, only=False)
+    assert wheel_bytes(emu.log) == {}
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
 async def test_only_binary_with_a_separate_value(tmp_path: Path, index_dir: Path) -> None:
     """`--only-binary :all:` keeps its value (not read as a requirement ':all:') and reaches
     the resolver and the look-ahead: the newest lk-src, an sdist, is never fetched."""
@@ -333,6 +351,7 @@ def test_certain_only_when_needed_and_one_version_is_left() -> None:
 
 def test_a_certain_parents_pin_makes_the_child_certain() -> None:
     la = lookahead("lib==2.0")
+    assert picked(la, "lib", LIB) == [("lib-2.0-py3-none-any.whl", True)]
     la.learn(LIB[2], meta("lib", "2.0", "dep==1.0", "dep[fast]"), certain=True)
     dep = files("dep-1.0-py3-none-any.whl", "dep-1.1-py3-none-any.whl")
     assert picked(la, "dep", dep) == [("dep-1.0-py3-none-any.whl", True)]
@@ -342,6 +361,38 @@ def test_a_certain_parents_pin_makes_the_child_certain() -> None:
     assert picked(la, "x", xs) == [("x-2.0-py3-none-any.whl", False)]
     # Needed for sure, and the index has one version that fits: certain too.
     assert picked(la, "x", xs[:1]) == [("x-1.0-py3-none-any.whl", True)]
+
+
+@pytest.mark.parametrize(
+    ("reqs", "constraints", "last"),
+    [
+        (["lib==2.0", "other==9.9"], [], files("other-1.0-py3-none-any.whl")),  # no 9.9
+        (["lib==2.0", "other"], [], []),  # no page: not on the index
+        (["lib==2.0", "other==1.0"], ["other<1"], files("other-1.0-py3-none-any.whl")),
+    ],
+)
+def test_nothing_is_certain_in_a_set_that_cannot_resolve(
+    reqs: list[str], constraints: list[str], last: list[IndexFile]
+) -> None:
+    """A pin of a version the index does not have, a project it does not have, a pin its
+    constraint excludes: pip alone fails with no wheel fetched; segfetch fetched every
+    other pinned wheel whole first. Nothing is certain before every root's page is in."""
+    la = lookahead(*reqs, constraints=constraints)
+    assert picked(la, "lib", LIB) == [("lib-2.0-py3-none-any.whl", False)]  # (other: unseen)
+    assert picked(la, "other", last) == []  # no file fits: not even a guess
+    assert picked(la, "lib", LIB) == []  # no more, and never whole
+    la.learn(LIB[2], meta("lib", "2.0", "dep==1"), certain=False)
+    assert picked(la, "dep", files("dep-1-py3-none-any.whl")) == [("dep-1-py3-none-any.whl", False)]
+
+
+def test_the_last_roots_page_makes_the_others_certain() -> None:
+    la = lookahead("lib==2.0", "other==1.0")
+    assert picked(la, "lib", LIB) == [("lib-2.0-py3-none-any.whl", False)]
+    other = files("other-1.0-py3-none-any.whl", "other-2.0-py3-none-any.whl")
+    assert picked(la, "other", other) == [
+        ("lib-2.0-py3-none-any.whl", True),
+        ("other-1.0-py3-none-any.whl", True),
+    ]
 
 
 def test_sdists_and_foreign_targets() -> None:
@@ -386,6 +437,7 @@ def test_an_installed_version_that_fits_is_kept_not_fetched() -> None:
         (["--upgrade", "--upgrade-strategy=eager"], True),
     ):
         la = installing("lib>=1.5", options=options)
+        assert picked(la, "lib", one) == [("lib-2.0-py3-none-any.whl", True)]
         la.learn(LIB[2], meta("lib", "2.0", "dep"), certain=True)
         assert picked(la, "dep", dep) == [("dep-2-py3-none-any.whl", certain)]
 
@@ -395,6 +447,7 @@ def test_an_extra_spelled_with_underscores_makes_nothing_certain() -> None:
     no Provides-Extra use-chardet-on-py3 and installs no chardet, but chardet was fetched
     whole ahead of it (1.5 MB never installed)."""
     la = lookahead("lib[use_x,Socks]==2.0")
+    assert picked(la, "lib", LIB) == [("lib-2.0-py3-none-any.whl", True)]
     requires = ("dep; extra == 'use-x'", "sk; extra == 'socks'")
     la.learn(LIB[2], meta("lib", "2.0", *requires), certain=True)
     assert picked(la, "dep", files("dep-1-py3-none-any.whl")) == [("dep-1-py3-none-any.whl", False)]

@@ -381,8 +381,8 @@ class Session:
         again whenever a file's metadata told something new about it)."""
         try:
             files = await self.project(name)
-        except SegfetchError:
-            return  # only a guess: pip will ask for what it really needs, and hear why not
+        except SegfetchError:  # pip will ask for what it really needs, and hear why not
+            files = []  # (a root's: the set fails, and no file is certain)
         for f, certain in ahead.picks(name, files):
             nursery.start_soon(self._read_ahead, f, certain, ahead, nursery)
 

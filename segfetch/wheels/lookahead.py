@@ -15,7 +15,10 @@ lost, so (``Lookahead.picks``):
   for the target, with the extras asked for) and what surely applies to it (the user's
   specifiers, the constraints, certain parents' Requires-Dist) leaves exactly one version.
   Any successful resolution then holds that file. Not when pip chooses for another
-  interpreter (``--platform`` & co.): its tags are not the target's.
+  interpreter (``--platform`` & co.): its tags are not the target's. And not before the
+  page of every project the user asked for is in, each with a file that fits: a set where
+  one does not (a pin with no such version, a project the index does not have) fails to
+  resolve, and pip alone fetches no wheel of it.
 
 ``learn`` takes a file's metadata and answers the projects that it told something new about;
 the caller asks ``picks`` for each again.
@@ -69,6 +72,8 @@ class Lookahead:
         self._sure_urls: set[str] = set()  # files learned as certain
         self._edges: set[tuple[str, str, bool]] = set()  # (URL, dependency, certain) seen
         self.roots: list[str] = []  # the user's projects, in order
+        self._fits: dict[NormalizedName, bool] = {}  # a root's page: has a file that fits?
+        self._files: dict[NormalizedName, Sequence[IndexFile]] = {}  # each page, as last seen
         for w in reqs.wanted:
             if not marker_applies(w.req.marker, target.markers):
                 continue
@@ -80,6 +85,7 @@ class Lookahead:
             k.extras |= w.req.extras
             k.sure_extras |= spelled_alike(w.req.extras)
             k.hashes = k.hashes & w.hashes if k.hashes and w.hashes else k.hashes or w.hashes
+        self._root_keys = {canonicalize_name(r) for r in self.roots}
 
     def _project(self, name: str) -> _Known:
         key = canonicalize_name(name)
@@ -91,9 +97,45 @@ class Lookahead:
         return self._known[key]
 
     def picks(self, name: str, files: Sequence[IndexFile]) -> list[tuple[IndexFile, bool]]:
-        """What to read ahead of this project now, each file once (and once more when it
-        becomes certain): ``(file, certain)``. Certain: fetch it whole. Else: its metadata
-        only."""
+        """What to read ahead now, each file once (and once more when it becomes certain):
+        ``(file, certain)``. Certain: fetch it whole. Else: its metadata only. ``files``:
+        this project's (none: it has no page); the last root page to come in may make
+        files of other projects certain too."""
+        key = canonicalize_name(name)
+        self._files[key] = files
+        if key in self._root_keys and key not in self._fits:
+            self._fits[key] = self._fit(key, files)
+            if self._open():  # the last root page: what waited for it may be certain now
+                return [p for n, fs in self._files.items() for p in self._pick(n, fs)]
+        return self._pick(key, files)
+
+    def _open(self) -> bool:
+        """Every root's page is in, each with a file that fits: certain files may be
+        fetched whole."""
+        return self._fits.keys() >= self._root_keys and all(self._fits.values())
+
+    def _fit(self, name: str, files: Sequence[IndexFile]) -> bool:
+        """Whether a file on the page fits the user's specifiers and the constraints, or
+        what is installed does where pip keeps it."""
+        k = self._project(name)
+        req = Requirement(name)
+        req.specifier = k.base
+        try:
+            return bool(
+                candidates(Wanted(req, k.hashes), files, self.target, how=self.reqs.choosing(name))
+            )
+        except NoMatch:
+            have = self.target.installed.get(name)
+            try:
+                return (
+                    self.reqs.keeps_installed
+                    and have is not None
+                    and k.base.contains(Version(have), prereleases=True)
+                )
+            except InvalidVersion:
+                return False
+
+    def _pick(self, name: str, files: Sequence[IndexFile]) -> list[tuple[IndexFile, bool]]:
         k = self._project(name)
         sure = self._certain(name, k, files)
         if sure is not None:
@@ -126,7 +168,7 @@ class Lookahead:
         return pick
 
     def _certain(self, name: str, k: _Known, files: Sequence[IndexFile]) -> IndexFile | None:
-        if not k.needed or self.reqs.foreign_target:
+        if not k.needed or self.reqs.foreign_target or not self._open():
             return None
         req = Requirement(canonicalize_name(name))
         req.specifier = k.base & k.sure
