@@ -13,7 +13,7 @@ from pathlib import Path
 import pip
 import pytest
 import trio
-from helpers import segfetch
+from helpers import fresh, segfetch
 from packaging.version import Version
 from test_installer import SET, index, index_dir
 from test_no_pip import installed
@@ -96,15 +96,23 @@ async def test_a_dry_runs_report_names_the_index_files(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("own_pip", [False, True])
 async def test_a_dry_run_with_json_lists_the_files_as_not_fetched(
-    bare: Path, index_dir: Path
+    bare: Path, index_dir: Path, venv_template: Path, tmp_path: Path, own_pip: bool
 ) -> None:
     """--json: one JSON document on stdout, a record per file pip would install, none of
     them fetched (nor in the throw-away cache); pip's words on stderr. No installer runs,
-    so --installer uv is no error (it once was: uv has no --dry-run of pip's)."""
+    so --installer uv is no error (it once was: uv has no --dry-run of pip's). A venv's
+    own pip before 25.3 takes each wheel whole for its dry run: then each record says it
+    was fetched (they said "cached")."""
+    python = fresh(venv_template, tmp_path / "own") if own_pip else str(bare)
+    if own_pip:
+        said = await trio.run_process([python, "-m", "pip", "--version"], capture_stdout=True)
+        if Version(said.stdout.split()[1].decode()) >= Version("25.3"):
+            pytest.skip("the test venvs' pip reads metadata only")
     async with index(index_dir) as emu:
         proc = await segfetch(
-            "install", "--python", str(bare), "--index-url", emu.index_url, "--no-cache",
+            "install", "--python", python, "--index-url", emu.index_url, "--no-cache",
             "--installer", "uv", "--dry-run", "--json", *SET,
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -113,5 +121,6 @@ async def test_a_dry_run_with_json_lists_the_files_as_not_fetched(
         "sf_alpha-1.0-py3-none-any.whl", "sf_beta-1.1-py3-none-any.whl",
         "sf_delta-1.0-py3-none-any.whl", "sf_gamma-1.0-py3-none-any.whl",
     ]  # fmt: skip
-    assert not any(r["cached"] or r["local"] or r["seconds"] for r in records)
+    assert not any(r["cached"] or r["local"] for r in records)
+    assert [bool(r["connections"]) for r in records] == [own_pip] * 4
     assert WOULD in proc.stderr.decode()

@@ -28,6 +28,7 @@ class DryRun:
 
     planned: list[Planned] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
+    results: dict[str, Result] = field(default_factory=dict)  # what pip took whole, by URL
 
 
 def show(
@@ -55,7 +56,7 @@ def show(
     if not quiet and (names := would_install(dry.report)):
         print(f"Would install {names}", file=out)
     if json_out:
-        records = [_as_dict(p, cache) for p in dry.planned]
+        records = [_as_dict(p, cache, dry.results.get(p.url)) for p in dry.planned]
         report(json.dumps(records, indent=1), "it was a dry run")
     return 0
 
@@ -67,11 +68,11 @@ def would_install(report: dict[str, Any]) -> str:
     return " ".join(f"{name}-{version}" for name, version in items)
 
 
-def _as_dict(p: Planned, cache: Cache) -> dict[str, Any]:
-    """A file not fetched: its size and sha256 as far as the index said them, and whether
-    the cache holds it already."""
+def _as_dict(p: Planned, cache: Cache, result: Result | None) -> dict[str, Any]:
+    """A file as the index said it, and whether the cache held it already; ``result``:
+    this run fetched it after all (pip before 25.3 takes each file whole for a dry run)."""
     there = p.sha256 is not None and cache.path(p.sha256, p.filename).is_file()
-    return record(p, p.sha256, p.size, there and not local(p))
+    return record(p, p.sha256, p.size, there and not local(p) and result is None, result)
 
 
 def record(

@@ -432,7 +432,7 @@ async def _fetch_set(
                 if dry is not None:  # what pip's resolver would install: nothing more fetched
                     resolving()
                     dry.planned = await session.plan_with_pip(python, reqs, pip_reqs, target)
-                    dry.report = session.report
+                    dry.report, dry.results = session.report, session.results
                     return [], pip_reqs, []
                 planned = await session.plan(python, reqs, pip_reqs, target, on_resolve=resolving)
                 uv = reqset.plan_for_uv(reqs, planned, target, pip_files, installing.installer)

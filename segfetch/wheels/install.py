@@ -99,7 +99,7 @@ class Session:
         self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
         self.pages = PageCache(cache.root / "pages")
         self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
-        self._results: dict[str, Result] = {}  # files this run fetched, by URL
+        self.results: dict[str, Result] = {}  # files this run fetched, by URL
         self.whole_ahead = True  # False: the look-ahead reads metadata only (a dry run)
         self.refresh: frozenset[str] = frozenset()  # pages never taken fresh, or ":all:"
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
@@ -483,9 +483,9 @@ class Session:
             )
         # Fetched earlier in this run (by the look-ahead, say): report that fetch, not "cached".
         if got.result is not None:
-            self._results[p.url] = got.result
-        elif p.url in self._results:
-            got = replace(got, result=self._results[p.url])
+            self.results[p.url] = got.result
+        elif p.url in self.results:
+            got = replace(got, result=self.results[p.url])
         return got
 
 
