@@ -43,7 +43,7 @@ def test_every_spelling_of_a_valued_option_keeps_its_value() -> None:
     [
         ("--frobnicate", "no such option: --frobnicate"),
         ("--frobnicate=3", "no such option: --frobnicate"),
-        ("--uploaded-prior-to=2024-01-01", "does not take pip's --uploaded-prior-to yet"),
+        ("--all-releases=:all:", "does not take pip's --all-releases yet"),
         ("--only-final", "does not take pip's --only-final yet"),
         ("--pypi-url", "takes --index-url for pip's --pypi-url"),
     ],

@@ -148,7 +148,7 @@ def test_page_round_trips_through_our_own_parser(media: str) -> None:
     assert [f.metadata for f in got] == [True, False, True]  # wheels: from the wheel if need be
     if media == JSON_TYPE:
         doc = json.loads(body)
-        assert doc["meta"] == {"api-version": "1.0"} and doc["name"] == "a"
+        assert doc["meta"] == {"api-version": "1.1"} and doc["name"] == "a"
         assert [f["yanked"] for f in doc["files"]] == [False, "bad & old", True]
 
 

@@ -100,6 +100,12 @@ def add_commands(sub: Any) -> None:
             help="allow installing into the Python segfetch runs in",
         )
         p.add_argument("--pre", action="store_true", help="allow pre-releases")
+        p.add_argument(
+            "--uploaded-prior-to",
+            metavar="WHEN",
+            help="only files the index says were uploaded before WHEN: an ISO 8601 date or "
+            "time, or PnD for n days ago (pip 26's option; PEP 700 indexes only)",
+        )
         cache = p.add_mutually_exclusive_group()
         cache.add_argument(
             "--cache-dir",
@@ -403,6 +409,7 @@ async def _fetch_set(
             find_links=reqs.find_links,
         )  # fmt: skip
         session.whole_ahead, session.refresh = dry is None, reqset.refreshed(args, reqs)
+        session.before = reqs.before
         session.pages.trusted = network.insecure  # (pip caches no other http page)
 
         def resolving() -> None:

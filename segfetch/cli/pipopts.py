@@ -64,7 +64,7 @@ INSTALL_ONLY = frozenset(
 NOT_YET = frozenset(
     {
         *("--requirements-from-script", "--build-constraint", "--only-final"),
-        *("--all-releases", "--uploaded-prior-to", "--only-deps", "--only-dependencies"),
+        *("--all-releases", "--only-deps", "--only-dependencies"),
         "--no-proxy-env",
     }
 )

@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,6 +54,8 @@ def take_configured(args: argparse.Namespace, words: list[str] | None = None) ->
             links.append(next(each, ""))
         elif word == "--refresh-package":  # segfetch's pages only: an older pip ignores it
             refresh.append(next(each, ""))
+        elif word == "--uploaded-prior-to":  # segfetch's own work (wheels/uploaded.py)
+            args.configured_before = next(each, "")  # (the last: the highest ranked)
         elif word not in ("--pre", "--require-hashes"):
             kept.append(word)
     args.configured_links = links  # before the command line's -f, as pip adds them
@@ -73,6 +76,10 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     reqs = RequirementSet(pre=args.pre, find_links=links)
     reqs.read_url = partial(_read_url, timeout=timeout)
     _resolver_options(reqs, getattr(args, "pip_kept", None) or [], args.command == "install")
+    if when := args.uploaded_prior_to or getattr(args, "configured_before", None):
+        from segfetch.wheels.uploaded import prior_to
+
+        reqs.before = prior_to(when, datetime.now(UTC))
     for text in args.requirements:
         reqs.add_string(text)
     for value in args.group:

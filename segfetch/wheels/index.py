@@ -66,6 +66,7 @@ class IndexFile:
     metadata_sha256: str | None = None  # what it must hash to, where the index says
     # "name=hex" of another hash where the index gives no sha256 (pip checks those too)
     other_hash: str | None = None
+    upload_time: str | None = None  # ISO 8601, as the index wrote it (PEP 700: JSON only)
 
 
 def project_url(index_url: str, name: str) -> str:
@@ -129,6 +130,7 @@ def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
                 size=size if isinstance(size, int) and size >= 0 else None,
                 metadata=metadata,
                 other_hash=None if sha is not None else other,
+                upload_time=f.get("upload-time") or None,
             )
         )
     return out
@@ -238,6 +240,7 @@ def _file(
     size: int | None = None,
     metadata: object = False,
     other_hash: str | None = None,
+    upload_time: object = None,
 ) -> IndexFile:
     """One file entry, checked: a safe file name, no https -> http downgrade, well-formed
     hashes. ``metadata``: PEP 658/714's value (true, "sha256=HEX", {"sha256": HEX})."""
@@ -260,7 +263,7 @@ def _file(
     advertised, metadata_sha = _metadata(metadata)
     return IndexFile(
         filename, url, sha, requires_python, yanked, size, advertised, metadata_sha,
-        other_hash and other_hash.lower(),
+        other_hash and other_hash.lower(), upload_time if isinstance(upload_time, str) else None,
     )  # fmt: skip
 
 

@@ -1,11 +1,9 @@
-"""Requirement sets -> files -> verified files in the cache -> pip.
-
-Fully pinned sets are resolved here, straight from the index; anything else is resolved by
-the target's own pip (``--dry-run --report``), so the set is exactly the one pip would
-install. Then every file is fetched at once through the engine under one connection budget.
-Direct URLs (``name @ https://.../x.whl``) are fetched first, and pip resolves against the
-verified local files; the files pip's build environments took (an sdist's or an editable's
-build dependencies) are kept too (``build_deps``), for the final install to build offline.
+"""Requirement sets -> files -> verified files in the cache -> pip. Complete pinned sets
+are resolved here, from the index; any other by the target's own pip (``--dry-run
+--report``): exactly the set pip would install. Every file is then fetched at once through
+the engine under one connection budget. Direct URLs (``name @ https://.../x.whl``) first:
+pip resolves against the verified local files. The files pip's build environments took (an
+sdist's or an editable's build dependencies) are kept (``build_deps``) for an offline build.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ from segfetch.wheels.pip import pip_report, point_urls, report_urls
 from segfetch.wheels.requirements import RequirementSet, Wanted
 from segfetch.wheels.select import NoMatch, choose, for_python_version
 from segfetch.wheels.target import Target
+from segfetch.wheels.uploaded import uploaded_before
 
 Pick = Callable[[Wanted, Sequence[IndexFile]], IndexFile]  # the file pip would choose
 
@@ -103,6 +103,7 @@ class Session:
         self.whole_ahead = True  # False: the look-ahead reads metadata only (a dry run)
         self.refresh: frozenset[str] = frozenset()  # pages never taken fresh, or ":all:"
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
+        self.before: datetime | None = None  # --uploaded-prior-to: later files are not seen
 
     async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
@@ -142,7 +143,7 @@ class Session:
             if not self.indexes and not self.link_pages:  # (pip: "from versions: none")
                 where = "with no index (--no-index, PIP_NO_INDEX): give -f a folder that has it"
             raise HTTPStatusError(f"no project {name!r} {where}", 404)
-        return files
+        return uploaded_before(files, self.before)
 
     async def _link_files(self) -> list[IndexFile]:
         """Every file of the --find-links pages, each page fetched once per run."""
@@ -234,10 +235,9 @@ class Session:
         return f if f.sha256 and self.cache.path(f.sha256, f.filename).is_file() else None
 
     def _stored_files(self, w: Wanted) -> list[IndexFile] | None:
-        """The files of a hashed pin's project on the stored pages, however old, if they
-        list every file its hashes allow: then no file that fits better can be missing
-        from them (a file's name and Requires-Python stay those of its sha256). Else None."""
-        if not w.hashes:
+        """The files of a hashed pin's project on the stored pages, however old, if they list
+        every file its hashes allow (none that fits better can be missing then). Else None."""
+        if not w.hashes or self.before is not None:  # (upload times: the index's own page)
             return None
         name = canonicalize_name(w.req.name)
         files: list[IndexFile] = []

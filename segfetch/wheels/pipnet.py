@@ -50,7 +50,7 @@ def _unrepr(text: str) -> str:
 CONFIGURED_FLAGS: tuple[str, ...] = ("no-deps", "pre", "prefer-binary", "require-hashes")
 CONFIGURED_FLAGS += ("ignore-requires-python",)
 CONFIGURED_INSTALL_FLAGS = ("upgrade", "force-reinstall", "ignore-installed", "user")
-CONFIGURED_VALUED = ("only-binary", "no-binary", "refresh-package")
+CONFIGURED_VALUED = ("only-binary", "no-binary", "refresh-package", "uploaded-prior-to")
 CONFIGURED_INSTALL_VALUED = ("upgrade-strategy",)
 CONFIGURED_INSTALL_PLACES = ("target", "prefix", "root")  # where it installs: one value
 _TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})  # pip's strtobool

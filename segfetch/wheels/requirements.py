@@ -18,6 +18,7 @@ import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -142,6 +143,7 @@ class RequirementSet:
     extra_index_urls: list[str] = field(default_factory=list)
     trusted_hosts: list[str] = field(default_factory=list)  # files' --trusted-host
     pre: bool = False
+    before: datetime | None = None  # --uploaded-prior-to (wheels/uploaded.py)
     # pip's format control, as pip keeps it: ":all:" or canonical names
     only_binary: set[str] = field(default_factory=set)
     no_binary: set[str] = field(default_factory=set)

@@ -172,7 +172,7 @@ def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
     if media == JSON_TYPE:
         return json.dumps(
             {
-                "meta": {"api-version": "1.0"},
+                "meta": {"api-version": "1.1"},  # (PEP 700: size, upload-time)
                 "name": project,
                 "files": [_json(project, f) for f in files],
             }
@@ -205,6 +205,8 @@ def _json(project: str, f: IndexFile) -> dict[str, object]:
         out["requires-python"] = f.requires_python
     if f.size is not None:
         out["size"] = f.size
+    if f.upload_time:  # (pip's --uploaded-prior-to needs it)
+        out["upload-time"] = f.upload_time
     return out
 
 

@@ -9,6 +9,7 @@ import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.utils import formatdate
 from pathlib import Path
@@ -56,6 +57,7 @@ class IndexFile:
     sha256: str
     requires_python: str | None
     metadata_sha256: str | None  # wheels only
+    upload_time: str = ""  # PEP 700, in JSON pages: the file's mtime, as ISO 8601 UTC
 
 
 def normalize(name: str) -> str:
@@ -86,7 +88,8 @@ def describe(p: Path, size: int) -> IndexFile | None:
     with open(p, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
-    return IndexFile(p.name, str(name), version, size, h.hexdigest(), rp, md_sha)
+    mtime = datetime.fromtimestamp(p.stat().st_mtime, UTC).isoformat().replace("+00:00", "Z")
+    return IndexFile(p.name, str(name), version, size, h.hexdigest(), rp, md_sha, mtime)
 
 
 class IndexFolder:

@@ -122,6 +122,7 @@ def render_project(
             "requires-python": f.requires_python,
             "yanked": False if yanked is None else (yanked or True),
             "size": f.size,
+            "upload-time": f.upload_time,
         }
         if opts.advertise_metadata:
             md = {"sha256": f.metadata_sha256} if opts.metadata and f.metadata_sha256 else False
