@@ -4,6 +4,7 @@ load."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import packaging
 
 from segfetch.errors import UsageError
 from segfetch.wheels.pipnet import NETWORK_VALUED
@@ -82,6 +85,21 @@ def pip_command(python: str, own: bool = True) -> list[str]:
             f"run {python} -m ensurepip, or upgrade the pip beside segfetch"
         )
     return [python, str(runner)]
+
+
+def lent_folder() -> str:
+    """The folder of the pip segfetch lends a Python without one, else of its packaging."""
+    spec = importlib.util.find_spec("pip")
+    return os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
+
+
+def lent_version() -> str | None:
+    """The version of the pip segfetch lends, if it has one."""
+    import importlib.metadata  # (20 ms: only once the probe answers)
+
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        return importlib.metadata.version("pip")
+    return None
 
 
 def find_uv() -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import packaging
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import UsageError
 from segfetch.wheels.children import spawn
-from segfetch.wheels.installer import pip_command
+from segfetch.wheels.installer import lent_folder, lent_version, pip_command
 from segfetch.wheels.pipnet import config_flag, config_settings
 
 T = TypeVar("T")
@@ -302,7 +300,7 @@ def start_probe(
     try:
         # (a Python without pip is told its tags by the pip segfetch lends it, else by
         # segfetch's packaging: both from the folder they are installed in)
-        cmd = [exe, "-c", _PROBE, _lent_folder(), *(["--pip-config"] if pip_config else [])]
+        cmd = [exe, "-c", _PROBE, lent_folder(), *(["--pip-config"] if pip_config else [])]
         cmd += ["--pip-isolated"] if pip_config and isolated else []
         return Pending(cmd, read)
     except FileNotFoundError:
@@ -311,21 +309,6 @@ def start_probe(
         ) from None
     except OSError:  # a folder, a file that is not executable, or not a program at all
         raise UsageError(f"{exe!r} is not a Python interpreter; check --python") from None
-
-
-def _lent_folder() -> str:
-    """The folder of the pip segfetch lends a Python without one, else of its packaging."""
-    spec = importlib.util.find_spec("pip")
-    return os.path.dirname(os.path.dirname((spec and spec.origin) or packaging.__file__))
-
-
-def _lent_version() -> str | None:
-    """The version of the pip segfetch lends, if it has one."""
-    import importlib.metadata  # (20 ms: only once the probe answers)
-
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        return importlib.metadata.version("pip")
-    return None
 
 
 def _probe_of(raw: dict[str, Any]) -> Probe:
@@ -337,7 +320,7 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
         target.pip_reports = target.own_pip and Version(raw["pip"]) >= Version("22.2")
         target.pip_normalizes_extras = not target.own_pip or Version(raw["pip"]) >= Version("23.3")
         # (pip 26.3+) the resolver is its own pip where that reports, else segfetch's
-        resolver = raw["pip"] if target.pip_reports else _lent_version()
+        resolver = raw["pip"] if target.pip_reports else lent_version()
         target.resolver_refreshes = resolver is None or Version(resolver) >= Version("26.3")
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
@@ -439,7 +422,7 @@ def start_pip_config(
     files and the environment (under ``isolated``, as ``pip --isolated`` reads them), or ""
     when pip could not say."""
     pip_command(python or sys.executable, own_pip)  # (no pip to lend: its UsageError)
-    cmd = [python or sys.executable, "-c", _CONFIG, _lent_folder()]
+    cmd = [python or sys.executable, "-c", _CONFIG, lent_folder()]
     return Pending(cmd + (["--pip-isolated"] if isolated else []), lambda _, out: out)
 
 
