@@ -43,8 +43,8 @@ def test_every_spelling_of_a_valued_option_keeps_its_value() -> None:
     [
         ("--frobnicate", "no such option: --frobnicate"),
         ("--frobnicate=3", "no such option: --frobnicate"),
-        ("--all-releases=:all:", "does not take pip's --all-releases yet"),
-        ("--only-final", "does not take pip's --only-final yet"),
+        ("--build-constraint=c.txt", "does not take pip's --build-constraint yet"),
+        ("--only-deps", "does not take pip's --only-deps yet"),
         ("--pypi-url", "takes --index-url for pip's --pypi-url"),
     ],
 )
@@ -171,15 +171,15 @@ async def test_configured_no_index_asks_no_index(
 
 
 @pytest.mark.parametrize("how", ["--refresh-package", "PIP_REFRESH_PACKAGE", "pip.conf"])
-async def test_refresh_package_with_a_pip_older_than_26_3(
+async def test_refresh_package_with_a_pip_older_than_26_2(
     tmp_path: Path, venv_template: Path, how: str
 ) -> None:
-    """pip before 26.3 has no --refresh-package. On the command line it stops before any
+    """pip before 26.2 has no --refresh-package. On the command line it stops before any
     file, as that pip refuses it (segfetch fetched the whole pinned set, then exit 1); from
     pip's configuration it is passed over, as that pip passes it over (exit 1 too)."""
     python = fresh(venv_template, tmp_path / "venv")
     version = await trio.run_process([python, "-m", "pip", "--version"], capture_stdout=True)
-    if Version(version.stdout.split()[1].decode()) >= Version("26.3"):
+    if Version(version.stdout.split()[1].decode()) >= Version("26.2"):
         pytest.skip("the test venvs' pip has --refresh-package")
     make_wheel(tmp_path / "wheels", "sf-old", "1.0", requires=["sf-dep"])
     make_wheel(tmp_path / "wheels", "sf-dep", "1.0")
@@ -195,7 +195,7 @@ async def test_refresh_package_with_a_pip_older_than_26_3(
         )  # fmt: skip
     if how == "--refresh-package":
         assert proc.returncode == 2
-        assert "--refresh-package needs pip 26.3+" in one_line_error(proc)
+        assert "--refresh-package needs pip 26.2+" in one_line_error(proc)
         assert not [e for e in emu.log if str(e["path"]).endswith(".whl")]
     else:
         assert proc.returncode == 0, proc.stderr

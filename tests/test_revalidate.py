@@ -1,6 +1,6 @@
 """A page the page cache holds fresh (an index's ``Cache-Control: max-age=600``, as PyPI's)
-is still checked with the index when the client asks for that: pip before 26.3 sends
-``max-age=0`` for every page, pip 26.3 for those of ``--refresh-package``, so a release
+is still checked with the index when the client asks for that: pip before 26.2 sends
+``max-age=0`` for every page, pip 26.2+ for those of ``--refresh-package``, so a release
 of the last ten minutes is seen where pip alone sees it.
 (PageServer and its fixtures are test_pages.py's.)"""
 
@@ -72,7 +72,7 @@ async def test_download_sees_a_release_newer_than_a_fresh_page_as_pip_does(
     trusted: list[str],
     dated: bool,
 ) -> None:
-    """pip before 26.3 asks for every page again (``max-age=0``); pip 26.3 takes a page its
+    """pip before 26.2 asks for every page again (``max-age=0``); pip 26.2+ takes a page its
     cache holds fresh, unless told --refresh-package NAMES (or :all:). pip caches pages of
     https and of trusted http hosts only: another http index's page is always asked for
     (segfetch took it fresh). Nor is a page without a Date header ever fresh in pip's
@@ -80,7 +80,7 @@ async def test_download_sees_a_release_newer_than_a_fresh_page_as_pip_does(
     pip."""
     from pip._internal.cli import cmdoptions
 
-    always = not hasattr(cmdoptions, "refresh_package")  # (pip before 26.3)
+    always = not hasattr(cmdoptions, "refresh_package")  # (pip before 26.2)
     if always and refresh:
         pytest.skip("this pip has no --refresh-package")
     _, server = served

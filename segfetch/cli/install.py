@@ -251,7 +251,7 @@ def _run_started(
         --user where pip refuses it)."""
         constrained()
         target = probe.result().target
-        reqset.check_refresh(args, reqs, target, python)
+        reqset.check_resolver_options(reqs, target, python)
         if installer is not None:
             check_user_site(python, pip_args)
         if installer is not None and target.managed is not None:

@@ -27,7 +27,8 @@ PIP_VALUED: tuple[str, ...] = (
     *("--only-binary", "--no-binary", "--platform", "--python-version", "--implementation"),
     *("--abi", "-C", "--config-settings", "--global-option"),
     "--progress-bar",  # for download: taken, and left to segfetch's own bar
-    "--refresh-package",  # (pip 26.3) pages asked for again: the resolver's, and segfetch's
+    "--refresh-package",  # (pip 26.2) pages asked for again: the resolver's, and segfetch's
+    *("--all-releases", "--only-final"),  # (pip 26.0) which projects may take a pre-release
 )
 INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
 INSTALL_FLAGS += ("--ignore-installed",)
@@ -63,8 +64,8 @@ INSTALL_ONLY = frozenset(
 # stopped, where passing them to pip alone would install something other than pip would.
 NOT_YET = frozenset(
     {
-        *("--requirements-from-script", "--build-constraint", "--only-final"),
-        *("--all-releases", "--only-deps", "--only-dependencies"),
+        *("--requirements-from-script", "--build-constraint", "--only-deps"),
+        "--only-dependencies",
         "--no-proxy-env",
     }
 )

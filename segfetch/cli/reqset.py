@@ -235,7 +235,7 @@ def _resolver_options(reqs: RequirementSet, kept: list[str], install: bool) -> N
 
 
 def refreshed(args: argparse.Namespace, reqs: RequirementSet) -> frozenset[str]:
-    """The projects of pip's ``--refresh-package`` (pip 26.3: their pages are asked for
+    """The projects of pip's ``--refresh-package`` (pip 26.2: their pages are asked for
     again, never taken fresh from a cache), or ":all:"; read as pip reads the values:
     pip's configuration's first, names joined by commas, ":all:" for every project,
     ":none:" for none of those before. Pure."""
@@ -256,16 +256,25 @@ def refreshed(args: argparse.Namespace, reqs: RequirementSet) -> frozenset[str]:
     return frozenset(names)
 
 
-def check_refresh(
-    args: argparse.Namespace, reqs: RequirementSet, target: Target, python: str
-) -> None:
-    """--refresh-package on the command line (pip 26.3+) for an older resolving pip:
-    refused before any download, as that pip refuses it."""
-    if not target.resolver_refreshes and "--refresh-package" in reqs.pip_options:
-        raise UsageError(
-            f"--refresh-package needs pip 26.3+, and the pip that resolves for {python} is "
-            f"older: upgrade it ({python} -m pip install -U pip), or leave the option out"
-        )
+# pip's options that the resolving pip must know (pip_options: the command line's), and the
+# pip that brought each
+_NEWER = {"--refresh-package": "26.2", "--all-releases": "26.0", "--only-final": "26.0"}
+
+
+def check_resolver_options(reqs: RequirementSet, target: Target, python: str) -> None:
+    """An option the resolving pip is too old to know: refused before any download, as
+    that pip refuses it."""
+    from packaging.version import Version
+
+    have = target.resolver_pip
+    for option, since in _NEWER.items():
+        if option in reqs.pip_options and have is not None and have < Version(since):
+            raise UsageError(
+                f"{option} needs pip {since}+, and the pip that resolves for {python} is "
+                f"{have}: upgrade it ({python} -m pip install -U pip), or leave the option out"
+            )
+    if reqs.pre and (reqs.releases.every or reqs.releases.final):
+        raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
 
 
 def configured_constraints(

@@ -18,6 +18,7 @@ import packaging
 
 from segfetch.errors import UsageError
 from segfetch.wheels.pipnet import NETWORK_VALUED
+from segfetch.wheels.releases import OPTIONS as RELEASES
 
 # pip install options that uv pip install takes, in uv's spelling (None: nothing to pass,
 # uv does that anyway). Checked against `uv pip install --help` of uv 0.13; any other
@@ -119,8 +120,8 @@ def uv_options(pip_args: Sequence[str]) -> tuple[list[str], str | None]:
     words = iter(pip_args)
     for word in words:
         name, eq, value = word.partition("=") if word.startswith("--") else (word, "", "")
-        # segfetch's own fetches took these; uv, installing local files, needs none
-        if name in NETWORK_VALUED or name == "--refresh-package":
+        # segfetch's own fetches and plan took these; uv, installing local files, needs none
+        if name in NETWORK_VALUED or name in ("--refresh-package", *RELEASES):
             if not eq:
                 next(words, "")
         elif name in UV_VALUED:

@@ -39,6 +39,8 @@ from segfetch.errors import (
 )
 from segfetch.units import is_sha256
 from segfetch.wheels.pipnet import config_settings
+from segfetch.wheels.releases import OPTIONS as RELEASES
+from segfetch.wheels.releases import Releases
 from segfetch.wheels.reqtext import (
     ARCHIVES,
     VCS,
@@ -62,16 +64,11 @@ FOREIGN = frozenset({"--platform", "--python-version", "--implementation", "--ab
 # resolver too. Others (--target, --progress-bar, ...) are for the install only.
 RESOLVER_VALUED = frozenset({"--only-binary", "--no-binary", "-C", "--config-settings"})
 RESOLVER_VALUED |= FOREIGN | {"--global-option", "--refresh-package"}
+RESOLVER_VALUED |= set(RELEASES)  # (wheels/releases.py)
 RESOLVER_FLAGS = frozenset(
     {
-        "--prefer-binary",
-        "--no-deps",
-        "--no-dependencies",
-        "--ignore-requires-python",
-        "--no-build-isolation",
-        "--use-pep517",
-        "--no-use-pep517",
-        "--check-build-dependencies",
+        *("--prefer-binary", "--no-deps", "--no-dependencies", "--ignore-requires-python"),
+        *("--no-build-isolation", "--use-pep517", "--no-use-pep517", "--check-build-dependencies"),
     }
 )
 
@@ -90,7 +87,7 @@ class Choosing:
     formats ``--only-binary`` / ``--no-binary`` leave ("binary", "source"),
     ``--prefer-binary``, ``--ignore-requires-python``."""
 
-    pre: bool = False
+    pre: bool | None = None  # pre-releases: True allowed, False never, None pip's default
     formats: frozenset[str] = BOTH
     prefer_binary: bool = False
     ignore_requires_python: bool = False
@@ -143,6 +140,7 @@ class RequirementSet:
     extra_index_urls: list[str] = field(default_factory=list)
     trusted_hosts: list[str] = field(default_factory=list)  # files' --trusted-host
     pre: bool = False
+    releases: Releases = field(default_factory=Releases)  # --all-releases, --only-final
     before: datetime | None = None  # --uploaded-prior-to (wheels/uploaded.py)
     # pip's format control, as pip keeps it: ":all:" or canonical names
     only_binary: set[str] = field(default_factory=set)
@@ -196,9 +194,8 @@ class RequirementSet:
         return BOTH
 
     def choosing(self, name: str) -> Choosing:
-        return Choosing(
-            self.pre, self.formats(name), self.prefer_binary, self.ignore_requires_python
-        )
+        pre = self.releases.prereleases(name, self.pre)
+        return Choosing(pre, self.formats(name), self.prefer_binary, self.ignore_requires_python)
 
     def add_pip_option(
         self, option: str, value: str | None = None, *, from_file: bool = False
@@ -213,6 +210,8 @@ class RequirementSet:
             self.prefer_binary = True
         elif option == "--pre":
             self.pre = True
+        elif option in RELEASES and value is not None:
+            self.releases.take(option, value)
         elif option in ("--no-deps", "--no-dependencies"):
             self.no_deps = True
         elif option == "--ignore-requires-python":

@@ -38,7 +38,7 @@ def choose(
 ) -> Candidate:
     """The highest allowed version; of it, the best-ranked wheel, else its sdist (as pip).
     ``how``: pip's options that change the choice (``pre`` is its ``--pre`` alone)."""
-    how = how or Choosing(pre=pre)
+    how = how or Choosing(pre=pre or None)
     found = candidates(wanted, files, target, how=how)
     # Newest version first; within it a wheel (lowest rank, then highest build tag) before
     # the sdist. With --prefer-binary any wheel before any sdist (pip's binary_preference).
@@ -100,8 +100,10 @@ def candidates(
         if rank is not None:
             found.append(Candidate(f, version, rank))
     # As packaging's SpecifierSet.filter (and so pip): pre-releases only when asked for,
-    # when the specifier names one, or when nothing else fits.
-    if not (how.pre or wanted.req.specifier.prereleases):
+    # when the specifier names one, or when nothing else fits; never with --only-final.
+    if how.pre is False:
+        found = [c for c in found if not c.version.is_prerelease]
+    elif not (how.pre or wanted.req.specifier.prereleases):
         finals = [c for c in found if not c.version.is_prerelease]
         found = finals or found
     # PEP 592 as pip reads it: a yanked file only where every file left is yanked and the

@@ -195,7 +195,7 @@ class Target:
     own_pip: bool = True  # False: pip is not installed in it (installer.pip_command)
     pip_reports: bool = True  # its pip resolves with --dry-run --report (pip 22.2+)
     pip_normalizes_extras: bool = True  # its pip compares extras by PEP 685 (pip 23.3+)
-    resolver_refreshes: bool = True  # the pip that resolves for it has --refresh-package
+    resolver_pip: Version | None = None  # the version of the pip that resolves for it
     order: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -319,9 +319,9 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
     with contextlib.suppress(InvalidVersion):  # (a pip of its own making: let it try)
         target.pip_reports = target.own_pip and Version(raw["pip"]) >= Version("22.2")
         target.pip_normalizes_extras = not target.own_pip or Version(raw["pip"]) >= Version("23.3")
-        # (pip 26.3+) the resolver is its own pip where that reports, else segfetch's
+        # its own pip where that reports, else segfetch's
         resolver = raw["pip"] if target.pip_reports else lent_version()
-        target.resolver_refreshes = resolver is None or Version(resolver) >= Version("26.3")
+        target.resolver_pip = None if resolver is None else Version(resolver)
     config = raw.get("pip_config")
     return Probe(target, config if isinstance(config, str) else None)
 
