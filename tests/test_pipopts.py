@@ -4,6 +4,7 @@ options pip does not have stop before anything is fetched, in one line."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -211,3 +212,34 @@ async def test_refresh_package_takes_names_not_options(tmp_path: Path) -> None:
         )  # fmt: skip
     assert proc.returncode == 2 and not emu.log
     assert "--refresh-package takes project names, not '-x'" in one_line_error(proc)
+
+
+async def test_build_constraint_reaches_the_build_environment(tmp_path: Path) -> None:
+    """pip 25.3's --build-constraint: the sdist's build takes bc-helper 1.0, not 2.0, as in
+    pip download alone (it was refused as not supported yet)."""
+    from segfetch.testing.wheelmaker import make_backend, make_sdist
+
+    index = tmp_path / "index"
+    make_backend(index, requires=["bc-helper"])
+    make_wheel(index, "bc-helper", "1.0")
+    make_wheel(index, "bc-helper", "2.0", seed=1)
+    make_sdist(index, "bc-src", "1.0")
+    (tmp_path / "bc.txt").write_text("bc-helper<2\n")
+    common = ["download", "bc-src", "--build-constraint", str(tmp_path / "bc.txt")]
+    built = []
+    async with Emulator(index=index, link=Link()) as emu:
+        for tool, cache in (["segfetch"], "--no-cache"), (["pip", "-q"], "--no-cache-dir"):
+            seen = len(emu.log)
+            proc = await trio.run_process(
+                [sys.executable, "-m", *tool, *common, "--index-url", emu.index_url, cache,
+                 "-d", str(tmp_path / tool[0])],
+                capture_stderr=True, check=False,
+            )  # fmt: skip
+            if proc.returncode == 2 and b"no such option" in proc.stderr:
+                pytest.skip("this pip has no --build-constraint")
+            assert proc.returncode == 0, proc.stderr
+            paths = {str(e["path"]).rsplit("/", 1)[1] for e in emu.log[seen:]}
+            built.append(
+                sorted(p for p in paths if p.startswith("bc_helper") and p.endswith("whl"))
+            )
+    assert built == [["bc_helper-1.0-py3-none-any.whl"]] * 2  # segfetch's, pip's

@@ -124,6 +124,7 @@ async def test_download_takes_what_pip_download_takes(
     [
         (["--all-releases", "sf-rel"], "--all-releases needs pip 26.0+"),
         (["--only-final=sf-rel"], "--only-final needs pip 26.0+"),
+        (["--build-constraint", "bc.txt"], "--build-constraint needs pip 25.3+"),
     ],
 )
 async def test_what_the_resolving_pip_refuses_stops_before_any_file(
@@ -133,7 +134,7 @@ async def test_what_the_resolving_pip_refuses_stops_before_any_file(
     first (before, both were refused as not supported yet)."""
     python = fresh(venv_template, tmp_path / "venv")
     version = await trio.run_process([python, "-m", "pip", "--version"], capture_stdout=True)
-    if Version(version.stdout.split()[1].decode()) >= Version("26.0"):
+    if Version(version.stdout.split()[1].decode()) >= Version("25.3"):
         pytest.skip("the test venvs' pip has these options")
     async with Emulator(index=index_dir, link=Link()) as emu:
         proc = await segfetch(

@@ -29,6 +29,7 @@ PIP_VALUED: tuple[str, ...] = (
     "--progress-bar",  # for download: taken, and left to segfetch's own bar
     "--refresh-package",  # (pip 26.2) pages asked for again: the resolver's, and segfetch's
     *("--all-releases", "--only-final"),  # (pip 26.0) which projects may take a pre-release
+    "--build-constraint",  # (pip 25.3) for the build environments: pip's resolver's own work
 )
 INSTALL_FLAGS: tuple[str, ...] = ("-U", "--upgrade", "--user", "--force-reinstall", "-I")
 INSTALL_FLAGS += ("--ignore-installed",)
@@ -64,8 +65,7 @@ INSTALL_ONLY = frozenset(
 # stopped, where passing them to pip alone would install something other than pip would.
 NOT_YET = frozenset(
     {
-        *("--requirements-from-script", "--build-constraint", "--only-deps"),
-        "--only-dependencies",
+        *("--requirements-from-script", "--only-deps", "--only-dependencies"),
         "--no-proxy-env",
     }
 )
