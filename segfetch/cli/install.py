@@ -86,6 +86,13 @@ def add_commands(sub: Any) -> None:
             metavar="[PATH:]NAME",
             help="the requirements of a dependency group of ./pyproject.toml or PATH (PEP 735)",
         )
+        p.add_argument(
+            "--requirements-from-script",
+            action="append",
+            default=[],
+            metavar="SCRIPT",
+            help="the dependencies of a script's inline metadata (PEP 723)",
+        )
         p.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
         which = p.add_mutually_exclusive_group()
         which.add_argument(

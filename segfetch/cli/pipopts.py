@@ -65,7 +65,7 @@ INSTALL_ONLY = frozenset(
 # stopped, where passing them to pip alone would install something other than pip would.
 NOT_YET = frozenset(
     {
-        *("--requirements-from-script", "--only-deps", "--only-dependencies"),
+        *("--only-deps", "--only-dependencies"),
         "--no-proxy-env",
     }
 )

@@ -30,6 +30,8 @@ from segfetch.errors import (
 )
 
 if TYPE_CHECKING:
+    from packaging.version import Version
+
     from segfetch.wheels.files import Planned
     from segfetch.wheels.installer import Installer
     from segfetch.wheels.requirements import RequirementSet
@@ -87,13 +89,15 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
 
         for text in group_requirements(value):
             reqs.add_string(text, f"--group {value}")
+    if args.requirements_from_script:
+        _add_script(reqs, args.requirements_from_script)
     for path in getattr(args, "editable", []):
         reqs.add_editable(path)
     for path in args.requirement:
         _add_file(reqs, path, constraint=False)
     for path in args.constraint:
         _add_file(reqs, path, constraint=True)
-    if reqs.empty and not (args.requirement or args.group):  # pip: nor is an empty file
+    if reqs.empty and not (args.requirement or args.group or args.requirements_from_script):
         raise UsageError("nothing to do: give requirements, or -r FILE")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
     reqs.check_hashes()
@@ -262,6 +266,18 @@ _NEWER = {"--refresh-package": "26.2", "--all-releases": "26.0", "--only-final":
 _NEWER["--build-constraint"] = "25.3"
 
 
+def _add_script(reqs: RequirementSet, paths: list[str]) -> None:
+    """The dependencies of ``--requirements-from-script`` (given once, as pip takes it), and
+    its requires-python, for the target to be checked against (check_resolver_options)."""
+    from segfetch.wheels.script import script_requirements
+
+    if len(paths) > 1:
+        raise UsageError("--requirements-from-script can only be given once (as in pip)")
+    deps, reqs.script_python = script_requirements(paths[0])
+    for text in deps:
+        reqs.add_string(text, f"--requirements-from-script {paths[0]}")
+
+
 def check_resolver_options(reqs: RequirementSet, target: Target, python: str) -> None:
     """An option the resolving pip is too old to know: refused before any download, as
     that pip refuses it."""
@@ -276,6 +292,26 @@ def check_resolver_options(reqs: RequirementSet, target: Target, python: str) ->
             )
     if reqs.pre and (reqs.releases.every or reqs.releases.final):
         raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
+    from segfetch.wheels.select import python_version_in
+
+    script = reqs.script_python
+    version = python_version_in(reqs.pip_options) or target.python_version  # (as pip)
+    if script and not reqs.ignore_requires_python and not _fits(script, version):
+        raise SegfetchError(
+            f"the script of --requirements-from-script requires Python {script}, not "
+            f"{version} ({python}): choose another with --python"
+        )
+
+
+def _fits(requires_python: str, version: Version) -> bool:
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        return SpecifierSet(requires_python).contains(version, prereleases=True)
+    except InvalidSpecifier:
+        raise SegfetchError(
+            f"--requirements-from-script: bad requires-python {requires_python!r}"
+        ) from None
 
 
 def configured_constraints(

@@ -142,6 +142,7 @@ class RequirementSet:
     pre: bool = False
     releases: Releases = field(default_factory=Releases)  # --all-releases, --only-final
     before: datetime | None = None  # --uploaded-prior-to (wheels/uploaded.py)
+    script_python: str | None = None  # --requirements-from-script's requires-python
     # pip's format control, as pip keeps it: ":all:" or canonical names
     only_binary: set[str] = field(default_factory=set)
     no_binary: set[str] = field(default_factory=set)
