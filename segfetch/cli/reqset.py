@@ -263,7 +263,7 @@ def refreshed(args: argparse.Namespace, reqs: RequirementSet) -> frozenset[str]:
 # pip's options that the resolving pip must know (pip_options: the command line's), and the
 # pip that brought each
 _NEWER = {"--refresh-package": "26.2", "--all-releases": "26.0", "--only-final": "26.0"}
-_NEWER["--build-constraint"] = "25.3"
+_NEWER |= {"--build-constraint": "25.3"}  # (from pip's own wheels of each version)
 
 
 def _add_script(reqs: RequirementSet, paths: list[str]) -> None:
