@@ -5,8 +5,14 @@ for them; all of them when told to reinstall, or when nothing installed counts
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import trio
+from helpers import freeze, fresh, segfetch
 from packaging.version import Version
 
+from segfetch.testing.emulator import Emulator, IndexOptions, Link
+from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.complete import not_installed
 from segfetch.wheels.files import planned_of
 from segfetch.wheels.index import IndexFile
@@ -47,3 +53,29 @@ def test_an_installed_pin_is_not_read_ahead_whole() -> None:
     assert certain([], "sf-b==2.0") == [True]  # installed at 1.9: 2.0 will be installed
     assert certain(["--force-reinstall"], "sf-a==1.0") == [True]
     assert certain(None, "sf-a==1.0") == [True]
+
+
+async def test_a_pinned_set_already_installed_fetches_no_wheel(
+    tmp_path: Path, venv_template: Path
+) -> None:
+    """An index without .metadata files (a static PEP 503 one): checking that the pinned
+    set is complete read each wheel's METADATA from the wheel, so a pin the venv already
+    holds crossed the link whole, and the summary said "0 B fetched". pip alone sends
+    nothing ("Requirement already satisfied")."""
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "sf-held", "1.0", payload=200_000)
+    python = fresh(venv_template, tmp_path / "venv")
+    pre = await trio.run_process(
+        [python, "-m", "pip", "install", "-q", "--no-index", "-f", str(wheels), "sf-held"],
+        check=False,
+    )
+    assert pre.returncode == 0
+    bare = IndexOptions(metadata=False, advertise_metadata=False)
+    async with Emulator(index=wheels, link=Link(), index_options=bare) as emu:
+        proc = await segfetch(
+            "install", "--python", python, "--no-cache", "--index-url", emu.index_url,
+            "--installer", "pip", "sf-held==1.0",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not [e for e in emu.log if str(e["path"]).endswith(".whl")], emu.log
+    assert await freeze(python) == ["sf-held==1.0"]

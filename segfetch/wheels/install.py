@@ -283,13 +283,13 @@ class Session:
     async def missing(
         self, planned: Sequence[Planned], reqs: RequirementSet, target: Target
     ) -> list[str]:
-        """missing_dependencies of a pinned set, its metadata fetched all at once (a
-        ``.metadata`` file each, or the wheel, which is then already in the cache)."""
+        """missing_dependencies of a pinned set, its metadata fetched at once (a .metadata each)."""
         meta: dict[Planned, bytes | None] = {}
 
         async def one(p: Planned) -> None:
-            f = self._files.get(p.url)
-            meta[p] = await self.metadata_of(f) if f and p.filename.endswith(".whl") else None
+            f, wheel = self._files.get(p.url), p.filename.endswith(".whl")
+            held = reqs.keeps_installed and target.holds(p.name, p.version)  # (as pip: kept)
+            meta[p] = b"" if held else (await self.metadata_of(f) if f and wheel else None)
 
         async with trio.open_nursery() as nursery:
             for p in planned:
