@@ -12,7 +12,7 @@ import pytest
 import trio
 from helpers import freeze, fresh, one_line_error, segfetch
 
-from segfetch.errors import UsageError
+from segfetch.errors import SegfetchError, UsageError
 from segfetch.testing.emulator import Emulator, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.script import script_requirements
@@ -123,3 +123,9 @@ async def test_given_twice_stops_as_in_pip(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2
     assert "--requirements-from-script can only be given once" in one_line_error(proc)
+
+
+def test_a_bad_requires_python_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "s.py").write_text('# /// script\n# requires-python = ">=3.x"\n# ///\n')
+    with pytest.raises(SegfetchError, match=r"bad requires-python '>=3\.x'"):
+        script_requirements(str(tmp_path / "s.py"))

@@ -30,8 +30,6 @@ from segfetch.errors import (
 )
 
 if TYPE_CHECKING:
-    from packaging.version import Version
-
     from segfetch.wheels.files import Planned
     from segfetch.wheels.installer import Installer
     from segfetch.wheels.requirements import RequirementSet
@@ -99,6 +97,8 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
         _add_file(reqs, path, constraint=True)
     if reqs.empty and not (args.requirement or args.group or args.requirements_from_script):
         raise UsageError("nothing to do: give requirements, or -r FILE")
+    if reqs.pre and (reqs.releases.every or reqs.releases.final):
+        raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
     reqs.check_hashes()
     for link in reqs.find_links:  # (-q shows it, as pip -q shows warnings)
@@ -262,8 +262,13 @@ def refreshed(args: argparse.Namespace, reqs: RequirementSet) -> frozenset[str]:
 
 # pip's options that the resolving pip must know (pip_options: the command line's), and the
 # pip that brought each
-_NEWER = {"--refresh-package": "26.2", "--all-releases": "26.0", "--only-final": "26.0"}
-_NEWER |= {"--build-constraint": "25.3"}  # (from pip's own wheels of each version)
+# (from pip's own wheels of each version)
+_NEWER = {
+    "--refresh-package": "26.2",
+    "--all-releases": "26.0",
+    "--only-final": "26.0",
+    "--build-constraint": "25.3",
+}
 
 
 def _add_script(reqs: RequirementSet, paths: list[str]) -> None:
@@ -290,28 +295,15 @@ def check_resolver_options(reqs: RequirementSet, target: Target, python: str) ->
                 f"{option} needs pip {since}+, and the pip that resolves for {python} is "
                 f"{have}: upgrade it ({python} -m pip install -U pip), or leave the option out"
             )
-    if reqs.pre and (reqs.releases.every or reqs.releases.final):
-        raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
-    from segfetch.wheels.select import python_version_in
+    from segfetch.wheels.select import python_ok, python_version_in
 
     script = reqs.script_python
     version = python_version_in(reqs.pip_options) or target.python_version  # (as pip)
-    if script and not reqs.ignore_requires_python and not _fits(script, version):
+    if script and not reqs.ignore_requires_python and not python_ok(script, version):
         raise SegfetchError(
             f"the script of --requirements-from-script requires Python {script}, not "
             f"{version} ({python}): choose another with --python"
         )
-
-
-def _fits(requires_python: str, version: Version) -> bool:
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    try:
-        return SpecifierSet(requires_python).contains(version, prereleases=True)
-    except InvalidSpecifier:
-        raise SegfetchError(
-            f"--requirements-from-script: bad requires-python {requires_python!r}"
-        ) from None
 
 
 def configured_constraints(

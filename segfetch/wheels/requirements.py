@@ -64,7 +64,7 @@ FOREIGN = frozenset({"--platform", "--python-version", "--implementation", "--ab
 # resolver too. Others (--target, --progress-bar, ...) are for the install only.
 RESOLVER_VALUED = frozenset({"--only-binary", "--no-binary", "-C", "--config-settings"})
 RESOLVER_VALUED |= FOREIGN | {"--global-option", "--refresh-package"}
-RESOLVER_VALUED |= {*RELEASES, "--build-constraint"}  # (wheels/releases.py)
+RESOLVER_VALUED |= {*RELEASES, "--build-constraint"}  # (pip 26.0, 25.3)
 RESOLVER_FLAGS = frozenset(
     {
         *("--prefer-binary", "--no-deps", "--no-dependencies", "--ignore-requires-python"),

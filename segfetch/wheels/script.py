@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import tomllib
 
-from segfetch.errors import UsageError
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from segfetch.errors import SegfetchError, UsageError
 
 # The specification's own expression for a block: its type, then its lines of comment
 _BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -40,4 +42,8 @@ def script_requirements(path: str) -> tuple[list[str], str | None]:
         raise UsageError(f"{said}: 'dependencies' is not a list of strings")
     if python is not None and not isinstance(python, str):
         raise UsageError(f"{said}: 'requires-python' is not a string")
+    try:
+        SpecifierSet(python or "")
+    except InvalidSpecifier:  # (exit 1, as a script that pip cannot take)
+        raise SegfetchError(f"{said}: bad requires-python {python!r}") from None
     return deps, python

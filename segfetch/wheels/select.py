@@ -83,7 +83,7 @@ def candidates(
         versions_seen.add(version)
         if not wanted.req.specifier.contains(version, prereleases=True):
             continue
-        if not how.ignore_requires_python and not _python_ok(
+        if not how.ignore_requires_python and not python_ok(
             f.requires_python, target.python_version
         ):
             python_refused.add(f.requires_python or "")
@@ -135,7 +135,7 @@ def for_python_version(
         return None
 
     def cut(files: Sequence[IndexFile]) -> list[IndexFile]:
-        fit = [f for f in files if _python_ok(f.requires_python, version)]
+        fit = [f for f in files if python_ok(f.requires_python, version)]
         return [replace(f, requires_python=None) for f in fit]
 
     return cut
@@ -159,7 +159,7 @@ def misfit(f: IndexFile, metadata: bytes | None, version: Version) -> str | None
         return None
     value = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
     rp = str(value).strip() if value is not None else None
-    if _python_ok(rp, version):
+    if python_ok(rp, version):
         return None
     return f"{f.filename} requires Python {rp}, not {version}"
 
@@ -174,7 +174,7 @@ def refuse_misfits(found: Sequence[str | None]) -> None:
         )
 
 
-def _python_ok(requires_python: str | None, version: Version) -> bool:
+def python_ok(requires_python: str | None, version: Version) -> bool:
     if not requires_python:
         return True
     try:
