@@ -289,6 +289,38 @@ async def test_wrong_hash_keeps_nothing_and_installs_nothing(
     assert ran.returncode != 0
 
 
+@pytest.mark.parametrize("command", ["install", "download"])
+async def test_a_file_failing_its_pages_sha256_crosses_the_link_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    """The engine's two tries, and no more: the look-ahead and each of pip's retries of the
+    local index asked for it again (16 requests, and pip's pauses between its retries)."""
+    from segfetch.testing.emulator import index as emulated
+
+    real = emulated.describe
+
+    def wrong(p: Path, size: int) -> emulated.IndexFile | None:
+        f = real(p, size)
+        return f and replace(f, sha256="0" * 64)
+
+    monkeypatch.setattr(emulated, "describe", wrong)
+    make_wheel(tmp_path / "index", "sf-bad", "1.0", payload=50_000)
+    where = ["--target", str(tmp_path / "t")] if command == "install" else ["-d", str(tmp_path)]
+    no_metadata = IndexOptions(metadata=False)  # (the look-ahead takes the wheel whole)
+    async with Emulator(index=tmp_path / "index", link=Link(), index_options=no_metadata) as emu:
+        got = await segfetch(
+            command, "sf-bad", *where, "--index-url", emu.index_url,
+            "--cache-dir", str(tmp_path / "cache"),
+        )  # fmt: skip
+    assert got.returncode == 1
+    line = one_line_error(got, only=False)
+    assert "sha256 mismatch" in line and "sf_bad-1.0-py3-none-any.whl" in line, line
+    wheel = [e for e in file_requests(emu) if str(e["path"]).endswith(".whl")]
+    tries = [e for e in wheel if str(e["range"]).startswith("bytes=0-")]
+    assert len(tries) == 2, tries
+    assert not list(tmp_path.glob("*.whl")) and not (tmp_path / "t").exists()
+
+
 def _sha(path: Path) -> str:
     import hashlib
 
@@ -832,6 +864,45 @@ async def test_download_for_another_python_version_reads_metadata_where_pages_sa
         fits = await segfetch("download", *url, "--python-version", "3.99", *foreign, "sf-rp")
         assert fits.returncode == 0, fits.stderr
         assert [p.name for p in out.iterdir()] == ["sf_rp-3.0-py3-none-any.whl"]
+
+
+@pytest.mark.parametrize("hashed", [False, True])
+async def test_a_pin_whose_metadata_excludes_this_python_stops_as_in_pip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hashed: bool
+) -> None:
+    """Pages without Requires-Python (a plain file tree behind nginx): a pinned wheel whose
+    METADATA excludes the running Python stops the set, as pip's resolver stops it (segfetch
+    kept the file and exited 0); --ignore-requires-python takes it, as pip does."""
+    from segfetch.testing.emulator import index as emulated
+
+    real = emulated.describe
+
+    def silent(p: Path, size: int) -> emulated.IndexFile | None:
+        f = real(p, size)
+        return f and replace(f, requires_python=None)
+
+    monkeypatch.setattr(emulated, "describe", silent)
+    new = make_wheel(tmp_path / "index", "sf-rp", "3.0", requires_python=">=3.99")
+    pin = "sf-rp==3.0"
+    if hashed:
+        (lock := tmp_path / "lock.txt").write_text(f"{pin} --hash=sha256:{_sha(new)}\n")
+    wanted = ["-r", str(lock)] if hashed else [pin]
+    out = tmp_path / "out"
+    async with Emulator(index=tmp_path / "index", link=Link()) as emu:
+        args = ["download", "--index-url", emu.index_url, "--no-cache", "-d", str(out), *wanted]
+        got = await segfetch(*args)
+        pip_alone = await trio.run_process(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-cache-dir", "-d",
+             str(tmp_path / "pip"), "--index-url", emu.index_url, *wanted],
+            check=False, capture_stderr=True,
+        )  # fmt: skip
+        ignored = await segfetch(*args, "--ignore-requires-python")
+    assert got.returncode == pip_alone.returncode == 1, got.stderr
+    line = one_line_error(got, only=False)
+    running = ".".join(map(str, sys.version_info[:3]))
+    assert f"sf_rp-3.0-py3-none-any.whl requires Python >=3.99, not {running}" in line, line
+    assert ignored.returncode == 0, ignored.stderr
+    assert [p.name for p in out.iterdir()] == [new.name]
 
 
 async def test_a_local_file_is_counted_as_local_not_as_from_the_cache(

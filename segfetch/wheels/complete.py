@@ -9,9 +9,11 @@ from collections.abc import Mapping, Sequence
 import trio
 from packaging.utils import canonicalize_name
 
+from segfetch.errors import SegfetchError
 from segfetch.wheels.dists import dependencies
 from segfetch.wheels.files import Fetched, Planned, wheel_metadata
 from segfetch.wheels.requirements import HashModeError, RequirementSet
+from segfetch.wheels.select import misfit
 from segfetch.wheels.target import Target
 
 
@@ -34,6 +36,7 @@ async def check_hashed_set(
         return
     metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
     planned = [f.planned for f in fetched]
+    refuse_other_pythons(planned, metas, reqs, target)
     # What the environment keeps (pins it holds already are not fetched) counts too.
     kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
     if missing := missing_dependencies(planned, metas, extras_asked(reqs), target, kept):
@@ -41,6 +44,22 @@ async def check_hashed_set(
             f"hash-checking mode: the set lacks {', '.join(missing)}; add each, pinned with "
             "== and with its --hash, as pip requires"
         )
+
+
+def refuse_other_pythons(
+    planned: Sequence[Planned],
+    metadata: Sequence[bytes | None],
+    reqs: RequirementSet,
+    target: Target,
+) -> None:
+    """Stop, as pip's resolver does, at a wheel whose METADATA's Requires-Python excludes
+    the target's Python: a pin skips the page's check where the page does not say it."""
+    if reqs.ignore_requires_python:
+        return
+    version = target.python_version
+    found = [misfit(p.filename, m, version) for p, m in zip(planned, metadata, strict=True)]
+    if why := sorted(w for w in found if w):
+        raise SegfetchError(f"{'; '.join(why)}: pin a release that fits, or use another Python")
 
 
 def missing_dependencies(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -21,10 +20,9 @@ import httpx
 import trio
 from packaging.utils import canonicalize_name
 
-from segfetch.engine.download import Progress, Result, Slots, download
+from segfetch.engine.download import Progress
 from segfetch.engine.options import Options
 from segfetch.errors import (
-    HashMismatch,
     HTTPStatusError,
     SegfetchError,
     file_url_path,
@@ -33,16 +31,18 @@ from segfetch.errors import (
 )
 from segfetch.wheels import select
 from segfetch.wheels.cache import Cache
-from segfetch.wheels.complete import extras_asked, missing_dependencies, not_installed
+from segfetch.wheels.complete import (
+    extras_asked,
+    missing_dependencies,
+    not_installed,
+    refuse_other_pythons,
+)
 from segfetch.wheels.dists import marker_applies, parse_filename
+from segfetch.wheels.fetcher import Fetcher
 from segfetch.wheels.files import (
     Fetched,
     Planned,
-    digest_matches,
-    fetch_file,
-    local_file,
     planned_of,
-    wheel_metadata,
 )
 from segfetch.wheels.index import (
     IndexFile,
@@ -65,7 +65,7 @@ from segfetch.wheels.uploaded import uploaded_before
 Pick = Callable[[Wanted, Sequence[IndexFile]], IndexFile]  # the file pip would choose
 
 
-class Session:
+class Session(Fetcher):
     """One requirement set's downloads: a shared client, cache and connection budget."""
 
     def __init__(
@@ -80,26 +80,20 @@ class Session:
         notice: Callable[[str], None] | None = None,
         find_links: Sequence[str] = (),
     ) -> None:
-        self.client, self.cache, self.indexes = client, cache, indexes
+        super().__init__(
+            client, cache, budget=budget, options=options, progress=progress, notice=notice
+        )
+        self.indexes = indexes
         # --find-links pages (http URLs; pip reads folders itself): their files join the
         # indexes' for every project, as pip's finder merges them.
         self.link_pages = [u for u in find_links if is_http_url(u)]
         self._linked: list[IndexFile] | None = None
         self._linking = trio.Lock()
-        self._local: dict[str, Fetched] = {}  # direct files, by the file: URL pip is given
         self.build_deps: list[Planned] = []  # files pip's build environments took
-        self.slots = Slots(budget)
-        self.files_at_once = trio.CapacityLimiter(budget)
-        self.options, self.progress = options or Options(), progress
-        self.notice = notice  # one line for the user (a damaged cache entry); None: silent
         self._pages: dict[str, list[IndexFile]] = {}
         self._fetching: dict[str, trio.Event] = {}
-        self._metadata: dict[str, bytes | None] = {}
-        self._asking_metadata: dict[str, trio.Event] = {}  # by URL, as _fetching by project
-        self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
         self.pages = PageCache(cache.root / "pages")
         self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
-        self.results: dict[str, Result] = {}  # files this run fetched, by URL
         self.whole_ahead = True  # False: the look-ahead reads metadata only (a dry run)
         self.refresh: frozenset[str] = frozenset()  # pages never taken fresh, or ":all:"
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
@@ -203,7 +197,7 @@ class Session:
         found: list[str | None] = []
 
         async def one(f: IndexFile) -> None:
-            found.append(select.misfit(f, await self.metadata_of(f), version))
+            found.append(select.misfit(f.filename, await self.metadata_of(f), version))
 
         async with trio.open_nursery() as nursery:
             for f in files:
@@ -283,7 +277,8 @@ class Session:
     async def missing(
         self, planned: Sequence[Planned], reqs: RequirementSet, target: Target
     ) -> list[str]:
-        """missing_dependencies of a pinned set, its metadata fetched at once (a .metadata each)."""
+        """missing_dependencies of a pinned set, its metadata fetched at once (a .metadata
+        each); a wheel whose Requires-Python excludes the target stops it, as in pip."""
         meta: dict[Planned, bytes | None] = {}
 
         async def one(p: Planned) -> None:
@@ -294,7 +289,9 @@ class Session:
         async with trio.open_nursery() as nursery:
             for p in planned:
                 nursery.start_soon(one, p)
-        return missing_dependencies(planned, [meta[p] for p in planned], extras_asked(reqs), target)
+        metas = [meta[p] for p in planned]
+        refuse_other_pythons(planned, metas, reqs, target)
+        return missing_dependencies(planned, metas, extras_asked(reqs), target)
 
     async def plan_with_pip(
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
@@ -406,87 +403,6 @@ class Session:
     async def _file_quietly(self, f: IndexFile) -> None:
         with contextlib.suppress(SegfetchError):
             await self.file_of(f)
-
-    async def file_of(self, f: IndexFile) -> Path:
-        return (await self.fetch(planned_of(f, frozenset()))).path
-
-    async def metadata_of(self, f: IndexFile) -> bytes | None:
-        """METADATA of a wheel: the index's .metadata file if it has one, else from the wheel.
-        Asked for once per file and run, however many ask at the same time (pip and the
-        look-ahead do); a .metadata the index refused (a 404) is not asked for again."""
-        while f.url in self._asking_metadata:
-            await self._asking_metadata[f.url].wait()
-        if f.url not in self._metadata:
-            self._asking_metadata[f.url] = trio.Event()
-            try:
-                self._metadata[f.url] = await self._read_metadata(f)
-            finally:
-                self._asking_metadata.pop(f.url).set()
-        return self._metadata[f.url]
-
-    async def _read_metadata(self, f: IndexFile) -> bytes | None:
-        """An advertised .metadata is checked by its sha256. One not advertised (a proxy
-        may drop the key) is asked for too, but only where the URL has no query (pip's
-        rule would put ".metadata" after a signed URL's token), and kept only if it reads as
-        METADATA: another server answers any path with the wheel, or with an error."""
-        if f.url[:5].lower() == "file:":  # on disk: its own METADATA
-            return wheel_metadata(await self.file_of(f))
-        dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
-        # A wheel already in the cache (a warm run) is read, not asked about again.
-        in_cache = f.sha256 is not None and self.cache.path(f.sha256, f.filename).is_file()
-        guess = not f.metadata and "?" not in f.url
-        if (f.metadata or guess) and f.url not in self._no_metadata and not in_cache:
-            try:
-                async with self.cache.lock(dest.parent):
-                    if dest.exists() and not digest_matches(dest, f.metadata_sha256):
-                        dest.unlink()  # kept unchecked by an older segfetch, or changed since
-                    if not dest.exists():
-                        await download(
-                            f.url + ".metadata", dest, replace(self.options, connections=1),
-                            sha256=f.metadata_sha256, client=self.client, slots=self.slots,
-                        )  # fmt: skip
-                    data = dest.read_bytes()
-                    if f.metadata or data.startswith(b"Metadata-Version:"):
-                        return data
-                    dest.unlink()
-            except SegfetchError as exc:  # (a guess's failure of any kind, an advertised 404)
-                if f.metadata and not isinstance(exc, (HTTPStatusError, HashMismatch)):
-                    raise
-                if f.metadata and self.notice is not None:  # the wheel holds the true METADATA
-                    bad = f"answered {exc.status}" if isinstance(exc, HTTPStatusError) else ""
-                    why = bad or "does not match its sha256"  # (a whole wheel crosses the link)
-                    self.notice(f"warning: the index's metadata of {f.filename} {why}; "
-                                "read from the wheel instead")  # fmt: skip
-            self._no_metadata.add(f.url)
-        return wheel_metadata(await self.file_of(f))
-
-    async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
-        """Every file at once; each connection holds one place in the budget."""
-        out: dict[Planned, Fetched] = {}
-
-        async def one(p: Planned) -> None:
-            out[p] = await self.fetch(p)
-
-        async with trio.open_nursery() as nursery:
-            for p in dict.fromkeys(planned):
-                nursery.start_soon(one, p)
-        return [out[p] for p in planned]
-
-    async def fetch(self, p: Planned) -> Fetched:
-        if p.url.startswith("file:"):  # a direct file already fetched, or a local one
-            return self._local.get(p.url) or await local_file(p)
-        # A file in progress holds a lock and a .part open: no more files at once than
-        # connections, so descriptors stay within the budget however long the list.
-        async with self.files_at_once:
-            got = await fetch_file(
-                p, self.cache, self.client, self.slots, self.options, self.progress, self.notice
-            )
-        # Fetched earlier in this run (by the look-ahead, say): report that fetch, not "cached".
-        if got.result is not None:
-            self.results[p.url] = got.result
-        elif p.url in self.results:
-            got = replace(got, result=self.results[p.url])
-        return got
 
 
 def _project_of(f: IndexFile) -> str | None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import trio
 
-from segfetch.errors import HTTPStatusError, SegfetchError
+from segfetch.errors import HashMismatch, HTTPStatusError, SegfetchError
 from segfetch.wheels import simple
 from segfetch.wheels.httpd import Cut, Reply, Request, basic_auth_ok, send_file, serve_listeners
 from segfetch.wheels.index import IndexFile
@@ -36,7 +36,8 @@ FetchListing = Callable[[str, bool], Awaitable[Listing]]
 SendFile = Callable[[IndexFile, Request, Reply], Awaitable[None]]
 FetchProjects = Callable[[], Awaitable[list[str]]]
 # Upstream statuses that mean "not there": the client hears a 404, as from an index without
-# the file. Any other failure is a 502 (which stops pip), with the upstream's reason.
+# the file. Bytes that failed their hash (twice) are a 409: pip and uv retry a 5xx, with
+# pauses, and would hear the same. Any other failure is a 502, with the upstream's reason.
 NOT_THERE = frozenset({404, 410})
 STALE = ("Warning", '110 - "Response is Stale"')
 MAX_CLIENTS = 64
@@ -106,7 +107,8 @@ class IndexApp:
                 self._log(f"{request.method} {request.target}{cut}: {self.scrub(str(exc))}")
             if reply.started:
                 raise Cut from None  # the client sees a reset, never a wrong file
-            await reply.text(404 if gone else 502, self.scrub(str(exc)))
+            status = 404 if gone else 409 if isinstance(exc, HashMismatch) else 502
+            await reply.text(status, self.scrub(str(exc)))
 
     async def _answer(self, where: simple.Route, request: Request, reply: Reply) -> None:
         if isinstance(where, simple.Refused):

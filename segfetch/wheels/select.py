@@ -152,16 +152,16 @@ def python_version_in(options: Sequence[str]) -> Version | None:
         return None  # pip says what is wrong with it
 
 
-def misfit(f: IndexFile, metadata: bytes | None, version: Version) -> str | None:
+def misfit(filename: str, metadata: bytes | None, version: Version) -> str | None:
     """Why a file whose page gives no Requires-Python does not fit ``version``, by its
-    METADATA's (pip download checks both); None where it fits."""
+    METADATA's (pip's resolver checks both); None where it fits."""
     if metadata is None:
         return None
     value = BytesHeaderParser().parsebytes(metadata).get("Requires-Python")
     rp = str(value).strip() if value is not None else None
     if python_ok(rp, version):
         return None
-    return f"{f.filename} requires Python {rp}, not {version}"
+    return f"{filename} requires Python {rp}, not {version}"
 
 
 def refuse_misfits(found: Sequence[str | None]) -> None:

@@ -31,7 +31,6 @@ from segfetch.engine.store import PartFile
 from segfetch.errors import (
     DiskError,
     DownloadError,
-    HashMismatch,
     HTTPStatusError,
     RetriesExhausted,
     SegfetchError,
@@ -104,10 +103,9 @@ class Upstream(Session):
         self._silent: dict[str, float] = {}  # hosts that gave no answer to a check: until
         self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
-        # Files whose bytes failed their page's sha256, by (URL, sha256): (until, the error).
-        # Asked again at once, each would cross the uplink again (twice: the engine's own
-        # second try), for every retry of every client (uv tries 3 times) and to no avail.
-        self._mismatched: dict[tuple[str, str], tuple[float, SegfetchError]] = {}
+        # A file whose bytes failed its page's sha256 is not fetched again for a while: each
+        # retry of every client (uv tries 3 times) would cross the uplink again, to no avail.
+        self.rest = REST
 
     async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
         """fn() run once for all who ask while it runs, in the server's nursery."""
@@ -317,10 +315,7 @@ class Upstream(Session):
         return g
 
     def _not_again(self, f: IndexFile) -> None:
-        """Raise for a file that just failed its page's sha256 (see _mismatched)."""
-        bad = self._mismatched.get((f.url, f.sha256 or ""))
-        if bad is not None and trio.current_time() < bad[0]:
-            raise bad[1]
+        self.not_again(planned_of(f, frozenset()))
 
     async def _cached(self, f: IndexFile) -> Path | None:
         if f.url in self._growing:
@@ -421,11 +416,7 @@ class Upstream(Session):
                     await trio.to_thread.run_sync(unhashed.save, self._record(f), f.url, record)
             g.finish(got.path, got.sha256, got.size)
         except Exception as exc:
-            g.fail(error := self._error(exc))
-            if isinstance(error, HashMismatch):
-                again = f"{error}; not fetched again for {REST:.0f} s"
-                self._mismatched[(f.url, f.sha256 or "")] = (trio.current_time() + REST,
-                                                            DownloadError(again))  # fmt: skip
+            g.fail(self._error(exc))
         finally:
             self._growing.pop(f.url, None)
 
