@@ -321,6 +321,42 @@ async def test_a_file_failing_its_pages_sha256_crosses_the_link_once(
     assert not list(tmp_path.glob("*.whl")) and not (tmp_path / "t").exists()
 
 
+@pytest.mark.parametrize("command", ["install", "download"])
+async def test_a_page_the_index_refuses_is_asked_for_once(tmp_path: Path, command: str) -> None:
+    """A 404 is the index's answer for the run: the look-ahead and pip (each of its tries)
+    had asked for the page up to 4 times. pip alone asks once."""
+    make_wheel(tmp_path / "index", "sf-top", "1.0", requires=["sf-gone"])
+    where = ["--target", str(tmp_path / "t")] if command == "install" else ["-d", str(tmp_path)]
+    async with Emulator(index=tmp_path / "index", link=Link()) as emu:
+        for wanted in ("sf-nosuch", "sf-top"):
+            got = await segfetch(
+                command, wanted, *where, "--index-url", emu.index_url,
+                "--cache-dir", str(tmp_path / "cache"),
+            )  # fmt: skip
+            assert got.returncode == 1
+            assert "no project" in one_line_error(got, only=False)
+    asked = [str(e["path"]) for e in emu.log if str(e["path"]).startswith("/simple/sf-")]
+    assert sorted(asked) == ["/simple/sf-gone/", "/simple/sf-nosuch/", "/simple/sf-top/"]
+
+
+async def test_pips_warnings_of_the_set_are_shown_once(
+    tmp_path: Path, index_dir: Path, venv: Path
+) -> None:
+    """As pip alone says it: an extra the project lacks. download and a dry run showed
+    nothing (the resolver's words were dropped); an install has its installer say it."""
+    said = "WARNING: sf-gamma 1.0 does not provide the extra 'nope'"
+    async with index(index_dir, link=Link()) as emu:
+        url = ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "c"), "sf-gamma[nope]"]
+        runs = [
+            await segfetch("download", "-d", str(tmp_path / "out"), *url),
+            await segfetch("install", "--python", str(venv), "--dry-run", *url),
+            await segfetch("install", "--python", str(venv), "--installer", "pip", *url),
+        ]
+    for got in runs:
+        assert got.returncode == 0, got.stderr
+        assert got.stderr.decode().count(said) == 1, got.stderr.decode()
+
+
 def _sha(path: Path) -> str:
     import hashlib
 

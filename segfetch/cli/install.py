@@ -416,7 +416,7 @@ async def _fetch_set(
             find_links=reqs.find_links,
         )  # fmt: skip
         session.whole_ahead, session.refresh = dry is None, reqset.refreshed(args, reqs)
-        session.before = reqs.before
+        session.before, session.warns = reqs.before, args.command == "download" or dry is not None
         session.pages.trusted = network.insecure  # (pip caches no other http page)
 
         def resolving() -> None:

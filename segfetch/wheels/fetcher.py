@@ -58,7 +58,7 @@ class Fetcher:
         """Raise for a file whose bytes just failed its hash (see _mismatched)."""
         bad = self._mismatched.get(_key(p))
         if bad is not None and trio.current_time() < bad[0]:
-            raise bad[1]
+            raise bad[1].with_traceback(None)
 
     async def file_of(self, f: IndexFile) -> Path:
         return (await self.fetch(planned_of(f, frozenset()))).path

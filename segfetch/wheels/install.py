@@ -9,6 +9,7 @@ sdist's or an editable's build dependencies) are kept (``build_deps``) for an of
 from __future__ import annotations
 
 import contextlib
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -46,6 +47,7 @@ from segfetch.wheels.files import (
 )
 from segfetch.wheels.index import (
     IndexFile,
+    IndexPageError,
     fetch_page,
     fetch_project,
     parse_page,
@@ -92,9 +94,11 @@ class Session(Fetcher):
         self.build_deps: list[Planned] = []  # files pip's build environments took
         self._pages: dict[str, list[IndexFile]] = {}
         self._fetching: dict[str, trio.Event] = {}
+        self._failed_pages: dict[str, SegfetchError] = {}  # by project: 4xx and the like
         self.pages = PageCache(cache.root / "pages")
         self._files: dict[str, IndexFile] = {}  # the index's entry behind each planned URL
         self.whole_ahead = True  # False: the look-ahead reads metadata only (a dry run)
+        self.warns = False  # True: pip's resolver's warnings shown (no installer says them)
         self.refresh: frozenset[str] = frozenset()  # pages never taken fresh, or ":all:"
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
         self.before: datetime | None = None  # --uploaded-prior-to: later files are not seen
@@ -111,10 +115,16 @@ class Session(Fetcher):
         if recheck and urls & self.pages.unasked:
             self.pages.unasked -= urls
             self._pages.pop(key, None)
+        if key in self._failed_pages:  # (pip's retries, the look-ahead: once a run)
+            raise self._failed_pages[key].with_traceback(None)
         if key not in self._pages:
             self._fetching[key] = trio.Event()
             try:
                 self._pages[key] = await self._fetch_project(name, recheck)
+            except (HTTPStatusError, IndexPageError) as exc:
+                if _final(exc):  # asked again, it would answer the same
+                    self._failed_pages[key] = exc
+                raise
             finally:
                 self._fetching.pop(key).set()
         return self._pages[key]
@@ -339,7 +349,9 @@ class Session(Fetcher):
             for name in ahead.roots:
                 nursery.start_soon(guess, name)
             try:
-                report = await pip_report(python, [*options, *pip_reqs], local.url, reqs.pre, pip)
+                report = await pip_report(
+                    python, [*options, *pip_reqs], local.url, reqs.pre, pip, self._warn
+                )
             except SegfetchError as exc:
                 raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched
@@ -365,6 +377,10 @@ class Session(Fetcher):
         point_urls(report, partial(self._origin, local))
         self.report = report
         return planned
+
+    def _warn(self, line: str) -> None:
+        if self.warns:
+            print(line, file=sys.stderr)
 
     def _origin(self, local: LocalIndex, url: str) -> str | None:
         """Where a file pip chose comes from: the upstream file behind a local index URL,
@@ -403,6 +419,12 @@ class Session(Fetcher):
     async def _file_quietly(self, f: IndexFile) -> None:
         with contextlib.suppress(SegfetchError):
             await self.file_of(f)
+
+
+def _final(exc: HTTPStatusError | IndexPageError) -> bool:
+    """A 4xx (not 408 or 429) or a page that is not one; not a failure on the way."""
+    status = exc.status if isinstance(exc, HTTPStatusError) else 400
+    return 400 <= status < 500 and status not in (408, 429)
 
 
 def _project_of(f: IndexFile) -> str | None:

@@ -22,12 +22,18 @@ from segfetch.wheels.installer import Installer, command, loopback_direct, pip_c
 
 
 async def pip_report(
-    python: str, pip_reqs: Sequence[str], index: str, pre: bool, pip: Sequence[str] = ()
+    python: str,
+    pip_reqs: Sequence[str],
+    index: str,
+    pre: bool,
+    pip: Sequence[str] = (),
+    warn: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
     """pip's report (``--report``) of what it would install from this index (or from local
     files): ``report_urls`` reads the files' URLs from it. ``pip``: how pip runs for
-    ``python`` (``pip_command``; by default its own). Cancelled
-    (Ctrl-C, SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
+    ``python`` (``pip_command``; by default its own). ``warn``: given pip's warnings of the
+    set (an extra a project lacks), not those of the local index. Cancelled (Ctrl-C,
+    SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
     cmd = [*(pip or pip_command(python)), "install", "--dry-run", "--quiet"]
     cmd += ["--disable-pip-version-check"]
     cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
@@ -40,7 +46,11 @@ async def pip_report(
         cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, check=False,
         env=env, deliver_cancel=_stop_resolver,
     )  # fmt: skip
-    return _read_report(python, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    report = _read_report(python, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    for line in proc.stderr.decode().splitlines():
+        if line.startswith("WARNING:") and "Retrying" not in line and index not in line:
+            warn(line)
+    return report
 
 
 async def _stop_resolver(proc: trio.Process) -> None:
