@@ -442,6 +442,65 @@ def test_an_installed_version_that_fits_is_kept_not_fetched() -> None:
         assert picked(la, "dep", dep) == [("dep-2-py3-none-any.whl", certain)]
 
 
+def test_what_pip_keeps_without_a_look_at_the_index_needs_no_page() -> None:
+    """pip takes an installed version that fits and that no upgrade applies to without
+    asking the index: segfetch asked for its page (and its dependencies') all the same."""
+
+    def keeps(req: str, options: Sequence[str] | None = (), held: str = "1.0") -> bool:
+        s = RequirementSet(installed=None if options is None else list(options))
+        s.add_string(req)
+        target = Target(TARGET.python_version, TARGET.tags, TARGET.markers, {"lib": held})
+        return Lookahead(s, target).keeps("lib")
+
+    assert keeps("lib") and keeps("lib<2") and keeps("Lib>=1.0rc1")
+    assert not keeps("lib>1.0")  # pip looks for one that fits
+    assert not keeps("lib", options=["-U"]) and not keeps("lib", ["--force-reinstall"])
+    assert not keeps("lib", options=None)  # download, --target: nothing is installed
+    assert not keeps("lib", held="not a version")
+    la = lookahead("app")
+    la.learn(files("app-1.0-py3-none-any.whl")[0], meta("app", "1", "lib>5"), certain=False)
+    assert not la.keeps("lib")  # (nothing installed, in any case)
+    # A root kept counts as a page in, with nothing to fetch: the others' pins open.
+    s = RequirementSet(installed=[])
+    for r in ("lib", "other==1.0"):
+        s.add_string(r)
+    la = Lookahead(s, Target(TARGET.python_version, TARGET.tags, TARGET.markers, {"lib": "1"}))
+    other = files("other-1.0-py3-none-any.whl")
+    assert picked(la, "other", other) == [("other-1.0-py3-none-any.whl", False)]
+    assert la.keeps("lib") and picked(la, "lib", []) == [("other-1.0-py3-none-any.whl", True)]
+
+
+def test_a_venvs_folder_names_say_what_it_holds(tmp_path: Path) -> None:
+    from segfetch.wheels.dists import seen_installed
+
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    for entry in ("Foo_Bar-1.2.dist-info", "pip-25.3.dist-info", "foo_bar", "x.pth"):
+        (site / entry).mkdir(parents=True)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    assert seen_installed(python) == {}  # no pyvenv.cfg: not a venv, no guess
+    (tmp_path / "venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert seen_installed(python) == {"foo-bar": "1.2", "pip": "25.3"}
+
+
+async def test_a_set_the_venv_holds_asks_the_index_nothing(
+    tmp_path: Path, index_dir: Path, venv_template: Path
+) -> None:
+    """As pip alone: a second install of the same unpinned set asks for no page (it asked
+    for each root's page and each dependency's); a new project beside them asks for its own."""
+    python = fresh(venv_template, tmp_path / "venv")
+    async with Emulator(index=index_dir, link=Link()) as emu:
+        for wanted, pages in ((["lk-app"], 2), (["lk-app"], 0), (["lk-app", "lk-np<2"], 1)):
+            before = len(emu.log)
+            got = await segfetch(
+                "install", "--python", python, "--index-url", emu.index_url,
+                "--cache-dir", str(tmp_path / "cache"), *wanted,
+            )  # fmt: skip
+            assert got.returncode == 0, got.stderr
+            asked = [e for e in emu.log[before:] if str(e["path"]).startswith("/simple/")]
+            assert len(asked) == pages, asked
+    assert await freeze(python) == ["lk-app==1.0", "lk-lib==1.5", "lk-np==1.26"]
+
+
 def test_an_extra_spelled_with_underscores_makes_nothing_certain() -> None:
     """requests[use_chardet_on_py3]: a pip before 23.3 (as Python 3.11's venv has) matches
     no Provides-Extra use-chardet-on-py3 and installs no chardet, but chardet was fetched

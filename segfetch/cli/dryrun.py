@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.cli import report
-from segfetch.errors import SegfetchError, redact_url
+from segfetch.cli.records import local, record
+from segfetch.errors import SegfetchError
 
 if TYPE_CHECKING:
     from segfetch.engine.result import Result
@@ -73,28 +74,3 @@ def _as_dict(p: Planned, cache: Cache, result: Result | None) -> dict[str, Any]:
     this run fetched it after all (pip before 25.3 takes each file whole for a dry run)."""
     there = p.sha256 is not None and cache.path(p.sha256, p.filename).is_file()
     return record(p, p.sha256, p.size, there and not local(p) and result is None, result)
-
-
-def record(
-    p: Planned, sha256: str | None, size: int | None, cached: bool, result: Result | None = None
-) -> dict[str, Any]:
-    """A file's record in ``--json``, an install's or a dry run's (``result``: of this run's
-    fetch of it)."""
-    return {
-        "name": p.name,
-        "version": p.version,
-        "filename": p.filename,
-        "url": redact_url(p.url),
-        "sha256": sha256,
-        "bytes": size,
-        "cached": cached,
-        "local": local(p),
-        "seconds": result.seconds if result else 0.0,
-        "connections": result.connections if result else 0,
-        "retries": result.retries if result else 0,
-    }
-
-
-def local(p: Planned) -> bool:
-    """A file on disk (a --find-links folder, a path): never fetched."""
-    return p.url[:5].lower() == "file:"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from segfetch.cli import dryrun, report, reqset, running
+from segfetch.cli import dryrun, records, report, reqset, running
 from segfetch.cli.options import add_download_options, cache_folder, download_options
 from segfetch.cli.pipopts import (
     ELSEWHERE,
@@ -23,7 +23,6 @@ from segfetch.cli.pipopts import (
     pip_args_of,
 )
 from segfetch.errors import SegfetchError, UsageError
-from segfetch.units import human_bytes, plural
 
 if TYPE_CHECKING:
     from segfetch.engine.options import Network, Options
@@ -309,7 +308,7 @@ def _run_started(
         if dry is not None:
             return dryrun.show(dry, args, pip_args, pip_files, cache)
         if not args.json and not args.quiet:
-            _summary(fetched)
+            records.summary(fetched)
         if installer is None:
             link_into(fetched, args.dest)
             code = 0
@@ -336,7 +335,7 @@ def _run_started(
                 raise failed
             args.json_printed = True
             done = f"the files are in {args.dest}" if installer is None else "the install is done"
-            report(json.dumps([_as_dict(f) for f in fetched], indent=1), done)
+            report(json.dumps([records.of(f) for f in fetched], indent=1), done)
         return code
 
 
@@ -435,8 +434,7 @@ async def _fetch_set(
             async with trio.open_nursery() as nursery:
                 # Index pages need no target: those of requirements without a marker are
                 # fetched while the target's probe may still run.
-                early = [w for w in needs if w.req.marker is None]
-                for name in dict.fromkeys(w.req.name for w in early):
+                for name in reqset.early_pages(reqs, needs, python):
                     nursery.start_soon(page, name)
                 target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
                 direct = await session.fetch_direct(reqs, target)
@@ -479,21 +477,3 @@ def _pip_config_list(python: str, own_pip: bool = True, isolated: bool = False) 
         return ""
     with pending:
         return pending.result()
-
-
-def _as_dict(f: Fetched) -> dict[str, Any]:
-    cached = f.result is None and not dryrun.local(f.planned)
-    return dryrun.record(f.planned, f.sha256, f.size, cached, f.result)
-
-
-def _summary(fetched: list[Fetched]) -> None:
-    got = [f for f in fetched if f.result is not None]
-    local = sum(1 for f in fetched if dryrun.local(f.planned))
-    size = sum(f.size for f in got)
-    retries = sum(f.result.retries for f in got if f.result)
-    on_disk = f"{local} local, " if local else ""
-    print(
-        f"{plural(len(fetched), 'file')} verified ({len(fetched) - len(got) - local} from the "
-        f"cache, {on_disk}{human_bytes(size)} fetched, {plural(retries, 'retry')})",
-        file=sys.stderr,
-    )

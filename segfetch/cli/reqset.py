@@ -32,7 +32,7 @@ from segfetch.errors import (
 if TYPE_CHECKING:
     from segfetch.wheels.files import Planned
     from segfetch.wheels.installer import Installer
-    from segfetch.wheels.requirements import RequirementSet
+    from segfetch.wheels.requirements import RequirementSet, Wanted
     from segfetch.wheels.target import Target
 
 
@@ -361,3 +361,26 @@ def indexes(
         line = f"{url} is not an http(s) or file: index: segfetch does not read it"
         print(f"segfetch: warning: {line}", file=sys.stderr)
     return usable
+
+
+def early_pages(reqs: RequirementSet, wanted: list[Wanted], python: str) -> list[str]:
+    """The projects whose pages are fetched while the target's probe runs: those asked for
+    with no marker, but not one the environment seems to hold in a version that fits
+    where pip keeps it (pip then asks the index nothing: ``Lookahead.keeps``)."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import InvalidVersion
+
+    from segfetch.wheels.dists import seen_installed
+
+    upgrade = {"-U", "--upgrade"} & set(reqs.installed or [])
+    held = seen_installed(python) if reqs.keeps_installed and not upgrade else {}
+    names = []
+    for w in wanted:
+        have = held.get(canonicalize_name(w.req.name))
+        try:
+            kept = have is not None and w.req.specifier.contains(have, prereleases=True)
+        except InvalidVersion:
+            kept = False
+        if w.req.marker is None and not kept:
+            names.append(w.req.name)
+    return list(dict.fromkeys(names))

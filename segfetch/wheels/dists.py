@@ -1,9 +1,10 @@
 """Facts about distribution files: what a wheel's or sdist's name says, a wheel's METADATA,
-and whether a requirement's marker holds. Pure: no network.
+whether a requirement's marker holds, what a venv's folder names say it holds. No network.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Iterable, Mapping
@@ -17,6 +18,7 @@ from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
     NormalizedName,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -91,3 +93,19 @@ def dependencies(metadata: bytes, target: Target, extras: Iterable[str] = ()) ->
 def requirements_of(metadata: bytes, target: Target) -> list[str]:
     """Names of the dependencies a METADATA declares for the target (no extras)."""
     return [req.name for req in dependencies(metadata, target)]
+
+
+def seen_installed(python: str) -> dict[NormalizedName, str]:
+    """What the virtual environment of ``python`` holds, by version, as its site-packages'
+    folder names say (``name-version.dist-info``): read in a moment, a guess made before
+    the target's probe answers. Empty where ``python`` is not a venv's."""
+    prefix = Path(os.path.abspath(python)).parent.parent  # (not resolved: a venv's links out)
+    if not (prefix / "pyvenv.cfg").is_file():
+        return {}
+    found: dict[NormalizedName, str] = {}
+    for site in prefix.glob("lib/python*/site-packages"):
+        for entry in os.listdir(site):
+            if entry.endswith(".dist-info"):
+                name, _, version = entry.removesuffix(".dist-info").partition("-")
+                found[canonicalize_name(name)] = version
+    return found

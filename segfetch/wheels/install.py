@@ -392,10 +392,9 @@ class Session(Fetcher):
     async def _guess(self, name: str, *, ahead: Lookahead, nursery: trio.Nursery) -> None:
         """Read ahead what ``ahead`` hands out for this project now (on first sight, and
         again whenever a file's metadata told something new about it)."""
-        try:
-            files = await self.project(name)
-        except SegfetchError:  # pip will ask for what it really needs, and hear why not
-            files = []  # (a root's: the set fails, and no file is certain)
+        files: list[IndexFile] = []  # (pip keeps what is installed, and asks no page)
+        with contextlib.suppress(SegfetchError):  # pip asks for what it needs, hears why not
+            files = [] if ahead.keeps(name) else await self.project(name)
         for f, certain in ahead.picks(name, files):
             nursery.start_soon(self._read_ahead, f, certain, ahead, nursery)
 

@@ -183,10 +183,17 @@ class Lookahead:
             return None  # pip keeps what is installed, fetches nothing
         return choose(Wanted(req, k.hashes), files, self.target, how=how).file
 
-    def _kept(self, name: str, spec: SpecifierSet, best: Version) -> bool:
+    def keeps(self, name: str) -> bool:
+        """Whether pip keeps the installed version of this project without a look at the
+        index (it fits every specifier known, and no upgrade applies to it): its page is
+        not asked for, and it counts as a page with none to fetch."""
+        k = self._project(name)
+        return self._kept(name, k.base & k.declared, None)
+
+    def _kept(self, name: str, spec: SpecifierSet, best: Version | None) -> bool:
         """Whether pip keeps the installed version of this project: it fits the specifiers
         and no upgrade applies to it (-U for the user's projects, all with
-        --upgrade-strategy eager), or it is no older than the best the index has."""
+        --upgrade-strategy eager), or it is no older than ``best``, the best the index has."""
         have = self.target.installed.get(canonicalize_name(name))
         if not self.reqs.keeps_installed or have is None:
             return False
@@ -196,7 +203,7 @@ class Lookahead:
             return False
         if not spec.contains(version, prereleases=True):
             return False
-        return version >= best or not self._upgrades(name)
+        return (best is not None and version >= best) or not self._upgrades(name)
 
     def _upgrades(self, name: str) -> bool:
         options = self.reqs.installed or []
