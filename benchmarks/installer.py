@@ -104,8 +104,9 @@ async def startup(rs: ReqSet, runs: int, work: Path, trees: dict[str, Path | Non
                     [*prefix, "--version"], check=True, capture_output=True, env=e, cwd=work
                 )
                 took = {f"{label}: --version": time.perf_counter() - t0}
+                # (held since run 0, the set would ask the index nothing, as pip alone)
                 cmd = [*prefix, "install", "--python", python, "--no-cache", "-q"]
-                cmd += ["-r", str(rs.pinned)]
+                cmd += ["--force-reinstall", "-r", str(rs.pinned)]
                 variants = {
                     "first request, --index-url": ([*cmd, "--index-url", emu.index_url], e),
                     "first request, PIP_INDEX_URL": (cmd, {**e, "PIP_INDEX_URL": emu.index_url}),

@@ -5,8 +5,10 @@ for them; all of them when told to reinstall, or when nothing installed counts
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
+import pytest
 import trio
 from helpers import freeze, fresh, segfetch
 from packaging.version import Version
@@ -55,27 +57,42 @@ def test_an_installed_pin_is_not_read_ahead_whole() -> None:
     assert certain(None, "sf-a==1.0") == [True]
 
 
-async def test_a_pinned_set_already_installed_fetches_no_wheel(
-    tmp_path: Path, venv_template: Path
+@pytest.mark.parametrize("hashed", [False, True])
+async def test_a_pinned_set_already_installed_asks_the_index_nothing(
+    tmp_path: Path, venv_template: Path, hashed: bool
 ) -> None:
-    """An index without .metadata files (a static PEP 503 one): checking that the pinned
-    set is complete read each wheel's METADATA from the wheel, so a pin the venv already
-    holds crossed the link whole, and the summary said "0 B fetched". pip alone sends
-    nothing ("Requirement already satisfied")."""
+    """pip alone sends nothing for a pin the venv holds ("Requirement already satisfied").
+    On an index without .metadata files (a static PEP 503 one) checking that the set is
+    complete read the wheel whole, and the summary said "0 B fetched"; then each held
+    pin's page was still asked for. A pin beside them that is not held asks for its own."""
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "sf-held", "1.0", payload=200_000)
+    new = make_wheel(wheels, "sf-new", "1.0", payload=2_000)
     python = fresh(venv_template, tmp_path / "venv")
     pre = await trio.run_process(
         [python, "-m", "pip", "install", "-q", "--no-index", "-f", str(wheels), "sf-held"],
         check=False,
     )
     assert pre.returncode == 0
+    held = wheels / "sf_held-1.0-py3-none-any.whl"
+    lines = [f"sf-held==1.0 --hash=sha256:{_sha(held)}", f"sf-new==1.0 --hash=sha256:{_sha(new)}"]
+    if not hashed:
+        lines = [line.split()[0] for line in lines]
     bare = IndexOptions(metadata=False, advertise_metadata=False)
     async with Emulator(index=wheels, link=Link(), index_options=bare) as emu:
-        proc = await segfetch(
-            "install", "--python", python, "--no-cache", "--index-url", emu.index_url,
-            "--installer", "pip", "sf-held==1.0",
-        )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert not [e for e in emu.log if str(e["path"]).endswith(".whl")], emu.log
-    assert await freeze(python) == ["sf-held==1.0"]
+        for n in (1, 2):
+            (req := tmp_path / "req.txt").write_text("\n".join(lines[:n]) + "\n")
+            proc = await segfetch(
+                "install", "--python", python, "--no-cache", "--index-url", emu.index_url,
+                "--installer", "pip", "-r", str(req),
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            if n == 1:
+                assert emu.log == []
+    asked = sorted(str(e["path"]) for e in emu.log if not str(e["path"]).endswith(".metadata"))
+    assert asked == ["/files/sf_new-1.0-py3-none-any.whl", "/simple/sf-new/"], asked
+    assert await freeze(python) == ["sf-held==1.0", "sf-new==1.0"]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -177,6 +177,8 @@ class Session(Fetcher):
         hashed pin whose file is cached needs no page at all (``_cached_choice``)."""
         reqs.check_pins(target.markers)  # a pin that a constraint excludes: pip's error
         wanted = [w for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
+        if reqs.keeps_installed:  # pip keeps a pin the environment holds: no page for it
+            wanted = [w for w in wanted if not target.holds(w.req.name, w.pinned or "")]
 
         def pick(w: Wanted, files: Sequence[IndexFile]) -> IndexFile:  # the one choice
             return choose(w, files, target, how=reqs.choosing(w.req.name)).file
@@ -293,15 +295,15 @@ class Session(Fetcher):
 
         async def one(p: Planned) -> None:
             f, wheel = self._files.get(p.url), p.filename.endswith(".whl")
-            held = reqs.keeps_installed and target.holds(p.name, p.version)  # (as pip: kept)
-            meta[p] = b"" if held else (await self.metadata_of(f) if f and wheel else None)
+            meta[p] = await self.metadata_of(f) if f and wheel else None
 
         async with trio.open_nursery() as nursery:
             for p in planned:
                 nursery.start_soon(one, p)
         metas = [meta[p] for p in planned]
         refuse_other_pythons(planned, metas, reqs, target)
-        return missing_dependencies(planned, metas, extras_asked(reqs), target)
+        kept = target.installed if reqs.keeps_installed else {}  # (pins held: not planned)
+        return missing_dependencies(planned, metas, extras_asked(reqs), target, kept)
 
     async def plan_with_pip(
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target
