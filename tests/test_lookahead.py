@@ -486,18 +486,22 @@ async def test_a_set_the_venv_holds_asks_the_index_nothing(
     tmp_path: Path, index_dir: Path, venv_template: Path
 ) -> None:
     """As pip alone: a second install of the same unpinned set asks for no page (it asked
-    for each root's page and each dependency's); a new project beside them asks for its own."""
+    for each root's page and each dependency's), and runs no installer after the resolver
+    (which would do nothing); a new project beside them asks for its own page."""
     python = fresh(venv_template, tmp_path / "venv")
     async with Emulator(index=index_dir, link=Link()) as emu:
         for wanted, pages in ((["lk-app"], 2), (["lk-app"], 0), (["lk-app", "lk-np<2"], 1)):
             before = len(emu.log)
             got = await segfetch(
                 "install", "--python", python, "--index-url", emu.index_url,
-                "--cache-dir", str(tmp_path / "cache"), *wanted,
+                "--cache-dir", str(tmp_path / "cache"), "--installer", "pip", *wanted,
             )  # fmt: skip
             assert got.returncode == 0, got.stderr
             asked = [e for e in emu.log[before:] if str(e["path"]).startswith("/simple/")]
             assert len(asked) == pages, asked
+            held = b"nothing to install: every requirement is already satisfied" in got.stderr
+            assert held == (pages == 0), got.stderr
+            assert (b"Successfully installed" in got.stdout) == (pages > 0), got.stdout
     assert await freeze(python) == ["lk-app==1.0", "lk-lib==1.5", "lk-np==1.26"]
 
 

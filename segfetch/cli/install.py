@@ -309,9 +309,15 @@ def _run_started(
             return dryrun.show(dry, args, pip_args, pip_files, cache)
         if not args.json and not args.quiet:
             records.summary(fetched)
+        wants_report = bool(command_line_values(pip_args, "--report"))  # (pip writes it)
         if installer is None:
             link_into(fetched, args.dest)
             code = 0
+        elif not (fetched or reqs.handed or installing.code is not None or wants_report):
+            code = 0  # the environment holds the set: pip would say so, and do nothing
+            if not args.quiet and not args.json:
+                said = f"nothing to install: every requirement is already satisfied ({python})"
+                print(f"segfetch: {said}", file=sys.stderr)
         else:
             if installer.why_not_uv and not args.quiet:
                 print(f"segfetch: installing with pip: {installer.why_not_uv}", file=sys.stderr)
