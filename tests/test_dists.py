@@ -202,3 +202,19 @@ def test_missing_dependencies_follow_a_dependencys_extras() -> None:
         'pysocks>=1.5; extra == "socks" (for lib)'
     ]
     assert missing_dependencies([app, lib, socks], [meta, lib_meta, socks_meta], {}, target) == []
+
+
+def test_an_extra_the_metadata_does_not_provide_gets_pips_warning() -> None:
+    from segfetch.wheels.complete import lacking_extras
+    from segfetch.wheels.files import planned_of
+    from segfetch.wheels.index import IndexFile
+
+    (p,) = [planned_of(IndexFile("Foo_Bar-1.0-py3-none-any.whl", "u"), frozenset())]
+    meta = b"Name: Foo_Bar\nVersion: 1.0\nProvides-Extra: fast\nProvides-Extra: Big_Set\n\n"
+    asked = {"foo-bar": frozenset({"fast", "big-set", "nope", "x"})}
+    assert lacking_extras([p], [meta], asked) == [
+        "WARNING: foo-bar 1.0 does not provide the extra 'nope'",
+        "WARNING: foo-bar 1.0 does not provide the extra 'x'",
+    ]
+    assert lacking_extras([p], [None], asked) == []  # (an sdist: pip builds it and says)
+    assert lacking_extras([p], [meta], {}) == []

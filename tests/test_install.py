@@ -347,8 +347,10 @@ async def test_pips_warnings_of_the_set_are_shown_once(
     said = "WARNING: sf-gamma 1.0 does not provide the extra 'nope'"
     async with index(index_dir, link=Link()) as emu:
         url = ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "c"), "sf-gamma[nope]"]
+        pinned = [*url[:-1], "sf-gamma[nope]==1.0"]  # (no resolver: segfetch says it)
         runs = [
             await segfetch("download", "-d", str(tmp_path / "out"), *url),
+            await segfetch("download", "-d", str(tmp_path / "out"), *pinned),
             await segfetch("install", "--python", str(venv), "--dry-run", *url),
             await segfetch("install", "--python", str(venv), "--installer", "pip", *url),
         ]

@@ -5,6 +5,7 @@ keeps. Install skips pip's resolver only for such a set; hash-checking mode requ
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from email.parser import BytesParser
 
 import trio
 from packaging.utils import canonicalize_name
@@ -60,6 +61,24 @@ def refuse_other_pythons(
     found = [misfit(p.filename, m, version) for p, m in zip(planned, metadata, strict=True)]
     if why := sorted(w for w in found if w):
         raise SegfetchError(f"{'; '.join(why)}: pin a release that fits, or use another Python")
+
+
+def lacking_extras(
+    planned: Sequence[Planned],
+    metadata: Sequence[bytes | None],
+    extras: Mapping[str, frozenset[str]],
+) -> list[str]:
+    """pip's warning for each extra asked of a file whose METADATA provides no such extra
+    (pip's resolver says it; a pinned set goes without the resolver). Pure."""
+    said = []
+    for p, meta in zip(planned, metadata, strict=True):
+        name = canonicalize_name(p.name)
+        if meta and (asked := extras.get(name)):
+            headers = BytesParser().parsebytes(meta, headersonly=True)
+            provided = {canonicalize_name(e) for e in headers.get_all("Provides-Extra") or []}
+            for extra in sorted(e for e in asked if canonicalize_name(e) not in provided):
+                said.append(f"WARNING: {name} {p.version} does not provide the extra '{extra}'")
+    return said
 
 
 def missing_dependencies(

@@ -34,6 +34,7 @@ from segfetch.wheels import select
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import (
     extras_asked,
+    lacking_extras,
     missing_dependencies,
     not_installed,
     refuse_other_pythons,
@@ -302,6 +303,8 @@ class Session(Fetcher):
                 nursery.start_soon(one, p)
         metas = [meta[p] for p in planned]
         refuse_other_pythons(planned, metas, reqs, target)
+        for line in lacking_extras(planned, metas, extras_asked(reqs)):
+            self._warn(line)  # (an install's installer says it itself)
         kept = target.installed if reqs.keeps_installed else {}  # (pins held: not planned)
         return missing_dependencies(planned, metas, extras_asked(reqs), target, kept)
 
