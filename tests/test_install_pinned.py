@@ -57,6 +57,46 @@ def test_an_installed_pin_is_not_read_ahead_whole() -> None:
     assert certain(None, "sf-a==1.0") == [True]
 
 
+def test_a_set_the_environment_holds_whole_needs_no_resolver() -> None:
+    """As pip decides with no look at an index: each requirement and its dependencies (the
+    installed Requires-Dist, extras included) installed in a version that fits."""
+    from segfetch.wheels.complete import held_whole
+
+    installed = {"app": "1.0", "lib": "2.0", "fast": "1.0", "egg": "0.1"}
+    requires: dict[str, list[str] | None] = {
+        "app": ["lib>=2", "fast; extra == 'speed'", "old; python_version < '3'"],
+        "lib": [],
+        "fast": ["gone; extra == 'more'"],
+        "egg": None,  # an egg's PKG-INFO: its dependencies unknown
+    }
+    target = Target(Version("3.11.7"), ("py3-none-any",), {"python_version": "3.11"})
+    target.installed, target.requires = installed, requires
+
+    def held(*lines: str, options: list[str] | None = None, constraints: str = "") -> bool:
+        reqs = RequirementSet(installed=[] if options is None else options)
+        for line in lines:
+            reqs.add_string(line)
+        if constraints:
+            reqs.add_string(constraints)
+            reqs.constraints.append(reqs.wanted.pop())
+        return held_whole(reqs, target)
+
+    assert held("app") and held("App[speed]<2") and held("lib", "app")
+    assert held("app", 'nowhere; python_version < "3"')  # (a marker this Python fails)
+    assert not held("app", "nowhere")  # not installed
+    assert not held("app>1")  # installed, but does not fit
+    assert not held("app", constraints="lib<2")  # a constraint the dependency does not fit
+    assert not held("app[speed]", "fast[more]")  # an extra's dependency not installed
+    assert not held("egg")  # an egg: its dependencies unknown
+    assert not held("app", options=["-U"]) and not held("app", options=["--force-reinstall"])
+    download = RequirementSet()  # (download, --target: nothing installed counts)
+    download.add_string("app")
+    assert not held_whole(download, target)
+    hashed = RequirementSet(installed=[], require_hashes=True)
+    hashed.add_string("app==1.0")
+    assert not held_whole(hashed, target)  # (the pinned set's own rule decides)
+
+
 @pytest.mark.parametrize("hashed", [False, True])
 async def test_a_pinned_set_already_installed_asks_the_index_nothing(
     tmp_path: Path, venv_template: Path, hashed: bool

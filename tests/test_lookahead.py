@@ -502,6 +502,16 @@ async def test_a_set_the_venv_holds_asks_the_index_nothing(
             held = b"nothing to install: every requirement is already satisfied" in got.stderr
             assert held == (pages == 0), got.stderr
             assert (b"Successfully installed" in got.stdout) == (pages > 0), got.stdout
+            assert (b"resolving with pip" in got.stderr) == (pages > 0)  # (none to ask)
+    assert await freeze(python) == ["lk-app==1.0", "lk-lib==1.5", "lk-np==1.26"]
+    # A dependency gone from the environment: resolved and installed again, as by pip.
+    await trio.run_process([python, "-m", "pip", "uninstall", "-y", "-q", "lk-lib"])
+    async with Emulator(index=index_dir, link=Link()) as emu:
+        got = await segfetch(
+            "install", "--python", python, "--index-url", emu.index_url,
+            "--cache-dir", str(tmp_path / "cache"), "--installer", "pip", "lk-app",
+        )  # fmt: skip
+        assert got.returncode == 0, got.stderr
     assert await freeze(python) == ["lk-app==1.0", "lk-lib==1.5", "lk-np==1.26"]
 
 

@@ -1,6 +1,7 @@
 """Whether a pinned set is complete: every dependency its wheels' METADATA names (for the
 target, with the extras asked for) satisfied inside the set or by what the environment
-keeps. Install skips pip's resolver only for such a set; hash-checking mode requires one."""
+keeps. Install skips pip's resolver only for such a set; hash-checking mode requires one.
+And whether the environment holds a set whole (``held_whole``): then nothing is resolved."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from email.parser import BytesParser
 
 import trio
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import SegfetchError
-from segfetch.wheels.dists import dependencies
+from segfetch.wheels.dists import dependencies, marker_applies
 from segfetch.wheels.files import Fetched, Planned, wheel_metadata
 from segfetch.wheels.requirements import HashModeError, RequirementSet
 from segfetch.wheels.select import misfit
@@ -61,6 +63,38 @@ def refuse_other_pythons(
     found = [misfit(p.filename, m, version) for p, m in zip(planned, metadata, strict=True)]
     if why := sorted(w for w in found if w):
         raise SegfetchError(f"{'; '.join(why)}: pin a release that fits, or use another Python")
+
+
+def held_whole(reqs: RequirementSet, target: Target) -> bool:
+    """Whether pip would install nothing, with no look at an index: every requirement, and
+    every dependency of theirs (the installed Requires-Dist, with the extras asked for), is
+    installed in a version that fits it and the constraints, and no upgrade or reinstall is
+    asked. A dependency whose Requires-Dist is unknown (an egg) leaves it to the resolver,
+    and so does hash-checking mode (its pinned set has its own rule). Pure."""
+    upgrade = {"-U", "--upgrade"} & set(reqs.installed or [])
+    if upgrade or not reqs.keeps_installed or reqs.require_hashes or not reqs.wanted:
+        return False
+    if reqs.direct or reqs.handed:
+        return False  # (pip builds or fetches them to know what they are)
+    todo = [w.req for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        req = todo.pop()
+        name = canonicalize_name(req.name)
+        have, deps = target.installed.get(name), target.requires.get(name)
+        spec = req.specifier
+        for c in reqs.constraints_for(name, target.markers):
+            spec &= c.req.specifier
+        try:
+            if have is None or deps is None or not spec.contains(Version(have), prereleases=True):
+                return False
+        except InvalidVersion:
+            return False
+        if (name, frozenset(req.extras)) not in seen:
+            seen.add((name, frozenset(req.extras)))
+            metadata = "".join(f"Requires-Dist: {d}\n" for d in deps).encode()
+            todo += dependencies(metadata, target, req.extras)
+    return True
 
 
 def lacking_extras(

@@ -34,6 +34,7 @@ from segfetch.wheels import select
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import (
     extras_asked,
+    held_whole,
     lacking_extras,
     missing_dependencies,
     not_installed,
@@ -277,6 +278,8 @@ class Session(Fetcher):
         Anything else goes to pip's resolver, and so does a set with an sdist: the install
         builds it, with build dependencies no lock names; pip's resolver builds it too and
         so takes them (``build_deps``)."""
+        if held_whole(reqs, target):  # pip would install nothing, and ask no index
+            return []
         if reqs.fully_pinned:
             planned = await self.plan_pinned(reqs, target)
             wheels = all(p.filename.endswith(".whl") for p in planned)
