@@ -513,6 +513,7 @@ async def test_a_set_the_venv_holds_asks_the_index_nothing(
         )  # fmt: skip
         assert got.returncode == 0, got.stderr
     assert await freeze(python) == ["lk-app==1.0", "lk-lib==1.5", "lk-np==1.26"]
+    assert await freeze(python) == ["lk-app==1.0", "lk-lib==1.5", "lk-np==1.26"]
 
 
 def test_an_extra_spelled_with_underscores_makes_nothing_certain() -> None:
