@@ -272,6 +272,10 @@ async def test_no_metadata_upstream_means_no_wheel_ahead(tmp_path: Path, index_d
         assert proc.returncode == 0, proc.stderr
     got = {p.name: p.stat().st_size for p in out.iterdir()}
     assert wheel_bytes(emu.log) == got
+    # A .metadata the pages do not advertise is guessed (a proxy may drop the key) until
+    # the host answers one 404: then no more (it was a 404 and a round trip per wheel).
+    guessed = [e for e in emu.log if str(e["path"]).endswith(".metadata")]
+    assert len(guessed) == 1, guessed
 
 
 async def test_a_pin_against_a_constraint_is_an_error(tmp_path: Path, index_dir: Path) -> None:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -48,6 +49,7 @@ class Fetcher:
         self._metadata: dict[str, bytes | None] = {}
         self._asking_metadata: dict[str, trio.Event] = {}  # by URL: asked once at a time
         self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
+        self._no_guess: set[str] = set()  # hosts where a .metadata not advertised was not there
         # Bytes that failed their hash (the engine fetched them twice): asked again, by pip's
         # retries of the local index's 502 or the look-ahead, each would cross the link again.
         self.rest = math.inf  # seconds such a file is not fetched again (serve: a while)
@@ -81,13 +83,15 @@ class Fetcher:
         """An advertised .metadata is checked by its sha256. One not advertised (a proxy
         may drop the key) is asked for too, but only where the URL has no query (pip's
         rule would put ".metadata" after a signed URL's token), and kept only if it reads as
-        METADATA: another server answers any path with the wheel, or with an error."""
+        METADATA: another server answers any path with the wheel, or with an error. Once
+        one is not there, no other is guessed on that host in the run."""
         if f.url[:5].lower() == "file:":  # on disk: its own METADATA
             return wheel_metadata(await self.file_of(f))
         dest = self.cache.unverified_path(f.url, f.filename + ".metadata")
         # A wheel already in the cache (a warm run) is read, not asked about again.
         in_cache = f.sha256 is not None and self.cache.path(f.sha256, f.filename).is_file()
-        guess = not f.metadata and "?" not in f.url
+        host = urlsplit(f.url).netloc
+        guess = not f.metadata and "?" not in f.url and host not in self._no_guess
         if (f.metadata or guess) and f.url not in self._no_metadata and not in_cache:
             try:
                 async with self.cache.lock(dest.parent):
@@ -111,6 +115,8 @@ class Fetcher:
                     self.notice(f"warning: the index's metadata of {f.filename} {why}; "
                                 "read from the wheel instead")  # fmt: skip
             self._no_metadata.add(f.url)
+            if not f.metadata:  # a host that keeps none: a 404 per wheel, and a round trip
+                self._no_guess.add(host)
         return wheel_metadata(await self.file_of(f))
 
     async def fetch_all(self, planned: Sequence[Planned]) -> list[Fetched]:
