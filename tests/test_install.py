@@ -348,9 +348,12 @@ async def test_pips_warnings_of_the_set_are_shown_once(
     async with index(index_dir, link=Link()) as emu:
         url = ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "c"), "sf-gamma[nope]"]
         pinned = [*url[:-1], "sf-gamma[nope]==1.0"]  # (no resolver: segfetch says it)
+        wheel = index_dir / "sf_gamma-1.0-py3-none-any.whl"
+        (lock := tmp_path / "lock.txt").write_text(f"{pinned[-1]} --hash=sha256:{_sha(wheel)}\n")
         runs = [
             await segfetch("download", "-d", str(tmp_path / "out"), *url),
             await segfetch("download", "-d", str(tmp_path / "out"), *pinned),
+            await segfetch("download", "-d", str(tmp_path / "out"), *url[:-1], "-r", str(lock)),
             await segfetch("install", "--python", str(venv), "--dry-run", *url),
             await segfetch("install", "--python", str(venv), "--installer", "pip", *url),
         ]

@@ -467,7 +467,7 @@ async def _fetch_set(
                 bars.close()
             # (uv's streaming route checked it before uv had a last byte: not again)
             if reqs.require_hashes and installing.code is None:
-                await check_hashed_set(fetched, reqs, target)
+                await check_hashed_set(fetched, reqs, target, session.warn)
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
     return fetched, pip_reqs, origins
 

@@ -5,7 +5,7 @@ And whether the environment holds a set whole (``held_whole``): then nothing is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from email.parser import BytesParser
 
 import trio
@@ -30,16 +30,24 @@ def extras_asked(reqs: RequirementSet) -> dict[str, frozenset[str]]:
 
 
 async def check_hashed_set(
-    fetched: Sequence[Fetched], reqs: RequirementSet, target: Target
+    fetched: Sequence[Fetched],
+    reqs: RequirementSet,
+    target: Target,
+    warn: Callable[[str], None] | None = None,
 ) -> None:
     """A hashed set of wheels taken as complete (pip's hash mode requires every dependency
     pinned and hashed in it), checked from its verified wheels' METADATA: else stop as pip
-    does. (A set with an sdist was planned by pip's resolver, which checked it.)"""
+    does. (A set with an sdist was planned by pip's resolver, which checked it.) ``warn``:
+    given pip's warnings of the set (an extra a wheel does not provide); None: the
+    installer says them."""
     if not all(f.path.name.endswith(".whl") for f in fetched):
         return
     metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
     planned = [f.planned for f in fetched]
     refuse_other_pythons(planned, metas, reqs, target)
+    if warn is not None:
+        for line in lacking_extras(planned, metas, extras_asked(reqs)):
+            warn(line)
     # What the environment keeps (pins it holds already are not fetched) counts too.
     kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
     if missing := missing_dependencies(planned, metas, extras_asked(reqs), target, kept):

@@ -307,7 +307,7 @@ class Session(Fetcher):
         metas = [meta[p] for p in planned]
         refuse_other_pythons(planned, metas, reqs, target)
         for line in lacking_extras(planned, metas, extras_asked(reqs)):
-            self._warn(line)  # (an install's installer says it itself)
+            self.warn(line)  # (an install's installer says it itself)
         kept = target.installed if reqs.keeps_installed else {}  # (pins held: not planned)
         return missing_dependencies(planned, metas, extras_asked(reqs), target, kept)
 
@@ -358,7 +358,7 @@ class Session(Fetcher):
                 nursery.start_soon(guess, name)
             try:
                 report = await pip_report(
-                    python, [*options, *pip_reqs], local.url, reqs.pre, pip, self._warn
+                    python, [*options, *pip_reqs], local.url, reqs.pre, pip, self.warn
                 )
             except SegfetchError as exc:
                 raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
@@ -386,7 +386,8 @@ class Session(Fetcher):
         self.report = report
         return planned
 
-    def _warn(self, line: str) -> None:
+    def warn(self, line: str) -> None:
+        """One of pip's warning lines, where no installer after segfetch says it."""
         if self.warns:
             print(line, file=sys.stderr)
 
