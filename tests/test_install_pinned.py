@@ -88,6 +88,11 @@ def test_a_set_the_environment_holds_whole_needs_no_resolver() -> None:
     assert not held("app", constraints="lib<2")  # a constraint the dependency does not fit
     assert not held("app[speed]", "fast[more]")  # an extra's dependency not installed
     assert not held("egg")  # an egg: its dependencies unknown
+    # Where pip stops ("Constraints cannot have extras", a Requires-Dist it cannot read),
+    # pip's resolver says so: not "nothing to install" with exit 0.
+    assert not held("app", constraints="app[speed]>=1")
+    requires["lib"] = ["foo >>> 1"]
+    assert not held("app") and not held("lib")
     assert not held("app", options=["-U"]) and not held("app", options=["--force-reinstall"])
     download = RequirementSet()  # (download, --target: nothing installed counts)
     download.add_string("app")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from email.parser import BytesParser
 
 import trio
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -77,13 +78,15 @@ def held_whole(reqs: RequirementSet, target: Target) -> bool:
     """Whether pip would install nothing, with no look at an index: every requirement, and
     every dependency of theirs (the installed Requires-Dist, with the extras asked for), is
     installed in a version that fits it and the constraints, and no upgrade or reinstall is
-    asked. A dependency whose Requires-Dist is unknown (an egg) leaves it to the resolver,
-    and so does hash-checking mode (its pinned set has its own rule). Pure."""
+    asked. Where pip would stop on something (a constraint with extras, an installed
+    Requires-Dist it cannot read) or must look further (an egg's unknown Requires-Dist,
+    direct URLs, -e and paths), the resolver decides; so it does in hash-checking mode (the
+    pinned set's rule). Pure."""
     upgrade = {"-U", "--upgrade"} & set(reqs.installed or [])
     if upgrade or not reqs.keeps_installed or reqs.require_hashes or not reqs.wanted:
         return False
-    if reqs.direct or reqs.handed:
-        return False  # (pip builds or fetches them to know what they are)
+    if reqs.direct or reqs.handed or any(c.req.extras or c.req.url for c in reqs.constraints):
+        return False
     todo = [w.req for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
@@ -100,8 +103,11 @@ def held_whole(reqs: RequirementSet, target: Target) -> bool:
             return False
         if (name, frozenset(req.extras)) not in seen:
             seen.add((name, frozenset(req.extras)))
-            metadata = "".join(f"Requires-Dist: {d}\n" for d in deps).encode()
-            todo += dependencies(metadata, target, req.extras)
+            try:
+                parsed = [Requirement(d) for d in deps]
+            except InvalidRequirement:
+                return False  # (pip stops at it: its words, from the resolver)
+            todo += [d for d in parsed if marker_applies(d.marker, target.markers, req.extras)]
     return True
 
 
