@@ -370,10 +370,10 @@ def early_pages(reqs: RequirementSet, wanted: list[Wanted], python: str) -> list
     from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion
 
+    from segfetch.wheels.complete import upgrading
     from segfetch.wheels.dists import seen_installed
 
-    upgrade = {"-U", "--upgrade"} & set(reqs.installed or [])
-    held = seen_installed(python) if reqs.keeps_installed and not upgrade else {}
+    held = seen_installed(python) if reqs.keeps_installed and not upgrading(reqs) else {}
     names = []
     for w in wanted:
         have = held.get(canonicalize_name(w.req.name))

@@ -45,10 +45,7 @@ async def check_hashed_set(
         return
     metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
     planned = [f.planned for f in fetched]
-    refuse_other_pythons(planned, metas, reqs, target)
-    if warn is not None:
-        for line in lacking_extras(planned, metas, extras_asked(reqs)):
-            warn(line)
+    read_as_pip(planned, metas, reqs, target, warn)
     # What the environment keeps (pins it holds already are not fetched) counts too.
     kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
     if missing := missing_dependencies(planned, metas, extras_asked(reqs), target, kept):
@@ -58,20 +55,30 @@ async def check_hashed_set(
         )
 
 
-def refuse_other_pythons(
+def read_as_pip(
     planned: Sequence[Planned],
     metadata: Sequence[bytes | None],
     reqs: RequirementSet,
     target: Target,
+    warn: Callable[[str], None] | None,
 ) -> None:
-    """Stop, as pip's resolver does, at a wheel whose METADATA's Requires-Python excludes
-    the target's Python: a pin skips the page's check where the page does not say it."""
-    if reqs.ignore_requires_python:
-        return
+    """What pip's resolver says of a pinned set's wheels by their METADATA, where the set
+    goes without it: a Requires-Python that excludes the target's Python stops the set (a
+    pin skips the page's check where the page does not say it); an extra a wheel does not
+    provide gets pip's warning (``warn``; None: the installer says it)."""
     version = target.python_version
     found = [misfit(p.filename, m, version) for p, m in zip(planned, metadata, strict=True)]
-    if why := sorted(w for w in found if w):
+    if (why := sorted(w for w in found if w)) and not reqs.ignore_requires_python:
         raise SegfetchError(f"{'; '.join(why)}: pin a release that fits, or use another Python")
+    if warn is not None:
+        for line in lacking_extras(planned, metadata, extras_asked(reqs)):
+            warn(line)
+
+
+def upgrading(reqs: RequirementSet) -> bool:
+    """-U among an install's options: pip takes the newest that fits of what it was asked
+    for (all with --upgrade-strategy eager), not what is installed."""
+    return bool({"-U", "--upgrade"} & set(reqs.installed or []))
 
 
 def held_whole(reqs: RequirementSet, target: Target) -> bool:
@@ -82,8 +89,7 @@ def held_whole(reqs: RequirementSet, target: Target) -> bool:
     Requires-Dist it cannot read) or must look further (an egg's unknown Requires-Dist,
     direct URLs, -e and paths), the resolver decides; so it does in hash-checking mode (the
     pinned set's rule). Pure."""
-    upgrade = {"-U", "--upgrade"} & set(reqs.installed or [])
-    if upgrade or not reqs.keeps_installed or reqs.require_hashes or not reqs.wanted:
+    if upgrading(reqs) or not reqs.keeps_installed or reqs.require_hashes or not reqs.wanted:
         return False
     if reqs.direct or reqs.handed or any(c.req.extras or c.req.url for c in reqs.constraints):
         return False

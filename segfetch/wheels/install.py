@@ -35,10 +35,9 @@ from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import (
     extras_asked,
     held_whole,
-    lacking_extras,
     missing_dependencies,
     not_installed,
-    refuse_other_pythons,
+    read_as_pip,
 )
 from segfetch.wheels.dists import marker_applies, parse_filename
 from segfetch.wheels.fetcher import Fetcher
@@ -305,9 +304,7 @@ class Session(Fetcher):
             for p in planned:
                 nursery.start_soon(one, p)
         metas = [meta[p] for p in planned]
-        refuse_other_pythons(planned, metas, reqs, target)
-        for line in lacking_extras(planned, metas, extras_asked(reqs)):
-            self.warn(line)  # (an install's installer says it itself)
+        read_as_pip(planned, metas, reqs, target, self.warn)  # (warn: where no installer does)
         kept = target.installed if reqs.keeps_installed else {}  # (pins held: not planned)
         return missing_dependencies(planned, metas, extras_asked(reqs), target, kept)
 

@@ -34,6 +34,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from segfetch.wheels.complete import upgrading
 from segfetch.wheels.dists import dependencies, marker_applies, parse_filename
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.requirements import RequirementSet, Wanted
@@ -206,9 +207,9 @@ class Lookahead:
         return (best is not None and version >= best) or not self._upgrades(name)
 
     def _upgrades(self, name: str) -> bool:
-        options = self.reqs.installed or []
-        if not {"-U", "--upgrade"} & set(options):
+        if not upgrading(self.reqs):
             return False
+        options = self.reqs.installed or []
         eager = any(
             word == "--upgrade-strategy=eager" or (word, nxt) == ("--upgrade-strategy", "eager")
             for word, nxt in zip(options, [*options[1:], ""], strict=True)
