@@ -105,6 +105,11 @@ class Emulator:
     def index_url(self) -> str:
         return self.url("/simple/")
 
+    def fired(self, kind: str) -> int:
+        """How many answers a fault of `kind` shaped, even where the log names another one
+        that fired in the same answer (a body fault shows before a request fault)."""
+        return sum(n for f, n in self._dice.fired.items() if f.kind == kind)
+
     # -- content -----------------------------------------------------------------------------
 
     def _from_index(self, path: str) -> Path | Source | None:
