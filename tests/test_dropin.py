@@ -20,6 +20,7 @@ from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_backend, make_project, make_sdist, make_wheel
 
 DIRECT = "/direct/dr_direct-1.0-py3-none-any.whl"  # not on the index: only at its URL
+B10 = "/direct/dr_b-1.0-py3-none-any.whl"  # a URL constraint's file
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     lines = [f"{pin} --hash=sha256:{sha256_of(path)}\n" for pin, path in locked.items()]
     (root / "hashed.txt").write_text("".join(lines))
     make_wheel(root / "direct", "dr-direct", "1.0", requires=["dr-c[fast]"])
+    make_wheel(root / "direct", "dr-b", "1.0", seed=2)  # not the index's own 1.0
     make_wheel(root / "elsewhere", "dr-found", "1.0", requires=["dr-a"])  # a -f page's
     make_wheel(root / "links", "dr-local", "2.0", requires=["dr-b==1.0"])
     make_wheel(root / "links", "dr-solo", "1.0", requires=["dr-solo-dep"])
@@ -67,12 +69,29 @@ def sha256_of(path: Path) -> str:
 
 
 Args = Callable[[Emulator, Emulator, Path], list[str]]
+
+
+def url_constraints(emu: Emulator, root: Path) -> str:
+    """dr-b from its URL alone (the index has 1.1 too); dr-direct's file is not needed, and
+    neither pip nor segfetch fetches it."""
+    path = root / "url-constraints.txt"
+    path.write_text(f"dr-b @ {emu.url(B10)}\ndr-direct @ {emu.url(DIRECT)}\n")
+    return str(path)
+
+
 CASES: dict[str, Args] = {
     "unpinned": lambda emu, other, root: ["dr-a"],
     "pinned": lambda emu, other, root: ["dr-a==1.0", "dr-b==1.0"],
     "lone-pin": lambda emu, other, root: ["dr-a==1.0"],
     "extras-markers": lambda emu, other, root: ["dr-c[fast]"],
     "constraints": lambda emu, other, root: ["dr-a", "-c", str(root / "constraints.txt")],
+    "url-constraint": lambda emu, other, root: ["dr-a", "-c", url_constraints(emu, root)],
+    "url-constraint-pinned": lambda e, o, root: [
+        "dr-a==1.0",
+        "dr-b==1.0",
+        "-c",
+        url_constraints(e, root),
+    ],
     "direct-url": lambda emu, other, root: [f"dr-direct @ {emu.url(DIRECT)}"],
     "bare-url": lambda emu, other, root: [emu.url(DIRECT)],
     "sdist": lambda emu, other, root: ["dr-src"],
@@ -88,7 +107,7 @@ CASES: dict[str, Args] = {
     "pre-find-links": lambda emu, other, root: ["--pre", "dr-pre-app", "-f", "links"],
 }
 UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-path"]
-UV_TOO += ["no-index", "pre-find-links"]
+UV_TOO += ["no-index", "pre-find-links", "url-constraint", "url-constraint-pinned"]
 
 
 @pytest.mark.parametrize(
@@ -101,7 +120,7 @@ async def test_same_freeze_as_pip(
     root = dirs["root"]
     if case == "vcs" and not shutil.which("git"):
         pytest.skip("needs git")
-    served = {DIRECT: root / DIRECT[1:]}
+    served = {path: root / path[1:] for path in (DIRECT, B10)}
     async with (
         Emulator(served, index=dirs["index"]) as emu,
         Emulator(index=root / "elsewhere") as other,
@@ -126,8 +145,10 @@ async def test_same_freeze_as_pip(
         log = [*emu.log, *other.log]
         if case == "no-index":
             assert log == []  # --find-links alone, as pip takes --no-index
-        files = [e for e in log if e["path"] == DIRECT or str(e["path"]).startswith("/files/")]
+        files = [e for e in log if str(e["path"]).startswith(("/direct/", "/files/"))]
         assert all(e["range"] for e in files if not str(e["path"]).endswith(".metadata")), files
+        if case.startswith("url-constraint"):  # (a file the set does not need: not asked)
+            assert {e["path"] for e in files if str(e["path"]).startswith("/direct/")} == {B10}
     expected = await freeze(alone)
     assert len(expected) >= 2, expected  # the set and a dependency at least
     # The editable's line names the same source folder in both: no difference to explain.

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from segfetch.wheels.index import IndexFile, IndexPageError, parse_page, project_url
-from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.select import NoMatch, choose
 from segfetch.wheels.target import Target
+from segfetch.wheels.wanted import Wanted
 
 SHA = "c" * 64
 PAGE = "https://idx.example/simple/alpha/"

@@ -1,13 +1,14 @@
 import codecs
 import locale
+import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.errors import UsageError
-from segfetch.wheels.requirements import RequirementSet
+from segfetch.errors import SegfetchError, UsageError
+from segfetch.wheels.requirements import ConstraintConflict, RequirementSet
 
 H1, H2 = "a" * 64, "b" * 64
 
@@ -255,10 +256,39 @@ def test_a_bad_hash_fragment_is_one_line_naming_the_requirement(fragment: str, w
     assert good.direct[0].url_sha256 == H1
 
 
-def test_a_url_constraint_is_refused(tmp_path: Path) -> None:
-    c = write(tmp_path, "c.txt", "sf-a @ https://h.example/sf_a-1.0-py3-none-any.whl\n")
-    with pytest.raises(UsageError, match="constraint cannot be a URL"):
+def test_a_url_constraint_is_its_projects_page_and_a_pin_for_pip(tmp_path: Path) -> None:
+    url = "https://h.example/d/sf_a-1.0-py3-none-any.whl"
+    text = f"sf-a @ {url}#sha256={H1}\nsf-b @ file:///w/sf_b-2.0.tar.gz ; sys_platform == 'nt'\n"
+    rs = RequirementSet()
+    rs.add_file(write(tmp_path, "c.txt", text), constraint=True)
+    rs.add_string("sf-a==1.0")
+    # pip is told a version (it fetches nothing itself); the page holds that one file
+    assert rs.pip_lines({})[1] == ["sf-a==1.0", 'sf-b==2.0 ; sys_platform == "nt"']
+    linux = {"sys_platform": "linux", "python_version": "3.11"}
+    (c,) = rs.linked(linux).values()  # (sf-b's marker leaves it out here)
+    assert (c.filename, c.url, c.url_sha256) == ("sf_a-1.0-py3-none-any.whl", url, H1)
+    assert set(rs.linked()) == {"sf-a", "sf-b"}  # (no early index page for either)
+    rs.check_pins(linux)
+    rs.add_string("sf-a==1.1")
+    with pytest.raises(ConstraintConflict, match=r"sf-a==1\.1"):
+        rs.check_pins(linux)  # (pip: ResolutionImpossible)
+
+
+@pytest.mark.parametrize(
+    "url", ["git+https://h.example/sf-a.git", "https://h.example/sf-a/", "file:///w/sf-a/"]
+)
+def test_a_url_constraint_that_is_no_file_is_refused(tmp_path: Path, url: str) -> None:
+    c = write(tmp_path, "c.txt", f"sf-a @ {url}\n")
+    words = f"c.txt:1: a constraint's URL must name a wheel or sdist: {url}"
+    with pytest.raises(UsageError, match=re.escape(words)):
         RequirementSet().add_file(c, constraint=True)
+
+
+def test_an_editable_constraint_is_pips_error(tmp_path: Path) -> None:
+    c = write(tmp_path, "c.txt", "-e ./src/sf-a\n")
+    with pytest.raises(SegfetchError, match=r"c\.txt:1: editable requirements are not") as info:
+        RequirementSet().add_file(c, constraint=True)
+    assert info.value.exit_code == 1  # (pip's InstallationError; not a usage error's 2)
 
 
 def test_a_path_that_is_not_there_is_one_line(tmp_path: Path) -> None:

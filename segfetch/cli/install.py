@@ -443,6 +443,7 @@ async def _fetch_set(
                 for name in reqset.early_pages(reqs, needs, python):
                     nursery.start_soon(page, name)
                 target = await trio.to_thread.run_sync(ready, abandon_on_cancel=True)
+                session.take_links(reqs.linked(target.markers))
                 direct = await session.fetch_direct(reqs, target)
                 if pip_reqs_now is None:  # with pip's constraints, the direct URLs' files
                     local = {url: f.path for url, f in direct.items()}
@@ -468,7 +469,10 @@ async def _fetch_set(
             # (uv's streaming route checked it before uv had a last byte: not again)
             if reqs.require_hashes and installing.code is None:
                 await check_hashed_set(fetched, reqs, target, session.warn)
+    # (pip's freeze names the URL of a file a URL constraint chose: as a direct URL's)
     origins = [(f.planned.name, url, f.sha256) for url, f in direct.items()]
+    urls = {f.url for f in session.links.values()}
+    origins += [(f.planned.name, f.planned.url, f.sha256) for f in fetched if f.planned.url in urls]
     return fetched, pip_reqs, origins
 
 

@@ -32,8 +32,9 @@ from segfetch.errors import (
 if TYPE_CHECKING:
     from segfetch.wheels.files import Planned
     from segfetch.wheels.installer import Installer
-    from segfetch.wheels.requirements import RequirementSet, Wanted
+    from segfetch.wheels.requirements import RequirementSet
     from segfetch.wheels.target import Target
+    from segfetch.wheels.wanted import Wanted
 
 
 def take_configured(args: argparse.Namespace, words: list[str] | None = None) -> None:
@@ -187,7 +188,7 @@ def plan_for_uv(
     from packaging.requirements import Requirement
 
     from segfetch.wheels.lookahead import spelled_alike
-    from segfetch.wheels.requirements import Wanted
+    from segfetch.wheels.wanted import Wanted
 
     if installer is None or installer.name != "uv" or target.pip_normalizes_extras:
         return None
@@ -374,8 +375,10 @@ def early_pages(reqs: RequirementSet, wanted: list[Wanted], python: str) -> list
     from segfetch.wheels.dists import seen_installed
 
     held = seen_installed(python) if reqs.keeps_installed and not upgrading(reqs) else {}
-    names = []
+    names, urls = [], reqs.linked()  # (a URL constraint's file is its page)
     for w in wanted:
+        if canonicalize_name(w.req.name) in urls:
+            continue
         have = held.get(canonicalize_name(w.req.name))
         try:
             kept = have is not None and w.req.specifier.contains(have, prereleases=True)

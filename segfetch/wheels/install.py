@@ -60,10 +60,11 @@ from segfetch.wheels.localindex import LocalIndex
 from segfetch.wheels.lookahead import Lookahead
 from segfetch.wheels.pages import PageCache
 from segfetch.wheels.pip import pip_report, point_urls, report_urls
-from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.select import NoMatch, choose, for_python_version
 from segfetch.wheels.target import Target
 from segfetch.wheels.uploaded import uploaded_before
+from segfetch.wheels.wanted import Wanted
 
 Pick = Callable[[Wanted, Sequence[IndexFile]], IndexFile]  # the file pip would choose
 
@@ -103,12 +104,15 @@ class Session(Fetcher):
         self.refresh: frozenset[str] = frozenset()  # pages never taken fresh, or ":all:"
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
         self.before: datetime | None = None  # --uploaded-prior-to: later files are not seen
+        self.links: dict[str, IndexFile] = {}  # by project: a URL constraint's file, its page
 
     async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
         fetched once, however many ask for it at the same time. ``recheck``: pages this run
         took fresh from the page cache, with no request, are asked for after all."""
         key = canonicalize_name(name)
+        if key in self.links:
+            return [self.links[key]]
         recheck = recheck or bool({key, ":all:"} & self.refresh)  # (--refresh-package)
         while key in self._fetching:
             await self._fetching[key].wait()
@@ -129,6 +133,12 @@ class Session(Fetcher):
             finally:
                 self._fetching.pop(key).set()
         return self._pages[key]
+
+    def take_links(self, constraints: dict[str, Wanted]) -> None:
+        """The files of constraints on URLs, each its project's whole page (wanted.py); no
+        .metadata is guessed beside one (pip asks for none there)."""
+        self.links = {k: IndexFile(c.filename, c.url, c.url_sha256) for k, c in constraints.items()}
+        self._no_metadata |= {c.url for c in constraints.values()}
 
     async def _fetch_project(self, name: str, recheck: bool = False) -> list[IndexFile]:
         files = [f for f in await self._link_files() if _project_of(f) == canonicalize_name(name)]

@@ -37,9 +37,10 @@ from packaging.version import InvalidVersion, Version
 from segfetch.wheels.complete import upgrading
 from segfetch.wheels.dists import dependencies, marker_applies, parse_filename
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.requirements import RequirementSet, Wanted
+from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.select import NoMatch, candidates, choose
 from segfetch.wheels.target import Target
+from segfetch.wheels.wanted import Wanted
 
 
 @dataclass

@@ -159,19 +159,19 @@ for name, url, sha in json.loads(sys.argv[1]):
     dist = md.distribution(name)
     files = {str(f).replace(chr(92), "/"): f for f in dist.files or ()}
     where = [f for k, f in files.items() if k.endswith(".dist-info/direct_url.json")]
-    if not where:
+    record = [f for k, f in files.items() if k.endswith(".dist-info/RECORD")]
+    if not (where or record):
         continue
+    place = where[0] if where else record[0].parent / "direct_url.json"  # (a constraint's)
     info = {"archive_info": {"hash": "sha256=" + sha, "hashes": {"sha256": sha}}, "url": url}
     data = json.dumps(info, sort_keys=True).encode()
-    path = dist.locate_file(where[0])
-    path.write_bytes(data)
+    dist.locate_file(place).write_bytes(data)
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    record = [f for k, f in files.items() if k.endswith(".dist-info/RECORD")]
     if record:
         rpath = dist.locate_file(record[0])
-        rows = rpath.read_text().splitlines()
-        key = str(where[0]).replace(chr(92), "/")
-        rows = [f"{key},sha256={digest},{len(data)}" if r.split(",")[0] == key else r for r in rows]
+        key = str(place).replace(chr(92), "/")
+        rows = [r for r in rpath.read_text().splitlines() if r.split(",")[0] != key]
+        rows.append(f"{key},sha256={digest},{len(data)}")
         rpath.write_text("".join(r + chr(10) for r in rows))
 """
 

@@ -20,12 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import (
-    canonicalize_name,
-)
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import (
@@ -53,6 +51,7 @@ from segfetch.wheels.reqtext import (
     option,
     split_options,
 )
+from segfetch.wheels.wanted import Wanted
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 BOTH = frozenset({"binary", "source"})
@@ -91,41 +90,6 @@ class Choosing:
     formats: frozenset[str] = BOTH
     prefer_binary: bool = False
     ignore_requires_python: bool = False
-
-
-@dataclass
-class Wanted:
-    req: Requirement
-    hashes: frozenset[str] = frozenset()  # sha256 hex digests; any one may match
-    where: str = "command line"  # file:line, for messages
-
-    @property
-    def url(self) -> str:
-        """A direct requirement's URL, without its ``#fragment``."""
-        return (self.req.url or "").partition("#")[0]
-
-    @property
-    def url_sha256(self) -> str | None:
-        """The sha256 a direct URL's ``#sha256=`` fragment names, if any."""
-        fragment = urlsplit(self.req.url or "").fragment
-        for part in fragment.split("&"):
-            algo, _, digest = part.partition("=")
-            if algo == "sha256" and is_sha256(digest):
-                return digest.lower()
-        return None
-
-    @property
-    def filename(self) -> str:
-        """A direct requirement's file name: the URL's last path segment."""
-        return unquote(urlsplit(self.req.url or "").path.rsplit("/", 1)[-1])
-
-    @property
-    def pinned(self) -> str | None:
-        """The version if the requirement is exactly one version (``==X``, no wildcard)."""
-        specs = list(self.req.specifier)
-        if len(specs) == 1 and specs[0].operator in ("==", "===") and "*" not in specs[0].version:
-            return specs[0].version
-        return None
 
 
 @dataclass
@@ -227,15 +191,21 @@ class RequirementSet:
         self.add_file(path, constraint=True)
         self.pip_options += ["-c", str(path)]
 
+    def linked(self, environment: dict[str, str] | None = None) -> dict[str, Wanted]:
+        """The constraints on a URL, by project (``wanted.py``): those that apply to this
+        marker environment, or (None) under any marker."""
+        env = {**(environment or {}), "extra": ""}
+        return {
+            canonicalize_name(c.req.name): c
+            for c in self.constraints
+            if c.req.url and (environment is None or not c.req.marker or c.req.marker.evaluate(env))
+        }
+
     def constraints_for(self, name: str, environment: dict[str, str]) -> list[Wanted]:
         """The constraints on a project that apply to this marker environment."""
-        key = canonicalize_name(name)
-        return [
-            c
-            for c in self.constraints
-            if canonicalize_name(c.req.name) == key
-            and (c.req.marker is None or c.req.marker.evaluate({**environment, "extra": ""}))
-        ]
+        key, env = canonicalize_name(name), {**environment, "extra": ""}
+        mine = [c for c in self.constraints if canonicalize_name(c.req.name) == key]
+        return [c for c in mine if c.req.marker is None or c.req.marker.evaluate(env)]
 
     def check_pins(self, environment: dict[str, str]) -> None:
         """A pin that a constraint excludes is an error, as pip's resolver makes it."""
@@ -248,7 +218,7 @@ class RequirementSet:
             except InvalidVersion:
                 version = pinned  # ===: compared as a string
             for c in self.constraints_for(w.req.name, environment):
-                if not c.req.specifier.contains(version, prereleases=True):
+                if not c.allowed.contains(version, prereleases=True):
                     raise ConstraintConflict(
                         f"cannot install {w.req} ({w.where}): the constraint "
                         f"{c.req} ({c.where}) excludes it"
@@ -316,11 +286,13 @@ class RequirementSet:
         if wanted.req.url is not None and is_http_url(wanted.req.url):
             check_url(wanted.req.url, f"URL ({where})")
             check_url_hashes(wanted.req.url, wanted.req.name, where)
-        if wanted.req.url is None:
+        url = wanted.req.url or ""
+        file = wanted.filename.endswith(ARCHIVES)
+        if not url or (constraint and file and (is_http_url(url) or is_file_url(url))):
             (self.constraints if constraint else self.wanted).append(wanted)
-        elif constraint:
-            raise UsageError(f"{where}: a constraint cannot be a URL ({wanted.req.url})")
-        elif is_http_url(wanted.req.url) and wanted.filename.endswith(ARCHIVES):
+        elif constraint:  # (pip would fetch it itself, behind segfetch's back)
+            raise UsageError(f"{where}: a constraint's URL must name a wheel or sdist: {url}")
+        elif file and is_http_url(url):
             self.direct.append(wanted)
         else:  # file:, VCS, an http URL of no distribution file: pip fetches it
             self.handed.append(" ".join([text, *options]))
@@ -347,7 +319,7 @@ class RequirementSet:
             marker = f" ; {w.req.marker}" if w.req.marker else ""
             lines.append(line(w, f"{w.req.name}{extras} @ {url}{marker}"))
         lines += self.handed
-        return lines, [line(c, str(c.req)) for c in self.constraints]
+        return lines, [line(c, c.for_pip) for c in self.constraints]
 
     def add_file(
         self, path: Path, *, constraint: bool = False, _seen: tuple[Path | str, ...] = ()
@@ -429,7 +401,9 @@ class RequirementSet:
             self.no_index = True
         elif opt in ("-f", "--find-links"):  # a folder beside the file, as pip takes it
             self.find_links.append(str(base / value) if (base / value).exists() else value)
-        elif opt in ("-e", "--editable") and not constraint:
+        elif opt in ("-e", "--editable") and constraint:  # (pip's words, and exit code)
+            raise SegfetchError(f"{where}: editable requirements are not allowed as constraints")
+        elif opt in ("-e", "--editable"):
             self.add_editable(value)
         elif opt == "--trusted-host":
             self.trusted_hosts.append(value)

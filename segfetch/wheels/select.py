@@ -13,8 +13,9 @@ from packaging.version import InvalidVersion, Version
 from segfetch.errors import SegfetchError
 from segfetch.wheels.dists import parse_filename
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.requirements import Choosing, Wanted
+from segfetch.wheels.requirements import Choosing
 from segfetch.wheels.target import Target
+from segfetch.wheels.wanted import Wanted
 
 
 class NoMatch(SegfetchError):
