@@ -302,6 +302,53 @@ async def test_pips_options_from_its_configuration_apply(
     assert await freeze(ours) == await freeze(alone) == ["dr-a==1.0"]
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize("where", ["PIP_CONSTRAINT", "config file"])
+async def test_a_configured_url_constraint_is_fetched_here_once(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, installer: str, where: str
+) -> None:
+    """A constraint on a URL in pip's configuration: pip's resolver (and pip installing)
+    had read the file itself, and fetched the URL behind segfetch's back (it stopped: "not
+    from the index"). Now its file comes through the engine, once; freeze as pip's."""
+    root = dirs["root"]
+    async with Emulator({B10: root / B10[1:]}, index=dirs["index"]) as emu:
+        env = {"PIP_CONSTRAINT": url_constraints(emu, tmp_path)}
+        if where == "config file":
+            conf = tmp_path / "pip.conf"
+            conf.write_text(f"[global]\nconstraint = {env.pop('PIP_CONSTRAINT')}\n")
+            env["PIP_CONFIG_FILE"] = str(conf)
+        alone, ours = (fresh(venv_template, tmp_path / n) for n in ("pip", "ours"))
+        pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, "dr-a"]
+        ran = await trio.run_process(
+            pip, capture_stderr=True, check=False, env={**os.environ, **env}
+        )
+        assert ran.returncode == 0, ran.stderr.decode()
+        emu.log.clear()
+        proc = await segfetch(
+            "install", "--python", ours, "--index-url", emu.index_url, "-q", "--installer",
+            installer, "--no-cache", "dr-a", env=env,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        asked = [e for e in emu.log if e["path"] == B10]
+    assert len(asked) == 1 and asked[0]["range"], asked  # (the engine's, and only once)
+    assert await freeze(ours) == await freeze(alone)
+    assert any(line.startswith("dr-b @ ") for line in await freeze(ours))
+
+
+async def test_a_refused_file_is_asked_once_a_run(tmp_path: Path, dirs: dict[str, Path]) -> None:
+    """A URL constraint's file the server does not have: the look-ahead, pip's .metadata
+    request and pip's file request each asked it (3 requests; pip alone: 1)."""
+    async with Emulator(index=dirs["index"]) as emu:
+        c = tmp_path / "c.txt"
+        c.write_text(f"dr-b @ {emu.url(B10)}\n")  # (nothing is served there)
+        proc = await segfetch(
+            "download", "-d", str(tmp_path / "d"), "--index-url", emu.index_url, "--no-cache",
+            "-q", "-c", str(c), "dr-a",
+        )  # fmt: skip
+        assert proc.returncode == 1 and "404" in one_line_error(proc)
+        assert [e["status"] for e in emu.log if e["path"] == B10] == [404]
+
+
 async def test_hash_mode_reaches_what_pips_resolver_adds(
     tmp_path: Path, dirs: dict[str, Path], venv_template: Path
 ) -> None:

@@ -325,7 +325,7 @@ def _run_started(
             code = installing.replay(args.json) if installing.code == 0 else install(
                 installing.installer or installer, python, fetched, pip_reqs, pip_args,
                 quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
-                own_pip=probe.result().target.own_pip,
+                own_pip=probe.result().target.own_pip, constraints_read=reqs.configured,
             )  # fmt: skip
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)

@@ -25,7 +25,7 @@ from segfetch.wheels.files import (
     planned_of,
     wheel_metadata,
 )
-from segfetch.wheels.index import IndexFile
+from segfetch.wheels.index import IndexFile, IndexPageError
 
 
 class Fetcher:
@@ -50,15 +50,17 @@ class Fetcher:
         self._asking_metadata: dict[str, trio.Event] = {}  # by URL: asked once at a time
         self._no_metadata: set[str] = set()  # URLs whose .metadata the index refused
         self._no_guess: set[str] = set()  # hosts where a .metadata not advertised was not there
-        # Bytes that failed their hash (the engine fetched them twice): asked again, by pip's
-        # retries of the local index's 502 or the look-ahead, each would cross the link again.
+        # Bytes that failed their hash (the engine fetched them twice), or a file the server
+        # refused (a 404): asked again, by the look-ahead or pip's .metadata and file
+        # requests, each would cross the link again, and fail the same way.
         self.rest = math.inf  # seconds such a file is not fetched again (serve: a while)
         self._in_flight: dict[tuple[str, str | None, frozenset[str]], trio.Event] = {}
-        self._mismatched: dict[tuple[str, str | None, frozenset[str]], tuple[float, Exception]] = {}
+        self._refused: dict[tuple[str, str | None, frozenset[str]], tuple[float, Exception]] = {}
 
     def not_again(self, p: Planned) -> None:
-        """Raise for a file whose bytes just failed its hash (see _mismatched)."""
-        bad = self._mismatched.get(_key(p))
+        """Raise for a file whose bytes just failed its hash, or that was refused (see
+        _refused)."""
+        bad = self._refused.get(_key(p))
         if bad is not None and trio.current_time() < bad[0]:
             raise bad[1].with_traceback(None)
 
@@ -163,9 +165,19 @@ class Fetcher:
                 if self.rest < math.inf:
                     why = f"{exc}; not fetched again for {self.rest:.0f} s"
                     again = HashMismatch(why, exc.expected, exc.got)
-                self._mismatched[_key(p)] = (trio.current_time() + self.rest, again)
+                self._refused[_key(p)] = (trio.current_time() + self.rest, again)
+                raise
+            except HTTPStatusError as exc:
+                if final(exc):
+                    self._refused[_key(p)] = (trio.current_time() + self.rest, exc)
                 raise
         return got
+
+
+def final(exc: HTTPStatusError | IndexPageError) -> bool:
+    """A 4xx (not 408 or 429) or a page that is not one; not a failure on the way."""
+    status = exc.status if isinstance(exc, HTTPStatusError) else 400
+    return 400 <= status < 500 and status not in (408, 429)
 
 
 def _key(p: Planned) -> tuple[str, str | None, frozenset[str]]:

@@ -40,7 +40,7 @@ from segfetch.wheels.complete import (
     read_as_pip,
 )
 from segfetch.wheels.dists import marker_applies, parse_filename
-from segfetch.wheels.fetcher import Fetcher
+from segfetch.wheels.fetcher import Fetcher, final
 from segfetch.wheels.files import (
     Fetched,
     Planned,
@@ -127,7 +127,7 @@ class Session(Fetcher):
             try:
                 self._pages[key] = await self._fetch_project(name, recheck)
             except (HTTPStatusError, IndexPageError) as exc:
-                if _final(exc):  # asked again, it would answer the same
+                if final(exc):  # asked again, it would answer the same
                     self._failed_pages[key] = exc
                 raise
             finally:
@@ -434,12 +434,6 @@ class Session(Fetcher):
     async def _file_quietly(self, f: IndexFile) -> None:
         with contextlib.suppress(SegfetchError):
             await self.file_of(f)
-
-
-def _final(exc: HTTPStatusError | IndexPageError) -> bool:
-    """A 4xx (not 408 or 429) or a page that is not one; not a failure on the way."""
-    status = exc.status if isinstance(exc, HTTPStatusError) else 400
-    return 400 <= status < 500 and status not in (408, 429)
 
 
 def _project_of(f: IndexFile) -> str | None:

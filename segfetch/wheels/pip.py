@@ -115,6 +115,7 @@ def install(
     quiet: bool = False,
     cached: Path | None = None,
     own_pip: bool = True,
+    constraints_read: bool = False,
 ) -> int:
     """Install the verified files only into ``python``'s environment, with the target's pip
     or with uv. Neither touches the network for them (--no-index; uv also --offline, and
@@ -122,7 +123,8 @@ def install(
     command's; ``quiet_stdout``: its output goes to stderr (stdout holds one JSON document);
     ``quiet``: the installer is told -q, as pip install -q would be. ``cached``: the
     folder of segfetch's verified files (``Cache.files``), each alone in its own folder;
-    ``own_pip``: False when ``python`` has no pip of its own (``pip_command``)."""
+    ``own_pip``: False when ``python`` has no pip of its own (``pip_command``);
+    ``constraints_read``: the constraint files of pip's configuration are in ``reqs``."""
     with tempfile.TemporaryDirectory(prefix="segfetch-") as tmp:
         # The cache's folders are given as they are: they stay at one path run after run,
         # and uv keeps what it unpacked of a local wheel by its path (30 small wheels
@@ -135,6 +137,8 @@ def install(
         ]
         offline = ["--no-index"] if installer.name == "pip" else ["--offline", "--no-index"]
         cmd, env = command(installer, python, [*offline, *links], reqs, pip_args, quiet, own_pip)
+        if installer.name == "pip" and constraints_read:  # (not again: a URL's would be
+            env = {**os.environ, "PIP_CONSTRAINT": os.devnull}  # fetched by pip itself)
         out = sys.stderr if quiet_stdout else None
         with spawn(cmd, stdin=subprocess.DEVNULL, stdout=out, env=env) as proc:
             try:

@@ -120,6 +120,7 @@ class RequirementSet:
     # those given on the command line, and the constraint files of pip's configuration
     # (pip's resolver runs without its configuration).
     pip_options: list[str] = field(default_factory=list)
+    configured: bool = False  # the constraint files of pip's configuration are read in
     # An install into the target's environment: its resolver sees what is installed there
     # (nothing is fetched for a requirement already satisfied), with these options (-U,
     # ...). None: resolved as if nothing were installed (download, --target DIR, ...).
@@ -187,9 +188,10 @@ class RequirementSet:
             self.pip_options += [option] if value is None else [option, value]
 
     def add_constraint_file(self, path: Path) -> None:
-        """A constraint file of pip's configuration: read here, and named to the resolver."""
+        """A constraint file of pip's configuration: read here, and given to pip in the
+        set's own constraints file (``pip_lines``), a constraint on a URL as a version."""
         self.add_file(path, constraint=True)
-        self.pip_options += ["-c", str(path)]
+        self.configured = True
 
     def linked(self, environment: dict[str, str] | None = None) -> dict[str, Wanted]:
         """The constraints on a URL, by project (``wanted.py``): those that apply to this
