@@ -269,6 +269,24 @@ async def test_download_takes_pip_downloads_own_options(
     assert bad.returncode == 2 and "no such option: --hash-file" in one_line_error(bad)
 
 
+async def both_install(
+    emu: Emulator, tmp_path: Path, venv_template: Path, installer: str, env: dict[str, str]
+) -> tuple[str, str]:
+    """`dr-a` installed by pip alone and by segfetch, each in a fresh venv, with pip's
+    settings ``env``; the emulator's log then holds segfetch's requests alone."""
+    alone, ours = (fresh(venv_template, tmp_path / n) for n in ("pip", "ours"))
+    pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, "dr-a"]
+    ran = await trio.run_process(pip, capture_stderr=True, check=False, env={**os.environ, **env})
+    assert ran.returncode == 0, ran.stderr.decode()
+    emu.log.clear()
+    proc = await segfetch(
+        "install", "--python", ours, "--index-url", emu.index_url, "-q", "--installer",
+        installer, "--no-cache", "dr-a", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    return alone, ours
+
+
 @pytest.mark.parametrize("where", ["environment", "config file"])
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 async def test_pips_options_from_its_configuration_apply(
@@ -282,21 +300,7 @@ async def test_pips_options_from_its_configuration_apply(
         conf.write_text("[global]\nonly-binary = :all:\n[install]\nno-deps = true\n")
         env = {"PIP_CONFIG_FILE": str(conf)}
     async with Emulator(index=dirs["index"]) as emu:
-        alone, ours = (
-            fresh(venv_template, tmp_path / "pip"),
-            fresh(venv_template, tmp_path / "ours"),
-        )
-        pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, "dr-a"]
-        ran = await trio.run_process(
-            pip, capture_stderr=True, check=False, env={**os.environ, **env}
-        )
-        assert ran.returncode == 0, ran.stderr.decode()
-        emu.log.clear()
-        proc = await segfetch(
-            "install", "--python", ours, "--index-url", emu.index_url, "-q", "--installer",
-            installer, "--no-cache", "dr-a", env=env,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr.decode()
+        alone, ours = await both_install(emu, tmp_path, venv_template, installer, env)
         fetched = {str(e["path"]).rsplit("/", 1)[-1] for e in emu.log}
     assert not any(name.startswith("dr_b") for name in fetched), fetched
     assert await freeze(ours) == await freeze(alone) == ["dr-a==1.0"]
@@ -317,18 +321,7 @@ async def test_a_configured_url_constraint_is_fetched_here_once(
             conf = tmp_path / "pip.conf"
             conf.write_text(f"[global]\nconstraint = {env.pop('PIP_CONSTRAINT')}\n")
             env["PIP_CONFIG_FILE"] = str(conf)
-        alone, ours = (fresh(venv_template, tmp_path / n) for n in ("pip", "ours"))
-        pip = [alone, "-m", "pip", "install", "-q", "--index-url", emu.index_url, "dr-a"]
-        ran = await trio.run_process(
-            pip, capture_stderr=True, check=False, env={**os.environ, **env}
-        )
-        assert ran.returncode == 0, ran.stderr.decode()
-        emu.log.clear()
-        proc = await segfetch(
-            "install", "--python", ours, "--index-url", emu.index_url, "-q", "--installer",
-            installer, "--no-cache", "dr-a", env=env,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stderr.decode()
+        alone, ours = await both_install(emu, tmp_path, venv_template, installer, env)
         asked = [e for e in emu.log if e["path"] == B10]
     assert len(asked) == 1 and asked[0]["range"], asked  # (the engine's, and only once)
     assert await freeze(ours) == await freeze(alone)
