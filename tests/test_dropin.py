@@ -5,6 +5,7 @@ alone and segfetch (with pip or uv installing) leave two fresh environments with
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -326,6 +327,25 @@ async def test_a_configured_url_constraint_is_fetched_here_once(
     assert len(asked) == 1 and asked[0]["range"], asked  # (the engine's, and only once)
     assert await freeze(ours) == await freeze(alone)
     assert any(line.startswith("dr-b @ ") for line in await freeze(ours))
+
+
+async def test_a_url_constraints_file_is_direct_in_the_report(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path
+) -> None:
+    """As in pip's --report: the file a URL constraint chose is a direct URL's."""
+    root = dirs["root"]
+    async with Emulator({B10: root / B10[1:]}, index=dirs["index"]) as emu:
+        report = tmp_path / "report.json"
+        proc = await segfetch(
+            "install", "--python", fresh(venv_template, tmp_path / "v"), "-q", "--index-url",
+            emu.index_url, "--no-cache", "--report", str(report), "-c",
+            url_constraints(emu, tmp_path), "dr-a",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+        items = json.loads(report.read_text())["install"]
+        said = {i["metadata"]["name"]: (i["download_info"]["url"], i["is_direct"]) for i in items}
+        assert said["dr-b"] == (emu.url(B10), True)
+        assert said["dr-a"][1] is False
 
 
 async def test_a_refused_file_is_asked_once_a_run(tmp_path: Path, dirs: dict[str, Path]) -> None:

@@ -330,7 +330,7 @@ def _run_started(
             if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
                 record_origins(python, origins)
             for path in command_line_values(pip_args, "--report") if code == 0 else ():
-                report_origins(Path(path), fetched)
+                report_origins(Path(path), fetched, {url for _, url, _ in origins})
             if shown is not None and shown.exists():  # where pip would have printed it
                 print(shown.read_text(), end="", file=sys.stderr if args.json else sys.stdout)
         if args.json:  # one document: what was fetched, or why the install failed

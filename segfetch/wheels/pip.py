@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -192,10 +192,11 @@ def report_to_file(pip_args: Sequence[str], folder: Path) -> tuple[list[str], Pa
     return out, None
 
 
-def report_origins(report: Path, fetched: Sequence[Fetched]) -> None:
+def report_origins(report: Path, fetched: Sequence[Fetched], direct: Collection[str] = ()) -> None:
     """pip's ``--report`` names the verified local copy it installed from: each file's own
     URL instead, as pip's report of an install from the index has it (SBOM and audit tools
-    read it). Left as it is if it cannot be read."""
+    read it); one of ``direct`` (a URL constraint's) is a direct URL's, as for pip. Left as
+    it is if it cannot be read."""
     try:
         data = json.loads(report.read_text())
     except (OSError, ValueError):
@@ -209,6 +210,10 @@ def report_origins(report: Path, fetched: Sequence[Fetched]) -> None:
         return None if found.startswith("file:") else found
 
     point_urls(data, origin)
+    direct = {redact_url(url) for url in direct}
+    for item in data.get("install", []) if isinstance(data, dict) else ():
+        if isinstance(item, dict) and item.get("download_info", {}).get("url") in direct:
+            item["is_direct"] = True
     report.write_text(json.dumps(data, indent=2) + "\n")
 
 
