@@ -348,6 +348,34 @@ async def test_a_url_constraints_file_is_direct_in_the_report(
         assert said["dr-a"][1] is False
 
 
+@pytest.mark.parametrize("place", ["--target", "--prefix"])
+async def test_a_direct_url_installed_elsewhere_records_its_url(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, place: str
+) -> None:
+    """Into a --target (or --prefix) folder, the project of a direct URL said it came
+    from segfetch's cache (file:///...) where pip's says its URL."""
+    root, python = dirs["root"], fresh(venv_template, tmp_path / "v")
+    async with Emulator({DIRECT: root / DIRECT[1:]}, index=dirs["index"]) as emu:
+        want = f"dr-direct @ {emu.url(DIRECT)}"
+        for who, folder in (("pip", tmp_path / "alone"), ("ours", tmp_path / "ours")):
+            args = ["install", "-q", "--index-url", emu.index_url, place, str(folder), want]
+            if who == "pip":
+                ran = await trio.run_process([python, "-m", "pip", *args], capture_stderr=True)
+            else:
+                ran = await segfetch(*args, "--python", python, "--no-cache")
+            assert ran.returncode == 0, ran.stderr.decode()
+    site = (
+        ""
+        if place == "--target"
+        else f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    )
+    lines = []
+    for folder in (tmp_path / "alone", tmp_path / "ours"):
+        cmd = [python, "-m", "pip", "freeze", "--path", str(folder / site)]
+        lines.append((await trio.run_process(cmd, capture_stdout=True)).stdout.decode())
+    assert lines[0] == lines[1] and f"{want}#sha256=" in lines[1], lines
+
+
 async def test_a_refused_file_is_asked_once_a_run(tmp_path: Path, dirs: dict[str, Path]) -> None:
     """A URL constraint's file the server does not have: the look-ahead, pip's .metadata
     request and pip's file request each asked it (3 requests; pip alone: 1)."""

@@ -327,8 +327,8 @@ def _run_started(
                 quiet_stdout=args.json, quiet=args.quiet, cached=cache.files,
                 own_pip=probe.result().target.own_pip, constraints_read=reqs.configured,
             )  # fmt: skip
-            if code == 0 and not any(a.split("=")[0] in ELSEWHERE for a in pip_args):
-                record_origins(python, origins)
+            if code == 0:
+                record_origins(python, origins, pip_args)
             for path in command_line_values(pip_args, "--report") if code == 0 else ():
                 report_origins(Path(path), fetched, {url for _, url, _ in origins})
             if shown is not None and shown.exists():  # where pip would have printed it

@@ -19,6 +19,7 @@ from segfetch.errors import SegfetchError, redact_url
 from segfetch.wheels.children import spawn, stop
 from segfetch.wheels.files import Fetched, link_into
 from segfetch.wheels.installer import Installer, command, loopback_direct, pip_command
+from segfetch.wheels.pipnet import command_line_values
 
 
 async def pip_report(
@@ -158,9 +159,22 @@ def find_links(local: Sequence[Fetched], folder: Path) -> list[str]:
 # Run in the target: each direct requirement's direct_url.json (PEP 610) names the URL it
 # came from, as pip writes it, not the cached file the installer was given; RECORD follows.
 _ORIGINS = """
-import base64, hashlib, importlib.metadata as md, json, sys
+import base64, hashlib, importlib.metadata as md, json, os, sys, sysconfig
+where = json.loads(sys.argv[2])  # --target, --prefix, --root as pip was given them
+path = None
+if where.get("target"):
+    path = [where["target"]]
+elif where.get("prefix") or where.get("root"):
+    base = where.get("prefix")
+    path = [sysconfig.get_paths(vars={"base": base, "platbase": base} if base else None)[k]
+            for k in ("purelib", "platlib")]
+    if where.get("root"):
+        path = [os.path.join(where["root"], p.lstrip(os.sep)) for p in path]
 for name, url, sha in json.loads(sys.argv[1]):
-    dist = md.distribution(name)
+    found = [md.distribution(name)] if path is None else md.distributions(name=name, path=path)
+    dist = next(iter(found), None)
+    if dist is None:
+        continue
     files = {str(f).replace(chr(92), "/"): f for f in dist.files or ()}
     where = [f for k, f in files.items() if k.endswith(".dist-info/direct_url.json")]
     record = [f for k, f in files.items() if k.endswith(".dist-info/RECORD")]
@@ -228,9 +242,19 @@ def point_urls(report: object, origin: Callable[[str], str | None]) -> None:
             info["url"] = redact_url(found)
 
 
-def record_origins(python: str, origins: Sequence[tuple[str, str, str]]) -> None:
+_PLACES = {"target": ("-t", "--target"), "prefix": ("--prefix",), "root": ("--root",)}
+
+
+def record_origins(
+    python: str, origins: Sequence[tuple[str, str, str]], pip_args: Sequence[str] = ()
+) -> None:
     """After the install: the installed projects of direct URLs (name, URL, sha256) say,
-    as pip's own install would, that they came from their URL (``pip freeze`` shows it)."""
+    as pip's own install would, that they came from their URL (``pip freeze`` shows it;
+    ``pip freeze --path`` for a --target). ``pip_args``: where pip installed them."""
     if origins:
-        cmd = [python, "-c", _ORIGINS, json.dumps(list(origins))]
+        where = {}
+        for key, options in _PLACES.items():
+            if values := [v for o in options for v in command_line_values(pip_args, o)]:
+                where[key] = values[-1]
+        cmd = [python, "-c", _ORIGINS, json.dumps(list(origins)), json.dumps(where)]
         subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
