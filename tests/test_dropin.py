@@ -376,6 +376,22 @@ async def test_a_direct_url_installed_elsewhere_records_its_url(
     assert lines[0] == lines[1] and f"{want}#sha256=" in lines[1], lines
 
 
+async def test_a_conflict_names_the_requirements_not_segfetchs_files(
+    tmp_path: Path, dirs: dict[str, Path]
+) -> None:
+    """dr-d needs dr-b<1.1: pip's resolver said "Cannot install -r /tmp/segfetch-reqs-.../
+    requirements.txt (line 1) and ..." (the set as segfetch wrote it), where pip alone
+    names the requirements."""
+    async with Emulator(index=dirs["index"]) as emu:
+        proc = await segfetch(
+            "download", "-d", str(tmp_path), "--index-url", emu.index_url, "--no-cache", "-q",
+            "dr-d", "dr-b==1.1",
+        )  # fmt: skip
+    said = proc.stderr.decode()
+    assert proc.returncode == 1 and "Cannot install dr-d and dr-b==1.1 because" in said, said
+    assert "segfetch-reqs" not in said, said  # (pip sorts the names it was given)
+
+
 async def test_a_refused_file_is_asked_once_a_run(tmp_path: Path, dirs: dict[str, Path]) -> None:
     """A URL constraint's file the server does not have: the look-ahead, pip's .metadata
     request and pip's file request each asked it (3 requests; pip alone: 1)."""

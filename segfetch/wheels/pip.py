@@ -3,8 +3,10 @@ the verified files only, by that pip or by uv (``--installer``)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ from segfetch.wheels.children import spawn, stop
 from segfetch.wheels.files import Fetched, link_into
 from segfetch.wheels.installer import Installer, command, loopback_direct, pip_command
 from segfetch.wheels.pipnet import command_line_values
+from segfetch.wheels.reqtext import split_options
 
 
 async def pip_report(
@@ -47,11 +50,32 @@ async def pip_report(
         cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, check=False,
         env=env, deliver_cancel=_stop_resolver,
     )  # fmt: skip
-    report = _read_report(python, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-    for line in proc.stderr.decode().splitlines():
+    said = as_given(proc.stderr.decode(), pip_reqs)
+    report = _read_report(python, proc.returncode, proc.stdout.decode(), said)
+    for line in said.splitlines():
         if line.startswith("WARNING:") and "Retrying" not in line and index not in line:
             warn(line)
     return report
+
+
+def as_given(text: str, pip_reqs: Sequence[str]) -> str:
+    """pip's words with the set's own files (those segfetch wrote for it, ``-r``/``-c`` in
+    ``pip_reqs``) out of them: "-r /tmp/segfetch-reqs-.../requirements.txt (line 3)" is that
+    line's requirement, as pip names one given on its command line."""
+    for flag, path in itertools.pairwise(pip_reqs):
+        if flag not in ("-r", "-c"):
+            continue
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+
+        def line(m: re.Match[str], lines: list[str] = lines) -> str:
+            n = int(m.group(1))
+            return split_options(lines[n - 1])[0] if 0 < n <= len(lines) else m.group(0)
+
+        text = re.sub(re.escape(f"{flag} {path} (line ") + r"(\d+)\)", line, text)
+    return text
 
 
 async def _stop_resolver(proc: trio.Process) -> None:
