@@ -184,19 +184,18 @@ def find_links(local: Sequence[Fetched], folder: Path) -> list[str]:
 # came from, as pip writes it, not the cached file the installer was given; RECORD follows.
 _ORIGINS = """
 import base64, hashlib, importlib.metadata as md, json, os, sys, sysconfig
-where = json.loads(sys.argv[2])  # --target, --prefix, --root as pip was given them
-path = None
-if where.get("target"):
-    path = [where["target"]]
-elif where.get("prefix") or where.get("root"):
-    base = where.get("prefix")
+places = json.loads(sys.argv[2])  # --target, --prefix, --root as pip was given them
+path = sys.path
+if places.get("target"):
+    path = [places["target"]]
+elif places.get("prefix") or places.get("root"):
+    base = places.get("prefix")
     path = [sysconfig.get_paths(vars={"base": base, "platbase": base} if base else None)[k]
             for k in ("purelib", "platlib")]
-    if where.get("root"):
-        path = [os.path.join(where["root"], p.lstrip(os.sep)) for p in path]
+    if places.get("root"):
+        path = [os.path.join(places["root"], p.lstrip(os.sep)) for p in path]
 for name, url, sha in json.loads(sys.argv[1]):
-    found = [md.distribution(name)] if path is None else md.distributions(name=name, path=path)
-    dist = next(iter(found), None)
+    dist = next(iter(md.distributions(name=name, path=path)), None)
     if dist is None:
         continue
     files = {str(f).replace(chr(92), "/"): f for f in dist.files or ()}
@@ -276,9 +275,9 @@ def record_origins(
     as pip's own install would, that they came from their URL (``pip freeze`` shows it;
     ``pip freeze --path`` for a --target). ``pip_args``: where pip installed them."""
     if origins:
-        where = {}
+        places = {}
         for key, options in _PLACES.items():
             if values := [v for o in options for v in command_line_values(pip_args, o)]:
-                where[key] = values[-1]
-        cmd = [python, "-c", _ORIGINS, json.dumps(list(origins)), json.dumps(where)]
+                places[key] = values[-1]
+        cmd = [python, "-c", _ORIGINS, json.dumps(list(origins)), json.dumps(places)]
         subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
