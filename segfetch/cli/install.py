@@ -290,6 +290,7 @@ def _run_started(
             pre = stack.enter_context(uv)
         indexes = reqset.indexes(args, reqs, pip_config)  # (its URL check loads httpx)
         from segfetch.wheels.cache import Cache
+        from segfetch.wheels.complete import held_lacking_extras
         from segfetch.wheels.files import link_into
         from segfetch.wheels.pip import install, record_origins, report_origins, report_to_file
         from segfetch.wheels.streaming import Early
@@ -315,6 +316,8 @@ def _run_started(
             code = 0
         elif not (fetched or reqs.handed or installing.code is not None or wants_report):
             code = 0  # the environment holds the set: pip would say so, and do nothing
+            for line in held_lacking_extras(reqs, probe.result().target):
+                print(line, file=sys.stderr)  # (pip's, -q or not)
             if not args.quiet and not args.json:
                 said = f"nothing to install: every requirement is already satisfied ({python})"
                 print(f"segfetch: {said}", file=sys.stderr)

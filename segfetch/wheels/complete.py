@@ -135,6 +135,22 @@ def lacking_extras(
     return said
 
 
+def held_lacking_extras(reqs: RequirementSet, target: Target) -> list[str]:
+    """pip's warning for each extra asked of a project the environment holds, whose
+    installed METADATA provides no such extra: pip says it though nothing is installed.
+    Pure."""
+    said = []
+    for w in reqs.wanted:
+        name = canonicalize_name(w.req.name)
+        have, provided = target.installed.get(name), target.extras.get(name)
+        if have is None or provided is None or not marker_applies(w.req.marker, target.markers):
+            continue
+        known = {canonicalize_name(e) for e in provided}
+        for extra in sorted(e for e in w.req.extras if canonicalize_name(e) not in known):
+            said.append(f"WARNING: {name} {have} does not provide the extra '{extra}'")
+    return said
+
+
 def missing_dependencies(
     planned: Sequence[Planned],
     metadata: Sequence[bytes | None],

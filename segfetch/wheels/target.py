@@ -116,10 +116,10 @@ if sys.prefix == sys.base_prefix:  # not a venv: is it marked as the OS's (PEP 6
     answer["managed"] = marker if os.path.isfile(marker) else None
 answer["paths"] = [p for p in sys.path[1:] if os.path.isdir(p)]  # where installs land
 # What is installed (pip takes a pin already satisfied from there, not the index): Name,
-# Version and Requires-Dist (None: an egg's, not in its headers) from each metadata file's
-# headers, the first on sys.path winning as for import. importlib.metadata says the same,
-# but loading it and its email parser is ~35 ms.
-installed, requires = answer["installed"], answer["requires"] = {}, {}
+# Version, Requires-Dist (None: an egg's, not in its headers) and Provides-Extra from each
+# metadata file's headers, the first on sys.path winning as for import. importlib.metadata
+# says the same, but loading it and its email parser is ~35 ms.
+installed, requires, extras = answer["installed"], answer["requires"], answer["extras"] = {}, {}, {}
 seen = set()
 for folder in answer["paths"]:
     try:
@@ -134,23 +134,25 @@ for folder in answer["paths"]:
             continue
         elif os.path.isdir(path):  # else the file is PKG-INFO itself (distutils)
             path = os.path.join(path, "PKG-INFO")
-        headers, deps = {}, [] if entry.endswith(".dist-info") else None
+        headers, deps, provided = {}, [] if entry.endswith(".dist-info") else None, []
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
                 for line in f:
                     if not line.strip():
                         break
-                    key, _, value = line.partition(":")
-                    headers.setdefault(key.strip().lower(), value.strip())
-                    if deps is not None and key.strip().lower() == "requires-dist":
-                        deps.append(value.strip())
+                    key, value = (w.strip() for w in line.partition(":")[::2])
+                    headers.setdefault(key.lower(), value)
+                    if deps is not None and key.lower() == "requires-dist":
+                        deps.append(value)
+                    elif key.lower() == "provides-extra":
+                        provided.append(value)
         except OSError:
             continue
         name, version = headers.get("name"), headers.get("version")
         key = name and re.sub(r"[-_.]+", "-", name).lower()  # PEP 503
         if key and version and key not in seen:
             seen.add(key)
-            installed[name], requires[name] = version, deps
+            installed[name], requires[name], extras[name] = version, deps, provided
 if pip is not None and "--pip-config" in sys.argv:
     try:
         answer["isolated"], answer["pip_config"], files = pip_settings("--pip-isolated" in sys.argv)
@@ -195,6 +197,7 @@ class Target:
     markers: dict[str, str]
     installed: dict[str, str] = field(default_factory=dict)  # canonical name: version
     requires: dict[str, list[str] | None] = field(default_factory=dict)  # its Requires-Dist
+    extras: dict[str, list[str]] = field(default_factory=dict)  # its Provides-Extra
     managed: str | None = None  # its EXTERNALLY-MANAGED file (PEP 668), if it has one
     own_pip: bool = True  # False: pip is not installed in it (installer.pip_command)
     pip_reports: bool = True  # its pip resolves with --dry-run --report (pip 22.2+)
@@ -318,7 +321,8 @@ def start_probe(
 def _probe_of(raw: dict[str, Any]) -> Probe:
     installed = {str(canonicalize_name(k)): str(v) for k, v in raw.get("installed", {}).items()}
     target = Target(Version(raw["version"]), tuple(raw["tags"]), dict(raw["markers"]), installed)
-    target.requires = {str(canonicalize_name(k)): v for k, v in raw.get("requires", {}).items()}
+    for field_ in ("requires", "extras"):  # (an answer kept by an older segfetch has none)
+        setattr(target, field_, {canonicalize_name(k): v for k, v in raw.get(field_, {}).items()})
     target.managed = raw.get("managed")
     target.own_pip = isinstance(raw["pip"], str)
     with contextlib.suppress(InvalidVersion):  # (a pip of its own making: let it try)
