@@ -392,18 +392,23 @@ async def test_a_conflict_names_the_requirements_not_segfetchs_files(
     assert "segfetch-reqs" not in said, said  # (pip sorts the names it was given)
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
 @pytest.mark.parametrize("asked", ["dr-c[fast,nope]", "dr-c[nope]==1.0"])
 async def test_a_held_projects_missing_extra_is_said_as_pip_says_it(
-    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, asked: str
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path, asked: str, installer: str
 ) -> None:
     """pip keeps dr-c (and dr-d for [fast]), installs nothing, and warns that dr-c has no
-    extra 'nope'; segfetch installed nothing and said nothing of it."""
+    extra 'nope'; segfetch installed nothing (or uv, started early, checked the set) and
+    said nothing of it."""
     async with Emulator(index=dirs["index"]) as emu:
         python = fresh(venv_template, tmp_path / "v")
         pip = [python, "-m", "pip", "install", "-q", "--index-url", emu.index_url]
         await trio.run_process([*pip, "dr-c[fast]"], capture_stderr=True)
         alone = await trio.run_process([*pip, asked], capture_stderr=True)
-        ours = await segfetch("install", "--python", python, "--index-url", emu.index_url, asked)
+        ours = await segfetch(
+            "install", "--python", python, "--index-url", emu.index_url, "--installer",
+            installer, asked,
+        )  # fmt: skip
     warned = [ln for ln in alone.stderr.decode().splitlines() if ln.startswith("WARNING")]
     assert warned == ["WARNING: dr-c 1.0 does not provide the extra 'nope'"], warned
     assert ours.returncode == 0 and warned[0] in ours.stderr.decode().splitlines(), ours.stderr

@@ -311,13 +311,15 @@ def _run_started(
         if not args.json and not args.quiet:
             records.summary(fetched)
         wants_report = bool(command_line_values(pip_args, "--report"))  # (pip writes it)
+        nothing = not (fetched or reqs.handed or installing.code is not None or wants_report)
+        if installer is not None and (nothing or (installing.installer or installer).name == "uv"):
+            for line in held_lacking_extras(reqs, probe.result().target):
+                print(line, file=sys.stderr)  # (pip's words, -q or not; pip installing says them)
         if installer is None:
             link_into(fetched, args.dest)
             code = 0
-        elif not (fetched or reqs.handed or installing.code is not None or wants_report):
+        elif nothing:
             code = 0  # the environment holds the set: pip would say so, and do nothing
-            for line in held_lacking_extras(reqs, probe.result().target):
-                print(line, file=sys.stderr)  # (pip's, -q or not)
             if not args.quiet and not args.json:
                 said = f"nothing to install: every requirement is already satisfied ({python})"
                 print(f"segfetch: {said}", file=sys.stderr)

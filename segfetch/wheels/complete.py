@@ -5,6 +5,7 @@ And whether the environment holds a set whole (``held_whole``): then nothing is 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from email.parser import BytesParser
 
@@ -136,15 +137,20 @@ def lacking_extras(
 
 
 def held_lacking_extras(reqs: RequirementSet, target: Target) -> list[str]:
-    """pip's warning for each extra asked of a project the environment holds, whose
-    installed METADATA provides no such extra: pip says it though nothing is installed.
-    Pure."""
+    """pip's warning for each extra asked of a project the environment holds, and pip keeps,
+    whose installed METADATA provides no such extra: pip says it though nothing is
+    installed (uv says nothing). Pure."""
+    if not reqs.keeps_installed or upgrading(reqs):
+        return []
     said = []
     for w in reqs.wanted:
         name = canonicalize_name(w.req.name)
         have, provided = target.installed.get(name), target.extras.get(name)
         if have is None or provided is None or not marker_applies(w.req.marker, target.markers):
             continue
+        with contextlib.suppress(InvalidVersion):
+            if not w.req.specifier.contains(Version(have), prereleases=True):
+                continue  # (not kept: the installer installs another version, and says it)
         known = {canonicalize_name(e) for e in provided}
         for extra in sorted(e for e in w.req.extras if canonicalize_name(e) not in known):
             said.append(f"WARNING: {name} {have} does not provide the extra '{extra}'")
