@@ -6,7 +6,7 @@ And whether the environment holds a set whole (``held_whole``): then nothing is 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from email.parser import BytesParser
 
 import trio
@@ -130,10 +130,17 @@ def lacking_extras(
         name = canonicalize_name(p.name)
         if meta and (asked := extras.get(name)):
             headers = BytesParser().parsebytes(meta, headersonly=True)
-            provided = {canonicalize_name(e) for e in headers.get_all("Provides-Extra") or []}
-            for extra in sorted(e for e in asked if canonicalize_name(e) not in provided):
-                said.append(f"WARNING: {name} {p.version} does not provide the extra '{extra}'")
+            said += _lacking(name, p.version, asked, headers.get_all("Provides-Extra") or [])
     return said
+
+
+def _lacking(name: str, version: str, asked: Iterable[str], provided: Iterable[str]) -> list[str]:
+    """pip's words for each extra ``asked`` of a project that ``provided`` lacks."""
+    known = {canonicalize_name(e) for e in provided}
+    return [
+        f"WARNING: {name} {version} does not provide the extra '{extra}'"
+        for extra in sorted(e for e in asked if canonicalize_name(e) not in known)
+    ]
 
 
 def held_lacking_extras(reqs: RequirementSet, target: Target) -> list[str]:
@@ -151,9 +158,7 @@ def held_lacking_extras(reqs: RequirementSet, target: Target) -> list[str]:
         with contextlib.suppress(InvalidVersion):
             if not w.req.specifier.contains(Version(have), prereleases=True):
                 continue  # (not kept: the installer installs another version, and says it)
-        known = {canonicalize_name(e) for e in provided}
-        for extra in sorted(e for e in w.req.extras if canonicalize_name(e) not in known):
-            said.append(f"WARNING: {name} {have} does not provide the extra '{extra}'")
+        said += _lacking(name, have, w.req.extras, provided)
     return said
 
 
