@@ -29,6 +29,10 @@ def _own_settings(
     home: Path = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("SEGFETCH_CONFIG", str(home / "config.json"))
     monkeypatch.setenv("SEGFETCH_CACHE_DIR", str(home / "cache"))
+    # Temporary folders of the commands a test starts: a run the test kills (SIGKILL leaves
+    # no chance to clean up) leaves them in pytest's own folder, not in the machine's /tmp.
+    (home / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(home / "tmp"))
     # Nor the machine's pip and uv settings (pip.conf here names extra indexes and
     # find-links) or their caches: each test's installers see only what it gives them.
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
