@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import ssl
@@ -193,3 +194,11 @@ def file_index(root: Path, wheel: Path, sha256: str | None = None) -> str:
     link = f'<a href="../../files/{kept.name}#sha256={digest}">{kept.name}</a>'
     (project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{link}\n</body></html>\n")
     return (root / "simple").as_uri()
+
+
+def installed(python: Path) -> list[str]:
+    """name==version of every distribution in the environment (its pip cannot say)."""
+    code = "import importlib.metadata as m, json\n"
+    code += "print(json.dumps(sorted(f'{d.name}=={d.version}' for d in m.distributions())))"
+    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout))

@@ -13,10 +13,9 @@ from pathlib import Path
 import pip
 import pytest
 import trio
-from helpers import fresh, segfetch
+from helpers import fresh, installed, segfetch
 from packaging.version import Version
 from test_installer import SET, index, index_dir
-from test_no_pip import installed
 
 from segfetch.wheels.installer import pip_command
 

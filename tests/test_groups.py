@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from helpers import one_line_error, segfetch
+from helpers import installed, one_line_error, segfetch
 from test_installer import index, index_dir
-from test_no_pip import installed
 
 from segfetch.errors import UsageError
 from segfetch.wheels.groups import group_requirements

@@ -10,12 +10,22 @@ from __future__ import annotations
 
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import trustme
-from helpers import connect_proxy, freeze, fresh, one_line_error, segfetch, tls_front
+from helpers import (
+    connect_proxy,
+    freeze,
+    fresh,
+    installed,
+    one_line_error,
+    segfetch,
+    tls_front,
+)
+from test_installer import needs_uv
 
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_wheel
@@ -171,3 +181,35 @@ async def test_uv_installing_while_files_arrive_reaches_the_local_index_directly
         assert proc.returncode == 0, proc.stderr.decode()
     assert set(asked) == {f"CONNECT 127.0.0.1:{port} HTTP/1.1"}, asked
     assert len(await freeze(python)) == 2
+
+
+@pytest.mark.parametrize("installer", ["pip", pytest.param("uv", marks=needs_uv)])
+async def test_no_proxy_env_leaves_the_environments_proxy_out(
+    tmp_path: Path, index_dir: Path, venv_template: Path, installer: str
+) -> None:
+    """pip 26.2's --no-proxy-env: HTTP(S)_PROXY name a proxy that refuses plain GETs, and
+    nothing goes there (without the option, segfetch's requests do, and fail). The venv has
+    no pip of its own: segfetch lends its own (26.2+). With the venv template's older pip
+    the option stops at once, as that pip stops it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+
+    async def install_a(python: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return await segfetch(
+            "install", "--python", python, "--index-url", emu.index_url, "--no-cache", "-q",
+            "--installer", installer, *args, "pn-a", env={**env, "HTTP_PROXY": proxy},
+        )  # fmt: skip
+
+    async with Emulator(index=index_dir) as emu, connect_proxy() as (proxy_port, asked):
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        env = {"HTTPS_PROXY": proxy, "NO_PROXY": "", "no_proxy": ""}
+        proc = await install_a(python, "--no-proxy-env")
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert asked == []
+        assert installed(Path(python)) == ["pn-a==1.0", "pn-b==1.0"]
+        through = await install_a(python, "--force-reinstall")
+        assert through.returncode != 0 and asked, through.stderr.decode()
+        refused = await install_a(fresh(venv_template, tmp_path / "old"), "--no-proxy-env")
+    assert refused.returncode == 2
+    assert "--no-proxy-env needs pip 26.2+" in one_line_error(refused)

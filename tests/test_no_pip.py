@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import segfetch
+from helpers import installed, segfetch
 from test_installer import SET, index, index_dir, needs_uv
 
 from segfetch.errors import UsageError
@@ -25,14 +24,6 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("bare") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     return path / "bin" / "python"
-
-
-def installed(python: Path) -> list[str]:
-    """name==version of every distribution in the environment (its pip cannot say)."""
-    code = "import importlib.metadata as m, json\n"
-    code += "print(json.dumps(sorted(f'{d.name}=={d.version}' for d in m.distributions())))"
-    out = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True)
-    return list(json.loads(out.stdout))
 
 
 def test_the_probe_tells_the_tags_of_a_python_without_pip(bare: Path) -> None:

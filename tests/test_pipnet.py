@@ -59,7 +59,29 @@ def test_the_command_line_wins_and_its_trusted_hosts_add_to_the_configured() -> 
         proxy="https://cli:3129",
         cafile="/cli.pem",
         insecure=("a.example", "b.example", "x:8443"),
+        env_proxies=False,  # a proxy given: pip 26.2+ reads none from the environment
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "listing"),
+    [
+        (["--no-proxy-env"], ""),
+        ([], "global.no-proxy-env='true'\n"),
+        ([], ":env:.no-proxy-env='1'\n"),  # PIP_NO_PROXY_ENV=1
+        (["--proxy", ""], ""),  # pip 26.2+: "" is no proxy at all
+    ],
+)
+def test_the_environments_proxies_are_left_where_pip_leaves_them(
+    args: list[str], listing: str
+) -> None:
+    net = pip_network(args, listing, "install")
+    assert net == Network(env_proxies=False)
+
+
+def test_the_environments_proxies_count_unless_told_otherwise() -> None:
+    listing = "global.no-proxy-env='false'\n:env:.no-proxy-env='no'\n"
+    assert pip_network(["--no-deps"], listing, "install").env_proxies
 
 
 def test_reading_values() -> None:

@@ -44,7 +44,6 @@ def test_every_spelling_of_a_valued_option_keeps_its_value() -> None:
     [
         ("--frobnicate", "no such option: --frobnicate"),
         ("--frobnicate=3", "no such option: --frobnicate"),
-        ("--no-proxy-env", "take pip's --no-proxy-env yet"),
         ("--only-deps", "does not take pip's --only-deps yet"),
         ("--pypi-url", "takes --index-url for pip's --pypi-url"),
     ],

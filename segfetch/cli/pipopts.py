@@ -22,6 +22,7 @@ from segfetch.errors import UsageError
 PIP_FLAGS: tuple[str, ...] = (
     *("--no-deps", "--no-dependencies", "--prefer-binary", "--ignore-requires-python"),
     *("--no-build-isolation", "--use-pep517", "--no-use-pep517", "--check-build-dependencies"),
+    "--no-proxy-env",  # (pip 26.2) segfetch's own connections take it too (pipnet.py)
 )
 PIP_VALUED: tuple[str, ...] = (
     *("--only-binary", "--no-binary", "--platform", "--python-version", "--implementation"),
@@ -66,7 +67,6 @@ INSTALL_ONLY = frozenset(
 NOT_YET = frozenset(
     {
         *("--only-deps", "--only-dependencies"),
-        "--no-proxy-env",
     }
 )
 RENAMED = {"--pypi-url": "--index-url", "--default-timeout": "--timeout"}  # pip's old spellings

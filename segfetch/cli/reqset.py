@@ -269,6 +269,7 @@ _NEWER = {
     "--all-releases": "26.0",
     "--only-final": "26.0",
     "--build-constraint": "25.3",
+    "--no-proxy-env": "26.2",
 }
 
 

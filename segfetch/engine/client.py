@@ -112,7 +112,7 @@ def make_client(
     net = network or Network()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     # (pip's proxy, checked by pipnet, is used in place of the environment's)
-    client = with_env_proxies(lambda: _client(limits, timeout, net), net.proxy is None)
+    client = with_env_proxies(lambda: _client(limits, timeout, net), net.env_proxies)
     pool.speed_up(client)
     return client
 
@@ -205,7 +205,7 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         headers=CLIENT_HEADERS,
-        trust_env=True,  # HTTP(S)_PROXY, NO_PROXY, SSL_CERT_FILE
+        trust_env=net.env_proxies,  # HTTP(S)_PROXY, NO_PROXY (verify= is our own context)
         proxy=net.proxy,  # pip's: over the environment's, as pip takes it
         # made on the first https connection; pip's trusted hosts are not checked
         verify=tls_context(net.cafile, net.client_cert, net.insecure),

@@ -47,9 +47,12 @@ class Options:
 class Network:
     """Where connections go and what TLS trusts, beyond the environment (HTTP(S)_PROXY,
     NO_PROXY, SSL_CERT_FILE, which httpx reads itself): pip's settings, for ``install``.
-    ``insecure``: hosts ("host" or "host:port") whose certificates are not checked."""
+    ``insecure``: hosts ("host" or "host:port") whose certificates are not checked;
+    ``env_proxies``: False where pip reads no proxy from the environment (--no-proxy-env,
+    or a --proxy given, "" included)."""
 
     proxy: str | None = None
     cafile: str | None = None
     client_cert: str | None = None
     insecure: tuple[str, ...] = ()
+    env_proxies: bool = True

@@ -38,6 +38,7 @@ UV_FLAGS: dict[str, str | None] = {
     "--no-warn-conflicts": None,
     "--disable-pip-version-check": None,
     "--no-index": None,  # uv is given --no-index anyway
+    "--no-proxy-env": None,  # uv asks only segfetch's loopback index and local files
     "--pre": "--prerelease=allow",
 }
 # (Not --target nor --prefix: uv takes them, but as a folder of its own that it checks for

@@ -113,6 +113,10 @@ def pip_network(pip_args: Sequence[str], listing: str, command: str) -> Network:
         return given[-1] if given else configured(name)
 
     proxy = one("proxy")
+    # pip 26.2+: a proxy given ("" too: no proxy at all), or --no-proxy-env, and pip reads
+    # none from the environment (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY)
+    no_env = "--no-proxy-env" in pip_args or config_flag(listing, "no-proxy-env", command)
+    env_proxies = proxy is None and not no_env
     if proxy and "://" not in proxy:
         proxy = "http://" + proxy  # as requests reads a proxy without a scheme
     if proxy:
@@ -124,6 +128,7 @@ def pip_network(pip_args: Sequence[str], listing: str, command: str) -> Network:
         cafile=one("cert"),
         client_cert=one("client-cert"),
         insecure=tuple(dict.fromkeys(trusted)),
+        env_proxies=env_proxies,
     )
 
 

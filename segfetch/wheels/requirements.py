@@ -68,6 +68,7 @@ RESOLVER_FLAGS = frozenset(
     {
         *("--prefer-binary", "--no-deps", "--no-dependencies", "--ignore-requires-python"),
         *("--no-build-isolation", "--use-pep517", "--no-use-pep517", "--check-build-dependencies"),
+        "--no-proxy-env",  # (for the pip version check: check_resolver_options)
     }
 )
 
