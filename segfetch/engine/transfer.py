@@ -292,7 +292,7 @@ class Transfer:
                     raise RetryLater(Failure(message, True))
             except (RetryLater, httpx.TransportError) as exc:
                 failure = classify(exc, self.where.current)
-                if failure.backpressure:
+                if failure.backpressure and not (self.slots and self.slots.let_pass(asked)):
                     if self.slots is not None:
                         self.slots.shrink(asked)  # the host wants fewer of us, whichever file
                     if self.stats.workers - self.idle > 1:
