@@ -23,7 +23,7 @@ from segfetch.engine.download import download
 from segfetch.engine.options import Options
 from segfetch.engine.retry import RetryPolicy
 from segfetch.engine.slots import OPENING, Slots
-from segfetch.testing.emulator import Emulator, Link, SyntheticFile
+from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
 
 PATH = "/pkg.whl"
 
@@ -272,3 +272,23 @@ def test_what_a_host_is_remembered_at_is_a_count_that_was_judged() -> None:
     c.epoch(1e6, busy=4)
     assert c.pushback(busy=6) == 4
     assert c.to_remember == 4  # the count that streamed without refusals
+
+
+async def test_a_fixed_count_keeps_its_connections_through_one_refusal(tmp_path: Path) -> None:
+    """-n 4 on its own: the first connection's next request (a steal, once its first range
+    is done and the other three stream) is refused once. That worker asks again after the
+    Retry-After instead of ending (it ended: three connections for the rest, 10.6 s for 8 in
+    S7 whenever the host counted a closing connection of ours)."""
+    refused = Fault("status", status=503, rate=1.0, after=4, limit=1, retry_after="0")
+    link = Link(seed=1, rate=256 << 10, faults=(refused,))
+    async with Emulator({PATH: SyntheticFile(4 << 20)}, link=link) as emu:
+        dest = tmp_path / "out.whl"
+        options = Options(connections=4, policy=RetryPolicy(base=0.01))
+        await download(emu.url(PATH), dest, options, sha256=emu.sha256(PATH))
+        assert dest.read_bytes() == emu.content(PATH)
+        log = list(emu.log)
+    (when,) = [float(str(r["t"])) for r in log if r["status"] == 503]
+    spans = [(float(str(r["t"])), float(str(r["t"])) + float(str(r["duration"]))) for r in log]
+    after = [(max(a, when), b) for a, b in spans if b > when and a != when]
+    most = max(sum(a <= t < b for a, b in after) for t, _ in after)
+    assert most == 4, log  # four at once after it, not three

@@ -97,6 +97,7 @@ class Transfer:
         self.released = trio.lowlevel.ParkingLot()  # idle workers, woken as a range comes back
         self.idle = 0  # workers waiting there: not at work (a 503 leaves the range to those)
         self.pushed = False  # the host pushed back: idle workers end, as they did before
+        self.let_passed = False  # a refusal let pass (-n N alone: Slots.let_pass has its own)
         self.planner = Planner(
             state.size,
             state.done,
@@ -292,7 +293,7 @@ class Transfer:
                     raise RetryLater(Failure(message, True))
             except (RetryLater, httpx.TransportError) as exc:
                 failure = classify(exc, self.where.current)
-                if failure.backpressure and not (self.slots and self.slots.let_pass(asked)):
+                if failure.backpressure and not self._let_pass(asked):
                     if self.slots is not None:
                         self.slots.shrink(asked)  # the host wants fewer of us, whichever file
                     if self.stats.workers - self.idle > 1:
@@ -306,6 +307,16 @@ class Transfer:
                 if body is not None:
                     await body.response.aclose()
                 body = None
+        return True
+
+    def _let_pass(self, asked: float) -> bool:
+        """A refusal let pass, without a connection fewer: see ``Slots.let_pass``; with -n N
+        and no shared budget, the first one at a count that streamed at once."""
+        if self.slots is not None:
+            return self.slots.let_pass(asked)
+        if self.let_passed or self.stats.live >= self.stats.peak:
+            return False
+        self.let_passed = True
         return True
 
     async def _open(self, seg: Segment) -> Body:
