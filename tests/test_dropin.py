@@ -80,6 +80,29 @@ def url_constraints(emu: Emulator, root: Path) -> str:
     return str(path)
 
 
+def universal_lock(root: Path, hashed: bool) -> list[str]:
+    """A lock written for several Pythons (uv export's shape): lines whose marker does not
+    hold here pin, constrain and ask extras of nothing. dr-a needs dr-b, pinned only for
+    Python 2 (the constraint, dr-b==1.1, excludes that pin); dr-c's extra only for Python 2
+    too. pip takes dr-b 1.1 for dr-a, and dr-c without its extra's dr-d."""
+    py2 = ' ; python_version < "3"'
+    pins = [("dr-a", "1.0", ""), ("dr-b", "1.0", py2), ("dr-b", "1.1", ""), ("dr-c", "1.0", "")]
+    pins += [("dr-c[fast]", "1.0", py2)]
+    lines = []
+    for name, version, marker in pins:
+        if name == "dr-b" and not marker and not hashed:
+            continue  # unhashed: pip's resolver takes dr-b for dr-a
+        wheel = (
+            root / "index" / f"{name.split('[')[0].replace('-', '_')}-{version}-py3-none-any.whl"
+        )
+        digest = f" --hash=sha256:{sha256_of(wheel)}" if hashed else ""
+        lines.append(f"{name}=={version}{marker}{digest}\n")
+    lock = root / f"universal-{hashed}.txt"
+    lock.write_text("".join(lines))
+    (root / "universal-c.txt").write_text("dr-b==1.1\n")
+    return ["-r", str(lock), "-c", str(root / "universal-c.txt")]
+
+
 CASES: dict[str, Args] = {
     "unpinned": lambda emu, other, root: ["dr-a"],
     "pinned": lambda emu, other, root: ["dr-a==1.0", "dr-b==1.0"],
@@ -106,9 +129,12 @@ CASES: dict[str, Args] = {
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
     # the installer chooses from the folder too: --pre reaches it (it took dr-pre-lib 0.9)
     "pre-find-links": lambda emu, other, root: ["--pre", "dr-pre-app", "-f", "links"],
+    "universal-lock": lambda emu, other, root: universal_lock(root, hashed=False),
+    "universal-hashed": lambda emu, other, root: universal_lock(root, hashed=True),
 }
 UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-path"]
 UV_TOO += ["no-index", "pre-find-links", "url-constraint", "url-constraint-pinned"]
+UV_TOO += ["universal-lock", "universal-hashed"]
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,10 @@ from segfetch.wheels.select import misfit
 from segfetch.wheels.target import Target
 
 
-def extras_asked(reqs: RequirementSet) -> dict[str, frozenset[str]]:
-    """The extras asked for, by project."""
+def extras_asked(reqs: RequirementSet, target: Target) -> dict[str, frozenset[str]]:
+    """The extras asked for, by project, by the requirements whose marker holds there."""
     extras: dict[str, frozenset[str]] = {}
-    for w in reqs.wanted:
+    for w in reqs.wanted_in(target.markers):
         key = canonicalize_name(w.req.name)
         extras[key] = extras.get(key, frozenset()) | frozenset(w.req.extras)
     return extras
@@ -49,7 +49,7 @@ async def check_hashed_set(
     read_as_pip(planned, metas, reqs, target, warn)
     # What the environment keeps (pins it holds already are not fetched) counts too.
     kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
-    if missing := missing_dependencies(planned, metas, extras_asked(reqs), target, kept):
+    if missing := missing_dependencies(planned, metas, extras_asked(reqs, target), target, kept):
         raise HashModeError(
             f"hash-checking mode: the set lacks {', '.join(missing)}; add each, pinned with "
             "== and with its --hash, as pip requires"
@@ -72,7 +72,7 @@ def read_as_pip(
     if (why := sorted(w for w in found if w)) and not reqs.ignore_requires_python:
         raise SegfetchError(f"{'; '.join(why)}: pin a release that fits, or use another Python")
     if warn is not None:
-        for line in lacking_extras(planned, metadata, extras_asked(reqs)):
+        for line in lacking_extras(planned, metadata, extras_asked(reqs, target)):
             warn(line)
 
 

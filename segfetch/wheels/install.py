@@ -316,7 +316,7 @@ class Session(Fetcher):
         metas = [meta[p] for p in planned]
         read_as_pip(planned, metas, reqs, target, self.warn)  # (warn: where no installer does)
         kept = target.installed if reqs.keeps_installed else {}  # (pins held: not planned)
-        return missing_dependencies(planned, metas, extras_asked(reqs), target, kept)
+        return missing_dependencies(planned, metas, extras_asked(reqs, target), target, kept)
 
     async def plan_with_pip(
         self, python: str, reqs: RequirementSet, pip_reqs: Sequence[str], target: Target

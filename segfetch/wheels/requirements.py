@@ -204,6 +204,12 @@ class RequirementSet:
             if c.req.url and (environment is None or not c.req.marker or c.req.marker.evaluate(env))
         }
 
+    def wanted_in(self, environment: dict[str, str]) -> list[Wanted]:
+        """The requirements whose marker holds in this marker environment (pip skips the
+        others: a universal lock's line for another Python pins nothing here)."""
+        env = {**environment, "extra": ""}
+        return [w for w in self.wanted if w.req.marker is None or w.req.marker.evaluate(env)]
+
     def constraints_for(self, name: str, environment: dict[str, str]) -> list[Wanted]:
         """The constraints on a project that apply to this marker environment."""
         key, env = canonicalize_name(name), {**environment, "extra": ""}
@@ -211,8 +217,9 @@ class RequirementSet:
         return [c for c in mine if c.req.marker is None or c.req.marker.evaluate(env)]
 
     def check_pins(self, environment: dict[str, str]) -> None:
-        """A pin that a constraint excludes is an error, as pip's resolver makes it."""
-        for w in self.wanted:
+        """A pin that a constraint excludes is an error, as pip's resolver makes it (one
+        whose marker does not hold here is not asked for at all)."""
+        for w in self.wanted_in(environment):
             pinned = w.pinned
             if pinned is None:
                 continue

@@ -286,7 +286,7 @@ class _Pins:
 
     @staticmethod
     def of(reqs: RequirementSet, target: Target, planned: Sequence[Planned]) -> _Pins | None:
-        pins = {canonicalize_name(w.req.name) for w in reqs.wanted}
+        pins = {canonicalize_name(w.req.name) for w in reqs.wanted_in(target.markers)}
         if not reqs.fully_pinned or not {canonicalize_name(p.name) for p in planned} <= pins:
             return None  # pip's resolver chose files beyond the pins: uv resolves
         return _Pins(reqs, target, check=reqs.require_hashes)
