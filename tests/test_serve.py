@@ -166,6 +166,19 @@ def test_root_lists_each_valid_name_once_and_reads_back(media: str) -> None:
         assert b'<a href="a-b-c/">a_b.c</a>' in body
 
 
+def test_a_folder_listing_root_names_its_folders() -> None:
+    """An upstream's root as nginx's autoindex writes it (a static tree): each project is a
+    folder, "name/", and a name over 50 characters is cut ("..&gt;"); the names are the
+    folders' (they were dropped: only projects already served were listed)."""
+    long = "a-project-whose-name-is-longer-than-fifty-characters"
+    rows = ['<a href="../">../</a>', '<a href="alpha/">alpha/</a>        29-Nov-2026 08:41   -']
+    rows.append(f'<a href="{long}/">{long[:47]}..&gt;</a> 29-Nov-2026 08:41   -')
+    body = ("<html><body><pre>" + "\r\n".join(rows) + "</pre></body></html>").encode()
+    names = parse_root(body, "text/html", "http://h/simple/")
+    assert names == ["..", "alpha", long]
+    assert simple.render_root(JSON_TYPE, names) == simple.render_root(JSON_TYPE, ["alpha", long])
+
+
 def test_unique_keeps_the_file_of_a_name_pip_takes() -> None:
     """pip takes the last of equal links: the extra index's file of a name (another
     build under one name), the later of two links on a page (a stale hash first); a

@@ -98,10 +98,19 @@ def parse_root(body: bytes, content_type: str, page_url: str) -> list[str]:
             return [str(p["name"]) for p in json.loads(body)["projects"]]
         if media in ("text/html", "application/vnd.pypi.simple.v1+html"):
             anchors, _ = _anchors(body.decode("utf-8", errors="replace"))
-            return [text for _, text in anchors if text]
+            return [_root_name(attrs.get("href") or "", text) for attrs, text in anchors if text]
     except (ValueError, TypeError, KeyError) as exc:
         raise IndexPageError(f"{redact_url(page_url)} is not a valid root page ({exc})") from None
     raise IndexPageError(f"{redact_url(page_url)} answered {media or 'no content type'}")
+
+
+def _root_name(href: str, text: str) -> str:
+    """A project's name in a root page: the link's text (PEP 503), or where that is a
+    folder listing's ("alpha/", and over 50 characters nginx's autoindex cuts it: "..>"),
+    the link's last path segment."""
+    if not text.endswith(("/", "..>")):
+        return text
+    return unquote(href.split("?")[0].rstrip("/").rpartition("/")[2])
 
 
 def parse_json(data: dict[str, object], page_url: str) -> list[IndexFile]:
