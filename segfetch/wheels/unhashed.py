@@ -7,8 +7,9 @@ cache's by-URL folder: the sha256 segfetch computed, the size, and the ETag / La
 the upstream sent with the bytes. A later run serves the copy in the sha256 cache (checked
 against the recorded sha256) once one cheap request shows the upstream still has that very
 file: a GET of one byte with ``If-None-Match`` / ``If-Modified-Since``; a 304, or the same
-size and validators, is the same file. With no answer (the upstream is down, or answers 5xx)
-the copy is served all the same, as proxpi and devpi-server serve their cached files.
+size and validators, is the same file (a download that came with no validator is fetched
+anew: a size alone does not tell two builds apart). With no answer (the upstream is down,
+or answers 5xx) the copy is served all the same, as proxpi and devpi-server serve theirs.
 """
 
 from __future__ import annotations
@@ -105,15 +106,16 @@ def verdict(kept: Kept, status: int, headers: Mapping[str, str]) -> Verdict:
 
     A 304 is the same file. A 200 or 206 is, with the same size and validators, judged as
     the engine judges a resumed answer (a validator it lacks, where one was known, is a
-    change; where none was known, the size is all there is). A 5xx or a 429 is no answer;
-    anything else (404, 403, a 416, a size not said) is fetched anew, and that download
-    says what the upstream says."""
+    change). Where the download came with no validator, a size cannot tell one build from
+    another of the same length: fetched anew, as pip fetches it. A 5xx or a 429 is no
+    answer; anything else (404, 403, a 416, a size not said) is fetched anew, and that
+    download says what the upstream says."""
     if status == 304:
         return Verdict.SAME
     if status >= 500 or status == 429:
         return Verdict.NO_ANSWER
     size = size_of(status, headers)
-    if size is None:
+    if size is None or (kept.etag is None and kept.last_modified is None):
         return Verdict.CHANGED
     etag, modified = rules.validators(headers)
     known = rules.Known(kept.size, kept.etag, kept.last_modified)
