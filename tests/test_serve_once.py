@@ -6,6 +6,7 @@ serve on the same cache streams what the first one downloads."""
 from __future__ import annotations
 
 import hashlib
+import socket
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from test_serve import BIG, probes, serving
 
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels import unhashed
+from segfetch.wheels import serve, unhashed
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.localindex import STALE
 from segfetch.wheels.unhashed import Kept, Verdict
@@ -128,6 +129,31 @@ async def test_a_file_changed_upstream_is_fetched_anew_after_a_restart(
     ):
         r = await get_file(url)
     assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == want
+    assert any(f"{BIG}: the upstream has another file now" in line for line in said), said
+
+
+async def test_a_file_changed_upstream_is_fetched_anew_by_a_serve_that_runs_on(
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same serve, still running when the upstream replaces the file (a plain listing:
+    no size, no sha256): it is checked again once RECHECK passed (it was served from the
+    first copy for the serve's life)."""
+    other = tmp_path / "other"
+    make_wheel(other, "sf-big", "1.0", payload=2_000_000, seed=7)
+    want = hashlib.sha256((other / BIG).read_bytes()).hexdigest()
+    monkeypatch.setattr(serve, "RECHECK", 0.0)
+    listing = IndexOptions(hashes_in="none", json=False)
+    said: list[str] = []
+    with socket.socket() as sock:  # a free port for both upstreams, one after the other
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    upstream = f"http://127.0.0.1:{port}/simple/"
+    async with serving([upstream], tmp_path / "c", notice=said.append) as (_, url):
+        async with Emulator(index=index_dir, index_options=listing, port=port):
+            assert (await get_file(url)).status_code == 200
+        async with Emulator(index=other, index_options=listing, port=port):
+            r = await get_file(url)
+        assert r.status_code == 200 and hashlib.sha256(r.content).hexdigest() == want
     assert any(f"{BIG}: the upstream has another file now" in line for line in said), said
 
 

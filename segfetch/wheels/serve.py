@@ -66,6 +66,9 @@ STALE_AFTER = 10.0
 # A check that the upstream still has a file kept from an earlier run waits this long: past
 # it the copy is served (said), as when the upstream is down.
 QUICK_CHECK = 10.0
+# A file without a sha256 is checked with the upstream again after this long (one byte):
+# a long-running serve would hand out a copy the upstream replaced for the rest of its life.
+RECHECK = 60.0
 # Seconds between looks at a download another process (another serve on this cache) makes.
 FOLLOW_EVERY = 0.25
 
@@ -98,7 +101,8 @@ class Upstream(Session):
         self.nursery = nursery
         self._jobs: dict[tuple[str, str], _Job] = {}
         self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
-        self._fetched: dict[str, Path] = {}  # files without a sha256 on their page, by URL
+        # files without a sha256 on their page, by URL: (the copy, when to check it again)
+        self._fetched: dict[str, tuple[Path, float]] = {}
         self._unchecked: set[str] = set()  # such files served while the upstream is silent
         self._silent: dict[str, float] = {}  # hosts that gave no answer to a check: until
         self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
@@ -321,8 +325,8 @@ class Upstream(Session):
         if f.url in self._growing:
             return None
         if not f.sha256:
-            path = self._fetched.get(f.url)
-            if path is not None and path.is_file():
+            path, until = self._fetched.get(f.url, (None, 0.0))
+            if path is not None and path.is_file() and trio.current_time() < until:
                 return path
             return await self._once(("kept", f.url), lambda: self._kept(f))
         if self._elsewhere(self.cache.path(f.sha256, f.filename)):
@@ -362,11 +366,12 @@ class Upstream(Session):
                             f"gave no answer ({why})")  # fmt: skip
             self._unchecked.add(f.url)  # checked again on the next request
             return path
-        self._fetched[f.url] = path
+        self._fetched[f.url] = path, trio.current_time() + RECHECK
         self._unchecked.discard(f.url)
         return path
 
     def _changed(self, f: IndexFile, why: str) -> None:
+        self.cache.confirmed.discard(f.url)  # (the fetch asks the upstream, not this run's copy)
         if self.notice is not None:
             self.notice(f"{f.filename}: the upstream has another file now ({why}); fetching it")
 
@@ -408,7 +413,7 @@ class Upstream(Session):
                     return
             got = await self.fetch(planned_of(f, frozenset()))
             if not f.sha256:
-                self._fetched[f.url] = got.path
+                self._fetched[f.url] = got.path, trio.current_time() + RECHECK
                 self._unchecked.discard(f.url)
                 if got.result is not None:  # what the next run checks the upstream against
                     etag, modified = got.result.validators
