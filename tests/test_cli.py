@@ -45,7 +45,7 @@ BAD_ARGS = [
     (["get", "http://127.0.0.1:99999/x.whl"], "not a TCP port"),
     (["get", "http://127.0.0.1:9/con%00null"], "give one with -o"),  # a NUL, a newline
     (["get", "http://127.0.0.1:9/a%0Ab.whl"], "give one with -o"),
-    (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null/x.whl"], "folder"),
+    (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null/x.whl"], "is a file, not a folder"),
     (["get", "http://127.0.0.1:9/x.whl", "--sha256", "a" * 63], "64 hex"),
     (["emulate", "/no/such/dir"], "not a folder"),
     (["emulate", "--index", "/no/such/dir"], "not a folder"),

@@ -151,6 +151,8 @@ def _destination(path: str, output: str | None) -> Path:
     else:
         dest = Path(output)
     parent = dest.parent
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{str(parent)!r} is a file, not a folder; choose another -o")
     if not parent.is_dir():
         raise UsageError(f"folder {str(parent)!r} does not exist; create it or choose another -o")
     if not os.access(parent, os.W_OK):
