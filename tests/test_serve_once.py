@@ -132,17 +132,18 @@ async def test_a_file_changed_upstream_is_fetched_anew_after_a_restart(
     assert any(f"{BIG}: the upstream has another file now" in line for line in said), said
 
 
+@pytest.mark.parametrize("json", [False, True])  # a plain listing; a page with sizes
 async def test_a_file_changed_upstream_is_fetched_anew_by_a_serve_that_runs_on(
-    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, index_dir: Path, monkeypatch: pytest.MonkeyPatch, json: bool
 ) -> None:
-    """The same serve, still running when the upstream replaces the file (a plain listing:
-    no size, no sha256): it is checked again once RECHECK passed (it was served from the
-    first copy for the serve's life)."""
+    """The same serve, still running when the upstream replaces the file (no sha256 on its
+    page): it is checked again once RECHECK passed (it was served from the first copy for
+    the serve's life), and fetched whatever size the page, still fresh here, gives."""
     other = tmp_path / "other"
     make_wheel(other, "sf-big", "1.0", payload=2_000_000, seed=7)
     want = hashlib.sha256((other / BIG).read_bytes()).hexdigest()
     monkeypatch.setattr(serve, "RECHECK", 0.0)
-    listing = IndexOptions(hashes_in="none", json=False)
+    listing = IndexOptions(hashes_in="none", json=json)
     said: list[str] = []
     with socket.socket() as sock:  # a free port for both upstreams, one after the other
         sock.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -104,6 +104,7 @@ class Upstream(Session):
         # files without a sha256 on their page, by URL: (the copy, when to check it again)
         self._fetched: dict[str, tuple[Path, float]] = {}
         self._unchecked: set[str] = set()  # such files served while the upstream is silent
+        self._replaced: set[str] = set()  # such files the upstream replaced: size unknown
         self._silent: dict[str, float] = {}  # hosts that gave no answer to a check: until
         self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
@@ -372,6 +373,7 @@ class Upstream(Session):
 
     def _changed(self, f: IndexFile, why: str) -> None:
         self.cache.confirmed.discard(f.url)  # (the fetch asks the upstream, not this run's copy)
+        self._replaced.add(f.url)  # (its page, still fresh here, may give the old size)
         if self.notice is not None:
             self.notice(f"{f.filename}: the upstream has another file now ({why}); fetching it")
 
@@ -383,6 +385,8 @@ class Upstream(Session):
             dest = self.cache.path(f.sha256, f.filename)
         else:
             dest = self.cache.unverified_path(f.url, f.filename)
+        if f.url in self._replaced:
+            f = replace(f, size=None)
         g = self._growing[f.url] = Growing(dest.with_name(side_names(dest.name)[0]), f.size)
         self.nursery.start_soon(self._download, f, g, dest)
         return g
