@@ -40,7 +40,8 @@ class DiskError(SegfetchError):
             errno.EFBIG: "the file is larger than this place allows (its file system, or "
             "ulimit -f); choose another place",
             errno.EDQUOT: "free some space or choose another place",
-            errno.ENOENT: "its folder went away; run the command again",
+            errno.ENOENT: "its folder went away, or takes no new files (/proc); run the command "
+            "again, or choose another place",
         }
         hint = hints.get(exc.errno or 0, "choose a place you can write to")
         return cls(f"cannot write {what}: {exc.strerror or exc}; {hint}")
