@@ -345,6 +345,28 @@ def test_a_resolution_conflict_keeps_pips_account(capsys: pytest.CaptureFixture[
     assert "requests 2.31.0 depends on idna<4,>=2.5" in shown and "Collecting" not in shown
 
 
+def test_a_build_that_failed_under_an_old_pip_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """pip 23.2 indents the ERROR lines of a build's own pip (build dependencies not found):
+    they are the reason, and pip's account is shown (it was a StopIteration, a traceback)."""
+    from segfetch.errors import SegfetchError
+    from segfetch.wheels.pip import _read_report
+
+    said = (
+        "  error: subprocess-exited-with-error\n\n"
+        "  \u00d7 pip subprocess to install build dependencies did not run successfully.\n"
+        "  \u2502 exit code: 1\n"
+        "  \u2570\u2500> [2 lines of output]\n"
+        "      ERROR: Could not find a version that satisfies the requirement nope-xyz\n"
+        "      ERROR: No matching distribution found for nope-xyz\n"
+        "      [end of output]\n"
+    )
+    with pytest.raises(SegfetchError, match=r"No matching distribution found for nope-xyz"):
+        _read_report("python", 1, "", said)
+    assert "[end of output]" in capsys.readouterr().err
+
+
 async def test_a_resting_index_is_asked_for_a_project_no_other_index_has(
     tmp_path: Path,
 ) -> None:

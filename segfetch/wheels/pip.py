@@ -106,8 +106,10 @@ def _read_report(python: str, returncode: int, stdout: str, stderr: str) -> dict
             last = -2 if len(errors) > 1 and "ResolutionImpossible" in errors[-1] else -1
             why = errors[last].removeprefix("ERROR:").strip()
             lines = stderr.splitlines()
-            account = lines[next(i for i, ln in enumerate(lines) if ln.startswith("ERROR")) :]
-            if any(ln.strip() and not ln.startswith("ERROR") for ln in account):
+            # (pip before 23.3 indents a build's ERROR lines: "  ERROR: ...")
+            first = next(i for i, ln in enumerate(lines) if ln.lstrip().startswith("ERROR"))
+            account = lines[first:]
+            if any(ln.strip() and not ln.lstrip().startswith("ERROR") for ln in account):
                 sys.stderr.write("".join(ln + "\n" for ln in account))  # causes, a crash
                 why += " (pip's output is above)"
         else:  # a build that failed: pip's own account of it (its cross line says which step)
