@@ -209,6 +209,43 @@ async def test_an_install_resolves_against_what_is_installed(
     assert "dr-b==1.0" in await freeze(ours)
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+@pytest.mark.parametrize(
+    ("held", "asked"),
+    [("dr-a==1.0", "dr-a==1.0"), ("dr-c==1.0", "dr-c[fast]==1.0")],
+    ids=["its-dependency-missing", "an-extra-asked"],
+)
+async def test_a_held_pin_gets_what_it_needs_that_is_not_installed(
+    tmp_path: Path,
+    dirs: dict[str, Path],
+    venv_template: Path,
+    installer: str,
+    held: str,
+    asked: str,
+) -> None:
+    """A pin the environment holds, installed without its dependencies (pip --no-deps), or
+    asked for now with an extra: pip installs what it lacks. segfetch said "nothing to
+    install" (exit 0, the dependency missing): the held pin was left out of the plan, and
+    its installed dependencies were never looked at; with uv, the uv started before the
+    plan for the pinned set said "Checked 1 package", and that was taken as the install."""
+    alone, ours = fresh(venv_template, tmp_path / "pip"), fresh(venv_template, tmp_path / "ours")
+    async with Emulator(index=dirs["index"]) as emu:
+        index = ["--index-url", emu.index_url]
+        for python in (alone, ours):
+            await trio.run_process(
+                [python, "-m", "pip", "install", "-q", *index, "--no-deps", held]
+            )
+        await trio.run_process([alone, "-m", "pip", "install", "-q", *index, asked])
+        proc = await segfetch(
+            "install", "--python", ours, *index, "-q", "--installer", installer,
+            "--cache-dir", str(tmp_path / "cache"), asked,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr.decode()
+    expected = await freeze(alone)
+    assert len(expected) >= 2, expected
+    assert await freeze(ours) == expected
+
+
 async def test_direct_url_hashes_are_checked(
     tmp_path: Path, dirs: dict[str, Path], venv_template: Path
 ) -> None:

@@ -94,11 +94,26 @@ def held_whole(reqs: RequirementSet, target: Target) -> bool:
         return False
     if reqs.direct or reqs.handed or any(c.req.extras or c.req.url for c in reqs.constraints):
         return False
-    todo = [w.req for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
+    return held_closure(reqs, target, [w.req for w in reqs.wanted_in(target.markers)])
+
+
+def held_closure(
+    reqs: RequirementSet,
+    target: Target,
+    roots: Iterable[Requirement],
+    planned: Iterable[str] = (),
+) -> bool:
+    """Whether each of ``roots``, and each dependency of theirs (the installed Requires-Dist,
+    with the extras asked for), is installed in a version that fits it and the constraints,
+    or (a dependency) among the ``planned`` projects (canonical names), whose own
+    dependencies the plan checks. Pure."""
+    todo, fetched = list(roots), set(planned)
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
         req = todo.pop()
         name = canonicalize_name(req.name)
+        if name in fetched:
+            continue
         have, deps = target.installed.get(name), target.requires.get(name)
         spec = req.specifier
         for c in reqs.constraints_for(name, target.markers):

@@ -34,6 +34,7 @@ from segfetch.wheels import select
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import (
     extras_asked,
+    held_closure,
     held_whole,
     missing_dependencies,
     not_installed,
@@ -292,8 +293,17 @@ class Session(Fetcher):
         if reqs.fully_pinned:
             planned = await self.plan_pinned(reqs, target)
             wheels = all(p.filename.endswith(".whl") for p in planned)
+            # Pins the environment holds are not planned: their installed dependencies (with
+            # the extras asked) must be there too, or among the files; else pip resolves.
+            names = {canonicalize_name(p.name) for p in planned}
+            held = [w.req for w in reqs.wanted_in(target.markers)]
+            held = [r for r in held if canonicalize_name(r.name) not in names]
             # (hash mode: checked from the verified wheels, check_hashed_set)
-            if wheels and (reqs.require_hashes or not await self.missing(planned, reqs, target)):
+            if (
+                wheels
+                and (not held or held_closure(reqs, target, held, names))
+                and (reqs.require_hashes or not await self.missing(planned, reqs, target))
+            ):
                 return not_installed(planned, reqs, target)
         if on_resolve is not None:
             on_resolve()

@@ -127,14 +127,14 @@ class Early:
             or not worth(session, planned, web)
         ):
             if ahead is not None:
-                ahead.stop.cancel()
+                self._drop(ahead)
             return await session.fetch_all(planned)
         pins = _Pins.of(reqs, target, planned)
         local = [p for p in dict.fromkeys(planned) if p not in web]
         got = dict(zip(local, await session.fetch_all(local), strict=True))
         told = no_deps(self.installer, pinned=pins is not None)
         if ahead is not None and (local or ahead.no_deps != told):
-            ahead.stop.cancel()  # started for another route: uv anew, as it should run
+            self._drop(ahead)  # started for another route: uv anew, as it should run
             ahead = None
         if ahead is not None:
             await self._watched(ahead, _feed(session, web, ahead, pins, got))
@@ -144,6 +144,14 @@ class Early:
                 async with self._started(session, args, links, told) as started:
                     await self._watched(started, _feed(session, web, started, pins, got))
         return [got[p] for p in planned]
+
+    def _drop(self, ahead: _Started) -> None:
+        """Stop a uv started for a route the plan did not take. One that is done already
+        asked its index nothing (its answers wait for the plan), so installed nothing: a
+        set the environment holds, with --no-deps ("Checked 1 package"). Its word is not
+        the install's."""
+        ahead.stop.cancel()
+        self.code, self.stdout, self.stderr = None, b"", b""
 
     def _gave_up(self, started: _Started) -> bool:
         """uv failed, not having asked the index for anything, nor said it could not reach
@@ -212,7 +220,8 @@ class Early:
                 code = await trio.to_thread.run_sync(pre.proc.wait, abandon_on_cancel=True)
             finally:
                 pre.stop()
-            self.code, (self.stdout, self.stderr) = code, pre.output()
+            if not started.stop.cancel_called:  # (dropped: not the install's word, _drop)
+                self.code, (self.stdout, self.stderr) = code, pre.output()
             started.done.set()
 
     async def _uv(self, started: _Started, cmd: list[str], env: dict[str, str]) -> None:
@@ -224,7 +233,8 @@ class Early:
                 cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True,
                 check=False, env=env,
             )  # fmt: skip
-            self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
+            if not started.stop.cancel_called:
+                self.code, self.stdout, self.stderr = proc.returncode, proc.stdout, proc.stderr
             started.done.set()
 
 
