@@ -361,6 +361,24 @@ def test_hash_checking_mode_refuses_an_editable(tmp_path: Path) -> None:
         rs.check_hashes()
 
 
+def test_hash_checking_mode_skips_a_line_whose_marker_does_not_hold(tmp_path: Path) -> None:
+    """A poetry export's hashed lock with one unhashed line for another Python: pip skips
+    it (segfetch refused the set, exit 1). Its marker is judged once the target is known."""
+    from segfetch.wheels.requirements import HashModeError
+
+    lock = tmp_path / "req.txt"
+    lock.write_text(
+        f"a==1.0 --hash=sha256:{'a' * 64}\n"
+        'z==1.0 ; python_version >= "3.8" and python_version < "3.9"\n'
+    )
+    rs = RequirementSet()
+    rs.add_file(lock)
+    rs.check_hashes()  # (the target not known yet)
+    rs.check_hashes({"python_version": "3.11", "python_full_version": "3.11.7"})
+    with pytest.raises(HashModeError, match=r"these have none: z==1\.0"):
+        rs.check_hashes({"python_version": "3.8", "python_full_version": "3.8.10"})
+
+
 def _served(files: dict[str, str]) -> RequirementSet:
     """A set whose requirements files at URLs are these texts (by URL)."""
 

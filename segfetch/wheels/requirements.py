@@ -234,11 +234,13 @@ class RequirementSet:
                         f"{c.req} ({c.where}) excludes it"
                     )
 
-    def check_hashes(self) -> None:
+    def check_hashes(self, environment: dict[str, str] | None = None) -> None:
         """pip's hash-checking mode, on with --require-hashes or as soon as a requirement
         or constraint has a --hash: every requirement must then be pinned with ==, and
         have a hash (its own, a constraint's, or a direct URL's #sha256); an editable has
-        no file to hash. Else stop, as pip does, before anything is fetched."""
+        no file to hash. Else stop, as pip does, before anything is fetched. A requirement
+        whose marker does not hold is skipped, as pip skips it: before the target's marker
+        ``environment`` is known, every one with a marker waits for it."""
         every = [*self.wanted, *self.direct, *self.constraints]
         if not self.require_hashes and not any(w.hashes for w in every):
             return
@@ -247,7 +249,11 @@ class RequirementSet:
         if "--require-hashes" not in self.pip_options:
             self.pip_options.append("--require-hashes")
         mode = "hash-checking mode (a requirement has --hash, or --require-hashes)"
-        unpinned = [w for w in self.wanted if not _pinned_for_pip(w.req)]
+        if environment is None:
+            wanted = [w for w in self.wanted if w.req.marker is None]
+        else:
+            wanted = self.wanted_in(environment)
+        unpinned = [w for w in wanted if not _pinned_for_pip(w.req)]
         if unpinned:
             raise HashModeError(
                 f"{mode}: every requirement must be pinned with ==; these are not: "
@@ -256,7 +262,7 @@ class RequirementSet:
         hashed = {canonicalize_name(c.req.name) for c in self.constraints if c.hashes}
         unhashed = [
             w
-            for w in [*self.wanted, *self.direct]
+            for w in [*wanted, *self.direct]
             if not (w.hashes or w.url_sha256 or canonicalize_name(w.req.name) in hashed)
         ]
         if unhashed:
