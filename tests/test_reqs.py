@@ -274,6 +274,21 @@ def test_a_url_constraint_is_its_projects_page_and_a_pin_for_pip(tmp_path: Path)
         rs.check_pins(linux)  # (pip: ResolutionImpossible)
 
 
+def test_two_pins_of_one_project_to_other_versions_stop_as_in_pip(tmp_path: Path) -> None:
+    """pip's resolver stops at "beta==1.0" and "beta==1.5" (ResolutionImpossible); a pinned
+    set went without it, and download wrote both files, exit 0. The same version twice, or
+    one line for another Python, is no conflict."""
+    linux = {"sys_platform": "linux", "python_version": "3.11", "python_full_version": "3.11.7"}
+    rs = RequirementSet()
+    rs.add_file(
+        write(tmp_path, "r.txt", 'sf-b==1.0\nsf_b==1.0.0\nsf-b==0.9 ; python_version < "3"\n')
+    )
+    rs.check_pins(linux)
+    rs.add_string("sf-b==1.5")
+    with pytest.raises(ConstraintConflict, match=r"sf-b==1\.0 \(.*r\.txt:1\) and sf-b==1\.5"):
+        rs.check_pins(linux)
+
+
 @pytest.mark.parametrize(
     "url", ["git+https://h.example/sf-a.git", "https://h.example/sf-a/", "file:///w/sf-a/"]
 )

@@ -217,8 +217,10 @@ class RequirementSet:
         return [c for c in mine if c.req.marker is None or c.req.marker.evaluate(env)]
 
     def check_pins(self, environment: dict[str, str]) -> None:
-        """A pin that a constraint excludes is an error, as pip's resolver makes it (one
-        whose marker does not hold here is not asked for at all)."""
+        """A pin that a constraint excludes, or two pins of one project to other versions,
+        is an error, as pip's resolver makes it (one whose marker does not hold here is not
+        asked for at all)."""
+        pins: dict[str, tuple[Version | str, Wanted]] = {}
         for w in self.wanted_in(environment):
             pinned = w.pinned
             if pinned is None:
@@ -227,6 +229,12 @@ class RequirementSet:
                 version: Version | str = Version(pinned)
             except InvalidVersion:
                 version = pinned  # ===: compared as a string
+            other, was = pins.setdefault(canonicalize_name(w.req.name), (version, w))
+            if other != version:
+                raise ConstraintConflict(
+                    f"cannot install {was.req} ({was.where}) and {w.req} ({w.where}): "
+                    "they pin different versions; keep one"
+                )
             for c in self.constraints_for(w.req.name, environment):
                 if not c.allowed.contains(version, prereleases=True):
                     raise ConstraintConflict(
