@@ -82,7 +82,8 @@ def test_nested_files_constraints_and_index_options(
         ("-c c.txt", "cannot read"),
         ("alpha==1 --hash=md5:abc", "--hash takes sha256"),
         ("alpha==1 --hash=sha256:abc", "--hash takes sha256"),
-        ("alpha==1 --global-option=x", "only --hash goes after a requirement; put --global-op"),
+        ("alpha==1 --global-option=x", "requirement; put --global-option on the command line"),
+        ("alpha==1 --config-settings=a=b", "put --config-settings on the command line"),
         ("alpha==1 --only-binary :all:", "put --only-binary on a line of its own"),  # pip: ignored
         ("--hash=sha256:" + "a" * 64, r"--hash goes on its requirement's line \(or a \\ after"),
         ("--use-deprecated legacy-resolver", "not supported"),

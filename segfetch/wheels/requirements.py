@@ -452,8 +452,9 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
     for opt in words:
         name, eq, value = opt.partition("=")
         if name != "--hash":
-            why = f"only --hash goes after a requirement; put {name} on a line of its own"
-            raise UsageError(f"{where}: {why}")
+            alone = name not in ("--config-settings", "-C", "--global-option")  # pip: per req.
+            why = f"put {name} on {'a line of its own' if alone else 'the command line'}"
+            raise UsageError(f"{where}: only --hash goes after a requirement; {why}")
         if not eq:
             value = next(words, "")
         algo, _, digest = value.partition(":")
