@@ -189,7 +189,7 @@ class Session(Fetcher):
         hashed pin whose file is cached needs no page at all (``_cached_choice``)."""
         reqs.check_pins(target.markers)  # a pin that a constraint excludes: pip's error
         reqs.check_hashes(target.markers)  # (the lines with a marker, now that it is known)
-        wanted = [w for w in reqs.wanted if marker_applies(w.req.marker, target.markers)]
+        wanted = reqs.wanted_in(target.markers)
         if reqs.keeps_installed:  # pip keeps a pin the environment holds: no page for it
             wanted = [w for w in wanted if not target.holds(w.req.name, w.pinned or "")]
 

@@ -207,7 +207,7 @@ class RequirementSet:
     def wanted_in(self, environment: dict[str, str]) -> list[Wanted]:
         """The requirements whose marker holds in this marker environment (pip skips the
         others: a universal lock's line for another Python pins nothing here)."""
-        env = {**environment, "extra": ""}
+        env = {**environment, "extra": ""}  # (dists.marker_applies: not loaded this early)
         return [w for w in self.wanted if w.req.marker is None or w.req.marker.evaluate(env)]
 
     def constraints_for(self, name: str, environment: dict[str, str]) -> list[Wanted]:
