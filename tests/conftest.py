@@ -19,6 +19,9 @@ if os.environ.get("CI"):
 # terminal.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+# So does SIGHUP under nohup (SIG_IGN survives exec): the tests of SIGHUP would see exit 0.
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(autouse=True)

@@ -148,7 +148,7 @@ async def test_two_processes_share_one_cache(tmp_path: Path, index_dir: Path) ->
         results: list[subprocess.CompletedProcess[bytes]] = []
 
         async def run(dest: str) -> None:
-            args = ["sf-beta==1.1", "sf-beta==1.0", "-d", str(tmp_path / dest)]
+            args = ["sf-beta==1.1", "sf-gamma==1.0", "-d", str(tmp_path / dest)]
             args += ["--index-url", emu.index_url, "--cache-dir", str(tmp_path / "cache")]
             results.append(await segfetch("download", *args))
 
