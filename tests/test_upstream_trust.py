@@ -327,44 +327,50 @@ def test_json_pages_name_the_metadata_as_pep_714_does() -> None:
     assert entry["core-metadata"] is True and "dist-info-metadata" not in entry
 
 
-def test_a_resolution_conflict_keeps_pips_account(capsys: pytest.CaptureFixture[str]) -> None:
-    from segfetch.errors import SegfetchError
-    from segfetch.wheels.pip import _read_report
+CONFLICT = (
+    "Collecting requests==2.31.0\n"
+    "ERROR: Cannot install requests==2.31.0 and idna==2.0 because these package versions"
+    " have conflicting dependencies.\n\nThe conflict is caused by:\n"
+    "    The user requested idna==2.0\n"
+    "    requests 2.31.0 depends on idna<4,>=2.5\n\n"
+    "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/\n"
+)
+# pip 23.2 indents the ERROR lines of a build's own pip (build dependencies not found): they
+# are the reason (it was a StopIteration, a traceback)
+OLD_BUILD = (
+    "  error: subprocess-exited-with-error\n\n"
+    "  \u00d7 pip subprocess to install build dependencies did not run successfully.\n"
+    "  \u2502 exit code: 1\n"
+    "  \u2570\u2500> [2 lines of output]\n"
+    "      ERROR: Could not find a version that satisfies the requirement nope-xyz\n"
+    "      ERROR: No matching distribution found for nope-xyz\n"
+    "      [end of output]\n"
+)
 
-    said = (
-        "Collecting requests==2.31.0\n"
-        "ERROR: Cannot install requests==2.31.0 and idna==2.0 because these package versions"
-        " have conflicting dependencies.\n\nThe conflict is caused by:\n"
-        "    The user requested idna==2.0\n"
-        "    requests 2.31.0 depends on idna<4,>=2.5\n\n"
-        "ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/\n"
-    )
-    with pytest.raises(SegfetchError, match=r"Cannot install.*pip's output is above"):
-        _read_report("python", 1, "", said)
-    shown = capsys.readouterr().err
-    assert "requests 2.31.0 depends on idna<4,>=2.5" in shown and "Collecting" not in shown
 
-
-def test_a_build_that_failed_under_an_old_pip_is_one_line_not_a_traceback(
-    capsys: pytest.CaptureFixture[str],
+@pytest.mark.parametrize(
+    ("said", "why", "shown", "not_shown"),
+    [
+        (
+            CONFLICT,
+            r"Cannot install.*pip's output is above",
+            "requests 2.31.0 depends on idna<4,>=2.5",
+            "Collecting",
+        ),
+        (OLD_BUILD, r"No matching distribution found for nope-xyz", "[end of output]", None),
+    ],
+    ids=["a-conflict", "an-old-pips-build"],
+)
+def test_pips_failure_is_one_line_and_its_account_is_shown(
+    capsys: pytest.CaptureFixture[str], said: str, why: str, shown: str, not_shown: str | None
 ) -> None:
-    """pip 23.2 indents the ERROR lines of a build's own pip (build dependencies not found):
-    they are the reason, and pip's account is shown (it was a StopIteration, a traceback)."""
     from segfetch.errors import SegfetchError
     from segfetch.wheels.pip import _read_report
 
-    said = (
-        "  error: subprocess-exited-with-error\n\n"
-        "  \u00d7 pip subprocess to install build dependencies did not run successfully.\n"
-        "  \u2502 exit code: 1\n"
-        "  \u2570\u2500> [2 lines of output]\n"
-        "      ERROR: Could not find a version that satisfies the requirement nope-xyz\n"
-        "      ERROR: No matching distribution found for nope-xyz\n"
-        "      [end of output]\n"
-    )
-    with pytest.raises(SegfetchError, match=r"No matching distribution found for nope-xyz"):
+    with pytest.raises(SegfetchError, match=why):
         _read_report("python", 1, "", said)
-    assert "[end of output]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert shown in err and (not_shown is None or not_shown not in err)
 
 
 async def test_a_resting_index_is_asked_for_a_project_no_other_index_has(

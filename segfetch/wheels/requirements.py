@@ -73,6 +73,11 @@ RESOLVER_FLAGS = frozenset(
 )
 
 
+def _holds(w: Wanted, environment: dict[str, str]) -> bool:
+    """A line's marker holds there, no extra selected (dists.marker_applies: not loaded yet)."""
+    return w.req.marker is None or w.req.marker.evaluate({**environment, "extra": ""})
+
+
 class ConstraintConflict(SegfetchError):
     """A pinned requirement that a constraint excludes (pip: ResolutionImpossible)."""
 
@@ -197,29 +202,26 @@ class RequirementSet:
     def linked(self, environment: dict[str, str] | None = None) -> dict[str, Wanted]:
         """The constraints on a URL, by project (``wanted.py``): those that apply to this
         marker environment, or (None) under any marker."""
-        env = {**(environment or {}), "extra": ""}
         return {
             canonicalize_name(c.req.name): c
             for c in self.constraints
-            if c.req.url and (environment is None or not c.req.marker or c.req.marker.evaluate(env))
+            if c.req.url and (environment is None or _holds(c, environment))
         }
 
     def wanted_in(self, environment: dict[str, str]) -> list[Wanted]:
         """The requirements whose marker holds in this marker environment (pip skips the
         others: a universal lock's line for another Python pins nothing here)."""
-        env = {**environment, "extra": ""}  # (dists.marker_applies: not loaded this early)
-        return [w for w in self.wanted if w.req.marker is None or w.req.marker.evaluate(env)]
+        return [w for w in self.wanted if _holds(w, environment)]
 
     def constraints_for(self, name: str, environment: dict[str, str]) -> list[Wanted]:
         """The constraints on a project that apply to this marker environment."""
-        key, env = canonicalize_name(name), {**environment, "extra": ""}
+        key = canonicalize_name(name)
         mine = [c for c in self.constraints if canonicalize_name(c.req.name) == key]
-        return [c for c in mine if c.req.marker is None or c.req.marker.evaluate(env)]
+        return [c for c in mine if _holds(c, environment)]
 
     def check_pins(self, environment: dict[str, str]) -> None:
         """A pin that a constraint excludes, or two pins of one project to other versions,
-        is an error, as pip's resolver makes it (one whose marker does not hold here is not
-        asked for at all)."""
+        is an error, as pip's resolver makes it (a line whose marker fails asks nothing)."""
         pins: dict[str, tuple[Version | str, Wanted]] = {}
         for w in self.wanted_in(environment):
             pinned = w.pinned
