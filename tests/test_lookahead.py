@@ -571,7 +571,7 @@ def test_requirement_sets_read_format_options_from_files(tmp_path: Path) -> None
 
 
 def test_configured_constraints_are_read_as_pip_reads_them(tmp_path: Path) -> None:
-    from segfetch.wheels.requirements import constraints_in_config
+    from segfetch.wheels.pipnet import constraints_in_config
 
     a, b, d = (tmp_path / n for n in ("a.txt", "b.txt", "d.txt"))
     conf = tmp_path / "pip.conf"

@@ -14,11 +14,11 @@ from segfetch.wheels.pipnet import (
     command_line_values,
     config_settings,
     configured_options,
+    constraints_in_config,
     environment_listing,
     may_read_config_files,
     pip_network,
 )
-from segfetch.wheels.requirements import constraints_in_config
 from segfetch.wheels.target import index_urls_in_config
 
 LISTING = """\

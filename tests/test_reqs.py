@@ -73,6 +73,32 @@ def test_nested_files_constraints_and_index_options(
     assert (rs.index_url, rs.extra_index_urls) == ("https://other.example/simple", [])
 
 
+def test_a_line_of_several_options_takes_them_all_as_pip(tmp_path: Path) -> None:
+    top = write(
+        tmp_path,
+        "req.txt",
+        "--prefer-binary --pre\n-i https://a.example/simple --extra-index-url=https://b.example/s"
+        "\n--only-binary :all: --no-binary beta -r more.txt\nalpha\n",
+    )
+    write(tmp_path, "more.txt", "gamma\n")
+    rs = RequirementSet()
+    rs.add_file(top)
+    assert rs.prefer_binary and rs.pre
+    assert (rs.index_url, rs.extra_index_urls) == (
+        "https://a.example/simple",
+        ["https://b.example/s"],
+    )
+    assert rs.formats("beta") == {"source"} and rs.formats("alpha") == {"binary"}
+    assert [w.req.name for w in rs.wanted] == ["gamma", "alpha"]
+    # pip reads the file's options itself: each on a line of its own
+    assert rs.file_options == [
+        "--prefer-binary",
+        "--pre",
+        "--only-binary :all:",
+        "--no-binary beta",
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
@@ -91,6 +117,7 @@ def test_nested_files_constraints_and_index_options(
         ("--find-links", "needs a value"),
         ("--bogus-line", "option --bogus-line is not supported"),  # (was: "needs a value")
         ("-r missing.txt", "cannot read"),
+        ("--pre alpha", "'alpha' follows an option; put a requirement on a line of its own"),
     ],
 )
 def test_bad_lines_name_file_and_line(tmp_path: Path, text: str, words: str) -> None:

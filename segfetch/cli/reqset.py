@@ -315,7 +315,7 @@ def configured_constraints(
     PIP_CONSTRAINT; ``pip_config``: the lines of ``pip config list``): pip applies them to
     every install, so segfetch applies them too, and names them to its resolver, which runs
     without pip's configuration."""
-    from segfetch.wheels.requirements import constraints_in_config
+    from segfetch.wheels.pipnet import constraints_in_config
 
     for path in constraints_in_config(pip_config(), args.command):
         if is_http_url(path):

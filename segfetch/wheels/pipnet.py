@@ -182,3 +182,11 @@ def _check_proxy(url: str) -> None:
             f"pip's proxy {redact_url(url)} is not an http(s)://HOST[:PORT] URL (segfetch "
             "speaks to HTTP proxies, not SOCKS): fix pip's proxy setting (--proxy, PIP_PROXY)"
         )
+
+
+def constraints_in_config(listing: str, command: str) -> list[str]:
+    """The constraint files of pip's configuration, from the lines of ``pip config list``
+    (``global.constraint='a.txt b.txt'``): as pip ranks them, the environment
+    (PIP_CONSTRAINT) over the command's section over ``global``; the value is split at
+    spaces, as pip splits a list option's."""
+    return next(iter(config_settings(listing, "constraint", command)), "").split()

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
+    canonicalize_name,
     parse_sdist_filename,
     parse_wheel_filename,
 )
@@ -91,22 +92,32 @@ def split_options(line: str) -> tuple[str, str, list[str]]:
     return head.strip(), sep, options
 
 
-def option(words: list[str], where: str) -> tuple[str, str]:
-    first = words[0]
-    if first.startswith("--") and "=" in first:
-        name, _, value = first.partition("=")
-        return name, value
-    if first in ("--pre", "--prefer-binary", "--require-hashes", "--no-index"):
-        return first, ""
-    if len(words) >= 2:
-        return first, words[1]
-    if first.startswith("-") and not first.startswith("--") and len(first) > 2:
-        return first[:2], first[2:]  # -rfile.txt
-    if first in _VALUED:
-        raise UsageError(f"{where}: option {first} needs a value")
-    return first, ""  # (an option unknown here: the caller says it is not supported)
+def options(words: list[str], where: str) -> list[tuple[str, str]]:
+    """The options of a line that starts with one, in order, as (name, value): pip reads
+    them all (``--prefer-binary --pre``, ``-i URL --trusted-host HOST``)."""
+    found: list[tuple[str, str]] = []
+    rest = iter(words)
+    for word in rest:
+        if not word.startswith("-"):  # (pip would drop it without a word)
+            why = "put a requirement on a line of its own"
+            raise UsageError(f"{where}: {word!r} follows an option; {why}")
+        if word.startswith("--") and "=" in word:
+            name, _, given = word.partition("=")
+            found.append((name, given))
+        elif word in _FLAGS:
+            found.append((word, ""))
+        elif not word.startswith("--") and len(word) > 2:
+            found.append((word[:2], word[2:]))  # -rfile.txt
+        elif (value := next(rest, None)) is not None:
+            found.append((word, value))
+        elif word in _VALUED:
+            raise UsageError(f"{where}: option {word} needs a value")
+        else:
+            found.append((word, ""))  # (an option unknown here: the caller says so)
+    return found
 
 
+_FLAGS = frozenset({"--pre", "--prefer-binary", "--require-hashes", "--no-index"})
 # pip's requirement-file options that take a value
 _VALUED = frozenset(
     {"-r", "--requirement", "-c", "--constraint", "-i", "--index-url", "--extra-index-url"}
@@ -156,3 +167,19 @@ def name_of_url(url: str, where: str) -> str:
         raise UsageError(
             f"{where}: cannot tell the project of {filename!r}; write it as NAME @ URL"
         ) from None
+
+
+def format_control(value: str, target: set[str], other: set[str]) -> None:
+    """``--only-binary`` / ``--no-binary`` VALUE, as pip's handle_mutual_excludes."""
+    for word in value.split(","):
+        word = word.strip()
+        if word == ":all:":
+            target.clear()
+            other.clear()
+            target.add(":all:")
+        elif word == ":none:":
+            target.clear()
+        elif word:
+            key = canonicalize_name(word)
+            other.discard(key)
+            target.add(key)

@@ -7,8 +7,7 @@ markers and extras; pip's hash-checking mode (``check_hashes``). A requirement o
 an http(s) URL of a distribution (``name @ https://host/x.whl``, or the bare URL) is
 ``direct``: segfetch fetches it. Editables, local paths, ``file:`` and VCS URLs are
 ``handed`` to pip as they are. pip's options that change which files it chooses are kept
-too (``Choosing``), and so are the ``constraint`` files of pip's configuration
-(``constraints_in_config``). ``pip_lines`` writes the set back out for pip.
+too (``Choosing``). ``pip_lines`` writes the set back out for pip.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from segfetch.errors import (
     redact_url,
 )
 from segfetch.units import is_sha256
-from segfetch.wheels.pipnet import config_settings
 from segfetch.wheels.releases import OPTIONS as RELEASES
 from segfetch.wheels.releases import Releases
 from segfetch.wheels.reqtext import (
@@ -45,10 +43,11 @@ from segfetch.wheels.reqtext import (
     check_url_hashes,
     decode,
     for_pip,
+    format_control,
     local_path,
     logical_lines,
     name_of_url,
-    option,
+    options,
     split_options,
 )
 from segfetch.wheels.wanted import Wanted
@@ -175,9 +174,9 @@ class RequirementSet:
         """A pip option that changes what pip chooses; from the command line it is kept
         in ``pip_options`` for the resolver (pip reads a requirement file's itself)."""
         if option == "--only-binary" and value is not None:
-            _format_control(value, self.only_binary, self.no_binary)
+            format_control(value, self.only_binary, self.no_binary)
         elif option == "--no-binary" and value is not None:
-            _format_control(value, self.no_binary, self.only_binary)
+            format_control(value, self.no_binary, self.only_binary)
         elif option == "--prefer-binary":
             self.prefer_binary = True
         elif option == "--pre":
@@ -394,14 +393,25 @@ class RequirementSet:
         """``base``: the folder of the file (a Path), or the URL of a file read from one."""
         line = _ENV.sub(lambda m: os.environ.get(m[1], m[0]), line)
         if not line.startswith("-"):
-            req_text, _, options = split_options(line)
-            self._add_requirement(req_text, where, options, constraint=constraint)
+            req_text, _, after = split_options(line)
+            self._add_requirement(req_text, where, after, constraint=constraint)
             return
         try:
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        opt, value = option(words, where)
+        for opt, value in options(words, where):
+            self._add_option(opt, value, where, base, constraint, seen)
+
+    def _add_option(
+        self,
+        opt: str,
+        value: str,
+        where: str,
+        base: Path | str,
+        constraint: bool,
+        seen: tuple[Path | str, ...],
+    ) -> None:
         includes = opt in ("-r", "--requirement", "-c", "--constraint")
         constraint |= opt in ("-c", "--constraint")
         if isinstance(base, str) and includes:  # relative to the URL, as pip joins it
@@ -474,27 +484,3 @@ def _pinned_for_pip(req: Requirement) -> bool:
 
 def _listed(wanted: list[Wanted]) -> str:
     return ", ".join(f"{w.req} ({w.where})" for w in wanted)
-
-
-def _format_control(value: str, target: set[str], other: set[str]) -> None:
-    """``--only-binary`` / ``--no-binary`` VALUE, as pip's handle_mutual_excludes."""
-    for word in value.split(","):
-        word = word.strip()
-        if word == ":all:":
-            target.clear()
-            other.clear()
-            target.add(":all:")
-        elif word == ":none:":
-            target.clear()
-        elif word:
-            key = canonicalize_name(word)
-            other.discard(key)
-            target.add(key)
-
-
-def constraints_in_config(listing: str, command: str) -> list[str]:
-    """The constraint files of pip's configuration, from the lines of ``pip config list``
-    (``global.constraint='a.txt b.txt'``): as pip ranks them, the environment
-    (PIP_CONSTRAINT) over the command's section over ``global``; the value is split at
-    spaces, as pip splits a list option's."""
-    return next(iter(config_settings(listing, "constraint", command)), "").split()
