@@ -19,7 +19,7 @@ import trio
 from helpers import one_line_error, segfetch
 from test_hostile import FAST, Handler, range_asked, read_head, serve
 
-from segfetch.engine import rules
+from segfetch.engine import rules, versions
 from segfetch.engine.coding import PIECE, Damaged, Decoder
 from segfetch.engine.download import download
 from segfetch.engine.options import Options
@@ -94,7 +94,7 @@ def test_the_probe_takes_a_coded_whole_file_whatever_its_length_says() -> None:
     """Its Content-Length is the compressed size: not checked against the file's size, nor
     against a saved state (nothing saved fits a stream decoded from byte 0)."""
     gz = heads(Content_Encoding="gzip", Content_Length="4000", ETag='"v1-gzip"')
-    known = rules.Known(9000, '"v1"', None)
+    known = versions.Known(9000, '"v1"', None)
     for saved in (None, known):
         verdict = rules.judge_probe(200, gz, 0, 1000, saved, 9000, NAME)
         assert verdict == rules.Whole(None, "gzip")

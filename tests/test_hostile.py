@@ -1134,3 +1134,45 @@ async def test_a_redirect_to_a_bad_host_name_is_one_line(
         nursery.cancel_scope.cancel()
     assert proc.returncode == 1
     assert "'a..b'" in one_line_error(proc)
+
+
+def expired_after_first(data: bytes, every: int) -> Handler:
+    """The first request gets its range under an ETag; later ones get a short 200 with no
+    validator (an expired signed link's JSON) where ``every`` divides their count, else
+    their range."""
+    seen = [0]
+    error = b'{"error":"expired"}'
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            seen[0] += 1
+            if seen[0] > 1 and seen[0] % every == 0:
+                kind = b"Content-Type: application/json\r\n"
+                await stream.send_all(b"HTTP/1.1 200 OK\r\n%sContent-Length: 19\r\n\r\n" % kind)
+                await stream.send_all(error)
+                continue
+            await stream.send_all(as_asked(head, data))
+
+    return handler
+
+
+@pytest.mark.parametrize("connections", [2, 4])
+async def test_a_short_body_without_validators_is_never_the_file(
+    tmp_path: Path, connections: int
+) -> None:
+    """Another size and none of the validators the file came with: an error's body, not a
+    new version (which brings its own). It was saved as the file, exit 0. Now it is asked
+    again; where every answer is that, the download fails and nothing is kept."""
+    data = random.Random(5).randbytes(1 << 20)
+    dest = tmp_path / "f.bin"
+    policy = RetryPolicy(max_tries=4, base=0.01, cap=0.02)
+    options = Options(connections=connections, min_segment=64 * 1024, policy=policy)
+    result = await fetch_from(expired_after_first(data, every=3), dest, options, 30)
+    assert dest.read_bytes() == data and result.restarts == 0
+    dest.unlink()
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, expired_after_first(data, every=1))
+        with trio.fail_after(30), pytest.raises(RetriesExhausted, match="19 bytes without the"):
+            await download(f"http://127.0.0.1:{port}/f.bin", dest, options)
+        nursery.cancel_scope.cancel()
+    assert not dest.exists()

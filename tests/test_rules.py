@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.engine import failures, rules
+from segfetch.engine import failures, rules, versions
 from segfetch.engine.ranges import range_header
-from segfetch.engine.rules import Known
+from segfetch.engine.versions import Known
 
 NAME = "https://h.example/x.whl"
 sizes = st.integers(min_value=1, max_value=10**12)
@@ -117,8 +117,8 @@ def test_a_segment_from_another_version_restarts_and_is_never_used(
     known = Known(size, old_etag if old_etag and not old_etag.startswith("W/") else None, old_date)
     headers = _headers(start, end - 1, size, etag=etag, last_modified=date)
     verdict = rules.judge_segment(206, headers, start, end, known, NAME)
-    strong, modified = rules.validators(headers)
-    if rules.changed(known, strong, modified, size):
+    strong, modified = versions.validators(headers)
+    if versions.changed(known, strong, modified, size):
         assert isinstance(verdict, rules.Restart)
     else:
         assert isinstance(verdict, rules.Ranged)
@@ -135,13 +135,13 @@ def test_a_segment_answered_without_its_range_is_retried(
 
 
 def test_weak_etags_are_not_validators() -> None:
-    assert rules.validators({"ETag": 'W/"x"', "Last-Modified": "d"}) == (None, "d")
-    assert rules.validators({"ETag": '"x"'}) == ('"x"', None)
+    assert versions.validators({"ETag": 'W/"x"', "Last-Modified": "d"}) == (None, "d")
+    assert versions.validators({"ETag": '"x"'}) == ('"x"', None)
 
 
 @given(etags, dates)
 def test_a_missing_validator_proves_no_change(etag: str | None, date: str | None) -> None:
-    assert not rules.changed(Known(1, None, None), etag, date)
+    assert not versions.changed(Known(1, None, None), etag, date)
 
 
 @given(sizes, st.integers(0, 10**12))
@@ -163,7 +163,10 @@ def test_probe_with_saved_state(size: int) -> None:
         return rules.judge_probe(status, httpx.Headers(headers), 0, 1, known, None, NAME)
 
     assert isinstance(probe(200, {"ETag": '"other"'}), rules.Restart)
-    assert isinstance(probe(200, {"Content-Length": str(size + 1)}), rules.Restart)
+    other = {"Content-Length": str(size + 1), "Last-Modified": "Tue, 02 Jan 2024 00:00:00 GMT"}
+    assert isinstance(probe(200, other), rules.Restart)
+    # Another size with no validator at all: an error's body, not a new version.
+    assert isinstance(probe(200, {"Content-Length": str(size + 1)}), rules.Retry)
     assert probe(200, {"ETag": '"e"'}) == rules.Whole(size)  # the same bytes, as one stream
     # No validator at all, where one was known: If-Range was not met (or not checked).
     lost = probe(200, {})
@@ -417,7 +420,7 @@ def test_an_answer_without_the_known_validators_is_not_taken_for_the_file() -> N
     both = Known(100, '"a"', date)
     by_date = _headers(10, 19, 100, last_modified=date)
     assert isinstance(rules.judge_segment(206, by_date, 10, 20, both, NAME), rules.Ranged)
-    assert not rules.changed(Known(100, None, None), None, None, 100)
+    assert not versions.changed(Known(100, None, None), None, None, 100)
 
 
 def test_a_given_size_holds_on_a_resumed_run_too() -> None:
@@ -477,3 +480,25 @@ def test_a_200_that_says_it_holds_a_part_is_not_the_file() -> None:
     assert rules.judge_probe(200, whole, 0, None, None, None, NAME) == rules.Whole(100)
     bogus = httpx.Headers({"Content-Range": "pages 1-2", "Content-Length": "100"})
     assert rules.judge_probe(200, bogus, 0, None, None, None, NAME) == rules.Whole(100)
+
+
+def test_another_size_without_the_files_validators_is_not_a_new_version() -> None:
+    """A short 200 with no validator, where the file had an ETag: an error's body (an
+    expired link), asked again; with validators of its own, or where the file had none,
+    it is a new version."""
+    known = Known(1000, '"e"', None)
+    bare = httpx.Headers({"Content-Length": "19"})
+    for verdict in [
+        rules.judge_segment(200, bare, 100, 200, known, NAME),
+        rules.judge_probe(200, bare, 100, None, known, None, NAME),
+        rules.judge_segment(
+            206, httpx.Headers({"Content-Range": "bytes 0-18/19"}), 0, 100, known, NAME
+        ),
+    ]:
+        assert isinstance(verdict, rules.Retry), verdict
+        assert "19 bytes without the validators of its 1000-byte file" in verdict.failure.message
+        assert verdict.failure.advice == rules.ODD_SERVER
+    own = httpx.Headers({"Content-Length": "19", "ETag": '"new"'})
+    assert isinstance(rules.judge_segment(200, own, 100, 200, known, NAME), rules.Restart)
+    blind = Known(1000, None, None)
+    assert isinstance(rules.judge_segment(200, bare, 100, 200, blind, NAME), rules.Restart)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from segfetch.engine import rules, whole
+from segfetch.engine import rules, versions, whole
 from segfetch.engine.client import (
     Location,
     RetryLater,
@@ -159,7 +159,7 @@ class _Download:
         # An HTML answer is a portal's page, unless HTML is what was asked for.
         html = (".html", ".htm")
         self.html_ok = urlsplit(url).path.lower().endswith(html) or dest.name.lower().endswith(html)
-        self.lenient = False  # some answers had validators, others none (rules.Known)
+        self.lenient = False  # some answers had validators, others none (versions.Known)
         self.one_answer = False  # no validator, nothing checks the result (see _probe)
         self._last_report = -1.0
 
@@ -413,7 +413,7 @@ class _Download:
         return response, chunks, verdict
 
     async def _judge_probe(
-        self, response: httpx.Response, start: int, end: int | None, known: rules.Known | None
+        self, response: httpx.Response, start: int, end: int | None, known: versions.Known | None
     ) -> tuple[AsyncIterator[bytes], Usable]:
         def judge(headers: rules.Headers) -> rules.Verdict:
             return rules.judge_probe(
@@ -439,10 +439,10 @@ class _Download:
         )  # fmt: skip
         return self.transfer
 
-    def _known(self, state: State) -> rules.Known:
+    def _known(self, state: State) -> versions.Known:
         """What the rules know of the file (checked: a sha256 given)."""
         checked = self.sha256 is not None
-        return rules.Known(state.size, state.etag, state.last_modified, checked, self.lenient)
+        return versions.Known(state.size, state.etag, state.last_modified, checked, self.lenient)
 
     async def _ranged(self, verdict: rules.Ranged, body: Body) -> int:
         assert self.state is not None

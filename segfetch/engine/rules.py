@@ -11,29 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
 
+from segfetch.engine import versions
 from segfetch.engine.coding import codings, decodable
 from segfetch.engine.failures import Failure
 from segfetch.engine.ranges import parse_content_range, parse_unsatisfied_range
+from segfetch.engine.versions import (
+    Known,
+    changed,
+    content_length,
+    per_node_etag,
+    same_version,
+    validators,
+    vouched,
+)
 from segfetch.errors import ServerError
 
 Headers = Mapping[str, str]  # httpx.Headers, or a plain dict in tests
-
-
-class Known(NamedTuple):
-    """What an earlier answer (or the control file) established about the file."""
-
-    size: int
-    etag: str | None  # strong ETags only
-    last_modified: str | None
-    # A sha256 checks every byte of the result: only then do other validators for the same
-    # size (another node's names for its bytes) not count as a change. (A zip's CRCs skip
-    # bytes where nodes' builds of one size differ: they are no such check.)
-    checked: bool = False
-    # Some answers of this server came without validators where others had them: such an
-    # answer no longer counts as a change (other validators still do).
-    lenient: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,80 +123,6 @@ class Fail:
 Verdict = Ranged | Multipart | Whole | Empty | Retry | Restart | Fail
 
 
-def validators(headers: Headers) -> tuple[str | None, str | None]:
-    """(strong ETag, Last-Modified). A weak ETag may not be used in If-Range (RFC 9110), nor
-    one not ASCII (httpx decoded it by a guess, cannot send it back): such counts as none."""
-    etag = headers.get("ETag")
-    if etag is not None and (etag.startswith("W/") or not etag.isascii()):
-        etag = None
-    modified = headers.get("Last-Modified")
-    return etag, modified if modified is None or modified.isascii() else None
-
-
-def content_length(headers: Headers) -> int | None:
-    value = headers.get("Content-Length", "")
-    return int(value) if value.isascii() and value.isdigit() else None
-
-
-def changed(
-    known: Known,
-    etag: str | None,
-    last_modified: str | None,
-    size: int | None = None,
-    body: bool = True,
-) -> bool:
-    """Whether an answer may be another version of the file than ``known``: another size,
-    Last-Modified or strong ETag, or, for an answer with the file's bytes (``body``), none of
-    the known validators (a node or proxy that drops them: nothing shows its If-Range was
-    honoured). Where none was known, a missing validator proves nothing. Where a sha256
-    checks the result (``checked``), no validator proves a change of a file of the same size:
-    nodes of a load balancer each have their own ETag and date; the sha256 finds a splice."""
-    if size is not None and size != known.size:
-        return True
-    if size is not None and known.checked:
-        return False
-    if known.last_modified and last_modified and last_modified != known.last_modified:
-        return True
-    unproven = body and not known.checked and not _taken_bare(known, etag, last_modified)
-    return other_etag(known, etag) or unproven
-
-
-def _taken_bare(known: Known, etag: str | None, last_modified: str | None) -> bool:
-    """Vouched for, or bare (no validator at all) from a server known to send some bare."""
-    return vouched(known, etag, last_modified) or (known.lenient and not (etag or last_modified))
-
-
-def vouched(known: Known, etag: str | None, last_modified: str | None) -> bool:
-    """The answer carries one of the known validators, or none was known."""
-    if known.etag is None and known.last_modified is None:
-        return True
-    return (known.etag is not None and etag == known.etag) or (
-        known.last_modified is not None and last_modified == known.last_modified
-    )
-
-
-def other_etag(known: Known, etag: str | None) -> bool:
-    """Both have a strong ETag, and they differ."""
-    return bool(known.etag and etag and etag != known.etag)
-
-
-def same_version(
-    known: Known, etag: str | None, last_modified: str | None, size: int | None
-) -> bool:
-    """Positive evidence that an answer is the known file: its strong ETag, or its size and
-    Last-Modified."""
-    if known.etag and etag == known.etag:
-        return True
-    return bool(known.last_modified and last_modified == known.last_modified and size == known.size)
-
-
-def per_node_etag(known: Known, etag: str | None, last_modified: str | None) -> bool:
-    """Another ETag for the same size and Last-Modified, where the result is checked."""
-    other = other_etag(known, etag)
-    same_date = known.last_modified is not None and last_modified == known.last_modified
-    return other and known.checked and same_date
-
-
 def multipart_boundary(headers: Headers) -> bytes | None:
     """The boundary of a ``multipart/byteranges`` answer, or None for any other type."""
     media, _, params = headers.get("Content-Type", "").partition(";")
@@ -274,6 +194,15 @@ def _part_label(headers: Headers) -> str | None:
     return None if first == 0 and last in (total, None) else value.strip()
 
 
+def _bare_other_size(
+    known: Known, etag: str | None, last_modified: str | None, size: int | None, name: str
+) -> Retry | None:
+    if not versions.bare_other_size(known, etag, last_modified, size):
+        return None
+    message = f"{name} answered {size} bytes without the validators of its {known.size}-byte file"
+    return Retry(Failure(message, retry=True, advice=ODD_SERVER))
+
+
 def judge_probe(
     status: int,
     headers: Headers,
@@ -299,6 +228,8 @@ def judge_probe(
         size = content_length(headers)
         if expected_size is not None and size not in (None, expected_size):
             return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
+        if (odd := _bare_other_size(known, etag, modified, size, name)) is not None:
+            return odd
         # (A 200 to If-Range without the known validators: not matched, or not looked at.)
         if changed(known, etag, modified, size) or not vouched(known, etag, modified):
             return _restart(known, etag, modified, size, "the file changed since the last run")
@@ -353,6 +284,8 @@ def judge_probe(
         return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     if expected_size is not None and total != expected_size:  # a saved state's size too
         return _not_the_size(name, total, expected_size)
+    if known is not None and (odd := _bare_other_size(known, etag, modified, total, name)):
+        return odd
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")
     unsure = not said and expected_size is None
@@ -452,6 +385,8 @@ def judge_segment(
     if size not in (None, known.size) and known.etag and etag == known.etag:  # (RFC 9110 8.8.1)
         message = f"{name} answered {size} bytes under the ETag of its {known.size}-byte file"
         return Retry(Failure(message, retry=True, advice=ODD_SERVER))  # same ETag: same bytes
+    if (odd := _bare_other_size(known, etag, modified, size, name)) is not None:
+        return odd
     if changed(known, etag, modified, size, body=status in (200, 206)):
         reason = f"{name} changed during the download"
         return _restart(known, etag, modified, size, reason, mid_run=True)

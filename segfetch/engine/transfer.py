@@ -13,7 +13,7 @@ from typing import NamedTuple
 import httpx
 import trio
 
-from segfetch.engine import rules
+from segfetch.engine import rules, versions
 from segfetch.engine.body import unread
 from segfetch.engine.client import (
     Location,
@@ -78,13 +78,13 @@ class Transfer:
         report: Callable[[], None],
         html_ok: bool = False,
         first: Span | None = None,
-        known: rules.Known | None = None,
+        known: versions.Known | None = None,
     ) -> None:
         self.client, self.where, self.name, self.options = client, where, where.name, options
         self.html_ok = html_ok
         self.state, self.part, self.hasher = state, part, hasher
         self.stats, self.rng, self.slots, self.report = stats, rng, slots, report
-        self.known = known or rules.Known(state.size, state.etag, state.last_modified)
+        self.known = known or versions.Known(state.size, state.etag, state.last_modified)
         self.ignored = 0  # 200s of the very file to range requests, in a row
         self.empty = 0  # answers that ended short before their first byte, since a whole one
         self.server: tuple[str, str, int | None, str] | None = None  # the first answer's

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from segfetch.engine import coding, rules
+from segfetch.engine import coding, rules, versions
 from segfetch.engine.body import body_chunks
 from segfetch.engine.client import Location, RetryLater, backoff, classify, send
 from segfetch.engine.failures import Failure
@@ -95,9 +95,9 @@ async def ends_at(
 
 def _same(keep: State, headers: httpx.Headers, size: int | None) -> bool:
     """The answer is the saved state's file: its validators, and not another size."""
-    etag, modified = rules.validators(headers)
-    known = rules.Known(keep.size, keep.etag, keep.last_modified)
-    return size in (None, keep.size) and rules.same_version(known, etag, modified, keep.size)
+    etag, modified = versions.validators(headers)
+    known = versions.Known(keep.size, keep.etag, keep.last_modified)
+    return size in (None, keep.size) and versions.same_version(known, etag, modified, keep.size)
 
 
 async def _stream(
@@ -147,7 +147,7 @@ async def _stream(
     if size is not None and pos != size:
         raise RetryLater(Failure(f"{name}: body ended at {pos} of {size} bytes", True))
     await hasher.advance(pos)
-    stats.validators = rules.validators(response.headers)
+    stats.validators = versions.validators(response.headers)
     report(force=True)
     return pos
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from segfetch.engine import failures, rules
+from segfetch.engine import failures, versions
 from segfetch.engine.ranges import parse_content_range
 from segfetch.errors import redact_url
 from segfetch.wheels.cache import Cache
@@ -98,7 +98,7 @@ def size_of(status: int, headers: Mapping[str, str]) -> int | None:
             return parse_content_range(headers.get("Content-Range", ""))[2]
         except ValueError:
             return None
-    return rules.content_length(headers) if status == 200 else None
+    return versions.content_length(headers) if status == 200 else None
 
 
 def verdict(kept: Kept, status: int, headers: Mapping[str, str]) -> Verdict:
@@ -117,9 +117,9 @@ def verdict(kept: Kept, status: int, headers: Mapping[str, str]) -> Verdict:
     size = size_of(status, headers)
     if size is None or (kept.etag is None and kept.last_modified is None):
         return Verdict.CHANGED
-    etag, modified = rules.validators(headers)
-    known = rules.Known(kept.size, kept.etag, kept.last_modified)
-    return Verdict.CHANGED if rules.changed(known, etag, modified, size) else Verdict.SAME
+    etag, modified = versions.validators(headers)
+    known = versions.Known(kept.size, kept.etag, kept.last_modified)
+    return Verdict.CHANGED if versions.changed(known, etag, modified, size) else Verdict.SAME
 
 
 async def ask(
