@@ -97,12 +97,14 @@ def test_transport_failures() -> None:
         httpx.RemoteProtocolError(f"illegal status line: {raw!r}"), "http://h/x"
     )
     assert failure.retry and failure.message == (
-        "RemoteProtocolError: illegal status line: "
-        "b'\\x00raw body of a server with no status lin'..."
+        "a broken HTTP answer (illegal status line: "
+        "b'\\x00raw body of a server with no status lin'...)"
     )
 
     failure = failures.from_transport(httpx.ReadError(""), "https://h/x")
-    assert failure.retry and failure.message == "ReadError: no answer in time"
+    assert failure.retry and failure.message == "the connection broke"
+    failure = failures.from_transport(httpx.RemoteProtocolError("Server disconnected."), "h")
+    assert failure.message == "a broken HTTP answer (Server disconnected)"
     assert isinstance(failures.exhausted(3, failure), RetriesExhausted)
 
 

@@ -91,7 +91,7 @@ async def endless_body(stream: trio.SocketStream) -> None:
     ("handler", "error", "words"),
     [
         (slow_loris, RetriesExhausted, "no complete answer"),
-        (huge_header, RetriesExhausted, "RemoteProtocolError"),
+        (huge_header, RetriesExhausted, "a broken HTTP answer"),
         (redirect_to_self, DownloadError, "too many redirects"),
         (redirect_to_a_bad_host, DownloadError, "cannot resolve host 'a..b'"),
     ],

@@ -118,8 +118,24 @@ def from_transport(exc: BaseException, url: str) -> Failure:
         return Failure(
             f"{redact_url(url)}: only http:// and https:// URLs are supported", retry=False
         )
-    text = _peer_bytes(str(exc)) or "no answer in time"
-    return Failure(f"{type(exc).__name__}: {text}", retry=True)
+    plain = _PLAIN.get(type(exc).__name__, type(exc).__name__)
+    text = _peer_bytes(str(exc))
+    text = text[:-1] if text.endswith(".") and not text.endswith("..") else text
+    return Failure(f"{plain} ({text})" if text else plain, retry=True)
+
+
+# httpx's transport errors, in words (its classes' names told users little)
+_PLAIN = {
+    "ConnectError": "cannot connect",
+    "ConnectTimeout": "no connection in time",
+    "ReadTimeout": "no data in time",
+    "WriteTimeout": "could not send in time",
+    "PoolTimeout": "no free connection in time",
+    "ReadError": "the connection broke",
+    "WriteError": "the connection broke while sending",
+    "CloseError": "the connection broke while closing",
+    "RemoteProtocolError": "a broken HTTP answer",
+}
 
 
 def _asked(exc: BaseException, url: str) -> str:

@@ -119,7 +119,9 @@ def parse_content_range(value: str) -> tuple[int, int, int | None]:
     """Parse ``bytes a-b/total`` into (a, b + 1, total); total is None for ``*``."""
     m = _CONTENT_RANGE.fullmatch(value.strip())
     if not m:
-        raise ValueError(f"malformed Content-Range {_shown(value)}")
+        raise ValueError(
+            f"malformed Content-Range {_shown(value)}" if value else "no Content-Range"
+        )
     start, last = int(m[1]), int(m[2])
     total = None if m[3] == "*" else int(m[3])
     if last < start or (total is not None and last >= total) or max(last, total or 0) > MAX_OFFSET:

@@ -289,7 +289,7 @@ class Transfer:
                         self.stats.retries += 1
                         self.pushed = True
                         return False
-                    message = f"{self.name}: a connection {why}; asking again on a new one"
+                    message = f"{self.name}: a connection {why}"  # (asked again: a retry)
                     raise RetryLater(Failure(message, True))
             except (RetryLater, httpx.TransportError) as exc:
                 failure = classify(exc, self.where.current)
