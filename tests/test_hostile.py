@@ -1176,3 +1176,29 @@ async def test_a_short_body_without_validators_is_never_the_file(
             await download(f"http://127.0.0.1:{port}/f.bin", dest, options)
         nursery.cancel_scope.cancel()
     assert not dest.exists()
+
+
+async def test_a_refusal_for_a_day_on_one_connection_leaves_the_others_going(
+    tmp_path: Path,
+) -> None:
+    """One request of several answered 429 with Retry-After: 100000, while the others
+    stream: that connection is dropped and the rest finish the file (it stopped the whole
+    download when the refusal was the first, let pass to be asked again after the wait)."""
+    data = random.Random(7).randbytes(1 << 20)
+    seen = [0]
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            seen[0] += 1
+            if seen[0] == 2:
+                await stream.send_all(
+                    b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 100000\r\n"
+                    b"Content-Length: 0\r\n\r\n"
+                )
+                continue
+            reply = as_asked(head, data)
+            await send_slowly(stream, reply, 128 * 1024)
+
+    options = Options(connections=2, min_segment=64 * 1024, policy=FAST)
+    result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == data and result.size == len(data)

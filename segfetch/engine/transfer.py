@@ -293,7 +293,10 @@ class Transfer:
                     raise RetryLater(Failure(message, True))
             except (RetryLater, httpx.TransportError) as exc:
                 failure = classify(exc, self.where.current)
-                if failure.backpressure and not self._let_pass(asked):
+                # (one that asks for a longer wait than we make is never let pass: the
+                # others go on without this connection)
+                later = (failure.retry_after or 0) > budget.policy.max_retry_after
+                if failure.backpressure and (later or not self._let_pass(asked)):
                     if self.slots is not None:
                         self.slots.shrink(asked)  # the host wants fewer of us, whichever file
                     if self.stats.workers - self.idle > 1:
