@@ -41,6 +41,25 @@ def test_pinned_file_with_hashes_comments_and_continuations(tmp_path: Path) -> N
     assert rs.fully_pinned
 
 
+def test_a_comment_that_ends_in_a_backslash_takes_the_next_line_as_in_pip(
+    tmp_path: Path,
+) -> None:
+    """pip joins lines before it removes comments: ``alpha==1.0 # pinned \\`` swallows the
+    line after it (pip installs alpha alone); a line that is all comment joins nothing."""
+    req = write(
+        tmp_path,
+        "req.txt",
+        "alpha==1.0 # pinned \\\ngamma==1.0\n# a note \\\nbeta==2.0\ndel\\\nta==3\n",
+    )
+    rs = RequirementSet()
+    rs.add_file(req)
+    assert [(str(w.req), w.where) for w in rs.wanted] == [
+        ("alpha==1.0", f"{req}:1"),
+        ("beta==2.0", f"{req}:4"),
+        ("delta==3", f"{req}:5"),
+    ]
+
+
 def test_ranges_and_wildcards_are_not_pinned() -> None:
     for text in ["alpha", "alpha>=1", "alpha==1.*", "alpha==1,<2"]:
         rs = RequirementSet()

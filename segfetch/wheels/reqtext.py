@@ -66,22 +66,24 @@ def _decode(raw: bytes, encoding: str, path: Path, start: int = 0) -> str:
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, line) with comments removed and continuations joined."""
+    """(first line number, line) with continuations joined, then comments removed, in
+    pip's order: a comment that ends in ``\\`` takes the next line with it, unless the
+    comment is the whole line."""
     out: list[tuple[int, str]] = []
-    pending, start = "", 0
+    pending: list[str] = []
+    start = 0
     for number, raw in enumerate(text.splitlines(), 1):
-        line = _COMMENT.sub("", raw).rstrip()
         if not pending:
             start = number
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
+        if raw.endswith("\\") and not _COMMENT.match(raw):
+            pending.append(raw.strip("\\"))
             continue
-        line = (pending + line).strip()
-        pending = ""
-        if line:
+        line = "".join([*pending, " " + raw if _COMMENT.match(raw) else raw])
+        pending = []
+        if line := _COMMENT.sub("", line).strip():
             out.append((start, line))
-    if pending.strip():
-        out.append((start, pending.strip()))
+    if line := _COMMENT.sub("", "".join(pending)).strip():
+        out.append((start, line))
     return out
 
 
