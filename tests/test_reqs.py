@@ -97,7 +97,7 @@ def test_a_line_of_several_options_takes_them_all_as_pip(tmp_path: Path) -> None
         tmp_path,
         "req.txt",
         "--prefer-binary --pre\n-i https://a.example/simple --extra-index-url=https://b.example/s"
-        "\n--only-binary :all: --no-binary beta -r more.txt\nalpha\n",
+        "\n--only-binary :all: --no-binary beta\n-r more.txt\nalpha\n",
     )
     write(tmp_path, "more.txt", "gamma\n")
     rs = RequirementSet()
@@ -116,6 +116,13 @@ def test_a_line_of_several_options_takes_them_all_as_pip(tmp_path: Path) -> None
         "--only-binary :all:",
         "--no-binary beta",
     ]
+    # A line with -r is that file alone (its first -r), one with -e that editable: pip
+    # ignores the rest of such a line, --pre included.
+    rs = RequirementSet()
+    rs.add_file(write(tmp_path, "top.txt", "--pre -r more.txt -c nope.txt\n-e x --pre\n"))
+    assert not rs.pre and not rs.file_options and not rs.constraints
+    assert [w.req.name for w in rs.wanted] == ["gamma"]
+    assert rs.handed == [f"-e {Path('x').absolute()}"]
 
 
 @pytest.mark.parametrize(
@@ -279,6 +286,18 @@ def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(
         *rs.handed,
     ]
     assert constraints == []
+
+
+def test_a_find_links_folder_that_is_not_there_is_left_out_for_the_installer(
+    tmp_path: Path,
+) -> None:
+    """pip ignores it with a warning (cli/reqset.py gives pip's); uv, given it in a file,
+    took it for a URL and stopped: nothing installed, exit 2."""
+    (tmp_path / "here").mkdir()
+    rs = RequirementSet(find_links=[str(tmp_path / "nope"), str(tmp_path / "here")])
+    rs.add_string("alpha")
+    lines, _ = rs.pip_lines({})
+    assert lines == [f"--find-links {tmp_path / 'here'}", "alpha"]
 
 
 @pytest.mark.parametrize(

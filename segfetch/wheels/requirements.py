@@ -332,8 +332,9 @@ class RequirementSet:
             return " ".join([req, *(f"--hash=sha256:{h}" for h in sorted(w.hashes))])
 
         # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
+        # One that is not there, pip ignores (cli/reqset.py said so); uv took it for a URL.
         folders = [f if "://" in f else os.path.abspath(f) for f in self.find_links]
-        folders = [f for f in folders if not is_http_url(f)]
+        folders = [f for f in folders if not is_http_url(f) and ("://" in f or Path(f).exists())]
         lines = [*self.file_options, *(f"--find-links {shlex.quote(f)}" for f in folders)]
         lines += [line(w, str(w.req)) for w in self.wanted]
         for w in self.direct:
@@ -400,7 +401,14 @@ class RequirementSet:
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        for opt, value in options(words, where):
+        found = options(words, where)
+        # As pip: a line with -e is that editable, one with -r (else -c) that file; the
+        # other options of such a line do nothing (pip ignores them).
+        for alone in (("-e", "--editable"), ("-r", "--requirement"), ("-c", "--constraint")):
+            if first := [(opt, value) for opt, value in found if opt in alone][:1]:
+                found = first
+                break
+        for opt, value in found:
             self._add_option(opt, value, where, base, constraint, seen)
 
     def _add_option(
