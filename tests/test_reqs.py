@@ -123,6 +123,10 @@ def test_a_line_of_several_options_takes_them_all_as_pip(tmp_path: Path) -> None
     assert not rs.pre and not rs.file_options and not rs.constraints
     assert [w.req.name for w in rs.wanted] == ["gamma"]
     assert rs.handed == [f"-e {Path('x').absolute()}"]
+    # On one line, -i first whatever the order, then the extra indexes; one -f.
+    rs = RequirementSet()
+    rs.add_file(write(tmp_path, "i.txt", "--extra-index-url B -i A -i C\n-f here -f there\n"))
+    assert (rs.index_url, rs.extra_index_urls, rs.find_links) == ("C", ["B"], ["here"])
 
 
 @pytest.mark.parametrize(

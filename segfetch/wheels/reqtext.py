@@ -95,8 +95,22 @@ def split_options(line: str) -> tuple[str, str, list[str]]:
 
 
 def options(words: list[str], where: str) -> list[tuple[str, str]]:
-    """The options of a line that starts with one, in order, as (name, value): pip reads
-    them all (``--prefer-binary --pre``, ``-i URL --trusted-host HOST``)."""
+    """The options of a line that starts with one, as (name, value), as pip applies them
+    (its handle_option_line): all of them (``--prefer-binary --pre``), but a line with -e
+    is that editable, one with -r (else -c) that file, and nothing else of it counts; the
+    last -i comes first and replaces the indexes before it, then the line's extra ones;
+    only its first -f counts."""
+    found = _words(words, where)
+    for alone in (("-e", "--editable"), ("-r", "--requirement"), ("-c", "--constraint")):
+        if first := [(opt, value) for opt, value in found if opt in alone][:1]:
+            return first
+    index = [(opt, value) for opt, value in found if opt in ("-i", "--index-url")][-1:]
+    links = [(opt, value) for opt, value in found if opt in ("-f", "--find-links")][:1]
+    rest = [o for o in found if o[0] not in ("-i", "--index-url", "-f", "--find-links")]
+    return index + links + rest
+
+
+def _words(words: list[str], where: str) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     rest = iter(words)
     for word in rest:

@@ -401,14 +401,7 @@ class RequirementSet:
             words = shlex.split(line)
         except ValueError as exc:
             raise UsageError(f"{where}: {exc}") from None
-        found = options(words, where)
-        # As pip: a line with -e is that editable, one with -r (else -c) that file; the
-        # other options of such a line do nothing (pip ignores them).
-        for alone in (("-e", "--editable"), ("-r", "--requirement"), ("-c", "--constraint")):
-            if first := [(opt, value) for opt, value in found if opt in alone][:1]:
-                found = first
-                break
-        for opt, value in found:
+        for opt, value in options(words, where):
             self._add_option(opt, value, where, base, constraint, seen)
 
     def _add_option(
