@@ -32,6 +32,12 @@ class UsageError(SegfetchError):
     exit_code = 2
 
 
+class RequirementError(UsageError):
+    """A requirement, or a requirements file, that cannot be read: exit 1, as pip's."""
+
+    exit_code = 1
+
+
 class DiskError(SegfetchError):
     @classmethod
     def from_os(cls, exc: OSError, what: str) -> DiskError:

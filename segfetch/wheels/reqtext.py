@@ -22,7 +22,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from segfetch.errors import UsageError, redact_url
+from segfetch.errors import RequirementError, redact_url
 
 VCS = ("git+", "hg+", "svn+", "bzr+")
 ARCHIVES = (".whl", ".tar.gz", ".zip")  # what segfetch fetches from a direct URL
@@ -59,10 +59,12 @@ def _decode(raw: bytes, encoding: str, path: Path, start: int = 0) -> str:
     try:
         return raw[start:].decode(encoding)
     except LookupError:
-        raise UsageError(f"{path}: unknown encoding {encoding!r} in its coding line") from None
+        raise RequirementError(
+            f"{path}: unknown encoding {encoding!r} in its coding line"
+        ) from None
     except UnicodeDecodeError as exc:
         where = f"{exc.reason} at byte {start + exc.start}"
-        raise UsageError(f"{path}: not {encoding} text ({where}); save it as UTF-8") from None
+        raise RequirementError(f"{path}: not {encoding} text ({where}); save it as UTF-8") from None
 
 
 def logical_lines(text: str) -> list[tuple[int, str]]:
@@ -116,7 +118,7 @@ def _words(words: list[str], where: str) -> list[tuple[str, str]]:
     for word in rest:
         if not word.startswith("-"):  # (pip would drop it without a word)
             why = "put a requirement on a line of its own"
-            raise UsageError(f"{where}: {word!r} follows an option; {why}")
+            raise RequirementError(f"{where}: {word!r} follows an option; {why}")
         if word.startswith("--") and "=" in word:
             name, _, given = word.partition("=")
             found.append((name, given))
@@ -127,7 +129,7 @@ def _words(words: list[str], where: str) -> list[tuple[str, str]]:
         elif (value := next(rest, None)) is not None:
             found.append((word, value))
         elif word in _VALUED:
-            raise UsageError(f"{where}: option {word} needs a value")
+            raise RequirementError(f"{where}: option {word} needs a value")
         else:
             found.append((word, ""))  # (an option unknown here: the caller says so)
     return found
@@ -150,7 +152,7 @@ def check_url_hashes(url: str, name: str, where: str) -> None:
         algo, _, digest = part.partition("=")
         size = _HEX_DIGITS.get(algo)
         if size and not re.fullmatch(f"[0-9a-fA-F]{{{size}}}", digest):
-            raise UsageError(
+            raise RequirementError(
                 f"{where}: {name} @ {redact_url(bare)}: #{part} is not a valid hash fragment; "
                 f"give #{algo}= and {size} hex digits"
             )
@@ -180,7 +182,7 @@ def name_of_url(url: str, where: str) -> str:
             return str(parse_wheel_filename(filename)[0])
         return str(parse_sdist_filename(filename)[0])
     except (InvalidWheelFilename, InvalidSdistFilename):
-        raise UsageError(
+        raise RequirementError(
             f"{where}: cannot tell the project of {filename!r}; write it as NAME @ URL"
         ) from None
 

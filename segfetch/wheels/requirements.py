@@ -26,8 +26,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from segfetch.errors import (
+    RequirementError,
     SegfetchError,
-    UsageError,
     check_url,
     file_url_path,
     is_file_url,
@@ -299,7 +299,9 @@ class RequirementSet:
         if not constraint and for_pip(text):
             path = local_path(text)
             if path is not None and not Path(path).exists():  # as pip says it
-                raise UsageError(f"{where}: {text!r} looks like a path; {path!r} does not exist")
+                raise RequirementError(
+                    f"{where}: {text!r} looks like a path; {path!r} does not exist"
+                )
             if path is not None:  # from the cwd, as for -e
                 text = os.path.abspath(path) + text.strip()[len(path) :]
             self.handed.append(" ".join([text, *options]))
@@ -316,7 +318,7 @@ class RequirementSet:
         if not url or (constraint and file and (is_http_url(url) or is_file_url(url))):
             (self.constraints if constraint else self.wanted).append(wanted)
         elif constraint:  # (pip would fetch it itself, behind segfetch's back)
-            raise UsageError(f"{where}: a constraint's URL must name a wheel or sdist: {url}")
+            raise RequirementError(f"{where}: a constraint's URL must name a wheel or sdist: {url}")
         elif file and is_http_url(url):
             self.direct.append(wanted)
         else:  # file:, VCS, an http URL of no distribution file: pip fetches it
@@ -353,10 +355,10 @@ class RequirementSet:
         try:
             real = path.resolve()
             if real in _seen:
-                raise UsageError(f"{path}: includes itself through -r/-c")
+                raise RequirementError(f"{path}: includes itself through -r/-c")
             raw = path.read_bytes()
         except OSError as exc:
-            raise UsageError(
+            raise RequirementError(
                 f"cannot read requirements file {str(path)!r}: {exc.strerror}"
             ) from None
         self._add_text(decode(raw, path), str(path), path.parent, constraint, (*_seen, real))
@@ -370,9 +372,9 @@ class RequirementSet:
             self.add_file(file_url_path(url), constraint=constraint, _seen=_seen)
             return
         if url in _seen:
-            raise UsageError(f"{redact_url(url)}: includes itself through -r/-c")
+            raise RequirementError(f"{redact_url(url)}: includes itself through -r/-c")
         if self.read_url is None:
-            raise UsageError(f"{redact_url(url)}: give a file at a URL on the command line")
+            raise RequirementError(f"{redact_url(url)}: give a file at a URL on the command line")
         raw = self.read_url(check_url(url, "requirements file URL"))
         self._add_text(decode(raw, Path(redact_url(url))), url, url, constraint, (*_seen, url))
 
@@ -400,7 +402,7 @@ class RequirementSet:
         try:
             words = shlex.split(line)
         except ValueError as exc:
-            raise UsageError(f"{where}: {exc}") from None
+            raise RequirementError(f"{where}: {exc}") from None
         for opt, value in options(words, where):
             self._add_option(opt, value, where, base, constraint, seen)
 
@@ -447,9 +449,13 @@ class RequirementSet:
         elif opt == "--use-feature":  # pip's own features (truststore, ...): pip's business
             pass
         elif opt == "--hash":  # (pip ignores it there, with a warning: its check lost)
-            raise UsageError(f"{where}: --hash goes on its requirement's line (or a \\ after it)")
+            raise RequirementError(
+                f"{where}: --hash goes on its requirement's line (or a \\ after it)"
+            )
         else:
-            raise UsageError(f"{where}: option {opt} is not supported in requirement files here")
+            raise RequirementError(
+                f"{where}: option {opt} is not supported in requirement files here"
+            )
 
 
 def _requirement(text: str, where: str, options: list[str] | None = None) -> Wanted:
@@ -459,7 +465,7 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
         reason = str(exc).splitlines()[0]  # packaging adds lines that draw a caret
         if unset := _ENV.search(text):  # (pip leaves ${VAR} as it is too, then finds nothing)
             reason = f"${{{unset[1]}}} is not set in the environment"
-        raise UsageError(f"{where}: not a requirement: {text!r} ({reason})") from None
+        raise RequirementError(f"{where}: not a requirement: {text!r} ({reason})") from None
     hashes = set()
     words = iter(options or [])
     for opt in words:
@@ -467,12 +473,12 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
         if name != "--hash":
             alone = name not in ("--config-settings", "-C", "--global-option")  # pip: per req.
             why = f"put {name} on {'a line of its own' if alone else 'the command line'}"
-            raise UsageError(f"{where}: only --hash goes after a requirement; {why}")
+            raise RequirementError(f"{where}: only --hash goes after a requirement; {why}")
         if not eq:
             value = next(words, "")
         algo, _, digest = value.partition(":")
         if algo != "sha256" or not is_sha256(digest):
-            raise UsageError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
+            raise RequirementError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
         hashes.add(digest.lower())
     return Wanted(req, frozenset(hashes), where)
 
