@@ -263,10 +263,11 @@ def test_hash_options_filter_files() -> None:
         ("alpha==7", "no version of alpha matches"),
         ("beta>=9", "fits Python"),
         ("alpha==1.5", r"alpha==1.5 requires Python >=3.12 \(its Requires-Python\), not 3.11"),
+        ("delta>=1", r"only sdists of delta>=1, and none is taken here \(--only-binary, or"),
     ],
 )
 def test_no_match_says_why(text: str, words: str) -> None:
-    files = [*FILES, f("beta-9.0-cp27-cp27m-win32.whl")]
+    files = [*FILES, f("beta-9.0-cp27-cp27m-win32.whl"), f("delta-1.0.tar.gz", yanked="")]
     files = [x for x in files if x.filename != "beta-9.0-py3-none-any.whl"]
     with pytest.raises(NoMatch, match=words):
         choose(wanted(text), files, TARGET)
@@ -279,7 +280,7 @@ def test_any_file_name_is_chosen_or_refused_cleanly(filename: str, spec: str) ->
     try:
         rs.add_string("alpha" + spec)
     except Exception as exc:  # a bad requirement is the user's error, reported as one
-        assert type(exc).__name__ == "UsageError"
+        assert type(exc).__name__ == "RequirementError"
         return
     if not rs.wanted:  # a URL or a path ("alpha @ https://...", "alpha/"): not on an index
         return

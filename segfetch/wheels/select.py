@@ -207,8 +207,11 @@ def _why_none(
             f"{wanted.where}: {req} requires Python {needs} (its Requires-Python), not "
             f"{target.python_version}: ask for an older version, or use another Python"
         )
+    if not tags:  # (its matching versions have files: none of them a wheel)
+        why = "none is taken here (--only-binary, or yanked)"
+        return f"{wanted.where}: the index has only sdists of {req}, and {why}"
     ours = ", ".join(target.tags[:3])
-    theirs = ", ".join(sorted(tags)[:6]) or "none"
+    theirs = ", ".join(sorted(tags)[:6])
     return (
         f"{wanted.where}: no file of {req} fits Python {target.python_version} "
         f"(it accepts {ours}, ...; the index has wheels for {theirs})"
