@@ -542,6 +542,14 @@ async def test_local_index_tells_pip_the_upstream_failure(
     assert local.explain("No matching distribution found for A==1.0") is error
     if status == 404:
         assert local.explain("No matching distribution found for idna==3.4") is None
+        # pip's version check asks for its own page; a build's failure names pip itself
+        async with trio.open_nursery() as nursery:
+            await nursery.start(local.serve)
+            async with httpx.AsyncClient(trust_env=False) as client:
+                await client.get(local.url + "pip/")
+            nursery.cancel_scope.cancel()
+        build = "pip subprocess to install build dependencies did not run successfully."
+        assert local.explain(build) is None
 
 
 @pytest.mark.parametrize(

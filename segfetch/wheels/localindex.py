@@ -162,8 +162,9 @@ class IndexApp:
 
     def explain(self, pip_said: str) -> SegfetchError | None:
         """What explains pip's failure better than pip: a failure here, or the project no
-        index has that pip's message names."""
-        words = set(re.split(r"[^a-z0-9-]+", re.sub(r"[._]", "-", pip_said.lower())))
+        index has that pip's message names ("pip" is in all of them: its version check asks
+        for that page, and "pip subprocess to install build dependencies" is no such name)."""
+        words = set(re.split(r"[^a-z0-9-]+", re.sub(r"[._]", "-", pip_said.lower()))) - {"pip"}
         named = [e for name, e in self.missing.items() if name in words]
         return self.error or next(iter(named), None)
 
