@@ -453,6 +453,8 @@ async def test_a_conflict_names_the_requirements_not_segfetchs_files(
     said = proc.stderr.decode()
     assert proc.returncode == 1 and "Cannot install dr-d and dr-b==1.1 because" in said, said
     assert "segfetch-reqs" not in said, said  # (pip sorts the names it was given)
+    # pip's cause, as pip alone shows it (it is pip's INFO: --quiet had dropped it)
+    assert "The conflict is caused by:" in said and "depends on dr-b<1.1" in said, said
 
 
 @pytest.mark.parametrize("installer", ["pip", "uv"])

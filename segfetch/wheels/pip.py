@@ -38,24 +38,39 @@ async def pip_report(
     ``python`` (``pip_command``; by default its own). ``warn``: given pip's warnings of the
     set (an extra a project lacks), not those of the local index. Cancelled (Ctrl-C,
     SIGTERM), pip is stopped and waited for (``_stop_resolver``)."""
-    cmd = [*(pip or pip_command(python)), "install", "--dry-run", "--quiet"]
+    # The report to a file, not --quiet: a conflict's cause is pip's INFO, on its stdout.
+    folder = tempfile.TemporaryDirectory(prefix="segfetch-")
+    out = Path(folder.name) / "report.json"
+    cmd = [*(pip or pip_command(python)), "install", "--dry-run", "--report", str(out)]
     cmd += ["--disable-pip-version-check"]
-    cmd += ["--report", "-", "--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
+    cmd += ["--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
     # Our local index stands for every index the user's pip would use: keep pip's own
     # index settings (files or environment) out, so it asks nothing behind our back.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k == "PIP_CERT"}
     env["PIP_CONFIG_FILE"] = os.devnull
     loopback_direct(env)
-    proc = await trio.run_process(
-        cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True, check=False,
-        env=env, deliver_cancel=_stop_resolver,
-    )  # fmt: skip
-    said = as_given(proc.stderr.decode(), pip_reqs)
-    report = _read_report(python, proc.returncode, proc.stdout.decode(), said)
+    with folder:
+        proc = await trio.run_process(
+            cmd, stdin=subprocess.DEVNULL, capture_stdout=True, capture_stderr=True,
+            check=False, env=env, deliver_cancel=_stop_resolver,
+        )  # fmt: skip
+        told = out.read_text(encoding="utf-8") if out.exists() else ""
+    said = as_given(_with_cause(proc.stderr.decode(), proc.stdout.decode()), pip_reqs)
+    report = _read_report(python, proc.returncode, told, said)
     for line in said.splitlines():
         if line.startswith("WARNING:") and "Retrying" not in line and index not in line:
             warn(line)
     return report
+
+
+def _with_cause(stderr: str, stdout: str) -> str:
+    """pip's stderr, with a conflict's cause from its stdout where pip alone shows it:
+    before its last ERROR line ("ResolutionImpossible")."""
+    start = stdout.find("The conflict is caused by:")
+    last = stderr.rfind("ERROR: ResolutionImpossible")
+    if start < 0 or last < 0:
+        return stderr
+    return stderr[:last] + "\n" + stdout[start:].strip() + "\n\n" + stderr[last:]
 
 
 def as_given(text: str, pip_reqs: Sequence[str]) -> str:
