@@ -531,3 +531,19 @@ def test_a_file_at_a_url_says_where_without_its_credentials() -> None:
     with pytest.raises(UsageError) as said:
         rs.add_url("https://u:secret@h/r.txt")
     assert "secret" not in str(said.value) and "r.txt:1" in str(said.value)
+
+
+def test_uv_is_given_no_file_option_it_ignores(tmp_path: Path) -> None:
+    """uv's requirement files take no --pre or --prefer-binary (it warned of "unsupported
+    options" in segfetch's file); what they chose is in the plan already. pip gets them."""
+    from segfetch.cli.reqset import pip_files
+    from segfetch.wheels.installer import Installer
+
+    rs = RequirementSet()
+    rs.add_file(write(tmp_path, "r.txt", "--pre --prefer-binary --only-binary beta\nalpha\n"))
+    for name, kept in [("uv", []), ("pip", ["--pre", "--prefer-binary"])]:
+        folder = tmp_path / name
+        folder.mkdir()
+        pip_files(rs, {}, folder, Installer("uv" if name == "uv" else "pip", uv="uv"))
+        lines = (folder / "requirements.txt").read_text().splitlines()
+        assert lines == [*kept, "--only-binary beta", "alpha"], lines

@@ -151,6 +151,11 @@ def _read_url(url: str, timeout: float) -> bytes:
     return answer.content
 
 
+# A file's options that uv's requirement files do not take: what they chose is chosen,
+# and uv warned of "unsupported options" in segfetch's file.
+UV_IGNORES = frozenset({"--pre", "--prefer-binary"})
+
+
 def pip_files(
     reqs: RequirementSet, local: dict[str, Path], folder: Path, installer: Installer | None
 ) -> list[str]:
@@ -162,6 +167,8 @@ def pip_files(
     lines, constraints = reqs.pip_lines(local)
     if installer is not None and installer.name == "uv" and reqs.require_hashes:
         constraints = []
+    if installer is not None and installer.name == "uv":  # (it warns that it ignores them)
+        lines = [line for line in lines if line not in UV_IGNORES]
     out = []
     for name, flag, text in (("requirements", "-r", lines), ("constraints", "-c", constraints)):
         if text:
