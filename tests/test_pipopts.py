@@ -76,6 +76,8 @@ async def test_an_unknown_option_stops_before_its_value_is_read_as_a_requirement
         (["--root-user-action", "bogus"], "takes warn or ignore, not 'bogus'"),
         (["--root-user-action=Ignore"], "takes warn or ignore"),
         (["--root-user-action", "ignore", "--no-deps"], None),
+        (["--upgrade-strategy", "bogus"], "takes only-if-needed or eager, not 'bogus'"),
+        (["--upgrade-strategy=eager"], None),
         (["--target", "{file}"], "exists and is not a folder"),
         (["-t", "{file}"], "exists and is not a folder"),
         (["--target={file}"], "exists and is not a folder"),

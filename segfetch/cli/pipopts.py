@@ -126,15 +126,19 @@ def check_passed_through(words: Sequence[str], command: str = "install") -> None
             )
 
 
+_CHOICES = {
+    "--root-user-action": ("warn", "ignore"),
+    "--upgrade-strategy": ("only-if-needed", "eager"),
+}
+
+
 def check_values(words: Sequence[str]) -> None:
     """Values pip refuses before it resolves anything, refused here before any download:
-    a --root-user-action it does not know, a --target that is a file. ``words``: as
-    ``pip_args_of`` gives them (each of these options, then its value)."""
+    a --root-user-action or --upgrade-strategy it does not know, a --target that is a file.
+    ``words``: as ``pip_args_of`` gives them (each of these options, then its value)."""
     for name, value in pairwise(words):
-        if name == "--root-user-action" and value not in ("warn", "ignore"):
-            raise UsageError(
-                f"--root-user-action takes warn or ignore, not {value!r} (pip's choices)"
-            )
+        if (choices := _CHOICES.get(name)) and value not in choices:
+            raise UsageError(f"{name} takes {' or '.join(choices)}, not {value!r} (pip's choices)")
         if name in ("-t", "--target") and os.path.lexists(value) and not os.path.isdir(value):
             raise UsageError(
                 f"--target {value} exists and is not a folder: pip will not install there; "
