@@ -187,6 +187,20 @@ async def test_output_folder_takes_name_from_url(tmp_path: Path) -> None:
         assert (tmp_path / PATH.lstrip("/")).read_bytes() == emu.content(PATH)
 
 
+async def test_output_through_a_symlink_writes_where_it_points(tmp_path: Path) -> None:
+    """As curl and wget: the link stays a link (it was replaced by a file)."""
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "disk" / "x.whl").write_bytes(b"old")
+    (tmp_path / "x.whl").symlink_to(tmp_path / "disk" / "x.whl")
+    (tmp_path / "y.whl").symlink_to(tmp_path / "disk" / "y.whl")  # dangling: made there
+    async with Emulator({PATH: SyntheticFile(1000)}) as emu:
+        for name in ("x.whl", "y.whl"):
+            proc = await segfetch("get", emu.url(PATH), "-o", str(tmp_path / name), "-q")
+            assert proc.returncode == 0, proc.stderr
+            assert (tmp_path / name).is_symlink()
+            assert (tmp_path / "disk" / name).read_bytes() == emu.content(PATH)
+
+
 async def test_download_errors_are_one_line_exit_1(tmp_path: Path) -> None:
     async with Emulator({PATH: SyntheticFile(1000)}) as emu:
         missing = emu.url("/missing.whl").replace("http://", "http://user:s3cret@")

@@ -150,6 +150,8 @@ def _destination(path: str, output: str | None) -> Path:
         dest = Path(output or ".") / name
     else:
         dest = Path(output)
+    if dest.is_symlink():  # written where it points, as curl and wget write through it
+        dest = Path(os.path.realpath(dest))
     parent = dest.parent
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"{str(parent)!r} is a file, not a folder; choose another -o")
