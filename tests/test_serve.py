@@ -4,6 +4,7 @@ installing through it from the link emulator's index, over loopback only."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import signal
@@ -913,3 +914,26 @@ async def test_a_file_failing_its_sha256_is_not_fetched_again_for_each_request(
         assert again.status_code == 409  # (not a 5xx, which pip and uv retry)
         assert "sha256 mismatch" in again.text and "not fetched again" in again.text
         assert probes(emu, BETA) == fetched
+
+
+async def test_a_file_the_upstream_keeps_failing_is_not_asked_again_for_each_request(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """The upstream answers 500 for a file: a request soon after (pip and uv retry a 502
+    five times) hears why at once, not after serve's tries crossed the link again. Seen:
+    pip waited 2 minutes, and the upstream had 53 requests for the file."""
+    link = Link(faults=(Fault("status", status=500, retry_after=None),))
+    quick = Options(policy=RetryPolicy(max_tries=2, base=0.01))
+    async with (
+        Emulator(index=index_dir, link=link) as emu,
+        serving([emu.index_url], tmp_path / "c", options=quick) as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        assert (await client.get(url + "sf-beta/")).status_code == 200
+        file_url = url.replace("/simple/", f"/files/sf-beta/{BETA}")
+        with contextlib.suppress(httpx.HTTPError):  # a 502, or its stream cut short
+            assert (await client.get(file_url)).status_code == 502
+        asked = len([e for e in emu.log if e["path"] == f"/files/{BETA}"])
+        again = await client.get(file_url)
+        assert again.status_code == 502 and "not asked again for 30 s" in again.text
+        assert len([e for e in emu.log if e["path"] == f"/files/{BETA}"]) == asked > 0

@@ -14,7 +14,7 @@ import trio
 
 from segfetch.engine.download import Progress, Result, Slots, download
 from segfetch.engine.options import Options
-from segfetch.errors import HashMismatch, HTTPStatusError, SegfetchError
+from segfetch.errors import HashMismatch, HTTPStatusError, RetriesExhausted, SegfetchError
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.files import (
     Fetched,
@@ -58,8 +58,8 @@ class Fetcher:
         self._refused: dict[tuple[str, str | None, frozenset[str]], tuple[float, Exception]] = {}
 
     def not_again(self, p: Planned) -> None:
-        """Raise for a file whose bytes just failed its hash, or that was refused (see
-        _refused)."""
+        """Raise for a file whose bytes just failed its hash, that was refused (see
+        _refused), or (serve) whose upstream gave up on every try just now."""
         bad = self._refused.get(_key(p))
         if bad is not None and trio.current_time() < bad[0]:
             raise bad[1].with_traceback(None)
@@ -170,6 +170,12 @@ class Fetcher:
             except HTTPStatusError as exc:
                 if final(exc):
                     self._refused[_key(p)] = (trio.current_time() + self.rest, exc)
+                raise
+            except RetriesExhausted as exc:
+                if self.rest < math.inf:  # serve: each client's retry waited out ours again
+                    why = f"{exc}; not asked again for {self.rest:.0f} s"
+                    later = RetriesExhausted(why, exc.status)
+                    self._refused[_key(p)] = (trio.current_time() + self.rest, later)
                 raise
         return got
 
