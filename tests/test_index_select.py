@@ -82,8 +82,10 @@ def test_html_page() -> None:
     <a href="/files/alpha-1.0-py3-none-any.whl#sha256={SHA}" data-requires-python="&gt;=3.8"
        data-yanked="" data-dist-info-metadata="sha256={SHA}">alpha-1.0-py3-none-any.whl</a>
     <a href="alpha-0.9.tar.gz">alpha-0.9.tar.gz</a>
+    <a href="alpha-0.8.tar.gz" data-yanked>alpha-0.8.tar.gz</a>
     </body></html>""".encode()
     files = parse_page(body, "text/html; charset=utf-8", PAGE)
+    assert files[2].yanked == ""  # bare: yanked (PEP 592), as uv reads it
     assert files[0].url == "https://idx.example/files/alpha-1.0-py3-none-any.whl"
     assert files[0].sha256 == SHA and files[0].requires_python == ">=3.8"
     assert files[0].yanked == "" and files[0].metadata

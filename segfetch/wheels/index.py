@@ -199,7 +199,9 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
         filename = _link_filename(label, urljoin(base, href))
         if filename is None:
             continue
-        yanked = attrs.get("data-yanked")
+        # (bare, it is yanked, with no reason: PEP 592 asks only that it be there, as uv
+        # reads it; pip's parser sees None there and misses it)
+        yanked = (attrs["data-yanked"] or "") if "data-yanked" in attrs else None
         metadata = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         out += _unless_malformed(
             partial(
@@ -208,7 +210,7 @@ def parse_html(text: str, page_url: str) -> list[IndexFile]:
                 urljoin(base, href),
                 page_url,
                 requires_python=attrs.get("data-requires-python") or None,
-                yanked=yanked if yanked is not None else None,
+                yanked=yanked,
                 metadata=metadata if metadata != "false" else False,
             )
         )
