@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import signal
@@ -149,8 +150,13 @@ def test_page_round_trips_through_our_own_parser(media: str) -> None:
     assert [f.metadata for f in got] == [True, False, True]  # wheels: from the wheel if need be
     if media == JSON_TYPE:
         doc = json.loads(body)
-        assert doc["meta"] == {"api-version": "1.1"} and doc["name"] == "a"
+        # PEP 700's 1.1 asks every file's size, and the versions: 1.0 where a size is unknown
+        assert doc["meta"] == {"api-version": "1.0"} and doc["name"] == "a"
         assert [f["yanked"] for f in doc["files"]] == [False, "bad & old", True]
+        sized = [dataclasses.replace(f, size=10) for f in FILES]
+        doc = json.loads(simple.render_page(media, "a", sized))
+        assert doc["meta"] == {"api-version": "1.1"} and [f["size"] for f in doc["files"]]
+        assert doc["versions"] == ["0.9", "1.0", "1.0+local"]
 
 
 @pytest.mark.parametrize("media", [JSON_TYPE, simple.HTML_V1, simple.HTML])

@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 
 from packaging.utils import canonicalize_name
 
+from segfetch.wheels.dists import parse_filename
 from segfetch.wheels.index import JSON_TYPE, IndexFile
 
 HTML_V1 = "application/vnd.pypi.simple.v1+html"
@@ -170,13 +171,14 @@ def _has_metadata(f: IndexFile) -> bool:
 
 def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
     if media == JSON_TYPE:
-        return json.dumps(
-            {
-                "meta": {"api-version": "1.1"},  # (PEP 700: size, upload-time)
-                "name": project,
-                "files": [_json(project, f) for f in files],
-            }
-        ).encode()
+        doc: dict[str, object] = {"meta": {"api-version": "1.0"}, "name": project}
+        if all(f.size is not None for f in files):  # PEP 700's 1.1 asks each file's size
+            parsed = (parse_filename(f.filename) for f in files)
+            versions = sorted({d.version for d in parsed if d is not None})
+            doc = {"meta": {"api-version": "1.1"}, "name": project}
+            doc["versions"] = [str(v) for v in versions]
+        doc["files"] = [_json(project, f) for f in files]
+        return json.dumps(doc).encode()
     rows = []
     for f in files:
         href = file_href(project, f.filename) + _fragment(f)
