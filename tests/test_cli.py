@@ -103,6 +103,7 @@ BAD_ARGS = [
     (["download", "x==1", "-d", "/tmp/x", "--index-url", ""], "--index-url is empty"),
     (["install", "x==1", "--system", "-i", " "], "--index-url is empty"),
     (["serve", "--index-url", ""], "--index-url is empty"),
+    (["serve", "-i", "file:///no/such/simple/", "--port", "0"], "no such folder; give the"),
     (["serve", "--extra-index-url", ""], "'' is not an http(s) URL"),  # (began with a blank)
     (["get", "http://127.0.0.1:9/x.whl", "-o", ""], "-o is empty"),  # was: ./x.whl, exit 0
     # An empty --cache-dir made the current folder the cache; -d naming a file failed only

@@ -16,6 +16,7 @@ from segfetch.cli.options import add_download_options, cache_folder, download_op
 from segfetch.errors import (
     UsageError,
     check_url,
+    file_url_path,
     first_error,
     is_file_url,
     is_http_url,
@@ -157,6 +158,8 @@ def _indexes(args: argparse.Namespace) -> tuple[list[str], Network | None]:
             )
         if not is_file_url(url):  # (a file: index is read from disk, its files served from there)
             check_url(url, "index URL")
+        elif not file_url_path(url).is_dir():  # (every page would be a 404, unsaid)
+            raise UsageError(f"{url}: no such folder; give the folder of the index to serve")
     return urls, network
 
 
