@@ -102,11 +102,10 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
         raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
     reqs.check_hashes()
-    for link in reqs.find_links:  # (-q shows it, as pip -q shows warnings)
-        if "://" not in link and not is_file_url(link) and not os.path.exists(link):
-            # pip's own words (its resolver's stderr is not shown unless it fails)
-            line = f"Location {link!r} is ignored: it is either a non-existing path or lacks a "
-            print(f"segfetch: warning: {line}specific scheme.", file=sys.stderr)
+    for link in reqs.missing_links:  # (-q shows it, as pip -q shows warnings)
+        # pip's own words (its resolver's stderr is not shown unless it fails)
+        line = f"Location {link!r} is ignored: it is either a non-existing path or lacks a "
+        print(f"segfetch: warning: {line}specific scheme.", file=sys.stderr)
     return reqs
 
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from segfetch.engine import versions
 from segfetch.engine.coding import codings, decodable
 from segfetch.engine.failures import Failure
 from segfetch.engine.ranges import parse_content_range, parse_unsatisfied_range
 from segfetch.engine.versions import (
     Known,
+    bare_other_size,
     changed,
     content_length,
     per_node_etag,
@@ -197,7 +197,7 @@ def _part_label(headers: Headers) -> str | None:
 def _bare_other_size(
     known: Known, etag: str | None, last_modified: str | None, size: int | None, name: str
 ) -> Retry | None:
-    if not versions.bare_other_size(known, etag, last_modified, size):
+    if not bare_other_size(known, etag, last_modified, size):
         return None
     message = f"{name} answered {size} bytes without the validators of its {known.size}-byte file"
     return Retry(Failure(message, retry=True, advice=ODD_SERVER))
@@ -284,7 +284,8 @@ def judge_probe(
         return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     if expected_size is not None and total != expected_size:  # a saved state's size too
         return _not_the_size(name, total, expected_size)
-    if known is not None and (odd := _bare_other_size(known, etag, modified, total, name)):
+    odd = None if known is None else _bare_other_size(known, etag, modified, total, name)
+    if odd is not None:
         return odd
     if known is not None and changed(known, etag, modified, total):
         return _restart(known, etag, modified, total, "the file changed since the last run")

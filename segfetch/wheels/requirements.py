@@ -151,6 +151,12 @@ class RequirementSet:
     def empty(self) -> bool:
         return not (self.wanted or self.direct or self.handed)
 
+    @property
+    def missing_links(self) -> list[str]:
+        """The -f folders that are not there (pip ignores them, with a warning)."""
+        local = [f for f in self.find_links if "://" not in f and not is_file_url(f)]
+        return [f for f in local if not Path(f).exists()]
+
     def formats(self, name: str) -> frozenset[str]:
         """The formats pip takes for a project (pip's FormatControl.get_allowed_formats)."""
         key = canonicalize_name(name)
@@ -335,8 +341,9 @@ class RequirementSet:
 
         # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
         # One that is not there, pip ignores (cli/reqset.py said so); uv took it for a URL.
-        folders = [f if "://" in f else os.path.abspath(f) for f in self.find_links]
-        folders = [f for f in folders if not is_http_url(f) and ("://" in f or Path(f).exists())]
+        there = [f for f in self.find_links if f not in self.missing_links]
+        folders = [f if "://" in f else os.path.abspath(f) for f in there]
+        folders = [f for f in folders if not is_http_url(f)]
         lines = [*self.file_options, *(f"--find-links {shlex.quote(f)}" for f in folders)]
         lines += [line(w, str(w.req)) for w in self.wanted]
         for w in self.direct:

@@ -171,12 +171,12 @@ def _has_metadata(f: IndexFile) -> bool:
 
 def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
     if media == JSON_TYPE:
-        doc: dict[str, object] = {"meta": {"api-version": "1.0"}, "name": project}
-        if all(f.size is not None for f in files):  # PEP 700's 1.1 asks each file's size
+        sized = all(f.size is not None for f in files)  # PEP 700's 1.1 asks each file's
+        doc: dict[str, object] = {"meta": {"api-version": "1.1" if sized else "1.0"}}
+        doc["name"] = project
+        if sized:  # (and the project's versions)
             parsed = (parse_filename(f.filename) for f in files)
-            versions = sorted({d.version for d in parsed if d is not None})
-            doc = {"meta": {"api-version": "1.1"}, "name": project}
-            doc["versions"] = [str(v) for v in versions]
+            doc["versions"] = [str(v) for v in sorted({d.version for d in parsed if d})]
         doc["files"] = [_json(project, f) for f in files]
         return json.dumps(doc).encode()
     rows = []
