@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -135,6 +136,7 @@ def check_url(url: str, what: str = "URL") -> str:
 
     try:
         parsed = httpx.URL(url)
+        urlsplit(url)  # (a lone "[" or "]" in the host: httpx escapes it, urlsplit refuses it)
     except (httpx.InvalidURL, ValueError):
         raise UsageError(f"not a valid {what}: {redact_url(url)!r}") from None
     try:  # "xn--" with no punycode behind it

@@ -43,6 +43,8 @@ BAD_ARGS = [
     (["get", "http://127.0.0.1:9/x.whl", "--timeout", "soon"], "duration"),
     (["get", "http://[::1/x.whl"], "URL"),
     (["get", "http://127.0.0.1:99999/x.whl"], "not a TCP port"),
+    (["get", "http://[bad/x.whl"], "not a valid URL"),  # a lone bracket: was a traceback
+    (["get", "http://x]/x.whl"], "not a valid URL"),
     (["get", "http://127.0.0.1:9/con%00null"], "give one with -o"),  # a NUL, a newline
     (["get", "http://127.0.0.1:9/a%0Ab.whl"], "give one with -o"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null/x.whl"], "is a file, not a folder"),
