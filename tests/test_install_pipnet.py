@@ -165,6 +165,27 @@ async def test_an_index_segfetch_cannot_read_is_said_not_skipped_silently(
     assert len(await freeze(python)) == 2
 
 
+async def test_a_pip_configuration_pip_cannot_load_stops_it_before_any_request(
+    tmp_path: Path, index_dir: Path, venv_template: Path
+) -> None:
+    """pip stops (exit 2) on a config file it cannot parse; segfetch read no setting and
+    went on to the public index."""
+    conf = tmp_path / "pip.conf"
+    async with Emulator(index=index_dir) as emu:
+        conf.write_text(f"[global]\nindex-url = {emu.index_url}\n[[[bad\n")
+        python = fresh(venv_template, tmp_path / "venv")
+        for command in (["install", "--python", python], ["download", "-d", str(tmp_path)]):
+            proc = await segfetch(
+                *command, "pn-a", "--cache-dir", str(tmp_path / "cache"),
+                env={"PIP_CONFIG_FILE": str(conf)},
+            )  # fmt: skip
+            said = one_line_error(proc)
+            assert proc.returncode == 2 and "pip's configuration cannot be loaded (" in said
+            assert f"'{conf}' [line 3]: '[[[bad" in said and said.endswith("; fix it, as pip asks")
+        assert emu.log == []
+    assert await freeze(python) == []
+
+
 @pytest.mark.skipif(find_uv() is None, reason="uv is not installed (the test extra has it)")
 async def test_uv_installing_while_files_arrive_reaches_the_local_index_directly(
     tmp_path: Path, https_index: tuple[Emulator, int], venv_template: Path, bundle: Path

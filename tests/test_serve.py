@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from segfetch.engine.download import make_client
 from segfetch.engine.options import Options
 from segfetch.engine.ranges import Span
 from segfetch.engine.retry import RetryPolicy
+from segfetch.errors import UsageError
 from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels import simple
@@ -686,6 +688,29 @@ def test_an_index_from_pips_settings_is_reached_with_pips_network_settings(
     assert network.insecure == ("other.example",)
     given = Namespace(index_url="https://idx.example/simple", extra_index_url=[])
     assert _indexes(given) == (["https://idx.example/simple"], None)
+
+
+def test_pips_index_setting_it_cannot_serve_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pip's index-url that is no index, or a config file pip cannot load: one line. serve
+    warned and served the public index in its place."""
+    from argparse import Namespace
+
+    from segfetch.cli.serve import _indexes
+
+    conf = tmp_path / "pip.conf"
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.delenv("PIP_EXTRA_INDEX_URL", raising=False)
+    given = Namespace(index_url=None, extra_index_url=[])
+    for text, words in (
+        ("[global]\nindex-url = notaurl\n", "pip's index-url setting notaurl is not an http"),
+        ("[global]\nindex-url = http://127.0.0.1:9/\n[[[bad\n", "cannot be loaded ("),
+    ):
+        conf.write_text(text)
+        with pytest.raises(UsageError, match=re.escape(words)):
+            _indexes(given)
 
 
 async def test_cli_refuses_a_bad_option(tmp_path: Path) -> None:

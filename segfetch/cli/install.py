@@ -199,8 +199,8 @@ def _pip_config(probe: Pending[Probe], python: str, isolated: bool) -> str:
     """The lines of `pip config list` (`pip --isolated` if ``isolated``): from the probe,
     or (a pip that keeps them elsewhere) from `pip config list` itself."""
     answer = probe.result()
-    if answer.pip_config is not None:
-        return answer.pip_config
+    if (listing := answer.settings()) is not None:
+        return listing
     return _pip_config_list(python, answer.target.own_pip, isolated)
 
 

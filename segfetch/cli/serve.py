@@ -144,11 +144,16 @@ def _indexes(args: argparse.Namespace) -> tuple[list[str], Network | None]:
         listing = pip_config_listing()
         index, extras = index_urls_in_config(listing)  # as pip install's
         network = pip_network([], listing, "install")
-        # pip's settings may name indexes of other kinds: passed over, and said.
-        for url in [u for u in [index, *extras] if u is not None and not _usable(u)]:
+        # pip's settings may name indexes of other kinds: extra ones are passed over, and
+        # said; its index-url is not replaced by the public index behind the user's back.
+        if index is not None and not _usable(index):
+            raise UsageError(
+                f"pip's index-url setting {redact_url(index) or repr(index)} is not an http(s) "
+                "or file: index; fix it, or name the index to serve with --index-url"
+            )
+        for url in [u for u in extras if not _usable(u)]:
             line = f"pip's setting {redact_url(url)} is not an http(s) or file: index; not served"
             print(f"segfetch: warning: {line} (name the indexes with --index-url)", file=sys.stderr)
-        index = index if index is not None and _usable(index) else None
         extras = [u for u in extras if _usable(u)]
     urls = [index or PYPI, *extras]
     for url in urls:

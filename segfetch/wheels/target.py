@@ -51,11 +51,20 @@ def pip_settings(isolated):
     listing = "".join("%s=%r\n" % kv for kv in sorted(merged.items()))
     files = [f for _, files in configuration.iter_config_files() for f in files]
     return configuration.isolated, listing, files
+
+def config_error(exc):  # pip's words, on one line, where it cannot load its configuration
+    try:
+        from pip._internal.exceptions import ConfigurationError
+    except ImportError:
+        return None
+    return " ".join(str(exc).split()) if isinstance(exc, ConfigurationError) else None
 """
 # pip's settings alone (argv: the folder of the pip lent to a Python without one, and
 # --pip-isolated): the lines of _SETTINGS, or nothing if pip cannot say.
+_CONFIG_ERROR = "!config-error "  # then pip's words: _CONFIG's answer where pip stops
 _CONFIG = (
     _SETTINGS
+    + f"CONFIG_ERROR = {_CONFIG_ERROR!r}"
     + r"""
 import sys
 try:
@@ -64,8 +73,10 @@ except ImportError:
     sys.path.append(sys.argv[1])
 try:
     sys.stdout.write(pip_settings("--pip-isolated" in sys.argv)[1])
-except Exception:
-    pass
+except Exception as exc:
+    error = config_error(exc)  # (no :=: the target may be an old Python)
+    if error:
+        sys.stdout.write(CONFIG_ERROR + error)
 """
 )
 
@@ -157,8 +168,8 @@ if pip is not None and "--pip-config" in sys.argv:
     try:
         answer["isolated"], answer["pip_config"], files = pip_settings("--pip-isolated" in sys.argv)
         answer["files"] += files
-    except Exception:
-        pass  # segfetch asks with _CONFIG instead
+    except Exception as exc:
+        answer["config_error"] = config_error(exc)  # else segfetch asks with _CONFIG instead
 print(json.dumps(answer))
 """
 )
@@ -277,6 +288,25 @@ class Probe:
 
     target: Target
     pip_config: str | None = None
+    config_error: str | None = None  # pip's words, where it cannot load its configuration
+
+    def settings(self) -> str | None:
+        """pip_config, or the one line pip's configuration error is."""
+        if self.config_error:
+            raise config_failed(self.config_error)
+        return self.pip_config
+
+
+def config_failed(words: str) -> UsageError:
+    """As pip stops (exit 2) on a configuration file it cannot load."""
+    return UsageError(f"pip's configuration cannot be loaded ({words}); fix it, as pip asks")
+
+
+def _listing(out: str) -> str:
+    """_CONFIG's answer: pip's settings, or its configuration error raised."""
+    if out.startswith(_CONFIG_ERROR):
+        raise config_failed(out[len(_CONFIG_ERROR) :].strip())
+    return out
 
 
 def start_probe(
@@ -331,8 +361,12 @@ def _probe_of(raw: dict[str, Any]) -> Probe:
         # its own pip where that reports, else segfetch's
         resolver = raw["pip"] if target.pip_reports else lent_version()
         target.resolver_pip = None if resolver is None else Version(resolver)
-    config = raw.get("pip_config")
-    return Probe(target, config if isinstance(config, str) else None)
+    config, error = raw.get("pip_config"), raw.get("config_error")
+    return Probe(
+        target,
+        config if isinstance(config, str) else None,
+        error if isinstance(error, str) else None,
+    )
 
 
 # -- answers kept between runs -------------------------------------------------------------
@@ -432,7 +466,7 @@ def start_pip_config(
     when pip could not say."""
     pip_command(python or sys.executable, own_pip)  # (no pip to lend: its UsageError)
     cmd = [python or sys.executable, "-c", _CONFIG, lent_folder()]
-    return Pending(cmd + (["--pip-isolated"] if isolated else []), lambda _, out: out)
+    return Pending(cmd + (["--pip-isolated"] if isolated else []), lambda _, out: _listing(out))
 
 
 def pip_config_listing(python: str | None = None) -> str:
