@@ -241,6 +241,27 @@ async def test_sha256_takes_pips_prefixed_form(tmp_path: Path) -> None:
         assert proc.returncode == 1 and "expected 0000" in one_line_error(proc)
 
 
+async def test_a_urls_sha256_fragment_is_checked_as_sha256_is(tmp_path: Path) -> None:
+    """`get URL#sha256=HEX` (a link copied from an index page) dropped the fragment: a file
+    of another hash was kept, exit 0."""
+    async with Emulator({PATH: SyntheticFile(1000)}) as emu:
+        url, right = emu.url(PATH), emu.sha256(PATH)
+        proc = await segfetch("get", f"{url}#sha256={'0' * 64}", "-o", str(tmp_path / "x.whl"))
+        assert proc.returncode == 1 and f"expected {'0' * 64}, got {right}" in one_line_error(proc)
+        assert list(tmp_path.iterdir()) == []
+        dest = tmp_path / "y.whl"
+        proc = await segfetch("get", f"{url}#sha256={right.upper()}", "-o", str(dest), "-q")
+        assert proc.returncode == 0 and dest.read_bytes() == emu.content(PATH)
+        asked = len(emu.log)
+        for args, words in (
+            ([f"{url}#sha256=abc"], "the URL's #sha256= takes 64 hex digits"),
+            ([f"{url}#sha256={right}", "--sha256", "0" * 64], "--sha256 and the URL's #sha256="),
+        ):
+            proc = await segfetch("get", *args, "-o", str(tmp_path / "z.whl"))
+            assert proc.returncode == 2 and words in one_line_error(proc)
+        assert len(emu.log) == asked  # said before any request
+
+
 async def test_a_destination_download_cannot_write_is_one_line(tmp_path: Path) -> None:
     """An OSError from writing the result (a folder where the file goes) is one line,
     exit 1, not a traceback."""

@@ -58,6 +58,10 @@ def _run(args: argparse.Namespace) -> int:
         args.sha256 = args.sha256[7:]  # as pip's --hash and PyPI's pages write it
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
+    if (listed := _fragment_sha256(args.url)) is not None:
+        if args.sha256 is not None and args.sha256.lower() != listed:
+            raise UsageError("--sha256 and the URL's #sha256= differ; give one of them")
+        args.sha256 = listed
     if args.output == "":  # ("$OUT", unset: curl refuses it too)
         raise UsageError("-o is empty: give a file path, or no -o for the URL's file name")
     options = download_options(args)
@@ -98,6 +102,18 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0
+
+
+def _fragment_sha256(url: str) -> str | None:
+    """The sha256 of a URL's ``#sha256=HEX`` (as index pages and pip's requirements write
+    one): checked as --sha256 is, not dropped with the fragment."""
+    for part in url.partition("#")[2].split("&"):
+        name, _, value = part.partition("=")
+        if name.lower() == "sha256":
+            if not is_sha256(value):
+                raise UsageError("the URL's #sha256= takes 64 hex digits")
+            return value.lower()
+    return None
 
 
 def _size(text: str) -> int:
