@@ -106,6 +106,9 @@ class LogLine:
     h2: str
 
 
+USER, PASSWORD = "tester", "s3cret"  # /auth/'s basic authentication
+
+
 @dataclass(frozen=True)
 class Nginx:
     binary: str
@@ -263,6 +266,13 @@ http {{
             gzip_min_length 0;
             gzip_vary on;
         }}
+        location /auth/ {{
+            {alias}
+            auth_basic "segfetch tests";
+            auth_basic_user_file {folder}/htpasswd;
+        }}
+        # (a redirect within the host, to where the credentials are asked for)
+        location /to-auth/ {{ rewrite ^/to-auth/(.*)$ /auth/$1 redirect; }}
         location /lb/ {{
             proxy_pass http://nodes;
             proxy_http_version 1.1;
@@ -281,6 +291,7 @@ http {{
     }}
 }}
 """
+    (folder / "htpasswd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
     path = folder / "nginx.conf"
     path.write_text(conf)
     return path

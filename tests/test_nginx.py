@@ -27,7 +27,7 @@ import psutil
 import pytest
 import trio
 from helpers import one_line_error, segfetch
-from nginx import NOT_INSTALLED, LogLine, Nginx, find_nginx, running_nginx
+from nginx import NOT_INSTALLED, PASSWORD, USER, LogLine, Nginx, find_nginx, running_nginx
 
 from segfetch import Options, download
 from segfetch.testing.wheelmaker import make_wheel
@@ -120,6 +120,23 @@ async def test_plain_file(nginx: Nginx, tmp_path: Path, n: int) -> None:
             [("", len(f.data))],
             [("bytes=0-", len(f.data))],
         )
+
+
+async def test_credentials_in_the_url_reach_its_redirect_within_the_host(
+    nginx: Nginx, tmp_path: Path
+) -> None:
+    """user:password in the URL, and a redirect to another path of the same host that asks
+    for them (curl -L and aria2c send them there): httpx sent them on the redirect it
+    followed, but the segments asked the target URL without them: a 401 each, asked again
+    through the first URL; with --max-tries 1 the download failed."""
+    f = serve(nginx, "auth.bin", random_bytes(2 * MiB, seed=7))
+    dest = tmp_path / f.name
+    url = nginx.url("to-auth", f.name).replace("://", f"://{USER}:{PASSWORD}@")
+    proc = await get(url, "-o", str(dest), "-n", "8", "--max-tries", "1", "--sha256", f.sha256)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert dest.read_bytes() == f.data
+    lines = segfetch_lines(nginx, f"/auth/{f.name}")
+    assert len(lines) > 1 and {ln.status for ln in lines} == {206}
 
 
 async def test_wheel_with_the_library(nginx: Nginx, tmp_path: Path) -> None:

@@ -253,7 +253,7 @@ async def send(
     status = response.status_code
     # (a 412 to If-Range too: a server that takes it for a precondition, rules.py)
     if status in (200, 206, 416) or (status == 412 and "If-Range" in response.request.headers):
-        where.current = final
+        where.current = _with_credentials(final, where.origin)
         return response
     await response.aclose()
     # (Compared as URLs: httpx's form of the very URL asked differs from its text when that
@@ -271,6 +271,17 @@ async def send(
     if failure.retry:
         raise RetryLater(failure)
     raise failure.error()
+
+
+def _with_credentials(final: str, origin: str) -> str:
+    """``final`` with the user:password of ``origin`` where both are one origin (scheme,
+    host, port): httpx sends them on a redirect it follows within one origin, and the
+    requests that go straight to the target need them as much."""
+    first, last = httpx.URL(origin), httpx.URL(final)
+    same = (first.scheme, first.host, first.port) == (last.scheme, last.host, last.port)
+    if not same or not first.userinfo or last.userinfo:
+        return final
+    return str(last.copy_with(userinfo=first.userinfo))
 
 
 async def _redirected(client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
