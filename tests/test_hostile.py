@@ -170,6 +170,36 @@ async def test_credentials_do_not_follow_a_redirect_to_another_host(tmp_path: Pa
     assert b"authorization:" not in seen[1].lower()
 
 
+async def test_a_redirect_that_refuses_at_once_is_not_asked_again(tmp_path: Path) -> None:
+    """A 401 from the target a redirect led to just now (credentials are not sent to another
+    host) was taken for an expired link: asked again through the first URL, 5 tries, then
+    'raise --max-tries'. curl -L stops at once; only a target asked straight, from an
+    earlier redirect, may have expired."""
+    seen: list[bytes] = []
+
+    async def other_host(stream: trio.SocketStream) -> None:
+        seen.append(await read_head(stream))
+        await stream.send_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+
+    async with trio.open_nursery() as nursery:
+        other = await serve(nursery, other_host)
+
+        async def first_host(stream: trio.SocketStream) -> None:
+            seen.append(await read_head(stream))
+            location = f"http://localhost:{other}/x.whl".encode()
+            await stream.send_all(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\n\r\n")
+
+        first = await serve(nursery, first_host)
+        with pytest.raises(DownloadError) as failed:
+            await download(f"http://user:secret@127.0.0.1:{first}/x.whl", tmp_path / "x.whl")
+        nursery.cancel_scope.cancel()
+    assert len(seen) == 2
+    message = str(failed.value)
+    assert f"http://localhost:{other}/x.whl (a redirect of http://***@127.0.0.1:" in message
+    assert "answered 401 Unauthorized; check the credentials" in message
+    assert list(tmp_path.iterdir()) == []
+
+
 def mirrors(versions: list[bytes], etags: list[bytes]) -> Handler:
     """Behind one URL, the first request meets the first version and every later one the
     second: the same size and Last-Modified, another strong ETag (a mirror switch behind a

@@ -259,14 +259,15 @@ async def send(
     # (Compared as URLs: httpx's form of the very URL asked differs from its text when that
     # has spaces, an upper-case host or dot segments: no redirect.)
     if status in EXPIRED_STATUS and response.url != httpx.URL(where.origin):
-        # A redirect target refused (a presigned URL that expired, say): ask again where
-        # the redirect came from. Judged by this answer's own URL: other connections may
-        # have moved `where` meanwhile.
-        where.current = where.origin
+        # A redirect target refused. One asked straight, from an earlier redirect, may have
+        # expired (a presigned URL): ask again where the redirect came from. Judged by this
+        # answer's own URL: other connections may have moved `where` meanwhile. One the
+        # URL asked for led to just now refuses for good, as it would for curl -L.
         target = redact_url(final).split("?")[0]
-        raise RetryLater(
-            Failure(f"{target} (a redirect of {name}) answered {status}; asking again", True)
-        )
+        name = f"{target} (a redirect of {name})"
+        if httpx.URL(url) != httpx.URL(where.origin):
+            where.current = where.origin
+            raise RetryLater(Failure(f"{name} answered {status}; asking again", True))
     failure = failures.from_status(status, response.reason_phrase, response.headers, url, name)
     if failure.retry:
         raise RetryLater(failure)
