@@ -1166,6 +1166,32 @@ async def test_a_redirect_to_a_bad_host_name_is_one_line(
     assert "'a..b'" in one_line_error(proc)
 
 
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        (b"http://127.0.0.1:0/x.whl", "whose port 0 is not a TCP port"),  # was: port 80
+        (b"http://127.0.0.1:99999/x.whl", "whose port 99999 is not a TCP port"),  # 5 tries
+        (b"javascript:alert(1)", "redirected to a URL that is not valid ("),  # was exit 2
+    ],
+)
+async def test_a_redirect_to_a_url_no_connection_can_ask_is_the_servers_fault(
+    tmp_path: Path, location: bytes, words: str
+) -> None:
+    """One line, exit 1 (the server's answer, not the input), after one request."""
+    asked: list[bytes] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        asked.append(await read_head(stream))
+        await stream.send_all(b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\n\r\n")
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        proc = await segfetch("get", f"http://127.0.0.1:{port}/x.whl", "-o", str(tmp_path / "x"))
+        nursery.cancel_scope.cancel()
+    assert proc.returncode == 1 and words in one_line_error(proc)
+    assert len(asked) == 1 and list(tmp_path.iterdir()) == []
+
+
 def expired_after_first(data: bytes, every: int) -> Handler:
     """The first request gets its range under an ETag; later ones get a short 200 with no
     validator (an expired signed link's JSON) where ``every`` divides their count, else

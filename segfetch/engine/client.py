@@ -191,6 +191,11 @@ def check_host(request: httpx.Request) -> None:
 
 async def check_host_async(request: httpx.Request) -> None:
     check_host(request)
+    # A redirect's port that is no TCP port (the URL given was checked): httpx would take
+    # port 0 for 80, and try 99999 as a connection that fails, again and again.
+    if (port := request.url.port) is not None and not 0 < port < 65536:
+        where = redact_url(str(request.url))
+        raise DownloadError(f"redirected to {where}, whose port {port} is not a TCP port")
 
 
 MAX_REDIRECTS = 30  # pip's (requests'); httpx's own is 20, curl's 50
@@ -246,6 +251,8 @@ async def send(
         raise RetryLater(classify(exc, url)) from None
     except httpx.TooManyRedirects:
         raise DownloadError(f"{name}: too many redirects (over {MAX_REDIRECTS})") from None
+    except httpx.InvalidURL as exc:  # (the URL given was checked: a Location's)
+        raise DownloadError(f"{name} redirected to a URL that is not valid ({exc})") from None
     final = str(response.url)
     if is_http_url(where.origin, secure=True) and not is_http_url(final, secure=True):
         await response.aclose()
