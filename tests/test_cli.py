@@ -446,6 +446,24 @@ async def test_a_stop_says_a_file_without_validators_starts_over(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_stop_promises_a_resume_only_where_a_control_file_is(tmp_path: Path) -> None:
+    """A Ctrl-C before the download began (while httpx loads: 0.2-0.7 s in) said "run the
+    same command again to resume" with no .part to resume. What is said is decided by the
+    control file of the destination, found from the URL before httpx loads."""
+    from argparse import Namespace
+
+    from segfetch.cli.get import _control
+    from segfetch.cli.main import _again
+
+    control = _control("http://h/a%20b.whl?x=1", str(tmp_path))
+    assert control == tmp_path / "a b.whl.part.json"
+    assert "nothing of the file was kept" in _again(Namespace(control=control))
+    control.write_text("{}")
+    assert _again(Namespace(control=control)) == "run the same command again to resume"
+    assert _control("http://[bad", None) is None and _control("http://h/", None) is None
+    assert _again(Namespace(subcommand="download")) == "run the same command again to resume"
+
+
 async def test_killed_at_the_rename_the_next_run_only_renames(tmp_path: Path) -> None:
     """SIGKILL at the moment of the final rename: the next run finds every byte on disk."""
     dest = tmp_path / "pkg.whl"

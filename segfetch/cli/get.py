@@ -66,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError("-o is empty: give a file path, or no -o for the URL's file name")
     options = download_options(args)
     url = args.url
+    args.control = _control(url, args.output)  # (main.py's _again)
     early = _early(url, args.output, options) if args.size is None else None
     try:
         with collector_paused():  # the engine's imports: trio, httpx
@@ -74,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
             from segfetch.engine.download import download
 
         dest = _destination(_httpx_path(url), args.output)
+        args.control = dest.with_name(side_names(dest.name)[1])
     except BaseException:  # (from here on the download closes it)
         if early is not None:
             early.close()
@@ -82,19 +84,13 @@ def _run(args: argparse.Namespace) -> int:
     if options.connections is None:  # auto: begin where this host settled last time
         options = dataclasses.replace(options, start=host_start(host))
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
-        try:
-            result = running.run(
-                partial(
-                    download, url, dest, options, sha256=args.sha256, size=args.size,
-                    progress=bar.update, early=early,
-                ),
-                last=True,
-            )  # fmt: skip
-        except (KeyboardInterrupt, running.Terminated):
-            # A rerun resumes what the control file claims; there is none where nothing
-            # could prove a kept byte current (no ETag, no Last-Modified, no --sha256).
-            args.nothing_kept = not dest.with_name(side_names(dest.name)[1]).exists()
-            raise
+        result = running.run(
+            partial(
+                download, url, dest, options, sha256=args.sha256, size=args.size,
+                progress=bar.update, early=early,
+            ),
+            last=True,
+        )  # fmt: skip
     if result.settled is not None:
         save_host_start(host, result.settled)
     if args.json:
@@ -102,6 +98,16 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0
+
+
+def _control(url: str, output: str | None) -> Path | None:
+    """The control file of the destination, as far as it can be told before httpx loads:
+    where an interrupt finds none, a rerun has nothing to resume."""
+    try:
+        dest = _destination(unquote(urlsplit(url).path), output)
+    except (UsageError, OSError, ValueError):
+        return None
+    return dest.with_name(side_names(dest.name)[1])
 
 
 def _fragment_sha256(url: str) -> str | None:

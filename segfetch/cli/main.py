@@ -86,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _again(args: argparse.Namespace) -> str:
     """What running the command again does: resume, unless it saw nothing was kept (get)."""
-    if getattr(args, "nothing_kept", False):
+    # A rerun resumes what the control file claims; there is none before the first answer,
+    # nor where nothing could prove a kept byte current (no ETag, Last-Modified, --sha256).
+    control = getattr(args, "control", None)
+    if control is not None and not control.exists():
         return "nothing of the file was kept: the same command again starts it over"
     return "run the same command again to resume"
 
