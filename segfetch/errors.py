@@ -154,6 +154,10 @@ def check_url(url: str, what: str = "URL") -> str:
             f"not a valid {what}: {redact_url(url)!r} (port {parsed.port} is not a TCP port, "
             "1-65535)"
         )
+    try:  # (a port in full-width digits: httpx reads it as ASCII; urlsplit refuses, as curl)
+        urlsplit(url).port  # noqa: B018
+    except ValueError:
+        raise UsageError(f"not a valid {what}: {redact_url(url)!r} (its port)") from None
     return url
 
 

@@ -45,6 +45,7 @@ BAD_ARGS = [
     (["get", "http://127.0.0.1:99999/x.whl"], "not a TCP port"),
     (["get", "http://[bad/x.whl"], "not a valid URL"),  # a lone bracket: was a traceback
     (["get", "http://x]/x.whl"], "not a valid URL"),
+    (["get", "http://127.0.0.1:1\uff18/x.whl"], "not a valid URL"),  # was port 18
     (["get", "http://127.0.0.1:9/con%00null"], "give one with -o"),  # a NUL, a newline
     (["get", "http://127.0.0.1:9/a%0Ab.whl"], "give one with -o"),
     (["get", "http://127.0.0.1:9/x.whl", "-o", "/dev/null/x.whl"], "is a file, not a folder"),
@@ -202,6 +203,10 @@ async def test_output_through_a_symlink_writes_where_it_points(tmp_path: Path) -
             assert proc.returncode == 0, proc.stderr
             assert (tmp_path / name).is_symlink()
             assert (tmp_path / "disk" / name).read_bytes() == emu.content(PATH)
+        (tmp_path / "a.whl").symlink_to(tmp_path / "b.whl")  # a loop: bad input (was exit 1)
+        (tmp_path / "b.whl").symlink_to(tmp_path / "a.whl")
+        proc = await segfetch("get", emu.url(PATH), "-o", str(tmp_path / "a.whl"))
+        assert proc.returncode == 2 and "a loop of symbolic links" in one_line_error(proc)
 
 
 async def test_download_errors_are_one_line_exit_1(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import sys
@@ -173,6 +174,11 @@ def _destination(path: str, output: str | None) -> Path:
     else:
         dest = Path(output)
     if dest.is_symlink():  # written where it points, as curl and wget write through it
+        try:
+            os.stat(dest)
+        except OSError as exc:  # (a dangling link is written through: ENOENT)
+            if exc.errno == errno.ELOOP:
+                raise UsageError(f"{str(dest)!r} is a loop of symbolic links; fix -o") from None
         dest = Path(os.path.realpath(dest))
     parent = dest.parent
     if parent.exists() and not parent.is_dir():
