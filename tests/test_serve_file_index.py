@@ -49,3 +49,32 @@ async def test_a_file_index_file_is_hashed_once_while_unchanged(
         assert (await http.get(url)).status_code == 409  # (bytes that fail their hash)
         assert hashed == [kept, kept]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_file_checked_for_one_page_is_checked_again_for_a_page_with_another_hash(
+    tmp_path: Path,
+) -> None:
+    """The check was remembered by URL: once one project's page (the right sha256) had the
+    file served, another page listing the same file with another sha256 (or the page
+    republished with a new one, the file not yet synced) got the bytes, 200."""
+    wheel = make_wheel(tmp_path, "fi-b", "1.0", payload=50_000)
+    name = wheel.name
+    index = file_index(tmp_path / "mirror", wheel)
+    other = tmp_path / "mirror" / "simple" / "fi-other"
+    other.mkdir()
+    link = f'<a href="../../files/{name}#sha256={"0" * 64}">{name}</a>'
+    (other / "index.html").write_text(f"<html><body>{link}</body></html>")
+    async with (
+        make_client(4, 10) as client,
+        trio.open_nursery() as nursery,
+        httpx.AsyncClient(trust_env=False) as http,
+    ):
+        app = await nursery.start(partial(run, [index], Cache(tmp_path / "c"), client))
+        base = f"http://127.0.0.1:{app.port}"
+        for project in ("fi-b", "fi-other"):
+            assert (await http.get(f"{base}/simple/{project}/")).status_code == 200
+        good = await http.get(f"{base}/files/fi-b/{name}")
+        assert good.status_code == 200
+        for _ in range(2):
+            assert (await http.get(f"{base}/files/fi-other/{name}")).status_code == 409
+        nursery.cancel_scope.cancel()

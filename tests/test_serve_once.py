@@ -234,3 +234,40 @@ async def test_a_second_serve_on_the_cache_streams_what_the_first_downloads(
     assert bodies == {"first": data, "second": data}
     assert early == [True]
     assert probes(emu, BIG) == 1
+
+
+async def test_a_download_under_way_is_not_handed_to_a_page_with_another_hash(
+    tmp_path: Path,
+) -> None:
+    """Downloads under way were shared by URL: a client of another page listing the same
+    URL with another sha256 (a second index's page, or the page republished mid-download)
+    got the first page's bytes, 200, unchecked against its own hash."""
+    wheel = make_wheel(tmp_path / "idx", "sf-slow", "1.0", payload=400_000)
+    (tmp_path / "idx").mkdir(exist_ok=True)
+    async with Emulator(index=tmp_path / "idx", link=Link(rate=200_000)) as emu:
+        url = f"{emu.index_url.removesuffix('/simple/')}/files/{wheel.name}"
+        other = tmp_path / "mirror" / "simple" / "sf-other"
+        other.mkdir(parents=True)
+        link = f'<a href="{url}#sha256={"0" * 64}">{wheel.name}</a>'
+        (other / "index.html").write_text(f"<html><body>{link}</body></html>")
+        mirror = (tmp_path / "mirror" / "simple").as_uri()
+        async with (
+            serving([emu.index_url, mirror], tmp_path / "c") as (_, base),
+            httpx.AsyncClient(trust_env=False, timeout=30) as http,
+        ):
+            for project in ("sf-slow", "sf-other"):
+                assert (await http.get(f"{base}{project}/")).status_code == 200
+            files = base.removesuffix("simple/") + "files"
+            async with http.stream("GET", f"{files}/sf-slow/{wheel.name}") as first:
+                assert first.status_code == 200
+                chunks = first.aiter_raw()
+                got = len(await anext(chunks))  # under way now
+                try:
+                    second = await http.get(f"{files}/sf-other/{wheel.name}")
+                except httpx.HTTPError:
+                    pass  # cut short: a client never takes that as the file
+                else:
+                    assert second.status_code == 409, second.status_code
+                async for chunk in chunks:
+                    got += len(chunk)
+            assert got == len(emu.content(f"/files/{wheel.name}"))

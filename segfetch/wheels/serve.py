@@ -54,6 +54,13 @@ from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import NOT_THERE, STALE, IndexApp, Listing
 
 T = TypeVar("T")
+Key = tuple[str, str | None, str | None]  # a file's URL, and the hash its page gives
+
+
+def file_key(f: IndexFile | Planned) -> Key:
+    return f.url, f.sha256, f.other_hash
+
+
 # With a stored page to fall back on, a failing upstream is given up on sooner: clients wait.
 QUICK = RetryPolicy(max_tries=2)
 # An upstream that gave no answer (refused, unresolved, silent) is not asked again for this
@@ -99,20 +106,23 @@ class Upstream(Session):
         super().__init__(client, cache, indexes, budget=budget, options=options, notice=notice)
         self.progress = self._progress
         self.nursery = nursery
-        self._jobs: dict[tuple[str, str], _Job] = {}
-        self._growing: dict[str, Growing] = {}  # downloads under way, by upstream URL
+        self._jobs: dict[tuple[str, ...], _Job] = {}
+        # Downloads under way, by upstream URL and the hash its page gives: a page that
+        # gives another hash for the URL (another project's, or the page republished) is
+        # not handed those bytes unchecked.
+        self._growing: dict[Key, Growing] = {}
         # files without a sha256 on their page, by URL: (the copy, when to check it again)
         self._fetched: dict[str, tuple[Path, float]] = {}
         self._unchecked: set[str] = set()  # such files served while the upstream is silent
         self._replaced: set[str] = set()  # such files the upstream replaced: size unknown
         self._silent: dict[str, float] = {}  # hosts that gave no answer to a check: until
-        self._on_disk: dict[str, Identity | None] = {}  # a file: index's files checked, by URL
+        self._on_disk: dict[Key, Identity | None] = {}  # a file: index's files checked
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
         # A file whose bytes failed its page's sha256 is not fetched again for a while: each
         # retry of every client (uv tries 3 times) would cross the uplink again, to no avail.
         self.rest = REST
 
-    async def _once(self, key: tuple[str, str], fn: Callable[[], Awaitable[T]]) -> T:
+    async def _once(self, key: tuple[str, ...], fn: Callable[[], Awaitable[T]]) -> T:
         """fn() run once for all who ask while it runs, in the server's nursery."""
         job = self._jobs.get(key)
         if job is None:
@@ -124,7 +134,7 @@ class Upstream(Session):
         value: T = job.value
         return value
 
-    async def _run(self, key: tuple[str, str], job: _Job, fn: Callable[[], Awaitable[Any]]) -> None:
+    async def _run(self, key: tuple[str, ...], job: _Job, fn: Callable[[], Awaitable[Any]]) -> None:
         try:
             job.value = await fn()
         except Exception as exc:
@@ -254,7 +264,7 @@ class Upstream(Session):
 
     async def send(self, f: IndexFile, request: Request, reply: Reply) -> None:
         if request.head and not is_file_url(f.url):  # what a GET would send, without it
-            source = await self._cached(f) or self._growing.get(f.url)
+            source = await self._cached(f) or self._growing.get(file_key(f))
             if source is None:
                 await self._head(f, reply)
                 return
@@ -302,18 +312,18 @@ class Upstream(Session):
             # Hashed once while it stays the same file, not on every request: a large
             # wheel on a slow shared disk would hold each request past pip's timeout.
             path = file_url_path(f.url)
-            if self._on_disk.get(f.url) == (seen := identity(path)) and seen is not None:
+            if self._on_disk.get(file_key(f)) == (seen := identity(path)) and seen is not None:
                 return path
             local = planned_of(f, frozenset())  # no --hash: the page's own hash checks it
-            checked = await self._once(("local", f.url), lambda: local_file(local))
-            self._on_disk[f.url] = seen  # (as it was before the hash: a change since shows)
+            checked = await self._once(("local", *map(str, file_key(f))), lambda: local_file(local))
+            self._on_disk[file_key(f)] = seen  # (as it was before the hash: a change since shows)
             return checked.path
-        g = self._growing.get(f.url)
+        g = self._growing.get(file_key(f))
         if g is None:
             hit = await self._cached(f)
             if hit is not None:
                 return hit
-            g = self._growing.get(f.url)
+            g = self._growing.get(file_key(f))
             if g is None:
                 self._not_again(f)
                 g = self._start(f)
@@ -323,7 +333,7 @@ class Upstream(Session):
         self.not_again(planned_of(f, frozenset()))
 
     async def _cached(self, f: IndexFile) -> Path | None:
-        if f.url in self._growing:
+        if file_key(f) in self._growing:
             return None
         if not f.sha256:
             path, until = self._fetched.get(f.url, (None, 0.0))
@@ -387,7 +397,7 @@ class Upstream(Session):
             dest = self.cache.unverified_path(f.url, f.filename)
         if f.url in self._replaced:
             f = replace(f, size=None)
-        g = self._growing[f.url] = Growing(dest.with_name(side_names(dest.name)[0]), f.size)
+        g = self._growing[file_key(f)] = Growing(dest.with_name(side_names(dest.name)[0]), f.size)
         self.nursery.start_soon(self._download, f, g, dest)
         return g
 
@@ -427,7 +437,7 @@ class Upstream(Session):
         except Exception as exc:
             g.fail(self._error(exc))
         finally:
-            self._growing.pop(f.url, None)
+            self._growing.pop(file_key(f), None)
 
     def _error(self, exc: Exception) -> SegfetchError:
         """What the clients waiting for a fetch in the server's nursery are told: a failure
@@ -440,7 +450,7 @@ class Upstream(Session):
         return SegfetchError(f"internal error ({type(exc).__name__}); see the server's log")
 
     def _progress(self, p: Planned, progress: Progress | None) -> None:
-        g = self._growing.get(p.url)
+        g = self._growing.get(file_key(p))
         if g is not None and progress is not None:
             g.update(progress.size, progress.prefix)
 
