@@ -54,8 +54,10 @@ class IndexApp:
         secrets: Sequence[str] = (),
         projects: FetchProjects | None = None,
         log: Callable[[str], None] | None = None,
+        has_metadata: Callable[[IndexFile], bool] = simple.any_wheel,
     ) -> None:
         self._project, self._metadata, self._send = project, metadata, send
+        self._has_metadata = has_metadata  # the files whose .metadata the pages advertise
         self._projects = projects  # what the upstream's root page lists; None: not asked
         self._log = log  # a line for the operator per failed request; None: silent
         self.auth = auth  # "user:pass" clients must give (Basic), or None
@@ -129,7 +131,7 @@ class IndexApp:
             else:
                 fresh = revalidate(request.headers.get("cache-control"))
                 files, stale = await self.listing(where.project, revalidate=fresh)
-                body = simple.render_page(media, where.project, files)
+                body = simple.render_page(media, where.project, files, self._has_metadata)
                 headers += [STALE] if stale else []
             await reply.whole(200, simple.content_type(media), body, headers)
 

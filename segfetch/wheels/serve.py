@@ -38,7 +38,7 @@ from segfetch.errors import (
     is_file_url,
     redact_url,
 )
-from segfetch.wheels import unhashed
+from segfetch.wheels import simple, unhashed
 from segfetch.wheels.cache import Cache, Identity, identity
 from segfetch.wheels.files import Planned, damage_notice, local_file, planned_of, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
@@ -488,7 +488,7 @@ async def run(
         )
         app = IndexApp(
             up.listing, up.metadata, up.send, auth=auth, secrets=secrets_of(indexes),
-            projects=up.projects, log=notice,
+            projects=up.projects, log=notice, has_metadata=simple.metadata_at_once,
         )  # fmt: skip
 
         async def listen(*, task_status: trio.TaskStatus[None]) -> None:

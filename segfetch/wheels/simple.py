@@ -15,12 +15,13 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from packaging.utils import canonicalize_name
 
+from segfetch.errors import is_file_url
 from segfetch.wheels.dists import parse_filename
 from segfetch.wheels.index import JSON_TYPE, IndexFile
 
@@ -165,11 +166,25 @@ def _fragment(f: IndexFile) -> str:
     return f"#{f.other_hash}" if f.other_hash else ""
 
 
-def _has_metadata(f: IndexFile) -> bool:
+def any_wheel(f: IndexFile) -> bool:
     return f.filename.endswith(".whl")  # from the upstream's .metadata, or the wheel itself
 
 
-def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
+def metadata_at_once(f: IndexFile) -> bool:
+    """Whether a .metadata is advertised: where the upstream has one, or the wheel is on a
+    disk here (serve). Else the METADATA would come from the whole wheel, a client's request
+    silent all the while (a large wheel on a slow uplink: past uv's and pip's timeouts);
+    a client without it reads the wheel itself, which streams as it arrives."""
+    return f.filename.endswith(".whl") and (bool(f.metadata) or is_file_url(f.url))
+
+
+def render_page(
+    media: str,
+    project: str,
+    files: Sequence[IndexFile],
+    has_metadata: Callable[[IndexFile], bool] = any_wheel,
+) -> bytes:
+    """``has_metadata``: the files whose .metadata is advertised (PEP 658/714)."""
     if media == JSON_TYPE:
         sized = all(f.size is not None for f in files)  # PEP 700's 1.1 asks each file's
         doc: dict[str, object] = {"meta": {"api-version": "1.1" if sized else "1.0"}}
@@ -177,7 +192,7 @@ def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
         if sized:  # (and the project's versions)
             parsed = (parse_filename(f.filename) for f in files)
             doc["versions"] = [str(v) for v in sorted({d.version for d in parsed if d})]
-        doc["files"] = [_json(project, f) for f in files]
+        doc["files"] = [_json(project, f, has_metadata(f)) for f in files]
         return json.dumps(doc).encode()
     rows = []
     for f in files:
@@ -187,13 +202,13 @@ def render_page(media: str, project: str, files: Sequence[IndexFile]) -> bytes:
             attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
         if f.yanked is not None:
             attrs.append(f'data-yanked="{html.escape(f.yanked)}"')
-        if _has_metadata(f):
+        if has_metadata(f):
             attrs += ['data-dist-info-metadata="true"', 'data-core-metadata="true"']
         rows.append(f"<a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
     return _html(html.escape(project), rows)
 
 
-def _json(project: str, f: IndexFile) -> dict[str, object]:
+def _json(project: str, f: IndexFile, metadata: bool) -> dict[str, object]:
     out: dict[str, object] = {
         "filename": f.filename,
         "url": file_href(project, f.filename),
@@ -201,7 +216,7 @@ def _json(project: str, f: IndexFile) -> dict[str, object]:
         "yanked": (f.yanked or True) if f.yanked is not None else False,
         # PEP 714's name only: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata"
         # (they take its value for a "sha256=..." string).
-        "core-metadata": _has_metadata(f),
+        "core-metadata": metadata,
     }
     if f.requires_python:
         out["requires-python"] = f.requires_python
