@@ -271,3 +271,22 @@ async def test_a_download_under_way_is_not_handed_to_a_page_with_another_hash(
                 async for chunk in chunks:
                     got += len(chunk)
             assert got == len(emu.content(f"/files/{wheel.name}"))
+
+
+async def test_pages_are_answered_while_files_fill_every_place(tmp_path: Path) -> None:
+    """--max-clients counted file streams and page requests alike: 64 slow files held every
+    place and another builder's page waited, unanswered, until one ended."""
+    wheel = make_wheel(tmp_path / "idx", "sf-long", "1.0", payload=400_000)
+    async with (
+        Emulator(index=tmp_path / "idx", link=Link(rate=50_000)) as emu,
+        serving([emu.index_url], tmp_path / "c", max_clients=1) as (_, base),
+        httpx.AsyncClient(trust_env=False, timeout=30) as http,
+    ):
+        assert (await http.get(f"{base}sf-long/")).status_code == 200
+        files = base.removesuffix("simple/") + "files"
+        async with http.stream("GET", f"{files}/sf-long/{wheel.name}") as streaming:
+            chunks = streaming.aiter_raw()
+            await anext(chunks)  # the one place for files is taken, for seconds yet
+            with trio.fail_after(5):
+                page = await http.get(f"{base}sf-long/", headers={"Cache-Control": "max-age=0"})
+            assert page.status_code == 200

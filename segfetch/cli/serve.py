@@ -56,7 +56,7 @@ def add_command(sub: Any) -> None:
     p.add_argument("--max-connections", type=int, default=32, metavar="N",
                    help="upstream connections at once, over all files (default 32)")  # fmt: skip
     p.add_argument("--max-clients", type=int, default=64, metavar="N",
-                   help="client requests answered at once; more wait (default 64)")  # fmt: skip
+                   help="files sent at once, and apart pages; more wait (default 64)")  # fmt: skip
     add_download_options(p)
     p.set_defaults(run=_run, max_tries=MAX_TRIES)
 

@@ -87,12 +87,22 @@ Handler = Callable[[Request, Reply], Awaitable[None]]
 
 
 async def serve_listeners(
-    listeners: list[trio.SocketListener], handler: Handler, *, max_clients: int
+    listeners: list[trio.SocketListener],
+    handler: Handler,
+    *,
+    max_clients: int,
+    long: Callable[[Request], bool] = lambda _: False,
 ) -> None:
     """Answer connections until cancelled; more than ``max_clients`` requests at once wait
-    their turn. A kept-alive connection between requests holds no place: pip's and uv's
-    pools keep many such open, and they would lock out other clients for HEAD_TIMEOUT."""
-    limiter = trio.CapacityLimiter(max_clients)
+    their turn, those that may ``long`` last (a file streamed over a slow uplink) apart from
+    the others (pages), which they would hold up for as long. A kept-alive connection
+    between requests holds no place: pip's and uv's pools keep many such open, and they
+    would lock out other clients for HEAD_TIMEOUT."""
+    short, lasting = trio.CapacityLimiter(max_clients), trio.CapacityLimiter(max_clients)
+
+    def limiter(request: Request) -> trio.CapacityLimiter:
+        return lasting if long(request) else short
+
     await trio.serve_listeners(
         partial(serve_connection, handler=handler, limiter=limiter), listeners
     )
@@ -103,7 +113,7 @@ async def serve_connection(
     handler: Handler,
     *,
     head_timeout: float = HEAD_TIMEOUT,
-    limiter: trio.CapacityLimiter | None = None,
+    limiter: Callable[[Request], trio.CapacityLimiter] | None = None,
 ) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
     try:
@@ -121,7 +131,7 @@ async def serve_connection(
             while not isinstance(await _next_event(conn, stream), h11.EndOfMessage):
                 pass
             try:
-                async with limiter or contextlib.nullcontext():
+                async with limiter(request) if limiter else contextlib.nullcontext():
                     await handler(request, reply)
             except (Cut, trio.BrokenResourceError, trio.ClosedResourceError):
                 raise

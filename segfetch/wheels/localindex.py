@@ -86,7 +86,7 @@ class IndexApp:
             listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
         self.port = listeners[0].socket.getsockname()[1]
         task_status.started()
-        await serve_listeners(listeners, self.handle, max_clients=max_clients)
+        await serve_listeners(listeners, self.handle, max_clients=max_clients, long=_a_file)
 
     async def handle(self, request: Request, reply: Reply) -> None:
         if self.auth is not None and not basic_auth_ok(
@@ -181,6 +181,13 @@ class IndexApp:
         if not isinstance(where, simple.File) or where.metadata:
             return None
         return self.listed.get(where.project, {}).get(where.filename)
+
+
+def _a_file(request: Request) -> bool:
+    """A file's request, which lasts as long as its download: not a page's, nor a
+    .metadata's."""
+    where = simple.route(request.target)
+    return isinstance(where, simple.File) and not where.metadata
 
 
 def revalidate(cache_control: str | None) -> bool:
