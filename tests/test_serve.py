@@ -309,6 +309,7 @@ async def test_bytes_sent_before_a_restart_never_complete_a_wrong_file(tmp_path:
     other = bytes(reversed(CONTENT))
     sink, error = await _grow(tmp_path, len(CONTENT), other)
     assert isinstance(error, Cut) and not sink.ended
+    assert "before the download repaired them" in str(error)  # (the server's log says it)
     assert len(sink.data) < len(CONTENT)
 
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from segfetch.errors import HTTPStatusError
-from segfetch.wheels.httpd import Reply, Request
+from segfetch.wheels.httpd import Cut, Reply, Request
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.localindex import IndexApp, Listing
 
@@ -58,3 +58,28 @@ async def test_a_404_midway_is_said_and_resets_the_client(tmp_path: Path, midway
         assert said == [f"GET /files/a/{WHEEL} (cut short): the file went away upstream (404)"]
     else:
         assert got.startswith(b"HTTP/1.1 404 ") and said == []
+
+
+async def test_a_body_cut_for_bytes_repaired_since_is_said(tmp_path: Path) -> None:
+    """The client was reset with nothing on the server's log, though the README says the
+    log says why (bytes sent before the download repaired them: the client must ask again)."""
+    said: list[str] = []
+
+    async def listing(name: str, revalidate: bool) -> Listing:
+        return [IndexFile(WHEEL, f"http://127.0.0.1:9/{WHEEL}")], False
+
+    async def metadata(f: IndexFile) -> bytes | None:
+        return None
+
+    async def send(f: IndexFile, request: Request, reply: Reply) -> None:
+        await reply.start(200, [("Content-Length", "10")])
+        await reply.body(b"PK\x03")
+        raise Cut("bytes sent before the download repaired them were damaged; ask again")
+
+    app = IndexApp(listing, metadata, send, log=said.append)
+    got = await _ask(app, f"/files/a/{WHEEL}")
+    assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"PK\x03")
+    assert said == [
+        f"GET /files/a/{WHEEL} (cut short): bytes sent before the download repaired them "
+        "were damaged; ask again"
+    ]

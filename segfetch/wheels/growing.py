@@ -91,7 +91,7 @@ async def stream(g: Growing, reply: Reply) -> None:
     if g.error is not None:
         raise g.error  # the body is cut short (the index app says why on the server's log)
     if g.path is None:
-        raise Cut
+        raise Cut("its download ended without a file")
     await _finish(g.path, g.sha256, sent, h, reply)
 
 
@@ -106,10 +106,10 @@ async def _finish(path: Path, sha256: str, sent: int, h: hashlib._Hash, reply: R
         if offset >= size:
             break
         if not data:
-            raise Cut
+            raise Cut("the verified file changed while it was sent")
         await reply.body(data)
-    if h.hexdigest() != sha256:
-        raise Cut  # what went out earlier is not this file: the client must try again
+    if h.hexdigest() != sha256:  # what went out earlier is not this file: asked again, it is
+        raise Cut("bytes sent before the download repaired them were damaged; ask again")
     await reply.body(data)
     await reply.end()
 

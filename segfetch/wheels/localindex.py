@@ -98,6 +98,10 @@ class IndexApp:
         where = simple.route(request.target)
         try:
             await self._answer(where, request, reply)
+        except Cut as exc:
+            if self._log is not None and str(exc):  # the client saw a reset: say why
+                self._log(f"{request.method} {request.target} (cut short): {exc}")
+            raise
         except SegfetchError as exc:
             gone = isinstance(exc, HTTPStatusError) and exc.status in NOT_THERE
             if gone and isinstance(where, simple.Page):
