@@ -178,6 +178,27 @@ async def test_a_hashed_set_streams_and_an_incomplete_one_fails_as_pip_does(
     assert len(streamed_runs) == 2 and all("--no-deps" in a for a in streamed_runs)
 
 
+async def test_a_hashed_set_without_its_dependencies_installs_under_no_deps(
+    tmp_path: Path, index_dir: Path, uv_log: Path
+) -> None:
+    """`pip install --no-deps --require-hashes -r FILE` (a build script's pattern) takes a
+    hashed set without its dependencies; segfetch stopped: "the set lacks sf-beta>=1"."""
+    lines = [f"{w.split('-')[0].replace('_', '-')}==1.0 --hash=sha256:{_sha(index_dir / w)}"
+             for w in WHEELS]  # fmt: skip
+    partial = tmp_path / "partial.txt"
+    partial.write_text("\n".join(ln for ln in lines if not ln.startswith("sf-beta")) + "\n")
+    async with Emulator(index=index_dir, link=Link()) as emu:
+        for how in ("uv", "pip"):
+            python = venv(tmp_path, how)
+            proc = await install(
+                python, emu.index_url, "--no-cache", "--installer", how, "--no-deps",
+                "--require-hashes", "-r", str(partial),
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            got = {ln.split("==")[0] for ln in freeze(python) if ln.startswith("sf-")}
+            assert "sf-alpha" in got and "sf-beta" not in got
+
+
 async def test_hash_checking_mode_stops_as_pip_does(
     tmp_path: Path, index_dir: Path, uv_log: Path
 ) -> None:

@@ -47,6 +47,8 @@ async def check_hashed_set(
     metas = await trio.to_thread.run_sync(lambda: [wheel_metadata(f.path) for f in fetched])
     planned = [f.planned for f in fetched]
     read_as_pip(planned, metas, reqs, target, warn)
+    if reqs.no_deps:  # pip looks at no dependency then, nor asks one to be hashed
+        return
     # What the environment keeps (pins it holds already are not fetched) counts too.
     kept: Mapping[str, str] = target.installed if reqs.keeps_installed else {}
     if missing := missing_dependencies(planned, metas, extras_asked(reqs, target), target, kept):
