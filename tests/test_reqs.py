@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from segfetch.errors import SegfetchError, UsageError
+from segfetch.errors import RequirementError, SegfetchError, UsageError
 from segfetch.wheels.requirements import ConstraintConflict, RequirementSet
 
 H1, H2 = "a" * 64, "b" * 64
@@ -290,6 +290,25 @@ def test_direct_urls_are_fetched_and_the_rest_handed_to_pip(
         *rs.handed,
     ]
     assert constraints == []
+
+
+def test_a_local_path_with_extras_is_handed_to_pip_with_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pip install '.[dev]'` (and a wheel path with [extras]), as pip's _strip_extras reads
+    it: segfetch said "'.[dev]' looks like a path; '.[dev]' does not exist", exit 1."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "x-1.0-py3-none-any.whl").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    rs = RequirementSet()
+    for text in (".[dev]", "./lib/x-1.0-py3-none-any.whl[a,b] ; python_version >= '3'"):
+        rs.add_string(text)
+    assert rs.handed == [
+        f"{tmp_path}[dev]",
+        f"{tmp_path / 'lib' / 'x-1.0-py3-none-any.whl'}[a,b] ; python_version >= '3'",
+    ]
+    with pytest.raises(RequirementError, match=re.escape("'./nothere' does not exist")):
+        rs.add_string("./nothere[dev]")
 
 
 def test_a_find_links_folder_that_is_not_there_is_left_out_for_the_installer(

@@ -169,6 +169,7 @@ def local_path(text: str) -> str | None:
     head = re.split(r"\s+;|;\s", text, maxsplit=1)[0].strip()
     if "://" in head or " @ " in text or text.startswith((*VCS, "file:")):
         return None
+    head = re.sub(r"(.)\[[^\]]+\]$", r"\1", head)  # PATH[extras], as pip's _strip_extras
     seps = (os.sep, os.altsep) if os.altsep else (os.sep,)
     looks = head.startswith(".") or any(s in head for s in seps)
     return head if looks or (head.endswith(ARCHIVES) and Path(head).is_file()) else None
