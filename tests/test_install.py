@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -971,3 +972,24 @@ async def test_a_local_file_is_counted_as_local_not_as_from_the_cache(
     assert record["local"] and not record["cached"]
     proc = await segfetch(*args, "--force-reinstall")
     assert b"1 file verified (0 from the cache, 1 local, 0 B fetched" in proc.stderr
+
+
+@pytest.mark.parametrize("unpinned", [True, False])
+async def test_an_extra_index_that_does_not_answer_is_left_out_as_pip_leaves_it(
+    tmp_path: Path, index_dir: Path, unpinned: bool
+) -> None:
+    """pip warns and goes on with the indexes that answer; segfetch stopped, exit 1
+    ("giving up after 5 tries ... cannot connect"). Such an index is asked once a run."""
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{closed.getsockname()[1]}/simple/"
+    wanted = ["sf-alpha", "sf-beta"] if unpinned else ["sf-alpha==1.0", "sf-beta==1.1"]
+    async with index(index_dir, link=Link()) as emu:
+        proc = await segfetch(
+            "download", *wanted, "-d", str(tmp_path / "out"), "--index-url", emu.index_url,
+            "--extra-index-url", dead, "--no-cache", "--max-tries", "2",
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode()
+    assert "Traceback" not in err and err.count(f"{dead} left out for this run") == 1, err
+    assert {p.name.split("-")[0] for p in (tmp_path / "out").iterdir()} >= {"sf_alpha", "sf_beta"}

@@ -25,6 +25,7 @@ from segfetch.engine.download import Progress
 from segfetch.engine.options import Options
 from segfetch.errors import (
     HTTPStatusError,
+    RetriesExhausted,
     SegfetchError,
     file_url_path,
     is_http_url,
@@ -106,6 +107,7 @@ class Session(Fetcher):
         self.report: dict[str, Any] = {}  # pip's, of plan_with_pip, with upstream URLs
         self.before: datetime | None = None  # --uploaded-prior-to: later files are not seen
         self.links: dict[str, IndexFile] = {}  # by project: a URL constraint's file, its page
+        self._down: dict[str, RetriesExhausted] = {}  # indexes that gave no answer this run
 
     async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
@@ -144,7 +146,11 @@ class Session(Fetcher):
     async def _fetch_project(self, name: str, recheck: bool = False) -> list[IndexFile]:
         files = [f for f in await self._link_files() if _project_of(f) == canonicalize_name(name)]
         found = bool(files)
+        failed: list[SegfetchError] = []
         for index in self.indexes:
+            if index in self._down:  # no answer at all before: not waited for again
+                failed.append(self._down[index])
+                continue
             try:
                 files += await fetch_project(
                     self.client, index, name, self.options.policy, self.slots, self.pages,
@@ -153,7 +159,17 @@ class Session(Fetcher):
                 found = True
             except HTTPStatusError as exc:
                 if exc.status != 404:
-                    raise
+                    failed.append(exc)
+                    if self.notice is not None:  # (a 401: skipped by pip too, said so)
+                        self.notice(f"warning: {name}: an index left out, as it failed: {exc}")
+            except RetriesExhausted as exc:  # (down, or 5xx every time)
+                failed.append(exc)
+                if exc.status is None:  # as pip goes on without it, saying so (once)
+                    if index not in self._down and self.notice is not None:
+                        self.notice(f"warning: {redact_url(index)} left out for this run: {exc}")
+                    self._down[index] = exc
+        if failed and not found:
+            raise failed[0]
         if not found:
             where = "on " + (", ".join(map(redact_url, self.indexes)) or "the --find-links pages")
             if not self.indexes and not self.link_pages:  # (pip: "from versions: none")
