@@ -39,6 +39,13 @@ class RequirementError(UsageError):
     exit_code = 1
 
 
+class PipRefusal(UsageError):
+    """What pip refuses before it resolves (no requirement, --user in a virtual environment,
+    a system-managed Python): said before any download, exit 1 as pip's."""
+
+    exit_code = 1
+
+
 class DiskError(SegfetchError):
     @classmethod
     def from_os(cls, exc: OSError, what: str) -> DiskError:

@@ -132,7 +132,7 @@ async def test_an_empty_extra_index_url_is_said_as_empty(tmp_path: Path) -> None
 async def test_bad_input_gets_one_line_and_exit_2(args: list[str], words: str) -> None:
     """Exit 2 for a bad command line; 1 for a requirement or file pip cannot read, as pip's."""
     proc = await segfetch(*args)
-    assert proc.returncode == (1 if words in ("cannot read", "x @ http") else 2)
+    assert proc.returncode == (1 if words in ("cannot read", "x @ http", "nothing to do") else 2)
     assert words in one_line_error(proc)
 
 

@@ -14,9 +14,11 @@ from packaging.version import Version
 
 from segfetch.cli.main import _parser
 from segfetch.cli.pipopts import check_passed_through, check_values, pip_args_of
-from segfetch.errors import UsageError
+from segfetch.cli.reqset import check_foreign
+from segfetch.errors import PipRefusal, UsageError
 from segfetch.testing.emulator import Emulator, Link
 from segfetch.testing.wheelmaker import make_wheel
+from segfetch.wheels.requirements import RequirementSet
 from segfetch.wheels.target import check_user_site
 
 
@@ -105,7 +107,7 @@ async def test_a_target_that_is_a_file_stops_before_anything_is_fetched(tmp_path
             "install", "--system", "--target", str(tmp_path / "f"), "six",
             "--index-url", emu.index_url,
         )  # fmt: skip
-    assert proc.returncode == 2 and not emu.log
+    assert proc.returncode == 1 and not emu.log  # (pip's exit for it)
     assert "exists and is not a folder" in one_line_error(proc)
 
 
@@ -130,8 +132,44 @@ def test_user_installs_pip_refuses_are_refused(
     if said is None:
         check_user_site(python, words)
     else:
-        with pytest.raises(UsageError, match=said):
+        with pytest.raises(UsageError, match=said) as refused:
             check_user_site(python, words)
+        assert refused.value.exit_code == 1  # pip's
+
+
+@pytest.mark.parametrize(
+    ("command", "words", "said"),
+    [
+        ("download", ["--platform", "win_amd64"], "take --no-deps, or --only-binary :all:"),
+        ("download", ["--platform", "win_amd64", "--no-deps"], None),
+        ("download", ["--python-version", "3.8", "--only-binary", ":all:"], None),
+        (
+            "download",
+            ["--abi", "cp38", "--only-binary", ":all:", "--no-binary", "six"],
+            "take --no-deps",
+        ),
+        ("install", ["--platform", "win_amd64", "--no-deps"], "only with --target DIR"),
+        ("install", ["--platform", "win_amd64", "--no-deps", "--target", "t"], None),
+        ("install", ["--implementation", "pp", "--no-deps", "--dry-run"], None),
+        ("install", ["--only-binary", ":all:"], None),  # this interpreter's files
+    ],
+)
+def test_files_for_another_interpreter_as_pip_allows_them(
+    command: str, words: list[str], said: str | None
+) -> None:
+    """pip refuses these before it resolves (exit 1); segfetch said "nothing to install"
+    with exit 0, or fetched the wheel before pip refused."""
+    reqs = RequirementSet()
+    for option, value in zip(words, [*words[1:], None], strict=True):
+        if option.startswith("-") and option not in ("--no-deps", "--dry-run"):
+            reqs.add_pip_option(option, value)
+        elif option == "--no-deps":
+            reqs.add_pip_option(option)
+    if said is None:
+        check_foreign(reqs, command, words)
+    else:
+        with pytest.raises(PipRefusal, match=said):
+            check_foreign(reqs, command, words)
 
 
 @pytest.mark.parametrize("how", ["--user", "PIP_USER"])
@@ -147,7 +185,7 @@ async def test_user_into_a_venv_stops_before_any_file(
         "install", "--python", python, "--installer", "pip", "--no-cache", "--no-index",
         "-f", str(wheel.parent), "sf-user", *([how] if how == "--user" else []), env=env,
     )  # fmt: skip
-    assert proc.returncode == 2
+    assert proc.returncode == 1  # (pip's exit)
     assert "a virtual environment does not see the user's site-packages" in one_line_error(proc)
 
 

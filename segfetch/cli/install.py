@@ -166,6 +166,7 @@ def _run(args: argparse.Namespace) -> int:
     if "--isolated" not in args.pip_args:  # (pip reads no configuration then)
         reqset.take_configured(args)
     reqs = reqset.requirement_set(args, options.timeout)
+    reqset.check_foreign(reqs, args.command, pip_args_of(args))
     if reqs.empty:  # only empty requirements files: nothing to do, as pip says nothing
         if args.json:
             print("[]")
@@ -192,6 +193,7 @@ def _run(args: argparse.Namespace) -> int:
                 # over a file's setting), in place of the environment's alone.
                 reqset.take_configured(args, configured_options(listing, args.command))
                 reqs = reqset.requirement_set(args, options.timeout)
+                reqset.check_foreign(reqs, args.command, pip_args_of(args))
         return _run_started(args, options, reqs, python, probe, files)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
 
-from segfetch.errors import UsageError
+from segfetch.errors import PipRefusal, UsageError
 
 PIP_FLAGS: tuple[str, ...] = (
     *("--no-deps", "--no-dependencies", "--prefer-binary", "--ignore-requires-python"),
@@ -140,7 +140,7 @@ def check_values(words: Sequence[str]) -> None:
         if (choices := _CHOICES.get(name)) and value not in choices:
             raise UsageError(f"{name} takes {' or '.join(choices)}, not {value!r} (pip's choices)")
         if name in ("-t", "--target") and os.path.lexists(value) and not os.path.isdir(value):
-            raise UsageError(
+            raise PipRefusal(
                 f"--target {value} exists and is not a folder: pip will not install there; "
                 "give a folder (or a path that does not exist yet)"
             )

@@ -21,6 +21,7 @@ from segfetch.cli.pipopts import (
     pip_args_of,
 )
 from segfetch.errors import (
+    PipRefusal,
     SegfetchError,
     UsageError,
     check_url,
@@ -97,7 +98,7 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
     for path in args.constraint:
         _add_file(reqs, path, constraint=True)
     if reqs.empty and not (args.requirement or args.group or args.requirements_from_script):
-        raise UsageError("nothing to do: give requirements, or -r FILE")
+        raise PipRefusal("nothing to do: give requirements, or -r FILE")
     if reqs.pre and (reqs.releases.every or reqs.releases.final):
         raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
@@ -311,6 +312,26 @@ def check_resolver_options(reqs: RequirementSet, target: Target, python: str) ->
         raise SegfetchError(
             f"the script of --requirements-from-script requires Python {script}, not "
             f"{version} ({python}): choose another with --python"
+        )
+
+
+def check_foreign(reqs: RequirementSet, command: str, words: Sequence[str]) -> None:
+    """pip's rules for files of another interpreter (--platform, --python-version, --abi,
+    --implementation), applied before any download as pip applies them before it resolves:
+    no sdist can be built for it, so --no-deps or --only-binary :all:; and an install goes
+    only to --target (or is a --dry-run). ``words``: pip's options, given."""
+    if not reqs.foreign_target:
+        return
+    if not (reqs.no_deps or (reqs.only_binary == {":all:"} and not reqs.no_binary)):
+        raise PipRefusal(
+            "--platform, --python-version, --abi and --implementation take --no-deps, or "
+            "--only-binary :all: (and no --no-binary), as pip requires"
+        )
+    given = {w.split("=")[0] for w in words}
+    if command == "install" and not given & {"--target", "-t", "--dry-run"}:
+        raise PipRefusal(
+            "pip installs files for another interpreter (--platform, --python-version, "
+            "--abi, --implementation) only with --target DIR, or as a --dry-run"
         )
 
 

@@ -25,7 +25,7 @@ from typing import Any, Generic, TypeVar
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from segfetch.errors import UsageError
+from segfetch.errors import PipRefusal, UsageError
 from segfetch.wheels.children import spawn
 from segfetch.wheels.installer import lent_folder, lent_version, pip_command
 from segfetch.wheels.pipnet import config_flag, config_settings
@@ -503,7 +503,7 @@ def check_managed(target: Target, python: str, words: Sequence[str], listing: st
         return
     if config_flag(listing, "break-system-packages", "install"):
         return
-    raise UsageError(
+    raise PipRefusal(
         f"{python} is managed by the system ({target.managed}), and pip and uv refuse to "
         "install into it: use a virtual environment (--python PATH), or add "
         "--break-system-packages"
@@ -520,7 +520,7 @@ def check_user_site(python: str, words: Sequence[str]) -> None:
         return
     for option in ("--prefix", "--target", "-t"):
         if option in given:
-            raise UsageError(f"pip cannot combine --user and {option}: give one of them")
+            raise PipRefusal(f"pip cannot combine --user and {option}: give one of them")
     cfg = Path(os.path.abspath(python)).parent.parent / "pyvenv.cfg"
     try:
         lines = cfg.read_text(errors="replace").splitlines()
@@ -528,7 +528,7 @@ def check_user_site(python: str, words: Sequence[str]) -> None:
         return  # no virtual environment: the user's site-packages are there
     settings = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in lines)}
     if settings.get("include-system-site-packages") != "true":
-        raise UsageError(
+        raise PipRefusal(
             f"pip cannot --user install into {cfg.parent}: a virtual environment does not see "
             "the user's site-packages; drop --user (or PIP_USER, pip.conf's user)"
         )
