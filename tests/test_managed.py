@@ -16,10 +16,11 @@ import trio
 from helpers import one_line_error, segfetch
 from packaging.version import Version
 
+from segfetch.cli.pipopts import check_managed
 from segfetch.errors import UsageError
 from segfetch.testing.emulator import Emulator
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels.target import Target, check_managed, query_target
+from segfetch.wheels.target import Target, query_target
 
 MARKER = "/usr/lib/python3.11/EXTERNALLY-MANAGED"
 

@@ -13,13 +13,17 @@ from helpers import freeze, fresh, one_line_error, segfetch
 from packaging.version import Version
 
 from segfetch.cli.main import _parser
-from segfetch.cli.pipopts import check_passed_through, check_values, pip_args_of
+from segfetch.cli.pipopts import (
+    check_passed_through,
+    check_user_site,
+    check_values,
+    pip_args_of,
+)
 from segfetch.cli.reqset import check_foreign
 from segfetch.errors import PipRefusal, UsageError
 from segfetch.testing.emulator import Emulator, Link
 from segfetch.testing.wheelmaker import make_wheel
 from segfetch.wheels.requirements import RequirementSet
-from segfetch.wheels.target import check_user_site
 
 
 def parse(*argv: str) -> tuple[list[str], list[str]]:

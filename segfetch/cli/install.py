@@ -214,11 +214,11 @@ def _run_started(
     probe: Pending[Probe],
     config_files: bool,
 ) -> int:
+    from segfetch.cli.pipopts import check_managed, check_user_site
     from segfetch.config import default_cache_dir
     from segfetch.wheels.installer import choose_installer
     from segfetch.wheels.pipnet import command_line_values, configured_options
     from segfetch.wheels.prelaunch import all_cached, prelaunch
-    from segfetch.wheels.target import check_managed, check_user_site
 
     pip_args = [*pip_args_of(args), *(["--pre"] if reqs.pre else [])]  # for a -f folder's choice
     installer, dry = None, None

@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -25,10 +25,10 @@ from typing import Any, Generic, TypeVar
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from segfetch.errors import PipRefusal, UsageError
+from segfetch.errors import UsageError
 from segfetch.wheels.children import spawn
 from segfetch.wheels.installer import lent_folder, lent_version, pip_command
-from segfetch.wheels.pipnet import config_flag, config_settings
+from segfetch.wheels.pipnet import config_settings
 
 T = TypeVar("T")
 
@@ -486,49 +486,3 @@ def index_urls_in_config(listing: str, command: str = "install") -> tuple[str | 
     index = next(iter(config_settings(listing, "index-url", command)), None)
     extras = next(iter(config_settings(listing, "extra-index-url", command)), "").split()
     return index, extras
-
-
-def check_managed(target: Target, python: str, words: Sequence[str], listing: str) -> None:
-    """pip's rule for an interpreter the OS manages (PEP 668), applied before any download
-    as pip applies it before it resolves: installing into it takes --break-system-packages
-    (or that setting); --target, --prefix, --root and --dry-run with --report install
-    nowhere in it. ``words``: pip's options, given and configured; ``listing``: pip's
-    settings as ``pip config list`` prints them."""
-    if target.managed is None:
-        return
-    given = {w.split("=")[0] for w in words}
-    if given & {"--target", "-t", "--prefix", "--root", "--break-system-packages"} or (
-        {"--dry-run", "--report"} <= given
-    ):
-        return
-    if config_flag(listing, "break-system-packages", "install"):
-        return
-    raise PipRefusal(
-        f"{python} is managed by the system ({target.managed}), and pip and uv refuse to "
-        "install into it: use a virtual environment (--python PATH), or add "
-        "--break-system-packages"
-    )
-
-
-def check_user_site(python: str, words: Sequence[str]) -> None:
-    """pip's refusals of ``--user`` (given, or set as PIP_USER or pip.conf's user; the last of
-    it and --no-user counts), applied before any download as pip applies them before it
-    resolves: with --prefix or --target, and in a virtual environment that does not see
-    the user's site-packages (pyvenv.cfg without include-system-site-packages = true)."""
-    given = [w.split("=")[0] for w in words]
-    if [w for w in given if w in ("--user", "--no-user")][-1:] != ["--user"]:
-        return
-    for option in ("--prefix", "--target", "-t"):
-        if option in given:
-            raise PipRefusal(f"pip cannot combine --user and {option}: give one of them")
-    cfg = Path(os.path.abspath(python)).parent.parent / "pyvenv.cfg"
-    try:
-        lines = cfg.read_text(errors="replace").splitlines()
-    except OSError:
-        return  # no virtual environment: the user's site-packages are there
-    settings = {k.strip(): v.strip() for k, _, v in (ln.partition("=") for ln in lines)}
-    if settings.get("include-system-site-packages") != "true":
-        raise PipRefusal(
-            f"pip cannot --user install into {cfg.parent}: a virtual environment does not see "
-            "the user's site-packages; drop --user (or PIP_USER, pip.conf's user)"
-        )
