@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from packaging.version import Version
 
 from segfetch.wheels.index import IndexFile, IndexPageError, parse_page, project_url
-from segfetch.wheels.requirements import RequirementSet
+from segfetch.wheels.requirements import Choosing, RequirementSet
 from segfetch.wheels.select import NoMatch, choose
 from segfetch.wheels.target import Target
 from segfetch.wheels.wanted import Wanted
@@ -273,6 +273,15 @@ def test_no_match_says_why(text: str, words: str) -> None:
     files = [x for x in files if x.filename != "beta-9.0-py3-none-any.whl"]
     with pytest.raises(NoMatch, match=words):
         choose(wanted(text), files, TARGET)
+
+
+def test_no_binary_on_an_index_of_wheels_only_says_so() -> None:
+    """--no-binary six where the index has only wheels said "the index has only sdists of
+    six==1.17.0", the other way round."""
+    files = [f("six-1.17.0-py2.py3-none-any.whl")]
+    how = Choosing(formats=frozenset({"source"}))
+    with pytest.raises(NoMatch, match=r"only wheels of six==1\.17\.0, and --no-binary refuses"):
+        choose(wanted("six==1.17.0"), files, TARGET, how=how)
 
 
 @given(st.text(max_size=60), st.text(max_size=20))

@@ -75,6 +75,7 @@ def candidates(
     versions_seen: set[Version] = set()
     tags_seen: set[str] = set()
     python_refused: set[str] = set()  # Requires-Python of matching files the target fails
+    unwanted: set[str] = set()  # kinds of matching files --only-binary / --no-binary refuse
     found = []
     for f in files:
         parsed = parse_filename(f.filename)
@@ -91,7 +92,8 @@ def candidates(
             continue
         if wanted.hashes and f.sha256 is not None and f.sha256 not in wanted.hashes:
             continue
-        if ("source" if tags is None else "binary") not in how.formats:
+        if (kind := "source" if tags is None else "binary") not in how.formats:
+            unwanted.add(kind)
             continue  # --only-binary / --no-binary
         if tags is None:
             found.append(Candidate(f, version, None))
@@ -112,7 +114,8 @@ def candidates(
     if not (_pins(wanted) and all(c.file.yanked is not None for c in found)):
         found = [c for c in found if c.file.yanked is None]
     if not found:
-        raise NoMatch(_why_none(wanted, versions_seen, tags_seen, target, python_refused))
+        why = _why_none(wanted, versions_seen, tags_seen, target, python_refused, unwanted)
+        raise NoMatch(why)
     return found
 
 
@@ -190,6 +193,7 @@ def _why_none(
     tags: set[str],
     target: Target,
     python_refused: set[str],
+    unwanted: set[str],
 ) -> str:
     req = str(wanted.req)
     if not versions:
@@ -207,6 +211,8 @@ def _why_none(
             f"{wanted.where}: {req} requires Python {needs} (its Requires-Python), not "
             f"{target.python_version}: ask for an older version, or use another Python"
         )
+    if not tags and "binary" in unwanted:  # (its wheels: refused)
+        return f"{wanted.where}: the index has only wheels of {req}, and --no-binary refuses them"
     if not tags:  # (its matching versions have files: none of them a wheel)
         why = "none is taken here (--only-binary, or yanked)"
         return f"{wanted.where}: the index has only sdists of {req}, and {why}"
