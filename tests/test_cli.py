@@ -617,3 +617,16 @@ def test_the_name_from_the_url_is_decoded_once_and_stays_in_its_folder(
     for decoded in (_httpx_path(url), unquote(urlsplit(url).path)):  # (get, and _early's)
         dest = _destination(decoded, str(tmp_path))
         assert dest == tmp_path / name and dest.parent == tmp_path
+
+
+async def test_download_of_an_editable_project_is_refused_not_left_out(tmp_path: Path) -> None:
+    """pip download zips an -e project of a requirements file; segfetch left it out, exit 0."""
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "r.txt").write_text(f"-e {tmp_path / 'proj'}\nsix\n")
+    proc = await segfetch(
+        "download", "-d", str(tmp_path / "d"), "-r", str(tmp_path / "r.txt"),
+        "--index-url", "http://127.0.0.1:9/",
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "saves no archive of an editable project" in one_line_error(proc)
+    assert not (tmp_path / "d").exists()

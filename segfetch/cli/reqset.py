@@ -22,6 +22,7 @@ from segfetch.cli.pipopts import (
 )
 from segfetch.errors import (
     PipRefusal,
+    RequirementError,
     SegfetchError,
     UsageError,
     check_url,
@@ -99,6 +100,12 @@ def requirement_set(args: argparse.Namespace, timeout: float) -> RequirementSet:
         _add_file(reqs, path, constraint=True)
     if reqs.empty and not (args.requirement or args.group or args.requirements_from_script):
         raise PipRefusal("nothing to do: give requirements, or -r FILE")
+    editable = [h for h in reqs.handed if h.startswith("-e ")]
+    if editable and args.command == "download":  # (it was left out, exit 0)
+        raise RequirementError(
+            f"{editable[0]}: segfetch download saves no archive of an editable project, "
+            "where pip download zips it: leave it out, or run pip download for it"
+        )
     if reqs.pre and (reqs.releases.every or reqs.releases.final):
         raise UsageError("--pre cannot be used with --all-releases or --only-final (as in pip)")
     reqs.require_hashes |= "--require-hashes" in pip_args_of(args)
