@@ -11,7 +11,7 @@ import trio
 from segfetch.errors import HTTPStatusError
 from segfetch.wheels.httpd import Cut, Reply, Request
 from segfetch.wheels.index import IndexFile
-from segfetch.wheels.localindex import IndexApp, Listing
+from segfetch.wheels.localindex import IndexApp, Listing, SendFile
 
 WHEEL = "a-1.0-py3-none-any.whl"
 
@@ -35,9 +35,8 @@ async def _ask(app: IndexApp, target: str) -> bytes:
     return got
 
 
-@pytest.mark.parametrize("midway", [True, False])
-async def test_a_404_midway_is_said_and_resets_the_client(tmp_path: Path, midway: bool) -> None:
-    said: list[str] = []
+def _app(send: SendFile, said: list[str]) -> IndexApp:
+    """An index of one wheel, its file sent by ``send``, its log lines into ``said``."""
 
     async def listing(name: str, revalidate: bool) -> Listing:
         return [IndexFile(WHEEL, f"http://127.0.0.1:9/{WHEEL}")], False
@@ -45,14 +44,20 @@ async def test_a_404_midway_is_said_and_resets_the_client(tmp_path: Path, midway
     async def metadata(f: IndexFile) -> bytes | None:
         return None
 
+    return IndexApp(listing, metadata, send, log=said.append)
+
+
+@pytest.mark.parametrize("midway", [True, False])
+async def test_a_404_midway_is_said_and_resets_the_client(tmp_path: Path, midway: bool) -> None:
+    said: list[str] = []
+
     async def send(f: IndexFile, request: Request, reply: Reply) -> None:
         if midway:
             await reply.start(200, [("Content-Length", "10")])
             await reply.body(b"PK\x03")
         raise HTTPStatusError("the file went away upstream (404)", 404)
 
-    app = IndexApp(listing, metadata, send, log=said.append)
-    got = await _ask(app, f"/files/a/{WHEEL}")
+    got = await _ask(_app(send, said), f"/files/a/{WHEEL}")
     if midway:
         assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"PK\x03")
         assert said == [f"GET /files/a/{WHEEL} (cut short): the file went away upstream (404)"]
@@ -65,19 +70,12 @@ async def test_a_body_cut_for_bytes_repaired_since_is_said(tmp_path: Path) -> No
     log says why (bytes sent before the download repaired them: the client must ask again)."""
     said: list[str] = []
 
-    async def listing(name: str, revalidate: bool) -> Listing:
-        return [IndexFile(WHEEL, f"http://127.0.0.1:9/{WHEEL}")], False
-
-    async def metadata(f: IndexFile) -> bytes | None:
-        return None
-
     async def send(f: IndexFile, request: Request, reply: Reply) -> None:
         await reply.start(200, [("Content-Length", "10")])
         await reply.body(b"PK\x03")
         raise Cut("bytes sent before the download repaired them were damaged; ask again")
 
-    app = IndexApp(listing, metadata, send, log=said.append)
-    got = await _ask(app, f"/files/a/{WHEEL}")
+    got = await _ask(_app(send, said), f"/files/a/{WHEEL}")
     assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"PK\x03")
     assert said == [
         f"GET /files/a/{WHEEL} (cut short): bytes sent before the download repaired them "
