@@ -40,3 +40,20 @@ def test_cache_dir_and_no_cache_are_one_or_the_other(
     assert err.startswith(
         "segfetch: error: argument --no-cache: not allowed with argument --cache-dir"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "tries"),
+    [
+        (["install", "x", "--retries", "1"], 2),  # pip's: 1 retry, 2 tries (was 5 tries)
+        (["download", "x", "--retries=0"], 1),
+        (["install", "x", "--retries", "1", "--max-tries", "9"], 9),  # segfetch's own wins
+        (["install", "x"], 5),
+        (["get", "http://h/x"], 5),
+        (["serve"], 8),
+    ],
+)
+def test_pips_retries_set_the_tries_of_segfetchs_connections(argv: list[str], tries: int) -> None:
+    from segfetch.cli.options import download_options
+
+    assert download_options(_parser().parse_args(argv)).policy.max_tries == tries

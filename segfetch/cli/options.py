@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +58,9 @@ def add_download_options(
     p.add_argument(
         "--max-tries",
         type=int,
-        default=RetryPolicy.max_tries,
         metavar="K",
-        help="failures in a row without progress before giving up (default %(default)s)",
+        help="failures in a row without progress before giving up (default "
+        f"{RetryPolicy.max_tries}; install: pip's --retries N, if given, makes it N+1)",
     )
     p.add_argument(
         "-q",
@@ -72,6 +73,8 @@ def add_download_options(
 def download_options(args: argparse.Namespace) -> Options:
     """The engine's options from the shared command-line options, checked."""
     connections = _connections(str(args.connections))
+    if args.max_tries is None:
+        args.max_tries = _pip_retries(args) or RetryPolicy.max_tries
     if not 1 <= args.max_tries <= 1000:
         raise UsageError(f"--max-tries must be from 1 to 1000, not {args.max_tries}")
     try:
@@ -92,6 +95,15 @@ def download_options(args: argparse.Namespace) -> Options:
         timeout=timeout,
         policy=RetryPolicy(max_tries=args.max_tries),
     )
+
+
+def _pip_retries(args: argparse.Namespace) -> int | None:
+    """The tries pip's ``--retries N`` (its last) asks for: N + 1, as urllib3 counts them."""
+    kept = getattr(args, "pip_kept", None) or []
+    values = [v for o, v in pairwise(kept) if o == "--retries"]
+    if not values or not values[-1].isascii() or not values[-1].isdigit():
+        return None  # (not a count: pip says so)
+    return min(int(values[-1]) + 1, 1000)
 
 
 def _connections(text: str) -> int | None:
