@@ -45,8 +45,8 @@ from segfetch.wheels.httpd import (
 )
 from segfetch.wheels.index import JSON_TYPE, IndexFile, parse_page, parse_root
 from segfetch.wheels.installer import find_uv
-from segfetch.wheels.localindex import IndexApp
-from segfetch.wheels.serve import run, secrets_of
+from segfetch.wheels.localindex import IndexApp, secrets_of
+from segfetch.wheels.serve import run
 
 UV = find_uv()
 SHA = "ab" * 32
@@ -816,9 +816,9 @@ async def test_clients_asking_for_one_page_at_once_share_one_upstream_request(
 
 
 async def test_requests_beyond_the_limit_wait_their_turn(tmp_path: Path, index_dir: Path) -> None:
-    """--max-clients counts requests under way: one beyond waits (never refused) until a
-    place frees. A kept-alive connection between requests holds none (pip's and uv's
-    pools keep many open)."""
+    """--max-clients counts files under way: one beyond waits (never refused) until a
+    place frees, while a page is answered at once (test_serve_once.py). A kept-alive
+    connection between requests holds none (pip's and uv's pools keep many open)."""
     async with (
         Emulator(index=index_dir, link=SLOW) as emu,
         serving([emu.index_url], tmp_path / "c", max_clients=1) as (app, _),
@@ -832,7 +832,8 @@ async def test_requests_beyond_the_limit_wait_their_turn(tmp_path: Path, index_d
         answered: list[bytes] = []
 
         async def ask() -> None:
-            answered.append(await _raw(app.port, b"GET /simple/ HTTP/1.1\r\nHost: x\r\n\r\n"))
+            asking = f"GET /files/sf-big/{BIG} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+            answered.append(await _raw(app.port, asking))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(ask)
@@ -986,3 +987,36 @@ async def test_a_file_the_upstream_keeps_failing_is_not_asked_again_for_each_req
         again = await client.get(file_url)
         assert again.status_code == 502 and "not asked again for 30 s" in again.text
         assert len([e for e in emu.log if e["path"] == f"/files/{BETA}"]) == asked > 0
+
+
+async def test_a_page_the_upstream_fails_with_5xx_rests_before_it_is_asked_again(
+    tmp_path: Path,
+) -> None:
+    """Each client request of a page the upstream answers 500 cost serve's 5 tries, and
+    pip and uv retry a 502: 20 upstream requests for one uv run. The page now rests, as
+    a file that failed does: a retry within the rest hears the 502 at once."""
+    asked: list[bytes] = []
+
+    async def upstream(stream: trio.SocketStream) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head and (data := await stream.receive_some(4096)):
+            head += data
+        asked.append(head)
+        await stream.send_all(
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(partial(trio.serve_tcp, upstream, 0, host="127.0.0.1"))
+        index = f"http://127.0.0.1:{listener.socket.getsockname()[1]}/simple/"
+        async with (
+            serving([index], tmp_path / "c") as (_, url),
+            httpx.AsyncClient(trust_env=False, timeout=60) as client,
+        ):
+            assert (await client.get(url + "sf-gone/")).status_code == 502
+            tries = len(asked)
+            assert tries > 1
+            assert (await client.get(url + "sf-gone/")).status_code == 502
+            assert len(asked) == tries  # not asked again within the rest
+        nursery.cancel_scope.cancel()

@@ -194,6 +194,17 @@ def _a_file(request: Request) -> bool:
     return isinstance(where, simple.File) and not where.metadata
 
 
+def secrets_of(indexes: Sequence[str]) -> list[str]:
+    """The credentials in index URLs, which no answer may hold."""
+    out = []
+    for url in indexes:
+        parts = urlsplit(url)
+        if "@" in parts.netloc:
+            out.append(parts.netloc.rpartition("@")[0])
+            out += [s for s in (parts.password or parts.username,) if s]
+    return sorted(set(out), key=len, reverse=True)  # the longest first
+
+
 def revalidate(cache_control: str | None) -> bool:
     """Whether a request's Cache-Control asks for a page checked with its origin (pip sends
     max-age=0 for every page): a page a cache still holds fresh may be a release behind."""

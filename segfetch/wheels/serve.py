@@ -51,7 +51,7 @@ from segfetch.wheels.index import (
     stored_projects,
 )
 from segfetch.wheels.install import Session
-from segfetch.wheels.localindex import NOT_THERE, STALE, IndexApp, Listing
+from segfetch.wheels.localindex import NOT_THERE, STALE, IndexApp, Listing, secrets_of
 
 T = TypeVar("T")
 Key = tuple[str, str | None, str | None]  # a file's URL, and the hash its page gives
@@ -118,6 +118,8 @@ class Upstream(Session):
         self._silent: dict[str, float] = {}  # hosts that gave no answer to a check: until
         self._on_disk: dict[Key, Identity | None] = {}  # a file: index's files checked
         self._resting: dict[str, tuple[float, SegfetchError]] = {}  # index: (until, its error)
+        # pages an index failed with 5xx on every try: (index, project) -> (until, error)
+        self._page_rest: dict[tuple[str, str], tuple[float, SegfetchError]] = {}
         # A file whose bytes failed its page's sha256 is not fetched again for a while: each
         # retry of every client (uv tries 3 times) would cross the uplink again, to no avail.
         self.rest = REST
@@ -162,8 +164,14 @@ class Upstream(Session):
         answers: list[list[IndexFile] | SegfetchError] = [[] for _ in self.indexes]
 
         async def ask(i: int, index: str, wake: bool = False) -> None:
+            until, error = self._page_rest.get((index, name), (0.0, None))
+            if error is not None and trio.current_time() < until:
+                answers[i] = error  # (each client's retry would cost the upstream 5 more)
+                return
             fetch = partial(fetch_project, self.client, index, name, recheck=revalidate)
-            answers[i] = await self._ask(index, fetch, stored[i] is not None, wake)
+            answers[i] = got = await self._ask(index, fetch, stored[i] is not None, wake)
+            if isinstance(got, RetriesExhausted) and (got.status or 0) >= 500:
+                self._page_rest[(index, name)] = (trio.current_time() + REST, got)
 
         async with trio.open_nursery() as nursery:
             for i, index in enumerate(self.indexes):
@@ -453,17 +461,6 @@ class Upstream(Session):
         g = self._growing.get(file_key(p))
         if g is not None and progress is not None:
             g.update(progress.size, progress.prefix)
-
-
-def secrets_of(indexes: Sequence[str]) -> list[str]:
-    """The credentials in index URLs, which no answer may hold."""
-    out = []
-    for url in indexes:
-        parts = urlsplit(url)
-        if "@" in parts.netloc:
-            out.append(parts.netloc.rpartition("@")[0])
-            out += [s for s in (parts.password or parts.username,) if s]
-    return sorted(set(out), key=len, reverse=True)  # the longest first
 
 
 async def run(
