@@ -1172,6 +1172,8 @@ async def test_a_redirect_to_a_bad_host_name_is_one_line(
         (b"http://127.0.0.1:0/x.whl", "whose port 0 is not a TCP port"),  # was: port 80
         (b"http://127.0.0.1:99999/x.whl", "whose port 99999 is not a TCP port"),  # 5 tries
         (b"javascript:alert(1)", "redirected to a URL that is not valid ("),  # was exit 2
+        (b"", "with a Location that leads nowhere ('')"),  # was 31 requests to itself
+        (b"http:///x.whl", "with a Location that leads nowhere ('http:///x.whl')"),  # port 80
     ],
 )
 async def test_a_redirect_to_a_url_no_connection_can_ask_is_the_servers_fault(

@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -198,6 +199,28 @@ async def check_host_async(request: httpx.Request) -> None:
         raise DownloadError(f"redirected to {where}, whose port {port} is not a TCP port")
 
 
+def check_location(response: httpx.Response) -> None:
+    """A redirect that leads nowhere: an empty Location (httpx asks the same URL again, 30
+    times), or one with no host (httpx asks this host's port 80). The server's fault, said
+    after one request; curl -L does not follow either."""
+    location = response.headers.get("Location")
+    if location is None or response.status_code not in (301, 302, 303, 307, 308):
+        return
+    try:
+        hostless = "://" in location and not urlsplit(location.strip()).hostname
+    except ValueError:
+        return  # (httpx refuses it: InvalidURL, said by send)
+    if not location.strip() or hostless:
+        raise DownloadError(
+            f"{redact_url(str(response.request.url))} answered {response.status_code} with "
+            f"a Location that leads nowhere ({location!r})"
+        )
+
+
+async def check_location_async(response: httpx.Response) -> None:
+    check_location(response)
+
+
 MAX_REDIRECTS = 30  # pip's (requests'); httpx's own is 20, curl's 50
 
 
@@ -215,7 +238,7 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         # made on the first https connection; pip's trusted hosts are not checked
         verify=tls_context(net.cafile, net.client_cert, net.insecure),
         auth=NetrcAuth(path) if (path := netrc_file()) else None,
-        event_hooks={"request": [check_host_async]},
+        event_hooks={"request": [check_host_async], "response": [check_location_async]},
     )
 
 
@@ -299,6 +322,7 @@ async def _redirected(client: httpx.AsyncClient, response: httpx.Response) -> ht
     method asks the first URL again."""
     build = getattr(client, "_build_redirect_request", None)
     try:
+        check_location(response)
         request = response.request if build is None else build(response.request, response)
     finally:
         await response.aclose()
