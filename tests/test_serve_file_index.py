@@ -13,6 +13,7 @@ import httpx
 import pytest
 import trio
 from helpers import count_hashes, file_index
+from test_serve import serving
 
 from segfetch.engine.download import make_client
 from segfetch.testing.wheelmaker import make_wheel
@@ -65,11 +66,9 @@ async def test_a_file_checked_for_one_page_is_checked_again_for_a_page_with_anot
     link = f'<a href="../../files/{name}#sha256={"0" * 64}">{name}</a>'
     (other / "index.html").write_text(f"<html><body>{link}</body></html>")
     async with (
-        make_client(4, 10) as client,
-        trio.open_nursery() as nursery,
+        serving([index], tmp_path / "c") as (app, _),
         httpx.AsyncClient(trust_env=False) as http,
     ):
-        app = await nursery.start(partial(run, [index], Cache(tmp_path / "c"), client))
         base = f"http://127.0.0.1:{app.port}"
         for project in ("fi-b", "fi-other"):
             assert (await http.get(f"{base}/simple/{project}/")).status_code == 200
@@ -77,4 +76,3 @@ async def test_a_file_checked_for_one_page_is_checked_again_for_a_page_with_anot
         assert good.status_code == 200
         for _ in range(2):
             assert (await http.get(f"{base}/files/fi-other/{name}")).status_code == 409
-        nursery.cancel_scope.cancel()

@@ -20,6 +20,7 @@ from segfetch.cli.pipopts import (
     add_pip_options,
     check_passed_through,
     check_values,
+    option_names,
     pip_args_of,
 )
 from segfetch.errors import SegfetchError, UsageError
@@ -361,7 +362,7 @@ def _python(args: argparse.Namespace) -> str:
         fix = "" if args.python else "VIRTUAL_ENV names it: activate another one, or "
         raise UsageError(f"no Python at {found!r}; {fix}give --python the path of an interpreter")
     elsewhere = args.command == "download" or any(
-        a.split("=")[0] in (*ELSEWHERE, "--user") for a in pip_args_of(args)
+        a in (*ELSEWHERE, "--user") for a in option_names(pip_args_of(args))
     )
     if found is None:
         if args.system or elsewhere or _configured_elsewhere(args):

@@ -160,6 +160,11 @@ class _PipOption(argparse.Action):
         namespace.pip_kept = kept
 
 
+def option_names(words: Sequence[str]) -> list[str]:
+    """pip's options as named, without their ``=value`` (in order, as given)."""
+    return [w.split("=")[0] for w in words]
+
+
 def check_managed(target: Target, python: str, words: Sequence[str], listing: str) -> None:
     """pip's rule for an interpreter the OS manages (PEP 668), applied before any download
     as pip applies it before it resolves: installing into it takes --break-system-packages
@@ -168,7 +173,7 @@ def check_managed(target: Target, python: str, words: Sequence[str], listing: st
     settings as ``pip config list`` prints them."""
     if target.managed is None:
         return
-    given = {w.split("=")[0] for w in words}
+    given = set(option_names(words))
     if given & {"--target", "-t", "--prefix", "--root", "--break-system-packages"} or (
         {"--dry-run", "--report"} <= given
     ):
@@ -187,7 +192,7 @@ def check_user_site(python: str, words: Sequence[str]) -> None:
     it and --no-user counts), applied before any download as pip applies them before it
     resolves: with --prefix or --target, and in a virtual environment that does not see
     the user's site-packages (pyvenv.cfg without include-system-site-packages = true)."""
-    given = [w.split("=")[0] for w in words]
+    given = option_names(words)
     if [w for w in given if w in ("--user", "--no-user")][-1:] != ["--user"]:
         return
     for option in ("--prefix", "--target", "-t"):

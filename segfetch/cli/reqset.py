@@ -18,6 +18,7 @@ from segfetch.cli.pipopts import (
     INSTALLED_FLAGS,
     INSTALLED_VALUED,
     PIP_VALUED,
+    option_names,
     pip_args_of,
 )
 from segfetch.errors import (
@@ -334,8 +335,7 @@ def check_foreign(reqs: RequirementSet, command: str, words: Sequence[str]) -> N
             "--platform, --python-version, --abi and --implementation take --no-deps, or "
             "--only-binary :all: (and no --no-binary), as pip requires"
         )
-    given = {w.split("=")[0] for w in words}
-    if command == "install" and not given & {"--target", "-t", "--dry-run"}:
+    if command == "install" and not set(option_names(words)) & {"--target", "-t", "--dry-run"}:
         raise PipRefusal(
             "pip installs files for another interpreter (--platform, --python-version, "
             "--abi, --implementation) only with --target DIR, or as a --dry-run"

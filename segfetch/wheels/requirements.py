@@ -341,9 +341,9 @@ class RequirementSet:
 
         # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
         # One that is not there, pip ignores (cli/reqset.py said so); uv took it for a URL.
-        there = [f for f in self.find_links if f not in self.missing_links]
+        missing = self.missing_links  # (a look at the disk for each)
+        there = [f for f in self.find_links if f not in missing and not is_http_url(f)]
         folders = [f if "://" in f else os.path.abspath(f) for f in there]
-        folders = [f for f in folders if not is_http_url(f)]
         lines = [*self.file_options, *(f"--find-links {shlex.quote(f)}" for f in folders)]
         lines += [line(w, str(w.req)) for w in self.wanted]
         for w in self.direct:
