@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 
@@ -38,6 +39,16 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+# The hashes pip reads from a link's "#name=HEX", other than sha256.
+OTHER_HASHES = ("sha512", "sha384", "sha224", "sha1", "md5")
+
+
+def is_digest(name: str, text: str) -> bool:
+    """Hex digits (either case) of the length of hashlib's ``name``: sha256 64, md5 32."""
+    length = hashlib.new(name).digest_size * 2
+    return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def is_sha256(text: str) -> bool:

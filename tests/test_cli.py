@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -264,6 +265,35 @@ async def test_a_urls_sha256_fragment_is_checked_as_sha256_is(tmp_path: Path) ->
         ):
             proc = await segfetch("get", *args, "-o", str(tmp_path / "z.whl"))
             assert proc.returncode == 2 and words in one_line_error(proc)
+        assert len(emu.log) == asked  # said before any request
+
+
+async def test_a_urls_other_hash_fragment_is_checked(tmp_path: Path) -> None:
+    """`get URL#md5=HEX` (a link as an index that gives no sha256 writes it; pip checks
+    it) dropped the fragment: a file of another md5 was kept, exit 0. Now checked along
+    the same bytes, the out-of-order ones of several connections too."""
+    content = SyntheticFile(3_000_000)
+    async with Emulator({PATH: content}) as emu:
+        url, data = emu.url(PATH), emu.content(PATH)
+        md5, sha512 = hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
+        pieces = ["-n", "4", "--min-segment", "256K"]
+        for fragment in (f"md5={'0' * 32}", f"sha256={emu.sha256(PATH)}&md5={'0' * 32}"):
+            proc = await segfetch("get", f"{url}#{fragment}", "-o", str(tmp_path / "x.whl"),
+                                  *pieces)  # fmt: skip
+            assert proc.returncode == 1, proc.stderr
+            line = one_line_error(proc)
+            assert line.startswith("segfetch: error: md5 mismatch") and f"got {md5}" in line
+            assert list(tmp_path.iterdir()) == []
+        for fragment in (f"md5={md5.upper()}", f"sha512={sha512}"):
+            dest = tmp_path / "y.whl"
+            proc = await segfetch("get", f"{url}#{fragment}", "-o", str(dest), "-q", *pieces)
+            assert proc.returncode == 0, proc.stderr
+            assert dest.read_bytes() == data
+            dest.unlink()
+        asked = len(emu.log)
+        proc = await segfetch("get", f"{url}#md5=abc", "-o", str(tmp_path / "z.whl"))
+        assert proc.returncode == 2
+        assert "the URL's #md5= takes 32 hex digits" in one_line_error(proc)
         assert len(emu.log) == asked  # said before any request
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
+import hashlib
 import json
 import os
 import sys
@@ -22,7 +23,7 @@ from segfetch.engine.early import start as start_early
 from segfetch.engine.names import check_destination, side_names
 from segfetch.engine.options import Options
 from segfetch.errors import UsageError, check_url, redact_url
-from segfetch.units import human_bytes, is_sha256, plural
+from segfetch.units import OTHER_HASHES, human_bytes, is_digest, is_sha256, plural
 
 if TYPE_CHECKING:
     from segfetch.engine.download import Result
@@ -59,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
         args.sha256 = args.sha256[7:]  # as pip's --hash and PyPI's pages write it
     if args.sha256 is not None and not is_sha256(args.sha256):
         raise UsageError("--sha256 takes 64 hex digits")
-    if (listed := _fragment_sha256(args.url)) is not None:
+    listed, other_hash = _fragment_hash(args.url)
+    if listed is not None:
         if args.sha256 is not None and args.sha256.lower() != listed:
             raise UsageError("--sha256 and the URL's #sha256= differ; give one of them")
         args.sha256 = listed
@@ -87,8 +89,8 @@ def _run(args: argparse.Namespace) -> int:
     with ProgressBar(dest.name, quiet=args.quiet or args.json) as bar:
         result = running.run(
             partial(
-                download, url, dest, options, sha256=args.sha256, size=args.size,
-                progress=bar.update, early=early,
+                download, url, dest, options, sha256=args.sha256, other_hash=other_hash,
+                size=args.size, progress=bar.update, early=early,
             ),
             last=True,
         )  # fmt: skip
@@ -111,16 +113,21 @@ def _control(url: str, output: str | None) -> Path | None:
     return dest.with_name(side_names(dest.name)[1])
 
 
-def _fragment_sha256(url: str) -> str | None:
-    """The sha256 of a URL's ``#sha256=HEX`` (as index pages and pip's requirements write
-    one): checked as --sha256 is, not dropped with the fragment."""
+def _fragment_hash(url: str) -> tuple[str | None, str | None]:
+    """The hash of a URL's ``#sha256=HEX`` (as index pages and pip's requirements write
+    one) and of another that pip reads there (``#md5=HEX``: "md5=hex"), each None where
+    not given: checked as --sha256 is, not dropped with the fragment."""
+    found = {}
     for part in url.partition("#")[2].split("&"):
         name, _, value = part.partition("=")
-        if name.lower() == "sha256":
-            if not is_sha256(value):
-                raise UsageError("the URL's #sha256= takes 64 hex digits")
-            return value.lower()
-    return None
+        name = name.lower()
+        if name in ("sha256", *OTHER_HASHES) and name not in found:
+            if not is_digest(name, value):
+                size = hashlib.new(name).digest_size * 2
+                raise UsageError(f"the URL's #{name}= takes {size} hex digits")
+            found[name] = value.lower()
+    sha256 = found.pop("sha256", None)
+    return sha256, next((f"{k}={v}" for k, v in found.items()), None)
 
 
 def _size(text: str) -> int:

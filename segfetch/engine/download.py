@@ -43,7 +43,7 @@ from segfetch.engine.retry import Budget
 from segfetch.engine.slots import Slots
 from segfetch.engine.store import PartFile, PrefixHasher, State
 from segfetch.engine.transfer import Body, Transfer
-from segfetch.errors import DiskError, HashMismatch, ServerError
+from segfetch.errors import DiskError, ServerError
 
 MAX_RESTARTS = 3  # times the whole file may be started over because it changed
 REPORT_EVERY = 0.1  # seconds between progress callbacks
@@ -58,6 +58,7 @@ async def download(
     options: Options | None = None,
     *,
     sha256: str | None = None,
+    other_hash: str | None = None,
     size: int | None = None,
     progress: ProgressCallback | None = None,
     client: httpx.AsyncClient | None = None,
@@ -67,7 +68,8 @@ async def download(
 ) -> Result:
     """Fetch url to dest; dest appears only complete and verified.
 
-    ``sha256``: the file is kept only if it matches. ``size``, if known (from an index), must
+    ``sha256``, ``other_hash`` ("md5=HEX", any hashlib name, as a link's fragment gives
+    one): the file is kept only if it matches. ``size``, if known (from an index), must
     be the server's size, or nothing is fetched. ``slots`` is a connection budget shared with
     other downloads: each connection holds one place. ``client`` is reused if given (its
     connection pool should allow ``options.cap``); ``options.timeout`` applies to
@@ -82,6 +84,7 @@ async def download(
         dest,
         options=options,
         sha256=sha256.lower() if sha256 else None,
+        other_hash=other_hash,
         progress=progress,
         rng=JITTER if seed is None else random.Random(seed),
         slots=slots,
@@ -135,6 +138,7 @@ class _Download:
         sha256: str | None,
         progress: ProgressCallback | None,
         rng: random.Random,
+        other_hash: str | None = None,
         slots: Slots | None,
         size: int | None,
         early: Early | None = None,
@@ -147,7 +151,7 @@ class _Download:
             slots = Slots(0, Controller(options.cap, limit=start, knee=options.start))
         self.progress, self.rng, self.slots, self.early = progress, rng, slots, early
         self.part = PartFile(dest)
-        self.hasher = PrefixHasher(self.part)
+        self.hasher = PrefixHasher(self.part, other_hash)
         self.stats = Stats()
         self.state: State | None = None
         self.transfer: Transfer | None = None
@@ -169,8 +173,7 @@ class _Download:
         refetched = False
         while True:
             size = await self._pass()
-            digest = self.hasher.hexdigest()
-            if self.sha256 is None or digest == self.sha256:
+            if (wrong := self.hasher.mismatch(self.sha256, self.name)) is None:
                 break
             # Bytes went bad on the way (a proxy, a flipped bit). A zip says which members
             # fail their CRC: fetch just those again, once; else the whole file, once.
@@ -179,14 +182,10 @@ class _Download:
                 continue
             if refetched:
                 self.part.discard()
-                raise HashMismatch(
-                    f"sha256 mismatch for {self.name}: expected {self.sha256}, got {digest}, "
-                    "twice; nothing was kept",
-                    expected=self.sha256,
-                    got=digest,
-                )
+                raise wrong
             self._refetch()
             refetched = True
+        digest = self.hasher.hexdigest()
         await trio.to_thread.run_sync(self.part.commit)  # fsyncs: off the event loop
         st = self.stats
         controller = self.slots.controller if self.slots else None  # -n auto's
@@ -262,7 +261,7 @@ class _Download:
         if self.state is not None and not self.stats.requests:  # the first pass, not a repair
             self.stats.resumed = self.state.done.total()
         self.transfer = None
-        self.hasher = PrefixHasher(self.part)
+        self.hasher.reset()
         budget = Budget(self.options.policy, self.rng)
         # The probe's place in the budget passes to the first worker: held for the whole
         # attempt while extra workers wait, it would deadlock files sharing one budget.
@@ -310,7 +309,8 @@ class _Download:
                 await self.slots.acquire()
             self.probe_slot = True
             learned = self.state.size if self.state is not None else None
-            self.state, self.hasher = None, PrefixHasher(self.part)  # all of it, from byte 0
+            self.state = None  # all of it, from byte 0
+            self.hasher.reset()
             return await self._single(None, learned)
         finally:
             self._release_probe_slot()
@@ -469,7 +469,8 @@ class _Download:
         args = self.client, self.where, self.options, self.rng, self.stats
         if await whole.ends_at(*args, size, validator or None):
             return size
-        self.state, self.hasher, self.transfer = None, PrefixHasher(self.part), None
+        self.state, self.transfer = None, None
+        self.hasher.reset()
         return await self._single(None)
 
     async def _single(self, response: httpx.Response | None, learned: int | None = None) -> int:

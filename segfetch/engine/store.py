@@ -16,12 +16,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import trio
 
 from segfetch.engine.names import check_not_held, side_names
 from segfetch.engine.ranges import RangeSet
-from segfetch.errors import Busy, DiskError, redact_url
+from segfetch.errors import Busy, DiskError, HashMismatch, redact_url
 from segfetch.units import human_bytes
 
 HASH_CHUNK = 4 * 1024 * 1024
@@ -299,23 +300,29 @@ class PrefixHasher:
     .part (the page cache) in a thread once the prefix reaches them.
     """
 
-    def __init__(self, part: PartFile) -> None:
+    def __init__(self, part: PartFile, other: str | None = None) -> None:
         self.part = part
         self.hashed = 0
-        self._hash = hashlib.sha256()
+        # "md5=HEX": a second hash the file must have, taken along the same bytes
+        self._other, _, self._want = (other or "").lower().partition("=")
+        self._hashes = self._new()
         self._reading = False  # a read-back is under way in a thread: feed must wait
         # One buffer for every read-back, made by the first: a fresh 4 MiB one per read costs
         # a page fault per 4 KiB each time (measured, docs/benchmarks.md S8).
         self._buffer: bytearray | None = None
 
+    def _new(self) -> list[Any]:  # (hashlib's hash objects have no public type)
+        return [hashlib.sha256(), *([hashlib.new(self._other)] if self._other else [])]
+
     def reset(self) -> None:
         """From byte 0 again (the stream starts over)."""
-        self.hashed, self._hash = 0, hashlib.sha256()
+        self.hashed, self._hashes = 0, self._new()
 
     def feed(self, offset: int, data: bytes | memoryview) -> None:
         """Bytes just written at offset: hashed now if they extend the prefix."""
         if offset == self.hashed and not self._reading:
-            self._hash.update(data)
+            for h in self._hashes:
+                h.update(data)
             self.hashed += len(data)
 
     async def advance(self, to: int) -> None:
@@ -334,11 +341,24 @@ class PrefixHasher:
         with memoryview(self._buffer)[:n] as view:
             if os.preadv(self.part.fd, [view], offset) != n:
                 raise OSError(f"{self.part.part} is shorter than the bytes recorded in it")
-            self._hash.update(view)
+            for h in self._hashes:
+                h.update(view)
         self.hashed += n
 
     def hexdigest(self) -> str:
-        return self._hash.hexdigest()
+        return str(self._hashes[0].hexdigest())
+
+    def mismatch(self, sha256: str | None, name: str) -> HashMismatch | None:
+        """The file's mismatch with the sha256 and the other hash it must have, if any (the
+        message of a second one: the download refetches after the first)."""
+        checks = [("sha256", sha256, self.hexdigest())]
+        if self._other:
+            checks.append((self._other, self._want, self._hashes[-1].hexdigest()))
+        for algorithm, want, got in checks:
+            if want is not None and got != want:
+                line = f"{algorithm} mismatch for {name}: expected {want}, got {got}, twice"
+                return HashMismatch(f"{line}; nothing was kept", expected=want, got=got)
+        return None
 
 
 def room(fs: os.statvfs_result, root: bool) -> int | None:

@@ -7,7 +7,6 @@ a ``file:`` index's pages it reads from disk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 from segfetch.engine import failures
 from segfetch.engine.retry import Budget, RetryPolicy
 from segfetch.errors import DownloadError, HTTPStatusError, file_url_path, redact_url
-from segfetch.units import is_sha256
+from segfetch.units import OTHER_HASHES, is_digest, is_sha256
 from segfetch.wheels.pages import Page, PageCache, page_of, storable
 
 # The archive types pip's link evaluator considers (pip._internal.utils.filetypes); a link
@@ -39,7 +38,6 @@ ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0
 
 
 # Hashes pip checks besides sha256 (hashlib's guaranteed ones), the strongest first.
-OTHER_HASHES = ("sha512", "sha384", "sha224", "sha1", "md5")
 BIG_PAGE = 1 << 20  # bytes of a page parsed in a thread
 T = TypeVar("T")
 Parse = Callable[[bytes, str, str], T]  # (body, Content-Type, page URL) -> what the page says
@@ -294,10 +292,7 @@ def _metadata(value: object) -> tuple[bool, str | None]:
 def _well_formed(named: str) -> bool:
     """ "name=hex" of one of OTHER_HASHES, of that hash's length."""
     name, _, digest = named.lower().partition("=")
-    if name not in OTHER_HASHES:
-        return False
-    length = hashlib.new(name).digest_size * 2
-    return len(digest) == length and all(c in "0123456789abcdef" for c in digest)
+    return name in OTHER_HASHES and is_digest(name, digest)
 
 
 async def fetch_project(
