@@ -57,11 +57,18 @@ class Decoder:
     def __init__(self, coding: str) -> None:
         self.coding = coding
         self._z = zlib.decompressobj(GZIP_OR_ZLIB)
-        # "deflate" until it decoded a byte: what came, in case it is raw deflate
-        self._head: bytes | None = b"" if coding == "deflate" else None
+        # What came until a byte decoded: read again as raw deflate ("deflate" as old IIS
+        # sends it), then as the file itself (the label is wrong: an S3 object's metadata,
+        # a CDN rule; curl, wget and pip keep such bytes as they are, and so does this).
+        self._head: bytes | None = b""
+        self._again = [RAW_DEFLATE] if coding == "deflate" else []
+        self.plain = False  # the label was wrong: the bytes are passed on as they came
 
     def feed(self, data: bytes | memoryview) -> Iterator[bytes]:
         data = bytes(data)
+        if self.plain:
+            yield data
+            return
         if self._head is not None:
             self._head = self._head + data if len(self._head) < HEAD else None
         while True:
@@ -76,11 +83,14 @@ class Decoder:
             try:
                 out = self._z.decompress(data, PIECE)
             except zlib.error as exc:
-                if self._head is None:
+                if self._head is not None and self._again:
+                    data, self._z = self._head, zlib.decompressobj(self._again.pop())
+                    continue
+                if self._head is None or _looks_coded(self._head):
                     raise Damaged(f"its {self.coding} stream is damaged ({exc})") from None
-                data, self._head = self._head, None
-                self._z = zlib.decompressobj(RAW_DEFLATE)
-                continue
+                data, self._head, self.plain = self._head, None, True
+                yield data
+                return
             if out:
                 self._head = None
                 yield out
@@ -90,5 +100,13 @@ class Decoder:
 
     def end(self) -> None:
         """The body ended: so must the stream (else it was cut short)."""
-        if not self._z.eof:
+        if not (self._z.eof or self.plain):
             raise Damaged(f"its {self.coding} stream ended before its end")
+
+
+def _looks_coded(head: bytes) -> bool:
+    """Whether bytes begin as a gzip member or a zlib stream does (then a failure to decode
+    them is damage, not a wrong label)."""
+    if head[:2] == b"\x1f\x8b":
+        return True
+    return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
