@@ -264,12 +264,22 @@ async def test_direct_url_hashes_are_checked(
         proc = await segfetch("install", "--python", ours, *where, "-r", str(req))
         assert proc.returncode == 1
         assert "sha256 mismatch" in one_line_error(proc, only=False)
+        # pip's other link hashes: `#md5=` was not checked, and a wrong one installed
+        md5 = hashlib.md5(wheel.read_bytes()).hexdigest()
+        bad_md5 = f"dr-direct @ {emu.url(DIRECT)}#md5={'0' * 32}"
+        proc = await segfetch("install", "--python", ours, *where, bad_md5)
+        assert proc.returncode == 1
+        assert f"gives md5 {'0' * 32}, the file has {md5}" in one_line_error(proc, only=False)
         sha = sha256_of(wheel)
         req.write_text(f"{emu.url(DIRECT)}#sha256={sha}\n")  # --hash: all pinned, as pip
         out = tmp_path / "out"
         proc = await segfetch("download", *where, "-r", str(req), "-d", str(out), "-q")
         assert proc.returncode == 0, proc.stderr.decode()
+        req.write_text(f"dr-direct @ {emu.url(DIRECT)}#md5={md5.upper()}\n")
+        proc = await segfetch("download", *where, "-r", str(req), "-d", str(tmp_path / "o2"))
+        assert proc.returncode == 0, proc.stderr.decode()
     assert (out / wheel.name).read_bytes() == wheel.read_bytes()
+    assert (tmp_path / "o2" / wheel.name).read_bytes() == wheel.read_bytes()
     assert {p.name for p in out.iterdir()} >= {wheel.name, "dr_c-1.0-py3-none-any.whl"}
     assert not [ln for ln in await freeze(ours) if ln.startswith("dr-")]
 

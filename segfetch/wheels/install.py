@@ -194,7 +194,7 @@ class Session(Fetcher):
         (sha256 of a ``#sha256=`` fragment or ``--hash``; else the zip's own check): by
         URL. pip then reads them from the cache as ``file:`` URLs."""
         wanted = [w for w in reqs.direct if marker_applies(w.req.marker, target.markers)]
-        planned = [planned_of(IndexFile(w.filename, w.url, w.url_sha256), w.hashes) for w in wanted]
+        planned = [planned_of(_direct_file(w), w.hashes) for w in wanted]
         fetched = await self.fetch_all(planned)
         for f in fetched:
             self._local[f.path.resolve().as_uri()] = f
@@ -461,6 +461,11 @@ class Session(Fetcher):
     async def _file_quietly(self, f: IndexFile) -> None:
         with contextlib.suppress(SegfetchError):
             await self.file_of(f)
+
+
+def _direct_file(w: Wanted) -> IndexFile:
+    """A direct URL's file, with the hash its fragment names (checked after the fetch)."""
+    return IndexFile(w.filename, w.url, w.url_sha256, other_hash=w.url_other_hash)
 
 
 def _project_of(f: IndexFile) -> str | None:
