@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from typing import Any
 
 from segfetch.cli import report as cli_report
@@ -44,6 +45,12 @@ def _run(args: argparse.Namespace) -> int:
     ]:
         if wrong:
             raise UsageError(line)
+    if args.url and (shaped := _link_options(args)):
+        raise UsageError(f"{shaped} shape the built-in emulator's link: give them with --emulate")
+    if args.save and args.emulate:
+        raise UsageError(
+            "--save keeps what a real host's link allows; --emulate measures the emulator"
+        )
     url = check_url(args.url) if args.url else None
     if args.save:  # a settings file it cannot add to: said before the measuring, not after
         from segfetch.config import settings_for_saving
@@ -62,11 +69,35 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print(report)
     if args.save:
+        if why := _unsure(report, args):
+            raise SegfetchError(f"not saved: {why}")
         from segfetch.config import save_connections
 
         path = save_connections(report.recommended)
-        print(f"saved: get and install now use -n {report.recommended} ({path})", file=sys.stderr)
+        n = report.recommended
+        print(f"saved: -n {n} is now the default of every command; -n auto or -n N "
+              f"overrides it ({path})", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _link_options(args: argparse.Namespace) -> str:
+    """The emulator's link options given (they shape nothing on a real URL)."""
+    given = [
+        ("--rate", args.rate), ("--shared-rate", args.shared_rate),
+        ("--rtt", args.rtt not in ("0", None)), ("--drop-every", args.drop_every),
+        ("--fault", args.fault), ("--max-connections", args.max_connections),
+        ("--no-etag", args.no_etag), ("--seed", args.seed != 1),
+    ]  # fmt: skip
+    return ", ".join(name for name, value in given if value)
+
+
+def _unsure(report: Any, args: argparse.Namespace) -> str:
+    """Why the suggestion is no figure to keep ("" where it is one)."""
+    if report.short:
+        return f"the steps were too short to tell; give a larger --budget than {args.budget}"
+    if report.unfinished in ("--time", "--budget"):
+        return f"the climb was cut by {report.unfinished}; give more of it"
+    return ""
 
 
 async def _measure(args: argparse.Namespace, url: str | None, budget: int, seconds: float) -> Any:
@@ -74,35 +105,47 @@ async def _measure(args: argparse.Namespace, url: str | None, budget: int, secon
     from segfetch.engine.download import make_client
     from segfetch.engine.measure import bench
 
-    async with make_client(args.connections, timeout=30.0) as client:
-        with ByteBar("measuring", budget, quiet=args.quiet or args.json) as bar:
-            if url is not None:
-                return await bench(
-                    client, url, budget=budget, seconds=seconds,
-                    max_connections=args.connections, progress=bar.add,
-                )  # fmt: skip
-            from segfetch.testing.emulator import Emulator, SyntheticFile
+    clients = partial(make_client, args.connections, timeout=min(30.0, seconds))
+    with ByteBar("measuring", budget, quiet=args.quiet or args.json) as bar:
+        if url is not None:
+            return await bench(
+                clients, url, budget=budget, seconds=seconds,
+                max_connections=args.connections, progress=bar.add,
+            )  # fmt: skip
+        from segfetch.testing.emulator import Emulator, SyntheticFile
 
-            files = {"/bench.bin": SyntheticFile(max(budget, 64 << 20))}
-            async with Emulator(files, link=link_from_args(args)) as emu:
-                return await bench(
-                    client, emu.url("/bench.bin"), budget=budget, seconds=seconds,
-                    max_connections=args.connections, progress=bar.add,
-                )  # fmt: skip
+        files = {"/bench.bin": SyntheticFile(max(budget, 64 << 20))}
+        async with Emulator(files, link=link_from_args(args)) as emu:
+            return await bench(
+                clients, emu.url("/bench.bin"), budget=budget, seconds=seconds,
+                max_connections=args.connections, progress=bar.add,
+            )  # fmt: skip
 
 
 def _print(report: Any) -> None:
-    print(f"{report.url}: {human_bytes(report.size)}, ranges {'yes' if report.ranges else 'NO'}")
+    size = human_bytes(report.size) if report.size else "size unknown"
+    print(f"{report.url}: {size}, ranges {'yes' if report.ranges else 'NO'}")
+    request = f"{report.request * 1000:.0f} ms" if report.request is not None else "unmeasured"
     print(
         f"first byte on a new connection {report.first_byte * 1000:.0f} ms, "
-        f"a request on an open one {report.request * 1000:.0f} ms"
+        f"a request on an open one {request}"
     )
-    print("connections   rate         x one   bytes read")
+    print("connections   rate          x one   bytes read   seconds   refused")
     one = report.steps[0].rate if report.steps else 0.0
     for s in report.steps:
         times = s.rate / one if one else 0.0
         rate = human_bytes(s.rate) + "/s"
-        print(f"{s.connections:>11}   {rate:>11}   {times:5.1f}   {human_bytes(s.bytes)}")
+        print(
+            f"{s.connections:>11}   {rate:>12}   {times:5.1f}   {human_bytes(s.bytes):>10}   "
+            f"{s.seconds:7.2f}   {s.refused:>7}"
+        )
+    if not report.ranges:
+        print("the server ignores Range: segfetch takes such a file on one connection")
+    if refused := next((s for s in report.steps if s.refused), None):
+        print(f"the host refused {refused.refused} of {refused.connections} connections")
+    if report.short:
+        print("steps lasted under 0.25 s: the link is faster than --budget can measure; "
+              "give a larger --budget")  # fmt: skip
     n = report.recommended
     more = {
         "--time": "give more --time to measure more connections",
