@@ -312,42 +312,36 @@ async def test_a_destination_download_cannot_write_is_one_line(tmp_path: Path) -
     assert f"cannot write {taken}: Is a directory" in one_line_error(proc)
 
 
+async def _killed_midway(emu: Emulator, dest: Path) -> RangeSet:
+    """`get -n 4` of PATH to dest, SIGKILLed once 600 kB are saved: what its control file
+    says is done, once the server logged every answer."""
+    control = dest.with_name(dest.name + ".part.json")
+    args = [sys.executable, "-m", "segfetch", "get", emu.url(PATH), "-o", str(dest), "-n", "4"]
+    proc = subprocess.Popen([*args, "-q"])
+    try:
+        with trio.fail_after(30):
+            while True:
+                await trio.sleep(0.1)
+                if control.exists():
+                    done = RangeSet(json.loads(control.read_text())["done"])
+                    if done.total() > 600_000:
+                        break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not dest.exists()
+    with trio.fail_after(10):  # until the server has logged every answer of the first run
+        while emu.open_connections:
+            await trio.sleep(0.05)
+    return RangeSet(json.loads(control.read_text())["done"])
+
+
 async def test_killed_download_resumes_without_refetching(tmp_path: Path) -> None:
     """SIGKILL mid-transfer; the next run fetches only what the control file lacks."""
-    size = 3_000_000
     dest = tmp_path / "pkg.whl"
-    control = tmp_path / "pkg.whl.part.json"
-    async with Emulator({PATH: SyntheticFile(size)}, link=Link(rate=256 * 1024)) as emu:
-        args = [
-            sys.executable,
-            "-m",
-            "segfetch",
-            "get",
-            emu.url(PATH),
-            "-o",
-            str(dest),
-            "-n",
-            "4",
-            "-q",
-        ]
-        proc = subprocess.Popen(args)
-        try:
-            with trio.fail_after(30):
-                while True:
-                    await trio.sleep(0.1)
-                    if control.exists():
-                        done = RangeSet(json.loads(control.read_text())["done"])
-                        if done.total() > 600_000:
-                            break
-            proc.send_signal(signal.SIGKILL)
-        finally:
-            proc.kill()
-            proc.wait()
-        assert not dest.exists()
-        done = RangeSet(json.loads(control.read_text())["done"])
-        with trio.fail_after(10):  # until the server has logged every answer of the first run
-            while emu.open_connections:
-                await trio.sleep(0.05)
+    async with Emulator({PATH: SyntheticFile(3_000_000)}, link=Link(rate=256 * 1024)) as emu:
+        done = await _killed_midway(emu, dest)
         first_run = len(emu.log)
         emu.link = Link(rate=4 << 20)
         rerun = await segfetch("get", emu.url(PATH), "-o", str(dest), "-n", "4", "--json")
@@ -360,6 +354,62 @@ async def test_killed_download_resumes_without_refetching(tmp_path: Path) -> Non
         start = e["start"]
         assert isinstance(start, int), e
         assert not done.covers(start, start + 1)
+
+
+@pytest.mark.parametrize("ranges", [True, False])
+async def test_a_part_longer_than_the_file_is_cut_before_it_is_the_file(
+    tmp_path: Path, ranges: bool
+) -> None:
+    """A .part made longer by another program (a leftover of a larger version, a copy),
+    its control file intact: the rerun resumed it and renamed it with its tail, exit 0,
+    a wrong file at PATH even with --sha256 (the hash covers the file's bytes only)."""
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(3_000_000)}, link=Link(rate=256 * 1024)) as emu:
+        await _killed_midway(emu, dest)
+        with dest.with_name("pkg.whl.part").open("ab") as part:
+            part.write(b"junk" * 1_000_000)
+        faults = () if ranges else (Fault("ignore_range"),)  # (the one-stream path)
+        emu.link = Link(rate=4 << 20, faults=faults)
+        rerun = await segfetch("get", emu.url(PATH), "-o", str(dest), "--sha256", emu.sha256(PATH))
+        assert rerun.returncode == 0, rerun.stderr
+        assert dest.read_bytes() == emu.content(PATH)
+
+
+async def test_a_control_file_that_is_a_folder_is_said_before_any_request(
+    tmp_path: Path,
+) -> None:
+    """`PATH.part.json` a folder: the download started over, failed when it saved its
+    progress ("Is a directory"), and removed the .part of an earlier run."""
+    dest = tmp_path / "pkg.whl"
+    dest.with_name("pkg.whl.part").write_bytes(b"x" * 1000)
+    dest.with_name("pkg.whl.part.json").mkdir()
+    async with Emulator({PATH: SyntheticFile(300_000)}) as emu:
+        proc = await segfetch("get", emu.url(PATH), "-o", str(dest))
+        assert proc.returncode == 1
+        line = one_line_error(proc)
+        assert "pkg.whl.part.json: Is a directory" in line, line
+        assert not emu.log
+    assert dest.with_name("pkg.whl.part").read_bytes() == b"x" * 1000
+
+
+async def test_a_file_already_there_with_its_hash_is_not_fetched_again(tmp_path: Path) -> None:
+    """A build script run again: the destination already holds the file --sha256 names.
+    All of it was fetched again (curl -C - and wget -c ask one request); now it is hashed
+    on disk and nothing is asked. A file there with another hash is replaced."""
+    dest = tmp_path / "pkg.whl"
+    async with Emulator({PATH: SyntheticFile(300_000)}) as emu:
+        url, sha = emu.url(PATH), emu.sha256(PATH)
+        asked = []
+        for _ in range(2):
+            proc = await segfetch("get", url, "-o", str(dest), "--sha256", sha, "--json")
+            assert proc.returncode == 0, proc.stderr
+            asked.append((json.loads(proc.stdout)["requests"], len(emu.log)))
+        assert asked[1] == (0, asked[0][1]) and asked[0][0] > 0
+        with dest.open("ab") as f:
+            f.write(b"x")
+        proc = await segfetch("get", f"{url}#sha256={sha}", "-o", str(dest))
+        assert proc.returncode == 0, proc.stderr
+        assert dest.read_bytes() == emu.content(PATH) and len(emu.log) > asked[0][1]
 
 
 async def test_one_gib_download_keeps_memory_flat(tmp_path: Path) -> None:

@@ -90,7 +90,7 @@ def test_a_part_committed_between_open_and_lock_is_not_taken(
 
     def first_commits_now(fd: int, op: int) -> None:
         if first.fd is not None:
-            first.commit()
+            first.commit(8)
         flock(fd, op)
 
     monkeypatch.setattr(fcntl, "flock", first_commits_now)
@@ -118,7 +118,7 @@ def test_the_lock_is_held_until_the_part_is_renamed(
         replace(src, dst)
 
     monkeypatch.setattr(os, "replace", second_run_meanwhile)
-    first.commit()
+    first.commit(8)
     assert dest.read_bytes() == b"verified"
     assert [p.name for p in tmp_path.iterdir()] == ["f"]
 
@@ -356,7 +356,7 @@ def test_a_part_replaced_by_another_program_is_never_committed(tmp_path: Path) -
     other.write_bytes(b"another file")
     os.replace(other, part.part)
     with pytest.raises(DiskError, match="replaced by another program"):
-        part.commit()
+        part.commit(8)
     assert not dest.exists() and part.part.read_bytes() == b"another file"
     assert not part.control.exists()  # no rerun resumes that file as ours
     part.release()
@@ -375,9 +375,9 @@ def test_another_downloads_part_is_no_destination(tmp_path: Path) -> None:
     second.write(0, b"second")
     first = _verified(tmp_path / "f")  # begun after the second's start
     with pytest.raises(Busy, match="another download"):
-        second.commit()
+        second.commit(6)
     assert first.part.read_bytes() == b"verified"
-    first.commit()
+    first.commit(8)
     assert (tmp_path / "f").read_bytes() == b"verified"
 
 

@@ -70,6 +70,8 @@ def _run(args: argparse.Namespace) -> int:
     options = download_options(args)
     url = args.url
     args.control = _control(url, args.output)  # (main.py's _again)
+    if (done := _already_there(url, args.output, args.sha256, other_hash)) is not None:
+        return _said(args, done)
     early = _early(url, args.output, options) if args.size is None else None
     try:
         with collector_paused():  # the engine's imports: trio, httpx
@@ -96,11 +98,44 @@ def _run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if result.settled is not None:
         save_host_start(host, result.settled)
+    return _said(args, result)
+
+
+def _said(args: argparse.Namespace, result: Result) -> int:
     if args.json:
         report(json.dumps(result_dict(result)), f"{result.path} is complete")
     elif not args.quiet:
         print(summary(result), file=sys.stderr)
     return 0
+
+
+def _already_there(
+    url: str, output: str | None, sha256: str | None, other_hash: str | None
+) -> Result | None:
+    """The destination, if it is already the file its hash names (a build script run
+    again): checked on disk, and nothing is asked of the server. Without a hash nothing
+    says the file there is the server's: it is fetched and replaced."""
+    try:
+        dest = _destination(unquote(urlsplit(url).path), output)
+    except (UsageError, OSError, ValueError):
+        return None  # (said where the download checks it)
+    control = dest.with_name(side_names(dest.name)[1])
+    if sha256 is None or not dest.is_file() or control.exists():
+        return None
+    from segfetch.engine.result import Result
+
+    digests = {"sha256": hashlib.sha256()}
+    name, _, want = (other_hash or "").partition("=")
+    if name:
+        digests[name] = hashlib.new(name)
+    with dest.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            for h in digests.values():
+                h.update(chunk)
+    if digests["sha256"].hexdigest() != sha256 or (name and digests[name].hexdigest() != want):
+        return None
+    size = dest.stat().st_size
+    return Result(url, dest, size, sha256, 0.0, 0, 0, 0, resumed=size, restarts=0)
 
 
 def _control(url: str, output: str | None) -> Path | None:
@@ -207,9 +242,13 @@ def result_dict(result: Result) -> dict[str, Any]:
 
 
 def summary(result: Result) -> str:
-    rate = result.size / result.seconds if result.seconds > 0 else 0.0
+    if not result.requests:
+        return f"{result.path}: already complete, sha256 {result.sha256} (nothing fetched)"
+    fetched = result.size - result.resumed
+    rate = fetched / result.seconds if result.seconds > 0 else 0.0
+    kept = f" ({human_bytes(result.resumed)} of it from an earlier run)" if result.resumed else ""
     return (
-        f"{result.path}: {human_bytes(result.size)} in {result.seconds:.2f} s "
+        f"{result.path}: {human_bytes(result.size)}{kept} in {result.seconds:.2f} s "
         f"({human_bytes(rate)}/s), sha256 {result.sha256}, "
         f"{plural(result.connections, 'connection')}, {plural(result.retries, 'retry')}"
     )

@@ -186,7 +186,7 @@ class _Download:
             self._refetch()
             refetched = True
         digest = self.hasher.hexdigest()
-        await trio.to_thread.run_sync(self.part.commit)  # fsyncs: off the event loop
+        await trio.to_thread.run_sync(self.part.commit, size)  # fsyncs: off the event loop
         st = self.stats
         controller = self.slots.controller if self.slots else None  # -n auto's
         return Result(

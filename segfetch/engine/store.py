@@ -163,6 +163,8 @@ class PartFile:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise _no_symlink(exc, self.control) from None
+            if exc.errno == errno.EISDIR:  # (said now: saving the progress would fail later)
+                raise DiskError.from_os(exc, str(self.control)) from None
             return None
         except (ValueError, RecursionError):  # not a control file this version wrote
             return None
@@ -229,7 +231,8 @@ class PartFile:
         """Close after a failure or an interruption. The .part stays only where its control
         file says which of its bytes a rerun resumes: else it is no use, and may be what
         fills the disk (the control file could not be written). A symlink is left alone."""
-        if self.fd is not None and not self.control.is_symlink() and not self._resumable():
+        kept = self.control.is_symlink() or self.control.is_dir()  # (not ours to judge)
+        if self.fd is not None and not kept and not self._resumable():
             for path in (self.part, self.control):
                 path.unlink(missing_ok=True)
         self.close()
@@ -253,10 +256,13 @@ class PartFile:
             os.close(self.fd)
             self.fd = None
 
-    def commit(self) -> None:
-        """Move the verified .part to the final path; the control file goes last. All under
-        the lock: a run that opened the .part before the rename finds it moved, not free."""
+    def commit(self, size: int) -> None:
+        """Move the verified .part, cut to the file's ``size`` (a .part left longer by
+        another program keeps its tail past the bytes hashed), to the final path; the
+        control file goes last. All under the lock: a run that opened the .part before the
+        rename finds it moved, not free."""
         assert self.fd is not None
+        os.ftruncate(self.fd, size)
         os.fsync(self.fd)
         try:
             # The rename goes by name: a .part another program put in our place (a second
