@@ -175,6 +175,34 @@ def test_a_list_on_several_lines_of_pip_conf_is_every_value() -> None:
     assert config_settings(":env:.cert='/it\\'s.pem'\n", "cert", "install") == ["/it's.pem"]
 
 
+def test_binary_settings_are_taken_in_the_order_pip_applies_them() -> None:
+    """no-binary then only-binary = :all: in a section (or PIP_NO_BINARY before
+    PIP_ONLY_BINARY in the environment): pip runs each setting's callback in turn, and the
+    later :all: clears no-binary, so pip installs the wheel; segfetch took only-binary
+    first, no-binary won, and an sdist was built and installed, exit 0."""
+    from segfetch.wheels.pipnet import configured_options, environment_listing
+
+    no_first = "global.prefer-binary='1'\ninstall.no-binary='mix'\ninstall.only-binary=':all:'\n"
+    assert configured_options(no_first, "install") == [
+        "--prefer-binary", "--no-binary", "mix", "--only-binary", ":all:"
+    ]  # fmt: skip
+    only_first = "install.only-binary=':all:'\n:env:.no-binary='mix'\nglobal.no-binary='x'\n"
+    assert configured_options(only_first, "install") == [
+        "--no-binary",
+        "x",
+        "--only-binary",
+        ":all:",
+        "--no-binary",
+        "mix",
+    ]  # fmt: skip (global, then the command's section, then the environment)
+    env = {"PIP_NO_BINARY": "mix", "PIP_ONLY_BINARY": ":all:"}
+    assert configured_options(environment_listing(env), "install")[-2:] == [
+        "--only-binary", ":all:"
+    ]  # fmt: skip
+    env = {"PIP_ONLY_BINARY": ":all:", "PIP_NO_BINARY": "mix"}
+    assert configured_options(environment_listing(env), "install")[-2:] == ["--no-binary", "mix"]
+
+
 def test_configured_options_read_as_pip_ranks_them() -> None:
     """PIP_* variables and pip.conf's sections: the environment first, then the command's
     section, then global; pip's true/false words; install's own options for install only."""

@@ -50,7 +50,9 @@ def _unrepr(text: str) -> str:
 CONFIGURED_FLAGS: tuple[str, ...] = ("no-deps", "pre", "prefer-binary", "require-hashes")
 CONFIGURED_FLAGS += ("ignore-requires-python",)
 CONFIGURED_INSTALL_FLAGS = ("upgrade", "force-reinstall", "ignore-installed", "user")
-CONFIGURED_VALUED = ("only-binary", "no-binary", "refresh-package", "uploaded-prior-to")
+# (--only-binary and --no-binary each undo the other's names: taken in pip's order, _in_order)
+BINARY = ("only-binary", "no-binary")
+CONFIGURED_VALUED = ("refresh-package", "uploaded-prior-to")
 CONFIGURED_INSTALL_VALUED = ("upgrade-strategy",)
 CONFIGURED_INSTALL_PLACES = ("target", "prefix", "root")  # where it installs: one value
 _TRUE = frozenset({"1", "y", "yes", "t", "true", "on"})  # pip's strtobool
@@ -77,9 +79,8 @@ def configured_options(listing: str, command: str, *, sources: tuple[str, ...] =
     for name in flags:
         if config_flag(listing, name, command):
             out.append(f"--{name}")
-    for name in valued:
-        for value in reversed(config_settings(listing, name, command)):
-            out += [w for word in value.split() for w in (f"--{name}", word)]
+    for name, value in [*_in_order(listing, BINARY, command), *_by_rank(listing, valued, command)]:
+        out += [w for word in value.split() for w in (f"--{name}", word)]
     for name in CONFIGURED_INSTALL_PLACES if install else ():
         if values := config_settings(listing, name, command):
             out += [f"--{name}", values[0]]
@@ -88,6 +89,29 @@ def configured_options(listing: str, command: str, *, sources: tuple[str, ...] =
     for link in next(iter(config_settings(listing, "find-links", command)), "").split():
         out += ["--find-links", link]
     return out
+
+
+def _in_order(listing: str, names: Sequence[str], command: str) -> list[tuple[str, str]]:
+    """Settings of ``names`` in the order pip applies them (its ConfigOptionParser runs
+    each one's callback in turn): the global section, the command's, then the environment,
+    each in the order pip read them (the listing keeps it)."""
+    sections = ["global", command, ":env:"]
+    rows = []
+    for line in listing.splitlines():
+        key, eq, value = line.partition("=")
+        section, _, name = key.strip().rpartition(".")
+        if eq and name in names and section in sections and (text := _unrepr(value.strip())):
+            rows.append((sections.index(section), name, text))
+    return [(name, text) for _, name, text in sorted(rows, key=lambda row: row[0])]
+
+
+def _by_rank(listing: str, names: Sequence[str], command: str) -> list[tuple[str, str]]:
+    """A list setting's values in the order pip adds them up: global, the command's, env."""
+    return [
+        (name, value)
+        for name in names
+        for value in reversed(config_settings(listing, name, command))
+    ]
 
 
 def command_line_values(pip_args: Sequence[str], option: str) -> list[str]:
@@ -137,7 +161,7 @@ def environment_listing(environ: Mapping[str, str]) -> str:
     PIP_INDEX_URL is ``:env:.index-url``, as pip names it."""
     found = {
         k[4:].lower().replace("_", "-"): v
-        for k, v in sorted(environ.items())
+        for k, v in environ.items()  # (in its order, as pip reads it: _in_order)
         if k.startswith("PIP_") and k != "PIP_CONFIG_FILE" and v
     }
     return "".join(f":env:.{n}={v!r}\n" for n, v in found.items())

@@ -48,7 +48,7 @@ def pip_settings(isolated):
             merged.update(value)
         else:
             merged[key] = value
-    listing = "".join("%s=%r\n" % kv for kv in sorted(merged.items()))
+    listing = "".join("%s=%r\n" % kv for kv in merged.items())  # (pip's order: no-binary)
     files = [f for _, files in configuration.iter_config_files() for f in files]
     return configuration.isolated, listing, files
 
