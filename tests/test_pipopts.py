@@ -15,6 +15,7 @@ from packaging.version import Version
 from segfetch.cli.main import _parser
 from segfetch.cli.pipopts import (
     check_passed_through,
+    check_require_venv,
     check_user_site,
     check_values,
     pip_args_of,
@@ -113,6 +114,52 @@ async def test_a_target_that_is_a_file_stops_before_anything_is_fetched(tmp_path
         )  # fmt: skip
     assert proc.returncode == 1 and not emu.log  # (pip's exit for it)
     assert "exists and is not a folder" in one_line_error(proc)
+
+
+@pytest.mark.parametrize(
+    ("venv", "words", "listing", "refused"),
+    [
+        (False, ["--require-virtualenv"], "", True),
+        (False, ["-q", "--require-venv"], "", True),
+        (False, [], ":env:.require-virtualenv='1'\n", True),  # PIP_REQUIRE_VIRTUALENV=1
+        (False, [], "global.require-virtualenv='false'\n", False),
+        (True, ["--require-virtualenv"], "", False),
+        (False, [], "", False),
+    ],
+)
+def test_require_virtualenv_is_pips_refusal(
+    tmp_path: Path, venv: bool, words: list[str], listing: str, refused: bool
+) -> None:
+    """pip stops at once, exit 3, where the interpreter is no virtual environment;
+    segfetch fetched the set first (install), or saved it with exit 0 (download)."""
+    if venv:
+        (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    python = str(tmp_path / "bin" / "python")
+    if not refused:
+        check_require_venv(python, words, listing, "install")
+        return
+    with pytest.raises(PipRefusal, match="no virtual environment") as caught:
+        check_require_venv(python, words, listing, "download")
+    assert caught.value.exit_code == 3
+
+
+async def test_download_for_no_virtual_environment_stops_with_require_virtualenv(
+    tmp_path: Path,
+) -> None:
+    make_wheel(tmp_path / "wheels", "rv-one", "1.0")
+    base = tmp_path / "base" / "bin" / "python"  # the base interpreter: no pyvenv.cfg here
+    base.parent.mkdir(parents=True)
+    base.symlink_to(Path(sys.base_prefix) / "bin" / Path(sys.executable).name)
+    out = tmp_path / "out"
+    async with Emulator(index=tmp_path / "wheels", link=Link()) as emu:
+        proc = await segfetch(
+            "download", "--python", str(base), "--require-virtualenv", "rv-one", "-d", str(out),
+            "--index-url", emu.index_url, "--cache-dir", str(tmp_path / "cache"),
+        )  # fmt: skip
+        files = [e for e in emu.log if str(e["path"]).endswith(".whl")]
+    assert proc.returncode == 3, proc.stderr
+    assert "is no virtual environment" in one_line_error(proc)
+    assert not files and not list(out.glob("*.whl"))
 
 
 @pytest.mark.parametrize(

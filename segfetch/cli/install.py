@@ -215,7 +215,7 @@ def _run_started(
     probe: Pending[Probe],
     config_files: bool,
 ) -> int:
-    from segfetch.cli.pipopts import check_managed, check_user_site
+    from segfetch.cli.pipopts import check_managed, check_require_venv, check_user_site
     from segfetch.config import default_cache_dir
     from segfetch.wheels.installer import choose_installer
     from segfetch.wheels.pipnet import command_line_values, configured_options
@@ -261,6 +261,7 @@ def _run_started(
         constrained()
         target = probe.result().target
         reqset.check_resolver_options(reqs, target, python)
+        check_require_venv(python, pip_args, pip_config(), args.command)
         if installer is not None:
             check_user_site(python, pip_args)
         if installer is not None and target.managed is not None:

@@ -187,6 +187,24 @@ def check_managed(target: Target, python: str, words: Sequence[str], listing: st
     )
 
 
+def check_require_venv(python: str, words: Sequence[str], listing: str, command: str) -> None:
+    """pip's --require-virtualenv (or PIP_REQUIRE_VIRTUALENV, pip.conf's): a target that is
+    no virtual environment (no pyvenv.cfg beside or above its python, PEP 405) is refused
+    before any file, exit 3, as pip refuses it before it resolves."""
+    given = set(option_names(words)) & {"--require-virtualenv", "--require-venv"}
+    if not (given or config_flag(listing, "require-virtualenv", command)):
+        return
+    exe = Path(os.path.abspath(python))
+    if any((folder / "pyvenv.cfg").is_file() for folder in (exe.parent, exe.parent.parent)):
+        return
+    refusal = PipRefusal(
+        f"{python} is no virtual environment, and --require-virtualenv (or its setting) asks "
+        "pip for one: give --python of a virtual environment, or activate one"
+    )
+    refusal.exit_code = 3  # pip's VIRTUALENV_NOT_FOUND
+    raise refusal
+
+
 def check_user_site(python: str, words: Sequence[str]) -> None:
     """pip's refusals of ``--user`` (given, or set as PIP_USER or pip.conf's user; the last of
     it and --no-user counts), applied before any download as pip applies them before it
