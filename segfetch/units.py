@@ -22,14 +22,19 @@ def parse_size(text: str) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """'100ms', '1.5s', '2' (seconds) -> seconds; finite and not negative."""
+    """'100ms', '1.5s', '2m', '2' (seconds) -> seconds; finite and not negative."""
     t = text.strip().lower()
     try:
-        seconds = float(t[:-2]) / 1000 if t.endswith("ms") else float(t.removesuffix("s"))
+        if t.endswith("ms"):
+            seconds = float(t[:-2]) / 1000
+        elif t.endswith("m"):
+            seconds = float(t[:-1]) * 60
+        else:
+            seconds = float(t.removesuffix("s"))
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise ValueError(f"not a duration: {text!r} (try 100ms or 2s)")
+        raise ValueError(f"not a duration: {text!r} (try 100ms, 2s or 1m)")
     return seconds
 
 

@@ -244,6 +244,17 @@ async def test_steps_too_short_to_tell_are_said_and_not_saved(tmp_path: Path) ->
     assert not config.exists()
 
 
+def test_durations_take_minutes_and_an_interrupted_bench_keeps_nothing() -> None:
+    """`--time 2m` was refused; Ctrl-C on bench said "run again to resume"."""
+    import argparse
+
+    from segfetch.cli.main import _again
+    from segfetch.units import parse_duration
+
+    assert (parse_duration("2m"), parse_duration("250ms"), parse_duration("3")) == (120, 0.25, 3)
+    assert _again(argparse.Namespace(subcommand="bench")) == "nothing was kept"
+
+
 def test_bench_measures_up_to_the_n_it_takes() -> None:
     """`bench -n 64` was taken, yet no step went past 16 connections."""
     assert counts(16) == [1, 2, 4, 8, 16]

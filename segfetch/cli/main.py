@@ -88,6 +88,8 @@ def _again(args: argparse.Namespace) -> str:
     """What running the command again does: resume, unless it saw nothing was kept (get)."""
     # A rerun resumes what the control file claims; there is none before the first answer,
     # nor where nothing could prove a kept byte current (no ETag, Last-Modified, --sha256).
+    if getattr(args, "subcommand", None) in ("bench", "emulate", "demo"):
+        return "nothing was kept"  # (they keep nothing to resume)
     control = getattr(args, "control", None)
     if control is not None and not control.exists():
         return "nothing of the file was kept: the same command again starts it over"
