@@ -123,3 +123,17 @@ async def test_a_dry_run_with_json_lists_the_files_as_not_fetched(
     assert not any(r["cached"] or r["local"] for r in records)
     assert [bool(r["connections"]) for r in records] == [own_pip] * 4
     assert WOULD in proc.stderr.decode()
+
+
+async def test_a_dry_run_of_what_is_installed_says_so(bare: Path, index_dir: Path) -> None:
+    """Everything already installed: pip says "Requirement already satisfied" of each;
+    segfetch printed nothing on stdout (not even "nothing to install")."""
+    async with index(index_dir) as emu:
+        where = ["--python", str(bare), "--index-url", emu.index_url, "--installer", "pip"]
+        done = await segfetch("install", *where, "-q", *SET)
+        assert done.returncode == 0, done.stderr
+        proc = await segfetch("install", *where, "--dry-run", *SET)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode().splitlines() == [
+        "Would install nothing: every requirement is already satisfied"
+    ]

@@ -56,6 +56,8 @@ def show(
         print(text, end="", file=out)
     if not quiet and (names := would_install(dry.report)):
         print(f"Would install {names}", file=out)
+    elif not quiet:  # (pip says "Requirement already satisfied" of each, and no more)
+        print("Would install nothing: every requirement is already satisfied", file=out)
     if json_out:
         records = [_as_dict(p, cache, dry.results.get(p.url)) for p in dry.planned]
         report(json.dumps(records, indent=1), "it was a dry run")
