@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
         args.json_printed = True  # (one document, whether stdout takes it or not)
         cli_report(json.dumps(report.as_dict()), "the measurement is done")
     else:
-        _print(report)
+        _print(report, _faster(report, budget))
     if args.save:
         if why := _unsure(report, args):
             raise SegfetchError(f"not saved: {why}")
@@ -94,7 +94,7 @@ def _link_options(args: argparse.Namespace) -> str:
 def _unsure(report: Any, args: argparse.Namespace) -> str:
     """Why the suggestion is no figure to keep ("" where it is one)."""
     if report.short:
-        return f"the steps were too short to tell; give a larger --budget than {args.budget}"
+        return f"the steps were too short to tell; {_faster(report, parse_size(args.budget))}"
     if report.unfinished in ("--time", "--budget"):
         return f"the climb was cut by {report.unfinished}; give more of it"
     return ""
@@ -122,7 +122,15 @@ async def _measure(args: argparse.Namespace, url: str | None, budget: int, secon
             )  # fmt: skip
 
 
-def _print(report: Any) -> None:
+def _faster(report: Any, budget: int) -> str:
+    """What to give where the steps were too short: a larger budget, or a larger file (a
+    step reads at most the file)."""
+    if report.size and report.size * max(1, len(report.steps)) < budget:
+        return "give the URL of a larger file (a step reads at most the file)"
+    return f"give a larger --budget than {human_bytes(budget)}"
+
+
+def _print(report: Any, faster: str) -> None:
     size = human_bytes(report.size) if report.size else "size unknown"
     print(f"{report.url}: {size}, ranges {'yes' if report.ranges else 'NO'}")
     request = f"{report.request * 1000:.0f} ms" if report.request is not None else "unmeasured"
@@ -144,8 +152,7 @@ def _print(report: Any) -> None:
     if refused := next((s for s in report.steps if s.refused), None):
         print(f"the host refused {refused.refused} of {refused.connections} connections")
     if report.short:
-        print("steps lasted under 0.25 s: the link is faster than --budget can measure; "
-              "give a larger --budget")  # fmt: skip
+        print(f"steps lasted under 0.25 s: too short to tell this link; {faster}")
     n = report.recommended
     more = {
         "--time": "give more --time to measure more connections",
@@ -153,4 +160,5 @@ def _print(report: Any) -> None:
         "-n": f"measure more with -n {2 * n}" if n < 64 else None,
     }.get(report.unfinished)
     hint = f"at least {n}; {more}" if more else "segfetch bench --save keeps it"
+    hint = "a guess: the steps were too short" if report.short else hint
     print(f"limit: {report.limit}; suggested: -n {n} ({hint})")
