@@ -974,6 +974,30 @@ async def test_a_local_file_is_counted_as_local_not_as_from_the_cache(
     assert b"1 file verified (0 from the cache, 1 local, 0 B fetched" in proc.stderr
 
 
+async def test_the_only_index_refusing_is_said_once(tmp_path: Path) -> None:
+    """A 401 from the one index: its line came twice, as a warning that the index was left
+    out and as the error; the warning is for a run that goes on with other indexes."""
+    from test_hostile import read_head, serve
+
+    async def refuse(stream: trio.SocketStream) -> None:
+        while await read_head(stream):
+            await stream.send_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\n"
+                b"Content-Length: 0\r\n\r\n"
+            )
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, refuse)
+        proc = await segfetch(
+            "download", "sf-alpha", "-d", str(tmp_path / "out"), "--no-cache",
+            "--index-url", f"http://127.0.0.1:{port}/simple/",
+        )  # fmt: skip
+        nursery.cancel_scope.cancel()
+    assert proc.returncode == 1
+    err = proc.stderr.decode()
+    assert err.count("401") == 1 and "left out" not in err, err
+
+
 @pytest.mark.parametrize("unpinned", [True, False])
 async def test_an_extra_index_that_does_not_answer_is_left_out_as_pip_leaves_it(
     tmp_path: Path, index_dir: Path, unpinned: bool

@@ -108,6 +108,7 @@ class Session(Fetcher):
         self.before: datetime | None = None  # --uploaded-prior-to: later files are not seen
         self.links: dict[str, IndexFile] = {}  # by project: a URL constraint's file, its page
         self._down: dict[str, RetriesExhausted] = {}  # indexes that gave no answer this run
+        self._said_down: set[str] = set()  # (warned of once, where the run goes on)
 
     async def project(self, name: str, *, recheck: bool = False) -> list[IndexFile]:
         """Files of a project over all indexes (a 404 on some of them is fine); each page is
@@ -147,6 +148,7 @@ class Session(Fetcher):
         files = [f for f in await self._link_files() if _project_of(f) == canonicalize_name(name)]
         found = bool(files)
         failed: list[SegfetchError] = []
+        notes: list[str] = []  # said where the project is found elsewhere (else: the error)
         for index in self.indexes:
             if index in self._down:  # no answer at all before: not waited for again
                 failed.append(self._down[index])
@@ -158,18 +160,21 @@ class Session(Fetcher):
                 )  # fmt: skip
                 found = True
             except HTTPStatusError as exc:
-                if exc.status != 404:
+                if exc.status != 404:  # (a 401: skipped by pip too, said so)
                     failed.append(exc)
-                    if self.notice is not None:  # (a 401: skipped by pip too, said so)
-                        self.notice(f"warning: {name}: an index left out, as it failed: {exc}")
+                    notes.append(f"warning: {name}: an index left out, as it failed: {exc}")
             except RetriesExhausted as exc:  # (down, or 5xx every time)
                 failed.append(exc)
                 if exc.status is None:  # as pip goes on without it, saying so (once)
-                    if index not in self._down and self.notice is not None:
-                        self.notice(f"warning: {redact_url(index)} left out for this run: {exc}")
                     self._down[index] = exc
         if failed and not found:
             raise failed[0]
+        for index in self._down.keys() - self._said_down:
+            self._said_down.add(index)
+            notes.append(f"warning: {redact_url(index)} left out for this run: {self._down[index]}")
+        if self.notice is not None:
+            for note in notes:
+                self.notice(note)
         if not found:
             where = "on " + (", ".join(map(redact_url, self.indexes)) or "the --find-links pages")
             if not self.indexes and not self.link_pages:  # (pip: "from versions: none")
