@@ -333,3 +333,13 @@ async def test_stopping_ends_a_stall() -> None:
         assert await stream.receive_some(4096) == b""  # the server closed it on the way out
     await stream.aclose()
     assert e.log[0]["fault"] == "stall" and e.log[0]["sent"] == 0
+
+
+def test_the_banner_names_every_limit_of_the_link() -> None:
+    """It said "no rate limit, 2.0 MiB/s shared", and left out --max-connections and
+    --no-etag (bench/emulate review)."""
+    from segfetch.cli.emulate import _describe
+
+    link = Link(shared_rate=2 << 20, max_connections=3, etag=False)
+    assert _describe(link) == "2.0 MiB/s shared, 503 beyond 3 connections, no ETag"
+    assert _describe(Link()) == "no rate limit"

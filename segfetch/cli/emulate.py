@@ -60,9 +60,14 @@ def add_commands(sub: Any) -> None:
 
 
 def _describe(link: Link) -> str:
-    parts = [f"{human_bytes(link.rate)}/s per connection" if link.rate else "no rate limit"]
+    parts = [f"{human_bytes(link.rate)}/s per connection"] if link.rate else []
     if link.shared_rate:
         parts.append(f"{human_bytes(link.shared_rate)}/s shared")
+    parts = parts or ["no rate limit"]
+    if link.max_connections:
+        parts.append(f"503 beyond {link.max_connections} connections")
+    if not link.etag:
+        parts.append("no ETag")
     if link.rtt:
         parts.append(f"{link.rtt * 1000:.0f} ms RTT")
     for f in link.faults:
