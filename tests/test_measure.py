@@ -195,6 +195,7 @@ async def test_a_server_without_ranges_costs_the_budget_not_the_file(fault: str)
     ("files", "fault", "words"),
     [
         ({"/b.bin": SyntheticFile(300_000)}, None, "too small to measure a link"),
+        ({"/b.bin": SyntheticFile(0)}, None, "is 0 B: too small to measure a link"),
         ({"/b.bin": SyntheticFile(8 << 20)}, "portal", "answered with an HTML page, not a file"),
     ],
 )
@@ -216,7 +217,7 @@ async def test_what_is_no_file_to_measure_is_one_line(
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["http://127.0.0.1:9/b.bin", "--rate", "256K"], "--rate shape the built-in emulator"),
+        (["http://127.0.0.1:9/b.bin", "--rate", "256K"], "--rate shapes the built-in emulator"),
         (["--emulate", "--save"], "--save keeps what a real host"),
     ],
 )
@@ -244,6 +245,27 @@ async def test_steps_too_short_to_tell_are_said_and_not_saved(tmp_path: Path) ->
     assert "steps lasted under 0.25 s: too short to tell this link; give a larger" in out
     assert out.rstrip().endswith("(a guess: the steps were too short)")
     assert not config.exists()
+
+
+async def test_a_trickle_that_outlasts_the_time_is_one_line() -> None:
+    """An answer that trickles (a byte per 0.1 s) past --time: no request time was
+    measured, and the line that says so was a TypeError traceback (verification review)."""
+    from test_hostile import read_head, serve
+
+    async def trickle(stream: trio.SocketStream) -> None:
+        while await read_head(stream):
+            head = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-65535/4194304\r\n"
+            await stream.send_all(head + b"Content-Length: 65536\r\n\r\n")
+            for _ in range(600):  # (a minute at most)
+                await stream.send_all(b"x")
+                await trio.sleep(0.1)
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, trickle)
+        proc = await segfetch("bench", f"http://127.0.0.1:{port}/b.bin", "--time", "1s", "-q")
+        nursery.cancel_scope.cancel()
+    assert proc.returncode == 1
+    assert "--time 1s ran out before the first measurement" in one_line_error(proc)
 
 
 def test_durations_take_minutes_and_an_interrupted_bench_keeps_nothing() -> None:

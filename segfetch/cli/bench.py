@@ -46,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
         if wrong:
             raise UsageError(line)
     if args.url and (shaped := _link_options(args)):
-        raise UsageError(f"{shaped} shape the built-in emulator's link: give them with --emulate")
+        verb = "shape" if "," in shaped else "shapes"
+        raise UsageError(f"{shaped} {verb} the built-in emulator's link: give it with --emulate")
     if args.save and args.emulate:
         raise UsageError(
             "--save keeps what a real host's link allows; --emulate measures the emulator"
@@ -58,10 +59,10 @@ def _run(args: argparse.Namespace) -> int:
         settings_for_saving()
     report = running.run(lambda: _measure(args, url, budget, seconds))
     if not report.steps:  # nothing to suggest, and nothing to --save
+        request = f", a request {report.request * 1000:.0f} ms" if report.request else ""
         raise SegfetchError(
             f"--time {args.time} ran out before the first measurement (opening a connection "
-            f"took {report.first_byte * 1000:.0f} ms, a request {report.request * 1000:.0f} ms): "
-            "give more --time"
+            f"took {report.first_byte * 1000:.0f} ms{request}): give more --time"
         )
     if args.json:
         args.json_printed = True  # (one document, whether stdout takes it or not)

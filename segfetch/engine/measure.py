@@ -136,6 +136,8 @@ def _unusable(response: httpx.Response, url: str) -> failures.Failure | None:
     """Why an answer cannot be measured: a refusal or error status, compressed bytes (a
     proxy's gzip: not the file's rate), an HTML page where a file was asked (a portal)."""
     status, headers = response.status_code, response.headers
+    if status == 416 and headers.get("Content-Range", "").strip() == "bytes */0":
+        return failures.Failure(_too_small(url, 0), retry=False)  # (an empty file)
     if status not in (200, 206):
         return failures.from_status(status, response.reason_phrase, headers, url)
     if codings(headers, url):
@@ -170,7 +172,8 @@ async def _probe(
     """The file's size, whether ranges work, and the time to the first byte on a new
     connection (the median of up to 3, taken while a third of --time is left)."""
     times: list[float] = []
-    size, ranges = 0, False
+    size: int | None = None
+    ranges = False
     with trio.move_on_at(deadline), _one_line(url):
         for _ in range(3):  # a new connection each time: this is the cost of opening one
             if times and deadline - trio.current_time() < seconds * 2 / 3:
@@ -186,13 +189,9 @@ async def _probe(
             f"--time {seconds:g}s ran out before {redact_url(url)} answered (opening a "
             "connection and asking took longer): give more --time"
         )
-    if size and size < MIN_SIZE:
-        raise DownloadError(
-            f"{redact_url(url)} is {human_bytes(size)}: too small to measure a link (a step "
-            f"would be over before its rate shows); give the URL of a file of "
-            f"{human_bytes(MIN_SIZE)} or more"
-        )
-    return size, ranges, statistics.median(times)
+    if size is not None and size < MIN_SIZE:  # (an empty file too)
+        raise DownloadError(_too_small(url, size))
+    return size or 0, ranges, statistics.median(times)
 
 
 @contextmanager
@@ -204,18 +203,25 @@ def _one_line(url: str) -> Iterator[None]:
         raise failures.from_transport(exc, url).error() from None
 
 
-def _size(response: httpx.Response) -> tuple[int, bool]:
-    """(size, ranges work) from an answer to "bytes=0-1"; 0: unknown."""
+def _too_small(url: str, size: int) -> str:
+    return (
+        f"{redact_url(url)} is {human_bytes(size)}: too small to measure a link (a step would "
+        f"be over before its rate shows); give the URL of a file of {human_bytes(MIN_SIZE)} or more"
+    )
+
+
+def _size(response: httpx.Response) -> tuple[int | None, bool]:
+    """(size, ranges work) from an answer to "bytes=0-1"; None: unknown."""
     if response.status_code == 206:
         try:
             _, _, total = parse_content_range(response.headers.get("Content-Range", ""))
         except ValueError:  # (a multipart answer to one range: no ranges to rely on)
-            return 0, False
-        return total or 0, total is not None
+            return None, False
+        return total, total is not None
     try:
-        return max(0, int(response.headers.get("Content-Length") or 0)), False
-    except ValueError:
-        return 0, False
+        return max(0, int(response.headers["Content-Length"])), False
+    except (KeyError, ValueError):
+        return None, False
 
 
 async def _request_time(clients: Clients, url: str, deadline: float) -> float | None:
