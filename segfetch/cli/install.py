@@ -218,10 +218,11 @@ def _run_started(
     from segfetch.cli.pipopts import check_managed, check_require_venv, check_user_site
     from segfetch.config import default_cache_dir
     from segfetch.wheels.installer import choose_installer
-    from segfetch.wheels.pipnet import command_line_values, configured_options
+    from segfetch.wheels.pipnet import command_line_values, configured_options, environment_listing
     from segfetch.wheels.prelaunch import all_cached, prelaunch
 
     pip_args = [*pip_args_of(args), *(["--pre"] if reqs.pre else [])]  # for a -f folder's choice
+    check_require_venv(python, pip_args, environment_listing(os.environ), args.command)  # (now)
     installer, dry = None, None
     if args.command == "install":  # a usage error here comes before any download
         # A dry run is pip's resolver's answer: no installer runs (--installer uv is fine)
