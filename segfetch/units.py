@@ -56,6 +56,24 @@ def is_digest(name: str, text: str) -> bool:
     return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
+def link_hashes(url: str, strict: bool = False) -> dict[str, str]:
+    """The hashes a URL's fragment names as pip reads them (``#sha256=HEX&md5=HEX``): name
+    to lowercase hex, the first of each name. A value that is no such digest is left out,
+    or (``strict``) a ValueError that says what it takes."""
+    found: dict[str, str] = {}
+    for part in url.partition("#")[2].split("&"):
+        name, _, value = part.partition("=")
+        name = name.lower()
+        if name not in ("sha256", *OTHER_HASHES) or name in found:
+            continue
+        if is_digest(name, value):
+            found[name] = value.lower()
+        elif strict:
+            size = hashlib.new(name).digest_size * 2
+            raise ValueError(f"the URL's #{name}= takes {size} hex digits")
+    return found
+
+
 def is_sha256(text: str) -> bool:
     """64 hex digits, either case: the one check of a sha256 as people and indexes write it."""
     return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)

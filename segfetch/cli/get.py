@@ -23,7 +23,7 @@ from segfetch.engine.early import start as start_early
 from segfetch.engine.names import check_destination, side_names
 from segfetch.engine.options import Options
 from segfetch.errors import UsageError, check_url, redact_url
-from segfetch.units import OTHER_HASHES, human_bytes, is_digest, is_sha256, plural
+from segfetch.units import human_bytes, is_sha256, link_hashes, plural
 
 if TYPE_CHECKING:
     from segfetch.engine.download import Result
@@ -152,15 +152,10 @@ def _fragment_hash(url: str) -> tuple[str | None, str | None]:
     """The hash of a URL's ``#sha256=HEX`` (as index pages and pip's requirements write
     one) and of another that pip reads there (``#md5=HEX``: "md5=hex"), each None where
     not given: checked as --sha256 is, not dropped with the fragment."""
-    found = {}
-    for part in url.partition("#")[2].split("&"):
-        name, _, value = part.partition("=")
-        name = name.lower()
-        if name in ("sha256", *OTHER_HASHES) and name not in found:
-            if not is_digest(name, value):
-                size = hashlib.new(name).digest_size * 2
-                raise UsageError(f"the URL's #{name}= takes {size} hex digits")
-            found[name] = value.lower()
+    try:
+        found = link_hashes(url, strict=True)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     sha256 = found.pop("sha256", None)
     return sha256, next((f"{k}={v}" for k, v in found.items()), None)
 

@@ -22,7 +22,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from segfetch.units import OTHER_HASHES, is_digest
+from segfetch.units import link_hashes
 
 
 @dataclass
@@ -39,21 +39,13 @@ class Wanted:
     @property
     def url_sha256(self) -> str | None:
         """The sha256 a direct URL's ``#sha256=`` fragment names, if any."""
-        return self._url_hashes().get("sha256")
+        return link_hashes(self.req.url or "").get("sha256")
 
     @property
     def url_other_hash(self) -> str | None:
         """ "md5=hex" (or another of pip's link hashes) where the fragment names no sha256."""
-        found = self._url_hashes()
+        found = link_hashes(self.req.url or "")
         return None if "sha256" in found else next((f"{k}={v}" for k, v in found.items()), None)
-
-    def _url_hashes(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for part in urlsplit(self.req.url or "").fragment.split("&"):
-            algo, _, digest = part.partition("=")
-            if algo in ("sha256", *OTHER_HASHES) and is_digest(algo, digest):
-                found.setdefault(algo, digest.lower())
-        return found
 
     @property
     def filename(self) -> str:
