@@ -46,14 +46,14 @@ def human_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-# The hashes pip reads from a link's "#name=HEX", other than sha256.
+# The hashes pip reads from a link's "#name=HEX", other than sha256; each one's hex digits.
 OTHER_HASHES = ("sha512", "sha384", "sha224", "sha1", "md5")
+HEX_DIGITS = {name: hashlib.new(name).digest_size * 2 for name in ("sha256", *OTHER_HASHES)}
 
 
 def is_digest(name: str, text: str) -> bool:
-    """Hex digits (either case) of the length of hashlib's ``name``: sha256 64, md5 32."""
-    length = hashlib.new(name).digest_size * 2
-    return len(text) == length and all(c in "0123456789abcdefABCDEF" for c in text)
+    """Hex digits (either case) of the length of ``name`` (HEX_DIGITS): sha256 64, md5 32."""
+    return len(text) == HEX_DIGITS[name] and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def link_hashes(url: str, strict: bool = False) -> dict[str, str]:
@@ -64,19 +64,18 @@ def link_hashes(url: str, strict: bool = False) -> dict[str, str]:
     for part in url.partition("#")[2].split("&"):
         name, _, value = part.partition("=")
         name = name.lower()
-        if name not in ("sha256", *OTHER_HASHES) or name in found:
+        if name not in HEX_DIGITS or name in found:
             continue
         if is_digest(name, value):
             found[name] = value.lower()
         elif strict:
-            size = hashlib.new(name).digest_size * 2
-            raise ValueError(f"the URL's #{name}= takes {size} hex digits")
+            raise ValueError(f"the URL's #{name}= takes {HEX_DIGITS[name]} hex digits")
     return found
 
 
 def is_sha256(text: str) -> bool:
     """64 hex digits, either case: the one check of a sha256 as people and indexes write it."""
-    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+    return is_digest("sha256", text)
 
 
 def plural(n: int, word: str) -> str:

@@ -6,14 +6,29 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import trio
 from helpers import one_line_error, segfetch
 
-from segfetch.engine.measure import Step, bench, classify, counts, recommend, unfinished
+from segfetch.engine.measure import Report, Step, bench, classify, counts, recommend, unfinished
 from segfetch.testing.emulator import Emulator, Fault, Link, SyntheticFile
+
+
+async def measured(
+    link: Link, size: int, budget: int, *, seconds: float = 20, **kwargs: Any
+) -> tuple[Report, Emulator]:
+    """bench of a file of ``size`` on the emulator at ``link`` (1 s steps unless told); the
+    emulator, stopped, for its log."""
+    emu = Emulator({"/b.bin": SyntheticFile(size)}, link=link)
+    kwargs.setdefault("step_seconds", 1.0)
+    async with emu:
+        report = await bench(
+            httpx.AsyncClient, emu.url("/b.bin"), budget=budget, seconds=seconds, **kwargs
+        )
+    return report, emu
 
 
 def steps(*rates: float) -> list[Step]:
@@ -49,12 +64,7 @@ def test_a_climb_cut_while_it_still_paid_is_unfinished() -> None:
 )
 async def test_bench_tells_per_connection_from_shared(link: Link, limit: str) -> None:
     read: list[int] = []
-    emu = Emulator({"/b.bin": SyntheticFile(32 << 20)}, link=link)
-    async with emu:
-        report = await bench(
-            httpx.AsyncClient, emu.url("/b.bin"), budget=6 << 20, seconds=20,
-            max_connections=8, progress=read.append, step_seconds=1.0,
-        )  # fmt: skip
+    report, _ = await measured(link, 32 << 20, 6 << 20, max_connections=8, progress=read.append)
     assert report.ranges and report.size == 32 << 20
     assert report.limit == limit
     assert sum(s.bytes for s in report.steps) == sum(read) <= 6 << 20
@@ -65,13 +75,10 @@ async def test_bench_tells_per_connection_from_shared(link: Link, limit: str) ->
 
 
 async def test_bench_respects_the_time_budget() -> None:
-    emu = Emulator({"/b.bin": SyntheticFile(8 << 20)}, link=Link(rate=64 * 1024))
-    async with emu:
-        with trio.fail_after(10):  # a guard against hanging, not a speed assertion
-            report = await bench(
-                httpx.AsyncClient, emu.url("/b.bin"), budget=64 << 20, seconds=1.0,
-                step_seconds=0.4,
-            )  # fmt: skip
+    with trio.fail_after(10):  # a guard against hanging, not a speed assertion
+        report, _ = await measured(
+            Link(rate=64 * 1024), 8 << 20, 64 << 20, seconds=1.0, step_seconds=0.4
+        )
     # At most what fits in the second (none, where a loaded machine took it all to open
     # connections: the command then says so, test_a_time_too_short_to_measure_is_one_line)
     assert len(report.steps) <= 3
@@ -149,12 +156,7 @@ async def test_a_dropped_connection_does_not_end_the_bench() -> None:
     """A link that resets a connection every 256 KiB (the flaky links segfetch is for): each
     connection opens again where it stopped, and the rates are measured all the same."""
     link = Link(rate=1 << 20, faults=(Fault("reset", every=256 * 1024),))
-    emu = Emulator({"/b.bin": SyntheticFile(32 << 20)}, link=link)
-    async with emu:
-        report = await bench(
-            httpx.AsyncClient, emu.url("/b.bin"), budget=8 << 20, seconds=20,
-            max_connections=2, step_seconds=1.0,
-        )  # fmt: skip
+    report, _ = await measured(link, 32 << 20, 8 << 20, max_connections=2)
     assert [s.connections for s in report.steps] == [1, 2]
     assert all(s.bytes > 256 * 1024 for s in report.steps)
 
@@ -165,12 +167,7 @@ async def test_a_host_that_allows_four_connections_gets_four() -> None:
     refused), and never said so. Each step now opens its own connections, a refused one
     is asked again, and the climb ends at the step the host kept refusing."""
     link = Link(rate=256 * 1024, max_connections=4)
-    emu = Emulator({"/b.bin": SyntheticFile(32 << 20)}, link=link)
-    async with emu:
-        report = await bench(
-            httpx.AsyncClient, emu.url("/b.bin"), budget=8 << 20, seconds=30,
-            max_connections=16, step_seconds=1.0,
-        )  # fmt: skip
+    report, _ = await measured(link, 32 << 20, 8 << 20, seconds=30, max_connections=16)
     assert [(s.connections, s.refused) for s in report.steps] == [(1, 0), (2, 0), (4, 0), (8, 4)]
     assert report.recommended == 4 and report.unfinished == ""
 
@@ -181,11 +178,7 @@ async def test_a_server_without_ranges_costs_the_budget_not_the_file(fault: str)
     read all of it (7 x 16 MiB for --budget 2M, 106 s for --time 10s; a 2 GiB file ended
     in MemoryError), and a multipart answer was a traceback. Now a probe reads at most
     64 KiB of an answer, and the one step reads the budget."""
-    emu = Emulator({"/b.bin": SyntheticFile(64 << 20)}, link=Link(faults=(Fault(fault),)))
-    async with emu:
-        report = await bench(
-            httpx.AsyncClient, emu.url("/b.bin"), budget=2 << 20, seconds=20, step_seconds=1.0
-        )
+    report, emu = await measured(Link(faults=(Fault(fault),)), 64 << 20, 2 << 20)
     assert not report.ranges and [s.connections for s in report.steps] == [1]
     sent = sum(int(str(e["sent"])) for e in emu.log)
     assert sent <= (2 << 20) + 4 * (1 << 20), sent  # the budget, and what sockets held

@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print(report, _faster(report, budget))
     if args.save:
-        if why := _unsure(report, args):
+        if why := _unsure(report, budget):
             raise SegfetchError(f"not saved: {why}")
         from segfetch.config import save_connections
 
@@ -92,10 +92,10 @@ def _link_options(args: argparse.Namespace) -> str:
     return ", ".join(name for name, value in given if value)
 
 
-def _unsure(report: Any, args: argparse.Namespace) -> str:
+def _unsure(report: Any, budget: int) -> str:
     """Why the suggestion is no figure to keep ("" where it is one)."""
     if report.short:
-        return f"the steps were too short to tell; {_faster(report, parse_size(args.budget))}"
+        return f"the steps were too short to tell; {_faster(report, budget)}"
     if report.unfinished in ("--time", "--budget"):
         return f"the climb was cut by {report.unfinished}; give more of it"
     return ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,12 +26,19 @@ def config_settings(listing: str, name: str, command: str) -> list[str]:
     ``:env:.proxy=...``), the one pip uses first: the environment, the command's section,
     ``global`` (for pip's network settings here, and its ``constraint``)."""
     found: dict[str, str] = {}
+    for section, key_name, value in _lines(listing):
+        if key_name == name and section in (":env:", command, "global"):
+            found[section] = value
+    return [found[s] for s in (":env:", command, "global") if found.get(s)]
+
+
+def _lines(listing: str) -> Iterator[tuple[str, str, str]]:
+    """(section, name, value) of each setting in ``pip config list``'s lines, in order."""
     for line in listing.splitlines():
         key, eq, value = line.partition("=")
-        section, _, key_name = key.strip().rpartition(".")
-        if eq and key_name == name and section in (":env:", command, "global"):
-            found[section] = _unrepr(value.strip())
-    return [found[s] for s in (":env:", command, "global") if found.get(s)]
+        section, _, name = key.strip().rpartition(".")
+        if eq:
+            yield section, name, _unrepr(value.strip())
 
 
 def _unrepr(text: str) -> str:
@@ -96,12 +103,11 @@ def _in_order(listing: str, names: Sequence[str], command: str) -> list[tuple[st
     each one's callback in turn): the global section, the command's, then the environment,
     each in the order pip read them (the listing keeps it)."""
     sections = ["global", command, ":env:"]
-    rows = []
-    for line in listing.splitlines():
-        key, eq, value = line.partition("=")
-        section, _, name = key.strip().rpartition(".")
-        if eq and name in names and section in sections and (text := _unrepr(value.strip())):
-            rows.append((sections.index(section), name, text))
+    rows = [
+        (sections.index(section), name, text)
+        for section, name, text in _lines(listing)
+        if name in names and section in sections and text
+    ]
     return [(name, text) for _, name, text in sorted(rows, key=lambda row: row[0])]
 
 

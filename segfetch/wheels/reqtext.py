@@ -23,6 +23,7 @@ from packaging.utils import (
 )
 
 from segfetch.errors import RequirementError, redact_url
+from segfetch.units import HEX_DIGITS
 
 VCS = ("git+", "hg+", "svn+", "bzr+")
 ARCHIVES = (".whl", ".tar.gz", ".zip")  # what segfetch fetches from a direct URL
@@ -36,7 +37,6 @@ _BOMS = (
     (codecs.BOM_UTF16_BE, "UTF-16-BE"),
 )
 _CODING = re.compile(rb"coding[:=]\s*([-\w.]+)")  # PEP 263, as pip reads it
-_HEX_DIGITS = {"md5": 32, "sha1": 40, "sha224": 56, "sha256": 64, "sha384": 96, "sha512": 128}
 
 
 def decode(raw: bytes, path: Path) -> str:
@@ -150,7 +150,7 @@ def check_url_hashes(url: str, name: str, where: str) -> None:
     bare, _, fragment = url.partition("#")
     for part in fragment.split("&"):
         algo, _, digest = part.partition("=")
-        size = _HEX_DIGITS.get(algo)
+        size = HEX_DIGITS.get(algo)
         if size and not re.fullmatch(f"[0-9a-fA-F]{{{size}}}", digest):
             raise RequirementError(
                 f"{where}: {name} @ {redact_url(bare)}: #{part} is not a valid hash fragment; "
