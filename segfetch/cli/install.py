@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 # S5 (30 wheels of 200 kB, 256 KiB/s per connection): 64 places and 96K pieces, each wheel
 # on two connections: 1.69 s against 1.91 s at 32 and 256K, uv 1.74 s (10 runs,
-# docs/benchmarks.md "The dawn round")
+# docs/benchmarks-history.md "The dawn round")
 DEFAULT_BUDGET = 64
 MIN_SEGMENT = 96 * 1024
 

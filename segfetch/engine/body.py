@@ -2,7 +2,7 @@
 
 httpcore hands each chunk of a body through h11, which copies it three times (into its
 receive buffer, then two slices), and copies it a fourth time itself (``bytes(event.data)``):
-on a fast link those copies were a tenth of segfetch's CPU (perf, docs/benchmarks.md S8).
+on a fast link those copies were a tenth of segfetch's CPU (perf, docs/benchmarks-history.md S8).
 httpx still sends the request and reads the head, so proxies, TLS, redirects and the connect
 and head timeouts are httpx's. Only the body of a plain ``Content-Length`` answer on HTTP/1.1
 is read here: from the same network stream (httpcore's ``network_stream`` extension) with the

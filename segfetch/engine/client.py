@@ -78,7 +78,7 @@ class Location:
 # httpcore reads a response 64 KiB at a time, and each read costs a trio wakeup, an h11
 # event and a cancel scope: on a fast link that overhead is most of segfetch's CPU. A
 # read returns what the socket has, so a larger size costs a slow link nothing (measured:
-# 2.9 -> 2.0-2.5 CPU-s per GB from nginx on loopback, docs/benchmarks.md). Ranged bodies
+# 2.9 -> 2.0-2.5 CPU-s per GB from nginx on loopback, docs/benchmarks-history.md). Ranged bodies
 # are read by engine/body.py with the same size; this is for the rest (heads, pages).
 httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 
@@ -87,7 +87,7 @@ httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
 # httpcore's copies of them), each freed soon after. glibc gives the top of its heap back to
 # the kernel past 2x the largest such buffer and takes it again on the next read: a page
 # fault and a zeroed page per 4 KiB: 40-50 thousand faults per 500 MB from nginx on loopback,
-# 14 thousand once tuned (docs/benchmarks.md S8). Fixed thresholds keep that heap instead.
+# 14 thousand once tuned (docs/benchmarks-history.md S8). Fixed thresholds keep that heap instead.
 MALLOC_KEEP = 8 * READ_SIZE  # at most this much freed heap is kept
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's mallopt parameters
 

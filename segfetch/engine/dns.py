@@ -5,7 +5,7 @@ httpcore looks the name up for each. A DNS forwarder (a home router's; this mach
 drop such a burst: 30 lookups at once here took 5 s for 11 of them (the resolver's retry),
 and of 60 at once two failed ("Temporary failure in name resolution"). With the address
 kept, 20 pinned wheels from the real index took 1.0-1.3 s, not 6.1 s (the 5 s retry;
-docs/benchmarks.md). Lookups of one name at once share the first one's answer,
+docs/benchmarks-history.md). Lookups of one name at once share the first one's answer,
 or its failure; answers are kept KEEP seconds. Installed through trio's own hook, for the
 trio run (the CLI's, or a library caller's run that uses make_client).
 """

@@ -4,7 +4,7 @@ httpcore 1.0 re-scans every connection for each connection and for each queued r
 hands one idle HTTP/1.1 connection to every queued request at once: all but one then fail,
 queue again and scan again. With the 30-64 connections of ``install`` that is most of a
 request's CPU (64 requests on 64 kept-alive connections from the emulator: 0.32-0.36 s of
-CPU; 0.063-0.067 s with this; docs/benchmarks.md). The fix upstream (encode/httpcore
+CPU; 0.063-0.067 s with this; docs/benchmarks-history.md). The fix upstream (encode/httpcore
 #1035) is not released. ``assign`` makes the same choices in one pass, each idle connection
 going to one request, and closes connections left behind by requests cancelled while
 queued; ``speed_up`` puts it into a client's HTTP/1.1 pools, and leaves any pool it does not

@@ -314,7 +314,7 @@ class PrefixHasher:
         self._hashes = self._new()
         self._reading = False  # a read-back is under way in a thread: feed must wait
         # One buffer for every read-back, made by the first: a fresh 4 MiB one per read costs
-        # a page fault per 4 KiB each time (measured, docs/benchmarks.md S8).
+        # a page fault per 4 KiB each time (measured, docs/benchmarks-history.md S8).
         self._buffer: bytearray | None = None
 
     def _new(self) -> list[Any]:  # (hashlib's hash objects have no public type)

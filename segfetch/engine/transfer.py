@@ -45,7 +45,7 @@ class Body(NamedTuple):
 
 
 # Steal from a connection only if it needs longer than this to finish its range: then the
-# bytes lost in flight on the cut are worth it (measured on nginx, docs/benchmarks.md).
+# bytes lost in flight on the cut are worth it (measured on nginx, docs/benchmarks-history.md).
 STEAL_AFTER = 1.0
 WATCH_EVERY = 0.25  # seconds between looks for silent connections
 # seconds between an idle worker's looks for a range worth stealing: a connection that looked
