@@ -124,16 +124,12 @@ def _already_there(
         return None
     from segfetch.engine.result import Result
 
-    digests = {"sha256": hashlib.sha256()}
-    name, _, want = (other_hash or "").partition("=")
-    if name:
-        digests[name] = hashlib.new(name)
-    with dest.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            for h in digests.values():
-                h.update(chunk)
-    if digests["sha256"].hexdigest() != sha256 or (name and digests[name].hexdigest() != want):
-        return None
+    wanted = [("sha256", sha256), *([other_hash.split("=", 1)] if other_hash else [])]
+    with dest.open("rb") as f:  # (a second hash, rare, reads the file again)
+        for name, want in wanted:
+            f.seek(0)
+            if hashlib.file_digest(f, name).hexdigest() != want:
+                return None
     size = dest.stat().st_size
     return Result(url, dest, size, sha256, 0.0, 0, 0, 0, resumed=size, restarts=0)
 

@@ -84,10 +84,8 @@ def describe(p: Path, size: int) -> IndexFile | None:
             name, version = parse_sdist_filename(p.name)
     except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
         return None
-    h = hashlib.sha256()
     with open(p, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+        h = hashlib.file_digest(f, "sha256")
     mtime = datetime.fromtimestamp(p.stat().st_mtime, UTC).isoformat().replace("+00:00", "Z")
     return IndexFile(p.name, str(name), version, size, h.hexdigest(), rp, md_sha, mtime)
 
