@@ -46,6 +46,13 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
     lines = [f"{pin} --hash=sha256:{sha256_of(path)}\n" for pin, path in locked.items()]
     (root / "hashed.txt").write_text("".join(lines))
+    # pip's other two hashes (`pip hash -a sha512`), one line with a sha256 of another file
+    a, b = (d / f"dr_{n}-py3-none-any.whl" for n in ("a-1.0", "b-1.1"))
+    other = hashlib.sha256(b"another file").hexdigest()
+    a_hash = hashlib.sha512(a.read_bytes()).hexdigest()
+    b_hash = hashlib.sha384(b.read_bytes()).hexdigest()
+    strong = [f"dr-a==1.0 --hash=sha512:{a_hash}", f"dr-b==1.1 --hash=sha256:{other}"]
+    (root / "strong.txt").write_text("\n".join(strong) + f" --hash=sha384:{b_hash}\n")
     make_wheel(root / "direct", "dr-direct", "1.0", requires=["dr-c[fast]"])
     make_wheel(root / "direct", "dr-b", "1.0", seed=2)  # not the index's own 1.0
     make_wheel(root / "elsewhere", "dr-found", "1.0", requires=["dr-a"])  # a -f page's
@@ -120,6 +127,7 @@ CASES: dict[str, Args] = {
     "bare-url": lambda emu, other, root: [emu.url(DIRECT)],
     "sdist": lambda emu, other, root: ["dr-src"],
     "hashed-sdist": lambda emu, other, root: ["-r", str(root / "hashed.txt")],
+    "hashed-sha512": lambda emu, other, root: ["-r", str(root / "strong.txt")],
     "editable": lambda emu, other, root: ["-e", "src/dr-proj-0.1"],  # from the cwd
     "local-path": lambda emu, other, root: ["./src/dr-proj-0.1"],
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
@@ -132,7 +140,8 @@ CASES: dict[str, Args] = {
     "universal-lock": lambda emu, other, root: universal_lock(root, hashed=False),
     "universal-hashed": lambda emu, other, root: universal_lock(root, hashed=True),
 }
-UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "editable", "local-path"]
+UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "hashed-sha512", "editable"]
+UV_TOO += ["local-path"]
 UV_TOO += ["no-index", "pre-find-links", "url-constraint", "url-constraint-pinned"]
 UV_TOO += ["universal-lock", "universal-hashed"]
 

@@ -24,6 +24,7 @@ from segfetch.wheels import unhashed
 from segfetch.wheels.cache import Cache, digest_of, sha256_of
 from segfetch.wheels.dists import parse_filename, read_metadata
 from segfetch.wheels.index import IndexFile
+from segfetch.wheels.wanted import hash_option, kept_hash, sha256_only
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Planned:
     filename: str
     url: str
     sha256: str | None  # from the index, if it gave one
-    allowed: frozenset[str] = frozenset()  # from --hash options: the file must match one
+    allowed: frozenset[str] = frozenset()  # --hash options (kept_hash): the file matches one
     size: int | None = None
     other_hash: str | None = None  # "name=hex" from an index that gives no sha256
 
@@ -75,10 +76,8 @@ async def fetch_file(
     progress: Callable[[Planned, Progress | None], None] | None,
     notice: Callable[[str], None] | None = None,
 ) -> Fetched:
-    expected = p.sha256
-    if expected is None and len(p.allowed) == 1:
-        expected = next(iter(p.allowed))
-    if expected is not None and p.allowed and expected not in p.allowed:
+    expected = cache_key(p)
+    if expected is not None and sha256_only(p.allowed) and expected not in p.allowed:
         raise HashMismatch(
             f"{p.filename}: the index says sha256 {expected}, which no --hash allows",
             expected=" or ".join(sorted(p.allowed)),
@@ -95,6 +94,8 @@ async def fetch_file(
         if expected is not None and (
             hit := await cache.get(expected, p.filename, size=p.size, damaged=damaged)
         ):
+            if not await hashes_allow(p, hit, expected):
+                raise _unallowed(p, expected)
             if progress:
                 progress(p, None)
             return Fetched(p, hit, expected, hit.stat().st_size, None)
@@ -108,13 +109,9 @@ async def fetch_file(
             p.url, dest, options, sha256=expected, client=client,
             slots=slots, progress=report, size=p.size,
         )  # fmt: skip
-        if p.allowed and result.sha256 not in p.allowed:
+        if not await hashes_allow(p, dest, result.sha256):
             dest.unlink()
-            raise HashMismatch(
-                f"{p.filename}: sha256 {result.sha256} matches no --hash given",
-                expected=" or ".join(sorted(p.allowed)),
-                got=result.sha256,
-            )
+            raise _unallowed(p, result.sha256)
         if not expected and p.other_hash:
             await _check_other_hash(dest, p)
         path = dest if expected else cache.adopt(dest, result.sha256)
@@ -140,10 +137,8 @@ async def _kept(
     record = unhashed.load(unhashed.record_path(cache, p.url, p.filename))
     if record is None or p.size not in (None, record.size):
         return None
-    if p.allowed and record.sha256 not in p.allowed:
-        return None
     hit = await cache.get_locked(record.sha256, p.filename, size=record.size, damaged=damaged)
-    if hit is None:
+    if hit is None or not await hashes_allow(p, hit, record.sha256):
         return None
     if p.url not in cache.confirmed:  # (pip's resolver, the look-ahead and the install
         verdict, _ = await unhashed.check(client, p.url, record, options.timeout)  # all ask)
@@ -163,12 +158,36 @@ async def local_file(p: Planned) -> Fetched:
         raise DownloadError(f"{p.filename}: {exc.strerror or exc}: {path}") from None
     if p.sha256 is not None and digest != p.sha256:
         raise HashMismatch(f"{path}: sha256 {digest}, the index says {p.sha256}", p.sha256, digest)
-    if p.allowed and digest not in p.allowed:
-        want = " or ".join(sorted(p.allowed))
-        raise HashMismatch(f"{path}: sha256 {digest} matches no --hash given", want, digest)
+    if not await hashes_allow(p, path, digest):
+        raise _unallowed(p, digest, path)
     if not p.sha256 and p.other_hash:
         await _check_other_hash(path, p, remove=False)
     return Fetched(p, path, digest, size, None)
+
+
+def cache_key(p: Planned) -> str | None:
+    """The sha256 the file must have, known before it is fetched (the cache files it under
+    that): the index's, else the one sha256 its --hash gives."""
+    if p.sha256 is None and len(p.allowed) == 1 and sha256_only(p.allowed):
+        return next(iter(p.allowed))
+    return p.sha256
+
+
+async def hashes_allow(p: Planned, path: Path, sha256: str) -> bool:
+    """Whether the file meets its --hash options as pip checks them: any one of them (a
+    sha384 or sha512 read from the file, only where no sha256 of them matched)."""
+    if not p.allowed or sha256 in p.allowed:
+        return True
+    for algorithm in sorted({h.partition(":")[0] for h in p.allowed if ":" in h}):
+        if kept_hash(algorithm, await digest_of(path, algorithm)) in p.allowed:
+            return True
+    return False
+
+
+def _unallowed(p: Planned, sha256: str, path: Path | None = None) -> HashMismatch:
+    want = " or ".join(hash_option(h).removeprefix("--hash=") for h in sorted(p.allowed))
+    what = path or p.filename
+    return HashMismatch(f"{what}: sha256 {sha256}, which matches no --hash given", want, sha256)
 
 
 def damage_notice(notice: Callable[[str], None] | None, filename: str) -> Callable[[str], None]:

@@ -34,7 +34,6 @@ from segfetch.errors import (
     is_http_url,
     redact_url,
 )
-from segfetch.units import is_sha256
 from segfetch.wheels.releases import OPTIONS as RELEASES
 from segfetch.wheels.releases import Releases
 from segfetch.wheels.reqtext import (
@@ -50,7 +49,7 @@ from segfetch.wheels.reqtext import (
     options,
     split_options,
 )
-from segfetch.wheels.wanted import Wanted
+from segfetch.wheels.wanted import HASH_FORM, Wanted, hash_option, parse_hash
 
 _ENV = re.compile(r"\$\{([A-Z0-9_]+)\}")
 BOTH = frozenset({"binary", "source"})
@@ -337,7 +336,7 @@ class RequirementSet:
         """
 
         def line(w: Wanted, req: str) -> str:
-            return " ".join([req, *(f"--hash=sha256:{h}" for h in sorted(w.hashes))])
+            return " ".join([req, *(hash_option(h) for h in sorted(w.hashes))])
 
         # Folders (pip reads them itself), from the cwd: the file pip reads is elsewhere.
         # One that is not there, pip ignores (cli/reqset.py said so); uv took it for a URL.
@@ -483,10 +482,9 @@ def _requirement(text: str, where: str, options: list[str] | None = None) -> Wan
             raise RequirementError(f"{where}: only --hash goes after a requirement; {why}")
         if not eq:
             value = next(words, "")
-        algo, _, digest = value.partition(":")
-        if algo != "sha256" or not is_sha256(digest):
-            raise RequirementError(f"{where}: --hash takes sha256:<64 hex digits>, not {value!r}")
-        hashes.add(digest.lower())
+        if (kept := parse_hash(value)) is None:
+            raise RequirementError(f"{where}: --hash takes {HASH_FORM}, not {value!r}")
+        hashes.add(kept)
     return Wanted(req, frozenset(hashes), where)
 
 

@@ -15,7 +15,7 @@ from segfetch.wheels.dists import parse_filename
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.requirements import Choosing
 from segfetch.wheels.target import Target
-from segfetch.wheels.wanted import Wanted
+from segfetch.wheels.wanted import Wanted, sha256_only
 
 
 class NoMatch(SegfetchError):
@@ -90,7 +90,7 @@ def candidates(
         ):
             python_refused.add(f.requires_python or "")
             continue
-        if wanted.hashes and f.sha256 is not None and f.sha256 not in wanted.hashes:
+        if sha256_only(wanted.hashes) and f.sha256 is not None and f.sha256 not in wanted.hashes:
             continue
         if (kind := "source" if tags is None else "binary") not in how.formats:
             unwanted.add(kind)
@@ -203,7 +203,7 @@ def _why_none(
         newest = ", ".join(str(v) for v in sorted(versions)[-5:])
         name = wanted.req.name
         return f"{wanted.where}: no version of {name} matches {req!r} (the index has {newest})"
-    if wanted.hashes:
+    if sha256_only(wanted.hashes):
         return f"{wanted.where}: no file of {req} has the sha256 given with --hash"
     if python_refused and not tags:  # every matching file asks for another Python
         needs = " or ".join(sorted(python_refused))

@@ -36,7 +36,7 @@ from segfetch.engine.names import side_names
 from segfetch.errors import HTTPStatusError, SegfetchError
 from segfetch.wheels.cache import Cache
 from segfetch.wheels.complete import check_hashed_set
-from segfetch.wheels.files import Fetched, Planned, wheel_metadata
+from segfetch.wheels.files import Fetched, Planned, cache_key, wheel_metadata
 from segfetch.wheels.growing import Growing, stream
 from segfetch.wheels.httpd import Reply, Request, send_file
 from segfetch.wheels.index import IndexFile
@@ -265,13 +265,8 @@ class _Started:
     stop: trio.CancelScope = field(default_factory=trio.CancelScope)
 
 
-def expected(p: Planned) -> str | None:
-    """The sha256 the file is cached under, as fetch_file takes it."""
-    return p.sha256 or (next(iter(p.allowed)) if len(p.allowed) == 1 else None)
-
-
 def cached(cache: Cache, p: Planned) -> bool:
-    sha = expected(p)
+    sha = cache_key(p)
     return sha is not None and cache.path(sha, p.filename).is_file()
 
 
@@ -329,7 +324,7 @@ async def _feed(
         page = [] if cached(session.cache, p) else await session.project(p.name)
         up = next((f for f in page if f.url == p.url), None)
         f = IndexFile(
-            p.filename, p.url, expected(p), size=p.size, metadata=bool(up and up.metadata),
+            p.filename, p.url, cache_key(p), size=p.size, metadata=bool(up and up.metadata),
             metadata_sha256=up.metadata_sha256 if up else None,
         )  # fmt: skip
         started.listed.setdefault(canonicalize_name(p.name), []).append(f)
@@ -372,7 +367,7 @@ async def _release(
 
 def _part(cache: Cache, p: Planned) -> Path:
     """The .part the engine writes the file into (fetch_file's destination)."""
-    sha = expected(p)
+    sha = cache_key(p)
     dest = cache.path(sha, p.filename) if sha else cache.unverified_path(p.url, p.filename)
     return dest.with_name(side_names(dest.name)[0])
 

@@ -22,13 +22,41 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from segfetch.units import link_hashes
+from segfetch.units import is_digest, link_hashes
+
+STRONG_HASHES = ("sha256", "sha384", "sha512")  # what pip's --hash takes
+HASH_FORM = "sha256:, sha384: or sha512: and the digest's hex digits"
+
+
+def kept_hash(algorithm: str, digest: str) -> str:
+    """A --hash value as segfetch keeps it: a sha256 as its hex digits alone (as index pages
+    give it and the cache files it), pip's other two as "sha512:hex"."""
+    digest = digest.lower()
+    return digest if algorithm == "sha256" else f"{algorithm}:{digest}"
+
+
+def parse_hash(value: str) -> str | None:
+    """A --hash value ("sha512:hex") as kept_hash keeps it; None where pip refuses it."""
+    algorithm, _, digest = value.partition(":")
+    ok = algorithm in STRONG_HASHES and is_digest(algorithm, digest)
+    return kept_hash(algorithm, digest) if ok else None
+
+
+def hash_option(kept: str) -> str:
+    """'--hash=sha256:hex' back from kept_hash's value, for pip's requirement lines."""
+    return f"--hash={kept}" if ":" in kept else f"--hash=sha256:{kept}"
+
+
+def sha256_only(hashes: frozenset[str]) -> bool:
+    """Whether hashes are all sha256s (and some): then the index's sha256 for a file tells
+    whether it may match; a sha384 or sha512 only the file's own bytes can tell."""
+    return bool(hashes) and not any(":" in h for h in hashes)
 
 
 @dataclass
 class Wanted:
     req: Requirement
-    hashes: frozenset[str] = frozenset()  # sha256 hex digests; any one may match
+    hashes: frozenset[str] = frozenset()  # kept_hash values; any one may match
     where: str = "command line"  # file:line, for messages
 
     @property
