@@ -5,8 +5,9 @@
 
 Start-up: `segfetch --version` (wall time), and the time from spawning `segfetch install`
 to the emulator's first request (a pinned set, so the first request is an index page), with
-the index given as --index-url, and given through PIP_INDEX_URL (segfetch then asks the
-target's pip for its configuration, as it does with no index given).
+the index given as --index-url, given through PIP_INDEX_URL, and with a pip config file
+(PIP_CONFIG_FILE names one: segfetch asks the target's pip to read it, every run under
+--no-cache; the answer is kept between runs otherwise).
 
 Install: the 30 small wheels of S5 (benchmarks/bench.py) from the emulator with no rate limit
 (a fast link), each peer into a fresh venv made before the clock starts, with a fresh cache
@@ -93,6 +94,8 @@ async def startup(rs: ReqSet, runs: int, work: Path, trees: dict[str, Path | Non
     warms the page cache and installs the set into the venv)."""
     env = install_env(work / "cache")
     python = fresh_venv(work / "venv", env)
+    pip_conf = work / "pip.conf"  # (a setting that changes nothing here)
+    pip_conf.write_text("[global]\ntimeout = 60\n")
     times: dict[str, list[float]] = {}
     async with Emulator(index=rs.wheels, link=Link()) as emu:
         for run in range(runs + 1):
@@ -107,9 +110,11 @@ async def startup(rs: ReqSet, runs: int, work: Path, trees: dict[str, Path | Non
                 # (held since run 0, the set would ask the index nothing, as pip alone)
                 cmd = [*prefix, "install", "--python", python, "--no-cache", "-q"]
                 cmd += ["--force-reinstall", "-r", str(rs.pinned)]
+                conf = {**e, "PIP_CONFIG_FILE": str(pip_conf)}  # the target's pip reads it
                 variants = {
                     "first request, --index-url": ([*cmd, "--index-url", emu.index_url], e),
                     "first request, PIP_INDEX_URL": (cmd, {**e, "PIP_INDEX_URL": emu.index_url}),
+                    "first request, a pip.conf": ([*cmd, "--index-url", emu.index_url], conf),
                 }
                 for name, (argv, env_) in variants.items():
                     seconds, rc = await first_request_seconds(emu, argv, env_, work)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import json
 import os
 import sys
@@ -14,13 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segfetch.cli import dryrun, records, report, reqset, running
+from segfetch.cli.environment import pip_config_list, which_python
 from segfetch.cli.options import add_download_options, cache_folder, download_options
 from segfetch.cli.pipopts import (
-    ELSEWHERE,
     add_pip_options,
     check_passed_through,
     check_values,
-    option_names,
     pip_args_of,
 )
 from segfetch.errors import SegfetchError, UsageError
@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.json:
             print("[]")
         return 0
-    python = _python(args)
+    python = which_python(args)
     # The target's tags, and its pip's settings (the index when none is given, the
     # constraint files) are asked in a subprocess started now: it answers while trio and
     # httpx load and the first index pages arrive. Its answer is kept in the cache folder,
@@ -187,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
         if files:  # pip's config files may set what PIP_* may: the set is read again then
             from segfetch.wheels.pipnet import configured_options
 
+            _load_engine()  # (~0.15 s, while the probe loads pip's: ~0.2 s)
             listing = _pip_config(probe, python, isolated)
             sections = (f"{args.command}.", "global.")
             if configured_options(listing, args.command, sources=sections):
@@ -198,13 +199,20 @@ def _run(args: argparse.Namespace) -> int:
         return _run_started(args, options, reqs, python, probe, files)
 
 
+def _load_engine() -> None:
+    """trio, httpx and the engine, loaded while the target's probe answers: the first
+    request then waits for the slower of the two, not for both one after the other."""
+    for name in ("segfetch.wheels.install", "segfetch.cli.progress"):
+        importlib.import_module(name)
+
+
 def _pip_config(probe: Pending[Probe], python: str, isolated: bool) -> str:
     """The lines of `pip config list` (`pip --isolated` if ``isolated``): from the probe,
     or (a pip that keeps them elsewhere) from `pip config list` itself."""
     answer = probe.result()
     if (listing := answer.settings()) is not None:
         return listing
-    return _pip_config_list(python, answer.target.own_pip, isolated)
+    return pip_config_list(python, answer.target.own_pip, isolated)
 
 
 def _run_started(
@@ -355,46 +363,6 @@ def _run_started(
         return code
 
 
-def _python(args: argparse.Namespace) -> str:
-    """The interpreter to choose files for and install into (README: "Which Python")."""
-    from segfetch.wheels.target import environment_python, is_own_environment
-
-    found = environment_python(args.python, os.environ, Path.cwd())
-    if found is not None and not Path(found).exists():  # (a .venv found has one)
-        fix = "" if args.python else "VIRTUAL_ENV names it: activate another one, or "
-        raise UsageError(f"no Python at {found!r}; {fix}give --python the path of an interpreter")
-    elsewhere = args.command == "download" or any(
-        a in (*ELSEWHERE, "--user") for a in option_names(pip_args_of(args))
-    )
-    if found is None:
-        if args.system or elsewhere or _configured_elsewhere(args):
-            return sys.executable
-        raise UsageError(
-            "no environment to install into: give --python PATH, activate a virtual "
-            f"environment, or --system to install into {sys.executable}"
-        )
-    if is_own_environment(found) and not (args.system or elsewhere or args.python):
-        raise UsageError(
-            f"{found} is the environment segfetch itself runs in, and installing there may "
-            "break segfetch: give --python PATH, or --system to install there anyway"
-        )
-    return found
-
-
-def _configured_elsewhere(args: argparse.Namespace) -> bool:
-    """pip's config files name a place to install into (target, prefix, root, user), as
-    PIP_TARGET and the rest do: pip would install there, run by this interpreter."""
-    from segfetch.wheels.pipnet import configured_options, may_read_config_files
-
-    if args.command != "install":
-        return False
-    if not may_read_config_files(sys.executable, os.environ, Path.home()):
-        return False
-    listing = _pip_config_list(sys.executable, isolated="--isolated" in args.pip_args)
-    words = configured_options(listing, "install")
-    return any(w in ("--target", "--prefix", "--root", "--user") for w in words)
-
-
 async def _fetch_set(
     args: argparse.Namespace,
     options: Options,
@@ -484,16 +452,3 @@ async def _fetch_set(
     urls = {f.url for f in session.links.values()}
     origins += [(f.planned.name, f.planned.url, f.sha256) for f in fetched if f.planned.url in urls]
     return fetched, pip_reqs, origins
-
-
-def _pip_config_list(python: str, own_pip: bool = True, isolated: bool = False) -> str:
-    """The lines of the target's ``pip config list`` (``pip --isolated`` if ``isolated``;
-    "" when pip cannot say, or there is no pip to ask: no settings of pip's to honour)."""
-    from segfetch.wheels.target import start_pip_config
-
-    try:
-        pending = start_pip_config(python, own_pip, isolated)
-    except (OSError, UsageError):
-        return ""
-    with pending:
-        return pending.result()
