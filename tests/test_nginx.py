@@ -16,9 +16,11 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +58,12 @@ class Served:
 
 
 def serve(server: Nginx, name: str, data: bytes) -> Served:
-    (server.files / name).write_bytes(data)
+    """A file as a server holds one: written an hour ago. (One written within the second of
+    an answer has no validator segfetch trusts: test_just_written_file_is_one_version.)"""
+    path = server.files / name
+    path.write_bytes(data)
+    hour_ago = time.time() - 3600
+    os.utime(path, (hour_ago, hour_ago))
     return Served(name, data)
 
 
@@ -383,7 +390,7 @@ async def test_load_balanced_nodes_with_other_bytes_of_one_size(
     is one request, to one node)."""
     name = f"lb-other-{sha256}.whl"
     a, b = _zip_with_extra(b"nodA"), _zip_with_extra(b"nodB")
-    (nginx.files / name).write_bytes(a)
+    serve(nginx, name, a)
     nginx.on_both_nodes(name)
     older = (nginx.node_b / name).stat().st_mtime
     (nginx.node_b / name).write_bytes(b)
@@ -417,6 +424,39 @@ def replace_file(path: Path, data: bytes) -> None:
     tmp.write_bytes(data)
     os.utime(tmp, (mtime + 10, mtime + 10))
     os.replace(tmp, path)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_just_written_file_is_one_version(nginx: Nginx, tmp_path: Path, seed: int) -> None:
+    """A file replaced within the second it was written has the same ETag and Last-Modified
+    as before (nginx makes both from the mtime in whole seconds, and the size): segfetch
+    trusts no validator whose Last-Modified is not a second before the answer's Date, so it
+    fetches one version whole, never a splice of the two (it spliced them, exit 0). The
+    mtime is set in the future: within the same second as the answers, however slow."""
+    name = f"fresh-{seed}.bin"
+    one, two = (random_bytes(3 * MiB, seed=60 + 2 * seed + i) for i in (0, 1))
+    path = nginx.files / name
+    path.write_bytes(one)
+    soon = time.time() + 60
+    os.utime(path, (soon, soon))
+    dest = tmp_path / name
+    cmd = [sys.executable, "-m", "segfetch", "get", "-q", nginx.url("slow", name)]
+    async with trio.open_nursery() as nursery:
+        run = partial(trio.run_process, [*cmd, "-o", str(dest), "-n", "4"], check=False)
+        proc: list[subprocess.CompletedProcess[bytes]] = []
+        nursery.start_soon(lambda: _into(proc, run))
+        await trio.sleep(0.3)  # (the first answers in: the others ask as they finish)
+        tmp = path.with_name(name + ".new")
+        tmp.write_bytes(two)
+        os.utime(tmp, (soon, soon))  # same second, same size: the same ETag and date
+        os.replace(tmp, path)
+    assert proc[0].returncode == 0
+    assert dest.read_bytes() in (one, two)
+
+
+async def _into(out: list[subprocess.CompletedProcess[bytes]], run: Any) -> None:
+    with trio.fail_after(RUN_TIMEOUT):
+        out.append(await run())
 
 
 async def test_discarded_bytes_are_not_reported_resumed(nginx: Nginx, tmp_path: Path) -> None:

@@ -502,3 +502,25 @@ def test_another_size_without_the_files_validators_is_not_a_new_version() -> Non
     assert isinstance(rules.judge_segment(200, own, 100, 200, known, NAME), rules.Restart)
     blind = Known(1000, None, None)
     assert isinstance(rules.judge_segment(200, bare, 100, 200, blind, NAME), rules.Restart)
+
+
+@pytest.mark.parametrize(
+    ("modified", "date", "kept"),
+    [
+        ("Sun, 29 Nov 2026 22:33:41 GMT", "Sun, 29 Nov 2026 22:33:42 GMT", True),
+        ("Sun, 29 Nov 2026 22:33:42 GMT", "Sun, 29 Nov 2026 22:33:42 GMT", False),  # same second
+        ("Sun, 29 Nov 2026 22:40:00 GMT", "Sun, 29 Nov 2026 22:33:42 GMT", False),  # ahead
+        ("Sun, 29 Nov 2026 22:33:42 GMT", None, True),  # no Date: nothing to judge by
+        ("Sun, 29 Nov 2026 22:33:42 GMT", "yesterday", True),
+    ],
+)
+def test_validators_of_a_file_modified_in_the_answers_second_count_for_nothing(
+    modified: str, date: str | None, kept: bool
+) -> None:
+    """RFC 9110 8.8.2.2: a Last-Modified not a second before Date is weak; the ETag nginx
+    and Apache make from the same time goes with it."""
+    headers = {"ETag": '"6a-5f1"', "Last-Modified": modified}
+    if date is not None:
+        headers["Date"] = date
+    expected = ('"6a-5f1"', modified) if kept else (None, None)
+    assert versions.validators(headers) == expected

@@ -4,6 +4,7 @@ size against what earlier answers established. Pure, as rules.py, which judges w
 from __future__ import annotations
 
 from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 
 Headers = Mapping[str, str]
@@ -26,12 +27,27 @@ class Known(NamedTuple):
 
 def validators(headers: Headers) -> tuple[str | None, str | None]:
     """(strong ETag, Last-Modified). A weak ETag may not be used in If-Range (RFC 9110), nor
-    one not ASCII (httpx decoded it by a guess, cannot send it back): such counts as none."""
+    one not ASCII (httpx decoded it by a guess, cannot send it back): such counts as none.
+    Neither counts for a file modified within the second of the answer's Date: it may be
+    replaced again in that second under the same Last-Modified and the same ETag, which
+    servers make from the time and size (nginx's, Apache's): RFC 9110 8.8.2.2."""
     etag = headers.get("ETag")
     if etag is not None and (etag.startswith("W/") or not etag.isascii()):
         etag = None
     modified = headers.get("Last-Modified")
-    return etag, modified if modified is None or modified.isascii() else None
+    if modified is not None and not modified.isascii():
+        modified = None
+    if modified is not None and _just_modified(modified, headers.get("Date")):
+        return None, None
+    return etag, modified
+
+
+def _just_modified(modified: str, date: str | None) -> bool:
+    """Last-Modified not at least one second before Date (both are whole seconds)."""
+    try:
+        return date is not None and parsedate_to_datetime(modified) >= parsedate_to_datetime(date)
+    except (TypeError, ValueError):  # (unreadable, or one with a zone and one without)
+        return False
 
 
 def content_length(headers: Headers) -> int | None:
