@@ -86,7 +86,7 @@ class Decoder:
                 if self._head is not None and self._again:
                     data, self._z = self._head, zlib.decompressobj(self._again.pop())
                     continue
-                if self._head is None or _looks_coded(self._head):
+                if self._head is None or _looks_coded(self._head, self.coding):
                     raise Damaged(f"its {self.coding} stream is damaged ({exc})") from None
                 data, self._head, self.plain = self._head, None, True
                 yield data
@@ -98,15 +98,23 @@ class Decoder:
             if not data and len(out) < PIECE:  # (a full piece: more may be held inside)
                 return
 
-    def end(self) -> None:
-        """The body ended: so must the stream (else it was cut short)."""
-        if not (self._z.eof or self.plain):
-            raise Damaged(f"its {self.coding} stream ended before its end")
+    def end(self) -> bytes:
+        """The body ended: so must the stream (else it was cut short). What is still held:
+        a body too short to fail, that never began as its coding does (an empty file
+        labelled gzip), is the file itself, as for a longer one."""
+        if self._z.eof or self.plain:
+            return b""
+        if self._head is not None and not _looks_coded(self._head, self.coding):
+            self.plain = True
+            return self._head
+        raise Damaged(f"its {self.coding} stream ended before its end")
 
 
-def _looks_coded(head: bytes) -> bool:
-    """Whether bytes begin as a gzip member or a zlib stream does (then a failure to decode
-    them is damage, not a wrong label)."""
-    if head[:2] == b"\x1f\x8b":
+def _looks_coded(head: bytes, coding: str) -> bool:
+    """Whether bytes begin as the coding does (then a failure to decode them is damage, not
+    a wrong label): a gzip member's two bytes (or the first of them), or for "deflate" a
+    zlib header too. (Two bytes of text are a zlib header one time in 31: "x = 1".)"""
+    if head[:2] == b"\x1f\x8b" or head == b"\x1f":
         return True
-    return len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+    zlib_header = len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0
+    return coding == "deflate" and zlib_header

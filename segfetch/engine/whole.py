@@ -7,7 +7,7 @@ the saved state showed the very file (``keep``) and the answer carries its valid
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import httpx
 
@@ -124,8 +124,8 @@ async def _stream(
     stats.size = size
     stats.streaming(+1)
     try:
-        async for raw in body_chunks(response):
-            for chunk in decoder.feed(raw) if decoder else (raw,):
+        async for raw in _decoded_chunks(body_chunks(response), decoder):
+            for chunk in raw:
                 if size is not None and pos + len(chunk) > size:
                     raise ServerError(f"{name} sent more than {size} bytes{_decoded(decoder)}")
                 part.write(pos, chunk)
@@ -133,8 +133,6 @@ async def _stream(
                 pos += len(chunk)
                 stats.received = pos
                 report()
-        if decoder is not None:
-            decoder.end()
     except coding.Damaged as exc:
         raise RetryLater(Failure(f"{name}: {exc}", retry=True)) from None
     finally:
@@ -150,6 +148,17 @@ async def _stream(
     stats.validators = versions.validators(response.headers)
     report(force=True)
     return pos
+
+
+async def _decoded_chunks(
+    chunks: AsyncIterator[bytes], decoder: coding.Decoder | None
+) -> AsyncIterator[Iterable[bytes]]:
+    """The body's pieces as the file's bytes: decoded, with what the decoder still held
+    at the end."""
+    async for raw in chunks:
+        yield decoder.feed(raw) if decoder else (raw,)
+    if decoder is not None and (rest := decoder.end()):
+        yield (rest,)
 
 
 def _decoded(decoder: coding.Decoder | None) -> str:
