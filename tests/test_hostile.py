@@ -940,6 +940,54 @@ async def test_a_small_file_whose_server_refuses_ranges_past_its_end(
     assert (tmp_path / "f.bin").read_bytes() == data
 
 
+@pytest.mark.parametrize("connections", [1, 4])
+async def test_a_server_that_refuses_every_range_gives_the_file_whole(
+    tmp_path: Path, connections: int
+) -> None:
+    """416 ``bytes */N`` to every Range, the file to a plain GET: the file, by a request
+    without Range, as curl and aria2c get it (it was 'answered 416' after every try)."""
+    data = random.Random(10).randbytes(300_000)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            if b"\r\nrange:" in head.lower():
+                await stream.send_all(
+                    b"HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%d\r\n"
+                    b"Content-Length: 0\r\n\r\n" % len(data)
+                )
+                continue
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(data))
+            await stream.send_all(data)
+
+    options = Options(connections=connections, min_segment=64 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("connections", [1, 4])
+async def test_a_range_answered_with_more_than_asked_gives_the_file(
+    tmp_path: Path, connections: int
+) -> None:
+    """Each range answered from its start to 64 KiB past its end (or the file's end), with
+    a true Content-Range: RFC 9110 lets a server send more; curl and aria2c take it. Each
+    try was 'answered bytes ... for ...', and the download failed."""
+    data = random.Random(11).randbytes(400_000)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            start, end = range_asked(head, len(data))
+            end = min(end + 65536, len(data) - 1)
+            reply = b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes %d-%d/%d\r\n" % (
+                start, end, len(data),
+            )  # fmt: skip
+            reply += b"Content-Length: %d\r\n\r\n" % (end - start + 1)
+            await stream.send_all(reply + data[start : end + 1])
+
+    options = Options(connections=connections, min_segment=64 * 1024, policy=FAST)
+    await fetch_from(handler, tmp_path / "f.bin", options, 30)
+    assert (tmp_path / "f.bin").read_bytes() == data
+
+
 async def test_an_answer_whose_end_never_comes_after_its_range_costs_no_try(
     tmp_path: Path,
 ) -> None:

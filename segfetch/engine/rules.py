@@ -67,8 +67,9 @@ class Whole:
 class Empty:
     """The file has no bytes (416 with ``bytes */0`` to a first request), or fewer than
     the first request asked: a 416 ``bytes */N`` to a range past the end of a small file,
-    which the server refuses where RFC 9110 has it clipped. A request without Range tells
-    what there is; ``total``: N, which that answer must then be."""
+    which the server refuses where RFC 9110 has it clipped (or to any range: a server that
+    refuses them all). A request without Range tells what there is; ``total``: N, which
+    that answer must then be."""
 
     total: int | None = None
 
@@ -254,8 +255,9 @@ def judge_probe(
             return Empty()
         if total is not None and expected_size and total != expected_size:
             return _not_the_size(name, total, expected_size)
-        if total is not None and start == 0 and end is not None and total < end:
-            # A small file, and a range that runs past its end: refused, not clipped.
+        if total is not None and start == 0:
+            # A small file, and a range that runs past its end: refused, not clipped; or a
+            # server that refuses every range (curl and aria2c get such a file whole).
             return Empty(total)
         message = f"{name} answered 416 to a request for the start of the file"
         return Retry(Failure(message, retry=True, status=416))
@@ -279,7 +281,7 @@ def judge_probe(
         return Whole(total)  # the whole file to a smaller range: the server ignores ranges
     # A bounded first request past the end of a small file gets what there is.
     asked_end = min(end, total) if end is not None else total
-    if first != start or last > asked_end:
+    if first != start:  # (more than asked, from the start asked: the bytes asked are used)
         message = f"{name} answered a different range than asked"
         return Retry(Failure(message, retry=True, advice=ODD_SERVER))
     if expected_size is not None and total != expected_size:  # a saved state's size too
@@ -429,7 +431,8 @@ def judge_segment(
         return Retry(Failure(f"{name} answered {status}", retry=True, status=status))
     if span is None:
         return Multipart(multipart_boundary(headers) or b"")
-    if span[0] != start or span[1] > end:  # (a shorter range from the start is its bytes)
+    if span[0] != start:  # (a shorter or a longer range from the start: its first bytes
+        # are the ones asked, and no more are written; RFC 9110 lets a server send more)
         # (as HTTP writes them: the last byte, not the end)
         message = f"{name} answered bytes {span[0]}-{span[1] - 1} for {start}-{end - 1}"
         return Retry(Failure(message, retry=True, advice=ODD_SERVER))
