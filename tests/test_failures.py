@@ -39,8 +39,12 @@ def test_every_status_gets_one_answer(status: int) -> None:
 
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(401, "credentials"), (403, "expired"), (404, "check the URL"), (407, "proxy")],
-)
+    [
+        (401, "credentials"), (403, "expired"), (404, "check the URL"), (407, "proxy"),
+        # (the statuses without a word of their own said only "answered 302 Found")
+        (302, "no Location"), (400, "refused"), (501, "try again later"), (999, "curl -I"),
+    ],
+)  # fmt: skip
 def test_final_statuses_say_what_to_do(status: int, hint: str) -> None:
     failure = failures.from_status(status, "", {}, "https://h.example/x.whl")
     assert not failure.retry

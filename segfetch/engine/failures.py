@@ -89,8 +89,20 @@ def from_status(
     if status in RETRYABLE_STATUS:
         retry_after = parse_retry_after(headers.get("Retry-After"))
         return Failure(text, retry=True, status=status, retry_after=retry_after)
-    hint = _HINTS.get(status)
-    return Failure(f"{text}; {hint}" if hint else text, retry=False, status=status)
+    return Failure(f"{text}; {_hint(status)}", retry=False, status=status)
+
+
+def _hint(status: int) -> str:
+    """What to do about a final status (a redirect here is one without a Location)."""
+    if status in _HINTS:
+        return _HINTS[status]
+    if 300 <= status < 400:
+        return "it redirects without saying where to (no Location); check the URL"
+    if 400 <= status < 500:
+        return "the server refused the request; check the URL"
+    if 500 <= status < 600:
+        return "the server failed; try again later, or tell its operators"
+    return "not an answer segfetch can use; check the URL (curl -I shows the answer)"
 
 
 def from_transport(exc: BaseException, url: str) -> Failure:

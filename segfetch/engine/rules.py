@@ -227,8 +227,8 @@ def judge_probe(
         if known is None:
             return judge_whole(status, headers, expected_size, name, html_ok)
         size = content_length(headers)
-        if expected_size is not None and size not in (None, expected_size):
-            return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
+        if expected_size is not None and size is not None and size != expected_size:
+            return _not_the_size(name, size, expected_size)
         if (odd := _bare_other_size(known, etag, modified, size, name)) is not None:
             return odd
         # (A 200 to If-Range without the known validators: not matched, or not looked at.)
@@ -337,8 +337,8 @@ def judge_whole(
         return bad
     if coding is not None:
         return Whole(None, coding)  # (its length is the compressed bytes')
-    if expected_size is not None and size not in (None, expected_size):
-        return Fail(ServerError(f"{name} is {size} bytes, but {expected_size} were expected"))
+    if expected_size is not None and size is not None and size != expected_size:
+        return _not_the_size(name, size, expected_size)
     return Whole(size)
 
 

@@ -141,7 +141,10 @@ async def _stream(
             keep.done.add(0, pos)
             part.save_synced(keep)
     if size is not None and pos != size and decoder is not None:  # (all of its stream came)
-        raise ServerError(f"{name} is {pos} bytes{_decoded(decoder)}, but {size} were expected")
+        raise ServerError(
+            f"{name} is {pos} bytes{_decoded(decoder)}, but {size} were expected; "
+            "check the size or the URL"
+        )
     if size is not None and pos != size:
         raise RetryLater(Failure(f"{name}: body ended at {pos} of {size} bytes", True))
     await hasher.advance(pos)
