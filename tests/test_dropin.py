@@ -191,6 +191,34 @@ async def test_same_freeze_as_pip(
     assert await freeze(ours) == expected
 
 
+async def test_a_cached_build_does_not_hide_an_sdists_build_dependencies(
+    tmp_path: Path, dirs: dict[str, Path], venv_template: Path
+) -> None:
+    """pip's cache holds a wheel it built from a -f folder's sdist. pip's resolver, run with
+    that cache, took the wheel and asked for no build dependency; the install, under
+    --no-cache-dir, built the sdist again and found none: exit 1 where pip alone installs
+    (drop-in review)."""
+    links = tmp_path / "links"
+    make_sdist(links, "dr-lsrc", "1.0", requires=["dr-a"])
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}  # pip's own cache, for both runs
+    async with Emulator(index=dirs["index"]) as emu:
+        first = fresh(venv_template, tmp_path / "first")
+        pip = [first, "-m", "pip", "install", "-q", "--index-url", emu.index_url]
+        ran = await trio.run_process(
+            [*pip, "-f", str(links), "dr-lsrc"], capture_stderr=True, check=False,
+            env={**os.environ, **env},
+        )  # fmt: skip
+        assert ran.returncode == 0, ran.stderr.decode()
+        assert list((tmp_path / "xdg" / "pip").rglob("dr_lsrc-1.0-*.whl"))  # built, cached
+        ours = fresh(venv_template, tmp_path / "ours")
+        proc = await segfetch(
+            "install", "--python", ours, "--index-url", emu.index_url, "-q", "--no-cache-dir",
+            "-f", str(links), "dr-lsrc", "--cache-dir", str(tmp_path / "cache"), env=env,
+        )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "dr-lsrc==1.0" in await freeze(ours)
+
+
 @pytest.mark.parametrize("installer", ["pip", "uv"])
 async def test_an_install_resolves_against_what_is_installed(
     tmp_path: Path, dirs: dict[str, Path], venv_template: Path, installer: str

@@ -42,7 +42,10 @@ async def pip_report(
     folder = tempfile.TemporaryDirectory(prefix="segfetch-")
     out = Path(folder.name) / "report.json"
     cmd = [*(pip or pip_command(python)), "install", "--dry-run", "--report", str(out)]
-    cmd += ["--disable-pip-version-check"]
+    # No cache: a wheel pip built from an sdist before would stand in for the sdist's build,
+    # and its build dependencies would never be fetched for an install that builds it
+    # (--no-cache-dir, another cache folder, or another URL for the sdist there).
+    cmd += ["--disable-pip-version-check", "--no-cache-dir"]
     cmd += ["--index-url", index, *(["--pre"] if pre else []), *pip_reqs]
     # Our local index stands for every index the user's pip would use: keep pip's own
     # index settings (files or environment) out, so it asks nothing behind our back.
