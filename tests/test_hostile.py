@@ -988,6 +988,40 @@ async def test_a_range_answered_with_more_than_asked_gives_the_file(
     assert (tmp_path / "f.bin").read_bytes() == data
 
 
+async def test_a_whole_answer_of_another_size_under_the_same_etag_is_not_the_file(
+    tmp_path: Path,
+) -> None:
+    """Every range ends a byte short of its Content-Range, so the file is asked whole; that
+    answer, under the ETag the ranges had, is 100 bytes shorter: the same ETag is the same
+    bytes (RFC 9110 8.8.1), so it is a wrong answer, not the file. It was kept, 100 bytes
+    short, exit 0 (hostile-server review)."""
+    data = random.Random(12).randbytes(300_000)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            if b"\r\nrange:" not in head.lower():
+                body = data[:-100]
+                await stream.send_all(
+                    b'HTTP/1.1 200 OK\r\nETag: "v1"\r\nContent-Length: %d\r\n\r\n' % len(body)
+                    + body
+                )
+                continue
+            start, end = range_asked(head, len(data))
+            reply = b'HTTP/1.1 206 Partial Content\r\nETag: "v1"\r\n'
+            reply += b"Content-Range: bytes %d-%d/%d\r\n" % (start, end, len(data))
+            reply += b"Content-Length: %d\r\n\r\n" % (end - start)  # a byte short
+            await stream.send_all(reply + data[start:end])
+
+    tries = RetryPolicy(max_tries=5, base=0.01, cap=0.02)  # (3 short ranges: asked whole)
+    options = Options(connections=4, min_segment=64 * 1024, policy=tries)
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, handler)
+        with trio.fail_after(30), pytest.raises(RetriesExhausted, match="under the ETag of"):
+            await download(f"http://127.0.0.1:{port}/f.bin", tmp_path / "f.bin", options)
+        nursery.cancel_scope.cancel()
+    assert not (tmp_path / "f.bin").exists()
+
+
 async def test_an_answer_whose_end_never_comes_after_its_range_costs_no_try(
     tmp_path: Path,
 ) -> None:

@@ -432,7 +432,8 @@ async def test_just_written_file_is_one_version(nginx: Nginx, tmp_path: Path, se
     as before (nginx makes both from the mtime in whole seconds, and the size): segfetch
     trusts no validator whose Last-Modified is not a second before the answer's Date, so it
     fetches one version whole, never a splice of the two (it spliced them, exit 0). The
-    mtime is set in the future: within the same second as the answers, however slow."""
+    mtime is a minute ahead (a wrong clock, as good as none): no validator counts then, and
+    the file comes as one answer."""
     name = f"fresh-{seed}.bin"
     one, two = (random_bytes(3 * MiB, seed=60 + 2 * seed + i) for i in (0, 1))
     path = nginx.files / name
@@ -449,6 +450,47 @@ async def test_just_written_file_is_one_version(nginx: Nginx, tmp_path: Path, se
         tmp = path.with_name(name + ".new")
         tmp.write_bytes(two)
         os.utime(tmp, (soon, soon))  # same second, same size: the same ETag and date
+        os.replace(tmp, path)
+    assert proc[0].returncode == 0
+    assert dest.read_bytes() in (one, two)
+
+
+async def test_just_written_file_comes_in_segments_once_its_second_is_past(
+    nginx: Nginx, tmp_path: Path
+) -> None:
+    """A file written within the second of the first answer: asked again once that second
+    is past (a replacement from then on has another Last-Modified), then in segments as
+    any file, not on one connection to its end."""
+    f = Served("settle.bin", random_bytes(2 * MiB, seed=70))
+    path = nginx.files / f.name
+    path.write_bytes(f.data)
+    soon = time.time() + 0.5  # (its second is the answer's, or the next: both are settled)
+    os.utime(path, (soon, soon))
+    dest = tmp_path / f.name
+    result = result_of(await get(nginx.url("slow", f.name), "-o", str(dest), "-n", "4", "--json"))
+    assert dest.read_bytes() == f.data and result["sha256"] == f.sha256
+    assert len(segfetch_lines(nginx, f"/slow/{f.name}")) > 2  # (one stream: 1 or 2)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_a_file_replaced_just_after_it_was_written_is_one_version(
+    nginx: Nginx, tmp_path: Path, seed: int
+) -> None:
+    """Written, fetched, replaced 0.3 s later (same size, real mtimes: in the same second
+    or the next): one version whole, whichever second each fell in."""
+    name = f"again-{seed}.bin"
+    one, two = (random_bytes(2 * MiB, seed=80 + 2 * seed + i) for i in (0, 1))
+    path = nginx.files / name
+    path.write_bytes(one)
+    dest = tmp_path / name
+    cmd = [sys.executable, "-m", "segfetch", "get", "-q", nginx.url("slow", name)]
+    async with trio.open_nursery() as nursery:
+        run = partial(trio.run_process, [*cmd, "-o", str(dest), "-n", "4"], check=False)
+        proc: list[subprocess.CompletedProcess[bytes]] = []
+        nursery.start_soon(lambda: _into(proc, run))
+        await trio.sleep(0.3)
+        tmp = path.with_name(name + ".new")
+        tmp.write_bytes(two)
         os.replace(tmp, path)
     assert proc[0].returncode == 0
     assert dest.read_bytes() in (one, two)

@@ -526,3 +526,20 @@ def test_validators_of_a_file_modified_in_the_answers_second_count_for_nothing(
         headers["Date"] = date
     expected = ('"6a-5f1"', modified) if kept else (None, None)
     assert versions.validators(headers) == expected
+
+
+@pytest.mark.parametrize(
+    ("modified", "wait"),
+    [
+        ("Sun, 29 Nov 2026 22:33:42 GMT", 1.1),  # the answer's second: wait it out
+        ("Sun, 29 Nov 2026 22:33:43 GMT", 2.1),  # a second ahead (a clock a little off)
+        ("Sun, 29 Nov 2026 22:33:45 GMT", None),  # further: a wrong clock, no waiting
+        ("Sun, 29 Nov 2026 22:33:41 GMT", None),  # a second before: it counts now
+    ],
+)
+def test_a_just_written_file_is_asked_again_once_its_second_is_past(
+    modified: str, wait: float | None
+) -> None:
+    headers = {"Last-Modified": modified, "Date": "Sun, 29 Nov 2026 22:33:42 GMT"}
+    assert versions.settle_wait(headers) == wait
+    assert versions.settle_wait({"Last-Modified": modified}) is None  # (no Date: no telling)

@@ -16,7 +16,7 @@ import httpcore
 import httpx
 import trio
 
-from segfetch.engine import dns, failures, pool, rules
+from segfetch.engine import dns, failures, pool, rules, versions
 from segfetch.engine.adopt import adopt
 from segfetch.engine.body import READ_SIZE as READ_SIZE  # tests/test_malloc.py uses it here
 from segfetch.engine.body import body_chunks
@@ -240,6 +240,26 @@ def _client(limits: httpx.Limits, timeout: float, net: Network) -> httpx.AsyncCl
         auth=NetrcAuth(path) if (path := netrc_file()) else None,
         event_hooks={"request": [check_host_async], "response": [check_location_async]},
     )
+
+
+async def send_settled(
+    client: httpx.AsyncClient,
+    where: Location,
+    headers: dict[str, str],
+    timeout: float,
+    early: Early | None,
+    settle: Stats | None,
+) -> httpx.Response:
+    """send(); an answer for a file written within its second is asked again once that
+    second is past (``settle``: where no sha256 checks the file; counted there). Bytes of
+    one version only then: one written later has another Last-Modified (versions.py)."""
+    response = await send(client, where, headers, timeout, early)
+    if settle is not None and (wait := versions.settle_wait(response.headers)) is not None:
+        await response.aclose()
+        await trio.sleep(wait)
+        settle.requests += 1
+        response = await send(client, where, headers, timeout)
+    return response
 
 
 async def send(

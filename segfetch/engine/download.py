@@ -30,7 +30,7 @@ from segfetch.engine.client import (
     backoff,
     carry_out,
     make_client,
-    send,
+    send_settled,
 )
 from segfetch.engine.control import START, Controller
 from segfetch.engine.early import Early
@@ -120,8 +120,7 @@ def download_sync(
 
 
 class _Unranged(Exception):
-    """The first answer of an eager pass is usable, but not as a range (None: ask again
-    the plain way)."""
+    """The first answer of an eager pass is usable, not as a range (None: ask it plainly)."""
 
     def __init__(self, answer: tuple[httpx.Response, AsyncIterator[bytes], Usable] | None):
         super().__init__("the first answer is not a range")
@@ -308,10 +307,10 @@ class _Download:
             if self.slots is not None and not self.probe_slot:  # the worker gave it back
                 await self.slots.acquire()
             self.probe_slot = True
-            learned = self.state.size if self.state is not None else None
+            learned, etag = (self.state.size, self.state.etag) if self.state else (None, None)
             self.state = None  # all of it, from byte 0
             self.hasher.reset()
-            return await self._single(None, learned)
+            return await self._single(None, learned, etag)
         finally:
             self._release_probe_slot()
 
@@ -389,7 +388,8 @@ class _Download:
             headers["If-Range"] = validator
         self.stats.requests += 1
         early, self.early = self.early, None  # the first probe's only
-        response = await send(self.client, self.where, headers, self.options.timeout, early)
+        args = self.client, self.where, headers, self.options.timeout
+        response = await send_settled(*args, early, self.stats if self.sha256 is None else None)
         try:
             chunks, verdict = await self._judge_probe(response, start, end, known)
         except BaseException:
@@ -462,9 +462,8 @@ class _Download:
         return state.size
 
     async def _confirm_end(self, size: int) -> int:
-        """After ``bytes a-b/*`` answers: a server that cuts each answer short and never says
-        the size would leave a part of the file (curl keeps it, with exit 0). More bytes
-        after ``size``: the whole file, as one stream without Range."""
+        """After ``bytes a-b/*`` answers (a server that cuts each short, never saying the size:
+        curl keeps a part, exit 0), more bytes after ``size``: all of it, one stream."""
         validator = self.state and (self.state.etag or self.state.last_modified)
         args = self.client, self.where, self.options, self.rng, self.stats
         if await whole.ends_at(*args, size, validator or None):
@@ -473,14 +472,15 @@ class _Download:
         self.hasher.reset()
         return await self._single(None)
 
-    async def _single(self, response: httpx.Response | None, learned: int | None = None) -> int:
+    async def _single(self, response: httpx.Response | None, learned: int | None = None,
+                      etag: str | None = None) -> int:  # fmt: skip
         """One stream from byte 0 (whole.py): the server ignores ranges. ``learned``: the
-        size an earlier answer gave (a body that says no length must end there)."""
+        size an earlier answer gave (under ``etag``, the answer must be of that size)."""
         self.transfer = None  # progress counts the stream's bytes (an eager pass's none)
         return await whole.fetch(
             self.client, self.where, self.options, self.rng, self.stats, self.part,
             self.hasher, size=self.size, learned=learned, keep=self.state,
-            html_ok=self.html_ok, report=self._report, response=response,
+            html_ok=self.html_ok, report=self._report, response=response, learned_etag=etag,
         )  # fmt: skip
 
     def _report(self, force: bool = False) -> None:

@@ -195,6 +195,17 @@ def _part_label(headers: Headers) -> str | None:
     return None if first == 0 and last in (total, None) else value.strip()
 
 
+def same_etag_other_size(
+    known: Known, etag: str | None, size: int | None, name: str
+) -> Retry | None:
+    """An answer of another size under the file's own strong ETag: the same ETag is the same
+    bytes (RFC 9110 8.8.1), so the answer is wrong, not the file new; tried again."""
+    if size in (None, known.size) or known.etag is None or etag != known.etag:
+        return None
+    message = f"{name} answered {size} bytes under the ETag of its {known.size}-byte file"
+    return Retry(Failure(message, retry=True, advice=ODD_SERVER))
+
+
 def _bare_other_size(
     known: Known, etag: str | None, last_modified: str | None, size: int | None, name: str
 ) -> Retry | None:
@@ -385,9 +396,8 @@ def judge_segment(
         except ValueError as exc:
             return Retry(Failure(f"{name}: {exc}", retry=True, advice=ODD_SERVER))
         span = (first, last)
-    if size not in (None, known.size) and known.etag and etag == known.etag:  # (RFC 9110 8.8.1)
-        message = f"{name} answered {size} bytes under the ETag of its {known.size}-byte file"
-        return Retry(Failure(message, retry=True, advice=ODD_SERVER))  # same ETag: same bytes
+    if (wrong := same_etag_other_size(known, etag, size, name)) is not None:
+        return wrong
     if (odd := _bare_other_size(known, etag, modified, size, name)) is not None:
         return odd
     if changed(known, etag, modified, size, body=status in (200, 206)):

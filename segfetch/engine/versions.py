@@ -42,6 +42,17 @@ def validators(headers: Headers) -> tuple[str | None, str | None]:
     return etag, modified
 
 
+def settle_wait(headers: Headers) -> float | None:
+    """Seconds until the second of a file just written is past on the server's clock (its
+    validators count then), for a Last-Modified at most a second past the answer's Date;
+    None for any other answer (one further ahead: a clock or mtime that is wrong)."""
+    modified, date = headers.get("Last-Modified"), headers.get("Date")
+    if modified is None or date is None or not _just_modified(modified, date):
+        return None
+    ahead = (parsedate_to_datetime(modified) - parsedate_to_datetime(date)).total_seconds()
+    return ahead + 1.1 if ahead <= 1 else None
+
+
 def _just_modified(modified: str, date: str | None) -> bool:
     """Last-Modified not at least one second before Date (both are whole seconds)."""
     try:

@@ -33,6 +33,7 @@ async def fetch(
     *,
     size: int | None,
     learned: int | None = None,
+    learned_etag: str | None = None,
     keep: State | None,
     html_ok: bool,
     report: Callable[..., None],
@@ -56,6 +57,8 @@ async def fetch(
             if isinstance(verdict, rules.Retry):
                 raise RetryLater(verdict.failure)
             known = next((n for n in (verdict.size, size, learned) if n is not None), None)
+            seen = [(learned, learned_etag), *([(keep.size, keep.etag)] if keep else [])]
+            _same_etag_same_size(response.headers, verdict.size, where.name, seen)
             if keep is not None and (verdict.coding or not _same(keep, response.headers, known)):
                 keep = None  # another version than the saved state's: nothing of it kept
             decoder = coding.Decoder(verdict.coding) if verdict.coding else None
@@ -67,6 +70,20 @@ async def fetch(
             if response is not None:
                 await response.aclose()
             response = None
+
+
+def _same_etag_same_size(
+    headers: httpx.Headers, size: int | None, name: str, seen: list[tuple[int | None, str | None]]
+) -> None:
+    """An answer of another size under a strong ETag an earlier answer (or run) gave with
+    its size: a wrong answer, tried again (rules.same_etag_other_size)."""
+    etag, _ = versions.validators(headers)
+    for known_size, known_etag in seen:
+        if known_size is None:
+            continue
+        known = versions.Known(known_size, known_etag, None)
+        if wrong := rules.same_etag_other_size(known, etag, size, name):
+            raise RetryLater(wrong.failure)
 
 
 async def ends_at(
