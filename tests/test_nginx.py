@@ -441,17 +441,8 @@ async def test_just_written_file_is_one_version(nginx: Nginx, tmp_path: Path, se
     soon = time.time() + 60
     os.utime(path, (soon, soon))
     dest = tmp_path / name
-    cmd = [sys.executable, "-m", "segfetch", "get", "-q", nginx.url("slow", name)]
-    async with trio.open_nursery() as nursery:
-        run = partial(trio.run_process, [*cmd, "-o", str(dest), "-n", "4"], check=False)
-        proc: list[subprocess.CompletedProcess[bytes]] = []
-        nursery.start_soon(lambda: _into(proc, run))
-        await trio.sleep(0.3)  # (the first answers in: the others ask as they finish)
-        tmp = path.with_name(name + ".new")
-        tmp.write_bytes(two)
-        os.utime(tmp, (soon, soon))  # same second, same size: the same ETag and date
-        os.replace(tmp, path)
-    assert proc[0].returncode == 0
+    # (same second, same size: the same ETag and date)
+    assert await _get_while_replacing(nginx, path, dest, two, soon) == 0
     assert dest.read_bytes() in (one, two)
 
 
@@ -483,17 +474,28 @@ async def test_a_file_replaced_just_after_it_was_written_is_one_version(
     path = nginx.files / name
     path.write_bytes(one)
     dest = tmp_path / name
-    cmd = [sys.executable, "-m", "segfetch", "get", "-q", nginx.url("slow", name)]
+    assert await _get_while_replacing(nginx, path, dest, two, None) == 0
+    assert dest.read_bytes() in (one, two)
+
+
+async def _get_while_replacing(
+    nginx: Nginx, path: Path, dest: Path, new: bytes, mtime: float | None
+) -> int:
+    """`segfetch get -n 4` of the file at ``path`` (nginx's /slow/), which is replaced by
+    ``new`` 0.3 s after the start (the first answers in), with ``mtime`` if given; its
+    exit code."""
+    cmd = [sys.executable, "-m", "segfetch", "get", "-q", nginx.url("slow", path.name)]
     async with trio.open_nursery() as nursery:
         run = partial(trio.run_process, [*cmd, "-o", str(dest), "-n", "4"], check=False)
         proc: list[subprocess.CompletedProcess[bytes]] = []
         nursery.start_soon(lambda: _into(proc, run))
         await trio.sleep(0.3)
-        tmp = path.with_name(name + ".new")
-        tmp.write_bytes(two)
+        tmp = path.with_name(path.name + ".new")
+        tmp.write_bytes(new)
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
         os.replace(tmp, path)
-    assert proc[0].returncode == 0
-    assert dest.read_bytes() in (one, two)
+    return proc[0].returncode
 
 
 async def _into(out: list[subprocess.CompletedProcess[bytes]], run: Any) -> None:
