@@ -451,16 +451,22 @@ async def test_just_written_file_comes_in_segments_once_its_second_is_past(
 ) -> None:
     """A file written within the second of the first answer: asked again once that second
     is past (a replacement from then on has another Last-Modified), then in segments as
-    any file, not on one connection to its end."""
+    any file, not on one connection to its end. With one connection its first answer,
+    open-ended, is the file: read to its end, none of it thrown away."""
     f = Served("settle.bin", random_bytes(2 * MiB, seed=70))
     path = nginx.files / f.name
-    path.write_bytes(f.data)
-    soon = time.time() + 0.5  # (its second is the answer's, or the next: both are settled)
-    os.utime(path, (soon, soon))
-    dest = tmp_path / f.name
-    result = result_of(await get(nginx.url("slow", f.name), "-o", str(dest), "-n", "4", "--json"))
-    assert dest.read_bytes() == f.data and result["sha256"] == f.sha256
-    assert len(segfetch_lines(nginx, f"/slow/{f.name}")) > 2  # (one stream: 1 or 2)
+    for n, dest in (("4", tmp_path / "four.bin"), ("1", tmp_path / "one.bin")):
+        path.write_bytes(f.data)
+        soon = time.time() + 0.5  # (its second is the answer's or the next: both settled)
+        os.utime(path, (soon, soon))
+        seen = len(nginx.log(f"/slow/{f.name}"))
+        result = result_of(await get(nginx.url("slow", f.name), "-o", str(dest), "-n", n, "--json"))
+        assert dest.read_bytes() == f.data and result["sha256"] == f.sha256
+        lines = segfetch_lines(nginx, f"/slow/{f.name}")[seen:]
+        if n == "4":
+            assert len(lines) > 2  # (as one stream: 1 or 2)
+        else:
+            assert [ln.sent - len(f.data) < 1024 for ln in lines] == [True]  # (+ its head)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -252,9 +252,11 @@ async def send_settled(
 ) -> httpx.Response:
     """send(); an answer for a file written within its second is asked again once that
     second is past (``settle``: where no sha256 checks the file; counted there). Bytes of
-    one version only then: one written later has another Last-Modified (versions.py)."""
+    one version only then: one written later has another Last-Modified (versions.py). Not
+    an open-ended range: read to its end as one stream instead, none of it thrown away."""
     response = await send(client, where, headers, timeout, early)
-    if settle is not None and (wait := versions.settle_wait(response.headers)) is not None:
+    bounded = not headers.get("Range", "-").endswith("-")
+    if settle is not None and bounded and (wait := versions.settle_wait(response.headers)):
         await response.aclose()
         await trio.sleep(wait)
         settle.requests += 1
