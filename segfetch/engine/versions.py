@@ -37,7 +37,8 @@ def validators(headers: Headers) -> tuple[str | None, str | None]:
     modified = headers.get("Last-Modified")
     if modified is not None and not modified.isascii():
         modified = None
-    if modified is not None and _just_modified(modified, headers.get("Date")):
+    ahead = _ahead(modified, headers.get("Date")) if modified is not None else None
+    if ahead is not None and ahead >= 0:  # (whole seconds: not at least one before Date)
         return None, None
     return etag, modified
 
@@ -46,19 +47,18 @@ def settle_wait(headers: Headers) -> float | None:
     """Seconds until the second of a file just written is past on the server's clock (its
     validators count then), for a Last-Modified at most a second past the answer's Date;
     None for any other answer (one further ahead: a clock or mtime that is wrong)."""
-    modified, date = headers.get("Last-Modified"), headers.get("Date")
-    if modified is None or date is None or not _just_modified(modified, date):
-        return None
-    ahead = (parsedate_to_datetime(modified) - parsedate_to_datetime(date)).total_seconds()
-    return ahead + 1.1 if ahead <= 1 else None
+    modified = headers.get("Last-Modified")
+    ahead = _ahead(modified, headers.get("Date")) if modified is not None else None
+    return ahead + 1.1 if ahead is not None and 0 <= ahead <= 1 else None
 
 
-def _just_modified(modified: str, date: str | None) -> bool:
-    """Last-Modified not at least one second before Date (both are whole seconds)."""
+def _ahead(modified: str, date: str | None) -> float | None:
+    """Seconds Last-Modified is past Date (negative: before it); None where either is
+    missing or unreadable, or one has a zone and the other none."""
     try:
-        return date is not None and parsedate_to_datetime(modified) >= parsedate_to_datetime(date)
-    except (TypeError, ValueError):  # (unreadable, or one with a zone and one without)
-        return False
+        return (parsedate_to_datetime(modified) - parsedate_to_datetime(date or "")).total_seconds()
+    except (TypeError, ValueError):
+        return None
 
 
 def content_length(headers: Headers) -> int | None:

@@ -58,7 +58,7 @@ async def fetch(
                 raise RetryLater(verdict.failure)
             known = next((n for n in (verdict.size, size, learned) if n is not None), None)
             seen = [(learned, learned_etag), *([(keep.size, keep.etag)] if keep else [])]
-            _same_etag_same_size(response.headers, verdict.size, where.name, seen)
+            _refuse_other_size_under_etag(response.headers, verdict.size, where.name, seen)
             if keep is not None and (verdict.coding or not _same(keep, response.headers, known)):
                 keep = None  # another version than the saved state's: nothing of it kept
             decoder = coding.Decoder(verdict.coding) if verdict.coding else None
@@ -72,7 +72,7 @@ async def fetch(
             response = None
 
 
-def _same_etag_same_size(
+def _refuse_other_size_under_etag(
     headers: httpx.Headers, size: int | None, name: str, seen: list[tuple[int | None, str | None]]
 ) -> None:
     """An answer of another size under a strong ETag an earlier answer (or run) gave with
