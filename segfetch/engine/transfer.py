@@ -23,7 +23,7 @@ from segfetch.engine.client import (
     backoff,
     carry_out,
     classify,
-    send,
+    send_settled,
 )
 from segfetch.engine.failures import Failure
 from segfetch.engine.options import Options
@@ -329,7 +329,11 @@ class Transfer:
             headers["If-Range"] = validator
         self.stats.requests += 1
         seg.asked = trio.current_time()
-        response = await send(self.client, self.where, headers, self.options.timeout)
+        # Sent beside a first request for a file just written, its answer too has no
+        # validator yet: asked again once the second is past, as the first is.
+        settle = None if self.known.checked else self.stats
+        args = self.client, self.where, headers, self.options.timeout
+        response = await send_settled(*args, None, settle)
         try:
             await self.ready.wait()  # sent beside the first request: judged after it
             return await self._judge(response, start, end)
