@@ -21,7 +21,8 @@ from helpers import one_line_error, segfetch
 
 from segfetch.errors import HTTPStatusError, RetriesExhausted, SegfetchError
 from segfetch.testing.emulator import Emulator, Fault, IndexOptions, Link
-from segfetch.testing.wheelmaker import make_wheel
+from segfetch.testing.wheelmaker import make_sdist, make_wheel
+from segfetch.wheels.dists import held_locally
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.localindex import LocalIndex
 
@@ -229,6 +230,42 @@ async def test_a_requirements_file_at_a_url_is_read_as_pip_reads_it(
         got = await segfetch("download", "-r", emu.url("/links.txt"), *where, cwd=tmp_path)
         assert got.returncode == 0, got.stderr
         assert (tmp_path / "out" / "sf_local-1.0-py3-none-any.whl").exists()
+
+
+def test_projects_held_in_local_find_links_places(tmp_path: Path) -> None:
+    """Which projects a local -f place holds (a folder, a file: URL, one archive); None
+    for a place that may hold any (a page) or cannot be read."""
+    make_wheel(tmp_path / "a", "sf-alpha", "1.0")
+    make_sdist(tmp_path / "b", "Sf.Src", "2.0")
+    (tmp_path / "a" / "notes.txt").write_text("not a file of a project")
+    page = tmp_path / "links.html"
+    page.write_text("<a href='x-1.0.tar.gz'>x</a>")
+    one = tmp_path / "b" / "sf_src-2.0.tar.gz"
+    assert held_locally([str(tmp_path / "a"), (tmp_path / "b").as_uri()]) == {"sf-alpha", "sf-src"}
+    assert held_locally([str(one)]) == {"sf-src"}
+    assert held_locally([]) == set()
+    assert held_locally([str(page)]) is None
+    assert held_locally([str(tmp_path / "gone")]) is None
+
+
+async def test_a_project_only_in_a_find_links_folder_is_not_said_missing(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """A project no index has, whose -f folder holds only an sdist that --only-binary
+    :all: excludes: pip's own words (no matching distribution), not "no project on the
+    index" (the folder has it). A project neither has is still named as missing there."""
+    make_sdist(tmp_path / "links", "sf-src", "1.0")
+    async with Emulator({}, index=index_dir, link=Link()) as emu:
+        where = ["-d", str(tmp_path / "out"), "--index-url", emu.index_url, "--no-cache"]
+        links = ["-f", str(tmp_path / "links"), "--only-binary", ":all:"]
+        got = await segfetch("download", "sf-src", *where, *links)
+        assert got.returncode == 1
+        said = one_line_error(got, only=False)
+        assert "No matching distribution found for sf-src" in said and "no project" not in said
+        gone = await segfetch("download", "sf-nowhere", *where, *links)
+        assert gone.returncode == 1 and "no project 'sf-nowhere' on" in one_line_error(
+            gone, only=False
+        )
 
 
 async def test_a_scheme_in_capitals_is_taken_as_pip_takes_it(

@@ -1,5 +1,6 @@
-"""Facts about distribution files: what a wheel's or sdist's name says, a wheel's METADATA,
-whether a requirement's marker holds, what a venv's folder names say it holds. No network.
+"""Facts about distribution files: what a wheel's or sdist's name says (and so which projects
+a local folder holds), a wheel's METADATA, whether a requirement's marker holds, what a
+venv's folder names say it holds. No network.
 """
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from email.parser import BytesParser
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +25,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
+from segfetch.errors import file_url_path, is_file_url
 from segfetch.wheels.target import Target
 
 _METADATA = re.compile(r"[^/]+\.dist-info/METADATA")
@@ -50,6 +52,23 @@ def parse_filename(filename: str) -> DistName | None:
     except (InvalidWheelFilename, InvalidSdistFilename):
         return None
     return None
+
+
+def held_locally(places: Sequence[str]) -> set[str] | None:
+    """The projects with a file in the local --find-links places, which pip reads itself
+    (None: one that may hold any, a page or a place that cannot be read)."""
+    held: set[str] = set()
+    for place in places:
+        path = file_url_path(place) if is_file_url(place) else Path(place)
+        try:
+            names = [p.name for p in path.iterdir()] if path.is_dir() else [path.name]
+        except OSError:
+            return None
+        parsed = [parse_filename(n) for n in names]
+        if not path.is_dir() and parsed[0] is None:
+            return None
+        held |= {d.name for d in parsed if d is not None}
+    return held
 
 
 def read_metadata(wheel: Path) -> bytes:

@@ -41,7 +41,7 @@ from segfetch.wheels.complete import (
     not_installed,
     read_as_pip,
 )
-from segfetch.wheels.dists import marker_applies, parse_filename
+from segfetch.wheels.dists import held_locally, marker_applies, parse_filename
 from segfetch.wheels.fetcher import Fetcher, final
 from segfetch.wheels.files import (
     Fetched,
@@ -93,6 +93,7 @@ class Session(Fetcher):
         # --find-links pages (http URLs; pip reads folders itself): their files join the
         # indexes' for every project, as pip's finder merges them.
         self.link_pages = [u for u in find_links if is_http_url(u)]
+        self.held = held_locally([u for u in find_links if not is_http_url(u)])
         self._linked: list[IndexFile] | None = None
         self._linking = trio.Lock()
         self.build_deps: list[Planned] = []  # files pip's build environments took
@@ -400,7 +401,7 @@ class Session(Fetcher):
                     python, [*options, *pip_reqs], local.url, reqs.pre, pip, self.warn
                 )
             except SegfetchError as exc:
-                raise (local.explain(str(exc)) or exc) from None  # why, not "pip failed"
+                raise (local.explain(str(exc), self.held) or exc) from None  # not "pip failed"
             # Reading ahead still under way is cut short: a certain file half fetched
             # stays in the cache as a .part, and the real fetch resumes it.
             nursery.cancel_scope.cancel()
