@@ -186,23 +186,10 @@ class _Download:
             refetched = True
         digest = self.hasher.hexdigest()
         await trio.to_thread.run_sync(self.part.commit, size)  # fsyncs: off the event loop
-        st = self.stats
         controller = self.slots.controller if self.slots else None  # -n auto's
-        return Result(
-            url=self.where.current,
-            path=self.part.dest,
-            size=size,
-            sha256=digest,
-            seconds=trio.current_time() - started,
-            connections=st.peak,
-            requests=st.requests,
-            retries=st.retries,
-            resumed=st.resumed,
-            restarts=st.restarts,
-            repaired=st.repaired,
-            settled=controller.to_remember if controller else None,
-            validators=st.validators,
-        )
+        settled = controller.to_remember if controller else None
+        seconds = trio.current_time() - started
+        return self.stats.result(self.where.current, self.part.dest, size, digest, seconds, settled)
 
     def _refetch(self) -> None:
         """Again, once, from byte 0 on one connection: one answer is one version (nodes of

@@ -42,6 +42,15 @@ class Stats:
         self.live += delta
         self.peak = max(self.peak, self.live)
 
+    def result(
+        self, url: str, path: Path, size: int, sha256: str, seconds: float, settled: int | None
+    ) -> Result:
+        return Result(
+            url, path, size, sha256, seconds, connections=self.peak, requests=self.requests,
+            retries=self.retries, resumed=self.resumed, restarts=self.restarts,
+            repaired=self.repaired, settled=settled, validators=self.validators,
+        )  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Result:
