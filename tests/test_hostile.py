@@ -1320,3 +1320,36 @@ async def test_a_refusal_for_a_day_on_one_connection_leaves_the_others_going(
     options = Options(connections=2, min_segment=64 * 1024, policy=FAST)
     result = await fetch_from(handler, tmp_path / "f.bin", options, 30)
     assert (tmp_path / "f.bin").read_bytes() == data and result.size == len(data)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+async def test_a_200_of_just_the_range_asked_is_not_taken_for_the_file(
+    tmp_path: Path, chunked: bool
+) -> None:
+    """A download script that seeks to the range asked but forgets the 206: a 200 with
+    those bytes alone (its length, or chunked). The first 256 KiB were kept as the whole
+    file, exit 0 (curl, wget, aria2c and axel get it whole). Now asked again without Range:
+    the whole file, from -n auto, -n 4 and with its size given."""
+    data = random.Random(5).randbytes(1_000_000)
+
+    async def seeks(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            start, end = range_asked(head, len(data))
+            body = data[start : end + 1]
+            if chunked:
+                framed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+                out = b'HTTP/1.1 200 OK\r\nETag: "s"\r\nTransfer-Encoding: chunked\r\n\r\n' + framed
+            else:
+                out = b'HTTP/1.1 200 OK\r\nETag: "s"\r\nContent-Length: %d\r\n\r\n' % len(body)
+                out += body
+            await stream.send_all(out)
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, seeks)
+        url = f"http://127.0.0.1:{port}/f.bin"
+        for i, more in enumerate(([], ["-n", "4"], ["--size", str(len(data))])):
+            dest = tmp_path / f"{i}.bin"
+            proc = await segfetch("get", url, "-o", str(dest), "-q", *more)
+            assert proc.returncode == 0, proc.stderr
+            assert dest.read_bytes() == data
+        nursery.cancel_scope.cancel()

@@ -318,18 +318,30 @@ def test_probe_answers_without_ranges() -> None:
     assert isinstance(
         rules.judge_probe(200, {"Content-Length": "5"}, 0, None, None, 6, NAME), rules.Fail
     )
+    # A 200 of just the bytes a bounded range asked (a script that seeks, but forgets the
+    # 206; exit 0 with the first 256 KiB) or of a file that long; or of a length not said:
+    # asked again without Range. Not where the range asked is the file's known size.
+    for said in ({"Content-Length": "10"}, {}, {"Transfer-Encoding": "chunked"}):
+        assert rules.judge_probe(200, said, 0, 10, None, None, NAME) == rules.WithoutRange()
+    assert rules.judge_probe(200, {}, 0, 10, None, 10, NAME) == rules.WithoutRange()
+    assert rules.judge_probe(200, {"Content-Length": "10"}, 0, 10, None, 10, NAME) == rules.Whole(
+        10
+    )
+    assert rules.judge_probe(200, {"Content-Length": "7"}, 0, 10, None, None, NAME) == rules.Whole(
+        7
+    )
     empty = {"Content-Range": "bytes */0"}
-    assert rules.judge_probe(416, empty, 0, None, None, None, NAME) == rules.Empty()
+    assert rules.judge_probe(416, empty, 0, None, None, None, NAME) == rules.WithoutRange()
     # No size at all, as an HTML error page (RangeHTTPServer's empty file): a plain GET
     # tells, not "an HTML page, not the file".
     page = {"Content-Type": "text/html"}
-    assert rules.judge_probe(416, page, 0, None, None, None, NAME) == rules.Empty()
+    assert rules.judge_probe(416, page, 0, None, None, None, NAME) == rules.WithoutRange()
     # A range past the end of a small file, refused where RFC 9110 has it clipped, or any
     # range refused (a server that refuses them all): a plain GET, which must be that size.
     nine = {"Content-Range": "bytes */9"}
-    assert rules.judge_probe(416, nine, 0, None, None, None, NAME) == rules.Empty(9)
-    assert rules.judge_probe(416, nine, 0, 100, None, None, NAME) == rules.Empty(9)
-    assert rules.judge_probe(416, nine, 0, 5, None, None, NAME) == rules.Empty(9)
+    assert rules.judge_probe(416, nine, 0, None, None, None, NAME) == rules.WithoutRange(9)
+    assert rules.judge_probe(416, nine, 0, 100, None, None, NAME) == rules.WithoutRange(9)
+    assert rules.judge_probe(416, nine, 0, 5, None, None, NAME) == rules.WithoutRange(9)
     assert isinstance(rules.judge_probe(416, nine, 0, 100, None, 50, NAME), rules.Fail)
     # The whole file to a smaller range: a server that ignores ranges (one stream).
     whole_206 = {"Content-Range": "bytes 0-99/100"}

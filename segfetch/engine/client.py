@@ -351,7 +351,7 @@ async def _redirected(client: httpx.AsyncClient, response: httpx.Response) -> ht
     return await client.send(request, stream=True)
 
 
-Usable = rules.Ranged | rules.Whole | rules.Empty
+Usable = rules.Ranged | rules.Whole | rules.WithoutRange
 
 
 async def carry_out(
@@ -368,7 +368,7 @@ async def carry_out(
     if isinstance(verdict, rules.Multipart):
         headers, chunks = await part_body(response, verdict.boundary)
         verdict = judge(headers)
-    if isinstance(verdict, rules.Ranged | rules.Whole | rules.Empty):
+    if isinstance(verdict, rules.Ranged | rules.Whole | rules.WithoutRange):
         return chunks or body_chunks(response), verdict
     if isinstance(verdict, rules.Restart):
         raise StartOver(verdict.reason, verdict.one_node, verdict.lost)

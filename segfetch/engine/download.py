@@ -272,15 +272,16 @@ class _Download:
             else:
                 response, chunks, verdict = await self._probe_until_usable(budget)
             try:
-                if isinstance(verdict, rules.Empty) or self.one_answer:
-                    # A 416 "bytes */0" may be wrong: only a plain GET shows the file is empty.
+                if isinstance(verdict, rules.WithoutRange) or self.one_answer:
+                    # A 416 "bytes */0" may be wrong, a 200 of a range's length may be the
+                    # range: only a plain GET shows the file.
                     whole_file = isinstance(verdict, rules.Ranged) and (
                         (verdict.first, self.probe_end) == (0, verdict.total)
                     )
                     if not whole_file:
                         await response.aclose()
                     self.state = None
-                    learned = getattr(verdict, "total", None)  # (a Ranged's, or an Empty's)
+                    learned = getattr(verdict, "total", None)  # (a Ranged's, or a WithoutRange's)
                     return await self._single(response if whole_file else None, learned)
                 if isinstance(verdict, rules.Ranged):
                     end = self.probe_end or verdict.total

@@ -3,8 +3,9 @@ apart from sockets): given what was asked and what is known of the file, what do
 status and these headers mean? Pure: no socket, no trio, no clock.
 
 Each judgement returns one verdict, and the download loop only carries it out:
-``Ranged`` / ``Whole`` / ``Empty`` use the body; ``Retry`` tries the same request again;
-``Restart`` starts the whole file over; ``Fail`` ends the download with one line.
+``Ranged`` / ``Whole`` use the body, ``WithoutRange`` asks it plainly; ``Retry`` tries the
+same request again; ``Restart`` starts the whole file over; ``Fail`` ends the download with
+one line.
 """
 
 from __future__ import annotations
@@ -64,12 +65,14 @@ class Whole:
 
 
 @dataclass(frozen=True)
-class Empty:
-    """The file has no bytes (416 with ``bytes */0`` to a first request), or fewer than
-    the first request asked: a 416 ``bytes */N`` to a range past the end of a small file,
-    which the server refuses where RFC 9110 has it clipped (or to any range: a server that
-    refuses them all). A request without Range tells what there is; ``total``: N, which
-    that answer must then be."""
+class WithoutRange:
+    """Ask the file again without Range, which tells what there is: the file may have no
+    bytes (416 with ``bytes */0`` to a first request), or fewer than the first request
+    asked (a 416 ``bytes */N`` to a range past the end of a small file, which the server
+    refuses where RFC 9110 has it clipped; or to any range: a server that refuses them
+    all); or a 200 was just the bytes asked (a script that seeks to the range, but
+    forgets the 206), or a file of that very length. ``total``: N, which that answer
+    must then be."""
 
     total: int | None = None
 
@@ -121,7 +124,7 @@ class Fail:
     error: ServerError
 
 
-Verdict = Ranged | Multipart | Whole | Empty | Retry | Restart | Fail
+Verdict = Ranged | Multipart | Whole | WithoutRange | Retry | Restart | Fail
 
 
 def multipart_boundary(headers: Headers) -> bytes | None:
@@ -236,6 +239,9 @@ def judge_probe(
     etag, modified = validators(headers)
     if status == 200:
         if known is None:
+            length = content_length(headers)  # (the range's length, or none said: unclear)
+            if end is not None and (length is None or end - start == length != expected_size):
+                return WithoutRange()
             return judge_whole(status, headers, expected_size, name, html_ok)
         size = content_length(headers)
         if expected_size is not None and size is not None and size != expected_size:
@@ -263,13 +269,13 @@ def judge_probe(
         if total in (0, None) and not expected_size:
             # "bytes */0", or no size at all (RangeHTTPServer's empty file): a request
             # without Range tells what there is.
-            return Empty()
+            return WithoutRange()
         if total is not None and expected_size and total != expected_size:
             return _not_the_size(name, total, expected_size)
         if total is not None and start == 0:
             # A small file, and a range that runs past its end: refused, not clipped; or a
             # server that refuses every range (curl and aria2c get such a file whole).
-            return Empty(total)
+            return WithoutRange(total)
         message = f"{name} answered 416 to a request for the start of the file"
         return Retry(Failure(message, retry=True, status=416))
     if status != 206:
