@@ -72,3 +72,16 @@ async def test_a_failed_get_and_other_commands_exit_as_ever(tmp_path: Path) -> N
     assert proc.returncode != 0 and proc.stdout == "teardown ran\n"
     proc = await segfetch("emulate", "--help")
     assert proc.returncode == 0 and proc.stdout.endswith("teardown ran\n")
+
+
+def test_a_ctrl_c_while_an_interrupted_command_exits_is_no_traceback() -> None:
+    """A burst of Ctrl-C: one more came while the interpreter ended (threading's shutdown)
+    after the one line and exit code were settled, and printed a traceback. An
+    interrupted command ignores Ctrl-C from then on; here one comes from an exit handler."""
+    code = "import atexit, signal, sys\natexit.register(signal.raise_signal, signal.SIGINT)\n"
+    code += "import segfetch.cli.main\nsegfetch.cli.main.main = lambda: 130\n"
+    code += "from segfetch.cli import run\nsys.exit(run())\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (proc.returncode, proc.stderr) == (130, "")

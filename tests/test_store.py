@@ -541,3 +541,37 @@ async def test_a_slow_disk_sync_of_one_file_stalls_no_other(
     assert waited == [True]
     assert (tmp_path / "slow.whl").read_bytes() == emu.content("/slow.whl")
     assert (tmp_path / "other.whl").read_bytes() == emu.content("/other.whl")
+
+
+def test_a_second_ctrl_c_during_the_save_on_the_way_out_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a first Ctrl-C, a second is trio's again (a way out of a hang): it came in the
+    middle of the save on the way out (a double press, 2-4 ms apart), before the control
+    file was written, and then the .part went too: tens of MB lost, "nothing was kept".
+    The save and the release after it finish first; the Ctrl-C is raised after them."""
+    import signal
+
+    part = PartFile(tmp_path / "f.bin")
+    state = State("http://127.0.0.1/f.bin", 10, '"e"', None, None, RangeSet([(0, 4)]))
+    synced = os.fdatasync
+
+    def fdatasync(fd: int) -> None:
+        signal.raise_signal(signal.SIGINT)  # (Python runs trio's handler right after this)
+        synced(fd)
+
+    async def main() -> None:
+        part.acquire()
+        part.open(state)
+        assert part.fd is not None
+        os.pwrite(part.fd, b"abcd", 0)
+        monkeypatch.setattr("segfetch.engine.store.os.fdatasync", fdatasync)
+        try:
+            part.save_synced(state)
+        finally:
+            part.release()
+
+    with pytest.raises(KeyboardInterrupt):
+        trio.run(main)
+    saved = part.load(state.url, None)
+    assert saved is not None and saved.done == state.done and part.part.read_bytes()[:4] == b"abcd"

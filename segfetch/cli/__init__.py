@@ -23,8 +23,8 @@ def run() -> int:
             from segfetch.cli.main import main
         code = main()
     except KeyboardInterrupt:
+        code = 130
         print("segfetch: interrupted", file=sys.stderr)
-        return 130
     finally:
         # The interpreter's exit ends with a garbage collection over every object left, most
         # of them trio's and httpx's modules (30 ms of CPU, measured): frozen, they are left
@@ -32,6 +32,10 @@ def run() -> int:
         gc.freeze()
     if code == 0 and sys.argv[1:2] and sys.argv[1] in QUICK_EXIT:
         quick_exit()
+    if code >= 128:  # stopped, and said so: one more Ctrl-C (of a burst) would be a
+        import signal  # traceback from the interpreter's exit (loaded by now: no cost)
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     return code
 
 

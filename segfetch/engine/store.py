@@ -192,6 +192,7 @@ class PartFile:
             tmp.unlink(missing_ok=True)  # a full disk must not leave a stray .tmp
             raise
 
+    @trio.lowlevel.enable_ki_protection  # a second Ctrl-C waits for it: see release()
     def save_synced(self, state: State) -> None:
         """fdatasync, then save: at once, without a checkpoint, so that it also runs on the
         way out of a cancelled task (Ctrl-C, SIGTERM)."""
@@ -227,10 +228,14 @@ class PartFile:
         if self.fd is not None:
             await trio.to_thread.run_sync(os.fdatasync, self.fd)
 
+    @trio.lowlevel.enable_ki_protection
     def release(self) -> None:
         """Close after a failure or an interruption. The .part stays only where its control
         file says which of its bytes a rerun resumes: else it is no use, and may be what
-        fills the disk (the control file could not be written). A symlink is left alone."""
+        fills the disk (the control file could not be written). A symlink is left alone.
+        A Ctrl-C (a second one: the first cancels the download) is raised after this and
+        save_synced, not inside them: cut short, the save left no control file, and this
+        removed the .part."""
         kept = self.control.is_symlink() or self.control.is_dir()  # (not ours to judge)
         if self.fd is not None and not kept and not self._resumable():
             for path in (self.part, self.control):
