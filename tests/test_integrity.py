@@ -369,7 +369,13 @@ def test_another_downloads_part_is_no_destination(tmp_path: Path) -> None:
     first = _verified(tmp_path / "f")
     with pytest.raises(Busy, match="another download"):
         check_destination(first.part)
+    # Nor its control file (unlocked itself): the second wrote it, exit 0, and the first
+    # wrote over it, then removed it.
+    for side in (first.control, first.control.with_name(first.control.name + ".tmp")):
+        with pytest.raises(Busy, match=f"{side} is being written .* its control file"):
+            check_destination(side)
     first.discard()
+    check_destination(first.control)  # (nobody's: a file as any other)
     second = PartFile(tmp_path / "f.part")
     second.open(State("http://h/f", 0))
     second.write(0, b"second")

@@ -33,6 +33,7 @@ def check_destination(dest: Path) -> None:
     try:
         mode = os.stat(dest).st_mode
     except FileNotFoundError:
+        check_not_held(dest)  # (another download's control file, not written yet)
         return
     except OSError as exc:
         raise DiskError.from_os(exc, str(dest)) from None
@@ -49,10 +50,15 @@ def check_destination(dest: Path) -> None:
 
 
 def check_not_held(dest: Path) -> None:
-    """Refuse a destination another download holds locked: its .part (a second download
-    named after it would rename its file into that one's place)."""
+    """Refuse a destination another download holds locked: its .part, or that .part's
+    control file (a second download named after one would rename its file into that
+    one's place, which then wrote over it, or removed it)."""
+    part, what = dest, "its .part"
+    for side in _SUFFIXES[1:]:
+        if dest.name.endswith(side):  # (unlocked itself: the .part it describes is)
+            part, what = dest.with_name(dest.name.removesuffix(side) + ".part"), "its control file"
     try:
-        fd = os.open(dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return  # none, a symlink: the rename replaces it, as any file
     try:
@@ -60,7 +66,7 @@ def check_not_held(dest: Path) -> None:
     except OSError as exc:
         if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):
             raise Busy(
-                f"{dest} is being written by another download (it is its .part); "
+                f"{dest} is being written by another download (it is {what}); "
                 "choose another destination"
             ) from None
     finally:
