@@ -63,6 +63,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_wheel(root / "links", "dr-pre-lib", "0.9")
     make_wheel(root / "links", "dr-pre-lib", "1.0rc1", seed=1)
     make_project(root / "src", "dr-proj", "0.1", requires=["dr-a", "dr-e"])
+    make_project(root / "src two", "dr-spaced", "0.1", requires=["dr-b"])  # (a space)
     (root / "constraints.txt").write_text("dr-b==1.0\n")
     if shutil.which("git"):  # a VCS requirement, cloned from a local repository
         repo = make_project(root / "vcs", "dr-vcs", "0.2", requires=["dr-b<1.1"])
@@ -129,10 +130,20 @@ CASES: dict[str, Args] = {
     "hashed-sdist": lambda emu, other, root: ["-r", str(root / "hashed.txt")],
     "hashed-sha512": lambda emu, other, root: ["-r", str(root / "strong.txt")],
     "editable": lambda emu, other, root: ["-e", "src/dr-proj-0.1"],  # from the cwd
+    # Quoted in pip's file (an extra's brackets, a space): uv took the quotes for the path.
+    "editable-extra": lambda emu, other, root: ["-e", "src/dr-proj-0.1[none]"],
+    "editable-space": lambda emu, other, root: ["-e", str(root / "src two" / "dr-spaced-0.1")],
+    # uv refuses an editable VCS URL: auto installs with pip
+    "editable-vcs": lambda emu, other, root: [
+        "-e",
+        f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs",
+    ],
     "local-path": lambda emu, other, root: ["./src/dr-proj-0.1"],
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
     "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
     "find-links-dir": lambda emu, other, root: ["dr-local", "-f", "links"],  # from the cwd
+    # one wheel as the place (pip takes it; uv read it as a page): auto installs with pip
+    "find-links-file": lambda e, o, root: ["dr-local", "-f", "links/dr_local-2.0-py3-none-any.whl"],
     "no-index": lambda emu, other, root: ["--no-index", "-f", str(root / "links"), "dr-solo"],
     "find-links-url": lambda emu, other, root: ["dr-found", "-f", other.url("/simple/dr-found/")],
     # the installer chooses from the folder too: --pre reaches it (it took dr-pre-lib 0.9)
@@ -143,18 +154,19 @@ CASES: dict[str, Args] = {
 UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "hashed-sha512", "editable"]
 UV_TOO += ["local-path"]
 UV_TOO += ["no-index", "pre-find-links", "url-constraint", "url-constraint-pinned"]
-UV_TOO += ["universal-lock", "universal-hashed"]
+UV_TOO += ["universal-lock", "universal-hashed", "editable-extra", "editable-space"]
+AUTO = ["editable-vcs", "find-links-file"]  # (with uv there: the test extra installs it)
 
 
 @pytest.mark.parametrize(
     ("case", "installer"),
-    [(c, "pip") for c in CASES] + [(c, "uv") for c in UV_TOO],
+    [(c, "pip") for c in CASES] + [(c, "uv") for c in UV_TOO] + [(c, "auto") for c in AUTO],
 )
 async def test_same_freeze_as_pip(
     tmp_path: Path, dirs: dict[str, Path], venv_template: Path, case: str, installer: str
 ) -> None:
     root = dirs["root"]
-    if case == "vcs" and not shutil.which("git"):
+    if case in ("vcs", "editable-vcs") and not shutil.which("git"):
         pytest.skip("needs git")
     served = {path: root / path[1:] for path in (DIRECT, B10)}
     async with (

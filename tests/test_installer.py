@@ -17,9 +17,20 @@ import trio
 from helpers import one_line_error, running, segfetch
 from packaging.version import Version
 
+from segfetch.cli import reqset
+from segfetch.errors import UsageError
 from segfetch.testing.emulator import Emulator, IndexOptions, Link
 from segfetch.testing.wheelmaker import make_wheel
-from segfetch.wheels.installer import UV_FLAGS, Installer, find_uv, pip_command, uv_options
+from segfetch.wheels.installer import (
+    UV_FLAGS,
+    Installer,
+    choose_installer,
+    find_uv,
+    pip_command,
+    uv_files,
+    uv_options,
+)
+from segfetch.wheels.requirements import RequirementSet
 
 UV = find_uv()
 needs_uv = pytest.mark.skipif(
@@ -301,6 +312,28 @@ def test_pip_options_as_uv_takes_them() -> None:
     assert uv_options(net) == (["--no-deps"], None)
     assert uv_options(["--refresh-package", "a,b", "--refresh-package=:all:"]) == ([], None)
     assert "--user" not in UV_FLAGS
+
+
+@needs_uv
+def test_a_set_uv_installs_otherwise_goes_to_pip(tmp_path: Path) -> None:
+    """An editable VCS URL (uv refuses it) or a -f wheel file (uv reads it as a page): auto
+    takes pip, saying why; --installer uv is refused before any download. The lines pip
+    splits as a shell does are given to uv unquoted (it took the quotes for the path)."""
+    reqs = RequirementSet()
+    reqs.add_editable("git+https://example.org/p.git#egg=p")
+    why = reqset.unlike_uv(reqs)
+    assert why is not None and "editable" in why
+    assert choose_installer("auto", [], why) == Installer("pip", why_not_uv=why)
+    with pytest.raises(UsageError, match="--installer uv: uv installs no VCS URL"):
+        choose_installer("uv", [], why)
+    links = RequirementSet(find_links=["w/x-1.0-py3-none-any.whl"])
+    assert reqset.unlike_uv(links) is not None
+    assert reqset.unlike_uv(RequirementSet(find_links=["w", "https://h/x.whl"])) is None
+    pip_file = tmp_path / "requirements.txt"
+    pip_file.write_text("-e '/a b/p[x]'\n--find-links '/my links'\nsf-a==1.0 --hash=sha256:ab\n")
+    assert uv_files(["-r", str(pip_file)]) == ["-r", str(tmp_path / "uv-requirements.txt")]
+    uv_read = (tmp_path / "uv-requirements.txt").read_text()
+    assert uv_read == "-e /a b/p[x]\n--find-links /my links\nsf-a==1.0 --hash=sha256:ab\n"
 
 
 # -- start-up --------------------------------------------------------------------------------

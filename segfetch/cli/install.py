@@ -235,7 +235,8 @@ def _run_started(
     if args.command == "install":  # a usage error here comes before any download
         # A dry run is pip's resolver's answer: no installer runs (--installer uv is fine)
         dry = dryrun.DryRun() if "--dry-run" in pip_args else None
-        installer = choose_installer("pip" if dry else args.installer, pip_args)
+        unlike = reqset.unlike_uv(reqs)
+        installer = choose_installer("pip" if dry else args.installer, pip_args, unlike)
 
     @functools.cache
     def pip_config() -> str:

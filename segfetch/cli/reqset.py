@@ -186,6 +186,22 @@ def pip_files(
     return out
 
 
+def unlike_uv(reqs: RequirementSet) -> str | None:
+    """What of the set uv installs otherwise than pip, if anything: an editable VCS URL
+    (uv refuses it), a --find-links file that is a wheel or sdist, not a page (uv reads
+    it as a page)."""
+    import shlex
+
+    from segfetch.wheels.reqtext import ARCHIVES, VCS
+
+    editable = [shlex.split(h[3:])[0] for h in reqs.handed if h.startswith("-e ")]
+    if any(e.lower().startswith(VCS) for e in editable):
+        return "uv installs no VCS URL in editable mode (-e)"
+    if any(f.lower().endswith(ARCHIVES) and not is_http_url(f) for f in reqs.find_links):
+        return "uv reads a --find-links file as an HTML page, not as the wheel or sdist it is"
+    return None
+
+
 def plan_for_uv(
     reqs: RequirementSet,
     planned: Sequence[Planned],

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import itertools
 import os
 import shutil
 from collections.abc import Sequence
@@ -139,9 +140,10 @@ def uv_options(pip_args: Sequence[str]) -> tuple[list[str], str | None]:
     return out, None
 
 
-def choose_installer(wanted: str, pip_args: Sequence[str]) -> Installer:
-    """``auto``: uv when it is found and takes every pip option, else the target's pip.
-    ``uv``: uv, or a UsageError saying why not. ``pip``: the target's pip."""
+def choose_installer(wanted: str, pip_args: Sequence[str], unlike: str | None = None) -> Installer:
+    """``auto``: uv when it is found and takes every pip option and requirement (``unlike``:
+    what uv does otherwise than pip, if anything), else the target's pip. ``uv``: uv, or a
+    UsageError saying why not. ``pip``: the target's pip."""
     if wanted == "pip":
         return Installer("pip")
     uv = find_uv()
@@ -157,10 +159,14 @@ def choose_installer(wanted: str, pip_args: Sequence[str]) -> Installer:
                 f"--installer uv: uv pip install does not do what pip's {refused} does; "
                 "use --installer pip for it"
             )
+        if unlike is not None:
+            raise UsageError(f"--installer uv: {unlike}; use --installer pip for it")
     if uv is None:
         return Installer("pip")
     if refused is not None:
         return Installer("pip", why_not_uv=f"uv pip install does not do what {refused} does")
+    if unlike is not None:
+        return Installer("pip", why_not_uv=unlike)
     return Installer("uv", uv, tuple(args))
 
 
@@ -180,11 +186,31 @@ def command(
         cmd = [*pip_command(python, own_pip), "install", *where, *pip_args, *reqs]
         return cmd + (["-q"] if quiet else []), None
     cmd = [installer.uv, "pip", "install", "--python", python, "--no-config", *where]
-    cmd += [*installer.uv_args, *reqs, *(["-q"] if quiet else [])]
+    cmd += [*installer.uv_args, *uv_files(reqs), *(["-q"] if quiet else [])]
     env = {k: v for k, v in os.environ.items() if not k.startswith("UV_")}
     env |= {k: v for k, v in os.environ.items() if k in UV_ENV_KEPT}
     env["UV_NO_CONFIG"] = "1"
     return cmd, env
+
+
+def uv_files(reqs: Sequence[str]) -> list[str]:
+    """segfetch's requirement files (``-r``/``-c`` FILE) as uv reads them, written beside
+    each: an option's value runs to the line's end, as it is. pip splits such a line as a
+    shell does (`-e '/a b/p[x]'`); uv took the quotes for part of the path."""
+    import shlex
+
+    out = list(reqs)
+    for i, (flag, path) in enumerate(itertools.pairwise(reqs)):
+        if flag in ("-r", "-c"):
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            for n, line in enumerate(lines):
+                option, _, value = line.partition(" ")
+                if option.startswith("-") and value:
+                    with contextlib.suppress(ValueError):  # (not pip's quoting: as it is)
+                        lines[n] = f"{option} {' '.join(shlex.split(value))}"
+            out[i + 1] = str(Path(path).with_name("uv-" + Path(path).name))
+            Path(out[i + 1]).write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+    return out
 
 
 def loopback_direct(env: dict[str, str]) -> None:
