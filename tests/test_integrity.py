@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -420,3 +421,18 @@ async def test_a_file_larger_than_the_free_space_stops_at_the_start(small_disk: 
     assert "still to come" in line and "free some space or choose another place" in line, line
     assert not dest.exists()
     assert sum(f.stat().st_size for f in small_disk.iterdir()) < 100_000
+
+
+def test_a_replaced_file_keeps_its_permissions(tmp_path: Path) -> None:
+    """A private file fetched anew stayed world-readable (the .part's umask mode); curl,
+    wget and aria2c, writing in place, keep it. A new file takes the umask's, as any."""
+    dest = tmp_path / "secret.key"
+    dest.write_bytes(b"old")
+    dest.chmod(0o600)
+    _verified(dest).commit(8)
+    assert dest.read_bytes() == b"verified" and stat.S_IMODE(dest.stat().st_mode) == 0o600
+    fresh = tmp_path / "new.key"
+    _verified(fresh).commit(8)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask

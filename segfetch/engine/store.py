@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,6 +269,7 @@ class PartFile:
         rename finds it moved, not free."""
         assert self.fd is not None
         os.ftruncate(self.fd, size)
+        _take_mode(self.fd, self.dest)
         os.fsync(self.fd)
         try:
             # The rename goes by name: a .part another program put in our place (a second
@@ -370,6 +372,18 @@ class PrefixHasher:
                 line = f"{algorithm} mismatch for {name}: expected {want}, got {got}, twice"
                 return HashMismatch(f"{line}; nothing was kept", expected=want, got=got)
         return None
+
+
+def _take_mode(fd: int, dest: Path) -> None:
+    """A file replaced keeps its permissions, and its owner where we may give it (a key
+    made private stays so, as curl, wget and aria2c leave it writing in place)."""
+    try:
+        old = os.stat(dest)
+    except OSError:
+        return  # (none yet: the umask's mode, as for any new file)
+    os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    with contextlib.suppress(PermissionError):
+        os.fchown(fd, old.st_uid, old.st_gid)
 
 
 def room(fs: os.statvfs_result, root: bool) -> int | None:
