@@ -603,10 +603,20 @@ async def test_ranges_head_and_auth(tmp_path: Path, index_dir: Path) -> None:
             assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
             r = await client.get(url + "sf-beta/", auth=httpx.BasicAuth("reader", "nope"))
             assert r.status_code == 401
-            # not fetched yet: the range waits for the verified file
-            r = await client.get(file_url, auth=auth, headers={"Range": "bytes=10-19"})
-            assert (r.status_code, r.content) == (206, data[10:20])
+            # Not fetched yet: the range alone is relayed from the upstream, as uv reads a
+            # wheel's METADATA (it waited for the whole file: past uv's timeout, and the
+            # whole wheel crossed the uplink for a dry run).
+            for asked, got in (
+                ("bytes=10-19", (10, 19)),
+                ("bytes=-5", (len(data) - 5, len(data) - 1)),
+            ):
+                r = await client.get(file_url, auth=auth, headers={"Range": asked})
+                assert (r.status_code, r.content) == (206, data[got[0] : got[1] + 1])
+                assert r.headers["Content-Range"] == f"bytes {got[0]}-{got[1]}/{len(data)}"
+            assert probes(emu, BETA) == 0  # (no download of the file began)
             assert (await client.get(file_url, auth=auth)).content == data  # now cached
+            r = await client.get(file_url, auth=auth, headers={"Range": "bytes=10-19"})
+            assert (r.status_code, r.content) == (206, data[10:20])  # (from the cache)
             assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
             r = await client.get(file_url, auth=auth, headers={"Range": f"bytes={len(data)}-"})
             assert (r.status_code, r.headers["Content-Range"]) == (416, f"bytes */{len(data)}")
@@ -1020,3 +1030,24 @@ async def test_a_page_the_upstream_fails_with_5xx_rests_before_it_is_asked_again
             assert (await client.get(url + "sf-gone/")).status_code == 502
             assert len(asked) == tries  # not asked again within the rest
         nursery.cancel_scope.cancel()
+
+
+async def test_a_range_the_upstream_does_not_give_comes_from_the_verified_file(
+    tmp_path: Path, index_dir: Path
+) -> None:
+    """An upstream that ignores ranges (a 200 of all of it): nothing of that answer is
+    relayed; the range is sent once the file is fetched and verified, as before."""
+    data = (index_dir / BETA).read_bytes()
+    link = Link(faults=(Fault("ignore_range"),))
+    async with (
+        Emulator(index=index_dir, link=link) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        file_url = url.replace("/simple/", f"/files/sf-beta/{BETA}")
+        r = await client.get(file_url, headers={"Range": "bytes=10-19"})
+        assert (r.status_code, r.content) == (206, data[10:20])
+        assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+        asked = len(emu.log)
+        assert (await client.get(file_url)).content == data  # (fetched for it: cached)
+        assert len(emu.log) == asked

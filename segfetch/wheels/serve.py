@@ -52,6 +52,7 @@ from segfetch.wheels.index import (
 )
 from segfetch.wheels.install import Session
 from segfetch.wheels.localindex import NOT_THERE, STALE, IndexApp, Listing, secrets_of
+from segfetch.wheels.relay import relay_range, relayable
 
 T = TypeVar("T")
 Key = tuple[str, str | None, str | None]  # a file's URL, and the hash its page gives
@@ -277,6 +278,11 @@ class Upstream(Session):
                 await self._head(f, reply)
                 return
         else:
+            asked = relayable(f.url, request)
+            if asked and await self._cached(f) is None:  # no copy: the range alone crosses
+                self._not_again(f)
+                if await relay_range(self.client, f.url, asked, reply, self.options.timeout):
+                    return
             source = await self._source(f)
         if f.url in self._unchecked and STALE not in reply.extra:
             reply.extra.append(STALE)
@@ -303,9 +309,8 @@ class Upstream(Session):
             size = unhashed.size_of(status, headers)
         length = [("Content-Length", str(size))] if size is not None else []
         etag = [("ETag", f'"{f.sha256}"')] if f.sha256 else []
-        await reply.start(
-            200, [("Content-Type", OCTETS), *length, ("Accept-Ranges", "bytes"), *etag]
-        )
+        ranged = [("Content-Type", OCTETS), *length, ("Accept-Ranges", "bytes"), *etag]
+        await reply.start(200, ranged)  # (a range of it is relayed: relay.py)
         await reply.end()
 
     async def file_of(self, f: IndexFile) -> Path:
