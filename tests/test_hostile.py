@@ -1353,3 +1353,28 @@ async def test_a_200_of_just_the_range_asked_is_not_taken_for_the_file(
             assert proc.returncode == 0, proc.stderr
             assert dest.read_bytes() == data
         nursery.cancel_scope.cancel()
+
+
+async def test_a_206_without_content_range_is_asked_plainly(tmp_path: Path) -> None:
+    """A 206 to every range with no Content-Range: 5 tries, then "try another mirror"
+    (curl, wget and aria2c get the file). The first such answer sends a plain GET."""
+    data = random.Random(6).randbytes(700_000)
+
+    async def bare(stream: trio.SocketStream) -> None:
+        while head := await read_head(stream):
+            if b"range:" in head.lower():
+                start, end = range_asked(head, len(data))
+                body = data[start : end + 1]
+                out = b"HTTP/1.1 206 Partial Content\r\nContent-Length: %d\r\n\r\n" % len(body)
+            else:
+                body = data
+                out = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+            await stream.send_all(out + body)
+
+    async with trio.open_nursery() as nursery:
+        port = await serve(nursery, bare)
+        dest = tmp_path / "f.bin"
+        proc = await segfetch("get", f"http://127.0.0.1:{port}/f.bin", "-o", str(dest), "-q")
+        assert proc.returncode == 0, proc.stderr
+        assert dest.read_bytes() == data
+        nursery.cancel_scope.cancel()

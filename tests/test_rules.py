@@ -332,6 +332,15 @@ def test_probe_answers_without_ranges() -> None:
     )
     empty = {"Content-Range": "bytes */0"}
     assert rules.judge_probe(416, empty, 0, None, None, None, NAME) == rules.WithoutRange()
+    # A 206 that says no range: asked plainly (curl, wget and aria2c get such a file), but
+    # retried where saved bytes would be given up for it, or where it says a wrong one.
+    bare = {"Content-Length": "10"}
+    assert rules.judge_probe(206, bare, 0, 10, None, None, NAME) == rules.WithoutRange()
+    assert isinstance(
+        rules.judge_probe(206, bare, 0, 10, Known(100, '"e"', None), None, NAME), rules.Retry
+    )
+    odd = {"Content-Range": "bytes x-y/z"}
+    assert isinstance(rules.judge_probe(206, odd, 0, 10, None, None, NAME), rules.Retry)
     # No size at all, as an HTML error page (RangeHTTPServer's empty file): a plain GET
     # tells, not "an HTML page, not the file".
     page = {"Content-Type": "text/html"}

@@ -285,6 +285,8 @@ def judge_probe(
     try:
         first, last, total = parse_content_range(headers.get("Content-Range", ""))
     except ValueError as exc:
+        if known is None and "Content-Range" not in headers:  # (curl and aria2c take it
+            return WithoutRange()  # as the bytes asked; a plain GET gives all of them)
         return Retry(Failure(f"{name}: {exc}", retry=True, advice=ODD_SERVER))
     said = total is not None  # (not "bytes a-b/*")
     if total is None:  # "bytes a-b/*": on a rerun, or from the index, the size is known
