@@ -43,6 +43,7 @@ def test_every_status_gets_one_answer(status: int) -> None:
         (401, "credentials"), (403, "expired"), (404, "check the URL"), (407, "proxy"),
         # (the statuses without a word of their own said only "answered 302 Found")
         (302, "no Location"), (400, "refused"), (501, "try again later"), (999, "curl -I"),
+        (304, "'not modified' to a request without a condition"),  # (was "no Location")
     ],
 )  # fmt: skip
 def test_final_statuses_say_what_to_do(status: int, hint: str) -> None:
@@ -175,6 +176,19 @@ def test_a_proxy_refusing_connect_is_final(exc: Exception, words: str) -> None:
     failure = failures.from_transport(exc, "https://127.0.0.1:1/simple/x/")
     assert not failure.retry
     assert words in failure.message and "tunnel" in failure.message
+
+
+def test_a_proxy_that_cannot_be_reached_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "cannot connect (... to 127.0.0.1:18599 failed); check the link" never said it was the
+    environment's proxy that could not be reached."""
+    monkeypatch.setenv("HTTP_PROXY", "http://me:pw@127.0.0.1:18599")
+    said = "all attempts to connect to 127.0.0.1:18599 failed"
+    failure = failures.from_transport(httpx.ConnectError(said), "http://h.example/x")
+    assert failure.message.startswith("cannot connect to the proxy http://***@127.0.0.1:18599")
+    other = failures.from_transport(
+        httpx.ConnectError("... h.example:80 failed"), "http://h.example/x"
+    )
+    assert other.message.startswith("cannot connect (")  # (the host itself)
 
 
 def test_a_proxy_that_cannot_connect_onwards_is_retried() -> None:

@@ -79,6 +79,8 @@ async def test_a_known_size_with_a_server_that_bends_ranges(tmp_path: Path, faul
 async def test_get_size_option(tmp_path: Path) -> None:
     proc = await segfetch("get", "http://127.0.0.1:9/x.whl", "--size", "big")
     assert proc.returncode == 2 and "--size takes a count of bytes" in one_line_error(proc)
+    proc = await segfetch("get", "http://127.0.0.1:9/x.whl", "--size", "1" + "0" * 27)
+    assert proc.returncode == 2 and "is larger than any file" in one_line_error(proc)
     async with Emulator({PATH: SyntheticFile(SIZE)}) as emu:
         out = tmp_path / "x.whl"
         proc = await segfetch("get", emu.url(PATH), "-o", str(out), "--size", str(SIZE), "-q")

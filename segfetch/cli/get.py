@@ -159,6 +159,8 @@ def _fragment_hash(url: str) -> tuple[str | None, str | None]:
 def _size(text: str) -> int:
     if not (text.isascii() and text.isdigit()):
         raise argparse.ArgumentTypeError(f"--size takes a count of bytes, not {text!r}")
+    if len(text) > 19:  # (2^62, past any disk, has 19 digits: not "free some space")
+        raise argparse.ArgumentTypeError(f"--size {text} is larger than any file; check it")
     return int(text)
 
 

@@ -34,6 +34,8 @@ _HINTS = {
     404: "check the URL",
     407: "check the proxy's credentials (HTTP_PROXY / HTTPS_PROXY)",
     410: "check the URL",
+    # (to a request that asked no condition: a cache or proxy on the way answers wrongly)
+    304: "a 'not modified' to a request without a condition; try again later, or another mirror",
 }
 
 
@@ -133,7 +135,22 @@ def from_transport(exc: BaseException, url: str) -> Failure:
     plain = _PLAIN.get(type(exc).__name__, type(exc).__name__)
     text = _peer_bytes(str(exc))
     text = text[:-1] if text.endswith(".") and not text.endswith("..") else text
+    connect = plain.startswith(("no connection", "cannot connect"))
+    if connect and (proxy := _proxy_named(text, url)) is not None:
+        plain = f"{plain} to the proxy {proxy} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)"
     return Failure(f"{plain} ({text})" if text else plain, retry=True)
+
+
+def _proxy_named(text: str, url: str) -> str | None:
+    """The environment's proxy whose host:port a connection failure names (it is the
+    proxy that could not be reached, not the URL's host), without credentials."""
+    import urllib.request  # (only on this path: 8 ms)
+
+    for proxy in urllib.request.getproxies_environment().values():
+        where = _authority(proxy)
+        if ":" in where and where in text and where != _authority(url):
+            return redact_url(proxy)
+    return None
 
 
 # httpx's transport errors, in words (its classes' names told users little)
