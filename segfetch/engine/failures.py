@@ -136,8 +136,8 @@ def from_transport(exc: BaseException, url: str) -> Failure:
     text = _peer_bytes(str(exc))
     text = text[:-1] if text.endswith(".") and not text.endswith("..") else text
     connect = plain.startswith(("no connection", "cannot connect"))
-    if connect and (proxy := _proxy_named(text, url)) is not None:
-        plain = f"{plain} to the proxy {proxy} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)"
+    if connect and (named := _proxy_named(text, url)) is not None:
+        plain = f"{plain} to the proxy {named} (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)"
     return Failure(f"{plain} ({text})" if text else plain, retry=True)
 
 
