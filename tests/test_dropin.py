@@ -65,6 +65,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     make_project(root / "src", "dr-proj", "0.1", requires=["dr-a", "dr-e"])
     make_project(root / "src two", "dr-spaced", "0.1", requires=["dr-b"])  # (a space)
     (root / "constraints.txt").write_text("dr-b==1.0\n")
+    (root / "built.txt").write_text("dr-a --config-settings foo=bar\n")  # (pip: per line)
     if shutil.which("git"):  # a VCS requirement, cloned from a local repository
         repo = make_project(root / "vcs", "dr-vcs", "0.2", requires=["dr-b<1.1"])
         git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -132,6 +133,7 @@ CASES: dict[str, Args] = {
     "editable": lambda emu, other, root: ["-e", "src/dr-proj-0.1"],  # from the cwd
     # Quoted in pip's file (an extra's brackets, a space): uv took the quotes for the path.
     "editable-extra": lambda emu, other, root: ["-e", "src/dr-proj-0.1[none]"],
+    "config-settings": lambda emu, other, root: ["-r", str(root / "built.txt")],
     "editable-space": lambda emu, other, root: ["-e", str(root / "src two" / "dr-spaced-0.1")],
     # uv refuses an editable VCS URL: auto installs with pip
     "editable-vcs": lambda emu, other, root: [
@@ -155,7 +157,11 @@ UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "hashed-sha512", "e
 UV_TOO += ["local-path"]
 UV_TOO += ["no-index", "pre-find-links", "url-constraint", "url-constraint-pinned"]
 UV_TOO += ["universal-lock", "universal-hashed", "editable-extra", "editable-space"]
-AUTO = ["editable-vcs", "find-links-file"]  # (with uv there: the test extra installs it)
+AUTO = [
+    "editable-vcs",
+    "find-links-file",
+    "config-settings",
+]  # (with uv there: the test extra installs it)
 
 
 @pytest.mark.parametrize(

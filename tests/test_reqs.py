@@ -129,6 +129,24 @@ def test_a_line_of_several_options_takes_them_all_as_pip(tmp_path: Path) -> None
     assert (rs.index_url, rs.extra_index_urls, rs.find_links) == ("C", ["B"], ["here"])
 
 
+def test_a_requirements_own_build_options_go_to_pip_with_it(tmp_path: Path) -> None:
+    """pip reads --config-settings and --global-option on a requirement's line (for its
+    build): its line goes to pip as it is (they were refused); in a constraint, as pip,
+    they are not taken."""
+    lines = "alpha==1 --config-settings=a=b\nbeta --global-option x --config-settings c=d\n"
+    rs = RequirementSet()
+    rs.add_file(write(tmp_path, "req.txt", lines))
+    assert rs.handed == [
+        "alpha==1 --config-settings=a=b",
+        "beta --global-option x --config-settings c=d",
+    ]
+    assert rs.wanted == []
+    with pytest.raises(UsageError, match="put --config-settings on the command line"):
+        RequirementSet().add_file(
+            write(tmp_path, "c.txt", "alpha==1 --config-settings=a=b\n"), constraint=True
+        )
+
+
 @pytest.mark.parametrize(
     ("text", "words"),
     [
@@ -138,8 +156,6 @@ def test_a_line_of_several_options_takes_them_all_as_pip(tmp_path: Path) -> None
         ("-c c.txt", "cannot read"),
         ("alpha==1 --hash=md5:abc", "--hash takes sha256"),
         ("alpha==1 --hash=sha256:abc", "--hash takes sha256"),
-        ("alpha==1 --global-option=x", "requirement; put --global-option on the command line"),
-        ("alpha==1 --config-settings=a=b", "put --config-settings on the command line"),
         ("alpha==1 --only-binary :all:", "put --only-binary on a line of its own"),  # pip: ignored
         ("--hash=sha256:" + "a" * 64, r"--hash goes on its requirement's line \(or a \\ after"),
         ("--use-deprecated legacy-resolver", "not supported"),

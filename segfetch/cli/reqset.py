@@ -189,7 +189,7 @@ def pip_files(
 def unlike_uv(reqs: RequirementSet) -> str | None:
     """What of the set uv installs otherwise than pip, if anything: an editable VCS URL
     (uv refuses it), a --find-links file that is a wheel or sdist, not a page (uv reads
-    it as a page)."""
+    it as a page), pip's options on a requirement's line (uv refuses them)."""
     import shlex
 
     from segfetch.wheels.reqtext import ARCHIVES, VCS
@@ -199,6 +199,8 @@ def unlike_uv(reqs: RequirementSet) -> str | None:
         return "uv installs no VCS URL in editable mode (-e)"
     if any(f.lower().endswith(ARCHIVES) and not is_http_url(f) for f in reqs.find_links):
         return "uv reads a --find-links file as an HTML page, not as the wheel or sdist it is"
+    if any(" --config-settings" in h or " --global-option" in h for h in reqs.handed):
+        return "uv takes no --config-settings or --global-option on a requirement's line"
     return None
 
 

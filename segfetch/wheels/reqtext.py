@@ -11,6 +11,7 @@ import locale
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -158,9 +159,12 @@ def check_url_hashes(url: str, name: str, where: str) -> None:
             )
 
 
-def for_pip(text: str) -> bool:
-    """A requirement that only pip reads: a VCS or file: URL, or a local path."""
-    return text.startswith((*VCS, "file:")) or local_path(text) is not None
+def for_pip(text: str, options: Sequence[str] = ()) -> bool:
+    """A requirement that only pip reads: a VCS or file: URL, or a local path; or one with
+    pip's options for its build (``--config-settings``, ``--global-option``), which its
+    line keeps (its files still come through segfetch's index)."""
+    own = any(o.partition("=")[0] in ("--config-settings", "--global-option") for o in options)
+    return own or text.startswith((*VCS, "file:")) or local_path(text) is not None
 
 
 def local_path(text: str) -> str | None:

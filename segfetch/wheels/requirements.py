@@ -301,7 +301,7 @@ class RequirementSet:
     ) -> None:
         """A requirement line (its ``--hash`` options apart): from an index, direct, or
         for pip itself (pip's own reading of it: pip's ``install_req_from_line``)."""
-        if not constraint and for_pip(text):
+        if not constraint and for_pip(text, options):
             path = local_path(text)
             if path is not None and not Path(path).exists():  # as pip says it
                 raise RequirementError(
