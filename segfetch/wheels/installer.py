@@ -194,23 +194,33 @@ def command(
 
 
 def uv_files(reqs: Sequence[str]) -> list[str]:
-    """segfetch's requirement files (``-r``/``-c`` FILE) as uv reads them, written beside
-    each: an option's value runs to the line's end, as it is. pip splits such a line as a
-    shell does (`-e '/a b/p[x]'`); uv took the quotes for part of the path."""
-    import shlex
-
+    """segfetch's requirement files (``-r``/``-c`` FILE) as uv reads them: an option's value
+    runs to the line's end, as it is. pip splits such a line as a shell does (`-e '/a b/p[x]'`);
+    uv took the quotes for part of the path. A file with such lines is written anew beside
+    it; one that cannot be read is left to uv to say so."""
     out = list(reqs)
     for i, (flag, path) in enumerate(itertools.pairwise(reqs)):
-        if flag in ("-r", "-c"):
+        if flag not in ("-r", "-c"):
+            continue
+        try:
             lines = Path(path).read_text(encoding="utf-8").splitlines()
-            for n, line in enumerate(lines):
-                option, _, value = line.partition(" ")
-                if option.startswith("-") and value:
-                    with contextlib.suppress(ValueError):  # (not pip's quoting: as it is)
-                        lines[n] = f"{option} {' '.join(shlex.split(value))}"
+        except OSError:
+            continue
+        unquoted = [_unquoted(line) for line in lines]
+        if unquoted != lines:
             out[i + 1] = str(Path(path).with_name("uv-" + Path(path).name))
-            Path(out[i + 1]).write_text("".join(x + "\n" for x in lines), encoding="utf-8")
+            Path(out[i + 1]).write_text("".join(x + "\n" for x in unquoted), encoding="utf-8")
     return out
+
+
+def _unquoted(line: str) -> str:
+    import shlex
+
+    option, _, value = line.partition(" ")
+    if option.startswith("-") and value:
+        with contextlib.suppress(ValueError):  # (not pip's quoting: as it is)
+            return f"{option} {' '.join(shlex.split(value))}"
+    return line
 
 
 def loopback_direct(env: dict[str, str]) -> None:
