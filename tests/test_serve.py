@@ -615,6 +615,13 @@ async def test_ranges_head_and_auth(tmp_path: Path, index_dir: Path) -> None:
                 assert r.headers["Content-Range"] == f"bytes {got[0]}-{got[1]}/{len(data)}"
             assert probes(emu, BETA) == 0  # (no download of the file began)
             assert (await client.get(file_url, auth=auth)).content == data  # now cached
+            etag = (await client.get(file_url, auth=auth)).headers["ETag"]  # (the sha256)
+            # a client's HTTP cache that holds it: a 304 (it got all of it again)
+            for held in (etag, f'"x", W/{etag}'):
+                r = await client.get(file_url, auth=auth, headers={"If-None-Match": held})
+                assert (r.status_code, r.content) == (304, b"")
+            r = await client.get(file_url, auth=auth, headers={"If-None-Match": '"other"'})
+            assert (r.status_code, r.content) == (200, data)
             r = await client.get(file_url, auth=auth, headers={"Range": "bytes=10-19"})
             assert (r.status_code, r.content) == (206, data[10:20])  # (from the cache)
             assert r.headers["Content-Range"] == f"bytes 10-19/{len(data)}"

@@ -241,7 +241,15 @@ async def send_file(
     request: Request, reply: Reply, path: Path, *, etag: str | None = None, headers: Headers = ()
 ) -> None:
     """A complete file, or the one range asked for (206), or a 416. If-Range against the
-    ETag: a range of another version is never sent."""
+    ETag: a range of another version is never sent. If-None-Match with it: a 304 (the
+    client's HTTP cache holds this file)."""
+    held = [
+        t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")
+    ]
+    if etag is not None and (etag in held or "*" in held):
+        await reply.start(304, [("ETag", etag), *headers])
+        await reply.end()
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         size = os.fstat(fd).st_size
