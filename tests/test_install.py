@@ -89,6 +89,24 @@ async def test_pinned_set_with_hashes_downloads_verified(
     assert any(e["fault"] == "reset" for e in emu.log)
 
 
+async def test_downloaded_files_are_copies_of_their_own(tmp_path: Path, index_dir: Path) -> None:
+    """`download -d` linked its files to the cache's: a file edited in one folder changed
+    every other folder's (the cache heals its own; a wheelhouse stayed damaged). pip
+    download writes files of their own; so does segfetch now, the cache kept."""
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    async with index(index_dir) as emu:
+        for out in ("one", "two"):
+            proc = await segfetch("download", "sf-beta==1.1", "-d", str(tmp_path / out),
+                                  "--index-url", emu.index_url, *cache)  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+    name = "sf_beta-1.1-py3-none-any.whl"
+    one, two = tmp_path / "one" / name, tmp_path / "two" / name
+    assert one.stat().st_nlink == two.stat().st_nlink == 1
+    with one.open("ab") as f:
+        f.write(b"junk")
+    assert two.read_bytes() == (index_dir / name).read_bytes()
+
+
 async def test_unpinned_set_resolves_with_every_byte_through_segfetch(
     tmp_path: Path, index_dir: Path
 ) -> None:

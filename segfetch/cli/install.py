@@ -330,7 +330,7 @@ def _run_started(
             for line in held_lacking_extras(reqs, probe.result().target):
                 print(line, file=sys.stderr)  # (pip's words, -q or not; pip installing says them)
         if installer is None:
-            link_into(fetched, args.dest)
+            link_into(fetched, args.dest, copy=True)  # (the user's: pip download's own files)
             code = 0
         elif nothing:
             code = 0  # the environment holds the set: pip would say so, and do nothing

@@ -219,10 +219,12 @@ async def _check_other_hash(path: Path, p: Planned, remove: bool = True) -> None
         )
 
 
-def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
-    """Put the files in folder: a hard link where the file system allows, else a copy.
-    (The cache checks its files' sha256 on every run: a linked file edited in the folder
-    is never installed from the cache.)"""
+def link_into(fetched: Sequence[Fetched], folder: Path, *, copy: bool = False) -> None:
+    """Put the files in folder: a hard link where the file system allows, else a copy
+    (``copy``: a copy always, for a folder that is the user's: a linked file edited there
+    changed the cache's, and every other folder's link to it, as pip download's never
+    do). (The cache checks its files' sha256 on every run: a linked file edited in the
+    folder is never installed from the cache.)"""
     folder.mkdir(parents=True, exist_ok=True)
     for f in fetched:
         target = folder / f.planned.filename
@@ -234,9 +236,12 @@ def link_into(fetched: Sequence[Fetched], folder: Path) -> None:
         # then renamed into place half written.
         tmp = folder / f".segfetch-{os.getpid()}-{secrets.token_hex(4)}.tmp"  # (any name fits)
         try:
-            try:
-                os.link(f.path, tmp)
-            except OSError:
+            linked = False
+            if not copy:
+                with contextlib.suppress(OSError):
+                    os.link(f.path, tmp)
+                    linked = True
+            if not linked:
                 shutil.copyfile(f.path, tmp)
                 fsync_path(tmp)  # on disk before its name is the file's
             os.replace(tmp, target)
