@@ -142,6 +142,9 @@ CASES: dict[str, Args] = {
     ],
     "local-path": lambda emu, other, root: ["./src/dr-proj-0.1"],
     "local-wheel": lambda emu, other, root: [str(root / "links" / "dr_local-2.0-py3-none-any.whl")],
+    "file-url-wheel": lambda emu, other, root: [
+        f"dr-local @ {(root / 'links' / 'dr_local-2.0-py3-none-any.whl').as_uri()}"
+    ],
     "vcs": lambda emu, other, root: [f"git+{(root / 'vcs' / 'dr-vcs-0.2').as_uri()}#egg=dr-vcs"],
     "find-links-dir": lambda emu, other, root: ["dr-local", "-f", "links"],  # from the cwd
     # one wheel as the place (pip takes it; uv read it as a page): auto installs with pip
@@ -154,7 +157,7 @@ CASES: dict[str, Args] = {
     "universal-hashed": lambda emu, other, root: universal_lock(root, hashed=True),
 }
 UV_TOO = ["unpinned", "direct-url", "sdist", "hashed-sdist", "hashed-sha512", "editable"]
-UV_TOO += ["local-path"]
+UV_TOO += ["local-path", "local-wheel", "file-url-wheel"]  # (freeze: with its #sha256=)
 UV_TOO += ["no-index", "pre-find-links", "url-constraint", "url-constraint-pinned"]
 UV_TOO += ["universal-lock", "universal-hashed", "editable-extra", "editable-space"]
 AUTO = [

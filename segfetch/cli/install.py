@@ -347,7 +347,9 @@ def _run_started(
                 own_pip=probe.result().target.own_pip, constraints_read=reqs.configured,
             )  # fmt: skip
             if code == 0:
-                record_origins(python, origins, pip_args)
+                by_uv = (installing.installer or installer).name == "uv"
+                local = reqset.local_archives(reqs) if by_uv else []  # (pip records its own)
+                record_origins(python, origins + local, pip_args)
             for path in command_line_values(pip_args, "--report") if code == 0 else ():
                 report_origins(Path(path), fetched, {url for _, url, _ in origins})
             if shown is not None and shown.exists():  # where pip would have printed it

@@ -27,6 +27,7 @@ from segfetch.errors import (
     SegfetchError,
     UsageError,
     check_url,
+    file_url_path,
     is_file_url,
     is_http_url,
     redact_url,
@@ -202,6 +203,26 @@ def unlike_uv(reqs: RequirementSet) -> str | None:
     if any(" --config-settings" in h or " --global-option" in h for h in reqs.handed):
         return "uv takes no --config-settings or --global-option on a requirement's line"
     return None
+
+
+def local_archives(reqs: RequirementSet) -> list[tuple[str, str, str]]:
+    """(name, file: URL, sha256) of each local wheel or sdist the set names (a path, or
+    `name @ file:...`): pip's freeze line of it carries its hash; uv records none."""
+    import hashlib
+
+    from segfetch.wheels.dists import parse_filename
+    from segfetch.wheels.reqtext import ARCHIVES, local_path
+
+    out = []
+    for line in reqs.handed:
+        text = line.split(" --")[0].strip()
+        url = text.partition(" @ ")[2].split(";")[0].strip() if " @ " in text else ""
+        path = file_url_path(url) if is_file_url(url) else Path(local_path(text) or "")
+        parsed = parse_filename(path.name) if path.name.endswith(ARCHIVES) else None
+        if parsed is not None and path.is_file():
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            out.append((str(parsed.name), path.absolute().as_uri(), sha))
+    return out
 
 
 def plan_for_uv(
