@@ -220,7 +220,8 @@ def local_archives(reqs: RequirementSet) -> list[tuple[str, str, str]]:
         path = file_url_path(url) if is_file_url(url) else Path(local_path(text) or "")
         parsed = parse_filename(path.name) if path.name.endswith(ARCHIVES) else None
         if parsed is not None and path.is_file():
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+            with path.open("rb") as f:  # (a large wheel: not all in memory at once)
+                sha = hashlib.file_digest(f, "sha256").hexdigest()
             out.append((str(parsed.name), path.absolute().as_uri(), sha))
     return out
 
