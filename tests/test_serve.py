@@ -195,12 +195,25 @@ def test_unique_keeps_the_file_of_a_name_pip_takes() -> None:
     first = IndexFile("a-1.0-py3-none-any.whl", "https://up.example/a.whl", SHA)
     extra = IndexFile("a-1.0-py3-none-any.whl", "https://extra.example/a.whl", "b" * 64)
     sdist = IndexFile("a-0.9.tar.gz", "https://up.example/a-0.9.tar.gz")
-    assert simple.unique([first, sdist, extra]) == [extra, sdist]
+    # The other file of that name is listed too, before it, by its sha256: pip, given
+    # both, takes the one its --hash names (through serve it failed where it succeeded
+    # from the indexes), and else the last, as ever.
+    assert simple.unique([first, sdist, extra]) == [first, extra, sdist]
+    assert simple.keys([first, extra, sdist]) == [
+        f"{SHA}/{first.filename}",
+        extra.filename,
+        sdist.filename,
+    ]
+    assert simple.route(f"/files/a/{SHA}/{first.filename}") == simple.File(
+        "a", f"{SHA}/{first.filename}"
+    )
+    assert simple.route(f"/files/a/{SHA[:10]}/{first.filename}") == simple.Refused(404, "not found")
     yanked = IndexFile(extra.filename, extra.url, extra.sha256, None, "broken")
-    assert simple.unique([first, yanked]) == [first]
-    assert simple.unique([yanked, first]) == [first]
+    assert simple.unique([first, yanked]) == [yanked, first]
+    assert simple.unique([yanked, first]) == [yanked, first]
     again = IndexFile(first.filename, first.url, first.sha256, None, "")
-    assert simple.unique([yanked, again]) == [again]
+    assert simple.unique([yanked, again]) == [yanked, again]
+    assert simple.unique([first, again]) == [first]  # (one file: one link)
 
 
 @pytest.mark.parametrize(
@@ -1058,3 +1071,33 @@ async def test_a_range_the_upstream_does_not_give_comes_from_the_verified_file(
         asked = len(emu.log)
         assert (await client.get(file_url)).content == data  # (fetched for it: cached)
         assert len(emu.log) == asked
+
+
+@pytest.mark.parametrize("which", [0, 1])
+async def test_two_indexes_with_other_bytes_under_one_name_both_reach_pip(
+    tmp_path: Path, which: int
+) -> None:
+    """The index and the extra index list one file name with other bytes: serve listed
+    the extra index's alone, so pip with a --hash of the index's failed through serve
+    where it installs from the two indexes. Both are listed now; pip takes the one its
+    --hash names."""
+    wheels = [
+        make_wheel(tmp_path / f"i{i}", "sf-twin", "1.0", payload=20_000, seed=10 + i)
+        for i in (0, 1)
+    ]
+    assert wheels[0].name == wheels[1].name and wheels[0].read_bytes() != wheels[1].read_bytes()
+    venv = tmp_path / "venv"
+    assert (await _run(sys.executable, "-m", "venv", venv)).returncode == 0
+    req = tmp_path / "req.txt"
+    sha = hashlib.sha256(wheels[which].read_bytes()).hexdigest()
+    req.write_text(f"sf-twin==1.0 --hash=sha256:{sha}\n")
+    async with (
+        Emulator(index=tmp_path / "i0") as one,
+        Emulator(index=tmp_path / "i1") as two,
+        serving([one.index_url, two.index_url], tmp_path / "cache") as (_, url),
+    ):
+        pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "install", "-q"]
+        proc = await _run(*pip, "--no-cache-dir", "--index-url", url, "-r", req)
+        assert proc.returncode == 0, proc.stderr
+        asked = [e["path"] for e in (one, two)[which].log if str(e["path"]).endswith(".whl")]
+    assert asked  # (the file its hash names came from its own index)

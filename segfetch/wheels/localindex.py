@@ -144,7 +144,7 @@ class IndexApp:
         its file URLs lead to them."""
         files, stale = await self._project(project, revalidate)
         files = simple.unique(files)
-        self.listed[project] = {f.filename: f for f in files}
+        self.listed[project] = dict(zip(simple.keys(files), files, strict=True))
         (self.stale.add if stale else self.stale.discard)(project)
         return files, stale
 

@@ -31,6 +31,7 @@ _LATEST = {
     "application/vnd.pypi.simple.latest+json": JSON_TYPE,
     "application/vnd.pypi.simple.latest+html": HTML_V1,
 }
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)  # PEP 508
 
 
@@ -86,6 +87,8 @@ def route(target: str) -> Route:
         if name != parts[1] or not trailing:
             return Redirect(f"/simple/{name}/")
         return Page(name)
+    if len(parts) == 4 and parts[0] == "files" and _SHA256.fullmatch(parts[2]):
+        parts = [*parts[:2], f"{parts[2]}/{parts[3]}"]  # (a second file of that name: keys)
     if len(parts) == 3 and parts[0] == "files" and not trailing:
         project, filename = parts[1], parts[2]
         if _NAME.match(project) and canonicalize_name(project) == project:
@@ -142,21 +145,36 @@ def content_type(media: str) -> str:
 
 
 def unique(files: Iterable[IndexFile]) -> list[IndexFile]:
-    """One entry per file name (our URLs are by name): the one pip would take of the
-    links of that name. pip sorts equal candidates stably and takes the last, so of
-    links alike it takes the last listed (the extra index's over the index's, the later
-    of two links on one page); a yanked link gives way to one that is not."""
+    """One entry per file name: the one pip would take of the links of that name. pip
+    sorts equal candidates stably and takes the last, so of links alike it takes the last
+    listed (the extra index's over the index's, the later of two links on one page); a
+    yanked link gives way to one that is not. Before them, each other file of such a name
+    and another sha256 (two indexes, other bytes under one name), its URL by its sha256
+    (``keys``): pip, given both, takes the one its --hash names, as from the indexes, and
+    else the last, as ever."""
     seen: dict[str, IndexFile] = {}
+    every: dict[tuple[str, str | None], IndexFile] = {}
     for f in files:
         kept = seen.get(f.filename)
         if kept is None or f.yanked is None or kept.yanked is not None:
             seen[f.filename] = f
-    return list(seen.values())
+        if f.sha256:
+            every.setdefault((f.filename, f.sha256), f)
+    other = [f for (name, sha), f in every.items() if seen[name].sha256 not in (None, sha)]
+    return [*other, *seen.values()]
 
 
-def file_href(project: str, filename: str) -> str:
-    """A file's URL relative to its project page."""
-    return f"../../files/{project}/{quote(filename)}"
+def keys(files: Sequence[IndexFile]) -> list[str]:
+    """Each file's name in our URLs: its file name; one listed before another file of that
+    name (unique's others), its sha256 and name."""
+    last = {f.filename: i for i, f in enumerate(files)}
+    return [f.filename if last[f.filename] == i else f"{f.sha256}/{f.filename}"
+            for i, f in enumerate(files)]  # fmt: skip
+
+
+def file_href(project: str, key: str) -> str:
+    """A file's URL relative to its project page (``key``: see keys)."""
+    return f"../../files/{project}/{quote(key)}"
 
 
 def _fragment(f: IndexFile) -> str:
@@ -192,11 +210,12 @@ def render_page(
         if sized:  # (and the project's versions)
             parsed = (parse_filename(f.filename) for f in files)
             doc["versions"] = [str(v) for v in sorted({d.version for d in parsed if d})]
-        doc["files"] = [_json(project, f, has_metadata(f)) for f in files]
+        named = zip(files, keys(files), strict=True)
+        doc["files"] = [_json(project, f, key, has_metadata(f)) for f, key in named]
         return json.dumps(doc).encode()
     rows = []
-    for f in files:
-        href = file_href(project, f.filename) + _fragment(f)
+    for f, key in zip(files, keys(files), strict=True):
+        href = file_href(project, key) + _fragment(f)
         attrs = [f'href="{html.escape(href)}"']
         if f.requires_python:
             attrs.append(f'data-requires-python="{html.escape(f.requires_python)}"')
@@ -208,10 +227,10 @@ def render_page(
     return _html(html.escape(project), rows)
 
 
-def _json(project: str, f: IndexFile, metadata: bool) -> dict[str, object]:
+def _json(project: str, f: IndexFile, key: str, metadata: bool) -> dict[str, object]:
     out: dict[str, object] = {
         "filename": f.filename,
-        "url": file_href(project, f.filename),
+        "url": file_href(project, key),
         "hashes": dict([_fragment(f)[1:].split("=", 1)]) if _fragment(f) else {},
         "yanked": (f.yanked or True) if f.yanked is not None else False,
         # PEP 714's name only: pip 22.3 to 23.1 crash on a JSON "dist-info-metadata"
