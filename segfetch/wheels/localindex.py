@@ -172,10 +172,10 @@ class IndexApp:
         for that page, and "pip subprocess to install build dependencies" is no such name),
         unless a local --find-links place has it (``held``; None: may have any): pip saw
         its files there, and says why it took none."""
+        if held is None:  # (a place that may hold any project: pip's own words stand)
+            return self.error
         words = set(re.split(r"[^a-z0-9-]+", re.sub(r"[._]", "-", pip_said.lower()))) - {"pip"}
-        named = [e for name, e in self.missing.items() if name in words - set(held or ())]
-        if held is None:
-            named = []
+        named = [e for name, e in self.missing.items() if name in words - set(held)]
         return self.error or next(iter(named), None)
 
     def scrub(self, text: str) -> str:
