@@ -1101,3 +1101,21 @@ async def test_two_indexes_with_other_bytes_under_one_name_both_reach_pip(
         assert proc.returncode == 0, proc.stderr
         asked = [e["path"] for e in (one, two)[which].log if str(e["path"]).endswith(".whl")]
     assert asked  # (the file its hash names came from its own index)
+
+
+async def test_a_page_a_client_holds_is_a_304(tmp_path: Path, index_dir: Path) -> None:
+    """Pages carried no ETag: a client's HTTP cache (pip's, uv's) got each page whole again
+    on every revalidation. Each page and media type has its own now; naming it, a 304."""
+    async with (
+        Emulator(index=index_dir) as emu,
+        serving([emu.index_url], tmp_path / "c") as (_, url),
+        httpx.AsyncClient(trust_env=False) as client,
+    ):
+        html_page = await client.get(url + "sf-beta/")
+        json_page = await client.get(url + "sf-beta/", headers={"Accept": JSON_TYPE})
+        tags = html_page.headers["ETag"], json_page.headers["ETag"]
+        assert tags[0] != tags[1]
+        again = await client.get(url + "sf-beta/", headers={"If-None-Match": tags[0]})
+        assert (again.status_code, again.content, again.headers["ETag"]) == (304, b"", tags[0])
+        other = await client.get(url + "sf-beta/", headers={"If-None-Match": tags[1]})
+        assert (other.status_code, other.content) == (200, html_page.content)

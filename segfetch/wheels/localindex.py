@@ -13,6 +13,7 @@ upstream has no ``.metadata`` the wheel is fetched and its METADATA read from it
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -23,7 +24,15 @@ import trio
 
 from segfetch.errors import HashMismatch, HTTPStatusError, SegfetchError
 from segfetch.wheels import simple
-from segfetch.wheels.httpd import Cut, Reply, Request, basic_auth_ok, send_file, serve_listeners
+from segfetch.wheels.httpd import (
+    Cut,
+    Reply,
+    Request,
+    basic_auth_ok,
+    held,
+    send_file,
+    serve_listeners,
+)
 from segfetch.wheels.index import IndexFile
 from segfetch.wheels.pages import cache_control as cache_control_of
 
@@ -137,6 +146,11 @@ class IndexApp:
                 files, stale = await self.listing(where.project, revalidate=fresh)
                 body = simple.render_page(media, where.project, files, self._has_metadata)
                 headers += [STALE] if stale else []
+            headers.append(("ETag", f'"{hashlib.sha256(body).hexdigest()[:32]}"'))
+            if held(request, headers[-1][1]):  # (a client's HTTP cache: not the page again)
+                await reply.start(304, headers)
+                await reply.end()
+                return
             await reply.whole(200, simple.content_type(media), body, headers)
 
     async def listing(self, project: str, *, revalidate: bool = False) -> Listing:
