@@ -10,7 +10,7 @@ import importlib.util
 import itertools
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -199,18 +199,23 @@ def uv_files(reqs: Sequence[str]) -> list[str]:
     uv took the quotes for part of the path. A file with such lines is written anew beside
     it; one that cannot be read is left to uv to say so."""
     out = list(reqs)
-    for i, (flag, path) in enumerate(itertools.pairwise(reqs)):
-        if flag not in ("-r", "-c"):
-            continue
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
+    for i, _, path, lines in req_files(reqs):
         unquoted = [_unquoted(line) for line in lines]
         if unquoted != lines:
             out[i + 1] = str(Path(path).with_name("uv-" + Path(path).name))
             Path(out[i + 1]).write_text("".join(x + "\n" for x in unquoted), encoding="utf-8")
     return out
+
+
+def req_files(reqs: Sequence[str]) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Each ``-r``/``-c`` FILE of an installer's arguments that can be read: the flag's
+    place, the flag, the path, and the file's lines."""
+    for i, (flag, path) in enumerate(itertools.pairwise(reqs)):
+        if flag in ("-r", "-c"):
+            try:
+                yield i, flag, path, Path(path).read_text(encoding="utf-8").splitlines()
+            except OSError:
+                continue
 
 
 def _unquoted(line: str) -> str:

@@ -180,16 +180,16 @@ class IndexApp:
         else:
             await self._send(f, request, reply)
 
-    def explain(self, pip_said: str, held: Collection[str] | None = ()) -> SegfetchError | None:
+    def explain(self, pip_said: str, local: Collection[str] | None = ()) -> SegfetchError | None:
         """What explains pip's failure better than pip: a failure here, or the project no
         index has that pip's message names ("pip" is in all of them: its version check asks
         for that page, and "pip subprocess to install build dependencies" is no such name),
-        unless a local --find-links place has it (``held``; None: may have any): pip saw
+        unless a local --find-links place has it (``local``; None: may have any): pip saw
         its files there, and says why it took none."""
-        if held is None:  # (a place that may hold any project: pip's own words stand)
+        if local is None:  # (a place that may hold any project: pip's own words stand)
             return self.error
         words = set(re.split(r"[^a-z0-9-]+", re.sub(r"[._]", "-", pip_said.lower()))) - {"pip"}
-        named = [e for name, e in self.missing.items() if name in words - set(held)]
+        named = [e for name, e in self.missing.items() if name in words - set(local)]
         return self.error or next(iter(named), None)
 
     def scrub(self, text: str) -> str:

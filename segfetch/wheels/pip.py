@@ -3,7 +3,6 @@ the verified files only, by that pip or by uv (``--installer``)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -20,7 +19,13 @@ import trio
 from segfetch.errors import SegfetchError, redact_url
 from segfetch.wheels.children import spawn, stop
 from segfetch.wheels.files import Fetched, link_into
-from segfetch.wheels.installer import Installer, command, loopback_direct, pip_command
+from segfetch.wheels.installer import (
+    Installer,
+    command,
+    loopback_direct,
+    pip_command,
+    req_files,
+)
 from segfetch.wheels.pipnet import command_line_values
 from segfetch.wheels.reqtext import split_options
 
@@ -80,13 +85,7 @@ def as_given(text: str, pip_reqs: Sequence[str]) -> str:
     """pip's words with the set's own files (those segfetch wrote for it, ``-r``/``-c`` in
     ``pip_reqs``) out of them: "-r /tmp/segfetch-reqs-.../requirements.txt (line 3)" is that
     line's requirement, as pip names one given on its command line."""
-    for flag, path in itertools.pairwise(pip_reqs):
-        if flag not in ("-r", "-c"):
-            continue
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            continue
+    for _, flag, path, lines in req_files(pip_reqs):
 
         def line(m: re.Match[str], lines: list[str] = lines) -> str:
             n = int(m.group(1))
